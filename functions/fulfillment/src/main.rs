@@ -1,0 +1,20 @@
+//! `fulfillment`: the SQS consumer. Returns `batchItemFailures` so only failed jobs are retried
+//! (the event source mapping has `ReportBatchItemFailures`). All logic is in
+//! `switchboard::fulfillment`.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    switchboard::telemetry::init();
+    let fulfillment = Arc::new(switchboard::setup::fulfillment().await?);
+    tracing::info!("fulfillment function ready");
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let fulfillment = fulfillment.clone();
+        async move { Ok::<SqsBatchResponse, Error>(fulfillment.handle(event.payload).await) }
+    }))
+    .await
+}

@@ -1,0 +1,177 @@
+//! Ports to the company's systems, and the types the flows read from them. Flows call these
+//! traits, never URLs; `rest` adapts them to HTTP APIs.
+
+pub mod rest;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::money::Money;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrderStatus {
+    Processing,
+    Shipped,
+    InTransit,
+    OutForDelivery,
+    Delivered,
+    Cancelled,
+    /// A status this version does not know yet is shown, never fatal.
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderItem {
+    pub name: String,
+    #[serde(default = "one")]
+    pub quantity: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    pub id: String,
+    pub customer_id: String,
+    pub status: OrderStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub placed_at: OffsetDateTime,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub promised_by: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub carrier: Option<String>,
+    #[serde(default)]
+    pub tracking_url: Option<String>,
+    pub total: Money,
+    #[serde(default)]
+    pub items: Vec<OrderItem>,
+}
+
+impl Order {
+    /// Late: promised for a moment that has passed, and neither delivered nor cancelled.
+    pub fn is_late(&self, now: OffsetDateTime) -> bool {
+        !matches!(self.status, OrderStatus::Delivered | OrderStatus::Cancelled)
+            && self.promised_by.is_some_and(|p| p < now)
+    }
+
+    pub fn summary(&self) -> String {
+        match self.items.as_slice() {
+            [] => format!("#{}", self.id),
+            [one] => format!("#{} ({})", self.id, one.name),
+            [first, rest @ ..] => format!("#{} ({} and {} more)", self.id, first.name, rest.len()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundReceipt {
+    pub id: String,
+    pub status: String,
+    pub amount: Money,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The system did not answer in time or answered 5xx/429: worth retrying later.
+    #[error("{system} is unavailable: {detail}")]
+    Unavailable {
+        system: &'static str,
+        detail: String,
+    },
+    /// The system refused the request (4xx other than 429): retrying will not help.
+    #[error("{system} rejected the request ({status}): {detail}")]
+    Rejected {
+        system: &'static str,
+        status: u16,
+        detail: String,
+    },
+    /// The answer did not have the shape the mapping expects.
+    #[error("{system} answered with an unexpected shape: {detail}")]
+    Malformed {
+        system: &'static str,
+        detail: String,
+    },
+}
+
+impl ConnectorError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ConnectorError::Unavailable { .. })
+    }
+}
+
+#[async_trait]
+pub trait OrdersPort: Send + Sync {
+    /// The customer's recent orders, newest first.
+    async fn recent_orders(&self, customer_id: &str) -> Result<Vec<Order>, ConnectorError>;
+    /// One order by its number, whoever owns it; the caller checks ownership.
+    async fn order(&self, order_id: &str) -> Result<Option<Order>, ConnectorError>;
+}
+
+#[async_trait]
+pub trait PaymentsPort: Send + Sync {
+    /// Refunds an order; the same `idempotency_key` never refunds twice.
+    async fn refund(
+        &self,
+        order_id: &str,
+        amount: &Money,
+        idempotency_key: &str,
+    ) -> Result<RefundReceipt, ConnectorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn order(status: OrderStatus, promised: Option<OffsetDateTime>) -> Order {
+        Order {
+            id: "1001".into(),
+            customer_id: "c".into(),
+            status,
+            placed_at: datetime!(2026-11-01 10:00 UTC),
+            promised_by: promised,
+            delivered_at: None,
+            carrier: None,
+            tracking_url: None,
+            total: Money {
+                amount_cents: 100,
+                currency: "USD".into(),
+            },
+            items: vec![],
+        }
+    }
+
+    #[test]
+    fn lateness() {
+        let now = datetime!(2026-11-20 00:00 UTC);
+        assert!(order(
+            OrderStatus::InTransit,
+            Some(datetime!(2026-11-10 00:00 UTC))
+        )
+        .is_late(now));
+        assert!(!order(
+            OrderStatus::InTransit,
+            Some(datetime!(2026-11-25 00:00 UTC))
+        )
+        .is_late(now));
+        assert!(!order(
+            OrderStatus::Delivered,
+            Some(datetime!(2026-11-10 00:00 UTC))
+        )
+        .is_late(now));
+        assert!(!order(OrderStatus::InTransit, None).is_late(now));
+    }
+
+    #[test]
+    fn unknown_statuses_parse() {
+        let s: OrderStatus = serde_json::from_str("\"awaiting_pickup\"").unwrap();
+        assert_eq!(s, OrderStatus::Unknown);
+    }
+}

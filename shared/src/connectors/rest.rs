@@ -1,0 +1,175 @@
+//! HTTP adapters for the orders and payments ports, against REST APIs shaped like the demo
+//! service's (`dev/demo_systems.py`). Declarative, config-driven connectors replace these later;
+//! the ports stay.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use super::{ConnectorError, Order, OrdersPort, PaymentsPort, RefundReceipt};
+use crate::money::Money;
+
+/// One client per process: connection pools are reused across invocations of a warm container.
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(1)))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("a client with only timeouts and a user agent always builds")
+}
+
+fn join(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    {
+        // path_segments_mut percent-encodes each segment, so an order id cannot add a path.
+        let mut path = url.path_segments_mut().expect("http(s) URLs have paths");
+        path.pop_if_empty();
+        for s in segments {
+            path.push(s);
+        }
+    }
+    url
+}
+
+async fn read_json<T: DeserializeOwned>(
+    system: &'static str,
+    resp: Result<reqwest::Response, reqwest::Error>,
+) -> Result<Option<T>, ConnectorError> {
+    let resp = resp.map_err(|e| ConnectorError::Unavailable {
+        system,
+        detail: if e.is_timeout() {
+            "timed out".into()
+        } else {
+            e.to_string()
+        },
+    })?;
+    let status = resp.status().as_u16();
+    if status == 404 {
+        return Ok(None);
+    }
+    if status == 429 || status >= 500 {
+        return Err(ConnectorError::Unavailable {
+            system,
+            detail: format!("HTTP {status}"),
+        });
+    }
+    if !(200..300).contains(&status) {
+        let detail = resp
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect();
+        return Err(ConnectorError::Rejected {
+            system,
+            status,
+            detail,
+        });
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| ConnectorError::Unavailable {
+            system,
+            detail: e.to_string(),
+        })?;
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ConnectorError::Malformed {
+            system,
+            detail: e.to_string(),
+        })
+}
+
+pub struct RestOrders {
+    client: reqwest::Client,
+    base: Url,
+}
+
+impl RestOrders {
+    pub fn new(client: reqwest::Client, base: Url) -> Self {
+        Self { client, base }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct OrderList {
+    orders: Vec<Order>,
+}
+
+#[async_trait]
+impl OrdersPort for RestOrders {
+    async fn recent_orders(&self, customer_id: &str) -> Result<Vec<Order>, ConnectorError> {
+        let mut url = join(&self.base, &["orders"]);
+        url.query_pairs_mut()
+            .append_pair("customer_id", customer_id);
+        let list: Option<OrderList> =
+            read_json("orders", self.client.get(url).send().await).await?;
+        let mut orders = list.map(|l| l.orders).unwrap_or_default();
+        orders.sort_by(|a, b| b.placed_at.cmp(&a.placed_at));
+        Ok(orders)
+    }
+
+    async fn order(&self, order_id: &str) -> Result<Option<Order>, ConnectorError> {
+        let url = join(&self.base, &["orders", order_id]);
+        read_json("orders", self.client.get(url).send().await).await
+    }
+}
+
+pub struct RestPayments {
+    client: reqwest::Client,
+    base: Url,
+}
+
+impl RestPayments {
+    pub fn new(client: reqwest::Client, base: Url) -> Self {
+        Self { client, base }
+    }
+}
+
+#[async_trait]
+impl PaymentsPort for RestPayments {
+    async fn refund(
+        &self,
+        order_id: &str,
+        amount: &Money,
+        idempotency_key: &str,
+    ) -> Result<RefundReceipt, ConnectorError> {
+        let url = join(&self.base, &["refunds"]);
+        let body = serde_json::json!({ "order_id": order_id, "amount": amount });
+        let resp = self
+            .client
+            .post(url)
+            .header("Idempotency-Key", idempotency_key)
+            .json(&body)
+            .send()
+            .await;
+        read_json::<RefundReceipt>("payments", resp)
+            .await?
+            .ok_or_else(|| ConnectorError::Rejected {
+                system: "payments",
+                status: 404,
+                detail: format!("no order {order_id} to refund"),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_cannot_escape_the_path() {
+        let base = Url::parse("http://127.0.0.1:1/api/").unwrap();
+        let url = join(&base, &["orders", "../admin?x=1"]);
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:1/api/orders/..%2Fadmin%3Fx=1"
+        );
+    }
+}

@@ -1,0 +1,186 @@
+//! Conversations, messages and dialogue state: what conversation memory holds.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::money::Money;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Bot,
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Bot => "bot",
+            Role::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "customer" => Some(Role::Customer),
+            "bot" => Some(Role::Bot),
+            "agent" => Some(Role::Agent),
+            _ => None,
+        }
+    }
+}
+
+/// One message; `seq` orders a conversation and is the `after=` cursor of the history endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub seq: u64,
+    pub role: Role,
+    pub text: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The idempotency key the client sent with a customer message.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub client_message_id: Option<String>,
+    /// For bot messages: the customer message they answer, if any (async ones answer none).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub reply_to: Option<u64>,
+}
+
+/// Identifies a conversation within a tenant; both parts are validated ids.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConversationKey {
+    pub tenant: String,
+    pub id: String,
+}
+
+/// Where the dialogue is: what the bot's last message asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DialogueState {
+    #[default]
+    Idle,
+    /// The bot asked "which order?" and listed these.
+    AwaitingOrderChoice { candidates: Vec<String> },
+    /// The bot offered to refund a late order.
+    RefundOffered { order_id: String, amount: Money },
+}
+
+/// Facts the dialogue carries between turns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Slots {
+    /// The order the conversation is about, for "and is it late?" follow-ups.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub order_id: Option<String>,
+    /// Orders a refund was requested for in this conversation.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub refunds_requested: Vec<String>,
+}
+
+/// The conversation record: one item, updated by every write with a version check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conversation {
+    pub key: ConversationKey,
+    pub customer_id: String,
+    pub state: DialogueState,
+    pub slots: Slots,
+    /// Bumped by every write; a write names the version it read.
+    pub version: u64,
+    pub last_seq: u64,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+impl Conversation {
+    pub fn new(key: ConversationKey, customer_id: String, now: OffsetDateTime) -> Self {
+        Self {
+            key,
+            customer_id,
+            state: DialogueState::Idle,
+            slots: Slots::default(),
+            version: 0,
+            last_seq: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+/// A conversation as a caller lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub last_seq: u64,
+}
+
+/// Conversation ids are generated here (ULIDs) or derived; any id a client sends is checked against
+/// this shape before it reaches a key.
+pub fn is_valid_conversation_id(id: &str) -> bool {
+    (8..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub fn new_conversation_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// A conversation id that a retried first message maps to again, so a POST without
+/// `conversation_id` but with `client_message_id` is idempotent too.
+pub fn derived_conversation_id(tenant: &str, customer_id: &str, client_message_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [tenant, customer_id, client_message_id] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    // 26 chars of Crockford-like base32 keeps the shape of generated ids.
+    let bits = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"));
+    ulid::Ulid(bits).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_and_distinct() {
+        let a = derived_conversation_id("t", "c", "m1");
+        assert_eq!(a, derived_conversation_id("t", "c", "m1"));
+        assert_ne!(a, derived_conversation_id("t", "c", "m2"));
+        // Length-prefixing keeps ("ab","c") apart from ("a","bc").
+        assert_ne!(
+            derived_conversation_id("t", "ab", "c"),
+            derived_conversation_id("t", "a", "bc")
+        );
+        assert!(is_valid_conversation_id(&a));
+    }
+
+    #[test]
+    fn conversation_ids_reject_key_separators() {
+        assert!(!is_valid_conversation_id("abc#defgh"));
+        assert!(!is_valid_conversation_id("short"));
+        assert!(is_valid_conversation_id(&new_conversation_id()));
+    }
+
+    #[test]
+    fn state_round_trips_as_tagged_json() {
+        let s = DialogueState::RefundOffered {
+            order_id: "1002".into(),
+            amount: Money {
+                amount_cents: 100,
+                currency: "USD".into(),
+            },
+        };
+        let json = serde_json::to_string(&s).unwrap();
+        assert!(json.contains("\"kind\":\"refund_offered\""));
+        assert_eq!(serde_json::from_str::<DialogueState>(&json).unwrap(), s);
+    }
+}

@@ -1,0 +1,25 @@
+//! Switchboard's domain, shared by the three Lambda functions.
+//!
+//! Organised as ports and adapters: the domain (`dialogue`, `nlu`, `turn`, `fulfillment`) talks to
+//! traits (`store::ConversationStore`, `connectors::OrdersPort`, `connectors::PaymentsPort`,
+//! `jobs::JobQueue`); `store::dynamo`, `connectors::rest` and `jobs::sqs` are the AWS and HTTP
+//! adapters, `store::memory` an in-process one for unit tests. The functions only build the adapters
+//! once at init and hand events to `api`, `webhook` and `fulfillment`.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod connectors;
+pub mod conversation;
+pub mod dialogue;
+pub mod fulfillment;
+pub mod http_event;
+pub mod jobs;
+pub mod money;
+pub mod nlu;
+pub mod problem;
+pub mod setup;
+pub mod store;
+pub mod telemetry;
+pub mod turn;
+pub mod webhook;

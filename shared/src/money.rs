@@ -1,0 +1,52 @@
+//! Amounts in minor units, formatted for people.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    pub amount_cents: i64,
+    pub currency: String,
+}
+
+impl std::fmt::Display for Money {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let symbol = match self.currency.to_ascii_uppercase().as_str() {
+            "USD" => "$",
+            "EUR" => "€",
+            "GBP" => "£",
+            _ => "",
+        };
+        let sign = if self.amount_cents < 0 { "-" } else { "" };
+        let abs = self.amount_cents.unsigned_abs();
+        if symbol.is_empty() {
+            write!(
+                f,
+                "{sign}{}.{:02} {}",
+                abs / 100,
+                abs % 100,
+                self.currency.to_ascii_uppercase()
+            )
+        } else {
+            write!(f, "{sign}{symbol}{}.{:02}", abs / 100, abs % 100)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_minor_units() {
+        let m = |c: i64, cur: &str| {
+            Money {
+                amount_cents: c,
+                currency: cur.into(),
+            }
+            .to_string()
+        };
+        assert_eq!(m(4599, "usd"), "$45.99");
+        assert_eq!(m(5, "EUR"), "€0.05");
+        assert_eq!(m(120000, "JPY"), "1200.00 JPY");
+    }
+}

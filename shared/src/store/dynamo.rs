@@ -1,0 +1,436 @@
+//! Conversation memory on DynamoDB (one table, see template.yaml `ConversationsTable`).
+//!
+//! Partition `pk = T#<tenant>#C#<conversation>` holds:
+//! - `sk = STATE`: dialogue state, slots, version, last seq; also the per-customer index entry
+//!   (`gsi1pk = T#<tenant>#U#<customer>`, `gsi1sk = <updated ms>#<conversation>`);
+//! - `sk = MSG#<seq, 20 digits>`: one item per message;
+//! - `sk = TURN#<client message id>`: a turn's answer, for retried POSTs;
+//! - `sk = EFFECT#<job key>`: marks an asynchronous effect as written.
+//!
+//! `STATE` sorts after every `MSG#`, so one descending Query between `MSG#` and `STATE` returns the
+//! record and the newest messages together: a turn's single read.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::{Commit, ConversationStore, Snapshot, StoreError, TurnRecord};
+use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message, Role};
+
+pub const INDEX_BY_CUSTOMER: &str = "ByCustomer";
+const STATE_SK: &str = "STATE";
+const MSG_PREFIX: &str = "MSG#";
+
+type Item = HashMap<String, AttributeValue>;
+
+pub struct DynamoStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+    retention: Duration,
+}
+
+impl DynamoStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: String, retention: Duration) -> Self {
+        Self {
+            client,
+            table,
+            retention,
+        }
+    }
+
+    fn expires_at(&self, now: OffsetDateTime) -> AttributeValue {
+        n(now.unix_timestamp() + self.retention.as_secs() as i64)
+    }
+
+    fn put(&self, item: Item, condition: &str, values: Option<Item>) -> TransactWriteItem {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .build()
+            .expect("table, item and condition are set");
+        TransactWriteItem::builder().put(put).build()
+    }
+}
+
+pub fn partition_key(key: &ConversationKey) -> String {
+    format!("T#{}#C#{}", key.tenant, key.id)
+}
+
+fn customer_index_key(tenant: &str, customer_id: &str) -> String {
+    format!("T#{tenant}#U#{customer_id}")
+}
+
+pub fn message_sort_key(seq: u64) -> String {
+    format!("{MSG_PREFIX}{seq:020}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339)
+        .expect("every OffsetDateTime formats as RFC 3339")
+}
+
+fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(e).to_string())
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {name} missing or not a string"
+        ))),
+    }
+}
+
+fn get_n(item: &Item, name: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a whole number"))),
+        _ => Err(StoreError::Corrupt(format!(
+            "attribute {name} missing or not a number"
+        ))),
+    }
+}
+
+fn get_time(item: &Item, name: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(get_s(item, name)?, &Rfc3339)
+        .map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}")))
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Result<T, StoreError> {
+    serde_json::from_str(get_s(item, name)?)
+        .map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}")))
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn conversation_from(item: &Item) -> Result<Conversation, StoreError> {
+    Ok(Conversation {
+        key: ConversationKey {
+            tenant: get_s(item, "tenant")?.to_string(),
+            id: get_s(item, "conversation_id")?.to_string(),
+        },
+        customer_id: get_s(item, "customer_id")?.to_string(),
+        state: get_json(item, "state")?,
+        slots: get_json(item, "slots")?,
+        version: get_n(item, "version")?,
+        last_seq: get_n(item, "last_seq")?,
+        created_at: get_time(item, "created_at")?,
+        updated_at: get_time(item, "updated_at")?,
+    })
+}
+
+fn message_from(item: &Item) -> Result<Message, StoreError> {
+    let role = get_s(item, "role")?;
+    Ok(Message {
+        seq: get_n(item, "seq")?,
+        role: Role::parse(role)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown role {role}")))?,
+        text: get_s(item, "text")?.to_string(),
+        created_at: get_time(item, "created_at")?,
+        client_message_id: get_s(item, "client_message_id").ok().map(str::to_string),
+        reply_to: get_n(item, "reply_to").ok(),
+    })
+}
+
+fn summary_from(item: &Item) -> Result<ConversationSummary, StoreError> {
+    Ok(ConversationSummary {
+        id: get_s(item, "conversation_id")?.to_string(),
+        created_at: get_time(item, "created_at")?,
+        updated_at: get_time(item, "updated_at")?,
+        last_seq: get_n(item, "last_seq")?,
+    })
+}
+
+impl DynamoStore {
+    fn state_item(&self, c: &Conversation) -> Result<Item, StoreError> {
+        Ok(HashMap::from([
+            ("pk".into(), s(partition_key(&c.key))),
+            ("sk".into(), s(STATE_SK)),
+            ("tenant".into(), s(&c.key.tenant)),
+            ("conversation_id".into(), s(&c.key.id)),
+            ("customer_id".into(), s(&c.customer_id)),
+            ("state".into(), s(to_json(&c.state)?)),
+            ("slots".into(), s(to_json(&c.slots)?)),
+            ("version".into(), n(c.version)),
+            ("last_seq".into(), n(c.last_seq)),
+            ("created_at".into(), s(rfc3339(c.created_at))),
+            ("updated_at".into(), s(rfc3339(c.updated_at))),
+            (
+                "gsi1pk".into(),
+                s(customer_index_key(&c.key.tenant, &c.customer_id)),
+            ),
+            (
+                "gsi1sk".into(),
+                s(format!(
+                    "{:015}#{}",
+                    c.updated_at.unix_timestamp_nanos() / 1_000_000,
+                    c.key.id
+                )),
+            ),
+            ("expires_at".into(), self.expires_at(c.updated_at)),
+        ]))
+    }
+
+    fn message_item(&self, key: &ConversationKey, m: &Message) -> Item {
+        let mut item = HashMap::from([
+            ("pk".into(), s(partition_key(key))),
+            ("sk".into(), s(message_sort_key(m.seq))),
+            ("seq".into(), n(m.seq)),
+            ("role".into(), s(m.role.as_str())),
+            ("text".into(), s(&m.text)),
+            ("created_at".into(), s(rfc3339(m.created_at))),
+            ("expires_at".into(), self.expires_at(m.created_at)),
+        ]);
+        if let Some(id) = &m.client_message_id {
+            item.insert("client_message_id".into(), s(id));
+        }
+        if let Some(r) = m.reply_to {
+            item.insert("reply_to".into(), n(r));
+        }
+        item
+    }
+}
+
+#[async_trait]
+impl ConversationStore for DynamoStore {
+    async fn load(
+        &self,
+        key: &ConversationKey,
+        window: usize,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(partition_key(key)))
+            .expression_attribute_values(":lo", s(MSG_PREFIX))
+            .expression_attribute_values(":hi", s(STATE_SK))
+            .scan_index_forward(false)
+            .limit(i32::try_from(window + 1).unwrap_or(i32::MAX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let items = out.items();
+        let Some(first) = items.first() else {
+            return Ok(None);
+        };
+        if get_s(first, "sk")? != STATE_SK {
+            return Err(StoreError::Corrupt(format!(
+                "conversation {} has messages but no state record",
+                key.id
+            )));
+        }
+        let conversation = conversation_from(first)?;
+        let mut recent = items[1..]
+            .iter()
+            .map(message_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        recent.reverse();
+        Ok(Some(Snapshot {
+            conversation,
+            recent,
+        }))
+    }
+
+    async fn commit(&self, c: Commit) -> Result<(), StoreError> {
+        let key = c.conversation.key.clone();
+        let pk = partition_key(&key);
+        let mut writes = Vec::with_capacity(c.messages.len() + 3);
+        let mut effect_index = None;
+        let mut turn_index = None;
+
+        writes.push(if c.expected_version == 0 {
+            self.put(
+                self.state_item(&c.conversation)?,
+                "attribute_not_exists(pk)",
+                None,
+            )
+        } else {
+            self.put(
+                self.state_item(&c.conversation)?,
+                "version = :expected",
+                Some(HashMap::from([(":expected".into(), n(c.expected_version))])),
+            )
+        });
+        for m in &c.messages {
+            writes.push(self.put(self.message_item(&key, m), "attribute_not_exists(pk)", None));
+        }
+        let now = c.conversation.updated_at;
+        if let Some((id, record)) = &c.turn {
+            let record = to_json(record)?;
+            turn_index = Some(writes.len());
+            writes.push(self.put(
+                HashMap::from([
+                    ("pk".into(), s(&pk)),
+                    ("sk".into(), s(format!("TURN#{id}"))),
+                    ("record".into(), s(record)),
+                    ("expires_at".into(), self.expires_at(now)),
+                ]),
+                "attribute_not_exists(pk)",
+                None,
+            ));
+        }
+        if let Some(effect) = &c.effect {
+            effect_index = Some(writes.len());
+            writes.push(self.put(
+                HashMap::from([
+                    ("pk".into(), s(&pk)),
+                    ("sk".into(), s(format!("EFFECT#{effect}"))),
+                    ("created_at".into(), s(rfc3339(now))),
+                    ("expires_at".into(), self.expires_at(now)),
+                ]),
+                "attribute_not_exists(pk)",
+                None,
+            ));
+        }
+
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        let Err(err) = result else {
+            return Ok(());
+        };
+        if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) =
+            err.as_service_error()
+        {
+            let failed = |i: Option<usize>| {
+                i.and_then(|i| cancel.cancellation_reasons().get(i))
+                    .and_then(|r| r.code())
+                    .is_some_and(|code| code == "ConditionalCheckFailed")
+            };
+            // A duplicate turn or effect wins over a version conflict: retrying would not help.
+            if failed(turn_index) {
+                return Err(StoreError::DuplicateTurn);
+            }
+            if failed(effect_index) {
+                return Err(StoreError::DuplicateEffect);
+            }
+            // A failed version check, a message seq already taken, or a concurrent transaction
+            // (TransactionConflict) all mean: reload and decide again.
+            return Err(StoreError::Conflict);
+        }
+        Err(unavailable(err))
+    }
+
+    async fn turn_record(
+        &self,
+        key: &ConversationKey,
+        client_message_id: &str,
+    ) -> Result<Option<TurnRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(partition_key(key)))
+            .key("sk", s(format!("TURN#{client_message_id}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item().map(|item| get_json(item, "record")).transpose()
+    }
+
+    async fn history(
+        &self,
+        key: &ConversationKey,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
+        let state = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(partition_key(key)))
+            .key("sk", s(STATE_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = state.item() else {
+            return Ok(None);
+        };
+        let conversation = conversation_from(item)?;
+        if after >= conversation.last_seq || limit == 0 {
+            return Ok(Some((conversation, Vec::new())));
+        }
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(partition_key(key)))
+            .expression_attribute_values(":lo", s(message_sort_key(after.saturating_add(1))))
+            .expression_attribute_values(":hi", s(message_sort_key(u64::MAX)))
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let messages = out
+            .items()
+            .iter()
+            .map(message_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((conversation, messages)))
+    }
+
+    async fn conversations_of(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INDEX_BY_CUSTOMER)
+            .key_condition_expression("gsi1pk = :u")
+            .expression_attribute_values(":u", s(customer_index_key(tenant, customer_id)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.items().iter().map(summary_from).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_sorts_after_every_message() {
+        assert!(STATE_SK > message_sort_key(u64::MAX).as_str());
+        assert!(MSG_PREFIX < message_sort_key(0).as_str());
+        // TURN# and EFFECT# items stay outside the window a turn reads.
+        assert!("TURN#x" > STATE_SK && "EFFECT#x" < MSG_PREFIX);
+        assert!(message_sort_key(9) < message_sort_key(10));
+    }
+}

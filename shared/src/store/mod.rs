@@ -1,0 +1,106 @@
+//! Conversation memory: the port, and its DynamoDB and in-memory adapters.
+//!
+//! A conversation is one DynamoDB partition: a state record (dialogue state, slots, version) and
+//! one item per message, so no item grows with the conversation. Every write is one conditional
+//! transaction that names the version it read; a writer that lost a race reloads and tries again.
+
+pub mod dynamo;
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message};
+use crate::jobs::Job;
+
+/// What a turn reads: the conversation record and its most recent messages (oldest first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    pub conversation: Conversation,
+    pub recent: Vec<Message>,
+}
+
+/// What a turn answered, kept under its `client_message_id` so a retry gets the same answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TurnRecord {
+    pub message: Message,
+    pub replies: Vec<Message>,
+    #[serde(default)]
+    pub jobs: Vec<Job>,
+}
+
+/// One atomic write: the new conversation record plus what it adds.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// The record to store; its `version` must be `expected_version + 1`.
+    pub conversation: Conversation,
+    /// The version read; 0 means the conversation must not exist yet.
+    pub expected_version: u64,
+    pub messages: Vec<Message>,
+    /// Stored under this id with a must-not-exist condition.
+    pub turn: Option<(String, TurnRecord)>,
+    /// An effect's key (a job's idempotency key): stored with a must-not-exist condition, so the
+    /// same effect is never written twice.
+    pub effect: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum StoreError {
+    /// Someone else wrote the conversation since it was read.
+    #[error("conversation changed since it was read")]
+    Conflict,
+    /// A turn with this client message id is already stored.
+    #[error("client message id already used")]
+    DuplicateTurn,
+    /// This effect was already applied.
+    #[error("effect already applied")]
+    DuplicateEffect,
+    #[error("conversation store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored item is malformed: {0}")]
+    Corrupt(String),
+}
+
+#[async_trait]
+pub trait ConversationStore: Send + Sync {
+    /// The record and the `window` most recent messages, in one read.
+    async fn load(
+        &self,
+        key: &ConversationKey,
+        window: usize,
+    ) -> Result<Option<Snapshot>, StoreError>;
+
+    async fn commit(&self, commit: Commit) -> Result<(), StoreError>;
+
+    async fn turn_record(
+        &self,
+        key: &ConversationKey,
+        client_message_id: &str,
+    ) -> Result<Option<TurnRecord>, StoreError>;
+
+    /// The record, and up to `limit` messages with `seq > after`, oldest first.
+    async fn history(
+        &self,
+        key: &ConversationKey,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError>;
+
+    /// A customer's conversations, most recently updated first.
+    async fn conversations_of(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
+}
+
+/// Writes that lose a race are retried this many times before the caller is told to retry.
+pub const MAX_COMMIT_ATTEMPTS: u32 = 6;
+
+/// A short, growing, jittered pause between attempts, so racing writers spread out.
+pub async fn backoff(attempt: u32) {
+    let base_ms = 5u64 << attempt.min(5);
+    let jitter = u64::from(ulid::Ulid::new().random() as u32 % 1000) * base_ms / 1000;
+    tokio::time::sleep(std::time::Duration::from_millis(base_ms / 2 + jitter)).await;
+}

@@ -1,0 +1,467 @@
+//! A chat turn: load memory (one Query), understand and decide, persist (one conditional
+//! transaction), then hand jobs to the queue. A lost race reloads and decides again; a retried
+//! message (same `client_message_id`) gets the stored answer and stores nothing new.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::auth::Principal;
+use crate::config::ChatSettings;
+use crate::conversation::{
+    derived_conversation_id, is_valid_conversation_id, new_conversation_id, Conversation,
+    ConversationKey, Message, Role,
+};
+use crate::dialogue::Dialogue;
+use crate::jobs::{Job, JobQueue};
+use crate::problem::ApiError;
+use crate::store::{
+    backoff, Commit, ConversationStore, StoreError, TurnRecord, MAX_COMMIT_ATTEMPTS,
+};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostMessage {
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    pub text: String,
+    #[serde(default)]
+    pub client_message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TurnReply {
+    pub conversation_id: String,
+    pub message: Message,
+    pub replies: Vec<Message>,
+}
+
+pub struct TurnService {
+    store: Arc<dyn ConversationStore>,
+    dialogue: Dialogue,
+    jobs: Arc<dyn JobQueue>,
+    settings: ChatSettings,
+}
+
+pub(crate) fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Unavailable(detail) => {
+            tracing::error!(%detail, "conversation store unavailable");
+            ApiError::Unavailable {
+                detail: "conversation memory is unavailable; retry shortly".into(),
+                retry_after_secs: 2,
+            }
+        }
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+fn is_valid_client_message_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+impl TurnService {
+    pub fn new(
+        store: Arc<dyn ConversationStore>,
+        dialogue: Dialogue,
+        jobs: Arc<dyn JobQueue>,
+        settings: ChatSettings,
+    ) -> Self {
+        Self {
+            store,
+            dialogue,
+            jobs,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &ChatSettings {
+        &self.settings
+    }
+
+    pub async fn post(&self, who: &Principal, req: PostMessage) -> Result<TurnReply, ApiError> {
+        let text = req.text.trim();
+        if text.is_empty() {
+            return Err(ApiError::BadRequest("text must not be empty".into()));
+        }
+        let chars = text.chars().count();
+        if chars > self.settings.max_text_chars {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "text is {chars} characters; the limit is {}",
+                self.settings.max_text_chars
+            )));
+        }
+        if let Some(id) = &req.client_message_id {
+            if !is_valid_client_message_id(id) {
+                return Err(ApiError::BadRequest(
+                    "client_message_id must be 1-128 visible ASCII characters".into(),
+                ));
+            }
+        }
+        let (conversation_id, may_create) = match (&req.conversation_id, &req.client_message_id) {
+            (Some(id), _) if is_valid_conversation_id(id) => (id.clone(), false),
+            (Some(_), _) => {
+                return Err(ApiError::BadRequest("conversation_id is malformed".into()))
+            }
+            (None, Some(cmid)) => (
+                derived_conversation_id(&who.tenant, &who.customer_id, cmid),
+                true,
+            ),
+            (None, None) => (new_conversation_id(), true),
+        };
+        let key = ConversationKey {
+            tenant: who.tenant.clone(),
+            id: conversation_id,
+        };
+
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let snapshot = self
+                .store
+                .load(&key, self.settings.history_window)
+                .await
+                .map_err(store_error)?;
+            let now = OffsetDateTime::now_utc();
+            let (conversation, recent) = match snapshot {
+                Some(s) if s.conversation.customer_id == who.customer_id => {
+                    (s.conversation, s.recent)
+                }
+                // Someone else's conversation is indistinguishable from a missing one.
+                Some(_) => return Err(not_found()),
+                None if may_create => (
+                    Conversation::new(key.clone(), who.customer_id.clone(), now),
+                    Vec::new(),
+                ),
+                None => return Err(not_found()),
+            };
+
+            if let Some(cmid) = &req.client_message_id {
+                if recent
+                    .iter()
+                    .any(|m| m.client_message_id.as_deref() == Some(cmid))
+                {
+                    return self.replay(&key, cmid).await;
+                }
+            }
+
+            let outcome = self
+                .dialogue
+                .respond(who, &conversation.state, &conversation.slots, text, now)
+                .await;
+
+            let now = OffsetDateTime::now_utc().max(conversation.updated_at);
+            let mut seq = conversation.last_seq;
+            let mut next = || {
+                seq += 1;
+                seq
+            };
+            let message = Message {
+                seq: next(),
+                role: Role::Customer,
+                text: text.to_string(),
+                created_at: now,
+                client_message_id: req.client_message_id.clone(),
+                reply_to: None,
+            };
+            let replies: Vec<Message> = outcome
+                .replies
+                .into_iter()
+                .map(|text| Message {
+                    seq: next(),
+                    role: Role::Bot,
+                    text,
+                    created_at: now,
+                    client_message_id: None,
+                    reply_to: Some(message.seq),
+                })
+                .collect();
+            let jobs: Vec<Job> = outcome
+                .jobs
+                .into_iter()
+                .map(|kind| Job::new(&key, &who.customer_id, kind))
+                .collect();
+
+            let expected_version = conversation.version;
+            let updated = Conversation {
+                state: outcome.state,
+                slots: outcome.slots,
+                version: expected_version + 1,
+                last_seq: seq,
+                updated_at: now,
+                ..conversation
+            };
+            let mut messages = Vec::with_capacity(replies.len() + 1);
+            messages.push(message.clone());
+            messages.extend(replies.iter().cloned());
+            let record = TurnRecord {
+                message: message.clone(),
+                replies: replies.clone(),
+                jobs: jobs.clone(),
+            };
+
+            let commit = Commit {
+                conversation: updated,
+                expected_version,
+                messages,
+                turn: req.client_message_id.clone().map(|id| (id, record)),
+                effect: None,
+            };
+            match self.store.commit(commit).await {
+                Ok(()) => {
+                    self.enqueue(&jobs).await?;
+                    return Ok(TurnReply {
+                        conversation_id: key.id.clone(),
+                        message,
+                        replies,
+                    });
+                }
+                Err(StoreError::Conflict) => {
+                    tracing::info!(attempt, conversation = %key.id, "lost a write race; reloading");
+                    backoff(attempt).await;
+                }
+                Err(StoreError::DuplicateTurn) => {
+                    let cmid = req.client_message_id.as_deref().unwrap_or_default();
+                    return self.replay(&key, cmid).await;
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(ApiError::Conflict(
+            "the conversation is being updated by other requests; retry with the same client_message_id".into(),
+        ))
+    }
+
+    /// A retried message: answer as before and make sure its jobs reached the queue. Re-sending is
+    /// safe: the FIFO queue deduplicates by job key, and effects are idempotent downstream.
+    async fn replay(&self, key: &ConversationKey, cmid: &str) -> Result<TurnReply, ApiError> {
+        let record = self
+            .store
+            .turn_record(key, cmid)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::Internal(format!("turn record for {cmid} missing")))?;
+        self.enqueue(&record.jobs).await?;
+        Ok(TurnReply {
+            conversation_id: key.id.clone(),
+            message: record.message,
+            replies: record.replies,
+        })
+    }
+
+    async fn enqueue(&self, jobs: &[Job]) -> Result<(), ApiError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.jobs.send(jobs).await.map_err(|e| {
+            tracing::error!(error = %e, "enqueue failed after the turn was stored");
+            // The turn is stored; a retry with the same client_message_id re-sends the jobs.
+            ApiError::Unavailable {
+                detail: "your message was saved but a follow-up action could not be queued; retry with the same client_message_id".into(),
+                retry_after_secs: 2,
+            }
+        })
+    }
+
+    pub async fn history(
+        &self,
+        who: &Principal,
+        conversation_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>, ApiError> {
+        if !is_valid_conversation_id(conversation_id) {
+            return Err(not_found());
+        }
+        let key = ConversationKey {
+            tenant: who.tenant.clone(),
+            id: conversation_id.to_string(),
+        };
+        match self
+            .store
+            .history(&key, after, limit)
+            .await
+            .map_err(store_error)?
+        {
+            Some((c, messages)) if c.customer_id == who.customer_id => Ok(messages),
+            _ => Err(not_found()),
+        }
+    }
+
+    pub async fn conversations(
+        &self,
+        who: &Principal,
+        limit: usize,
+    ) -> Result<Vec<crate::conversation::ConversationSummary>, ApiError> {
+        self.store
+            .conversations_of(&who.tenant, &who.customer_id, limit)
+            .await
+            .map_err(store_error)
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("no such conversation".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::{ConnectorError, Order, OrdersPort};
+    use crate::jobs::QueueError;
+    use crate::store::memory::MemoryStore;
+    use async_trait::async_trait;
+    use std::sync::Mutex;
+
+    struct NoOrders;
+    #[async_trait]
+    impl OrdersPort for NoOrders {
+        async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
+            Ok(vec![])
+        }
+        async fn order(&self, _: &str) -> Result<Option<Order>, ConnectorError> {
+            Ok(None)
+        }
+    }
+
+    #[derive(Default)]
+    struct RecordingQueue(Mutex<Vec<Job>>);
+    #[async_trait]
+    impl JobQueue for RecordingQueue {
+        async fn send(&self, jobs: &[Job]) -> Result<(), QueueError> {
+            self.0.lock().unwrap().extend_from_slice(jobs);
+            Ok(())
+        }
+    }
+
+    fn service(store: Arc<MemoryStore>) -> TurnService {
+        TurnService::new(
+            store,
+            Dialogue::new(Arc::new(NoOrders)),
+            Arc::new(RecordingQueue::default()),
+            ChatSettings::default(),
+        )
+    }
+
+    fn alice() -> Principal {
+        Principal {
+            tenant: "t".into(),
+            customer_id: "alice".into(),
+        }
+    }
+
+    fn msg(text: &str, conv: Option<&str>, cmid: Option<&str>) -> PostMessage {
+        PostMessage {
+            conversation_id: conv.map(str::to_string),
+            text: text.into(),
+            client_message_id: cmid.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_retried_message_is_stored_once_with_the_same_reply() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let first = svc
+            .post(&alice(), msg("hello", None, Some("m-1")))
+            .await
+            .unwrap();
+        let again = svc
+            .post(&alice(), msg("hello", None, Some("m-1")))
+            .await
+            .unwrap();
+        assert_eq!(first, again);
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: first.conversation_id.clone(),
+        };
+        assert_eq!(store.message_count(&key), 2);
+    }
+
+    #[tokio::test]
+    async fn concurrent_turns_all_land_with_distinct_seqs() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = Arc::new(service(store.clone()));
+        let first = svc.post(&alice(), msg("hi", None, None)).await.unwrap();
+        let conv = first.conversation_id.clone();
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let svc = svc.clone();
+                let conv = conv.clone();
+                tokio::spawn(async move {
+                    svc.post(&alice(), msg(&format!("hello {i}"), Some(&conv), None))
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let history = svc.history(&alice(), &conv, 0, 100).await.unwrap();
+        assert_eq!(history.len(), 18);
+        let seqs: Vec<u64> = history.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (1..=18).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn other_customers_and_unknown_ids_get_404_and_nothing_is_written() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let first = svc.post(&alice(), msg("hi", None, None)).await.unwrap();
+        let bob = Principal {
+            tenant: "t".into(),
+            customer_id: "bob".into(),
+        };
+        let err = svc
+            .post(&bob, msg("hi", Some(&first.conversation_id), None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 404);
+        assert_eq!(
+            svc.history(&bob, &first.conversation_id, 0, 10)
+                .await
+                .unwrap_err()
+                .status(),
+            404
+        );
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: first.conversation_id.clone(),
+        };
+        assert_eq!(store.message_count(&key), 2);
+        let err = svc
+            .post(
+                &alice(),
+                msg("hi", Some("01J0000000000000000000NONE"), None),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 404);
+    }
+
+    #[tokio::test]
+    async fn bad_text_is_rejected() {
+        let svc = service(Arc::new(MemoryStore::new()));
+        assert_eq!(
+            svc.post(&alice(), msg("   ", None, None))
+                .await
+                .unwrap_err()
+                .status(),
+            400
+        );
+        let long = "x".repeat(2001);
+        assert_eq!(
+            svc.post(&alice(), msg(&long, None, None))
+                .await
+                .unwrap_err()
+                .status(),
+            413
+        );
+        assert_eq!(
+            svc.post(&alice(), msg("hi", Some("a#b"), None))
+                .await
+                .unwrap_err()
+                .status(),
+            400
+        );
+    }
+}
