@@ -185,7 +185,7 @@ impl Dialogue {
     fn describe(&self, turn: &mut Turn<'_>, o: &Order) {
         turn.out.slots.order_id = Some(o.id.clone());
         let carrier = o.carrier.as_deref().unwrap_or("the carrier");
-        let mut text = match o.status {
+        let status = match o.status {
             OrderStatus::Processing => format!(
                 "Order {} is being prepared and hasn't shipped yet.",
                 o.summary()
@@ -207,20 +207,19 @@ impl Dialogue {
                 o.summary()
             ),
         };
-        if let Some(url) = &o.tracking_url {
-            if !matches!(o.status, OrderStatus::Cancelled) {
-                text.push_str(&format!(" Tracking: {url}"));
-            }
+        // One line each, so a link never runs into the next sentence.
+        let mut lines = vec![status];
+        let finished = matches!(o.status, OrderStatus::Delivered | OrderStatus::Cancelled);
+        if let (Some(url), false) = (&o.tracking_url, o.status == OrderStatus::Cancelled) {
+            lines.push(format!("Tracking: {url}"));
         }
         if o.is_late(turn.now) {
             let due = o.promised_by.map(date).unwrap_or_default();
             if turn.out.slots.refunds_requested.contains(&o.id) {
-                text.push_str(&format!(
-                    " It was due by {due} and is running late; the refund you asked for is on its way."
-                ));
+                lines.push(format!("It was due by {due} and is running late; the refund you asked for is on its way."));
             } else {
-                text.push_str(&format!(
-                    " It was due by {due}, so it's running late — sorry about that. Would you like a refund of {}?",
+                lines.push(format!(
+                    "It was due by {due}, so it's running late — sorry about that. Would you like a refund of {}?",
                     o.total
                 ));
                 turn.out.state = DialogueState::RefundOffered {
@@ -228,18 +227,16 @@ impl Dialogue {
                     amount: o.total.clone(),
                 };
             }
-        } else if let (Some(due), false) = (
-            o.promised_by,
-            matches!(o.status, OrderStatus::Delivered | OrderStatus::Cancelled),
-        ) {
-            text.push_str(&format!(" It's expected by {}.", date(due)));
+        } else if let (Some(due), false) = (o.promised_by, finished) {
+            lines.push(format!("It's expected by {}.", date(due)));
         }
         if turn.refund_asked
             && !o.is_late(turn.now)
             && !turn.out.slots.refunds_requested.contains(&o.id)
         {
-            text.push_str(" I can refund orders that are running late; for anything else, our support team will help.");
+            lines.push("I can refund orders that are running late; for anything else, our support team will help.".into());
         }
+        let text = lines.join("\n");
         turn.say(text);
     }
 }

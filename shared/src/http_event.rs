@@ -9,38 +9,47 @@ use serde::{Deserialize, Serialize};
 
 use crate::problem::{ApiError, PROBLEM_CONTENT_TYPE};
 
+/// AWS and local emulators send `null` for absent fields as often as they omit them.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpEvent {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub raw_path: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub raw_query_string: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub headers: HashMap<String, String>,
     #[serde(default)]
     pub body: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub is_base64_encoded: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub request_context: RequestContext,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestContext {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub request_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub http: HttpContext,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpContext {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub method: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub path: String,
 }
 
@@ -112,6 +121,8 @@ pub struct HttpResponse {
     pub headers: BTreeMap<String, String>,
     pub body: String,
     pub is_base64_encoded: bool,
+    /// Always present: cargo-lambda's emulator (like `aws_lambda_events`) requires the field.
+    pub cookies: Vec<String>,
 }
 
 impl HttpResponse {
@@ -147,6 +158,7 @@ impl HttpResponse {
             headers,
             body,
             is_base64_encoded: false,
+            cookies: Vec::new(),
         }
     }
 }
@@ -197,6 +209,15 @@ mod tests {
         assert_eq!(e.header("authorization"), Some("Bearer t"));
         assert_eq!(e.query("after").as_deref(), Some("3"));
         assert_eq!(e.query("x").as_deref(), Some(" y"));
+    }
+
+    #[test]
+    fn nulls_are_absent_fields() {
+        let raw = r#"{"rawPath":"/x","rawQueryString":null,"headers":null,"body":null,
+            "isBase64Encoded":null,"requestContext":{"requestId":null,"http":{"method":"GET","path":null}}}"#;
+        let e: HttpEvent = serde_json::from_str(raw).unwrap();
+        assert_eq!(e.raw_query_string, "");
+        assert_eq!(e.body_bytes(10).unwrap(), b"");
     }
 
     #[test]

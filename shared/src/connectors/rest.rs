@@ -111,7 +111,7 @@ impl OrdersPort for RestOrders {
         let list: Option<OrderList> =
             read_json("orders", self.client.get(url).send().await).await?;
         let mut orders = list.map(|l| l.orders).unwrap_or_default();
-        orders.sort_by(|a, b| b.placed_at.cmp(&a.placed_at));
+        orders.sort_by_key(|o| std::cmp::Reverse(o.placed_at));
         Ok(orders)
     }
 

@@ -137,7 +137,7 @@ impl ConversationStore for MemoryStore {
                 last_seq: c.last_seq,
             })
             .collect();
-        found.sort_by(|a, b| b.updated_at.cmp(&a.updated_at));
+        found.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
         found.truncate(limit);
         Ok(found)
     }

@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""A stand-in for a company's own systems, for the local stack and the tests (never deployed).
+
+- Customers (CRM) over REST:  GET /customers/{id}, GET /customers?email=
+- Orders over REST:           GET /orders?customer_id=, GET /orders/{id}
+- Inventory over GraphQL:     POST /graphql  (product(sku), products)
+- Payments over REST:         POST /payments/refunds  (requires Idempotency-Key; a repeated key
+                              returns the first answer and refunds nothing more)
+- Inspection for tests:       GET /_admin/refunds, GET /health
+
+Dates are seeded relative to start-up, so some orders are always late.
+"""
+
+import argparse
+import json
+import re
+import threading
+import uuid
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import graphql
+
+
+def iso(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def seed(now):
+    day = timedelta(days=1)
+    customers = [
+        {"id": "cust_alice", "name": "Alice Martin", "email": "alice@example.com", "phone": "+1 415 555 0101"},
+        {"id": "cust_bob", "name": "Bob Chen", "email": "bob@example.com", "phone": "+1 415 555 0102"},
+        {"id": "cust_carol", "name": "Carol Diaz", "email": "carol@example.com", "phone": "+1 415 555 0103"},
+        {"id": "cust_dave", "name": "Dave Okafor", "email": "dave@example.com", "phone": "+1 415 555 0104"},
+    ]
+
+    def order(oid, cust, status, placed_days_ago, promised_in_days, total, items, carrier="UPS", delivered_days_ago=None):
+        o = {
+            "id": oid,
+            "customer_id": cust,
+            "status": status,
+            "placed_at": iso(now - placed_days_ago * day),
+            "promised_by": iso(now + promised_in_days * day),
+            "delivered_at": iso(now - delivered_days_ago * day) if delivered_days_ago is not None else None,
+            "carrier": carrier if status != "processing" else None,
+            "tracking_url": f"https://track.example.com/{carrier.lower()}/1Z{oid}" if status != "processing" else None,
+            "total": {"amount_cents": total, "currency": "USD"},
+            "items": items,
+        }
+        return o
+
+    orders = [
+        # Alice: two recent orders, one on time and one late -> "which order?" then a refund offer.
+        order("1001", "cust_alice", "in_transit", 3, 2, 2999, [{"name": "Wireless Mouse", "quantity": 1}]),
+        order("1002", "cust_alice", "in_transit", 12, -4, 4599,
+              [{"name": "Noise-Cancelling Headphones", "quantity": 1}, {"name": "USB-C Cable", "quantity": 2}],
+              carrier="FedEx"),
+        order("0987", "cust_alice", "delivered", 200, -190, 1250, [{"name": "Phone Case", "quantity": 1}],
+              delivered_days_ago=191),
+        # Bob: one late order -> answered directly with a refund offer.
+        order("1003", "cust_bob", "in_transit", 9, -2, 8900, [{"name": "Espresso Grinder", "quantity": 1}]),
+        # Carol: delivered, and one still being prepared.
+        order("1004", "cust_carol", "delivered", 10, -5, 1999, [{"name": "Yoga Mat", "quantity": 1}],
+              delivered_days_ago=6),
+        order("1005", "cust_carol", "processing", 1, 5, 3450, [{"name": "Desk Lamp", "quantity": 1}]),
+    ]
+    products = [
+        {"sku": "MOUSE-01", "name": "Wireless Mouse", "available": 42},
+        {"sku": "HEAD-02", "name": "Noise-Cancelling Headphones", "available": 0},
+        {"sku": "LAMP-03", "name": "Desk Lamp", "available": 7},
+    ]
+    return customers, orders, products
+
+
+SCHEMA = graphql.build_schema(
+    """
+    type Product { sku: String!, name: String!, available: Int! }
+    type Query { product(sku: String!): Product, products: [Product!]! }
+    """
+)
+
+
+class Systems:
+    def __init__(self):
+        self.customers, self.orders, self.products = seed(datetime.now(timezone.utc))
+        self.lock = threading.Lock()
+        self.refunds_by_key = {}  # Idempotency-Key -> (request fingerprint, response)
+        self.refund_calls = []  # every POST /payments/refunds, for tests counting calls
+
+    def graphql_root(self):
+        products = self.products
+        return {
+            "product": lambda info, sku: next((p for p in products if p["sku"] == sku), None),
+            "products": lambda info: products,
+        }
+
+
+class Handler(BaseHTTPRequestHandler):
+    systems: Systems = None
+    server_version = "demo-systems/1"
+
+    def log_message(self, fmt, *args):  # quiet: the launcher shows our own lines only
+        pass
+
+    def send_json(self, status, body, headers=None):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def read_json(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > 1 << 20:
+            raise ValueError("body too large")
+        raw = self.rfile.read(length) if length else b""
+        return json.loads(raw or b"{}")
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        q = parse_qs(url.query)
+        s = self.systems
+        if url.path == "/health":
+            return self.send_json(200, {"ok": True})
+        if url.path == "/customers":
+            email = (q.get("email") or [""])[0].lower()
+            return self.send_json(200, {"customers": [c for c in s.customers if c["email"] == email]})
+        m = re.fullmatch(r"/customers/([^/]+)", url.path)
+        if m:
+            c = next((c for c in s.customers if c["id"] == m.group(1)), None)
+            return self.send_json(200, c) if c else self.send_json(404, {"error": "no such customer"})
+        if url.path == "/orders":
+            cust = (q.get("customer_id") or [None])[0]
+            if not cust:
+                return self.send_json(400, {"error": "customer_id is required"})
+            return self.send_json(200, {"orders": [o for o in s.orders if o["customer_id"] == cust]})
+        m = re.fullmatch(r"/orders/([^/]+)", url.path)
+        if m:
+            o = next((o for o in s.orders if o["id"] == m.group(1)), None)
+            return self.send_json(200, o) if o else self.send_json(404, {"error": "no such order"})
+        if url.path == "/_admin/refunds":
+            with s.lock:
+                return self.send_json(200, {
+                    "calls": s.refund_calls,
+                    "refunds": [r for _, r in s.refunds_by_key.values()],
+                })
+        return self.send_json(404, {"error": f"no route {url.path}"})
+
+    def do_POST(self):
+        url = urlparse(self.path)
+        s = self.systems
+        try:
+            body = self.read_json()
+        except ValueError as e:
+            return self.send_json(400, {"error": f"invalid JSON: {e}"})
+        if url.path == "/graphql":
+            result = graphql.graphql_sync(
+                SCHEMA, body.get("query", ""), root_value=s.graphql_root(),
+                variable_values=body.get("variables"), operation_name=body.get("operationName"),
+            )
+            out = {"data": result.data}
+            if result.errors:
+                out["errors"] = [{"message": e.message} for e in result.errors]
+            return self.send_json(200, out)
+        if url.path == "/payments/refunds":
+            key = self.headers.get("Idempotency-Key")
+            with s.lock:
+                s.refund_calls.append({"idempotency_key": key, "body": body})
+                if not key:
+                    return self.send_json(400, {"error": "Idempotency-Key header is required"})
+                fingerprint = json.dumps(body, sort_keys=True)
+                if key in s.refunds_by_key:
+                    first, response = s.refunds_by_key[key]
+                    if first != fingerprint:
+                        return self.send_json(422, {"error": "Idempotency-Key reused with a different request"})
+                    return self.send_json(200, response, {"Idempotent-Replayed": "true"})
+                order = next((o for o in s.orders if o["id"] == body.get("order_id")), None)
+                if order is None:
+                    return self.send_json(404, {"error": "no such order"})
+                amount = body.get("amount") or order["total"]
+                if amount.get("amount_cents", 0) > order["total"]["amount_cents"]:
+                    return self.send_json(400, {"error": "refund exceeds the order total"})
+                response = {"id": "re_" + uuid.uuid4().hex[:16], "status": "succeeded", "amount": amount,
+                            "order_id": order["id"]}
+                s.refunds_by_key[key] = (fingerprint, response)
+                return self.send_json(200, response)
+        return self.send_json(404, {"error": f"no route {url.path}"})
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=4580)
+    args = ap.parse_args()
+    Handler.systems = Systems()
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    print(f"demo systems listening on http://{args.host}:{args.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Local stand-in for Lambda's SQS event source mapping (cargo-lambda does not emulate one).
+
+For each mapping: long-poll the queue through the SQS API, invoke the function through
+cargo-lambda's invoke endpoint with a real SQS event, delete only the messages that succeeded
+(honouring `batchItemFailures`), and leave failures alone: the queue's visibility timeout makes
+them visible again and its redrive policy moves them to the DLQ after maxReceiveCount receives.
+An invocation that errors or times out deletes nothing, as in AWS.
+"""
+
+import argparse
+import hashlib
+import json
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+
+STOP = threading.Event()
+
+
+def log(**fields):
+    print(json.dumps({"component": "sqs-bridge", **fields}), flush=True)
+
+
+def to_record(msg, queue_arn, region):
+    attrs = msg.get("Attributes", {})
+    return {
+        "messageId": msg["MessageId"],
+        "receiptHandle": msg["ReceiptHandle"],
+        "body": msg["Body"],
+        "attributes": attrs,
+        "messageAttributes": {
+            k: {
+                "stringValue": v.get("StringValue"),
+                "binaryValue": v.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": v["DataType"],
+            }
+            for k, v in (msg.get("MessageAttributes") or {}).items()
+        },
+        "md5OfBody": msg.get("MD5OfBody") or hashlib.md5(msg["Body"].encode()).hexdigest(),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def invoke(invoke_url, function, event, timeout):
+    req = urllib.request.Request(
+        f"{invoke_url}/2015-03-31/functions/{function}/invocations",
+        data=json.dumps(event).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        body = resp.read()
+        if resp.headers.get("X-Amz-Function-Error"):
+            raise RuntimeError(f"function error: {body[:300]!r}")
+        return json.loads(body or b"null")
+
+
+def poll(mapping, sqs, invoke_url, region, timeout):
+    url, arn, fn = mapping["queue_url"], mapping["queue_arn"], mapping["function"]
+    while not STOP.is_set():
+        try:
+            got = sqs.receive_message(
+                QueueUrl=url,
+                MaxNumberOfMessages=min(mapping["batch_size"], 10),
+                WaitTimeSeconds=1,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+        except Exception as e:  # the queue service may be starting or stopping
+            log(event="receive_failed", queue=url, error=str(e))
+            STOP.wait(1)
+            continue
+        messages = got.get("Messages", [])
+        if not messages:
+            continue
+        event = {"Records": [to_record(m, arn, region) for m in messages]}
+        ids = [m["MessageId"] for m in messages]
+        try:
+            result = invoke(invoke_url, fn, event, timeout)
+        except (urllib.error.URLError, RuntimeError, TimeoutError, ValueError) as e:
+            log(event="invoke_failed", function=fn, messages=ids, error=str(e))
+            continue  # nothing deleted: every message comes back after the visibility timeout
+        failed = set()
+        if mapping["report_batch_item_failures"] and isinstance(result, dict):
+            failed = {f.get("itemIdentifier") for f in result.get("batchItemFailures") or []}
+            if None in failed or "" in failed or not failed <= set(ids):
+                # Lambda treats a malformed failure list as a failure of the whole batch.
+                log(event="bad_batch_response", function=fn, response=result)
+                continue
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for i in range(0, len(done), 10):
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(j), "ReceiptHandle": m["ReceiptHandle"]} for j, m in enumerate(done[i:i + 10])],
+            )
+        log(event="batch", function=fn, received=len(messages), deleted=len(done), failed=sorted(failed))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mappings", required=True, help="JSON file written by dev/stack.py")
+    ap.add_argument("--endpoint", required=True, help="SQS endpoint (moto)")
+    ap.add_argument("--invoke-url", required=True, help="cargo lambda watch address")
+    ap.add_argument("--region", default="us-east-1")
+    ap.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one invocation")
+    args = ap.parse_args()
+
+    with open(args.mappings) as f:
+        mappings = json.load(f)
+    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local",
+                                    region_name=args.region)
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+    signal.signal(signal.SIGINT, lambda *_: STOP.set())
+    threads = []
+    for m in mappings:
+        sqs = session.client("sqs", endpoint_url=args.endpoint)
+        t = threading.Thread(target=poll, args=(m, sqs, args.invoke_url, args.region, args.timeout), daemon=True)
+        t.start()
+        threads.append(t)
+        log(event="polling", queue=m["queue_url"], function=m["function"])
+    while not STOP.is_set():
+        STOP.wait(0.5)
+    for t in threads:
+        t.join(timeout=5)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

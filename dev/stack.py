@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""The local stack: moto (DynamoDB + SQS), the table and queues from template.yaml, the demo
+company systems, all three functions under `cargo lambda watch`, and the SQS event-source
+stand-in. Everything it starts runs in its own process group and is stopped on Ctrl-C/SIGTERM.
+
+    python dev/stack.py up            # used by ./dev/up
+    python dev/stack.py up --ready-file F --quiet   # used by ./dev/test
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import devtoken  # noqa: E402
+import template_resources  # noqa: E402
+
+REGION = "us-east-1"
+STACK = "switchboard-local"
+
+
+class Stack:
+    def __init__(self, args):
+        self.args = args
+        self.state = os.path.join(ROOT, ".local", args.name)
+        self.logs = os.path.join(self.state, "logs")
+        os.makedirs(self.logs, exist_ok=True)
+        self.children = []  # (name, Popen), in start order
+        self.venv_bin = os.path.dirname(sys.executable)
+
+    def say(self, msg):
+        print(f"[stack] {msg}", flush=True)
+
+    def start(self, name, cmd, env=None):
+        log = open(os.path.join(self.logs, f"{name}.log"), "ab")
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})}, start_new_session=True,
+        )
+        self.children.append((name, proc))
+        with open(os.path.join(self.state, "pids"), "a") as f:
+            f.write(f"{proc.pid} {name}\n")
+        self.say(f"started {name} (pid {proc.pid}, log {os.path.relpath(log.name, ROOT)})")
+        return proc
+
+    def stop(self):
+        # Function processes run in sessions of their own under cargo-lambda: note every
+        # descendant now, so none outlives the stack even if its parent dies first.
+        leftovers = [pid for _, proc in self.children for pid in descendants(proc.pid)]
+        for name, proc in reversed(self.children):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.time() + 10
+        for name, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+            self.say(f"stopped {name}")
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                self.say(f"killed leftover process {pid}")
+            except ProcessLookupError:
+                pass
+        self.children.clear()
+        pids = os.path.join(self.state, "pids")
+        if os.path.exists(pids):
+            os.remove(pids)
+
+    def check_alive(self):
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}; see .local/{self.args.name}/logs/{name}.log")
+
+    def wait_for(self, what, probe, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            self.check_alive()
+            try:
+                if probe():
+                    return
+            except (OSError, urllib.error.URLError, ValueError):
+                pass
+            time.sleep(0.5)
+        raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+
+
+def descendants(root):
+    """PIDs below `root`, read from /proc (Linux)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                # The command name may contain spaces; the parent PID follows its closing paren.
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def port_open(port):
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def up(args):
+    stack = Stack(args)
+    for port in (args.moto_port, args.demo_port, args.lambda_port):
+        if port_open(port):
+            sys.exit(f"port {port} is already in use: is another stack running? (see --help for port options)")
+
+    stopping = {"flag": False}
+
+    def on_signal(signum, frame):
+        stopping["flag"] = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    # Explicitly: a shell that backgrounds this script makes it inherit SIGINT as ignored.
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        aws = f"http://127.0.0.1:{args.moto_port}"
+        demo = f"http://127.0.0.1:{args.demo_port}"
+        lam = f"http://127.0.0.1:{args.lambda_port}"
+
+        stack.start("moto", [os.path.join(stack.venv_bin, "moto_server"), "-H", "127.0.0.1", "-p", str(args.moto_port)])
+        stack.wait_for("moto", lambda: http("GET", f"{aws}/moto-api/")[0] == 200, 60)
+
+        physical, mappings = template_resources.provision(os.path.join(ROOT, "template.yaml"), aws, STACK, REGION)
+        table = physical["ConversationsTable"]["Ref"]
+        queue = physical["JobsQueue"]["Ref"]
+        dlq = physical["JobsDeadLetterQueue"]["Ref"]
+        stack.say(f"created from template.yaml: table {table}, queues {queue}, {dlq}")
+        mappings_file = os.path.join(stack.state, "mappings.json")
+        with open(mappings_file, "w") as f:
+            json.dump(mappings, f, indent=2)
+
+        stack.start("demo-systems", [sys.executable, os.path.join(HERE, "demo_systems.py"), "--port", str(args.demo_port)])
+        stack.wait_for("demo systems", lambda: http("GET", f"{demo}/health")[0] == 200, 30)
+
+        function_env = {
+            "TABLE_NAME": table,
+            "JOBS_QUEUE_URL": queue,
+            "ORDERS_API_URL": demo,
+            "PAYMENTS_API_URL": f"{demo}/payments",
+            "JWT_HS256_SECRET": devtoken.DEV_JWT_SECRET,
+            "AWS_ENDPOINT_URL": aws,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "RUST_LOG": os.environ.get("RUST_LOG", "info"),
+        }
+        env_file = os.path.join(stack.state, "functions.env")
+        with open(env_file, "w") as f:
+            f.writelines(f"{k}={v}\n" for k, v in function_env.items())
+        stack.start("functions", [
+            os.path.join(stack.venv_bin, "cargo-lambda"), "lambda", "watch",
+            "--invoke-address", "127.0.0.1", "--invoke-port", str(args.lambda_port),
+            "--env-file", env_file, "--concurrency", "4",
+        ], env={"PATH": f"{stack.venv_bin}:{os.environ.get('PATH', '')}"})
+        stack.wait_for("cargo lambda watch", lambda: port_open(args.lambda_port), 120)
+        stack.say("functions are compiling/starting; the first start of each can take a while")
+        stack.wait_for("chat", lambda: http("GET", f"{lam}/lambda-url/chat/v1/conversations", timeout=600)[0] == 401, 900)
+        stack.wait_for("webhook", lambda: http("POST", f"{lam}/lambda-url/webhook/webhooks/ping", b"{}", timeout=600)[0] == 202, 900)
+        stack.wait_for("fulfillment", lambda: json.loads(http(
+            "POST", f"{lam}/2015-03-31/functions/fulfillment/invocations", b'{"Records":[]}', timeout=600)[1]
+        ).get("batchItemFailures") == [], 900)
+
+        stack.start("sqs-bridge", [
+            sys.executable, os.path.join(HERE, "sqs_bridge.py"), "--mappings", mappings_file,
+            "--endpoint", aws, "--invoke-url", lam, "--region", REGION,
+        ])
+
+        stack_env = {
+            **{k: v for k, v in function_env.items() if k != "RUST_LOG"},
+            "JOBS_DLQ_URL": dlq,
+            "DEMO_URL": demo,
+            "LAMBDA_URL": lam,
+            "CHAT_URL": f"{lam}/lambda-url/chat",
+            "WEBHOOK_URL": f"{lam}/lambda-url/webhook",
+        }
+        with open(os.path.join(stack.state, "stack.env"), "w") as f:
+            f.writelines(f"{k}={v}\n" for k, v in stack_env.items())
+        if args.ready_file:
+            with open(args.ready_file, "w") as f:
+                f.writelines(f"{k}={v}\n" for k, v in stack_env.items())
+
+        if not args.quiet:
+            token = devtoken.mint("cust_alice")
+            print(f"""
+Switchboard is running locally.
+  chat API      {lam}/lambda-url/chat/v1/...
+  webhooks      {lam}/lambda-url/webhook/webhooks/{{vendor}}
+  invoke        cargo lambda invoke --invoke-port {args.lambda_port} chat --data-file events/chat-post-message.json
+  demo systems  {demo}   (customers cust_alice, cust_bob, cust_carol, cust_dave)
+  logs          .local/{args.name}/logs/
+
+Chat in the terminal:   .venv/bin/python dev/chat.py --as cust_alice
+Or with curl (a dev JWT for cust_alice):
+  curl -s {lam}/lambda-url/chat/v1/messages -H 'content-type: application/json' \\
+    -H 'authorization: Bearer {token}' \\
+    -d '{{"text": "where is my order?"}}'
+
+Ctrl-C stops everything.
+""", flush=True)
+        while True:
+            stack.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        stack.say("stopping")
+        return 0
+    except Exception as e:
+        stack.say(f"error: {e}")
+        return 1
+    finally:
+        stack.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    u = sub.add_parser("up", help="start the stack in the foreground")
+    u.add_argument("--name", default="dev", help="state folder under .local/")
+    u.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 4566)))
+    u.add_argument("--demo-port", type=int, default=int(os.environ.get("DEMO_PORT", 4580)))
+    u.add_argument("--lambda-port", type=int, default=int(os.environ.get("LAMBDA_PORT", 9000)))
+    u.add_argument("--ready-file", help="write the stack's endpoints here once everything answers")
+    u.add_argument("--quiet", action="store_true")
+    args = ap.parse_args()
+    sys.exit(up(args))
+
+
+if __name__ == "__main__":
+    main()
