@@ -1,1 +1,280 @@
+//! Helpers for the integration tests: they talk to the running local stack (`./dev/test` starts
+//! it and exports its endpoints) over HTTP and read state back through the AWS APIs.
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{json, Value};
+
+pub struct Stack {
+    pub chat_url: String,
+    pub webhook_url: String,
+    pub lambda_url: String,
+    pub demo_url: String,
+    pub table: String,
+    pub queue_url: String,
+    pub dlq_url: String,
+    jwt_secret: String,
+    pub http: reqwest::Client,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: these tests need the local stack; run them with ./dev/test")
+    })
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Stack {
+    pub async fn connect() -> Stack {
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        Stack {
+            chat_url: var("CHAT_URL"),
+            webhook_url: var("WEBHOOK_URL"),
+            lambda_url: var("LAMBDA_URL"),
+            demo_url: var("DEMO_URL"),
+            table: var("TABLE_NAME"),
+            queue_url: var("JOBS_QUEUE_URL"),
+            dlq_url: var("JOBS_DLQ_URL"),
+            jwt_secret: var("JWT_HS256_SECRET"),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            ddb: aws_sdk_dynamodb::Client::new(&aws),
+            sqs: aws_sdk_sqs::Client::new(&aws),
+        }
+    }
+
+    pub fn token(&self, customer: &str) -> String {
+        switchboard::auth::dev_token(self.jwt_secret.as_bytes(), customer, None, 600)
+    }
+
+    pub fn expired_token(&self, customer: &str) -> String {
+        switchboard::auth::dev_token(self.jwt_secret.as_bytes(), customer, None, -600)
+    }
+
+    /// A customer id no other test (or earlier run against the same stack) uses.
+    pub fn fresh_customer(prefix: &str) -> String {
+        format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.expect("chat endpoint answers");
+        let status = resp.status().as_u16();
+        let content_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply {
+            status,
+            content_type,
+            body,
+        }
+    }
+
+    pub async fn post_raw(
+        &self,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        let mut req = self
+            .http
+            .post(format!("{}/v1/messages", self.chat_url))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    pub async fn post(&self, token: &str, body: Value) -> Reply {
+        self.post_raw(Some(token), "application/json", body.to_string())
+            .await
+    }
+
+    /// Posts and insists on 200; returns the reply body.
+    pub async fn say(&self, token: &str, conversation: Option<&str>, text: &str) -> Value {
+        let mut body = json!({ "text": text });
+        if let Some(c) = conversation {
+            body["conversation_id"] = c.into();
+        }
+        let r = self.post(token, body).await;
+        assert_eq!(r.status, 200, "POST /v1/messages {text:?}: {}", r.body);
+        r.body
+    }
+
+    pub async fn get(&self, token: Option<&str>, path_and_query: &str) -> Reply {
+        let mut req = self.http.get(format!("{}{path_and_query}", self.chat_url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        self.send(req).await
+    }
+
+    /// Polls history until a message satisfies `pred`.
+    pub async fn wait_for_message(
+        &self,
+        token: &str,
+        conversation: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self
+                .get(
+                    Some(token),
+                    &format!("/v1/conversations/{conversation}/messages?limit=100"),
+                )
+                .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            if let Some(m) = r.body["messages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| pred(m))
+            {
+                return m.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no matching message within {timeout:?}: {}",
+                r.body
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Every item of a conversation's partition, read straight from DynamoDB.
+    pub async fn partition(
+        &self,
+        tenant: &str,
+        conversation: &str,
+    ) -> Vec<HashMap<String, AttributeValue>> {
+        let out = self
+            .ddb
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(
+                ":pk",
+                AttributeValue::S(format!("T#{tenant}#C#{conversation}")),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query the table");
+        out.items().to_vec()
+    }
+
+    pub async fn sort_keys(&self, conversation: &str) -> Vec<String> {
+        self.partition("default", conversation)
+            .await
+            .iter()
+            .map(|i| i["sk"].as_s().unwrap().clone())
+            .collect()
+    }
+
+    /// Visible plus in-flight messages.
+    pub async fn queue_depth(&self, url: &str) -> u64 {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(A::ApproximateNumberOfMessages)
+            .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .expect("queue attributes");
+        let attrs = out.attributes().unwrap();
+        [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|a| {
+            attrs
+                .get(a)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
+    /// Invokes a function through cargo-lambda's Invoke API, as `cargo lambda invoke` does.
+    pub async fn invoke(&self, function: &str, event: &Value) -> Value {
+        let resp = self
+            .http
+            .post(format!(
+                "{}/2015-03-31/functions/{function}/invocations",
+                self.lambda_url
+            ))
+            .json(event)
+            .send()
+            .await
+            .expect("invoke endpoint answers");
+        assert!(
+            resp.status().is_success(),
+            "invoke {function}: {}",
+            resp.status()
+        );
+        resp.json().await.expect("JSON result")
+    }
+
+    pub async fn refunds_for(&self, order_id: &str) -> (usize, usize) {
+        let v: Value = self
+            .http
+            .get(format!("{}/_admin/refunds", self.demo_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let refunds = v["refunds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["order_id"] == order_id)
+            .count();
+        let calls = v["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["body"]["order_id"] == order_id)
+            .count();
+        (refunds, calls)
+    }
+}
+
+pub fn texts(reply: &Value) -> Vec<String> {
+    reply["replies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}

@@ -1,0 +1,46 @@
+//! The sample events in events/ work against the local stack, as `cargo lambda invoke
+//! --data-file events/…` sends them.
+
+use serde_json::Value;
+use switchboard_it::{repo_root, Stack};
+
+fn event(name: &str) -> Value {
+    let path = repo_root().join("events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
+#[tokio::test]
+async fn sample_events_run_in_order() {
+    let stack = Stack::connect().await;
+
+    // The chat sample has a client_message_id and no conversation_id: its conversation id is
+    // derived, and the history and SQS samples name that same conversation.
+    let conv =
+        switchboard::conversation::derived_conversation_id("default", "cust_alice", "sample-1");
+    let post = stack.invoke("chat", &event("chat-post-message.json")).await;
+    assert_eq!(post["statusCode"], 200, "{post}");
+    let reply: Value = serde_json::from_str(post["body"].as_str().unwrap()).unwrap();
+    assert_eq!(reply["conversation_id"], conv.as_str());
+
+    let history = stack.invoke("chat", &event("chat-history.json")).await;
+    assert_eq!(history["statusCode"], 200, "{history}");
+    let page: Value = serde_json::from_str(history["body"].as_str().unwrap()).unwrap();
+    assert!(page["messages"].as_array().unwrap().len() >= 2);
+
+    let batch = event("fulfillment-sqs-batch.json");
+    assert!(batch["Records"][0]["body"]
+        .as_str()
+        .unwrap()
+        .contains(&conv));
+    let out = stack.invoke("fulfillment", &batch).await;
+    // The poison record, and only it, is reported failed.
+    assert_eq!(
+        out["batchItemFailures"],
+        serde_json::json!([{ "itemIdentifier": "sample-poison-1" }]),
+        "{out}"
+    );
+
+    let hook = stack.invoke("webhook", &event("webhook-stripe.json")).await;
+    assert_eq!(hook["statusCode"], 202, "{hook}");
+}
