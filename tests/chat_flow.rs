@@ -75,14 +75,9 @@ async fn late_order_refund_end_to_end() {
     assert!(state.contains_key("expires_at"), "TTL attribute is set");
 
     // The queue drains: the job was deleted after success, nothing went to the DLQ.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while stack.queue_depth(&stack.queue_url).await > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "jobs queue did not drain"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    stack
+        .wait_until_drained(&stack.queue_url, Duration::from_secs(30))
+        .await;
     assert_eq!(stack.queue_depth(&stack.dlq_url).await, 0);
 
     // The same job delivered again (a new dedup id gets past FIFO dedup) changes nothing.
@@ -101,14 +96,9 @@ async fn late_order_refund_end_to_end() {
         .send()
         .await
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while stack.queue_depth(&stack.queue_url).await > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "redelivered job was not consumed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    stack
+        .wait_until_drained(&stack.queue_url, Duration::from_secs(30))
+        .await;
     let history = stack
         .get(Some(&alice), &format!("/v1/conversations/{conv}/messages"))
         .await;

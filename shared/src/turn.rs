@@ -57,6 +57,17 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
     }
 }
 
+/// Where a turn's conversation id came from, which decides whether it may start a conversation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// Sent by the client: must exist and be the caller's.
+    Named,
+    /// Derived from the client message id: a retry of a first message maps to it again.
+    Derived,
+    /// Generated for this turn: cannot exist yet.
+    Generated,
+}
+
 fn is_valid_client_message_id(id: &str) -> bool {
     (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
@@ -99,16 +110,16 @@ impl TurnService {
                 ));
             }
         }
-        let (conversation_id, may_create) = match (&req.conversation_id, &req.client_message_id) {
-            (Some(id), _) if is_valid_conversation_id(id) => (id.clone(), false),
+        let (conversation_id, origin) = match (&req.conversation_id, &req.client_message_id) {
+            (Some(id), _) if is_valid_conversation_id(id) => (id.clone(), Origin::Named),
             (Some(_), _) => {
                 return Err(ApiError::BadRequest("conversation_id is malformed".into()))
             }
             (None, Some(cmid)) => (
                 derived_conversation_id(&who.tenant, &who.customer_id, cmid),
-                true,
+                Origin::Derived,
             ),
-            (None, None) => (new_conversation_id(), true),
+            (None, None) => (new_conversation_id(), Origin::Generated),
         };
         let key = ConversationKey {
             tenant: who.tenant.clone(),
@@ -116,11 +127,15 @@ impl TurnService {
         };
 
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
-            let snapshot = self
-                .store
-                .load(&key, self.settings.history_window)
-                .await
-                .map_err(store_error)?;
+            // A freshly generated id cannot exist yet: its first attempt needs no read.
+            let snapshot = if origin == Origin::Generated && attempt == 0 {
+                None
+            } else {
+                self.store
+                    .load(&key, self.settings.history_window)
+                    .await
+                    .map_err(store_error)?
+            };
             let now = OffsetDateTime::now_utc();
             let (conversation, recent) = match snapshot {
                 Some(s) if s.conversation.customer_id == who.customer_id => {
@@ -128,7 +143,7 @@ impl TurnService {
                 }
                 // Someone else's conversation is indistinguishable from a missing one.
                 Some(_) => return Err(not_found()),
-                None if may_create => (
+                None if origin != Origin::Named => (
                     Conversation::new(key.clone(), who.customer_id.clone(), now),
                     Vec::new(),
                 ),
@@ -311,6 +326,150 @@ mod tests {
     use crate::store::memory::MemoryStore;
     use async_trait::async_trait;
     use std::sync::Mutex;
+
+    struct LateOrder;
+    #[async_trait]
+    impl OrdersPort for LateOrder {
+        async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
+            Ok(vec![])
+        }
+        async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
+            let now = OffsetDateTime::now_utc();
+            Ok(Some(Order {
+                id: id.into(),
+                customer_id: "alice".into(),
+                status: crate::connectors::OrderStatus::InTransit,
+                placed_at: now - time::Duration::days(9),
+                promised_by: Some(now - time::Duration::days(2)),
+                delivered_at: None,
+                carrier: None,
+                tracking_url: None,
+                total: crate::money::Money {
+                    amount_cents: 500,
+                    currency: "USD".into(),
+                },
+                items: vec![],
+            }))
+        }
+    }
+
+    /// Refuses its first `fail` sends, then records.
+    #[derive(Default)]
+    struct FlakyQueue {
+        fail: Mutex<u32>,
+        sent: Mutex<Vec<Job>>,
+    }
+    #[async_trait]
+    impl JobQueue for FlakyQueue {
+        async fn send(&self, jobs: &[Job]) -> Result<(), QueueError> {
+            let mut fail = self.fail.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                return Err(QueueError("SQS is down".into()));
+            }
+            self.sent.lock().unwrap().extend_from_slice(jobs);
+            Ok(())
+        }
+    }
+
+    struct DownStore;
+    #[async_trait]
+    impl ConversationStore for DownStore {
+        async fn load(
+            &self,
+            _: &ConversationKey,
+            _: usize,
+        ) -> Result<Option<crate::store::Snapshot>, StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+        async fn commit(&self, _: Commit) -> Result<(), StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+        async fn turn_record(
+            &self,
+            _: &ConversationKey,
+            _: &str,
+        ) -> Result<Option<TurnRecord>, StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+        async fn history(
+            &self,
+            _: &ConversationKey,
+            _: u64,
+            _: usize,
+        ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+        async fn conversations_of(
+            &self,
+            _: &str,
+            _: &str,
+            _: usize,
+        ) -> Result<Vec<crate::conversation::ConversationSummary>, StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_down_store_is_503_with_a_retry_hint() {
+        let svc = TurnService::new(
+            Arc::new(DownStore),
+            Dialogue::new(Arc::new(NoOrders)),
+            Arc::new(RecordingQueue::default()),
+            ChatSettings::default(),
+        );
+        for err in [
+            svc.post(&alice(), msg("hi", None, None)).await.unwrap_err(),
+            svc.post(&alice(), msg("hi", None, Some("m")))
+                .await
+                .unwrap_err(),
+            svc.history(&alice(), "01J00000000000000000000000", 0, 10)
+                .await
+                .unwrap_err(),
+        ] {
+            assert_eq!(err.status(), 503);
+            assert!(err.retry_after().is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_enqueue_is_503_and_the_retry_sends_the_job_without_a_second_turn() {
+        let store = Arc::new(MemoryStore::new());
+        let queue = Arc::new(FlakyQueue::default());
+        let svc = TurnService::new(
+            store.clone(),
+            Dialogue::new(Arc::new(LateOrder)),
+            queue.clone(),
+            ChatSettings::default(),
+        );
+        let offer = svc
+            .post(&alice(), msg("where is order 1002", None, None))
+            .await
+            .unwrap();
+        let conv = offer.conversation_id.clone();
+        *queue.fail.lock().unwrap() = 1;
+        let err = svc
+            .post(&alice(), msg("yes", Some(&conv), Some("yes-1")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 503);
+        assert!(queue.sent.lock().unwrap().is_empty());
+        let retry = svc
+            .post(&alice(), msg("yes", Some(&conv), Some("yes-1")))
+            .await
+            .unwrap();
+        assert!(retry.replies[0].text.contains("requested a refund"));
+        assert_eq!(queue.sent.lock().unwrap().len(), 1);
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: conv,
+        };
+        assert_eq!(
+            store.message_count(&key),
+            4,
+            "the retry stored no second turn"
+        );
+    }
 
     struct NoOrders;
     #[async_trait]

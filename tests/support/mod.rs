@@ -217,6 +217,17 @@ impl Stack {
         .sum()
     }
 
+    pub async fn wait_until_drained(&self, url: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.queue_depth(url).await > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "{url} did not drain within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Invokes a function through cargo-lambda's Invoke API, as `cargo lambda invoke` does.
     pub async fn invoke(&self, function: &str, event: &Value) -> Value {
         let resp = self

@@ -191,6 +191,23 @@ impl DynamoStore {
         ]))
     }
 
+    /// A consistent Query of one conversation's items with `lo <= sk <= hi`.
+    fn sort_key_range(
+        &self,
+        key: &ConversationKey,
+        lo: &str,
+        hi: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+            .expression_attribute_values(":pk", s(partition_key(key)))
+            .expression_attribute_values(":lo", s(lo))
+            .expression_attribute_values(":hi", s(hi))
+            .consistent_read(true)
+    }
+
     fn message_item(&self, key: &ConversationKey, m: &Message) -> Item {
         let mut item = HashMap::from([
             ("pk".into(), s(partition_key(key))),
@@ -219,16 +236,9 @@ impl ConversationStore for DynamoStore {
         window: usize,
     ) -> Result<Option<Snapshot>, StoreError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", s(partition_key(key)))
-            .expression_attribute_values(":lo", s(MSG_PREFIX))
-            .expression_attribute_values(":hi", s(STATE_SK))
+            .sort_key_range(key, MSG_PREFIX, STATE_SK)
             .scan_index_forward(false)
             .limit(i32::try_from(window + 1).unwrap_or(i32::MAX))
-            .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
@@ -379,15 +389,12 @@ impl ConversationStore for DynamoStore {
             return Ok(Some((conversation, Vec::new())));
         }
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-            .expression_attribute_values(":pk", s(partition_key(key)))
-            .expression_attribute_values(":lo", s(message_sort_key(after.saturating_add(1))))
-            .expression_attribute_values(":hi", s(message_sort_key(u64::MAX)))
+            .sort_key_range(
+                key,
+                &message_sort_key(after.saturating_add(1)),
+                &message_sort_key(u64::MAX),
+            )
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
