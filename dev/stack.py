@@ -227,7 +227,7 @@ def up(args):
 Switchboard is running locally.
   chat API      {lam}/lambda-url/chat/v1/...
   webhooks      {lam}/lambda-url/webhook/webhooks/{{vendor}}
-  invoke        cargo lambda invoke --invoke-port {args.lambda_port} chat --data-file events/chat-post-message.json
+  invoke        cargo lambda invoke -A 127.0.0.1 -P {args.lambda_port} chat --data-file events/chat-post-message.json
   demo systems  {demo}   (customers cust_alice, cust_bob, cust_carol, cust_dave)
   logs          .local/{args.name}/logs/
 
