@@ -19,6 +19,7 @@ pub mod money;
 pub mod nlu;
 pub mod problem;
 pub mod setup;
+pub mod signatures;
 pub mod store;
 pub mod telemetry;
 pub mod turn;
