@@ -35,7 +35,7 @@ def chat_url(arg):
     if os.path.exists(env_file):
         for line in open(env_file):
             if line.startswith("CHAT_URL="):
-                return line.strip().split("=", 1)[1]
+                return line.strip().split("=", 1)[1].strip("'")
     return DEFAULT_URL
 
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """A stand-in for a company's own systems, for the local stack and the tests (never deployed).
 
-- Customers (CRM) over REST:  GET /customers/{id}, GET /customers?email=
+- Customers (CRM) over REST:  GET /customers/{id}, GET /customers?email=,
+                              GET /customers?vendor=stripe&vendor_customer_id=cus_...
 - Orders over REST:           GET /orders?customer_id=, GET /orders/{id}
 - Inventory over GraphQL:     POST /graphql  (product(sku), products)
 - Payments over REST:         POST /payments/refunds  (requires Idempotency-Key; a repeated key
                               returns the first answer and refunds nothing more)
+- A billing page:             GET /billing (where the bot sends customers to update a card)
 - Inspection for tests:       GET /_admin/refunds, GET /health
 
 Dates are seeded relative to start-up, so some orders are always late.
@@ -30,10 +32,19 @@ def iso(t):
 def seed(now):
     day = timedelta(days=1)
     customers = [
-        {"id": "cust_alice", "name": "Alice Martin", "email": "alice@example.com", "phone": "+1 415 555 0101"},
-        {"id": "cust_bob", "name": "Bob Chen", "email": "bob@example.com", "phone": "+1 415 555 0102"},
-        {"id": "cust_carol", "name": "Carol Diaz", "email": "carol@example.com", "phone": "+1 415 555 0103"},
-        {"id": "cust_dave", "name": "Dave Okafor", "email": "dave@example.com", "phone": "+1 415 555 0104"},
+        {"id": "cust_alice", "name": "Alice Martin", "email": "alice@example.com", "phone": "+1 415 555 0101",
+         "vendor_ids": {"stripe": "cus_alice01", "billing": "acct_alice"}},
+        {"id": "cust_bob", "name": "Bob Chen", "email": "bob@example.com", "phone": "+1 415 555 0102",
+         "vendor_ids": {"stripe": "cus_bob02"}},
+        {"id": "cust_carol", "name": "Carol Diaz", "email": "carol@example.com", "phone": "+1 415 555 0103",
+         "vendor_ids": {"stripe": "cus_carol03"}},
+        {"id": "cust_dave", "name": "Dave Okafor", "email": "dave@example.com", "phone": "+1 415 555 0104",
+         "vendor_ids": {}},
+        # Erin and Frank are what vendors' webhooks are about in the tests (nobody else chats as them).
+        {"id": "cust_erin", "name": "Erin Novak", "email": "erin@example.com", "phone": "+1 415 555 0105",
+         "vendor_ids": {"stripe": "cus_erin05", "billing": "acct_erin"}},
+        {"id": "cust_frank", "name": "Frank Ito", "email": "frank@example.com", "phone": "+1 415 555 0106",
+         "vendor_ids": {}},
     ]
 
     def order(oid, cust, status, placed_days_ago, promised_in_days, total, items, carrier="UPS", delivered_days_ago=None):
@@ -65,6 +76,8 @@ def seed(now):
         order("1004", "cust_carol", "delivered", 10, -5, 1999, [{"name": "Yoga Mat", "quantity": 1}],
               delivered_days_ago=6),
         order("1005", "cust_carol", "processing", 1, 5, 3450, [{"name": "Desk Lamp", "quantity": 1}]),
+        order("1006", "cust_erin", "in_transit", 2, 3, 1599, [{"name": "Water Bottle", "quantity": 1}]),
+        order("1007", "cust_frank", "processing", 1, 4, 6400, [{"name": "Running Shoes", "quantity": 1}]),
     ]
     products = [
         {"sku": "MOUSE-01", "name": "Wireless Mouse", "available": 42},
@@ -128,8 +141,16 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/health":
             return self.send_json(200, {"ok": True})
         if url.path == "/customers":
-            email = (q.get("email") or [""])[0].lower()
-            return self.send_json(200, {"customers": [c for c in s.customers if c["email"] == email]})
+            vendor = (q.get("vendor") or [None])[0]
+            if vendor:
+                vid = (q.get("vendor_customer_id") or [""])[0]
+                found = [c for c in s.customers if c["vendor_ids"].get(vendor) == vid]
+            else:
+                email = (q.get("email") or [""])[0].lower()
+                found = [c for c in s.customers if c["email"] == email]
+            return self.send_json(200, {"customers": found})
+        if url.path == "/billing":
+            return self.send_json(200, {"page": "billing portal (demo): update your payment method here"})
         m = re.fullmatch(r"/customers/([^/]+)", url.path)
         if m:
             c = next((c for c in s.customers if c["id"] == m.group(1)), None)

@@ -53,7 +53,7 @@ async fn late_order_refund_end_to_end() {
     let (refunds, _) = stack.refunds_for("1002").await;
     assert_eq!(refunds, 1);
 
-    // Memory: a state record plus one item per message, and a record of the applied effect.
+    // Memory: a state record plus one item per message; the applied effect in its own partition.
     let keys = stack.sort_keys(&conv).await;
     assert_eq!(
         keys.iter().filter(|k| k.starts_with("MSG#")).count(),
@@ -62,8 +62,11 @@ async fn late_order_refund_end_to_end() {
     );
     assert!(keys.contains(&"STATE".to_string()));
     assert!(
-        keys.contains(&"EFFECT#refund:default:1002".to_string()),
-        "{keys:?}"
+        stack
+            .item("T#default#E#refund:default:1002", "EFFECT")
+            .await
+            .is_some(),
+        "the refund's effect is recorded"
     );
     let state = stack
         .partition("default", &conv)

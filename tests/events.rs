@@ -41,6 +41,16 @@ async fn sample_events_run_in_order() {
         "{out}"
     );
 
+    // The webhook sample was signed when it was written, so it now shows the replay guard: a
+    // signature older than the tolerance is refused (dev/webhook.py sends fresh ones).
     let hook = stack.invoke("webhook", &event("webhook-stripe.json")).await;
-    assert_eq!(hook["statusCode"], 202, "{hook}");
+    assert_eq!(hook["statusCode"], 401, "{hook}");
+    let problem: Value = serde_json::from_str(hook["body"].as_str().unwrap()).unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("outside the accepted window"),
+        "{problem}"
+    );
 }

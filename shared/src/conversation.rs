@@ -65,6 +65,16 @@ pub enum DialogueState {
     AwaitingOrderChoice { candidates: Vec<String> },
     /// The bot offered to refund a late order.
     RefundOffered { order_id: String, amount: Money },
+    /// A proactive "your payment didn't go through — need help?" was sent.
+    PaymentHelpOffered {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payment_url: Option<String>,
+    },
+    /// The customer said yes; the bot listed the ways to fix the payment.
+    PaymentHelpOptions {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        payment_url: Option<String>,
+    },
 }
 
 /// Facts the dialogue carries between turns.
@@ -76,6 +86,9 @@ pub struct Slots {
     /// Orders a refund was requested for in this conversation.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub refunds_requested: Vec<String>,
+    /// The customer asked for a person; an agent should pick the conversation up.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub handoff_requested: bool,
 }
 
 /// The conversation record: one item, updated by every write with a version check.

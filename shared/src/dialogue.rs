@@ -27,6 +27,8 @@ pub struct Outcome {
 
 pub struct Dialogue {
     orders: Arc<dyn OrdersPort>,
+    /// Where customers update their payment method (the billing portal), if the company has one.
+    payment_update_url: Option<String>,
 }
 
 const HELP: &str = "I can check where your order is, tell you if it's running late, and refund late orders. Try \"where's my order?\"";
@@ -39,7 +41,15 @@ fn date(t: OffsetDateTime) -> String {
 
 impl Dialogue {
     pub fn new(orders: Arc<dyn OrdersPort>) -> Self {
-        Self { orders }
+        Self {
+            orders,
+            payment_update_url: None,
+        }
+    }
+
+    pub fn with_payment_update_url(mut self, url: Option<String>) -> Self {
+        self.payment_update_url = url;
+        self
     }
 
     pub async fn respond(
@@ -99,6 +109,51 @@ impl Dialogue {
                     _ => {}
                 }
             }
+            DialogueState::PaymentHelpOffered { payment_url } => match u.intent {
+                Intent::Affirm => {
+                    self.payment_options(&mut turn, payment_url.clone());
+                    return turn.out;
+                }
+                Intent::Deny => {
+                    turn.say(
+                        "No problem. If you'd like help with the payment later, just ask."
+                            .to_string(),
+                    );
+                    return turn.out;
+                }
+                _ => {}
+            },
+            DialogueState::PaymentHelpOptions { payment_url } => match payment_choice(text, &u) {
+                Some(PaymentChoice::Retry) => {
+                    let link = payment_url
+                        .as_deref()
+                        .or(self.payment_update_url.as_deref());
+                    turn.say(match link {
+                            Some(url) => format!("You can retry the payment here: {url}\nIt goes through straight away if the card is fine now."),
+                            None => "Please retry the payment from the billing page of your account; it goes through straight away if the card is fine now.".to_string(),
+                        });
+                    // The other options stay open: "and 2?" still works.
+                    turn.out.state = state.clone();
+                    return turn.out;
+                }
+                Some(PaymentChoice::Update) => {
+                    turn.say(match &self.payment_update_url {
+                            Some(url) => format!("You can update your payment method here: {url}\nWe'll retry the payment with the new details."),
+                            None => "You can update your payment method in your account settings; we'll retry the payment with the new details.".to_string(),
+                        });
+                    turn.out.state = state.clone();
+                    return turn.out;
+                }
+                Some(PaymentChoice::Person) => {
+                    handoff(&mut turn);
+                    return turn.out;
+                }
+                None if matches!(u.intent, Intent::Unknown | Intent::Affirm) => {
+                    self.payment_options(&mut turn, payment_url.clone());
+                    return turn.out;
+                }
+                None => {}
+            },
             DialogueState::Idle => {}
         }
 
@@ -125,6 +180,7 @@ impl Dialogue {
             Intent::Goodbye => {
                 turn.say("Bye for now — I'm here if you need anything else.".to_string())
             }
+            Intent::HumanAgent => handoff(&mut turn),
             Intent::Affirm | Intent::Deny => {
                 turn.say(format!("I'm not sure what that answers. {HELP}"))
             }
@@ -134,6 +190,11 @@ impl Dialogue {
             },
         }
         turn.out
+    }
+
+    fn payment_options(&self, turn: &mut Turn<'_>, payment_url: Option<String>) {
+        turn.say("Happy to help. I can:\n1. give you a link to retry the payment\n2. help you update your payment method\n3. get a person from our team\nReply 1, 2 or 3.".to_string());
+        turn.out.state = DialogueState::PaymentHelpOptions { payment_url };
     }
 
     /// "Where's my order?" with no number: answer for the only recent order, or ask which.
@@ -239,6 +300,45 @@ impl Dialogue {
         let text = lines.join("\n");
         turn.say(text);
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PaymentChoice {
+    Retry,
+    Update,
+    Person,
+}
+
+/// An answer to the payment-help options, by number or by what it says.
+fn payment_choice(text: &str, u: &Understanding) -> Option<PaymentChoice> {
+    if u.intent == Intent::HumanAgent {
+        return Some(PaymentChoice::Person);
+    }
+    let lower = text.to_lowercase();
+    if ["update", "change", "new card", "another card", "method"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return Some(PaymentChoice::Update);
+    }
+    if ["retry", "try again", "pay again", "link"]
+        .iter()
+        .any(|w| lower.contains(w))
+    {
+        return Some(PaymentChoice::Retry);
+    }
+    match u.ordinal {
+        Some(0) => Some(PaymentChoice::Retry),
+        Some(1) => Some(PaymentChoice::Update),
+        Some(2) => Some(PaymentChoice::Person),
+        _ => None,
+    }
+}
+
+/// Marks the conversation for a person; agent tooling picks up flagged conversations.
+fn handoff(turn: &mut Turn<'_>) {
+    turn.out.slots.handoff_requested = true;
+    turn.say("I've asked a member of our team to take over — they'll reply right here, usually within a few hours.".to_string());
 }
 
 /// Resolves an answer to "which order?" against the listed candidates.
@@ -366,6 +466,52 @@ mod tests {
                 NOW - time::Duration::days(3),
             ),
         ]
+    }
+
+    #[tokio::test]
+    async fn yes_to_payment_help_lists_options_then_each_option_answers() {
+        let d =
+            dialogue(vec![]).with_payment_update_url(Some("https://shop.example/billing".into()));
+        let offered = DialogueState::PaymentHelpOffered {
+            payment_url: Some("https://pay.example/i/1".into()),
+        };
+        let say = |state: DialogueState, text: &'static str| {
+            let d = &d;
+            async move {
+                d.respond(&who("alice"), &state, &Slots::default(), text, NOW)
+                    .await
+            }
+        };
+        let options = say(offered.clone(), "yes").await;
+        assert!(
+            options.replies[0].contains("Reply 1, 2 or 3"),
+            "{:?}",
+            options.replies
+        );
+        assert!(matches!(
+            options.state,
+            DialogueState::PaymentHelpOptions { .. }
+        ));
+
+        let retry = say(options.state.clone(), "1").await;
+        assert!(
+            retry.replies[0].contains("https://pay.example/i/1"),
+            "{:?}",
+            retry.replies
+        );
+        assert_eq!(retry.state, options.state, "the other options stay open");
+        let update = say(options.state.clone(), "I'd like to change my card").await;
+        assert!(update.replies[0].contains("https://shop.example/billing"));
+        let person = say(options.state.clone(), "3").await;
+        assert!(person.slots.handoff_requested);
+        let unclear = say(options.state.clone(), "hmm").await;
+        assert_eq!(
+            unclear.state, options.state,
+            "the options are offered again"
+        );
+
+        let no = say(offered, "no thanks").await;
+        assert_eq!(no.state, DialogueState::Idle);
     }
 
     #[tokio::test]

@@ -1,8 +1,8 @@
 //! Switchboard's domain, shared by the three Lambda functions.
 //!
-//! Organised as ports and adapters: the domain (`dialogue`, `nlu`, `turn`, `fulfillment`) talks to
-//! traits (`store::ConversationStore`, `connectors::OrdersPort`, `connectors::PaymentsPort`,
-//! `jobs::JobQueue`); `store::dynamo`, `connectors::rest` and `jobs::sqs` are the AWS and HTTP
+//! Organised as ports and adapters: the domain (`dialogue`, `nlu`, `turn`, `fulfillment`, `webhook`) talks
+//! to traits (`store::ConversationStore`, `connectors::{OrdersPort, PaymentsPort, CustomersPort}`,
+//! `jobs::JobQueue`, `webhook::claims::ClaimStore`, `secrets::SecretSource`); `store::dynamo`, `connectors::rest` and `jobs::sqs` are the AWS and HTTP
 //! adapters, `store::memory` an in-process one for unit tests. The functions only build the adapters
 //! once at init and hand events to `api`, `webhook` and `fulfillment`.
 
@@ -15,9 +15,11 @@ pub mod dialogue;
 pub mod fulfillment;
 pub mod http_event;
 pub mod jobs;
+pub mod metrics;
 pub mod money;
 pub mod nlu;
 pub mod problem;
+pub mod secrets;
 pub mod setup;
 pub mod signatures;
 pub mod store;

@@ -16,6 +16,8 @@ pub enum Intent {
     Greet,
     Thanks,
     Goodbye,
+    /// "Can I talk to a person?"
+    HumanAgent,
     Unknown,
 }
 
@@ -103,7 +105,12 @@ fn classify(text: &str, w: &[String]) -> Intent {
     const THANKS: &[&str] = &["thanks", "thank", "thx", "cheers", "ty"];
     const BYE: &[&str] = &["bye", "goodbye", "cya"];
 
+    const AGENT: &[&str] = &["agent", "human", "person", "representative", "operator"];
+
     let short = w.len() <= 4;
+    if has_any(w, AGENT) || has_phrase(text, &["talk to someone", "speak to someone"]) {
+        return Intent::HumanAgent;
+    }
     if has_any(w, REFUND) || has_phrase(text, &["money back"]) {
         // "no, I don't want a refund" is a no to an offer, not a new request.
         if short && has_any(w, DENY) {
@@ -168,6 +175,17 @@ fn ordinal(w: &[String]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn asking_for_a_person() {
+        for t in [
+            "can I talk to a human?",
+            "agent",
+            "I want a real person about my refund",
+        ] {
+            assert_eq!(understand(t).intent, Intent::HumanAgent, "{t}");
+        }
+    }
 
     #[test]
     fn order_status_questions() {

@@ -6,12 +6,15 @@ use std::sync::Arc;
 use crate::api::ChatApi;
 use crate::auth::JwtVerifier;
 use crate::config::{ChatSettings, ConfigError, Env, StoreSettings};
-use crate::connectors::rest::{http_client, RestOrders, RestPayments};
+use crate::connectors::rest::{http_client, RestCustomers, RestOrders, RestPayments};
 use crate::dialogue::Dialogue;
-use crate::fulfillment::Fulfillment;
+use crate::fulfillment::{Fulfillment, Systems};
 use crate::jobs::sqs::SqsJobQueue;
+use crate::secrets::Secrets;
 use crate::store::dynamo::DynamoStore;
 use crate::turn::TurnService;
+use crate::webhook::claims::DynamoClaims;
+use crate::webhook::{config as webhook_config, WebhookService, WebhookSettings};
 
 /// Shared AWS configuration. `AWS_ENDPOINT_URL` (set by the local stack) points every SDK client
 /// at moto; in AWS it is unset and the regional endpoints are used.
@@ -34,11 +37,16 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let verifier = JwtVerifier::from_env(&env)?;
     let orders_url = env.url("ORDERS_API_URL")?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
+    let payment_update_url = match env.optional("PAYMENT_UPDATE_URL") {
+        Some(_) => Some(env.url("PAYMENT_UPDATE_URL")?.to_string()),
+        None => None,
+    };
     let aws = aws().await;
     let client = http_client(chat.connector_timeout);
     let turns = TurnService::new(
         store(&aws, store_settings),
-        Dialogue::new(Arc::new(RestOrders::new(client, orders_url))),
+        Dialogue::new(Arc::new(RestOrders::new(client, orders_url)))
+            .with_payment_update_url(payment_update_url),
         Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
         chat,
     );
@@ -49,10 +57,46 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     let env = Env::process();
     let store_settings = StoreSettings::from_env(&env)?;
     let payments_url = env.url("PAYMENTS_API_URL")?;
-    let timeout = std::time::Duration::from_millis(env.parsed("PAYMENTS_TIMEOUT_MS", 5_000)?);
+    let orders_url = env.url("ORDERS_API_URL")?;
+    let crm_url = env.url("CRM_API_URL")?;
+    let timeout = std::time::Duration::from_millis(env.parsed("CONNECTOR_TIMEOUT_MS", 5_000)?);
     let aws = aws().await;
+    // One client, one connection pool, for every system.
+    let client = http_client(timeout);
     Ok(Fulfillment::new(
         store(&aws, store_settings),
-        Arc::new(RestPayments::new(http_client(timeout), payments_url)),
+        Systems {
+            payments: Arc::new(RestPayments::new(client.clone(), payments_url)),
+            customers: Arc::new(RestCustomers::new(client.clone(), crm_url)),
+            orders: Arc::new(RestOrders::new(client, orders_url)),
+        },
     ))
+}
+
+/// The webhook intake: vendor config (bundled, or `SWITCHBOARD_WEBHOOKS_FILE`), secrets from the
+/// environment, SSM or Secrets Manager, claims in the table, jobs to the queue.
+pub async fn webhook() -> Result<WebhookService, ConfigError> {
+    let env = Env::process();
+    let vendors = webhook_config::load(env.optional("SWITCHBOARD_WEBHOOKS_FILE").as_deref())
+        .map_err(|e| ConfigError::Invalid {
+            name: "SWITCHBOARD_WEBHOOKS_FILE",
+            reason: e.to_string(),
+        })?;
+    let table = env.required("TABLE_NAME")?;
+    let queue_url = env.required("JOBS_QUEUE_URL")?;
+    let settings = WebhookSettings {
+        secrets_ttl: std::time::Duration::from_secs(env.parsed("SECRETS_TTL_SECS", 300)?),
+    };
+    let aws = aws().await;
+    Ok(WebhookService::new(
+        vendors,
+        Arc::new(Secrets::from_process(Some(&aws))),
+        Arc::new(DynamoClaims::new(
+            aws_sdk_dynamodb::Client::new(&aws),
+            table,
+        )),
+        Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
+        settings,
+    )
+    .await)
 }

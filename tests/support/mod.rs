@@ -68,7 +68,7 @@ impl Stack {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
-        let resp = req.send().await.expect("chat endpoint answers");
+        let resp = req.send().await.expect("the function answers");
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()
@@ -180,6 +180,39 @@ impl Stack {
             .await
             .expect("query the table");
         out.items().to_vec()
+    }
+
+    /// One item by its key, read consistently.
+    pub async fn item(&self, pk: &str, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.ddb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item()
+            .cloned()
+    }
+
+    /// POSTs a body with headers to the webhook function's URL.
+    pub async fn webhook(&self, vendor: &str, headers: &[(&str, String)], body: &[u8]) -> Reply {
+        let mut req = self
+            .http
+            .post(format!("{}/webhooks/{vendor}", self.webhook_url))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        self.send(req).await
+    }
+
+    /// The local stack's signing secret for a vendor, as the vendor holds it.
+    pub fn webhook_secret(vendor: &str) -> String {
+        var(&format!("DEV_WEBHOOK_SECRET_{}", vendor.to_uppercase()))
     }
 
     pub async fn sort_keys(&self, conversation: &str) -> Vec<String> {

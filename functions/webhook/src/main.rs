@@ -1,5 +1,7 @@
 //! `webhook`: vendors' signed POSTs through a Lambda function URL. All logic is in
-//! `switchboard::webhook`.
+//! `switchboard::webhook`; this binary builds it once (config, secrets, clients) and serves events.
+
+use std::sync::Arc;
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use switchboard::http_event::{HttpEvent, HttpResponse};
@@ -7,9 +9,11 @@ use switchboard::http_event::{HttpEvent, HttpResponse};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     switchboard::telemetry::init();
+    let service = Arc::new(switchboard::setup::webhook().await?);
     tracing::info!("webhook function ready");
-    lambda_runtime::run(service_fn(|event: LambdaEvent<HttpEvent>| async move {
-        Ok::<HttpResponse, Error>(switchboard::webhook::handle(&event.payload))
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<HttpEvent>| {
+        let service = service.clone();
+        async move { Ok::<HttpResponse, Error>(service.handle(&event.payload).await) }
     }))
     .await
 }

@@ -114,6 +114,28 @@ pub trait OrdersPort: Send + Sync {
     async fn order(&self, order_id: &str) -> Result<Option<Order>, ConnectorError>;
 }
 
+/// A customer as the CRM knows them; `id` is the id our JWTs carry in `sub`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub id: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[async_trait]
+pub trait CustomersPort: Send + Sync {
+    /// The customer a vendor knows by `vendor_customer_id` (e.g. Stripe's `cus_…`).
+    async fn by_vendor_id(
+        &self,
+        vendor: &str,
+        vendor_customer_id: &str,
+    ) -> Result<Option<Customer>, ConnectorError>;
+    /// The one customer with this email; several matches are no match.
+    async fn by_email(&self, email: &str) -> Result<Option<Customer>, ConnectorError>;
+}
+
 #[async_trait]
 pub trait PaymentsPort: Send + Sync {
     /// Refunds an order; the same `idempotency_key` never refunds twice.

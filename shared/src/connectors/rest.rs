@@ -8,7 +8,9 @@ use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::{ConnectorError, Order, OrdersPort, PaymentsPort, RefundReceipt};
+use super::{
+    ConnectorError, Customer, CustomersPort, Order, OrdersPort, PaymentsPort, RefundReceipt,
+};
 use crate::money::Money;
 
 /// One client per process: connection pools are reused across invocations of a warm container.
@@ -118,6 +120,58 @@ impl OrdersPort for RestOrders {
     async fn order(&self, order_id: &str) -> Result<Option<Order>, ConnectorError> {
         let url = join(&self.base, &["orders", order_id]);
         read_json("orders", self.client.get(url).send().await).await
+    }
+}
+
+/// A CRM with `GET /customers?email=` and `GET /customers?vendor=&vendor_customer_id=`, each
+/// answering `{"customers": [...]}`.
+pub struct RestCustomers {
+    client: reqwest::Client,
+    base: Url,
+}
+
+impl RestCustomers {
+    pub fn new(client: reqwest::Client, base: Url) -> Self {
+        Self { client, base }
+    }
+
+    async fn only(&self, query: &[(&str, &str)]) -> Result<Option<Customer>, ConnectorError> {
+        #[derive(serde::Deserialize)]
+        struct CustomerList {
+            customers: Vec<Customer>,
+        }
+        let mut url = join(&self.base, &["customers"]);
+        url.query_pairs_mut().extend_pairs(query);
+        let list: Option<CustomerList> =
+            read_json("crm", self.client.get(url).send().await).await?;
+        let mut found = list.map(|l| l.customers).unwrap_or_default();
+        if found.len() > 1 {
+            tracing::warn!(
+                matches = found.len(),
+                "CRM lookup is ambiguous; treated as no match"
+            );
+            return Ok(None);
+        }
+        Ok(found.pop())
+    }
+}
+
+#[async_trait]
+impl CustomersPort for RestCustomers {
+    async fn by_vendor_id(
+        &self,
+        vendor: &str,
+        vendor_customer_id: &str,
+    ) -> Result<Option<Customer>, ConnectorError> {
+        self.only(&[
+            ("vendor", vendor),
+            ("vendor_customer_id", vendor_customer_id),
+        ])
+        .await
+    }
+
+    async fn by_email(&self, email: &str) -> Result<Option<Customer>, ConnectorError> {
+        self.only(&[("email", email)]).await
     }
 }
 

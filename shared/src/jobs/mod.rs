@@ -1,4 +1,4 @@
-//! Asynchronous jobs: what `chat` (and later `webhook`) hands to `fulfillment` through SQS.
+//! Asynchronous jobs: what `chat` and `webhook` hand to `fulfillment` through SQS.
 
 pub mod sqs;
 
@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::conversation::ConversationKey;
 use crate::money::Money;
+use crate::webhook::events::VendorEvent;
 
 /// What a job does. The tag is the job type on the wire (`"type": "refund.request"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -14,12 +15,16 @@ use crate::money::Money;
 pub enum JobKind {
     #[serde(rename = "refund.request")]
     RefundRequest { order_id: String, amount: Money },
+    /// A vendor's event, verified and deduplicated by `webhook`.
+    #[serde(rename = "vendor.event")]
+    VendorEvent(Box<VendorEvent>),
 }
 
 impl JobKind {
     pub fn type_name(&self) -> &'static str {
         match self {
             JobKind::RefundRequest { .. } => "refund.request",
+            JobKind::VendorEvent(_) => "vendor.event",
         }
     }
 
@@ -28,6 +33,7 @@ impl JobKind {
     pub fn idempotency_key(&self, tenant: &str) -> String {
         match self {
             JobKind::RefundRequest { order_id, .. } => format!("refund:{tenant}:{order_id}"),
+            JobKind::VendorEvent(e) => format!("event:{tenant}:{}:{}", e.vendor, e.event_id),
         }
     }
 }
@@ -37,8 +43,12 @@ impl JobKind {
 pub struct Job {
     pub key: String,
     pub tenant: String,
-    pub conversation_id: String,
-    pub customer_id: String,
+    /// Jobs started by a turn belong to its conversation; a vendor's event finds (or opens) its
+    /// conversation when it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
     #[serde(flatten)]
     pub kind: JobKind,
 }
@@ -48,22 +58,46 @@ impl Job {
         Self {
             key: kind.idempotency_key(&conversation.tenant),
             tenant: conversation.tenant.clone(),
-            conversation_id: conversation.id.clone(),
-            customer_id: customer_id.to_string(),
+            conversation_id: Some(conversation.id.clone()),
+            customer_id: Some(customer_id.to_string()),
             kind,
         }
     }
 
-    pub fn conversation_key(&self) -> ConversationKey {
-        ConversationKey {
-            tenant: self.tenant.clone(),
-            id: self.conversation_id.clone(),
+    pub fn vendor_event(tenant: &str, event: VendorEvent) -> Self {
+        let kind = JobKind::VendorEvent(Box::new(event));
+        Self {
+            key: kind.idempotency_key(tenant),
+            tenant: tenant.to_string(),
+            conversation_id: None,
+            customer_id: None,
+            kind,
         }
     }
 
-    /// FIFO group: one conversation's jobs run in order, different conversations in parallel.
+    pub fn conversation_key(&self) -> Option<ConversationKey> {
+        self.conversation_id.as_ref().map(|id| ConversationKey {
+            tenant: self.tenant.clone(),
+            id: id.clone(),
+        })
+    }
+
+    /// FIFO group: one conversation's jobs run in order, different conversations in parallel; a
+    /// vendor's events for one customer run in order too.
     pub fn group_id(&self) -> String {
-        format!("{}:{}", self.tenant, self.conversation_id)
+        match (&self.conversation_id, &self.kind) {
+            (Some(c), _) => format!("{}:{c}", self.tenant),
+            (None, JobKind::VendorEvent(e)) => {
+                let who = e
+                    .vendor_customer_id
+                    .as_deref()
+                    .or(e.customer_email.as_deref())
+                    .or(e.order_id.as_deref())
+                    .unwrap_or(&e.event_id);
+                format!("{}:{}:{who}", self.tenant, e.vendor)
+            }
+            (None, _) => format!("{}:{}", self.tenant, self.key),
+        }
     }
 }
 

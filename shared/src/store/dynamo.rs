@@ -5,7 +5,12 @@
 //!   (`gsi1pk = T#<tenant>#U#<customer>`, `gsi1sk = <updated ms>#<conversation>`);
 //! - `sk = MSG#<seq, 20 digits>`: one item per message;
 //! - `sk = TURN#<client message id>`: a turn's answer, for retried POSTs;
-//! - `sk = EFFECT#<job key>`: marks an asynchronous effect as written.
+//!
+//! Outside conversations, each in its own partition:
+//! - `pk = T#<tenant>#E#<job key>`, `sk = EFFECT`: an asynchronous effect was written. Global, so
+//!   a job that may land in any of a customer's conversations still lands once;
+//! - `pk = T#<tenant>#W#<vendor>#<event id>`, `sk = CLAIM`: a vendor event was received
+//!   (`webhook::claims`).
 //!
 //! `STATE` sorts after every `MSG#`, so one descending Query between `MSG#` and `STATE` returns the
 //! record and the newest messages together: a turn's single read.
@@ -72,24 +77,24 @@ pub fn message_sort_key(seq: u64) -> String {
     format!("{MSG_PREFIX}{seq:020}")
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339)
         .expect("every OffsetDateTime formats as RFC 3339")
 }
 
-fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
+pub(crate) fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
     StoreError::Unavailable(DisplayErrorContext(e).to_string())
 }
 
-fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v),
         _ => Err(StoreError::Corrupt(format!(
@@ -306,8 +311,8 @@ impl ConversationStore for DynamoStore {
             effect_index = Some(writes.len());
             writes.push(self.put(
                 HashMap::from([
-                    ("pk".into(), s(&pk)),
-                    ("sk".into(), s(format!("EFFECT#{effect}"))),
+                    ("pk".into(), s(format!("T#{}#E#{effect}", key.tenant))),
+                    ("sk".into(), s("EFFECT")),
                     ("created_at".into(), s(rfc3339(now))),
                     ("expires_at".into(), self.expires_at(now)),
                 ]),
@@ -436,8 +441,8 @@ mod tests {
     fn state_sorts_after_every_message() {
         assert!(STATE_SK > message_sort_key(u64::MAX).as_str());
         assert!(MSG_PREFIX < message_sort_key(0).as_str());
-        // TURN# and EFFECT# items stay outside the window a turn reads.
-        assert!("TURN#x" > STATE_SK && "EFFECT#x" < MSG_PREFIX);
+        // TURN# items stay outside the window a turn reads.
+        assert!("TURN#x" > STATE_SK);
         assert!(message_sort_key(9) < message_sort_key(10));
     }
 }

@@ -14,12 +14,13 @@ struct Partition {
     conversation: Option<Conversation>,
     messages: BTreeMap<u64, Message>,
     turns: HashMap<String, TurnRecord>,
-    effects: HashSet<String>,
 }
 
 #[derive(Default)]
 pub struct MemoryStore {
     partitions: Mutex<HashMap<ConversationKey, Partition>>,
+    /// Effects are global, like their own partitions in DynamoDB: (tenant, key).
+    effects: Mutex<HashSet<(String, String)>>,
 }
 
 impl MemoryStore {
@@ -68,10 +69,13 @@ impl ConversationStore for MemoryStore {
                 return Err(StoreError::DuplicateTurn);
             }
         }
-        if let Some(effect) = &c.effect {
-            if p.effects.contains(effect) {
-                return Err(StoreError::DuplicateEffect);
-            }
+        let mut effects = self.effects.lock().unwrap();
+        let effect = c
+            .effect
+            .as_ref()
+            .map(|e| (c.conversation.key.tenant.clone(), e.clone()));
+        if effect.as_ref().is_some_and(|e| effects.contains(e)) {
+            return Err(StoreError::DuplicateEffect);
         }
         if c.messages.iter().any(|m| p.messages.contains_key(&m.seq)) {
             return Err(StoreError::Conflict);
@@ -82,8 +86,8 @@ impl ConversationStore for MemoryStore {
         if let Some((id, record)) = c.turn {
             p.turns.insert(id, record);
         }
-        if let Some(effect) = c.effect {
-            p.effects.insert(effect);
+        if let Some(effect) = effect {
+            effects.insert(effect);
         }
         p.conversation = Some(c.conversation);
         Ok(())

@@ -1,0 +1,315 @@
+//! Webhook intake: `POST /webhooks/{vendor}` from the function URL.
+//!
+//! In order, and stopping at the first failure: the vendor must be configured (404); the body
+//! within its limit (413) and decodable (400); the signature valid over the raw bytes, within the
+//! timestamp tolerance (401); the event's type readable (400). Then `(vendor, event id)` is
+//! claimed (a duplicate is 200 and goes no further), the envelope is queued for `fulfillment`
+//! and the answer is 202. If queueing fails the claim is released and the answer is 503, so the
+//! vendor's retry gets through: nothing lost, nothing doubled.
+
+pub mod claims;
+pub mod config;
+pub mod events;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::http_event::{HttpEvent, HttpResponse};
+use crate::jobs::{Job, JobQueue};
+use crate::metrics;
+use crate::problem::ApiError;
+use crate::secrets::{SecretError, SecretSource};
+use crate::signatures::{self, Scheme, SigningKey};
+use claims::{Claim, ClaimKey, ClaimStore};
+use config::VendorConfig;
+
+/// How long a claim is held for the attempt that made it, before a retry may take it over; well
+/// above the function's timeout.
+const CLAIM_LEASE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Secrets are re-read this often, so a rotation reaches warm containers.
+    pub secrets_ttl: Duration,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            secrets_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Default)]
+struct KeyRing {
+    keys: Option<Arc<Vec<SigningKey>>>,
+    fetched: Option<Instant>,
+}
+
+struct Vendor {
+    config: VendorConfig,
+    ring: Mutex<KeyRing>,
+}
+
+pub struct WebhookService {
+    vendors: BTreeMap<String, Vendor>,
+    secrets: Arc<dyn SecretSource>,
+    claims: Arc<dyn ClaimStore>,
+    queue: Arc<dyn JobQueue>,
+    settings: WebhookSettings,
+}
+
+fn vendor_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/webhooks/")?;
+    let name = rest.strip_suffix('/').unwrap_or(rest);
+    config::is_valid_vendor_name(name).then_some(name)
+}
+
+impl WebhookService {
+    /// Reads every vendor's secrets once, so a misconfigured vendor shows in the init log.
+    pub async fn new(
+        vendors: BTreeMap<String, VendorConfig>,
+        secrets: Arc<dyn SecretSource>,
+        claims: Arc<dyn ClaimStore>,
+        queue: Arc<dyn JobQueue>,
+        settings: WebhookSettings,
+    ) -> Self {
+        let service = Self {
+            vendors: vendors
+                .into_iter()
+                .map(|(name, config)| {
+                    (
+                        name,
+                        Vendor {
+                            config,
+                            ring: Mutex::new(KeyRing::default()),
+                        },
+                    )
+                })
+                .collect(),
+            secrets,
+            claims,
+            queue,
+            settings,
+        };
+        for (name, vendor) in &service.vendors {
+            match service.keys(vendor).await {
+                Ok(keys) => {
+                    tracing::info!(vendor = %name, keys = keys.len(), "webhook vendor ready")
+                }
+                Err(e) => {
+                    tracing::error!(vendor = %name, error = %e, "webhook vendor has no usable secret")
+                }
+            }
+        }
+        service
+    }
+
+    /// The vendor's signing keys, re-read after the TTL. If a refresh fails, the keys in hand
+    /// stay in use: a secrets outage must not stop webhooks that were verifying a moment ago.
+    async fn keys(&self, vendor: &Vendor) -> Result<Arc<Vec<SigningKey>>, ApiError> {
+        let stale = {
+            let ring = vendor.ring.lock().unwrap();
+            match (&ring.keys, ring.fetched) {
+                (Some(k), Some(at)) if at.elapsed() < self.settings.secrets_ttl => {
+                    return Ok(k.clone())
+                }
+                (k, _) => k.clone(),
+            }
+        };
+        let c = &vendor.config;
+        let mut keys = Vec::new();
+        let mut last_error = None;
+        for reference in &c.secrets {
+            match self.secrets.resolve(reference).await {
+                Ok(values) => {
+                    for v in values {
+                        match SigningKey::new(c.scheme, v.expose()) {
+                            Ok(k) => keys.push(k),
+                            Err(e) => {
+                                tracing::error!(vendor = %c.name, secret = %reference, error = %e, "unusable secret value")
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(vendor = %c.name, error = %e, "secret not read");
+                    last_error = Some(e);
+                }
+            }
+        }
+        if !keys.is_empty() {
+            let keys = Arc::new(keys);
+            let mut ring = vendor.ring.lock().unwrap();
+            ring.keys = Some(keys.clone());
+            ring.fetched = Some(Instant::now());
+            return Ok(keys);
+        }
+        if let Some(stale) = stale {
+            return Ok(stale);
+        }
+        Err(match last_error {
+            Some(SecretError::Unavailable { .. }) => ApiError::Unavailable {
+                detail: "the vendor's signing secret cannot be read right now".into(),
+                retry_after_secs: 30,
+            },
+            // Not configured: from outside, the same as a vendor that does not exist.
+            _ => ApiError::NotFound(format!("no webhook endpoint for vendor {}", c.name)),
+        })
+    }
+
+    pub async fn handle(&self, event: &HttpEvent) -> HttpResponse {
+        let now = OffsetDateTime::now_utc();
+        let vendor_name = vendor_of(event.path()).unwrap_or("-");
+        match self.intake(event, now).await {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::info!(vendor = vendor_name, status = e.status(), reason = %e, request_id = %event.request_context.request_id, "webhook rejected");
+                if self.vendors.contains_key(vendor_name) {
+                    metrics::count(
+                        "WebhookRejected",
+                        &[("Vendor", vendor_name), ("Status", &e.status().to_string())],
+                    );
+                }
+                HttpResponse::error(&e, Some(event.path()))
+            }
+        }
+    }
+
+    async fn intake(
+        &self,
+        event: &HttpEvent,
+        now: OffsetDateTime,
+    ) -> Result<HttpResponse, ApiError> {
+        let name = vendor_of(event.path()).ok_or_else(|| {
+            ApiError::NotFound(format!("no webhook endpoint at {}", event.path()))
+        })?;
+        let vendor = self
+            .vendors
+            .get(name)
+            .ok_or_else(|| ApiError::NotFound(format!("no webhook endpoint for vendor {name}")))?;
+        if event.method() != "POST" {
+            return Err(ApiError::MethodNotAllowed("webhooks are POSTed".into()));
+        }
+        let c = &vendor.config;
+        let body = event.body_bytes(c.max_body_bytes)?;
+        if body.is_empty() {
+            return Err(ApiError::BadRequest("the body is empty".into()));
+        }
+        let keys = self.keys(vendor).await?;
+        let verified = signatures::verify(
+            c.scheme,
+            &keys,
+            event,
+            &body,
+            now.unix_timestamp(),
+            c.tolerance.as_secs() as i64,
+        )
+        .map_err(|r| ApiError::Unauthorized(format!("signature rejected: {r}")))?;
+
+        if c.scheme == Scheme::Slack {
+            if let Some(challenge) = slack_challenge(&body) {
+                return Ok(HttpResponse::json(200, &json!({ "challenge": challenge })));
+            }
+        }
+
+        let x =
+            events::extract(c, event, &body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if x.id_from_body_hash {
+            tracing::warn!(
+                vendor = name,
+                "no event id found; deduplicating on the body's hash"
+            );
+        }
+        let key = ClaimKey {
+            tenant: c.tenant.clone(),
+            vendor: name.to_string(),
+            event_id: x.event_id.clone(),
+        };
+        let unavailable = |e: crate::store::StoreError| ApiError::Unavailable {
+            detail: format!("cannot record the event: {e}"),
+            retry_after_secs: 5,
+        };
+        let token = match self
+            .claims
+            .claim(&key, &x.vendor_type, CLAIM_LEASE, c.dedup_for, now)
+            .await
+            .map_err(unavailable)?
+        {
+            Claim::Claimed { token } => token,
+            Claim::Duplicate => {
+                tracing::info!(vendor = name, event_id = %x.event_id, "duplicate delivery");
+                metrics::count("WebhookDuplicate", &[("Vendor", name)]);
+                return Ok(HttpResponse::json(
+                    200,
+                    &json!({ "accepted": true, "duplicate": true, "event_id": x.event_id }),
+                ));
+            }
+            Claim::InProgress => {
+                return Err(ApiError::Conflict(format!(
+                    "event {} is being processed by another delivery; retry later",
+                    x.event_id
+                )))
+            }
+        };
+
+        let Some(kind) = x.event else {
+            // Recorded by the claim (with its type) and counted; never queued, never retried.
+            self.claims
+                .complete(&key, &token, "unhandled")
+                .await
+                .map_err(unavailable)?;
+            tracing::info!(vendor = name, vendor_type = %x.vendor_type, event_id = %x.event_id, "event type not handled; recorded");
+            metrics::count("WebhookUnhandled", &[("Vendor", name)]);
+            return Ok(HttpResponse::json(
+                200,
+                &json!({ "accepted": true, "handled": false, "event_id": x.event_id }),
+            ));
+        };
+
+        let envelope = x.envelope(c, kind, event, now);
+        let job = Job::vendor_event(&c.tenant, envelope);
+        if let Err(e) = self.queue.send(std::slice::from_ref(&job)).await {
+            tracing::error!(vendor = name, event_id = %x.event_id, error = %e, "enqueue failed; releasing the claim");
+            if let Err(re) = self.claims.release(&key, &token).await {
+                // The lease runs out in CLAIM_LEASE and a retry takes over then.
+                tracing::error!(error = %re, "could not release the claim");
+            }
+            return Err(ApiError::Unavailable {
+                detail: "the event could not be queued; please retry".into(),
+                retry_after_secs: 5,
+            });
+        }
+        if let Err(e) = self.claims.complete(&key, &token, "queued").await {
+            // Queued is what matters; a retry after the lease is deduplicated downstream.
+            tracing::warn!(error = %e, "could not mark the claim done");
+        }
+        tracing::info!(vendor = name, event = kind.as_str(), event_id = %x.event_id, delivery_id = ?verified.delivery_id, "webhook queued");
+        metrics::count(
+            "WebhookAccepted",
+            &[("Vendor", name), ("Event", kind.as_str())],
+        );
+        Ok(HttpResponse::json(
+            202,
+            &json!({ "accepted": true, "event_id": x.event_id, "event": kind.as_str() }),
+        ))
+    }
+}
+
+/// Slack checks a new endpoint with a signed `url_verification` request and expects its
+/// `challenge` back.
+fn slack_challenge(body: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if v.get("type")?.as_str()? != "url_verification" {
+        return None;
+    }
+    Some(v.get("challenge")?.as_str()?.to_string())
+}
+
+#[cfg(test)]
+mod tests;

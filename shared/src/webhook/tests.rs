@@ -1,0 +1,306 @@
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+
+use super::claims::MemoryClaims;
+use super::*;
+use crate::jobs::{JobKind, QueueError};
+use crate::secrets::Secrets;
+
+const STRIPE_SECRET: &str = "whsec_test_stripe_0123456789";
+const OLD_STRIPE_SECRET: &str = "whsec_test_stripe_previous";
+
+#[derive(Default)]
+struct Queue {
+    sent: Mutex<Vec<Job>>,
+    down: AtomicBool,
+}
+
+#[async_trait]
+impl JobQueue for Queue {
+    async fn send(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(QueueError("queue is down".into()));
+        }
+        self.sent.lock().unwrap().extend_from_slice(jobs);
+        Ok(())
+    }
+}
+
+struct Fixture {
+    service: WebhookService,
+    queue: Arc<Queue>,
+}
+
+async fn fixture() -> Fixture {
+    let vendors = config::parse(config::BUNDLED_NAME, config::BUNDLED).unwrap();
+    let env = |k: &str| match k {
+        "WEBHOOK_SECRET_STRIPE" => Some(format!(r#"["{STRIPE_SECRET}", "{OLD_STRIPE_SECRET}"]"#)),
+        "WEBHOOK_SECRET_SLACK" => Some("slack-signing-secret".to_string()),
+        _ => None,
+    };
+    let queue = Arc::new(Queue::default());
+    let service = WebhookService::new(
+        vendors,
+        Arc::new(Secrets::new(env, None)),
+        Arc::new(MemoryClaims::default()),
+        queue.clone(),
+        WebhookSettings::default(),
+    )
+    .await;
+    Fixture { service, queue }
+}
+
+fn request(path: &str, headers: &[(&str, String)], body: &str) -> HttpEvent {
+    let mut e = HttpEvent {
+        raw_path: path.into(),
+        body: Some(body.into()),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    e.request_context.http.method = "POST".into();
+    e
+}
+
+fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+fn stripe_signed(secret: &str, ts: i64, body: &str) -> Vec<(&'static str, String)> {
+    let key = SigningKey::new(Scheme::Stripe, secret).unwrap();
+    signatures::sign(Scheme::Stripe, &key, "", ts, body.as_bytes())
+}
+
+const PAYMENT_FAILED: &str = r#"{"id":"evt_unit_1","type":"invoice.payment_failed","data":{"object":{"customer":"cus_alice","amount_due":2999,"currency":"usd"}}}"#;
+
+#[tokio::test]
+async fn a_signed_event_is_queued_once() {
+    let f = fixture().await;
+    let headers = stripe_signed(STRIPE_SECRET, now(), PAYMENT_FAILED);
+    let first = f
+        .service
+        .handle(&request("/webhooks/stripe", &headers, PAYMENT_FAILED))
+        .await;
+    assert_eq!(first.status_code, 202, "{}", first.body);
+    let again = f
+        .service
+        .handle(&request("/webhooks/stripe", &headers, PAYMENT_FAILED))
+        .await;
+    assert_eq!(again.status_code, 200, "{}", again.body);
+    assert!(again.body.contains("\"duplicate\":true"));
+    let sent = f.queue.sent.lock().unwrap();
+    assert_eq!(sent.len(), 1);
+    let JobKind::VendorEvent(e) = &sent[0].kind else {
+        panic!("a vendor event")
+    };
+    assert_eq!(e.event, config::EventKind::PaymentFailed);
+    assert_eq!(e.vendor_customer_id.as_deref(), Some("cus_alice"));
+    assert_eq!(sent[0].key, "event:default:stripe:evt_unit_1");
+}
+
+#[tokio::test]
+async fn the_previous_secret_still_verifies_during_rotation() {
+    let f = fixture().await;
+    let headers = stripe_signed(OLD_STRIPE_SECRET, now(), PAYMENT_FAILED);
+    let r = f
+        .service
+        .handle(&request("/webhooks/stripe", &headers, PAYMENT_FAILED))
+        .await;
+    assert_eq!(r.status_code, 202, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_failed_enqueue_releases_the_claim_so_the_retry_gets_through() {
+    let f = fixture().await;
+    let headers = stripe_signed(STRIPE_SECRET, now(), PAYMENT_FAILED);
+    f.queue.down.store(true, Ordering::SeqCst);
+    let r = f
+        .service
+        .handle(&request("/webhooks/stripe", &headers, PAYMENT_FAILED))
+        .await;
+    assert_eq!(r.status_code, 503, "{}", r.body);
+    assert!(r.headers.contains_key("retry-after"));
+    f.queue.down.store(false, Ordering::SeqCst);
+    let r = f
+        .service
+        .handle(&request("/webhooks/stripe", &headers, PAYMENT_FAILED))
+        .await;
+    assert_eq!(r.status_code, 202, "{}", r.body);
+    assert_eq!(f.queue.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn unhandled_types_are_recorded_not_queued() {
+    let f = fixture().await;
+    let body = r#"{"id":"evt_unit_2","type":"customer.created","data":{"object":{}}}"#;
+    let headers = stripe_signed(STRIPE_SECRET, now(), body);
+    let r = f
+        .service
+        .handle(&request("/webhooks/stripe", &headers, body))
+        .await;
+    assert_eq!(r.status_code, 200, "{}", r.body);
+    assert!(r.body.contains("\"handled\":false"));
+    assert!(f.queue.sent.lock().unwrap().is_empty());
+    // And remembered: the retry is a duplicate.
+    let r = f
+        .service
+        .handle(&request("/webhooks/stripe", &headers, body))
+        .await;
+    assert!(r.body.contains("\"duplicate\":true"), "{}", r.body);
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_right_status_and_queues_nothing() {
+    let f = fixture().await;
+    let t = now();
+    let good = stripe_signed(STRIPE_SECRET, t, PAYMENT_FAILED);
+    let tampered = PAYMENT_FAILED.replace("2999", "2998");
+    let github_style = vec![(
+        "x-hub-signature-256",
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".to_string(),
+    )];
+    let timestamp_changed = vec![(
+        "stripe-signature",
+        good[0]
+            .1
+            .replacen(&format!("t={t}"), &format!("t={}", t - 1), 1),
+    )];
+    let big = "x".repeat(256 * 1024 + 1);
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, String)>, &'a str, u16);
+    let cases: Vec<Case> = vec![
+        (
+            "missing headers",
+            "/webhooks/stripe",
+            vec![],
+            PAYMENT_FAILED,
+            401,
+        ),
+        (
+            "wrong secret",
+            "/webhooks/stripe",
+            stripe_signed("whsec_wrong", t, PAYMENT_FAILED),
+            PAYMENT_FAILED,
+            401,
+        ),
+        (
+            "one byte changed",
+            "/webhooks/stripe",
+            good.clone(),
+            &tampered,
+            401,
+        ),
+        (
+            "timestamp changed",
+            "/webhooks/stripe",
+            timestamp_changed,
+            PAYMENT_FAILED,
+            401,
+        ),
+        (
+            "too old",
+            "/webhooks/stripe",
+            stripe_signed(STRIPE_SECRET, t - 301, PAYMENT_FAILED),
+            PAYMENT_FAILED,
+            401,
+        ),
+        (
+            "from the future",
+            "/webhooks/stripe",
+            stripe_signed(STRIPE_SECRET, t + 301, PAYMENT_FAILED),
+            PAYMENT_FAILED,
+            401,
+        ),
+        (
+            "another scheme's signature",
+            "/webhooks/stripe",
+            github_style,
+            PAYMENT_FAILED,
+            401,
+        ),
+        ("empty body", "/webhooks/stripe", good.clone(), "", 400),
+        (
+            "body over the limit",
+            "/webhooks/stripe",
+            good.clone(),
+            &big,
+            413,
+        ),
+        (
+            "unknown vendor",
+            "/webhooks/acme",
+            good.clone(),
+            PAYMENT_FAILED,
+            404,
+        ),
+        (
+            "vendor without a secret",
+            "/webhooks/github",
+            good.clone(),
+            PAYMENT_FAILED,
+            404,
+        ),
+        (
+            "not a webhook path",
+            "/admin",
+            good.clone(),
+            PAYMENT_FAILED,
+            404,
+        ),
+        (
+            "traversal",
+            "/webhooks/../stripe",
+            good.clone(),
+            PAYMENT_FAILED,
+            404,
+        ),
+    ];
+    for (name, path, headers, body, status) in cases {
+        let r = f.service.handle(&request(path, &headers, body)).await;
+        assert_eq!(r.status_code, status, "{name}: {}", r.body);
+        assert!(
+            r.headers["content-type"].starts_with("application/problem+json"),
+            "{name}"
+        );
+    }
+    let mut get = request("/webhooks/stripe", &good, PAYMENT_FAILED);
+    get.request_context.http.method = "GET".into();
+    assert_eq!(f.service.handle(&get).await.status_code, 405);
+    let mut b64 = request("/webhooks/stripe", &good, "!!not base64!!");
+    b64.is_base64_encoded = true;
+    assert_eq!(f.service.handle(&b64).await.status_code, 400);
+    assert!(f.queue.sent.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_base64_body_is_verified_after_decoding() {
+    use base64::Engine;
+    let f = fixture().await;
+    let headers = stripe_signed(STRIPE_SECRET, now(), PAYMENT_FAILED);
+    let mut e = request(
+        "/webhooks/stripe",
+        &headers,
+        &base64::engine::general_purpose::STANDARD.encode(PAYMENT_FAILED),
+    );
+    e.is_base64_encoded = true;
+    assert_eq!(f.service.handle(&e).await.status_code, 202);
+}
+
+#[tokio::test]
+async fn slack_url_verification_echoes_the_challenge() {
+    let f = fixture().await;
+    let body = r#"{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#;
+    let key = SigningKey::new(Scheme::Slack, "slack-signing-secret").unwrap();
+    let headers = signatures::sign(Scheme::Slack, &key, "", now(), body.as_bytes());
+    let r = f
+        .service
+        .handle(&request("/webhooks/slack", &headers, body))
+        .await;
+    assert_eq!(r.status_code, 200, "{}", r.body);
+    assert!(r
+        .body
+        .contains("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"));
+    assert!(f.queue.sent.lock().unwrap().is_empty());
+}
