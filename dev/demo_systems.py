@@ -7,8 +7,9 @@
 - Inventory over GraphQL:     POST /graphql  (product(sku), products)
 - Payments over REST:         POST /payments/refunds  (requires Idempotency-Key; a repeated key
                               returns the first answer and refunds nothing more)
+- Email over REST:            POST /emails  (requires Idempotency-Key; a repeated key sends nothing)
 - A billing page:             GET /billing (where the bot sends customers to update a card)
-- Inspection for tests:       GET /_admin/refunds, GET /health
+- Inspection for tests:       GET /_admin/refunds, GET /_admin/emails, GET /health
 
 Dates are seeded relative to start-up, so some orders are always late.
 """
@@ -101,6 +102,8 @@ class Systems:
         self.lock = threading.Lock()
         self.refunds_by_key = {}  # Idempotency-Key -> (request fingerprint, response)
         self.refund_calls = []  # every POST /payments/refunds, for tests counting calls
+        self.emails_by_key = {}  # Idempotency-Key -> the email sent
+        self.email_calls = []
 
     def graphql_root(self):
         products = self.products
@@ -164,6 +167,9 @@ class Handler(BaseHTTPRequestHandler):
         if m:
             o = next((o for o in s.orders if o["id"] == m.group(1)), None)
             return self.send_json(200, o) if o else self.send_json(404, {"error": "no such order"})
+        if url.path == "/_admin/emails":
+            with s.lock:
+                return self.send_json(200, {"calls": s.email_calls, "sent": list(s.emails_by_key.values())})
         if url.path == "/_admin/refunds":
             with s.lock:
                 return self.send_json(200, {
@@ -188,6 +194,18 @@ class Handler(BaseHTTPRequestHandler):
             if result.errors:
                 out["errors"] = [{"message": e.message} for e in result.errors]
             return self.send_json(200, out)
+        if url.path == "/emails":
+            key = self.headers.get("Idempotency-Key")
+            with s.lock:
+                s.email_calls.append({"idempotency_key": key, "to": body.get("to")})
+                if not key:
+                    return self.send_json(400, {"error": "Idempotency-Key header is required"})
+                if not body.get("to") or not body.get("subject"):
+                    return self.send_json(400, {"error": "to and subject are required"})
+                if key not in s.emails_by_key:
+                    s.emails_by_key[key] = {"id": "em_" + uuid.uuid4().hex[:12], "to": body["to"],
+                                            "subject": body["subject"], "text": body.get("text", "")}
+                return self.send_json(202, s.emails_by_key[key])
         if url.path == "/payments/refunds":
             key = self.headers.get("Idempotency-Key")
             with s.lock:

@@ -181,6 +181,10 @@ def up(args):
             "JOBS_QUEUE_URL": queue,
             "ORDERS_API_URL": demo,
             "CRM_API_URL": demo,
+            "EMAIL_API_URL": demo,
+            # Failed jobs come back after this many seconds, doubling per receive (tests use 1).
+            "RETRY_BASE_SECS": os.environ.get("RETRY_BASE_SECS", "10"),
+            "RETRY_MAX_SECS": os.environ.get("RETRY_MAX_SECS", "900"),
             "PAYMENTS_API_URL": f"{demo}/payments",
             "PAYMENT_UPDATE_URL": f"{demo}/billing",
             **webhook.function_env(),

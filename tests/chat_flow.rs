@@ -52,6 +52,35 @@ async fn late_order_refund_end_to_end() {
     assert_eq!(confirmation["seq"], 7);
     let (refunds, _) = stack.refunds_for("1002").await;
     assert_eq!(refunds, 1);
+    // And a confirmation email, once, to the address the CRM has for Alice.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let emails: serde_json::Value = stack
+            .http
+            .get(format!("{}/_admin/emails", stack.demo_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let sent: Vec<&serde_json::Value> = emails["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["idempotency_key"] == "email:default:refund:1002")
+            .collect();
+        if let [one] = sent.as_slice() {
+            assert_eq!(one["to"], "alice@example.com");
+            break;
+        }
+        assert!(sent.len() < 2, "{emails}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no confirmation email"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 
     // Memory: a state record plus one item per message; the applied effect in its own partition.
     let keys = stack.sort_keys(&conv).await;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use crate::api::ChatApi;
 use crate::auth::JwtVerifier;
 use crate::config::{ChatSettings, ConfigError, Env, StoreSettings};
-use crate::connectors::rest::{http_client, RestCustomers, RestOrders, RestPayments};
+use crate::connectors::rest::{http_client, RestCustomers, RestEmail, RestOrders, RestPayments};
 use crate::dialogue::Dialogue;
+use crate::fulfillment::retry::{RetryPolicy, SqsVisibility};
 use crate::fulfillment::{Fulfillment, Systems};
 use crate::jobs::sqs::SqsJobQueue;
 use crate::secrets::Secrets;
@@ -37,10 +38,7 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let verifier = JwtVerifier::from_env(&env)?;
     let orders_url = env.url("ORDERS_API_URL")?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
-    let payment_update_url = match env.optional("PAYMENT_UPDATE_URL") {
-        Some(_) => Some(env.url("PAYMENT_UPDATE_URL")?.to_string()),
-        None => None,
-    };
+    let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
     let aws = aws().await;
     let client = http_client(chat.connector_timeout);
     let turns = TurnService::new(
@@ -59,18 +57,44 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     let payments_url = env.url("PAYMENTS_API_URL")?;
     let orders_url = env.url("ORDERS_API_URL")?;
     let crm_url = env.url("CRM_API_URL")?;
+    let email_url = env.url("EMAIL_API_URL")?;
+    let queue_url = env.required("JOBS_QUEUE_URL")?;
     let timeout = std::time::Duration::from_millis(env.parsed("CONNECTOR_TIMEOUT_MS", 5_000)?);
+    let policy = RetryPolicy {
+        base: std::time::Duration::from_secs(env.parsed("RETRY_BASE_SECS", 10)?),
+        max: std::time::Duration::from_secs(env.parsed("RETRY_MAX_SECS", 900)?),
+    };
+    let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
     let aws = aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
     // One client, one connection pool, for every system.
     let client = http_client(timeout);
+    let orders: Arc<RestOrders> = Arc::new(RestOrders::new(client.clone(), orders_url));
+    let dynamo = store(&aws, store_settings);
     Ok(Fulfillment::new(
-        store(&aws, store_settings),
+        dynamo.clone(),
+        dynamo,
         Systems {
             payments: Arc::new(RestPayments::new(client.clone(), payments_url)),
             customers: Arc::new(RestCustomers::new(client.clone(), crm_url)),
-            orders: Arc::new(RestOrders::new(client, orders_url)),
+            orders: orders.clone(),
+            email: Arc::new(RestEmail::new(client, email_url)),
+            jobs: Arc::new(SqsJobQueue::new(sqs.clone(), queue_url.clone())),
+            dialogue: Dialogue::new(orders).with_payment_update_url(payment_update_url),
         },
+        Arc::new(SqsVisibility::new(sqs, &[queue_url])),
+        policy,
     ))
+}
+
+fn optional_url<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    match env.optional(name) {
+        Some(_) => Ok(Some(env.url(name)?.to_string())),
+        None => Ok(None),
+    }
 }
 
 /// The webhook intake: vendor config (bundled, or `SWITCHBOARD_WEBHOOKS_FILE`), secrets from the

@@ -14,7 +14,11 @@ async fn main() -> Result<(), Error> {
     tracing::info!("fulfillment function ready");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let fulfillment = fulfillment.clone();
-        async move { Ok::<SqsBatchResponse, Error>(fulfillment.handle(event.payload).await) }
+        // Each job's lease ends with the invocation (plus a margin), see switchboard::fulfillment.
+        let deadline_ms = i64::try_from(event.context.deadline).ok();
+        async move {
+            Ok::<SqsBatchResponse, Error>(fulfillment.handle(event.payload, deadline_ms).await)
+        }
     }))
     .await
 }

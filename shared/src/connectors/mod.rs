@@ -134,6 +134,21 @@ pub trait CustomersPort: Send + Sync {
     ) -> Result<Option<Customer>, ConnectorError>;
     /// The one customer with this email; several matches are no match.
     async fn by_email(&self, email: &str) -> Result<Option<Customer>, ConnectorError>;
+    /// A customer by our id (the JWT `sub`).
+    async fn by_id(&self, customer_id: &str) -> Result<Option<Customer>, ConnectorError>;
+}
+
+#[async_trait]
+pub trait EmailPort: Send + Sync {
+    /// Sends one email; the same `idempotency_key` never sends twice where the provider
+    /// honours it (the job ledger guards the rest).
+    async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        text: &str,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError>;
 }
 
 #[async_trait]

@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::{
-    ConnectorError, Customer, CustomersPort, Order, OrdersPort, PaymentsPort, RefundReceipt,
+    ConnectorError, Customer, CustomersPort, EmailPort, Order, OrdersPort, PaymentsPort,
+    RefundReceipt,
 };
 use crate::money::Money;
 
@@ -172,6 +173,53 @@ impl CustomersPort for RestCustomers {
 
     async fn by_email(&self, email: &str) -> Result<Option<Customer>, ConnectorError> {
         self.only(&[("email", email)]).await
+    }
+
+    async fn by_id(&self, customer_id: &str) -> Result<Option<Customer>, ConnectorError> {
+        let url = join(&self.base, &["customers", customer_id]);
+        read_json("crm", self.client.get(url).send().await).await
+    }
+}
+
+/// An email API taking `POST {base}/emails` with `{to, subject, text}` and an
+/// `Idempotency-Key` (the demo service's shape; SES is the AWS adapter).
+pub struct RestEmail {
+    client: reqwest::Client,
+    base: Url,
+}
+
+impl RestEmail {
+    pub fn new(client: reqwest::Client, base: Url) -> Self {
+        Self { client, base }
+    }
+}
+
+#[async_trait]
+impl EmailPort for RestEmail {
+    async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        text: &str,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError> {
+        let url = join(&self.base, &["emails"]);
+        let body = serde_json::json!({ "to": to, "subject": subject, "text": text });
+        let resp = self
+            .client
+            .post(url)
+            .header("Idempotency-Key", idempotency_key)
+            .json(&body)
+            .send()
+            .await;
+        read_json::<serde_json::Value>("email", resp)
+            .await?
+            .map(|_| ())
+            .ok_or_else(|| ConnectorError::Rejected {
+                system: "email",
+                status: 404,
+                detail: "the email API has no /emails".into(),
+            })
     }
 }
 

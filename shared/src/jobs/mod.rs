@@ -18,6 +18,21 @@ pub enum JobKind {
     /// A vendor's event, verified and deduplicated by `webhook`.
     #[serde(rename = "vendor.event")]
     VendorEvent(Box<VendorEvent>),
+    /// An email to the customer (their address from the CRM), once per `purpose` and order.
+    #[serde(rename = "email.confirmation")]
+    EmailConfirmation {
+        purpose: String,
+        order_id: String,
+        subject: String,
+        text: String,
+    },
+    /// A message the bot posts into the conversation on its own; `id` makes it once-only.
+    #[serde(rename = "message.proactive")]
+    ProactiveMessage { id: String, text: String },
+    /// A customer's message whose lookups missed the turn's latency budget: answered here, with
+    /// no budget, and posted as a reply to it.
+    #[serde(rename = "answer.deferred")]
+    AnswerDeferred { reply_to: u64, text: String },
 }
 
 impl JobKind {
@@ -25,15 +40,26 @@ impl JobKind {
         match self {
             JobKind::RefundRequest { .. } => "refund.request",
             JobKind::VendorEvent(_) => "vendor.event",
+            JobKind::EmailConfirmation { .. } => "email.confirmation",
+            JobKind::ProactiveMessage { .. } => "message.proactive",
+            JobKind::AnswerDeferred { .. } => "answer.deferred",
         }
     }
 
     /// The idempotency key: the same effect asked for twice has the same key, so a payments API
     /// that honours `Idempotency-Key` refunds once and fulfillment appends its message once.
-    pub fn idempotency_key(&self, tenant: &str) -> String {
+    pub fn idempotency_key(&self, tenant: &str, conversation_id: Option<&str>) -> String {
+        let conv = conversation_id.unwrap_or("-");
         match self {
             JobKind::RefundRequest { order_id, .. } => format!("refund:{tenant}:{order_id}"),
             JobKind::VendorEvent(e) => format!("event:{tenant}:{}:{}", e.vendor, e.event_id),
+            JobKind::EmailConfirmation {
+                purpose, order_id, ..
+            } => format!("email:{tenant}:{purpose}:{order_id}"),
+            JobKind::ProactiveMessage { id, .. } => format!("message:{tenant}:{conv}:{id}"),
+            JobKind::AnswerDeferred { reply_to, .. } => {
+                format!("answer:{tenant}:{conv}:{reply_to}")
+            }
         }
     }
 }
@@ -56,7 +82,7 @@ pub struct Job {
 impl Job {
     pub fn new(conversation: &ConversationKey, customer_id: &str, kind: JobKind) -> Self {
         Self {
-            key: kind.idempotency_key(&conversation.tenant),
+            key: kind.idempotency_key(&conversation.tenant, Some(&conversation.id)),
             tenant: conversation.tenant.clone(),
             conversation_id: Some(conversation.id.clone()),
             customer_id: Some(customer_id.to_string()),
@@ -67,7 +93,7 @@ impl Job {
     pub fn vendor_event(tenant: &str, event: VendorEvent) -> Self {
         let kind = JobKind::VendorEvent(Box::new(event));
         Self {
-            key: kind.idempotency_key(tenant),
+            key: kind.idempotency_key(tenant, None),
             tenant: tenant.to_string(),
             conversation_id: None,
             customer_id: None,

@@ -21,11 +21,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use super::{Commit, ConversationStore, Snapshot, StoreError, TurnRecord};
+use super::{
+    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, Snapshot, StoreError, TurnRecord,
+};
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message, Role};
 
 pub const INDEX_BY_CUSTOMER: &str = "ByCustomer";
@@ -63,6 +65,13 @@ impl DynamoStore {
             .expect("table, item and condition are set");
         TransactWriteItem::builder().put(put).build()
     }
+}
+
+const EFFECT_SK: &str = "EFFECT";
+const IN_PROGRESS: &str = "in_progress";
+
+pub fn effect_partition_key(tenant: &str, effect: &str) -> String {
+    format!("T#{tenant}#E#{effect}")
 }
 
 pub fn partition_key(key: &ConversationKey) -> String {
@@ -309,16 +318,22 @@ impl ConversationStore for DynamoStore {
         }
         if let Some(effect) = &c.effect {
             effect_index = Some(writes.len());
-            writes.push(self.put(
-                HashMap::from([
-                    ("pk".into(), s(format!("T#{}#E#{effect}", key.tenant))),
-                    ("sk".into(), s("EFFECT")),
-                    ("created_at".into(), s(rfc3339(now))),
-                    ("expires_at".into(), self.expires_at(now)),
-                ]),
-                "attribute_not_exists(pk)",
-                None,
-            ));
+            let update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(effect_partition_key(&key.tenant, &effect.key)))
+                .key("sk", s(EFFECT_SK))
+                .update_expression(
+                    "SET effect_state = :outcome, completed_at = :now REMOVE lease_until",
+                )
+                .condition_expression("#token = :token AND effect_state = :in_progress")
+                .expression_attribute_names("#token", "token")
+                .expression_attribute_values(":outcome", s(effect.outcome.as_str()))
+                .expression_attribute_values(":now", s(rfc3339(now)))
+                .expression_attribute_values(":token", s(&effect.token))
+                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                .build()
+                .expect("table, key and expressions are set");
+            writes.push(TransactWriteItem::builder().update(update).build());
         }
 
         let result = self
@@ -430,6 +445,126 @@ impl ConversationStore for DynamoStore {
             .await
             .map_err(unavailable)?;
         out.items().iter().map(summary_from).collect()
+    }
+}
+
+fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
+    e.code() == Some("ConditionalCheckFailedException")
+}
+
+#[async_trait]
+impl EffectLedger for DynamoStore {
+    async fn begin(
+        &self,
+        tenant: &str,
+        key: &str,
+        lease: Duration,
+        now: OffsetDateTime,
+    ) -> Result<Begin, StoreError> {
+        let token = ulid::Ulid::new().to_string();
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let pk = effect_partition_key(tenant, key);
+        // One write starts an effect, or takes over one whose holder's lease ran out; `attempts`
+        // counts the starts, for the logs.
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(&pk))
+            .key("sk", s(EFFECT_SK))
+            .update_expression(
+                "SET effect_state = :in_progress, #token = :token, lease_until = :lease, \
+                 started_at = :now, expires_at = :expires ADD attempts :one",
+            )
+            .condition_expression(
+                "attribute_not_exists(pk) OR (effect_state = :in_progress AND lease_until < :now_ms)",
+            )
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .expression_attribute_values(":token", s(&token))
+            .expression_attribute_values(":lease", n(now_ms + lease.as_millis() as i64))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":now_ms", n(now_ms))
+            .expression_attribute_values(":expires", self.expires_at(now))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Begin::Started { token }),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+                let existing = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&pk))
+                    .key("sk", s(EFFECT_SK))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                Ok(match existing.item() {
+                    Some(item) if get_s(item, "effect_state")? == IN_PROGRESS => Begin::Busy,
+                    Some(_) => Begin::Finished,
+                    None => Begin::Busy,
+                })
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn complete(
+        &self,
+        tenant: &str,
+        key: &str,
+        token: &str,
+        outcome: EffectOutcome,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(effect_partition_key(tenant, key)))
+            .key("sk", s(EFFECT_SK))
+            .update_expression(
+                "SET effect_state = :outcome, completed_at = :now REMOVE lease_until",
+            )
+            .condition_expression("#token = :token AND effect_state = :in_progress")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":outcome", s(outcome.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+                Err(StoreError::DuplicateEffect)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(effect_partition_key(tenant, key)))
+            .key("sk", s(EFFECT_SK))
+            .update_expression("SET lease_until = :zero")
+            .condition_expression("#token = :token AND effect_state = :in_progress")
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }
 

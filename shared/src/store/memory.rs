@@ -1,12 +1,14 @@
 //! An in-process store with the same conditional semantics as the DynamoDB adapter, for unit
 //! tests of the domain. Never used by a deployed function.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Commit, ConversationStore, Snapshot, StoreError, TurnRecord};
+use super::{
+    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, Snapshot, StoreError, TurnRecord,
+};
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message};
 
 #[derive(Default)]
@@ -20,12 +22,28 @@ struct Partition {
 pub struct MemoryStore {
     partitions: Mutex<HashMap<ConversationKey, Partition>>,
     /// Effects are global, like their own partitions in DynamoDB: (tenant, key).
-    effects: Mutex<HashSet<(String, String)>>,
+    effects: Mutex<HashMap<(String, String), Effect>>,
+}
+
+#[derive(Debug, Clone)]
+struct Effect {
+    finished: Option<EffectOutcome>,
+    token: String,
+    lease_until_ms: i64,
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// How an effect ended, if it did.
+    pub fn effect_outcome(&self, tenant: &str, key: &str) -> Option<EffectOutcome> {
+        self.effects
+            .lock()
+            .unwrap()
+            .get(&(tenant.to_string(), key.to_string()))
+            .and_then(|e| e.finished)
     }
 
     pub fn message_count(&self, key: &ConversationKey) -> usize {
@@ -70,12 +88,14 @@ impl ConversationStore for MemoryStore {
             }
         }
         let mut effects = self.effects.lock().unwrap();
-        let effect = c
-            .effect
-            .as_ref()
-            .map(|e| (c.conversation.key.tenant.clone(), e.clone()));
-        if effect.as_ref().is_some_and(|e| effects.contains(e)) {
-            return Err(StoreError::DuplicateEffect);
+        if let Some(done) = &c.effect {
+            let id = (c.conversation.key.tenant.clone(), done.key.clone());
+            let ours = effects
+                .get(&id)
+                .is_some_and(|e| e.finished.is_none() && e.token == done.token);
+            if !ours {
+                return Err(StoreError::DuplicateEffect);
+            }
         }
         if c.messages.iter().any(|m| p.messages.contains_key(&m.seq)) {
             return Err(StoreError::Conflict);
@@ -86,8 +106,11 @@ impl ConversationStore for MemoryStore {
         if let Some((id, record)) = c.turn {
             p.turns.insert(id, record);
         }
-        if let Some(effect) = effect {
-            effects.insert(effect);
+        if let Some(done) = &c.effect {
+            let id = (c.conversation.key.tenant.clone(), done.key.clone());
+            if let Some(e) = effects.get_mut(&id) {
+                e.finished = Some(done.outcome);
+            }
         }
         p.conversation = Some(c.conversation);
         Ok(())
@@ -144,5 +167,62 @@ impl ConversationStore for MemoryStore {
         found.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
         found.truncate(limit);
         Ok(found)
+    }
+}
+
+#[async_trait]
+impl EffectLedger for MemoryStore {
+    async fn begin(
+        &self,
+        tenant: &str,
+        key: &str,
+        lease: std::time::Duration,
+        now: time::OffsetDateTime,
+    ) -> Result<Begin, StoreError> {
+        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let mut effects = self.effects.lock().unwrap();
+        let id = (tenant.to_string(), key.to_string());
+        match effects.get(&id) {
+            Some(e) if e.finished.is_some() => return Ok(Begin::Finished),
+            Some(e) if e.lease_until_ms >= now_ms => return Ok(Begin::Busy),
+            _ => {}
+        }
+        let token = ulid::Ulid::new().to_string();
+        effects.insert(
+            id,
+            Effect {
+                finished: None,
+                token: token.clone(),
+                lease_until_ms: now_ms + lease.as_millis() as i64,
+            },
+        );
+        Ok(Begin::Started { token })
+    }
+
+    async fn complete(
+        &self,
+        tenant: &str,
+        key: &str,
+        token: &str,
+        outcome: EffectOutcome,
+    ) -> Result<(), StoreError> {
+        let mut effects = self.effects.lock().unwrap();
+        match effects.get_mut(&(tenant.to_string(), key.to_string())) {
+            Some(e) if e.token == token && e.finished.is_none() => {
+                e.finished = Some(outcome);
+                Ok(())
+            }
+            _ => Err(StoreError::DuplicateEffect),
+        }
+    }
+
+    async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {
+        let mut effects = self.effects.lock().unwrap();
+        if let Some(e) = effects.get_mut(&(tenant.to_string(), key.to_string())) {
+            if e.token == token && e.finished.is_none() {
+                e.lease_until_ms = 0;
+            }
+        }
+        Ok(())
     }
 }

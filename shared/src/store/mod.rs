@@ -39,9 +39,72 @@ pub struct Commit {
     pub messages: Vec<Message>,
     /// Stored under this id with a must-not-exist condition.
     pub turn: Option<(String, TurnRecord)>,
-    /// An effect's key (a job's idempotency key): stored with a must-not-exist condition, so the
-    /// same effect is never written twice.
-    pub effect: Option<String>,
+    /// Completes an effect begun with [`EffectLedger::begin`], in the same transaction, so the
+    /// message and the effect's completion are written together or not at all.
+    pub effect: Option<EffectCompletion>,
+}
+
+/// How an effect ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EffectOutcome {
+    Done,
+    /// Refused for good (a business rule, a 4xx): recorded so it is never retried.
+    Failed,
+}
+
+impl EffectOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EffectOutcome::Done => "done",
+            EffectOutcome::Failed => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectCompletion {
+    /// The job's idempotency key.
+    pub key: String,
+    /// The token `begin` handed out: only the holder of the lease completes.
+    pub token: String,
+    pub outcome: EffectOutcome,
+}
+
+/// What `begin` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// Ours until the lease ends: do the work, then complete with this token.
+    Started { token: String },
+    /// Completed (done or failed) by an earlier delivery: nothing to do.
+    Finished,
+    /// Another delivery holds a live lease: try again later.
+    Busy,
+}
+
+/// Records each effect's progress (in progress with a lease, then done or failed), so that a
+/// redelivered job never repeats its effect and a crashed one is taken over when its lease ends.
+#[async_trait]
+pub trait EffectLedger: Send + Sync {
+    async fn begin(
+        &self,
+        tenant: &str,
+        key: &str,
+        lease: std::time::Duration,
+        now: time::OffsetDateTime,
+    ) -> Result<Begin, StoreError>;
+
+    /// Ends the lease at once (after a transient failure), so the retry need not wait for it.
+    async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError>;
+
+    /// Completes an effect that wrote no message (an email, a dropped event). A holder that lost
+    /// its lease gets `DuplicateEffect`.
+    async fn complete(
+        &self,
+        tenant: &str,
+        key: &str,
+        token: &str,
+        outcome: EffectOutcome,
+    ) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

@@ -1,0 +1,287 @@
+//! What each job type does. Every handler runs holding its job's lease and ends by completing
+//! the effect, with the message it writes or on its own.
+
+use time::OffsetDateTime;
+
+use super::{Append, Done, Fulfillment, JobError, Started};
+use crate::auth::Principal;
+use crate::connectors::ConnectorError;
+use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState};
+use crate::jobs::{Job, JobKind};
+use crate::metrics;
+use crate::store::EffectOutcome;
+use crate::webhook::config::EventKind;
+use crate::webhook::events::VendorEvent;
+
+/// A proactive message joins the customer's latest conversation if it moved this recently;
+/// otherwise it opens a new one.
+const OPEN_CONVERSATION: time::Duration = time::Duration::days(7);
+
+pub const PAYMENT_FAILED_TEXT: &str = "Looks like your payment didn't go through — need help?";
+
+fn conversation_of(job: &Job) -> Result<ConversationKey, JobError> {
+    job.conversation_key().ok_or_else(|| {
+        JobError::Malformed(format!(
+            "a {} job needs a conversation_id",
+            job.kind.type_name()
+        ))
+    })
+}
+
+fn customer_of(job: &Job) -> Result<&str, JobError> {
+    job.customer_id.as_deref().ok_or_else(|| {
+        JobError::Malformed(format!(
+            "a {} job needs a customer_id",
+            job.kind.type_name()
+        ))
+    })
+}
+
+impl Fulfillment {
+    pub(super) async fn apply(&self, s: &Started<'_>) -> Result<Done, JobError> {
+        let job = s.job;
+        match &job.kind {
+            JobKind::RefundRequest { order_id, amount } => {
+                let key = conversation_of(job)?;
+                let receipt = self
+                    .systems
+                    .payments
+                    .refund(order_id, amount, &job.key)
+                    .await?;
+                // Queued before the effect completes: a retry after a crash queues it again,
+                // and the email job's own key keeps it to one email.
+                let email = Job::new(
+                    &key,
+                    customer_of(job)?,
+                    JobKind::EmailConfirmation {
+                        purpose: "refund".into(),
+                        order_id: order_id.clone(),
+                        subject: format!("Your refund for order #{order_id}"),
+                        text: format!(
+                            "We've refunded {} for order #{order_id} (reference {}). It can take 5-10 business days to show on your statement.",
+                            receipt.amount, receipt.id
+                        ),
+                    },
+                );
+                self.systems
+                    .jobs
+                    .send(std::slice::from_ref(&email))
+                    .await
+                    .map_err(|e| JobError::Queue(e.to_string()))?;
+                let text = format!(
+                    "Your refund of {} for order #{order_id} has been issued (reference {}). It can take 5–10 business days to show on your statement.",
+                    receipt.amount, receipt.id
+                );
+                self.append(s, Append::text(key, text), EffectOutcome::Done)
+                    .await
+            }
+            JobKind::VendorEvent(event) => self.vendor_event(s, event).await,
+            JobKind::EmailConfirmation { subject, text, .. } => {
+                let customer = self
+                    .systems
+                    .customers
+                    .by_id(customer_of(job)?)
+                    .await?
+                    .and_then(|c| c.email);
+                let Some(to) = customer else {
+                    tracing::warn!(job_key = %job.key, "the customer has no email address; nothing sent");
+                    return self.finish(s, EffectOutcome::Failed).await;
+                };
+                self.systems
+                    .email
+                    .send(&to, subject, text, &job.key)
+                    .await?;
+                self.finish(s, EffectOutcome::Done).await
+            }
+            JobKind::ProactiveMessage { text, .. } => {
+                let key = conversation_of(job)?;
+                self.append(s, Append::text(key, text.clone()), EffectOutcome::Done)
+                    .await
+            }
+            JobKind::AnswerDeferred { reply_to, text } => {
+                let key = conversation_of(job)?;
+                let snapshot = self
+                    .store
+                    .load(&key, 0)
+                    .await?
+                    .ok_or_else(|| JobError::MissingConversation(key.id.clone()))?;
+                let c = snapshot.conversation;
+                let who = Principal {
+                    tenant: key.tenant.clone(),
+                    customer_id: c.customer_id.clone(),
+                };
+                let outcome = self
+                    .systems
+                    .dialogue
+                    .respond(&who, &c.state, &c.slots, text, OffsetDateTime::now_utc())
+                    .await;
+                let (state, slots) = (outcome.state, outcome.slots);
+                let mut a = Append::text(key, String::new());
+                a.texts = outcome.replies;
+                a.reply_to = Some(*reply_to);
+                a.state = Some(state);
+                a.update = Some(Box::new(move |c| c.slots = slots.clone()));
+                self.append(s, a, EffectOutcome::Done).await
+            }
+        }
+    }
+
+    /// A permanent failure: recorded with the effect so it is never retried, and the customer
+    /// is told where a conversation exists to tell them in.
+    pub(super) async fn fail(&self, s: &Started<'_>, e: &JobError) -> Result<Done, JobError> {
+        let job = s.job;
+        let apology = match &job.kind {
+            JobKind::RefundRequest { order_id, .. } => Some(format!(
+                "I couldn't complete your refund for order #{order_id} — an agent will follow up here."
+            )),
+            JobKind::AnswerDeferred { .. } => Some(
+                "Sorry, I couldn't find that out — an agent will follow up here.".to_string(),
+            ),
+            _ => None,
+        };
+        match (apology, job.conversation_key()) {
+            (Some(text), Some(key)) => {
+                tracing::info!(job_key = %job.key, reason = %e, "telling the customer and flagging for an agent");
+                let mut a = Append::text(key, text);
+                a.update = Some(Box::new(|c| c.slots.handoff_requested = true));
+                match self.append(s, a, EffectOutcome::Failed).await {
+                    // Nobody to tell: the failure is still recorded.
+                    Err(JobError::MissingConversation(_)) => {
+                        self.finish(s, EffectOutcome::Failed).await
+                    }
+                    other => other,
+                }
+            }
+            _ => self.finish(s, EffectOutcome::Failed).await,
+        }
+    }
+
+    /// Turns a vendor's event into a proactive message in the customer's conversation.
+    async fn vendor_event(&self, s: &Started<'_>, e: &VendorEvent) -> Result<Done, JobError> {
+        let dims = [("Vendor", e.vendor.as_str()), ("Event", e.event.as_str())];
+        let Some((text, state)) = proactive_message(e) else {
+            // Recorded and counted; retrying would not make it known.
+            tracing::warn!(vendor = %e.vendor, vendor_type = %e.vendor_type, "event kind not handled here; dropped");
+            metrics::count("VendorEventUnhandled", &dims);
+            return self.finish(s, EffectOutcome::Failed).await;
+        };
+        let Some(customer_id) = self.find_customer(e).await? else {
+            tracing::warn!(vendor = %e.vendor, event_id = %e.event_id, "no customer matches the event; dropped");
+            metrics::count("VendorEventUnmatched", &dims);
+            return self.finish(s, EffectOutcome::Failed).await;
+        };
+        let key = self
+            .conversation_for(&s.job.tenant, &customer_id, &s.job.key)
+            .await?;
+        tracing::info!(vendor = %e.vendor, event = e.event.as_str(), conversation_id = %key.id, "proactive message");
+        let order = e.order_id.clone();
+        let mut a = Append::text(key, text);
+        a.customer_if_new = Some(&customer_id);
+        a.state = state;
+        a.update = Some(Box::new(move |c| {
+            if let Some(o) = &order {
+                c.slots.order_id = Some(o.clone());
+            }
+        }));
+        let done = self.append(s, a, EffectOutcome::Done).await?;
+        metrics::count("ProactiveMessage", &dims);
+        Ok(done)
+    }
+
+    /// Who the event is about: by the vendor's customer id, then email, then the order's owner.
+    /// A system that refuses the lookup (4xx, bad shape) means no match; one that is down
+    /// means retry.
+    async fn find_customer(&self, e: &VendorEvent) -> Result<Option<String>, JobError> {
+        let permanent_as_none = |r: Result<Option<String>, ConnectorError>| match r {
+            Err(err) if !err.is_transient() => {
+                tracing::warn!(error = %err, "customer lookup refused");
+                Ok(None)
+            }
+            other => other,
+        };
+        let c = &self.systems.customers;
+        if let Some(id) = &e.vendor_customer_id {
+            let found = c.by_vendor_id(&e.vendor, id).await.map(|o| o.map(|c| c.id));
+            if let Some(found) = permanent_as_none(found)? {
+                return Ok(Some(found));
+            }
+        }
+        if let Some(email) = &e.customer_email {
+            let found = c.by_email(email).await.map(|o| o.map(|c| c.id));
+            if let Some(found) = permanent_as_none(found)? {
+                return Ok(Some(found));
+            }
+        }
+        if let Some(order) = &e.order_id {
+            let found = self
+                .systems
+                .orders
+                .order(order)
+                .await
+                .map(|o| o.map(|o| o.customer_id));
+            return Ok(permanent_as_none(found)?);
+        }
+        Ok(None)
+    }
+
+    /// The customer's open conversation, or a new one whose id the job determines, so that a
+    /// redelivered job opens the same one.
+    async fn conversation_for(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+        job_key: &str,
+    ) -> Result<ConversationKey, JobError> {
+        let latest = self.store.conversations_of(tenant, customer_id, 1).await?;
+        let cutoff = OffsetDateTime::now_utc() - OPEN_CONVERSATION;
+        let id = match latest.first() {
+            Some(c) if c.updated_at >= cutoff => c.id.clone(),
+            _ => derived_conversation_id(tenant, customer_id, job_key),
+        };
+        Ok(ConversationKey {
+            tenant: tenant.to_string(),
+            id,
+        })
+    }
+}
+
+/// What the bot says for an event, and where the dialogue goes; `None` for kinds not handled.
+fn proactive_message(e: &VendorEvent) -> Option<(String, Option<DialogueState>)> {
+    let order = e
+        .order_id
+        .as_deref()
+        .map(|o| format!("order #{o}"))
+        .unwrap_or_else(|| "your order".into());
+    let with_tracking = |mut text: String| {
+        if let Some(url) = &e.tracking_url {
+            text.push_str(&format!("\nTracking: {url}"));
+        }
+        text
+    };
+    match e.event {
+        EventKind::PaymentFailed => Some((
+            PAYMENT_FAILED_TEXT.to_string(),
+            Some(DialogueState::PaymentHelpOffered {
+                payment_url: e.payment_url.clone(),
+            }),
+        )),
+        EventKind::OrderShipped => {
+            let carrier = e
+                .carrier
+                .as_deref()
+                .map(|c| format!(" with {c}"))
+                .unwrap_or_default();
+            Some((
+                with_tracking(format!("Good news — {order} has shipped{carrier}.")),
+                Some(DialogueState::Idle),
+            ))
+        }
+        EventKind::OrderDelayed => Some((
+            with_tracking(format!(
+                "Heads up — {order} is delayed in transit. Sorry about that; ask me for a refund if it no longer works for you."
+            )),
+            Some(DialogueState::Idle),
+        )),
+        EventKind::Unknown => None,
+    }
+}

@@ -1,0 +1,491 @@
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::retry::VisibilityError;
+use super::*;
+use crate::connectors::{Customer, Order, RefundReceipt};
+use crate::jobs::{JobKind, QueueError};
+use crate::money::Money;
+use crate::store::memory::MemoryStore;
+use crate::webhook::config::EventKind;
+use crate::webhook::events::VendorEvent;
+
+/// Payments that refund, refuse (4xx) or are down, by order number, and count calls.
+#[derive(Default)]
+struct Payments {
+    keys: Mutex<Vec<String>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+#[async_trait]
+impl PaymentsPort for Payments {
+    async fn refund(
+        &self,
+        order_id: &str,
+        amount: &Money,
+        key: &str,
+    ) -> Result<RefundReceipt, ConnectorError> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.keys.lock().unwrap().push(key.to_string());
+        match order_id {
+            "down" => Err(ConnectorError::Unavailable {
+                system: "payments",
+                detail: "down".into(),
+            }),
+            "refused" => Err(ConnectorError::Rejected {
+                system: "payments",
+                status: 422,
+                detail: "already refunded".into(),
+            }),
+            _ => Ok(RefundReceipt {
+                id: format!("re_{order_id}"),
+                status: "succeeded".into(),
+                amount: amount.clone(),
+            }),
+        }
+    }
+}
+
+/// A CRM that knows alice as Stripe's cus_alice and by email; no orders.
+struct Crm;
+
+fn alice() -> Customer {
+    Customer {
+        id: "alice".into(),
+        email: Some("alice@example.com".into()),
+        name: None,
+    }
+}
+
+#[async_trait]
+impl CustomersPort for Crm {
+    async fn by_vendor_id(
+        &self,
+        vendor: &str,
+        id: &str,
+    ) -> Result<Option<Customer>, ConnectorError> {
+        Ok((vendor == "stripe" && id == "cus_alice").then(alice))
+    }
+    async fn by_email(&self, email: &str) -> Result<Option<Customer>, ConnectorError> {
+        if email == "down@example.com" {
+            return Err(ConnectorError::Unavailable {
+                system: "crm",
+                detail: "down".into(),
+            });
+        }
+        Ok((email == "alice@example.com").then(alice))
+    }
+    async fn by_id(&self, id: &str) -> Result<Option<Customer>, ConnectorError> {
+        Ok((id == "alice").then(alice))
+    }
+}
+
+#[async_trait]
+impl OrdersPort for Crm {
+    async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
+        Ok(vec![])
+    }
+    async fn order(&self, _: &str) -> Result<Option<Order>, ConnectorError> {
+        Ok(None)
+    }
+}
+
+#[derive(Default)]
+struct Outbox {
+    emails: Mutex<Vec<(String, String)>>,
+    jobs: Mutex<Vec<Job>>,
+    delays: Mutex<Vec<(String, u64)>>,
+}
+
+#[async_trait]
+impl EmailPort for Outbox {
+    async fn send(&self, to: &str, _: &str, _: &str, key: &str) -> Result<(), ConnectorError> {
+        self.emails.lock().unwrap().push((to.into(), key.into()));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobQueue for Outbox {
+    async fn send(&self, jobs: &[Job]) -> Result<(), QueueError> {
+        self.jobs.lock().unwrap().extend_from_slice(jobs);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl VisibilityControl for Outbox {
+    async fn delay(
+        &self,
+        _: Option<&str>,
+        receipt: &str,
+        delay: Duration,
+    ) -> Result<(), VisibilityError> {
+        self.delays
+            .lock()
+            .unwrap()
+            .push((receipt.into(), delay.as_secs()));
+        Ok(())
+    }
+}
+
+struct Fixture {
+    f: Fulfillment,
+    store: Arc<MemoryStore>,
+    payments: Arc<Payments>,
+    outbox: Arc<Outbox>,
+}
+
+async fn fixture(conversations: &[&str]) -> Fixture {
+    let store = Arc::new(MemoryStore::new());
+    for id in conversations {
+        let mut c = Conversation::new(key(id), "alice".into(), OffsetDateTime::now_utc());
+        c.version = 1;
+        store
+            .commit(Commit {
+                conversation: c,
+                expected_version: 0,
+                messages: vec![],
+                turn: None,
+                effect: None,
+            })
+            .await
+            .unwrap();
+    }
+    let payments = Arc::new(Payments::default());
+    let outbox = Arc::new(Outbox::default());
+    let f = Fulfillment::new(
+        store.clone(),
+        store.clone(),
+        Systems {
+            payments: payments.clone(),
+            customers: Arc::new(Crm),
+            orders: Arc::new(Crm),
+            email: outbox.clone(),
+            jobs: outbox.clone(),
+            dialogue: Dialogue::new(Arc::new(Crm)),
+        },
+        outbox.clone(),
+        RetryPolicy::default(),
+    );
+    Fixture {
+        f,
+        store,
+        payments,
+        outbox,
+    }
+}
+
+fn key(id: &str) -> ConversationKey {
+    ConversationKey {
+        tenant: "t".into(),
+        id: id.into(),
+    }
+}
+
+fn record(id: &str, group: &str, body: &str) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.into());
+    m.receipt_handle = Some(format!("rh-{id}"));
+    m.body = Some(body.into());
+    m.attributes = HashMap::from([
+        ("MessageGroupId".to_string(), group.to_string()),
+        ("ApproximateReceiveCount".to_string(), "2".to_string()),
+    ]);
+    m
+}
+
+fn job(conv: &str, kind: JobKind) -> String {
+    serde_json::to_string(&Job::new(&key(conv), "alice", kind)).unwrap()
+}
+
+fn refund(conv: &str, order: &str) -> String {
+    job(
+        conv,
+        JobKind::RefundRequest {
+            order_id: order.into(),
+            amount: Money {
+                amount_cents: 100,
+                currency: "USD".into(),
+            },
+        },
+    )
+}
+
+fn event(records: Vec<SqsMessage>) -> SqsEvent {
+    let mut e = SqsEvent::default();
+    e.records = records;
+    e
+}
+
+fn failed(r: &SqsBatchResponse) -> Vec<&str> {
+    r.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect()
+}
+
+async fn texts(store: &MemoryStore, conv: &str) -> Vec<String> {
+    let (_, messages) = store.history(&key(conv), 0, 100).await.unwrap().unwrap();
+    messages.into_iter().map(|m| m.text).collect()
+}
+
+#[tokio::test]
+async fn a_redelivered_refund_refunds_once_and_confirms_once() {
+    let x = fixture(&["c1"]).await;
+    for _ in 0..2 {
+        let r =
+            x.f.handle(event(vec![record("m1", "g1", &refund("c1", "1002"))]), None)
+                .await;
+        assert!(r.batch_item_failures.is_empty());
+    }
+    assert_eq!(x.store.message_count(&key("c1")), 1);
+    // The ledger stops the second delivery before the payments API.
+    assert_eq!(*x.payments.keys.lock().unwrap(), vec!["refund:t:1002"]);
+    let emails = x.outbox.jobs.lock().unwrap();
+    assert_eq!(emails.len(), 1);
+    assert_eq!(emails[0].kind.type_name(), "email.confirmation");
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_of_one_job_apply_it_once() {
+    let x = fixture(&["c1"]).await;
+    let body = refund("c1", "1002");
+    let (a, b) = tokio::join!(
+        x.f.handle(event(vec![record("a", "g1", &body)]), None),
+        x.f.handle(event(vec![record("b", "g1", &body)]), None),
+    );
+    // One applies it; the other finds it busy and comes back later to find it done.
+    assert_eq!(failed(&a).len() + failed(&b).len(), 1);
+    assert_eq!(x.payments.keys.lock().unwrap().len(), 1);
+    let retry =
+        x.f.handle(event(vec![record("c", "g1", &body)]), None)
+            .await;
+    assert!(retry.batch_item_failures.is_empty());
+    assert_eq!(x.payments.keys.lock().unwrap().len(), 1);
+    assert_eq!(x.store.message_count(&key("c1")), 1);
+}
+
+#[tokio::test]
+async fn groups_run_concurrently_and_in_order_with_failures_holding_back_their_group() {
+    let x = fixture(&["c1", "c2", "c3"]).await;
+    let r =
+        x.f.handle(
+            event(vec![
+                record("a", "g1", &refund("c1", "down")),
+                record("b", "g1", &refund("c1", "1003")),
+                record("c", "g2", &refund("c2", "1004")),
+                record("d", "g3", "{not json"),
+                record("e", "g2", &refund("c2", "1005")),
+                record("f", "g4", &refund("c3", "1006")),
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(failed(&r), vec!["a", "b", "d"]);
+    // g1, g2 and g4 called payments at the same time; g2's two jobs one after the other.
+    assert_eq!(x.payments.max_in_flight.load(Ordering::SeqCst), 3);
+    assert_eq!(texts(&x.store, "c2").await.len(), 2);
+    assert!(texts(&x.store, "c2").await[0].contains("#1004"));
+    // Failed and held-back jobs come back after the policy's delay (receive count 2: 20 s).
+    let delays = x.outbox.delays.lock().unwrap().clone();
+    assert_eq!(
+        delays,
+        vec![
+            ("rh-a".to_string(), 20),
+            ("rh-b".to_string(), 20),
+            ("rh-d".to_string(), 20)
+        ]
+    );
+    // The transient failure released its lease: the retry runs at once, in order.
+    let r =
+        x.f.handle(event(vec![record("b", "g1", &refund("c1", "1003"))]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_refund_is_recorded_told_and_not_retried() {
+    let x = fixture(&["c1"]).await;
+    for _ in 0..2 {
+        let r =
+            x.f.handle(
+                event(vec![record("m", "g", &refund("c1", "refused"))]),
+                None,
+            )
+            .await;
+        assert!(r.batch_item_failures.is_empty(), "no retry loop");
+    }
+    assert_eq!(x.payments.keys.lock().unwrap().len(), 1);
+    let said = texts(&x.store, "c1").await;
+    assert_eq!(said.len(), 1);
+    assert!(said[0].contains("an agent will follow up"), "{said:?}");
+    let c = x.store.load(&key("c1"), 0).await.unwrap().unwrap();
+    assert!(c.conversation.slots.handoff_requested);
+    assert_eq!(
+        x.store.effect_outcome("t", "refund:t:refused"),
+        Some(EffectOutcome::Failed)
+    );
+}
+
+#[tokio::test]
+async fn an_email_is_sent_once_to_the_customers_address() {
+    let x = fixture(&["c1"]).await;
+    let body = job(
+        "c1",
+        JobKind::EmailConfirmation {
+            purpose: "refund".into(),
+            order_id: "1002".into(),
+            subject: "s".into(),
+            text: "t".into(),
+        },
+    );
+    for _ in 0..2 {
+        let r = x.f.handle(event(vec![record("m", "g", &body)]), None).await;
+        assert!(r.batch_item_failures.is_empty());
+    }
+    assert_eq!(
+        *x.outbox.emails.lock().unwrap(),
+        vec![(
+            "alice@example.com".to_string(),
+            "email:t:refund:1002".to_string()
+        )]
+    );
+}
+
+#[tokio::test]
+async fn proactive_and_deferred_answers_are_posted_once() {
+    let x = fixture(&["c1"]).await;
+    let proactive = job(
+        "c1",
+        JobKind::ProactiveMessage {
+            id: "p1".into(),
+            text: "An agent has joined.".into(),
+        },
+    );
+    let deferred = job(
+        "c1",
+        JobKind::AnswerDeferred {
+            reply_to: 7,
+            text: "hello".into(),
+        },
+    );
+    for _ in 0..2 {
+        let r =
+            x.f.handle(
+                event(vec![
+                    record("p", "g", &proactive),
+                    record("d", "g", &deferred),
+                ]),
+                None,
+            )
+            .await;
+        assert!(r.batch_item_failures.is_empty());
+    }
+    let (_, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].text, "An agent has joined.");
+    assert_eq!(messages[1].reply_to, Some(7));
+    assert!(messages[1].text.starts_with("Hi!"), "{}", messages[1].text);
+}
+
+fn payment_failed(event_id: &str, vendor_customer: Option<&str>, email: Option<&str>) -> String {
+    let e = VendorEvent {
+        vendor: "stripe".into(),
+        event_id: event_id.into(),
+        vendor_type: "invoice.payment_failed".into(),
+        event: EventKind::PaymentFailed,
+        status: None,
+        vendor_customer_id: vendor_customer.map(Into::into),
+        customer_email: email.map(Into::into),
+        order_id: None,
+        amount: None,
+        payment_url: Some("https://pay.example/i/1".into()),
+        tracking_url: None,
+        carrier: None,
+        received_at: OffsetDateTime::now_utc(),
+    };
+    serde_json::to_string(&Job::vendor_event("t", e)).unwrap()
+}
+
+#[tokio::test]
+async fn a_payment_failure_opens_a_conversation_once_and_offers_help() {
+    let x = fixture(&[]).await;
+    let body = payment_failed("evt_1", Some("cus_alice"), None);
+    for _ in 0..2 {
+        let r = x.f.handle(event(vec![record("m", "g", &body)]), None).await;
+        assert!(r.batch_item_failures.is_empty());
+    }
+    let convs = x.store.conversations_of("t", "alice", 10).await.unwrap();
+    assert_eq!(convs.len(), 1);
+    let (c, messages) = x
+        .store
+        .history(&key(&convs[0].id), 0, 10)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].text, PAYMENT_FAILED_TEXT);
+    assert_eq!(messages[0].role, Role::Bot);
+    assert_eq!(
+        c.state,
+        DialogueState::PaymentHelpOffered {
+            payment_url: Some("https://pay.example/i/1".into())
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_proactive_message_joins_the_open_conversation() {
+    let x = fixture(&["open1"]).await;
+    let body = payment_failed("evt_2", None, Some("alice@example.com"));
+    let r = x.f.handle(event(vec![record("m", "g", &body)]), None).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(x.store.message_count(&key("open1")), 1);
+    assert_eq!(
+        x.store
+            .conversations_of("t", "alice", 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn unmatched_customers_are_recorded_and_a_down_crm_is_retried() {
+    let x = fixture(&[]).await;
+    let nobody = payment_failed("evt_3", Some("cus_nobody"), Some("nobody@example.com"));
+    let down = payment_failed("evt_4", None, Some("down@example.com"));
+    let mut unknown: serde_json::Value =
+        serde_json::from_str(&payment_failed("evt_5", Some("cus_alice"), None)).unwrap();
+    unknown["event"] = "refund.settled".into();
+    let r =
+        x.f.handle(
+            event(vec![
+                record("a", "g1", &nobody),
+                record("b", "g2", &down),
+                record("c", "g3", &unknown.to_string()),
+            ]),
+            None,
+        )
+        .await;
+    assert_eq!(failed(&r), vec!["b"]);
+    assert!(x
+        .store
+        .conversations_of("t", "alice", 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        x.store.effect_outcome("t", "event:t:stripe:evt_3"),
+        Some(EffectOutcome::Failed)
+    );
+}

@@ -1,0 +1,237 @@
+//! Fulfillment through the real queue: partial batches, the DLQ, and effects applied once however
+//! often (and however concurrently) a job is delivered.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use serde_json::{json, Value};
+use switchboard::conversation::ConversationKey;
+use switchboard::jobs::{Job, JobKind};
+use switchboard::money::Money;
+use switchboard_it::Stack;
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// A conversation of a fresh customer, started with a chat turn.
+async fn conversation(stack: &Stack, prefix: &str) -> (String, String, String) {
+    let customer = Stack::fresh_customer(prefix);
+    let token = stack.token(&customer);
+    let reply = stack.say(&token, None, "hi").await;
+    let id = reply["conversation_id"].as_str().unwrap().to_string();
+    (customer, token, id)
+}
+
+fn job(customer: &str, conversation: &str, kind: JobKind) -> String {
+    let key = ConversationKey {
+        tenant: "default".into(),
+        id: conversation.into(),
+    };
+    serde_json::to_string(&Job::new(&key, customer, kind)).unwrap()
+}
+
+async fn send(stack: &Stack, entries: &[(&str, &str)]) {
+    let entries: Vec<SendMessageBatchRequestEntry> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (group, body))| {
+            SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(*body)
+                .message_group_id(*group)
+                .message_deduplication_id(unique("dedup"))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let out = stack
+        .sqs
+        .send_message_batch()
+        .queue_url(&stack.queue_url)
+        .set_entries(Some(entries))
+        .send()
+        .await
+        .expect("send to the jobs queue");
+    assert!(out.failed().is_empty(), "{:?}", out.failed());
+}
+
+async fn bot_texts(stack: &Stack, token: &str, conversation: &str) -> Vec<String> {
+    let page = stack
+        .get(
+            Some(token),
+            &format!("/v1/conversations/{conversation}/messages?limit=100"),
+        )
+        .await;
+    page.body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "bot")
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() {
+    let stack = Stack::connect().await;
+    let (customer, token, conv) = conversation(&stack, "cust_batch").await;
+    let marker = unique("poison");
+    let poison = format!("{{\"not\": \"a job\", \"marker\": \"{marker}\"}}");
+    let first = job(
+        &customer,
+        &conv,
+        JobKind::ProactiveMessage {
+            id: "p1".into(),
+            text: "first".into(),
+        },
+    );
+    let second = job(
+        &customer,
+        &conv,
+        JobKind::ProactiveMessage {
+            id: "p2".into(),
+            text: "second".into(),
+        },
+    );
+    let poison_group = unique("g-poison");
+    let group = unique("g-conv");
+    send(
+        &stack,
+        &[
+            (&poison_group, &poison),
+            (&group, &first),
+            (&group, &second),
+        ],
+    )
+    .await;
+
+    // The good jobs land, in their group's order, once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let texts = bot_texts(&stack, &token, &conv).await;
+        if texts.len() >= 3 {
+            assert_eq!(texts[1..], ["first", "second"], "{texts:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs did not complete: {texts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // The poison one fails on each receive and, after maxReceiveCount (5), SQS moves it to the DLQ.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let got = stack
+            .sqs
+            .receive_message()
+            .queue_url(&stack.dlq_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .visibility_timeout(1)
+            .send()
+            .await
+            .unwrap();
+        if got
+            .messages()
+            .iter()
+            .any(|m| m.body().unwrap_or_default().contains(&marker))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the poison message did not reach the DLQ"
+        );
+    }
+    assert_eq!(bot_texts(&stack, &token, &conv).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_job_delivered_twice_and_concurrently_refunds_once() {
+    let stack = Stack::connect().await;
+    let (customer, token, conv) = conversation(&stack, "cust_twice").await;
+    let body = job(
+        &customer,
+        &conv,
+        JobKind::RefundRequest {
+            order_id: "1004".into(),
+            amount: Money {
+                amount_cents: 1999,
+                currency: "USD".into(),
+            },
+        },
+    );
+    // Twice through the queue (distinct deduplication ids, as after FIFO's 5-minute window) ...
+    let group = unique("g");
+    send(&stack, &[(&group, &body), (&group, &body)]).await;
+    // ... and twice at once straight into the function.
+    let event = |id: &str| {
+        json!({ "Records": [{
+            "messageId": id, "receiptHandle": "direct", "body": body,
+            "attributes": { "MessageGroupId": "direct", "ApproximateReceiveCount": "1" },
+            "messageAttributes": {}, "eventSource": "aws:sqs",
+            "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:direct", "awsRegion": "us-east-1"
+        }]})
+    };
+    let (e1, e2) = (event("direct-1"), event("direct-2"));
+    let (a, b) = tokio::join!(
+        stack.invoke("fulfillment", &e1),
+        stack.invoke("fulfillment", &e2)
+    );
+    for out in [&a, &b] {
+        assert!(out["batchItemFailures"].is_array(), "{out}");
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let texts = bot_texts(&stack, &token, &conv).await;
+        if texts.iter().any(|t| t.contains("has been issued")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no confirmation: {texts:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    stack
+        .wait_until_drained(&stack.queue_url, Duration::from_secs(60))
+        .await;
+    let (refunds, calls) = stack.refunds_for("1004").await;
+    assert_eq!(
+        (refunds, calls),
+        (1, 1),
+        "the payments API saw one refund call"
+    );
+    let confirmations = bot_texts(&stack, &token, &conv)
+        .await
+        .iter()
+        .filter(|t| t.contains("has been issued"))
+        .count();
+    assert_eq!(confirmations, 1);
+
+    // The confirmation email went out once, to the address the CRM has... for a customer the
+    // CRM does not know, it is recorded as failed instead, and nothing is sent.
+    let emails: Value = stack
+        .http
+        .get(format!("{}/_admin/emails", stack.demo_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = "email:default:refund:1004";
+    let calls = emails["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["idempotency_key"] == key)
+        .count();
+    assert_eq!(calls, 0, "{emails}");
+    let effect = stack
+        .item(&format!("T#default#E#{key}"), "EFFECT")
+        .await
+        .expect("the email job ran");
+    assert_eq!(effect["effect_state"].as_s().unwrap(), "failed");
+}
