@@ -81,8 +81,12 @@ def main():
     sqs = boto3.client("sqs", **kw)
 
     if args.command == "list":
-        # Held for a few seconds only: listing must not keep messages from a redrive.
-        messages = receive_all(sqs, dlq, 5)
+        messages = receive_all(sqs, dlq, 30)
+        # Visible again at once: listing must not keep messages from a redrive.
+        for i in range(0, len(messages), 10):
+            sqs.change_message_visibility_batch(QueueUrl=dlq, Entries=[
+                {"Id": str(j), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                for j, m in enumerate(messages[i:i + 10])])
         for m in messages:
             a = m.get("Attributes", {})
             print(f"{m['MessageId']}  group={a.get('MessageGroupId', '-')}  "

@@ -116,9 +116,11 @@ async fn a_stripe_payment_failure_reaches_the_customer_once_and_yes_continues() 
     let c = claim(&stack, "stripe", &event_id).await.expect("claimed");
     assert_eq!(c["state"], "done");
     assert_eq!(c["outcome"], "queued");
-    stack
-        .wait_until_drained(&stack.queue_url, Duration::from_secs(30))
+    let job_key = format!("event:default:stripe:{event_id}");
+    let state = stack
+        .wait_for_effect("default", &job_key, Duration::from_secs(30))
         .await;
+    assert_eq!(state, "done");
     // Still one message once everything has run.
     let (_, messages) = wait_for_bot_messages(&stack, &erin, 1).await;
     assert_eq!(messages.len(), 1, "{messages:?}");
@@ -280,7 +282,9 @@ async fn bad_input_is_refused_and_nothing_is_recorded() {
     let r = stack.webhook("stripe", &moved, &body).await;
     assert_eq!(r.status, 401, "timestamp changed: {}", r.body);
 
-    for (name, ts) in [("too old", t - 301), ("from the future", t + 301)] {
+    // Well outside ±300 s: the function's clock reads a little later than this test's `t`, and
+    // the exact boundary is covered by the unit tests, with a fixed clock.
+    for (name, ts) in [("too old", t - 400), ("from the future", t + 400)] {
         let id = case("evt_replay");
         let body = stripe_payment_failed(&id, "cus_erin05");
         let r = stack

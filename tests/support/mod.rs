@@ -197,6 +197,26 @@ impl Stack {
             .cloned()
     }
 
+    /// Waits until a job's effect is finished (`done` or `failed`) and returns which.
+    pub async fn wait_for_effect(&self, tenant: &str, job_key: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let state = self
+                .item(&format!("T#{tenant}#E#{job_key}"), "EFFECT")
+                .await
+                .and_then(|i| i.get("effect_state").and_then(|s| s.as_s().ok()).cloned());
+            match state.as_deref() {
+                Some("done") | Some("failed") => return state.unwrap(),
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "effect {job_key} not finished within {timeout:?} (state {state:?})"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// POSTs a body with headers to the webhook function's URL.
     pub async fn webhook(&self, vendor: &str, headers: &[(&str, String)], body: &[u8]) -> Reply {
         let mut req = self

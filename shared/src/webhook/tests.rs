@@ -202,14 +202,14 @@ async fn bad_input_gets_the_right_status_and_queues_nothing() {
         (
             "too old",
             "/webhooks/stripe",
-            stripe_signed(STRIPE_SECRET, t - 301, PAYMENT_FAILED),
+            stripe_signed(STRIPE_SECRET, t - 330, PAYMENT_FAILED),
             PAYMENT_FAILED,
             401,
         ),
         (
             "from the future",
             "/webhooks/stripe",
-            stripe_signed(STRIPE_SECRET, t + 301, PAYMENT_FAILED),
+            stripe_signed(STRIPE_SECRET, t + 330, PAYMENT_FAILED),
             PAYMENT_FAILED,
             401,
         ),
