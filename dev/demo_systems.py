@@ -9,7 +9,14 @@
                               returns the first answer and refunds nothing more)
 - Email over REST:            POST /emails  (requires Idempotency-Key; a repeated key sends nothing)
 - A billing page:             GET /billing (where the bot sends customers to update a card)
-- Inspection for tests:       GET /_admin/refunds, GET /_admin/emails, GET /health
+- Inspection for tests:       GET /_admin/refunds, GET /_admin/emails, GET /health,
+                              GET /_admin/inflight (requests a delay fault is holding, with the
+                              caller's TCP port, so a test can find the process making them)
+- Set-up for tests:           POST /_admin/orders (an order of the test's own: {id, customer_id,
+                              total_cents?}); POST /_admin/faults ({path, match?, status?,
+                              delay_ms?, times?}): the next `times` POSTs to `path` whose JSON body
+                              contains `match` wait `delay_ms`, then answer `status` (if set)
+                              instead of doing their work
 
 Dates are seeded relative to start-up, so some orders are always late.
 """
@@ -18,6 +25,7 @@ import argparse
 import json
 import re
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -104,6 +112,17 @@ class Systems:
         self.refund_calls = []  # every POST /payments/refunds, for tests counting calls
         self.emails_by_key = {}  # Idempotency-Key -> the email sent
         self.email_calls = []
+        self.faults = []  # armed by tests through POST /_admin/faults
+        self.inflight = {}  # id -> a request a delay fault is holding
+
+    def take_fault(self, path, body):
+        """Uses up one arming of the first fault for this request, or returns None."""
+        with self.lock:
+            for f in self.faults:
+                if f["path"] == path and f["times"] > 0 and all(body.get(k) == v for k, v in f["match"].items()):
+                    f["times"] -= 1
+                    return dict(f)
+        return None
 
     def graphql_root(self):
         products = self.products
@@ -170,6 +189,9 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_admin/emails":
             with s.lock:
                 return self.send_json(200, {"calls": s.email_calls, "sent": list(s.emails_by_key.values())})
+        if url.path == "/_admin/inflight":
+            with s.lock:
+                return self.send_json(200, {"requests": list(s.inflight.values())})
         if url.path == "/_admin/refunds":
             with s.lock:
                 return self.send_json(200, {
@@ -185,6 +207,32 @@ class Handler(BaseHTTPRequestHandler):
             body = self.read_json()
         except ValueError as e:
             return self.send_json(400, {"error": f"invalid JSON: {e}"})
+        if url.path == "/_admin/orders":
+            return self.add_order(body)
+        if url.path == "/_admin/faults":
+            fault = {"path": body.get("path"), "match": body.get("match") or {}, "status": body.get("status"),
+                     "delay_ms": int(body.get("delay_ms") or 0), "times": int(body.get("times") or 1)}
+            if not isinstance(fault["path"], str) or not isinstance(fault["match"], dict):
+                return self.send_json(400, {"error": "path (string) and match (object) are expected"})
+            with s.lock:
+                s.faults.append(fault)
+            return self.send_json(201, fault)
+        fault = s.take_fault(url.path, body)
+        if fault:
+            held = uuid.uuid4().hex
+            with s.lock:
+                s.inflight[held] = {"path": url.path, "body": body, "peer_port": self.client_address[1]}
+            try:
+                time.sleep(fault["delay_ms"] / 1000)
+            finally:
+                with s.lock:
+                    s.inflight.pop(held, None)
+            if fault["status"]:
+                with s.lock:
+                    calls = s.refund_calls if url.path == "/payments/refunds" else s.email_calls
+                    calls.append({"idempotency_key": self.headers.get("Idempotency-Key"), "body": body,
+                                  "fault": fault["status"], "to": body.get("to")})
+                return self.send_json(int(fault["status"]), {"error": "injected fault"})
         if url.path == "/graphql":
             result = graphql.graphql_sync(
                 SCHEMA, body.get("query", ""), root_value=s.graphql_root(),
@@ -229,6 +277,24 @@ class Handler(BaseHTTPRequestHandler):
                 s.refunds_by_key[key] = (fingerprint, response)
                 return self.send_json(200, response)
         return self.send_json(404, {"error": f"no route {url.path}"})
+
+    def add_order(self, body):
+        s = self.systems
+        if not body.get("id") or not body.get("customer_id"):
+            return self.send_json(400, {"error": "id and customer_id are required"})
+        now = datetime.now(timezone.utc)
+        order = {
+            "id": str(body["id"]), "customer_id": body["customer_id"], "status": "in_transit",
+            "placed_at": iso(now - timedelta(days=9)), "promised_by": iso(now - timedelta(days=2)),
+            "delivered_at": None, "carrier": "UPS", "tracking_url": None,
+            "total": {"amount_cents": int(body.get("total_cents") or 1000), "currency": "USD"},
+            "items": [{"name": "Test Item", "quantity": 1}],
+        }
+        with s.lock:
+            if any(o["id"] == order["id"] for o in s.orders):
+                return self.send_json(409, {"error": "an order with this id exists"})
+            s.orders.append(order)
+        return self.send_json(201, order)
 
 
 def main():

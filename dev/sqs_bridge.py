@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Local stand-in for Lambda's SQS event source mapping (cargo-lambda does not emulate one).
 
-For each mapping: long-poll the queue through the SQS API, invoke the function through
-cargo-lambda's invoke endpoint with a real SQS event, delete only the messages that succeeded
-(honouring `batchItemFailures`), and leave failures alone: the queue's visibility timeout makes
-them visible again and its redrive policy moves them to the DLQ after maxReceiveCount receives.
-An invocation that errors or times out deletes nothing, as in AWS.
+For each mapping, several pollers (as Lambda runs several batches at once): long-poll the queue
+through the SQS API, invoke the function through cargo-lambda's invoke endpoint with a real SQS
+event, delete only the messages that succeeded (honouring `batchItemFailures`), and leave
+failures alone: the queue's visibility timeout makes them visible again and its redrive policy
+moves them to the DLQ after maxReceiveCount receives. An invocation that errors, or outlives the
+function's timeout from the template (a crashed function never answers), deletes nothing, as in
+AWS. FIFO groups stay in order because SQS hands out a group's messages to one poller at a time.
 """
 
 import argparse
@@ -66,6 +68,7 @@ def invoke(invoke_url, function, event, timeout):
 
 
 def poll(mapping, sqs, invoke_url, region, timeout):
+    timeout = timeout or mapping.get("timeout", 30) + 5
     url, arn, fn = mapping["queue_url"], mapping["queue_arn"], mapping["function"]
     while not STOP.is_set():
         try:
@@ -112,7 +115,9 @@ def main():
     ap.add_argument("--endpoint", required=True, help="SQS endpoint (moto)")
     ap.add_argument("--invoke-url", required=True, help="cargo lambda watch address")
     ap.add_argument("--region", default="us-east-1")
-    ap.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one invocation")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds to wait for one invocation (default: the function's timeout + 5)")
+    ap.add_argument("--pollers", type=int, default=4, help="concurrent batches per mapping")
     args = ap.parse_args()
 
     with open(args.mappings) as f:
@@ -123,11 +128,12 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: STOP.set())
     threads = []
     for m in mappings:
-        sqs = session.client("sqs", endpoint_url=args.endpoint)
-        t = threading.Thread(target=poll, args=(m, sqs, args.invoke_url, args.region, args.timeout), daemon=True)
-        t.start()
-        threads.append(t)
-        log(event="polling", queue=m["queue_url"], function=m["function"])
+        for _ in range(args.pollers):
+            sqs = session.client("sqs", endpoint_url=args.endpoint)
+            t = threading.Thread(target=poll, args=(m, sqs, args.invoke_url, args.region, args.timeout), daemon=True)
+            t.start()
+            threads.append(t)
+        log(event="polling", queue=m["queue_url"], function=m["function"], pollers=args.pollers)
     while not STOP.is_set():
         STOP.wait(0.5)
     for t in threads:

@@ -160,10 +160,11 @@ def up(args):
         demo = f"http://127.0.0.1:{args.demo_port}"
         lam = f"http://127.0.0.1:{args.lambda_port}"
 
-        stack.start("moto", [os.path.join(stack.venv_bin, "moto_server"), "-H", "127.0.0.1", "-p", str(args.moto_port)])
+        stack.start("moto", [sys.executable, os.path.join(HERE, "moto_server.py"), "-H", "127.0.0.1", "-p", str(args.moto_port)])
         stack.wait_for("moto", lambda: http("GET", f"{aws}/moto-api/")[0] == 200, 60)
 
-        physical, mappings = template_resources.provision(os.path.join(ROOT, "template.yaml"), aws, STACK, REGION)
+        physical, mappings = template_resources.provision(
+            os.path.join(ROOT, "template.yaml"), aws, STACK, REGION, visibility=args.queue_visibility)
         table = physical["ConversationsTable"]["Ref"]
         queue = physical["JobsQueue"]["Ref"]
         dlq = physical["JobsDeadLetterQueue"]["Ref"]
@@ -176,7 +177,11 @@ def up(args):
         stack.start("demo-systems", [sys.executable, os.path.join(HERE, "demo_systems.py"), "--port", str(args.demo_port)])
         stack.wait_for("demo systems", lambda: http("GET", f"{demo}/health")[0] == 200, 30)
 
+        # cargo-lambda gives no usable invocation deadline: a job's lease lasts the function's
+        # timeout from the template instead, as an invocation does in AWS.
+        fulfillment_timeout = next((m["timeout"] for m in mappings if m["function"] == "fulfillment"), 30)
         function_env = {
+            "JOB_LEASE_SECS": str(fulfillment_timeout),
             "TABLE_NAME": table,
             "JOBS_QUEUE_URL": queue,
             "ORDERS_API_URL": demo,
@@ -276,6 +281,8 @@ def main():
     u.add_argument("--lambda-port", type=int, default=int(os.environ.get("LAMBDA_PORT", 9000)))
     u.add_argument("--ready-file", help="write the stack's endpoints here once everything answers")
     u.add_argument("--quiet", action="store_true")
+    u.add_argument("--queue-visibility", type=int, metavar="SECS",
+                   help="replace the template's queue visibility timeouts (tests that kill a function use a short one)")
     args = ap.parse_args()
     sys.exit(up(args))
 

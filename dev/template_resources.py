@@ -94,7 +94,7 @@ def resources_of(template, kind):
     return [(lid, r) for lid, r in template.get("Resources", {}).items() if r.get("Type") == kind]
 
 
-def create_queues(resolver, sqs):
+def create_queues(resolver, sqs, visibility=None):
     queues = resources_of(resolver.template, "AWS::SQS::Queue")
     pending = dict(queues)
     # Dead-letter queues first: a queue's RedrivePolicy needs its DLQ's ARN.
@@ -113,6 +113,8 @@ def create_queues(resolver, sqs):
                 if key in props:
                     v = props[key]
                     attrs[key] = str(v).lower() if isinstance(v, bool) else str(v)
+            if visibility is not None and "VisibilityTimeout" in attrs:
+                attrs["VisibilityTimeout"] = str(visibility)
             if "RedrivePolicy" in props:
                 attrs["RedrivePolicy"] = json.dumps(props["RedrivePolicy"])
             url = sqs.create_queue(QueueName=name, Attributes=attrs)["QueueUrl"]
@@ -164,6 +166,7 @@ def event_source_mappings(resolver):
     mappings = []
     for lid, res in resources_of(resolver.template, "AWS::Serverless::Function"):
         props = res.get("Properties", {})
+        timeout = props.get("Timeout", resolver.template.get("Globals", {}).get("Function", {}).get("Timeout", 3))
         # cargo lambda watch names a function after its binary: the crate at CodeUri.
         function = os.path.basename(str(props.get("CodeUri", lid)).rstrip("/"))
         for ename, event in (props.get("Events") or {}).items():
@@ -178,15 +181,17 @@ def event_source_mappings(resolver):
                 "queue_arn": queue_arn,
                 "batch_size": int(ep.get("BatchSize", 10)),
                 "report_batch_item_failures": "ReportBatchItemFailures" in (ep.get("FunctionResponseTypes") or []),
+                "timeout": int(timeout),
             })
     return mappings
 
 
-def provision(template_path, endpoint, stack, region, params=None):
-    """Creates everything; returns {logical id: physical ids} and the event source mappings."""
+def provision(template_path, endpoint, stack, region, params=None, visibility=None):
+    """Creates everything; returns {logical id: physical ids} and the event source mappings.
+    `visibility` (seconds) replaces the queues' visibility timeouts, for tests that wait on them."""
     template = load(template_path)
     resolver = Resolver(template, stack, region, params or {})
     session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=region)
-    create_queues(resolver, session.client("sqs", endpoint_url=endpoint))
+    create_queues(resolver, session.client("sqs", endpoint_url=endpoint), visibility)
     create_tables(resolver, session.client("dynamodb", endpoint_url=endpoint))
     return resolver.physical, event_source_mappings(resolver)

@@ -270,3 +270,162 @@ async fn a_job_delivered_twice_and_concurrently_refunds_once() {
         .count();
     assert_eq!(sent, 0, "{emails}");
 }
+
+fn refund(customer: &str, conversation: &str, order_id: &str, cents: i64) -> String {
+    job(
+        customer,
+        conversation,
+        JobKind::RefundRequest {
+            order_id: order_id.into(),
+            amount: Money {
+                amount_cents: cents,
+                currency: "USD".into(),
+            },
+        },
+    )
+}
+
+fn proactive(customer: &str, conversation: &str, id: &str, text: &str) -> String {
+    job(
+        customer,
+        conversation,
+        JobKind::ProactiveMessage {
+            id: id.into(),
+            text: text.into(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_conversations_jobs_keep_their_order_through_retries() {
+    let stack = Stack::connect().await;
+    let (customer, token, conv) = conversation(&stack, "cust_order").await;
+    let order = stack.create_order(&customer, 1500).await;
+    // The payments API is down for the refund's first two tries.
+    stack
+        .arm_fault(json!({
+            "path": "/payments/refunds", "match": { "order_id": order }, "status": 503, "times": 2
+        }))
+        .await;
+    let after = unique("after the refund");
+    send(
+        &stack,
+        &[
+            (&conv, &refund(&customer, &conv, &order, 1500)),
+            (&conv, &proactive(&customer, &conv, "after", &after)),
+        ],
+    )
+    .await;
+
+    let state = stack
+        .wait_for_effect(
+            "default",
+            &format!("message:default:{conv}:after"),
+            Duration::from_secs(90),
+        )
+        .await;
+    assert_eq!(state, "done");
+    let texts = bot_texts(&stack, &token, &conv).await;
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert!(
+        texts[1].contains(&format!("order #{order} has been issued")),
+        "{texts:?}"
+    );
+    assert_eq!(texts[2], after, "the later job waited for the retried one");
+    assert_eq!(
+        stack.refunds_for(&order).await,
+        (1, 3),
+        "two refused calls, then one refund"
+    );
+}
+
+#[tokio::test]
+async fn killing_fulfillment_mid_batch_loses_nothing_and_repeats_nothing() {
+    let stack = Stack::connect().await;
+    let mut cases = Vec::new();
+    for i in 0..3 {
+        let (customer, token, conv) = conversation(&stack, &format!("cust_kill{i}")).await;
+        let order = stack.create_order(&customer, 1000 + i).await;
+        // Slow enough to be caught mid-call: the call still completes at the payments API
+        // after the function is gone, so the retry must not refund again.
+        stack
+            .arm_fault(json!({
+                "path": "/payments/refunds", "match": { "order_id": order }, "delay_ms": 4000
+            }))
+            .await;
+        cases.push((customer, token, conv, order, unique("after the kill")));
+    }
+    let bodies: Vec<(String, String)> = cases
+        .iter()
+        .flat_map(|(customer, _, conv, order, after)| {
+            [
+                (conv.clone(), refund(customer, conv, order, 1000)),
+                (conv.clone(), proactive(customer, conv, "after-kill", after)),
+            ]
+        })
+        .collect();
+    let entries: Vec<(&str, &str)> = bodies
+        .iter()
+        .map(|(g, b)| (g.as_str(), b.as_str()))
+        .collect();
+    send(&stack, &entries).await;
+
+    // Every refund is in the middle of its payments call: kill the instance making them.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (port, killed_order) = loop {
+        let held = stack.inflight().await;
+        let ours: Vec<&Value> = held
+            .iter()
+            .filter(|r| cases.iter().any(|c| r["body"]["order_id"] == c.3.as_str()))
+            .collect();
+        if ours.len() == cases.len() {
+            break (
+                ours[0]["peer_port"].as_u64().unwrap() as u16,
+                ours[0]["body"]["order_id"].as_str().unwrap().to_string(),
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refunds did not start: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for (_, _, _, order, _) in &cases {
+        let key = format!("refund:default:{order}");
+        assert_eq!(
+            stack.effect_state("default", &key).await.as_deref(),
+            Some("in_progress"),
+            "{key}"
+        );
+    }
+    stack.kill_caller("fulfillment", port);
+
+    // The batch's invocation never answers; after the queue's visibility timeout its jobs go
+    // to another instance (cargo-lambda keeps a pool of them, as Lambda starts a new one).
+    for (_, token, conv, order, after) in &cases {
+        let state = stack
+            .wait_for_effect(
+                "default",
+                &format!("message:default:{conv}:after-kill"),
+                Duration::from_secs(120),
+            )
+            .await;
+        assert_eq!(state, "done");
+        assert_eq!(
+            stack
+                .effect_state("default", &format!("refund:default:{order}"))
+                .await
+                .as_deref(),
+            Some("done")
+        );
+        let texts = bot_texts(&stack, token, conv).await;
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert!(texts[1].contains("has been issued"), "{texts:?}");
+        assert_eq!(&texts[2], after);
+        let (refunds, calls) = stack.refunds_for(order).await;
+        assert_eq!(refunds, 1, "one refund for {order} ({calls} calls)");
+        if *order == killed_order {
+            assert_eq!(calls, 2, "the retry called again, with the same key");
+        }
+    }
+}

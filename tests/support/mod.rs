@@ -201,10 +201,7 @@ impl Stack {
     pub async fn wait_for_effect(&self, tenant: &str, job_key: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            let state = self
-                .item(&format!("T#{tenant}#E#{job_key}"), "EFFECT")
-                .await
-                .and_then(|i| i.get("effect_state").and_then(|s| s.as_s().ok()).cloned());
+            let state = self.effect_state(tenant, job_key).await;
             match state.as_deref() {
                 Some("done") | Some("failed") => return state.unwrap(),
                 _ => {}
@@ -324,6 +321,103 @@ impl Stack {
             .filter(|c| c["body"]["order_id"] == order_id)
             .count();
         (refunds, calls)
+    }
+
+    /// A late order of the test's own in the demo systems, so refund keys never collide.
+    pub async fn create_order(&self, customer: &str, total_cents: i64) -> String {
+        let id = format!("T{}", ulid::Ulid::new());
+        let resp = self
+            .http
+            .post(format!("{}/_admin/orders", self.demo_url))
+            .json(&json!({ "id": id, "customer_id": customer, "total_cents": total_cents }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        id
+    }
+
+    /// Arms a fault in the demo systems (see dev/demo_systems.py: path, match, status, delay_ms,
+    /// times).
+    pub async fn arm_fault(&self, fault: Value) {
+        let resp = self
+            .http
+            .post(format!("{}/_admin/faults", self.demo_url))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    }
+
+    /// Requests the demo systems are holding (a delay fault), with the caller's TCP port.
+    pub async fn inflight(&self) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/_admin/inflight", self.demo_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["requests"].as_array().unwrap().clone()
+    }
+
+    /// SIGKILLs the `function` process that owns the loopback TCP connection from `port`: the
+    /// one instance making that call, found through /proc (Linux). Returns its PID.
+    pub fn kill_caller(&self, function: &str, port: u16) -> u32 {
+        let binary = repo_root().join("target/debug").join(function);
+        let mut inodes = Vec::new();
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let text = std::fs::read_to_string(table).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                let local_port = cols
+                    .get(1)
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| u16::from_str_radix(p, 16).ok());
+                if local_port == Some(port) {
+                    inodes.push(format!("socket:[{}]", cols[9]));
+                }
+            }
+        }
+        assert!(!inodes.is_empty(), "no connection from port {port}");
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            if std::fs::read_link(format!("/proc/{pid}/exe"))
+                .ok()
+                .as_deref()
+                != Some(binary.as_path())
+            {
+                continue;
+            }
+            let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+                continue;
+            };
+            let owns = fds.flatten().any(|fd| {
+                std::fs::read_link(fd.path())
+                    .is_ok_and(|l| inodes.iter().any(|i| l.as_os_str() == i.as_str()))
+            });
+            if owns {
+                let status = std::process::Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "kill {pid}");
+                return pid;
+            }
+        }
+        panic!("no {function} process owns the connection from port {port}");
+    }
+
+    /// The state of a job's effect, if it has begun.
+    pub async fn effect_state(&self, tenant: &str, job_key: &str) -> Option<String> {
+        self.item(&format!("T#{tenant}#E#{job_key}"), "EFFECT")
+            .await
+            .and_then(|i| i.get("effect_state").and_then(|s| s.as_s().ok()).cloned())
     }
 }
 

@@ -84,6 +84,7 @@ pub struct Fulfillment {
     systems: Systems,
     visibility: Arc<dyn VisibilityControl>,
     policy: RetryPolicy,
+    default_lease: Duration,
 }
 
 /// A change to the conversation record made with the append (slots, flags).
@@ -141,7 +142,15 @@ impl Fulfillment {
             systems,
             visibility,
             policy,
+            default_lease: Duration::from_secs(60),
         }
+    }
+
+    /// The lease a job gets when the runtime gives no usable deadline (Lambda always does; a
+    /// local emulator may not): the function's timeout is the honest value.
+    pub fn with_default_lease(mut self, lease: Duration) -> Self {
+        self.default_lease = lease;
+        self
     }
 
     /// Handles a batch; `deadline` is when the invocation ends (Unix ms), which bounds how long
@@ -178,8 +187,16 @@ impl Fulfillment {
                     .get("ApproximateReceiveCount")
                     .and_then(|n| n.parse::<u32>().ok())
                     .unwrap_or(1);
-                // The failed job and the ones held back behind it come back together.
-                let delay = self.policy.delay(receives);
+                // Only the failed job waits out the retry delay. The ones held back behind it
+                // are released at once: the failed one, still in flight, keeps the FIFO group
+                // locked, and when it returns the group resumes in order. (Giving them a delay
+                // of their own can let one become receivable before the failed job: moto then
+                // delivers the group out of order.)
+                let delay = if first_failure {
+                    self.policy.delay(receives)
+                } else {
+                    Duration::ZERO
+                };
                 if first_failure {
                     tracing::info!(
                         receives,
@@ -234,8 +251,9 @@ impl Fulfillment {
         match deadline_ms {
             // Until the invocation ends, plus a margin for clocks: a takeover never overlaps a
             // live holder.
-            Some(d) => Duration::from_millis((d - now_ms).max(0) as u64 + 2_000),
-            None => Duration::from_secs(60),
+            Some(d) if d > now_ms => Duration::from_millis((d - now_ms) as u64 + 2_000),
+            // cargo-lambda hands out a deadline that has already passed.
+            _ => self.default_lease,
         }
     }
 
