@@ -7,6 +7,8 @@ use crate::api::ChatApi;
 use crate::auth::JwtVerifier;
 use crate::config::{ChatSettings, ConfigError, Env, StoreSettings};
 use crate::connectors::rest::{http_client, RestCustomers, RestEmail, RestOrders, RestPayments};
+use crate::connectors::ses::SesEmail;
+use crate::connectors::EmailPort;
 use crate::dialogue::Dialogue;
 use crate::fulfillment::retry::{RetryPolicy, SqsVisibility};
 use crate::fulfillment::{Fulfillment, Systems};
@@ -57,7 +59,6 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     let payments_url = env.url("PAYMENTS_API_URL")?;
     let orders_url = env.url("ORDERS_API_URL")?;
     let crm_url = env.url("CRM_API_URL")?;
-    let email_url = env.url("EMAIL_API_URL")?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
     let timeout = std::time::Duration::from_millis(env.parsed("CONNECTOR_TIMEOUT_MS", 5_000)?);
     let policy = RetryPolicy {
@@ -65,10 +66,12 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
         max: std::time::Duration::from_secs(env.parsed("RETRY_MAX_SECS", 900)?),
     };
     let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
+    let default_lease = std::time::Duration::from_secs(env.parsed("JOB_LEASE_SECS", 60)?);
     let aws = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     // One client, one connection pool, for every system.
     let client = http_client(timeout);
+    let email = email(&env, &aws, client.clone())?;
     let orders: Arc<RestOrders> = Arc::new(RestOrders::new(client.clone(), orders_url));
     let dynamo = store(&aws, store_settings);
     Ok(Fulfillment::new(
@@ -78,13 +81,38 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
             payments: Arc::new(RestPayments::new(client.clone(), payments_url)),
             customers: Arc::new(RestCustomers::new(client.clone(), crm_url)),
             orders: orders.clone(),
-            email: Arc::new(RestEmail::new(client, email_url)),
+            email,
             jobs: Arc::new(SqsJobQueue::new(sqs.clone(), queue_url.clone())),
             dialogue: Dialogue::new(orders).with_payment_update_url(payment_update_url),
         },
         Arc::new(SqsVisibility::new(sqs, &[queue_url])),
         policy,
-    ))
+    )
+    .with_default_lease(default_lease))
+}
+
+/// Email goes to an HTTP email API when `EMAIL_API_URL` is set (the demo service locally),
+/// otherwise through SES from `EMAIL_FROM` (a verified identity), with an optional
+/// `SES_CONFIGURATION_SET` for bounce and complaint events.
+fn email<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    aws: &aws_config::SdkConfig,
+    client: reqwest::Client,
+) -> Result<Arc<dyn EmailPort>, ConfigError> {
+    if env.optional("EMAIL_API_URL").is_some() {
+        return Ok(Arc::new(RestEmail::new(client, env.url("EMAIL_API_URL")?)));
+    }
+    let from = env
+        .required("EMAIL_FROM")
+        .map_err(|_| ConfigError::Invalid {
+            name: "EMAIL_FROM",
+            reason: "set EMAIL_FROM (an SES-verified sender) or EMAIL_API_URL".into(),
+        })?;
+    Ok(Arc::new(SesEmail::new(
+        aws_sdk_sesv2::Client::new(aws),
+        from,
+        env.optional("SES_CONFIGURATION_SET"),
+    )))
 }
 
 fn optional_url<F: Fn(&str) -> Option<String>>(

@@ -2,6 +2,7 @@
 //! traits, never URLs; `rest` adapts them to HTTP APIs.
 
 pub mod rest;
+pub mod ses;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
