@@ -225,6 +225,7 @@ def up(args):
         stack_env = {
             **{k: v for k, v in function_env.items() if k != "RUST_LOG"},
             "JOBS_DLQ_URL": dlq,
+            "LOCAL_STACK_NAME": args.name,
             "DEMO_URL": demo,
             "LAMBDA_URL": lam,
             "CHAT_URL": f"{lam}/lambda-url/chat",

@@ -164,7 +164,7 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() 
         let out = std::process::Command::new(root.join(".venv/bin/python"))
             .arg(root.join("dev/dlq.py"))
             .args(args)
-            .args(["--stack-name", "test"])
+            .args(["--stack-name", &stack.name])
             .output()
             .expect("run dev/dlq.py");
         assert!(
@@ -184,6 +184,14 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() 
         "{line}"
     );
     let id = line.split_whitespace().next().unwrap();
+    // The function said why, naming the message.
+    let log = stack.functions_log();
+    assert!(
+        log.lines().any(|l| l.contains("job failed")
+            && l.contains(id)
+            && l.contains("message body is not a job")),
+        "no log line gives the reason for {id}"
+    );
     let redriven = dlq(&["redrive", "--id", id]);
     assert!(redriven.contains("1 message(s) sent back"), "{redriven}");
 }

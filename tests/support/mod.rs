@@ -15,6 +15,8 @@ pub struct Stack {
     pub table: String,
     pub queue_url: String,
     pub dlq_url: String,
+    /// The stack's name: its state and logs are under `.local/<name>/`.
+    pub name: String,
     jwt_secret: String,
     pub http: reqwest::Client,
     pub ddb: aws_sdk_dynamodb::Client,
@@ -44,6 +46,7 @@ impl Stack {
             table: var("TABLE_NAME"),
             queue_url: var("JOBS_QUEUE_URL"),
             dlq_url: var("JOBS_DLQ_URL"),
+            name: var("LOCAL_STACK_NAME"),
             jwt_secret: var("JWT_HS256_SECRET"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
@@ -411,6 +414,15 @@ impl Stack {
             }
         }
         panic!("no {function} process owns the connection from port {port}");
+    }
+
+    /// What the functions have logged so far (all three share one log under cargo-lambda).
+    pub fn functions_log(&self) -> String {
+        let path = repo_root()
+            .join(".local")
+            .join(&self.name)
+            .join("logs/functions.log");
+        String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned()
     }
 
     /// The state of a job's effect, if it has begun.
