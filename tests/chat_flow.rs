@@ -55,15 +55,7 @@ async fn late_order_refund_end_to_end() {
     // And a confirmation email, once, to the address the CRM has for Alice.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let emails: serde_json::Value = stack
-            .http
-            .get(format!("{}/_admin/emails", stack.demo_url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let emails = stack.demo_admin("emails").await;
         let sent: Vec<&serde_json::Value> = emails["calls"]
             .as_array()
             .unwrap()

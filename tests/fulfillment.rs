@@ -261,15 +261,7 @@ async fn a_job_delivered_twice_and_concurrently_refunds_once() {
         .count();
     assert_eq!(confirmations, 1);
 
-    let emails: Value = stack
-        .http
-        .get(format!("{}/_admin/emails", stack.demo_url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let emails = stack.demo_admin("emails").await;
     let sent = emails["calls"]
         .as_array()
         .unwrap()

@@ -70,15 +70,29 @@ fuzz_target!(|input: Input| {
                 Name::Known(i) => {
                     let name = NAMES[*i as usize % NAMES.len()];
                     // Header names arrive in any case.
-                    if i % 2 == 0 { name.to_ascii_uppercase() } else { name.to_string() }
+                    if i % 2 == 0 {
+                        name.to_ascii_uppercase()
+                    } else {
+                        name.to_string()
+                    }
                 }
                 Name::Other(s) => s.clone(),
             };
             (name, v.clone())
         })
         .collect();
-    let headers: Vec<(&str, &str)> = owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let _ = verify(scheme, &keys, headers.as_slice(), &input.body, input.now, tolerance);
+    let headers: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let _ = verify(
+        scheme,
+        &keys,
+        headers.as_slice(),
+        &input.body,
+        input.now,
+        tolerance,
+    );
 
     // Round trip: what the vendor signs verifies; one flipped byte does not. Timestamps are
     // kept where a vendor's would be (and where `now ± tolerance` cannot overflow).
@@ -87,7 +101,10 @@ fuzz_target!(|input: Input| {
     let signed = sign(scheme, &key, &id, ts, &input.body);
     let signed: Vec<(&str, &str)> = signed.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let ok = verify(scheme, &keys, signed.as_slice(), &input.body, ts, tolerance);
-    assert!(ok.is_ok(), "{scheme:?}: a vendor-signed request was rejected: {ok:?}");
+    assert!(
+        ok.is_ok(),
+        "{scheme:?}: a vendor-signed request was rejected: {ok:?}"
+    );
     if !input.body.is_empty() {
         let mut tampered = input.body.clone();
         let at = input.flip % tampered.len();

@@ -301,16 +301,20 @@ impl Stack {
         resp.json().await.expect("JSON result")
     }
 
-    pub async fn refunds_for(&self, order_id: &str) -> (usize, usize) {
-        let v: Value = self
-            .http
-            .get(format!("{}/_admin/refunds", self.demo_url))
+    /// A GET on the demo systems' test-only inspection API (`/_admin/...`).
+    pub async fn demo_admin(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}/_admin/{path}", self.demo_url))
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    pub async fn refunds_for(&self, order_id: &str) -> (usize, usize) {
+        let v = self.demo_admin("refunds").await;
         let refunds = v["refunds"]
             .as_array()
             .unwrap()
@@ -355,16 +359,10 @@ impl Stack {
 
     /// Requests the demo systems are holding (a delay fault), with the caller's TCP port.
     pub async fn inflight(&self) -> Vec<Value> {
-        let v: Value = self
-            .http
-            .get(format!("{}/_admin/inflight", self.demo_url))
-            .send()
-            .await
+        self.demo_admin("inflight").await["requests"]
+            .as_array()
             .unwrap()
-            .json()
-            .await
-            .unwrap();
-        v["requests"].as_array().unwrap().clone()
+            .clone()
     }
 
     /// SIGKILLs the `function` process that owns the loopback TCP connection from `port`: the
