@@ -184,7 +184,8 @@ impl Dialogue {
             Intent::Affirm | Intent::Deny => {
                 turn.say(format!("I'm not sure what that answers. {HELP}"))
             }
-            Intent::Unknown => match u.order_refs.first() {
+            // Intents without a flow yet (issue 5) fall back like an unclear message.
+            _ => match u.order_refs.first() {
                 Some(id) => self.report(&mut turn, &id.clone()).await,
                 None => turn.say(format!("Sorry, I didn't catch that. {HELP}")),
             },

@@ -7,18 +7,174 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a customer wants. The set covers every intent of the Bitext customer-service taxonomy
+/// (orders, cancellations, refunds, payments, delivery, shipping address, invoices, account,
+/// newsletter, complaints, reviews, contact) plus conversation moves, product availability and
+/// out-of-scope. `name()` is the stable snake_case name used in config, logs and evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Intent {
+    // Orders
+    /// "Where's my order?" (Bitext `track_order`).
     OrderStatus,
+    PlaceOrder,
+    ChangeOrder,
+    CancelOrder,
+    CheckCancellationFee,
+    // Refunds
+    /// "I want my money back" (Bitext `get_refund`).
     RequestRefund,
+    TrackRefund,
+    CheckRefundPolicy,
+    // Payments and invoices
+    CheckPaymentMethods,
+    PaymentIssue,
+    CheckInvoice,
+    GetInvoice,
+    // Delivery and addresses
+    DeliveryOptions,
+    DeliveryPeriod,
+    ChangeShippingAddress,
+    SetUpShippingAddress,
+    // Account
+    CreateAccount,
+    EditAccount,
+    DeleteAccount,
+    SwitchAccount,
+    RecoverPassword,
+    RegistrationProblems,
+    NewsletterSubscription,
+    // Feedback and contact
+    Complaint,
+    Review,
+    ContactCustomerService,
+    /// "Can I talk to a person?" (Bitext `contact_human_agent`).
+    HumanAgent,
+    // Beyond Bitext
+    ProductAvailability,
     Affirm,
     Deny,
     Greet,
     Thanks,
     Goodbye,
-    /// "Can I talk to a person?"
-    HumanAgent,
+    /// Something a shop's support bot does not do (weather, flights, recipes...).
+    OutOfScope,
+    /// Not understood well enough to act on.
     Unknown,
+}
+
+impl Intent {
+    pub const ALL: [Intent; 35] = [
+        Intent::OrderStatus,
+        Intent::PlaceOrder,
+        Intent::ChangeOrder,
+        Intent::CancelOrder,
+        Intent::CheckCancellationFee,
+        Intent::RequestRefund,
+        Intent::TrackRefund,
+        Intent::CheckRefundPolicy,
+        Intent::CheckPaymentMethods,
+        Intent::PaymentIssue,
+        Intent::CheckInvoice,
+        Intent::GetInvoice,
+        Intent::DeliveryOptions,
+        Intent::DeliveryPeriod,
+        Intent::ChangeShippingAddress,
+        Intent::SetUpShippingAddress,
+        Intent::CreateAccount,
+        Intent::EditAccount,
+        Intent::DeleteAccount,
+        Intent::SwitchAccount,
+        Intent::RecoverPassword,
+        Intent::RegistrationProblems,
+        Intent::NewsletterSubscription,
+        Intent::Complaint,
+        Intent::Review,
+        Intent::ContactCustomerService,
+        Intent::HumanAgent,
+        Intent::ProductAvailability,
+        Intent::Affirm,
+        Intent::Deny,
+        Intent::Greet,
+        Intent::Thanks,
+        Intent::Goodbye,
+        Intent::OutOfScope,
+        Intent::Unknown,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Intent::OrderStatus => "order_status",
+            Intent::PlaceOrder => "place_order",
+            Intent::ChangeOrder => "change_order",
+            Intent::CancelOrder => "cancel_order",
+            Intent::CheckCancellationFee => "check_cancellation_fee",
+            Intent::RequestRefund => "request_refund",
+            Intent::TrackRefund => "track_refund",
+            Intent::CheckRefundPolicy => "check_refund_policy",
+            Intent::CheckPaymentMethods => "check_payment_methods",
+            Intent::PaymentIssue => "payment_issue",
+            Intent::CheckInvoice => "check_invoice",
+            Intent::GetInvoice => "get_invoice",
+            Intent::DeliveryOptions => "delivery_options",
+            Intent::DeliveryPeriod => "delivery_period",
+            Intent::ChangeShippingAddress => "change_shipping_address",
+            Intent::SetUpShippingAddress => "set_up_shipping_address",
+            Intent::CreateAccount => "create_account",
+            Intent::EditAccount => "edit_account",
+            Intent::DeleteAccount => "delete_account",
+            Intent::SwitchAccount => "switch_account",
+            Intent::RecoverPassword => "recover_password",
+            Intent::RegistrationProblems => "registration_problems",
+            Intent::NewsletterSubscription => "newsletter_subscription",
+            Intent::Complaint => "complaint",
+            Intent::Review => "review",
+            Intent::ContactCustomerService => "contact_customer_service",
+            Intent::HumanAgent => "human_agent",
+            Intent::ProductAvailability => "product_availability",
+            Intent::Affirm => "affirm",
+            Intent::Deny => "deny",
+            Intent::Greet => "greet",
+            Intent::Thanks => "thanks",
+            Intent::Goodbye => "goodbye",
+            Intent::OutOfScope => "out_of_scope",
+            Intent::Unknown => "unknown",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Intent> {
+        Intent::ALL.into_iter().find(|i| i.name() == name)
+    }
+
+    /// The intent a Bitext customer-service label stands for (for evaluation): the same name,
+    /// but for the three the project names differently.
+    pub fn from_bitext(label: &str) -> Option<Intent> {
+        match label {
+            "track_order" => Some(Intent::OrderStatus),
+            "get_refund" => Some(Intent::RequestRefund),
+            "contact_human_agent" => Some(Intent::HumanAgent),
+            other => Intent::from_name(other).filter(|i| i.is_bitext()),
+        }
+    }
+
+    /// One of the 27 Bitext intents (the shop's in-scope taxonomy).
+    pub fn is_bitext(self) -> bool {
+        !matches!(
+            self,
+            Intent::ProductAvailability
+                | Intent::Affirm
+                | Intent::Deny
+                | Intent::Greet
+                | Intent::Thanks
+                | Intent::Goodbye
+                | Intent::OutOfScope
+                | Intent::Unknown
+        )
+    }
+
+    /// The bot will not act on it: out of scope, or not understood.
+    pub fn is_rejection(self) -> bool {
+        matches!(self, Intent::OutOfScope | Intent::Unknown)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +331,25 @@ fn ordinal(w: &[String]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn intent_names_round_trip_and_bitext_labels_map() {
+        for i in Intent::ALL {
+            assert_eq!(Intent::from_name(i.name()), Some(i));
+        }
+        let bitext: Vec<Intent> = Intent::ALL.into_iter().filter(|i| i.is_bitext()).collect();
+        assert_eq!(bitext.len(), 27);
+        assert_eq!(
+            Intent::from_bitext("track_order"),
+            Some(Intent::OrderStatus)
+        );
+        assert_eq!(
+            Intent::from_bitext("cancel_order"),
+            Some(Intent::CancelOrder)
+        );
+        assert_eq!(Intent::from_bitext("greet"), None, "not a Bitext label");
+        assert_eq!(Intent::from_bitext("weather"), None);
+    }
 
     #[test]
     fn asking_for_a_person() {

@@ -1,0 +1,127 @@
+//! The evaluation sets, read from `../shared/data/` (never from the project tree: they are not
+//! training data), with each row's expected project intent.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use switchboard::nlu::Intent;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    pub text: String,
+    pub expected: Intent,
+    /// The set's own label, for reports.
+    pub label: String,
+}
+
+#[derive(Deserialize)]
+struct BitextRow {
+    utterance: String,
+    intent: String,
+}
+
+/// Bitext customer service (CSV: `utterance,intent,...`): every row is in scope.
+pub fn bitext(path: &Path) -> Result<Vec<Case>, String> {
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut cases = Vec::new();
+    for (i, row) in reader.deserialize::<BitextRow>().enumerate() {
+        let row = row.map_err(|e| format!("{}: row {}: {e}", path.display(), i + 2))?;
+        let expected = Intent::from_bitext(&row.intent).ok_or_else(|| {
+            format!(
+                "{}: row {}: Bitext label {:?} has no project intent",
+                path.display(),
+                i + 2,
+                row.intent
+            )
+        })?;
+        cases.push(Case {
+            text: row.utterance,
+            expected,
+            label: row.intent,
+        });
+    }
+    Ok(cases)
+}
+
+#[derive(Deserialize)]
+struct Clinc {
+    val: Vec<(String, String)>,
+    oos_val: Vec<(String, String)>,
+}
+
+/// CLINC150's general-domain intents that a shop's support bot does handle; every other one,
+/// and everything in `oos_val`, is out of scope for it.
+pub fn clinc_intent(label: &str) -> Intent {
+    match label {
+        "greeting" => Intent::Greet,
+        "goodbye" => Intent::Goodbye,
+        "thank_you" => Intent::Thanks,
+        "yes" => Intent::Affirm,
+        "no" => Intent::Deny,
+        "order_status" => Intent::OrderStatus,
+        _ => Intent::OutOfScope,
+    }
+}
+
+/// CLINC150 validation (JSON: `val` and `oos_val`, lists of `[text, intent]`).
+pub fn clinc(path: &Path) -> Result<Vec<Case>, String> {
+    let raw = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let data: Clinc =
+        serde_json::from_slice(&raw).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(data
+        .val
+        .into_iter()
+        .map(|(text, label)| Case {
+            expected: clinc_intent(&label),
+            text,
+            label,
+        })
+        .chain(data.oos_val.into_iter().map(|(text, label)| Case {
+            text,
+            expected: Intent::OutOfScope,
+            label,
+        }))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str, body: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("nlu-eval-{}-{name}", std::process::id()));
+        std::fs::write(&path, body).unwrap();
+        path
+    }
+
+    #[test]
+    fn reads_bitext_rows_with_quoted_commas() {
+        let p = temp(
+            "b.csv",
+            "utterance,intent,entity_type\n\"hi, can you cancel order 12?\",cancel_order,order_id\nwhere is it,track_order,\n",
+        );
+        let cases = bitext(&p).unwrap();
+        assert_eq!(cases.len(), 2);
+        assert_eq!(cases[0].text, "hi, can you cancel order 12?");
+        assert_eq!(cases[0].expected, Intent::CancelOrder);
+        assert_eq!(cases[1].expected, Intent::OrderStatus);
+        let bad = temp("bad.csv", "utterance,intent\nx,launch_rocket\n");
+        assert!(bitext(&bad).unwrap_err().contains("launch_rocket"));
+    }
+
+    #[test]
+    fn reads_clinc_and_maps_the_shops_overlap() {
+        let p = temp(
+            "c.json",
+            r#"{"val": [["hello there", "greeting"], ["will it rain", "weather"]],
+                "oos_val": [["how do i get a pilot license", "oos"]]}"#,
+        );
+        let cases = clinc(&p).unwrap();
+        let expected: Vec<Intent> = cases.iter().map(|c| c.expected).collect();
+        assert_eq!(
+            expected,
+            [Intent::Greet, Intent::OutOfScope, Intent::OutOfScope]
+        );
+    }
+}
