@@ -12,6 +12,7 @@ pub mod config;
 pub mod connectors;
 pub mod conversation;
 pub mod dialogue;
+pub mod entities;
 pub mod fulfillment;
 pub mod http_event;
 pub mod jobs;

@@ -188,11 +188,6 @@ pub struct Understanding {
 
 pub const LAST: usize = usize::MAX;
 
-static ORDER_REF: LazyLock<Regex> = LazyLock::new(|| {
-    // "#1002", "order 1002", "A-10021", "SB1002": letters are optional, digits are not.
-    Regex::new(r"(?i)(?:#|\b)([a-z]{0,4}-?\d{4,12})\b").expect("static regex")
-});
-
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[a-z0-9']+").expect("static regex"));
 
 fn words(text: &str) -> Vec<String> {
@@ -215,10 +210,10 @@ pub fn understand(text: &str) -> Understanding {
     let w = words(text);
     Understanding {
         intent: classify(text, &w),
-        order_refs: ORDER_REF
-            .captures_iter(text)
-            .map(|c| c[1].to_uppercase())
-            .collect(),
+        // Phone numbers, amounts and dates are taken out first, so their digits are never
+        // mistaken for an order number.
+        order_refs: crate::entities::extract(text, time::OffsetDateTime::now_utc().date(), &[])
+            .order_refs,
         ordinal: ordinal(&w),
     }
 }

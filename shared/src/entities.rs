@@ -1,0 +1,443 @@
+//! Entities in a customer's message: order numbers, emails, phone numbers, money amounts, dates
+//! (absolute and relative) and product names from the inventory.
+//!
+//! Spans are taken in a fixed order (emails, phone numbers, money, dates, then order numbers)
+//! and each one masks its text, so "+1 415 555 0101" is a phone number and not an order, and
+//! "$45.99" is an amount. Matching is by regular expressions over the whole message, whose
+//! size the chat API already bounds.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use time::{Date, Duration, Month, Weekday};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Amount {
+    pub amount_cents: i64,
+    /// ISO 4217, when the message says which.
+    pub currency: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entities {
+    /// As written, without `#`, upper-cased: "1002", "A-10021", "113542617735902".
+    pub order_refs: Vec<String>,
+    /// Lower-cased.
+    pub emails: Vec<String>,
+    /// Digits only, with a leading `+` when written with a country code.
+    pub phones: Vec<String>,
+    pub amounts: Vec<Amount>,
+    /// Resolved against the day the message was written.
+    pub dates: Vec<Date>,
+    /// Catalogue names, as the catalogue spells them.
+    pub products: Vec<String>,
+}
+
+fn re(pattern: &str) -> Regex {
+    Regex::new(pattern).expect("static regex")
+}
+
+static EMAIL: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b"));
+// A country code, or the grouped shapes of a national number: (415) 555-0101, 415-555-0101,
+// 415.555.0101. A bare run of digits is left to order numbers.
+static PHONE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?:\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}|\(\d{3}\)\s?\d{3}[\s.-]\d{4}|\b\d{3}[.-]\d{3}[.-]\d{4}\b)",
+    )
+});
+static MONEY: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)(?:(?P<sym>[$€£])\s?(?P<a1>\d{1,7}(?:[.,]\d{3})*(?:[.,]\d{1,2})?)|(?P<a2>\d{1,7}(?:[.,]\d{1,2})?)\s?(?P<code>usd|eur|gbp|dollars?|euros?|pounds?|bucks)\b|\b(?P<code2>usd|eur|gbp)\s?(?P<a3>\d{1,7}(?:[.,]\d{1,2})?))",
+    )
+});
+static ISO_DATE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"));
+static US_DATE: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})(?:/(?P<y>\d{2,4}))?\b"));
+static NAMED_DATE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:(?P<d1>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?|(?P<m2>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?)(?:,?\s+(?P<y>\d{4}))?\b",
+    )
+});
+static RELATIVE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:(?P<word>today|yesterday|tomorrow)|(?P<n>\d{1,3}|a|an|one|two|three|four|five|six|seven)\s+(?P<unit>days?|weeks?)\s+ago|in\s+(?P<n2>\d{1,3}|a|an|one|two|three|four|five|six|seven)\s+(?P<unit2>days?|weeks?)|(?P<dir>last|next)\s+(?P<what>week|monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b",
+    )
+});
+static ORDER_REF: LazyLock<Regex> = LazyLock::new(|| {
+    // "#1002", "order 1002", "A-10021", "SB1002", "113542617735902": letters are optional,
+    // digits are not.
+    re(r"(?i)(?:#|\b)([a-z]{0,4}-?\d{4,15})\b")
+});
+
+/// Blanks a span so later patterns do not see it (same length: offsets stay valid).
+fn mask(text: &mut String, range: std::ops::Range<usize>) {
+    let blank = " ".repeat(text[range.clone()].len());
+    text.replace_range(range, &blank);
+}
+
+fn small_number(s: &str) -> Option<i64> {
+    match s.to_ascii_lowercase().as_str() {
+        "a" | "an" | "one" => Some(1),
+        "two" => Some(2),
+        "three" => Some(3),
+        "four" => Some(4),
+        "five" => Some(5),
+        "six" => Some(6),
+        "seven" => Some(7),
+        n => n.parse().ok(),
+    }
+}
+
+fn month(s: &str) -> Option<Month> {
+    let m = match s.get(..3)?.to_ascii_lowercase().as_str() {
+        "jan" => Month::January,
+        "feb" => Month::February,
+        "mar" => Month::March,
+        "apr" => Month::April,
+        "may" => Month::May,
+        "jun" => Month::June,
+        "jul" => Month::July,
+        "aug" => Month::August,
+        "sep" => Month::September,
+        "oct" => Month::October,
+        "nov" => Month::November,
+        "dec" => Month::December,
+        _ => return None,
+    };
+    Some(m)
+}
+
+fn weekday(s: &str) -> Option<Weekday> {
+    Some(match s.to_ascii_lowercase().as_str() {
+        "monday" => Weekday::Monday,
+        "tuesday" => Weekday::Tuesday,
+        "wednesday" => Weekday::Wednesday,
+        "thursday" => Weekday::Thursday,
+        "friday" => Weekday::Friday,
+        "saturday" => Weekday::Saturday,
+        "sunday" => Weekday::Sunday,
+        _ => return None,
+    })
+}
+
+/// A date without a year is the most recent such day: customers talk about orders placed or
+/// expected around now, and "Nov 20" on Nov 25 means five days ago.
+fn day_of(today: Date, year: Option<i32>, month: Month, day: u8) -> Option<Date> {
+    match year {
+        Some(y) => Date::from_calendar_date(y, month, day).ok(),
+        None => {
+            let this = Date::from_calendar_date(today.year(), month, day).ok()?;
+            if this <= today + Duration::days(31) {
+                Some(this)
+            } else {
+                Date::from_calendar_date(today.year() - 1, month, day).ok()
+            }
+        }
+    }
+}
+
+fn year(raw: Option<&str>) -> Option<i32> {
+    let y: i32 = raw?.parse().ok()?;
+    Some(if y < 100 { 2000 + y } else { y })
+}
+
+fn cents(raw: &str) -> Option<i64> {
+    // "1,299.50" and "1.299,50" and "45,99": the last separator followed by one or two digits
+    // is the decimal point; the others group thousands.
+    let (whole, frac) = match raw.rfind(['.', ',']) {
+        Some(i) if raw.len() - i - 1 <= 2 => (&raw[..i], &raw[i + 1..]),
+        _ => (raw, ""),
+    };
+    let whole: String = whole.chars().filter(char::is_ascii_digit).collect();
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let frac: i64 = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<i64>().ok()? * 10,
+        _ => frac.parse().ok()?,
+    };
+    whole.checked_mul(100)?.checked_add(frac)
+}
+
+fn currency(symbol_or_code: &str) -> Option<&'static str> {
+    match symbol_or_code.to_ascii_lowercase().as_str() {
+        "$" | "usd" | "dollar" | "dollars" | "bucks" => Some("USD"),
+        "€" | "eur" | "euro" | "euros" => Some("EUR"),
+        "£" | "gbp" | "pound" | "pounds" => Some("GBP"),
+        _ => None,
+    }
+}
+
+/// Finds every entity in `text`. `today` resolves relative dates; `catalogue` is the product
+/// names the inventory knows.
+pub fn extract(text: &str, today: Date, catalogue: &[&str]) -> Entities {
+    let mut e = Entities::default();
+    let mut rest = text.to_string();
+
+    for m in EMAIL.find_iter(text) {
+        e.emails.push(m.as_str().to_lowercase());
+        mask(&mut rest, m.range());
+    }
+    let scan = rest.clone();
+    for m in PHONE.find_iter(&scan) {
+        let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
+        if !(7..=15).contains(&digits.len()) {
+            continue;
+        }
+        let plus = if m.as_str().starts_with('+') { "+" } else { "" };
+        e.phones.push(format!("{plus}{digits}"));
+        mask(&mut rest, m.range());
+    }
+    let scan = rest.clone();
+    for c in MONEY.captures_iter(&scan) {
+        let (amount, unit) = if let (Some(sym), Some(a)) = (c.name("sym"), c.name("a1")) {
+            (a.as_str(), sym.as_str())
+        } else if let (Some(a), Some(code)) = (c.name("a2"), c.name("code")) {
+            (a.as_str(), code.as_str())
+        } else if let (Some(code), Some(a)) = (c.name("code2"), c.name("a3")) {
+            (a.as_str(), code.as_str())
+        } else {
+            continue;
+        };
+        if let Some(amount_cents) = cents(amount) {
+            e.amounts.push(Amount {
+                amount_cents,
+                currency: currency(unit),
+            });
+            mask(&mut rest, c.get(0).expect("whole match").range());
+        }
+    }
+    let scan = rest.clone();
+    let mut dated = |range: std::ops::Range<usize>, date: Option<Date>, rest: &mut String| {
+        if let Some(d) = date {
+            e.dates.push(d);
+            mask(rest, range);
+        }
+    };
+    for c in ISO_DATE.captures_iter(&scan) {
+        let date = (|| {
+            let m = Month::try_from(c["m"].parse::<u8>().ok()?).ok()?;
+            day_of(today, year(Some(&c["y"])), m, c["d"].parse().ok()?)
+        })();
+        dated(c.get(0).expect("whole match").range(), date, &mut rest);
+    }
+    let scan = rest.clone();
+    for c in US_DATE.captures_iter(&scan) {
+        let date = (|| {
+            let m = Month::try_from(c["m"].parse::<u8>().ok()?).ok()?;
+            day_of(
+                today,
+                year(c.name("y").map(|y| y.as_str())),
+                m,
+                c["d"].parse().ok()?,
+            )
+        })();
+        dated(c.get(0).expect("whole match").range(), date, &mut rest);
+    }
+    let scan = rest.clone();
+    for c in NAMED_DATE.captures_iter(&scan) {
+        let date = (|| {
+            let (m, d) = match (c.name("m1"), c.name("d1"), c.name("m2"), c.name("d2")) {
+                (Some(m), Some(d), _, _) | (_, _, Some(m), Some(d)) => (m.as_str(), d.as_str()),
+                _ => return None,
+            };
+            day_of(
+                today,
+                year(c.name("y").map(|y| y.as_str())),
+                month(m)?,
+                d.parse().ok()?,
+            )
+        })();
+        dated(c.get(0).expect("whole match").range(), date, &mut rest);
+    }
+    let scan = rest.clone();
+    for c in RELATIVE.captures_iter(&scan) {
+        let date = (|| {
+            if let Some(w) = c.name("word") {
+                return Some(match w.as_str().to_ascii_lowercase().as_str() {
+                    "yesterday" => today - Duration::days(1),
+                    "tomorrow" => today + Duration::days(1),
+                    _ => today,
+                });
+            }
+            let days_per = |unit: &str| if unit.starts_with('w') { 7 } else { 1 };
+            if let (Some(n), Some(unit)) = (c.name("n"), c.name("unit")) {
+                let n = small_number(n.as_str())? * days_per(unit.as_str());
+                return Some(today - Duration::days(n));
+            }
+            if let (Some(n), Some(unit)) = (c.name("n2"), c.name("unit2")) {
+                let n = small_number(n.as_str())? * days_per(unit.as_str());
+                return Some(today + Duration::days(n));
+            }
+            let forward = c.name("dir")?.as_str().eq_ignore_ascii_case("next");
+            let what = c.name("what")?.as_str();
+            if what.eq_ignore_ascii_case("week") {
+                return Some(today + Duration::days(if forward { 7 } else { -7 }));
+            }
+            let target = weekday(what)?;
+            let mut d = today;
+            loop {
+                d = if forward {
+                    d.next_day()?
+                } else {
+                    d.previous_day()?
+                };
+                if d.weekday() == target {
+                    return Some(d);
+                }
+            }
+        })();
+        dated(c.get(0).expect("whole match").range(), date, &mut rest);
+    }
+
+    e.order_refs = ORDER_REF
+        .captures_iter(&rest)
+        .map(|c| c[1].to_uppercase())
+        .collect();
+
+    let lower = text.to_lowercase();
+    for name in catalogue {
+        let wanted = name.to_lowercase();
+        if wanted.is_empty() {
+            continue;
+        }
+        let found = lower.match_indices(&wanted).any(|(i, m)| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + m.len()..].chars().next();
+            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+        });
+        if found {
+            e.products.push((*name).to_string());
+        }
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::date;
+
+    const TODAY: Date = date!(2026 - 11 - 25); // a Wednesday
+    const CATALOGUE: &[&str] = &["Wireless Mouse", "Desk Lamp", "Noise-Cancelling Headphones"];
+
+    fn x(text: &str) -> Entities {
+        extract(text, TODAY, CATALOGUE)
+    }
+
+    #[test]
+    fn order_numbers_in_their_usual_shapes() {
+        assert_eq!(x("where is #1002?").order_refs, ["1002"]);
+        assert_eq!(x("order 1002 please").order_refs, ["1002"]);
+        assert_eq!(x("my order A-10021").order_refs, ["A-10021"]);
+        assert_eq!(x("sb1002 hasn't arrived").order_refs, ["SB1002"]);
+        assert_eq!(
+            x("cancel purchase 113542617735902").order_refs,
+            ["113542617735902"]
+        );
+        assert_eq!(x("change purchase 00004587345").order_refs, ["00004587345"]);
+        assert!(x("where is my order?").order_refs.is_empty());
+        assert!(x("I ordered 3 of them").order_refs.is_empty());
+    }
+
+    #[test]
+    fn several_numbers_each_take_their_kind() {
+        let e = x(
+            "Orders 1001 and #1002; call me at +1 415 555 0101 or (415) 555-0102, \
+                   I paid $45.99 on 2026-11-20. Mail: Alice.Martin@Example.com",
+        );
+        assert_eq!(e.order_refs, ["1001", "1002"]);
+        assert_eq!(e.phones, ["+14155550101", "4155550102"]);
+        assert_eq!(
+            e.amounts,
+            [Amount {
+                amount_cents: 4599,
+                currency: Some("USD")
+            }]
+        );
+        assert_eq!(e.dates, [date!(2026 - 11 - 20)]);
+        assert_eq!(e.emails, ["alice.martin@example.com"]);
+    }
+
+    #[test]
+    fn money_amounts() {
+        let a = |t: &str| x(t).amounts;
+        let usd = |c| Amount {
+            amount_cents: c,
+            currency: Some("USD"),
+        };
+        assert_eq!(a("refund me $20"), [usd(2000)]);
+        assert_eq!(a("it was 45.5 dollars"), [usd(4550)]);
+        assert_eq!(a("USD 12.99 charged twice"), [usd(1299)]);
+        assert_eq!(
+            a("€1.299,50 for a lamp?"),
+            [Amount {
+                amount_cents: 129950,
+                currency: Some("EUR")
+            }]
+        );
+        assert_eq!(
+            a("charged £7"),
+            [Amount {
+                amount_cents: 700,
+                currency: Some("GBP")
+            }]
+        );
+        assert!(a("order 1002").is_empty());
+    }
+
+    #[test]
+    fn absolute_and_relative_dates() {
+        let d = |t: &str| x(t).dates;
+        assert_eq!(d("ordered on 11/20/2026"), [date!(2026 - 11 - 20)]);
+        assert_eq!(d("ordered Nov 20"), [date!(2026 - 11 - 20)]);
+        assert_eq!(d("the 3rd of December, 2025"), [date!(2025 - 12 - 03)]);
+        // No year: the most recent such day (within a month ahead).
+        assert_eq!(d("it came on March 3rd"), [date!(2026 - 03 - 03)]);
+        assert_eq!(d("expected on Dec 10"), [date!(2026 - 12 - 10)]);
+        assert_eq!(d("yesterday"), [date!(2026 - 11 - 24)]);
+        assert_eq!(d("tomorrow maybe"), [date!(2026 - 11 - 26)]);
+        assert_eq!(d("3 days ago"), [date!(2026 - 11 - 22)]);
+        assert_eq!(d("two weeks ago"), [date!(2026 - 11 - 11)]);
+        assert_eq!(d("in 5 days"), [date!(2026 - 11 - 30)]);
+        assert_eq!(d("last friday"), [date!(2026 - 11 - 20)]);
+        assert_eq!(d("next monday"), [date!(2026 - 11 - 30)]);
+        assert!(d("13/45/2026").is_empty(), "not a date");
+        assert!(d("order 1002").is_empty());
+    }
+
+    #[test]
+    fn products_from_the_catalogue() {
+        assert_eq!(x("is the desk lamp in stock?").products, ["Desk Lamp"]);
+        assert_eq!(
+            x("my NOISE-CANCELLING HEADPHONES and the wireless mouse").products,
+            ["Wireless Mouse", "Noise-Cancelling Headphones"]
+        );
+        assert!(
+            x("a desk lampshade").products.is_empty(),
+            "whole words only"
+        );
+    }
+
+    #[test]
+    fn other_languages_emoji_and_long_text() {
+        assert_eq!(x("¿Dónde está mi pedido 1002?").order_refs, ["1002"]);
+        assert_eq!(x("我的订单 #1002 在哪里").order_refs, ["1002"]);
+        let e = x("📦 where is #1002 🙏 paid 💵 $10");
+        assert_eq!(e.order_refs, ["1002"]);
+        assert_eq!(e.amounts.len(), 1);
+        // 4 KB of text: every entity found, nothing else.
+        let long = "blah ".repeat(800) + "order 1003, email bob@example.com";
+        assert!(long.len() > 4000);
+        let e = x(&long);
+        assert_eq!(e.order_refs, ["1003"]);
+        assert_eq!(e.emails, ["bob@example.com"]);
+        let noise: String = "🙂é漢\u{200b}".repeat(300);
+        assert_eq!(x(&noise), Entities::default());
+    }
+}
