@@ -13,6 +13,7 @@ pub mod connectors;
 pub mod conversation;
 pub mod dialogue;
 pub mod entities;
+pub mod features;
 pub mod fulfillment;
 pub mod http_event;
 pub mod jobs;
