@@ -16,6 +16,7 @@ pub mod entities;
 pub mod features;
 pub mod fulfillment;
 pub mod http_event;
+pub mod intent_model;
 pub mod jobs;
 pub mod metrics;
 pub mod money;

@@ -1,6 +1,10 @@
 //! `nlu-eval`: how well Switchboard understands customers, on held-out data.
 //!
-//!   cargo run --release -p nlu-eval -- [DATA_DIR]     (default: ../shared/data)
+//!   cargo run --release -p nlu-eval -- [DATA_DIR] [--model FILE [--threshold P]]
+//!
+//! DATA_DIR defaults to ../shared/data. With `--model`, a trained intent model (from
+//! `nlu-train --out`) is measured instead of what `understand` does today: its top intent, or
+//! `unknown` when that intent's probability is below the threshold (default 0.5).
 //!
 //! Reads `bitext_customer_service_dev.csv` (the shop's in-scope taxonomy) and `clinc150_val.json`
 //! (general-domain and out-of-scope queries), runs `switchboard::nlu::understand` on every
@@ -15,25 +19,44 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use switchboard::intent_model::IntentModel;
 use switchboard::nlu::{understand, Intent};
 
 use crate::data::Case;
 use crate::metrics::{percentile, Scores};
 
-fn predict(cases: &[Case]) -> Vec<(Intent, Intent)> {
+/// What is measured: today's `understand`, or a trained model with a confidence threshold.
+enum Classifier {
+    Understand,
+    Model(IntentModel, f32),
+}
+
+impl Classifier {
+    fn intent(&self, text: &str) -> Intent {
+        match self {
+            Classifier::Understand => understand(text).intent,
+            Classifier::Model(m, threshold) => match m.predict(text).first() {
+                Some((intent, p)) if p >= threshold => *intent,
+                _ => Intent::Unknown,
+            },
+        }
+    }
+}
+
+fn predict(classifier: &Classifier, cases: &[Case]) -> Vec<(Intent, Intent)> {
     cases
         .iter()
-        .map(|c| (c.expected, understand(&c.text).intent))
+        .map(|c| (c.expected, classifier.intent(&c.text)))
         .collect()
 }
 
-/// Wall time per `understand` call over every utterance, several passes, sorted.
-fn timings(texts: &[&str], passes: usize) -> Vec<Duration> {
+/// Wall time per classification over every utterance, several passes, sorted.
+fn timings(classifier: &Classifier, texts: &[&str], passes: usize) -> Vec<Duration> {
     let mut out = Vec::with_capacity(texts.len() * passes);
     for _ in 0..passes {
         for t in texts {
             let start = Instant::now();
-            std::hint::black_box(understand(std::hint::black_box(t)));
+            std::hint::black_box(classifier.intent(std::hint::black_box(t)));
             out.push(start.elapsed());
         }
     }
@@ -45,16 +68,33 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn run(dir: PathBuf) -> Result<(), String> {
-    // The first call builds the model (regexes now, the classifier later): timed on its own.
+fn run(dir: PathBuf, model: Option<(PathBuf, f32)>) -> Result<(), String> {
+    // Building the classifier (compiling regexes, or parsing the model) is timed on its own.
     let start = Instant::now();
-    std::hint::black_box(understand("hello"));
+    let classifier = match model {
+        None => {
+            std::hint::black_box(understand("hello"));
+            Classifier::Understand
+        }
+        Some((path, threshold)) => {
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let m =
+                IntentModel::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::hint::black_box(m.predict("hello"));
+            println!(
+                "model {} ({} bytes), threshold {threshold}",
+                path.display(),
+                bytes.len()
+            );
+            Classifier::Model(m, threshold)
+        }
+    };
     let init = start.elapsed();
 
     let bitext = data::bitext(&dir.join("bitext_customer_service_dev.csv"))?;
     let clinc = data::clinc(&dir.join("clinc150_val.json"))?;
 
-    let b = predict(&bitext);
+    let b = predict(&classifier, &bitext);
     let bs = Scores::new(&b);
     println!(
         "Bitext customer service (dev): {} utterances, 27 intents",
@@ -84,7 +124,7 @@ fn run(dir: PathBuf) -> Result<(), String> {
         );
     }
 
-    let c = predict(&clinc);
+    let c = predict(&classifier, &clinc);
     let out_of_scope: Vec<(Intent, Intent)> = c
         .iter()
         .copied()
@@ -116,7 +156,7 @@ fn run(dir: PathBuf) -> Result<(), String> {
         .chain(clinc.iter())
         .map(|c| c.text.as_str())
         .collect();
-    let t = timings(&texts, 5);
+    let t = timings(&classifier, &texts, 5);
     println!();
     println!(
         "Time per utterance ({} calls): p50 {:.1} us, p99 {:.1} us, max {:.1} us; first call (init) {:.2} ms",
@@ -130,11 +170,24 @@ fn run(dir: PathBuf) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let dir = std::env::args_os()
-        .nth(1)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/data"));
-    match run(dir) {
+    let mut dir = PathBuf::from("../shared/data");
+    let mut model: Option<PathBuf> = None;
+    let mut threshold = 0.5f32;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--model" => model = args.next().map(PathBuf::from),
+            "--threshold" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(t) => threshold = t,
+                None => {
+                    eprintln!("nlu-eval: --threshold needs a probability");
+                    return ExitCode::FAILURE;
+                }
+            },
+            other => dir = PathBuf::from(other),
+        }
+    }
+    match run(dir, model.map(|m| (m, threshold))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nlu-eval: {e}");

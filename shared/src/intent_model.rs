@@ -1,0 +1,226 @@
+//! The intent classifier's model: a linear softmax over TF-IDF features (`features.rs`),
+//! trained by `tools/nlu-train` from the project's own templates. Weights are stored as i8 with
+//! one scale, for the features seen in training only, so the model stays small.
+//!
+//! Format (little-endian): `SBIM1\0`, u32 classes, per class u8 length + name, u32 features,
+//! f32 temperature, f32 weight scale, features × u32 id (ascending), features × f32 idf,
+//! classes × f32 bias, features × classes × i8 weight.
+
+use crate::features;
+use crate::nlu::Intent;
+
+const MAGIC: &[u8; 6] = b"SBIM1\0";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ModelError {
+    #[error("not an intent model (bad magic)")]
+    Magic,
+    #[error("the model file is truncated")]
+    Truncated,
+    #[error("the model names an unknown intent {0:?}")]
+    UnknownIntent(String),
+    #[error("the model's feature ids are not strictly ascending")]
+    Unsorted,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IntentModel {
+    pub classes: Vec<Intent>,
+    pub ids: Vec<u32>,
+    pub idf: Vec<f32>,
+    pub bias: Vec<f32>,
+    /// Row-major: `weights[f * classes + c]`.
+    pub weights: Vec<i8>,
+    pub scale: f32,
+    pub temperature: f32,
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], ModelError> {
+        if self.0.len() < n {
+            return Err(ModelError::Truncated);
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+    fn u32(&mut self) -> Result<u32, ModelError> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+    fn f32(&mut self) -> Result<f32, ModelError> {
+        Ok(f32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
+    }
+}
+
+impl IntentModel {
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        let mut r = Reader(bytes);
+        if r.take(MAGIC.len())? != MAGIC {
+            return Err(ModelError::Magic);
+        }
+        let n_classes = r.u32()? as usize;
+        let mut classes = Vec::with_capacity(n_classes.min(256));
+        for _ in 0..n_classes {
+            let len = r.take(1)?[0] as usize;
+            let name = String::from_utf8_lossy(r.take(len)?).into_owned();
+            classes.push(Intent::from_name(&name).ok_or(ModelError::UnknownIntent(name))?);
+        }
+        let n = r.u32()? as usize;
+        let temperature = r.f32()?;
+        let scale = r.f32()?;
+        let ids = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+        if ids.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(ModelError::Unsorted);
+        }
+        let idf = (0..n).map(|_| r.f32()).collect::<Result<Vec<_>, _>>()?;
+        let bias = (0..n_classes)
+            .map(|_| r.f32())
+            .collect::<Result<Vec<_>, _>>()?;
+        let weights = r
+            .take(n.checked_mul(n_classes).ok_or(ModelError::Truncated)?)?
+            .iter()
+            .map(|b| *b as i8)
+            .collect();
+        Ok(Self {
+            classes,
+            ids,
+            idf,
+            bias,
+            weights,
+            scale,
+            temperature,
+        })
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend((self.classes.len() as u32).to_le_bytes());
+        for c in &self.classes {
+            out.push(c.name().len() as u8);
+            out.extend(c.name().as_bytes());
+        }
+        out.extend((self.ids.len() as u32).to_le_bytes());
+        out.extend(self.temperature.to_le_bytes());
+        out.extend(self.scale.to_le_bytes());
+        self.ids.iter().for_each(|i| out.extend(i.to_le_bytes()));
+        self.idf.iter().for_each(|v| out.extend(v.to_le_bytes()));
+        self.bias.iter().for_each(|v| out.extend(v.to_le_bytes()));
+        out.extend(self.weights.iter().map(|w| *w as u8));
+        out
+    }
+
+    /// The model's input for a text: (row in the model, TF-IDF value), L2-normalised; features
+    /// the model never saw are dropped.
+    pub fn vectorize(&self, text: &str) -> Vec<(usize, f32)> {
+        let mut x: Vec<(usize, f32)> = features::extract(text)
+            .into_iter()
+            .filter_map(|(id, tf)| {
+                self.ids
+                    .binary_search(&id)
+                    .ok()
+                    .map(|row| (row, tf * self.idf[row]))
+            })
+            .collect();
+        let norm = x.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            x.iter_mut().for_each(|(_, v)| *v /= norm);
+        }
+        x
+    }
+
+    /// Every class with its probability, most likely first.
+    pub fn predict(&self, text: &str) -> Vec<(Intent, f32)> {
+        let k = self.classes.len();
+        let mut scores = self.bias.clone();
+        for (row, v) in self.vectorize(text) {
+            let w = &self.weights[row * k..(row + 1) * k];
+            for (s, wi) in scores.iter_mut().zip(w) {
+                *s += v * f32::from(*wi) * self.scale;
+            }
+        }
+        let t = if self.temperature > 0.0 {
+            self.temperature
+        } else {
+            1.0
+        };
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f32> = scores.iter().map(|s| ((s - max) / t).exp()).collect();
+        let sum: f32 = exp.iter().sum();
+        let mut out: Vec<(Intent, f32)> = self
+            .classes
+            .iter()
+            .zip(exp)
+            .map(|(c, e)| (*c, e / sum))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> IntentModel {
+        // Two classes; the feature of the word "cancel" votes for cancel_order.
+        let mut ids: Vec<u32> = features::extract("cancel")
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        ids.dedup();
+        let n = ids.len();
+        IntentModel {
+            classes: vec![Intent::CancelOrder, Intent::Greet],
+            idf: vec![1.0; n],
+            bias: vec![0.0, 0.5],
+            weights: ids.iter().flat_map(|_| [100i8, -100]).collect(),
+            ids,
+            scale: 0.05,
+            temperature: 1.0,
+        }
+    }
+
+    #[test]
+    fn round_trips_and_predicts() {
+        let m = tiny();
+        let back = IntentModel::from_bytes(&m.to_bytes()).unwrap();
+        assert_eq!(back, m);
+        let p = back.predict("please CANCEL it");
+        assert_eq!(p[0].0, Intent::CancelOrder);
+        assert!(p[0].1 > 0.9);
+        let sum: f32 = p.iter().map(|(_, v)| v).sum();
+        assert!((sum - 1.0).abs() < 1e-5);
+        // Nothing known: the biases decide.
+        assert_eq!(back.predict("zzz")[0].0, Intent::Greet);
+        assert_eq!(back.predict("")[0].0, Intent::Greet);
+    }
+
+    #[test]
+    fn bad_files_are_errors_not_panics() {
+        let bytes = tiny().to_bytes();
+        assert_eq!(IntentModel::from_bytes(b"nope"), Err(ModelError::Truncated));
+        assert_eq!(
+            IntentModel::from_bytes(b"XXXXXXXXXX"),
+            Err(ModelError::Magic)
+        );
+        for cut in [7, 20, bytes.len() - 1] {
+            assert_eq!(
+                IntentModel::from_bytes(&bytes[..cut]),
+                Err(ModelError::Truncated)
+            );
+        }
+        let mut renamed = bytes.clone();
+        let at = MAGIC.len() + 4 + 1;
+        renamed[at] = b'X';
+        assert!(matches!(
+            IntentModel::from_bytes(&renamed),
+            Err(ModelError::UnknownIntent(_))
+        ));
+    }
+}
