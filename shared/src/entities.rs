@@ -20,7 +20,7 @@ pub struct Amount {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Entities {
-    /// As written, without `#`, upper-cased: "1002", "A-10021", "113542617735902".
+    /// As written, without `#`, upper-cased: "1002", "A-10021", "551209874413377".
     pub order_refs: Vec<String>,
     /// Lower-cased.
     pub emails: Vec<String>,
@@ -66,7 +66,7 @@ static RELATIVE: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static ORDER_REF: LazyLock<Regex> = LazyLock::new(|| {
-    // "#1002", "order 1002", "A-10021", "SB1002", "113542617735902": letters are optional,
+    // "#1002", "order 1002", "A-10021", "SB1002", "551209874413377": letters are optional,
     // digits are not.
     re(r"(?i)(?:#|\b)([a-z]{0,4}-?\d{4,15})\b")
 });
@@ -337,10 +337,10 @@ mod tests {
         assert_eq!(x("my order A-10021").order_refs, ["A-10021"]);
         assert_eq!(x("sb1002 hasn't arrived").order_refs, ["SB1002"]);
         assert_eq!(
-            x("cancel purchase 113542617735902").order_refs,
-            ["113542617735902"]
+            x("cancel purchase 551209874413377").order_refs,
+            ["551209874413377"]
         );
-        assert_eq!(x("change purchase 00004587345").order_refs, ["00004587345"]);
+        assert_eq!(x("change purchase 00007612094").order_refs, ["00007612094"]);
         assert!(x("where is my order?").order_refs.is_empty());
         assert!(x("I ordered 3 of them").order_refs.is_empty());
     }
