@@ -182,19 +182,7 @@ async fn setup() -> (Fulfillment, Arc<Counted>) {
         calls: AtomicU64::new(0),
     });
     for i in 0..BATCH {
-        let mut c = Conversation::new(key(i), "customer".into(), OffsetDateTime::now_utc());
-        c.version = 1;
-        store
-            .inner
-            .commit(Commit {
-                conversation: c,
-                expected_version: 0,
-                messages: vec![],
-                turn: None,
-                effect: None,
-            })
-            .await
-            .unwrap();
+        store.inner.seed_conversation(key(i), "customer").await;
     }
     let f = Fulfillment::new(
         store.clone(),

@@ -146,18 +146,7 @@ struct Fixture {
 async fn fixture(conversations: &[&str]) -> Fixture {
     let store = Arc::new(MemoryStore::new());
     for id in conversations {
-        let mut c = Conversation::new(key(id), "alice".into(), OffsetDateTime::now_utc());
-        c.version = 1;
-        store
-            .commit(Commit {
-                conversation: c,
-                expected_version: 0,
-                messages: vec![],
-                turn: None,
-                effect: None,
-            })
-            .await
-            .unwrap();
+        store.seed_conversation(key(id), "alice").await;
     }
     let payments = Arc::new(Payments::default());
     let outbox = Arc::new(Outbox::default());

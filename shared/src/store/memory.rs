@@ -46,6 +46,22 @@ impl MemoryStore {
             .and_then(|e| e.finished)
     }
 
+    /// Creates an empty conversation for `customer` (version 1), as a first turn would: for
+    /// tests and benchmarks that start from an existing conversation.
+    pub async fn seed_conversation(&self, key: ConversationKey, customer: &str) {
+        let mut c = Conversation::new(key, customer.into(), time::OffsetDateTime::now_utc());
+        c.version = 1;
+        self.commit(super::Commit {
+            conversation: c,
+            expected_version: 0,
+            messages: vec![],
+            turn: None,
+            effect: None,
+        })
+        .await
+        .expect("an empty store accepts a new conversation");
+    }
+
     pub fn message_count(&self, key: &ConversationKey) -> usize {
         self.partitions
             .lock()

@@ -10,8 +10,6 @@ use switchboard::nlu::Intent;
 pub struct Case {
     pub text: String,
     pub expected: Intent,
-    /// The set's own label, for reports.
-    pub label: String,
 }
 
 #[derive(Deserialize)]
@@ -38,7 +36,6 @@ pub fn bitext(path: &Path) -> Result<Vec<Case>, String> {
         cases.push(Case {
             text: row.utterance,
             expected,
-            label: row.intent,
         });
     }
     Ok(cases)
@@ -75,12 +72,10 @@ pub fn clinc(path: &Path) -> Result<Vec<Case>, String> {
         .map(|(text, label)| Case {
             expected: clinc_intent(&label),
             text,
-            label,
         })
-        .chain(data.oos_val.into_iter().map(|(text, label)| Case {
+        .chain(data.oos_val.into_iter().map(|(text, _)| Case {
             text,
             expected: Intent::OutOfScope,
-            label,
         }))
         .collect())
 }
