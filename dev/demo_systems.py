@@ -15,8 +15,8 @@
 - Set-up for tests:           POST /_admin/orders (an order of the test's own: {id, customer_id,
                               total_cents?}); POST /_admin/faults ({path, match?, status?,
                               delay_ms?, times?}): the next `times` POSTs to `path` whose JSON body
-                              contains `match` wait `delay_ms`, then answer `status` (if set)
-                              instead of doing their work
+                              contains `match` (GETs of /orders...: whose query does) wait `delay_ms`, then
+                              answer `status` (if set) instead of doing their work
 
 Dates are seeded relative to start-up, so some orders are always late.
 """
@@ -162,6 +162,13 @@ class Handler(BaseHTTPRequestHandler):
         s = self.systems
         if url.path == "/health":
             return self.send_json(200, {"ok": True})
+        if url.path.startswith("/orders"):
+            # A slow order system for latency-budget tests: faults match on the query's values.
+            fault = s.take_fault(url.path, {k: v[0] for k, v in q.items()})
+            if fault:
+                time.sleep(fault["delay_ms"] / 1000)
+                if fault["status"]:
+                    return self.send_json(int(fault["status"]), {"error": "injected fault"})
         if url.path == "/customers":
             vendor = (q.get("vendor") or [None])[0]
             if vendor:

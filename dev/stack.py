@@ -192,6 +192,8 @@ def up(args):
             "RETRY_MAX_SECS": os.environ.get("RETRY_MAX_SECS", "900"),
             "PAYMENTS_API_URL": f"{demo}/payments",
             "PAYMENT_UPDATE_URL": f"{demo}/billing",
+            # Handoffs are announced to the team's inbox (the demo email API records them).
+            "AGENT_EMAIL": "support-team@shop.example",
             **webhook.function_env(),
             "JWT_HS256_SECRET": devtoken.DEV_JWT_SECRET,
             "AWS_ENDPOINT_URL": aws,

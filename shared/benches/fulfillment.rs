@@ -25,7 +25,8 @@ use switchboard::jobs::{Job, JobKind, JobQueue, QueueError};
 use switchboard::money::Money;
 use switchboard::store::memory::MemoryStore;
 use switchboard::store::{
-    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, Snapshot, StoreError, TurnRecord,
+    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Snapshot,
+    StoreError, TurnRecord,
 };
 use time::OffsetDateTime;
 
@@ -153,6 +154,10 @@ impl EffectLedger for Counted {
         self.tick();
         self.inner.begin(t, k, lease, now).await
     }
+    async fn state(&self, t: &str, k: &str) -> Result<Option<EffectState>, StoreError> {
+        self.tick();
+        self.inner.state(t, k).await
+    }
     async fn abandon(&self, t: &str, k: &str, token: &str) -> Result<(), StoreError> {
         self.tick();
         self.inner.abandon(t, k, token).await
@@ -194,6 +199,7 @@ async fn setup() -> (Fulfillment, Arc<Counted>) {
             email: Arc::new(Nobody),
             jobs: Arc::new(Nobody),
             dialogue: Dialogue::new(Arc::new(Nobody)),
+            agent_inbox: None,
         },
         Arc::new(QueueDefault),
         RetryPolicy::default(),

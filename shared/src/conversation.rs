@@ -61,8 +61,20 @@ pub struct ConversationKey {
 pub enum DialogueState {
     #[default]
     Idle,
-    /// The bot asked "which order?" and listed these.
-    AwaitingOrderChoice { candidates: Vec<String> },
+    /// The bot asked "which order?" and listed these; `purpose` is the intent waiting for the
+    /// answer (none: where the order is).
+    AwaitingOrderChoice {
+        candidates: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        purpose: Option<String>,
+    },
+    /// The bot was unsure and asked which of these intents was meant; the message's order
+    /// numbers wait with them.
+    Clarifying {
+        options: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        order_refs: Vec<String>,
+    },
     /// The bot offered to refund a late order.
     RefundOffered { order_id: String, amount: Money },
     /// A proactive "your payment didn't go through — need help?" was sent.
@@ -89,6 +101,19 @@ pub struct Slots {
     /// The customer asked for a person; an agent should pick the conversation up.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub handoff_requested: bool,
+    /// The orders listed last ("which one?"), for "and the other one?".
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub candidates: Vec<String>,
+    /// What the customer last asked about an order (an intent name), so "and the other one?"
+    /// asks the same about the next.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub topic: Option<String>,
+    /// Refunds the customer has been told were issued.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub refunds_reported: Vec<String>,
+    /// Refunds from earlier conversations to tell a returning customer about on their first turn.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub welcome_back: Vec<String>,
 }
 
 /// The conversation record: one item, updated by every write with a version check.

@@ -1,21 +1,36 @@
 //! The dialogue: given where a conversation stands and what the customer said, what the bot says,
 //! where the conversation goes next, and which jobs to start. Deterministic: connectors are read
 //! through ports, and side effects only ever leave as jobs.
+//!
+//! Built-in flows answer orders (status, late-order refunds), refunds already asked for, the
+//! payment help a vendor event opens, small talk and handoffs; every other intent gets its
+//! configured answer (`answers`), asking "which order?" first where the answer names one.
+//! Between the classifier's two thresholds the bot asks which of two intents was meant; below,
+//! it lists what it can help with. Connector calls share the turn's latency budget: a lookup
+//! that misses it is finished by an `answer.deferred` job.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use time::OffsetDateTime;
+use tokio::time::Instant;
 
+use crate::answers::Answers;
 use crate::auth::Principal;
 use crate::connectors::{ConnectorError, Order, OrderStatus, OrdersPort};
 use crate::conversation::{DialogueState, Slots};
 use crate::jobs::JobKind;
-use crate::nlu::{self, Intent, Understanding, LAST};
+use crate::nlu::{self, Intent, Thresholds, Understanding, LAST};
+use crate::store::{EffectLedger, EffectOutcome, EffectState};
 
 /// How many orders "which order?" lists.
 const MAX_CHOICES: usize = 5;
 /// Orders older than this are not "recent" for "where's my order?".
 const RECENT_DAYS: i64 = 90;
+/// Longest message read as a follow-up about the orders just listed.
+const FOLLOW_UP_WORDS: usize = 6;
+/// A returning customer hears about at most this many refunds.
+const MAX_WELCOME_REFUNDS: usize = 3;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -23,32 +38,122 @@ pub struct Outcome {
     pub state: DialogueState,
     pub slots: Slots,
     pub jobs: Vec<JobKind>,
+    /// A lookup missed the latency budget: the replies say "let me check", state and slots are
+    /// unchanged, and the caller starts an `answer.deferred` job for the message.
+    pub deferred: bool,
 }
 
 pub struct Dialogue {
     orders: Arc<dyn OrdersPort>,
     /// Where customers update their payment method (the billing portal), if the company has one.
     payment_update_url: Option<String>,
+    answers: Arc<Answers>,
+    thresholds: Thresholds,
+    /// The time connector calls may take in one turn; `None` waits as long as they take (the
+    /// deferred answer, in fulfillment).
+    budget: Option<Duration>,
+    /// Where refunds stand (the fulfillment effect ledger), for "where's my refund?" and return
+    /// visits.
+    ledger: Option<Arc<dyn EffectLedger>>,
 }
 
-const HELP: &str = "I can check where your order is, tell you if it's running late, and refund late orders. Try \"where's my order?\"";
-const SYSTEM_DOWN: &str =
+pub const SYSTEM_DOWN: &str =
     "I can't reach the order system right now — please try again in a few minutes.";
+pub const LET_ME_CHECK: &str = "Let me check — I'll message you here in a moment.";
 
 fn date(t: OffsetDateTime) -> String {
     format!("{} {}", t.month(), t.day())
 }
+
+/// What an intent is about, for "did you mean …?".
+fn topic(intent: Intent) -> &'static str {
+    match intent {
+        Intent::OrderStatus => "check where an order is",
+        Intent::PlaceOrder => "place an order",
+        Intent::ChangeOrder => "change an order",
+        Intent::CancelOrder => "cancel an order",
+        Intent::CheckCancellationFee => "know what cancelling costs",
+        Intent::RequestRefund => "ask for a refund",
+        Intent::TrackRefund => "check on a refund",
+        Intent::CheckRefundPolicy => "know the refund policy",
+        Intent::CheckPaymentMethods => "know how you can pay",
+        Intent::PaymentIssue => "sort out a problem with a payment",
+        Intent::CheckInvoice => "find an invoice",
+        Intent::GetInvoice => "get a copy of an invoice",
+        Intent::DeliveryOptions => "know the delivery options",
+        Intent::DeliveryPeriod => "know how long delivery takes",
+        Intent::ChangeShippingAddress => "change a delivery address",
+        Intent::SetUpShippingAddress => "add a delivery address",
+        Intent::CreateAccount => "create an account",
+        Intent::EditAccount => "change your account details",
+        Intent::DeleteAccount => "close your account",
+        Intent::SwitchAccount => "switch accounts",
+        Intent::RecoverPassword => "reset your password",
+        Intent::RegistrationProblems => "fix a problem signing up",
+        Intent::NewsletterSubscription => "manage the newsletter",
+        Intent::Complaint => "make a complaint",
+        Intent::Review => "leave a review",
+        Intent::ContactCustomerService => "contact customer service",
+        Intent::HumanAgent => "talk to a person",
+        Intent::ProductAvailability => "know if a product is in stock",
+        Intent::Affirm => "say yes",
+        Intent::Deny => "say no",
+        Intent::Greet => "say hello",
+        Intent::Thanks => "say thanks",
+        Intent::Goodbye => "say goodbye",
+        Intent::OutOfScope | Intent::Unknown => "something else",
+    }
+}
+
+/// The key of a refund's effect in the ledger: the refund job's idempotency key.
+fn refund_key(tenant: &str, order_id: &str) -> String {
+    JobKind::RefundRequest {
+        order_id: order_id.to_string(),
+        amount: crate::money::Money {
+            amount_cents: 0,
+            currency: String::new(),
+        },
+    }
+    .idempotency_key(tenant, None)
+}
+
+/// A lookup that missed the turn's budget.
+struct OverBudget;
 
 impl Dialogue {
     pub fn new(orders: Arc<dyn OrdersPort>) -> Self {
         Self {
             orders,
             payment_update_url: None,
+            answers: Arc::new(Answers::bundled()),
+            thresholds: Thresholds::default(),
+            budget: None,
+            ledger: None,
         }
     }
 
     pub fn with_payment_update_url(mut self, url: Option<String>) -> Self {
         self.payment_update_url = url;
+        self
+    }
+
+    pub fn with_answers(mut self, answers: Arc<Answers>) -> Self {
+        self.answers = answers;
+        self
+    }
+
+    pub fn with_thresholds(mut self, thresholds: Thresholds) -> Self {
+        self.thresholds = thresholds;
+        self
+    }
+
+    pub fn with_budget(mut self, budget: Option<Duration>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    pub fn with_ledger(mut self, ledger: Arc<dyn EffectLedger>) -> Self {
+        self.ledger = Some(ledger);
         self
     }
 
@@ -60,33 +165,77 @@ impl Dialogue {
         text: &str,
         now: OffsetDateTime,
     ) -> Outcome {
-        let u = nlu::understand(text);
+        let u = nlu::understand_with(text, self.thresholds);
         let mut turn = Turn {
             who,
             now,
+            deadline: self.budget.map(|b| Instant::now() + b),
+            over_budget: false,
             refund_asked: false,
             out: Outcome {
                 replies: Vec::new(),
                 state: DialogueState::Idle,
                 slots: slots.clone(),
                 jobs: Vec::new(),
+                deferred: false,
             },
         };
+        tracing::info!(
+            intent = u.intent.name(),
+            confidence = u.confidence,
+            unsure = u.unsure_between.is_some(),
+            "understood"
+        );
+        if !slots.welcome_back.is_empty() {
+            self.welcome_back(&mut turn).await;
+        }
+        self.converse(&mut turn, state, slots, text, &u).await;
+        if turn.over_budget {
+            // Nothing of this turn is kept but "let me check": the deferred job answers the same
+            // message from the same state, with no budget.
+            return Outcome {
+                replies: vec![LET_ME_CHECK.to_string()],
+                state: state.clone(),
+                slots: slots.clone(),
+                jobs: Vec::new(),
+                deferred: true,
+            };
+        }
+        turn.out
+    }
 
+    async fn converse(
+        &self,
+        turn: &mut Turn<'_>,
+        state: &DialogueState,
+        slots: &Slots,
+        text: &str,
+        u: &Understanding,
+    ) {
         match state {
-            DialogueState::AwaitingOrderChoice { candidates } => {
-                if let Some(order_id) = pick(candidates, &u) {
-                    self.report(&mut turn, &order_id).await;
-                    return turn.out;
+            DialogueState::AwaitingOrderChoice {
+                candidates,
+                purpose,
+            } => {
+                if let Some(order_id) = pick(candidates, u) {
+                    let intent = purpose
+                        .as_deref()
+                        .and_then(Intent::from_name)
+                        .unwrap_or(Intent::OrderStatus);
+                    return self.about_order(turn, intent, &order_id).await;
                 }
-                if matches!(u.intent, Intent::Unknown | Intent::Affirm) {
+                if matches!(
+                    u.intent,
+                    Intent::Unknown | Intent::OutOfScope | Intent::Affirm
+                ) && u.unsure_between.is_none()
+                {
                     // Still waiting for an answer: ask again rather than forget the question.
                     turn.say(format!(
                         "Sorry, which order did you mean? Reply with its number, for example #{}.",
                         candidates.first().map(String::as_str).unwrap_or("1001")
                     ));
                     turn.out.state = state.clone();
-                    return turn.out;
+                    return;
                 }
             }
             DialogueState::RefundOffered { order_id, amount } => {
@@ -100,30 +249,27 @@ impl Dialogue {
                             order_id: order_id.clone(),
                             amount: amount.clone(),
                         });
-                        return turn.out;
+                        return;
                     }
                     Intent::Deny => {
                         turn.say("No problem, I won't refund it. Is there anything else I can help with?".to_string());
-                        return turn.out;
+                        return;
                     }
                     _ => {}
                 }
             }
             DialogueState::PaymentHelpOffered { payment_url } => match u.intent {
-                Intent::Affirm => {
-                    self.payment_options(&mut turn, payment_url.clone());
-                    return turn.out;
-                }
+                Intent::Affirm => return self.payment_options(turn, payment_url.clone()),
                 Intent::Deny => {
                     turn.say(
                         "No problem. If you'd like help with the payment later, just ask."
                             .to_string(),
                     );
-                    return turn.out;
+                    return;
                 }
                 _ => {}
             },
-            DialogueState::PaymentHelpOptions { payment_url } => match payment_choice(text, &u) {
+            DialogueState::PaymentHelpOptions { payment_url } => match payment_choice(text, u) {
                 Some(PaymentChoice::Retry) => {
                     let link = payment_url
                         .as_deref()
@@ -134,7 +280,7 @@ impl Dialogue {
                         });
                     // The other options stay open: "and 2?" still works.
                     turn.out.state = state.clone();
-                    return turn.out;
+                    return;
                 }
                 Some(PaymentChoice::Update) => {
                     turn.say(match &self.payment_update_url {
@@ -142,26 +288,81 @@ impl Dialogue {
                             None => "You can update your payment method in your account settings; we'll retry the payment with the new details.".to_string(),
                         });
                     turn.out.state = state.clone();
-                    return turn.out;
+                    return;
                 }
                 Some(PaymentChoice::Person) => {
-                    handoff(&mut turn);
-                    return turn.out;
+                    return handoff(turn, Intent::PaymentIssue, None);
                 }
-                None if matches!(u.intent, Intent::Unknown | Intent::Affirm) => {
-                    self.payment_options(&mut turn, payment_url.clone());
-                    return turn.out;
+                None if matches!(
+                    u.intent,
+                    Intent::Unknown | Intent::OutOfScope | Intent::Affirm
+                ) =>
+                {
+                    return self.payment_options(turn, payment_url.clone());
                 }
                 None => {}
             },
+            DialogueState::Clarifying {
+                options,
+                order_refs,
+            } => {
+                let options: Vec<Intent> = options
+                    .iter()
+                    .filter_map(|o| Intent::from_name(o))
+                    .collect();
+                let chosen = match u.ordinal {
+                    Some(LAST) => options.last().copied(),
+                    Some(i) => options.get(i).copied(),
+                    None => options.iter().copied().find(|o| *o == u.intent),
+                };
+                if let Some(intent) = chosen {
+                    let mut u = u.clone();
+                    if u.order_refs.is_empty() {
+                        u.order_refs = order_refs.clone();
+                    }
+                    u.ordinal = None;
+                    return self.act(turn, intent, slots, &u).await;
+                }
+                if u.intent == Intent::Deny {
+                    turn.say(format!("Sorry about that. {}", self.answers.help));
+                    return;
+                }
+            }
             DialogueState::Idle => {}
         }
+        // "and the other one?", "what about the first?": short follow-ups about the orders just
+        // listed ask the same as before, whatever the classifier makes of five words.
+        if (u.other || u.ordinal.is_some())
+            && u.order_refs.is_empty()
+            && u.word_count <= FOLLOW_UP_WORDS
+            && !self.needs_order(u.intent)
+        {
+            if let Some(id) = carried_order(u, slots) {
+                let topic = slots
+                    .topic
+                    .as_deref()
+                    .and_then(Intent::from_name)
+                    .unwrap_or(Intent::OrderStatus);
+                return self.about_order(turn, topic, &id).await;
+            }
+        }
+        self.act(turn, u.intent, slots, u).await
+    }
 
-        match u.intent {
+    /// The intents that are about one order.
+    fn needs_order(&self, intent: Intent) -> bool {
+        matches!(intent, Intent::OrderStatus | Intent::RequestRefund)
+            || self.answers.get(intent).is_some_and(|a| a.needs_order)
+    }
+
+    /// Does what an intent asks, at no particular point in a flow.
+    async fn act(&self, turn: &mut Turn<'_>, intent: Intent, slots: &Slots, u: &Understanding) {
+        let carried = carried_order(u, slots);
+        match intent {
             Intent::OrderStatus | Intent::RequestRefund => {
-                turn.refund_asked = u.intent == Intent::RequestRefund;
+                turn.refund_asked = intent == Intent::RequestRefund;
                 // "Can I get a refund?" right after discussing an order means that order.
-                let order_id = u.order_refs.first().cloned().or_else(|| {
+                let order_id = carried.or_else(|| {
                     if turn.refund_asked {
                         slots.order_id.clone()
                     } else {
@@ -169,28 +370,82 @@ impl Dialogue {
                     }
                 });
                 match order_id {
-                    Some(id) => self.report(&mut turn, &id).await,
-                    None => self.which_order(&mut turn, u.ordinal).await,
+                    Some(id) => self.about_order(turn, intent, &id).await,
+                    None => self.which_order(turn, u.ordinal, intent).await,
                 }
             }
-            Intent::Greet => turn.say(format!("Hi! {HELP}")),
+            Intent::TrackRefund => self.track_refund(turn, slots).await,
+            Intent::Greet => turn.say(format!("Hi! {}", self.answers.help)),
             Intent::Thanks => {
                 turn.say("You're welcome! Anything else I can help with?".to_string())
             }
             Intent::Goodbye => {
                 turn.say("Bye for now — I'm here if you need anything else.".to_string())
             }
-            Intent::HumanAgent => handoff(&mut turn),
-            Intent::Affirm | Intent::Deny => {
-                turn.say(format!("I'm not sure what that answers. {HELP}"))
-            }
-            // Intents without a flow yet (issue 5) fall back like an unclear message.
-            _ => match u.order_refs.first() {
-                Some(id) => self.report(&mut turn, &id.clone()).await,
-                None => turn.say(format!("Sorry, I didn't catch that. {HELP}")),
+            Intent::HumanAgent => handoff(turn, Intent::HumanAgent, slots.order_id.clone()),
+            Intent::Affirm | Intent::Deny => turn.say(format!(
+                "I'm not sure what that answers. {}",
+                self.answers.help
+            )),
+            Intent::OutOfScope => turn.say(format!(
+                "{}\n{}",
+                self.answers.out_of_scope, self.answers.help
+            )),
+            Intent::Unknown => match (u.unsure_between, carried) {
+                (Some((a, b)), _) => {
+                    turn.say(format!(
+                        "Sorry, I want to get this right. Did you want to:\n1. {}\n2. {}\nReply 1 or 2.",
+                        topic(a),
+                        topic(b)
+                    ));
+                    turn.out.state = DialogueState::Clarifying {
+                        options: vec![a.name().to_string(), b.name().to_string()],
+                        order_refs: u.order_refs.clone(),
+                    };
+                }
+                // "1002", "and the other one?": the order the conversation is about.
+                (None, Some(id)) => {
+                    let topic = slots
+                        .topic
+                        .as_deref()
+                        .and_then(Intent::from_name)
+                        .unwrap_or(Intent::OrderStatus);
+                    self.about_order(turn, topic, &id).await
+                }
+                (None, None) => {
+                    turn.say(format!("Sorry, I didn't catch that. {}", self.answers.help))
+                }
             },
+            other => self.configured(turn, other, carried, u.ordinal).await,
         }
-        turn.out
+    }
+
+    /// An intent answered from config: its text, after "which order?" if it names one, and a
+    /// handoff if it needs a person.
+    async fn configured(
+        &self,
+        turn: &mut Turn<'_>,
+        intent: Intent,
+        order_id: Option<String>,
+        ordinal: Option<usize>,
+    ) {
+        let Some(answer) = self.answers.get(intent) else {
+            // `Answers` refuses files that leave an intent out; this only guards a future intent.
+            return turn.say(format!(
+                "Sorry, I can't help with that here. {}",
+                self.answers.help
+            ));
+        };
+        if answer.needs_order {
+            return match order_id {
+                Some(id) => self.about_order(turn, intent, &id).await,
+                None => self.which_order(turn, ordinal, intent).await,
+            };
+        }
+        turn.say(answer.for_order(None));
+        if answer.handoff {
+            flag_for_agent(turn, intent, None);
+        }
     }
 
     fn payment_options(&self, turn: &mut Turn<'_>, payment_url: Option<String>) {
@@ -198,9 +453,36 @@ impl Dialogue {
         turn.out.state = DialogueState::PaymentHelpOptions { payment_url };
     }
 
-    /// "Where's my order?" with no number: answer for the only recent order, or ask which.
-    async fn which_order(&self, turn: &mut Turn<'_>, ordinal: Option<usize>) {
-        let orders = match self.orders.recent_orders(&turn.who.customer_id).await {
+    /// Runs a connector call inside the turn's budget.
+    async fn within<T>(
+        &self,
+        turn: &mut Turn<'_>,
+        call: impl std::future::Future<Output = T>,
+    ) -> Result<T, OverBudget> {
+        match turn.deadline {
+            None => Ok(call.await),
+            Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
+                Ok(v) => Ok(v),
+                Err(_) => {
+                    tracing::info!("a lookup missed the turn's latency budget; deferring");
+                    turn.over_budget = true;
+                    Err(OverBudget)
+                }
+            },
+        }
+    }
+
+    /// "Which order?" for an intent that needs one: answer for the only recent order, or list
+    /// them and wait.
+    async fn which_order(&self, turn: &mut Turn<'_>, ordinal: Option<usize>, intent: Intent) {
+        let customer = turn.who.customer_id.clone();
+        let Ok(found) = self
+            .within(turn, self.orders.recent_orders(&customer))
+            .await
+        else {
+            return;
+        };
+        let orders = match found {
             Ok(orders) => orders,
             Err(e) => return turn.unavailable(e),
         };
@@ -214,8 +496,8 @@ impl Dialogue {
             ([], _) => turn.say(
                 "I can't find any recent orders on your account. If you have an order number, send it to me.".to_string(),
             ),
-            ([only], _) => self.describe(turn, only),
-            (many, Some(LAST)) => self.describe(turn, many[0]),
+            ([only], _) => self.order_found(turn, intent, only),
+            (many, Some(LAST)) => self.order_found(turn, intent, many[0]),
             (many, _) => {
                 let list = many
                     .iter()
@@ -224,18 +506,28 @@ impl Dialogue {
                     .collect::<Vec<_>>()
                     .join("\n");
                 turn.say(format!("You have {} recent orders. Which one do you mean?\n{list}", many.len()));
+                let candidates: Vec<String> = many.iter().map(|o| o.id.clone()).collect();
+                turn.out.slots.candidates = candidates.clone();
                 turn.out.state = DialogueState::AwaitingOrderChoice {
-                    candidates: many.iter().map(|o| o.id.clone()).collect(),
+                    candidates,
+                    purpose: (intent != Intent::OrderStatus).then(|| intent.name().to_string()),
                 };
             }
         }
     }
 
-    async fn report(&self, turn: &mut Turn<'_>, order_id: &str) {
-        match self.orders.order(order_id).await {
+    /// Looks an order up (only the customer's own count) and answers the intent about it.
+    async fn about_order(&self, turn: &mut Turn<'_>, intent: Intent, order_id: &str) {
+        if intent == Intent::RequestRefund {
+            turn.refund_asked = true;
+        }
+        let Ok(found) = self.within(turn, self.orders.order(order_id)).await else {
+            return;
+        };
+        match found {
             // Another customer's order looks exactly like one that does not exist.
             Ok(Some(order)) if order.customer_id == turn.who.customer_id => {
-                self.describe(turn, &order)
+                self.order_found(turn, intent, &order)
             }
             Ok(_) => turn.say(format!(
                 "I couldn't find order #{order_id} on your account. Could you check the number?"
@@ -244,8 +536,21 @@ impl Dialogue {
         }
     }
 
-    fn describe(&self, turn: &mut Turn<'_>, o: &Order) {
+    fn order_found(&self, turn: &mut Turn<'_>, intent: Intent, o: &Order) {
         turn.out.slots.order_id = Some(o.id.clone());
+        turn.out.slots.topic = Some(intent.name().to_string());
+        match self.answers.get(intent).filter(|a| a.needs_order) {
+            Some(answer) => {
+                turn.say(answer.for_order(Some(&o.id)));
+                if answer.handoff {
+                    flag_for_agent(turn, intent, Some(o.id.clone()));
+                }
+            }
+            None => self.describe(turn, o),
+        }
+    }
+
+    fn describe(&self, turn: &mut Turn<'_>, o: &Order) {
         let carrier = o.carrier.as_deref().unwrap_or("the carrier");
         let status = match o.status {
             OrderStatus::Processing => format!(
@@ -301,6 +606,91 @@ impl Dialogue {
         let text = lines.join("\n");
         turn.say(text);
     }
+
+    /// Where each refund stands, from the fulfillment ledger; `None` when it cannot be read.
+    async fn refund_news(&self, turn: &mut Turn<'_>, order_id: &str) -> Option<String> {
+        let ledger = self.ledger.as_ref()?;
+        let state = ledger
+            .state(&turn.who.tenant, &refund_key(&turn.who.tenant, order_id))
+            .await
+            .map_err(|e| tracing::warn!(error = %e, "refund state unreadable"))
+            .ok()?;
+        Some(match state {
+            Some(EffectState::Finished(EffectOutcome::Done)) => {
+                if !turn.out.slots.refunds_reported.iter().any(|r| r == order_id) {
+                    turn.out.slots.refunds_reported.push(order_id.to_string());
+                }
+                format!("The refund for order #{order_id} has been issued; it can take 5–10 business days to show on your statement.")
+            }
+            Some(EffectState::Finished(EffectOutcome::Failed)) => format!(
+                "The refund for order #{order_id} couldn't be completed automatically; our team is on it and will reply here."
+            ),
+            Some(EffectState::InProgress) | None => format!(
+                "Your refund for order #{order_id} is still being processed — I'll message you here as soon as it's issued."
+            ),
+        })
+    }
+
+    async fn track_refund(&self, turn: &mut Turn<'_>, slots: &Slots) {
+        let mut lines = Vec::new();
+        for order_id in slots
+            .refunds_requested
+            .iter()
+            .rev()
+            .take(MAX_WELCOME_REFUNDS)
+        {
+            if let Some(line) = self.refund_news(turn, order_id).await {
+                lines.push(line);
+            }
+        }
+        if lines.is_empty() {
+            let text = self
+                .answers
+                .get(Intent::TrackRefund)
+                .map(|a| a.text.clone())
+                .unwrap_or_default();
+            turn.say(text);
+        } else {
+            turn.say(lines.join("\n"));
+        }
+    }
+
+    /// A returning customer hears first where the refunds they asked for before stand.
+    async fn welcome_back(&self, turn: &mut Turn<'_>) {
+        let pending = std::mem::take(&mut turn.out.slots.welcome_back);
+        let mut lines = Vec::new();
+        for order_id in pending.iter().take(MAX_WELCOME_REFUNDS) {
+            if let Some(line) = self.refund_news(turn, order_id).await {
+                lines.push(line);
+            }
+        }
+        if !lines.is_empty() {
+            turn.say(format!("Welcome back! {}", lines.join("\n")));
+        }
+    }
+}
+
+/// The order a message means without naming one: "the other one" or "the second one" among the
+/// orders listed last, or a number it does name.
+fn carried_order(u: &Understanding, slots: &Slots) -> Option<String> {
+    if let Some(r) = u.order_refs.first() {
+        return Some(r.clone());
+    }
+    if u.other {
+        let mut rest = slots
+            .candidates
+            .iter()
+            .filter(|c| Some(*c) != slots.order_id.as_ref());
+        return match (rest.next(), rest.next()) {
+            (Some(only), None) => Some(only.clone()),
+            _ => None,
+        };
+    }
+    match u.ordinal {
+        Some(LAST) if !slots.candidates.is_empty() => slots.candidates.last().cloned(),
+        Some(i) => slots.candidates.get(i).cloned(),
+        None => None,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -336,10 +726,23 @@ fn payment_choice(text: &str, u: &Understanding) -> Option<PaymentChoice> {
     }
 }
 
-/// Marks the conversation for a person; agent tooling picks up flagged conversations.
-fn handoff(turn: &mut Turn<'_>) {
-    turn.out.slots.handoff_requested = true;
+/// "Can I talk to a person?": the conversation is flagged and the team notified.
+fn handoff(turn: &mut Turn<'_>, reason: Intent, order_id: Option<String>) {
+    if turn.out.slots.handoff_requested {
+        turn.say("I've already asked our team to take over — they'll reply right here.".into());
+        return;
+    }
+    flag_for_agent(turn, reason, order_id);
     turn.say("I've asked a member of our team to take over — they'll reply right here, usually within a few hours.".to_string());
+}
+
+/// Marks the conversation for a person and starts the job that notifies the team.
+fn flag_for_agent(turn: &mut Turn<'_>, reason: Intent, order_id: Option<String>) {
+    turn.out.slots.handoff_requested = true;
+    turn.out.jobs.push(JobKind::AgentHandoff {
+        reason: reason.name().to_string(),
+        order_id,
+    });
 }
 
 /// Resolves an answer to "which order?" against the listed candidates.
@@ -364,6 +767,8 @@ fn pick(candidates: &[String], u: &Understanding) -> Option<String> {
 struct Turn<'a> {
     who: &'a Principal,
     now: OffsetDateTime,
+    deadline: Option<Instant>,
+    over_budget: bool,
     refund_asked: bool,
     out: Outcome,
 }
@@ -535,7 +940,8 @@ mod tests {
         assert_eq!(
             first.state,
             DialogueState::AwaitingOrderChoice {
-                candidates: vec!["1001".into(), "1002".into()]
+                candidates: vec!["1001".into(), "1002".into()],
+                purpose: None,
             }
         );
 
@@ -663,5 +1069,304 @@ mod tests {
             )
             .await;
         assert!(out.replies[0].contains("#2001"));
+    }
+
+    async fn say(
+        d: &Dialogue,
+        who_: &str,
+        state: &DialogueState,
+        slots: &Slots,
+        text: &str,
+    ) -> Outcome {
+        d.respond(&who(who_), state, slots, text, NOW).await
+    }
+
+    #[tokio::test]
+    async fn a_configured_answer_needing_an_order_asks_which_then_hands_off_with_it() {
+        let d = dialogue(catalogue());
+        let ask = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &Slots::default(),
+            "I want to cancel my order",
+        )
+        .await;
+        assert!(ask.replies[0].contains("Which one"), "{:?}", ask.replies);
+        assert!(ask.jobs.is_empty());
+        assert!(matches!(
+            &ask.state,
+            DialogueState::AwaitingOrderChoice { purpose: Some(p), .. } if p == "cancel_order"
+        ));
+        let done = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
+        assert!(
+            done.replies[0].contains("cancel order #1001"),
+            "{:?}",
+            done.replies
+        );
+        assert!(done.slots.handoff_requested);
+        assert_eq!(
+            done.jobs,
+            vec![JobKind::AgentHandoff {
+                reason: "cancel_order".into(),
+                order_id: Some("1001".into())
+            }]
+        );
+        // Someone else's order number is not confirmed, and nobody is bothered about it.
+        let theirs = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &Slots::default(),
+            "please cancel order 2001",
+        )
+        .await;
+        assert!(
+            theirs.replies[0].contains("couldn't find order #2001"),
+            "{:?}",
+            theirs.replies
+        );
+        assert!(theirs.jobs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn policy_questions_get_their_text_and_no_dead_end() {
+        let d = dialogue(catalogue());
+        let out = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &Slots::default(),
+            "what payment methods do you accept?",
+        )
+        .await;
+        assert!(out.replies[0].contains("PayPal"), "{:?}", out.replies);
+        assert!(out.jobs.is_empty());
+        assert_eq!(out.state, DialogueState::Idle);
+    }
+
+    #[tokio::test]
+    async fn unsure_asks_which_of_two_then_acts_on_the_choice() {
+        // Thresholds that make every message "unsure", so the flow is tested, not the model.
+        let d = dialogue(catalogue()).with_thresholds(nlu::Thresholds {
+            accept: 1.1,
+            clarify: 0.0,
+        });
+        let ask = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &Slots::default(),
+            "what payment methods do you accept?",
+        )
+        .await;
+        assert!(
+            ask.replies[0].contains("1. know how you can pay"),
+            "{:?}",
+            ask.replies
+        );
+        let DialogueState::Clarifying { options, .. } = &ask.state else {
+            panic!("{:?}", ask.state)
+        };
+        assert_eq!(options[0], "check_payment_methods");
+        let chosen = say(&d, "alice", &ask.state, &ask.slots, "1").await;
+        assert!(chosen.replies[0].contains("PayPal"), "{:?}", chosen.replies);
+        let refused = say(&d, "alice", &ask.state, &ask.slots, "no").await;
+        assert!(
+            refused.replies[0].contains("I can help with"),
+            "{:?}",
+            refused.replies
+        );
+    }
+
+    #[tokio::test]
+    async fn gibberish_gets_the_options_and_out_of_scope_says_so() {
+        let d = dialogue(catalogue());
+        // Thresholds nothing reaches: the fallback, whatever the model thinks.
+        let unsure = dialogue(catalogue()).with_thresholds(nlu::Thresholds {
+            accept: 1.1,
+            clarify: 1.1,
+        });
+        let lost = say(
+            &unsure,
+            "alice",
+            &DialogueState::Idle,
+            &Slots::default(),
+            "qwxz vbnm plok",
+        )
+        .await;
+        assert!(
+            lost.replies[0].starts_with("Sorry, I didn't catch that"),
+            "{:?}",
+            lost.replies
+        );
+        assert!(lost.replies[0].contains("I can help with"));
+        let oos = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &Slots::default(),
+            "what's the weather in Paris tomorrow?",
+        )
+        .await;
+        assert!(
+            oos.replies[0].contains("outside what I can help with"),
+            "{:?}",
+            oos.replies
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handoff_notifies_once() {
+        let d = dialogue(catalogue());
+        let first = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &Slots::default(),
+            "I want to talk to a human",
+        )
+        .await;
+        assert!(first.slots.handoff_requested);
+        assert_eq!(first.jobs.len(), 1);
+        let again = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &first.slots,
+            "let me speak to a real person",
+        )
+        .await;
+        assert!(
+            again.replies[0].contains("already asked"),
+            "{:?}",
+            again.replies
+        );
+        assert!(again.jobs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn and_the_other_one_means_the_other_listed_order() {
+        let d = dialogue(catalogue());
+        let ask = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &Slots::default(),
+            "where's my order?",
+        )
+        .await;
+        let first = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
+        assert!(first.replies[0].contains("#1001"));
+        let other = say(
+            &d,
+            "alice",
+            &first.state,
+            &first.slots,
+            "and the other one?",
+        )
+        .await;
+        assert!(other.replies[0].contains("#1002"), "{:?}", other.replies);
+        assert_eq!(other.slots.order_id.as_deref(), Some("1002"));
+    }
+
+    #[tokio::test]
+    async fn a_returning_customer_hears_where_their_refund_stands() {
+        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+        let d = dialogue(catalogue()).with_ledger(ledger.clone());
+        let slots = Slots {
+            refunds_requested: vec!["1002".into()],
+            welcome_back: vec!["1002".into()],
+            ..Slots::default()
+        };
+        let key = refund_key("t", "1002");
+        ledger
+            .begin("t", &key, std::time::Duration::from_secs(30), NOW)
+            .await
+            .unwrap();
+        let open = say(&d, "alice", &DialogueState::Idle, &slots, "hi").await;
+        assert!(
+            open.replies[0].starts_with("Welcome back!"),
+            "{:?}",
+            open.replies
+        );
+        assert!(open.replies[0].contains("#1002 is still being processed"));
+        assert!(open.replies[1].starts_with("Hi!"));
+        assert!(open.slots.welcome_back.is_empty(), "told once");
+
+        let token = match ledger
+            .begin(
+                "t",
+                &key,
+                std::time::Duration::ZERO,
+                NOW + time::Duration::minutes(1),
+            )
+            .await
+            .unwrap()
+        {
+            crate::store::Begin::Started { token } => token,
+            other => panic!("{other:?}"),
+        };
+        ledger
+            .complete("t", &key, &token, EffectOutcome::Done)
+            .await
+            .unwrap();
+        let asked = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &open.slots,
+            "where is my refund?",
+        )
+        .await;
+        assert!(
+            asked.replies[0].contains("#1002 has been issued"),
+            "{:?}",
+            asked.replies
+        );
+        assert_eq!(asked.slots.refunds_reported, vec!["1002".to_string()]);
+    }
+
+    struct SlowOrders(Vec<Order>);
+
+    #[async_trait]
+    impl OrdersPort for SlowOrders {
+        async fn recent_orders(&self, customer_id: &str) -> Result<Vec<Order>, ConnectorError> {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            FakeOrders(self.0.clone(), false)
+                .recent_orders(customer_id)
+                .await
+        }
+        async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            FakeOrders(self.0.clone(), false).order(id).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_over_budget_defers_the_answer_and_changes_nothing() {
+        let d = Dialogue::new(Arc::new(SlowOrders(catalogue())))
+            .with_budget(Some(std::time::Duration::from_millis(150)));
+        let state = DialogueState::Idle;
+        let slots = Slots {
+            order_id: Some("1001".into()),
+            ..Slots::default()
+        };
+        let out = d
+            .respond(&who("alice"), &state, &slots, "where is #1002", NOW)
+            .await;
+        assert!(out.deferred);
+        assert_eq!(out.replies, vec![LET_ME_CHECK.to_string()]);
+        assert_eq!((out.state, out.slots), (state.clone(), slots.clone()));
+        assert!(
+            out.jobs.is_empty(),
+            "the caller adds the answer.deferred job"
+        );
+        // Without a budget (the deferred job) the same message is answered.
+        let later = Dialogue::new(Arc::new(SlowOrders(catalogue())))
+            .respond(&who("alice"), &state, &slots, "where is #1002", NOW)
+            .await;
+        assert!(!later.deferred);
+        assert!(later.replies[0].contains("#1002"));
     }
 }

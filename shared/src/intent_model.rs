@@ -134,8 +134,8 @@ impl IntentModel {
         x
     }
 
-    /// Every class with its probability, most likely first.
-    pub fn predict(&self, text: &str) -> Vec<(Intent, f32)> {
+    /// Each class's score (logit) before the temperature, in `classes` order.
+    pub fn scores(&self, text: &str) -> Vec<f32> {
         let k = self.classes.len();
         let mut scores = self.bias.clone();
         for (row, v) in self.vectorize(text) {
@@ -144,6 +144,12 @@ impl IntentModel {
                 *s += v * f32::from(*wi) * self.scale;
             }
         }
+        scores
+    }
+
+    /// Every class with its probability, most likely first.
+    pub fn predict(&self, text: &str) -> Vec<(Intent, f32)> {
+        let scores = self.scores(text);
         let t = if self.temperature > 0.0 {
             self.temperature
         } else {

@@ -6,6 +6,7 @@
 //! adapters, `store::memory` an in-process one for unit tests. The functions only build the adapters
 //! once at init and hand events to `api`, `webhook` and `fulfillment`.
 
+pub mod answers;
 pub mod api;
 pub mod auth;
 pub mod config;

@@ -1,11 +1,14 @@
 //! Understanding a customer's message: intent and entities.
 //!
-//! A small keyword model covering the first flow (order status, refunds, yes/no, small talk). The
-//! embedded statistical classifier replaces `classify` later; `Understanding` stays the interface.
+//! Intents come from an embedded linear classifier (`intent_model`, trained by `tools/nlu-train`
+//! on the project's own examples) with probabilities and two thresholds; entities from
+//! `entities`. Bare yes/no answers and bare numbers are read without the model.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
+
+use crate::intent_model::IntentModel;
 
 /// What a customer wants. The set covers every intent of the Bitext customer-service taxonomy
 /// (orders, cancellations, refunds, payments, delivery, shipping address, invoices, account,
@@ -177,122 +180,175 @@ impl Intent {
     }
 }
 
+/// How sure the classifier must be. At or above `accept` the top intent is acted on; between
+/// `clarify` and `accept` the bot asks which of the two likeliest intents was meant; below
+/// `clarify` it says what it can help with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Thresholds {
+    pub accept: f32,
+    pub clarify: f32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            accept: 0.5,
+            clarify: 0.25,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Understanding {
+    /// The intent acted on: the classifier's top intent when it is sure enough, otherwise
+    /// `Unknown`.
     pub intent: Intent,
+    /// The top intent's probability (1.0 for the fixed yes/no answers).
+    pub confidence: f32,
+    /// Set when the top probability falls between the thresholds: the two likeliest intents,
+    /// for "did you mean X or Y?".
+    pub unsure_between: Option<(Intent, Intent)>,
     /// Order numbers as written, without a leading `#`, upper-cased.
     pub order_refs: Vec<String>,
     /// "the first one", "2nd", "the last one": 0-based; `usize::MAX` means the last.
     pub ordinal: Option<usize>,
+    /// "and the other one?": an order other than the one just discussed.
+    pub other: bool,
+    pub word_count: usize,
 }
 
 pub const LAST: usize = usize::MAX;
 
+/// The model `tools/nlu-train` trained from `shared/nlu/examples/`; `nlu-train --check` (run by
+/// `./dev/test`) proves it is what those templates train to.
+pub static MODEL_BYTES: &[u8] = include_bytes!("../nlu/model.bin");
+
+static MODEL: LazyLock<IntentModel> = LazyLock::new(|| {
+    // A build-time constant, parsed by a unit test on every build: failing here means the
+    // binary was built from a broken checkout.
+    IntentModel::from_bytes(MODEL_BYTES).expect("the embedded intent model parses")
+});
+
+/// Parses the embedded model and compiles the entity patterns, so the first turn does not pay.
+pub fn warm_up() {
+    LazyLock::force(&MODEL);
+    understand("warm up #1002 on 2026-11-25, $1");
+}
+
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[a-z0-9']+").expect("static regex"));
 
 fn words(text: &str) -> Vec<String> {
-    let lower = text.to_lowercase().replace('’', "'");
+    let lower = text.to_lowercase().replace('\u{2019}', "'");
     WORD.find_iter(&lower)
         .map(|m| m.as_str().to_string())
         .collect()
 }
 
-fn has_any(words: &[String], set: &[&str]) -> bool {
-    words.iter().any(|w| set.contains(&w.as_str()))
-}
-
-fn has_phrase(text: &str, phrases: &[&str]) -> bool {
-    let lower = text.to_lowercase().replace('’', "'");
-    phrases.iter().any(|p| lower.contains(p))
-}
-
-pub fn understand(text: &str) -> Understanding {
-    let w = words(text);
-    Understanding {
-        intent: classify(text, &w),
-        // Phone numbers, amounts and dates are taken out first, so their digits are never
-        // mistaken for an order number.
-        order_refs: crate::entities::extract(text, time::OffsetDateTime::now_utc().date(), &[])
-            .order_refs,
-        ordinal: ordinal(&w),
-    }
-}
-
-fn classify(text: &str, w: &[String]) -> Intent {
-    const REFUND: &[&str] = &["refund", "refunded", "refunding", "reimburse", "money"];
-    const STATUS: &[&str] = &[
-        "where",
-        "track",
-        "tracking",
-        "status",
-        "shipped",
-        "shipping",
-        "delivery",
-        "delivered",
-        "arrive",
-        "arrived",
-        "arriving",
-        "package",
-        "parcel",
-        "late",
-        "delayed",
-        "eta",
-    ];
-    const AFFIRM: &[&str] = &[
+/// Answers to a yes/no question short enough to need no model: a fixed list is exact where a
+/// classifier on two words would only be likely.
+fn fixed_answer(w: &[String]) -> Option<Intent> {
+    const YES: &[&str] = &[
         "yes",
+        "y",
         "yeah",
+        "yea",
         "yep",
         "yup",
         "sure",
         "ok",
         "okay",
-        "please",
-        "definitely",
+        "k",
+        "yes please",
+        "yes pls",
+        "please do",
+        "go ahead",
+        "do it",
+        "sounds good",
         "absolutely",
-        "y",
+        "definitely",
+        "of course",
+        "correct",
+        "that's right",
+        "ok go ahead",
+        "yes go ahead",
+        "sure thing",
     ];
-    const DENY: &[&str] = &["no", "nope", "nah", "n", "don't", "dont", "not"];
-    const GREET: &[&str] = &["hi", "hello", "hey", "howdy", "hiya"];
-    const THANKS: &[&str] = &["thanks", "thank", "thx", "cheers", "ty"];
-    const BYE: &[&str] = &["bye", "goodbye", "cya"];
+    const NO: &[&str] = &[
+        "no",
+        "n",
+        "nope",
+        "nah",
+        "no thanks",
+        "no thank you",
+        "no thx",
+        "not now",
+        "don't",
+        "dont",
+        "no way",
+        "not really",
+        "no need",
+    ];
+    let joined = w.join(" ");
+    if YES.contains(&joined.as_str()) {
+        Some(Intent::Affirm)
+    } else if NO.contains(&joined.as_str()) {
+        Some(Intent::Deny)
+    } else {
+        None
+    }
+}
 
-    const AGENT: &[&str] = &["agent", "human", "person", "representative", "operator"];
+pub fn understand(text: &str) -> Understanding {
+    understand_with(text, Thresholds::default())
+}
 
-    let short = w.len() <= 4;
-    if has_any(w, AGENT) || has_phrase(text, &["talk to someone", "speak to someone"]) {
-        return Intent::HumanAgent;
+pub fn understand_with(text: &str, thresholds: Thresholds) -> Understanding {
+    let w = words(text);
+    // Phone numbers, amounts and dates are taken out first, so their digits are never
+    // mistaken for an order number.
+    let entities = crate::entities::extract(text, time::OffsetDateTime::now_utc().date(), &[]);
+    let mut u = Understanding {
+        intent: Intent::Unknown,
+        confidence: 0.0,
+        unsure_between: None,
+        order_refs: entities.order_refs,
+        ordinal: ordinal(&w),
+        other: w.iter().any(|x| x == "other"),
+        word_count: w.len(),
+    };
+    if let Some(intent) = fixed_answer(&w) {
+        u.intent = intent;
+        u.confidence = 1.0;
+        return u;
     }
-    if has_any(w, REFUND) || has_phrase(text, &["money back"]) {
-        // "no, I don't want a refund" is a no to an offer, not a new request.
-        if short && has_any(w, DENY) {
-            return Intent::Deny;
-        }
-        return Intent::RequestRefund;
+    // Nothing but numbers ("1002", "#1002", "2"): an answer to "which order?", not a request
+    // the model could read.
+    if !w.iter().any(|x| x.chars().any(|c| c.is_alphabetic())) {
+        return u;
     }
-    if has_any(w, STATUS)
-        || has_phrase(text, &["my order", "an order", "the order", "order status"])
-    {
-        return Intent::OrderStatus;
+    let ranked = MODEL.predict(text);
+    let (top, p) = ranked.first().copied().unwrap_or((Intent::Unknown, 0.0));
+    u.confidence = p;
+    if p >= thresholds.accept {
+        u.intent = top;
+    } else if p >= thresholds.clarify && !top.is_rejection() {
+        u.unsure_between = ranked
+            .get(1)
+            .filter(|(second, _)| !second.is_rejection())
+            .map(|(second, _)| (top, *second));
     }
-    if short && has_any(w, DENY) {
-        return Intent::Deny;
-    }
-    if short && (has_any(w, AFFIRM) || has_phrase(text, &["go ahead", "do it", "sounds good"])) {
-        return Intent::Affirm;
-    }
-    if has_any(w, THANKS) {
-        return Intent::Thanks;
-    }
-    if has_any(w, BYE) || has_phrase(text, &["see you"]) {
-        return Intent::Goodbye;
-    }
-    if has_any(w, GREET) || has_phrase(text, &["good morning", "good afternoon", "good evening"]) {
-        return Intent::Greet;
-    }
-    if w.iter().any(|x| x == "order" || x == "orders") {
-        return Intent::OrderStatus;
-    }
-    Intent::Unknown
+    u
+}
+
+/// A message the shipped model reads as two intents at once, between the thresholds: the
+/// integration tests use it to exercise "did you mean X or Y?" end to end, and a unit test
+/// fails first if a retrained model stops being unsure about it.
+#[doc(hidden)]
+pub const CLARIFY_PROBE: &str = "I want a real person about my refund";
+
+/// The classifier's probabilities for every intent, most likely first (for evaluation).
+pub fn rank(text: &str) -> Vec<(Intent, f32)> {
+    MODEL.predict(text)
 }
 
 fn ordinal(w: &[String]) -> Option<usize> {
@@ -351,7 +407,7 @@ mod tests {
         for t in [
             "can I talk to a human?",
             "agent",
-            "I want a real person about my refund",
+            "I want to speak to a real person",
         ] {
             assert_eq!(understand(t).intent, Intent::HumanAgent, "{t}");
         }
@@ -394,8 +450,73 @@ mod tests {
         assert_eq!(understand("bye").intent, Intent::Goodbye);
         assert_eq!(
             understand("what's the weather like").intent,
-            Intent::Unknown
+            Intent::OutOfScope
         );
+    }
+
+    #[test]
+    fn the_embedded_model_parses_and_covers_every_intent_it_can_predict() {
+        let m = IntentModel::from_bytes(MODEL_BYTES).unwrap();
+        for i in Intent::ALL {
+            // `unknown` is what a low probability means, never a class of its own.
+            assert_eq!(m.classes.contains(&i), i != Intent::Unknown, "{}", i.name());
+        }
+    }
+
+    #[test]
+    fn each_area_of_the_shop_is_understood() {
+        for (t, expected) in [
+            ("I want to cancel my order", Intent::CancelOrder),
+            ("how do I reset my password", Intent::RecoverPassword),
+            (
+                "what payment methods do you accept",
+                Intent::CheckPaymentMethods,
+            ),
+            ("I'd like to file a complaint", Intent::Complaint),
+            (
+                "please unsubscribe me from the newsletter",
+                Intent::NewsletterSubscription,
+            ),
+            ("how long does shipping take", Intent::DeliveryPeriod),
+            ("I need a copy of my invoice", Intent::GetInvoice),
+            ("set an alarm for 7am", Intent::OutOfScope),
+        ] {
+            assert_eq!(understand(t).intent, expected, "{t}");
+        }
+    }
+
+    #[test]
+    fn unsure_between_two_intents_names_both_and_acts_on_neither() {
+        let t = Thresholds {
+            accept: 1.1,
+            clarify: 0.0,
+        };
+        let u = understand_with("I want to cancel my order", t);
+        assert_eq!(u.intent, Intent::Unknown);
+        let (first, second) = u.unsure_between.expect("between the thresholds");
+        assert_eq!(first, Intent::CancelOrder);
+        assert_ne!(second, first);
+        assert!(u.confidence > 0.0 && u.confidence < 1.0);
+    }
+
+    #[test]
+    fn the_clarification_probe_is_unsure_between_two_shop_intents() {
+        let u = understand(CLARIFY_PROBE);
+        assert_eq!(u.intent, Intent::Unknown);
+        let (a, b) = u.unsure_between.expect("between the thresholds");
+        assert!(a.is_bitext() && b.is_bitext(), "{a:?} {b:?}");
+    }
+
+    #[test]
+    fn bare_numbers_and_odd_input_are_not_guessed_at() {
+        for t in ["1002", "#1002", "2", "", "   ", "🙂🙂", "!!!"] {
+            let u = understand(t);
+            assert_eq!(u.intent, Intent::Unknown, "{t:?}");
+            assert!(u.unsure_between.is_none());
+        }
+        let long = "where is my order ".repeat(250);
+        assert_eq!(understand(&long).intent, Intent::OrderStatus);
+        assert!(understand("and the other one?").other);
     }
 
     #[test]

@@ -34,8 +34,8 @@ fn store(aws: &aws_config::SdkConfig, settings: StoreSettings) -> Arc<DynamoStor
 }
 
 pub async fn chat_api() -> Result<ChatApi, ConfigError> {
-    // Compiles the understanding's regular expressions (~6 ms) during init, not in a turn.
-    crate::nlu::understand("warm up #1002 on 2026-11-25, $1");
+    // Parses the intent model and compiles the entity patterns during init, not in a turn.
+    crate::nlu::warm_up();
     let env = Env::process();
     let chat = ChatSettings::from_env(&env)?;
     let store_settings = StoreSettings::from_env(&env)?;
@@ -43,12 +43,15 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let orders_url = env.url("ORDERS_API_URL")?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
     let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
+    let budget = std::time::Duration::from_millis(env.parsed("TURN_BUDGET_MS", 150)?);
     let aws = aws().await;
     let client = http_client(chat.connector_timeout);
+    let table = store(&aws, store_settings);
     let turns = TurnService::new(
-        store(&aws, store_settings),
-        Dialogue::new(Arc::new(RestOrders::new(client, orders_url)))
-            .with_payment_update_url(payment_update_url),
+        table.clone(),
+        dialogue(&env, Arc::new(RestOrders::new(client, orders_url)), table)?
+            .with_payment_update_url(payment_update_url)
+            .with_budget(Some(budget)),
         Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
         chat,
     );
@@ -78,19 +81,53 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     let dynamo = store(&aws, store_settings);
     Ok(Fulfillment::new(
         dynamo.clone(),
-        dynamo,
+        dynamo.clone(),
         Systems {
             payments: Arc::new(RestPayments::new(client.clone(), payments_url)),
             customers: Arc::new(RestCustomers::new(client.clone(), crm_url)),
             orders: orders.clone(),
             email,
             jobs: Arc::new(SqsJobQueue::new(sqs.clone(), queue_url.clone())),
-            dialogue: Dialogue::new(orders).with_payment_update_url(payment_update_url),
+            dialogue: dialogue(&env, orders, dynamo.clone())?
+                .with_payment_update_url(payment_update_url),
+            agent_inbox: env.optional("AGENT_EMAIL"),
         },
         Arc::new(SqsVisibility::new(sqs, &[queue_url])),
         policy,
     )
     .with_default_lease(default_lease))
+}
+
+/// The dialogue as configured: answers from `SWITCHBOARD_ANSWERS_FILE` (or the bundled file),
+/// the classifier's thresholds from `NLU_ACCEPT` / `NLU_CLARIFY`, refund states from the ledger.
+fn dialogue<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    orders: Arc<dyn crate::connectors::OrdersPort>,
+    ledger: Arc<DynamoStore>,
+) -> Result<Dialogue, ConfigError> {
+    let answers =
+        crate::answers::Answers::load(env.optional("SWITCHBOARD_ANSWERS_FILE").as_deref())
+            .map_err(|e| ConfigError::Invalid {
+                name: "SWITCHBOARD_ANSWERS_FILE",
+                reason: e.to_string(),
+            })?;
+    let defaults = crate::nlu::Thresholds::default();
+    let thresholds = crate::nlu::Thresholds {
+        accept: env.parsed("NLU_ACCEPT", defaults.accept)?,
+        clarify: env.parsed("NLU_CLARIFY", defaults.clarify)?,
+    };
+    if !(0.0..=1.0).contains(&thresholds.accept)
+        || !(0.0..=thresholds.accept).contains(&thresholds.clarify)
+    {
+        return Err(ConfigError::Invalid {
+            name: "NLU_CLARIFY",
+            reason: "need 0 <= NLU_CLARIFY <= NLU_ACCEPT <= 1".into(),
+        });
+    }
+    Ok(Dialogue::new(orders)
+        .with_answers(Arc::new(answers))
+        .with_thresholds(thresholds)
+        .with_ledger(ledger))
 }
 
 /// Email goes to an HTTP email API when `EMAIL_API_URL` is set (the demo service locally),

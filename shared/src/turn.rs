@@ -11,14 +11,17 @@ use crate::auth::Principal;
 use crate::config::ChatSettings;
 use crate::conversation::{
     derived_conversation_id, is_valid_conversation_id, new_conversation_id, Conversation,
-    ConversationKey, Message, Role,
+    ConversationKey, Message, Role, Slots,
 };
 use crate::dialogue::Dialogue;
-use crate::jobs::{Job, JobQueue};
+use crate::jobs::{Job, JobKind, JobQueue};
 use crate::problem::ApiError;
 use crate::store::{
     backoff, Commit, ConversationStore, StoreError, TurnRecord, MAX_COMMIT_ATTEMPTS,
 };
+
+/// A new conversation remembers the customer's previous one if it was this recent.
+const MEMORY_SPAN: time::Duration = time::Duration::days(30);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,10 +146,11 @@ impl TurnService {
                 }
                 // Someone else's conversation is indistinguishable from a missing one.
                 Some(_) => return Err(not_found()),
-                None if origin != Origin::Named => (
-                    Conversation::new(key.clone(), who.customer_id.clone(), now),
-                    Vec::new(),
-                ),
+                None if origin != Origin::Named => {
+                    let mut c = Conversation::new(key.clone(), who.customer_id.clone(), now);
+                    c.slots = self.remembered(who, &key, now).await;
+                    (c, Vec::new())
+                }
                 None => return Err(not_found()),
             };
 
@@ -190,8 +194,14 @@ impl TurnService {
                     reply_to: Some(message.seq),
                 })
                 .collect();
-            let jobs: Vec<Job> = outcome
-                .jobs
+            let mut kinds = outcome.jobs;
+            if outcome.deferred {
+                kinds.push(JobKind::AnswerDeferred {
+                    reply_to: message.seq,
+                    text: text.to_string(),
+                });
+            }
+            let jobs: Vec<Job> = kinds
                 .into_iter()
                 .map(|kind| Job::new(&key, &who.customer_id, kind))
                 .collect();
@@ -244,6 +254,59 @@ impl TurnService {
         Err(ApiError::Conflict(
             "the conversation is being updated by other requests; retry with the same client_message_id".into(),
         ))
+    }
+
+    /// What a new conversation starts knowing: the refunds the customer asked for in their
+    /// latest conversation (if it was this month), and which of them to tell them about.
+    /// Memory is a courtesy: a failed read starts the conversation blank rather than failing it.
+    async fn remembered(
+        &self,
+        who: &Principal,
+        key: &ConversationKey,
+        now: OffsetDateTime,
+    ) -> Slots {
+        let previous = match self
+            .store
+            .conversations_of(&who.tenant, &who.customer_id, 2)
+            .await
+        {
+            Ok(list) => list
+                .into_iter()
+                .find(|c| c.id != key.id && now - c.updated_at <= MEMORY_SPAN),
+            Err(e) => {
+                tracing::warn!(error = %e, "earlier conversations unreadable; starting blank");
+                None
+            }
+        };
+        let Some(previous) = previous else {
+            return Slots::default();
+        };
+        let earlier = ConversationKey {
+            tenant: who.tenant.clone(),
+            id: previous.id,
+        };
+        match self.store.load(&earlier, 0).await {
+            Ok(Some(snap)) if snap.conversation.customer_id == who.customer_id => {
+                let old = snap.conversation.slots;
+                let welcome_back = old
+                    .refunds_requested
+                    .iter()
+                    .filter(|r| !old.refunds_reported.contains(r))
+                    .cloned()
+                    .collect();
+                Slots {
+                    refunds_requested: old.refunds_requested,
+                    refunds_reported: old.refunds_reported,
+                    welcome_back,
+                    ..Slots::default()
+                }
+            }
+            Ok(_) => Slots::default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "earlier conversation unreadable; starting blank");
+                Slots::default()
+            }
+        }
     }
 
     /// A retried message: answer as before and make sure its jobs reached the queue. Re-sending is

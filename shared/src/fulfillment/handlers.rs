@@ -28,6 +28,9 @@ fn conversation_of(job: &Job) -> Result<ConversationKey, JobError> {
     })
 }
 
+/// How many recent messages a handoff announcement quotes.
+const HANDOFF_TRANSCRIPT: usize = 10;
+
 fn customer_of(job: &Job) -> Result<&str, JobError> {
     job.customer_id.as_deref().ok_or_else(|| {
         JobError::Malformed(format!(
@@ -72,10 +75,20 @@ impl Fulfillment {
                     "Your refund of {} for order #{order_id} has been issued (reference {}). It can take 5–10 business days to show on your statement.",
                     receipt.amount, receipt.id
                 );
-                self.append(s, Append::text(key, text), EffectOutcome::Done)
-                    .await
+                let mut a = Append::text(key, text);
+                let reported = order_id.clone();
+                // Told here, so a return visit does not announce it again.
+                a.update = Some(Box::new(move |c| {
+                    if !c.slots.refunds_reported.contains(&reported) {
+                        c.slots.refunds_reported.push(reported.clone());
+                    }
+                }));
+                self.append(s, a, EffectOutcome::Done).await
             }
             JobKind::VendorEvent(event) => self.vendor_event(s, event).await,
+            JobKind::AgentHandoff { reason, order_id } => {
+                self.announce_handoff(s, reason, order_id.as_deref()).await
+            }
             JobKind::EmailConfirmation { subject, text, .. } => {
                 let customer = self
                     .systems
@@ -115,6 +128,8 @@ impl Fulfillment {
                     .dialogue
                     .respond(&who, &c.state, &c.slots, text, OffsetDateTime::now_utc())
                     .await;
+                // A handoff decided by the deferred answer is announced like one from a turn.
+                self.send_follow_ups(job, &key, outcome.jobs).await?;
                 let (state, slots) = (outcome.state, outcome.slots);
                 let mut a = Append::text(key, String::new());
                 a.texts = outcome.replies;
@@ -124,6 +139,65 @@ impl Fulfillment {
                 self.append(s, a, EffectOutcome::Done).await
             }
         }
+    }
+
+    /// Tells the team a conversation needs a person: why, which order, and the last messages.
+    async fn announce_handoff(
+        &self,
+        s: &Started<'_>,
+        reason: &str,
+        order_id: Option<&str>,
+    ) -> Result<Done, JobError> {
+        let job = s.job;
+        let key = conversation_of(job)?;
+        let Some(inbox) = &self.systems.agent_inbox else {
+            tracing::info!(conversation = %key.id, reason, "handoff flagged; no agent inbox configured to announce it to");
+            return self.finish(s, EffectOutcome::Done).await;
+        };
+        let recent = self
+            .store
+            .load(&key, HANDOFF_TRANSCRIPT)
+            .await?
+            .map(|snap| snap.recent)
+            .unwrap_or_default();
+        let transcript: Vec<String> = recent
+            .iter()
+            .map(|m| format!("[{}] {}", m.role.as_str(), m.text))
+            .collect();
+        let subject = format!("A customer needs a person: {}", reason.replace('_', " "));
+        let text = format!(
+            "Conversation {} (tenant {}, customer {}) was handed to the team.\nReason: {reason}\nOrder: {}\n\nLast messages:\n{}\n\nReply in the conversation; the bot has told the customer someone will answer there.",
+            key.id,
+            key.tenant,
+            job.customer_id.as_deref().unwrap_or("-"),
+            order_id.unwrap_or("-"),
+            transcript.join("\n")
+        );
+        self.systems
+            .email
+            .send(inbox, &subject, &text, &job.key)
+            .await?;
+        self.finish(s, EffectOutcome::Done).await
+    }
+
+    async fn send_follow_ups(
+        &self,
+        job: &Job,
+        key: &ConversationKey,
+        kinds: Vec<JobKind>,
+    ) -> Result<(), JobError> {
+        if kinds.is_empty() {
+            return Ok(());
+        }
+        let jobs: Vec<Job> = kinds
+            .into_iter()
+            .map(|k| Job::new(key, customer_of(job).unwrap_or_default(), k))
+            .collect();
+        self.systems
+            .jobs
+            .send(&jobs)
+            .await
+            .map_err(|e| JobError::Queue(e.to_string()))
     }
 
     /// A permanent failure: recorded with the effect so it is never retried, and the customer

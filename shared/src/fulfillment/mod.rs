@@ -76,6 +76,9 @@ pub struct Systems {
     pub jobs: Arc<dyn JobQueue>,
     /// Answers deferred questions with the same flows as a chat turn.
     pub dialogue: Dialogue,
+    /// Where handoffs are announced (the support team's inbox); without one, flagged
+    /// conversations wait for agent tooling to list them.
+    pub agent_inbox: Option<String>,
 }
 
 pub struct Fulfillment {

@@ -100,14 +100,16 @@ impl OrdersPort for Crm {
 #[derive(Default)]
 struct Outbox {
     emails: Mutex<Vec<(String, String)>>,
+    bodies: Mutex<Vec<String>>,
     jobs: Mutex<Vec<Job>>,
     delays: Mutex<Vec<(String, u64)>>,
 }
 
 #[async_trait]
 impl EmailPort for Outbox {
-    async fn send(&self, to: &str, _: &str, _: &str, key: &str) -> Result<(), ConnectorError> {
+    async fn send(&self, to: &str, _: &str, text: &str, key: &str) -> Result<(), ConnectorError> {
         self.emails.lock().unwrap().push((to.into(), key.into()));
+        self.bodies.lock().unwrap().push(text.into());
         Ok(())
     }
 }
@@ -160,6 +162,7 @@ async fn fixture(conversations: &[&str]) -> Fixture {
             email: outbox.clone(),
             jobs: outbox.clone(),
             dialogue: Dialogue::new(Arc::new(Crm)),
+            agent_inbox: Some("team@shop.example".into()),
         },
         outbox.clone(),
         RetryPolicy::default(),
@@ -384,6 +387,48 @@ async fn proactive_and_deferred_answers_are_posted_once() {
     assert_eq!(messages[0].text, "An agent has joined.");
     assert_eq!(messages[1].reply_to, Some(7));
     assert!(messages[1].text.starts_with("Hi!"), "{}", messages[1].text);
+}
+
+#[tokio::test]
+async fn a_handoff_is_announced_to_the_team_once_with_the_transcript() {
+    let x = fixture(&["c1"]).await;
+    let deferred = job(
+        "c1",
+        JobKind::AnswerDeferred {
+            reply_to: 1,
+            text: "I want to talk to a human".into(),
+        },
+    );
+    let r =
+        x.f.handle(event(vec![record("d", "g", &deferred)]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
+    // The deferred answer handed off: its job went to the queue like a turn's would.
+    let queued: Vec<Job> = x.outbox.jobs.lock().unwrap().clone();
+    let handoff = queued
+        .iter()
+        .find(|j| j.kind.type_name() == "agent.handoff")
+        .expect("a handoff job")
+        .clone();
+    let body = serde_json::to_string(&handoff).unwrap();
+    for _ in 0..2 {
+        let r = x.f.handle(event(vec![record("h", "g", &body)]), None).await;
+        assert!(r.batch_item_failures.is_empty());
+    }
+    let emails = x.outbox.emails.lock().unwrap().clone();
+    assert_eq!(
+        emails,
+        vec![(
+            "team@shop.example".to_string(),
+            "handoff:t:c1:human_agent:-".to_string()
+        )]
+    );
+    let text = x.outbox.bodies.lock().unwrap()[0].clone();
+    assert!(text.contains("Reason: human_agent"), "{text}");
+    assert!(
+        text.contains("[bot] I've asked a member of our team"),
+        "{text}"
+    );
 }
 
 fn payment_failed(event_id: &str, vendor_customer: Option<&str>, email: Option<&str>) -> String {

@@ -33,6 +33,13 @@ pub enum JobKind {
     /// no budget, and posted as a reply to it.
     #[serde(rename = "answer.deferred")]
     AnswerDeferred { reply_to: u64, text: String },
+    /// The conversation was handed to a person: the team is told why, and about which order.
+    #[serde(rename = "agent.handoff")]
+    AgentHandoff {
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        order_id: Option<String>,
+    },
 }
 
 impl JobKind {
@@ -43,6 +50,7 @@ impl JobKind {
             JobKind::EmailConfirmation { .. } => "email.confirmation",
             JobKind::ProactiveMessage { .. } => "message.proactive",
             JobKind::AnswerDeferred { .. } => "answer.deferred",
+            JobKind::AgentHandoff { .. } => "agent.handoff",
         }
     }
 
@@ -60,6 +68,11 @@ impl JobKind {
             JobKind::AnswerDeferred { reply_to, .. } => {
                 format!("answer:{tenant}:{conv}:{reply_to}")
             }
+            // Asking twice for the same thing in one conversation notifies the team once.
+            JobKind::AgentHandoff { reason, order_id } => format!(
+                "handoff:{tenant}:{conv}:{reason}:{}",
+                order_id.as_deref().unwrap_or("-")
+            ),
         }
     }
 }

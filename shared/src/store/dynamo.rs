@@ -26,7 +26,8 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{
-    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, Snapshot, StoreError, TurnRecord,
+    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Snapshot,
+    StoreError, TurnRecord,
 };
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message, Role};
 
@@ -543,6 +544,31 @@ impl EffectLedger for DynamoStore {
             }
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    async fn state(&self, tenant: &str, key: &str) -> Result<Option<EffectState>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(effect_partition_key(tenant, key)))
+            .key("sk", s(EFFECT_SK))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        Ok(Some(match get_s(item, "effect_state")? {
+            IN_PROGRESS => EffectState::InProgress,
+            "done" => EffectState::Finished(EffectOutcome::Done),
+            "failed" => EffectState::Finished(EffectOutcome::Failed),
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "effect {key} has state {other:?}"
+                )))
+            }
+        }))
     }
 
     async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {

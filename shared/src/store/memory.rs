@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, Snapshot, StoreError, TurnRecord,
+    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Snapshot,
+    StoreError, TurnRecord,
 };
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message};
 
@@ -230,6 +231,16 @@ impl EffectLedger for MemoryStore {
             }
             _ => Err(StoreError::DuplicateEffect),
         }
+    }
+
+    async fn state(&self, tenant: &str, key: &str) -> Result<Option<EffectState>, StoreError> {
+        let effects = self.effects.lock().unwrap();
+        Ok(effects
+            .get(&(tenant.to_string(), key.to_string()))
+            .map(|e| match e.finished {
+                Some(outcome) => EffectState::Finished(outcome),
+                None => EffectState::InProgress,
+            }))
     }
 
     async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {

@@ -81,6 +81,13 @@ pub enum Begin {
     Busy,
 }
 
+/// Where an effect stands, as the ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EffectState {
+    InProgress,
+    Finished(EffectOutcome),
+}
+
 /// Records each effect's progress (in progress with a lease, then done or failed), so that a
 /// redelivered job never repeats its effect and a crashed one is taken over when its lease ends.
 #[async_trait]
@@ -92,6 +99,9 @@ pub trait EffectLedger: Send + Sync {
         lease: std::time::Duration,
         now: time::OffsetDateTime,
     ) -> Result<Begin, StoreError>;
+
+    /// Where the effect with this key stands; `None` when it was never begun.
+    async fn state(&self, tenant: &str, key: &str) -> Result<Option<EffectState>, StoreError>;
 
     /// Ends the lease at once (after a transient failure), so the retry need not wait for it.
     async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError>;

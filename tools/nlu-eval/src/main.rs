@@ -1,10 +1,11 @@
 //! `nlu-eval`: how well Switchboard understands customers, on held-out data.
 //!
-//!   cargo run --release -p nlu-eval -- [DATA_DIR] [--model FILE [--threshold P]]
+//!   cargo run --release -p nlu-eval -- [DATA_DIR] [--threshold P] [--clarify P] [--model FILE]
 //!
-//! DATA_DIR defaults to ../shared/data. With `--model`, a trained intent model (from
-//! `nlu-train --out`) is measured instead of what `understand` does today: its top intent, or
-//! `unknown` when that intent's probability is below the threshold (default 0.5).
+//! DATA_DIR defaults to ../shared/data. By default what the bot runs is measured: `understand`
+//! with the embedded model and the default thresholds (`--threshold` / `--clarify` override
+//! them). With `--model`, a candidate model (from `nlu-train --out`) is measured instead: its
+//! top intent, or `unknown` below the threshold.
 //!
 //! Reads `bitext_customer_service_dev.csv` (the shop's in-scope taxonomy) and `clinc150_val.json`
 //! (general-domain and out-of-scope queries), runs `switchboard::nlu::understand` on every
@@ -20,26 +21,70 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use switchboard::intent_model::IntentModel;
-use switchboard::nlu::{understand, Intent};
+use switchboard::nlu::{self, understand_with, Intent, Thresholds};
 
 use crate::data::Case;
 use crate::metrics::{percentile, Scores};
 
-/// What is measured: today's `understand`, or a trained model with a confidence threshold.
+/// What is measured: the bot's `understand`, or a candidate model with a confidence threshold.
 enum Classifier {
-    Understand,
+    Understand(Thresholds),
     Model(IntentModel, f32),
 }
 
 impl Classifier {
     fn intent(&self, text: &str) -> Intent {
         match self {
-            Classifier::Understand => understand(text).intent,
+            Classifier::Understand(t) => understand_with(text, *t).intent,
             Classifier::Model(m, threshold) => match m.predict(text).first() {
                 Some((intent, p)) if p >= threshold => *intent,
                 _ => Intent::Unknown,
             },
         }
+    }
+
+    /// The model's top intent and probability, before any threshold.
+    fn top(&self, text: &str) -> (Intent, f32) {
+        let ranked = match self {
+            Classifier::Understand(_) => nlu::rank(text),
+            Classifier::Model(m, _) => m.predict(text),
+        };
+        ranked.first().copied().unwrap_or((Intent::Unknown, 0.0))
+    }
+}
+
+/// Accuracy, in-scope acceptance and out-of-scope rejection of the model alone at several
+/// acceptance thresholds, for choosing one.
+fn sweep(classifier: &Classifier, bitext: &[Case], clinc: &[Case]) {
+    let b: Vec<(Intent, (Intent, f32))> = bitext
+        .iter()
+        .map(|c| (c.expected, classifier.top(&c.text)))
+        .collect();
+    let oos: Vec<(Intent, f32)> = clinc
+        .iter()
+        .filter(|c| c.expected == Intent::OutOfScope)
+        .map(|c| classifier.top(&c.text))
+        .collect();
+    println!();
+    println!(
+        "Threshold sweep (model alone): accept  Bitext-accuracy  in-scope-accepted  OOS-rejected"
+    );
+    for t in [0.2f32, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8] {
+        let correct = b.iter().filter(|(e, (p, c))| *c >= t && p == e).count();
+        let accepted = b
+            .iter()
+            .filter(|(_, (p, c))| *c >= t && !p.is_rejection())
+            .count();
+        let rejected = oos
+            .iter()
+            .filter(|(p, c)| *c < t || p.is_rejection())
+            .count();
+        println!(
+            "                                {t:.1}  {:>15}  {:>17}  {:>12}",
+            pct(correct as f64 / b.len().max(1) as f64),
+            pct(accepted as f64 / b.len().max(1) as f64),
+            pct(rejected as f64 / oos.len().max(1) as f64)
+        );
     }
 }
 
@@ -68,15 +113,26 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn run(dir: PathBuf, model: Option<(PathBuf, f32)>) -> Result<(), String> {
-    // Building the classifier (compiling regexes, or parsing the model) is timed on its own.
+fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(), String> {
+    // Building the classifier (parsing the model, compiling regexes) is timed on its own.
     let start = Instant::now();
     let classifier = match model {
         None => {
-            std::hint::black_box(understand("hello"));
-            Classifier::Understand
+            let m = IntentModel::from_bytes(nlu::MODEL_BYTES).map_err(|e| e.to_string())?;
+            let parse = start.elapsed();
+            nlu::warm_up();
+            println!(
+                "embedded model ({} bytes, parsed in {:.2} ms), accept {}, clarify {}",
+                nlu::MODEL_BYTES.len(),
+                parse.as_secs_f64() * 1e3,
+                thresholds.accept,
+                thresholds.clarify
+            );
+            std::hint::black_box(m);
+            Classifier::Understand(thresholds)
         }
-        Some((path, threshold)) => {
+        Some(path) => {
+            let threshold = thresholds.accept;
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let m =
                 IntentModel::from_bytes(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -151,6 +207,28 @@ fn run(dir: PathBuf, model: Option<(PathBuf, f32)>) -> Result<(), String> {
         pct(Scores::new(&overlap).accuracy())
     );
 
+    if let Classifier::Understand(t) = &classifier {
+        let unsure: Vec<&Case> = bitext
+            .iter()
+            .filter(|c| understand_with(&c.text, *t).unsure_between.is_some())
+            .collect();
+        let right = unsure
+            .iter()
+            .filter(|c| {
+                understand_with(&c.text, *t)
+                    .unsure_between
+                    .is_some_and(|(a, b)| a == c.expected || b == c.expected)
+            })
+            .count();
+        println!();
+        println!(
+            "Clarification (\"did you mean X or Y?\"): asked for {} of Bitext; the right intent offered in {}",
+            pct(unsure.len() as f64 / bitext.len().max(1) as f64),
+            pct(right as f64 / unsure.len().max(1) as f64)
+        );
+    }
+    sweep(&classifier, &bitext, &clinc);
+
     let texts: Vec<&str> = bitext
         .iter()
         .chain(clinc.iter())
@@ -172,22 +250,23 @@ fn run(dir: PathBuf, model: Option<(PathBuf, f32)>) -> Result<(), String> {
 fn main() -> ExitCode {
     let mut dir = PathBuf::from("../shared/data");
     let mut model: Option<PathBuf> = None;
-    let mut threshold = 0.5f32;
+    let mut thresholds = Thresholds::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--model" => model = args.next().map(PathBuf::from),
-            "--threshold" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(t) => threshold = t,
+            "--threshold" | "--clarify" => match args.next().and_then(|v| v.parse().ok()) {
+                Some(p) if a == "--threshold" => thresholds.accept = p,
+                Some(p) => thresholds.clarify = p,
                 None => {
-                    eprintln!("nlu-eval: --threshold needs a probability");
+                    eprintln!("nlu-eval: {a} needs a probability");
                     return ExitCode::FAILURE;
                 }
             },
             other => dir = PathBuf::from(other),
         }
     }
-    match run(dir, model.map(|m| (m, threshold))) {
+    match run(dir, model, thresholds) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nlu-eval: {e}");

@@ -1,9 +1,17 @@
 //! `nlu-train`: expands the project's own training templates (`shared/nlu/examples/`).
 //!
-//!   cargo run -p nlu-train -- [--dump] [--per-template N] [--seed S]
+//!   cargo run --release -p nlu-train -- [--dump] [--per-template N] [--seed S]
+//!                                       [--examples DIR] [--out FILE | --check FILE]
+//!                                       [--epochs N] [--lr X] [--l2 X] [--min-df N]
+//!
+//! The training options default to what the shipped model uses (`train::Options`); `--check`
+//! only passes with those.
 //!
 //! Reports how many examples each intent gets (`--dump` prints them, for authoring) and, with
-//! `--out FILE`, trains the intent model on them and writes it there.
+//! `--out FILE`, trains the intent model on them and writes it there. The bot embeds
+//! `shared/nlu/model.bin`; `--check shared/nlu/model.bin` (run by `./dev/test`) trains again and
+//! fails unless the result is byte-for-byte that file, so the model can never drift from the
+//! templates it claims to come from. Training is seeded and single-threaded.
 
 mod templates;
 mod train;
@@ -16,6 +24,9 @@ fn main() -> ExitCode {
     let mut per_template = 40usize;
     let mut seed = 2026u64;
     let mut out: Option<PathBuf> = None;
+    let mut check = false;
+    let mut options = train::Options::default();
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/nlu/examples");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let parsed = match a.as_str() {
@@ -32,19 +43,38 @@ fn main() -> ExitCode {
                 .next()
                 .map(|v| out = Some(PathBuf::from(v)))
                 .ok_or("--out needs a file"),
+            "--check" => args
+                .next()
+                .map(|v| {
+                    out = Some(PathBuf::from(v));
+                    check = true;
+                })
+                .ok_or("--check needs a file"),
+            "--examples" => args
+                .next()
+                .map(|v| dir = PathBuf::from(v))
+                .ok_or("--examples needs a directory"),
+            "--epochs" | "--min-df" | "--lr" | "--l2" => match args.next() {
+                Some(v) => match a.as_str() {
+                    "--epochs" => v.parse().map(|x| options.epochs = x).map_err(|_| "--epochs needs a number"),
+                    "--min-df" => v.parse().map(|x| options.min_df = x).map_err(|_| "--min-df needs a number"),
+                    "--lr" => v.parse().map(|x| options.learning_rate = x).map_err(|_| "--lr needs a number"),
+                    _ => v.parse().map(|x| options.l2 = x).map_err(|_| "--l2 needs a number"),
+                },
+                None => Err("a training option needs a value"),
+            },
             "--seed" => args
                 .next()
                 .and_then(|v| v.parse().ok())
                 .map(|v| seed = v)
                 .ok_or("--seed needs a number"),
-            _ => Err("usage: nlu-train [--dump] [--per-template N] [--seed S] [--out FILE]"),
+            _ => Err("usage: nlu-train [--dump] [--per-template N] [--seed S] [--examples DIR] [--epochs N] [--lr X] [--l2 X] [--min-df N] [--out FILE | --check FILE]"),
         };
         if let Err(e) = parsed {
             eprintln!("nlu-train: {e}");
             return ExitCode::FAILURE;
         }
     }
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/nlu/examples");
     let loaded = match templates::load_dir(&dir) {
         Ok(l) => l,
         Err(e) => {
@@ -55,11 +85,17 @@ fn main() -> ExitCode {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut total = 0;
     let mut all: Vec<(switchboard::nlu::Intent, String)> = Vec::new();
+    // Every fifth template of each intent, held out to calibrate the temperature on sentence
+    // frames the fitted model never saw.
+    let (mut fit, mut held) = (Vec::new(), Vec::new());
     for (intent, templates) in &loaded {
-        let examples: Vec<String> = templates
-            .iter()
-            .flat_map(|t| t.sample(per_template, &mut rng))
-            .collect();
+        let mut examples: Vec<String> = Vec::new();
+        for (i, t) in templates.iter().enumerate() {
+            let sampled = t.sample(per_template, &mut rng);
+            let part = if i % 5 == 4 { &mut held } else { &mut fit };
+            part.extend(sampled.iter().map(|e| (*intent, e.clone())));
+            examples.extend(sampled);
+        }
         total += examples.len();
         all.extend(examples.iter().map(|e| (*intent, e.clone())));
         if dump {
@@ -80,8 +116,38 @@ fn main() -> ExitCode {
     }
     if let Some(path) = out {
         let start = std::time::Instant::now();
-        let model = train::train(&all, &train::Options::default());
+        let calibration = train::calibrate(&fit, &held, &options);
+        println!(
+            "held-out templates: {} examples, accuracy {:.1}%, temperature {:.2} (log-loss {:.3} -> {:.3})",
+            held.len(),
+            calibration.accuracy * 100.0,
+            calibration.temperature,
+            calibration.loss_before,
+            calibration.loss_after
+        );
+        let mut model = train::train(&all, &options);
+        model.temperature = calibration.temperature;
         let bytes = model.to_bytes();
+        if check {
+            return match std::fs::read(&path) {
+                Ok(existing) if existing == bytes => {
+                    println!("{} is what the templates train to", path.display());
+                    ExitCode::SUCCESS
+                }
+                Ok(_) => {
+                    eprintln!(
+                        "nlu-train: {} is stale: the templates train to a different model; run `cargo run --release -p nlu-train -- --out {}` and commit it",
+                        path.display(),
+                        path.display()
+                    );
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("nlu-train: {}: {e}", path.display());
+                    ExitCode::FAILURE
+                }
+            };
+        }
         if let Err(e) = std::fs::write(&path, &bytes) {
             eprintln!("nlu-train: {}: {e}", path.display());
             return ExitCode::FAILURE;

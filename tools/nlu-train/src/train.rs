@@ -126,6 +126,61 @@ pub fn train(examples: &[(Intent, String)], o: &Options) -> IntentModel {
     model
 }
 
+/// What temperature calibration found on held-out examples.
+pub struct Calibration {
+    pub temperature: f32,
+    pub accuracy: f32,
+    pub loss_before: f32,
+    pub loss_after: f32,
+}
+
+/// Fits on `fit`, then picks the softmax temperature that minimises the log-loss on `held`, so
+/// the shipped model's probabilities mean what they say on phrasings it was not trained on.
+pub fn calibrate(fit: &[(Intent, String)], held: &[(Intent, String)], o: &Options) -> Calibration {
+    let model = train(fit, o);
+    let scored: Vec<(usize, Vec<f32>)> = held
+        .iter()
+        .filter_map(|(intent, text)| {
+            let y = model.classes.iter().position(|c| c == intent)?;
+            Some((y, model.scores(text)))
+        })
+        .collect();
+    let loss = |t: f32| -> f32 {
+        let total: f32 = scored
+            .iter()
+            .map(|(y, s)| {
+                let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let sum: f32 = s.iter().map(|v| ((v - max) / t).exp()).sum();
+                -(((s[*y] - max) / t) - sum.ln())
+            })
+            .sum();
+        total / scored.len().max(1) as f32
+    };
+    let correct = scored
+        .iter()
+        .filter(|(y, s)| {
+            s.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .is_some_and(|(i, _)| i == *y)
+        })
+        .count();
+    let (mut best_t, mut best) = (1.0f32, loss(1.0));
+    for step in 1..=100 {
+        let t = step as f32 * 0.05;
+        let l = loss(t);
+        if l < best {
+            (best_t, best) = (t, l);
+        }
+    }
+    Calibration {
+        temperature: best_t,
+        accuracy: correct as f32 / scored.len().max(1) as f32,
+        loss_before: loss(1.0),
+        loss_after: best,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +213,37 @@ mod tests {
         assert_eq!(m.predict("hello!")[0].0, Intent::Greet);
         let back = IntentModel::from_bytes(&m.to_bytes()).unwrap();
         assert_eq!(back.predict("cancel")[0].0, Intent::CancelOrder);
+    }
+
+    #[test]
+    fn calibration_softens_a_model_that_is_wrong_on_held_out_phrasings() {
+        let mut fit = Vec::new();
+        for t in [
+            "cancel my order",
+            "cancel it",
+            "i want to cancel",
+            "cancel order now",
+        ] {
+            fit.push((Intent::CancelOrder, t.to_string()));
+        }
+        for t in ["hello there", "hi", "hey hello", "hello bot"] {
+            fit.push((Intent::Greet, t.to_string()));
+        }
+        // Held-out phrasings half of which the fitted model gets wrong with confidence: the
+        // log-loss is lower with a softer (higher) temperature.
+        let held = vec![
+            (Intent::CancelOrder, "cancel order".to_string()),
+            (Intent::Greet, "hello".to_string()),
+            (Intent::Greet, "cancel hello cancel".to_string()),
+            (Intent::CancelOrder, "hello hello order".to_string()),
+        ];
+        let o = Options {
+            min_df: 1,
+            ..Options::default()
+        };
+        let c = calibrate(&fit, &held, &o);
+        assert!(c.temperature > 1.0, "{}", c.temperature);
+        assert!(c.loss_after <= c.loss_before);
+        assert!((0.0..=1.0).contains(&c.accuracy));
     }
 }
