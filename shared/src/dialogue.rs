@@ -923,15 +923,7 @@ mod tests {
     #[tokio::test]
     async fn several_orders_ask_which_then_report_and_offer_refund() {
         let d = dialogue(catalogue());
-        let first = d
-            .respond(
-                &who("alice"),
-                &DialogueState::Idle,
-                &Slots::default(),
-                "where's my order?",
-                NOW,
-            )
-            .await;
+        let first = fresh_as(&d, "alice", "where's my order?").await;
         assert!(
             first.replies[0].contains("Which one"),
             "{:?}",
@@ -983,15 +975,7 @@ mod tests {
     #[tokio::test]
     async fn on_time_orders_are_not_offered_refunds() {
         let d = dialogue(catalogue());
-        let out = d
-            .respond(
-                &who("alice"),
-                &DialogueState::Idle,
-                &Slots::default(),
-                "where is #1001",
-                NOW,
-            )
-            .await;
+        let out = fresh_as(&d, "alice", "where is #1001").await;
         assert!(out.replies[0].contains("expected by"));
         assert_eq!(out.state, DialogueState::Idle);
         assert!(out.jobs.is_empty());
@@ -1000,24 +984,8 @@ mod tests {
     #[tokio::test]
     async fn another_customers_order_looks_missing() {
         let d = dialogue(catalogue());
-        let theirs = d
-            .respond(
-                &who("alice"),
-                &DialogueState::Idle,
-                &Slots::default(),
-                "where is 2001",
-                NOW,
-            )
-            .await;
-        let missing = d
-            .respond(
-                &who("alice"),
-                &DialogueState::Idle,
-                &Slots::default(),
-                "where is 9999",
-                NOW,
-            )
-            .await;
+        let theirs = fresh_as(&d, "alice", "where is 2001").await;
+        let missing = fresh_as(&d, "alice", "where is 9999").await;
         assert_eq!(
             theirs.replies[0].replace("2001", "X"),
             missing.replies[0].replace("9999", "X")
@@ -1044,31 +1012,24 @@ mod tests {
     #[tokio::test]
     async fn a_down_order_system_gets_a_graceful_reply() {
         let d = Dialogue::new(Arc::new(FakeOrders(vec![], true)));
-        let out = d
-            .respond(
-                &who("alice"),
-                &DialogueState::Idle,
-                &Slots::default(),
-                "where's my order",
-                NOW,
-            )
-            .await;
+        let out = fresh_as(&d, "alice", "where's my order").await;
         assert_eq!(out.replies, vec![SYSTEM_DOWN.to_string()]);
     }
 
     #[tokio::test]
     async fn a_single_order_is_reported_directly() {
         let d = dialogue(catalogue());
-        let out = d
-            .respond(
-                &who("bob"),
-                &DialogueState::Idle,
-                &Slots::default(),
-                "where's my stuff? track it",
-                NOW,
-            )
-            .await;
+        let out = fresh_as(&d, "bob", "where's my stuff? track it").await;
         assert!(out.replies[0].contains("#2001"));
+    }
+
+    /// A message from `who_` at the start of a conversation.
+    async fn fresh_as(d: &Dialogue, who_: &str, text: &str) -> Outcome {
+        say(d, who_, &DialogueState::Idle, &Slots::default(), text).await
+    }
+
+    async fn fresh(d: &Dialogue, text: &str) -> Outcome {
+        fresh_as(d, "alice", text).await
     }
 
     async fn say(
@@ -1084,14 +1045,7 @@ mod tests {
     #[tokio::test]
     async fn a_configured_answer_needing_an_order_asks_which_then_hands_off_with_it() {
         let d = dialogue(catalogue());
-        let ask = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &Slots::default(),
-            "I want to cancel my order",
-        )
-        .await;
+        let ask = fresh(&d, "I want to cancel my order").await;
         assert!(ask.replies[0].contains("Which one"), "{:?}", ask.replies);
         assert!(ask.jobs.is_empty());
         assert!(matches!(
@@ -1113,14 +1067,7 @@ mod tests {
             }]
         );
         // Someone else's order number is not confirmed, and nobody is bothered about it.
-        let theirs = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &Slots::default(),
-            "please cancel order 2001",
-        )
-        .await;
+        let theirs = fresh(&d, "please cancel order 2001").await;
         assert!(
             theirs.replies[0].contains("couldn't find order #2001"),
             "{:?}",
@@ -1132,14 +1079,7 @@ mod tests {
     #[tokio::test]
     async fn policy_questions_get_their_text_and_no_dead_end() {
         let d = dialogue(catalogue());
-        let out = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &Slots::default(),
-            "what payment methods do you accept?",
-        )
-        .await;
+        let out = fresh(&d, "what payment methods do you accept?").await;
         assert!(out.replies[0].contains("PayPal"), "{:?}", out.replies);
         assert!(out.jobs.is_empty());
         assert_eq!(out.state, DialogueState::Idle);
@@ -1152,14 +1092,7 @@ mod tests {
             accept: 1.1,
             clarify: 0.0,
         });
-        let ask = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &Slots::default(),
-            "what payment methods do you accept?",
-        )
-        .await;
+        let ask = fresh(&d, "what payment methods do you accept?").await;
         assert!(
             ask.replies[0].contains("1. know how you can pay"),
             "{:?}",
@@ -1187,28 +1120,14 @@ mod tests {
             accept: 1.1,
             clarify: 1.1,
         });
-        let lost = say(
-            &unsure,
-            "alice",
-            &DialogueState::Idle,
-            &Slots::default(),
-            "qwxz vbnm plok",
-        )
-        .await;
+        let lost = fresh(&unsure, "qwxz vbnm plok").await;
         assert!(
             lost.replies[0].starts_with("Sorry, I didn't catch that"),
             "{:?}",
             lost.replies
         );
         assert!(lost.replies[0].contains("I can help with"));
-        let oos = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &Slots::default(),
-            "what's the weather in Paris tomorrow?",
-        )
-        .await;
+        let oos = fresh(&d, "what's the weather in Paris tomorrow?").await;
         assert!(
             oos.replies[0].contains("outside what I can help with"),
             "{:?}",
@@ -1219,14 +1138,7 @@ mod tests {
     #[tokio::test]
     async fn a_handoff_notifies_once() {
         let d = dialogue(catalogue());
-        let first = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &Slots::default(),
-            "I want to talk to a human",
-        )
-        .await;
+        let first = fresh(&d, "I want to talk to a human").await;
         assert!(first.slots.handoff_requested);
         assert_eq!(first.jobs.len(), 1);
         let again = say(
@@ -1248,14 +1160,7 @@ mod tests {
     #[tokio::test]
     async fn and_the_other_one_means_the_other_listed_order() {
         let d = dialogue(catalogue());
-        let ask = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &Slots::default(),
-            "where's my order?",
-        )
-        .await;
+        let ask = fresh(&d, "where's my order?").await;
         let first = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
         assert!(first.replies[0].contains("#1001"));
         let other = say(
