@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use switchboard::nlu::CLARIFY_PROBES;
 use switchboard_it::{texts, Stack};
 
 const TEAM_INBOX: &str = "support-team@shop.example";
@@ -141,7 +142,11 @@ async fn an_unsure_reading_asks_which_and_the_choice_is_acted_on() {
     let stack = Stack::connect().await;
     let token = stack.token(&Stack::fresh_customer("cust_unsure"));
     // Two requests in one message: the classifier splits its confidence between them.
-    let ask = stack.say(&token, None, CLARIFY_PROBE).await;
+    let probe = CLARIFY_PROBES
+        .iter()
+        .find(|p| switchboard::nlu::understand(p).unsure_between.is_some())
+        .expect("nlu's unit tests insist on one");
+    let ask = stack.say(&token, None, probe).await;
     let conv = conversation_id(&ask);
     let question = &texts(&ask)[0];
     assert!(
@@ -158,10 +163,6 @@ async fn an_unsure_reading_asks_which_and_the_choice_is_acted_on() {
     assert!(!reply.contains("Did you want to"), "{reply}");
     assert!(!reply.starts_with("Sorry, I didn't catch that"), "{reply}");
 }
-
-/// A message the embedded model is unsure about (between the thresholds); re-checked by
-/// `nlu::tests` so a retrained model that reads it confidently fails there first.
-const CLARIFY_PROBE: &str = switchboard::nlu::CLARIFY_PROBE;
 
 #[tokio::test]
 async fn and_the_other_one_carries_the_question_over() {

@@ -340,11 +340,18 @@ pub fn understand_with(text: &str, thresholds: Thresholds) -> Understanding {
     u
 }
 
-/// A message the shipped model reads as two intents at once, between the thresholds: the
-/// integration tests use it to exercise "did you mean X or Y?" end to end, and a unit test
-/// fails first if a retrained model stops being unsure about it.
+/// Messages that mix two requests, so a model is likely to be unsure about some of them: the
+/// integration tests use the first the shipped model reads between the thresholds to exercise
+/// "did you mean X or Y?" end to end, and a unit test fails first if none of them does.
 #[doc(hidden)]
-pub const CLARIFY_PROBE: &str = "I want a real person about my refund";
+pub const CLARIFY_PROBES: &[&str] = &[
+    "help with order and account",
+    "cancel or refund",
+    "I want a real person about my refund",
+    "my refund my invoice",
+    "invoice or refund",
+    "my invoice or my refund",
+];
 
 /// The classifier's probabilities for every intent, most likely first (for evaluation).
 pub fn rank(text: &str) -> Vec<(Intent, f32)> {
@@ -500,10 +507,15 @@ mod tests {
     }
 
     #[test]
-    fn the_clarification_probe_is_unsure_between_two_shop_intents() {
-        let u = understand(CLARIFY_PROBE);
-        assert_eq!(u.intent, Intent::Unknown);
-        let (a, b) = u.unsure_between.expect("between the thresholds");
+    fn some_clarification_probe_is_unsure_between_two_shop_intents() {
+        let unsure: Vec<(Intent, Intent)> = CLARIFY_PROBES
+            .iter()
+            .filter_map(|p| understand(p).unsure_between)
+            .collect();
+        let (a, b) = unsure
+            .first()
+            .copied()
+            .expect("a probe between the thresholds");
         assert!(a.is_bitext() && b.is_bitext(), "{a:?} {b:?}");
     }
 

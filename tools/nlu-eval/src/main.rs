@@ -202,6 +202,18 @@ fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(
         "  out-of-scope rejected {}",
         pct(Scores::new(&out_of_scope).share(Intent::is_rejection))
     );
+    let mut leaks: std::collections::BTreeMap<Intent, usize> = std::collections::BTreeMap::new();
+    for (_, p) in out_of_scope.iter().filter(|(_, p)| !p.is_rejection()) {
+        *leaks.entry(*p).or_default() += 1;
+    }
+    let mut leaks: Vec<(Intent, usize)> = leaks.into_iter().collect();
+    leaks.sort_by_key(|l| std::cmp::Reverse(l.1));
+    let leaks: Vec<String> = leaks
+        .iter()
+        .take(8)
+        .map(|(i, n)| format!("{} {n}", i.name()))
+        .collect();
+    println!("  accepted as           {}", leaks.join(", "));
     println!(
         "  overlap accuracy      {}   (greeting, goodbye, thank_you, yes, no, order_status)",
         pct(Scores::new(&overlap).accuracy())

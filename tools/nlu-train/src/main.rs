@@ -21,7 +21,7 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let mut dump = false;
-    let mut per_template = 40usize;
+    let mut per_template = 60usize;
     let mut seed = 2026u64;
     let mut out: Option<PathBuf> = None;
     let mut check = false;
