@@ -194,6 +194,7 @@ def up(args):
             "PAYMENT_UPDATE_URL": f"{demo}/billing",
             # Handoffs are announced to the team's inbox (the demo email API records them).
             "AGENT_EMAIL": "support-team@shop.example",
+            "INVENTORY_GRAPHQL_URL": f"{demo}/graphql",
             **webhook.function_env(),
             "JWT_HS256_SECRET": devtoken.DEV_JWT_SECRET,
             "AWS_ENDPOINT_URL": aws,

@@ -276,3 +276,45 @@ async fn a_slow_order_system_gets_let_me_check_then_the_answer() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn stock_questions_read_the_inventory_and_survive_its_failure() {
+    let stack = Stack::connect().await;
+    let token = stack.token(&Stack::fresh_customer("cust_stock"));
+    let lamp = stack.say(&token, None, "is the desk lamp in stock?").await;
+    assert_eq!(
+        texts(&lamp),
+        vec!["Yes — the Desk Lamp is in stock (7 available).".to_string()]
+    );
+    let conv = conversation_id(&lamp);
+    let which = stack
+        .say(&token, Some(&conv), "is this item available?")
+        .await;
+    assert!(texts(&which)[0].starts_with("Which product"), "{which}");
+    let headphones = stack
+        .say(&token, Some(&conv), "the Noise-Cancelling Headphones")
+        .await;
+    assert!(
+        texts(&headphones)[0].contains("out of stock"),
+        "{headphones}"
+    );
+
+    // The inventory failing once: a graceful reply, and the conversation goes on.
+    stack
+        .arm_fault(json!({"path": "/graphql", "status": 500}))
+        .await;
+    let down = stack
+        .say(&token, Some(&conv), "is the wireless mouse in stock?")
+        .await;
+    assert_eq!(
+        texts(&down),
+        vec!["I can't check stock right now — please try again in a few minutes.".to_string()]
+    );
+    let again = stack
+        .say(&token, Some(&conv), "is the wireless mouse in stock?")
+        .await;
+    assert!(
+        texts(&again)[0].contains("Wireless Mouse is in stock"),
+        "{again}"
+    );
+}

@@ -77,6 +77,8 @@ pub enum DialogueState {
     },
     /// The bot offered to refund a late order.
     RefundOffered { order_id: String, amount: Money },
+    /// The bot asked which product a stock question is about.
+    AwaitingProduct,
     /// A proactive "your payment didn't go through — need help?" was sent.
     PaymentHelpOffered {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::answers::Answers;
 use crate::auth::Principal;
-use crate::connectors::{ConnectorError, Order, OrderStatus, OrdersPort};
+use crate::connectors::{ConnectorError, InventoryPort, Order, OrderStatus, OrdersPort};
 use crate::conversation::{DialogueState, Slots};
 use crate::jobs::JobKind;
 use crate::nlu::{self, Intent, Thresholds, Understanding, LAST};
@@ -55,10 +55,13 @@ pub struct Dialogue {
     /// Where refunds stand (the fulfillment effect ledger), for "where's my refund?" and return
     /// visits.
     ledger: Option<Arc<dyn EffectLedger>>,
+    /// Stock, for "is the desk lamp in stock?"; without it the configured answer is given.
+    inventory: Option<Arc<dyn InventoryPort>>,
 }
 
 pub const SYSTEM_DOWN: &str =
     "I can't reach the order system right now — please try again in a few minutes.";
+pub const STOCK_DOWN: &str = "I can't check stock right now — please try again in a few minutes.";
 pub const LET_ME_CHECK: &str = "Let me check — I'll message you here in a moment.";
 
 fn date(t: OffsetDateTime) -> String {
@@ -129,7 +132,13 @@ impl Dialogue {
             thresholds: Thresholds::default(),
             budget: None,
             ledger: None,
+            inventory: None,
         }
+    }
+
+    pub fn with_inventory(mut self, inventory: Option<Arc<dyn InventoryPort>>) -> Self {
+        self.inventory = inventory;
+        self
     }
 
     pub fn with_payment_update_url(mut self, url: Option<String>) -> Self {
@@ -328,7 +337,14 @@ impl Dialogue {
                     return;
                 }
             }
-            DialogueState::Idle => {}
+            // "Which product?": the answer is a product's name, whatever the classifier makes
+            // of it, unless the customer has clearly moved on.
+            DialogueState::AwaitingProduct
+                if u.intent.is_rejection() || u.intent == Intent::ProductAvailability =>
+            {
+                return self.availability(turn, text, true).await;
+            }
+            DialogueState::AwaitingProduct | DialogueState::Idle => {}
         }
         // "and the other one?", "what about the first?": short follow-ups about the orders just
         // listed ask the same as before, whatever the classifier makes of five words.
@@ -375,6 +391,9 @@ impl Dialogue {
                 }
             }
             Intent::TrackRefund => self.track_refund(turn, slots).await,
+            Intent::ProductAvailability if self.inventory.is_some() => {
+                self.availability(turn, &u.text, false).await
+            }
             Intent::Greet => turn.say(format!("Hi! {}", self.answers.help)),
             Intent::Thanks => {
                 turn.say("You're welcome! Anything else I can help with?".to_string())
@@ -605,6 +624,53 @@ impl Dialogue {
         }
         let text = lines.join("\n");
         turn.say(text);
+    }
+
+    /// "Is the desk lamp in stock?": the product named (from the inventory's own catalogue),
+    /// or "which product?" once.
+    async fn availability(&self, turn: &mut Turn<'_>, text: &str, asked: bool) {
+        let Some(inventory) = &self.inventory else {
+            return self
+                .configured(turn, Intent::ProductAvailability, None, None)
+                .await;
+        };
+        let Ok(found) = self.within(turn, inventory.products()).await else {
+            return;
+        };
+        let products = match found {
+            Ok(products) => products,
+            Err(e) => {
+                tracing::warn!(error = %e, "inventory call failed during a turn");
+                return turn.say(STOCK_DOWN.to_string());
+            }
+        };
+        let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
+        let named = crate::entities::extract(text, turn.now.date(), &names).products;
+        let product = named
+            .first()
+            .and_then(|n| products.iter().find(|p| &p.name == n));
+        match product {
+            Some(p) if p.available > 0 => turn.say(format!(
+                "Yes — the {} is in stock ({} available).",
+                p.name, p.available
+            )),
+            Some(p) => turn.say(format!(
+                "Sorry — the {} is out of stock right now. Its page shows when it's due back.",
+                p.name
+            )),
+            None if asked => {
+                self.configured(turn, Intent::ProductAvailability, None, None)
+                    .await
+            }
+            None => {
+                let examples: Vec<&str> = names.iter().take(MAX_CHOICES).copied().collect();
+                turn.say(format!(
+                    "Which product do you mean? For example: {}.",
+                    examples.join(", ")
+                ));
+                turn.out.state = DialogueState::AwaitingProduct;
+            }
+        }
     }
 
     /// Where each refund stands, from the fulfillment ledger; `None` when it cannot be read.
@@ -1273,5 +1339,66 @@ mod tests {
             .await;
         assert!(!later.deferred);
         assert!(later.replies[0].contains("#1002"));
+    }
+
+    struct Shelf;
+
+    #[async_trait]
+    impl InventoryPort for Shelf {
+        async fn products(&self) -> Result<Vec<crate::connectors::Product>, ConnectorError> {
+            Ok(vec![
+                crate::connectors::Product {
+                    sku: "LAMP-03".into(),
+                    name: "Desk Lamp".into(),
+                    available: 7,
+                },
+                crate::connectors::Product {
+                    sku: "HEAD-02".into(),
+                    name: "Noise-Cancelling Headphones".into(),
+                    available: 0,
+                },
+            ])
+        }
+    }
+
+    #[tokio::test]
+    async fn stock_questions_name_the_product_or_ask_which() {
+        let d = dialogue(catalogue()).with_inventory(Some(Arc::new(Shelf)));
+        let lamp = fresh(&d, "is the desk lamp in stock?").await;
+        assert_eq!(
+            lamp.replies,
+            vec!["Yes — the Desk Lamp is in stock (7 available).".to_string()]
+        );
+        let out = fresh(&d, "do you have the noise-cancelling headphones in stock").await;
+        assert!(out.replies[0].contains("out of stock"), "{:?}", out.replies);
+
+        let which = fresh(&d, "is this item available?").await;
+        assert!(
+            which.replies[0].starts_with("Which product"),
+            "{:?}",
+            which.replies
+        );
+        assert_eq!(which.state, DialogueState::AwaitingProduct);
+        let named = say(&d, "alice", &which.state, &which.slots, "the desk lamp").await;
+        assert!(
+            named.replies[0].contains("Desk Lamp is in stock"),
+            "{:?}",
+            named.replies
+        );
+        let unknown = say(&d, "alice", &which.state, &which.slots, "the purple sofa").await;
+        assert!(
+            unknown.replies[0].contains("Each product's page"),
+            "{:?}",
+            unknown.replies
+        );
+        assert_eq!(unknown.state, DialogueState::Idle);
+
+        // Without an inventory the configured answer, never a dead end.
+        let plain = fresh(&dialogue(catalogue()), "is the desk lamp in stock?").await;
+        assert!(
+            plain.replies[0].contains("Each product's page"),
+            "{:?}",
+            plain.replies
+        );
     }
 }

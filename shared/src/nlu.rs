@@ -215,6 +215,8 @@ pub struct Understanding {
     /// "and the other one?": an order other than the one just discussed.
     pub other: bool,
     pub word_count: usize,
+    /// The message as written.
+    pub text: String,
 }
 
 pub const LAST: usize = usize::MAX;
@@ -315,6 +317,7 @@ pub fn understand_with(text: &str, thresholds: Thresholds) -> Understanding {
         ordinal: ordinal(&w),
         other: w.iter().any(|x| x == "other"),
         word_count: w.len(),
+        text: text.to_string(),
     };
     if let Some(intent) = fixed_answer(&w) {
         u.intent = intent;

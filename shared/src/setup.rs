@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crate::api::ChatApi;
 use crate::auth::JwtVerifier;
 use crate::config::{ChatSettings, ConfigError, Env, StoreSettings};
-use crate::connectors::rest::{http_client, RestCustomers, RestEmail, RestOrders, RestPayments};
+use crate::connectors::rest::{
+    http_client, GraphqlInventory, RestCustomers, RestEmail, RestOrders, RestPayments,
+};
 use crate::connectors::ses::SesEmail;
 use crate::connectors::EmailPort;
 use crate::dialogue::Dialogue;
@@ -49,9 +51,14 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let table = store(&aws, store_settings);
     let turns = TurnService::new(
         table.clone(),
-        dialogue(&env, Arc::new(RestOrders::new(client, orders_url)), table)?
-            .with_payment_update_url(payment_update_url)
-            .with_budget(Some(budget)),
+        dialogue(
+            &env,
+            Arc::new(RestOrders::new(client.clone(), orders_url)),
+            table,
+            client,
+        )?
+        .with_payment_update_url(payment_update_url)
+        .with_budget(Some(budget)),
         Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
         chat,
     );
@@ -88,7 +95,7 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
             orders: orders.clone(),
             email,
             jobs: Arc::new(SqsJobQueue::new(sqs.clone(), queue_url.clone())),
-            dialogue: dialogue(&env, orders, dynamo.clone())?
+            dialogue: dialogue(&env, orders, dynamo.clone(), client.clone())?
                 .with_payment_update_url(payment_update_url),
             agent_inbox: env.optional("AGENT_EMAIL"),
         },
@@ -99,12 +106,22 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
 }
 
 /// The dialogue as configured: answers from `SWITCHBOARD_ANSWERS_FILE` (or the bundled file),
-/// the classifier's thresholds from `NLU_ACCEPT` / `NLU_CLARIFY`, refund states from the ledger.
+/// the classifier's thresholds from `NLU_ACCEPT` / `NLU_CLARIFY`, refund states from the ledger,
+/// stock from the GraphQL inventory at `INVENTORY_GRAPHQL_URL` if there is one.
 fn dialogue<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     orders: Arc<dyn crate::connectors::OrdersPort>,
     ledger: Arc<DynamoStore>,
+    client: reqwest::Client,
 ) -> Result<Dialogue, ConfigError> {
+    let inventory: Option<Arc<dyn crate::connectors::InventoryPort>> =
+        match env.optional("INVENTORY_GRAPHQL_URL") {
+            Some(_) => Some(Arc::new(GraphqlInventory::new(
+                client,
+                env.url("INVENTORY_GRAPHQL_URL")?,
+            ))),
+            None => None,
+        };
     let answers =
         crate::answers::Answers::load(env.optional("SWITCHBOARD_ANSWERS_FILE").as_deref())
             .map_err(|e| ConfigError::Invalid {
@@ -127,7 +144,8 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
     Ok(Dialogue::new(orders)
         .with_answers(Arc::new(answers))
         .with_thresholds(thresholds)
-        .with_ledger(ledger))
+        .with_ledger(ledger)
+        .with_inventory(inventory))
 }
 
 /// Email goes to an HTTP email API when `EMAIL_API_URL` is set (the demo service locally),

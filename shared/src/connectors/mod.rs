@@ -115,6 +115,21 @@ pub trait OrdersPort: Send + Sync {
     async fn order(&self, order_id: &str) -> Result<Option<Order>, ConnectorError>;
 }
 
+/// A product as the inventory system lists it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Product {
+    pub sku: String,
+    pub name: String,
+    /// Units that can be sold now.
+    pub available: u32,
+}
+
+#[async_trait]
+pub trait InventoryPort: Send + Sync {
+    /// The catalogue with what is in stock.
+    async fn products(&self) -> Result<Vec<Product>, ConnectorError>;
+}
+
 /// A customer as the CRM knows them; `id` is the id our JWTs carry in `sub`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Customer {

@@ -9,8 +9,8 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::{
-    ConnectorError, Customer, CustomersPort, EmailPort, Order, OrdersPort, PaymentsPort,
-    RefundReceipt,
+    ConnectorError, Customer, CustomersPort, EmailPort, InventoryPort, Order, OrdersPort,
+    PaymentsPort, Product, RefundReceipt,
 };
 use crate::money::Money;
 
@@ -121,6 +121,54 @@ impl OrdersPort for RestOrders {
     async fn order(&self, order_id: &str) -> Result<Option<Order>, ConnectorError> {
         let url = join(&self.base, &["orders", order_id]);
         read_json("orders", self.client.get(url).send().await).await
+    }
+}
+
+/// An inventory behind a GraphQL endpoint answering `{ products { sku name available } }`.
+pub struct GraphqlInventory {
+    client: reqwest::Client,
+    url: Url,
+}
+
+impl GraphqlInventory {
+    pub fn new(client: reqwest::Client, url: Url) -> Self {
+        Self { client, url }
+    }
+}
+
+#[async_trait]
+impl InventoryPort for GraphqlInventory {
+    async fn products(&self) -> Result<Vec<Product>, ConnectorError> {
+        #[derive(serde::Deserialize)]
+        struct Data {
+            products: Vec<Product>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Answer {
+            data: Option<Data>,
+            #[serde(default)]
+            errors: Vec<serde_json::Value>,
+        }
+        let body = serde_json::json!({ "query": "{ products { sku name available } }" });
+        let answer: Option<Answer> = read_json(
+            "inventory",
+            self.client.post(self.url.clone()).json(&body).send().await,
+        )
+        .await?;
+        match answer {
+            // GraphQL reports failures in `errors`, on HTTP 200.
+            Some(Answer { errors, .. }) if !errors.is_empty() => Err(ConnectorError::Malformed {
+                system: "inventory",
+                detail: format!("GraphQL errors: {}", errors.len()),
+            }),
+            Some(Answer {
+                data: Some(data), ..
+            }) => Ok(data.products),
+            _ => Err(ConnectorError::Malformed {
+                system: "inventory",
+                detail: "no data in the answer".into(),
+            }),
+        }
     }
 }
 
