@@ -134,6 +134,11 @@ impl Answers {
                 )));
             }
             check_text(&format!("{field}.text"), &a.text)?;
+            if intent == Intent::TrackRefund && (a.needs_order || a.handoff) {
+                return Err(err(format!(
+                    "{field}: only `text` is used (what to say when no refund is known)"
+                )));
+            }
             if a.text.contains("{order}") && !a.needs_order {
                 return Err(err(format!(
                     "{field}.text: uses {{order}} but needs_order is not set"
@@ -213,6 +218,13 @@ mod tests {
             (
                 with("[intents.greet]\ntext = \"x\""),
                 "intents.greet: this intent has a built-in flow",
+            ),
+            (
+                BUNDLED.replace(
+                    "[intents.track_refund]\n",
+                    "[intents.track_refund]\nhandoff = true\n",
+                ),
+                "intents.track_refund: only `text` is used",
             ),
             (
                 BUNDLED.replace(

@@ -20,7 +20,7 @@ use crate::auth::Principal;
 use crate::connectors::{ConnectorError, InventoryPort, Order, OrderStatus, OrdersPort};
 use crate::conversation::{DialogueState, Slots};
 use crate::jobs::JobKind;
-use crate::nlu::{self, Intent, Thresholds, Understanding, LAST};
+use crate::nlu::{self, Intent, Thresholds, Understanding, LAST, NEWEST};
 use crate::store::{EffectLedger, EffectOutcome, EffectState};
 
 /// How many orders "which order?" lists.
@@ -348,10 +348,12 @@ impl Dialogue {
         }
         // "and the other one?", "what about the first?": short follow-ups about the orders just
         // listed ask the same as before, whatever the classifier makes of five words.
+        let same_question =
+            u.intent == Intent::OrderStatus || slots.topic.as_deref() == Some(u.intent.name());
         if (u.other || u.ordinal.is_some())
             && u.order_refs.is_empty()
             && u.word_count <= FOLLOW_UP_WORDS
-            && !self.needs_order(u.intent)
+            && (same_question || is_bare_follow_up(&u.text))
         {
             if let Some(id) = carried_order(u, slots) {
                 let topic = slots
@@ -363,12 +365,6 @@ impl Dialogue {
             }
         }
         self.act(turn, u.intent, slots, u).await
-    }
-
-    /// The intents that are about one order.
-    fn needs_order(&self, intent: Intent) -> bool {
-        matches!(intent, Intent::OrderStatus | Intent::RequestRefund)
-            || self.answers.get(intent).is_some_and(|a| a.needs_order)
     }
 
     /// Does what an intent asks, at no particular point in a flow.
@@ -516,7 +512,8 @@ impl Dialogue {
                 "I can't find any recent orders on your account. If you have an order number, send it to me.".to_string(),
             ),
             ([only], _) => self.order_found(turn, intent, only),
-            (many, Some(LAST)) => self.order_found(turn, intent, many[0]),
+            // Orders come newest first: "my last order" before any list means the newest.
+            (many, Some(LAST | NEWEST)) => self.order_found(turn, intent, many[0]),
             (many, _) => {
                 let list = many
                     .iter()
@@ -646,8 +643,10 @@ impl Dialogue {
         };
         let names: Vec<&str> = products.iter().map(|p| p.name.as_str()).collect();
         let named = crate::entities::extract(text, turn.now.date(), &names).products;
+        // "desk lamp shade" names the shade, not the lamp: the longest name found wins.
         let product = named
-            .first()
+            .iter()
+            .max_by_key(|n| n.len())
             .and_then(|n| products.iter().find(|p| &p.name == n));
         match product {
             Some(p) if p.available > 0 => turn.say(format!(
@@ -688,11 +687,17 @@ impl Dialogue {
                 }
                 format!("The refund for order #{order_id} has been issued; it can take 5–10 business days to show on your statement.")
             }
-            Some(EffectState::Finished(EffectOutcome::Failed)) => format!(
-                "The refund for order #{order_id} couldn't be completed automatically; our team is on it and will reply here."
-            ),
+            Some(EffectState::Finished(EffectOutcome::Failed)) => {
+                if !turn.out.slots.refunds_reported.iter().any(|r| r == order_id) {
+                    turn.out.slots.refunds_reported.push(order_id.to_string());
+                }
+                format!(
+                    "The refund for order #{order_id} couldn't be completed automatically; our team has it and will reply to you."
+                )
+            }
+            // The confirmation is posted where the refund was asked for, and emailed.
             Some(EffectState::InProgress) | None => format!(
-                "Your refund for order #{order_id} is still being processed — I'll message you here as soon as it's issued."
+                "Your refund for order #{order_id} is still being processed — you'll get an email as soon as it's issued."
             ),
         })
     }
@@ -705,9 +710,11 @@ impl Dialogue {
             .rev()
             .take(MAX_WELCOME_REFUNDS)
         {
-            if let Some(line) = self.refund_news(turn, order_id).await {
-                lines.push(line);
-            }
+            let line = match self.refund_news(turn, order_id).await {
+                Some(line) => line,
+                None => format!("Your refund request for order #{order_id} is on record; I can't see its progress right now — please ask again in a few minutes."),
+            };
+            lines.push(line);
         }
         if lines.is_empty() {
             let text = self
@@ -736,6 +743,22 @@ impl Dialogue {
     }
 }
 
+/// "and the other one?", "what about the first?": nothing but pointing at a listed order, so
+/// whatever the classifier reads into it ("the other one" sounds like switching accounts), it
+/// asks the last question again. "any other payment methods?" says more, and is not.
+fn is_bare_follow_up(text: &str) -> bool {
+    const POINTING: &[&str] = &[
+        "and", "what", "whats", "what's", "about", "how", "the", "other", "one", "ones", "order",
+        "that", "this", "is", "it", "then", "also", "too", "please", "first", "second", "third",
+        "fourth", "fifth", "1st", "2nd", "3rd", "4th", "5th", "last", "latest", "newest", "recent",
+        "my",
+    ];
+    text.to_lowercase()
+        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+        .filter(|w| !w.is_empty())
+        .all(|w| POINTING.contains(&w))
+}
+
 /// The order a message means without naming one: "the other one" or "the second one" among the
 /// orders listed last, or a number it does name.
 fn carried_order(u: &Understanding, slots: &Slots) -> Option<String> {
@@ -752,11 +775,7 @@ fn carried_order(u: &Understanding, slots: &Slots) -> Option<String> {
             _ => None,
         };
     }
-    match u.ordinal {
-        Some(LAST) if !slots.candidates.is_empty() => slots.candidates.last().cloned(),
-        Some(i) => slots.candidates.get(i).cloned(),
-        None => None,
-    }
+    u.ordinal.and_then(|i| listed(&slots.candidates, i))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -824,8 +843,14 @@ fn pick(candidates: &[String], u: &Understanding) -> Option<String> {
         // A number that was not listed is still an answer; ownership is checked on lookup.
         return Some(r.clone());
     }
-    match u.ordinal? {
+    listed(candidates, u.ordinal?)
+}
+
+/// The `ordinal`th of the orders listed (newest first).
+fn listed(candidates: &[String], ordinal: usize) -> Option<String> {
+    match ordinal {
         LAST => candidates.last().cloned(),
+        NEWEST => candidates.first().cloned(),
         i => candidates.get(i).cloned(),
     }
 }
@@ -870,12 +895,15 @@ mod tests {
                     detail: "down".into(),
                 });
             }
-            Ok(self
+            // Newest first, as the port promises.
+            let mut mine: Vec<Order> = self
                 .0
                 .iter()
                 .filter(|o| o.customer_id == customer_id)
                 .cloned()
-                .collect())
+                .collect();
+            mine.sort_by_key(|o| std::cmp::Reverse(o.placed_at));
+            Ok(mine)
         }
         async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
             if self.1 {
@@ -1399,6 +1427,61 @@ mod tests {
             plain.replies[0].contains("Each product's page"),
             "{:?}",
             plain.replies
+        );
+    }
+
+    #[tokio::test]
+    async fn follow_ups_that_say_more_are_not_carried_over() {
+        let d = dialogue(catalogue());
+        let ask = fresh(&d, "where's my order?").await;
+        let first = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
+        let pay = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &first.slots,
+            "any other payment methods?",
+        )
+        .await;
+        assert!(pay.replies[0].contains("PayPal"), "{:?}", pay.replies);
+        let done = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &first.slots,
+            "no other questions, thanks",
+        )
+        .await;
+        assert!(!done.replies[0].contains("#1002"), "{:?}", done.replies);
+        let bare = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &first.slots,
+            "what about the other one",
+        )
+        .await;
+        assert!(bare.replies[0].contains("#1002"), "{:?}", bare.replies);
+    }
+
+    #[tokio::test]
+    async fn newest_means_the_most_recent_order_wherever_it_is_listed() {
+        let mut orders = catalogue();
+        // 1002 placed later than 1001: the list (newest first) shows 1002 first.
+        orders[1].placed_at = NOW - time::Duration::days(2);
+        let d = dialogue(orders);
+        let ask = fresh(&d, "I want to cancel my order").await;
+        let DialogueState::AwaitingOrderChoice { candidates, .. } = &ask.state else {
+            panic!("{:?}", ask.state)
+        };
+        assert_eq!(candidates[0], "1002", "{candidates:?}");
+        let newest = say(&d, "alice", &ask.state, &ask.slots, "the newest one").await;
+        assert!(newest.replies[0].contains("#1002"), "{:?}", newest.replies);
+        let last = say(&d, "alice", &ask.state, &ask.slots, "the last one").await;
+        assert!(
+            last.replies[0].contains("#1001"),
+            "the last listed: {:?}",
+            last.replies
         );
     }
 }

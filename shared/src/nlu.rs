@@ -210,7 +210,8 @@ pub struct Understanding {
     pub unsure_between: Option<(Intent, Intent)>,
     /// Order numbers as written, without a leading `#`, upper-cased.
     pub order_refs: Vec<String>,
-    /// "the first one", "2nd", "the last one": 0-based; `usize::MAX` means the last.
+    /// "the first one", "2nd", "the last one": 0-based; `LAST` is the last listed, `NEWEST`
+    /// the most recent.
     pub ordinal: Option<usize>,
     /// "and the other one?": an order other than the one just discussed.
     pub other: bool,
@@ -220,6 +221,8 @@ pub struct Understanding {
 }
 
 pub const LAST: usize = usize::MAX;
+/// "the latest", "my newest": the most recent of the orders, wherever a list put it.
+pub const NEWEST: usize = usize::MAX - 1;
 
 /// The model `tools/nlu-train` trained from `shared/nlu/examples/`; `nlu-train --check` (run by
 /// `./dev/test`) proves it is what those templates train to.
@@ -368,7 +371,8 @@ fn ordinal(w: &[String]) -> Option<usize> {
         (&["third", "3rd", "three"], 2),
         (&["fourth", "4th", "four"], 3),
         (&["fifth", "5th", "five"], 4),
-        (&["last", "latest", "newest", "recent"], LAST),
+        (&["last"], LAST),
+        (&["latest", "newest", "recent"], NEWEST),
     ];
     // "one" alone often means "that one"; only count it as an ordinal in "the first one" shapes.
     for word in w {
@@ -549,6 +553,7 @@ mod tests {
     fn ordinals() {
         assert_eq!(understand("the second one").ordinal, Some(1));
         assert_eq!(understand("the last one").ordinal, Some(LAST));
+        assert_eq!(understand("my latest order").ordinal, Some(NEWEST));
         assert_eq!(understand("2").ordinal, Some(1));
         assert_eq!(understand("that one").ordinal, None);
     }

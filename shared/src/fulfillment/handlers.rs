@@ -131,11 +131,19 @@ impl Fulfillment {
                 // A handoff decided by the deferred answer is announced like one from a turn.
                 self.send_follow_ups(job, &key, outcome.jobs).await?;
                 let (state, slots) = (outcome.state, outcome.slots);
+                let read = c.version;
                 let mut a = Append::text(key, String::new());
                 a.texts = outcome.replies;
                 a.reply_to = Some(*reply_to);
-                a.state = Some(state);
-                a.update = Some(Box::new(move |c| c.slots = slots.clone()));
+                // The answer took as long as the slow lookup: if the customer moved the
+                // conversation on meanwhile ("talk to a human"), the reply is still posted but
+                // the newer state and slots are kept.
+                a.update = Some(Box::new(move |c| {
+                    if c.version == read + 1 {
+                        c.state = state.clone();
+                        c.slots = slots.clone();
+                    }
+                }));
                 self.append(s, a, EffectOutcome::Done).await
             }
         }
@@ -216,6 +224,14 @@ impl Fulfillment {
         match (apology, job.conversation_key()) {
             (Some(text), Some(key)) => {
                 tracing::info!(job_key = %job.key, reason = %e, "telling the customer and flagging for an agent");
+                // "an agent will follow up" must reach an agent, not only a flag.
+                let order_id = match &job.kind {
+                    JobKind::RefundRequest { order_id, .. } => Some(order_id.clone()),
+                    _ => None,
+                };
+                let reason = format!("{}_failed", job.kind.type_name().replace('.', "_"));
+                self.send_follow_ups(job, &key, vec![JobKind::AgentHandoff { reason, order_id }])
+                    .await?;
                 let mut a = Append::text(key, text);
                 a.update = Some(Box::new(|c| c.slots.handoff_requested = true));
                 match self.append(s, a, EffectOutcome::Failed).await {

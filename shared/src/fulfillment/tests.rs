@@ -326,6 +326,20 @@ async fn a_refused_refund_is_recorded_told_and_not_retried() {
         x.store.effect_outcome("t", "refund:t:refused"),
         Some(EffectOutcome::Failed)
     );
+    // The agent the customer was promised is told, not only a flag set.
+    let queued = x.outbox.jobs.lock().unwrap().clone();
+    let handoffs: Vec<&JobKind> = queued
+        .iter()
+        .map(|j| &j.kind)
+        .filter(|k| k.type_name() == "agent.handoff")
+        .collect();
+    assert_eq!(
+        handoffs,
+        vec![&JobKind::AgentHandoff {
+            reason: "refund_request_failed".into(),
+            order_id: Some("refused".into())
+        }]
+    );
 }
 
 #[tokio::test]

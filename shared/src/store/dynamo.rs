@@ -553,6 +553,7 @@ impl EffectLedger for DynamoStore {
             .table_name(&self.table)
             .key("pk", s(effect_partition_key(tenant, key)))
             .key("sk", s(EFFECT_SK))
+            .consistent_read(true)
             .send()
             .await
             .map_err(unavailable)?;
