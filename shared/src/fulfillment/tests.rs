@@ -146,6 +146,10 @@ struct Fixture {
 }
 
 async fn fixture(conversations: &[&str]) -> Fixture {
+    fixture_with(conversations, Dialogue::new(Arc::new(Crm))).await
+}
+
+async fn fixture_with(conversations: &[&str], dialogue: Dialogue) -> Fixture {
     let store = Arc::new(MemoryStore::new());
     for id in conversations {
         store.seed_conversation(key(id), "alice").await;
@@ -161,7 +165,7 @@ async fn fixture(conversations: &[&str]) -> Fixture {
             orders: Arc::new(Crm),
             email: outbox.clone(),
             jobs: outbox.clone(),
-            dialogue: Dialogue::new(Arc::new(Crm)),
+            dialogue,
             agent_inbox: Some("team@shop.example".into()),
         },
         outbox.clone(),
@@ -443,6 +447,66 @@ async fn a_handoff_is_announced_to_the_team_once_with_the_transcript() {
         text.contains("[bot] I've asked a member of our team"),
         "{text}"
     );
+}
+
+/// An order system that answers only when the test lets it.
+struct Gate(Arc<tokio::sync::Notify>);
+
+#[async_trait]
+impl OrdersPort for Gate {
+    async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
+        self.0.notified().await;
+        Ok(vec![])
+    }
+    async fn order(&self, _: &str) -> Result<Option<Order>, ConnectorError> {
+        self.0.notified().await;
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_deferred_answer_does_not_undo_what_the_customer_did_meanwhile() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let x = fixture_with(&["c1"], Dialogue::new(Arc::new(Gate(gate.clone())))).await;
+    let deferred = job(
+        "c1",
+        JobKind::AnswerDeferred {
+            reply_to: 1,
+            text: "where's my order?".into(),
+        },
+    );
+    let f = &x.f;
+    let answering = f.handle(event(vec![record("d", "g", &deferred)]), None);
+    let meanwhile = async {
+        // The lookup is held; a turn asks for a person and commits.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let snap = x.store.load(&key("c1"), 0).await.unwrap().unwrap();
+        let mut c = snap.conversation;
+        let read = c.version;
+        c.version += 1;
+        c.slots.handoff_requested = true;
+        x.store
+            .commit(Commit {
+                conversation: c,
+                expected_version: read,
+                messages: vec![],
+                turn: None,
+                effect: None,
+            })
+            .await
+            .unwrap();
+        gate.notify_one();
+    };
+    let (r, ()) = tokio::join!(answering, meanwhile);
+    assert!(r.batch_item_failures.is_empty());
+    let after = x.store.load(&key("c1"), 10).await.unwrap().unwrap();
+    assert!(
+        after.conversation.slots.handoff_requested,
+        "the newer slots are kept"
+    );
+    let answer = after.recent.last().expect("the deferred reply is posted");
+    assert_eq!(answer.reply_to, Some(1));
+    assert!(answer.text.contains("recent orders"), "{}", answer.text);
 }
 
 fn payment_failed(event_id: &str, vendor_customer: Option<&str>, email: Option<&str>) -> String {
