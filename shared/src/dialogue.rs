@@ -19,7 +19,7 @@ use crate::answers::Answers;
 use crate::auth::Principal;
 use crate::connectors::{ConnectorError, InventoryPort, Order, OrderStatus, OrdersPort};
 use crate::conversation::{DialogueState, Slots};
-use crate::jobs::JobKind;
+use crate::jobs::{refund_key, JobKind};
 use crate::nlu::{self, Intent, Thresholds, Understanding, LAST, NEWEST};
 use crate::store::{EffectLedger, EffectOutcome, EffectState};
 
@@ -106,18 +106,6 @@ fn topic(intent: Intent) -> &'static str {
         Intent::Goodbye => "say goodbye",
         Intent::OutOfScope | Intent::Unknown => "something else",
     }
-}
-
-/// The key of a refund's effect in the ledger: the refund job's idempotency key.
-fn refund_key(tenant: &str, order_id: &str) -> String {
-    JobKind::RefundRequest {
-        order_id: order_id.to_string(),
-        amount: crate::money::Money {
-            amount_cents: 0,
-            currency: String::new(),
-        },
-    }
-    .idempotency_key(tenant, None)
 }
 
 /// A lookup that missed the turn's budget.

@@ -53,24 +53,16 @@ impl Fulfillment {
                     .await?;
                 // Queued before the effect completes: a retry after a crash queues it again,
                 // and the email job's own key keeps it to one email.
-                let email = Job::new(
-                    &key,
-                    customer_of(job)?,
-                    JobKind::EmailConfirmation {
-                        purpose: "refund".into(),
-                        order_id: order_id.clone(),
-                        subject: format!("Your refund for order #{order_id}"),
-                        text: format!(
-                            "We've refunded {} for order #{order_id} (reference {}). It can take 5-10 business days to show on your statement.",
-                            receipt.amount, receipt.id
-                        ),
-                    },
-                );
-                self.systems
-                    .jobs
-                    .send(std::slice::from_ref(&email))
-                    .await
-                    .map_err(|e| JobError::Queue(e.to_string()))?;
+                let email = JobKind::EmailConfirmation {
+                    purpose: "refund".into(),
+                    order_id: order_id.clone(),
+                    subject: format!("Your refund for order #{order_id}"),
+                    text: format!(
+                        "We've refunded {} for order #{order_id} (reference {}). It can take 5-10 business days to show on your statement.",
+                        receipt.amount, receipt.id
+                    ),
+                };
+                self.send_follow_ups(job, &key, vec![email]).await?;
                 let text = format!(
                     "Your refund of {} for order #{order_id} has been issued (reference {}). It can take 5–10 business days to show on your statement.",
                     receipt.amount, receipt.id
@@ -188,6 +180,7 @@ impl Fulfillment {
         self.finish(s, EffectOutcome::Done).await
     }
 
+    /// Queues the jobs a job leads to (a confirmation email, a handoff), in its conversation.
     async fn send_follow_ups(
         &self,
         job: &Job,
@@ -197,9 +190,10 @@ impl Fulfillment {
         if kinds.is_empty() {
             return Ok(());
         }
+        let customer = customer_of(job)?;
         let jobs: Vec<Job> = kinds
             .into_iter()
-            .map(|k| Job::new(key, customer_of(job).unwrap_or_default(), k))
+            .map(|k| Job::new(key, customer, k))
             .collect();
         self.systems
             .jobs

@@ -59,7 +59,7 @@ impl JobKind {
     pub fn idempotency_key(&self, tenant: &str, conversation_id: Option<&str>) -> String {
         let conv = conversation_id.unwrap_or("-");
         match self {
-            JobKind::RefundRequest { order_id, .. } => format!("refund:{tenant}:{order_id}"),
+            JobKind::RefundRequest { order_id, .. } => refund_key(tenant, order_id),
             JobKind::VendorEvent(e) => format!("event:{tenant}:{}:{}", e.vendor, e.event_id),
             JobKind::EmailConfirmation {
                 purpose, order_id, ..
@@ -75,6 +75,12 @@ impl JobKind {
             ),
         }
     }
+}
+
+/// A refund's idempotency key, which is also its effect's key in the ledger: one refund per
+/// order, whoever asks and however often.
+pub fn refund_key(tenant: &str, order_id: &str) -> String {
+    format!("refund:{tenant}:{order_id}")
 }
 
 /// A job envelope as it travels through the queue.
