@@ -27,8 +27,6 @@ use crate::store::{EffectLedger, EffectOutcome, EffectState};
 const MAX_CHOICES: usize = 5;
 /// Orders older than this are not "recent" for "where's my order?".
 const RECENT_DAYS: i64 = 90;
-/// Longest message read as a follow-up about the orders just listed.
-const FOLLOW_UP_WORDS: usize = 6;
 /// A returning customer hears about at most this many refunds.
 const MAX_WELCOME_REFUNDS: usize = 3;
 
@@ -318,7 +316,7 @@ impl Dialogue {
                         u.order_refs = order_refs.clone();
                     }
                     u.ordinal = None;
-                    return self.act(turn, intent, slots, &u).await;
+                    return self.act(turn, intent, slots, text, &u).await;
                 }
                 if u.intent == Intent::Deny {
                     turn.say(format!("Sorry about that. {}", self.answers.help));
@@ -338,11 +336,7 @@ impl Dialogue {
         // listed ask the same as before, whatever the classifier makes of five words.
         let same_question =
             u.intent == Intent::OrderStatus || slots.topic.as_deref() == Some(u.intent.name());
-        if (u.other || u.ordinal.is_some())
-            && u.order_refs.is_empty()
-            && u.word_count <= FOLLOW_UP_WORDS
-            && (same_question || is_bare_follow_up(&u.text))
-        {
+        if u.refers_to_listed && (same_question || u.only_points) {
             if let Some(id) = carried_order(u, slots) {
                 let topic = slots
                     .topic
@@ -352,11 +346,18 @@ impl Dialogue {
                 return self.about_order(turn, topic, &id).await;
             }
         }
-        self.act(turn, u.intent, slots, u).await
+        self.act(turn, u.intent, slots, text, u).await
     }
 
     /// Does what an intent asks, at no particular point in a flow.
-    async fn act(&self, turn: &mut Turn<'_>, intent: Intent, slots: &Slots, u: &Understanding) {
+    async fn act(
+        &self,
+        turn: &mut Turn<'_>,
+        intent: Intent,
+        slots: &Slots,
+        text: &str,
+        u: &Understanding,
+    ) {
         let carried = carried_order(u, slots);
         match intent {
             Intent::OrderStatus | Intent::RequestRefund => {
@@ -376,7 +377,7 @@ impl Dialogue {
             }
             Intent::TrackRefund => self.track_refund(turn, slots).await,
             Intent::ProductAvailability if self.inventory.is_some() => {
-                self.availability(turn, &u.text, false).await
+                self.availability(turn, text, false).await
             }
             Intent::Greet => turn.say(format!("Hi! {}", self.answers.help)),
             Intent::Thanks => {
@@ -729,22 +730,6 @@ impl Dialogue {
             turn.say(format!("Welcome back! {}", lines.join("\n")));
         }
     }
-}
-
-/// "and the other one?", "what about the first?": nothing but pointing at a listed order, so
-/// whatever the classifier reads into it ("the other one" sounds like switching accounts), it
-/// asks the last question again. "any other payment methods?" says more, and is not.
-fn is_bare_follow_up(text: &str) -> bool {
-    const POINTING: &[&str] = &[
-        "and", "what", "whats", "what's", "about", "how", "the", "other", "one", "ones", "order",
-        "that", "this", "is", "it", "then", "also", "too", "please", "first", "second", "third",
-        "fourth", "fifth", "1st", "2nd", "3rd", "4th", "5th", "last", "latest", "newest", "recent",
-        "my",
-    ];
-    text.to_lowercase()
-        .split(|c: char| !(c.is_alphanumeric() || c == '\''))
-        .filter(|w| !w.is_empty())
-        .all(|w| POINTING.contains(&w))
 }
 
 /// The order a message means without naming one: "the other one" or "the second one" among the

@@ -215,9 +215,13 @@ pub struct Understanding {
     pub ordinal: Option<usize>,
     /// "and the other one?": an order other than the one just discussed.
     pub other: bool,
-    pub word_count: usize,
-    /// The message as written.
-    pub text: String,
+    /// A short message that points at one of the orders listed last ("the other one", "what
+    /// about the first?") without naming a number.
+    pub refers_to_listed: bool,
+    /// It does nothing but point ("and the other one?"), so whatever the classifier reads into
+    /// it ("the other one" sounds like switching accounts) it asks the last question again;
+    /// "any other payment methods?" says more, and does not.
+    pub only_points: bool,
 }
 
 pub const LAST: usize = usize::MAX;
@@ -239,6 +243,17 @@ pub fn warm_up() {
     LazyLock::force(&MODEL);
     understand("warm up #1002 on 2026-11-25, $1");
 }
+
+/// Longest message read as a follow-up about the orders just listed.
+const FOLLOW_UP_WORDS: usize = 6;
+
+/// Words that only point at a listed order.
+const POINTING: &[&str] = &[
+    "and", "what", "whats", "what's", "about", "how", "the", "other", "one", "ones", "order",
+    "that", "this", "is", "it", "then", "also", "too", "please", "first", "second", "third",
+    "fourth", "fifth", "1st", "2nd", "3rd", "4th", "5th", "last", "latest", "newest", "recent",
+    "my",
+];
 
 static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[a-z0-9']+").expect("static regex"));
 
@@ -319,9 +334,11 @@ pub fn understand_with(text: &str, thresholds: Thresholds) -> Understanding {
         order_refs: entities.order_refs,
         ordinal: ordinal(&w),
         other: w.iter().any(|x| x == "other"),
-        word_count: w.len(),
-        text: text.to_string(),
+        refers_to_listed: false,
+        only_points: w.iter().all(|x| POINTING.contains(&x.as_str())),
     };
+    u.refers_to_listed =
+        (u.other || u.ordinal.is_some()) && u.order_refs.is_empty() && w.len() <= FOLLOW_UP_WORDS;
     if let Some(intent) = fixed_answer(&w) {
         u.intent = intent;
         u.confidence = 1.0;
