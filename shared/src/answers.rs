@@ -4,6 +4,7 @@
 //! customer's turn.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use serde::Deserialize;
 
@@ -84,9 +85,15 @@ pub fn has_built_in_flow(intent: Intent) -> bool {
 }
 
 impl Answers {
-    pub fn bundled() -> Self {
-        // The bundled file is checked by a unit test on every build.
-        Self::parse(BUNDLED_NAME, BUNDLED).expect("the bundled answers file is valid")
+    /// The bundled file, parsed once per process.
+    pub fn bundled() -> Arc<Self> {
+        static PARSED: LazyLock<Arc<Answers>> = LazyLock::new(|| {
+            // The bundled file is checked by a unit test on every build.
+            Arc::new(
+                Answers::parse(BUNDLED_NAME, BUNDLED).expect("the bundled answers file is valid"),
+            )
+        });
+        PARSED.clone()
     }
 
     /// `SWITCHBOARD_ANSWERS_FILE`'s file, or the bundled one.

@@ -114,7 +114,7 @@ impl Dialogue {
         Self {
             orders,
             payment_update_url: None,
-            answers: Arc::new(Answers::bundled()),
+            answers: Answers::bundled(),
             thresholds: Thresholds::default(),
             budget: None,
             ledger: None,

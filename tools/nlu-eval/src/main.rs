@@ -220,17 +220,13 @@ fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(
     );
 
     if let Classifier::Understand(t) = &classifier {
-        let unsure: Vec<&Case> = bitext
+        let unsure: Vec<(Intent, (Intent, Intent))> = bitext
             .iter()
-            .filter(|c| understand_with(&c.text, *t).unsure_between.is_some())
+            .filter_map(|c| Some((c.expected, understand_with(&c.text, *t).unsure_between?)))
             .collect();
         let right = unsure
             .iter()
-            .filter(|c| {
-                understand_with(&c.text, *t)
-                    .unsure_between
-                    .is_some_and(|(a, b)| a == c.expected || b == c.expected)
-            })
+            .filter(|(expected, (a, b))| a == expected || b == expected)
             .count();
         println!();
         println!(
