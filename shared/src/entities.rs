@@ -173,6 +173,59 @@ fn currency(symbol_or_code: &str) -> Option<&'static str> {
     }
 }
 
+/// Every match of `re` that parses as a date is taken: recorded and masked.
+fn take_dates(
+    rest: &mut String,
+    re: &Regex,
+    dates: &mut Vec<Date>,
+    parse: impl Fn(&regex::Captures) -> Option<Date>,
+) {
+    let scan = rest.clone();
+    for c in re.captures_iter(&scan) {
+        if let Some(d) = parse(&c) {
+            dates.push(d);
+            mask(rest, c.get(0).expect("whole match").range());
+        }
+    }
+}
+
+/// "yesterday", "3 days ago", "in two weeks", "last friday", "next week".
+fn relative(c: &regex::Captures, today: Date) -> Option<Date> {
+    if let Some(w) = c.name("word") {
+        return Some(match w.as_str().to_ascii_lowercase().as_str() {
+            "yesterday" => today - Duration::days(1),
+            "tomorrow" => today + Duration::days(1),
+            _ => today,
+        });
+    }
+    let days_per = |unit: &str| if unit.starts_with('w') { 7 } else { 1 };
+    if let (Some(n), Some(unit)) = (c.name("n"), c.name("unit")) {
+        let n = small_number(n.as_str())? * days_per(unit.as_str());
+        return Some(today - Duration::days(n));
+    }
+    if let (Some(n), Some(unit)) = (c.name("n2"), c.name("unit2")) {
+        let n = small_number(n.as_str())? * days_per(unit.as_str());
+        return Some(today + Duration::days(n));
+    }
+    let forward = c.name("dir")?.as_str().eq_ignore_ascii_case("next");
+    let what = c.name("what")?.as_str();
+    if what.eq_ignore_ascii_case("week") {
+        return Some(today + Duration::days(if forward { 7 } else { -7 }));
+    }
+    let target = weekday(what)?;
+    let mut d = today;
+    loop {
+        d = if forward {
+            d.next_day()?
+        } else {
+            d.previous_day()?
+        };
+        if d.weekday() == target {
+            return Some(d);
+        }
+    }
+}
+
 /// Finds every entity in `text`. `today` resolves relative dates; `catalogue` is the product
 /// names the inventory knows.
 pub fn extract(text: &str, today: Date, catalogue: &[&str]) -> Entities {
@@ -212,88 +265,32 @@ pub fn extract(text: &str, today: Date, catalogue: &[&str]) -> Entities {
             mask(&mut rest, c.get(0).expect("whole match").range());
         }
     }
-    let scan = rest.clone();
-    let mut dated = |range: std::ops::Range<usize>, date: Option<Date>, rest: &mut String| {
-        if let Some(d) = date {
-            e.dates.push(d);
-            mask(rest, range);
-        }
-    };
-    for c in ISO_DATE.captures_iter(&scan) {
-        let date = (|| {
-            let m = Month::try_from(c["m"].parse::<u8>().ok()?).ok()?;
-            day_of(today, year(Some(&c["y"])), m, c["d"].parse().ok()?)
-        })();
-        dated(c.get(0).expect("whole match").range(), date, &mut rest);
-    }
-    let scan = rest.clone();
-    for c in US_DATE.captures_iter(&scan) {
-        let date = (|| {
-            let m = Month::try_from(c["m"].parse::<u8>().ok()?).ok()?;
-            day_of(
-                today,
-                year(c.name("y").map(|y| y.as_str())),
-                m,
-                c["d"].parse().ok()?,
-            )
-        })();
-        dated(c.get(0).expect("whole match").range(), date, &mut rest);
-    }
-    let scan = rest.clone();
-    for c in NAMED_DATE.captures_iter(&scan) {
-        let date = (|| {
-            let (m, d) = match (c.name("m1"), c.name("d1"), c.name("m2"), c.name("d2")) {
-                (Some(m), Some(d), _, _) | (_, _, Some(m), Some(d)) => (m.as_str(), d.as_str()),
-                _ => return None,
-            };
-            day_of(
-                today,
-                year(c.name("y").map(|y| y.as_str())),
-                month(m)?,
-                d.parse().ok()?,
-            )
-        })();
-        dated(c.get(0).expect("whole match").range(), date, &mut rest);
-    }
-    let scan = rest.clone();
-    for c in RELATIVE.captures_iter(&scan) {
-        let date = (|| {
-            if let Some(w) = c.name("word") {
-                return Some(match w.as_str().to_ascii_lowercase().as_str() {
-                    "yesterday" => today - Duration::days(1),
-                    "tomorrow" => today + Duration::days(1),
-                    _ => today,
-                });
-            }
-            let days_per = |unit: &str| if unit.starts_with('w') { 7 } else { 1 };
-            if let (Some(n), Some(unit)) = (c.name("n"), c.name("unit")) {
-                let n = small_number(n.as_str())? * days_per(unit.as_str());
-                return Some(today - Duration::days(n));
-            }
-            if let (Some(n), Some(unit)) = (c.name("n2"), c.name("unit2")) {
-                let n = small_number(n.as_str())? * days_per(unit.as_str());
-                return Some(today + Duration::days(n));
-            }
-            let forward = c.name("dir")?.as_str().eq_ignore_ascii_case("next");
-            let what = c.name("what")?.as_str();
-            if what.eq_ignore_ascii_case("week") {
-                return Some(today + Duration::days(if forward { 7 } else { -7 }));
-            }
-            let target = weekday(what)?;
-            let mut d = today;
-            loop {
-                d = if forward {
-                    d.next_day()?
-                } else {
-                    d.previous_day()?
-                };
-                if d.weekday() == target {
-                    return Some(d);
-                }
-            }
-        })();
-        dated(c.get(0).expect("whole match").range(), date, &mut rest);
-    }
+    take_dates(&mut rest, &ISO_DATE, &mut e.dates, |c| {
+        let m = Month::try_from(c["m"].parse::<u8>().ok()?).ok()?;
+        day_of(today, year(Some(&c["y"])), m, c["d"].parse().ok()?)
+    });
+    take_dates(&mut rest, &US_DATE, &mut e.dates, |c| {
+        let m = Month::try_from(c["m"].parse::<u8>().ok()?).ok()?;
+        day_of(
+            today,
+            year(c.name("y").map(|y| y.as_str())),
+            m,
+            c["d"].parse().ok()?,
+        )
+    });
+    take_dates(&mut rest, &NAMED_DATE, &mut e.dates, |c| {
+        let (m, d) = match (c.name("m1"), c.name("d1"), c.name("m2"), c.name("d2")) {
+            (Some(m), Some(d), _, _) | (_, _, Some(m), Some(d)) => (m.as_str(), d.as_str()),
+            _ => return None,
+        };
+        day_of(
+            today,
+            year(c.name("y").map(|y| y.as_str())),
+            month(m)?,
+            d.parse().ok()?,
+        )
+    });
+    take_dates(&mut rest, &RELATIVE, &mut e.dates, |c| relative(c, today));
 
     e.order_refs = ORDER_REF
         .captures_iter(&rest)
