@@ -61,6 +61,9 @@ pub const SYSTEM_DOWN: &str =
     "I can't reach the order system right now — please try again in a few minutes.";
 pub const STOCK_DOWN: &str = "I can't check stock right now — please try again in a few minutes.";
 pub const LET_ME_CHECK: &str = "Let me check — I'll message you here in a moment.";
+/// A chat turn whose system is down (or whose circuit is open): the deferred job tries again.
+pub const DOWN_WILL_MESSAGE: &str =
+    "I can't reach our systems right now — I'll message you here as soon as I have your answer.";
 
 fn date(t: OffsetDateTime) -> String {
     format!("{} {}", t.month(), t.day())
@@ -166,6 +169,7 @@ impl Dialogue {
             now,
             deadline: self.budget.map(|b| Instant::now() + b),
             over_budget: false,
+            system_down: false,
             refund_asked: false,
             out: Outcome {
                 replies: Vec::new(),
@@ -188,8 +192,13 @@ impl Dialogue {
         if turn.over_budget {
             // Nothing of this turn is kept but "let me check": the deferred job answers the same
             // message from the same state, with no budget.
+            let reply = if turn.system_down {
+                DOWN_WILL_MESSAGE
+            } else {
+                LET_ME_CHECK
+            };
             return Outcome {
-                replies: vec![LET_ME_CHECK.to_string()],
+                replies: vec![reply.to_string()],
                 state: state.clone(),
                 slots: slots.clone(),
                 jobs: Vec::new(),
@@ -465,7 +474,13 @@ impl Dialogue {
     ) -> Result<T, OverBudget> {
         match turn.deadline {
             None => Ok(call.await),
-            Some(deadline) => match tokio::time::timeout_at(deadline, call).await {
+            // The connectors see the deadline too: no retry starts that would end past it.
+            Some(deadline) => match tokio::time::timeout_at(
+                deadline,
+                crate::connectors::resilience::with_deadline(deadline, call),
+            )
+            .await
+            {
                 Ok(v) => Ok(v),
                 Err(_) => {
                     tracing::info!("a lookup missed the turn's latency budget; deferring");
@@ -625,6 +640,7 @@ impl Dialogue {
         };
         let products = match found {
             Ok(products) => products,
+            Err(e) if turn.defer_when_down(&e) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "inventory call failed during a turn");
                 return turn.say(STOCK_DOWN.to_string());
@@ -833,6 +849,8 @@ struct Turn<'a> {
     now: OffsetDateTime,
     deadline: Option<Instant>,
     over_budget: bool,
+    /// The turn is deferred because a system is down, not slow.
+    system_down: bool,
     refund_asked: bool,
     out: Outcome,
 }
@@ -843,8 +861,24 @@ impl Turn<'_> {
     }
 
     fn unavailable(&mut self, e: ConnectorError) {
+        if self.defer_when_down(&e) {
+            return;
+        }
         tracing::warn!(error = %e, "connector call failed during a turn");
         self.say(SYSTEM_DOWN.to_string());
+    }
+
+    /// In a chat turn, a system that is down (timeouts, 5xx, an open circuit) defers the
+    /// answer like a slow one: the customer is told at once, and the deferred job asks again
+    /// without the turn's budget. The deferred job itself (no deadline) says it is down.
+    fn defer_when_down(&mut self, e: &ConnectorError) -> bool {
+        if self.deadline.is_none() || !e.is_transient() {
+            return false;
+        }
+        tracing::warn!(error = %e, "a system is down during a turn; deferring the answer");
+        self.over_budget = true;
+        self.system_down = true;
+        true
     }
 }
 
@@ -904,6 +938,7 @@ mod tests {
                 currency: "USD".into(),
             },
             items: vec![],
+            payment_ref: None,
         }
     }
 

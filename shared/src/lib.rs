@@ -2,7 +2,7 @@
 //!
 //! Organised as ports and adapters: the domain (`dialogue`, `nlu`, `turn`, `fulfillment`, `webhook`) talks
 //! to traits (`store::ConversationStore`, `connectors::{OrdersPort, PaymentsPort, CustomersPort}`,
-//! `jobs::JobQueue`, `webhook::claims::ClaimStore`, `secrets::SecretSource`); `store::dynamo`, `connectors::rest` and `jobs::sqs` are the AWS and HTTP
+//! `jobs::JobQueue`, `webhook::claims::ClaimStore`, `secrets::SecretSource`); `store::dynamo`, `connectors::configured` (connector files) and `jobs::sqs` are the AWS and HTTP
 //! adapters, `store::memory` an in-process one for unit tests. The functions only build the adapters
 //! once at init and hand events to `api`, `webhook` and `fulfillment`.
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use crate::api::ChatApi;
 use crate::auth::JwtVerifier;
 use crate::config::{ChatSettings, ConfigError, Env, StoreSettings};
-use crate::connectors::rest::{
-    http_client, GraphqlInventory, RestCustomers, RestEmail, RestOrders, RestPayments,
-};
+use crate::connectors::catalog::Op;
+use crate::connectors::configured::Configured;
+use crate::connectors::engine::{http_client, Connectors};
 use crate::connectors::ses::SesEmail;
-use crate::connectors::EmailPort;
+use crate::connectors::{EmailPort, InventoryPort};
 use crate::dialogue::Dialogue;
 use crate::fulfillment::retry::{RetryPolicy, SqsVisibility};
 use crate::fulfillment::{Fulfillment, Systems};
@@ -35,6 +35,43 @@ fn store(aws: &aws_config::SdkConfig, settings: StoreSettings) -> Arc<DynamoStor
     ))
 }
 
+/// The connectors of `SWITCHBOARD_CONNECTORS_FILE` (or the bundled file), checked to have what
+/// `who` needs, with secrets from the environment, SSM or Secrets Manager, cached for
+/// `SECRETS_TTL_SECS`. One HTTP client for every system.
+async fn connectors<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+    aws: &aws_config::SdkConfig,
+    who: &str,
+    needs: &[Op],
+) -> Result<Configured, ConfigError> {
+    let invalid = |e: crate::connectors::config::ConnectorConfigError| ConfigError::Invalid {
+        name: "SWITCHBOARD_CONNECTORS_FILE",
+        reason: e.to_string(),
+    };
+    let ssm = aws_sdk_ssm::Client::new(aws);
+    let config = crate::connectors::config::load(
+        env.optional("SWITCHBOARD_CONNECTORS_FILE").as_deref(),
+        &|k| (env.0)(k),
+        Some(&ssm),
+    )
+    .await
+    .map_err(invalid)?;
+    config.require(needs, who).map_err(invalid)?;
+    let ttl = std::time::Duration::from_secs(env.parsed("SECRETS_TTL_SECS", 300)?);
+    let systems: Vec<&str> = config.systems.keys().copied().collect();
+    tracing::info!(source = %config.source, systems = ?systems, "connectors configured");
+    let connectors = Connectors::new(
+        config,
+        http_client(),
+        Arc::new(Secrets::from_process(Some(aws))),
+        ttl,
+    );
+    connectors.warm_up().await;
+    Ok(Configured(Arc::new(connectors)))
+}
+
+const ORDERS: [Op; 2] = [Op::OrdersGetStatus, Op::OrdersListByCustomer];
+
 pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     // Parses the intent model and compiles the entity patterns during init, not in a turn.
     crate::nlu::warm_up();
@@ -42,23 +79,17 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let chat = ChatSettings::from_env(&env)?;
     let store_settings = StoreSettings::from_env(&env)?;
     let verifier = JwtVerifier::from_env(&env)?;
-    let orders_url = env.url("ORDERS_API_URL")?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
     let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
     let budget = std::time::Duration::from_millis(env.parsed("TURN_BUDGET_MS", 150)?);
     let aws = aws().await;
-    let client = http_client(chat.connector_timeout);
+    let systems = connectors(&env, &aws, "the chat function", &ORDERS).await?;
     let table = store(&aws, store_settings);
     let turns = TurnService::new(
         table.clone(),
-        dialogue(
-            &env,
-            Arc::new(RestOrders::new(client.clone(), orders_url)),
-            table,
-            client,
-        )?
-        .with_payment_update_url(payment_update_url)
-        .with_budget(Some(budget)),
+        dialogue(&env, &systems, table)?
+            .with_payment_update_url(payment_update_url)
+            .with_budget(Some(budget)),
         Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
         chat,
     );
@@ -68,11 +99,7 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
 pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     let env = Env::process();
     let store_settings = StoreSettings::from_env(&env)?;
-    let payments_url = env.url("PAYMENTS_API_URL")?;
-    let orders_url = env.url("ORDERS_API_URL")?;
-    let crm_url = env.url("CRM_API_URL")?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
-    let timeout = std::time::Duration::from_millis(env.parsed("CONNECTOR_TIMEOUT_MS", 5_000)?);
     let policy = RetryPolicy {
         base: std::time::Duration::from_secs(env.parsed("RETRY_BASE_SECS", 10)?),
         max: std::time::Duration::from_secs(env.parsed("RETRY_MAX_SECS", 900)?),
@@ -81,21 +108,32 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     let default_lease = std::time::Duration::from_secs(env.parsed("JOB_LEASE_SECS", 60)?);
     let aws = aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    // One client, one connection pool, for every system.
-    let client = http_client(timeout);
-    let email = email(&env, &aws, client.clone())?;
-    let orders: Arc<RestOrders> = Arc::new(RestOrders::new(client.clone(), orders_url));
+    let systems = connectors(
+        &env,
+        &aws,
+        "the fulfillment function",
+        &[
+            Op::OrdersGetStatus,
+            Op::OrdersListByCustomer,
+            Op::PaymentsRefund,
+            Op::CrmGetCustomer,
+            Op::CrmFindCustomer,
+            Op::CrmFindByVendorId,
+        ],
+    )
+    .await?;
+    let email = email(&env, &aws, &systems)?;
     let dynamo = store(&aws, store_settings);
     Ok(Fulfillment::new(
         dynamo.clone(),
         dynamo.clone(),
         Systems {
-            payments: Arc::new(RestPayments::new(client.clone(), payments_url)),
-            customers: Arc::new(RestCustomers::new(client.clone(), crm_url)),
-            orders: orders.clone(),
+            payments: Arc::new(systems.clone()),
+            customers: Arc::new(systems.clone()),
+            orders: Arc::new(systems.clone()),
             email,
             jobs: Arc::new(SqsJobQueue::new(sqs.clone(), queue_url.clone())),
-            dialogue: dialogue(&env, orders, dynamo.clone(), client.clone())?
+            dialogue: dialogue(&env, &systems, dynamo.clone())?
                 .with_payment_update_url(payment_update_url),
             agent_inbox: env.optional("AGENT_EMAIL"),
         },
@@ -107,21 +145,16 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
 
 /// The dialogue as configured: answers from `SWITCHBOARD_ANSWERS_FILE` (or the bundled file),
 /// the classifier's thresholds from `NLU_ACCEPT` / `NLU_CLARIFY`, refund states from the ledger,
-/// stock from the GraphQL inventory at `INVENTORY_GRAPHQL_URL` if there is one.
+/// stock from `inventory.availability` if the connectors have it.
 fn dialogue<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
-    orders: Arc<dyn crate::connectors::OrdersPort>,
+    systems: &Configured,
     ledger: Arc<DynamoStore>,
-    client: reqwest::Client,
 ) -> Result<Dialogue, ConfigError> {
-    let inventory: Option<Arc<dyn crate::connectors::InventoryPort>> =
-        match env.optional("INVENTORY_GRAPHQL_URL") {
-            Some(_) => Some(Arc::new(GraphqlInventory::new(
-                client,
-                env.url("INVENTORY_GRAPHQL_URL")?,
-            ))),
-            None => None,
-        };
+    let inventory: Option<Arc<dyn InventoryPort>> = systems
+        .0
+        .has(Op::InventoryAvailability)
+        .then(|| Arc::new(systems.clone()) as Arc<dyn InventoryPort>);
     let answers =
         crate::answers::Answers::load(env.optional("SWITCHBOARD_ANSWERS_FILE").as_deref())
             .map_err(|e| ConfigError::Invalid {
@@ -141,29 +174,29 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
             reason: "need 0 <= NLU_CLARIFY <= NLU_ACCEPT <= 1".into(),
         });
     }
-    Ok(Dialogue::new(orders)
+    Ok(Dialogue::new(Arc::new(systems.clone()))
         .with_answers(Arc::new(answers))
         .with_thresholds(thresholds)
         .with_ledger(ledger)
         .with_inventory(inventory))
 }
 
-/// Email goes to an HTTP email API when `EMAIL_API_URL` is set (the demo service locally),
+/// Email goes to the connectors' `email.send` when configured (the demo email API locally),
 /// otherwise through SES from `EMAIL_FROM` (a verified identity), with an optional
 /// `SES_CONFIGURATION_SET` for bounce and complaint events.
 fn email<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     aws: &aws_config::SdkConfig,
-    client: reqwest::Client,
+    systems: &Configured,
 ) -> Result<Arc<dyn EmailPort>, ConfigError> {
-    if env.optional("EMAIL_API_URL").is_some() {
-        return Ok(Arc::new(RestEmail::new(client, env.url("EMAIL_API_URL")?)));
+    if systems.0.has(Op::EmailSend) {
+        return Ok(Arc::new(systems.clone()));
     }
     let from = env
         .required("EMAIL_FROM")
         .map_err(|_| ConfigError::Invalid {
             name: "EMAIL_FROM",
-            reason: "set EMAIL_FROM (an SES-verified sender) or EMAIL_API_URL".into(),
+            reason: "set EMAIL_FROM (an SES-verified sender), or configure email.send (EMAIL_API_URL for the bundled connectors)".into(),
         })?;
     Ok(Arc::new(SesEmail::new(
         aws_sdk_sesv2::Client::new(aws),

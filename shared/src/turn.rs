@@ -412,6 +412,7 @@ mod tests {
                     currency: "USD".into(),
                 },
                 items: vec![],
+                payment_ref: None,
             }))
         }
     }

@@ -1,8 +1,17 @@
 //! Ports to the company's systems, and the types the flows read from them. Flows call these
-//! traits, never URLs; `rest` adapts them to HTTP APIs.
+//! traits, never URLs. `configured` answers them from a connector file (`config`): REST and
+//! GraphQL operations by name (`catalog`), with templates, response mappings, auth and
+//! resilience (`engine`); `ses` is the AWS email adapter.
 
-pub mod rest;
+pub mod auth;
+pub mod catalog;
+pub mod config;
+pub mod configured;
+pub mod engine;
+pub mod mapping;
+pub mod resilience;
 pub mod ses;
+pub mod template;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -53,6 +62,10 @@ pub struct Order {
     pub total: Money,
     #[serde(default)]
     pub items: Vec<OrderItem>,
+    /// The payment behind the order, for payments APIs that refund a payment (Stripe's
+    /// `payment_intent`) rather than an order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_ref: Option<String>,
 }
 
 impl Order {
@@ -96,6 +109,13 @@ pub enum ConnectorError {
     /// The answer did not have the shape the mapping expects.
     #[error("{system} answered with an unexpected shape: {detail}")]
     Malformed {
+        system: &'static str,
+        detail: String,
+    },
+    /// The request could not be made as configured (an operation missing, a header value
+    /// an input made invalid): fixing the config, not retrying, helps.
+    #[error("{system} is misconfigured: {detail}")]
+    Misconfigured {
         system: &'static str,
         detail: String,
     },
@@ -198,6 +218,7 @@ mod tests {
                 currency: "USD".into(),
             },
             items: vec![],
+            payment_ref: None,
         }
     }
 

@@ -1,0 +1,277 @@
+//! The operations the flows call, by name, and what each one takes and gives back. A connector
+//! file configures these and nothing else: flows never see a URL, and a typo in an operation's
+//! name is an error when the file is loaded rather than a silent no-op.
+
+use std::fmt;
+
+/// An operation the flows call (`orders.get_status`, `payments.refund`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    OrdersGetStatus,
+    OrdersListByCustomer,
+    CrmGetCustomer,
+    CrmFindCustomer,
+    CrmFindByVendorId,
+    InventoryAvailability,
+    PaymentsRefund,
+    EmailSend,
+}
+
+/// What a successful call gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returns {
+    /// One record, or none (HTTP 404, or `null` where the record should be).
+    One(Shape),
+    /// A list of records (HTTP 404 reads as an empty list).
+    Many(Shape),
+    /// Nothing but success.
+    Nothing,
+}
+
+/// The typed records the flows read; each field a mapping may fill is listed in [`Shape::fields`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Order,
+    Customer,
+    Product,
+    Refund,
+}
+
+/// How a target field's value is checked and normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// A whole number (quantities, minor units of money).
+    Integer,
+    /// An RFC 3339 time.
+    Time,
+    /// One of our order statuses; other values are kept as "unknown", never fatal.
+    OrderStatus,
+    /// A list of order items, each mapped with [`ITEM_FIELDS`].
+    Items,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    /// Dotted for nested targets: `total.amount_cents`.
+    pub name: &'static str,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+const fn req(name: &'static str, kind: Kind) -> Field {
+    Field {
+        name,
+        kind,
+        required: true,
+    }
+}
+
+const fn opt(name: &'static str, kind: Kind) -> Field {
+    Field {
+        name,
+        kind,
+        required: false,
+    }
+}
+
+const ORDER_FIELDS: &[Field] = &[
+    req("id", Kind::Text),
+    req("customer_id", Kind::Text),
+    req("status", Kind::OrderStatus),
+    req("placed_at", Kind::Time),
+    opt("promised_by", Kind::Time),
+    opt("delivered_at", Kind::Time),
+    opt("carrier", Kind::Text),
+    opt("tracking_url", Kind::Text),
+    req("total.amount_cents", Kind::Integer),
+    req("total.currency", Kind::Text),
+    opt("items", Kind::Items),
+    opt("payment_ref", Kind::Text),
+];
+
+/// The fields of each element of an order's `items`.
+pub const ITEM_FIELDS: &[Field] = &[req("name", Kind::Text), opt("quantity", Kind::Integer)];
+
+const CUSTOMER_FIELDS: &[Field] = &[
+    req("id", Kind::Text),
+    opt("email", Kind::Text),
+    opt("name", Kind::Text),
+];
+
+const PRODUCT_FIELDS: &[Field] = &[
+    req("sku", Kind::Text),
+    req("name", Kind::Text),
+    req("available", Kind::Integer),
+];
+
+const REFUND_FIELDS: &[Field] = &[
+    req("id", Kind::Text),
+    opt("status", Kind::Text),
+    opt("amount.amount_cents", Kind::Integer),
+    opt("amount.currency", Kind::Text),
+];
+
+impl Shape {
+    pub fn fields(self) -> &'static [Field] {
+        match self {
+            Shape::Order => ORDER_FIELDS,
+            Shape::Customer => CUSTOMER_FIELDS,
+            Shape::Product => PRODUCT_FIELDS,
+            Shape::Refund => REFUND_FIELDS,
+        }
+    }
+}
+
+/// A value an operation's templates may use: `{order_id}`. An optional one may be absent at a
+/// call, so it may only stand as a whole value (which is then left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Input {
+    pub name: &'static str,
+    pub required: bool,
+}
+
+const fn input(name: &'static str) -> Input {
+    Input {
+        name,
+        required: true,
+    }
+}
+
+const fn maybe(name: &'static str) -> Input {
+    Input {
+        name,
+        required: false,
+    }
+}
+
+/// The input that makes an unsafe operation safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
+
+impl Op {
+    pub const ALL: [Op; 8] = [
+        Op::OrdersGetStatus,
+        Op::OrdersListByCustomer,
+        Op::CrmGetCustomer,
+        Op::CrmFindCustomer,
+        Op::CrmFindByVendorId,
+        Op::InventoryAvailability,
+        Op::PaymentsRefund,
+        Op::EmailSend,
+    ];
+
+    /// The system the operation belongs to: the `[systems.NAME]` of a connector file.
+    pub fn system(self) -> &'static str {
+        match self {
+            Op::OrdersGetStatus | Op::OrdersListByCustomer => "orders",
+            Op::CrmGetCustomer | Op::CrmFindCustomer | Op::CrmFindByVendorId => "crm",
+            Op::InventoryAvailability => "inventory",
+            Op::PaymentsRefund => "payments",
+            Op::EmailSend => "email",
+        }
+    }
+
+    /// The operation's key under its system: `[systems.orders.operations.get_status]`.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Op::OrdersGetStatus => "get_status",
+            Op::OrdersListByCustomer => "list_by_customer",
+            Op::CrmGetCustomer => "get_customer",
+            Op::CrmFindCustomer => "find_customer",
+            Op::CrmFindByVendorId => "find_by_vendor_id",
+            Op::InventoryAvailability => "availability",
+            Op::PaymentsRefund => "refund",
+            Op::EmailSend => "send",
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::OrdersGetStatus => "orders.get_status",
+            Op::OrdersListByCustomer => "orders.list_by_customer",
+            Op::CrmGetCustomer => "crm.get_customer",
+            Op::CrmFindCustomer => "crm.find_customer",
+            Op::CrmFindByVendorId => "crm.find_by_vendor_id",
+            Op::InventoryAvailability => "inventory.availability",
+            Op::PaymentsRefund => "payments.refund",
+            Op::EmailSend => "email.send",
+        }
+    }
+
+    pub fn inputs(self) -> &'static [Input] {
+        const ORDER: &[Input] = &[input("order_id")];
+        const CUSTOMER: &[Input] = &[input("customer_id")];
+        const EMAIL: &[Input] = &[input("email")];
+        const VENDOR: &[Input] = &[input("vendor"), input("vendor_customer_id")];
+        const REFUND: &[Input] = &[
+            input("order_id"),
+            input("amount_cents"),
+            input("amount"),
+            input("currency"),
+            input("currency_lower"),
+            input(IDEMPOTENCY_KEY),
+            maybe("payment_ref"),
+        ];
+        const SEND: &[Input] = &[
+            input("to"),
+            input("subject"),
+            input("text"),
+            input(IDEMPOTENCY_KEY),
+        ];
+        match self {
+            Op::OrdersGetStatus => ORDER,
+            Op::OrdersListByCustomer | Op::CrmGetCustomer => CUSTOMER,
+            Op::CrmFindCustomer => EMAIL,
+            Op::CrmFindByVendorId => VENDOR,
+            Op::InventoryAvailability => &[],
+            Op::PaymentsRefund => REFUND,
+            Op::EmailSend => SEND,
+        }
+    }
+
+    pub fn returns(self) -> Returns {
+        match self {
+            Op::OrdersGetStatus => Returns::One(Shape::Order),
+            Op::OrdersListByCustomer => Returns::Many(Shape::Order),
+            Op::CrmGetCustomer => Returns::One(Shape::Customer),
+            Op::CrmFindCustomer | Op::CrmFindByVendorId => Returns::Many(Shape::Customer),
+            Op::InventoryAvailability => Returns::Many(Shape::Product),
+            Op::PaymentsRefund => Returns::One(Shape::Refund),
+            Op::EmailSend => Returns::Nothing,
+        }
+    }
+
+    pub fn find(system: &str, operation: &str) -> Option<Op> {
+        Op::ALL
+            .into_iter()
+            .find(|op| op.system() == system && op.operation() == operation)
+    }
+
+    pub fn systems() -> impl Iterator<Item = &'static str> {
+        ["orders", "crm", "inventory", "payments", "email"].into_iter()
+    }
+
+    pub fn of_system(system: &str) -> impl Iterator<Item = Op> + '_ {
+        Op::ALL.into_iter().filter(move |op| op.system() == system)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_system_dot_operation() {
+        for op in Op::ALL {
+            assert_eq!(op.name(), format!("{}.{}", op.system(), op.operation()));
+            assert_eq!(Op::find(op.system(), op.operation()), Some(op));
+            assert!(Op::systems().any(|s| s == op.system()));
+        }
+    }
+}

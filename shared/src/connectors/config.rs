@@ -1,0 +1,956 @@
+//! Connector files (`config/connectors.toml`): per system a base URL, auth, limits and the
+//! operations the flows call, as REST or GraphQL requests with response mappings. Validated
+//! when loaded; every error names the file, the field and what is wrong.
+//!
+//! `${NAME}` in a `base_url` is read from the environment when the file is loaded, so one file
+//! serves every stage; a system marked `optional = true` whose variables are unset is off.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use super::catalog::{Input, Op, Returns, IDEMPOTENCY_KEY};
+use super::mapping::Mapping;
+use super::template::{JsonTemplate, Template};
+use crate::secrets::SecretRef;
+
+/// The configuration compiled into the functions: the demo systems' shapes, with base URLs from
+/// the environment (the template's `OrdersApiUrl`, … parameters).
+pub const BUNDLED: &str = include_str!("../../../config/connectors.toml");
+pub const BUNDLED_NAME: &str = "config/connectors.toml (bundled)";
+
+/// Any longer and a turn's budget or a Lambda's timeout is the real limit anyway.
+const MAX_TIMEOUT_MS: u64 = 30_000;
+const MAX_RETRIES: u32 = 5;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
+pub struct ConnectorConfigError {
+    pub file: String,
+    /// Dotted path of the offending field (`systems.orders.operations.get_status.path`).
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    systems: BTreeMap<String, RawSystem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSystem {
+    base_url: String,
+    #[serde(default)]
+    optional: bool,
+    timeout_ms: Option<u64>,
+    retries: Option<u32>,
+    backoff_ms: Option<u64>,
+    max_retry_after_ms: Option<u64>,
+    circuit_failures: Option<u32>,
+    circuit_open_ms: Option<u64>,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    operations: BTreeMap<String, RawOperation>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum RawAuth {
+    #[default]
+    None,
+    ApiKey {
+        header: Option<String>,
+        query: Option<String>,
+        secret: SecretRef,
+        #[serde(default)]
+        prefix: String,
+    },
+    Bearer {
+        secret: SecretRef,
+    },
+    Basic {
+        username: String,
+        password: Option<SecretRef>,
+    },
+    Oauth2 {
+        token_url: String,
+        client_id: String,
+        client_secret: SecretRef,
+        scope: Option<String>,
+        audience: Option<String>,
+        #[serde(default)]
+        client_auth: ClientAuth,
+    },
+}
+
+/// How an OAuth2 client presents its credentials to the token endpoint (RFC 6749 §2.3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    #[default]
+    Basic,
+    Body,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperation {
+    method: Option<String>,
+    path: Option<String>,
+    #[serde(default)]
+    query: BTreeMap<String, String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    body: Option<toml::Value>,
+    form: Option<BTreeMap<String, String>>,
+    graphql: Option<String>,
+    variables: Option<toml::Value>,
+    operation_name: Option<String>,
+    timeout_ms: Option<u64>,
+    retries: Option<u32>,
+    response: Option<RawResponse>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResponse {
+    at: Option<String>,
+    #[serde(default)]
+    fields: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Auth {
+    None,
+    ApiKey {
+        place: KeyPlace,
+        secret: SecretRef,
+        prefix: String,
+    },
+    Bearer {
+        secret: SecretRef,
+    },
+    Basic {
+        username: String,
+        password: Option<SecretRef>,
+    },
+    OAuth2(OAuth2Config),
+}
+
+#[derive(Debug, Clone)]
+pub enum KeyPlace {
+    Header(http::HeaderName),
+    Query(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub token_url: Url,
+    pub client_id: String,
+    pub client_secret: SecretRef,
+    pub scope: Option<String>,
+    pub audience: Option<String>,
+    pub client_auth: ClientAuth,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    None,
+    Json(JsonTemplate),
+    Form(Vec<(String, Template)>),
+    GraphQl {
+        query: String,
+        variables: Option<JsonTemplate>,
+        operation_name: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct OperationConfig {
+    pub op: Op,
+    pub method: http::Method,
+    /// Appended to the system's base URL; inputs in it are escaped as path segments.
+    pub path: Option<Template>,
+    pub query: Vec<(String, Template)>,
+    pub headers: Vec<(http::HeaderName, Template)>,
+    pub body: Body,
+    pub timeout: Duration,
+    /// Retries after the first attempt; zero unless the operation is safe to repeat.
+    pub retries: u32,
+    pub mapping: Option<Mapping>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    pub name: &'static str,
+    pub base_url: Url,
+    pub auth: Auth,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub backoff: Duration,
+    pub max_retry_after: Duration,
+    pub circuit_failures: u32,
+    pub circuit_open: Duration,
+    pub operations: BTreeMap<Op, OperationConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectorsConfig {
+    /// The file(s) it came from, for messages.
+    pub source: String,
+    pub systems: BTreeMap<&'static str, SystemConfig>,
+    /// Optional systems left off because their variables are unset, with the variable.
+    pub disabled: Vec<(&'static str, String)>,
+}
+
+impl ConnectorsConfig {
+    pub fn operation(&self, op: Op) -> Option<(&SystemConfig, &OperationConfig)> {
+        let system = self.systems.get(op.system())?;
+        Some((system, system.operations.get(&op)?))
+    }
+
+    pub fn has(&self, op: Op) -> bool {
+        self.operation(op).is_some()
+    }
+
+    /// An error naming the operations `who` needs and the file lacks.
+    pub fn require(&self, ops: &[Op], who: &str) -> Result<(), ConnectorConfigError> {
+        let missing: Vec<&str> = ops
+            .iter()
+            .filter(|op| !self.has(**op))
+            .map(|op| op.name())
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let why = self
+            .disabled
+            .iter()
+            .filter(|(s, _)| missing.iter().any(|m| m.starts_with(&format!("{s}."))))
+            .map(|(s, v)| format!(" ({s} is off: {v} is not set)"))
+            .collect::<String>();
+        Err(ConnectorConfigError {
+            file: self.source.clone(),
+            field: String::new(),
+            message: format!("{who} needs {}{why}", missing.join(", ")),
+        })
+    }
+}
+
+/// True for hosts a plain-`http` URL may name: this machine only.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// `https` everywhere, plain `http` only to loopback (the local stack and test doubles).
+pub fn check_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(format!(
+            "{raw:?}: plain http is only for loopback; use https"
+        )),
+        other => Err(format!("{raw:?}: scheme {other} is not http(s)")),
+    }
+}
+
+/// Replaces `${NAME}` with the variable's value; `Err(NAME)` for the first one unset.
+fn interpolate(
+    raw: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, Result<String, String>> {
+    let mut out = String::new();
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| Err(format!("unclosed `${{` in {raw:?}")))?;
+        let name = &after[..end];
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(Err(format!(
+                "`${{{name}}}` is not an environment variable name"
+            )));
+        }
+        match env(name).filter(|v| !v.trim().is_empty()) {
+            Some(v) => out.push_str(v.trim()),
+            None => return Err(Ok(name.to_string())),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn header_name(raw: &str) -> Result<http::HeaderName, String> {
+    http::HeaderName::from_bytes(raw.as_bytes())
+        .map_err(|_| format!("{raw:?} is not a header name"))
+}
+
+/// True when the GraphQL document's operation is a mutation (not safe to repeat blindly).
+fn is_mutation(query: &str) -> bool {
+    let mut rest = query;
+    loop {
+        rest = rest.trim_start();
+        match rest.strip_prefix('#') {
+            Some(comment) => rest = comment.split_once('\n').map_or("", |(_, r)| r),
+            None => break,
+        }
+    }
+    rest.starts_with("mutation")
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ConnectorConfigError {
+        ConnectorConfigError {
+            file: self.file.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses and validates one connector file. `env` answers `${NAME}` in base URLs.
+pub fn parse(
+    file: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ConnectorsConfig, ConnectorConfigError> {
+    let cx = Ctx { file };
+    let raw: RawFile = toml::from_str(text).map_err(|e| {
+        cx.err(
+            String::new(),
+            e.to_string().trim_end().replace('\n', "\n    "),
+        )
+    })?;
+    let mut systems = BTreeMap::new();
+    let mut disabled = Vec::new();
+    for (name, sys) in raw.systems {
+        let here = format!("systems.{name}");
+        let Some(name) = Op::systems().find(|s| *s == name) else {
+            let known: Vec<&str> = Op::systems().collect();
+            return Err(cx.err(
+                here,
+                format!("not a system the bot uses (systems: {})", known.join(", ")),
+            ));
+        };
+        match system(&cx, name, sys, env)? {
+            Ok(s) => {
+                systems.insert(name, s);
+            }
+            Err(var) => disabled.push((name, var)),
+        }
+    }
+    Ok(ConnectorsConfig {
+        source: file.to_string(),
+        systems,
+        disabled,
+    })
+}
+
+fn ms(
+    cx: &Ctx<'_>,
+    field: String,
+    value: Option<u64>,
+    default: u64,
+    max: u64,
+) -> Result<Duration, ConnectorConfigError> {
+    let v = value.unwrap_or(default);
+    if v == 0 || v > max {
+        return Err(cx.err(field, format!("must be between 1 and {max}")));
+    }
+    Ok(Duration::from_millis(v))
+}
+
+/// The system, or (`Ok(Err(variable))`) an optional one that is off for want of `variable`.
+fn system(
+    cx: &Ctx<'_>,
+    name: &'static str,
+    sys: RawSystem,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Result<SystemConfig, String>, ConnectorConfigError> {
+    let here = |f: &str| format!("systems.{name}.{f}");
+    let base = match interpolate(&sys.base_url, env) {
+        Ok(b) => b,
+        Err(Ok(var)) if sys.optional => {
+            tracing::info!(system = name, variable = %var, "optional connector system is off: its variable is unset");
+            return Ok(Err(var));
+        }
+        Err(Ok(var)) => {
+            return Err(cx.err(
+                here("base_url"),
+                format!("environment variable {var} is not set"),
+            ))
+        }
+        Err(Err(m)) => return Err(cx.err(here("base_url"), m)),
+    };
+    let base_url = check_url(&base).map_err(|m| cx.err(here("base_url"), m))?;
+    if base_url.query().is_some() || base_url.fragment().is_some() {
+        return Err(cx.err(
+            here("base_url"),
+            "takes no query or fragment (operations set their own `query`)",
+        ));
+    }
+    let default_timeout = sys.timeout_ms;
+    ms(
+        cx,
+        here("timeout_ms"),
+        default_timeout,
+        1_000,
+        MAX_TIMEOUT_MS,
+    )?;
+    let default_retries = sys.retries;
+    if default_retries.is_some_and(|r| r > MAX_RETRIES) {
+        return Err(cx.err(here("retries"), format!("at most {MAX_RETRIES}")));
+    }
+    let auth = match sys.auth {
+        RawAuth::None => Auth::None,
+        RawAuth::ApiKey {
+            header,
+            query,
+            secret,
+            prefix,
+        } => {
+            let place = match (header, query) {
+                (Some(h), None) => {
+                    KeyPlace::Header(header_name(&h).map_err(|m| cx.err(here("auth.header"), m))?)
+                }
+                (None, Some(q)) if !q.is_empty() => KeyPlace::Query(q),
+                _ => {
+                    return Err(cx.err(
+                        here("auth"),
+                        "an api_key goes in a `header` or a `query` parameter: name one",
+                    ))
+                }
+            };
+            Auth::ApiKey {
+                place,
+                secret,
+                prefix,
+            }
+        }
+        RawAuth::Bearer { secret } => Auth::Bearer { secret },
+        RawAuth::Basic { username, password } => {
+            if username.contains(':') {
+                return Err(cx.err(here("auth.username"), "a basic username cannot contain `:`"));
+            }
+            Auth::Basic { username, password }
+        }
+        RawAuth::Oauth2 {
+            token_url,
+            client_id,
+            client_secret,
+            scope,
+            audience,
+            client_auth,
+        } => {
+            let token_url = interpolate(&token_url, env).map_err(|e| {
+                cx.err(
+                    here("auth.token_url"),
+                    match e {
+                        Ok(var) => format!("environment variable {var} is not set"),
+                        Err(m) => m,
+                    },
+                )
+            })?;
+            Auth::OAuth2(OAuth2Config {
+                token_url: check_url(&token_url).map_err(|m| cx.err(here("auth.token_url"), m))?,
+                client_id,
+                client_secret,
+                scope,
+                audience,
+                client_auth,
+            })
+        }
+    };
+    let mut headers = Vec::new();
+    for (k, v) in &sys.headers {
+        let n = header_name(k).map_err(|m| cx.err(here(&format!("headers.{k}")), m))?;
+        let v = http::HeaderValue::from_str(v)
+            .map_err(|_| cx.err(here(&format!("headers.{k}")), "not a valid header value"))?;
+        headers.push((n, v));
+    }
+    let mut operations = BTreeMap::new();
+    for (op_name, raw) in sys.operations {
+        let field = here(&format!("operations.{op_name}"));
+        let op = Op::find(name, &op_name).ok_or_else(|| {
+            let known: Vec<&str> = Op::of_system(name).map(|o| o.operation()).collect();
+            cx.err(
+                field.clone(),
+                format!(
+                    "not an operation of {name} (operations: {})",
+                    known.join(", ")
+                ),
+            )
+        })?;
+        let timeout = ms(
+            cx,
+            format!("{field}.timeout_ms"),
+            raw.timeout_ms.or(default_timeout),
+            1_000,
+            MAX_TIMEOUT_MS,
+        )?;
+        operations.insert(
+            op,
+            operation(cx, &field, op, raw, timeout, default_retries)?,
+        );
+    }
+    Ok(Ok(SystemConfig {
+        name,
+        base_url,
+        auth,
+        headers,
+        backoff: ms(cx, here("backoff_ms"), sys.backoff_ms, 50, 10_000)?,
+        max_retry_after: ms(
+            cx,
+            here("max_retry_after_ms"),
+            sys.max_retry_after_ms,
+            2_000,
+            MAX_TIMEOUT_MS,
+        )?,
+        circuit_failures: match sys.circuit_failures.unwrap_or(5) {
+            0 => return Err(cx.err(here("circuit_failures"), "must be at least 1")),
+            n => n,
+        },
+        circuit_open: ms(
+            cx,
+            here("circuit_open_ms"),
+            sys.circuit_open_ms,
+            30_000,
+            3_600_000,
+        )?,
+        operations,
+    }))
+}
+
+fn templates(
+    cx: &Ctx<'_>,
+    field: &str,
+    raw: &BTreeMap<String, String>,
+    inputs: &[Input],
+) -> Result<Vec<(String, Template)>, ConnectorConfigError> {
+    raw.iter()
+        .map(|(k, v)| {
+            Template::parse(v, inputs)
+                .map(|t| (k.clone(), t))
+                .map_err(|m| cx.err(format!("{field}.{k}"), m))
+        })
+        .collect()
+}
+
+fn operation(
+    cx: &Ctx<'_>,
+    field: &str,
+    op: Op,
+    raw: RawOperation,
+    timeout: Duration,
+    default_retries: Option<u32>,
+) -> Result<OperationConfig, ConnectorConfigError> {
+    let f = |k: &str| format!("{field}.{k}");
+    let inputs = op.inputs();
+    let graphql = raw.graphql.is_some();
+    if graphql && (raw.body.is_some() || raw.form.is_some()) {
+        return Err(cx.err(
+            field.to_string(),
+            "a GraphQL operation sends `graphql` and `variables`, not `body` or `form`",
+        ));
+    }
+    if raw.body.is_some() && raw.form.is_some() {
+        return Err(cx.err(
+            field.to_string(),
+            "send a JSON `body` or a `form`, not both",
+        ));
+    }
+    if !graphql && (raw.variables.is_some() || raw.operation_name.is_some()) {
+        return Err(cx.err(
+            f("variables"),
+            "`variables` and `operation_name` belong to a `graphql` operation",
+        ));
+    }
+    let method = match raw.method.as_deref() {
+        None if graphql || raw.body.is_some() || raw.form.is_some() => http::Method::POST,
+        None => http::Method::GET,
+        Some(m) => {
+            let m = m.to_ascii_uppercase();
+            match m.as_str() {
+                "GET" | "POST" | "PUT" | "PATCH" | "DELETE" => {
+                    http::Method::from_bytes(m.as_bytes()).expect("a standard method")
+                }
+                _ => {
+                    return Err(cx.err(
+                        f("method"),
+                        format!("{m:?} is not one of GET, POST, PUT, PATCH, DELETE"),
+                    ))
+                }
+            }
+        }
+    };
+    if graphql && method != http::Method::POST {
+        return Err(cx.err(f("method"), "GraphQL is sent with POST"));
+    }
+    let path = match &raw.path {
+        None => None,
+        Some(p) if p.is_empty() || p.starts_with('/') => {
+            let t = Template::parse(p, inputs).map_err(|m| cx.err(f("path"), m))?;
+            if p.contains('?') || p.contains('#') {
+                return Err(cx.err(f("path"), "put query parameters in `query`, not the path"));
+            }
+            Some(t)
+        }
+        Some(p) => return Err(cx.err(f("path"), format!("{p:?} must start with `/`"))),
+    };
+    if path.is_none() && !graphql {
+        return Err(cx.err(f("path"), "a REST operation needs a `path`"));
+    }
+    let query = templates(cx, &f("query"), &raw.query, inputs)?;
+    let headers = templates(cx, &f("headers"), &raw.headers, inputs)?
+        .into_iter()
+        .map(|(k, t)| {
+            Ok((
+                header_name(&k).map_err(|m| cx.err(f(&format!("headers.{k}")), m))?,
+                t,
+            ))
+        })
+        .collect::<Result<Vec<_>, ConnectorConfigError>>()?;
+    let json = |v: &toml::Value, name: &str| -> Result<JsonTemplate, ConnectorConfigError> {
+        let v = serde_json::to_value(v).map_err(|e| cx.err(f(name), e.to_string()))?;
+        JsonTemplate::parse(&v, inputs).map_err(|m| cx.err(f(name), m))
+    };
+    let body = match (raw.graphql, raw.body, raw.form) {
+        (Some(query), _, _) => {
+            if query.trim().is_empty() {
+                return Err(cx.err(f("graphql"), "the GraphQL document is empty"));
+            }
+            Body::GraphQl {
+                query,
+                variables: raw
+                    .variables
+                    .as_ref()
+                    .map(|v| json(v, "variables"))
+                    .transpose()?,
+                operation_name: raw.operation_name,
+            }
+        }
+        (None, Some(b), _) => Body::Json(json(&b, "body")?),
+        (None, None, Some(form)) => Body::Form(templates(cx, &f("form"), &form, inputs)?),
+        (None, None, None) => Body::None,
+    };
+    if method == http::Method::GET && !matches!(body, Body::None) {
+        return Err(cx.err(f("method"), "a GET sends no body"));
+    }
+    let mut config = OperationConfig {
+        op,
+        method,
+        path,
+        query,
+        headers,
+        body,
+        timeout,
+        retries: 0,
+        mapping: None,
+    };
+    let keyed = config.uses(IDEMPOTENCY_KEY);
+    let (method, body) = (&config.method, &config.body);
+    let safe = match body {
+        Body::GraphQl { query, .. } => !is_mutation(query),
+        _ => *method == http::Method::GET,
+    };
+    if inputs.iter().any(|i| i.name == IDEMPOTENCY_KEY) && !keyed {
+        return Err(cx.err(
+            field.to_string(),
+            format!(
+                "{op} has side effects: send `{{{IDEMPOTENCY_KEY}}}` (usually as an `Idempotency-Key` header) so a repeat never acts twice"
+            ),
+        ));
+    }
+    let retries = match raw.retries {
+        Some(r) if r > MAX_RETRIES => {
+            return Err(cx.err(f("retries"), format!("at most {MAX_RETRIES}")))
+        }
+        Some(r) if r > 0 && !safe && !keyed => {
+            return Err(cx.err(
+                f("retries"),
+                "only safe operations (GET, GraphQL queries) or ones sending an idempotency key are retried",
+            ))
+        }
+        Some(r) => r,
+        None if safe || keyed => default_retries.unwrap_or(2),
+        None => 0,
+    };
+    let mapping = match (op.returns(), raw.response) {
+        (Returns::Nothing, Some(r)) if !r.fields.is_empty() || r.at.is_some() => {
+            return Err(cx.err(f("response"), format!("{op} reads nothing from the answer")))
+        }
+        (Returns::Nothing, _) => None,
+        (Returns::One(shape) | Returns::Many(shape), Some(r)) => Some(
+            Mapping::parse(r.at.as_deref(), &r.fields, shape.fields())
+                .map_err(|(path, m)| cx.err(f(&format!("response.{path}")), m))?,
+        ),
+        (_, None) => {
+            return Err(cx.err(
+                f("response"),
+                "say where the record is and how its fields map (`[…response]` with `fields`)",
+            ))
+        }
+    };
+    config.retries = retries;
+    config.mapping = mapping;
+    Ok(config)
+}
+
+impl OperationConfig {
+    /// True if any of the request's templates use the input `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        self.path.as_ref().is_some_and(|t| t.uses(name))
+            || self.query.iter().any(|(_, t)| t.uses(name))
+            || self.headers.iter().any(|(_, t)| t.uses(name))
+            || match &self.body {
+                Body::Json(t) => t.uses(name),
+                Body::Form(ts) => ts.iter().any(|(_, t)| t.uses(name)),
+                Body::GraphQl { variables, .. } => variables.as_ref().is_some_and(|v| v.uses(name)),
+                Body::None => false,
+            }
+    }
+}
+
+/// Reads the connector configuration: `spec` (`SWITCHBOARD_CONNECTORS_FILE`) names one or more
+/// files, comma-separated, each a path or an SSM parameter holding the text (`ssm:/name`; a
+/// deployed function has no files but its binary); each system is in one of them only.
+/// Without `spec`, the bundled file.
+pub async fn load(
+    spec: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    ssm: Option<&aws_sdk_ssm::Client>,
+) -> Result<ConnectorsConfig, ConnectorConfigError> {
+    let Some(spec) = spec.filter(|s| !s.trim().is_empty()) else {
+        return parse(BUNDLED_NAME, BUNDLED, env);
+    };
+    let mut parts = Vec::new();
+    for source in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let cannot = |message: String| ConnectorConfigError {
+            file: source.to_string(),
+            field: String::new(),
+            message,
+        };
+        let text = match source.strip_prefix("ssm:") {
+            Some(name) => {
+                let ssm = ssm.ok_or_else(|| cannot("no SSM client to read it with".into()))?;
+                let out = ssm
+                    .get_parameter()
+                    .name(name)
+                    .with_decryption(true)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        cannot(format!(
+                            "cannot read the parameter: {}",
+                            aws_sdk_ssm::error::DisplayErrorContext(e)
+                        ))
+                    })?;
+                out.parameter()
+                    .and_then(|p| p.value())
+                    .ok_or_else(|| cannot("the parameter has no value".into()))?
+                    .to_string()
+            }
+            None => {
+                std::fs::read_to_string(source).map_err(|e| cannot(format!("cannot read: {e}")))?
+            }
+        };
+        parts.push(parse(source, &text, env)?);
+    }
+    merge(parts)
+}
+
+/// One configuration from several files' systems.
+pub fn merge(parts: Vec<ConnectorsConfig>) -> Result<ConnectorsConfig, ConnectorConfigError> {
+    let mut out = ConnectorsConfig {
+        source: parts
+            .iter()
+            .map(|p| p.source.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        systems: BTreeMap::new(),
+        disabled: Vec::new(),
+    };
+    for part in parts {
+        for (name, system) in part.systems {
+            if out.systems.contains_key(name) {
+                return Err(ConnectorConfigError {
+                    file: part.source.clone(),
+                    field: format!("systems.{name}"),
+                    message: "is also configured in an earlier file".into(),
+                });
+            }
+            out.systems.insert(name, system);
+        }
+        out.disabled.extend(part.disabled);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn error_of(text: &str) -> String {
+        parse("c.toml", text, &|k| {
+            (k == "API").then(|| "http://127.0.0.1:9".to_string())
+        })
+        .unwrap_err()
+        .to_string()
+    }
+
+    const OK_OP: &str = r#"
+[systems.orders]
+base_url = "${API}"
+[systems.orders.operations.get_status]
+path = "/orders/{order_id}"
+[systems.orders.operations.get_status.response]
+fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "total.amount_cents" = "/t", "total.currency" = "/cur" }
+"#;
+
+    #[test]
+    fn a_minimal_file_parses_with_defaults() {
+        let c = parse("c.toml", OK_OP, &|_| Some("http://127.0.0.1:9/api/".into())).unwrap();
+        let (sys, op) = c.operation(Op::OrdersGetStatus).unwrap();
+        assert_eq!(sys.base_url.as_str(), "http://127.0.0.1:9/api/");
+        assert_eq!(op.method, http::Method::GET);
+        assert_eq!(op.retries, 2, "safe operations retry by default");
+        assert_eq!(op.timeout, Duration::from_millis(1_000));
+        assert!(c.require(&[Op::OrdersGetStatus], "chat").is_ok());
+        let e = c
+            .require(&[Op::OrdersGetStatus, Op::OrdersListByCustomer], "chat")
+            .unwrap_err();
+        assert_eq!(e.to_string(), "c.toml: chat needs orders.list_by_customer");
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "[systems.ordres]\nbase_url = \"https://x\"\n",
+                "systems.ordres",
+                "not a system",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"${NOPE}\"\n",
+                "systems.orders.base_url",
+                "NOPE is not set",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"http://orders.example.com\"\n",
+                "systems.orders.base_url",
+                "only for loopback",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\ntimeout_ms = 0\n",
+                "systems.orders.timeout_ms",
+                "between 1 and",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\ncolour = 1\n",
+                "",
+                "colour",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\n[systems.orders.operations.get_stat]\npath = \"/o\"\n",
+                "systems.orders.operations.get_stat",
+                "get_status",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\nauth = { type = \"bearer\", secret = \"hunter2\" }\n",
+                "",
+                "not a secret reference",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\nauth = { type = \"api_key\", secret = \"env:K\" }\n",
+                "systems.orders.auth",
+                "header",
+            ),
+            (
+                "[systems.payments]\nbase_url = \"https://x\"\n[systems.payments.operations.refund]\npath = \"/refunds\"\nbody = { order = \"{order_id}\" }\n[systems.payments.operations.refund.response]\nfields = { id = \"/id\" }\n",
+                "systems.payments.operations.refund",
+                "idempotency_key",
+            ),
+            (
+                "[systems.inventory]\nbase_url = \"https://x\"\n[systems.inventory.operations.availability]\ngraphql = \"mutation { x }\"\nretries = 1\n[systems.inventory.operations.availability.response]\nat = \"/data/p\"\nfields = { sku = \"/s\", name = \"/n\", available = \"/a\" }\n",
+                "systems.inventory.operations.availability.retries",
+                "only safe operations",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\n[systems.orders.operations.get_status]\npath = \"/orders/{id}\"\n",
+                "systems.orders.operations.get_status.path",
+                "not an input",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\n[systems.orders.operations.get_status]\npath = \"/orders/{order_id}\"\n",
+                "systems.orders.operations.get_status.response",
+                "fields",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\n[systems.orders.operations.get_status]\npath = \"/orders/{order_id}\"\n[systems.orders.operations.get_status.response]\nfields = { id = \"/id\" }\n",
+                "systems.orders.operations.get_status.response.fields.customer_id",
+                "required",
+            ),
+        ];
+        for (text, field, needle) in cases {
+            let e = error_of(text);
+            assert!(e.starts_with("c.toml: "), "{e}");
+            assert!(e.contains(field), "{e} should name {field}");
+            assert!(e.contains(needle), "{e} should say {needle}");
+        }
+    }
+
+    #[test]
+    fn optional_systems_without_their_variable_are_off() {
+        let c = parse(
+            "c.toml",
+            "[systems.inventory]\nbase_url = \"${INVENTORY_URL}\"\noptional = true\n",
+            &no_env,
+        )
+        .unwrap();
+        assert!(c.systems.is_empty());
+        let e = c.require(&[Op::InventoryAvailability], "chat").unwrap_err();
+        assert!(e.to_string().contains("inventory is off"), "{e}");
+    }
+
+    #[test]
+    fn mutations_are_recognised() {
+        assert!(is_mutation("  # refund\n mutation Refund($id: ID!) { x }"));
+        assert!(!is_mutation("query { products { sku } }"));
+        assert!(!is_mutation("{ products { sku } }"));
+    }
+
+    #[test]
+    fn a_system_is_configured_once() {
+        let a = parse("a.toml", OK_OP, &|_| Some("http://127.0.0.1:9".into())).unwrap();
+        let b = parse("b.toml", OK_OP, &|_| Some("http://127.0.0.1:9".into())).unwrap();
+        let e = merge(vec![a, b]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "b.toml: systems.orders: is also configured in an earlier file"
+        );
+    }
+}

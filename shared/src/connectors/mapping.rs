@@ -1,0 +1,531 @@
+//! Response mapping: JSON pointers (RFC 6901) into a system's answer, per target field, with
+//! value maps, defaults and conversions (decimal amounts to minor units, Unix times to RFC 3339).
+//! The result is the record in our own shape, which the ports then read as typed structs.
+//!
+//! In a connector file, a field's source is a pointer (`"/order/status"`), or a table:
+//! `{ pointer = "/p", map = { FULFILLED = "shipped" }, default = "processing", as = "cents" }`,
+//! `{ value = "USD" }` (a constant), or for `items`: `{ each = "/lineItems/nodes", fields = {…} }`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::catalog::{Field, Kind, ITEM_FIELDS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Convert {
+    None,
+    /// A decimal amount in major units ("45.99" or 45.99) to minor units (4599).
+    Cents,
+    /// Seconds since the Unix epoch to an RFC 3339 time.
+    Unix,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Pointer {
+        pointer: String,
+        map: Option<BTreeMap<String, Value>>,
+        default: Option<Value>,
+        convert: Convert,
+    },
+    Const(Value),
+    Each {
+        pointer: String,
+        fields: Vec<FieldMap>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldMap {
+    pub target: Field,
+    pub source: Source,
+}
+
+/// How one record is read out of an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    /// Where the record (or, for lists, the array of records) is in the answer.
+    pub at: String,
+    pub fields: Vec<FieldMap>,
+}
+
+fn valid_pointer(p: &str) -> Result<(), String> {
+    if p.is_empty() || p.starts_with('/') {
+        Ok(())
+    } else {
+        Err(format!(
+            "{p:?} is not a JSON pointer: it starts with `/` (\"\" is the whole answer)"
+        ))
+    }
+}
+
+impl Mapping {
+    /// Parses `[response]`'s `fields` for the target `fields`; errors are `(field path, message)`.
+    pub fn parse(
+        at: Option<&str>,
+        raw: &BTreeMap<String, toml::Value>,
+        targets: &'static [Field],
+    ) -> Result<Self, (String, String)> {
+        let at = at.unwrap_or("").to_string();
+        valid_pointer(&at).map_err(|m| ("at".into(), m))?;
+        Ok(Mapping {
+            at,
+            fields: parse_fields(raw, targets, "fields")?,
+        })
+    }
+
+    /// Maps the record at `self.at`; `Ok(None)` when it is absent or `null`.
+    pub fn one(&self, answer: &Value) -> Result<Option<Value>, String> {
+        match answer.pointer(&self.at) {
+            None | Some(Value::Null) => Ok(None),
+            Some(record) => map_record(&self.fields, record).map(Some),
+        }
+    }
+
+    /// Maps every record of the array at `self.at` (absent or `null`: none).
+    pub fn many(&self, answer: &Value) -> Result<Vec<Value>, String> {
+        match answer.pointer(&self.at) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(records)) => records
+                .iter()
+                .enumerate()
+                .map(|(i, r)| map_record(&self.fields, r).map_err(|e| format!("record {i}: {e}")))
+                .collect(),
+            Some(other) => Err(format!(
+                "expected an array at {:?}, found {}",
+                self.at,
+                type_name(other)
+            )),
+        }
+    }
+}
+
+fn parse_fields(
+    raw: &BTreeMap<String, toml::Value>,
+    targets: &'static [Field],
+    path: &str,
+) -> Result<Vec<FieldMap>, (String, String)> {
+    for name in raw.keys() {
+        if !targets.iter().any(|t| t.name == name) {
+            let known: Vec<&str> = targets.iter().map(|t| t.name).collect();
+            return Err((
+                format!("{path}.{name}"),
+                format!("not a field of this record (fields: {})", known.join(", ")),
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    for target in targets {
+        let here = format!("{path}.{}", target.name);
+        match raw.get(target.name) {
+            None if target.required => {
+                return Err((here, "is required: say where it is in the answer".into()))
+            }
+            None => {}
+            Some(v) => out.push(FieldMap {
+                target: *target,
+                source: parse_source(v, target, &here)?,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (String, String)> {
+    let err = |m: String| (here.to_string(), m);
+    if target.kind == Kind::Items {
+        let table = v.as_table().ok_or_else(|| {
+            err("items take a table: { each = \"/pointer/to/array\", fields = { name = \"/name\" } }".into())
+        })?;
+        for k in table.keys() {
+            if k != "each" && k != "fields" {
+                return Err(err(format!("unknown key `{k}` (expected each, fields)")));
+            }
+        }
+        let pointer = table
+            .get("each")
+            .and_then(|p| p.as_str())
+            .ok_or_else(|| err("`each` (a JSON pointer to the array) is required".into()))?;
+        valid_pointer(pointer).map_err(err)?;
+        let fields: BTreeMap<String, toml::Value> = match table.get("fields") {
+            Some(toml::Value::Table(t)) => t.clone().into_iter().collect(),
+            _ => return Err(err("`fields` (a table) is required".into())),
+        };
+        return Ok(Source::Each {
+            pointer: pointer.to_string(),
+            fields: parse_fields(&fields, ITEM_FIELDS, &format!("{here}.fields"))?,
+        });
+    }
+    match v {
+        toml::Value::String(p) => {
+            valid_pointer(p).map_err(err)?;
+            Ok(Source::Pointer {
+                pointer: p.clone(),
+                map: None,
+                default: None,
+                convert: Convert::None,
+            })
+        }
+        toml::Value::Table(t) => {
+            for k in t.keys() {
+                if !["pointer", "map", "default", "as", "value"].contains(&k.as_str()) {
+                    return Err(err(format!(
+                        "unknown key `{k}` (expected pointer, map, default, as, or value)"
+                    )));
+                }
+            }
+            if let Some(value) = t.get("value") {
+                if t.len() > 1 {
+                    return Err(err("`value` is a constant: it takes no other keys".into()));
+                }
+                return Ok(Source::Const(to_json(value)));
+            }
+            let pointer = t
+                .get("pointer")
+                .and_then(|p| p.as_str())
+                .ok_or_else(|| err("`pointer` (or `value`) is required".into()))?;
+            valid_pointer(pointer).map_err(err)?;
+            let convert = match t.get("as").map(|a| a.as_str()) {
+                None => Convert::None,
+                Some(Some("cents")) if target.kind == Kind::Integer => Convert::Cents,
+                Some(Some("unix")) if target.kind == Kind::Time => Convert::Unix,
+                Some(Some(other)) => {
+                    return Err(err(format!(
+                        "`as = {other:?}` does not apply here (\"cents\" is for amounts, \"unix\" for times)"
+                    )))
+                }
+                Some(None) => return Err(err("`as` takes a string".into())),
+            };
+            let map = match t.get("map") {
+                None => None,
+                Some(toml::Value::Table(m)) => Some(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), to_json(v)))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                Some(_) => return Err(err("`map` takes a table of value = replacement".into())),
+            };
+            Ok(Source::Pointer {
+                pointer: pointer.to_string(),
+                map,
+                default: t.get("default").map(to_json),
+                convert,
+            })
+        }
+        _ => Err(err(
+            "expected a JSON pointer string or a table { pointer = …, map = …, default = …, as = … }"
+                .into(),
+        )),
+    }
+}
+
+fn to_json(v: &toml::Value) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn map_record(fields: &[FieldMap], record: &Value) -> Result<Value, String> {
+    let mut out = Map::new();
+    for f in fields {
+        let value = match &f.source {
+            Source::Const(v) => Some(v.clone()),
+            Source::Each { pointer, fields } => match record.pointer(pointer) {
+                None | Some(Value::Null) => Some(Value::Array(Vec::new())),
+                Some(Value::Array(items)) => Some(Value::Array(
+                    items
+                        .iter()
+                        .map(|i| map_record(fields, i))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("{}: {e}", f.target.name))?,
+                )),
+                Some(other) => {
+                    return Err(format!(
+                        "`{}`: expected an array at {pointer:?}, found {}",
+                        f.target.name,
+                        type_name(other)
+                    ))
+                }
+            },
+            Source::Pointer {
+                pointer,
+                map,
+                default,
+                convert,
+            } => {
+                let found = record.pointer(pointer).filter(|v| !v.is_null());
+                let mapped = match (found, map) {
+                    (Some(v), Some(m)) => {
+                        m.get(text_key(v).as_ref()).or(default.as_ref()).or(Some(v))
+                    }
+                    (Some(v), None) => Some(v),
+                    (None, _) => default.as_ref(),
+                };
+                match mapped {
+                    None if f.target.required => {
+                        return Err(format!(
+                            "`{}` is missing: nothing at {pointer:?}",
+                            f.target.name
+                        ))
+                    }
+                    None => None,
+                    Some(v) => Some(
+                        normalise(v, f.target.kind, *convert)
+                            .map_err(|e| format!("`{}` at {pointer:?}: {e}", f.target.name))?,
+                    ),
+                }
+            }
+        };
+        if let Some(v) = value {
+            insert_dotted(&mut out, f.target.name, v);
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+fn text_key(v: &Value) -> std::borrow::Cow<'_, str> {
+    match v {
+        Value::String(s) => s.as_str().into(),
+        other => other.to_string().into(),
+    }
+}
+
+fn insert_dotted(out: &mut Map<String, Value>, name: &str, v: Value) {
+    match name.split_once('.') {
+        None => {
+            out.insert(name.to_string(), v);
+        }
+        Some((head, rest)) => {
+            let inner = out
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(m) = inner {
+                insert_dotted(m, rest, v);
+            }
+        }
+    }
+}
+
+fn normalise(v: &Value, kind: Kind, convert: Convert) -> Result<Value, String> {
+    match (kind, convert) {
+        (Kind::Integer, Convert::Cents) => cents(v).map(Value::from),
+        (Kind::Integer, _) => match v {
+            Value::Number(n) if n.is_i64() => Ok(v.clone()),
+            Value::Number(n) => match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Value::from(f as i64)),
+                _ => Err(format!("expected a whole number, found {n}")),
+            },
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| format!("expected a whole number, found {s:?}")),
+            other => Err(format!(
+                "expected a whole number, found {}",
+                type_name(other)
+            )),
+        },
+        (Kind::Time, Convert::Unix) => {
+            let secs = match v {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }
+            .ok_or_else(|| format!("expected seconds since the epoch, found {v}"))?;
+            let t = OffsetDateTime::from_unix_timestamp(secs).map_err(|e| e.to_string())?;
+            Ok(Value::String(
+                t.format(&Rfc3339).map_err(|e| e.to_string())?,
+            ))
+        }
+        (Kind::Time, _) => match v {
+            Value::String(s) if OffsetDateTime::parse(s, &Rfc3339).is_ok() => Ok(v.clone()),
+            other => Err(format!(
+                "expected an RFC 3339 time (or `as = \"unix\"`), found {other}"
+            )),
+        },
+        (Kind::OrderStatus, _) => match v {
+            // Our statuses are snake_case; a system's "IN_TRANSIT" or "In Transit" reads the same.
+            Value::String(s) => Ok(Value::String(
+                s.trim().to_ascii_lowercase().replace([' ', '-'], "_"),
+            )),
+            other => Err(format!(
+                "expected a status string, found {}",
+                type_name(other)
+            )),
+        },
+        (Kind::Text, _) => match v {
+            Value::String(_) => Ok(v.clone()),
+            Value::Number(n) => Ok(Value::String(n.to_string())),
+            Value::Bool(b) => Ok(Value::String(b.to_string())),
+            other => Err(format!("expected text, found {}", type_name(other))),
+        },
+        (Kind::Items, _) => Err("items are mapped with `each`".into()),
+    }
+}
+
+/// "45.99", "45.9", "45" or 45.99 → 4599, exactly (no float rounding of the text).
+fn cents(v: &Value) -> Result<i64, String> {
+    let text = match v {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        other => return Err(format!("expected an amount, found {}", type_name(other))),
+    };
+    let bad = || format!("expected a decimal amount like \"45.99\", found {text:?}");
+    let (neg, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.as_str()),
+    };
+    let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.trim_end_matches('0').len() > 2
+    {
+        return Err(bad());
+    }
+    let whole: i64 = whole.parse().map_err(|_| bad())?;
+    let frac_cents: i64 = match frac.len() {
+        0 => 0,
+        1 => frac.parse::<i64>().map_err(|_| bad())? * 10,
+        _ => frac[..2].parse().map_err(|_| bad())?,
+    };
+    let c = whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(frac_cents))
+        .ok_or_else(bad)?;
+    Ok(if neg { -c } else { c })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::catalog::Shape;
+    use serde_json::json;
+
+    fn mapping(at: &str, toml_fields: &str, shape: Shape) -> Result<Mapping, (String, String)> {
+        let raw: BTreeMap<String, toml::Value> = toml::from_str(toml_fields).unwrap();
+        Mapping::parse(Some(at), &raw, shape.fields())
+    }
+
+    const SHOPIFY_ORDER: &str = r#"
+        id = "/name"
+        customer_id = "/customer/id"
+        status = { pointer = "/displayFulfillmentStatus", map = { FULFILLED = "shipped", UNFULFILLED = "processing" }, default = "processing" }
+        placed_at = "/createdAt"
+        tracking_url = "/fulfillments/0/trackingInfo/0/url"
+        "total.amount_cents" = { pointer = "/totalPriceSet/shopMoney/amount", as = "cents" }
+        "total.currency" = "/totalPriceSet/shopMoney/currencyCode"
+        items = { each = "/lineItems/nodes", fields = { name = "/name", quantity = "/quantity" } }
+    "#;
+
+    #[test]
+    fn maps_a_differently_shaped_record_into_ours() {
+        let m = mapping("/data/order", SHOPIFY_ORDER, Shape::Order).unwrap();
+        let answer = json!({"data": {"order": {
+            "name": "#1001", "customer": {"id": "gid://shopify/Customer/7"},
+            "displayFulfillmentStatus": "FULFILLED", "createdAt": "2026-11-20T10:00:00Z",
+            "fulfillments": [],
+            "totalPriceSet": {"shopMoney": {"amount": "45.9", "currencyCode": "USD"}},
+            "lineItems": {"nodes": [{"name": "Mouse", "quantity": 2}]}
+        }}});
+        let order: crate::connectors::Order =
+            serde_json::from_value(m.one(&answer).unwrap().unwrap()).unwrap();
+        assert_eq!(order.id, "#1001");
+        assert_eq!(order.status, crate::connectors::OrderStatus::Shipped);
+        assert_eq!(order.total.amount_cents, 4590);
+        assert_eq!(order.items[0].quantity, 2);
+        assert_eq!(order.tracking_url, None);
+        assert_eq!(m.one(&json!({"data": {"order": null}})).unwrap(), None);
+    }
+
+    #[test]
+    fn a_missing_required_field_is_named() {
+        let m = mapping("", SHOPIFY_ORDER, Shape::Order).unwrap();
+        let e = m.one(&json!({"name": "#1"})).unwrap_err();
+        assert!(
+            e.contains("`customer_id` is missing") && e.contains("/customer/id"),
+            "{e}"
+        );
+        let e = m
+            .one(&json!({"name": "#1", "customer": {"id": 1}, "createdAt": "yesterday"}))
+            .unwrap_err();
+        assert!(e.contains("placed_at") && e.contains("RFC 3339"), "{e}");
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let (f, e) = mapping("", "id = \"/id\"\ncolour = \"/c\"", Shape::Customer).unwrap_err();
+        assert_eq!(f, "fields.colour");
+        assert!(e.contains("fields: id, email, name"), "{e}");
+        let (f, _) = mapping("", "email = \"/e\"", Shape::Customer).unwrap_err();
+        assert_eq!(f, "fields.id");
+        let (f, e) = mapping("", "id = \"id\"", Shape::Customer).unwrap_err();
+        assert_eq!(f, "fields.id");
+        assert!(e.contains("JSON pointer"), "{e}");
+        let (_, e) = mapping(
+            "",
+            "id = { pointer = \"/id\", as = \"cents\" }",
+            Shape::Customer,
+        )
+        .unwrap_err();
+        assert!(e.contains("does not apply"), "{e}");
+    }
+
+    #[test]
+    fn amounts_convert_exactly() {
+        for (v, c) in [
+            (json!("45.99"), 4599),
+            (json!("45.9"), 4590),
+            (json!("45"), 4500),
+            (json!(0.29), 29),
+            (json!("-1.50"), -150),
+            (json!("10.000"), 1000),
+        ] {
+            assert_eq!(cents(&v).unwrap(), c, "{v}");
+        }
+        for v in [
+            json!("4.999"),
+            json!("abc"),
+            json!(""),
+            json!(true),
+            json!("1e3"),
+        ] {
+            assert!(cents(&v).is_err(), "{v}");
+        }
+    }
+
+    #[test]
+    fn lists_and_unix_times() {
+        let m = mapping(
+            "/data",
+            "id = \"/id\"\nstatus = \"/status\"\n\"amount.amount_cents\" = \"/amount\"\n\"amount.currency\" = \"/currency\"",
+            Shape::Refund,
+        )
+        .unwrap();
+        let out = m
+            .many(&json!({"data": [{"id": "re_1", "status": "succeeded", "amount": 4599, "currency": "usd"}]}))
+            .unwrap();
+        assert_eq!(
+            out[0]["amount"],
+            json!({"amount_cents": 4599, "currency": "usd"})
+        );
+        assert!(m
+            .many(&json!({"data": {}}))
+            .unwrap_err()
+            .contains("expected an array"));
+        let t = normalise(&json!(1764547200), Kind::Time, Convert::Unix).unwrap();
+        assert_eq!(t, json!("2025-12-01T00:00:00Z"));
+    }
+}
