@@ -85,10 +85,12 @@ impl Mapping {
         }
     }
 
-    /// Maps every record of the array at `self.at` (absent or `null`: none).
+    /// Maps every record of the array at `self.at` (absent or `null`: none; one object: a
+    /// list of one, for APIs that look a record up by the very id a search would use).
     pub fn many(&self, answer: &Value) -> Result<Vec<Value>, String> {
         match answer.pointer(&self.at) {
             None | Some(Value::Null) => Ok(Vec::new()),
+            Some(record @ Value::Object(_)) => Ok(vec![map_record(&self.fields, record)?]),
             Some(Value::Array(records)) => records
                 .iter()
                 .enumerate()
