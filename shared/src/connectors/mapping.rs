@@ -524,9 +524,10 @@ mod tests {
             json!({"amount_cents": 4599, "currency": "usd"})
         );
         assert!(m
-            .many(&json!({"data": {}}))
+            .many(&json!({"data": 7}))
             .unwrap_err()
             .contains("expected an array"));
+        assert_eq!(m.many(&json!({"data": {"id": "re_2"}})).unwrap().len(), 1);
         let t = normalise(&json!(1764547200), Kind::Time, Convert::Unix).unwrap();
         assert_eq!(t, json!("2025-12-01T00:00:00Z"));
     }
