@@ -1,10 +1,11 @@
 //! Multi-turn conversations through the chat endpoint with the embedded classifier: slot filling,
 //! clarification, fallback, out-of-scope, handoff, carry-over, return visits and the latency
-//! budget, against the running functions, moto and the demo systems.
+//! budget and systems that are down, against the running functions, moto and the demo systems.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use switchboard::dialogue::{DOWN_WILL_MESSAGE, LET_ME_CHECK};
 use switchboard::nlu::CLARIFY_PROBES;
 use switchboard_it::{texts, Stack};
 
@@ -299,22 +300,87 @@ async fn stock_questions_read_the_inventory_and_survive_its_failure() {
         "{headphones}"
     );
 
-    // The inventory failing once: a graceful reply, and the conversation goes on.
+    // The inventory failing once is retried inside the turn: the customer never notices.
     stack
         .arm_fault(json!({"path": "/graphql", "status": 500}))
         .await;
-    let down = stack
-        .say(&token, Some(&conv), "is the wireless mouse in stock?")
-        .await;
-    assert_eq!(
-        texts(&down),
-        vec!["I can't check stock right now — please try again in a few minutes.".to_string()]
-    );
-    let again = stack
+    let retried = stack
         .say(&token, Some(&conv), "is the wireless mouse in stock?")
         .await;
     assert!(
-        texts(&again)[0].contains("Wireless Mouse is in stock"),
-        "{again}"
+        texts(&retried)[0].contains("Wireless Mouse is in stock"),
+        "{retried}"
     );
+
+    // Down for longer than the turn: told at once, answered here once it is back.
+    stack
+        .arm_fault(json!({"path": "/graphql", "status": 503, "times": 5}))
+        .await;
+    let down = stack
+        .say(&token, Some(&conv), "is the desk lamp in stock?")
+        .await;
+    let told = texts(&down);
+    assert!(
+        told == vec![DOWN_WILL_MESSAGE.to_string()] || told == vec![LET_ME_CHECK.to_string()],
+        "{down}"
+    );
+    let asked = down["message"]["seq"].as_u64().unwrap();
+    let answer = stack
+        .wait_for_message(&token, &conv, Duration::from_secs(60), |m| {
+            m["reply_to"] == asked && m["role"] == "bot"
+        })
+        .await;
+    assert!(
+        answer["text"]
+            .as_str()
+            .unwrap()
+            .contains("Desk Lamp is in stock"),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn a_down_order_system_is_answered_later_and_nothing_is_lost() {
+    let stack = Stack::connect().await;
+    let who = Stack::fresh_customer("cust_down");
+    let token = stack.token(&who);
+    let order = stack.create_order(&who, 2500).await;
+    // Every attempt of the turn fails (and the first of the deferred job's).
+    stack
+        .arm_fault(
+            json!({"path": "/orders", "match": {"customer_id": who}, "status": 500, "times": 4}),
+        )
+        .await;
+    let quick = stack.say(&token, None, "where is my order?").await;
+    let told = texts(&quick);
+    assert!(
+        told == vec![DOWN_WILL_MESSAGE.to_string()] || told == vec![LET_ME_CHECK.to_string()],
+        "{quick}"
+    );
+    let conv = conversation_id(&quick);
+    let asked = quick["message"]["seq"].as_u64().unwrap();
+    let answer = stack
+        .wait_for_message(&token, &conv, Duration::from_secs(60), |m| {
+            m["reply_to"] == asked && m["role"] == "bot"
+        })
+        .await;
+    assert!(
+        answer["text"].as_str().unwrap().contains(&order),
+        "{answer}"
+    );
+    // The customer's message is in the history once, and so is the answer.
+    let history = stack
+        .get(
+            Some(&token),
+            &format!("/v1/conversations/{conv}/messages?limit=100"),
+        )
+        .await
+        .body;
+    let mine: Vec<_> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "customer" && m["text"] == "where is my order?")
+        .collect();
+    assert_eq!(mine.len(), 1, "{history}");
 }

@@ -1113,9 +1113,25 @@ mod tests {
 
     #[tokio::test]
     async fn a_down_order_system_gets_a_graceful_reply() {
+        // No budget: the deferred job's own answer.
         let d = Dialogue::new(Arc::new(FakeOrders(vec![], true)));
         let out = fresh_as(&d, "alice", "where's my order").await;
         assert_eq!(out.replies, vec![SYSTEM_DOWN.to_string()]);
+        assert!(!out.deferred);
+    }
+
+    #[tokio::test]
+    async fn a_chat_turn_defers_when_the_order_system_is_down() {
+        let d = Dialogue::new(Arc::new(FakeOrders(vec![], true)))
+            .with_budget(Some(std::time::Duration::from_millis(150)));
+        let out = fresh_as(&d, "alice", "where's my order").await;
+        assert_eq!(out.replies, vec![DOWN_WILL_MESSAGE.to_string()]);
+        assert!(out.deferred, "the caller queues answer.deferred");
+        assert_eq!(
+            out.state,
+            DialogueState::Idle,
+            "nothing of the turn is kept"
+        );
     }
 
     #[tokio::test]
