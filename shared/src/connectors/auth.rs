@@ -113,11 +113,13 @@ impl Credentials {
     }
 
     /// The credential for the next request. For OAuth2, a cached token or a new one.
+    /// `timeout` bounds a token request (the calling operation's own timeout).
     pub async fn credential(
         &self,
         system: &'static str,
         secrets: &SecretCache,
         client: &reqwest::Client,
+        timeout: Duration,
     ) -> Result<Credential, ConnectorError> {
         let secret = |r: &SecretRef| {
             let r = r.clone();
@@ -166,7 +168,7 @@ impl Credentials {
                 let value = match fresh {
                     Some(t) => t.value.clone(),
                     None => {
-                        let t = fetch_token(system, cfg, secrets, client).await?;
+                        let t = fetch_token(system, cfg, secrets, client, timeout).await?;
                         let v = t.value.clone();
                         *token = Some(t);
                         v
@@ -208,6 +210,7 @@ async fn fetch_token(
     cfg: &OAuth2Config,
     secrets: &SecretCache,
     client: &reqwest::Client,
+    timeout: Duration,
 ) -> Result<Token, ConnectorError> {
     let secret = secrets
         .get(&cfg.client_secret)
@@ -220,7 +223,7 @@ async fn fetch_token(
     if let Some(a) = &cfg.audience {
         form.push(("audience", a));
     }
-    let mut req = client.post(cfg.token_url.clone());
+    let mut req = client.post(cfg.token_url.clone()).timeout(timeout);
     match cfg.client_auth {
         ClientAuth::Basic => req = req.basic_auth(&cfg.client_id, Some(secret.expose())),
         ClientAuth::Body => {

@@ -14,7 +14,7 @@ use super::auth::{Credential, Credentials, SecretCache};
 use super::catalog::{Op, Returns};
 use super::config::{Body, ConnectorsConfig, OperationConfig, SystemConfig};
 use super::resilience::{self, Breaker};
-use super::template::{push_path_segment, Inputs};
+use super::template::{lookup, push_path_segment, Inputs};
 use super::ConnectorError;
 use crate::secrets::SecretSource;
 
@@ -30,6 +30,9 @@ pub fn http_client() -> reqwest::Client {
         .build()
         .expect("a client with only timeouts and a user agent always builds")
 }
+
+/// How long init waits for a token endpoint.
+const WARM_UP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// What a successful call gave back, in our own shape (see `catalog::Shape`).
 #[derive(Debug, Clone, PartialEq)]
@@ -133,7 +136,7 @@ impl Connectors {
         for (name, s) in &self.systems {
             if let Err(e) = s
                 .credentials
-                .credential(name, &self.secrets, &self.client)
+                .credential(name, &self.secrets, &self.client, WARM_UP_TIMEOUT)
                 .await
             {
                 tracing::error!(system = name, error = %e, "connector credentials not ready");
@@ -167,7 +170,7 @@ impl Connectors {
         loop {
             let credential = system
                 .credentials
-                .credential(system_name, &self.secrets, &self.client)
+                .credential(system_name, &self.secrets, &self.client, operation.timeout)
                 .await?;
             let request = self.request(system, operation, inputs, &credential)?;
             let started = Instant::now();
@@ -344,6 +347,19 @@ impl Connectors {
         let mut url = String::with_capacity(160);
         url.push_str(system.config.base_url.as_str());
         if let Some(path) = &operation.path {
+            // URLs treat "%2E%2E" as "..", however escaped: such an input would climb out of
+            // its place in the path, so it is refused. No real id is only dots.
+            if let Some(v) = path.vars().find(|v| {
+                lookup(inputs, v)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b == b'.'))
+            }) {
+                return Err(ConnectorError::Rejected {
+                    system: name,
+                    status: 400,
+                    detail: format!("{op}: `{v}` cannot be only dots"),
+                });
+            }
             while url.ends_with('/') {
                 url.pop();
             }

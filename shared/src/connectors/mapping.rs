@@ -3,7 +3,8 @@
 //! The result is the record in our own shape, which the ports then read as typed structs.
 //!
 //! In a connector file, a field's source is a pointer (`"/order/status"`), or a table:
-//! `{ pointer = "/p", map = { FULFILLED = "shipped" }, default = "processing", as = "cents" }`,
+//! `{ pointer = "/p", map = { FULFILLED = "shipped" }, default = "processing", as = "cents",
+//! strip_prefix = "#" }` (`default` when nothing is there; a value `map` does not list is kept),
 //! `{ value = "USD" }` (a constant), or for `items`: `{ each = "/lineItems/nodes", fields = {…} }`.
 
 use std::collections::BTreeMap;
@@ -30,6 +31,8 @@ pub enum Source {
         map: Option<BTreeMap<String, Value>>,
         default: Option<Value>,
         convert: Convert,
+        /// Taken off the front of a text value: Shopify's order name "#1001" is our "1001".
+        strip_prefix: Option<String>,
     },
     Const(Value),
     Each {
@@ -169,13 +172,14 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
                 map: None,
                 default: None,
                 convert: Convert::None,
+                strip_prefix: None,
             })
         }
         toml::Value::Table(t) => {
             for k in t.keys() {
-                if !["pointer", "map", "default", "as", "value"].contains(&k.as_str()) {
+                if !["pointer", "map", "default", "as", "value", "strip_prefix"].contains(&k.as_str()) {
                     return Err(err(format!(
-                        "unknown key `{k}` (expected pointer, map, default, as, or value)"
+                        "unknown key `{k}` (expected pointer, map, default, as, strip_prefix, or value)"
                     )));
                 }
             }
@@ -201,6 +205,17 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
                 }
                 Some(None) => return Err(err("`as` takes a string".into())),
             };
+            let strip_prefix = match t.get("strip_prefix") {
+                None => None,
+                Some(toml::Value::String(p)) if target.kind == Kind::Text && !p.is_empty() => {
+                    Some(p.clone())
+                }
+                Some(_) => {
+                    return Err(err(
+                        "`strip_prefix` takes a non-empty string, for text fields".into()
+                    ))
+                }
+            };
             let map = match t.get("map") {
                 None => None,
                 Some(toml::Value::Table(m)) => Some(
@@ -215,6 +230,7 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
                 map,
                 default: t.get("default").map(to_json),
                 convert,
+                strip_prefix,
             })
         }
         _ => Err(err(
@@ -266,14 +282,24 @@ fn map_record(fields: &[FieldMap], record: &Value) -> Result<Value, String> {
                 map,
                 default,
                 convert,
+                strip_prefix,
             } => {
                 let found = record.pointer(pointer).filter(|v| !v.is_null());
                 let mapped = match (found, map) {
-                    (Some(v), Some(m)) => {
-                        m.get(text_key(v).as_ref()).or(default.as_ref()).or(Some(v))
-                    }
+                    // Unlisted values pass as they are: a status a system adds later is shown
+                    // as unknown rather than mistaken for the default.
+                    (Some(v), Some(m)) => m.get(text_key(v).as_ref()).or(Some(v)),
                     (Some(v), None) => Some(v),
                     (None, _) => default.as_ref(),
+                };
+                let stripped;
+                let mapped = match (mapped, strip_prefix) {
+                    (Some(Value::String(t)), Some(p)) => {
+                        stripped =
+                            Value::String(t.strip_prefix(p.as_str()).unwrap_or(t).to_string());
+                        Some(&stripped)
+                    }
+                    (m, _) => m,
                 };
                 match mapped {
                     None if f.target.required => {
@@ -421,8 +447,8 @@ mod tests {
         Mapping::parse(Some(at), &raw, shape.fields())
     }
 
-    const SHOPIFY_ORDER: &str = r#"
-        id = "/name"
+    const SHOPIFY_ORDER: &str = r##"
+        id = { pointer = "/name", strip_prefix = "#" }
         customer_id = "/customer/id"
         status = { pointer = "/displayFulfillmentStatus", map = { FULFILLED = "shipped", UNFULFILLED = "processing" }, default = "processing" }
         placed_at = "/createdAt"
@@ -430,7 +456,7 @@ mod tests {
         "total.amount_cents" = { pointer = "/totalPriceSet/shopMoney/amount", as = "cents" }
         "total.currency" = "/totalPriceSet/shopMoney/currencyCode"
         items = { each = "/lineItems/nodes", fields = { name = "/name", quantity = "/quantity" } }
-    "#;
+    "##;
 
     #[test]
     fn maps_a_differently_shaped_record_into_ours() {
@@ -444,12 +470,21 @@ mod tests {
         }}});
         let order: crate::connectors::Order =
             serde_json::from_value(m.one(&answer).unwrap().unwrap()).unwrap();
-        assert_eq!(order.id, "#1001");
+        assert_eq!(order.id, "1001");
         assert_eq!(order.status, crate::connectors::OrderStatus::Shipped);
         assert_eq!(order.total.amount_cents, 4590);
         assert_eq!(order.items[0].quantity, 2);
         assert_eq!(order.tracking_url, None);
         assert_eq!(m.one(&json!({"data": {"order": null}})).unwrap(), None);
+        let mut later = answer.clone();
+        later["data"]["order"]["displayFulfillmentStatus"] = json!("SOME_NEW_STATE");
+        let later: crate::connectors::Order =
+            serde_json::from_value(m.one(&later).unwrap().unwrap()).unwrap();
+        assert_eq!(
+            later.status,
+            crate::connectors::OrderStatus::Unknown,
+            "unlisted is kept, not defaulted"
+        );
     }
 
     #[test]
