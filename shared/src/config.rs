@@ -94,7 +94,6 @@ pub struct ChatSettings {
     pub max_text_chars: usize,
     /// How many recent messages a turn reads: the turn's cost does not grow with the conversation.
     pub history_window: usize,
-    pub connector_timeout: Duration,
 }
 
 impl ChatSettings {
@@ -103,7 +102,6 @@ impl ChatSettings {
             max_body_bytes: env.parsed("MAX_BODY_BYTES", 16 * 1024)?,
             max_text_chars: env.parsed("MAX_TEXT_CHARS", 2_000)?,
             history_window: env.parsed("HISTORY_WINDOW", 20)?,
-            connector_timeout: Duration::from_millis(env.parsed("CONNECTOR_TIMEOUT_MS", 1_500)?),
         })
     }
 }
@@ -114,7 +112,6 @@ impl Default for ChatSettings {
             max_body_bytes: 16 * 1024,
             max_text_chars: 2_000,
             history_window: 20,
-            connector_timeout: Duration::from_millis(1_500),
         }
     }
 }

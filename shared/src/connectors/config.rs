@@ -937,6 +937,34 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
     }
 
     #[test]
+    fn the_bundled_file_serves_each_function_with_only_its_variables() {
+        let chat_env = |k: &str| (k == "ORDERS_API_URL").then(|| "http://127.0.0.1:1".to_string());
+        let chat = parse(BUNDLED_NAME, BUNDLED, &chat_env).unwrap();
+        chat.require(&[Op::OrdersGetStatus, Op::OrdersListByCustomer], "chat")
+            .unwrap();
+        assert!(!chat.has(Op::InventoryAvailability) && !chat.has(Op::EmailSend));
+        let e = chat
+            .require(&[Op::PaymentsRefund, Op::CrmFindCustomer], "fulfillment")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("payments.refund, crm.find_customer")
+                && e.contains("crm is off: CRM_API_URL is not set")
+                && e.contains("payments is off: PAYMENTS_API_URL is not set"),
+            "{e}"
+        );
+        let all = parse(BUNDLED_NAME, BUNDLED, &|_| {
+            Some("http://127.0.0.1:1".into())
+        })
+        .unwrap();
+        for op in Op::ALL {
+            assert!(all.has(op), "{op}");
+        }
+        let (_, refund) = all.operation(Op::PaymentsRefund).unwrap();
+        assert_eq!(refund.retries, 2, "keyed: retried");
+    }
+
+    #[test]
     fn mutations_are_recognised() {
         assert!(is_mutation("  # refund\n mutation Refund($id: ID!) { x }"));
         assert!(!is_mutation("query { products { sku } }"));
