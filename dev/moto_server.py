@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""moto's server (pinned in dev/requirements.txt), with its FIFO receive made to keep group order.
+"""moto's server (pinned in dev/requirements.txt), with its FIFO receive made to keep group order
+and its DynamoDB writes made atomic.
 
 moto 5.2.5 keeps a received message "pending" until a receive call walks past it visible again.
 When several messages of one FIFO group time out together (a crashed invocation's batch, or a
@@ -7,13 +8,18 @@ failed job and the ones held back behind it), the walk reaches the group's head 
 ones still count as pending, skips the head as "group in flight", then releases and delivers a
 later message first. SQS itself never does that. Here every timed-out message is released
 before the walk, and receives run one at a time (moto's bookkeeping is not thread-safe); the
-long-poll wait happens outside the lock. Same arguments as `moto_server`.
+long-poll wait happens outside the lock.
+
+DynamoDB evaluates a condition and applies the write as one step; moto checks, then writes, in
+Python threads, so two conditional writes arriving together can both pass (two deliveries of a
+job both "beginning" its effect). Writes here run one at a time. Same arguments as `moto_server`.
 """
 
 import sys
 import threading
 import time
 
+from moto.dynamodb import models as dynamodb
 from moto.server import main
 from moto.sqs import models
 
@@ -37,6 +43,20 @@ def receive_message(self, queue_name, count, wait_seconds_timeout, visibility_ti
 
 
 models.SQSBackend.receive_message = receive_message
+
+_write_lock = threading.RLock()
+
+
+def _serialized(write):
+    def locked(*args, **kwargs):
+        with _write_lock:
+            return write(*args, **kwargs)
+
+    return locked
+
+
+for _name in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+    setattr(dynamodb.DynamoDBBackend, _name, _serialized(getattr(dynamodb.DynamoDBBackend, _name)))
 
 if __name__ == "__main__":
     sys.exit(main())
