@@ -301,10 +301,11 @@ async fn a_conversations_jobs_keep_their_order_through_retries() {
     let stack = Stack::connect().await;
     let (customer, token, conv) = conversation(&stack, "cust_order").await;
     let order = stack.create_order(&customer, 1500).await;
-    // The payments API is down for the refund's first two tries.
+    // The payments API is down for the refund's first two deliveries: three attempts each,
+    // since the connector itself retries a call that carries an idempotency key.
     stack
         .arm_fault(json!({
-            "path": "/payments/refunds", "match": { "order_id": order }, "status": 503, "times": 2
+            "path": "/payments/refunds", "match": { "order_id": order }, "status": 503, "times": 6
         }))
         .await;
     let after = unique("after the refund");
@@ -334,8 +335,8 @@ async fn a_conversations_jobs_keep_their_order_through_retries() {
     assert_eq!(texts[2], after, "the later job waited for the retried one");
     assert_eq!(
         stack.refunds_for(&order).await,
-        (1, 3),
-        "two refused calls, then one refund"
+        (1, 7),
+        "six refused calls over two deliveries, then one refund"
     );
 }
 
