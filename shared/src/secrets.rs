@@ -138,6 +138,34 @@ fn values_of(reference: &SecretRef, raw: &str) -> Result<Vec<SecretValue>, Secre
     Ok(values)
 }
 
+/// An SSM parameter, decrypted (a SecureString's plain text).
+pub async fn ssm_parameter(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+) -> Result<aws_sdk_ssm::types::Parameter, SecretError> {
+    let reference = || SecretRef::Ssm(name.to_string()).to_string();
+    let out = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.as_service_error()
+                .is_some_and(|s| s.is_parameter_not_found())
+            {
+                SecretError::NotFound(reference())
+            } else {
+                SecretError::Unavailable {
+                    reference: reference(),
+                    reason: aws_sdk_ssm::error::DisplayErrorContext(e).to_string(),
+                }
+            }
+        })?;
+    out.parameter
+        .ok_or_else(|| SecretError::NotFound(reference()))
+}
+
 /// Resolves references from the process environment and, when clients are given, from SSM and
 /// Secrets Manager. Clients are built once at init.
 pub struct Secrets<F: Fn(&str) -> Option<String> + Send + Sync> {
@@ -173,24 +201,7 @@ impl<F: Fn(&str) -> Option<String> + Send + Sync> Secrets<F> {
                     .ssm
                     .as_ref()
                     .ok_or_else(|| unavailable("no SSM client configured".into()))?;
-                let out = ssm
-                    .get_parameter()
-                    .name(name)
-                    .with_decryption(true)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_parameter_not_found())
-                        {
-                            SecretError::NotFound(reference.to_string())
-                        } else {
-                            unavailable(aws_sdk_ssm::error::DisplayErrorContext(e).to_string())
-                        }
-                    })?;
-                let param = out
-                    .parameter()
-                    .ok_or_else(|| SecretError::NotFound(reference.to_string()))?;
+                let param = ssm_parameter(ssm, name).await?;
                 let raw = param.value().unwrap_or_default();
                 if param.r#type() == Some(&aws_sdk_ssm::types::ParameterType::StringList) {
                     let values: Vec<SecretValue> = raw

@@ -753,22 +753,11 @@ pub async fn load(
         let text = match source.strip_prefix("ssm:") {
             Some(name) => {
                 let ssm = ssm.ok_or_else(|| cannot("no SSM client to read it with".into()))?;
-                let out = ssm
-                    .get_parameter()
-                    .name(name)
-                    .with_decryption(true)
-                    .send()
+                crate::secrets::ssm_parameter(ssm, name)
                     .await
-                    .map_err(|e| {
-                        cannot(format!(
-                            "cannot read the parameter: {}",
-                            aws_sdk_ssm::error::DisplayErrorContext(e)
-                        ))
-                    })?;
-                out.parameter()
-                    .and_then(|p| p.value())
+                    .map_err(|e| cannot(e.to_string()))?
+                    .value
                     .ok_or_else(|| cannot("the parameter has no value".into()))?
-                    .to_string()
             }
             None => {
                 std::fs::read_to_string(source).map_err(|e| cannot(format!("cannot read: {e}")))?

@@ -87,6 +87,20 @@ enum Attempt {
     Reauthenticate,
 }
 
+impl Attempt {
+    /// The request or its answer broke off: the system may be down.
+    fn transport(system: &'static str, op: Op, e: &reqwest::Error) -> Self {
+        Attempt::Transient {
+            error: ConnectorError::Unavailable {
+                system,
+                detail: format!("{op}: {}", describe(e)),
+            },
+            wait: None,
+            up: false,
+        }
+    }
+}
+
 impl Connectors {
     pub fn new(
         config: ConnectorsConfig,
@@ -242,16 +256,7 @@ impl Connectors {
         let op = operation.op;
         let resp = match self.client.execute(request).await {
             Ok(r) => r,
-            Err(e) => {
-                return Attempt::Transient {
-                    error: ConnectorError::Unavailable {
-                        system: name,
-                        detail: format!("{op}: {}", describe(&e)),
-                    },
-                    wait: None,
-                    up: false,
-                }
-            }
+            Err(e) => return Attempt::transport(name, op, &e),
         };
         let status = resp.status().as_u16();
         match status {
@@ -307,16 +312,7 @@ impl Connectors {
         }
         let bytes = match resp.bytes().await {
             Ok(b) => b,
-            Err(e) => {
-                return Attempt::Transient {
-                    error: ConnectorError::Unavailable {
-                        system: name,
-                        detail: format!("{op}: {}", describe(&e)),
-                    },
-                    wait: None,
-                    up: false,
-                }
-            }
+            Err(e) => return Attempt::transport(name, op, &e),
         };
         match read(name, operation, &bytes) {
             Ok(reply) => Attempt::Answer(reply),
