@@ -37,7 +37,8 @@ impl fmt::Display for SecretRef {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
-    #[error("{0:?} is not a secret reference: expected env:NAME, ssm:/path or secretsmanager:name[#key]")]
+    /// The text is not repeated: it may be a secret pasted where its reference belongs.
+    #[error("not a secret reference: expected env:NAME, ssm:/path or secretsmanager:name[#key] (a secret's value never goes in a file)")]
     BadReference(String),
     #[error("secret {0} is not set")]
     NotFound(String),

@@ -257,6 +257,10 @@ pub fn is_loopback(url: &Url) -> bool {
 /// `https` everywhere, plain `http` only to loopback (the local stack and test doubles).
 pub fn check_url(raw: &str) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("{raw:?} is not a URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Credentials in a URL end up in logs and in the checker's output: `auth` holds them.
+        return Err("a URL cannot carry credentials (user:password@): use `auth`".into());
+    }
     match url.scheme() {
         "https" => Ok(url),
         "http" if is_loopback(&url) => Ok(url),
@@ -294,6 +298,24 @@ fn interpolate(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A header a file may set by value: never a credential, which would sit in the file in clear
+/// and go out unmarked as sensitive; `auth` (with a secret reference) sends those.
+fn plain_header(raw: &str) -> Result<http::HeaderName, String> {
+    let name = header_name(raw)?;
+    if [
+        http::header::AUTHORIZATION,
+        http::header::PROXY_AUTHORIZATION,
+        http::header::COOKIE,
+    ]
+    .contains(&name)
+    {
+        return Err(format!(
+            "{raw} carries credentials: use `auth` with a secret reference"
+        ));
+    }
+    Ok(name)
 }
 
 fn header_name(raw: &str) -> Result<http::HeaderName, String> {
@@ -335,10 +357,19 @@ pub fn parse(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ConnectorsConfig, ConnectorConfigError> {
     let cx = Ctx { file };
+    // The message and line only: toml's own rendering quotes the offending line, which may be
+    // a secret pasted in place of its reference, and this error goes to the init log.
     let raw: RawFile = toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let message = e.message().trim_end().to_string();
         cx.err(
             String::new(),
-            e.to_string().trim_end().replace('\n', "\n    "),
+            match line {
+                Some(l) => format!("line {l}: {message}"),
+                None => message,
+            },
         )
     })?;
     let mut systems = BTreeMap::new();
@@ -388,17 +419,20 @@ fn system(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Result<SystemConfig, String>, ConnectorConfigError> {
     let here = |f: &str| format!("systems.{name}.{f}");
+    // A system whose variable is unset is off, not an error: a function is given only the URLs
+    // of the systems it uses, and `require` names the variable when it needs one that is off.
+    // The rest of the system is still checked, against a placeholder URL.
+    let mut off = None;
     let base = match interpolate(&sys.base_url, env) {
         Ok(b) => b,
-        Err(Ok(var)) if sys.optional => {
-            tracing::info!(system = name, variable = %var, "optional connector system is off: its variable is unset");
-            return Ok(Err(var));
-        }
         Err(Ok(var)) => {
-            return Err(cx.err(
-                here("base_url"),
-                format!("environment variable {var} is not set"),
-            ))
+            if sys.optional {
+                tracing::info!(system = name, variable = %var, "optional connector system is off: its variable is unset");
+            } else {
+                tracing::warn!(system = name, variable = %var, "connector system is off: its variable is unset");
+            }
+            off = Some(var);
+            "https://placeholder.invalid".to_string()
         }
         Err(Err(m)) => return Err(cx.err(here("base_url"), m)),
     };
@@ -483,7 +517,7 @@ fn system(
     };
     let mut headers = Vec::new();
     for (k, v) in &sys.headers {
-        let n = header_name(k).map_err(|m| cx.err(here(&format!("headers.{k}")), m))?;
+        let n = plain_header(k).map_err(|m| cx.err(here(&format!("headers.{k}")), m))?;
         let v = http::HeaderValue::from_str(v)
             .map_err(|_| cx.err(here(&format!("headers.{k}")), "not a valid header value"))?;
         headers.push((n, v));
@@ -513,7 +547,7 @@ fn system(
             operation(cx, &field, op, raw, timeout, default_retries)?,
         );
     }
-    Ok(Ok(SystemConfig {
+    let system = SystemConfig {
         name,
         base_url,
         auth,
@@ -538,7 +572,11 @@ fn system(
             3_600_000,
         )?,
         operations,
-    }))
+    };
+    Ok(match off {
+        Some(var) => Err(var),
+        None => Ok(system),
+    })
 }
 
 fn templates(
@@ -625,7 +663,7 @@ fn operation(
         .into_iter()
         .map(|(k, t)| {
             Ok((
-                header_name(&k).map_err(|m| cx.err(f(&format!("headers.{k}")), m))?,
+                plain_header(&k).map_err(|m| cx.err(f(&format!("headers.{k}")), m))?,
                 t,
             ))
         })
@@ -844,9 +882,14 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
                 "not a system",
             ),
             (
-                "[systems.orders]\nbase_url = \"${NOPE}\"\n",
+                "[systems.orders]\nbase_url = \"https://u:p@x\"\n",
                 "systems.orders.base_url",
-                "NOPE is not set",
+                "cannot carry credentials",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"${NOPE}\"\nheaders = { Authorization = \"Bearer sk_live\" }\n",
+                "systems.orders.headers.Authorization",
+                "use `auth`",
             ),
             (
                 "[systems.orders]\nbase_url = \"http://orders.example.com\"\n",
@@ -870,7 +913,7 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
             ),
             (
                 "[systems.orders]\nbase_url = \"https://x\"\nauth = { type = \"bearer\", secret = \"hunter2\" }\n",
-                "",
+                "line 3",
                 "not a secret reference",
             ),
             (
@@ -906,6 +949,7 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
         ];
         for (text, field, needle) in cases {
             let e = error_of(text);
+            assert!(!e.contains("hunter2") && !e.contains("sk_live"), "{e}");
             assert!(e.starts_with("c.toml: "), "{e}");
             assert!(e.contains(field), "{e} should name {field}");
             assert!(e.contains(needle), "{e} should say {needle}");
