@@ -874,7 +874,7 @@ async fn basic_auth_goes_in_authorization() {
 }
 
 #[tokio::test]
-async fn a_missing_secret_is_unavailable_and_sends_nothing() {
+async fn a_missing_secret_is_misconfigured_and_sends_nothing() {
     let server = MockServer::start().await;
     Mock::given(method("GET"))
         .respond_with(ok_order("1001"))
@@ -885,7 +885,13 @@ async fn a_missing_secret_is_unavailable_and_sends_nothing() {
         &server,
         &orders("retries = 0\nauth = { type = \"bearer\", secret = \"env:NOT_SET\" }"),
     );
-    expect_unavailable(get_status(&c, "1001").await, "credentials");
+    // Not transient: retrying a job for a secret nobody set only walks it to the DLQ.
+    match get_status(&c, "1001").await {
+        Err(ConnectorError::Misconfigured { detail, .. }) => {
+            assert!(detail.contains("credentials"), "{detail}")
+        }
+        other => panic!("expected Misconfigured, got {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

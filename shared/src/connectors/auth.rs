@@ -92,6 +92,18 @@ fn unavailable(system: &'static str, e: impl std::fmt::Display) -> ConnectorErro
     }
 }
 
+/// A secret that cannot be read right now is worth retrying; one that is missing or malformed
+/// needs fixing, and retrying a job for it only walks it to the DLQ.
+fn secret_error(system: &'static str, e: SecretError) -> ConnectorError {
+    match e {
+        SecretError::Unavailable { .. } => unavailable(system, e),
+        other => ConnectorError::Misconfigured {
+            system,
+            detail: format!("credentials: {other}"),
+        },
+    }
+}
+
 fn sensitive(value: String) -> Result<http::HeaderValue, String> {
     let mut v = http::HeaderValue::try_from(value)
         .map_err(|_| "the secret is not a valid header value".to_string())?;
@@ -123,7 +135,7 @@ impl Credentials {
     ) -> Result<Credential, ConnectorError> {
         let secret = |r: &SecretRef| {
             let r = r.clone();
-            async move { secrets.get(&r).await.map_err(|e| unavailable(system, e)) }
+            async move { secrets.get(&r).await.map_err(|e| secret_error(system, e)) }
         };
         Ok(match &self.auth {
             Auth::None => Credential::None,
@@ -215,7 +227,7 @@ async fn fetch_token(
     let secret = secrets
         .get(&cfg.client_secret)
         .await
-        .map_err(|e| unavailable(system, e))?;
+        .map_err(|e| secret_error(system, e))?;
     let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
     if let Some(s) = &cfg.scope {
         form.push(("scope", s));

@@ -13,6 +13,7 @@ use url::Url;
 use super::auth::{Credential, Credentials, SecretCache};
 use super::catalog::{Op, Returns};
 use super::config::{Body, ConnectorsConfig, OperationConfig, SystemConfig};
+use super::mapping::Mapping;
 use super::resilience::{self, Breaker};
 use super::template::{lookup, push_path_segment, Inputs};
 use super::ConnectorError;
@@ -262,6 +263,16 @@ impl Connectors {
         match status {
             200..=299 => {}
             401 if system.credentials.is_oauth2() => return Attempt::Reauthenticate,
+            // A 404 is "no such record" only where the path names one (`/orders/{order_id}`);
+            // elsewhere (a collection, a GraphQL endpoint) it means the URL is wrong, and
+            // reading it as "no orders" would hide that.
+            404 if !names_a_record(operation) => {
+                return Attempt::Final(ConnectorError::Rejected {
+                    system: name,
+                    status,
+                    detail: format!("{op}: HTTP 404 (is the base URL right?)"),
+                })
+            }
             404 => {
                 return match op.returns() {
                     Returns::One(_) => Attempt::Answer(Reply::Absent),
@@ -345,15 +356,16 @@ impl Connectors {
         if let Some(path) = &operation.path {
             // URLs treat "%2E%2E" as "..", however escaped: such an input would climb out of
             // its place in the path, so it is refused. No real id is only dots.
+            // An empty one would name the collection instead of a record.
             if let Some(v) = path.vars().find(|v| {
                 lookup(inputs, v)
                     .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b == b'.'))
+                    .is_some_and(|s| s.bytes().all(|b| b == b'.'))
             }) {
                 return Err(ConnectorError::Rejected {
                     system: name,
                     status: 400,
-                    detail: format!("{op}: `{v}` cannot be only dots"),
+                    detail: format!("{op}: `{v}` cannot be empty or only dots"),
                 });
             }
             while url.ends_with('/') {
@@ -436,6 +448,15 @@ impl Connectors {
     }
 }
 
+/// True for a REST operation whose path holds an input: its 404 means "no such record".
+fn names_a_record(operation: &OperationConfig) -> bool {
+    !matches!(operation.body, Body::GraphQl { .. })
+        && operation
+            .path
+            .as_ref()
+            .is_some_and(|p| p.vars().next().is_some())
+}
+
 /// GraphQL error codes that mean "later", not "never" (Shopify's cost throttle among them).
 const TRANSIENT_GRAPHQL_CODES: &[&str] =
     &["THROTTLED", "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"];
@@ -446,8 +467,17 @@ fn read(
     bytes: &[u8],
 ) -> Result<Reply, ConnectorError> {
     let op = operation.op;
-    let Some(mapping) = &operation.mapping else {
-        return Ok(Reply::Done);
+    let graphql = matches!(operation.body, Body::GraphQl { .. });
+    let nothing;
+    let mapping = match &operation.mapping {
+        Some(m) => m,
+        // A REST answer with nothing to read is done at 2xx; a GraphQL one still says in
+        // `errors` whether the mutation happened.
+        None if !graphql => return Ok(Reply::Done),
+        None => {
+            nothing = Mapping::default();
+            &nothing
+        }
     };
     let malformed = |detail: String| ConnectorError::Malformed {
         system,
@@ -455,7 +485,7 @@ fn read(
     };
     let answer: Value = serde_json::from_slice(bytes)
         .map_err(|e| malformed(format!("the answer is not JSON ({e})")))?;
-    if matches!(operation.body, Body::GraphQl { .. }) {
+    if graphql {
         // GraphQL reports failures in `errors`, usually on HTTP 200.
         if let Some(errors) = answer.get("errors").and_then(Value::as_array) {
             if !errors.is_empty() {

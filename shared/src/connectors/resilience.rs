@@ -72,13 +72,16 @@ pub struct Breaker {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Open;
 
-/// A call the breaker let through; report how it went. Dropped without a report (the turn's
-/// budget cancelled it), it counts as neither, and a probe hands its turn to the next call.
+/// A call the breaker let through; report how it went. Dropped without a report, it was
+/// cancelled: past its turn's deadline that is a failure (the system did not answer in the time
+/// a turn has, and without counting it a hanging system would never open the circuit in chat);
+/// before it, it counts as neither, and a probe hands its turn to the next call.
 #[must_use]
 pub struct Permit<'a> {
     breaker: &'a Breaker,
     probe: bool,
     reported: bool,
+    deadline: Option<Instant>,
 }
 
 impl Breaker {
@@ -105,6 +108,7 @@ impl Breaker {
             breaker: self,
             probe,
             reported: false,
+            deadline: deadline(),
         })
     }
 
@@ -127,6 +131,10 @@ impl Permit<'_> {
     /// The system did not answer usefully (timeouts, 5xx, refused connections).
     pub fn failure(mut self) {
         self.reported = true;
+        self.fail();
+    }
+
+    fn fail(&self) {
         let b = self.breaker;
         let mut s = b.state.lock().unwrap_or_else(|p| p.into_inner());
         *s = match *s {
@@ -150,7 +158,13 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if self.probe && !self.reported {
+        if self.reported {
+            return;
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return self.fail();
+        }
+        if self.probe {
             let mut s = self.breaker.state.lock().unwrap_or_else(|p| p.into_inner());
             if *s == State::HalfOpen {
                 *s = State::Open {
@@ -195,6 +209,31 @@ mod tests {
         tokio::time::advance(Duration::from_secs(6)).await;
         drop(b.admit().unwrap());
         assert!(b.admit().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_cut_off_by_its_deadline_counts_as_failed() {
+        let b = Breaker::new(2, Duration::from_secs(30));
+        for _ in 0..2 {
+            let d = Instant::now() + Duration::from_millis(150);
+            let hanging = with_deadline(d, async {
+                let _permit = b.admit().unwrap();
+                std::future::pending::<()>().await
+            });
+            assert!(tokio::time::timeout_at(d, hanging).await.is_err());
+        }
+        assert!(b.is_open(), "two turns that timed out open it");
+        // Cancelled before its deadline (the caller gave up): neither.
+        let c = Breaker::new(1, Duration::from_secs(30));
+        let d = Instant::now() + Duration::from_secs(10);
+        let early = with_deadline(d, async {
+            let _permit = c.admit().unwrap();
+            std::future::pending::<()>().await
+        });
+        assert!(tokio::time::timeout(Duration::from_millis(10), early)
+            .await
+            .is_err());
+        assert!(!c.is_open());
     }
 
     #[tokio::test(start_paused = true)]

@@ -81,6 +81,9 @@ pub struct Systems {
     pub agent_inbox: Option<String>,
 }
 
+/// What a batch leaves itself at the end of an invocation to report its outcome.
+const INVOCATION_MARGIN_MS: i64 = 2_000;
+
 pub struct Fulfillment {
     store: Arc<dyn ConversationStore>,
     ledger: Arc<dyn EffectLedger>,
@@ -177,7 +180,19 @@ impl Fulfillment {
         let runs = order
             .iter()
             .map(|g| self.run_group(&groups[g], deadline_ms));
-        let failed: Vec<Vec<(&SqsMessage, bool)>> = futures_util::future::join_all(runs).await;
+        let all = futures_util::future::join_all(runs);
+        // Connector retries that would outlast the invocation are not started: the batch
+        // reports its failures instead of being killed with nothing reported.
+        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let failed: Vec<Vec<(&SqsMessage, bool)>> = match deadline_ms {
+            Some(d) if d - now_ms > INVOCATION_MARGIN_MS => {
+                let until = tokio::time::Instant::now()
+                    + std::time::Duration::from_millis((d - now_ms - INVOCATION_MARGIN_MS) as u64);
+                crate::connectors::resilience::with_deadline(until, all).await
+            }
+            // cargo-lambda's deadline has already passed: no bound.
+            _ => all.await,
+        };
 
         let mut response = SqsBatchResponse::default();
         let mut delays = Vec::new();
