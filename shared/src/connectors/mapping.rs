@@ -27,7 +27,7 @@ pub enum Convert {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
     Pointer {
-        pointer: String,
+        pointer: Pointer,
         map: Option<BTreeMap<String, Value>>,
         default: Option<Value>,
         convert: Convert,
@@ -36,7 +36,7 @@ pub enum Source {
     },
     Const(Value),
     Each {
-        pointer: String,
+        pointer: Pointer,
         fields: Vec<FieldMap>,
     },
 }
@@ -48,11 +48,51 @@ pub struct FieldMap {
 }
 
 /// How one record is read out of an answer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Mapping {
     /// Where the record (or, for lists, the array of records) is in the answer.
-    pub at: String,
+    pub at: Pointer,
     pub fields: Vec<FieldMap>,
+}
+
+/// A JSON pointer (RFC 6901), split into its steps when the file is loaded: looking a field up
+/// then walks the answer without allocating (serde_json's `Value::pointer` splits and unescapes
+/// the text on every call, which was most of a mapping's time).
+#[derive(Clone, PartialEq, Default)]
+pub struct Pointer {
+    raw: String,
+    steps: Vec<String>,
+}
+
+impl std::fmt::Debug for Pointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.raw)
+    }
+}
+
+impl Pointer {
+    pub fn parse(p: &str) -> Result<Self, String> {
+        valid_pointer(p)?;
+        Ok(Pointer {
+            raw: p.to_string(),
+            steps: p
+                .split('/')
+                .skip(1)
+                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .collect(),
+        })
+    }
+
+    pub fn find<'a>(&self, mut v: &'a Value) -> Option<&'a Value> {
+        for step in &self.steps {
+            v = match v {
+                Value::Object(m) => m.get(step)?,
+                Value::Array(a) => a.get(step.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        Some(v)
+    }
 }
 
 fn valid_pointer(p: &str) -> Result<(), String> {
@@ -72,8 +112,7 @@ impl Mapping {
         raw: &BTreeMap<String, toml::Value>,
         targets: &'static [Field],
     ) -> Result<Self, (String, String)> {
-        let at = at.unwrap_or("").to_string();
-        valid_pointer(&at).map_err(|m| ("at".into(), m))?;
+        let at = Pointer::parse(at.unwrap_or("")).map_err(|m| ("at".into(), m))?;
         Ok(Mapping {
             at,
             fields: parse_fields(raw, targets, "fields")?,
@@ -82,7 +121,7 @@ impl Mapping {
 
     /// Maps the record at `self.at`; `Ok(None)` when it is absent or `null`.
     pub fn one(&self, answer: &Value) -> Result<Option<Value>, String> {
-        match answer.pointer(&self.at) {
+        match self.at.find(answer) {
             None | Some(Value::Null) => Ok(None),
             Some(record) => map_record(&self.fields, record).map(Some),
         }
@@ -91,7 +130,7 @@ impl Mapping {
     /// Maps every record of the array at `self.at` (absent or `null`: none; one object: a
     /// list of one, for APIs that look a record up by the very id a search would use).
     pub fn many(&self, answer: &Value) -> Result<Vec<Value>, String> {
-        match answer.pointer(&self.at) {
+        match self.at.find(answer) {
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(record @ Value::Object(_)) => Ok(vec![map_record(&self.fields, record)?]),
             Some(Value::Array(records)) => records
@@ -154,21 +193,20 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
             .get("each")
             .and_then(|p| p.as_str())
             .ok_or_else(|| err("`each` (a JSON pointer to the array) is required".into()))?;
-        valid_pointer(pointer).map_err(err)?;
+        let pointer = Pointer::parse(pointer).map_err(err)?;
         let fields: BTreeMap<String, toml::Value> = match table.get("fields") {
             Some(toml::Value::Table(t)) => t.clone().into_iter().collect(),
             _ => return Err(err("`fields` (a table) is required".into())),
         };
         return Ok(Source::Each {
-            pointer: pointer.to_string(),
+            pointer,
             fields: parse_fields(&fields, ITEM_FIELDS, &format!("{here}.fields"))?,
         });
     }
     match v {
         toml::Value::String(p) => {
-            valid_pointer(p).map_err(err)?;
             Ok(Source::Pointer {
-                pointer: p.clone(),
+                pointer: Pointer::parse(p).map_err(err)?,
                 map: None,
                 default: None,
                 convert: Convert::None,
@@ -193,7 +231,7 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
                 .get("pointer")
                 .and_then(|p| p.as_str())
                 .ok_or_else(|| err("`pointer` (or `value`) is required".into()))?;
-            valid_pointer(pointer).map_err(err)?;
+            let pointer = Pointer::parse(pointer).map_err(err)?;
             let convert = match t.get("as").map(|a| a.as_str()) {
                 None => Convert::None,
                 Some(Some("cents")) if target.kind == Kind::Integer => Convert::Cents,
@@ -226,7 +264,7 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
                 Some(_) => return Err(err("`map` takes a table of value = replacement".into())),
             };
             Ok(Source::Pointer {
-                pointer: pointer.to_string(),
+                pointer,
                 map,
                 default: t.get("default").map(to_json),
                 convert,
@@ -260,7 +298,7 @@ fn map_record(fields: &[FieldMap], record: &Value) -> Result<Value, String> {
     for f in fields {
         let value = match &f.source {
             Source::Const(v) => Some(v.clone()),
-            Source::Each { pointer, fields } => match record.pointer(pointer) {
+            Source::Each { pointer, fields } => match pointer.find(record) {
                 None | Some(Value::Null) => Some(Value::Array(Vec::new())),
                 Some(Value::Array(items)) => Some(Value::Array(
                     items
@@ -284,7 +322,7 @@ fn map_record(fields: &[FieldMap], record: &Value) -> Result<Value, String> {
                 convert,
                 strip_prefix,
             } => {
-                let found = record.pointer(pointer).filter(|v| !v.is_null());
+                let found = pointer.find(record).filter(|v| !v.is_null());
                 let mapped = match (found, map) {
                     // Unlisted values pass as they are: a status a system adds later is shown
                     // as unknown rather than mistaken for the default.
