@@ -8,6 +8,15 @@ pub struct Money {
     pub currency: String,
 }
 
+impl Money {
+    /// The amount in major units, "45.99" for 4599: what APIs taking decimal amounts expect.
+    pub fn major_units(&self) -> String {
+        let sign = if self.amount_cents < 0 { "-" } else { "" };
+        let abs = self.amount_cents.unsigned_abs();
+        format!("{sign}{}.{:02}", abs / 100, abs % 100)
+    }
+}
+
 impl std::fmt::Display for Money {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let symbol = match self.currency.to_ascii_uppercase().as_str() {
@@ -16,18 +25,14 @@ impl std::fmt::Display for Money {
             "GBP" => "£",
             _ => "",
         };
-        let sign = if self.amount_cents < 0 { "-" } else { "" };
-        let abs = self.amount_cents.unsigned_abs();
+        let units = self.major_units();
         if symbol.is_empty() {
-            write!(
-                f,
-                "{sign}{}.{:02} {}",
-                abs / 100,
-                abs % 100,
-                self.currency.to_ascii_uppercase()
-            )
+            write!(f, "{units} {}", self.currency.to_ascii_uppercase())
         } else {
-            write!(f, "{sign}{symbol}{}.{:02}", abs / 100, abs % 100)
+            match units.strip_prefix('-') {
+                Some(abs) => write!(f, "-{symbol}{abs}"),
+                None => write!(f, "{symbol}{units}"),
+            }
         }
     }
 }
@@ -48,5 +53,11 @@ mod tests {
         assert_eq!(m(4599, "usd"), "$45.99");
         assert_eq!(m(5, "EUR"), "€0.05");
         assert_eq!(m(120000, "JPY"), "1200.00 JPY");
+        assert_eq!(m(-150, "USD"), "-$1.50");
+        let refund = Money {
+            amount_cents: -150,
+            currency: "USD".into(),
+        };
+        assert_eq!(refund.major_units(), "-1.50");
     }
 }

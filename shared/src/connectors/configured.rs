@@ -132,13 +132,6 @@ impl InventoryPort for Configured {
     }
 }
 
-/// "45.99" for 4599: what most payment APIs that take major units expect.
-fn decimal(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
-}
-
 #[async_trait]
 impl PaymentsPort for Configured {
     async fn refund(
@@ -162,7 +155,7 @@ impl PaymentsPort for Configured {
         let inputs = [
             ("order_id", json!(order_id)),
             ("amount_cents", json!(amount.amount_cents)),
-            ("amount", json!(decimal(amount.amount_cents))),
+            ("amount", json!(amount.major_units())),
             ("currency", json!(amount.currency.to_ascii_uppercase())),
             (
                 "currency_lower",
@@ -230,15 +223,5 @@ impl EmailPort for Configured {
             Reply::Done => Ok(()),
             other => Err(unexpected(Op::EmailSend, &other)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn decimals() {
-        assert_eq!(super::decimal(4599), "45.99");
-        assert_eq!(super::decimal(5), "0.05");
-        assert_eq!(super::decimal(-150), "-1.50");
     }
 }
