@@ -123,15 +123,10 @@ const SHOPIFY_ORDER: &str = r##"{"data":{"orders":{"nodes":[{"name":"#1002","cus
 
 /// The refund as `PaymentsPort::refund` asks for it: seven inputs, `payment_ref` absent.
 fn refund_inputs(order_id: &str, amount: &Money, key: &str) -> [(&'static str, Value); 7] {
-    let abs = amount.amount_cents.unsigned_abs();
-    let sign = if amount.amount_cents < 0 { "-" } else { "" };
     [
         ("order_id", json!(order_id)),
         ("amount_cents", json!(amount.amount_cents)),
-        (
-            "amount",
-            json!(format!("{sign}{}.{:02}", abs / 100, abs % 100)),
-        ),
+        ("amount", json!(amount.major_units())),
         ("currency", json!(amount.currency.to_ascii_uppercase())),
         (
             "currency_lower",
@@ -142,25 +137,21 @@ fn refund_inputs(order_id: &str, amount: &Money, key: &str) -> [(&'static str, V
     ]
 }
 
-fn typed_order(op: Op, reply: Reply) -> Order {
+fn typed_order(op: Op, reply: Reply<Order>) -> Order {
     match reply {
-        Reply::One(v) => serde_json::from_value(v).expect("the mapped order reads as an Order"),
-        other => panic!("{op}: expected one order, got {other:?}"),
+        Reply::One(o) => o,
+        other => panic!("{op}: expected one order, got {}", other.kind()),
     }
 }
 
-fn typed_orders(op: Op, reply: Reply) -> Vec<Order> {
+fn typed_orders(op: Op, reply: Reply<Order>) -> Vec<Order> {
     match reply {
-        Reply::Many(vs) => {
-            let mut orders: Vec<Order> = vs
-                .into_iter()
-                .map(|v| serde_json::from_value(v).expect("each mapped order reads as an Order"))
-                .collect();
+        Reply::Many(mut orders) => {
             // As the port does: newest first.
             orders.sort_by_key(|o| std::cmp::Reverse(o.placed_at));
             orders
         }
-        other => panic!("{op}: expected orders, got {other:?}"),
+        other => panic!("{op}: expected orders, got {}", other.kind()),
     }
 }
 

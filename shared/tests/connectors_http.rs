@@ -468,6 +468,10 @@ async fn a_throttled_graphql_answer_is_retried_then_succeeds() {
             r.body_json::<Value>().unwrap(),
             json!({ "query": PRODUCTS_QUERY })
         );
+        assert_eq!(
+            r.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
     }
 }
 

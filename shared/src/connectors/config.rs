@@ -170,6 +170,9 @@ pub enum Body {
         query: String,
         variables: Option<JsonTemplate>,
         operation_name: Option<String>,
+        /// The request body's constant part, serialised once at load: `{"query":…` and
+        /// `"operationName":…`, without the closing brace (the variables go after it).
+        encoded: String,
     },
 }
 
@@ -677,6 +680,13 @@ fn operation(
             if query.trim().is_empty() {
                 return Err(cx.err(f("graphql"), "the GraphQL document is empty"));
             }
+            let mut head = serde_json::Map::new();
+            head.insert("query".into(), query.clone().into());
+            if let Some(n) = &raw.operation_name {
+                head.insert("operationName".into(), n.clone().into());
+            }
+            let mut encoded = serde_json::Value::Object(head).to_string();
+            encoded.pop();
             Body::GraphQl {
                 query,
                 variables: raw
@@ -685,6 +695,7 @@ fn operation(
                     .map(|v| json(v, "variables"))
                     .transpose()?,
                 operation_name: raw.operation_name,
+                encoded,
             }
         }
         (None, Some(b), _) => Body::Json(json(&b, "body")?),

@@ -20,17 +20,10 @@ use crate::money::Money;
 #[derive(Clone)]
 pub struct Configured(pub Arc<Connectors>);
 
-fn typed<T: DeserializeOwned>(op: Op, v: Value) -> Result<T, ConnectorError> {
-    serde_json::from_value(v).map_err(|e| ConnectorError::Malformed {
-        system: op.system(),
-        detail: format!("{op}: {e}"),
-    })
-}
-
-fn unexpected(op: Op, reply: &Reply) -> ConnectorError {
+fn unexpected<T>(op: Op, reply: &Reply<T>) -> ConnectorError {
     ConnectorError::Malformed {
         system: op.system(),
-        detail: format!("{op}: unexpected reply {reply:?}"),
+        detail: format!("{op}: unexpected reply ({})", reply.kind()),
     }
 }
 
@@ -40,9 +33,9 @@ impl Configured {
         op: Op,
         inputs: &[(&'static str, Value)],
     ) -> Result<Option<T>, ConnectorError> {
-        match self.0.call(op, inputs).await? {
+        match self.0.call_as(op, inputs).await? {
             Reply::Absent => Ok(None),
-            Reply::One(v) => typed(op, v).map(Some),
+            Reply::One(v) => Ok(Some(v)),
             other => Err(unexpected(op, &other)),
         }
     }
@@ -52,8 +45,8 @@ impl Configured {
         op: Op,
         inputs: &[(&'static str, Value)],
     ) -> Result<Vec<T>, ConnectorError> {
-        match self.0.call(op, inputs).await? {
-            Reply::Many(vs) => vs.into_iter().map(|v| typed(op, v)).collect(),
+        match self.0.call_as(op, inputs).await? {
+            Reply::Many(vs) => Ok(vs),
             other => Err(unexpected(op, &other)),
         }
     }
@@ -164,17 +157,6 @@ impl PaymentsPort for Configured {
             ("idempotency_key", json!(idempotency_key)),
             ("payment_ref", payment_ref),
         ];
-        let v = match self.0.call(op, &inputs).await? {
-            Reply::One(v) => v,
-            Reply::Absent => {
-                return Err(ConnectorError::Rejected {
-                    system: op.system(),
-                    status: 404,
-                    detail: format!("{op}: no order {order_id} to refund"),
-                })
-            }
-            other => return Err(unexpected(op, &other)),
-        };
         #[derive(serde::Deserialize)]
         struct Mapped {
             id: String,
@@ -187,7 +169,17 @@ impl PaymentsPort for Configured {
             amount_cents: Option<i64>,
             currency: Option<String>,
         }
-        let m: Mapped = typed(op, v)?;
+        let m: Mapped = match self.0.call_as(op, &inputs).await? {
+            Reply::One(m) => m,
+            Reply::Absent => {
+                return Err(ConnectorError::Rejected {
+                    system: op.system(),
+                    status: 404,
+                    detail: format!("{op}: no order {order_id} to refund"),
+                })
+            }
+            other => return Err(unexpected(op, &other)),
+        };
         Ok(RefundReceipt {
             id: m.id,
             status: m.status.unwrap_or_else(|| "submitted".into()),

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use serde_json_borrow::Value as Json;
 use tokio::time::Instant;
 use url::Url;
 
@@ -14,6 +16,7 @@ use super::auth::{Credential, Credentials, SecretCache};
 use super::catalog::{Op, Returns};
 use super::config::{Body, ConnectorsConfig, OperationConfig, SystemConfig};
 use super::mapping::Mapping;
+use super::record::Record;
 use super::resilience::{self, Breaker};
 use super::template::{lookup, push_path_segment, Inputs};
 use super::ConnectorError;
@@ -35,14 +38,27 @@ pub fn http_client() -> reqwest::Client {
 /// How long init waits for a token endpoint.
 const WARM_UP_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// What a successful call gave back, in our own shape (see `catalog::Shape`).
+/// What a successful call gave back: records in our own shape (see `catalog::Shape`), read as
+/// `T` (a port's typed record; `serde_json::Value` for tests and tools).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
+pub enum Reply<T = Value> {
     /// `Returns::One` found nothing (HTTP 404, or `null` where the record should be).
     Absent,
-    One(Value),
-    Many(Vec<Value>),
+    One(T),
+    Many(Vec<T>),
     Done,
+}
+
+impl<T> Reply<T> {
+    /// Which kind of reply, for errors (the records themselves may be customer data).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Reply::Absent => "nothing found",
+            Reply::One(_) => "one record",
+            Reply::Many(_) => "a list",
+            Reply::Done => "done",
+        }
+    }
 }
 
 struct System {
@@ -73,8 +89,8 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
 }
 
 /// How one attempt ended.
-enum Attempt {
-    Answer(Reply),
+enum Attempt<T> {
+    Answer(Reply<T>),
     /// Worth another attempt, after `wait` if the system said so.
     Transient {
         error: ConnectorError,
@@ -88,7 +104,7 @@ enum Attempt {
     Reauthenticate,
 }
 
-impl Attempt {
+impl<T> Attempt<T> {
     /// The request or its answer broke off: the system may be down.
     fn transport(system: &'static str, op: Op, e: &reqwest::Error) -> Self {
         Attempt::Transient {
@@ -165,8 +181,17 @@ impl Connectors {
             .is_some_and(|s| s.breaker.is_open())
     }
 
-    /// Calls `op` with `inputs`: the answer mapped into our shape.
+    /// Calls `op` with `inputs`: the answer mapped into our shape, as JSON.
     pub async fn call(&self, op: Op, inputs: Inputs<'_>) -> Result<Reply, ConnectorError> {
+        self.call_as(op, inputs).await
+    }
+
+    /// Calls `op` with `inputs`: the answer mapped into our shape and read as `T`.
+    pub async fn call_as<T: DeserializeOwned>(
+        &self,
+        op: Op,
+        inputs: Inputs<'_>,
+    ) -> Result<Reply<T>, ConnectorError> {
         let system_name = op.system();
         let (system, operation) = self.lookup(op).ok_or(ConnectorError::Misconfigured {
             system: system_name,
@@ -247,12 +272,12 @@ impl Connectors {
         }
     }
 
-    async fn attempt(
+    async fn attempt<T: DeserializeOwned>(
         &self,
         system: &System,
         operation: &OperationConfig,
         request: reqwest::Request,
-    ) -> Attempt {
+    ) -> Attempt<T> {
         let name = system.config.name;
         let op = operation.op;
         let resp = match self.client.execute(request).await {
@@ -411,21 +436,29 @@ impl Connectors {
                 req.form(&pairs)
             }
             Body::GraphQl {
-                query,
-                variables,
-                operation_name,
+                variables, encoded, ..
             } => {
-                let mut body = json!({ "query": query });
+                // The query is escaped once, at load; only the variables are rendered here.
+                let mut body = Vec::with_capacity(encoded.len() + 64);
+                body.extend_from_slice(encoded.as_bytes());
                 if let Some(v) = variables {
-                    body["variables"] = v.render(inputs).map_err(bad)?.unwrap_or(Value::Null);
+                    let v = v.render(inputs).map_err(bad)?.unwrap_or(Value::Null);
+                    body.extend_from_slice(b",\"variables\":");
+                    serde_json::to_writer(&mut body, &v).map_err(|e| bad(e.to_string()))?;
                 }
-                if let Some(n) = operation_name {
-                    body["operationName"] = Value::String(n.clone());
-                }
-                req.json(&body)
+                body.push(b'}');
+                req.body(body)
             }
         };
-        req.build().map_err(|e| bad(describe(&e)))
+        let mut request = req.build().map_err(|e| bad(describe(&e)))?;
+        if matches!(operation.body, Body::GraphQl { .. }) {
+            // As `RequestBuilder::json` does: a content type the file sets is kept.
+            request
+                .headers_mut()
+                .entry(http::header::CONTENT_TYPE)
+                .or_insert(http::HeaderValue::from_static("application/json"));
+        }
+        Ok(request)
     }
 
     /// Builds `op`'s request without sending it (benchmarks and tests). Credentials are left
@@ -438,8 +471,12 @@ impl Connectors {
         self.request(system, operation, inputs, &Credential::None)
     }
 
-    /// Maps an answer's bytes as `op` would (benchmarks and tests).
-    pub fn read(&self, op: Op, bytes: &[u8]) -> Result<Reply, ConnectorError> {
+    /// Maps an answer's bytes as `op` would, read as `T` (benchmarks and tests).
+    pub fn read<T: DeserializeOwned>(
+        &self,
+        op: Op,
+        bytes: &[u8],
+    ) -> Result<Reply<T>, ConnectorError> {
         let (system, operation) = self.lookup(op).ok_or(ConnectorError::Misconfigured {
             system: op.system(),
             detail: format!("{op} is not configured"),
@@ -457,15 +494,19 @@ fn names_a_record(operation: &OperationConfig) -> bool {
             .is_some_and(|p| p.vars().next().is_some())
 }
 
+fn field<'v, 'a>(v: &'v Json<'a>, name: &str) -> Option<&'v Json<'a>> {
+    v.as_object()?.get(name)
+}
+
 /// GraphQL error codes that mean "later", not "never" (Shopify's cost throttle among them).
 const TRANSIENT_GRAPHQL_CODES: &[&str] =
     &["THROTTLED", "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"];
 
-fn read(
+fn read<T: DeserializeOwned>(
     system: &'static str,
     operation: &OperationConfig,
     bytes: &[u8],
-) -> Result<Reply, ConnectorError> {
+) -> Result<Reply<T>, ConnectorError> {
     let op = operation.op;
     let graphql = matches!(operation.body, Body::GraphQl { .. });
     let nothing;
@@ -483,20 +524,21 @@ fn read(
         system,
         detail: format!("{op}: {detail}"),
     };
-    let answer: Value = serde_json::from_slice(bytes)
+    // Parsed borrowing its text: the mapping copies only what the typed record keeps.
+    let answer: Json = serde_json::from_slice(bytes)
         .map_err(|e| malformed(format!("the answer is not JSON ({e})")))?;
     if graphql {
         // GraphQL reports failures in `errors`, usually on HTTP 200.
-        if let Some(errors) = answer.get("errors").and_then(Value::as_array) {
+        if let Some(errors) = field(&answer, "errors").and_then(|e| e.as_array()) {
             if !errors.is_empty() {
-                let code = |e: &Value| {
-                    e.pointer("/extensions/code")
-                        .and_then(Value::as_str)
+                let code = |e: &Json| {
+                    field(e, "extensions")
+                        .and_then(|x| field(x, "code"))
+                        .and_then(|c| c.as_str())
                         .map(str::to_string)
                 };
-                let first = errors[0]
-                    .get("message")
-                    .and_then(Value::as_str)
+                let first = field(&errors[0], "message")
+                    .and_then(|m| m.as_str())
                     .unwrap_or("(no message)")
                     .chars()
                     .take(200)
@@ -519,12 +561,20 @@ fn read(
             }
         }
     }
+    let typed = |r: &Record| r.read::<T>().map_err(|e| malformed(e.to_string()));
     match op.returns() {
         Returns::One(_) => Ok(match mapping.one(&answer).map_err(malformed)? {
-            Some(v) => Reply::One(v),
+            Some(r) => Reply::One(typed(&r)?),
             None => Reply::Absent,
         }),
-        Returns::Many(_) => Ok(Reply::Many(mapping.many(&answer).map_err(malformed)?)),
+        Returns::Many(_) => Ok(Reply::Many(
+            mapping
+                .many(&answer)
+                .map_err(malformed)?
+                .iter()
+                .map(typed)
+                .collect::<Result<_, _>>()?,
+        )),
         Returns::Nothing => Ok(Reply::Done),
     }
 }

@@ -7,13 +7,15 @@
 //! strip_prefix = "#" }` (`default` when nothing is there; a value `map` does not list is kept),
 //! `{ value = "USD" }` (a constant), or for `items`: `{ each = "/lineItems/nodes", fields = {…} }`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json_borrow::Value as Json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::catalog::{Field, Kind, ITEM_FIELDS};
+use super::record::Record;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Convert {
@@ -28,13 +30,14 @@ pub enum Convert {
 pub enum Source {
     Pointer {
         pointer: Pointer,
-        map: Option<BTreeMap<String, Value>>,
-        default: Option<Value>,
+        /// Replacements, already in our form (checked against the field's kind at load).
+        map: Option<BTreeMap<String, Record<'static>>>,
+        default: Option<Record<'static>>,
         convert: Convert,
         /// Taken off the front of a text value: Shopify's order name "#1001" is our "1001".
         strip_prefix: Option<String>,
     },
-    Const(Value),
+    Const(Record<'static>),
     Each {
         pointer: Pointer,
         fields: Vec<FieldMap>,
@@ -61,7 +64,14 @@ pub struct Mapping {
 #[derive(Clone, PartialEq, Default)]
 pub struct Pointer {
     raw: String,
-    steps: Vec<String>,
+    steps: Vec<Step>,
+}
+
+#[derive(Clone, PartialEq)]
+struct Step {
+    key: String,
+    /// The step as an array index, where it is one.
+    index: Option<usize>,
 }
 
 impl std::fmt::Debug for Pointer {
@@ -78,16 +88,23 @@ impl Pointer {
             steps: p
                 .split('/')
                 .skip(1)
-                .map(|s| s.replace("~1", "/").replace("~0", "~"))
+                .map(|s| {
+                    let key = s.replace("~1", "/").replace("~0", "~");
+                    // RFC 6901: an index is digits without a leading zero.
+                    let index = (key == "0" || !key.starts_with('0'))
+                        .then(|| key.parse().ok())
+                        .flatten();
+                    Step { key, index }
+                })
                 .collect(),
         })
     }
 
-    pub fn find<'a>(&self, mut v: &'a Value) -> Option<&'a Value> {
+    pub fn find<'v, 'a>(&self, mut v: &'v Json<'a>) -> Option<&'v Json<'a>> {
         for step in &self.steps {
             v = match v {
-                Value::Object(m) => m.get(step)?,
-                Value::Array(a) => a.get(step.parse::<usize>().ok()?)?,
+                Json::Object(m) => m.get(&step.key)?,
+                Json::Array(a) => a.get(step.index?)?,
                 _ => return None,
             };
         }
@@ -120,20 +137,20 @@ impl Mapping {
     }
 
     /// Maps the record at `self.at`; `Ok(None)` when it is absent or `null`.
-    pub fn one(&self, answer: &Value) -> Result<Option<Value>, String> {
+    pub fn one<'x>(&'x self, answer: &'x Json<'_>) -> Result<Option<Record<'x>>, String> {
         match self.at.find(answer) {
-            None | Some(Value::Null) => Ok(None),
+            None | Some(Json::Null) => Ok(None),
             Some(record) => map_record(&self.fields, record).map(Some),
         }
     }
 
     /// Maps every record of the array at `self.at` (absent or `null`: none; one object: a
     /// list of one, for APIs that look a record up by the very id a search would use).
-    pub fn many(&self, answer: &Value) -> Result<Vec<Value>, String> {
+    pub fn many<'x>(&'x self, answer: &'x Json<'_>) -> Result<Vec<Record<'x>>, String> {
         match self.at.find(answer) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(record @ Value::Object(_)) => Ok(vec![map_record(&self.fields, record)?]),
-            Some(Value::Array(records)) => records
+            None | Some(Json::Null) => Ok(Vec::new()),
+            Some(record @ Json::Object(_)) => Ok(vec![map_record(&self.fields, record)?]),
+            Some(Json::Array(records)) => records
                 .iter()
                 .enumerate()
                 .map(|(i, r)| map_record(&self.fields, r).map_err(|e| format!("record {i}: {e}")))
@@ -225,7 +242,10 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
                 if t.len() > 1 {
                     return Err(err("`value` is a constant: it takes no other keys".into()));
                 }
-                return Ok(Source::Const(to_json(value)));
+                return Ok(Source::Const(
+                    constant(value, target.kind, Convert::None, None)
+                        .map_err(|e| err(format!("`value`: {e}")))?,
+                ));
             }
             let pointer = t
                 .get("pointer")
@@ -254,19 +274,31 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
                     ))
                 }
             };
+            let strip = strip_prefix.as_deref();
             let map = match t.get("map") {
                 None => None,
                 Some(toml::Value::Table(m)) => Some(
                     m.iter()
-                        .map(|(k, v)| (k.clone(), to_json(v)))
-                        .collect::<BTreeMap<_, _>>(),
+                        .map(|(k, v)| {
+                            constant(v, target.kind, convert, strip)
+                                .map(|r| (k.clone(), r))
+                                .map_err(|e| err(format!("`map.{k}`: {e}")))
+                        })
+                        .collect::<Result<BTreeMap<_, _>, _>>()?,
                 ),
                 Some(_) => return Err(err("`map` takes a table of value = replacement".into())),
+            };
+            let default = match t.get("default") {
+                None => None,
+                Some(v) => Some(
+                    constant(v, target.kind, convert, strip)
+                        .map_err(|e| err(format!("`default`: {e}")))?,
+                ),
             };
             Ok(Source::Pointer {
                 pointer,
                 map,
-                default: t.get("default").map(to_json),
+                default,
                 convert,
                 strip_prefix,
             })
@@ -278,29 +310,39 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
     }
 }
 
-fn to_json(v: &toml::Value) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+/// A value written in the connector file, checked and put in our form once, at load: a
+/// `default = "abc"` for a number fails the load, not a customer's turn.
+fn constant(
+    v: &toml::Value,
+    kind: Kind,
+    convert: Convert,
+    strip_prefix: Option<&str>,
+) -> Result<Record<'static>, String> {
+    let json = serde_json::to_value(v).map_err(|e| e.to_string())?;
+    let json = Json::from(&json);
+    let scalar = Scalar::of(&json).strip(strip_prefix);
+    normalise(scalar, kind, convert).map(Record::into_owned)
 }
 
-fn type_name(v: &Value) -> &'static str {
+fn type_name(v: &Json) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::Str(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
     }
 }
 
-fn map_record(fields: &[FieldMap], record: &Value) -> Result<Value, String> {
-    let mut out = Map::new();
+fn map_record<'x>(fields: &'x [FieldMap], record: &'x Json<'_>) -> Result<Record<'x>, String> {
+    let mut out = Record::Fields(Vec::with_capacity(fields.len()));
     for f in fields {
         let value = match &f.source {
-            Source::Const(v) => Some(v.clone()),
+            Source::Const(v) => Some(v.reborrow()),
             Source::Each { pointer, fields } => match pointer.find(record) {
-                None | Some(Value::Null) => Some(Value::Array(Vec::new())),
-                Some(Value::Array(items)) => Some(Value::Array(
+                None | Some(Json::Null) => Some(Record::List(Vec::new())),
+                Some(Json::Array(items)) => Some(Record::List(
                     items
                         .iter()
                         .map(|i| map_record(fields, i))
@@ -321,137 +363,173 @@ fn map_record(fields: &[FieldMap], record: &Value) -> Result<Value, String> {
                 default,
                 convert,
                 strip_prefix,
-            } => {
-                let found = pointer.find(record).filter(|v| !v.is_null());
-                let mapped = match (found, map) {
+            } => match pointer.find(record).filter(|v| !v.is_null()) {
+                Some(v) => match map.as_ref().and_then(|m| m.get(text_key(v).as_ref())) {
+                    Some(replacement) => Some(replacement.reborrow()),
                     // Unlisted values pass as they are: a status a system adds later is shown
                     // as unknown rather than mistaken for the default.
-                    (Some(v), Some(m)) => m.get(text_key(v).as_ref()).or(Some(v)),
-                    (Some(v), None) => Some(v),
-                    (None, _) => default.as_ref(),
-                };
-                let stripped;
-                let mapped = match (mapped, strip_prefix) {
-                    (Some(Value::String(t)), Some(p)) => {
-                        stripped =
-                            Value::String(t.strip_prefix(p.as_str()).unwrap_or(t).to_string());
-                        Some(&stripped)
-                    }
-                    (m, _) => m,
-                };
-                match mapped {
-                    None if f.target.required => {
-                        return Err(format!(
-                            "`{}` is missing: nothing at {pointer:?}",
-                            f.target.name
-                        ))
-                    }
-                    None => None,
-                    Some(v) => Some(
-                        normalise(v, f.target.kind, *convert)
-                            .map_err(|e| format!("`{}` at {pointer:?}: {e}", f.target.name))?,
+                    None => Some(
+                        normalise(
+                            Scalar::of(v).strip(strip_prefix.as_deref()),
+                            f.target.kind,
+                            *convert,
+                        )
+                        .map_err(|e| format!("`{}` at {pointer:?}: {e}", f.target.name))?,
                     ),
+                },
+                None if f.target.required && default.is_none() => {
+                    return Err(format!(
+                        "`{}` is missing: nothing at {pointer:?}",
+                        f.target.name
+                    ))
                 }
-            }
+                None => default.as_ref().map(Record::reborrow),
+            },
         };
         if let Some(v) = value {
-            insert_dotted(&mut out, f.target.name, v);
+            out.insert(f.target.name, v);
         }
     }
-    Ok(Value::Object(out))
+    Ok(out)
 }
 
-fn text_key(v: &Value) -> std::borrow::Cow<'_, str> {
+fn text_key<'v>(v: &'v Json<'_>) -> Cow<'v, str> {
     match v {
-        Value::String(s) => s.as_str().into(),
-        other => other.to_string().into(),
+        Json::Str(s) => Cow::Borrowed(s.as_ref()),
+        other => Cow::Owned(other.to_string()),
     }
 }
 
-fn insert_dotted(out: &mut Map<String, Value>, name: &str, v: Value) {
-    match name.split_once('.') {
-        None => {
-            out.insert(name.to_string(), v);
+/// One value of an answer (or of the connector file), as the conversions see it.
+#[derive(Clone, Copy)]
+enum Scalar<'v> {
+    Text(&'v str),
+    Number(serde_json_borrow::Number),
+    Bool(bool),
+    /// Null, an array or an object: named in errors.
+    Other(&'static str),
+}
+
+impl<'v> Scalar<'v> {
+    fn of(v: &'v Json<'_>) -> Self {
+        match v {
+            Json::Str(s) => Scalar::Text(s.as_ref()),
+            Json::Number(n) => Scalar::Number(*n),
+            Json::Bool(b) => Scalar::Bool(*b),
+            other => Scalar::Other(type_name(other)),
         }
-        Some((head, rest)) => {
-            let inner = out
-                .entry(head.to_string())
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(m) = inner {
-                insert_dotted(m, rest, v);
-            }
+    }
+
+    fn strip(self, prefix: Option<&str>) -> Self {
+        match (self, prefix) {
+            (Scalar::Text(t), Some(p)) => Scalar::Text(t.strip_prefix(p).unwrap_or(t)),
+            (s, _) => s,
+        }
+    }
+
+    fn type_name(self) -> &'static str {
+        match self {
+            Scalar::Text(_) => "a string",
+            Scalar::Number(_) => "a number",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::Other(t) => t,
         }
     }
 }
 
-fn normalise(v: &Value, kind: Kind, convert: Convert) -> Result<Value, String> {
+impl std::fmt::Display for Scalar<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Text(t) => write!(f, "{t:?}"),
+            Scalar::Number(n) => write!(f, "{n}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+            Scalar::Other(t) => f.write_str(t),
+        }
+    }
+}
+
+fn normalise(v: Scalar<'_>, kind: Kind, convert: Convert) -> Result<Record<'_>, String> {
     match (kind, convert) {
-        (Kind::Integer, Convert::Cents) => cents(v).map(Value::from),
+        (Kind::Integer, Convert::Cents) => cents(v).map(Record::Int),
         (Kind::Integer, _) => match v {
-            Value::Number(n) if n.is_i64() => Ok(v.clone()),
-            Value::Number(n) => match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Value::from(f as i64)),
+            Scalar::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Ok(Record::Int(i)),
+                (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
+                    Ok(Record::Int(f as i64))
+                }
                 _ => Err(format!("expected a whole number, found {n}")),
             },
-            Value::String(s) => s
+            Scalar::Text(s) => s
                 .trim()
                 .parse::<i64>()
-                .map(Value::from)
+                .map(Record::Int)
                 .map_err(|_| format!("expected a whole number, found {s:?}")),
             other => Err(format!(
                 "expected a whole number, found {}",
-                type_name(other)
+                other.type_name()
             )),
         },
         (Kind::Time, Convert::Unix) => {
             let secs = match v {
-                Value::Number(n) => n.as_i64(),
-                Value::String(s) => s.trim().parse().ok(),
+                Scalar::Number(n) => n.as_i64(),
+                Scalar::Text(s) => s.trim().parse().ok(),
                 _ => None,
             }
             .ok_or_else(|| format!("expected seconds since the epoch, found {v}"))?;
             let t = OffsetDateTime::from_unix_timestamp(secs).map_err(|e| e.to_string())?;
-            Ok(Value::String(
+            Ok(Record::Text(Cow::Owned(
                 t.format(&Rfc3339).map_err(|e| e.to_string())?,
-            ))
+            )))
         }
         (Kind::Time, _) => match v {
-            Value::String(s) if OffsetDateTime::parse(s, &Rfc3339).is_ok() => Ok(v.clone()),
+            Scalar::Text(s) if OffsetDateTime::parse(s, &Rfc3339).is_ok() => {
+                Ok(Record::Text(Cow::Borrowed(s)))
+            }
             other => Err(format!(
                 "expected an RFC 3339 time (or `as = \"unix\"`), found {other}"
             )),
         },
         (Kind::OrderStatus, _) => match v {
             // Our statuses are snake_case; a system's "IN_TRANSIT" or "In Transit" reads the same.
-            Value::String(s) => Ok(Value::String(
+            Scalar::Text(s)
+                if s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_' || b.is_ascii_digit()) =>
+            {
+                Ok(Record::Text(Cow::Borrowed(s)))
+            }
+            Scalar::Text(s) => Ok(Record::Text(Cow::Owned(
                 s.trim().to_ascii_lowercase().replace([' ', '-'], "_"),
-            )),
+            ))),
             other => Err(format!(
                 "expected a status string, found {}",
-                type_name(other)
+                other.type_name()
             )),
         },
         (Kind::Text, _) => match v {
-            Value::String(_) => Ok(v.clone()),
-            Value::Number(n) => Ok(Value::String(n.to_string())),
-            Value::Bool(b) => Ok(Value::String(b.to_string())),
-            other => Err(format!("expected text, found {}", type_name(other))),
+            Scalar::Text(s) => Ok(Record::Text(Cow::Borrowed(s))),
+            Scalar::Number(n) => Ok(Record::Text(Cow::Owned(n.to_string()))),
+            Scalar::Bool(b) => Ok(Record::Text(Cow::Owned(b.to_string()))),
+            other => Err(format!("expected text, found {}", other.type_name())),
         },
         (Kind::Items, _) => Err("items are mapped with `each`".into()),
     }
 }
 
 /// "45.99", "45.9", "45" or 45.99 → 4599, exactly (no float rounding of the text).
-fn cents(v: &Value) -> Result<i64, String> {
+fn cents(v: Scalar<'_>) -> Result<i64, String> {
+    let number;
     let text = match v {
-        Value::String(s) => s.trim().to_string(),
-        Value::Number(n) => n.to_string(),
-        other => return Err(format!("expected an amount, found {}", type_name(other))),
+        Scalar::Text(s) => s.trim(),
+        Scalar::Number(n) => {
+            number = n.to_string();
+            number.as_str()
+        }
+        other => return Err(format!("expected an amount, found {}", other.type_name())),
     };
     let bad = || format!("expected a decimal amount like \"45.99\", found {text:?}");
     let (neg, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, text.as_str()),
+        None => (false, text),
     };
     let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
     if whole.is_empty()
@@ -478,7 +556,30 @@ fn cents(v: &Value) -> Result<i64, String> {
 mod tests {
     use super::*;
     use crate::connectors::catalog::Shape;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn one(m: &Mapping, answer: &Value) -> Result<Option<Value>, String> {
+        m.one(&Json::from(answer))
+            .map(|r| r.map(|r| r.read().expect("a mapped record reads as JSON")))
+    }
+
+    fn many(m: &Mapping, answer: &Value) -> Result<Vec<Value>, String> {
+        m.many(&Json::from(answer)).map(|rs| {
+            rs.iter()
+                .map(|r| r.read().expect("a mapped record reads as JSON"))
+                .collect()
+        })
+    }
+
+    fn scalar(v: &Value) -> Scalar<'_> {
+        match v {
+            Value::String(s) => Scalar::Text(s),
+            Value::Number(n) if n.is_i64() => Scalar::Number(n.as_i64().expect("checked").into()),
+            Value::Number(n) => Scalar::Number(n.as_f64().expect("finite").into()),
+            Value::Bool(b) => Scalar::Bool(*b),
+            _ => Scalar::Other("other"),
+        }
+    }
 
     fn mapping(at: &str, toml_fields: &str, shape: Shape) -> Result<Mapping, (String, String)> {
         let raw: BTreeMap<String, toml::Value> = toml::from_str(toml_fields).unwrap();
@@ -507,17 +608,17 @@ mod tests {
             "lineItems": {"nodes": [{"name": "Mouse", "quantity": 2}]}
         }}});
         let order: crate::connectors::Order =
-            serde_json::from_value(m.one(&answer).unwrap().unwrap()).unwrap();
+            serde_json::from_value(one(&m, &answer).unwrap().unwrap()).unwrap();
         assert_eq!(order.id, "1001");
         assert_eq!(order.status, crate::connectors::OrderStatus::Shipped);
         assert_eq!(order.total.amount_cents, 4590);
         assert_eq!(order.items[0].quantity, 2);
         assert_eq!(order.tracking_url, None);
-        assert_eq!(m.one(&json!({"data": {"order": null}})).unwrap(), None);
+        assert_eq!(one(&m, &json!({"data": {"order": null}})).unwrap(), None);
         let mut later = answer.clone();
         later["data"]["order"]["displayFulfillmentStatus"] = json!("SOME_NEW_STATE");
         let later: crate::connectors::Order =
-            serde_json::from_value(m.one(&later).unwrap().unwrap()).unwrap();
+            serde_json::from_value(one(&m, &later).unwrap().unwrap()).unwrap();
         assert_eq!(
             later.status,
             crate::connectors::OrderStatus::Unknown,
@@ -528,14 +629,16 @@ mod tests {
     #[test]
     fn a_missing_required_field_is_named() {
         let m = mapping("", SHOPIFY_ORDER, Shape::Order).unwrap();
-        let e = m.one(&json!({"name": "#1"})).unwrap_err();
+        let e = one(&m, &json!({"name": "#1"})).unwrap_err();
         assert!(
             e.contains("`customer_id` is missing") && e.contains("/customer/id"),
             "{e}"
         );
-        let e = m
-            .one(&json!({"name": "#1", "customer": {"id": 1}, "createdAt": "yesterday"}))
-            .unwrap_err();
+        let e = one(
+            &m,
+            &json!({"name": "#1", "customer": {"id": 1}, "createdAt": "yesterday"}),
+        )
+        .unwrap_err();
         assert!(e.contains("placed_at") && e.contains("RFC 3339"), "{e}");
     }
 
@@ -568,7 +671,7 @@ mod tests {
             (json!("-1.50"), -150),
             (json!("10.000"), 1000),
         ] {
-            assert_eq!(cents(&v).unwrap(), c, "{v}");
+            assert_eq!(cents(scalar(&v)).unwrap(), c, "{v}");
         }
         for v in [
             json!("4.999"),
@@ -577,7 +680,7 @@ mod tests {
             json!(true),
             json!("1e3"),
         ] {
-            assert!(cents(&v).is_err(), "{v}");
+            assert!(cents(scalar(&v)).is_err(), "{v}");
         }
     }
 
@@ -589,19 +692,90 @@ mod tests {
             Shape::Refund,
         )
         .unwrap();
-        let out = m
-            .many(&json!({"data": [{"id": "re_1", "status": "succeeded", "amount": 4599, "currency": "usd"}]}))
-            .unwrap();
+        let out = many(
+            &m,
+            &json!({"data": [{"id": "re_1", "status": "succeeded", "amount": 4599, "currency": "usd"}]}),
+        )
+        .unwrap();
         assert_eq!(
             out[0]["amount"],
             json!({"amount_cents": 4599, "currency": "usd"})
         );
-        assert!(m
-            .many(&json!({"data": 7}))
+        assert!(many(&m, &json!({"data": 7}))
             .unwrap_err()
             .contains("expected an array"));
-        assert_eq!(m.many(&json!({"data": {"id": "re_2"}})).unwrap().len(), 1);
-        let t = normalise(&json!(1764547200), Kind::Time, Convert::Unix).unwrap();
-        assert_eq!(t, json!("2025-12-01T00:00:00Z"));
+        assert_eq!(many(&m, &json!({"data": {"id": "re_2"}})).unwrap().len(), 1);
+        let secs = json!(1764547200);
+        let t = normalise(scalar(&secs), Kind::Time, Convert::Unix).unwrap();
+        assert_eq!(t, Record::Text("2025-12-01T00:00:00Z".into()));
+    }
+
+    #[test]
+    fn constants_are_checked_and_normalised_at_load() {
+        let (f, e) = mapping(
+            "",
+            "id = \"/id\"\n\"amount.amount_cents\" = { pointer = \"/a\", default = \"abc\" }",
+            Shape::Refund,
+        )
+        .unwrap_err();
+        assert_eq!(f, "fields.amount.amount_cents");
+        assert!(e.contains("`default`") && e.contains("whole number"), "{e}");
+        let (f, e) = mapping("", "id = { value = [1, 2] }", Shape::Refund).unwrap_err();
+        assert_eq!(f, "fields.id");
+        assert!(e.contains("`value`") && e.contains("an array"), "{e}");
+        let (_, e) = mapping(
+            "",
+            "id = \"/id\"\n\"amount.amount_cents\" = { pointer = \"/a\", as = \"cents\", map = { free = \"zero\" } }",
+            Shape::Refund,
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("`map.free`") && e.contains("decimal amount"),
+            "{e}"
+        );
+
+        // Replacements and defaults are in our form already: a status map's "In Transit" is
+        // `in_transit`, a cents default "1.50" is 150, a constant number is text for a text field.
+        let m = mapping(
+            "",
+            r#"
+            id = { value = 1001 }
+            customer_id = { pointer = "/c", default = "guest" }
+            status = { pointer = "/s", map = { moving = "In Transit" } }
+            placed_at = "/p"
+            "total.amount_cents" = { pointer = "/t", as = "cents", default = "1.50" }
+            "total.currency" = { value = "USD" }
+            "#,
+            Shape::Order,
+        )
+        .unwrap();
+        let out = one(&m, &json!({"s": "moving", "p": "2026-11-20T10:00:00Z"}))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out["id"], "1001");
+        assert_eq!(out["customer_id"], "guest");
+        assert_eq!(out["status"], "in_transit");
+        assert_eq!(
+            out["total"],
+            json!({"amount_cents": 150, "currency": "USD"})
+        );
+    }
+
+    #[test]
+    fn escaped_text_and_numbers_read_as_sent() {
+        let m = mapping(
+            "/r",
+            "id = \"/id\"\nstatus = \"/st\"\n\"amount.amount_cents\" = { pointer = \"/amt\", as = \"cents\" }",
+            Shape::Refund,
+        )
+        .unwrap();
+        let answer: Json =
+            serde_json::from_str(r#"{"r": {"id": "re_\u00e9\"1\"", "st": 7, "amt": 12.5}}"#)
+                .unwrap();
+        let r = m.one(&answer).unwrap().unwrap();
+        let v: Value = r.read().unwrap();
+        assert_eq!(v["id"], "re_é\"1\"");
+        assert_eq!(v["status"], "7");
+        assert_eq!(v["amount"]["amount_cents"], 1250);
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod configured;
 pub mod engine;
 pub mod mapping;
+pub mod record;
 pub mod resilience;
 pub mod ses;
 pub mod template;
