@@ -208,11 +208,18 @@ impl Connectors {
         let mut attempt = 0;
         let mut reauthenticated = false;
         loop {
+            let Some(timeout) = resilience::budget(operation.timeout) else {
+                permit.unused();
+                return Err(ConnectorError::Unavailable {
+                    system: system_name,
+                    detail: format!("{op}: no time left in the turn"),
+                });
+            };
             let credential = system
                 .credentials
-                .credential(system_name, &self.secrets, &self.client, operation.timeout)
+                .credential(system_name, &self.secrets, &self.client, timeout)
                 .await?;
-            let request = self.request(system, operation, inputs, &credential)?;
+            let request = self.request(system, operation, inputs, &credential, timeout)?;
             let started = Instant::now();
             let outcome = self.attempt(system, operation, request).await;
             tracing::debug!(
@@ -369,6 +376,7 @@ impl Connectors {
         operation: &OperationConfig,
         inputs: Inputs<'_>,
         credential: &Credential,
+        timeout: Duration,
     ) -> Result<reqwest::Request, ConnectorError> {
         let name = system.config.name;
         let op = operation.op;
@@ -411,7 +419,7 @@ impl Connectors {
         let mut req = self
             .client
             .request(operation.method.clone(), url)
-            .timeout(operation.timeout);
+            .timeout(timeout);
         for (n, v) in &system.config.headers {
             req = req.header(n, v);
         }
@@ -468,7 +476,13 @@ impl Connectors {
             system: op.system(),
             detail: format!("{op} is not configured"),
         })?;
-        self.request(system, operation, inputs, &Credential::None)
+        self.request(
+            system,
+            operation,
+            inputs,
+            &Credential::None,
+            operation.timeout,
+        )
     }
 
     /// Maps an answer's bytes as `op` would, read as `T` (benchmarks and tests).
