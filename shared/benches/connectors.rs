@@ -8,8 +8,7 @@
 //! iteration is timed on its own with `Instant` (20 000 after a warm-up), and the sorted samples
 //! give p50, p99 and max; a counting allocator (off while timing) gives the heap allocations of
 //! one run. Credentials are left off (`Connectors::prepare` skips them: fetching them is I/O,
-//! and a warm container has them cached). A second table times the steps of the map phase
-//! alone, to show where it goes. Figures: docs/benchmarks.md.
+//! and a warm container has them cached). Figures: docs/benchmarks.md.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
