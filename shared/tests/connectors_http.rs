@@ -1092,6 +1092,94 @@ async fn a_down_order_system_defers_a_chat_turn_with_a_budget() {
     assert_eq!(requests(&server).await.len(), 1);
 }
 
+/// Each way an order system fails, through a chat turn: the customer always gets a reply; what
+/// may pass (a 5xx, a timeout, a long rate limit, an open circuit) defers the answer to a job
+/// that asks again, what will not (an answer we cannot read, a refusal) says so; no turn state
+/// is kept either way. Only a system that did not answer counts towards opening its circuit.
+#[tokio::test]
+async fn every_failure_gets_a_graceful_reply_through_the_dialogue() {
+    let cases = [
+        (
+            "a 500",
+            ResponseTemplate::new(500),
+            "retries = 0",
+            true,
+            true,
+        ),
+        (
+            "a slow answer",
+            ok_order("1001").set_delay(Duration::from_secs(3)),
+            "retries = 0\ntimeout_ms = 200",
+            true,
+            true,
+        ),
+        (
+            "a 429 longer than the turn",
+            ResponseTemplate::new(429).insert_header("Retry-After", "30"),
+            "retries = 2",
+            true,
+            false,
+        ),
+        (
+            "broken JSON",
+            ResponseTemplate::new(200).set_body_string(r#"{"id": "1001", "#),
+            "retries = 0",
+            false,
+            false,
+        ),
+        (
+            "a record missing its status",
+            ResponseTemplate::new(200).set_body_json(json!({ "id": "1001" })),
+            "retries = 0",
+            false,
+            false,
+        ),
+        (
+            "a 403",
+            ResponseTemplate::new(403),
+            "retries = 0",
+            false,
+            false,
+        ),
+    ];
+    for (case, answer, settings, transient, down) in cases {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        let c = engine(
+            &server,
+            &orders(&format!("circuit_failures = 1\n{settings}")),
+        );
+        let d = Dialogue::new(Arc::new(Configured(c.clone())))
+            .with_budget(Some(Duration::from_secs(1)));
+
+        let out = ask(&d).await;
+        let expected = if transient {
+            DOWN_WILL_MESSAGE
+        } else {
+            SYSTEM_DOWN
+        };
+        assert_eq!(out.replies, vec![expected.to_string()], "{case}");
+        assert_eq!(out.deferred, transient, "{case}: answered later");
+        assert_eq!(out.state, DialogueState::Idle, "{case}");
+        assert!(out.jobs.is_empty(), "{case}");
+        if down {
+            // The circuit opened on that failure: the next turn defers without calling.
+            assert!(c.is_open("orders"), "{case}");
+            let sent = requests(&server).await.len();
+            let again = ask(&d).await;
+            assert!(again.deferred, "{case}: open circuit");
+            assert_eq!(again.replies, vec![DOWN_WILL_MESSAGE.to_string()]);
+            assert_eq!(requests(&server).await.len(), sent, "{case}: not called");
+        } else {
+            // It answered (a refusal, a rate limit, something unreadable): it is not down.
+            assert!(!c.is_open("orders"), "{case}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_down_order_system_without_a_budget_says_it_is_down() {
     let server = MockServer::start().await;

@@ -22,9 +22,14 @@ pub fn deadline() -> Option<Instant> {
     DEADLINE.try_with(|d| *d).ok()
 }
 
-/// True if waiting `wait` from now still ends before the deadline (always, without one).
+/// The least of a turn worth starting an attempt with: less than this is spent on the request
+/// alone (and a timer's wake-up can overshoot by a millisecond or two).
+pub const MIN_ATTEMPT: Duration = Duration::from_millis(20);
+
+/// True if waiting `wait` from now still leaves an attempt's worth of time before the deadline
+/// (always, without one).
 pub fn fits(wait: Duration) -> bool {
-    deadline().is_none_or(|d| Instant::now() + wait < d)
+    deadline().is_none_or(|d| Instant::now() + wait + MIN_ATTEMPT < d)
 }
 
 /// `timeout`, cut to what is left before the deadline; `None` when nothing is left. An attempt
@@ -267,6 +272,7 @@ mod tests {
         with_deadline(d, async {
             assert_eq!(deadline(), Some(d));
             assert!(fits(Duration::from_millis(100)));
+            assert!(!fits(Duration::from_millis(140)), "too little left to try");
             assert!(!fits(Duration::from_millis(200)));
         })
         .await;
