@@ -800,41 +800,6 @@ async fn the_turn_deadline_cuts_a_retry_after_wait() {
     assert!(started.elapsed() < Duration::from_millis(900));
 }
 
-#[tokio::test]
-async fn an_attempt_gets_only_the_time_left_in_the_turn() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .respond_with(ok_order("1001").set_delay(Duration::from_secs(3)))
-        .mount(&server)
-        .await;
-    // The operation may take 10 s; the turn has 300 ms left.
-    let c = engine(
-        &server,
-        &orders("timeout_ms = 10000\nretries = 0\ncircuit_failures = 1"),
-    );
-
-    let started = Instant::now();
-    let r = with_deadline(
-        Instant::now() + Duration::from_millis(300),
-        get_status(&c, "1001"),
-    )
-    .await;
-    expect_unavailable(r, "timed out");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "cut at the turn's deadline, not the operation's timeout: {:?}",
-        started.elapsed()
-    );
-    assert!(c.is_open("orders"), "the timeout counts against the system");
-
-    // With no time left at all, the system is not called, nor blamed.
-    let fresh = engine(&server, &orders("retries = 0\ncircuit_failures = 1"));
-    let r = with_deadline(Instant::now(), get_status(&fresh, "1001")).await;
-    expect_unavailable(r, "no time left");
-    assert!(!fresh.is_open("orders"));
-    assert_eq!(requests(&server).await.len(), 1);
-}
-
 // ---------------------------------------------------------------------------------------------
 // 11: credentials reach the server where the file says
 

@@ -208,18 +208,11 @@ impl Connectors {
         let mut attempt = 0;
         let mut reauthenticated = false;
         loop {
-            let Some(timeout) = resilience::budget(operation.timeout) else {
-                permit.unused();
-                return Err(ConnectorError::Unavailable {
-                    system: system_name,
-                    detail: format!("{op}: no time left in the turn"),
-                });
-            };
             let credential = system
                 .credentials
-                .credential(system_name, &self.secrets, &self.client, timeout)
+                .credential(system_name, &self.secrets, &self.client, operation.timeout)
                 .await?;
-            let request = self.request(system, operation, inputs, &credential, timeout)?;
+            let request = self.request(system, operation, inputs, &credential)?;
             let started = Instant::now();
             let outcome = self.attempt(system, operation, request).await;
             tracing::debug!(
@@ -376,7 +369,6 @@ impl Connectors {
         operation: &OperationConfig,
         inputs: Inputs<'_>,
         credential: &Credential,
-        timeout: Duration,
     ) -> Result<reqwest::Request, ConnectorError> {
         let name = system.config.name;
         let op = operation.op;
@@ -419,7 +411,7 @@ impl Connectors {
         let mut req = self
             .client
             .request(operation.method.clone(), url)
-            .timeout(timeout);
+            .timeout(operation.timeout);
         for (n, v) in &system.config.headers {
             req = req.header(n, v);
         }
@@ -476,13 +468,7 @@ impl Connectors {
             system: op.system(),
             detail: format!("{op} is not configured"),
         })?;
-        self.request(
-            system,
-            operation,
-            inputs,
-            &Credential::None,
-            operation.timeout,
-        )
+        self.request(system, operation, inputs, &Credential::None)
     }
 
     /// Maps an answer's bytes as `op` would, read as `T` (benchmarks and tests).

@@ -32,19 +32,6 @@ pub fn fits(wait: Duration) -> bool {
     deadline().is_none_or(|d| Instant::now() + wait + MIN_ATTEMPT < d)
 }
 
-/// `timeout`, cut to what is left before the deadline; `None` when nothing is left. An attempt
-/// that would outlive its turn is given only the turn's remaining time, so it ends with a
-/// timeout of its own (reported, counted) instead of being dropped mid-flight.
-pub fn budget(timeout: Duration) -> Option<Duration> {
-    match deadline() {
-        None => Some(timeout),
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            (!left.is_zero()).then(|| timeout.min(left))
-        }
-    }
-}
-
 /// "Full jitter" backoff: a random wait up to `base × 2^attempt`, capped, so that many
 /// containers retrying a struggling system spread out instead of arriving together.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
@@ -152,24 +139,6 @@ impl Permit<'_> {
         self.fail();
     }
 
-    /// The system was not called after all (no time was left): it is neither up nor down.
-    pub fn unused(mut self) {
-        self.reported = true;
-        self.hand_on();
-    }
-
-    /// A probe that never ran lets the next call probe.
-    fn hand_on(&self) {
-        if self.probe {
-            let mut s = self.breaker.state.lock().unwrap_or_else(|p| p.into_inner());
-            if *s == State::HalfOpen {
-                *s = State::Open {
-                    until: Instant::now(),
-                };
-            }
-        }
-    }
-
     fn fail(&self) {
         let b = self.breaker;
         let mut s = b.state.lock().unwrap_or_else(|p| p.into_inner());
@@ -200,7 +169,14 @@ impl Drop for Permit<'_> {
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return self.fail();
         }
-        self.hand_on();
+        if self.probe {
+            let mut s = self.breaker.state.lock().unwrap_or_else(|p| p.into_inner());
+            if *s == State::HalfOpen {
+                *s = State::Open {
+                    until: Instant::now(),
+                };
+            }
+        }
     }
 }
 
