@@ -14,9 +14,7 @@ use serde::forward_to_deserialize_any;
 #[derive(Clone, PartialEq)]
 pub enum Record<'a> {
     Null,
-    Bool(bool),
     Int(i64),
-    Float(f64),
     Text(Cow<'a, str>),
     List(Vec<Record<'a>>),
     /// Our field names, in mapping order; a dotted target (`total.amount_cents`) nests.
@@ -27,9 +25,7 @@ impl fmt::Debug for Record<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Record::Null => f.write_str("null"),
-            Record::Bool(b) => write!(f, "{b}"),
             Record::Int(i) => write!(f, "{i}"),
-            Record::Float(x) => write!(f, "{x}"),
             Record::Text(t) => write!(f, "{t:?}"),
             Record::List(items) => f.debug_list().entries(items).finish(),
             Record::Fields(fields) => f
@@ -46,9 +42,7 @@ impl<'a> Record<'a> {
     pub fn reborrow(&self) -> Record<'_> {
         match self {
             Record::Null => Record::Null,
-            Record::Bool(b) => Record::Bool(*b),
             Record::Int(i) => Record::Int(*i),
-            Record::Float(x) => Record::Float(*x),
             Record::Text(t) => Record::Text(Cow::Borrowed(t.as_ref())),
             Record::List(items) => Record::List(items.iter().map(Record::reborrow).collect()),
             Record::Fields(fields) => {
@@ -60,9 +54,7 @@ impl<'a> Record<'a> {
     pub fn into_owned(self) -> Record<'static> {
         match self {
             Record::Null => Record::Null,
-            Record::Bool(b) => Record::Bool(b),
             Record::Int(i) => Record::Int(i),
-            Record::Float(x) => Record::Float(x),
             Record::Text(t) => Record::Text(Cow::Owned(t.into_owned())),
             Record::List(items) => {
                 Record::List(items.into_iter().map(Record::into_owned).collect())
@@ -99,13 +91,6 @@ impl<'a> Record<'a> {
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&Record<'a>> {
-        match self {
-            Record::Fields(fields) => fields.iter().find(|(k, _)| *k == name).map(|(_, v)| v),
-            _ => None,
-        }
-    }
-
     /// Reads the record as `T` (the ports' typed records, or a `serde_json::Value`).
     pub fn read<T: de::DeserializeOwned>(&self) -> Result<T, Error> {
         T::deserialize(self)
@@ -126,9 +111,7 @@ impl<'de> de::Deserializer<'de> for &'de Record<'_> {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self {
             Record::Null => visitor.visit_unit(),
-            Record::Bool(b) => visitor.visit_bool(*b),
             Record::Int(i) => visitor.visit_i64(*i),
-            Record::Float(x) => visitor.visit_f64(*x),
             Record::Text(t) => visitor.visit_borrowed_str(t.as_ref()),
             Record::List(items) => {
                 let mut seq = SeqDeserializer::new(items.iter());
@@ -188,9 +171,7 @@ impl Record<'_> {
     fn unexpected(&self) -> de::Unexpected<'_> {
         match self {
             Record::Null => de::Unexpected::Unit,
-            Record::Bool(b) => de::Unexpected::Bool(*b),
             Record::Int(i) => de::Unexpected::Signed(*i),
-            Record::Float(x) => de::Unexpected::Float(*x),
             Record::Text(t) => de::Unexpected::Str(t),
             Record::List(_) => de::Unexpected::Seq,
             Record::Fields(_) => de::Unexpected::Map,
