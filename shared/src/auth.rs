@@ -19,10 +19,42 @@ pub fn is_valid_id(id: &str) -> bool {
 
 pub const DEFAULT_TENANT: &str = "default";
 
+/// What a caller may do, from the token's role claim; a token without one is a customer's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Customer,
+    Agent,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// A verified caller. `customer_id` is the token's subject: a customer's own id, or the id of
+/// the agent or admin acting (who then reaches customers' data only through `access`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub tenant: String,
     pub customer_id: String,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn customer(tenant: impl Into<String>, customer_id: impl Into<String>) -> Self {
+        Self {
+            tenant: tenant.into(),
+            customer_id: customer_id.into(),
+            role: Role::Customer,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,10 +125,7 @@ impl JwtVerifier {
                 "token subject or tenant is malformed".into(),
             ));
         }
-        Ok(Principal {
-            tenant,
-            customer_id: claims.sub,
-        })
+        Ok(Principal::customer(tenant, claims.sub))
     }
 }
 

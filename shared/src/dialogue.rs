@@ -943,10 +943,7 @@ mod tests {
     }
 
     fn who(c: &str) -> Principal {
-        Principal {
-            tenant: "t".into(),
-            customer_id: c.into(),
-        }
+        Principal::customer("t", c)
     }
 
     fn dialogue(orders: Vec<Order>) -> Dialogue {

@@ -566,10 +566,7 @@ mod tests {
     }
 
     fn alice() -> Principal {
-        Principal {
-            tenant: "t".into(),
-            customer_id: "alice".into(),
-        }
+        Principal::customer("t", "alice")
     }
 
     fn msg(text: &str, conv: Option<&str>, cmid: Option<&str>) -> PostMessage {
@@ -630,10 +627,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let svc = service(store.clone());
         let first = svc.post(&alice(), msg("hi", None, None)).await.unwrap();
-        let bob = Principal {
-            tenant: "t".into(),
-            customer_id: "bob".into(),
-        };
+        let bob = Principal::customer("t", "bob");
         let err = svc
             .post(&bob, msg("hi", Some(&first.conversation_id), None))
             .await

@@ -496,10 +496,7 @@ async fn shopify_stock_is_read_and_a_throttled_query_is_retried() {
 // The same question through two differently shaped order systems
 
 fn owner() -> Principal {
-    Principal {
-        tenant: "default".into(),
-        customer_id: SHOPPER.into(),
-    }
+    Principal::customer("default", SHOPPER)
 }
 
 async fn ask(orders: &Configured, who: &Principal, text: &str) -> Outcome {

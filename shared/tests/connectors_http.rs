@@ -1011,10 +1011,7 @@ async fn a_hanging_token_endpoint_does_not_hang_the_call() {
 // 13: graceful replies through the dialogue
 
 fn alice() -> Principal {
-    Principal {
-        tenant: "t".into(),
-        customer_id: "alice".into(),
-    }
+    Principal::customer("t", "alice")
 }
 
 const ASK: &str = "where is my order #1001?";

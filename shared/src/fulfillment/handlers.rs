@@ -111,10 +111,7 @@ impl Fulfillment {
                     .await?
                     .ok_or_else(|| JobError::MissingConversation(key.id.clone()))?;
                 let c = snapshot.conversation;
-                let who = Principal {
-                    tenant: key.tenant.clone(),
-                    customer_id: c.customer_id.clone(),
-                };
+                let who = Principal::customer(key.tenant.clone(), c.customer_id.clone());
                 let outcome = self
                     .systems
                     .dialogue
