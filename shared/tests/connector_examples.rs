@@ -556,10 +556,7 @@ async fn changing_only_the_config_points_the_bot_at_a_differently_shaped_backend
     assert_eq!(b.slots.order_id.as_deref(), Some("1001"));
 
     // Someone else asking about the same order hears the same "not on your account" from both.
-    let stranger = Principal {
-        tenant: "default".into(),
-        customer_id: "4242".into(),
-    };
+    let stranger = Principal::customer("default", "4242");
     let a = ask(&through_demo, &stranger, question).await;
     let b = ask(&through_shopify, &stranger, question).await;
     assert_eq!(a.replies, b.replies);
