@@ -195,6 +195,9 @@ def up(args):
             # Handoffs are announced to the team's inbox (the demo email API records them).
             "AGENT_EMAIL": "support-team@shop.example",
             "INVENTORY_GRAPHQL_URL": f"{demo}/graphql",
+            # The chat API's per-caller limit (tests read the burst to exceed it).
+            "RATE_LIMIT_PER_MINUTE": os.environ.get("RATE_LIMIT_PER_MINUTE", "120"),
+            "RATE_LIMIT_BURST": os.environ.get("RATE_LIMIT_BURST", "30"),
             **webhook.function_env(),
             "JWT_HS256_SECRET": devtoken.DEV_JWT_SECRET,
             "AWS_ENDPOINT_URL": aws,

@@ -140,6 +140,14 @@ impl ConversationStore for Counted {
         self.tick();
         self.inner.conversations_of(t, c, limit).await
     }
+    async fn erase_customer(
+        &self,
+        t: &str,
+        c: &str,
+    ) -> Result<switchboard::store::Erasure, StoreError> {
+        self.tick();
+        self.inner.erase_customer(t, c).await
+    }
 }
 
 #[async_trait]

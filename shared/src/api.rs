@@ -1,18 +1,33 @@
 //! The chat HTTP API: routes, authentication and JSON in and out. Every error is a problem
 //! details body; every request gets one log line with its outcome.
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::auth::JwtVerifier;
 use crate::http_event::{HttpEvent, HttpResponse};
 use crate::problem::ApiError;
-use crate::turn::{PostMessage, TurnService};
+use crate::rate_limit::RateLimiter;
+use crate::turn::{AgentMessage, PostMessage, TurnService};
 
 const MAX_PAGE: usize = 100;
+
+/// Every route, as method and path template: what `route` serves, what template.yaml and
+/// openapi/chat.json must list (tests hold all three to it).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/messages"),
+    ("GET", "/v1/conversations"),
+    ("GET", "/v1/conversations/{conversation_id}/messages"),
+    ("POST", "/v1/conversations/{conversation_id}/takeover"),
+    ("POST", "/v1/conversations/{conversation_id}/release"),
+    ("POST", "/v1/conversations/{conversation_id}/agent-messages"),
+    ("DELETE", "/v1/customers/{customer_id}"),
+];
 
 pub struct ChatApi {
     verifier: JwtVerifier,
     turns: TurnService,
+    limiter: RateLimiter,
 }
 
 #[derive(Serialize)]
@@ -27,10 +42,22 @@ struct ConversationList {
     conversations: Vec<crate::conversation::ConversationSummary>,
 }
 
+#[derive(Serialize)]
+struct Erased<'a> {
+    customer_id: &'a str,
+    #[serde(flatten)]
+    erasure: crate::store::Erasure,
+}
+
+#[derive(Debug)]
 enum Route<'a> {
     PostMessage,
     History(&'a str),
     Conversations,
+    TakeOver(&'a str),
+    Release(&'a str),
+    AgentMessage(&'a str),
+    EraseCustomer(&'a str),
 }
 
 fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
@@ -39,6 +66,10 @@ fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         ["v1", "messages"] => (Route::PostMessage, "POST"),
         ["v1", "conversations"] => (Route::Conversations, "GET"),
         ["v1", "conversations", id, "messages"] => (Route::History(id), "GET"),
+        ["v1", "conversations", id, "takeover"] => (Route::TakeOver(id), "POST"),
+        ["v1", "conversations", id, "release"] => (Route::Release(id), "POST"),
+        ["v1", "conversations", id, "agent-messages"] => (Route::AgentMessage(id), "POST"),
+        ["v1", "customers", id] => (Route::EraseCustomer(id), "DELETE"),
         _ => return Err(ApiError::NotFound(format!("no route for {path}"))),
     };
     if method != allowed {
@@ -62,8 +93,12 @@ fn parse_limit(event: &HttpEvent) -> Result<usize, ApiError> {
 }
 
 impl ChatApi {
-    pub fn new(verifier: JwtVerifier, turns: TurnService) -> Self {
-        Self { verifier, turns }
+    pub fn new(verifier: JwtVerifier, turns: TurnService, limiter: RateLimiter) -> Self {
+        Self {
+            verifier,
+            turns,
+            limiter,
+        }
     }
 
     pub async fn handle(&self, event: HttpEvent) -> HttpResponse {
@@ -88,25 +123,41 @@ impl ChatApi {
         response
     }
 
+    /// The request's JSON body, within the size limit.
+    fn json_body<T: DeserializeOwned>(&self, event: &HttpEvent) -> Result<T, ApiError> {
+        let content_type = event.header("content-type").unwrap_or("application/json");
+        if !content_type
+            .trim_start()
+            .to_ascii_lowercase()
+            .starts_with("application/json")
+        {
+            return Err(ApiError::UnsupportedMediaType(
+                "send application/json".into(),
+            ));
+        }
+        let body = event.body_bytes(self.turns.settings().max_body_bytes)?;
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+
     async fn dispatch(&self, event: &HttpEvent) -> Result<HttpResponse, ApiError> {
         let route = route(event.method(), event.path())?;
         // Authentication comes before the body is read: an anonymous caller learns nothing else.
         let who = self.verifier.verify_header(event.header("authorization"))?;
+        // Then the caller's rate, before any work is done for them.
+        if let Err(wait) = self
+            .limiter
+            .check(&format!("{}#{}", who.tenant, who.customer_id))
+        {
+            tracing::info!(role = who.role.as_str(), "rate limited");
+            return Err(ApiError::TooManyRequests {
+                detail: "too many requests; slow down".into(),
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u32,
+            });
+        }
         match route {
             Route::PostMessage => {
-                let content_type = event.header("content-type").unwrap_or("application/json");
-                if !content_type
-                    .trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
-                {
-                    return Err(ApiError::UnsupportedMediaType(
-                        "send application/json".into(),
-                    ));
-                }
-                let body = event.body_bytes(self.turns.settings().max_body_bytes)?;
-                let req: PostMessage = serde_json::from_slice(&body)
-                    .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+                let req: PostMessage = self.json_body(event)?;
                 let reply = self.turns.post(&who, req).await?;
                 Ok(HttpResponse::json(200, &reply))
             }
@@ -131,8 +182,32 @@ impl ChatApi {
                 ))
             }
             Route::Conversations => {
-                let conversations = self.turns.conversations(&who, parse_limit(event)?).await?;
+                let customer = event.query("customer_id");
+                let conversations = self
+                    .turns
+                    .conversations(&who, customer.as_deref(), parse_limit(event)?)
+                    .await?;
                 Ok(HttpResponse::json(200, &ConversationList { conversations }))
+            }
+            Route::TakeOver(id) | Route::Release(id) => {
+                let take = matches!(route, Route::TakeOver(_));
+                let summary = self.turns.take_over(&who, id, take).await?;
+                Ok(HttpResponse::json(200, &summary))
+            }
+            Route::AgentMessage(id) => {
+                let req: AgentMessage = self.json_body(event)?;
+                let reply = self.turns.agent_reply(&who, id, req).await?;
+                Ok(HttpResponse::json(200, &reply))
+            }
+            Route::EraseCustomer(customer_id) => {
+                let erasure = self.turns.erase_customer(&who, customer_id).await?;
+                Ok(HttpResponse::json(
+                    200,
+                    &Erased {
+                        customer_id,
+                        erasure,
+                    },
+                ))
             }
         }
     }
@@ -158,5 +233,23 @@ mod tests {
         ));
         assert_eq!(route("GET", "/v1/messages").err().unwrap().status(), 405);
         assert_eq!(route("GET", "/v2/nope").err().unwrap().status(), 404);
+        assert!(matches!(
+            route("DELETE", "/v1/customers/cust_1"),
+            Ok(Route::EraseCustomer("cust_1"))
+        ));
+    }
+
+    #[test]
+    fn every_listed_route_is_served_and_only_with_its_method() {
+        for (method, template) in ROUTES {
+            let path = template
+                .replace("{conversation_id}", "01J00000000000000000000000")
+                .replace("{customer_id}", "cust_1");
+            assert!(route(method, &path).is_ok(), "{method} {path}");
+            for other in ["GET", "POST", "DELETE", "PUT"] {
+                let served = ROUTES.iter().any(|(m, t)| *m == other && t == template);
+                assert_eq!(route(other, &path).is_ok(), served, "{other} {path}");
+            }
+        }
     }
 }

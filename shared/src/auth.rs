@@ -20,7 +20,9 @@ pub fn is_valid_id(id: &str) -> bool {
 pub const DEFAULT_TENANT: &str = "default";
 
 /// What a caller may do, from the token's role claim; a token without one is a customer's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,

@@ -103,6 +103,10 @@ pub struct Slots {
     /// The customer asked for a person; an agent should pick the conversation up.
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     pub handoff_requested: bool,
+    /// The agent who took the conversation over: while set, the bot stays silent and the
+    /// customer's messages wait for the agent.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub agent: Option<String>,
     /// The orders listed last ("which one?"), for "and the other one?".
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub candidates: Vec<String>,

@@ -508,7 +508,7 @@ impl Dialogue {
         let cutoff = turn.now - time::Duration::days(RECENT_DAYS);
         let recent: Vec<&Order> = orders
             .iter()
-            .filter(|o| o.placed_at >= cutoff && o.customer_id == turn.who.customer_id)
+            .filter(|o| o.placed_at >= cutoff && may_see(turn.who, o))
             .take(MAX_CHOICES)
             .collect();
         match (recent.as_slice(), ordinal) {
@@ -546,9 +546,7 @@ impl Dialogue {
         };
         match found {
             // Another customer's order looks exactly like one that does not exist.
-            Ok(Some(order)) if order.customer_id == turn.who.customer_id => {
-                self.order_found(turn, intent, &order)
-            }
+            Ok(Some(order)) if may_see(turn.who, &order) => self.order_found(turn, intent, &order),
             Ok(_) => turn.say(format!(
                 "I couldn't find order #{order_id} on your account. Could you check the number?"
             )),
@@ -880,6 +878,14 @@ impl Turn<'_> {
         self.system_down = true;
         true
     }
+}
+
+/// The access rule for orders (`access`): a customer sees only their own.
+fn may_see(who: &Principal, order: &Order) -> bool {
+    let action = crate::access::Action::SeeOrder {
+        owner: &order.customer_id,
+    };
+    crate::access::check(who, action).is_ok()
 }
 
 #[cfg(test)]

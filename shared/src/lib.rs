@@ -6,6 +6,7 @@
 //! adapters, `store::memory` an in-process one for unit tests. The functions only build the adapters
 //! once at init and hand events to `api`, `webhook` and `fulfillment`.
 
+pub mod access;
 pub mod answers;
 pub mod api;
 pub mod auth;
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod money;
 pub mod nlu;
 pub mod problem;
+pub mod rate_limit;
 pub mod secrets;
 pub mod setup;
 pub mod signatures;

@@ -93,7 +93,9 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
         Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
         chat,
     );
-    Ok(ChatApi::new(verifier, turns))
+    let limiter =
+        crate::rate_limit::RateLimiter::new(crate::rate_limit::RateSettings::from_env(&env)?);
+    Ok(ChatApi::new(verifier, turns, limiter))
 }
 
 pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {

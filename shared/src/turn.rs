@@ -7,17 +7,19 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::auth::Principal;
+use crate::access::{self, Action};
+use crate::auth::{is_valid_id, Principal};
 use crate::config::ChatSettings;
 use crate::conversation::{
     derived_conversation_id, is_valid_conversation_id, new_conversation_id, Conversation,
-    ConversationKey, Message, Role, Slots,
+    ConversationKey, ConversationSummary, Message, Role, Slots,
 };
-use crate::dialogue::Dialogue;
+use crate::dialogue::{Dialogue, Outcome};
 use crate::jobs::{Job, JobKind, JobQueue};
 use crate::problem::ApiError;
 use crate::store::{
-    backoff, Commit, ConversationStore, StoreError, TurnRecord, MAX_COMMIT_ATTEMPTS,
+    backoff, Commit, ConversationStore, Erasure, Snapshot, StoreError, TurnRecord,
+    MAX_COMMIT_ATTEMPTS,
 };
 
 /// A new conversation remembers the customer's previous one if it was this recent.
@@ -31,6 +33,21 @@ pub struct PostMessage {
     pub text: String,
     #[serde(default)]
     pub client_message_id: Option<String>,
+}
+
+/// An agent's message into a conversation they took over.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentMessage {
+    pub text: String,
+    #[serde(default)]
+    pub client_message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AgentReply {
+    pub conversation_id: String,
+    pub message: Message,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -94,8 +111,13 @@ impl TurnService {
         &self.settings
     }
 
-    pub async fn post(&self, who: &Principal, req: PostMessage) -> Result<TurnReply, ApiError> {
-        let text = req.text.trim();
+    /// The message's text, trimmed, within the limits; and a well-formed client message id.
+    fn checked<'a>(
+        &self,
+        text: &'a str,
+        client_message_id: Option<&str>,
+    ) -> Result<&'a str, ApiError> {
+        let text = text.trim();
         if text.is_empty() {
             return Err(ApiError::BadRequest("text must not be empty".into()));
         }
@@ -106,13 +128,19 @@ impl TurnService {
                 self.settings.max_text_chars
             )));
         }
-        if let Some(id) = &req.client_message_id {
+        if let Some(id) = client_message_id {
             if !is_valid_client_message_id(id) {
                 return Err(ApiError::BadRequest(
                     "client_message_id must be 1-128 visible ASCII characters".into(),
                 ));
             }
         }
+        Ok(text)
+    }
+
+    pub async fn post(&self, who: &Principal, req: PostMessage) -> Result<TurnReply, ApiError> {
+        access::require(who, Action::SendAsCustomer, "")?;
+        let text = self.checked(&req.text, req.client_message_id.as_deref())?;
         let (conversation_id, origin) = match (&req.conversation_id, &req.client_message_id) {
             (Some(id), _) if is_valid_conversation_id(id) => (id.clone(), Origin::Named),
             (Some(_), _) => {
@@ -141,11 +169,14 @@ impl TurnService {
             };
             let now = OffsetDateTime::now_utc();
             let (conversation, recent) = match snapshot {
-                Some(s) if s.conversation.customer_id == who.customer_id => {
+                Some(s) => {
+                    // Someone else's conversation is indistinguishable from a missing one.
+                    let owner = Action::ReadConversation {
+                        owner: &s.conversation.customer_id,
+                    };
+                    access::require(who, owner, NO_SUCH_CONVERSATION)?;
                     (s.conversation, s.recent)
                 }
-                // Someone else's conversation is indistinguishable from a missing one.
-                Some(_) => return Err(not_found()),
                 None if origin != Origin::Named => {
                     let mut c = Conversation::new(key.clone(), who.customer_id.clone(), now);
                     c.slots = self.remembered(who, &key, now).await;
@@ -163,10 +194,20 @@ impl TurnService {
                 }
             }
 
-            let outcome = self
-                .dialogue
-                .respond(who, &conversation.state, &conversation.slots, text, now)
-                .await;
+            let outcome = if conversation.slots.agent.is_some() {
+                // A person has the conversation: the message waits for them, the bot is silent.
+                Outcome {
+                    replies: Vec::new(),
+                    state: conversation.state.clone(),
+                    slots: conversation.slots.clone(),
+                    jobs: Vec::new(),
+                    deferred: false,
+                }
+            } else {
+                self.dialogue
+                    .respond(who, &conversation.state, &conversation.slots, text, now)
+                    .await
+            };
 
             let now = OffsetDateTime::now_utc().max(conversation.updated_at);
             let mut seq = conversation.last_seq;
@@ -360,25 +401,239 @@ impl TurnService {
             .await
             .map_err(store_error)?
         {
-            Some((c, messages)) if c.customer_id == who.customer_id => Ok(messages),
-            _ => Err(not_found()),
+            Some((c, messages)) => {
+                let owner = Action::ReadConversation {
+                    owner: &c.customer_id,
+                };
+                access::require(who, owner, NO_SUCH_CONVERSATION)?;
+                Ok(messages)
+            }
+            None => Err(not_found()),
         }
     }
 
+    /// A customer's conversations: the caller's own, or (agents, admins) the one named.
     pub async fn conversations(
         &self,
         who: &Principal,
+        customer_id: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<crate::conversation::ConversationSummary>, ApiError> {
+    ) -> Result<Vec<ConversationSummary>, ApiError> {
+        let owner = match customer_id {
+            Some(id) if !is_valid_id(id) => {
+                return Err(ApiError::BadRequest("customer_id is malformed".into()))
+            }
+            Some(id) => id,
+            None if who.role == crate::auth::Role::Customer => &who.customer_id,
+            None => {
+                return Err(ApiError::BadRequest(
+                    "customer_id is required: whose conversations?".into(),
+                ))
+            }
+        };
+        access::require(who, Action::ListConversations { owner }, "")?;
         self.store
-            .conversations_of(&who.tenant, &who.customer_id, limit)
+            .conversations_of(&who.tenant, owner, limit)
             .await
             .map_err(store_error)
+    }
+
+    /// An agent takes the conversation over (`take`) or hands it back to the bot. The customer
+    /// is told either way, in the conversation.
+    pub async fn take_over(
+        &self,
+        who: &Principal,
+        conversation_id: &str,
+        take: bool,
+    ) -> Result<ConversationSummary, ApiError> {
+        access::require(who, Action::TakeOver, "")?;
+        let key = self.key_of(who, conversation_id)?;
+        let (updated, _) = self
+            .update(&key, 0, |snapshot, now| {
+                let mut c = snapshot.conversation.clone();
+                let holder = c.slots.agent.as_deref();
+                let note = match (take, holder) {
+                    (true, Some(agent)) if agent == who.customer_id => {
+                        return Ok(Change::Keep(None))
+                    }
+                    (false, None) => return Ok(Change::Keep(None)),
+                    (true, _) => {
+                        c.slots.agent = Some(who.customer_id.clone());
+                        c.slots.handoff_requested = false;
+                        TAKEN_OVER
+                    }
+                    (false, Some(_)) => {
+                        c.slots.agent = None;
+                        RELEASED
+                    }
+                };
+                let message = Message {
+                    seq: c.last_seq + 1,
+                    role: Role::Bot,
+                    text: note.to_string(),
+                    created_at: now,
+                    client_message_id: None,
+                    reply_to: None,
+                };
+                Ok(Change::Write(Box::new(c), message))
+            })
+            .await?;
+        tracing::info!(conversation = %key.id, agent = %who.customer_id, take, "agent takeover");
+        Ok(summary(&updated))
+    }
+
+    /// An agent's message into a conversation they (or a colleague) took over. A retry with the
+    /// same `client_message_id` returns the message stored the first time.
+    pub async fn agent_reply(
+        &self,
+        who: &Principal,
+        conversation_id: &str,
+        req: AgentMessage,
+    ) -> Result<AgentReply, ApiError> {
+        access::require(who, Action::ReplyAsAgent, "")?;
+        let text = self.checked(&req.text, req.client_message_id.as_deref())?;
+        let key = self.key_of(who, conversation_id)?;
+        let cmid = req.client_message_id.clone();
+        let (_, message) = self
+            .update(&key, self.settings.history_window, |snapshot, now| {
+                if snapshot.conversation.slots.agent.is_none() {
+                    return Err(ApiError::Conflict(
+                        "the bot has this conversation: take it over first".into(),
+                    ));
+                }
+                let retried = cmid.as_ref().and_then(|id| {
+                    snapshot
+                        .recent
+                        .iter()
+                        .find(|m| m.role == Role::Agent && m.client_message_id.as_ref() == Some(id))
+                });
+                if let Some(sent) = retried {
+                    return Ok(Change::Keep(Some(sent.clone())));
+                }
+                let c = snapshot.conversation.clone();
+                let message = Message {
+                    seq: c.last_seq + 1,
+                    role: Role::Agent,
+                    text: text.to_string(),
+                    created_at: now,
+                    client_message_id: cmid.clone(),
+                    reply_to: None,
+                };
+                Ok(Change::Write(Box::new(c), message))
+            })
+            .await?;
+        let message = message
+            .ok_or_else(|| ApiError::Internal("an agent reply decided to write nothing".into()))?;
+        Ok(AgentReply {
+            conversation_id: key.id,
+            message,
+        })
+    }
+
+    /// Deletes what the bot remembers of a customer: every conversation and its messages.
+    pub async fn erase_customer(
+        &self,
+        who: &Principal,
+        customer_id: &str,
+    ) -> Result<Erasure, ApiError> {
+        access::require(who, Action::EraseCustomer, "")?;
+        if !is_valid_id(customer_id) {
+            return Err(ApiError::NotFound("no such customer".into()));
+        }
+        let erased = self
+            .store
+            .erase_customer(&who.tenant, customer_id)
+            .await
+            .map_err(store_error)?;
+        tracing::info!(
+            customer = %customer_id,
+            by = %who.customer_id,
+            conversations = erased.conversations_deleted,
+            items = erased.items_deleted,
+            "customer erased"
+        );
+        Ok(erased)
+    }
+
+    /// Reads the conversation, lets `decide` change it (adding one message), and writes it back
+    /// guarded by the version read; a lost race reads again and decides again.
+    async fn update<F>(
+        &self,
+        key: &ConversationKey,
+        window: usize,
+        mut decide: F,
+    ) -> Result<(Conversation, Option<Message>), ApiError>
+    where
+        F: FnMut(&Snapshot, OffsetDateTime) -> Result<Change, ApiError>,
+    {
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let snapshot = self
+                .store
+                .load(key, window)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(not_found)?;
+            let now = OffsetDateTime::now_utc().max(snapshot.conversation.updated_at);
+            let (mut updated, message) = match decide(&snapshot, now)? {
+                Change::Keep(message) => return Ok((snapshot.conversation, message)),
+                Change::Write(c, m) => (*c, m),
+            };
+            let expected_version = snapshot.conversation.version;
+            updated.version = expected_version + 1;
+            updated.last_seq = message.seq;
+            updated.updated_at = now;
+            let commit = Commit {
+                conversation: updated.clone(),
+                expected_version,
+                messages: vec![message.clone()],
+                turn: None,
+                effect: None,
+            };
+            match self.store.commit(commit).await {
+                Ok(()) => return Ok((updated, Some(message))),
+                Err(StoreError::Conflict) => backoff(attempt).await,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(ApiError::Conflict(
+            "the conversation is being updated by other requests; retry".into(),
+        ))
+    }
+
+    fn key_of(&self, who: &Principal, conversation_id: &str) -> Result<ConversationKey, ApiError> {
+        if !is_valid_conversation_id(conversation_id) {
+            return Err(not_found());
+        }
+        Ok(ConversationKey {
+            tenant: who.tenant.clone(),
+            id: conversation_id.to_string(),
+        })
     }
 }
 
 fn not_found() -> ApiError {
-    ApiError::NotFound("no such conversation".into())
+    ApiError::NotFound(NO_SUCH_CONVERSATION.into())
+}
+
+/// What an agent's change to a conversation comes to.
+enum Change {
+    /// Write this record with this one new message.
+    Write(Box<Conversation>, Message),
+    /// Nothing to write (already so); answer with this message, if any.
+    Keep(Option<Message>),
+}
+
+const NO_SUCH_CONVERSATION: &str = "no such conversation";
+const TAKEN_OVER: &str = "You're now chatting with a member of our support team.";
+const RELEASED: &str = "Our support team has handed you back to the assistant. How can I help?";
+
+fn summary(c: &Conversation) -> ConversationSummary {
+    ConversationSummary {
+        id: c.key.id.clone(),
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+        last_seq: c.last_seq,
+    }
 }
 
 #[cfg(test)]
@@ -470,6 +725,9 @@ mod tests {
             _: &str,
             _: usize,
         ) -> Result<Vec<crate::conversation::ConversationSummary>, StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+        async fn erase_customer(&self, _: &str, _: &str) -> Result<Erasure, StoreError> {
             Err(StoreError::Unavailable("connection refused".into()))
         }
     }
@@ -653,6 +911,202 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.status(), 404);
+    }
+
+    fn as_role(id: &str, tenant: &str, role: crate::auth::Role) -> Principal {
+        Principal {
+            tenant: tenant.into(),
+            customer_id: id.into(),
+            role,
+        }
+    }
+
+    fn agent_msg(text: &str, cmid: Option<&str>) -> AgentMessage {
+        AgentMessage {
+            text: text.into(),
+            client_message_id: cmid.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_agent_takes_over_replies_and_hands_back() {
+        use crate::auth::Role;
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let first = svc.post(&alice(), msg("hi", None, None)).await.unwrap();
+        let conv = first.conversation_id.clone();
+        let before = 1 + first.replies.len() as u64;
+        let agent = as_role("agent_7", "t", Role::Agent);
+
+        // Replying before taking over is refused; a customer may do neither.
+        let err = svc
+            .agent_reply(&agent, &conv, agent_msg("hello", None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), 409);
+        assert_eq!(
+            svc.take_over(&alice(), &conv, true)
+                .await
+                .unwrap_err()
+                .status(),
+            403
+        );
+        assert_eq!(
+            svc.agent_reply(&alice(), &conv, agent_msg("x", None))
+                .await
+                .unwrap_err()
+                .status(),
+            403
+        );
+
+        let summary = svc.take_over(&agent, &conv, true).await.unwrap();
+        assert_eq!(
+            summary.last_seq,
+            before + 1,
+            "the takeover is announced in the conversation"
+        );
+        // Taking over twice changes nothing.
+        assert_eq!(
+            svc.take_over(&agent, &conv, true).await.unwrap().last_seq,
+            before + 1
+        );
+
+        // The customer's message is kept, and the bot stays silent.
+        let turn = svc
+            .post(&alice(), msg("where is my order?", Some(&conv), None))
+            .await
+            .unwrap();
+        assert!(turn.replies.is_empty());
+
+        let sent = svc
+            .agent_reply(&agent, &conv, agent_msg("Looking now.", Some("a-1")))
+            .await
+            .unwrap();
+        assert_eq!(sent.message.role, crate::conversation::Role::Agent);
+        let again = svc
+            .agent_reply(&agent, &conv, agent_msg("Looking now.", Some("a-1")))
+            .await
+            .unwrap();
+        assert_eq!(
+            again.message.seq, sent.message.seq,
+            "a retry is stored once"
+        );
+
+        // The agent reads the customer's history; the bot answers again after the release.
+        let history = svc.history(&agent, &conv, 0, 100).await.unwrap();
+        assert_eq!(history.len() as u64, before + 3);
+        svc.take_over(&agent, &conv, false).await.unwrap();
+        let turn = svc
+            .post(&alice(), msg("thanks", Some(&conv), None))
+            .await
+            .unwrap();
+        assert!(!turn.replies.is_empty());
+    }
+
+    #[tokio::test]
+    async fn agents_see_only_their_tenant_and_lists_name_a_customer() {
+        use crate::auth::Role;
+        let svc = service(Arc::new(MemoryStore::new()));
+        let first = svc.post(&alice(), msg("hi", None, None)).await.unwrap();
+        let conv = first.conversation_id;
+        let outsider = as_role("agent_9", "other", Role::Agent);
+        assert_eq!(
+            svc.history(&outsider, &conv, 0, 10)
+                .await
+                .unwrap_err()
+                .status(),
+            404
+        );
+        assert_eq!(
+            svc.take_over(&outsider, &conv, true)
+                .await
+                .unwrap_err()
+                .status(),
+            404
+        );
+        assert!(svc
+            .conversations(&outsider, Some("alice"), 10)
+            .await
+            .unwrap()
+            .is_empty());
+
+        let agent = as_role("agent_7", "t", Role::Agent);
+        assert_eq!(
+            svc.conversations(&agent, None, 10)
+                .await
+                .unwrap_err()
+                .status(),
+            400
+        );
+        assert_eq!(
+            svc.conversations(&agent, Some("alice"), 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            svc.conversations(&alice(), Some("bob"), 10)
+                .await
+                .unwrap_err()
+                .status(),
+            403
+        );
+        // Agents do not chat as customers.
+        assert_eq!(
+            svc.post(&agent, msg("hi", None, None))
+                .await
+                .unwrap_err()
+                .status(),
+            403
+        );
+    }
+
+    #[tokio::test]
+    async fn only_admins_erase_and_erasure_removes_every_conversation() {
+        use crate::auth::Role;
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let a = svc.post(&alice(), msg("hi", None, None)).await.unwrap();
+        let b = svc
+            .post(&alice(), msg("hello again", None, None))
+            .await
+            .unwrap();
+        // Each conversation: its record, the customer's message and the bot's replies.
+        let items = 2 * 2 + a.replies.len() + b.replies.len();
+        let bob = Principal::customer("t", "bob");
+        svc.post(&bob, msg("hi", None, None)).await.unwrap();
+
+        let agent = as_role("agent_7", "t", Role::Agent);
+        assert_eq!(
+            svc.erase_customer(&agent, "alice")
+                .await
+                .unwrap_err()
+                .status(),
+            403
+        );
+        let admin = as_role("root", "t", Role::Admin);
+        let erased = svc.erase_customer(&admin, "alice").await.unwrap();
+        assert_eq!(erased.conversations_deleted, 2);
+        assert_eq!(erased.items_deleted, items);
+        assert!(svc
+            .conversations(&alice(), None, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(svc.conversations(&bob, None, 10).await.unwrap().len(), 1);
+        // Erasing again finds nothing; an id that cannot exist is a 404.
+        assert_eq!(
+            svc.erase_customer(&admin, "alice").await.unwrap(),
+            Erasure::default()
+        );
+        assert_eq!(
+            svc.erase_customer(&admin, "a#b")
+                .await
+                .unwrap_err()
+                .status(),
+            404
+        );
     }
 
     #[tokio::test]

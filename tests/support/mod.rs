@@ -29,9 +29,11 @@ fn var(name: &str) -> String {
     })
 }
 
+#[derive(Debug, Clone)]
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
@@ -79,11 +81,17 @@ impl Stack {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = resp.text().await.unwrap();
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Reply {
             status,
             content_type,
+            retry_after,
             body,
         }
     }
@@ -127,6 +135,53 @@ impl Stack {
             req = req.bearer_auth(t);
         }
         self.send(req).await
+    }
+
+    /// Any method on the chat API, with an optional JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        token: Option<&str>,
+        path_and_query: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut req = self
+            .http
+            .request(method, format!("{}{path_and_query}", self.chat_url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        self.send(req).await
+    }
+
+    /// A token for `sub` with a role (`customer`, `agent`, `admin`) in a tenant (None: the
+    /// default one), signed with the stack's key.
+    pub fn token_as(&self, sub: &str, tenant: Option<&str>, role: &str) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let mut claims = json!({ "sub": sub, "role": role, "iat": now, "exp": now + 600 });
+        if let Some(t) = tenant {
+            claims["tenant"] = t.into();
+        }
+        for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
+            if let Ok(v) = std::env::var(var) {
+                claims[claim] = v.into();
+            }
+        }
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(self.jwt_secret.as_bytes()),
+        )
+        .unwrap()
     }
 
     /// Polls history until a message satisfies `pred`.

@@ -21,13 +21,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
+};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{
-    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Snapshot,
-    StoreError, TurnRecord,
+    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Erasure, Snapshot,
+    StoreError, TurnRecord, MAX_COMMIT_ATTEMPTS,
 };
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message, Role};
 
@@ -447,7 +449,116 @@ impl ConversationStore for DynamoStore {
             .map_err(unavailable)?;
         out.items().iter().map(summary_from).collect()
     }
+
+    async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError> {
+        let mut erased = Erasure::default();
+        // Pages of the index until it is empty: each conversation erased leaves it (its STATE
+        // item goes last), and the index is eventually consistent, so a conversation written
+        // during the erasure may still be listed on a repeat; a repeat erases it too.
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INDEX_BY_CUSTOMER)
+                .key_condition_expression("gsi1pk = :u")
+                .expression_attribute_values(":u", s(customer_index_key(tenant, customer_id)))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let key = ConversationKey {
+                    tenant: tenant.to_string(),
+                    id: get_s(item, "conversation_id")?.to_string(),
+                };
+                erased.items_deleted += self.delete_partition(&key).await?;
+                erased.conversations_deleted += 1;
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(erased)
+    }
 }
+
+impl DynamoStore {
+    /// Deletes every item of one conversation's partition, the STATE record last, so an
+    /// interrupted erasure still lists the conversation and a repeat finishes it.
+    async fn delete_partition(&self, key: &ConversationKey) -> Result<usize, StoreError> {
+        let pk = partition_key(key);
+        let mut sort_keys = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&pk))
+                .projection_expression("sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                sort_keys.push(get_s(item, "sk")?.to_string());
+            }
+            match page.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        sort_keys.sort_by_key(|sk| sk == STATE_SK);
+        for chunk in sort_keys.chunks(BATCH_WRITE_MAX) {
+            let mut deletes = Vec::with_capacity(chunk.len());
+            for sk in chunk {
+                let delete = DeleteRequest::builder()
+                    .key("pk", s(&pk))
+                    .key("sk", s(sk))
+                    .build()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                deletes.push(WriteRequest::builder().delete_request(delete).build());
+            }
+            self.batch_write(deletes).await?;
+        }
+        Ok(sort_keys.len())
+    }
+
+    /// One BatchWriteItem, with what DynamoDB left unprocessed (throttling) sent again after a
+    /// growing pause; still unprocessed after that, the store counts as unavailable.
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            requests = out
+                .unprocessed_items()
+                .and_then(|m| m.get(&self.table))
+                .cloned()
+                .unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            super::backoff(attempt).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "{} deletions left unprocessed after {MAX_COMMIT_ATTEMPTS} attempts",
+            requests.len()
+        )))
+    }
+}
+
+/// BatchWriteItem takes at most this many requests.
+const BATCH_WRITE_MAX: usize = 25;
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &E) -> bool {
     e.code() == Some("ConditionalCheckFailedException")

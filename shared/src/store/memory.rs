@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Snapshot,
+    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Erasure, Snapshot,
     StoreError, TurnRecord,
 };
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message};
@@ -184,6 +184,23 @@ impl ConversationStore for MemoryStore {
         found.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
         found.truncate(limit);
         Ok(found)
+    }
+
+    async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError> {
+        let mut parts = self.partitions.lock().unwrap();
+        let mut erased = Erasure::default();
+        parts.retain(|_, p| {
+            let theirs = p
+                .conversation
+                .as_ref()
+                .is_some_and(|c| c.key.tenant == tenant && c.customer_id == customer_id);
+            if theirs {
+                erased.conversations_deleted += 1;
+                erased.items_deleted += 1 + p.messages.len() + p.turns.len();
+            }
+            !theirs
+        });
+        Ok(erased)
     }
 }
 

@@ -166,6 +166,17 @@ pub trait ConversationStore: Send + Sync {
         customer_id: &str,
         limit: usize,
     ) -> Result<Vec<ConversationSummary>, StoreError>;
+
+    /// Deletes every conversation of the customer with all its items (messages, turn records):
+    /// the right to erasure. Safe to repeat; a repeat finds nothing left.
+    async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError>;
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Erasure {
+    pub conversations_deleted: usize,
+    pub items_deleted: usize,
 }
 
 /// Writes that lose a race are retried this many times before the caller is told to retry.
