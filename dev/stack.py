@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The local stack: moto (DynamoDB + SQS), the table and queues from template.yaml, the demo
+"""The local stack: moto (DynamoDB, SQS, KMS), the key, table and queues from template.yaml, the demo
 company systems, all three functions under `cargo lambda watch`, and the SQS event-source
 stand-in. Everything it starts runs in its own process group and is stopped on Ctrl-C/SIGTERM.
 
@@ -168,7 +168,9 @@ def up(args):
         table = physical["ConversationsTable"]["Ref"]
         queue = physical["JobsQueue"]["Ref"]
         dlq = physical["JobsDeadLetterQueue"]["Ref"]
-        stack.say(f"created from template.yaml: table {table}, queues {queue}, {dlq}")
+        # Recorded, not enforced: moto encrypts nothing (see template_resources).
+        stack.say(f"created from template.yaml: table {table}, queues {queue}, {dlq}, "
+                  f"SSE key {physical['DataKey']['Arn']}")
         webhook.store_remote_secrets(aws, REGION)
         mappings_file = os.path.join(stack.state, "mappings.json")
         with open(mappings_file, "w") as f:

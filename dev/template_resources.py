@@ -1,5 +1,13 @@
-"""Creates the template's DynamoDB tables and SQS queues in moto, read from template.yaml itself,
-and reads the template's SQS event source mappings: the local stack has no second list to drift.
+"""Creates the template's KMS keys, DynamoDB tables and SQS queues in moto, read from template.yaml
+itself, and reads the template's SQS event source mappings: the local stack has no second list to
+drift.
+
+Encryption at rest is created as the template says (the key, its alias and policy, the table's and
+queues' SSE settings naming it) so that the wiring is followed and checked here too: a key that
+cannot be created or a reference that does not resolve fails the local stack as it would fail a
+deploy. It is not encryption: moto records these settings, encrypts nothing and evaluates no key
+or queue policy. Queue policies are not applied at all (moto would not enforce them, and the local
+endpoint is plain HTTP on loopback, the very thing the template's TLS-only policy refuses).
 
 Only the intrinsics these resources use are resolved (Ref, Fn::Sub, Fn::GetAtt ...Arn); anything
 else is an error that names the resource, so a template change that the local stack cannot follow
@@ -94,6 +102,45 @@ def resources_of(template, kind):
     return [(lid, r) for lid, r in template.get("Resources", {}).items() if r.get("Type") == kind]
 
 
+KEY_TAG = "switchboard:local-logical-id"
+
+
+def existing_key(kms, tag_value):
+    """The key an earlier provision against this moto created for the same stack and logical id:
+    reusing it keeps provisioning repeatable (queues refuse a changed KmsMasterKeyId)."""
+    for page in kms.get_paginator("list_keys").paginate():
+        for k in page["Keys"]:
+            tags = kms.list_resource_tags(KeyId=k["KeyId"]).get("Tags", [])
+            if {"TagKey": KEY_TAG, "TagValue": tag_value} in tags:
+                return kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]
+    return None
+
+
+def create_keys(resolver, kms):
+    for lid, res in resources_of(resolver.template, "AWS::KMS::Key"):
+        props = resolver.resolve(res.get("Properties", {}), lid)
+        args = {k: props[k] for k in ("Description", "KeyUsage", "KeySpec", "MultiRegion") if k in props}
+        if "KeyPolicy" in props:
+            policy = props["KeyPolicy"]
+            args["Policy"] = policy if isinstance(policy, str) else json.dumps(policy)
+        tag_value = f"{resolver.stack}/{lid}"
+        meta = existing_key(kms, tag_value)
+        if meta is None:
+            meta = kms.create_key(**args, Tags=[{"TagKey": KEY_TAG, "TagValue": tag_value}])["KeyMetadata"]
+        elif "Policy" in args:
+            kms.put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=args["Policy"])
+        if props.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=meta["KeyId"])
+        resolver.physical[lid] = {"Ref": meta["KeyId"], "Arn": meta["Arn"], "KeyId": meta["KeyId"]}
+    for lid, res in resources_of(resolver.template, "AWS::KMS::Alias"):
+        props = resolver.resolve(res.get("Properties", {}), lid)
+        try:
+            kms.create_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
+        except kms.exceptions.AlreadyExistsException:
+            kms.update_alias(AliasName=props["AliasName"], TargetKeyId=props["TargetKeyId"])
+        resolver.physical[lid] = {"Ref": props["AliasName"]}
+
+
 def create_queues(resolver, sqs, visibility=None):
     queues = resources_of(resolver.template, "AWS::SQS::Queue")
     pending = dict(queues)
@@ -109,7 +156,8 @@ def create_queues(resolver, sqs, visibility=None):
             attrs = {}
             for key in ("FifoQueue", "ContentBasedDeduplication", "VisibilityTimeout", "MessageRetentionPeriod",
                         "DelaySeconds", "ReceiveMessageWaitTimeSeconds", "MaximumMessageSize",
-                        "DeduplicationScope", "FifoThroughputLimit"):
+                        "DeduplicationScope", "FifoThroughputLimit", "SqsManagedSseEnabled",
+                        "KmsMasterKeyId", "KmsDataKeyReusePeriodSeconds"):
                 if key in props:
                     v = props[key]
                     attrs[key] = str(v).lower() if isinstance(v, bool) else str(v)
@@ -149,6 +197,13 @@ def create_tables(resolver, ddb):
                                               for g in props["GlobalSecondaryIndexes"]]
         if props.get("LocalSecondaryIndexes"):
             args["LocalSecondaryIndexes"] = props["LocalSecondaryIndexes"]
+        sse = props.get("SSESpecification")
+        if sse:
+            # CloudFormation's names differ from the API's (SSEEnabled vs Enabled).
+            args["SSESpecification"] = {"Enabled": bool(sse.get("SSEEnabled"))}
+            for key in ("SSEType", "KMSMasterKeyId"):
+                if key in sse:
+                    args["SSESpecification"][key] = sse[key]
         try:
             ddb.create_table(**args)
         except ddb.exceptions.ResourceInUseException:
@@ -157,6 +212,10 @@ def create_tables(resolver, ddb):
         if ttl and ttl.get("Enabled"):
             ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
                 "AttributeName": ttl["AttributeName"], "Enabled": True})
+        pitr = props.get("PointInTimeRecoverySpecification")
+        if pitr and pitr.get("PointInTimeRecoveryEnabled"):
+            ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
+                "PointInTimeRecoveryEnabled": True})
         arn = ddb.describe_table(TableName=name)["Table"]["TableArn"]
         resolver.physical[lid] = {"Ref": name, "Arn": arn}
 
@@ -192,6 +251,8 @@ def provision(template_path, endpoint, stack, region, params=None, visibility=No
     template = load(template_path)
     resolver = Resolver(template, stack, region, params or {})
     session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=region)
+    # Keys first: the table and the queues name theirs.
+    create_keys(resolver, session.client("kms", endpoint_url=endpoint))
     create_queues(resolver, session.client("sqs", endpoint_url=endpoint), visibility)
     create_tables(resolver, session.client("dynamodb", endpoint_url=endpoint))
     return resolver.physical, event_source_mappings(resolver)
