@@ -91,7 +91,10 @@ impl ChatApi {
     async fn dispatch(&self, event: &HttpEvent) -> Result<HttpResponse, ApiError> {
         let route = route(event.method(), event.path())?;
         // Authentication comes before the body is read: an anonymous caller learns nothing else.
-        let who = self.verifier.verify_header(event.header("authorization"))?;
+        let who = self
+            .verifier
+            .verify_header(event.header("authorization"))
+            .await?;
         match route {
             Route::PostMessage => {
                 let content_type = event.header("content-type").unwrap_or("application/json");
