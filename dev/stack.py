@@ -196,7 +196,11 @@ def up(args):
             "AGENT_EMAIL": "support-team@shop.example",
             "INVENTORY_GRAPHQL_URL": f"{demo}/graphql",
             **webhook.function_env(),
+            # The chat function's tokens (cargo lambda watch gives every function one env file):
+            # HS256 locally, with issuer and audience checked as in AWS.
             "JWT_HS256_SECRET": devtoken.DEV_JWT_SECRET,
+            "JWT_ISSUER": devtoken.DEV_ISSUER,
+            "JWT_AUDIENCE": devtoken.DEV_AUDIENCE,
             "AWS_ENDPOINT_URL": aws,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "local",

@@ -893,3 +893,22 @@ fn dev_token_still_mints_what_the_verifier_accepts() {
     assert!(c.get("aud").is_none());
     assert!(c["nbf"].as_i64().unwrap() < c["exp"].as_i64().unwrap());
 }
+
+#[tokio::test]
+async fn the_sample_events_carry_a_token_the_local_stack_accepts() {
+    // dev/devtoken.py and dev/stack.py: the local key, issuer and audience.
+    let v = JwtVerifier::hs256(
+        b"switchboard-local-development-key-do-not-deploy",
+        Some("switchboard-local"),
+        Some("switchboard-chat"),
+    );
+    for sample in [
+        include_str!("../../../events/chat-post-message.json"),
+        include_str!("../../../events/chat-history.json"),
+    ] {
+        let event: Value = serde_json::from_str(sample).unwrap();
+        let header = event["headers"]["authorization"].as_str();
+        let p = v.verify_header(header).await.unwrap();
+        assert_eq!(p, Principal::customer("default", "cust_alice"));
+    }
+}
