@@ -201,7 +201,11 @@ def up(args):
             "RATE_LIMIT_PER_MINUTE": os.environ.get("RATE_LIMIT_PER_MINUTE", "120"),
             "RATE_LIMIT_BURST": os.environ.get("RATE_LIMIT_BURST", "30"),
             **webhook.function_env(),
+            # The chat function's tokens (cargo lambda watch gives every function one env file):
+            # HS256 locally, with issuer and audience checked as in AWS.
             "JWT_HS256_SECRET": devtoken.DEV_JWT_SECRET,
+            "JWT_ISSUER": devtoken.DEV_ISSUER,
+            "JWT_AUDIENCE": devtoken.DEV_AUDIENCE,
             "AWS_ENDPOINT_URL": aws,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "local",

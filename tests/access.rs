@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use switchboard::auth::Role;
 use switchboard_it::{texts, Reply, Stack};
 
 const PROBLEM: &str = "application/problem+json";
@@ -108,7 +109,7 @@ async fn agents_work_inside_their_tenant_only() {
     let conv = first["conversation_id"].as_str().unwrap().to_string();
 
     // An agent of another tenant cannot even name the conversation: keys carry the tenant.
-    let outsider = stack.token_as("agent_outside", Some("other-shop"), "agent");
+    let outsider = stack.token_as("agent_outside", Some("other-shop"), Role::Agent);
     let before = items(&stack, "default", &conv).await;
     let r = stack.get(Some(&outsider), &history(&conv)).await;
     assert_problem(&r, 404, "another tenant's agent reads");
@@ -133,7 +134,7 @@ async fn agents_work_inside_their_tenant_only() {
     assert!(stack.partition("other-shop", &conv).await.is_empty());
 
     // The tenant's own agent reads, takes over, replies; the bot stays quiet meanwhile.
-    let agent = stack.token_as("agent_ann", None, "agent");
+    let agent = stack.token_as("agent_ann", None, Role::Agent);
     let r = stack
         .get(
             Some(&agent),
@@ -251,7 +252,7 @@ async fn an_admin_erases_a_customer_and_nothing_of_them_is_left() {
         expected_items += items(&stack, "default", c).await;
     }
 
-    let admin = stack.token_as("admin_root", None, "admin");
+    let admin = stack.token_as("admin_root", None, Role::Admin);
     let r = stack
         .call(
             "DELETE",
@@ -283,7 +284,7 @@ async fn an_admin_erases_a_customer_and_nothing_of_them_is_left() {
         )
         .await;
     assert_eq!(r.body["conversations_deleted"], 0);
-    let other_admin = stack.token_as("admin_other", Some("other-shop"), "admin");
+    let other_admin = stack.token_as("admin_other", Some("other-shop"), Role::Admin);
     let r = stack
         .call(
             "DELETE",

@@ -143,7 +143,10 @@ impl ChatApi {
     async fn dispatch(&self, event: &HttpEvent) -> Result<HttpResponse, ApiError> {
         let route = route(event.method(), event.path())?;
         // Authentication comes before the body is read: an anonymous caller learns nothing else.
-        let who = self.verifier.verify_header(event.header("authorization"))?;
+        let who = self
+            .verifier
+            .verify_header(event.header("authorization"))
+            .await?;
         // Then the caller's rate, before any work is done for them.
         if let Err(wait) = self
             .limiter

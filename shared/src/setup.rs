@@ -79,6 +79,7 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let chat = ChatSettings::from_env(&env)?;
     let store_settings = StoreSettings::from_env(&env)?;
     let verifier = JwtVerifier::from_env(&env)?;
+    verifier.warm_up().await;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
     let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
     let budget = std::time::Duration::from_millis(env.parsed("TURN_BUDGET_MS", 150)?);

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
+use switchboard::auth::{DevClaims, Role};
 
 pub struct Stack {
     pub chat_url: String,
@@ -18,6 +19,9 @@ pub struct Stack {
     /// The stack's name: its state and logs are under `.local/<name>/`.
     pub name: String,
     jwt_secret: String,
+    /// The chat function's `JWT_ISSUER` / `JWT_AUDIENCE`: every token minted here carries them.
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
     pub http: reqwest::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
@@ -50,6 +54,8 @@ impl Stack {
             dlq_url: var("JOBS_DLQ_URL"),
             name: var("LOCAL_STACK_NAME"),
             jwt_secret: var("JWT_HS256_SECRET"),
+            jwt_issuer: std::env::var("JWT_ISSUER").ok().filter(|v| !v.is_empty()),
+            jwt_audience: std::env::var("JWT_AUDIENCE").ok().filter(|v| !v.is_empty()),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
@@ -59,12 +65,23 @@ impl Stack {
         }
     }
 
+    /// Claims the stack accepts for `sub` (its issuer and audience, ten minutes), to adjust
+    /// (`.role(..)`, `.tenant(..)`, `.expires_in(..)`) and `sign`.
+    pub fn claims(&self, sub: &str) -> DevClaims {
+        DevClaims::new(sub).issued_for(self.jwt_issuer.as_deref(), self.jwt_audience.as_deref())
+    }
+
+    /// Signs with the stack's key.
+    pub fn sign(&self, claims: &DevClaims) -> String {
+        claims.sign_hs256(self.jwt_secret.as_bytes())
+    }
+
     pub fn token(&self, customer: &str) -> String {
-        switchboard::auth::dev_token(self.jwt_secret.as_bytes(), customer, None, 600)
+        self.sign(&self.claims(customer))
     }
 
     pub fn expired_token(&self, customer: &str) -> String {
-        switchboard::auth::dev_token(self.jwt_secret.as_bytes(), customer, None, -600)
+        self.sign(&self.claims(customer).expires_in(-600))
     }
 
     /// A customer id no other test (or earlier run against the same stack) uses.
@@ -160,28 +177,14 @@ impl Stack {
         self.send(req).await
     }
 
-    /// A token for `sub` with a role (`customer`, `agent`, `admin`) in a tenant (None: the
-    /// default one), signed with the stack's key.
-    pub fn token_as(&self, sub: &str, tenant: Option<&str>, role: &str) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let mut claims = json!({ "sub": sub, "role": role, "iat": now, "exp": now + 600 });
+    /// A token for `sub` with a role in a tenant (None: the default one), signed with the
+    /// stack's key.
+    pub fn token_as(&self, sub: &str, tenant: Option<&str>, role: Role) -> String {
+        let mut claims = self.claims(sub).role(role);
         if let Some(t) = tenant {
-            claims["tenant"] = t.into();
+            claims = claims.tenant(t);
         }
-        for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
-            if let Ok(v) = std::env::var(var) {
-                claims[claim] = v.into();
-            }
-        }
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-            &claims,
-            &jsonwebtoken::EncodingKey::from_secret(self.jwt_secret.as_bytes()),
-        )
-        .unwrap()
+        self.sign(&claims)
     }
 
     /// Polls history until a message satisfies `pred`.
