@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod money;
 pub mod nlu;
 pub mod problem;
+pub mod redact;
 pub mod secrets;
 pub mod setup;
 pub mod signatures;
