@@ -51,18 +51,40 @@ static POSTCODE: LazyLock<Regex> =
 /// Returns `text` with emails, card numbers, phone numbers, street addresses and postcodes
 /// replaced by `[email]`, `[card]`, `[phone]` and `[address]`. Borrowed when nothing changed.
 pub fn redact(text: &str) -> Cow<'_, str> {
-    // Everything below needs a digit, except an email, which needs an `@`.
-    if !text.bytes().any(|b| b.is_ascii_digit() || b == b'@') {
-        return Cow::Borrowed(text);
+    // What each pattern needs before it can match, from one pass over the bytes: most log
+    // strings (paths, ids, messages) skip every pattern or all but one.
+    let (mut digits, mut at, mut space, mut upper) = (0, false, false, false);
+    for b in text.bytes() {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b'@' => at = true,
+            b' ' => space = true,
+            b'A'..=b'Z' => upper = true,
+            _ => {}
+        }
     }
+    let mut out = Cow::Borrowed(text);
     // Emails first: "alice+4111111111111111@example.com" is one email, not a card in one.
     // The placeholders hold no digit and no `@`, so later passes do not see them.
-    let mut out = replace_all(text, &EMAIL, "[email]", |_| true);
-    out = replace_spans(out, "[card]", card_spans);
-    out = replace_all(out, &PHONE, "[phone]", is_phone_length);
-    out = replace_all(out, &SPACED_PHONE, "[phone]", |_| true);
-    out = replace_all(out, &ADDRESS, "[address]", |_| true);
-    replace_all(out, &POSTCODE, "[address]", |_| true)
+    if at {
+        out = replace_all(out, &EMAIL, "[email]", |_| true);
+    }
+    if digits >= 13 {
+        out = replace_spans(out, "[card]", card_spans);
+    }
+    if digits >= 7 {
+        out = replace_all(out, &PHONE, "[phone]", is_phone_length);
+        if space {
+            out = replace_all(out, &SPACED_PHONE, "[phone]", |_| true);
+        }
+    }
+    if digits >= 1 && space {
+        out = replace_all(out, &ADDRESS, "[address]", |_| true);
+    }
+    if digits >= 1 && upper {
+        out = replace_all(out, &POSTCODE, "[address]", |_| true);
+    }
+    out
 }
 
 fn replace_all<'a>(
