@@ -37,11 +37,12 @@ fn re(pattern: &str) -> Regex {
     Regex::new(pattern).expect("static regex")
 }
 
-static EMAIL: LazyLock<Regex> =
+// Shared with `redact`, which takes the same emails and phone numbers out of the logs.
+pub(crate) static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b"));
 // A country code, or the grouped shapes of a national number: (415) 555-0101, 415-555-0101,
 // 415.555.0101. A bare run of digits is left to order numbers.
-static PHONE: LazyLock<Regex> = LazyLock::new(|| {
+pub(crate) static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"(?:\+\d{1,3}[\s.-]?(?:\(\d{1,4}\)[\s.-]?)?\d{1,4}(?:[\s.-]?\d{2,4}){1,4}|\(\d{3}\)\s?\d{3}[\s.-]\d{4}|\b\d{3}[.-]\d{3}[.-]\d{4}\b)",
     )
@@ -70,6 +71,11 @@ static ORDER_REF: LazyLock<Regex> = LazyLock::new(|| {
     // digits are not.
     re(r"(?i)(?:#|\b)([a-z]{0,4}-?\d{4,15})\b")
 });
+
+/// A `PHONE` match is a phone number only with 7 to 15 digits (E.164 allows at most 15).
+pub(crate) fn is_phone_length(matched: &str) -> bool {
+    (7..=15).contains(&matched.bytes().filter(u8::is_ascii_digit).count())
+}
 
 /// Blanks a span so later patterns do not see it (same length: offsets stay valid).
 fn mask(text: &mut String, range: std::ops::Range<usize>) {
@@ -238,10 +244,10 @@ pub fn extract(text: &str, today: Date, catalogue: &[&str]) -> Entities {
     }
     let scan = rest.clone();
     for m in PHONE.find_iter(&scan) {
-        let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
-        if !(7..=15).contains(&digits.len()) {
+        if !is_phone_length(m.as_str()) {
             continue;
         }
+        let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
         let plus = if m.as_str().starts_with('+') { "+" } else { "" };
         e.phones.push(format!("{plus}{digits}"));
         mask(&mut rest, m.range());

@@ -25,6 +25,7 @@ pub mod money;
 pub mod nlu;
 pub mod problem;
 pub mod rate_limit;
+pub mod redact;
 pub mod secrets;
 pub mod setup;
 pub mod signatures;

@@ -401,7 +401,8 @@ async fn graphql_errors_on_200_are_rejected_and_not_retried() {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "data": null,
             "errors": [
-                { "message": "Field 'stock' doesn't exist on type 'Product'" },
+                // Vendors quote the request back: the email must not reach the error (a log).
+                { "message": "Field 'stock' doesn't exist on type 'Product' (asked by bob@example.com)" },
                 { "message": "second" }
             ]
         })))
@@ -422,6 +423,7 @@ async fn graphql_errors_on_200_are_rejected_and_not_retried() {
             assert_eq!((system, status), ("inventory", 200));
             assert!(detail.contains("GraphQL errors (2)"), "{detail}");
             assert!(detail.contains("Field 'stock' doesn't exist"), "{detail}");
+            assert!(detail.contains("(asked by [email])"), "{detail}");
         }
         other => panic!("expected Rejected, got {other:?}"),
     }

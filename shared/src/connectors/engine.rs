@@ -537,9 +537,13 @@ fn read<T: DeserializeOwned>(
                         .and_then(|c| c.as_str())
                         .map(str::to_string)
                 };
+                // The message is the vendor's and may quote the request back ("no customer
+                // with email ..."): it reaches the logs through the error, so personal data
+                // is taken out here, before the cut (half an email is still one).
                 let first = field(&errors[0], "message")
                     .and_then(|m| m.as_str())
-                    .unwrap_or("(no message)")
+                    .map(crate::redact::redact)
+                    .unwrap_or("(no message)".into())
                     .chars()
                     .take(200)
                     .collect::<String>();

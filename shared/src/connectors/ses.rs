@@ -61,7 +61,8 @@ fn tag_value(key: &str) -> String {
 /// Throttling, quotas and a paused account are worth retrying later (a paused account ends in
 /// the DLQ, ready for a redrive once it is fixed); what SES refuses outright is not.
 fn classify(err: SdkError<SendEmailError>) -> ConnectorError {
-    let detail = DisplayErrorContext(&err).to_string();
+    // SES names the addresses it refuses ("identities failed the check ... alice@...").
+    let detail = crate::redact::redact(&DisplayErrorContext(&err).to_string()).into_owned();
     match &err {
         SdkError::ServiceError(service) => match service.err() {
             SendEmailError::TooManyRequestsException(_)
