@@ -10,6 +10,19 @@ use crate::turn::{PostMessage, TurnService};
 
 const MAX_PAGE: usize = 100;
 
+/// Every route the chat API serves, as (method, path template). `shared/tests/openapi.rs` checks
+/// that openapi/chat.json describes exactly these, so a route added here without its description
+/// (or the other way round) fails the tests.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/messages"),
+    ("GET", "/v1/conversations"),
+    ("GET", "/v1/conversations/{conversation_id}/messages"),
+    ("POST", "/v1/conversations/{conversation_id}/takeover"),
+    ("POST", "/v1/conversations/{conversation_id}/release"),
+    ("POST", "/v1/conversations/{conversation_id}/agent-messages"),
+    ("DELETE", "/v1/customers/{customer_id}"),
+];
+
 pub struct ChatApi {
     verifier: JwtVerifier,
     turns: TurnService,
