@@ -13,7 +13,8 @@ bounded. Only loopback is contacted: the URL must be a 127.0.0.1/localhost one.
     ... --roles customer --max-examples 10
 
 Exits 0 when every run passes; otherwise prints each failure (from schemathesis's report) and
-exits 1. Reports (JUnit XML, a cassette of every request) go to --report-dir.
+exits 1. Reports go to --report-dir/<role>/: output.txt, junit.xml and cassette.yaml (every
+request and response).
 """
 
 import argparse
@@ -130,6 +131,7 @@ def run_one(args, role, report_dir):
         "--max-failures", "50",
         "--no-color", "--output-truncate", "true",
         "--report", "junit,vcr", "--report-dir", report_dir, "--report-junit-path", junit,
+        "--report-vcr-path", os.path.join(report_dir, "cassette.yaml"),
     ]
     for op in filter(None, args.operations.split(",")):
         cmd += ["--include-operation-id", op]
