@@ -12,8 +12,9 @@ use crate::turn::{AgentMessage, PostMessage, TurnService};
 
 const MAX_PAGE: usize = 100;
 
-/// Every route, as method and path template: what `route` serves, what template.yaml and
-/// openapi/chat.json must list (tests hold all three to it).
+/// Every route the chat API serves, as (method, path template). `shared/tests/openapi.rs` checks
+/// that openapi/chat.json describes exactly these, so a route added here without its description
+/// (or the other way round) fails the tests.
 pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/messages"),
     ("GET", "/v1/conversations"),
