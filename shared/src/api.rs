@@ -74,9 +74,10 @@ fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         _ => return Err(ApiError::NotFound(format!("no route for {path}"))),
     };
     if method != allowed {
-        return Err(ApiError::MethodNotAllowed(format!(
-            "{path} accepts {allowed} only"
-        )));
+        return Err(ApiError::MethodNotAllowed {
+            detail: format!("{path} accepts {allowed} only"),
+            allow: allowed,
+        });
     }
     Ok(route)
 }

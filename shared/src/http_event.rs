@@ -149,6 +149,9 @@ impl HttpResponse {
         if let Some(secs) = err.retry_after() {
             r.headers.insert("retry-after".into(), secs.to_string());
         }
+        if let Some(methods) = err.allow() {
+            r.headers.insert("allow".into(), methods.into());
+        }
         if err.status() == 401 {
             r.headers.insert("www-authenticate".into(), "Bearer".into());
         }
@@ -237,6 +240,14 @@ mod tests {
         );
         assert_eq!(r.status_code, 503);
         assert_eq!(r.headers.get("retry-after").map(String::as_str), Some("5"));
+        let r = HttpResponse::error(
+            &ApiError::MethodNotAllowed {
+                detail: "no".into(),
+                allow: "POST",
+            },
+            None,
+        );
+        assert_eq!(r.headers.get("allow").map(String::as_str), Some("POST"));
         assert_eq!(
             r.headers.get("content-type").map(String::as_str),
             Some(PROBLEM_CONTENT_TYPE)

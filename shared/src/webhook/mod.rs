@@ -194,7 +194,10 @@ impl WebhookService {
             .get(name)
             .ok_or_else(|| ApiError::NotFound(format!("no webhook endpoint for vendor {name}")))?;
         if event.method() != "POST" {
-            return Err(ApiError::MethodNotAllowed("webhooks are POSTed".into()));
+            return Err(ApiError::MethodNotAllowed {
+                detail: "webhooks are POSTed".into(),
+                allow: "POST",
+            });
         }
         let c = &vendor.config;
         let body = event.body_bytes(c.max_body_bytes)?;
