@@ -21,6 +21,23 @@ async fn items(stack: &Stack, tenant: &str, conversation: &str) -> usize {
     stack.partition(tenant, conversation).await.len()
 }
 
+/// An agent's action on a conversation: `takeover` or `release`.
+async fn act(stack: &Stack, token: &str, conversation: &str, action: &str) -> Reply {
+    let path = format!("/v1/conversations/{conversation}/{action}");
+    stack.call("POST", Some(token), &path, None).await
+}
+
+async fn erase(stack: &Stack, token: &str, customer: &str) -> Reply {
+    let path = format!("/v1/customers/{customer}");
+    stack.call("DELETE", Some(token), &path, None).await
+}
+
+/// `customer`'s conversations, as the token's holder lists them.
+async fn list_of(stack: &Stack, token: &str, customer: &str) -> Reply {
+    let path = format!("/v1/conversations?customer_id={customer}");
+    stack.get(Some(token), &path).await
+}
+
 fn history(conversation: &str) -> String {
     format!("/v1/conversations/{conversation}/messages?limit=100")
 }
@@ -52,14 +69,10 @@ async fn customers_reach_only_their_own_conversations() {
     assert_problem(&r, 404, "A writes into B's conversation");
 
     // Listing someone else's conversations is refused outright.
-    let r = stack
-        .get(Some(&ta), &format!("/v1/conversations?customer_id={b}"))
-        .await;
+    let r = list_of(&stack, &ta, &b).await;
     assert_problem(&r, 403, "A lists B's conversations");
     // Naming oneself is the same as not naming anyone.
-    let r = stack
-        .get(Some(&tb), &format!("/v1/conversations?customer_id={b}"))
-        .await;
+    let r = list_of(&stack, &tb, &b).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["conversations"].as_array().unwrap().len(), 1);
 
@@ -113,21 +126,9 @@ async fn agents_work_inside_their_tenant_only() {
     let before = items(&stack, "default", &conv).await;
     let r = stack.get(Some(&outsider), &history(&conv)).await;
     assert_problem(&r, 404, "another tenant's agent reads");
-    let r = stack
-        .call(
-            "POST",
-            Some(&outsider),
-            &format!("/v1/conversations/{conv}/takeover"),
-            None,
-        )
-        .await;
+    let r = act(&stack, &outsider, &conv, "takeover").await;
     assert_problem(&r, 404, "another tenant's agent takes over");
-    let r = stack
-        .get(
-            Some(&outsider),
-            &format!("/v1/conversations?customer_id={customer}"),
-        )
-        .await;
+    let r = list_of(&stack, &outsider, &customer).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["conversations"], json!([]));
     assert_eq!(items(&stack, "default", &conv).await, before);
@@ -135,12 +136,7 @@ async fn agents_work_inside_their_tenant_only() {
 
     // The tenant's own agent reads, takes over, replies; the bot stays quiet meanwhile.
     let agent = stack.token_as("agent_ann", None, Role::Agent);
-    let r = stack
-        .get(
-            Some(&agent),
-            &format!("/v1/conversations?customer_id={customer}"),
-        )
-        .await;
+    let r = list_of(&stack, &agent, &customer).await;
     assert_eq!(r.body["conversations"][0]["id"], conv.as_str());
     let r = stack.get(Some(&agent), &history(&conv)).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -155,14 +151,7 @@ async fn agents_work_inside_their_tenant_only() {
         .await;
     assert_problem(&r, 409, "a reply before taking over");
 
-    let r = stack
-        .call(
-            "POST",
-            Some(&agent),
-            &format!("/v1/conversations/{conv}/takeover"),
-            None,
-        )
-        .await;
+    let r = act(&stack, &agent, &conv, "takeover").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["id"], conv.as_str());
 
@@ -203,14 +192,7 @@ async fn agents_work_inside_their_tenant_only() {
         .await;
     assert_eq!(seen["text"], "Hi, Ann here. Let me look.");
 
-    let r = stack
-        .call(
-            "POST",
-            Some(&agent),
-            &format!("/v1/conversations/{conv}/release"),
-            None,
-        )
-        .await;
+    let r = act(&stack, &agent, &conv, "release").await;
     assert_eq!(r.status, 200, "{}", r.body);
     let back = stack.say(&token, Some(&conv), "thanks!").await;
     assert!(!texts(&back).is_empty(), "the bot answers again");
@@ -218,14 +200,7 @@ async fn agents_work_inside_their_tenant_only() {
     // Agents do not chat as customers, nor erase.
     let r = stack.post(&agent, json!({ "text": "hi" })).await;
     assert_problem(&r, 403, "an agent posting as a customer");
-    let r = stack
-        .call(
-            "DELETE",
-            Some(&agent),
-            &format!("/v1/customers/{customer}"),
-            None,
-        )
-        .await;
+    let r = erase(&stack, &agent, &customer).await;
     assert_problem(&r, 403, "an agent erasing");
 }
 
@@ -253,14 +228,7 @@ async fn an_admin_erases_a_customer_and_nothing_of_them_is_left() {
     }
 
     let admin = stack.token_as("admin_root", None, Role::Admin);
-    let r = stack
-        .call(
-            "DELETE",
-            Some(&admin),
-            &format!("/v1/customers/{gone}"),
-            None,
-        )
-        .await;
+    let r = erase(&stack, &admin, &gone).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["customer_id"], gone.as_str());
     assert_eq!(r.body["conversations_deleted"], 3);
@@ -275,24 +243,10 @@ async fn an_admin_erases_a_customer_and_nothing_of_them_is_left() {
     let _ = ts;
 
     // Erasing again is harmless; an admin of another tenant erases nothing here.
-    let r = stack
-        .call(
-            "DELETE",
-            Some(&admin),
-            &format!("/v1/customers/{gone}"),
-            None,
-        )
-        .await;
+    let r = erase(&stack, &admin, &gone).await;
     assert_eq!(r.body["conversations_deleted"], 0);
     let other_admin = stack.token_as("admin_other", Some("other-shop"), Role::Admin);
-    let r = stack
-        .call(
-            "DELETE",
-            Some(&other_admin),
-            &format!("/v1/customers/{stays}"),
-            None,
-        )
-        .await;
+    let r = erase(&stack, &other_admin, &stays).await;
     assert_eq!(r.body["conversations_deleted"], 0);
     assert_eq!(items(&stack, "default", &kept).await, kept_items);
 }

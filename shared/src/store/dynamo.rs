@@ -451,35 +451,29 @@ impl ConversationStore for DynamoStore {
     }
 
     async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError> {
+        // The index is eventually consistent: a conversation written during the erasure may
+        // be missed, and a repeat erases it.
+        let listed = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INDEX_BY_CUSTOMER)
+            .key_condition_expression("gsi1pk = :u")
+            .expression_attribute_values(":u", s(customer_index_key(tenant, customer_id)))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
         let mut erased = Erasure::default();
-        // Pages of the index until it is empty: each conversation erased leaves it (its STATE
-        // item goes last), and the index is eventually consistent, so a conversation written
-        // during the erasure may still be listed on a repeat; a repeat erases it too.
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(INDEX_BY_CUSTOMER)
-                .key_condition_expression("gsi1pk = :u")
-                .expression_attribute_values(":u", s(customer_index_key(tenant, customer_id)))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                let key = ConversationKey {
-                    tenant: tenant.to_string(),
-                    id: get_s(item, "conversation_id")?.to_string(),
-                };
-                erased.items_deleted += self.delete_partition(&key).await?;
-                erased.conversations_deleted += 1;
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
+        for item in &listed {
+            let key = ConversationKey {
+                tenant: tenant.to_string(),
+                id: get_s(item, "conversation_id")?.to_string(),
+            };
+            erased.items_deleted += self.delete_partition(&key).await?;
+            erased.conversations_deleted += 1;
         }
         Ok(erased)
     }
@@ -490,29 +484,23 @@ impl DynamoStore {
     /// interrupted erasure still lists the conversation and a repeat finishes it.
     async fn delete_partition(&self, key: &ConversationKey) -> Result<usize, StoreError> {
         let pk = partition_key(key);
-        let mut sort_keys = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", s(&pk))
-                .projection_expression("sk")
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                sort_keys.push(get_s(item, "sk")?.to_string());
-            }
-            match page.last_evaluated_key() {
-                Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => break,
-            }
-        }
+        let mut sort_keys = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .projection_expression("sk")
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|item| get_s(item, "sk").map(str::to_string))
+            .collect::<Result<Vec<_>, _>>()?;
         sort_keys.sort_by_key(|sk| sk == STATE_SK);
         for chunk in sort_keys.chunks(BATCH_WRITE_MAX) {
             let mut deletes = Vec::with_capacity(chunk.len());
