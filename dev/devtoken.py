@@ -2,7 +2,7 @@
 
     devtoken.py cust_alice
     devtoken.py agent_ann --role agent --tenant acme
-    devtoken.py admin_ada --role admin --ttl 600
+    devtoken.py admin_ada --role admin --tenant default --ttl 600
 
 The issuer and audience are the local stack's (JWT_ISSUER / JWT_AUDIENCE from the environment
 when set), so the chat function checks them as a deployed one does.
@@ -51,7 +51,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("sub", nargs="?", default="cust_alice", help="the subject: a customer's (or agent's) id")
     ap.add_argument("--role", choices=["customer", "agent", "admin"], help="the role claim (absent means customer)")
-    ap.add_argument("--tenant", help="the tenant claim (absent means default)")
+    ap.add_argument("--tenant", help="the tenant claim (absent means default; agents and admins must name one)")
     ap.add_argument("--ttl", type=int, default=12 * 3600, help="seconds until it expires")
     args = ap.parse_args()
     print(mint(args.sub, ttl=args.ttl, tenant=args.tenant, role=args.role))

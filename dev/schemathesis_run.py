@@ -75,7 +75,8 @@ def mint(role, subject):
     cmd = [sys.executable, os.path.join(HERE, "devtoken.py")]
     # No role claim means customer, which every devtoken.py understands.
     if role != "customer":
-        cmd += ["--role", role]
+        # Staff tokens must name their tenant; the customers' tokens are in the default one.
+        cmd += ["--role", role, "--tenant", "default"]
     done = subprocess.run(cmd + [subject], capture_output=True, text=True)
     if done.returncode != 0:
         print(f"   dev/devtoken.py failed: {done.stderr.strip()[-300:]}")

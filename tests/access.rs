@@ -135,7 +135,7 @@ async fn agents_work_inside_their_tenant_only() {
     assert!(stack.partition("other-shop", &conv).await.is_empty());
 
     // The tenant's own agent reads, takes over, replies; the bot stays quiet meanwhile.
-    let agent = stack.token_as("agent_ann", None, Role::Agent);
+    let agent = stack.token_as("agent_ann", Some("default"), Role::Agent);
     let r = list_of(&stack, &agent, &customer).await;
     assert_eq!(r.body["conversations"][0]["id"], conv.as_str());
     let r = stack.get(Some(&agent), &history(&conv)).await;
@@ -227,7 +227,7 @@ async fn an_admin_erases_a_customer_and_nothing_of_them_is_left() {
         expected_items += items(&stack, "default", c).await;
     }
 
-    let admin = stack.token_as("admin_root", None, Role::Admin);
+    let admin = stack.token_as("admin_root", Some("default"), Role::Admin);
     let r = erase(&stack, &admin, &gone).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["customer_id"], gone.as_str());
@@ -330,4 +330,66 @@ async fn a_burst_over_the_rate_limit_gets_429_with_retry_after_and_writes_nothin
     let other = stack.token(&Stack::fresh_customer("cust_calm"));
     let r = stack.get(Some(&other), "/v1/conversations").await;
     assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn erasure_is_bounded_per_call_and_repeats_finish_it() {
+    use switchboard::conversation::{Conversation, ConversationKey, Message, Role as MessageRole};
+    use switchboard::store::dynamo::{DynamoStore, MAX_ERASED_PER_CALL};
+    use switchboard::store::{Commit, ConversationStore};
+
+    let stack = Stack::connect().await;
+    // Ids with '@' arrive percent-encoded in a path.
+    let customer = format!("{}@shop", Stack::fresh_customer("cust_many"));
+    let store = DynamoStore::new(
+        stack.ddb.clone(),
+        stack.table.clone(),
+        Duration::from_secs(86_400),
+    );
+    // Written straight to the table: more conversations than one call erases, without going
+    // through the (rate-limited) chat API.
+    let now = time::OffsetDateTime::now_utc();
+    for _ in 0..MAX_ERASED_PER_CALL + 2 {
+        let key = ConversationKey {
+            tenant: "default".into(),
+            id: switchboard::conversation::new_conversation_id(),
+        };
+        let mut c = Conversation::new(key, customer.clone(), now);
+        c.version = 1;
+        c.last_seq = 1;
+        let message = Message {
+            seq: 1,
+            role: MessageRole::Customer,
+            text: "hello".into(),
+            created_at: now,
+            client_message_id: None,
+            reply_to: None,
+        };
+        let commit = Commit {
+            conversation: c,
+            expected_version: 0,
+            messages: vec![message],
+            turn: None,
+            effect: None,
+        };
+        store.commit(commit).await.unwrap();
+    }
+
+    let admin = stack.token_as("admin_root", Some("default"), Role::Admin);
+    let encoded = customer.replace('@', "%40");
+    let first = erase(&stack, &admin, &encoded).await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["customer_id"], customer.as_str());
+    assert_eq!(first.body["conversations_deleted"], MAX_ERASED_PER_CALL);
+    assert_eq!(first.body["items_deleted"], 2 * MAX_ERASED_PER_CALL);
+    assert_eq!(first.body["complete"], false);
+
+    let second = erase(&stack, &admin, &encoded).await;
+    assert_eq!(second.body["conversations_deleted"], 2);
+    assert_eq!(second.body["complete"], true);
+    assert!(store
+        .conversations_of("default", &customer, 100)
+        .await
+        .unwrap()
+        .is_empty());
 }

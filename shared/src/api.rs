@@ -204,7 +204,10 @@ impl ChatApi {
                 let reply = self.turns.agent_reply(&who, id, req).await?;
                 Ok(HttpResponse::json(200, &reply))
             }
-            Route::EraseCustomer(customer_id) => {
+            Route::EraseCustomer(raw) => {
+                // Ids may hold '@' and ':', which clients percent-encode in a path.
+                let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+                let customer_id = decoded.as_ref();
                 let erasure = self.turns.erase_customer(&who, customer_id).await?;
                 Ok(HttpResponse::json(
                     200,

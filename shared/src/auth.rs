@@ -117,15 +117,26 @@ fn principal(claims: &Map<String, Value>, names: &ClaimNames) -> Result<Principa
         Some(Value::String(s)) if is_valid_id(s) => s,
         _ => return Err("subject is missing or malformed".into()),
     };
+    let role = Role::from_claim(claims.get(&names.role));
     let tenant = match claims.get(&names.tenant) {
-        None | Some(Value::Null) => DEFAULT_TENANT,
+        // A customer without a tenant is the single-tenant case. Staff reach every customer of
+        // their tenant, so theirs is never assumed: an agent account set up without one would
+        // otherwise be handed the default tenant's customers.
+        None | Some(Value::Null) if role == Role::Customer => DEFAULT_TENANT,
+        None | Some(Value::Null) => {
+            return Err(format!(
+                "{} tokens must name their tenant (claim {:?})",
+                role.as_str(),
+                names.tenant
+            ))
+        }
         Some(Value::String(t)) if is_valid_id(t) => t,
         Some(_) => return Err(format!("tenant claim {:?} is malformed", names.tenant)),
     };
     Ok(Principal {
         tenant: tenant.to_string(),
         customer_id: sub.clone(),
-        role: Role::from_claim(claims.get(&names.role)),
+        role,
     })
 }
 

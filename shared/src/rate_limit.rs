@@ -91,6 +91,14 @@ impl RateLimiter {
             // Callers whose TAT has passed are back to a full bucket: forgetting them changes
             // nothing. Only if every tracked caller is still limited does the map stay full.
             tats.retain(|_, t| *t > now);
+            if tats.len() >= MAX_TRACKED {
+                // Everyone is still limited: the caller closest to a full bucket goes, so the
+                // map stays bounded whatever the callers do.
+                let soonest = tats.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone());
+                if let Some(k) = soonest {
+                    tats.remove(&k);
+                }
+            }
         }
         tats.insert(caller.to_string(), tat + self.interval);
         Ok(())
@@ -147,6 +155,16 @@ mod tests {
         let later = t0 + Duration::from_secs(5);
         l.check_at("newcomer", later).unwrap();
         assert_eq!(l.tats.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_map_stays_bounded_while_everyone_is_limited() {
+        let l = limiter(1, 1);
+        let t0 = Instant::now();
+        for i in 0..MAX_TRACKED + 10 {
+            l.check_at(&format!("c{i}"), t0).unwrap();
+        }
+        assert_eq!(l.tats.lock().unwrap().len(), MAX_TRACKED);
     }
 
     #[test]

@@ -300,21 +300,21 @@ fn claims_become_a_principal() {
         ),
         (
             "admin",
-            json!({"role": "admin"}),
+            json!({"tenant": "acme", "role": "admin"}),
             &plain,
-            ("default", Admin),
+            ("acme", Admin),
         ),
         (
             "strongest of an array",
-            json!({"role": ["customer", "admin", "agent"]}),
+            json!({"tenant": "acme", "role": ["customer", "admin", "agent"]}),
             &plain,
-            ("default", Admin),
+            ("acme", Admin),
         ),
         (
             "unknown values ignored",
-            json!({"role": ["ops", "agent", 3]}),
+            json!({"tenant": "acme", "role": ["ops", "agent", 3]}),
             &plain,
-            ("default", Agent),
+            ("acme", Agent),
         ),
         (
             "unknown role",
@@ -361,6 +361,17 @@ fn claims_become_a_principal() {
             (tenant, role, "user_1"),
             "{name}"
         );
+    }
+}
+
+#[test]
+fn staff_tokens_without_a_tenant_are_refused() {
+    for claims in [
+        json!({"sub": "agent_1", "role": "agent"}),
+        json!({"sub": "root", "role": ["admin"], "tenant": null}),
+    ] {
+        let err = principal(claims.as_object().unwrap(), &ClaimNames::default()).unwrap_err();
+        assert!(err.contains("must name their tenant"), "{err}");
     }
 }
 

@@ -451,23 +451,27 @@ impl ConversationStore for DynamoStore {
     }
 
     async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError> {
-        // The index is eventually consistent: a conversation written during the erasure may
-        // be missed, and a repeat erases it.
-        let listed = self
+        // One page, one more than a call erases: the request stays well inside the function's
+        // timeout however many conversations the customer has, and says when to call again.
+        // The index is eventually consistent: a conversation written during the erasure may be
+        // missed, and a repeat erases it.
+        let page = self
             .client
             .query()
             .table_name(&self.table)
             .index_name(INDEX_BY_CUSTOMER)
             .key_condition_expression("gsi1pk = :u")
             .expression_attribute_values(":u", s(customer_index_key(tenant, customer_id)))
-            .into_paginator()
-            .items()
+            .limit(i32::try_from(MAX_ERASED_PER_CALL + 1).unwrap_or(i32::MAX))
             .send()
-            .try_collect()
             .await
             .map_err(unavailable)?;
-        let mut erased = Erasure::default();
-        for item in &listed {
+        let listed = page.items();
+        let mut erased = Erasure {
+            complete: listed.len() <= MAX_ERASED_PER_CALL,
+            ..Erasure::default()
+        };
+        for item in listed.iter().take(MAX_ERASED_PER_CALL) {
             let key = ConversationKey {
                 tenant: tenant.to_string(),
                 id: get_s(item, "conversation_id")?.to_string(),
@@ -480,41 +484,76 @@ impl ConversationStore for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Deletes every item of one conversation's partition, the STATE record last, so an
-    /// interrupted erasure still lists the conversation and a repeat finishes it.
+    /// Deletes every item of one conversation's partition. The STATE record goes last, alone,
+    /// and only at the version read with the rest: a turn that added messages meanwhile changed
+    /// it, so the partition is read again and its new items go too. Until STATE is gone the
+    /// conversation stays listed, so an interrupted erasure is finished by a repeat.
     async fn delete_partition(&self, key: &ConversationKey) -> Result<usize, StoreError> {
         let pk = partition_key(key);
-        let mut sort_keys = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(&pk))
-            .projection_expression("sk")
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(unavailable)?
-            .iter()
-            .map(|item| get_s(item, "sk").map(str::to_string))
-            .collect::<Result<Vec<_>, _>>()?;
-        sort_keys.sort_by_key(|sk| sk == STATE_SK);
-        for chunk in sort_keys.chunks(BATCH_WRITE_MAX) {
-            let mut deletes = Vec::with_capacity(chunk.len());
-            for sk in chunk {
-                let delete = DeleteRequest::builder()
-                    .key("pk", s(&pk))
-                    .key("sk", s(sk))
-                    .build()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                deletes.push(WriteRequest::builder().delete_request(delete).build());
+        let mut deleted = 0;
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let items = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&pk))
+                .projection_expression("sk, #v")
+                .expression_attribute_names("#v", "version")
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(unavailable)?;
+            let mut version = None;
+            let mut others = Vec::with_capacity(items.len());
+            for item in &items {
+                match get_s(item, "sk")? {
+                    STATE_SK => version = Some(get_n(item, "version")?),
+                    sk => others.push(sk.to_string()),
+                }
             }
-            self.batch_write(deletes).await?;
+            for chunk in others.chunks(BATCH_WRITE_MAX) {
+                let mut deletes = Vec::with_capacity(chunk.len());
+                for sk in chunk {
+                    let delete = DeleteRequest::builder()
+                        .key("pk", s(&pk))
+                        .key("sk", s(sk))
+                        .build()
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    deletes.push(WriteRequest::builder().delete_request(delete).build());
+                }
+                self.batch_write(deletes).await?;
+            }
+            deleted += others.len();
+            let Some(version) = version else {
+                return Ok(deleted);
+            };
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(STATE_SK))
+                .condition_expression("#v = :v")
+                .expression_attribute_names("#v", "version")
+                .expression_attribute_values(":v", n(version))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(deleted + 1),
+                Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+                    super::backoff(attempt).await;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
         }
-        Ok(sort_keys.len())
+        Err(StoreError::Unavailable(format!(
+            "conversation {} kept changing while it was erased",
+            key.id
+        )))
     }
 
     /// One BatchWriteItem, with what DynamoDB left unprocessed (throttling) sent again after a
@@ -544,6 +583,9 @@ impl DynamoStore {
         )))
     }
 }
+
+/// How many conversations one erasure call deletes; the caller repeats until `complete`.
+pub const MAX_ERASED_PER_CALL: usize = 25;
 
 /// BatchWriteItem takes at most this many requests.
 const BATCH_WRITE_MAX: usize = 25;

@@ -167,16 +167,30 @@ pub trait ConversationStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ConversationSummary>, StoreError>;
 
-    /// Deletes every conversation of the customer with all its items (messages, turn records):
-    /// the right to erasure. Safe to repeat; a repeat finds nothing left.
+    /// Deletes the customer's conversations with all their items (messages, turn records): the
+    /// right to erasure. A call may stop after a bounded number (`complete` false); repeating
+    /// it finishes, and a repeat after that finds nothing left.
     async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError>;
 }
 
 /// What an erasure removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Erasure {
     pub conversations_deleted: usize,
     pub items_deleted: usize,
+    /// False when the customer had more conversations than one call erases: call again.
+    pub complete: bool,
+}
+
+impl Default for Erasure {
+    /// Nothing erased, nothing left.
+    fn default() -> Self {
+        Self {
+            conversations_deleted: 0,
+            items_deleted: 0,
+            complete: true,
+        }
+    }
 }
 
 /// Writes that lose a race are retried this many times before the caller is told to retry.
