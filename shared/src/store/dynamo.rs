@@ -455,26 +455,17 @@ impl ConversationStore for DynamoStore {
         // timeout however many conversations the customer has, and says when to call again.
         // The index is eventually consistent: a conversation written during the erasure may be
         // missed, and a repeat erases it.
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(INDEX_BY_CUSTOMER)
-            .key_condition_expression("gsi1pk = :u")
-            .expression_attribute_values(":u", s(customer_index_key(tenant, customer_id)))
-            .limit(i32::try_from(MAX_ERASED_PER_CALL + 1).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let listed = page.items();
+        let listed = self
+            .conversations_of(tenant, customer_id, MAX_ERASED_PER_CALL + 1)
+            .await?;
         let mut erased = Erasure {
             complete: listed.len() <= MAX_ERASED_PER_CALL,
             ..Erasure::default()
         };
-        for item in listed.iter().take(MAX_ERASED_PER_CALL) {
+        for conversation in listed.into_iter().take(MAX_ERASED_PER_CALL) {
             let key = ConversationKey {
                 tenant: tenant.to_string(),
-                id: get_s(item, "conversation_id")?.to_string(),
+                id: conversation.id,
             };
             erased.items_deleted += self.delete_partition(&key).await?;
             erased.conversations_deleted += 1;
