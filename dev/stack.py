@@ -140,6 +140,20 @@ def http(method, url, body=None, headers=None, timeout=30):
         return e.code, e.read()
 
 
+def write_ready(args, stack, env):
+    with open(os.path.join(stack.state, "stack.env"), "w") as f:
+        f.writelines(f"{k}='{v}'\n" for k, v in env.items())
+    if args.ready_file:
+        with open(args.ready_file, "w") as f:
+            f.writelines(f"{k}='{v}'\n" for k, v in env.items())
+
+
+def wait_forever(stack):
+    while True:
+        stack.check_alive()
+        time.sleep(1)
+
+
 def up(args):
     stack = Stack(args)
     for port in (args.moto_port, args.demo_port, args.lambda_port):
@@ -149,6 +163,10 @@ def up(args):
     stopping = {"flag": False}
 
     def on_signal(signum, frame):
+        # A second signal while stopping (a timeout wrapper and its child both signalled) must
+        # not cut the cleanup short and leave processes behind.
+        if stopping["flag"]:
+            return
         stopping["flag"] = True
         raise KeyboardInterrupt
 
@@ -215,10 +233,19 @@ def up(args):
         env_file = os.path.join(stack.state, "functions.env")
         with open(env_file, "w") as f:
             f.writelines(f"{k}='{v}'\n" for k, v in function_env.items())
+        if args.no_functions:
+            # Benchmarks run the functions' code in process (or their binaries by hand) against
+            # the same resources, so nothing of the functions' build or runtime is in the way.
+            write_ready(args, stack, {**function_env, "JOBS_DLQ_URL": dlq, "DEMO_URL": demo,
+                                      "LOCAL_STACK_NAME": args.name})
+            stack.say("moto, resources and demo systems ready (--no-functions)")
+            wait_forever(stack)
+            return 0
         stack.start("functions", [
             os.path.join(stack.venv_bin, "cargo-lambda"), "lambda", "watch",
             "--invoke-address", "127.0.0.1", "--invoke-port", str(args.lambda_port),
-            "--env-file", env_file, "--concurrency", "4",
+            "--env-file", env_file, "--concurrency", str(args.concurrency),
+            *(["--release"] if args.release else []),
         ], env={"PATH": f"{stack.venv_bin}:{os.environ.get('PATH', '')}"})
         stack.wait_for("cargo lambda watch", lambda: port_open(args.lambda_port), 120)
         stack.say("functions are compiling/starting; the first start of each can take a while")
@@ -245,11 +272,7 @@ def up(args):
             # The literal secrets, for tests that sign as the vendors do.
             **{f"DEV_WEBHOOK_SECRET_{v.upper()}": s for v, s in webhook.DEV_WEBHOOK_SECRETS.items()},
         }
-        with open(os.path.join(stack.state, "stack.env"), "w") as f:
-            f.writelines(f"{k}='{v}'\n" for k, v in stack_env.items())
-        if args.ready_file:
-            with open(args.ready_file, "w") as f:
-                f.writelines(f"{k}='{v}'\n" for k, v in stack_env.items())
+        write_ready(args, stack, stack_env)
 
         if not args.quiet:
             token = devtoken.mint("cust_alice")
@@ -271,9 +294,7 @@ Or with curl (a dev JWT for cust_alice):
 
 Ctrl-C stops everything.
 """, flush=True)
-        while True:
-            stack.check_alive()
-            time.sleep(1)
+        wait_forever(stack)
     except KeyboardInterrupt:
         stack.say("stopping")
         return 0
@@ -296,6 +317,12 @@ def main():
     u.add_argument("--quiet", action="store_true")
     u.add_argument("--queue-visibility", type=int, metavar="SECS",
                    help="replace the template's queue visibility timeouts (tests that kill a function use a short one)")
+    u.add_argument("--release", action="store_true",
+                   help="run the functions' release builds (load tests; the first build takes a while)")
+    u.add_argument("--concurrency", type=int, default=4,
+                   help="function instances cargo lambda watch may run side by side (default 4)")
+    u.add_argument("--no-functions", action="store_true",
+                   help="moto, the resources and the demo systems only (benchmarks)")
     args = ap.parse_args()
     sys.exit(up(args))
 
