@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchboard::signatures::{sign, Scheme, SigningKey};
-use switchboard_it::Stack;
+use switchboard_it::{signed, unix_now, Stack};
 
 /// The JSON documents in the functions' log (cargo-lambda's own lines are skipped).
 fn documents(log: &str) -> Vec<Value> {
@@ -153,15 +153,11 @@ async fn webhooks_count_accepts_and_rejects_by_vendor_and_every_function_reports
         "data": { "customer_email": "nobody.obs@example.com", "amount": 100, "currency": "usd" }
     })
     .to_string();
-    let key = SigningKey::new(Scheme::StandardWebhooks, &Stack::webhook_secret("billing")).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = unix_now();
     let before = documents(&stack.functions_log()).len();
-    let headers = sign(
+    let headers = signed(
         Scheme::StandardWebhooks,
-        &key,
+        "billing",
         &msg_id,
         now,
         body.as_bytes(),
