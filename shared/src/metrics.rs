@@ -3,8 +3,8 @@
 //!
 //! The namespace is `METRICS_NAMESPACE` (the template sets `Switchboard/<stack name>`, so two
 //! stacks in one account do not mix), `Switchboard` without it. Every dimension set is a custom
-//! metric CloudWatch bills monthly, so each metric names the sets it needs; `count` uses the
-//! rollup (no dimension) plus its first dimension plus all of them. The list of metrics, their
+//! metric CloudWatch bills monthly (per value seen), so each metric names the sets it needs;
+//! `count` uses the rollup (no dimension) and its first dimension. The list of metrics, their
 //! units and dimensions is in docs/operations.md.
 
 use std::io::Write;
@@ -113,15 +113,14 @@ pub fn emit(dimensions: &[(&str, &str)], directives: &[Directive<'_>]) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
-/// One count of `name`: by nothing (for alarms), by the first dimension, and by all of them.
+/// One count of `name`: by nothing (what alarms read) and by its first dimension. Further
+/// dimensions are written as values only, for Logs Insights: each combination made a metric
+/// would be billed every month it is seen.
 pub fn count(name: &str, dimensions: &[(&str, &str)]) {
-    let names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+    let first: Vec<&str> = dimensions.iter().take(1).map(|(k, _)| *k).collect();
     let mut sets: Vec<&[&str]> = vec![&[]];
-    if !names.is_empty() {
-        sets.push(&names[..1]);
-    }
-    if names.len() > 1 {
-        sets.push(&names);
+    if !first.is_empty() {
+        sets.push(&first);
     }
     emit(
         dimensions,
