@@ -124,10 +124,11 @@ def job(batch, own_ms, company_calls=1):
     }
 
 
-# Bytes a request writes to CloudWatch Logs: our JSON lines, the EMF documents and Lambda's
-# START/END/REPORT lines (~300 bytes). Measured on the local stack's functions.log (dev/bench
-# replaces these with its own count when it has one).
-LOG_BYTES = {"turn": 2200, "webhook": 1400, "job": 1800}
+# Bytes a request writes to CloudWatch Logs. Measured in the local stack's functions.log for an
+# order-status turn: `understood` 306, `chat request` 495, the turn's EMF document 581, one
+# connector EMF document 274 (1,656 bytes); plus Lambda's START/END/REPORT lines (~400) and the
+# API access log line (~300), assumed. Webhook and job from their lines the same way.
+LOG_BYTES = {"turn": 2400, "webhook": 1000, "job": 1500}
 
 
 def per_million(parts):
