@@ -36,7 +36,7 @@ Options:
   --webhook-rate R       vendor events per second (default 2)
   --duplicate-every K    every Kth event is delivered twice (default 4; 0: never)
   --bad-every K          after every Kth event, a badly signed one (default 7; 0: never)
-  --drain-timeout SECS   how long to wait for the jobs queue to empty afterwards (default 180)
+  --drain-timeout SECS   how long to wait for the jobs queue to empty afterwards (default 300)
   --seed N               random seed for the customers' choices (default: from the clock)
   --json PATH            write the figures and checks as JSON
   --markdown PATH        write a \"## Load test\" section (docs/benchmarks.md embeds it)
@@ -79,7 +79,7 @@ fn parse_args(args: &[String]) -> Result<Opts, String> {
         webhook_rate: 2.0,
         duplicate_every: 4,
         bad_every: 7,
-        drain_timeout: Duration::from_secs(180),
+        drain_timeout: Duration::from_secs(300),
         seed: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -284,6 +284,7 @@ async fn run(opts: Opts) -> bool {
 
     // What is already there, so a reused stack's earlier runs are not counted as this one's.
     let baseline = check::Baseline::read(&stack).await;
+    let log_offset = report::log_len(&stack);
 
     let now = Instant::now();
     let shared = Arc::new(Shared {
@@ -342,6 +343,7 @@ async fn run(opts: Opts) -> bool {
         load_before,
         load_after,
         stack_note: std::env::var("LOAD_STACK_NOTE").ok(),
+        server: report::server_elapsed(&shared.stack, log_offset),
     };
     let text = report::text(&shared.opts, &figures, &checks, &ctx);
     println!("{text}");

@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use crate::chat::{CustomerLog, Outcome};
 use crate::check::Checks;
 use crate::hooks::HookLog;
+use switchboard_it::Stack;
+
 use crate::Opts;
 
 pub struct Context {
@@ -16,6 +18,38 @@ pub struct Context {
     pub load_after: String,
     /// How the stack was started, when dev/load says.
     pub stack_note: Option<String>,
+    /// The chat function's own time per POST /v1/messages, from its log lines of this run.
+    pub server: Latency,
+}
+
+/// The functions' log as it is now (all three log to one file under cargo-lambda).
+pub fn log_len(stack: &Stack) -> u64 {
+    std::fs::metadata(log_path(stack)).map_or(0, |m| m.len())
+}
+
+fn log_path(stack: &Stack) -> std::path::PathBuf {
+    switchboard_it::repo_root()
+        .join(".local")
+        .join(&stack.name)
+        .join("logs/functions.log")
+}
+
+/// `elapsed_us` of the chat function's "chat request" lines for POST /v1/messages written
+/// since `offset`: the function's time without the client's and cargo-lambda's queueing.
+pub fn server_elapsed(stack: &Stack, offset: u64) -> Latency {
+    let bytes = std::fs::read(log_path(stack)).unwrap_or_default();
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let mut samples: Vec<Duration> = String::from_utf8_lossy(&bytes[start..])
+        .lines()
+        .filter(|l| l.contains("\"chat request\"") && l.contains("/v1/messages"))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["fields"]["method"] == "POST")
+        .filter_map(|v| v["fields"]["elapsed_us"].as_u64())
+        .map(Duration::from_micros)
+        .collect();
+    Latency::of(&mut samples)
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -202,6 +236,12 @@ pub fn text(o: &Opts, f: &Figures, c: &Checks, ctx: &Context) -> String {
         "reply time  p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (mean {:.1}, {} replies)",
         r.p50, r.p95, r.p99, r.max, r.mean, r.count
     );
+    let v = &ctx.server;
+    let _ = writeln!(
+        s,
+        "in function p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms  (chat's own log, {} requests)",
+        v.p50, v.p95, v.p99, v.max, v.count
+    );
     let _ = writeln!(
         s,
         "webhooks    {} events, {} deliveries: {} queued (202), {} duplicates (200), {} come-back-later (409), \
@@ -274,6 +314,7 @@ pub fn json(o: &Opts, f: &Figures, c: &Checks, ctx: &Context) -> Value {
             "status": { "2xx": f.s2xx, "4xx": f.s4xx, "429": f.s429, "5xx": f.s5xx,
                         "timeouts": f.timeouts, "connection_errors": f.transport },
             "reply_time": f.reply.json(),
+            "function_time": ctx.server.json(),
         },
         "webhooks": {
             "events": f.hook_events, "deliveries": f.hook_deliveries, "queued": f.hook_queued,
@@ -336,6 +377,10 @@ pub fn markdown(o: &Opts, f: &Figures, c: &Checks, ctx: &Context) -> String {
                 "{:.1} / {:.1} / {:.1} / {:.1} ms",
                 r.p50, r.p95, r.p99, r.max
             ),
+        ),
+        (
+            "Chat function's own time p50 / p99 (its log)",
+            format!("{:.1} / {:.1} ms", ctx.server.p50, ctx.server.p99),
         ),
         (
             "Statuses 2xx / 4xx / 429 / 5xx / timeouts",
