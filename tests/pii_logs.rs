@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard::signatures::{sign, Scheme, SigningKey};
-use switchboard_it::{repo_root, Stack};
+use switchboard::signatures::Scheme;
+use switchboard_it::{repo_root, signed, unix_now, Stack};
 
 fn log_path(stack: &Stack) -> std::path::PathBuf {
     repo_root()
@@ -98,16 +98,11 @@ async fn seeded_personal_data_never_reaches_the_functions_logs() {
         "data": { "customer_email": email, "amount": 6400, "currency": "usd" }
     })
     .to_string();
-    let key = SigningKey::new(Scheme::StandardWebhooks, &Stack::webhook_secret("billing")).unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let headers = sign(
+    let headers = signed(
         Scheme::StandardWebhooks,
-        &key,
+        "billing",
         &msg_id,
-        now,
+        unix_now(),
         body.as_bytes(),
     );
     let r = stack.webhook("billing", &headers, body.as_bytes()).await;

@@ -5,28 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchboard::signatures::{sign, Scheme, SigningKey};
-use switchboard_it::{texts, Stack};
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+use switchboard_it::{signed, texts, unix_now as now, Stack};
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
-}
-
-fn signed(
-    scheme: Scheme,
-    vendor: &str,
-    id: &str,
-    ts: i64,
-    body: &[u8],
-) -> Vec<(&'static str, String)> {
-    let key = SigningKey::new(scheme, &Stack::webhook_secret(vendor)).unwrap();
-    sign(scheme, &key, id, ts, body)
 }
 
 fn stripe_payment_failed(event_id: &str, customer: &str) -> Vec<u8> {

@@ -269,6 +269,7 @@ async fn run(grouped: bool) -> (f64, f64) {
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing: both just run.
+    switchboard::metrics::discard_output();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

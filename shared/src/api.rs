@@ -1,11 +1,16 @@
 //! The chat HTTP API: routes, authentication and JSON in and out. Every error is a problem
 //! details body; every request gets one log line with its outcome.
 
+use std::time::Duration;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::auth::JwtVerifier;
+use crate::dialogue::{Ending, TurnFacts};
 use crate::http_event::{HttpEvent, HttpResponse};
+use crate::io_clock;
+use crate::metrics::{self, Directive, Unit};
 use crate::problem::ApiError;
 use crate::rate_limit::RateLimiter;
 use crate::turn::{AgentMessage, PostMessage, TurnService};
@@ -105,7 +110,9 @@ impl ChatApi {
 
     pub async fn handle(&self, event: HttpEvent) -> HttpResponse {
         let started = std::time::Instant::now();
-        let response = match self.dispatch(&event).await {
+        let mut turn = None;
+        let (result, io) = io_clock::measure(self.dispatch(&event, &mut turn)).await;
+        let response = match result {
             Ok(r) => r,
             Err(e) => {
                 if e.status() >= 500 {
@@ -114,14 +121,26 @@ impl ChatApi {
                 HttpResponse::error(&e, Some(event.path()))
             }
         };
+        let elapsed = started.elapsed();
+        let facts = turn.as_ref().map(|(_, f): &(String, TurnFacts)| *f);
+        // One line per request, whatever it was; a turn adds what it understood and how it
+        // ended. The text of messages is never logged.
         tracing::info!(
             request_id = %event.request_context.request_id,
             method = %event.method(),
             path = %event.path(),
             status = response.status_code,
-            elapsed_us = started.elapsed().as_micros() as u64,
+            elapsed_us = elapsed.as_micros() as u64,
+            io_us = io.as_micros() as u64,
+            conversation = turn.as_ref().map(|(c, _)| c.as_str()),
+            intent = facts.map(|f| f.intent.name()),
+            confidence = facts.map(|f| f.confidence),
+            outcome = facts.map(|f| f.ending.as_str()),
             "chat request"
         );
+        if let Some(f) = facts {
+            turn_metrics(f, elapsed, elapsed.saturating_sub(io));
+        }
         response
     }
 
@@ -142,7 +161,12 @@ impl ChatApi {
             .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     }
 
-    async fn dispatch(&self, event: &HttpEvent) -> Result<HttpResponse, ApiError> {
+    /// Serves the request; a customer's turn leaves its conversation and facts in `turn`.
+    async fn dispatch(
+        &self,
+        event: &HttpEvent,
+        turn: &mut Option<(String, TurnFacts)>,
+    ) -> Result<HttpResponse, ApiError> {
         let route = route(event.method(), event.path())?;
         // Authentication comes before the body is read: an anonymous caller learns nothing else.
         let who = self
@@ -164,6 +188,7 @@ impl ChatApi {
             Route::PostMessage => {
                 let req: PostMessage = self.json_body(event)?;
                 let reply = self.turns.post(&who, req).await?;
+                *turn = Some((reply.conversation_id.clone(), reply.facts));
                 Ok(HttpResponse::json(200, &reply))
             }
             Route::History(id) => {
@@ -219,6 +244,37 @@ impl ChatApi {
             }
         }
     }
+}
+
+/// A turn the dialogue answered: its latency (by intent), the project's own share of it, the
+/// intent's confidence, and whether it was an exit (fallback, handoff). A replayed message or
+/// one an agent holds ran no dialogue and is not counted.
+fn turn_metrics(f: TurnFacts, elapsed: Duration, own: Duration) {
+    if matches!(f.ending, Ending::Replayed | Ending::WithAgent) {
+        return;
+    }
+    let flag = |e: Ending| if f.ending == e { 1.0 } else { 0.0 };
+    metrics::emit(
+        &[("Intent", f.intent.name())],
+        &[
+            Directive {
+                sets: &[&[], &["Intent"]],
+                metrics: &[("TurnLatency", Unit::Milliseconds, metrics::millis(elapsed))],
+            },
+            Directive {
+                sets: &[&["Intent"]],
+                metrics: &[("IntentConfidence", Unit::None, f64::from(f.confidence))],
+            },
+            Directive {
+                sets: &[&[]],
+                metrics: &[
+                    ("TurnOverhead", Unit::Microseconds, own.as_micros() as f64),
+                    ("Fallback", Unit::Count, flag(Ending::Fallback)),
+                    ("Handoff", Unit::Count, flag(Ending::Handoff)),
+                ],
+            },
+        ],
+    );
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! (local development), or RS256/ES256 with the identity provider's public keys from its JWKS URL
 //! (production, behind API Gateway's JWT authorizer). Either way the claims become a `Principal`.
 
+use crate::io_clock::IoFutureExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -306,6 +307,7 @@ impl JwksCache {
             .header("accept", "application/json")
             .timeout(self.options.timeout)
             .send()
+            .io()
             .await
             .map_err(|e| format!("request failed: {e}"))?;
         if !resp.status().is_success() {

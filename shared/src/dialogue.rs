@@ -39,6 +39,58 @@ pub struct Outcome {
     /// A lookup missed the latency budget: the replies say "let me check", state and slots are
     /// unchanged, and the caller starts an `answer.deferred` job for the message.
     pub deferred: bool,
+    /// What was understood and how the turn ended, for logs and metrics (never shown).
+    pub facts: TurnFacts,
+}
+
+/// What a turn understood and how it ended: the request log's `intent`, `confidence` and
+/// `outcome`, and the `Fallback` / `Handoff` rates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TurnFacts {
+    pub intent: Intent,
+    pub confidence: f32,
+    pub ending: Ending,
+}
+
+impl Default for TurnFacts {
+    fn default() -> Self {
+        Self {
+            intent: Intent::Unknown,
+            confidence: 0.0,
+            ending: Ending::Answered,
+        }
+    }
+}
+
+/// How a turn ended. `Fallback` and `Handoff` are the conversation's exits: the bot did not
+/// understand, or passed the customer to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    Answered,
+    /// Asked which of two intents was meant.
+    Clarified,
+    Fallback,
+    Handoff,
+    /// "Let me check": a lookup missed the turn's budget; a job answers.
+    Deferred,
+    /// A person has the conversation: stored, the bot silent.
+    WithAgent,
+    /// A retried message (same client_message_id) answered as before.
+    Replayed,
+}
+
+impl Ending {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ending::Answered => "answered",
+            Ending::Clarified => "clarified",
+            Ending::Fallback => "fallback",
+            Ending::Handoff => "handoff",
+            Ending::Deferred => "deferred",
+            Ending::WithAgent => "with_agent",
+            Ending::Replayed => "replayed",
+        }
+    }
 }
 
 pub struct Dialogue {
@@ -171,12 +223,14 @@ impl Dialogue {
             over_budget: false,
             system_down: false,
             refund_asked: false,
+            fallback: false,
             out: Outcome {
                 replies: Vec::new(),
                 state: DialogueState::Idle,
                 slots: slots.clone(),
                 jobs: Vec::new(),
                 deferred: false,
+                facts: TurnFacts::default(),
             },
         };
         tracing::info!(
@@ -189,7 +243,26 @@ impl Dialogue {
             self.welcome_back(&mut turn).await;
         }
         self.converse(&mut turn, state, slots, text, &u).await;
+        let mut facts = TurnFacts {
+            intent: u.intent,
+            confidence: u.confidence,
+            ending: if turn
+                .out
+                .jobs
+                .iter()
+                .any(|j| matches!(j, JobKind::AgentHandoff { .. }))
+            {
+                Ending::Handoff
+            } else if matches!(turn.out.state, DialogueState::Clarifying { .. }) {
+                Ending::Clarified
+            } else if turn.fallback {
+                Ending::Fallback
+            } else {
+                Ending::Answered
+            },
+        };
         if turn.over_budget {
+            facts.ending = Ending::Deferred;
             // Nothing of this turn is kept but "let me check": the deferred job answers the same
             // message from the same state, with no budget.
             let reply = if turn.system_down {
@@ -203,8 +276,10 @@ impl Dialogue {
                 slots: slots.clone(),
                 jobs: Vec::new(),
                 deferred: true,
+                facts,
             };
         }
+        turn.out.facts = facts;
         turn.out
     }
 
@@ -396,10 +471,13 @@ impl Dialogue {
                 turn.say("Bye for now — I'm here if you need anything else.".to_string())
             }
             Intent::HumanAgent => handoff(turn, Intent::HumanAgent, slots.order_id.clone()),
-            Intent::Affirm | Intent::Deny => turn.say(format!(
-                "I'm not sure what that answers. {}",
-                self.answers.help
-            )),
+            Intent::Affirm | Intent::Deny => {
+                turn.fallback = true;
+                turn.say(format!(
+                    "I'm not sure what that answers. {}",
+                    self.answers.help
+                ))
+            }
             Intent::OutOfScope => turn.say(format!(
                 "{}\n{}",
                 self.answers.out_of_scope, self.answers.help
@@ -426,6 +504,7 @@ impl Dialogue {
                     self.about_order(turn, topic, &id).await
                 }
                 (None, None) => {
+                    turn.fallback = true;
                     turn.say(format!("Sorry, I didn't catch that. {}", self.answers.help))
                 }
             },
@@ -850,6 +929,8 @@ struct Turn<'a> {
     /// The turn is deferred because a system is down, not slow.
     system_down: bool,
     refund_asked: bool,
+    /// Nothing understood: "Sorry, I didn't catch that" and the like.
+    fallback: bool,
     out: Outcome,
 }
 
@@ -1223,8 +1304,11 @@ mod tests {
             panic!("{:?}", ask.state)
         };
         assert_eq!(options[0], "check_payment_methods");
+        assert_eq!(ask.facts.ending, Ending::Clarified);
+        assert_eq!(ask.facts.intent, Intent::Unknown);
         let chosen = say(&d, "alice", &ask.state, &ask.slots, "1").await;
         assert!(chosen.replies[0].contains("PayPal"), "{:?}", chosen.replies);
+        assert_eq!(chosen.facts.ending, Ending::Answered);
         let refused = say(&d, "alice", &ask.state, &ask.slots, "no").await;
         assert!(
             refused.replies[0].contains("I can help with"),
@@ -1248,12 +1332,17 @@ mod tests {
             lost.replies
         );
         assert!(lost.replies[0].contains("I can help with"));
+        assert_eq!(lost.facts.ending, Ending::Fallback);
         let oos = fresh(&d, "what's the weather in Paris tomorrow?").await;
         assert!(
             oos.replies[0].contains("outside what I can help with"),
             "{:?}",
             oos.replies
         );
+        // Recognised as out of scope: an answer, not a failure to understand.
+        assert_eq!(oos.facts.intent, Intent::OutOfScope);
+        assert_eq!(oos.facts.ending, Ending::Answered);
+        assert!(oos.facts.confidence > 0.0);
     }
 
     #[tokio::test]
@@ -1262,6 +1351,8 @@ mod tests {
         let first = fresh(&d, "I want to talk to a human").await;
         assert!(first.slots.handoff_requested);
         assert_eq!(first.jobs.len(), 1);
+        assert_eq!(first.facts.intent, Intent::HumanAgent);
+        assert_eq!(first.facts.ending, Ending::Handoff);
         let again = say(
             &d,
             "alice",
@@ -1382,6 +1473,7 @@ mod tests {
             .respond(&who("alice"), &state, &slots, "where is #1002", NOW)
             .await;
         assert!(out.deferred);
+        assert_eq!(out.facts.ending, Ending::Deferred);
         assert_eq!(out.replies, vec![LET_ME_CHECK.to_string()]);
         assert_eq!((out.state, out.slots), (state.clone(), slots.clone()));
         assert!(

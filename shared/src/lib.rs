@@ -19,6 +19,7 @@ pub mod features;
 pub mod fulfillment;
 pub mod http_event;
 pub mod intent_model;
+pub mod io_clock;
 pub mod jobs;
 pub mod metrics;
 pub mod money;

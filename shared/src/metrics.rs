@@ -1,37 +1,158 @@
-//! Counters as CloudWatch Embedded Metric Format lines: Lambda ships stdout to CloudWatch Logs,
-//! which turns each line into a metric with no API call in the request path.
+//! Metrics as CloudWatch Embedded Metric Format lines: Lambda ships stdout to CloudWatch Logs,
+//! which turns each line into metrics with no API call in the request path.
+//!
+//! The namespace is `METRICS_NAMESPACE` (the template sets `Switchboard/<stack name>`, so two
+//! stacks in one account do not mix), `Switchboard` without it. Every dimension set is a custom
+//! metric CloudWatch bills monthly (per value seen), so each metric names the sets it needs;
+//! `count` uses the rollup (no dimension) and its first dimension. The list of metrics, their
+//! units and dimensions is in docs/operations.md.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-pub const NAMESPACE: &str = "Switchboard";
+pub const DEFAULT_NAMESPACE: &str = "Switchboard";
 
-/// The EMF document for one count of `name` with `dimensions`.
-pub fn emf_line(name: &str, dimensions: &[(&str, &str)], timestamp_ms: i64) -> String {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+    Microseconds,
+    None,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Milliseconds => "Milliseconds",
+            Unit::Microseconds => "Microseconds",
+            Unit::None => "None",
+        }
+    }
+}
+
+/// Metrics that share dimension sets, e.g. `TurnLatency` by nothing and by `Intent`.
+#[derive(Debug, Clone, Copy)]
+pub struct Directive<'a> {
+    /// Each set is a list of dimension names given to `emf_line`; `&[]` is the rollup.
+    pub sets: &'a [&'a [&'a str]],
+    pub metrics: &'a [(&'a str, Unit, f64)],
+}
+
+fn namespace() -> &'static str {
+    static NAMESPACE: OnceLock<String> = OnceLock::new();
+    NAMESPACE.get_or_init(|| {
+        std::env::var("METRICS_NAMESPACE")
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+    })
+}
+
+/// One EMF document: the dimensions' values and every directive's metrics at the root.
+pub fn emf_line(
+    namespace: &str,
+    timestamp_ms: i64,
+    dimensions: &[(&str, &str)],
+    directives: &[Directive<'_>],
+) -> String {
     let mut doc = serde_json::Map::new();
-    let dim_names: Vec<&str> = dimensions.iter().map(|(k, _)| *k).collect();
+    let metric_directives: Vec<serde_json::Value> = directives
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "Namespace": namespace,
+                "Dimensions": d.sets,
+                "Metrics": d.metrics.iter()
+                    .map(|(name, unit, _)| serde_json::json!({ "Name": name, "Unit": unit.as_str() }))
+                    .collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     doc.insert(
         "_aws".into(),
-        serde_json::json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE,
-                "Dimensions": [dim_names],
-                "Metrics": [{ "Name": name, "Unit": "Count" }],
-            }],
-        }),
+        serde_json::json!({ "Timestamp": timestamp_ms, "CloudWatchMetrics": metric_directives }),
     );
     for (k, v) in dimensions {
         doc.insert((*k).into(), (*v).into());
     }
-    doc.insert(name.into(), 1.into());
+    for d in directives {
+        for (name, _, value) in d.metrics {
+            // Whole numbers print as integers; a NaN or infinity (never expected) becomes null,
+            // which CloudWatch skips rather than rejecting the whole line.
+            let v = if value.fract() == 0.0 && value.abs() < 9e15 {
+                serde_json::Value::from(*value as i64)
+            } else {
+                serde_json::Value::from(*value)
+            };
+            doc.insert((*name).into(), v);
+        }
+    }
     serde_json::Value::Object(doc).to_string()
 }
 
-pub fn count(name: &str, dimensions: &[(&str, &str)]) {
+static DISCARD: AtomicBool = AtomicBool::new(cfg!(test));
+
+/// Builds every document as usual but writes none: for benchmarks, whose own output is on
+/// stdout, and which should still pay for the formatting. Unit tests start this way.
+pub fn discard_output() {
+    DISCARD.store(true, Ordering::Relaxed);
+}
+
+/// Writes one EMF document to stdout.
+pub fn emit(dimensions: &[(&str, &str)], directives: &[Directive<'_>]) {
     let ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let line = emf_line(name, dimensions, ms);
+    let line = emf_line(namespace(), ms, dimensions, directives);
+    if DISCARD.load(Ordering::Relaxed) {
+        std::hint::black_box(line);
+        return;
+    }
     // One write per line so concurrent log lines never interleave inside it.
     let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// One count of `name`: by nothing (what alarms read) and by its first dimension. Further
+/// dimensions are written as values only, for Logs Insights: each combination made a metric
+/// would be billed every month it is seen.
+pub fn count(name: &str, dimensions: &[(&str, &str)]) {
+    let first: Vec<&str> = dimensions.iter().take(1).map(|(k, _)| *k).collect();
+    let mut sets: Vec<&[&str]> = vec![&[]];
+    if !first.is_empty() {
+        sets.push(&first);
+    }
+    emit(
+        dimensions,
+        &[Directive {
+            sets: &sets,
+            metrics: &[(name, Unit::Count, 1.0)],
+        }],
+    );
+}
+
+/// Milliseconds to the microsecond: finer digits are noise and only lengthen the line.
+pub fn millis(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
+}
+
+/// A function's first ready moment in this process: `ColdStart` and `InitDuration` by
+/// `Function` (Lambda's own REPORT line has the init time, but not as a metric).
+pub fn cold_start(function: &str, process_started: Instant) {
+    emit(
+        &[("Function", function)],
+        &[Directive {
+            sets: &[&["Function"]],
+            metrics: &[
+                ("ColdStart", Unit::Count, 1.0),
+                (
+                    "InitDuration",
+                    Unit::Milliseconds,
+                    millis(process_started.elapsed()),
+                ),
+            ],
+        }],
+    );
 }
 
 #[cfg(test)]
@@ -39,19 +160,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emf_shape() {
-        let v: serde_json::Value =
-            serde_json::from_str(&emf_line("WebhookRejected", &[("Vendor", "stripe")], 7)).unwrap();
-        assert_eq!(
-            v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0][0],
-            "Vendor"
+    fn one_document_carries_each_directive_and_the_dimension_values() {
+        let line = emf_line(
+            "Switchboard/test",
+            7,
+            &[("Intent", "order_status")],
+            &[
+                Directive {
+                    sets: &[&[], &["Intent"]],
+                    metrics: &[("TurnLatency", Unit::Milliseconds, 12.5)],
+                },
+                Directive {
+                    sets: &[&[]],
+                    metrics: &[("Fallback", Unit::Count, 0.0)],
+                },
+            ],
         );
-        assert_eq!(
-            v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
-            "WebhookRejected"
-        );
-        assert_eq!(v["Vendor"], "stripe");
-        assert_eq!(v["WebhookRejected"], 1);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let directives = &v["_aws"]["CloudWatchMetrics"];
         assert_eq!(v["_aws"]["Timestamp"], 7);
+        assert_eq!(directives[0]["Namespace"], "Switchboard/test");
+        assert_eq!(
+            directives[0]["Dimensions"],
+            serde_json::json!([[], ["Intent"]])
+        );
+        assert_eq!(
+            directives[0]["Metrics"][0],
+            serde_json::json!({"Name": "TurnLatency", "Unit": "Milliseconds"})
+        );
+        assert_eq!(directives[1]["Dimensions"], serde_json::json!([[]]));
+        assert_eq!(v["Intent"], "order_status");
+        assert_eq!(v["TurnLatency"], 12.5);
+        assert_eq!(v["Fallback"], 0);
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn every_dimension_a_directive_names_has_a_value_at_the_root() {
+        // CloudWatch drops a metric whose dimension has no value; the dimension sets `count`
+        // builds only name dimensions it was given.
+        let dims = [("Vendor", "stripe"), ("Status", "401")];
+        let names = ["Vendor", "Status"];
+        let line = emf_line(
+            "n",
+            1,
+            &dims,
+            &[Directive {
+                sets: &[&[], &names[..1], &names],
+                metrics: &[("WebhookRejected", Unit::Count, 1.0)],
+            }],
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for set in v["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+            .as_array()
+            .unwrap()
+        {
+            for name in set.as_array().unwrap() {
+                assert!(v[name.as_str().unwrap()].is_string(), "{name} has no value");
+            }
+        }
+        assert_eq!(v["WebhookRejected"], 1);
     }
 }

@@ -10,6 +10,7 @@
 //! A reference can yield several values: during a rotation both the old and the new secret are
 //! active. Values are wrapped in [`SecretValue`], whose `Debug` never prints them.
 
+use crate::io_clock::IoFutureExt;
 use std::fmt;
 use std::str::FromStr;
 
@@ -150,6 +151,7 @@ pub async fn ssm_parameter(
         .name(name)
         .with_decryption(true)
         .send()
+        .io()
         .await
         .map_err(|e| {
             if e.as_service_error()
@@ -227,6 +229,7 @@ impl<F: Fn(&str) -> Option<String> + Send + Sync> Secrets<F> {
                     .get_secret_value()
                     .secret_id(id)
                     .send()
+                    .io()
                     .await
                     .map_err(|e| {
                         if e.as_service_error()

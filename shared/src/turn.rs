@@ -14,7 +14,7 @@ use crate::conversation::{
     derived_conversation_id, is_valid_conversation_id, new_conversation_id, Conversation,
     ConversationKey, ConversationSummary, Message, Role, Slots,
 };
-use crate::dialogue::{Dialogue, Outcome};
+use crate::dialogue::{Dialogue, Ending, Outcome, TurnFacts};
 use crate::jobs::{Job, JobKind, JobQueue};
 use crate::problem::ApiError;
 use crate::store::{
@@ -55,6 +55,9 @@ pub struct TurnReply {
     pub conversation_id: String,
     pub message: Message,
     pub replies: Vec<Message>,
+    /// For the request log and metrics; not part of the API's answer.
+    #[serde(skip)]
+    pub facts: TurnFacts,
 }
 
 pub struct TurnService {
@@ -194,7 +197,7 @@ impl TurnService {
                 }
             }
 
-            let outcome = if conversation.slots.agent.is_some() {
+            let outcome: Outcome = if conversation.slots.agent.is_some() {
                 // A person has the conversation: the message waits for them, the bot is silent.
                 Outcome {
                     replies: Vec::new(),
@@ -202,6 +205,10 @@ impl TurnService {
                     slots: conversation.slots.clone(),
                     jobs: Vec::new(),
                     deferred: false,
+                    facts: TurnFacts {
+                        ending: Ending::WithAgent,
+                        ..TurnFacts::default()
+                    },
                 }
             } else {
                 self.dialogue
@@ -235,6 +242,7 @@ impl TurnService {
                     reply_to: Some(message.seq),
                 })
                 .collect();
+            let facts = outcome.facts;
             let mut kinds = outcome.jobs;
             if outcome.deferred {
                 kinds.push(JobKind::AnswerDeferred {
@@ -279,6 +287,7 @@ impl TurnService {
                         conversation_id: key.id.clone(),
                         message,
                         replies,
+                        facts,
                     });
                 }
                 Err(StoreError::Conflict) => {
@@ -364,6 +373,10 @@ impl TurnService {
             conversation_id: key.id.clone(),
             message: record.message,
             replies: record.replies,
+            facts: TurnFacts {
+                ending: Ending::Replayed,
+                ..TurnFacts::default()
+            },
         })
     }
 
@@ -847,7 +860,16 @@ mod tests {
             .post(&alice(), msg("hello", None, Some("m-1")))
             .await
             .unwrap();
-        assert_eq!(first, again);
+        // The same answer; only the log's facts say it was a replay.
+        assert_eq!(first.facts.ending, Ending::Answered);
+        assert_eq!(again.facts.ending, Ending::Replayed);
+        assert_eq!(
+            first,
+            TurnReply {
+                facts: first.facts,
+                ..again
+            }
+        );
         let key = ConversationKey {
             tenant: "t".into(),
             id: first.conversation_id.clone(),

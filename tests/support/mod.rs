@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use switchboard::auth::{DevClaims, Role};
+use switchboard::signatures::{sign, Scheme, SigningKey};
 
 pub struct Stack {
     pub chat_url: String,
@@ -495,6 +496,26 @@ pub fn texts(reply: &Value) -> Vec<String> {
         .iter()
         .map(|m| m["text"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Seconds since the Unix epoch, as vendors stamp their signatures.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The headers `vendor` would send with `body`, signed with the local stack's secret for it.
+pub fn signed(
+    scheme: Scheme,
+    vendor: &str,
+    id: &str,
+    ts: i64,
+    body: &[u8],
+) -> Vec<(&'static str, String)> {
+    let key = SigningKey::new(scheme, &Stack::webhook_secret(vendor)).unwrap();
+    sign(scheme, &key, id, ts, body)
 }
 
 pub fn repo_root() -> std::path::PathBuf {

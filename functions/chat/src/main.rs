@@ -8,9 +8,14 @@ use switchboard::http_event::{HttpEvent, HttpResponse};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    let process_started = std::time::Instant::now();
     switchboard::telemetry::init();
     let api = Arc::new(switchboard::setup::chat_api().await?);
-    tracing::info!("chat function ready");
+    tracing::info!(
+        init_ms = process_started.elapsed().as_millis() as u64,
+        "chat function ready"
+    );
+    switchboard::metrics::cold_start("chat", process_started);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<HttpEvent>| {
         let api = api.clone();
         async move { Ok::<HttpResponse, Error>(api.handle(event.payload).await) }

@@ -9,9 +9,14 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    let process_started = std::time::Instant::now();
     switchboard::telemetry::init();
     let fulfillment = Arc::new(switchboard::setup::fulfillment().await?);
-    tracing::info!("fulfillment function ready");
+    tracing::info!(
+        init_ms = process_started.elapsed().as_millis() as u64,
+        "fulfillment function ready"
+    );
+    switchboard::metrics::cold_start("fulfillment", process_started);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let fulfillment = fulfillment.clone();
         // Each job's lease ends with the invocation (plus a margin), see switchboard::fulfillment.

@@ -8,9 +8,14 @@ use switchboard::http_event::{HttpEvent, HttpResponse};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    let process_started = std::time::Instant::now();
     switchboard::telemetry::init();
     let service = Arc::new(switchboard::setup::webhook().await?);
-    tracing::info!("webhook function ready");
+    tracing::info!(
+        init_ms = process_started.elapsed().as_millis() as u64,
+        "webhook function ready"
+    );
+    switchboard::metrics::cold_start("webhook", process_started);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<HttpEvent>| {
         let service = service.clone();
         async move { Ok::<HttpResponse, Error>(service.handle(&event.payload).await) }

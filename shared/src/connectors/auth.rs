@@ -2,6 +2,7 @@
 //! credentials. Secrets are read by reference once per container and re-read after a TTL; an
 //! OAuth2 token is cached until shortly before it expires, or until the system rejects it.
 
+use crate::io_clock::IoFutureExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -244,7 +245,7 @@ async fn fetch_token(
         }
     }
     let started = Instant::now();
-    let resp = req.form(&form).send().await.map_err(|e| {
+    let resp = req.form(&form).send().io().await.map_err(|e| {
         unavailable(
             system,
             format!("token endpoint: {}", super::engine::describe(&e)),
@@ -268,10 +269,14 @@ async fn fetch_token(
         access_token: String,
         expires_in: Option<u64>,
     }
-    let answer: Answer = resp.json().await.map_err(|_| ConnectorError::Malformed {
-        system,
-        detail: "the token endpoint's answer has no access_token".into(),
-    })?;
+    let answer: Answer = resp
+        .json()
+        .io()
+        .await
+        .map_err(|_| ConnectorError::Malformed {
+            system,
+            detail: "the token endpoint's answer has no access_token".into(),
+        })?;
     let lifetime = answer
         .expires_in
         .map(Duration::from_secs)

@@ -20,6 +20,8 @@ use super::record::Record;
 use super::resilience::{self, Breaker};
 use super::template::{lookup, push_path_segment, Inputs};
 use super::ConnectorError;
+use crate::io_clock::IoFutureExt;
+use crate::metrics::{self, Directive, Unit};
 use crate::secrets::SecretSource;
 
 /// One client per container: its connection pool is reused across invocations of a warm
@@ -192,6 +194,37 @@ impl Connectors {
         op: Op,
         inputs: Inputs<'_>,
     ) -> Result<Reply<T>, ConnectorError> {
+        let started = Instant::now();
+        let result = self.call_with_retries(op, inputs).await;
+        // The whole call as the flow waited for it (retries and backoff included), by system:
+        // `ConnectorError` is 0 or 1 per call, so its average is the error rate.
+        let system = op.system();
+        metrics::emit(
+            &[("System", system)],
+            &[Directive {
+                sets: &[&["System"]],
+                metrics: &[
+                    (
+                        "ConnectorLatency",
+                        Unit::Milliseconds,
+                        metrics::millis(started.elapsed()),
+                    ),
+                    (
+                        "ConnectorError",
+                        Unit::Count,
+                        if result.is_err() { 1.0 } else { 0.0 },
+                    ),
+                ],
+            }],
+        );
+        result
+    }
+
+    async fn call_with_retries<T: DeserializeOwned>(
+        &self,
+        op: Op,
+        inputs: Inputs<'_>,
+    ) -> Result<Reply<T>, ConnectorError> {
         let system_name = op.system();
         let (system, operation) = self.lookup(op).ok_or(ConnectorError::Misconfigured {
             system: system_name,
@@ -266,7 +299,7 @@ impl Connectors {
                 }
             };
             tracing::info!(operation = op.name(), attempt, error = %error, wait_ms = wait.as_millis() as u64, "retrying");
-            tokio::time::sleep(wait).await;
+            tokio::time::sleep(wait).io().await;
             retries_left -= 1;
             attempt += 1;
         }
@@ -280,7 +313,7 @@ impl Connectors {
     ) -> Attempt<T> {
         let name = system.config.name;
         let op = operation.op;
-        let resp = match self.client.execute(request).await {
+        let resp = match self.client.execute(request).io().await {
             Ok(r) => r,
             Err(e) => return Attempt::transport(name, op, &e),
         };
@@ -346,7 +379,7 @@ impl Connectors {
                 })
             }
         }
-        let bytes = match resp.bytes().await {
+        let bytes = match resp.bytes().io().await {
             Ok(b) => b,
             Err(e) => return Attempt::transport(name, op, &e),
         };

@@ -1,6 +1,7 @@
 //! Email through Amazon SES (API v2): the adapter the deployed `fulfillment` uses. SES keeps no
 //! idempotency key, so "one email per job" rests on the job's effect ledger alone.
 
+use crate::io_clock::IoFutureExt;
 use async_trait::async_trait;
 use aws_sdk_sesv2::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
@@ -134,6 +135,7 @@ impl EmailPort for SesEmail {
             .email_tags(tag)
             .set_configuration_set_name(self.configuration_set.clone())
             .send()
+            .io()
             .await
             .map(|_| ())
             .map_err(classify)

@@ -254,7 +254,7 @@ impl Fulfillment {
         let key = self
             .conversation_for(&s.job.tenant, &customer_id, &s.job.key)
             .await?;
-        tracing::info!(vendor = %e.vendor, event = e.event.as_str(), conversation_id = %key.id, "proactive message");
+        tracing::info!(vendor = %e.vendor, event = e.event.as_str(), conversation = %key.id, "proactive message");
         let order = e.order_id.clone();
         let mut a = Append::text(key, text);
         a.customer_if_new = Some(&customer_id);

@@ -289,7 +289,7 @@ impl Fulfillment {
             JobError::Malformed(e.to_string())
         })?;
         let job_type = job.kind.type_name();
-        tracing::info!(job_type, job_key = %job.key, "processing job");
+        tracing::info!(job_type, job_key = %job.key, conversation = job.conversation_id.as_deref(), "processing job");
         let now = OffsetDateTime::now_utc();
         let token = match self
             .ledger

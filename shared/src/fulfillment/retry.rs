@@ -2,6 +2,7 @@
 //! `ChangeMessageVisibility`, so a struggling system is not hammered and the DLQ is reached only
 //! after `maxReceiveCount` real attempts.
 
+use crate::io_clock::IoFutureExt;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -87,6 +88,7 @@ impl VisibilityControl for SqsVisibility {
             // SQS's limit is 12 hours.
             .visibility_timeout(delay.as_secs().min(43_200) as i32)
             .send()
+            .io()
             .await
             .map_err(|e| VisibilityError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
         Ok(())

@@ -1,5 +1,6 @@
 //! The job queue on SQS FIFO: group = conversation, deduplication id = the job's key.
 
+use crate::io_clock::IoFutureExt;
 use async_trait::async_trait;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use sha2::{Digest, Sha256};
@@ -46,6 +47,7 @@ impl JobQueue for SqsJobQueue {
                 .queue_url(&self.queue_url)
                 .set_entries(Some(entries))
                 .send()
+                .io()
                 .await
                 .map_err(|e| QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
             if let Some(failed) = out.failed().first() {

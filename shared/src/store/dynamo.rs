@@ -15,6 +15,7 @@
 //! `STATE` sorts after every `MSG#`, so one descending Query between `MSG#` and `STATE` returns the
 //! record and the newest messages together: a turn's single read.
 
+use crate::io_clock::IoFutureExt;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -257,6 +258,7 @@ impl ConversationStore for DynamoStore {
             .scan_index_forward(false)
             .limit(i32::try_from(window + 1).unwrap_or(i32::MAX))
             .send()
+            .io()
             .await
             .map_err(unavailable)?;
         let items = out.items();
@@ -344,6 +346,7 @@ impl ConversationStore for DynamoStore {
             .transact_write_items()
             .set_transact_items(Some(writes))
             .send()
+            .io()
             .await;
         let Err(err) = result else {
             return Ok(());
@@ -383,6 +386,7 @@ impl ConversationStore for DynamoStore {
             .key("sk", s(format!("TURN#{client_message_id}")))
             .consistent_read(true)
             .send()
+            .io()
             .await
             .map_err(unavailable)?;
         out.item().map(|item| get_json(item, "record")).transpose()
@@ -402,6 +406,7 @@ impl ConversationStore for DynamoStore {
             .key("sk", s(STATE_SK))
             .consistent_read(true)
             .send()
+            .io()
             .await
             .map_err(unavailable)?;
         let Some(item) = state.item() else {
@@ -419,6 +424,7 @@ impl ConversationStore for DynamoStore {
             )
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
+            .io()
             .await
             .map_err(unavailable)?;
         let messages = out
@@ -445,6 +451,7 @@ impl ConversationStore for DynamoStore {
             .scan_index_forward(false)
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
+            .io()
             .await
             .map_err(unavailable)?;
         out.items().iter().map(summary_from).collect()
@@ -496,6 +503,7 @@ impl DynamoStore {
                 .items()
                 .send()
                 .try_collect()
+                .io()
                 .await
                 .map_err(unavailable)?;
             let mut version = None;
@@ -532,6 +540,7 @@ impl DynamoStore {
                 .expression_attribute_names("#v", "version")
                 .expression_attribute_values(":v", n(version))
                 .send()
+                .io()
                 .await;
             match result {
                 Ok(_) => return Ok(deleted + 1),
@@ -556,6 +565,7 @@ impl DynamoStore {
                 .batch_write_item()
                 .request_items(&self.table, requests)
                 .send()
+                .io()
                 .await
                 .map_err(unavailable)?;
             requests = out
@@ -621,6 +631,7 @@ impl EffectLedger for DynamoStore {
             .expression_attribute_values(":expires", self.expires_at(now))
             .expression_attribute_values(":one", n(1))
             .send()
+            .io()
             .await;
         match result {
             Ok(_) => Ok(Begin::Started { token }),
@@ -633,6 +644,7 @@ impl EffectLedger for DynamoStore {
                     .key("sk", s(EFFECT_SK))
                     .consistent_read(true)
                     .send()
+                    .io()
                     .await
                     .map_err(unavailable)?;
                 Ok(match existing.item() {
@@ -668,6 +680,7 @@ impl EffectLedger for DynamoStore {
             .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .send()
+            .io()
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -687,6 +700,7 @@ impl EffectLedger for DynamoStore {
             .key("sk", s(EFFECT_SK))
             .consistent_read(true)
             .send()
+            .io()
             .await
             .map_err(unavailable)?;
         let Some(item) = out.item() else {
@@ -718,6 +732,7 @@ impl EffectLedger for DynamoStore {
             .expression_attribute_values(":token", s(token))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .send()
+            .io()
             .await;
         match result {
             Ok(_) => Ok(()),

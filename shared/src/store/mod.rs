@@ -200,5 +200,9 @@ pub const MAX_COMMIT_ATTEMPTS: u32 = 6;
 pub async fn backoff(attempt: u32) {
     let base_ms = 5u64 << attempt.min(5);
     let jitter = u64::from(ulid::Ulid::new().random() as u32 % 1000) * base_ms / 1000;
-    tokio::time::sleep(std::time::Duration::from_millis(base_ms / 2 + jitter)).await;
+    // Waiting, not work: counted with the I/O it retries.
+    crate::io_clock::io(tokio::time::sleep(std::time::Duration::from_millis(
+        base_ms / 2 + jitter,
+    )))
+    .await;
 }

@@ -7,6 +7,7 @@
 //! and queue) takes it over, so a crash never turns into a lost event. If queueing fails, the
 //! claim is released at once so the vendor's retry goes through.
 
+use crate::io_clock::IoFutureExt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -109,6 +110,7 @@ impl ClaimStore for DynamoClaims {
             .expression_attribute_values(":now", n(now_s))
             .expression_attribute_values(":pending", s("pending"))
             .send()
+            .io()
             .await;
         match result {
             Ok(_) => Ok(Claim::Claimed { token }),
@@ -124,6 +126,7 @@ impl ClaimStore for DynamoClaims {
                     .key("sk", s(CLAIM_SK))
                     .consistent_read(true)
                     .send()
+                    .io()
                     .await
                     .map_err(unavailable)?;
                 Ok(match existing.item() {
@@ -152,6 +155,7 @@ impl ClaimStore for DynamoClaims {
             .expression_attribute_values(":token", s(token))
             .return_values(ReturnValue::None)
             .send()
+            .io()
             .await;
         match result {
             Ok(_) => Ok(()),
@@ -177,6 +181,7 @@ impl ClaimStore for DynamoClaims {
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":token", AttributeValue::S(token.into()))
             .send()
+            .io()
             .await;
         match result {
             Ok(_) => Ok(()),

@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""The cost model behind docs/cost.md: dollars per million chat turns, webhooks and jobs on AWS.
+
+    .venv/bin/python dev/cost_model.py                       # print the tables
+    .venv/bin/python dev/cost_model.py --bench F.json        # with measured figures from dev/bench
+    .venv/bin/python dev/cost_model.py --write docs/cost.md  # replace the generated part of the doc
+
+Every input is below with where it comes from: list prices (us-east-1, checked 2026-12), the
+requests each operation makes (read from the code: shared/src/store/dynamo.rs, webhook/claims.rs,
+fulfillment/mod.rs), item sizes measured in a local table after the integration tests, and the
+function's own CPU time from the benchmarks (`TurnOverhead`). What is assumed, not measured, is
+marked as such: AWS-side latencies and the company's systems' latency.
+"""
+
+import argparse
+import json
+import math
+import re
+import sys
+
+# List prices, us-east-1 (public pricing pages; on-demand DynamoDB after the November 2024 cut).
+PRICE = {
+    "lambda_request": 0.20 / 1e6,
+    "lambda_gb_s_arm64": 0.0000133334,
+    "apigw_http_request": 1.00 / 1e6,  # HTTP API, first 300 million a month
+    "ddb_wru": 0.625 / 1e6,  # on-demand write request unit (1 KB; transactional = 2)
+    "ddb_rru": 0.125 / 1e6,  # on-demand read request unit (4 KB strongly consistent; eventual = 0.5)
+    "ddb_storage_gb_month": 0.25,
+    "ddb_pitr_gb_month": 0.20,
+    "sqs_fifo_request": 0.50 / 1e6,  # per 64 KB chunk
+    "logs_ingest_gb": 0.50,
+    "logs_store_gb_month": 0.03,
+    "cw_metric_month": 0.30,  # custom metric, first 10,000
+    "cw_alarm_metric_month": 0.10,  # standard resolution, per metric in the alarm
+    "kms_key_month": 1.00,
+    "kms_request": 0.03 / 10_000,
+}
+
+MEMORY_GB = 128 / 1024
+# Lambda gives a function CPU in proportion to its memory: one vCPU at 1,769 MB. CPU-bound work
+# measured on a whole core takes about this many times longer at 128 MB.
+CPU_SCALE = 1769 / 128
+
+# Item sizes (bytes, DynamoDB's size rules) measured in the local table after the integration
+# tests: median state record 404, message 194 (p90 388), turn record 532, effect 226, claim 259.
+STATE_B, MESSAGE_B, TURN_B = 404, 250, 532
+WINDOW = 20  # HISTORY_WINDOW: messages a turn reads
+
+# Assumed AWS-side latencies inside a Lambda in the same region (ms), and the company's systems.
+LATENCY_MS = {"ddb_read": 5, "ddb_write": 8, "ddb_transact": 15, "sqs_send": 8, "company_api": 80}
+
+
+def rru_query(nbytes, consistent=True):
+    units = math.ceil(nbytes / 4096)
+    return units if consistent else units / 2
+
+
+def wru(nbytes, transactional=False):
+    return math.ceil(nbytes / 1024) * (2 if transactional else 1)
+
+
+def chat_turn(messages_in_conversation, with_job, company_calls, own_ms):
+    """One customer turn on an existing conversation, with a client_message_id."""
+    window = min(messages_in_conversation, WINDOW)
+    reads = rru_query(STATE_B + window * MESSAGE_B)  # one Query: state + newest messages
+    # One TransactWriteItems: state, the customer's message, one reply, the turn record; the
+    # ByCustomer index is written as the state record's updated_at changes.
+    writes = wru(STATE_B, True) + 2 * wru(MESSAGE_B, True) + wru(TURN_B, True) + wru(100)
+    io_ms = LATENCY_MS["ddb_read"] + LATENCY_MS["ddb_transact"] + company_calls * LATENCY_MS["company_api"]
+    sqs = 0
+    if with_job:
+        sqs = 1
+        io_ms += LATENCY_MS["sqs_send"]
+    duration_ms = own_ms * CPU_SCALE + io_ms
+    return {
+        "apigw": PRICE["apigw_http_request"],
+        "lambda": PRICE["lambda_request"] + math.ceil(duration_ms) / 1000 * MEMORY_GB * PRICE["lambda_gb_s_arm64"],
+        "dynamodb": reads * PRICE["ddb_rru"] + writes * PRICE["ddb_wru"],
+        "sqs": sqs * PRICE["sqs_fifo_request"],
+        "logs": LOG_BYTES["turn"] / 1e9 * PRICE["logs_ingest_gb"],
+        "_duration_ms": duration_ms,
+        "_rru": reads,
+        "_wru": writes,
+    }
+
+
+def webhook(own_ms):
+    """An accepted, verified event: claim (conditional PutItem), queue, mark done (UpdateItem)."""
+    writes = wru(260) + wru(260)
+    io_ms = LATENCY_MS["ddb_write"] * 2 + LATENCY_MS["sqs_send"]
+    duration_ms = own_ms * CPU_SCALE + io_ms
+    return {
+        "apigw": 0.0,  # a function URL costs nothing beyond the function
+        "lambda": PRICE["lambda_request"] + math.ceil(duration_ms) / 1000 * MEMORY_GB * PRICE["lambda_gb_s_arm64"],
+        "dynamodb": writes * PRICE["ddb_wru"],
+        "sqs": 1 * PRICE["sqs_fifo_request"],
+        "logs": LOG_BYTES["webhook"] / 1e9 * PRICE["logs_ingest_gb"],
+        "_duration_ms": duration_ms,
+        "_rru": 0,
+        "_wru": writes,
+    }
+
+
+def job(batch, own_ms, company_calls=1):
+    """A proactive message or refund: begin the effect (UpdateItem), load the conversation
+    (Query), one TransactWriteItems (state, message, effect), the company's system called once.
+    Jobs arrive in batches of up to 10 per invocation; the poller's receive and delete are per
+    batch."""
+    reads = rru_query(STATE_B + WINDOW * MESSAGE_B)
+    writes = wru(230) + wru(STATE_B, True) + wru(MESSAGE_B, True) + wru(230, True) + wru(100)
+    io_ms = LATENCY_MS["ddb_write"] + LATENCY_MS["ddb_read"] + LATENCY_MS["ddb_transact"] + company_calls * LATENCY_MS["company_api"]
+    # Jobs of different conversations run side by side in one invocation: the batch lasts about
+    # as long as its slowest job, so each job is billed about 1/batch of it.
+    duration_ms = (own_ms * CPU_SCALE * batch + io_ms) / batch
+    return {
+        "apigw": 0.0,
+        "lambda": PRICE["lambda_request"] / batch + duration_ms / 1000 * MEMORY_GB * PRICE["lambda_gb_s_arm64"],
+        "dynamodb": reads * PRICE["ddb_rru"] + writes * PRICE["ddb_wru"],
+        "sqs": 2 / batch * PRICE["sqs_fifo_request"],  # receive + delete per batch
+        "logs": LOG_BYTES["job"] / 1e9 * PRICE["logs_ingest_gb"],
+        "_duration_ms": duration_ms,
+        "_rru": reads,
+        "_wru": writes,
+    }
+
+
+# Bytes a request writes to CloudWatch Logs. Measured in the local stack's functions.log for an
+# order-status turn: `understood` 306, `chat request` 495, the turn's EMF document 581, one
+# connector EMF document 274 (1,656 bytes); plus Lambda's START/END/REPORT lines (~400) and the
+# API access log line (~300), assumed. Webhook and job from their lines the same way.
+LOG_BYTES = {"turn": 2400, "webhook": 1000, "job": 1500}
+
+
+def per_million(parts):
+    return {k: v * 1e6 for k, v in parts.items() if not k.startswith("_")}
+
+
+def fmt(x):
+    return f"${x:,.2f}" if x >= 0.01 or x == 0 else f"${x:,.4f}"
+
+
+def render(own):
+    rows = [
+        ("chat turn (order status: one company call)", chat_turn(40, False, 1, own["turn"])),
+        ("chat turn (no company call: small talk, FAQ)", chat_turn(40, False, 0, own["turn"])),
+        ("chat turn that starts a job (refund, handoff)", chat_turn(40, True, 1, own["turn"])),
+        ("webhook accepted", webhook(own["webhook"])),
+        ("job (batch of 10)", job(10, own["job"])),
+        ("job (batch of 1)", job(1, own["job"])),
+    ]
+    out = []
+    out.append("| per million | API Gateway | Lambda | DynamoDB | SQS | Logs | **total** | billed ms (modelled) | WRU + RRU each |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
+    for name, parts in rows:
+        m = per_million(parts)
+        total = sum(m.values())
+        out.append(
+            f"| {name} | {fmt(m['apigw'])} | {fmt(m['lambda'])} | {fmt(m['dynamodb'])} | {fmt(m['sqs'])} "
+            f"| {fmt(m['logs'])} | **{fmt(total)}** | {math.ceil(parts['_duration_ms'])} | {parts['_wru']} + {parts['_rru']} |"
+        )
+    out.append("")
+    out.append("Turn cost against conversation length (order-status turn, per million):")
+    out.append("")
+    out.append("| messages in the conversation | RRU per turn | DynamoDB | total |")
+    out.append("|---|---|---|---|")
+    for n in (1, 10, 20, 100, 10_000):
+        parts = chat_turn(n, False, 1, own["turn"])
+        m = per_million(parts)
+        out.append(f"| {n:,} | {parts['_rru']} | {fmt(m['dynamodb'])} | {fmt(sum(m.values()))} |")
+    out.append("")
+    out.append(
+        f"Own CPU time used (release build, this machine, p50): turn {own['turn']:.3f} ms, "
+        f"webhook {own['webhook']:.3f} ms, job {own['job']:.3f} ms "
+        f"({own['source']}); scaled ×{CPU_SCALE:.1f} for 128 MB."
+    )
+    return "\n".join(out)
+
+
+def own_times(bench_path):
+    # Defaults: the release figures of the last dev/bench run on this machine, as recorded in
+    # docs/benchmarks.md; --bench reads them from that run's JSON instead.
+    own = {"turn": 0.35, "webhook": 0.05, "job": 0.3, "source": "defaults in dev/cost_model.py"}
+    if bench_path:
+        with open(bench_path) as f:
+            b = json.load(f)
+        turns = b.get("turns") or {}
+        if "own_p50_ms" in turns:
+            own["turn"] = turns["own_p50_ms"]
+            own["source"] = f"measured: {bench_path}"
+    return own
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bench", help="JSON written by dev/bench (the turns benchmark's own time)")
+    ap.add_argument("--write", help="replace the part between the cost-model markers in this file")
+    args = ap.parse_args()
+    table = render(own_times(args.bench))
+    if not args.write:
+        print(table)
+        return 0
+    with open(args.write) as f:
+        doc = f.read()
+    begin, end = "<!-- cost-model:begin -->", "<!-- cost-model:end -->"
+    if begin not in doc or end not in doc:
+        sys.exit(f"{args.write} has no {begin} … {end} section")
+    doc = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: f"{begin}\n{table}\n{end}", doc, flags=re.S)
+    with open(args.write, "w") as f:
+        f.write(doc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Checks template.yaml for what an operator relies on and cfn-lint cannot know: every
+dead-letter queue has a depth alarm, every function logs to a group of the template's with a
+retention, every alarm notifies the alarm topic and treats missing data as no breach, and alarms
+on the project's own metrics read the namespace the functions write to.
+
+  .venv/bin/python dev/template_check.py [template.yaml]
+
+Prints one line per problem and exits 1 if there is any.
+"""
+
+import os
+import sys
+
+from cfnlint.decode import decode
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def ref_name(value):
+    """The logical id a Ref or GetAtt points at, or None."""
+    if isinstance(value, dict) and len(value) == 1:
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            return arg
+        if fn == "Fn::GetAtt":
+            return (arg if isinstance(arg, list) else arg.split(".", 1))[0]
+    return None
+
+
+def check(template):
+    problems = []
+    resources = template.get("Resources", {})
+    of_type = lambda kind: {k: r for k, r in resources.items() if r.get("Type") == kind}  # noqa: E731
+    alarms = of_type("AWS::CloudWatch::Alarm")
+    topics = of_type("AWS::SNS::Topic")
+
+    dlqs = {ref_name(q.get("Properties", {}).get("RedrivePolicy", {}).get("deadLetterTargetArn"))
+            for q in of_type("AWS::SQS::Queue").values()} - {None}
+    for dlq in sorted(dlqs):
+        watched = any(
+            a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+            and any(ref_name(d.get("Value")) == dlq for d in a["Properties"].get("Dimensions", []))
+            for a in alarms.values())
+        if not watched:
+            problems.append(f"{dlq}: dead-letter queue without an ApproximateNumberOfMessagesVisible alarm")
+
+    groups = of_type("AWS::Logs::LogGroup")
+    for lid, res in groups.items():
+        if "RetentionInDays" not in res.get("Properties", {}):
+            problems.append(f"{lid}: log group without RetentionInDays (kept forever)")
+    for lid, fn in of_type("AWS::Serverless::Function").items():
+        group = ref_name(fn.get("Properties", {}).get("LoggingConfig", {}).get("LogGroup"))
+        if group not in groups:
+            problems.append(f"{lid}: LoggingConfig.LogGroup does not name a log group of the template "
+                            "(Lambda would create one that never expires)")
+
+    namespace = (template.get("Globals", {}).get("Function", {}).get("Environment", {})
+                 .get("Variables", {}).get("METRICS_NAMESPACE"))
+    if namespace is None:
+        problems.append("Globals: no METRICS_NAMESPACE for the functions")
+    for lid, alarm in alarms.items():
+        props = alarm["Properties"]
+        for key in ("AlarmActions", "OKActions"):
+            if not any(ref_name(a) in topics for a in props.get(key, [])):
+                problems.append(f"{lid}: {key} does not notify an SNS topic of the template")
+        if props.get("TreatMissingData") != "notBreaching":
+            problems.append(f"{lid}: TreatMissingData is not notBreaching")
+        ns = props.get("Namespace")
+        if ns is not None and not (isinstance(ns, str) and ns.startswith("AWS/")) and ns != namespace:
+            problems.append(f"{lid}: namespace {ns} is not the functions' METRICS_NAMESPACE {namespace}")
+    return problems
+
+
+def main():
+    path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "template.yaml")
+    template, errors = decode(path)
+    if errors or template is None:
+        sys.exit(f"{path}: " + "; ".join(str(e) for e in errors))
+    problems = check(template)
+    for p in problems:
+        print(p)
+    if problems:
+        sys.exit(1)
+    print(f"{path}: DLQ alarms, log retention, alarm actions and metric namespaces in order")
+
+
+if __name__ == "__main__":
+    main()
