@@ -291,17 +291,3 @@ mod tests {
         assert!(Stats::of(&[]).p50_us.is_nan());
     }
 }
-
-/// Stand-in for `switchboard::io_clock` until it is in the tree, with the same signature:
-/// `measure(fut)` runs `fut` and returns the wall time it spent awaiting I/O. This one counts
-/// none, so "own overhead" reads as the whole turn and the summary says `io_clock: false`.
-pub mod io_clock {
-    use std::future::Future;
-    use std::time::Duration;
-
-    pub const AVAILABLE: bool = false;
-
-    pub async fn measure<F: Future>(fut: F) -> (F::Output, Duration) {
-        (fut.await, Duration::ZERO)
-    }
-}

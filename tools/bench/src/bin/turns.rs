@@ -5,8 +5,9 @@
 //! Part 1, a mix of turns: each session is one customer's new conversation of five turns
 //! (greeting, an order's status from the demo order system, a policy question, an utterance the
 //! bot does not understand, thanks). Reported: turn latency, and the project's own overhead,
-//! the turn minus the time it spent awaiting I/O (DynamoDB, SQS, connector HTTP), as
-//! `switchboard::io_clock` measures it.
+//! the turn minus the time it spent awaiting I/O (DynamoDB, SQS, connector HTTP). The I/O time
+//! is the `io_us` of the function's own `chat request` log line (`switchboard::io_clock`, which
+//! `ChatApi::handle` runs around each request): the figure production logs.
 //!
 //! Part 2, turn cost against conversation length: the same question asked in conversations
 //! that hold 10 messages and 10,000 messages, seeded straight into the table through the
@@ -15,6 +16,7 @@
 //!     turns [--warmup W] [--turns N] [--length-turns M] [--long-messages L] [--json PATH]
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
@@ -24,7 +26,6 @@ use switchboard::conversation::{Conversation, ConversationKey, Message, Role};
 use switchboard::http_event::HttpEvent;
 use switchboard::store::dynamo::{message_sort_key, partition_key, DynamoStore};
 use switchboard::store::{Commit, ConversationStore};
-use switchboard_bench::io_clock;
 use switchboard_bench::{env, machine, write_json, Args, Stats, Us};
 
 const USAGE: &str = "usage: turns [--warmup W (50)] [--turns N (300)] [--length-turns M (30)] \
@@ -76,7 +77,52 @@ impl Sample {
 
 struct Turns {
     api: ChatApi,
+    log: Log,
     errors: BTreeMap<String, usize>,
+}
+
+/// The function's log output, kept instead of written: formatting and redacting it is part of
+/// a turn's cost, as in Lambda, and its `chat request` line says how long the turn awaited I/O.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Log {
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `io_us` of the last `chat request` line logged since `take`.
+    fn io_of_last_request(&self) -> Result<Duration, String> {
+        let text = self.take();
+        let line = String::from_utf8_lossy(&text)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| {
+                let fields = v.get("fields").unwrap_or(v);
+                fields["message"] == "chat request"
+            })
+            .last()
+            .ok_or("the turn logged no `chat request` line (is RUST_LOG below info?)")?;
+        let fields = line.get("fields").unwrap_or(&line);
+        fields["io_us"]
+            .as_u64()
+            .map(Duration::from_micros)
+            .ok_or_else(|| format!("the `chat request` line has no io_us: {line}"))
+    }
 }
 
 impl Turns {
@@ -95,9 +141,11 @@ impl Turns {
             &cmid,
         ))
         .map_err(|e| format!("building the event: {e}"))?;
+        self.log.take();
         let started = Instant::now();
-        let (response, io) = io_clock::measure(self.api.handle(event)).await;
+        let response = self.api.handle(event).await;
         let total = started.elapsed();
+        let io = self.log.io_of_last_request()?;
         if response.status_code != 200 {
             *self
                 .errors
@@ -294,12 +342,16 @@ fn real_main() -> Result<(), String> {
     std::env::set_var("RATE_LIMIT_PER_MINUTE", "1000000");
     std::env::set_var("RATE_LIMIT_BURST", "1000000");
 
-    // Logs are formatted and redacted as in the function, then dropped: their cost is the
-    // project's, the write to CloudWatch is not. (EMF metric lines still go to stdout.)
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The function's logging pipeline (JSON, redaction) at info, into memory. EMF metric lines
+    // still go to stdout.
+    let log = Log::default();
+    let writer = log.clone();
     use tracing_subscriber::util::SubscriberInitExt;
-    let _ = switchboard::telemetry::subscriber(filter, std::io::sink).try_init();
+    switchboard::telemetry::subscriber(tracing_subscriber::EnvFilter::new("info"), move || {
+        writer.clone()
+    })
+    .try_init()
+    .map_err(|e| format!("installing the log subscriber: {e}"))?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -311,6 +363,7 @@ fn real_main() -> Result<(), String> {
             .map_err(|e| format!("chat_api: {e}"))?;
         let mut turns = Turns {
             api,
+            log,
             errors: BTreeMap::new(),
         };
         let tokens: Vec<String> = CUSTOMERS
@@ -397,15 +450,13 @@ fn real_main() -> Result<(), String> {
         };
         let (r50, r99) = (ratio(|s| s.p50_us), ratio(|s| s.p99_us));
         eprintln!("ratio {long_messages}/10: p50 {r50:.2}, p99 {r99:.2}");
-        if !io_clock::AVAILABLE {
-            eprintln!("(own overhead not separated: this build has no io_clock)");
-        }
 
         write_json(
             args.get("json"),
             &json!({
                 "benchmark": "turns",
-                "io_clock": io_clock::AVAILABLE,
+                "io_clock": true,
+                "io_source": "io_us of the chat function's `chat request` log line (switchboard::io_clock)",
                 "warmup": warmup,
                 "session": SESSION.iter().map(|(k, t)| json!({"kind": k, "text": t})).collect::<Vec<_>>(),
                 "customers": CUSTOMERS.iter().map(|(c, o)| json!({"customer": c, "order": o})).collect::<Vec<_>>(),
