@@ -110,12 +110,12 @@ impl Log {
         let text = self.take();
         let line = String::from_utf8_lossy(&text)
             .lines()
+            .rev()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|v| {
+            .find(|v| {
                 let fields = v.get("fields").unwrap_or(v);
                 fields["message"] == "chat request"
             })
-            .last()
             .ok_or("the turn logged no `chat request` line (is RUST_LOG below info?)")?;
         let fields = line.get("fields").unwrap_or(&line);
         fields["io_us"]
