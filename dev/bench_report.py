@@ -1,0 +1,581 @@
+#!/usr/bin/env python3
+"""Renders docs/benchmarks.md from what dev/bench measured (its results directory, .local/bench/).
+
+    python dev/bench_report.py render --results .local/bench --out docs/benchmarks.md
+    python dev/bench_report.py sizes --lambda-dir target/lambda --out .local/bench/sizes.json
+
+The explanations live here, next to the figures they explain; every figure comes from a result
+file, and every section names the command, date and machine that produced it. A section whose
+results are missing says how to produce them. Standard library only.
+"""
+
+import argparse
+import glob
+import io
+import json
+import os
+import re
+import sys
+import zipfile
+
+FUNCTIONS = ["chat", "webhook", "fulfillment"]
+SCHEMES = [("StandardWebhooks", "Standard Webhooks"), ("Stripe", "Stripe"), ("Github", "GitHub"),
+           ("Shopify", "Shopify"), ("Slack", "Slack")]
+RAW, RAW_KEYED = "raw-hmac-sha256", "raw-hmac-sha256+key-setup"
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def us(v):
+    """Microseconds in the unit that reads best."""
+    if v is None or v != v:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f} s"
+    if v >= 1e3:
+        return f"{v / 1e3:.2f} ms"
+    if v >= 100:
+        return f"{v:.0f} µs"
+    return f"{v:.1f} µs"
+
+
+def ns(v):
+    if v >= 1000:
+        return f"{v / 1000:.3f} µs"
+    return f"{v:.1f} ns"
+
+
+def mb(n):
+    return f"{n / 1e6:.2f} MB"
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def provenance(meta):
+    """One line under each section's heading: how, when, where, under what load."""
+    if not meta:
+        return "_Provenance not recorded._"
+    return (f"Measured {meta['date']} with `{meta['command']}` ({meta['seconds']} s) on "
+            f"{meta['nproc']} × {meta['cpu']}, {meta['mem_gib']} GiB, {meta['rustc']}; "
+            f"load average {meta['loadavg_before']} before, {meta['loadavg_after']} after.")
+
+
+def missing(step):
+    return f"_Not measured yet: run `dev/bench {step}`._"
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections. Each returns (markdown, summary rows for the table at the top).
+
+
+def turns_section(res, meta):
+    t = load(os.path.join(res, "turns.json"))
+    out = ["## Chat turns: latency and the project's own overhead", ""]
+    if not t:
+        return out + [missing("turns"), ""], [], None
+    out += [provenance(meta), ""]
+    mix = t["mix"]
+    io_ok = t.get("io_clock", False)
+    out += [
+        "The chat function's object graph (`switchboard::setup::chat_api`, built from the local",
+        "stack's environment exactly as the function builds it) serving API Gateway v2 events",
+        "through `ChatApi::handle`, in process and one at a time, as a warm Lambda container",
+        "does: JWT check, rate limiter, one consistent `Query` for the conversation, the",
+        "dialogue (intent model, entities, connectors), one `TransactWriteItems`, jobs to SQS",
+        "when a turn makes any. Logs are formatted and redacted as in the function, then",
+        "dropped. The stack runs with `--no-functions`: DynamoDB and SQS are moto, the order",
+        "system is dev/demo_systems.py, all on loopback.",
+        "",
+        f"Each session is one demo customer's new conversation of five turns (greeting, an",
+        f"order's status, a policy question, an utterance the bot does not understand, thanks),",
+        f"customers in turn; {t['warmup']} turns of warm-up, then {mix['total']['n']} measured.",
+        "The rate limit is raised for the run (a handful of customers send hundreds of turns a",
+        "minute); its check stays in the path.",
+        "",
+    ]
+    if io_ok:
+        out += [
+            "**Own overhead** is the turn minus the wall time it spent awaiting I/O (DynamoDB,",
+            "SQS, connector HTTP), the I/O time being the `io_us` of the function's own",
+            "`chat request` log line (`switchboard::io_clock`, which `ChatApi::handle` runs around",
+            "each request; in AWS the same figure is the `TurnOverhead` metric). It is the work",
+            "this project's code does per turn, which is what carries over to AWS. The I/O share",
+            "is moto's and Python's speed on this machine, not DynamoDB's: moto copies the whole",
+            "table for every item of a `TransactWriteItems`, so turns slow down as the table fills",
+            "during the run while the own overhead does not.",
+            "",
+        ]
+    else:
+        out += [
+            "_Own overhead is not separated in these figures: the build measured had no",
+            "`switchboard::io_clock`, so the I/O column is zero and \"own\" is the whole turn._",
+            "",
+        ]
+    out += ["| turns | n | p50 | p99 | max | I/O p50 | own p50 | own p99 |",
+            "|---|---|---|---|---|---|---|---|"]
+
+    def row(label, s, bold=False):
+        own99 = us(s["own"]["p99_us"])
+        if bold:
+            own99 = f"**{own99}**"
+        return (f"| {label} | {s['total']['n']} | {us(s['total']['p50_us'])} | {us(s['total']['p99_us'])} | "
+                f"{us(s['total']['max_us'])} | {us(s['io']['p50_us'])} | {us(s['own']['p50_us'])} | {own99} |")
+
+    out.append(row("all", mix, bold=True))
+    for kind, s in t["by_kind"].items():
+        out.append(row(kind, s))
+    if t.get("errors"):
+        out += ["", f"Turns that did not answer 200: {t['errors']}."]
+    own99 = mix["own"]["p99_us"]
+    verdict = None
+    if io_ok:
+        verdict = "pass" if own99 < 1000 else "**miss**"
+        out += ["", f"Target: own overhead under 1 ms p99: {verdict} ({us(own99)})."]
+    out.append("")
+    summary = [("Chat turn latency, mix (local stack)", f"p50 {us(mix['total']['p50_us'])}, p99 {us(mix['total']['p99_us'])}", "")]
+    summary.append(("Chat turn own overhead (I/O excluded)",
+                    f"p50 {us(mix['own']['p50_us'])}, p99 {us(own99)}" if io_ok else "not separated (no io_clock)",
+                    f"< 1 ms p99: {verdict}" if verdict else "< 1 ms p99"))
+    return out, summary, t
+
+
+def length_section(t, meta):
+    out = ["## Turn cost against conversation length", ""]
+    if not t or "length" not in t:
+        return out + [missing("turns"), ""], []
+    L = t["length"]
+    out += [provenance(meta), ""]
+    out += [
+        f"The same question (\"{L['question']}\") asked {L['turns_each']} times in conversations",
+        f"holding {L['short_messages']} messages and {L['long_messages']:,} messages, alternately, so",
+        "drift in the machine's speed hits both alike. Each short turn goes to a fresh",
+        f"conversation of exactly {L['short_messages']} messages; the long one grows by two",
+        "messages a turn. They are seeded straight into the table: the state record and the",
+        "newest 30 messages (all a turn reads) through the store's own `commit`, the older",
+        "messages with `BatchWriteItem` in the store's item shape (moto copies the whole table",
+        f"for every item of a transaction, which makes 10,000 in transactions take hours);",
+        f"{L['seed_seconds']:.1f} s in all.",
+        "",
+        "| messages in the conversation | p50 | p99 | I/O p50 | own p50 | own p99 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, s in ((f"{L['short_messages']}", L["short"]), (f"{L['long_messages']:,}", L["long"])):
+        out.append(f"| {label} | {us(s['total']['p50_us'])} | {us(s['total']['p99_us'])} | "
+                   f"{us(s['io']['p50_us'])} | {us(s['own']['p50_us'])} | {us(s['own']['p99_us'])} |")
+    r50, r99 = L["ratio_p50"], L["ratio_p99"]
+    flat = r50 <= 1.25
+    out += [
+        "",
+        f"Ratio {L['long_messages']:,} / {L['short_messages']}: p50 {r50:.2f}, p99 {r99:.2f}"
+        + (f"; own overhead p50 {L['own_ratio_p50']:.2f}, p99 {L['own_ratio_p99']:.2f}." if t.get("io_clock") else "."),
+        "",
+        "Why it should be flat: a turn reads the conversation with one descending `Query`",
+        "from the state record (`sk = STATE`, which sorts after every `MSG#`) with",
+        "`Limit = history_window + 1` (21 items by default), and writes one transaction of",
+        "the state record and the new messages. Neither names the older messages, so neither",
+        "DynamoDB's work nor ours grows with them: a `Query` with a `Limit` reads, and bills,",
+        "only the items it returns.",
+        "",
+    ]
+    if flat:
+        out += ["Measured: flat.", ""]
+    else:
+        out += [
+            "Measured: not flat here. The turn's own overhead (the I/O excluded column) is what",
+            "this project's code controls; if it is flat and the I/O share is not, the growth is",
+            "moto's: its `Query` sorts every item of the partition in Python before applying",
+            "`Limit`, which DynamoDB does not do.",
+            "",
+        ]
+    out += [
+        "A caveat on the absolute figures: moto answers every `Query` by walking every item",
+        "of the table in Python, so after seeding, both columns (and every read) pay for the",
+        f"{L['long_messages']:,} seeded items alike, and these turns are slower than the first",
+        "section's, which ran before the seeding. The comparison is between the two columns.",
+        "",
+    ]
+    return out, [(f"Turn at {L['short_messages']} vs {L['long_messages']:,} messages",
+                  f"p50 {us(L['short']['total']['p50_us'])} vs {us(L['long']['total']['p50_us'])} (×{r50:.2f})",
+                  "flat")]
+
+
+def coldstart_section(res, meta):
+    c = load(os.path.join(res, "coldstart.json"))
+    out = ["## Cold start", ""]
+    if not c:
+        return out + [missing("coldstart"), ""], []
+    out += [provenance(meta), ""]
+    out += [
+        f"Each function's release binary (`cargo build --release`, this host's x86_64: the",
+        f"arm64 build cannot run here) started {c['runs']} times as Lambda starts it: the local",
+        "stack's function environment plus `AWS_LAMBDA_RUNTIME_API` and the function name,",
+        "memory, version and log variables, against a minimal Runtime API served on loopback by",
+        "`tools/bench` (hyper). **Cold start** is process spawn to its first",
+        "`GET /2018-06-01/runtime/invocation/next`: all of `main` before it can take work",
+        "(configuration, AWS SDK config, the connectors file and its warm-up, the intent model",
+        "and entity patterns for chat, the JWT verifier). That poll is answered with one real",
+        "event, and **first invoke** is the time to its response: the first connections to",
+        "moto and the demo systems are in it. Each process is killed by PID afterwards.",
+        "",
+        "First events: " + "; ".join(f"{fn}: {c['first_events'][fn]}" for fn in FUNCTIONS if fn in c["first_events"]) + ".",
+        "",
+        "| function | cold p50 | p90 | p99 | max | first invoke p50 | p99 | max | first answers | x86_64 binary |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    summary = []
+    for fn, r in sorted(c["functions"].items(), key=lambda kv: FUNCTIONS.index(kv[0]) if kv[0] in FUNCTIONS else 9):
+        cs, fi = r["cold_start"], r["first_invoke"]
+        answers = ", ".join(f"{k} ×{v}" for k, v in r["first_answers"].items())
+        out.append(f"| {fn} | {us(cs['p50_us'])} | {us(cs['p90_us'])} | {us(cs['p99_us'])} | {us(cs['max_us'])} | "
+                   f"{us(fi['p50_us'])} | {us(fi['p99_us'])} | {us(fi['max_us'])} | {answers} | {mb(r['binary_bytes'])} |")
+        summary.append((f"Cold start, {fn} (x86_64, to first poll)",
+                        f"p50 {us(cs['p50_us'])}, p99 {us(cs['p99_us'])}", ""))
+    out += [
+        "",
+        "Not in these figures: what Lambda does before the process starts (fetching and",
+        "unpacking the package, the microVM), which AWS reports as part of the `Init Duration`;",
+        "the binary is in the page cache after the first run here, as it is not on a fresh",
+        "Lambda host; and the network to real AWS endpoints. With `--runs K` the percentiles are",
+        "nearest-rank over K samples: with 20, p99 is the maximum.",
+        "",
+    ]
+    return out, summary
+
+
+def sizes_section(res, meta):
+    s = load(os.path.join(res, "sizes.json"))
+    out = ["## Release binary sizes (arm64)", ""]
+    if not s:
+        return out + [missing("sizes"), ""], []
+    out += [provenance(meta), ""]
+    out += [
+        "`bootstrap` as `cargo lambda build --release --arm64` writes it (zig as the linker,",
+        "`provided.al2023`), with the workspace's release profile: `opt-level = \"s\"`, thin LTO,",
+        "one codegen unit, symbols stripped, `sha2` at `opt-level = 3` (see the root",
+        "Cargo.toml). Zipped is what the deployment package adds up to (deflate).",
+        "",
+        "| function | bootstrap | zipped | machine |",
+        "|---|---|---|---|",
+    ]
+    summary = []
+    for fn in FUNCTIONS:
+        r = s.get(fn)
+        if not r:
+            out.append(f"| {fn} | not built | | |")
+            continue
+        out.append(f"| {fn} | {mb(r['bytes'])} | {mb(r['zipped_bytes'])} | {r['machine']} |")
+        summary.append((f"arm64 binary, {fn}", f"{mb(r['bytes'])} ({mb(r['zipped_bytes'])} zipped)", ""))
+    out.append("")
+    return out, summary
+
+
+def criterion_estimates(res):
+    """{(group, bench): nanoseconds} from criterion's files as copied by dev/bench."""
+    found = {}
+    for bench_json in glob.glob(os.path.join(res, "criterion", "*", "*", "new", "benchmark.json")):
+        b = load(bench_json)
+        e = load(os.path.join(os.path.dirname(bench_json), "estimates.json"))
+        if not b or not e:
+            continue
+        name = b.get("value_str") or b.get("function_id")
+        # Criterion prints the slope when it fits one (linear sampling), the mean otherwise.
+        point = (e.get("slope") or e.get("mean") or {}).get("point_estimate")
+        if name and point:
+            found[(b["group_id"], name)] = point
+    return found
+
+
+def signatures_section(res, meta):
+    est = criterion_estimates(res)
+    out = ["## Webhook signature verification vs raw HMAC-SHA256", ""]
+    if not est:
+        return out + [missing("signatures"), ""], []
+    out += [provenance(meta), ""]
+    out += [
+        "`verify` is the whole per-request path for a scheme, over the request as the webhook",
+        "function sees it (an `HttpEvent` with the vendor's headers among eleven usual others):",
+        "find the headers, parse the timestamp and signatures, check the tolerance window, HMAC",
+        "over the signed content, constant-time compare, one configured key. The baseline is one",
+        "HMAC-SHA256 over the body from an already keyed state, which is how the verifier keeps",
+        "its keys; \"+ key setup\" is the same from the raw secret, what a verifier that keys per",
+        "request pays. Criterion's point estimate (the middle of its confidence interval).",
+        "",
+        "| body | raw HMAC | raw + key setup | " + " | ".join(label for _, label in SCHEMES) + " |",
+        "|---" * (3 + len(SCHEMES)) + "|",
+    ]
+    sizes = sorted({g for g, _ in est}, key=lambda g: int(re.sub(r"\D", "", g) or 0))
+    for g in sizes:
+        cells = [est.get((g, RAW)), est.get((g, RAW_KEYED))] + [est.get((g, k)) for k, _ in SCHEMES]
+        out.append(f"| {g.split('/')[-1].replace('KiB', ' KiB')} | " + " | ".join(ns(c) if c else "-" for c in cells) + " |")
+    out += ["", "Throughput relative to raw HMAC over the same body (raw time / verify time):", "",
+            "| body | vs | " + " | ".join(label for _, label in SCHEMES) + " |",
+            "|---|---" + "|---" * len(SCHEMES) + "|"]
+    worst = {}
+    for g in sizes:
+        for base, label in ((RAW, "keyed HMAC"), (RAW_KEYED, "HMAC + key setup")):
+            if base == RAW_KEYED and not g.startswith("verify/1"):
+                continue
+            b = est.get((g, base))
+            if not b:
+                continue
+            ratios = [b / est[(g, k)] for k, _ in SCHEMES if (g, k) in est]
+            worst[(g, base)] = min(ratios)
+            out.append(f"| {g.split('/')[-1].replace('KiB', ' KiB')} | {label} | "
+                       + " | ".join(f"{r:.0%}" for r in ratios) + " |")
+    pretty = lambda g: g.split("/")[-1].replace("KiB", " KiB")
+    held = [pretty(g) for g in sizes if worst.get((g, RAW), 0) >= 0.9]
+    missed = [pretty(g) for g in sizes if (g, RAW) in worst and worst[(g, RAW)] < 0.9]
+    keyed_1k = next((w for (g, b), w in worst.items() if b == RAW_KEYED), None)
+    out += [
+        "",
+        "Target: every scheme at ≥ 90% of raw HMAC-SHA256 throughput. Against the pre-keyed",
+        f"baseline it holds at {', '.join(held) or 'no size'}"
+        + (f" and misses at {', '.join(missed)}" if missed else "")
+        + " in this run"
+        + (f"; at 1 KiB against an HMAC computed from the key (what a verifier that keys per"
+           f" request pays) the slowest scheme is at {keyed_1k:.0%}." if keyed_1k else "."),
+        "At small bodies a fixed 110–220 ns per request (header lookups, hex/base64 decoding",
+        "of the signature, Stripe's header walked twice) is a fifth of the work; typical vendor",
+        "events are 2–6 KiB. The ratios are of two noisy figures: under load (see the load",
+        "average above) they drop by several points, and the hand-measured ratios at load 2 on",
+        "an otherwise idle machine are in the history.",
+        "",
+        "What moved these figures (all in `shared/src/signatures.rs` and the root `Cargo.toml`;",
+        "the hand-measured figures before and after are in",
+        "[performance-history.md](performance-history.md)):",
+        "",
+        "- `sha2` compiled at `opt-level = \"s\"` (the workspace's size setting) hashed 64 KiB at",
+        "  348 MiB/s instead of 1713 MiB/s: a per-package `opt-level = 3` for `sha2` made every",
+        "  verification ~4× faster (1 KiB Stripe: 4.01 µs → 1.06 µs) at no measurable size cost.",
+        "- Each key keeps its keyed HMAC state, so a request skips two SHA-256 blocks of key setup.",
+        "- Signatures decode onto the stack and the delivery id is borrowed: verifying allocates",
+        "  nothing. At most 8 signatures per header (more is a malformed header).",
+        "- `HttpEvent::header` asks its map for the lower-cased name first (both AWS front doors",
+        "  lower-case header names) and scans case-insensitively only on a miss; scanning every",
+        "  header per lookup cost ~35 ns each (Standard Webhooks' three lookups at 1 KiB:",
+        "  977 → 867 ns).",
+        "- `subtle`'s byte-wise constant-time comparison of 32 bytes cost ~97 ns; comparing four",
+        "  `u64` words with `subtle` costs ~9 ns and stays constant-time.",
+        "",
+    ]
+    summary = []
+    four = next((g for g in sizes if g.endswith("/4KiB")), None)
+    if four and (four, RAW) in worst:
+        w = worst[(four, RAW)]
+        summary.append(("Webhook verify vs raw HMAC, 4 KiB (slowest scheme)", f"{w:.0%}",
+                        f"≥ 90%: {'pass' if w >= 0.9 else '**miss**'}"))
+    return out, summary
+
+
+def fulfillment_section(res, meta):
+    out = ["## Fulfillment: concurrency and the idempotency record", ""]
+    try:
+        text = open(os.path.join(res, "fulfillment.txt")).read()
+    except OSError:
+        return out + [missing("fulfillment"), ""], []
+    m = {
+        "head": re.search(r"(\d+) batches of (\d+) refund jobs, payments latency (\d+) ms", text),
+        "conc": re.search(r"\(concurrent\):\s+([\d.]+) jobs/s", text),
+        "seq": re.search(r"\(one by one\):\s+([\d.]+) jobs/s", text),
+        "calls": re.search(r"store calls per job:\s+([\d.]+) \(one by one: ([\d.]+)\)", text),
+    }
+    if not all(m.values()):
+        return out + ["_The fulfillment bench's output was not understood:_", "", "```", text.strip(), "```", ""], []
+    batches, batch, latency = m["head"].groups()
+    conc, seq = float(m["conc"].group(1)), float(m["seq"].group(1))
+    calls, calls_seq = m["calls"].groups()
+    speedup = conc / seq
+    out += [provenance(meta), ""]
+    out += [
+        f"{batches} batches of {batch} `refund.request` jobs ({batch} conversations, one job each",
+        f"per batch, so {batch} FIFO groups per batch) against a payments double with a fixed",
+        f"{latency} ms latency; the effect ledger and conversation store are the in-memory",
+        "adapters, which count their calls. (The same against moto's SQS and DynamoDB is the",
+        "load test's job.)",
+        "",
+        "| mode | throughput | store calls per job |",
+        "|---|---|---|",
+        f"| groups run concurrently (as deployed) | {conc:.1f} jobs/s | {calls} |",
+        f"| the same jobs one by one | {seq:.1f} jobs/s | {calls_seq} |",
+        "",
+        f"Concurrency gives {speedup:.1f}× (target ≥ 5×: {'pass' if speedup >= 5 else '**miss**'}).",
+        "Each job costs three DynamoDB calls: `UpdateItem` to begin the effect (conditional:",
+        "not done, lease free), one `Query` to load the conversation, and one",
+        "`TransactWriteItems` that appends the message, bumps the conversation version and",
+        "completes the effect together.",
+        "",
+    ]
+    return out, [("Fulfillment throughput, 10 groups vs one by one", f"{conc:.0f} vs {seq:.0f} jobs/s (×{speedup:.1f})",
+                  f"≥ 5×: {'pass' if speedup >= 5 else '**miss**'}")]
+
+
+def connectors_section(res, meta):
+    out = ["## Connector overhead", ""]
+    try:
+        text = open(os.path.join(res, "connectors.txt")).read()
+    except OSError:
+        return out + [missing("connectors"), ""], []
+    table = [l for l in text.splitlines() if l.startswith("|")]
+    out += [provenance(meta), ""]
+    out += [
+        "A plain `main` (no Criterion): each iteration is timed on its own with `Instant`, 20 000",
+        "of them after 2 000 untimed, and the sorted samples give p50, p99 and max. A counting",
+        "allocator (off while timing) gives the heap allocations of one run.",
+        "",
+        "What is measured, per call, is the engine's own work around the network:",
+        "",
+        "- **build**: the inputs as the port makes them (`json!` values; for a refund, the seven",
+        "  the payments port passes) and `Connectors::prepare`: the URL from the base, the path",
+        "  and query templates, the system's and operation's headers, the JSON or GraphQL body",
+        "  rendered and serialised, a `reqwest::Request` built.",
+        "- **map**: `Connectors::read::<Order>`, as the port's `call_as` does: the answer's bytes",
+        "  parsed (borrowing their text), a GraphQL answer's `errors` checked, the response",
+        "  mapping applied and the record read into `Order` (for a list, also the port's",
+        "  newest-first sort).",
+        "- **open circuit**: the whole `Connectors::call`, awaited on a current-thread runtime,",
+        "  while the system's circuit is open (`circuit_failures = 1`, `retries = 0`; a first call",
+        "  to a loopback port where nothing listens opened it). Every call is checked to return",
+        "  the circuit-open error.",
+        "",
+        "Excluded: the network (nothing is sent; the HTTP client's pool, hyper's serialisation,",
+        "TLS and reading the body are not timed), credentials (`prepare` leaves them off; a warm",
+        "container has them cached, and fetching them is I/O), retries and backoff, and log",
+        "output (no subscriber is installed).",
+        "",
+        "Answers: the demo order system's `GET /orders/1002` (dev/demo_systems.py as Python's",
+        "`json.dumps` writes it: 402 bytes, 2 items) and `GET /orders?customer_id=cust_alice`",
+        "(3 orders, 1123 bytes), both through the bundled `config/connectors.toml`; and a",
+        "Shopify Admin GraphQL `orders` answer (702 bytes, `extensions.cost` included) through an",
+        "inline Shopify-like file: a GraphQL query with `variables` and `operation_name`,",
+        "`at = \"/data/orders/nodes/0\"`, a status `map` with a `default`, `as = \"cents\"` for the",
+        "amount, four-token pointers into `fulfillments`, items by `each`.",
+        "",
+    ]
+    out += table + [""]
+    out += [
+        "These figures move between runs by up to 1.7× on this VM (p99 is 2–3.5× p50 in most",
+        "rows, with about 25 context switches per run under `perf stat`: the noise is the VM's,",
+        "not preemption). How each version of the engine moved them (pointers split once at",
+        "load; answers parsed into a borrowed tree and read straight into `Order`, a third of",
+        "the allocations) is in [performance-history.md](performance-history.md#connector-overhead-per-version).",
+        "",
+    ]
+    summary = []
+    misses = sum("miss" in l for l in table)
+    passes = sum("pass" in l for l in table)
+    if passes or misses:
+        summary.append(("Connector overhead per call (network excluded)",
+                        f"{passes} of {passes + misses} cases within target",
+                        "< 50 µs p99; open circuit < 5 µs"))
+    return out, summary
+
+
+def load_section(res, meta):
+    out = ["## Load test", ""]
+    try:
+        text = open(os.path.join(res, "load.md")).read().strip()
+    except OSError:
+        return out + ["_Not measured yet: run `dev/bench load` (needs dev/load)._", ""], []
+    out += [provenance(meta), ""]
+    # The load test writes its own section; its headings go one level down under ours.
+    text = re.sub(r"^(#+) ", lambda m: "#" * max(3, len(m.group(1)) + 1) + " ", text, flags=re.M)
+    return out + [text, ""], []
+
+
+def render(args):
+    res = args.results
+    metas = {step: load(os.path.join(res, f"{step}.meta.json"))
+             for step in ["signatures", "fulfillment", "connectors", "coldstart", "turns", "sizes", "load"]}
+    sections, summary = [], []
+    md, rows, turns = turns_section(res, metas["turns"])
+    sections.append(md); summary += rows
+    md, rows = length_section(turns, metas["turns"])
+    sections.append(md); summary += rows
+    for fn, step in ((coldstart_section, "coldstart"), (sizes_section, "sizes"),
+                     (signatures_section, "signatures"), (fulfillment_section, "fulfillment"),
+                     (connectors_section, "connectors"), (load_section, "load")):
+        md, rows = fn(res, metas[step])
+        sections.append(md); summary += rows
+
+    known = [m for m in metas.values() if m]
+    newest = max(known, key=lambda m: m["date"]) if known else None
+    head = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by dev/bench (dev/bench_report.py): edit those, not this file. -->",
+        "",
+        "Every figure here was measured by `dev/bench`, which runs the benchmarks and writes this",
+        "page; `dev/bench STEP...` re-runs some of them (steps: signatures, fulfillment,",
+        "connectors, coldstart, turns, sizes, load) and keeps the others' last figures, so each",
+        "section names the command, date, machine and load that produced it. Figures from",
+        "before this page was generated, and what each optimisation bought, are in",
+        "[performance-history.md](performance-history.md).",
+        "",
+    ]
+    if newest:
+        head += [
+            f"Machine: {newest['nproc']} × {newest['cpu']}, {newest['mem_gib']} GiB, Linux;",
+            f"{newest['rustc']}; the workspace's release profile. It is a shared 2-vCPU VM:",
+            "timings move between runs (up to 1.7× for the microbenchmarks), and more when",
+            "something else is compiling; each section gives the load average around it.",
+            "Re-run on your own machine before comparing.",
+            "",
+        ]
+    head += ["## Summary", "", "| what | measured | target |", "|---|---|---|"]
+    head += [f"| {a} | {b} | {c} |" for a, b, c in summary]
+    head.append("")
+    body = "\n".join(head + [l for s in sections for l in s]).rstrip() + "\n"
+    with open(args.out, "w") as f:
+        f.write(body)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+ELF_MACHINES = {0x3E: "x86_64", 0xB7: "aarch64"}
+
+
+def sizes(args):
+    found = {}
+    for fn in FUNCTIONS:
+        path = os.path.join(args.lambda_dir, fn, "bootstrap")
+        try:
+            data = open(path, "rb").read()
+        except OSError:
+            continue
+        machine = ELF_MACHINES.get(int.from_bytes(data[18:20], "little"), "unknown") if data[:4] == b"\x7fELF" else "not ELF"
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("bootstrap", data)
+        found[fn] = {"path": path, "bytes": len(data), "zipped_bytes": len(buf.getvalue()), "machine": machine}
+    if not found:
+        sys.exit(f"no bootstrap under {args.lambda_dir}/<function>/: did cargo lambda build run?")
+    with open(args.out, "w") as f:
+        json.dump(found, f, indent=2)
+    for fn, r in found.items():
+        print(f"{fn:<12} {mb(r['bytes']):>10}  zipped {mb(r['zipped_bytes']):>10}  {r['machine']}", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("render", help="write the Markdown page from a results directory")
+    r.add_argument("--results", default=".local/bench")
+    r.add_argument("--out", default="docs/benchmarks.md")
+    s = sub.add_parser("sizes", help="record the sizes of cargo lambda's bootstrap binaries")
+    s.add_argument("--lambda-dir", required=True)
+    s.add_argument("--out", required=True)
+    args = ap.parse_args()
+    {"render": render, "sizes": sizes}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
