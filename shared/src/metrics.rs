@@ -7,7 +7,8 @@
 //! `count` uses the rollup (no dimension) and its first dimension. The list of metrics, their
 //! units and dimensions is in docs/operations.md.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -52,45 +53,92 @@ fn namespace() -> &'static str {
 }
 
 /// One EMF document: the dimensions' values and every directive's metrics at the root.
+/// Written straight into one string (a connector call that fails fast on an open circuit
+/// still emits one, and building `serde_json` maps cost it ~5 µs and 60-odd allocations).
 pub fn emf_line(
     namespace: &str,
     timestamp_ms: i64,
     dimensions: &[(&str, &str)],
     directives: &[Directive<'_>],
 ) -> String {
-    let mut doc = serde_json::Map::new();
-    let metric_directives: Vec<serde_json::Value> = directives
-        .iter()
-        .map(|d| {
-            serde_json::json!({
-                "Namespace": namespace,
-                "Dimensions": d.sets,
-                "Metrics": d.metrics.iter()
-                    .map(|(name, unit, _)| serde_json::json!({ "Name": name, "Unit": unit.as_str() }))
-                    .collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    doc.insert(
-        "_aws".into(),
-        serde_json::json!({ "Timestamp": timestamp_ms, "CloudWatchMetrics": metric_directives }),
-    );
+    let mut out = String::with_capacity(256 + 96 * directives.len());
+    out.push_str("{\"_aws\":{\"Timestamp\":");
+    let _ = write!(out, "{timestamp_ms}");
+    out.push_str(",\"CloudWatchMetrics\":[");
+    for (i, d) in directives.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"Namespace\":");
+        push_str_json(&mut out, namespace);
+        out.push_str(",\"Dimensions\":[");
+        for (j, set) in d.sets.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            for (k, name) in set.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                push_str_json(&mut out, name);
+            }
+            out.push(']');
+        }
+        out.push_str("],\"Metrics\":[");
+        for (j, (name, unit, _)) in d.metrics.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"Name\":");
+            push_str_json(&mut out, name);
+            out.push_str(",\"Unit\":\"");
+            out.push_str(unit.as_str());
+            out.push_str("\"}");
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}");
     for (k, v) in dimensions {
-        doc.insert((*k).into(), (*v).into());
+        out.push(',');
+        push_str_json(&mut out, k);
+        out.push(':');
+        push_str_json(&mut out, v);
     }
     for d in directives {
         for (name, _, value) in d.metrics {
-            // Whole numbers print as integers; a NaN or infinity (never expected) becomes null,
-            // which CloudWatch skips rather than rejecting the whole line.
-            let v = if value.fract() == 0.0 && value.abs() < 9e15 {
-                serde_json::Value::from(*value as i64)
+            out.push(',');
+            push_str_json(&mut out, name);
+            out.push(':');
+            if !value.is_finite() {
+                // Never expected; CloudWatch skips a null rather than rejecting the line.
+                out.push_str("null");
+            } else if value.fract() == 0.0 && value.abs() < 9e15 {
+                let _ = write!(out, "{}", *value as i64);
             } else {
-                serde_json::Value::from(*value)
-            };
-            doc.insert((*name).into(), v);
+                let _ = write!(out, "{value}");
+            }
         }
     }
-    serde_json::Value::Object(doc).to_string()
+    out.push('}');
+    out
+}
+
+/// `s` as a JSON string. Names and values here are ours or config's (intents, systems,
+/// vendors), but a vendor name with a quote must not break the line.
+fn push_str_json(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c < ' ' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 static DISCARD: AtomicBool = AtomicBool::new(cfg!(test));
@@ -193,6 +241,32 @@ mod tests {
         assert_eq!(v["TurnLatency"], 12.5);
         assert_eq!(v["Fallback"], 0);
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn odd_names_and_values_still_make_valid_json() {
+        let line = emf_line(
+            "ns \"quoted\"",
+            1,
+            &[("Vendor", "a\"b\\c\nd")],
+            &[Directive {
+                sets: &[&[], &["Vendor"]],
+                metrics: &[
+                    ("Count", Unit::Count, 3.0),
+                    ("Latency", Unit::Milliseconds, 0.125),
+                    ("Broken", Unit::None, f64::NAN),
+                ],
+            }],
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+        assert_eq!(v["Vendor"], "a\"b\\c\nd");
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "ns \"quoted\""
+        );
+        assert_eq!(v["Count"], 3);
+        assert_eq!(v["Latency"], 0.125);
+        assert!(v["Broken"].is_null());
     }
 
     #[test]
