@@ -202,9 +202,11 @@ def length_section(t, meta):
         "section's, which ran before the seeding. The comparison is between the two columns.",
         "",
     ]
-    return out, [(f"Turn at {L['short_messages']} vs {L['long_messages']:,} messages",
-                  f"p50 {us(L['short']['total']['p50_us'])} vs {us(L['long']['total']['p50_us'])} (×{r50:.2f})",
-                  "flat")]
+    measured = f"p50 {us(L['short']['total']['p50_us'])} vs {us(L['long']['total']['p50_us'])} (×{r50:.2f})"
+    if t.get("io_clock"):
+        measured += (f"; own overhead p50 {us(L['short']['own']['p50_us'])} vs "
+                     f"{us(L['long']['own']['p50_us'])} (×{L['own_ratio_p50']:.2f})")
+    return out, [(f"Turn at {L['short_messages']} vs {L['long_messages']:,} messages", measured, "flat")]
 
 
 def coldstart_section(res, meta):
