@@ -2,7 +2,7 @@
 """The cost model behind docs/cost.md: dollars per million chat turns, webhooks and jobs on AWS.
 
     .venv/bin/python dev/cost_model.py                       # print the tables
-    .venv/bin/python dev/cost_model.py --bench F.json        # with measured figures from dev/bench
+    .venv/bin/python dev/cost_model.py --bench .local/bench/turns.json   # after dev/bench
     .venv/bin/python dev/cost_model.py --write docs/cost.md  # replace the generated part of the doc
 
 Every input is below with where it comes from: list prices (us-east-1, checked 2026-12), the
@@ -177,22 +177,26 @@ def render(own):
 
 
 def own_times(bench_path):
-    # Defaults: the release figures of the last dev/bench run on this machine, as recorded in
-    # docs/benchmarks.md; --bench reads them from that run's JSON instead.
-    own = {"turn": 0.35, "webhook": 0.05, "job": 0.3, "source": "defaults in dev/cost_model.py"}
+    # The turn: the p50 own overhead of the last `dev/bench turns` on this machine (release
+    # build, 2026-12-02: 379 µs), or read from its JSON with --bench. Webhook and job are not
+    # benchmarked on their own: assumed (a verification is ~3 µs, a job does about a turn's
+    # work without understanding the text).
+    own = {"turn": 0.379, "webhook": 0.05, "job": 0.3,
+           "source": "turn measured by dev/bench 2026-12-02, webhook and job assumed"}
     if bench_path:
         with open(bench_path) as f:
             b = json.load(f)
-        turns = b.get("turns") or {}
-        if "own_p50_ms" in turns:
-            own["turn"] = turns["own_p50_ms"]
-            own["source"] = f"measured: {bench_path}"
+        p50_us = (((b.get("mix") or {}).get("own")) or {}).get("p50_us")
+        if p50_us is None:
+            sys.exit(f"{bench_path} has no mix.own.p50_us: is it dev/bench's turns.json?")
+        own["turn"] = p50_us / 1000
+        own["source"] = f"turn measured: {bench_path}; webhook and job assumed"
     return own
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bench", help="JSON written by dev/bench (the turns benchmark's own time)")
+    ap.add_argument("--bench", help="the turns benchmark's JSON (.local/bench/turns.json after dev/bench)")
     ap.add_argument("--write", help="replace the part between the cost-model markers in this file")
     args = ap.parse_args()
     table = render(own_times(args.bench))
