@@ -104,9 +104,9 @@ def turns_section(res, meta):
     if io_ok:
         out += [
             "**Own overhead** is the turn minus the wall time it spent awaiting I/O (DynamoDB,",
-            "SQS, connector HTTP), the I/O time being the `io_us` of the function's own",
-            "`chat request` log line (`switchboard::io_clock`, which `ChatApi::handle` runs around",
-            "each request; in AWS the same figure is the `TurnOverhead` metric). It is the work",
+            "SQS, connector HTTP), as `switchboard::io_clock` measures it around each request",
+            "(the clock behind the `chat request` line's `io_us`; in AWS the same figure is the",
+            "`TurnOverhead` metric). It is the work",
             "this project's code does per turn, which is what carries over to AWS. The I/O share",
             "is moto's and Python's speed on this machine, not DynamoDB's: moto copies the whole",
             "table for every item of a `TransactWriteItems`, so turns slow down as the table fills",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use switchboard::signatures::{sign, Scheme, SigningKey};
-use switchboard_it::Stack;
+use switchboard_it::{unix_now, Stack};
 
 use crate::chat::is_synthetic;
 use crate::Shared;
@@ -115,13 +115,6 @@ pub struct HookLog {
     pub bad: Vec<BadEvent>,
     pub problems: Vec<String>,
     pub setup_errors: Vec<String>,
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
 }
 
 struct Prepared {

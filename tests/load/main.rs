@@ -273,11 +273,7 @@ async fn run(opts: Opts) -> bool {
             return false;
         }
     };
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default();
-    let run = format!("{}", 100_000 + unix % 900_000);
+    let run = format!("{}", 100_000 + switchboard_it::unix_now() % 900_000);
     let customers = chat::customer_ids(opts.customers);
     let load_before = load_avg();
     let date = time::OffsetDateTime::now_utc();

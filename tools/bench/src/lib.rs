@@ -8,10 +8,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde_json::{json, Value};
-use sha2::Sha256;
+use switchboard::signatures::{sign, Scheme, SigningKey};
 
 /// `--name value` pairs and bare `--flag`s. The binaries take few options; a parser crate would
 /// be the only new dependency.
@@ -219,8 +218,7 @@ pub fn post_message(
 }
 
 /// A Stripe `payment_intent.payment_failed` event with a fresh id, signed with the stack's
-/// Stripe secret as Stripe signs (`t=<ts>,v1=HMAC(secret, "<ts>.<body>")`), as the webhook
-/// function URL delivers it.
+/// Stripe secret (`signatures::sign`, as Stripe signs), as the webhook function URL delivers it.
 pub fn signed_stripe_event() -> Result<Value, String> {
     let secret = env("WEBHOOK_SECRET_STRIPE")?;
     let ts = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -240,19 +238,13 @@ pub fn signed_stripe_event() -> Result<Value, String> {
         }}
     })
     .to_string();
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .map_err(|e| format!("Stripe secret: {e}"))?;
-    mac.update(format!("{ts}.{body}").as_bytes());
-    let signature = hex::encode(mac.finalize().into_bytes());
-    Ok(http_event(
-        "POST",
-        "/webhooks/stripe",
-        json!({
-            "content-type": "application/json",
-            "stripe-signature": format!("t={ts},v1={signature}"),
-        }),
-        Some(body),
-    ))
+    let key =
+        SigningKey::new(Scheme::Stripe, &secret).map_err(|e| format!("Stripe secret: {e}"))?;
+    let mut headers = json!({ "content-type": "application/json" });
+    for (name, value) in sign(Scheme::Stripe, &key, "", ts, body.as_bytes()) {
+        headers[name] = Value::String(value);
+    }
+    Ok(http_event("POST", "/webhooks/stripe", headers, Some(body)))
 }
 
 /// The machine the figures come from, for the report.

@@ -5,9 +5,9 @@
 //! Part 1, a mix of turns: each session is one customer's new conversation of five turns
 //! (greeting, an order's status from the demo order system, a policy question, an utterance the
 //! bot does not understand, thanks). Reported: turn latency, and the project's own overhead,
-//! the turn minus the time it spent awaiting I/O (DynamoDB, SQS, connector HTTP). The I/O time
-//! is the `io_us` of the function's own `chat request` log line (`switchboard::io_clock`, which
-//! `ChatApi::handle` runs around each request): the figure production logs.
+//! the turn minus the time it spent awaiting I/O (DynamoDB, SQS, connector HTTP), as
+//! `switchboard::io_clock` measures it: the same clock behind the `chat request` line's `io_us`
+//! and the `TurnOverhead` metric in production.
 //!
 //! Part 2, turn cost against conversation length: the same question asked in conversations
 //! that hold 10 messages and 10,000 messages, seeded straight into the table through the
@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use switchboard::api::ChatApi;
 use switchboard::conversation::{Conversation, ConversationKey, Message, Role};
 use switchboard::http_event::HttpEvent;
+use switchboard::io_clock;
 use switchboard::store::dynamo::{message_sort_key, partition_key, DynamoStore};
 use switchboard::store::{Commit, ConversationStore};
 use switchboard_bench::{env, machine, write_json, Args, Stats, Us};
@@ -81,8 +82,8 @@ struct Turns {
     errors: BTreeMap<String, usize>,
 }
 
-/// The function's log output, kept instead of written: formatting and redacting it is part of
-/// a turn's cost, as in Lambda, and its `chat request` line says how long the turn awaited I/O.
+/// The function's log output, kept instead of written (and dropped after each turn): formatting
+/// and redacting it is part of a turn's cost, as in Lambda.
 #[derive(Clone, Default)]
 struct Log(Arc<Mutex<Vec<u8>>>);
 
@@ -101,27 +102,8 @@ impl std::io::Write for Log {
 }
 
 impl Log {
-    fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// `io_us` of the last `chat request` line logged since `take`.
-    fn io_of_last_request(&self) -> Result<Duration, String> {
-        let text = self.take();
-        let line = String::from_utf8_lossy(&text)
-            .lines()
-            .rev()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|v| {
-                let fields = v.get("fields").unwrap_or(v);
-                fields["message"] == "chat request"
-            })
-            .ok_or("the turn logged no `chat request` line (is RUST_LOG below info?)")?;
-        let fields = line.get("fields").unwrap_or(&line);
-        fields["io_us"]
-            .as_u64()
-            .map(Duration::from_micros)
-            .ok_or_else(|| format!("the `chat request` line has no io_us: {line}"))
+    fn clear(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -141,11 +123,10 @@ impl Turns {
             &cmid,
         ))
         .map_err(|e| format!("building the event: {e}"))?;
-        self.log.take();
         let started = Instant::now();
-        let response = self.api.handle(event).await;
+        let (response, io) = io_clock::measure(self.api.handle(event)).await;
         let total = started.elapsed();
-        let io = self.log.io_of_last_request()?;
+        self.log.clear();
         if response.status_code != 200 {
             *self
                 .errors
@@ -342,8 +323,9 @@ fn real_main() -> Result<(), String> {
     std::env::set_var("RATE_LIMIT_PER_MINUTE", "1000000");
     std::env::set_var("RATE_LIMIT_BURST", "1000000");
 
-    // The function's logging pipeline (JSON, redaction) at info, into memory. EMF metric lines
-    // still go to stdout.
+    // The function's logging pipeline (JSON, redaction) at info, into memory; its EMF metric
+    // documents are built but not written.
+    switchboard::metrics::discard_output();
     let log = Log::default();
     let writer = log.clone();
     use tracing_subscriber::util::SubscriberInitExt;
@@ -456,7 +438,7 @@ fn real_main() -> Result<(), String> {
             &json!({
                 "benchmark": "turns",
                 "io_clock": true,
-                "io_source": "io_us of the chat function's `chat request` log line (switchboard::io_clock)",
+                "io_source": "switchboard::io_clock::measure around ChatApi::handle (the clock behind io_us)",
                 "warmup": warmup,
                 "session": SESSION.iter().map(|(k, t)| json!({"kind": k, "text": t})).collect::<Vec<_>>(),
                 "customers": CUSTOMERS.iter().map(|(c, o)| json!({"customer": c, "order": o})).collect::<Vec<_>>(),
