@@ -605,18 +605,8 @@ impl DynamoStore {
                     sk => others.push(sk.to_string()),
                 }
             }
-            for chunk in others.chunks(BATCH_WRITE_MAX) {
-                let mut deletes = Vec::with_capacity(chunk.len());
-                for sk in chunk {
-                    let delete = DeleteRequest::builder()
-                        .key("pk", s(&pk))
-                        .key("sk", s(sk))
-                        .build()
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    deletes.push(WriteRequest::builder().delete_request(delete).build());
-                }
-                self.batch_write(deletes).await?;
-            }
+            self.delete_items(others.iter().map(|sk| (pk.as_str(), sk.as_str())))
+                .await?;
             deleted += others.len();
             let Some(version) = version else {
                 return Ok(deleted);
@@ -645,6 +635,29 @@ impl DynamoStore {
             "conversation {} kept changing while it was erased",
             key.id
         )))
+    }
+
+    /// Deletes the items with these keys (`pk`, `sk`), in batches.
+    async fn delete_items<'k>(
+        &self,
+        keys: impl Iterator<Item = (&'k str, &'k str)>,
+    ) -> Result<(), StoreError> {
+        let mut deletes = Vec::with_capacity(BATCH_WRITE_MAX);
+        for (pk, sk) in keys {
+            let delete = DeleteRequest::builder()
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            deletes.push(WriteRequest::builder().delete_request(delete).build());
+            if deletes.len() == BATCH_WRITE_MAX {
+                self.batch_write(std::mem::take(&mut deletes)).await?;
+            }
+        }
+        if !deletes.is_empty() {
+            self.batch_write(deletes).await?;
+        }
+        Ok(())
     }
 
     /// One BatchWriteItem, with what DynamoDB left unprocessed (throttling) sent again after a
@@ -903,19 +916,8 @@ impl EffectLedger for DynamoStore {
 #[async_trait]
 impl crate::relay::OutboxCleanup for DynamoStore {
     async fn delete(&self, keys: &[crate::relay::OutboxKey]) -> Result<(), StoreError> {
-        for chunk in keys.chunks(BATCH_WRITE_MAX) {
-            let mut deletes = Vec::with_capacity(chunk.len());
-            for k in chunk {
-                let delete = DeleteRequest::builder()
-                    .key("pk", s(&k.pk))
-                    .key("sk", s(&k.sk))
-                    .build()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                deletes.push(WriteRequest::builder().delete_request(delete).build());
-            }
-            self.batch_write(deletes).await?;
-        }
-        Ok(())
+        self.delete_items(keys.iter().map(|k| (k.pk.as_str(), k.sk.as_str())))
+            .await
     }
 }
 
