@@ -839,27 +839,13 @@ impl EffectLedger for DynamoStore {
     }
 
     async fn set_aside(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(effect_partition_key(tenant, key)))
-            .key("sk", s(EFFECT_SK))
-            .update_expression("SET lease_until = :zero, attempts = :zero REMOVE first_started_ms")
-            .condition_expression(HOLDER_ONLY)
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":token", s(token))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .send()
-            .io()
-            .await;
-        match result {
-            // A holder that lost its lease has nothing to set aside.
-            Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.release(
+            tenant,
+            key,
+            token,
+            "SET lease_until = :zero, attempts = :zero REMOVE first_started_ms",
+        )
+        .await
     }
 
     async fn state(&self, tenant: &str, key: &str) -> Result<Option<EffectState>, StoreError> {
@@ -890,13 +876,28 @@ impl EffectLedger for DynamoStore {
     }
 
     async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {
+        self.release(tenant, key, token, "SET lease_until = :zero")
+            .await
+    }
+}
+
+impl DynamoStore {
+    /// Ends an effect's lease (and whatever else `update` says) for its holder; a holder that
+    /// lost its lease has nothing left to release.
+    async fn release(
+        &self,
+        tenant: &str,
+        key: &str,
+        token: &str,
+        update: &str,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(effect_partition_key(tenant, key)))
             .key("sk", s(EFFECT_SK))
-            .update_expression("SET lease_until = :zero")
+            .update_expression(update)
             .condition_expression(HOLDER_ONLY)
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":zero", n(0))
