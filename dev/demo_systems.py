@@ -14,9 +14,10 @@
                               caller's TCP port, so a test can find the process making them)
 - Set-up for tests:           POST /_admin/orders (an order of the test's own: {id, customer_id,
                               total_cents?}); POST /_admin/faults ({path, match?, status?,
-                              delay_ms?, times?}): the next `times` POSTs to `path` whose JSON body
+                              delay_ms?, times?, for_ms?}): the next `times` POSTs to `path` whose JSON body
                               contains `match` (GETs of /orders...: whose query does) wait `delay_ms`, then
-                              answer `status` (if set) instead of doing their work
+                              answer `status` (if set) instead of doing their work; with `for_ms`,
+                              every such request for that long instead (a system down for a while)
 
 Dates are seeded relative to start-up, so some orders are always late.
 """
@@ -118,8 +119,14 @@ class Systems:
     def take_fault(self, path, body):
         """Uses up one arming of the first fault for this request, or returns None."""
         with self.lock:
+            now = time.monotonic()
             for f in self.faults:
-                if f["path"] == path and f["times"] > 0 and all(body.get(k) == v for k, v in f["match"].items()):
+                if f["path"] != path or not all(body.get(k) == v for k, v in f["match"].items()):
+                    continue
+                if f["until"] is not None:
+                    if now < f["until"]:
+                        return dict(f)
+                elif f["times"] > 0:
                     f["times"] -= 1
                     return dict(f)
         return None
@@ -217,8 +224,10 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_admin/orders":
             return self.add_order(body)
         if url.path == "/_admin/faults":
+            for_ms = body.get("for_ms")
             fault = {"path": body.get("path"), "match": body.get("match") or {}, "status": body.get("status"),
-                     "delay_ms": int(body.get("delay_ms") or 0), "times": int(body.get("times") or 1)}
+                     "delay_ms": int(body.get("delay_ms") or 0), "times": int(body.get("times") or 1),
+                     "until": time.monotonic() + int(for_ms) / 1000 if for_ms is not None else None}
             if not isinstance(fault["path"], str) or not isinstance(fault["match"], dict):
                 return self.send_json(400, {"error": "path (string) and match (object) are expected"})
             with s.lock:
