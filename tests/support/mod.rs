@@ -17,6 +17,8 @@ pub struct Stack {
     pub table: String,
     pub queue_url: String,
     pub dlq_url: String,
+    /// moto, where the table and queues live (and its test-only fault routes).
+    pub aws_url: String,
     /// The stack's name: its state and logs are under `.local/<name>/`.
     pub name: String,
     jwt_secret: String,
@@ -53,6 +55,7 @@ impl Stack {
             table: var("TABLE_NAME"),
             queue_url: var("JOBS_QUEUE_URL"),
             dlq_url: var("JOBS_DLQ_URL"),
+            aws_url: var("AWS_ENDPOINT_URL"),
             name: var("LOCAL_STACK_NAME"),
             jwt_secret: var("JWT_HS256_SECRET"),
             jwt_issuer: std::env::var("JWT_ISSUER").ok().filter(|v| !v.is_empty()),
@@ -479,6 +482,111 @@ impl Stack {
             .join(&self.name)
             .join("logs/functions.log");
         String::from_utf8_lossy(&std::fs::read(&path).unwrap_or_default()).into_owned()
+    }
+
+    /// Arms a fault in front of moto (dev/moto_server.py: target, match, status, code, delay_ms,
+    /// when, times); returns its id, for `clear_aws_fault`.
+    pub async fn arm_aws_fault(&self, fault: Value) -> String {
+        let resp = self
+            .http
+            .post(format!("{}/_switchboard/faults", self.aws_url))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        let armed: Value = resp.json().await.unwrap();
+        armed["id"].as_str().unwrap().to_string()
+    }
+
+    /// How many requests a moto fault has matched so far.
+    pub async fn aws_fault_hits(&self, id: &str) -> u64 {
+        let all: Value = self
+            .http
+            .get(format!("{}/_switchboard/faults", self.aws_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all["faults"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .and_then(|f| f["hits"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// Removes a moto fault; requests it holds go on at once.
+    pub async fn clear_aws_fault(&self, id: &str) {
+        let resp = self
+            .http
+            .delete(format!("{}/_switchboard/faults/{id}", self.aws_url))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
+    }
+
+    /// Requests a moto fault is holding, with the caller's TCP port (`peer_port`).
+    pub async fn aws_inflight(&self) -> Vec<Value> {
+        let v: Value = self
+            .http
+            .get(format!("{}/_switchboard/inflight", self.aws_url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["requests"].as_array().unwrap().clone()
+    }
+
+    /// Waits until a moto fault holds a request whose body contains `needle`; its caller's port.
+    pub async fn wait_for_held(&self, needle: &str, timeout: Duration) -> u16 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let held = self.aws_inflight().await;
+            if let Some(r) = held
+                .iter()
+                .find(|r| r["body"].as_str().is_some_and(|b| b.contains(needle)))
+            {
+                return r["peer_port"].as_u64().unwrap() as u16;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no request with {needle:?} held: {held:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Messages on a queue whose body contains `needle`, with their attributes, looked at
+    /// without taking them (each is visible again at once).
+    pub async fn peek(&self, url: &str, needle: &str) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut found: Vec<aws_sdk_sqs::types::Message> = Vec::new();
+        for _ in 0..5 {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .message_attribute_names("All")
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("receive");
+            for m in got.messages() {
+                let ours = m.body().unwrap_or_default().contains(needle);
+                if ours && !found.iter().any(|f| f.message_id() == m.message_id()) {
+                    found.push(m.clone());
+                }
+            }
+        }
+        found
     }
 
     /// The state of a job's effect, if it has begun.
