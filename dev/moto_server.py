@@ -33,14 +33,20 @@ Records older than the stream's retention (24 hours, or MOTO_STREAM_RETENTION_SE
 as DynamoDB Streams trims them; an iterator behind the trim horizon gets
 TrimmedDataAccessException. Record contents (timestamps, sizes, event version) are left as moto
 makes them: the event source stand-in (dev/stream_bridge.py) builds Lambda's event from them.
+
+Faults (tests only): see FaultMiddleware below; routes under /_switchboard/.
 """
 
 import copy
+import itertools
+import json
 import os
 import sys
 import threading
 import time
+import uuid
 from datetime import timedelta
+from io import BytesIO
 
 from moto import server as moto_server
 from moto.core.exceptions import JsonRESTError
@@ -294,6 +300,220 @@ def get_records(self, iterator_arn, limit):
 _get_shard_iterator = streams.DynamoDBStreamsBackend.get_shard_iterator
 streams.DynamoDBStreamsBackend.get_shard_iterator = get_shard_iterator
 streams.DynamoDBStreamsBackend.get_records = get_records
+
+# ---- Faults, for the integration tests
+
+
+class Fault:
+    FIELDS = {"target", "match", "status", "code", "delay_ms", "when", "times"}
+
+    def __init__(self, spec):
+        if not isinstance(spec, dict) or not set(spec) <= self.FIELDS:
+            raise ValueError(f"a fault is an object with fields among {sorted(self.FIELDS)}")
+        target = spec.get("target")
+        self.targets = [target] if isinstance(target, str) else target
+        if not self.targets or not all(isinstance(t, str) and t for t in self.targets):
+            raise ValueError("target: the X-Amz-Target to match (e.g. AmazonSQS.SendMessage), or a list of them")
+        self.match = spec.get("match")
+        if self.match is not None and not isinstance(self.match, str):
+            raise ValueError("match: a substring of the request body")
+        self.status = spec.get("status")
+        if self.status is not None and (not isinstance(self.status, int) or not 400 <= self.status <= 599):
+            raise ValueError("status: an HTTP error status (400-599)")
+        self.code = spec.get("code")
+        if self.code is not None and not isinstance(self.code, str):
+            raise ValueError("code: the AWS error code to answer with")
+        if self.status is not None and self.status < 500 and not self.code:
+            raise ValueError("code is required with a 4xx status (e.g. ThrottlingException)")
+        self.delay_ms = spec.get("delay_ms", 0)
+        if not isinstance(self.delay_ms, int) or self.delay_ms < 0:
+            raise ValueError("delay_ms: milliseconds to hold a matching request (>= 0)")
+        self.when = spec.get("when", "before")
+        if self.when not in ("before", "after"):
+            raise ValueError("when: 'before' (moto has not applied the request) or 'after' (it has)")
+        self.times = spec.get("times")
+        if self.times is not None and (not isinstance(self.times, int) or self.times < 1):
+            raise ValueError("times: how many matching requests (>= 1; absent: all, until deleted)")
+        if self.status is None and not self.delay_ms:
+            raise ValueError("a fault needs a status, a delay_ms, or both")
+        self.id = uuid.uuid4().hex[:12]
+        self.hits = 0
+        self.released = threading.Event()
+
+    def to_json(self):
+        return {"id": self.id, "target": self.targets, "match": self.match, "status": self.status, "code": self.code,
+                "delay_ms": self.delay_ms, "when": self.when, "times": self.times, "hits": self.hits}
+
+
+class FaultMiddleware:
+    """Test-only fault injection in front of moto, on routes moto does not use:
+
+      POST   /_switchboard/faults       arm one (JSON, see Fault) -> 201 the fault with its id
+      GET    /_switchboard/faults       {"faults": [...]}, each with "hits" (requests it matched)
+      DELETE /_switchboard/faults[/ID]  remove all (or one); their held requests go on at once
+      GET    /_switchboard/inflight     {"requests": [...]} held right now, with the caller's
+                                        TCP port ("peer_port"), to find the process making them
+
+    A fault matches requests whose X-Amz-Target is one of `target` and whose body contains
+    `match`, `times` times (absent: until removed). It holds a matching request `delay_ms`
+    before moto applies it (`when: before`) or after (`when: after`: the write is done, the
+    answer waits), then answers `status` with the error body the AWS SDKs read (`code`, by
+    default ServiceUnavailable for 503 and InternalFailure/InternalServerError for 500; the
+    SDKs retry those) instead of moto's answer, or moto's answer if no status is set.
+    With no fault armed a request costs one dictionary lookup more.
+    """
+
+    PREFIX = "/_switchboard/"
+
+    def __init__(self, app):
+        self.app = app
+        self.lock = threading.Lock()
+        self.faults = []
+        self.inflight = {}
+        self.ids = itertools.count(1)
+
+    # moto's main() sets debug on the application it made, which is now inside this one.
+    @property
+    def debug(self):
+        return self.app.debug
+
+    @debug.setter
+    def debug(self, value):
+        self.app.debug = value
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith(self.PREFIX):
+            return self.admin(environ, start_response, path[len(self.PREFIX):])
+        if not self.faults:
+            return self.app(environ, start_response)
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        with self.lock:
+            candidates = [f for f in self.faults if target in f.targets and f.times != 0]
+        if not candidates:
+            return self.app(environ, start_response)
+        body = self.read_body(environ)
+        text = body.decode("utf-8", "replace")
+        fault = None
+        with self.lock:
+            for f in candidates:
+                if f in self.faults and f.times != 0 and (f.match is None or f.match in text):
+                    f.hits += 1
+                    if f.times is not None:
+                        f.times -= 1
+                    fault = f
+                    break
+        if fault is None:
+            return self.app(environ, start_response)
+        if fault.when == "before":
+            self.hold(fault, environ, target, text)
+            if fault.status is not None:
+                return self.error(start_response, fault, target)
+            return self.app(environ, start_response)
+        captured = {}
+
+        def capture(status, headers, exc_info=None):
+            captured.update(status=status, headers=headers)
+            return captured.setdefault("chunks", []).append
+
+        result = self.app(environ, capture)
+        try:
+            chunks = captured.get("chunks", []) + list(result)
+        finally:
+            if hasattr(result, "close"):
+                result.close()
+        self.hold(fault, environ, target, text)
+        if fault.status is not None:
+            return self.error(start_response, fault, target)
+        start_response(captured["status"], captured["headers"])
+        return chunks
+
+    @staticmethod
+    def read_body(environ):
+        length = environ.get("CONTENT_LENGTH")
+        stream = environ["wsgi.input"]
+        body = stream.read(int(length)) if length else stream.read()
+        environ["wsgi.input"] = BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return body
+
+    def hold(self, fault, environ, target, text):
+        if not fault.delay_ms:
+            return
+        held = str(next(self.ids))
+        with self.lock:
+            self.inflight[held] = {"id": held, "fault": fault.id, "target": target, "when": fault.when,
+                                   "peer_port": int(environ.get("REMOTE_PORT") or 0), "since": time.time(),
+                                   "body": text[:65536]}
+        try:
+            fault.released.wait(fault.delay_ms / 1000)
+        finally:
+            with self.lock:
+                self.inflight.pop(held, None)
+
+    @staticmethod
+    def error(start_response, fault, target):
+        service = (target or "").split(".", 1)[0]
+        code = fault.code or (
+            "ServiceUnavailable" if fault.status == 503
+            else "InternalServerError" if service.startswith("DynamoDB") else "InternalFailure")
+        message = f"injected fault {fault.id}"
+        request_id = str(uuid.uuid4())
+        headers = [("x-amzn-RequestId", request_id)]
+        # The JSON protocols (awsJson1_0) of DynamoDB and of SQS as the current SDKs speak it: the
+        # only ones a fault can match, since it matches on X-Amz-Target.
+        namespace = ("com.amazonaws.sqs#" if service == "AmazonSQS"
+                     else "com.amazonaws.dynamodb.v20120810#" if service.startswith("DynamoDB") else "")
+        body = json.dumps({"__type": namespace + code, "message": message})
+        headers.append(("Content-Type", "application/x-amz-json-1.0"))
+        if service == "AmazonSQS":  # SQS's JSON protocol also names the query-protocol code
+            headers.append(("x-amzn-query-error", f"{code};{'Receiver' if fault.status >= 500 else 'Sender'}"))
+        data = body.encode()
+        headers.append(("Content-Length", str(len(data))))
+        reason = {500: "Internal Server Error", 503: "Service Unavailable"}.get(fault.status, "Error")
+        start_response(f"{fault.status} {reason}", headers)
+        return [data]
+
+    def admin(self, environ, start_response, route):
+        method = environ.get("REQUEST_METHOD")
+
+        def answer(status, doc):
+            data = json.dumps(doc).encode()
+            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+            return [data]
+
+        if route == "faults" and method == "POST":
+            try:
+                fault = Fault(json.loads(self.read_body(environ) or b"null"))
+            except ValueError as e:
+                return answer("400 Bad Request", {"error": str(e)})
+            with self.lock:
+                self.faults.append(fault)
+                return answer("201 Created", fault.to_json())
+        if route == "faults" and method == "GET":
+            with self.lock:
+                return answer("200 OK", {"faults": [f.to_json() for f in self.faults]})
+        if (route == "faults" or route.startswith("faults/")) and method == "DELETE":
+            wanted = route[len("faults/"):] if "/" in route else None
+            with self.lock:
+                gone = [f for f in self.faults if wanted is None or f.id == wanted]
+                self.faults = [f for f in self.faults if f not in gone]
+            if wanted is not None and not gone:
+                return answer("404 Not Found", {"error": f"no fault {wanted}"})
+            for f in gone:
+                f.released.set()
+            return answer("200 OK", {"removed": [f.to_json() for f in gone]})
+        if route == "inflight" and method == "GET":
+            now = time.time()
+            with self.lock:
+                held = [{**{k: v for k, v in r.items() if k != "since"}, "held_ms": int((now - r["since"]) * 1000)}
+                        for r in self.inflight.values()]
+            return answer("200 OK", {"requests": held})
+        return answer("404 Not Found", {"error": f"no route {method} {self.PREFIX}{route}"})
+
+
+_dispatcher = moto_server.DomainDispatcherApplication
+moto_server.DomainDispatcherApplication = lambda create_app: FaultMiddleware(_dispatcher(create_app))
 
 if __name__ == "__main__":
     sys.exit(moto_server.main())
