@@ -41,7 +41,7 @@ class Stack:
         self.logs = os.path.join(self.state, "logs")
         os.makedirs(self.logs, exist_ok=True)
         self.children = []  # (name, Popen), in start order
-        self.supervised = {}  # name -> (cmd, env, recent restart times): restarted when they exit
+        self.supervised = {}  # name -> [cmd, env, started at, exits soon after starting in a row]
         self.venv_bin = os.path.dirname(sys.executable)
 
     def say(self, msg):
@@ -57,7 +57,7 @@ class Stack:
         with open(os.path.join(self.state, "pids"), "a") as f:
             f.write(f"{proc.pid} {name}\n")
         if supervise:
-            self.supervised.setdefault(name, (cmd, env, []))
+            self.supervised.setdefault(name, [cmd, env, 0, 0])[2] = time.time()
             with open(os.path.join(self.state, f"{name}.pid"), "w") as f:
                 f.write(f"{proc.pid}\n")
         self.say(f"started {name} (pid {proc.pid}, log {os.path.relpath(log.name, ROOT)})")
@@ -102,11 +102,12 @@ class Stack:
                 continue
             if name not in self.supervised:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; see .local/{self.args.name}/logs/{name}.log")
-            cmd, env, restarts = self.supervised[name]
-            now = time.time()
-            restarts[:] = [t for t in restarts if now - t < 60] + [now]
-            if len(restarts) > 5:  # a crash loop (bad configuration?), not a test's kill
-                raise RuntimeError(f"{name} exited 6 times in a minute; see .local/{self.args.name}/logs/{name}.log")
+            sup = self.supervised[name]
+            cmd, env, started = sup[0], sup[1], sup[2]
+            sup[3] = sup[3] + 1 if time.time() - started < 3 else 0
+            if sup[3] >= 5:  # a crash loop (a bad configuration?), not a test's kill
+                raise RuntimeError(f"{name} exited 5 times in a row within 3 s of starting; "
+                                   f"see .local/{self.args.name}/logs/{name}.log")
             self.children.remove((name, proc))
             self.say(f"{name} (pid {proc.pid}) exited with {proc.returncode}: restarting it")
             self.start(name, cmd, env, supervise=True)
