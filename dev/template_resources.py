@@ -9,7 +9,8 @@ deploy. It is not encryption: moto records these settings, encrypts nothing and 
 or queue policy. Queue policies are not applied at all (moto would not enforce them, and the local
 endpoint is plain HTTP on loopback, the very thing the template's TLS-only policy refuses).
 
-Only the intrinsics these resources use are resolved (Ref, Fn::Sub, Fn::GetAtt ...Arn); anything
+Only the intrinsics these resources use are resolved (Ref, Fn::Sub, Fn::GetAtt ...Arn, and
+Fn::Join, Fn::Split, Fn::Select for the queue names); anything
 else is an error that names the resource, so a template change that the local stack cannot follow
 fails loudly instead of silently diverging.
 """
@@ -17,6 +18,7 @@ fails loudly instead of silently diverging.
 import json
 import os
 import re
+import uuid
 
 import boto3
 from cfnlint.decode import decode
@@ -46,6 +48,10 @@ class Resolver:
     def pseudo(self, name):
         return {
             "AWS::StackName": self.stack,
+            # A stack id as CloudFormation forms it; the UUID is fixed per stack name, so a
+            # re-provisioned local stack finds the same queue names.
+            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{ACCOUNT}:stack/{self.stack}/"
+                            f"{uuid.uuid5(uuid.NAMESPACE_URL, 'switchboard:' + self.stack)}",
             "AWS::Region": self.region,
             "AWS::AccountId": ACCOUNT,
             "AWS::Partition": "aws",
@@ -84,6 +90,15 @@ class Resolver:
             if fn == "Fn::GetAtt":
                 logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
                 return self.getatt(logical, attr, where)
+            if fn == "Fn::Join":
+                delimiter, items = arg
+                return delimiter.join(str(v) for v in self.resolve(items, where))
+            if fn == "Fn::Split":
+                delimiter, text = arg
+                return str(self.resolve(text, where)).split(delimiter)
+            if fn == "Fn::Select":
+                index, items = arg
+                return self.resolve(items, where)[int(self.resolve(index, where))]
             if fn.startswith("Fn::") or fn == "Condition":
                 raise TemplateError(f"{where}: {fn} is not supported by the local stack")
         if isinstance(value, dict):
