@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Checks template.yaml for what an operator relies on and cfn-lint cannot know: every
-dead-letter queue has a depth alarm, every function logs to a group of the template's with a
-retention, every alarm notifies the alarm topic and treats missing data as no breach, and alarms
-on the project's own metrics read the namespace the functions write to.
+dead-letter queue (a queue's RedrivePolicy target, or an event source mapping's on-failure
+destination) has a depth alarm, every function reading a stream (DynamoDB, Kinesis) has an
+IteratorAge alarm, every function logs to a group of the template's with a retention, every
+alarm notifies the alarm topic and treats missing data as no breach, and alarms on the project's
+own metrics read the namespace the functions write to.
 
   .venv/bin/python dev/template_check.py [template.yaml]
 
@@ -28,6 +30,19 @@ def ref_name(value):
     return None
 
 
+STREAM_EVENTS = ("DynamoDB", "Kinesis")
+
+
+def is_stream_arn(value, resources):
+    """Whether an EventSourceArn names a DynamoDB table's stream or a Kinesis stream."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        arg = value["Fn::GetAtt"]
+        logical, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+        kind = resources.get(logical, {}).get("Type")
+        return (kind == "AWS::DynamoDB::Table" and attr == "StreamArn") or kind == "AWS::Kinesis::Stream"
+    return isinstance(value, str) and (":kinesis:" in value or "/stream/" in value)
+
+
 def check(template):
     problems = []
     resources = template.get("Resources", {})
@@ -35,15 +50,38 @@ def check(template):
     alarms = of_type("AWS::CloudWatch::Alarm")
     topics = of_type("AWS::SNS::Topic")
 
-    dlqs = {ref_name(q.get("Properties", {}).get("RedrivePolicy", {}).get("deadLetterTargetArn"))
-            for q in of_type("AWS::SQS::Queue").values()} - {None}
-    for dlq in sorted(dlqs):
-        watched = any(
-            a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
-            and any(ref_name(d.get("Value")) == dlq for d in a["Properties"].get("Dimensions", []))
+    def alarmed(metric, target, namespace):
+        """An alarm of the template on `metric` with a dimension naming resource `target`."""
+        return any(
+            a["Properties"].get("MetricName") == metric
+            and a["Properties"].get("Namespace") == namespace
+            and any(ref_name(d.get("Value")) == target for d in a["Properties"].get("Dimensions", []))
             for a in alarms.values())
-        if not watched:
+
+    queues = of_type("AWS::SQS::Queue")
+    dlqs = {ref_name(q.get("Properties", {}).get("RedrivePolicy", {}).get("deadLetterTargetArn"))
+            for q in queues.values()}
+    # An event source mapping's on-failure destination is a dead-letter queue too: what lands there
+    # was given up on. Mappings come as SAM function events or as resources of their own.
+    mappings = [e.get("Properties", {}) for fn in of_type("AWS::Serverless::Function").values()
+                for e in (fn.get("Properties", {}).get("Events") or {}).values()]
+    mappings += [m.get("Properties", {}) for m in of_type("AWS::Lambda::EventSourceMapping").values()]
+    dlqs |= {ref_name(m.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")) for m in mappings}
+    for dlq in sorted((dlqs - {None}) & set(queues)):
+        if not alarmed("ApproximateNumberOfMessagesVisible", dlq, "AWS/SQS"):
             problems.append(f"{dlq}: dead-letter queue without an ApproximateNumberOfMessagesVisible alarm")
+
+    # A function fed by a stream falls behind silently: a failing batch holds its shard and
+    # the records behind it wait. IteratorAge is the only metric that shows it.
+    stream_fns = {lid for lid, fn in of_type("AWS::Serverless::Function").items()
+                  if any(e.get("Type") in STREAM_EVENTS
+                         for e in (fn.get("Properties", {}).get("Events") or {}).values())}
+    stream_fns |= {ref_name(m.get("Properties", {}).get("FunctionName"))
+                   for m in of_type("AWS::Lambda::EventSourceMapping").values()
+                   if is_stream_arn(m.get("Properties", {}).get("EventSourceArn"), resources)}
+    for fn in sorted(stream_fns - {None}):
+        if not alarmed("IteratorAge", fn, "AWS/Lambda"):
+            problems.append(f"{fn}: reads a stream but has no AWS/Lambda IteratorAge alarm")
 
     groups = of_type("AWS::Logs::LogGroup")
     for lid, res in groups.items():
@@ -82,7 +120,7 @@ def main():
         print(p)
     if problems:
         sys.exit(1)
-    print(f"{path}: DLQ alarms, log retention, alarm actions and metric namespaces in order")
+    print(f"{path}: DLQ and iterator-age alarms, log retention, alarm actions and metric namespaces in order")
 
 
 if __name__ == "__main__":

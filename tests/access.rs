@@ -371,6 +371,7 @@ async fn erasure_is_bounded_per_call_and_repeats_finish_it() {
             messages: vec![message],
             turn: None,
             effect: None,
+            jobs: vec![],
         };
         store.commit(commit).await.unwrap();
     }

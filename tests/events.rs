@@ -34,12 +34,28 @@ async fn sample_events_run_in_order() {
         .unwrap()
         .contains(&conv));
     let out = stack.invoke("fulfillment", &batch).await;
-    // The poison record, and only it, is reported failed.
+    // The poison record is not a job: it goes to the dead-letter queue at once, so nothing is
+    // reported failed.
+    assert_eq!(out["batchItemFailures"], serde_json::json!([]), "{out}");
+
+    // The relay sample carries an outbox item for the same conversation: it reaches the queue,
+    // and fulfillment posts its message.
+    let relayed = stack
+        .invoke("relay", &event("relay-outbox-stream.json"))
+        .await;
     assert_eq!(
-        out["batchItemFailures"],
-        serde_json::json!([{ "itemIdentifier": "sample-poison-1" }]),
-        "{out}"
+        relayed["batchItemFailures"],
+        serde_json::json!([]),
+        "{relayed}"
     );
+    let token = stack.token("cust_alice");
+    stack
+        .wait_for_message(&token, &conv, std::time::Duration::from_secs(60), |m| {
+            m["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("came through the outbox relay"))
+        })
+        .await;
 
     // The webhook sample was signed when it was written, so it now shows the replay guard: a
     // signature older than the tolerance is refused (dev/webhook.py sends fresh ones).

@@ -19,9 +19,10 @@ use switchboard::connectors::{
 };
 use switchboard::conversation::{Conversation, ConversationKey, ConversationSummary, Message};
 use switchboard::dialogue::Dialogue;
+use switchboard::fulfillment::dead_letter::DeadLetters;
 use switchboard::fulfillment::retry::{QueueDefault, RetryPolicy};
 use switchboard::fulfillment::{Fulfillment, Systems};
-use switchboard::jobs::{Job, JobKind, JobQueue, QueueError};
+use switchboard::jobs::{Job, JobKind, QueueError};
 use switchboard::money::Money;
 use switchboard::store::memory::MemoryStore;
 use switchboard::store::{
@@ -86,8 +87,8 @@ impl EmailPort for Nobody {
 }
 
 #[async_trait]
-impl JobQueue for Nobody {
-    async fn send(&self, _: &[Job]) -> Result<(), QueueError> {
+impl DeadLetters for Nobody {
+    async fn put(&self, _: &SqsMessage, _: &str, _: u32) -> Result<(), QueueError> {
         Ok(())
     }
 }
@@ -176,9 +177,14 @@ impl EffectLedger for Counted {
         k: &str,
         token: &str,
         o: EffectOutcome,
+        jobs: &[Job],
     ) -> Result<(), StoreError> {
         self.tick();
-        self.inner.complete(t, k, token, o).await
+        self.inner.complete(t, k, token, o, jobs).await
+    }
+    async fn set_aside(&self, t: &str, k: &str, token: &str) -> Result<(), StoreError> {
+        self.tick();
+        self.inner.set_aside(t, k, token).await
     }
 }
 
@@ -205,11 +211,11 @@ async fn setup() -> (Fulfillment, Arc<Counted>) {
             customers: Arc::new(Nobody),
             orders: Arc::new(Nobody),
             email: Arc::new(Nobody),
-            jobs: Arc::new(Nobody),
             dialogue: Dialogue::new(Arc::new(Nobody)),
             agent_inbox: None,
         },
         Arc::new(QueueDefault),
+        Arc::new(Nobody),
         RetryPolicy::default(),
     );
     (f, store)

@@ -89,6 +89,9 @@ pub enum DialogueState {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         payment_url: Option<String>,
     },
+    /// The bot could not do what was asked (a system stayed down) and offered a person;
+    /// `reason` goes to the team with the handoff.
+    HandoffOffered { reason: String },
 }
 
 /// Facts the dialogue carries between turns.

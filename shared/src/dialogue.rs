@@ -116,6 +116,8 @@ pub const LET_ME_CHECK: &str = "Let me check — I'll message you here in a mome
 /// A chat turn whose system is down (or whose circuit is open): the deferred job tries again.
 pub const DOWN_WILL_MESSAGE: &str =
     "I can't reach our systems right now — I'll message you here as soon as I have your answer.";
+/// The deferred job kept trying for as long as it may and the system stayed down.
+pub const DEFERRED_GAVE_UP: &str = "Sorry — I still can't reach our systems, so I couldn't find that out. Would you like me to get a person from our team to help?";
 
 fn date(t: OffsetDateTime) -> String {
     format!("{} {}", t.month(), t.day())
@@ -320,6 +322,12 @@ impl Dialogue {
             DialogueState::RefundOffered { order_id, amount } => {
                 match u.intent {
                     Intent::Affirm => {
+                        // Asked for meanwhile (another conversation, another device): say where
+                        // it stands rather than promise a second one.
+                        if let Ok(Some(state)) = self.refund_state(turn, order_id).await {
+                            let line = refund_line(turn, order_id, Some(state));
+                            return turn.say(line);
+                        }
                         turn.say(format!(
                         "Done — I've requested a refund of {amount} for order #{order_id}. I'll confirm here as soon as it goes through."
                     ));
@@ -370,7 +378,7 @@ impl Dialogue {
                     return;
                 }
                 Some(PaymentChoice::Person) => {
-                    return handoff(turn, Intent::PaymentIssue, None);
+                    return handoff(turn, Intent::PaymentIssue.name(), None);
                 }
                 None if matches!(
                     u.intent,
@@ -414,6 +422,14 @@ impl Dialogue {
             {
                 return self.availability(turn, text, true).await;
             }
+            DialogueState::HandoffOffered { reason } => match u.intent {
+                Intent::Affirm => return handoff(turn, reason, slots.order_id.clone()),
+                Intent::Deny => {
+                    turn.say("No problem. You can ask me again any time.".to_string());
+                    return;
+                }
+                _ => {}
+            },
             DialogueState::AwaitingProduct | DialogueState::Idle => {}
         }
         // "and the other one?", "what about the first?": short follow-ups about the orders just
@@ -470,7 +486,7 @@ impl Dialogue {
             Intent::Goodbye => {
                 turn.say("Bye for now — I'm here if you need anything else.".to_string())
             }
-            Intent::HumanAgent => handoff(turn, Intent::HumanAgent, slots.order_id.clone()),
+            Intent::HumanAgent => handoff(turn, Intent::HumanAgent.name(), slots.order_id.clone()),
             Intent::Affirm | Intent::Deny => {
                 turn.fallback = true;
                 turn.say(format!(
@@ -536,7 +552,7 @@ impl Dialogue {
         }
         turn.say(answer.for_order(None));
         if answer.handoff {
-            flag_for_agent(turn, intent, None);
+            flag_for_agent(turn, intent.name(), None);
         }
     }
 
@@ -594,9 +610,9 @@ impl Dialogue {
             ([], _) => turn.say(
                 "I can't find any recent orders on your account. If you have an order number, send it to me.".to_string(),
             ),
-            ([only], _) => self.order_found(turn, intent, only),
+            ([only], _) => self.order_found(turn, intent, only).await,
             // Orders come newest first: "my last order" before any list means the newest.
-            (many, Some(LAST | NEWEST)) => self.order_found(turn, intent, many[0]),
+            (many, Some(LAST | NEWEST)) => self.order_found(turn, intent, many[0]).await,
             (many, _) => {
                 let list = many
                     .iter()
@@ -625,7 +641,9 @@ impl Dialogue {
         };
         match found {
             // Another customer's order looks exactly like one that does not exist.
-            Ok(Some(order)) if may_see(turn.who, &order) => self.order_found(turn, intent, &order),
+            Ok(Some(order)) if may_see(turn.who, &order) => {
+                self.order_found(turn, intent, &order).await
+            }
             Ok(_) => turn.say(format!(
                 "I couldn't find order #{order_id} on your account. Could you check the number?"
             )),
@@ -633,21 +651,29 @@ impl Dialogue {
         }
     }
 
-    fn order_found(&self, turn: &mut Turn<'_>, intent: Intent, o: &Order) {
+    async fn order_found(&self, turn: &mut Turn<'_>, intent: Intent, o: &Order) {
         turn.out.slots.order_id = Some(o.id.clone());
         turn.out.slots.topic = Some(intent.name().to_string());
         match self.answers.get(intent).filter(|a| a.needs_order) {
             Some(answer) => {
                 turn.say(answer.for_order(Some(&o.id)));
                 if answer.handoff {
-                    flag_for_agent(turn, intent, Some(o.id.clone()));
+                    flag_for_agent(turn, intent.name(), Some(o.id.clone()));
                 }
             }
-            None => self.describe(turn, o),
+            None => {
+                // A late order's refund, as the ledger has it: never promised from memory.
+                let refund = match o.is_late(turn.now) {
+                    true => self.refund_said(turn, &o.id).await,
+                    false => None,
+                };
+                self.describe(turn, o, refund)
+            }
         }
     }
 
-    fn describe(&self, turn: &mut Turn<'_>, o: &Order) {
+    /// `refund`: what to say about the order's refund, if one was asked for.
+    fn describe(&self, turn: &mut Turn<'_>, o: &Order, refund: Option<String>) {
         let carrier = o.carrier.as_deref().unwrap_or("the carrier");
         let status = match o.status {
             OrderStatus::Processing => format!(
@@ -679,8 +705,9 @@ impl Dialogue {
         }
         if o.is_late(turn.now) {
             let due = o.promised_by.map(date).unwrap_or_default();
-            if turn.out.slots.refunds_requested.contains(&o.id) {
-                lines.push(format!("It was due by {due} and is running late; the refund you asked for is on its way."));
+            if let Some(refund) = refund {
+                lines.push(format!("It was due by {due} and is running late."));
+                lines.push(refund);
             } else {
                 lines.push(format!(
                     "It was due by {due}, so it's running late — sorry about that. Would you like a refund of {}?",
@@ -694,10 +721,7 @@ impl Dialogue {
         } else if let (Some(due), false) = (o.promised_by, finished) {
             lines.push(format!("It's expected by {}.", date(due)));
         }
-        if turn.refund_asked
-            && !o.is_late(turn.now)
-            && !turn.out.slots.refunds_requested.contains(&o.id)
-        {
+        if turn.refund_asked && !o.is_late(turn.now) {
             lines.push("I can refund orders that are running late; for anything else, our support team will help.".into());
         }
         let text = lines.join("\n");
@@ -754,34 +778,42 @@ impl Dialogue {
         }
     }
 
-    /// Where each refund stands, from the fulfillment ledger; `None` when it cannot be read.
-    async fn refund_news(&self, turn: &mut Turn<'_>, order_id: &str) -> Option<String> {
-        let ledger = self.ledger.as_ref()?;
-        let state = ledger
+    /// Where an order's refund stands in the fulfillment ledger (`None`: never begun); `Err`
+    /// when there is no ledger or it cannot be read.
+    async fn refund_state(
+        &self,
+        turn: &Turn<'_>,
+        order_id: &str,
+    ) -> Result<Option<EffectState>, ()> {
+        let ledger = self.ledger.as_ref().ok_or(())?;
+        ledger
             .state(&turn.who.tenant, &refund_key(&turn.who.tenant, order_id))
             .await
             .map_err(|e| tracing::warn!(error = %e, "refund state unreadable"))
-            .ok()?;
-        Some(match state {
-            Some(EffectState::Finished(EffectOutcome::Done)) => {
-                if !turn.out.slots.refunds_reported.iter().any(|r| r == order_id) {
-                    turn.out.slots.refunds_reported.push(order_id.to_string());
-                }
-                format!("The refund for order #{order_id} has been issued; it can take 5–10 business days to show on your statement.")
-            }
-            Some(EffectState::Finished(EffectOutcome::Failed)) => {
-                if !turn.out.slots.refunds_reported.iter().any(|r| r == order_id) {
-                    turn.out.slots.refunds_reported.push(order_id.to_string());
-                }
-                format!(
-                    "The refund for order #{order_id} couldn't be completed automatically; our team has it and will reply to you."
-                )
-            }
-            // The confirmation is posted where the refund was asked for, and emailed.
-            Some(EffectState::InProgress) | None => format!(
-                "Your refund for order #{order_id} is still being processed — you'll get an email as soon as it's issued."
-            ),
-        })
+    }
+
+    /// What to say about a late order's refund: where it stands if one was asked for (here or
+    /// anywhere: the ledger is the customer's, not the conversation's), `None` if none was.
+    async fn refund_said(&self, turn: &mut Turn<'_>, order_id: &str) -> Option<String> {
+        let requested = turn
+            .out
+            .slots
+            .refunds_requested
+            .iter()
+            .any(|r| r == order_id);
+        match self.refund_state(turn, order_id).await {
+            Ok(Some(state)) => Some(refund_line(turn, order_id, Some(state))),
+            // Asked for in this conversation; its job has not started yet.
+            Ok(None) if requested => Some(refund_line(turn, order_id, None)),
+            Err(()) if requested => Some(refund_unknown(order_id)),
+            Ok(None) | Err(()) => None,
+        }
+    }
+
+    /// Where each refund stands, from the fulfillment ledger; `None` when it cannot be read.
+    async fn refund_news(&self, turn: &mut Turn<'_>, order_id: &str) -> Option<String> {
+        let state = self.refund_state(turn, order_id).await.ok()?;
+        Some(refund_line(turn, order_id, state))
     }
 
     async fn track_refund(&self, turn: &mut Turn<'_>, slots: &Slots) {
@@ -794,7 +826,7 @@ impl Dialogue {
         {
             let line = match self.refund_news(turn, order_id).await {
                 Some(line) => line,
-                None => format!("Your refund request for order #{order_id} is on record; I can't see its progress right now — please ask again in a few minutes."),
+                None => refund_unknown(order_id),
             };
             lines.push(line);
         }
@@ -877,21 +909,54 @@ fn payment_choice(text: &str, u: &Understanding) -> Option<PaymentChoice> {
     }
 }
 
+/// What the customer is told about a refund the ledger has in `state` (`None`: asked for, not
+/// begun yet); one that ended is noted as told.
+fn refund_line(turn: &mut Turn<'_>, order_id: &str, state: Option<EffectState>) -> String {
+    let ended = matches!(state, Some(EffectState::Finished(_)));
+    if ended
+        && !turn
+            .out
+            .slots
+            .refunds_reported
+            .iter()
+            .any(|r| r == order_id)
+    {
+        turn.out.slots.refunds_reported.push(order_id.to_string());
+    }
+    match state {
+        Some(EffectState::Finished(EffectOutcome::Done)) => format!("The refund for order #{order_id} has been issued; it can take 5–10 business days to show on your statement."),
+        Some(EffectState::Finished(EffectOutcome::Failed)) => format!(
+            "The refund for order #{order_id} couldn't be completed automatically; our team has it and will reply to you."
+        ),
+        // The confirmation is posted where the refund was asked for, and emailed.
+        Some(EffectState::InProgress) | None => format!(
+            "Your refund for order #{order_id} is still being processed — you'll get an email as soon as it's issued."
+        ),
+    }
+}
+
+/// A refund asked for whose progress the ledger cannot show right now.
+fn refund_unknown(order_id: &str) -> String {
+    format!("Your refund request for order #{order_id} is on record; I can't see its progress right now — please ask again in a few minutes.")
+}
+
 /// "Can I talk to a person?": the conversation is flagged and the team notified.
-fn handoff(turn: &mut Turn<'_>, reason: Intent, order_id: Option<String>) {
+fn handoff(turn: &mut Turn<'_>, reason: &str, order_id: Option<String>) {
     if turn.out.slots.handoff_requested {
         turn.say("I've already asked our team to take over — they'll reply right here.".into());
         return;
     }
     flag_for_agent(turn, reason, order_id);
-    turn.say("I've asked a member of our team to take over — they'll reply right here, usually within a few hours.".to_string());
+    turn.say(HANDED_OFF.to_string());
 }
 
+const HANDED_OFF: &str = "I've asked a member of our team to take over — they'll reply right here, usually within a few hours.";
+
 /// Marks the conversation for a person and starts the job that notifies the team.
-fn flag_for_agent(turn: &mut Turn<'_>, reason: Intent, order_id: Option<String>) {
+fn flag_for_agent(turn: &mut Turn<'_>, reason: &str, order_id: Option<String>) {
     turn.out.slots.handoff_requested = true;
     turn.out.jobs.push(JobKind::AgentHandoff {
-        reason: reason.name().to_string(),
+        reason: reason.to_string(),
         order_id,
     });
 }
@@ -947,11 +1012,12 @@ impl Turn<'_> {
         self.say(SYSTEM_DOWN.to_string());
     }
 
-    /// In a chat turn, a system that is down (timeouts, 5xx, an open circuit) defers the
-    /// answer like a slow one: the customer is told at once, and the deferred job asks again
-    /// without the turn's budget. The deferred job itself (no deadline) says it is down.
+    /// A system that is down (timeouts, 5xx, an open circuit) defers the answer like a slow
+    /// one. In a chat turn the customer is told at once and the deferred job asks again
+    /// without the turn's budget; in that job (no deadline) the outcome says it is still
+    /// deferred, and the job comes back later while the system stays down.
     fn defer_when_down(&mut self, e: &ConnectorError) -> bool {
-        if self.deadline.is_none() || !e.is_transient() {
+        if !e.is_transient() {
             return false;
         }
         tracing::warn!(error = %e, "a system is down during a turn; deferring the answer");
@@ -1196,12 +1262,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_down_order_system_gets_a_graceful_reply() {
-        // No budget: the deferred job's own answer.
+    async fn the_deferred_job_hears_that_the_system_is_still_down() {
+        // No budget: the deferred job's own answer. It says nothing yet and is deferred again:
+        // the job comes back later rather than tell the customer to try again themselves.
         let d = Dialogue::new(Arc::new(FakeOrders(vec![], true)));
         let out = fresh_as(&d, "alice", "where's my order").await;
-        assert_eq!(out.replies, vec![SYSTEM_DOWN.to_string()]);
-        assert!(!out.deferred);
+        assert!(out.deferred);
+        assert!(out.jobs.is_empty());
     }
 
     #[tokio::test]
@@ -1421,11 +1488,11 @@ mod tests {
             .await
             .unwrap()
         {
-            crate::store::Begin::Started { token } => token,
+            crate::store::Begin::Started(lease) => lease.token,
             other => panic!("{other:?}"),
         };
         ledger
-            .complete("t", &key, &token, EffectOutcome::Done)
+            .complete("t", &key, &token, EffectOutcome::Done, &[])
             .await
             .unwrap();
         let asked = say(
@@ -1442,6 +1509,122 @@ mod tests {
             asked.replies
         );
         assert_eq!(asked.slots.refunds_reported, vec!["1002".to_string()]);
+    }
+
+    /// Ends the refund of `order` in the ledger as `outcome`, as fulfillment would.
+    async fn refund_ended(
+        ledger: &crate::store::memory::MemoryStore,
+        order: &str,
+        outcome: EffectOutcome,
+    ) {
+        let key = refund_key("t", order);
+        let lease = match ledger
+            .begin("t", &key, std::time::Duration::from_secs(30), NOW)
+            .await
+            .unwrap()
+        {
+            crate::store::Begin::Started(lease) => lease,
+            other => panic!("{other:?}"),
+        };
+        ledger
+            .complete("t", &key, &lease.token, outcome, &[])
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refund_that_failed_is_reported_as_failed_never_as_on_its_way() {
+        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+        let d = dialogue(catalogue()).with_ledger(ledger.clone());
+        refund_ended(&ledger, "1002", EffectOutcome::Failed).await;
+        // Asked for in this conversation, and in a new one that never heard of it.
+        let here = Slots {
+            refunds_requested: vec!["1002".into()],
+            ..Slots::default()
+        };
+        for slots in [here, Slots::default()] {
+            let out = say(
+                &d,
+                "alice",
+                &DialogueState::Idle,
+                &slots,
+                "I want a refund for order 1002",
+            )
+            .await;
+            let reply = out.replies.join("\n");
+            assert!(reply.contains("couldn't be completed"), "{reply}");
+            assert!(reply.contains("our team has it"), "{reply}");
+            // ("on its way" is the parcel's: the order is in transit.)
+            assert!(
+                !reply.contains("refund you asked for is on its way"),
+                "{reply}"
+            );
+            assert!(!reply.contains("Would you like a refund"), "{reply}");
+            assert!(out.jobs.is_empty(), "no second refund");
+            assert_eq!(out.state, DialogueState::Idle);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refund_asked_for_and_not_started_yet_is_being_processed() {
+        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+        let d = dialogue(catalogue()).with_ledger(ledger);
+        let slots = Slots {
+            refunds_requested: vec!["1002".into()],
+            ..Slots::default()
+        };
+        let out = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &slots,
+            "where is order 1002?",
+        )
+        .await;
+        let reply = out.replies.join("\n");
+        assert!(reply.contains("still being processed"), "{reply}");
+        assert!(out.jobs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn yes_to_an_offer_already_fulfilled_elsewhere_says_so_and_refunds_nothing() {
+        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+        let d = dialogue(catalogue()).with_ledger(ledger.clone());
+        let offered = DialogueState::RefundOffered {
+            order_id: "1002".into(),
+            amount: Money {
+                amount_cents: 4599,
+                currency: "USD".into(),
+            },
+        };
+        refund_ended(&ledger, "1002", EffectOutcome::Done).await;
+        let out = say(&d, "alice", &offered, &Slots::default(), "yes please").await;
+        assert!(out.jobs.is_empty());
+        assert!(
+            out.replies[0].contains("has been issued"),
+            "{:?}",
+            out.replies
+        );
+    }
+
+    #[tokio::test]
+    async fn yes_to_a_person_after_a_deferred_answer_gave_up_hands_off() {
+        let d = dialogue(catalogue());
+        let offered = DialogueState::HandoffOffered {
+            reason: "answer_deferred_failed".into(),
+        };
+        let yes = say(&d, "alice", &offered, &Slots::default(), "yes").await;
+        assert_eq!(
+            yes.jobs,
+            vec![JobKind::AgentHandoff {
+                reason: "answer_deferred_failed".into(),
+                order_id: None
+            }]
+        );
+        assert!(yes.slots.handoff_requested);
+        let no = say(&d, "alice", &offered, &Slots::default(), "no thanks").await;
+        assert!(no.jobs.is_empty());
+        assert!(!no.slots.handoff_requested);
     }
 
     struct SlowOrders(Vec<Order>);

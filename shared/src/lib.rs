@@ -27,6 +27,7 @@ pub mod nlu;
 pub mod problem;
 pub mod rate_limit;
 pub mod redact;
+pub mod relay;
 pub mod secrets;
 pub mod setup;
 pub mod signatures;

@@ -12,6 +12,7 @@ use crate::connectors::engine::{http_client, Connectors};
 use crate::connectors::ses::SesEmail;
 use crate::connectors::{EmailPort, InventoryPort};
 use crate::dialogue::Dialogue;
+use crate::fulfillment::dead_letter::SqsDeadLetters;
 use crate::fulfillment::retry::{RetryPolicy, SqsVisibility};
 use crate::fulfillment::{Fulfillment, Systems};
 use crate::jobs::sqs::SqsJobQueue;
@@ -80,7 +81,6 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let store_settings = StoreSettings::from_env(&env)?;
     let verifier = JwtVerifier::from_env(&env)?;
     verifier.warm_up().await;
-    let queue_url = env.required("JOBS_QUEUE_URL")?;
     let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
     let budget = std::time::Duration::from_millis(env.parsed("TURN_BUDGET_MS", 150)?);
     let aws = aws().await;
@@ -91,7 +91,6 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
         dialogue(&env, &systems, table)?
             .with_payment_update_url(payment_update_url)
             .with_budget(Some(budget)),
-        Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
         chat,
     );
     let limiter =
@@ -103,10 +102,24 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     let env = Env::process();
     let store_settings = StoreSettings::from_env(&env)?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
-    let policy = RetryPolicy {
-        base: std::time::Duration::from_secs(env.parsed("RETRY_BASE_SECS", 10)?),
-        max: std::time::Duration::from_secs(env.parsed("RETRY_MAX_SECS", 900)?),
+    let dlq_url = env.required("JOBS_DLQ_URL")?;
+    let defaults = RetryPolicy::default();
+    let secs = |name, default: std::time::Duration| {
+        env.parsed(name, default.as_secs())
+            .map(std::time::Duration::from_secs)
     };
+    let policy = RetryPolicy {
+        base: secs("RETRY_BASE_SECS", defaults.base)?,
+        max: secs("RETRY_MAX_SECS", defaults.max)?,
+        max_attempts: env.parsed("JOB_MAX_ATTEMPTS", defaults.max_attempts)?,
+        deferred_for: secs("DEFERRED_ANSWER_MAX_SECS", defaults.deferred_for)?,
+    };
+    if policy.max_attempts == 0 {
+        return Err(ConfigError::Invalid {
+            name: "JOB_MAX_ATTEMPTS",
+            reason: "a job needs at least one attempt".into(),
+        });
+    }
     let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
     let default_lease = std::time::Duration::from_secs(env.parsed("JOB_LEASE_SECS", 60)?);
     let aws = aws().await;
@@ -135,12 +148,12 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
             customers: Arc::new(systems.clone()),
             orders: Arc::new(systems.clone()),
             email,
-            jobs: Arc::new(SqsJobQueue::new(sqs.clone(), queue_url.clone())),
             dialogue: dialogue(&env, &systems, dynamo.clone())?
                 .with_payment_update_url(payment_update_url),
             agent_inbox: env.optional("AGENT_EMAIL"),
         },
-        Arc::new(SqsVisibility::new(sqs, &[queue_url])),
+        Arc::new(SqsVisibility::new(sqs.clone(), &[queue_url])),
+        Arc::new(SqsDeadLetters::new(sqs, dlq_url)),
         policy,
     )
     .with_default_lease(default_lease))
@@ -216,6 +229,19 @@ fn optional_url<F: Fn(&str) -> Option<String>>(
         Some(_) => Ok(Some(env.url(name)?.to_string())),
         None => Ok(None),
     }
+}
+
+/// The outbox relay: outbox items from the table's stream to `JOBS_QUEUE_URL`, deleted from
+/// `TABLE_NAME` once sent.
+pub async fn relay() -> Result<crate::relay::Relay, ConfigError> {
+    let env = Env::process();
+    let store_settings = StoreSettings::from_env(&env)?;
+    let queue_url = env.required("JOBS_QUEUE_URL")?;
+    let aws = aws().await;
+    Ok(crate::relay::Relay::new(
+        Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
+        store(&aws, store_settings),
+    ))
 }
 
 /// The webhook intake: vendor config (bundled, or `SWITCHBOARD_WEBHOOKS_FILE`), secrets from the

@@ -1,6 +1,8 @@
 //! A chat turn: load memory (one Query), understand and decide, persist (one conditional
-//! transaction), then hand jobs to the queue. A lost race reloads and decides again; a retried
-//! message (same `client_message_id`) gets the stored answer and stores nothing new.
+//! transaction, with the jobs the turn starts as outbox items: see `relay`). A lost race reloads
+//! and decides again; a retried message (same `client_message_id`) gets the stored answer and
+//! stores nothing new. The answer never waits on the queue: a job exists exactly when the turn
+//! that promised it does.
 
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use crate::conversation::{
     ConversationKey, ConversationSummary, Message, Role, Slots,
 };
 use crate::dialogue::{Dialogue, Ending, Outcome, TurnFacts};
-use crate::jobs::{Job, JobKind, JobQueue};
+use crate::jobs::{Job, JobKind};
 use crate::problem::ApiError;
 use crate::store::{
     backoff, Commit, ConversationStore, Erasure, Snapshot, StoreError, TurnRecord,
@@ -63,7 +65,6 @@ pub struct TurnReply {
 pub struct TurnService {
     store: Arc<dyn ConversationStore>,
     dialogue: Dialogue,
-    jobs: Arc<dyn JobQueue>,
     settings: ChatSettings,
 }
 
@@ -99,13 +100,11 @@ impl TurnService {
     pub fn new(
         store: Arc<dyn ConversationStore>,
         dialogue: Dialogue,
-        jobs: Arc<dyn JobQueue>,
         settings: ChatSettings,
     ) -> Self {
         Self {
             store,
             dialogue,
-            jobs,
             settings,
         }
     }
@@ -270,7 +269,6 @@ impl TurnService {
             let record = TurnRecord {
                 message: message.clone(),
                 replies: replies.clone(),
-                jobs: jobs.clone(),
             };
 
             let commit = Commit {
@@ -279,10 +277,10 @@ impl TurnService {
                 messages,
                 turn: req.client_message_id.clone().map(|id| (id, record)),
                 effect: None,
+                jobs,
             };
             match self.store.commit(commit).await {
                 Ok(()) => {
-                    self.enqueue(&jobs).await?;
                     return Ok(TurnReply {
                         conversation_id: key.id.clone(),
                         message,
@@ -359,8 +357,7 @@ impl TurnService {
         }
     }
 
-    /// A retried message: answer as before and make sure its jobs reached the queue. Re-sending is
-    /// safe: the FIFO queue deduplicates by job key, and effects are idempotent downstream.
+    /// A retried message: answer as before. Its jobs went out with the turn's commit.
     async fn replay(&self, key: &ConversationKey, cmid: &str) -> Result<TurnReply, ApiError> {
         let record = self
             .store
@@ -368,7 +365,6 @@ impl TurnService {
             .await
             .map_err(store_error)?
             .ok_or_else(|| ApiError::Internal(format!("turn record for {cmid} missing")))?;
-        self.enqueue(&record.jobs).await?;
         Ok(TurnReply {
             conversation_id: key.id.clone(),
             message: record.message,
@@ -377,20 +373,6 @@ impl TurnService {
                 ending: Ending::Replayed,
                 ..TurnFacts::default()
             },
-        })
-    }
-
-    async fn enqueue(&self, jobs: &[Job]) -> Result<(), ApiError> {
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        self.jobs.send(jobs).await.map_err(|e| {
-            tracing::error!(error = %e, "enqueue failed after the turn was stored");
-            // The turn is stored; a retry with the same client_message_id re-sends the jobs.
-            ApiError::Unavailable {
-                detail: "your message was saved but a follow-up action could not be queued; retry with the same client_message_id".into(),
-                retry_after_secs: 2,
-            }
         })
     }
 
@@ -601,6 +583,7 @@ impl TurnService {
                 messages: vec![message.clone()],
                 turn: None,
                 effect: None,
+                jobs: Vec::new(),
             };
             match self.store.commit(commit).await {
                 Ok(()) => return Ok((updated, Some(message))),
@@ -653,10 +636,8 @@ fn summary(c: &Conversation) -> ConversationSummary {
 mod tests {
     use super::*;
     use crate::connectors::{ConnectorError, Order, OrdersPort};
-    use crate::jobs::QueueError;
     use crate::store::memory::MemoryStore;
     use async_trait::async_trait;
-    use std::sync::Mutex;
 
     struct LateOrder;
     #[async_trait]
@@ -682,25 +663,6 @@ mod tests {
                 items: vec![],
                 payment_ref: None,
             }))
-        }
-    }
-
-    /// Refuses its first `fail` sends, then records.
-    #[derive(Default)]
-    struct FlakyQueue {
-        fail: Mutex<u32>,
-        sent: Mutex<Vec<Job>>,
-    }
-    #[async_trait]
-    impl JobQueue for FlakyQueue {
-        async fn send(&self, jobs: &[Job]) -> Result<(), QueueError> {
-            let mut fail = self.fail.lock().unwrap();
-            if *fail > 0 {
-                *fail -= 1;
-                return Err(QueueError("SQS is down".into()));
-            }
-            self.sent.lock().unwrap().extend_from_slice(jobs);
-            Ok(())
         }
     }
 
@@ -750,7 +712,6 @@ mod tests {
         let svc = TurnService::new(
             Arc::new(DownStore),
             Dialogue::new(Arc::new(NoOrders)),
-            Arc::new(RecordingQueue::default()),
             ChatSettings::default(),
         );
         for err in [
@@ -768,13 +729,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_enqueue_is_503_and_the_retry_sends_the_job_without_a_second_turn() {
+    async fn a_turns_jobs_are_committed_with_it_and_a_retry_adds_none() {
         let store = Arc::new(MemoryStore::new());
-        let queue = Arc::new(FlakyQueue::default());
         let svc = TurnService::new(
             store.clone(),
             Dialogue::new(Arc::new(LateOrder)),
-            queue.clone(),
             ChatSettings::default(),
         );
         let offer = svc
@@ -782,19 +741,23 @@ mod tests {
             .await
             .unwrap();
         let conv = offer.conversation_id.clone();
-        *queue.fail.lock().unwrap() = 1;
-        let err = svc
+        assert!(store.take_outbox().is_empty(), "an offer starts nothing");
+        let yes = svc
             .post(&alice(), msg("yes", Some(&conv), Some("yes-1")))
             .await
-            .unwrap_err();
-        assert_eq!(err.status(), 503);
-        assert!(queue.sent.lock().unwrap().is_empty());
+            .unwrap();
+        assert!(yes.replies[0].text.contains("requested a refund"));
+        let jobs = store.take_outbox();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].key, "refund:t:1002");
+        assert_eq!(jobs[0].conversation_id.as_deref(), Some(conv.as_str()));
+
         let retry = svc
             .post(&alice(), msg("yes", Some(&conv), Some("yes-1")))
             .await
             .unwrap();
-        assert!(retry.replies[0].text.contains("requested a refund"));
-        assert_eq!(queue.sent.lock().unwrap().len(), 1);
+        assert_eq!(retry.replies, yes.replies);
+        assert!(store.take_outbox().is_empty(), "the retry starts nothing");
         let key = ConversationKey {
             tenant: "t".into(),
             id: conv,
@@ -817,21 +780,10 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct RecordingQueue(Mutex<Vec<Job>>);
-    #[async_trait]
-    impl JobQueue for RecordingQueue {
-        async fn send(&self, jobs: &[Job]) -> Result<(), QueueError> {
-            self.0.lock().unwrap().extend_from_slice(jobs);
-            Ok(())
-        }
-    }
-
     fn service(store: Arc<MemoryStore>) -> TurnService {
         TurnService::new(
             store,
             Dialogue::new(Arc::new(NoOrders)),
-            Arc::new(RecordingQueue::default()),
             ChatSettings::default(),
         )
     }

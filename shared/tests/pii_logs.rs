@@ -13,7 +13,6 @@ use switchboard::auth::Principal;
 use switchboard::config::ChatSettings;
 use switchboard::connectors::{ConnectorError, Order, OrdersPort};
 use switchboard::dialogue::Dialogue;
-use switchboard::jobs::{Job, JobQueue, QueueError};
 use switchboard::store::memory::MemoryStore;
 use switchboard::telemetry::subscriber;
 use switchboard::turn::{PostMessage, TurnService};
@@ -58,15 +57,6 @@ impl OrdersPort for EchoingOrders {
     }
 }
 
-#[derive(Default)]
-struct Queue;
-#[async_trait]
-impl JobQueue for Queue {
-    async fn send(&self, _: &[Job]) -> Result<(), QueueError> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_conversation_with_personal_data_logs_none_of_it() {
     let unique = ulid::Ulid::new().to_string();
@@ -84,7 +74,6 @@ async fn a_conversation_with_personal_data_logs_none_of_it() {
     let svc = TurnService::new(
         Arc::new(MemoryStore::new()),
         Dialogue::new(Arc::new(EchoingOrders(vendor_error))),
-        Arc::new(Queue),
         ChatSettings::default(),
     );
     let alice = Principal::customer("t", "cust_alice");

@@ -7,6 +7,7 @@ use super::{Append, Done, Fulfillment, JobError, Started};
 use crate::auth::Principal;
 use crate::connectors::ConnectorError;
 use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState};
+use crate::dialogue::DEFERRED_GAVE_UP;
 use crate::jobs::{Job, JobKind};
 use crate::metrics;
 use crate::store::EffectOutcome;
@@ -31,6 +32,19 @@ fn conversation_of(job: &Job) -> Result<ConversationKey, JobError> {
 /// How many recent messages a handoff announcement quotes.
 const HANDOFF_TRANSCRIPT: usize = 10;
 
+/// The jobs a job leads to (a confirmation email, a handoff), in its conversation, for its
+/// customer.
+fn follow_ups(job: &Job, key: &ConversationKey, kinds: Vec<JobKind>) -> Result<Vec<Job>, JobError> {
+    if kinds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let customer = customer_of(job)?;
+    Ok(kinds
+        .into_iter()
+        .map(|k| Job::new(key, customer, k))
+        .collect())
+}
+
 fn customer_of(job: &Job) -> Result<&str, JobError> {
     job.customer_id.as_deref().ok_or_else(|| {
         JobError::Malformed(format!(
@@ -51,8 +65,7 @@ impl Fulfillment {
                     .payments
                     .refund(order_id, amount, &job.key)
                     .await?;
-                // Queued before the effect completes: a retry after a crash queues it again,
-                // and the email job's own key keeps it to one email.
+                // Started by the same transaction that completes the refund.
                 let email = JobKind::EmailConfirmation {
                     purpose: "refund".into(),
                     order_id: order_id.clone(),
@@ -62,12 +75,13 @@ impl Fulfillment {
                         receipt.amount, receipt.id
                     ),
                 };
-                self.send_follow_ups(job, &key, vec![email]).await?;
+                let jobs = follow_ups(job, &key, vec![email])?;
                 let text = format!(
                     "Your refund of {} for order #{order_id} has been issued (reference {}). It can take 5–10 business days to show on your statement.",
                     receipt.amount, receipt.id
                 );
                 let mut a = Append::text(key, text);
+                a.jobs = jobs;
                 let reported = order_id.clone();
                 // Told here, so a return visit does not announce it again.
                 a.update = Some(Box::new(move |c| {
@@ -105,11 +119,10 @@ impl Fulfillment {
             }
             JobKind::AnswerDeferred { reply_to, text } => {
                 let key = conversation_of(job)?;
-                let snapshot = self
-                    .store
-                    .load(&key, 0)
-                    .await?
-                    .ok_or_else(|| JobError::MissingConversation(key.id.clone()))?;
+                let Some(snapshot) = self.store.load(&key, 0).await? else {
+                    tracing::info!(conversation = %key.id, "the conversation is gone; nothing to answer");
+                    return self.finish(s, EffectOutcome::Done).await;
+                };
                 let c = snapshot.conversation;
                 let who = Principal::customer(key.tenant.clone(), c.customer_id.clone());
                 let outcome = self
@@ -117,13 +130,19 @@ impl Fulfillment {
                     .dialogue
                     .respond(&who, &c.state, &c.slots, text, OffsetDateTime::now_utc())
                     .await;
+                if outcome.deferred {
+                    // A system it needs is still down: come back later (growing delays) until
+                    // it answers or the policy's time is up.
+                    return Err(JobError::SystemDown);
+                }
                 // A handoff decided by the deferred answer is announced like one from a turn.
-                self.send_follow_ups(job, &key, outcome.jobs).await?;
+                let jobs = follow_ups(job, &key, outcome.jobs)?;
                 let (state, slots) = (outcome.state, outcome.slots);
                 let read = c.version;
                 let mut a = Append::text(key, String::new());
                 a.texts = outcome.replies;
                 a.reply_to = Some(*reply_to);
+                a.jobs = jobs;
                 // The answer took as long as the slow lookup: if the customer moved the
                 // conversation on meanwhile ("talk to a human"), the reply is still posted but
                 // the newer state and slots are kept.
@@ -177,26 +196,21 @@ impl Fulfillment {
         self.finish(s, EffectOutcome::Done).await
     }
 
-    /// Queues the jobs a job leads to (a confirmation email, a handoff), in its conversation.
-    async fn send_follow_ups(
-        &self,
-        job: &Job,
-        key: &ConversationKey,
-        kinds: Vec<JobKind>,
-    ) -> Result<(), JobError> {
-        if kinds.is_empty() {
-            return Ok(());
-        }
-        let customer = customer_of(job)?;
-        let jobs: Vec<Job> = kinds
-            .into_iter()
-            .map(|k| Job::new(key, customer, k))
-            .collect();
-        self.systems
-            .jobs
-            .send(&jobs)
-            .await
-            .map_err(|e| JobError::Queue(e.to_string()))
+    /// A deferred answer whose system stayed down past the policy's time: the customer is told
+    /// once that it could not be answered and offered a person; the effect ends as failed.
+    pub(super) async fn give_up_deferred(&self, s: &Started<'_>) -> Result<Done, JobError> {
+        let job = s.job;
+        let JobKind::AnswerDeferred { reply_to, .. } = &job.kind else {
+            return self.finish(s, EffectOutcome::Failed).await;
+        };
+        metrics::count("JobFailed", &[("JobType", job.kind.type_name())]);
+        let key = conversation_of(job)?;
+        let mut a = Append::text(key, DEFERRED_GAVE_UP.to_string());
+        a.reply_to = Some(*reply_to);
+        a.state = Some(DialogueState::HandoffOffered {
+            reason: "answer_deferred_failed".into(),
+        });
+        self.append(s, a, EffectOutcome::Failed).await
     }
 
     /// A permanent failure: recorded with the effect so it is never retried, and the customer
@@ -221,17 +235,11 @@ impl Fulfillment {
                     _ => None,
                 };
                 let reason = format!("{}_failed", job.kind.type_name().replace('.', "_"));
-                self.send_follow_ups(job, &key, vec![JobKind::AgentHandoff { reason, order_id }])
-                    .await?;
-                let mut a = Append::text(key, text);
+                let handoff = JobKind::AgentHandoff { reason, order_id };
+                let mut a = Append::text(key.clone(), text);
+                a.jobs = follow_ups(job, &key, vec![handoff])?;
                 a.update = Some(Box::new(|c| c.slots.handoff_requested = true));
-                match self.append(s, a, EffectOutcome::Failed).await {
-                    // Nobody to tell: the failure is still recorded.
-                    Err(JobError::MissingConversation(_)) => {
-                        self.finish(s, EffectOutcome::Failed).await
-                    }
-                    other => other,
-                }
+                self.append(s, a, EffectOutcome::Failed).await
             }
             _ => self.finish(s, EffectOutcome::Failed).await,
         }

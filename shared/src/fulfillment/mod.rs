@@ -6,11 +6,17 @@
 //! - Each job's effect is begun in the ledger (in progress, with a lease that ends with the
 //!   invocation) and completed in the same transaction as the message it writes, so a
 //!   redelivered job never repeats its effect and a crashed one is taken over later.
+//! - The jobs a job starts (a confirmation email, a handoff) are outbox items in the same
+//!   transaction that completes it: they exist exactly when it is done (see `relay`).
 //! - Transient failures (timeouts, 5xx, 429, a contended conversation) are reported as item
-//!   failures and come back after a growing delay (`ChangeMessageVisibility`); permanent ones
-//!   (4xx, business rules) are recorded, the customer is told, and the job is not retried; a
-//!   message that is not a job fails until SQS moves it to the DLQ.
+//!   failures and come back after a delay that grows with the job's own attempts
+//!   (`ChangeMessageVisibility`); after `max_attempts` of them the job is put on the
+//!   dead-letter queue here, and the jobs behind it go on. A deferred answer keeps trying while
+//!   the company's system is down, for `deferred_for`, then says so and offers a person.
+//!   Permanent failures (4xx, business rules) are recorded, the customer is told, and the job
+//!   is not retried; a message that is not a job goes to the dead-letter queue at once.
 
+pub mod dead_letter;
 mod handlers;
 pub mod retry;
 
@@ -24,12 +30,13 @@ use time::OffsetDateTime;
 use crate::connectors::{ConnectorError, CustomersPort, EmailPort, OrdersPort, PaymentsPort};
 use crate::conversation::{Conversation, ConversationKey, DialogueState, Message, Role};
 use crate::dialogue::Dialogue;
-use crate::jobs::{Job, JobQueue};
+use crate::jobs::{Job, JobKind};
 use crate::metrics;
 use crate::store::{
     backoff, Begin, Commit, ConversationStore, EffectCompletion, EffectLedger, EffectOutcome,
-    StoreError, MAX_COMMIT_ATTEMPTS,
+    Lease, StoreError, MAX_COMMIT_ATTEMPTS,
 };
+use dead_letter::DeadLetters;
 use retry::{RetryPolicy, VisibilityControl};
 
 pub use handlers::PAYMENT_FAILED_TEXT;
@@ -42,14 +49,16 @@ pub enum JobError {
     Connector(#[from] ConnectorError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("conversation {0} does not exist")]
-    MissingConversation(String),
     #[error("conversation kept changing; will retry")]
     Contended,
     #[error("another delivery of this job is running")]
     Busy,
-    #[error("follow-up jobs could not be queued: {0}")]
-    Queue(String),
+    /// A deferred answer's lookups failed for a reason that may pass (a system down).
+    #[error("a company system could not answer yet")]
+    SystemDown,
+    /// Its earlier attempts ended without an outcome (crashes, timeouts) this many times.
+    #[error("out of attempts after {0} starts that never finished")]
+    OutOfAttempts(u32),
 }
 
 impl JobError {
@@ -58,12 +67,30 @@ impl JobError {
         match self {
             JobError::Connector(e) => e.is_transient(),
             JobError::Store(StoreError::Corrupt(_)) => false,
-            JobError::Store(_) | JobError::Contended | JobError::Busy | JobError::Queue(_) => true,
-            // Retried until the DLQ takes it: nothing here can make it right.
-            JobError::Malformed(_) => true,
-            JobError::MissingConversation(_) => false,
+            JobError::Store(_) | JobError::Contended | JobError::Busy | JobError::SystemDown => {
+                true
+            }
+            // Nothing here can make them right: they go to the dead-letter queue.
+            JobError::Malformed(_) | JobError::OutOfAttempts(_) => false,
         }
     }
+}
+
+/// What becomes of a job's message after it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Back on the queue after this delay.
+    Retry(Duration),
+    /// Onto the dead-letter queue, after this many attempts (receives, for a message that is
+    /// not a job).
+    DeadLetter { attempts: u32 },
+}
+
+/// A job that did not finish, and what becomes of it.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: JobError,
+    pub next: Next,
 }
 
 /// The systems fulfillment reaches.
@@ -72,13 +99,20 @@ pub struct Systems {
     pub customers: Arc<dyn CustomersPort>,
     pub orders: Arc<dyn OrdersPort>,
     pub email: Arc<dyn EmailPort>,
-    /// Follow-up jobs (a refund's confirmation email).
-    pub jobs: Arc<dyn JobQueue>,
     /// Answers deferred questions with the same flows as a chat turn.
     pub dialogue: Dialogue,
     /// Where handoffs are announced (the support team's inbox); without one, flagged
     /// conversations wait for agent tooling to list them.
     pub agent_inbox: Option<String>,
+}
+
+/// SQS's count of this message's receives (1 on the first delivery).
+fn receives(record: &SqsMessage) -> u32 {
+    record
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
 }
 
 /// What a batch leaves itself at the end of an invocation to report its outcome.
@@ -89,6 +123,7 @@ pub struct Fulfillment {
     ledger: Arc<dyn EffectLedger>,
     systems: Systems,
     visibility: Arc<dyn VisibilityControl>,
+    dead_letters: Arc<dyn DeadLetters>,
     policy: RetryPolicy,
     default_lease: Duration,
 }
@@ -105,6 +140,8 @@ pub(crate) struct Append<'a> {
     pub reply_to: Option<u64>,
     pub state: Option<DialogueState>,
     pub update: Option<RecordUpdate<'a>>,
+    /// Jobs the append starts, as outbox items in its transaction.
+    pub jobs: Vec<Job>,
 }
 
 impl<'a> Append<'a> {
@@ -116,6 +153,7 @@ impl<'a> Append<'a> {
             reply_to: None,
             state: None,
             update: None,
+            jobs: Vec::new(),
         }
     }
 }
@@ -123,7 +161,13 @@ impl<'a> Append<'a> {
 /// A job whose effect this delivery holds.
 pub(crate) struct Started<'a> {
     pub job: &'a Job,
-    pub token: String,
+    pub lease: Lease,
+}
+
+impl Started<'_> {
+    fn token(&self) -> &str {
+        &self.lease.token
+    }
 }
 
 /// What a delivery did, for logs and tests.
@@ -132,6 +176,8 @@ pub enum Done {
     Applied,
     AlreadyApplied,
     FailedPermanently,
+    /// Out of attempts: on the dead-letter queue (and off the jobs queue).
+    DeadLettered,
 }
 
 impl Fulfillment {
@@ -140,6 +186,7 @@ impl Fulfillment {
         ledger: Arc<dyn EffectLedger>,
         systems: Systems,
         visibility: Arc<dyn VisibilityControl>,
+        dead_letters: Arc<dyn DeadLetters>,
         policy: RetryPolicy,
     ) -> Self {
         Self {
@@ -147,6 +194,7 @@ impl Fulfillment {
             ledger,
             systems,
             visibility,
+            dead_letters,
             policy,
             default_lease: Duration::from_secs(60),
         }
@@ -184,7 +232,7 @@ impl Fulfillment {
         // Connector retries that would outlast the invocation are not started: the batch
         // reports its failures instead of being killed with nothing reported.
         let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        let failed: Vec<Vec<(&SqsMessage, bool)>> = match deadline_ms {
+        let failed: Vec<Vec<(&SqsMessage, Duration)>> = match deadline_ms {
             Some(d) if d - now_ms > INVOCATION_MARGIN_MS => {
                 let until = tokio::time::Instant::now()
                     + std::time::Duration::from_millis((d - now_ms - INVOCATION_MARGIN_MS) as u64);
@@ -196,32 +244,10 @@ impl Fulfillment {
 
         let mut response = SqsBatchResponse::default();
         let mut delays = Vec::new();
-        for (record, first_failure) in failed.into_iter().flatten() {
+        for (record, delay) in failed.into_iter().flatten() {
             let id = record.message_id.clone().unwrap_or_default();
             response.add_failure(id);
             if let Some(receipt) = record.receipt_handle.as_deref() {
-                let receives = record
-                    .attributes
-                    .get("ApproximateReceiveCount")
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .unwrap_or(1);
-                // Only the failed job waits out the retry delay. The ones held back behind it
-                // are released at once: the failed one, still in flight, keeps the FIFO group
-                // locked, and when it returns the group resumes in order. (Giving them a delay
-                // of their own can let one become receivable before the failed job: moto then
-                // delivers the group out of order.)
-                let delay = if first_failure {
-                    self.policy.delay(receives)
-                } else {
-                    Duration::ZERO
-                };
-                if first_failure {
-                    tracing::info!(
-                        receives,
-                        delay_secs = delay.as_secs(),
-                        "job will be retried"
-                    );
-                }
                 delays.push(self.visibility.delay(
                     record.event_source_arn.as_deref(),
                     receipt,
@@ -238,30 +264,73 @@ impl Fulfillment {
         response
     }
 
-    /// Runs one group's records in order; returns the failed ones (true for the one that
-    /// failed, false for those skipped behind it).
+    /// Runs one group's records in order; returns the ones to hand back to the queue, with
+    /// when each may come back. Only the failed job waits out its retry delay. The ones held
+    /// back behind it are released at once: the failed one, still in flight, keeps the FIFO
+    /// group locked, and when it returns the group resumes in order. (Giving them a delay of
+    /// their own can let one become receivable before the failed job: moto then delivers the
+    /// group out of order.) A job out of attempts goes to the dead-letter queue and the group
+    /// goes on.
     async fn run_group<'r>(
         &self,
         records: &[&'r SqsMessage],
         deadline_ms: Option<i64>,
-    ) -> Vec<(&'r SqsMessage, bool)> {
+    ) -> Vec<(&'r SqsMessage, Duration)> {
         let mut failed = Vec::new();
         for (i, record) in records.iter().enumerate() {
             let id = record.message_id.as_deref().unwrap_or_default();
-            match self.process(record, deadline_ms).await {
-                Ok(done) => tracing::info!(message_id = id, outcome = ?done, "job finished"),
-                Err(e) => {
-                    tracing::error!(message_id = id, error = %e, transient = e.is_transient(), "job failed");
-                    failed.push((*record, true));
-                    for later in &records[i + 1..] {
-                        tracing::info!(message_id = ?later.message_id, "held back: an earlier job of its group failed");
-                        failed.push((*later, false));
-                    }
-                    break;
+            let delay = match self.process(record, deadline_ms).await {
+                Ok(done) => {
+                    tracing::info!(message_id = id, outcome = ?done, "job finished");
+                    continue;
                 }
+                Err(Failure {
+                    error,
+                    next: Next::DeadLetter { attempts },
+                }) => match self.dead_letter(record, &error, attempts).await {
+                    Ok(()) => continue,
+                    // Not on the dead-letter queue, so not off the jobs queue: it comes back.
+                    Err(delay) => delay,
+                },
+                Err(Failure {
+                    error,
+                    next: Next::Retry(delay),
+                }) => {
+                    tracing::warn!(message_id = id, error = %error, delay_secs = delay.as_secs(), "job failed; will be retried");
+                    delay
+                }
+            };
+            failed.push((*record, delay));
+            for later in &records[i + 1..] {
+                tracing::info!(message_id = ?later.message_id, "held back: an earlier job of its group failed");
+                failed.push((*later, Duration::ZERO));
             }
+            break;
         }
         failed
+    }
+
+    /// Puts a message that is out of attempts on the dead-letter queue; if that fails, the
+    /// delay after which it comes back to be tried there again.
+    async fn dead_letter(
+        &self,
+        record: &SqsMessage,
+        error: &JobError,
+        attempts: u32,
+    ) -> Result<(), Duration> {
+        let id = record.message_id.as_deref().unwrap_or_default();
+        let reason = error.to_string();
+        match self.dead_letters.put(record, &reason, attempts).await {
+            Ok(()) => {
+                tracing::error!(message_id = id, attempts, %reason, "job dead-lettered");
+                metrics::count("JobDeadLettered", &[]);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(message_id = id, error = %e, "could not dead-letter the job; it comes back");
+                Err(self.policy.delay(receives(record)))
+            }
+        }
     }
 
     fn lease(&self, deadline_ms: Option<i64>) -> Duration {
@@ -275,54 +344,111 @@ impl Fulfillment {
         }
     }
 
+    /// Runs one delivery of a job. What did not finish says what becomes of its message.
     pub async fn process(
         &self,
         record: &SqsMessage,
         deadline_ms: Option<i64>,
-    ) -> Result<Done, JobError> {
-        let body = record
-            .body
-            .as_deref()
-            .ok_or_else(|| JobError::Malformed("empty body".into()))?;
-        let job: Job = serde_json::from_str(body).map_err(|e| {
-            metrics::count("JobMalformed", &[]);
-            JobError::Malformed(e.to_string())
-        })?;
+    ) -> Result<Done, Failure> {
+        let receives = receives(record);
+        let job: Job = match record.body.as_deref().map(serde_json::from_str::<Job>) {
+            Some(Ok(job)) => job,
+            other => {
+                metrics::count("JobMalformed", &[]);
+                let why = match other {
+                    Some(Err(e)) => e.to_string(),
+                    _ => "empty body".to_string(),
+                };
+                return Err(Failure {
+                    error: JobError::Malformed(why),
+                    next: Next::DeadLetter { attempts: receives },
+                });
+            }
+        };
+        // Failures before the job started are not its own attempts: the receive count paces them.
+        let retry_later = |error: JobError| Failure {
+            error,
+            next: Next::Retry(self.policy.delay(receives)),
+        };
         let job_type = job.kind.type_name();
         tracing::info!(job_type, job_key = %job.key, conversation = job.conversation_id.as_deref(), "processing job");
         let now = OffsetDateTime::now_utc();
-        let token = match self
+        let lease = match self
             .ledger
             .begin(&job.tenant, &job.key, self.lease(deadline_ms), now)
-            .await?
+            .await
         {
-            Begin::Started { token } => token,
-            Begin::Finished => {
+            Ok(Begin::Started(lease)) => lease,
+            Ok(Begin::Finished) => {
                 tracing::info!(job_key = %job.key, "already applied; nothing to do");
                 return Ok(Done::AlreadyApplied);
             }
-            Begin::Busy => return Err(JobError::Busy),
+            Ok(Begin::Busy) => return Err(retry_later(JobError::Busy)),
+            Err(e) => return Err(retry_later(e.into())),
         };
-        let started = Started { job: &job, token };
-        match self.apply(&started).await {
+        let s = Started { job: &job, lease };
+        let deferred = matches!(job.kind, JobKind::AnswerDeferred { .. });
+        // Starts that never finished (crashes, timeouts) count too: such a job stops here
+        // rather than crash again. A deferred answer keeps its time instead.
+        if s.lease.attempt > self.policy.max_attempts && (!deferred || self.deferred_is_over(&s)) {
+            let e = JobError::OutOfAttempts(s.lease.attempt - 1);
+            return if deferred {
+                self.give_up_deferred(&s).await.map_err(retry_later)
+            } else {
+                Err(self.out_of_attempts(&s, e).await)
+            };
+        }
+        match self.apply(&s).await {
             Ok(done) => Ok(done),
             Err(e) if e.is_transient() => {
                 metrics::count("JobRetried", &[("JobType", job_type)]);
-                if let Err(ae) = self
-                    .ledger
-                    .abandon(&job.tenant, &job.key, &started.token)
-                    .await
-                {
+                if deferred && self.deferred_is_over(&s) {
+                    tracing::warn!(job_key = %job.key, error = %e, "deferred answer gave up");
+                    return self.give_up_deferred(&s).await.map_err(retry_later);
+                }
+                if !deferred && s.lease.attempt >= self.policy.max_attempts {
+                    return Err(self.out_of_attempts(&s, e).await);
+                }
+                if let Err(ae) = self.ledger.abandon(&job.tenant, &job.key, s.token()).await {
                     tracing::warn!(error = %ae, "could not end the lease early");
                 }
-                Err(e)
+                Err(Failure {
+                    error: e,
+                    next: Next::Retry(self.policy.delay(s.lease.attempt)),
+                })
             }
             Err(e) => {
                 tracing::error!(job_type, job_key = %job.key, error = %e, "job failed permanently; recorded, not retried");
                 metrics::count("JobFailed", &[("JobType", job_type)]);
-                self.fail(&started, &e).await?;
+                self.fail(&s, &e).await.map_err(retry_later)?;
                 Ok(Done::FailedPermanently)
             }
+        }
+    }
+
+    /// Whether a deferred answer has tried for as long as it may.
+    fn deferred_is_over(&self, s: &Started<'_>) -> bool {
+        OffsetDateTime::now_utc() - s.lease.first_started >= self.policy.deferred_for
+    }
+
+    /// A job out of attempts: its effect is set aside (a redrive gets the whole budget again)
+    /// and its message goes to the dead-letter queue.
+    async fn out_of_attempts(&self, s: &Started<'_>, error: JobError) -> Failure {
+        let attempts = s.lease.attempt;
+        match self
+            .ledger
+            .set_aside(&s.job.tenant, &s.job.key, s.token())
+            .await
+        {
+            Ok(()) => Failure {
+                error,
+                next: Next::DeadLetter { attempts },
+            },
+            // Dead-lettered with its attempts still counted, a redrive would stop at once.
+            Err(e) => Failure {
+                error: e.into(),
+                next: Next::Retry(self.policy.delay(attempts)),
+            },
         }
     }
 
@@ -332,9 +458,19 @@ impl Fulfillment {
         s: &Started<'_>,
         outcome: EffectOutcome,
     ) -> Result<Done, JobError> {
+        self.finish_with(s, outcome, Vec::new()).await
+    }
+
+    /// Completes an effect that wrote no message, with the jobs it starts.
+    pub(crate) async fn finish_with(
+        &self,
+        s: &Started<'_>,
+        outcome: EffectOutcome,
+        jobs: Vec<Job>,
+    ) -> Result<Done, JobError> {
         match self
             .ledger
-            .complete(&s.job.tenant, &s.job.key, &s.token, outcome)
+            .complete(&s.job.tenant, &s.job.key, s.token(), outcome, &jobs)
             .await
         {
             Err(StoreError::DuplicateEffect) => return Ok(Done::AlreadyApplied),
@@ -359,7 +495,13 @@ impl Fulfillment {
             let c = match (self.store.load(&a.key, 0).await?, a.customer_if_new) {
                 (Some(snapshot), _) => snapshot.conversation,
                 (None, Some(customer)) => Conversation::new(a.key.clone(), customer.into(), now),
-                (None, None) => return Err(JobError::MissingConversation(a.key.id.clone())),
+                (None, None) => {
+                    // Erased, or expired: nobody to tell here, and a conversation erased on the
+                    // customer's request is not brought back. The effect is recorded as it
+                    // ended, and what it starts (a confirmation email) still goes.
+                    tracing::info!(conversation = %a.key.id, job_key = %s.job.key, "the conversation is gone; nothing posted");
+                    return self.finish_with(s, outcome, a.jobs).await;
+                }
             };
             let now = now.max(c.updated_at);
             let messages: Vec<Message> = a
@@ -395,9 +537,10 @@ impl Fulfillment {
                 turn: None,
                 effect: Some(EffectCompletion {
                     key: s.job.key.clone(),
-                    token: s.token.clone(),
+                    token: s.token().to_string(),
                     outcome,
                 }),
+                jobs: a.jobs.clone(),
             };
             match self.store.commit(commit).await {
                 Ok(()) => {

@@ -1,6 +1,8 @@
 //! When a failed job comes back: a growing delay, set on the message itself with
-//! `ChangeMessageVisibility`, so a struggling system is not hammered and the DLQ is reached only
-//! after `maxReceiveCount` real attempts.
+//! `ChangeMessageVisibility`, so a struggling system is not hammered; and when it stops: after
+//! `max_attempts` attempts of its own (counted in the effect ledger, not by SQS, which also counts
+//! the receives of jobs held back behind a failing one), or for a deferred answer once
+//! `deferred_for` has passed since its first attempt.
 
 use crate::io_clock::IoFutureExt;
 use std::collections::HashMap;
@@ -10,24 +12,33 @@ use async_trait::async_trait;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// The delay after the first failed receive; it doubles with each receive after that.
+    /// The delay after the first failed attempt; it doubles with each attempt after that.
     pub base: Duration,
     pub max: Duration,
+    /// A job that failed this many attempts of its own goes to the dead-letter queue.
+    pub max_attempts: u32,
+    /// A deferred answer keeps trying while the company's system is down for this long after
+    /// its first attempt, then tells the customer it could not and offers a person.
+    pub deferred_for: Duration,
 }
 
 impl Default for RetryPolicy {
+    /// 10 s doubling to 15 min; 8 attempts (about 21 minutes of trying); deferred answers for
+    /// an hour.
     fn default() -> Self {
         Self {
             base: Duration::from_secs(10),
             max: Duration::from_secs(900),
+            max_attempts: 8,
+            deferred_for: Duration::from_secs(3600),
         }
     }
 }
 
 impl RetryPolicy {
-    /// `receives` is SQS's `ApproximateReceiveCount` (1 on the first delivery).
-    pub fn delay(&self, receives: u32) -> Duration {
-        let doublings = receives.saturating_sub(1).min(16);
+    /// The wait after failed attempt number `attempt` (1 for the first).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(1).min(16);
         self.base.saturating_mul(1 << doublings).min(self.max)
     }
 }

@@ -97,12 +97,14 @@ impl OrdersPort for Crm {
     }
 }
 
+/// The world outside: emails sent, retry delays set, messages dead-lettered.
 #[derive(Default)]
 struct Outbox {
     emails: Mutex<Vec<(String, String)>>,
     bodies: Mutex<Vec<String>>,
-    jobs: Mutex<Vec<Job>>,
     delays: Mutex<Vec<(String, u64)>>,
+    /// (message id, reason, attempts)
+    dead: Mutex<Vec<(String, String, u32)>>,
 }
 
 #[async_trait]
@@ -115,9 +117,18 @@ impl EmailPort for Outbox {
 }
 
 #[async_trait]
-impl JobQueue for Outbox {
-    async fn send(&self, jobs: &[Job]) -> Result<(), QueueError> {
-        self.jobs.lock().unwrap().extend_from_slice(jobs);
+impl DeadLetters for Outbox {
+    async fn put(
+        &self,
+        record: &SqsMessage,
+        reason: &str,
+        attempts: u32,
+    ) -> Result<(), QueueError> {
+        self.dead.lock().unwrap().push((
+            record.message_id.clone().unwrap_or_default(),
+            reason.to_string(),
+            attempts,
+        ));
         Ok(())
     }
 }
@@ -150,6 +161,14 @@ async fn fixture(conversations: &[&str]) -> Fixture {
 }
 
 async fn fixture_with(conversations: &[&str], dialogue: Dialogue) -> Fixture {
+    fixture_policy(conversations, dialogue, RetryPolicy::default()).await
+}
+
+async fn fixture_policy(
+    conversations: &[&str],
+    dialogue: Dialogue,
+    policy: RetryPolicy,
+) -> Fixture {
     let store = Arc::new(MemoryStore::new());
     for id in conversations {
         store.seed_conversation(key(id), "alice").await;
@@ -164,12 +183,12 @@ async fn fixture_with(conversations: &[&str], dialogue: Dialogue) -> Fixture {
             customers: Arc::new(Crm),
             orders: Arc::new(Crm),
             email: outbox.clone(),
-            jobs: outbox.clone(),
             dialogue,
             agent_inbox: Some("team@shop.example".into()),
         },
         outbox.clone(),
-        RetryPolicy::default(),
+        outbox.clone(),
+        policy,
     );
     Fixture {
         f,
@@ -245,7 +264,8 @@ async fn a_redelivered_refund_refunds_once_and_confirms_once() {
     assert_eq!(x.store.message_count(&key("c1")), 1);
     // The ledger stops the second delivery before the payments API.
     assert_eq!(*x.payments.keys.lock().unwrap(), vec!["refund:t:1002"]);
-    let emails = x.outbox.jobs.lock().unwrap();
+    // Started with the refund's completion, once.
+    let emails = x.store.take_outbox();
     assert_eq!(emails.len(), 1);
     assert_eq!(emails[0].kind.type_name(), "email.confirmation");
 }
@@ -285,21 +305,23 @@ async fn groups_run_concurrently_and_in_order_with_failures_holding_back_their_g
             None,
         )
         .await;
-    assert_eq!(failed(&r), vec!["a", "b", "d"]);
+    assert_eq!(failed(&r), vec!["a", "b"]);
+    // Not a job: to the dead-letter queue at once, not around the queue until SQS gives up.
+    let dead = x.outbox.dead.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, "d");
+    assert!(dead[0].1.contains("not a job"), "{dead:?}");
     // g1, g2 and g4 called payments at the same time; g2's two jobs one after the other.
     assert_eq!(x.payments.max_in_flight.load(Ordering::SeqCst), 3);
     assert_eq!(texts(&x.store, "c2").await.len(), 2);
     assert!(texts(&x.store, "c2").await[0].contains("#1004"));
-    // Failed jobs come back after the policy's delay (receive count 2: 20 s); the one held
-    // back is released at once, behind the failed job that still locks its group.
+    // A failed job comes back after the policy's delay for its own first attempt (10 s,
+    // though SQS counts 2 receives); the one held back is released at once, behind the failed
+    // job that still locks its group.
     let delays = x.outbox.delays.lock().unwrap().clone();
     assert_eq!(
         delays,
-        vec![
-            ("rh-a".to_string(), 20),
-            ("rh-b".to_string(), 0),
-            ("rh-d".to_string(), 20)
-        ]
+        vec![("rh-a".to_string(), 10), ("rh-b".to_string(), 0)]
     );
     // The transient failure released its lease: the retry runs at once, in order.
     let r =
@@ -331,7 +353,7 @@ async fn a_refused_refund_is_recorded_told_and_not_retried() {
         Some(EffectOutcome::Failed)
     );
     // The agent the customer was promised is told, not only a flag set.
-    let queued = x.outbox.jobs.lock().unwrap().clone();
+    let queued = x.store.take_outbox();
     let handoffs: Vec<&JobKind> = queued
         .iter()
         .map(|j| &j.kind)
@@ -421,8 +443,8 @@ async fn a_handoff_is_announced_to_the_team_once_with_the_transcript() {
         x.f.handle(event(vec![record("d", "g", &deferred)]), None)
             .await;
     assert!(r.batch_item_failures.is_empty());
-    // The deferred answer handed off: its job went to the queue like a turn's would.
-    let queued: Vec<Job> = x.outbox.jobs.lock().unwrap().clone();
+    // The deferred answer handed off: its job was committed like a turn's would be.
+    let queued: Vec<Job> = x.store.take_outbox();
     let handoff = queued
         .iter()
         .find(|j| j.kind.type_name() == "agent.handoff")
@@ -492,6 +514,7 @@ async fn a_deferred_answer_does_not_undo_what_the_customer_did_meanwhile() {
                 messages: vec![],
                 turn: None,
                 effect: None,
+                jobs: vec![],
             })
             .await
             .unwrap();
@@ -601,4 +624,244 @@ async fn unmatched_customers_are_recorded_and_a_down_crm_is_retried() {
         x.store.effect_outcome("t", "event:t:stripe:evt_3"),
         Some(EffectOutcome::Failed)
     );
+}
+
+fn proactive_job(conv: &str, id: &str) -> String {
+    job(
+        conv,
+        JobKind::ProactiveMessage {
+            id: id.into(),
+            text: format!("note {id}"),
+        },
+    )
+}
+
+fn short_policy(max_attempts: u32, deferred_for: Duration) -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_secs(1),
+        max: Duration::from_secs(4),
+        max_attempts,
+        deferred_for,
+    }
+}
+
+#[tokio::test]
+async fn a_job_out_of_its_own_attempts_is_dead_lettered_and_its_group_goes_on() {
+    let x = fixture_policy(
+        &["c1"],
+        Dialogue::new(Arc::new(Crm)),
+        short_policy(3, Duration::from_secs(3600)),
+    )
+    .await;
+    // A refund whose payments system is down, then three healthy jobs of its conversation.
+    let records = vec![
+        record("bad", "g", &refund("c1", "down")),
+        record("ok1", "g", &proactive_job("c1", "1")),
+        record("ok2", "g", &proactive_job("c1", "2")),
+        record("ok3", "g", &proactive_job("c1", "3")),
+    ];
+    // SQS delivers the group again after each failure: the healthy ones were held back.
+    for attempt in 1..=2 {
+        let r = x.f.handle(event(records.clone()), None).await;
+        assert_eq!(
+            failed(&r),
+            vec!["bad", "ok1", "ok2", "ok3"],
+            "attempt {attempt}"
+        );
+        assert!(x.outbox.dead.lock().unwrap().is_empty());
+    }
+    let r = x.f.handle(event(records.clone()), None).await;
+    assert!(r.batch_item_failures.is_empty(), "{:?}", failed(&r));
+    assert_eq!(
+        *x.outbox.dead.lock().unwrap(),
+        vec![(
+            "bad".to_string(),
+            "payments is unavailable: down".to_string(),
+            3
+        )]
+    );
+    assert_eq!(texts(&x.store, "c1").await, ["note 1", "note 2", "note 3"]);
+    assert_eq!(x.payments.keys.lock().unwrap().len(), 3);
+    // Set aside, not finished: a redrive starts over with the whole budget.
+    assert_eq!(x.store.effect_outcome("t", "refund:t:down"), None);
+    let redriven = x
+        .store
+        .begin(
+            "t",
+            "refund:t:down",
+            Duration::from_secs(1),
+            OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(redriven, Begin::Started(Lease { attempt: 1, .. })),
+        "{redriven:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_job_whose_starts_never_finished_is_dead_lettered_without_running() {
+    let x = fixture_policy(
+        &["c1"],
+        Dialogue::new(Arc::new(Crm)),
+        short_policy(2, Duration::from_secs(3600)),
+    )
+    .await;
+    // Two starts whose holders died (their leases ran out without an outcome).
+    let past = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    for i in 0..2 {
+        let started = x
+            .store
+            .begin(
+                "t",
+                "refund:t:1002",
+                Duration::ZERO,
+                past + time::Duration::seconds(i),
+            )
+            .await
+            .unwrap();
+        assert!(matches!(started, Begin::Started(_)));
+    }
+    let r =
+        x.f.handle(event(vec![record("m", "g", &refund("c1", "1002"))]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
+    assert!(x.payments.keys.lock().unwrap().is_empty(), "not run again");
+    let dead = x.outbox.dead.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].1.contains("never finished"), "{dead:?}");
+}
+
+/// An order system that is down for its first `down` calls.
+struct Recovering {
+    down: AtomicUsize,
+}
+
+#[async_trait]
+impl OrdersPort for Recovering {
+    async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
+        if self
+            .down
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(ConnectorError::Unavailable {
+                system: "orders",
+                detail: "connection refused".into(),
+            });
+        }
+        Ok(vec![])
+    }
+    async fn order(&self, _: &str) -> Result<Option<Order>, ConnectorError> {
+        Ok(None)
+    }
+}
+
+fn where_is_my_order(conv: &str) -> String {
+    job(
+        conv,
+        JobKind::AnswerDeferred {
+            reply_to: 1,
+            text: "where's my order?".into(),
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_deferred_answer_waits_for_the_system_with_growing_delays_and_answers_once() {
+    let orders = Arc::new(Recovering {
+        down: AtomicUsize::new(3),
+    });
+    let x = fixture_policy(
+        &["c1"],
+        Dialogue::new(orders),
+        // Fewer attempts than the answer needs: deferred answers go by time, not attempts.
+        short_policy(2, Duration::from_secs(3600)),
+    )
+    .await;
+    let body = where_is_my_order("c1");
+    for _ in 0..3 {
+        let r = x.f.handle(event(vec![record("d", "g", &body)]), None).await;
+        assert_eq!(failed(&r), vec!["d"]);
+    }
+    assert!(
+        texts(&x.store, "c1").await.is_empty(),
+        "nothing said while down"
+    );
+    let delays: Vec<u64> = x
+        .outbox
+        .delays
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|d| d.1)
+        .collect();
+    assert_eq!(delays, vec![1, 2, 4], "doubling per attempt of its own");
+    let r = x.f.handle(event(vec![record("d", "g", &body)]), None).await;
+    assert!(r.batch_item_failures.is_empty());
+    let said = texts(&x.store, "c1").await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("recent orders"), "{said:?}");
+    assert!(x.outbox.dead.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_deferred_answer_past_its_time_says_so_once_and_offers_a_person() {
+    let orders = Arc::new(Recovering {
+        down: AtomicUsize::new(usize::MAX),
+    });
+    let x = fixture_policy(
+        &["c1"],
+        Dialogue::new(orders),
+        short_policy(8, Duration::ZERO),
+    )
+    .await;
+    let body = where_is_my_order("c1");
+    for _ in 0..2 {
+        let r = x.f.handle(event(vec![record("d", "g", &body)]), None).await;
+        assert!(r.batch_item_failures.is_empty());
+    }
+    let (c, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
+    assert_eq!(messages.len(), 1, "once");
+    assert_eq!(messages[0].text, crate::dialogue::DEFERRED_GAVE_UP);
+    assert_eq!(messages[0].reply_to, Some(1));
+    assert_eq!(
+        c.state,
+        DialogueState::HandoffOffered {
+            reason: "answer_deferred_failed".into()
+        }
+    );
+    assert_eq!(
+        x.store.effect_outcome("t", "answer:t:c1:1"),
+        Some(EffectOutcome::Failed)
+    );
+    assert!(x.outbox.dead.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_job_for_a_conversation_that_is_gone_completes_quietly_and_still_emails() {
+    let x = fixture(&[]).await;
+    let r =
+        x.f.handle(event(vec![record("m", "g", &refund("gone", "1002"))]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(
+        x.store.effect_outcome("t", "refund:t:1002"),
+        Some(EffectOutcome::Done),
+        "the refund happened; it is not recorded as failed"
+    );
+    assert!(
+        x.store.load(&key("gone"), 0).await.unwrap().is_none(),
+        "not brought back"
+    );
+    let started: Vec<&str> = x
+        .store
+        .take_outbox()
+        .iter()
+        .map(|j| j.kind.type_name())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(started, ["email.confirmation"]);
 }

@@ -146,7 +146,37 @@ impl Job {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// A job as the FIFO queue takes it. The outbox stores exactly this, so the relay forwards an
+/// item without reading the job inside, and a redrive tool needs nothing of the Rust types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// The message body: the job as JSON.
+    pub body: String,
+    /// FIFO group: one conversation's (or customer's) jobs in order.
+    pub group_id: String,
+    /// FIFO deduplication id: the job's key, so the same effect sent twice within the queue's
+    /// five-minute window is queued once.
+    pub dedup_id: String,
+}
+
+impl Job {
+    pub fn envelope(&self) -> Result<Envelope, QueueError> {
+        Ok(Envelope {
+            body: serde_json::to_string(self).map_err(|e| QueueError(e.to_string()))?,
+            group_id: fifo_id(&self.group_id()),
+            dedup_id: fifo_id(&self.key),
+        })
+    }
+}
+
+/// SQS limits group and deduplication ids to 128 characters of a restricted set; a hash of
+/// the raw id always fits.
+fn fifo_id(raw: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(raw.as_bytes()))
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("could not enqueue job: {0}")]
 pub struct QueueError(pub String);
 
@@ -181,6 +211,28 @@ mod tests {
         assert_eq!(v["order_id"], "1002");
         assert_eq!(v["key"], "refund:t:1002");
         assert_eq!(serde_json::from_value::<Job>(v).unwrap(), job);
+    }
+
+    #[test]
+    fn envelope_ids_fit_sqs_rules() {
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: "c".repeat(300),
+        };
+        let job = Job::new(
+            &key,
+            "cust",
+            JobKind::ProactiveMessage {
+                id: "x".into(),
+                text: "hello".into(),
+            },
+        );
+        let e = job.envelope().unwrap();
+        for id in [&e.group_id, &e.dedup_id] {
+            assert_eq!(id.len(), 64);
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+        assert_eq!(serde_json::from_str::<Job>(&e.body).unwrap(), job);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //!   (`gsi1pk = T#<tenant>#U#<customer>`, `gsi1sk = <updated ms>#<conversation>`);
 //! - `sk = MSG#<seq, 20 digits>`: one item per message;
 //! - `sk = TURN#<client message id>`: a turn's answer, for retried POSTs;
+//! - `sk = JOB#<job key>`: the outbox: a job the conversation's commit started, until the relay
+//!   has sent it to the queue (`relay`). Sorts before `MSG#`, outside every read of messages.
 //!
 //! Outside conversations, each in its own partition:
 //! - `pk = T#<tenant>#E#<job key>`, `sk = EFFECT`: an asynchronous effect was written. Global, so
@@ -14,6 +16,10 @@
 //!
 //! `STATE` sorts after every `MSG#`, so one descending Query between `MSG#` and `STATE` returns the
 //! record and the newest messages together: a turn's single read.
+//!
+//! Every item carries `expires_at` (TTL). DynamoDB deletes expired items in no set order and they
+//! stay readable until then, so reads skip expired items, a partition without a live `STATE` is
+//! a conversation that does not exist, and writes may replace expired items.
 
 use crate::io_clock::IoFutureExt;
 use std::collections::HashMap;
@@ -29,14 +35,19 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::{
-    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Erasure, Snapshot,
-    StoreError, TurnRecord, MAX_COMMIT_ATTEMPTS,
+    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Erasure, Lease,
+    Snapshot, StoreError, TurnRecord, MAX_COMMIT_ATTEMPTS,
 };
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message, Role};
+use crate::jobs::Job;
 
 pub const INDEX_BY_CUSTOMER: &str = "ByCustomer";
 const STATE_SK: &str = "STATE";
 const MSG_PREFIX: &str = "MSG#";
+/// Outbox items' sort keys start with this; the relay's event filter in template.yaml names it.
+pub const OUTBOX_PREFIX: &str = "JOB#";
+/// A put that may create its item or replace an expired one, never a live one.
+const ABSENT_OR_EXPIRED: &str = "attribute_not_exists(pk) OR expires_at < :now";
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -59,20 +70,76 @@ impl DynamoStore {
         n(now.unix_timestamp() + self.retention.as_secs() as i64)
     }
 
-    fn put(&self, item: Item, condition: &str, values: Option<Item>) -> TransactWriteItem {
+    fn put(&self, item: Item, condition: Option<&str>, values: Option<Item>) -> TransactWriteItem {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression(condition)
+            .set_condition_expression(condition.map(str::to_string))
             .set_expression_attribute_values(values)
             .build()
-            .expect("table, item and condition are set");
+            .expect("table and item are set");
         TransactWriteItem::builder().put(put).build()
     }
+
+    /// A put of a new item (or over an expired one) at `now` (Unix seconds).
+    fn put_new(&self, item: Item, now: i64) -> TransactWriteItem {
+        self.put(
+            item,
+            Some(ABSENT_OR_EXPIRED),
+            Some(HashMap::from([(":now".into(), n(now))])),
+        )
+    }
+
+    /// A job waiting to be relayed: its envelope, in its conversation's partition (or, for a job
+    /// of no conversation, its effect's). No condition: the same job asked for again while its
+    /// item waits replaces it, and is relayed once (the stream's INSERT), as one effect should be.
+    fn outbox_item(&self, job: &Job, now: OffsetDateTime) -> Result<Item, StoreError> {
+        let envelope = job
+            .envelope()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let pk = match job.conversation_key() {
+            Some(key) => partition_key(&key),
+            None => effect_partition_key(&job.tenant, &job.key),
+        };
+        Ok(HashMap::from([
+            ("pk".into(), s(pk)),
+            ("sk".into(), s(format!("{OUTBOX_PREFIX}{}", job.key))),
+            ("job".into(), s(envelope.body)),
+            ("group".into(), s(envelope.group_id)),
+            ("dedup".into(), s(envelope.dedup_id)),
+            ("created_at".into(), s(rfc3339(now))),
+            ("expires_at".into(), self.expires_at(now)),
+        ]))
+    }
+
+    /// Outbox puts for `jobs`, one per job key (a transaction may name an item once).
+    fn outbox_puts(
+        &self,
+        jobs: &[Job],
+        now: OffsetDateTime,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        jobs.iter()
+            .filter(|j| seen.insert(j.key.as_str()))
+            .map(|j| Ok(self.put(self.outbox_item(j, now)?, None, None)))
+            .collect()
+    }
+}
+
+fn unix_now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Whether an item has outlived its `expires_at` (TTL has not got to it yet).
+fn expired(item: &Item, now: i64) -> bool {
+    matches!(item.get("expires_at"), Some(AttributeValue::N(v)) if v.parse::<i64>().is_ok_and(|at| at < now))
 }
 
 const EFFECT_SK: &str = "EFFECT";
 const IN_PROGRESS: &str = "in_progress";
+/// Completing an effect: its outcome, by the holder of its lease only.
+const COMPLETE: &str = "SET effect_state = :outcome, completed_at = :now REMOVE lease_until";
+const HOLDER_ONLY: &str = "#token = :token AND effect_state = :in_progress";
 
 pub fn effect_partition_key(tenant: &str, effect: &str) -> String {
     format!("T#{tenant}#E#{effect}")
@@ -246,6 +313,31 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// The update that completes an effect, for the holder of its lease only.
+    fn completion(
+        &self,
+        tenant: &str,
+        effect: &super::EffectCompletion,
+        now: OffsetDateTime,
+    ) -> TransactWriteItem {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s(effect_partition_key(tenant, &effect.key)))
+            .key("sk", s(EFFECT_SK))
+            .update_expression(COMPLETE)
+            .condition_expression(HOLDER_ONLY)
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":outcome", s(effect.outcome.as_str()))
+            .expression_attribute_values(":now", s(rfc3339(now)))
+            .expression_attribute_values(":token", s(&effect.token))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .build()
+            .expect("table, key and expressions are set");
+        TransactWriteItem::builder().update(update).build()
+    }
+}
+
 #[async_trait]
 impl ConversationStore for DynamoStore {
     async fn load(
@@ -255,6 +347,8 @@ impl ConversationStore for DynamoStore {
     ) -> Result<Option<Snapshot>, StoreError> {
         let out = self
             .sort_key_range(key, MSG_PREFIX, STATE_SK)
+            .filter_expression("expires_at >= :now")
+            .expression_attribute_values(":now", n(unix_now()))
             .scan_index_forward(false)
             .limit(i32::try_from(window + 1).unwrap_or(i32::MAX))
             .send()
@@ -266,10 +360,10 @@ impl ConversationStore for DynamoStore {
             return Ok(None);
         };
         if get_s(first, "sk")? != STATE_SK {
-            return Err(StoreError::Corrupt(format!(
-                "conversation {} has messages but no state record",
-                key.id
-            )));
+            // TTL removed (or expired) the record before the messages it outlived: the
+            // conversation is over. Its leftovers are expired too and go by themselves.
+            tracing::warn!(conversation = %key.id, "messages without a live state record; treated as no conversation");
+            return Ok(None);
         }
         let conversation = conversation_from(first)?;
         let mut recent = items[1..]
@@ -286,59 +380,41 @@ impl ConversationStore for DynamoStore {
     async fn commit(&self, c: Commit) -> Result<(), StoreError> {
         let key = c.conversation.key.clone();
         let pk = partition_key(&key);
-        let mut writes = Vec::with_capacity(c.messages.len() + 3);
+        let mut writes = Vec::with_capacity(c.messages.len() + c.jobs.len() + 3);
         let mut effect_index = None;
         let mut turn_index = None;
+        let clock = unix_now();
 
         writes.push(if c.expected_version == 0 {
-            self.put(
-                self.state_item(&c.conversation)?,
-                "attribute_not_exists(pk)",
-                None,
-            )
+            self.put_new(self.state_item(&c.conversation)?, clock)
         } else {
             self.put(
                 self.state_item(&c.conversation)?,
-                "version = :expected",
+                Some("version = :expected"),
                 Some(HashMap::from([(":expected".into(), n(c.expected_version))])),
             )
         });
         for m in &c.messages {
-            writes.push(self.put(self.message_item(&key, m), "attribute_not_exists(pk)", None));
+            writes.push(self.put_new(self.message_item(&key, m), clock));
         }
         let now = c.conversation.updated_at;
         if let Some((id, record)) = &c.turn {
             let record = to_json(record)?;
             turn_index = Some(writes.len());
-            writes.push(self.put(
+            writes.push(self.put_new(
                 HashMap::from([
                     ("pk".into(), s(&pk)),
                     ("sk".into(), s(format!("TURN#{id}"))),
                     ("record".into(), s(record)),
                     ("expires_at".into(), self.expires_at(now)),
                 ]),
-                "attribute_not_exists(pk)",
-                None,
+                clock,
             ));
         }
+        writes.extend(self.outbox_puts(&c.jobs, now)?);
         if let Some(effect) = &c.effect {
             effect_index = Some(writes.len());
-            let update = Update::builder()
-                .table_name(&self.table)
-                .key("pk", s(effect_partition_key(&key.tenant, &effect.key)))
-                .key("sk", s(EFFECT_SK))
-                .update_expression(
-                    "SET effect_state = :outcome, completed_at = :now REMOVE lease_until",
-                )
-                .condition_expression("#token = :token AND effect_state = :in_progress")
-                .expression_attribute_names("#token", "token")
-                .expression_attribute_values(":outcome", s(effect.outcome.as_str()))
-                .expression_attribute_values(":now", s(rfc3339(now)))
-                .expression_attribute_values(":token", s(&effect.token))
-                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-                .build()
-                .expect("table, key and expressions are set");
-            writes.push(TransactWriteItem::builder().update(update).build());
+            writes.push(self.completion(&key.tenant, effect, now));
         }
 
         let result = self
@@ -389,7 +465,10 @@ impl ConversationStore for DynamoStore {
             .io()
             .await
             .map_err(unavailable)?;
-        out.item().map(|item| get_json(item, "record")).transpose()
+        out.item()
+            .filter(|item| !expired(item, unix_now()))
+            .map(|item| get_json(item, "record"))
+            .transpose()
     }
 
     async fn history(
@@ -409,7 +488,8 @@ impl ConversationStore for DynamoStore {
             .io()
             .await
             .map_err(unavailable)?;
-        let Some(item) = state.item() else {
+        let clock = unix_now();
+        let Some(item) = state.item().filter(|item| !expired(item, clock)) else {
             return Ok(None);
         };
         let conversation = conversation_from(item)?;
@@ -422,6 +502,8 @@ impl ConversationStore for DynamoStore {
                 &message_sort_key(after.saturating_add(1)),
                 &message_sort_key(u64::MAX),
             )
+            .filter_expression("expires_at >= :now")
+            .expression_attribute_values(":now", n(clock))
             .limit(i32::try_from(limit).unwrap_or(i32::MAX))
             .send()
             .io()
@@ -454,7 +536,16 @@ impl ConversationStore for DynamoStore {
             .io()
             .await
             .map_err(unavailable)?;
-        out.items().iter().map(summary_from).collect()
+        // The index holds no expires_at: a record outlives its last update by the retention.
+        let live_since = OffsetDateTime::now_utc() - self.retention;
+        let mut found = Vec::with_capacity(out.items().len());
+        for item in out.items() {
+            let summary = summary_from(item)?;
+            if summary.updated_at >= live_since {
+                found.push(summary);
+            }
+        }
+        Ok(found)
     }
 
     async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError> {
@@ -514,18 +605,8 @@ impl DynamoStore {
                     sk => others.push(sk.to_string()),
                 }
             }
-            for chunk in others.chunks(BATCH_WRITE_MAX) {
-                let mut deletes = Vec::with_capacity(chunk.len());
-                for sk in chunk {
-                    let delete = DeleteRequest::builder()
-                        .key("pk", s(&pk))
-                        .key("sk", s(sk))
-                        .build()
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    deletes.push(WriteRequest::builder().delete_request(delete).build());
-                }
-                self.batch_write(deletes).await?;
-            }
+            self.delete_items(others.iter().map(|sk| (pk.as_str(), sk.as_str())))
+                .await?;
             deleted += others.len();
             let Some(version) = version else {
                 return Ok(deleted);
@@ -554,6 +635,29 @@ impl DynamoStore {
             "conversation {} kept changing while it was erased",
             key.id
         )))
+    }
+
+    /// Deletes the items with these keys (`pk`, `sk`), in batches.
+    async fn delete_items<'k>(
+        &self,
+        keys: impl Iterator<Item = (&'k str, &'k str)>,
+    ) -> Result<(), StoreError> {
+        let mut deletes = Vec::with_capacity(BATCH_WRITE_MAX);
+        for (pk, sk) in keys {
+            let delete = DeleteRequest::builder()
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            deletes.push(WriteRequest::builder().delete_request(delete).build());
+            if deletes.len() == BATCH_WRITE_MAX {
+                self.batch_write(std::mem::take(&mut deletes)).await?;
+            }
+        }
+        if !deletes.is_empty() {
+            self.batch_write(deletes).await?;
+        }
+        Ok(())
     }
 
     /// One BatchWriteItem, with what DynamoDB left unprocessed (throttling) sent again after a
@@ -608,7 +712,7 @@ impl EffectLedger for DynamoStore {
         let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
         let pk = effect_partition_key(tenant, key);
         // One write starts an effect, or takes over one whose holder's lease ran out; `attempts`
-        // counts the starts, for the logs.
+        // counts the starts (the job's own retry budget) and `first_started_ms` keeps the first.
         let result = self
             .client
             .update_item()
@@ -617,8 +721,10 @@ impl EffectLedger for DynamoStore {
             .key("sk", s(EFFECT_SK))
             .update_expression(
                 "SET effect_state = :in_progress, #token = :token, lease_until = :lease, \
-                 started_at = :now, expires_at = :expires ADD attempts :one",
+                 started_at = :now, expires_at = :expires, \
+                 first_started_ms = if_not_exists(first_started_ms, :now_ms) ADD attempts :one",
             )
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .condition_expression(
                 "attribute_not_exists(pk) OR (effect_state = :in_progress AND lease_until < :now_ms)",
             )
@@ -634,7 +740,19 @@ impl EffectLedger for DynamoStore {
             .io()
             .await;
         match result {
-            Ok(_) => Ok(Begin::Started { token }),
+            Ok(out) => {
+                let item = out.attributes().cloned().unwrap_or_default();
+                let attempt = get_n(&item, "attempts").unwrap_or(1);
+                let first_ms = get_n(&item, "first_started_ms").unwrap_or(now_ms as u64);
+                let first_started =
+                    OffsetDateTime::from_unix_timestamp_nanos(i128::from(first_ms) * 1_000_000)
+                        .unwrap_or(now);
+                Ok(Begin::Started(Lease {
+                    token,
+                    attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
+                    first_started,
+                }))
+            }
             Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
                 let existing = self
                     .client
@@ -663,32 +781,71 @@ impl EffectLedger for DynamoStore {
         key: &str,
         token: &str,
         outcome: EffectOutcome,
+        jobs: &[Job],
     ) -> Result<(), StoreError> {
+        let now = OffsetDateTime::now_utc();
+        if jobs.is_empty() {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(effect_partition_key(tenant, key)))
+                .key("sk", s(EFFECT_SK))
+                .update_expression(COMPLETE)
+                .condition_expression(HOLDER_ONLY)
+                .expression_attribute_names("#token", "token")
+                .expression_attribute_values(":outcome", s(outcome.as_str()))
+                .expression_attribute_values(":now", s(rfc3339(now)))
+                .expression_attribute_values(":token", s(token))
+                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                .send()
+                .io()
+                .await;
+            return match result {
+                Ok(_) => Ok(()),
+                Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+                    Err(StoreError::DuplicateEffect)
+                }
+                Err(e) => Err(unavailable(e)),
+            };
+        }
+        // With the jobs it starts: one transaction, so they exist exactly when it completed.
+        let completion = super::EffectCompletion {
+            key: key.to_string(),
+            token: token.to_string(),
+            outcome,
+        };
+        let mut writes = vec![self.completion(tenant, &completion, now)];
+        writes.extend(self.outbox_puts(jobs, now)?);
         let result = self
             .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(effect_partition_key(tenant, key)))
-            .key("sk", s(EFFECT_SK))
-            .update_expression(
-                "SET effect_state = :outcome, completed_at = :now REMOVE lease_until",
-            )
-            .condition_expression("#token = :token AND effect_state = :in_progress")
-            .expression_attribute_names("#token", "token")
-            .expression_attribute_values(":outcome", s(outcome.as_str()))
-            .expression_attribute_values(":now", s(rfc3339(OffsetDateTime::now_utc())))
-            .expression_attribute_values(":token", s(token))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .transact_write_items()
+            .set_transact_items(Some(writes))
             .send()
             .io()
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
-                Err(StoreError::DuplicateEffect)
-            }
-            Err(e) => Err(unavailable(e)),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancel))
+                    if cancel.cancellation_reasons().first().and_then(|r| r.code())
+                        == Some("ConditionalCheckFailed") =>
+                {
+                    Err(StoreError::DuplicateEffect)
+                }
+                _ => Err(unavailable(err)),
+            },
         }
+    }
+
+    async fn set_aside(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {
+        self.release(
+            tenant,
+            key,
+            token,
+            "SET lease_until = :zero, attempts = :zero REMOVE first_started_ms",
+        )
+        .await
     }
 
     async fn state(&self, tenant: &str, key: &str) -> Result<Option<EffectState>, StoreError> {
@@ -719,14 +876,29 @@ impl EffectLedger for DynamoStore {
     }
 
     async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {
+        self.release(tenant, key, token, "SET lease_until = :zero")
+            .await
+    }
+}
+
+impl DynamoStore {
+    /// Ends an effect's lease (and whatever else `update` says) for its holder; a holder that
+    /// lost its lease has nothing left to release.
+    async fn release(
+        &self,
+        tenant: &str,
+        key: &str,
+        token: &str,
+        update: &str,
+    ) -> Result<(), StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key("pk", s(effect_partition_key(tenant, key)))
             .key("sk", s(EFFECT_SK))
-            .update_expression("SET lease_until = :zero")
-            .condition_expression("#token = :token AND effect_state = :in_progress")
+            .update_expression(update)
+            .condition_expression(HOLDER_ONLY)
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":token", s(token))
@@ -739,6 +911,14 @@ impl EffectLedger for DynamoStore {
             Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
             Err(e) => Err(unavailable(e)),
         }
+    }
+}
+
+#[async_trait]
+impl crate::relay::OutboxCleanup for DynamoStore {
+    async fn delete(&self, keys: &[crate::relay::OutboxKey]) -> Result<(), StoreError> {
+        self.delete_items(keys.iter().map(|k| (k.pk.as_str(), k.sk.as_str())))
+            .await
     }
 }
 

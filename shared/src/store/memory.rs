@@ -7,10 +7,11 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Erasure, Snapshot,
-    StoreError, TurnRecord,
+    Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Erasure, Lease,
+    Snapshot, StoreError, TurnRecord,
 };
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message};
+use crate::jobs::Job;
 
 #[derive(Default)]
 struct Partition {
@@ -24,6 +25,8 @@ pub struct MemoryStore {
     partitions: Mutex<HashMap<ConversationKey, Partition>>,
     /// Effects are global, like their own partitions in DynamoDB: (tenant, key).
     effects: Mutex<HashMap<(String, String), Effect>>,
+    /// Jobs committed to the outbox, in commit order (the relay's stream).
+    outbox: Mutex<Vec<Job>>,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +34,8 @@ struct Effect {
     finished: Option<EffectOutcome>,
     token: String,
     lease_until_ms: i64,
+    attempts: u32,
+    first_started: Option<time::OffsetDateTime>,
 }
 
 impl MemoryStore {
@@ -58,9 +63,15 @@ impl MemoryStore {
             messages: vec![],
             turn: None,
             effect: None,
+            jobs: vec![],
         })
         .await
         .expect("an empty store accepts a new conversation");
+    }
+
+    /// Takes the jobs committed since the last call, as the relay would send them.
+    pub fn take_outbox(&self) -> Vec<Job> {
+        std::mem::take(&mut *self.outbox.lock().unwrap())
     }
 
     pub fn message_count(&self, key: &ConversationKey) -> usize {
@@ -130,6 +141,7 @@ impl ConversationStore for MemoryStore {
             }
         }
         p.conversation = Some(c.conversation);
+        self.outbox.lock().unwrap().extend(c.jobs);
         Ok(())
     }
 
@@ -216,21 +228,29 @@ impl EffectLedger for MemoryStore {
         let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
         let mut effects = self.effects.lock().unwrap();
         let id = (tenant.to_string(), key.to_string());
-        match effects.get(&id) {
+        let (attempts, first_started) = match effects.get(&id) {
             Some(e) if e.finished.is_some() => return Ok(Begin::Finished),
             Some(e) if e.lease_until_ms >= now_ms => return Ok(Begin::Busy),
-            _ => {}
-        }
+            Some(e) => (e.attempts, e.first_started),
+            None => (0, None),
+        };
         let token = ulid::Ulid::new().to_string();
+        let first_started = first_started.unwrap_or(now);
         effects.insert(
             id,
             Effect {
                 finished: None,
                 token: token.clone(),
                 lease_until_ms: now_ms + lease.as_millis() as i64,
+                attempts: attempts + 1,
+                first_started: Some(first_started),
             },
         );
-        Ok(Begin::Started { token })
+        Ok(Begin::Started(Lease {
+            token,
+            attempt: attempts + 1,
+            first_started,
+        }))
     }
 
     async fn complete(
@@ -239,15 +259,29 @@ impl EffectLedger for MemoryStore {
         key: &str,
         token: &str,
         outcome: EffectOutcome,
+        jobs: &[Job],
     ) -> Result<(), StoreError> {
         let mut effects = self.effects.lock().unwrap();
         match effects.get_mut(&(tenant.to_string(), key.to_string())) {
             Some(e) if e.token == token && e.finished.is_none() => {
                 e.finished = Some(outcome);
+                self.outbox.lock().unwrap().extend_from_slice(jobs);
                 Ok(())
             }
             _ => Err(StoreError::DuplicateEffect),
         }
+    }
+
+    async fn set_aside(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {
+        let mut effects = self.effects.lock().unwrap();
+        if let Some(e) = effects.get_mut(&(tenant.to_string(), key.to_string())) {
+            if e.token == token && e.finished.is_none() {
+                e.lease_until_ms = 0;
+                e.attempts = 0;
+                e.first_started = None;
+            }
+        }
+        Ok(())
     }
 
     async fn state(&self, tenant: &str, key: &str) -> Result<Option<EffectState>, StoreError> {

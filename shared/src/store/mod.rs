@@ -21,12 +21,12 @@ pub struct Snapshot {
 }
 
 /// What a turn answered, kept under its `client_message_id` so a retry gets the same answer.
+/// (Records written before the outbox also hold the turn's jobs; they are ignored: the jobs
+/// went out with that turn.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TurnRecord {
     pub message: Message,
     pub replies: Vec<Message>,
-    #[serde(default)]
-    pub jobs: Vec<Job>,
 }
 
 /// One atomic write: the new conversation record plus what it adds.
@@ -42,6 +42,10 @@ pub struct Commit {
     /// Completes an effect begun with [`EffectLedger::begin`], in the same transaction, so the
     /// message and the effect's completion are written together or not at all.
     pub effect: Option<EffectCompletion>,
+    /// The jobs this commit starts, written as outbox items in the same transaction: the relay
+    /// sends them to the queue from the table's stream, so a job exists exactly when the commit
+    /// that promised it does (see `relay`).
+    pub jobs: Vec<Job>,
 }
 
 /// How an effect ended.
@@ -70,11 +74,23 @@ pub struct EffectCompletion {
     pub outcome: EffectOutcome,
 }
 
+/// A delivery's hold on an effect, from [`EffectLedger::begin`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Completes (or abandons) the effect; a holder whose lease was taken over has a stale one.
+    pub token: String,
+    /// Which start of the effect this is (1 for the first): the job's own attempts, whatever
+    /// its queue messages went through.
+    pub attempt: u32,
+    /// When the effect was first started, so a job can keep trying for a bounded time.
+    pub first_started: time::OffsetDateTime,
+}
+
 /// What `begin` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Begin {
-    /// Ours until the lease ends: do the work, then complete with this token.
-    Started { token: String },
+    /// Ours until the lease ends: do the work, then complete with this lease's token.
+    Started(Lease),
     /// Completed (done or failed) by an earlier delivery: nothing to do.
     Finished,
     /// Another delivery holds a live lease: try again later.
@@ -106,15 +122,21 @@ pub trait EffectLedger: Send + Sync {
     /// Ends the lease at once (after a transient failure), so the retry need not wait for it.
     async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError>;
 
-    /// Completes an effect that wrote no message (an email, a dropped event). A holder that lost
-    /// its lease gets `DuplicateEffect`.
+    /// Completes an effect that wrote no message (an email, a dropped event), with the jobs it
+    /// starts as outbox items in the same transaction. A holder that lost its lease gets
+    /// `DuplicateEffect`.
     async fn complete(
         &self,
         tenant: &str,
         key: &str,
         token: &str,
         outcome: EffectOutcome,
+        jobs: &[Job],
     ) -> Result<(), StoreError>;
+
+    /// Sets a job that ran out of attempts aside for a redrive: its lease ends and its attempts
+    /// count from zero again, so a redriven job gets its whole budget.
+    async fn set_aside(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]

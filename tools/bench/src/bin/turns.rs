@@ -298,6 +298,7 @@ async fn seed(
                 .collect(),
             turn: None,
             effect: None,
+            jobs: vec![],
         })
         .await
         .map_err(|e| format!("seeding {messages} messages: {e}"))?;

@@ -1,0 +1,26 @@
+//! `relay`: the outbox relay. The table's DynamoDB stream invokes it with new outbox items (the
+//! event source mapping filters on them and takes `batchItemFailures`); it sends them to the
+//! FIFO jobs queue and deletes them. All logic is in `switchboard::relay`.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::dynamodb::Event;
+use aws_lambda_events::event::streams::DynamoDbEventResponse;
+use lambda_runtime::{service_fn, Error, LambdaEvent};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let process_started = std::time::Instant::now();
+    switchboard::telemetry::init();
+    let relay = Arc::new(switchboard::setup::relay().await?);
+    tracing::info!(
+        init_ms = process_started.elapsed().as_millis() as u64,
+        "relay function ready"
+    );
+    switchboard::metrics::cold_start("relay", process_started);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
+        let relay = relay.clone();
+        async move { Ok::<DynamoDbEventResponse, Error>(relay.handle(event.payload).await) }
+    }))
+    .await
+}

@@ -1,0 +1,226 @@
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use super::*;
+
+/// Records what it is asked to send; refuses every message of the groups in `down`.
+#[derive(Default)]
+struct Queue {
+    calls: Mutex<Vec<Vec<Envelope>>>,
+    down: Mutex<HashSet<String>>,
+}
+
+#[async_trait]
+impl RelayQueue for Queue {
+    async fn send_batch(&self, envelopes: &[&Envelope]) -> Vec<Result<(), QueueError>> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(envelopes.iter().map(|e| (*e).clone()).collect());
+        let down = self.down.lock().unwrap();
+        envelopes
+            .iter()
+            .map(|e| match down.contains(&e.group_id) {
+                true => Err(QueueError("SQS is unavailable".into())),
+                false => Ok(()),
+            })
+            .collect()
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    deleted: Mutex<Vec<OutboxKey>>,
+}
+
+#[async_trait]
+impl OutboxCleanup for Table {
+    async fn delete(&self, keys: &[OutboxKey]) -> Result<(), StoreError> {
+        self.deleted.lock().unwrap().extend_from_slice(keys);
+        Ok(())
+    }
+}
+
+fn record(seq: u64, group: &str, job: &str) -> serde_json::Value {
+    serde_json::json!({
+        "eventID": format!("e{seq}"),
+        "eventName": "INSERT",
+        "eventSource": "aws:dynamodb",
+        "eventVersion": "1.1",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1_790_000_000.0,
+            "Keys": { "pk": { "S": format!("T#t#C#{group}") }, "sk": { "S": format!("JOB#{job}") } },
+            "NewImage": {
+                "pk": { "S": format!("T#t#C#{group}") },
+                "sk": { "S": format!("JOB#{job}") },
+                "job": { "S": format!("{{\"key\":\"{job}\"}}") },
+                "group": { "S": group },
+                "dedup": { "S": format!("d-{job}") },
+                "created_at": { "S": "2026-12-02T00:00:00Z" },
+                "expires_at": { "N": "1800000000" }
+            },
+            "SequenceNumber": seq.to_string(),
+            "SizeBytes": 200,
+            "StreamViewType": "NEW_IMAGE"
+        }
+    })
+}
+
+fn event(records: Vec<serde_json::Value>) -> Event {
+    serde_json::from_value(serde_json::json!({ "Records": records })).unwrap()
+}
+
+fn relay() -> (Relay, Arc<Queue>, Arc<Table>) {
+    let queue = Arc::new(Queue::default());
+    let table = Arc::new(Table::default());
+    (Relay::new(queue.clone(), table.clone()), queue, table)
+}
+
+fn failures(r: &DynamoDbEventResponse) -> Vec<String> {
+    let mut ids: Vec<String> = r
+        .batch_item_failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn every_group_reaches_the_queue_in_stream_order_and_is_deleted() {
+    let (relay, queue, table) = relay();
+    // Group a has three jobs, b one, and there are twelve single-job groups besides.
+    let mut records = vec![
+        record(1, "a", "a1"),
+        record(2, "b", "b1"),
+        record(3, "a", "a2"),
+        record(4, "a", "a3"),
+    ];
+    records.extend((0..12).map(|i| record(10 + i, &format!("g{i}"), &format!("g{i}-1"))));
+    let response = relay.handle(event(records)).await;
+    assert!(failures(&response).is_empty());
+
+    let calls = queue.calls.lock().unwrap();
+    let mut seen_a = Vec::new();
+    for call in calls.iter() {
+        assert!(call.len() <= BATCH_MAX);
+        let groups: HashSet<&str> = call.iter().map(|e| e.group_id.as_str()).collect();
+        assert_eq!(groups.len(), call.len(), "one message per group in a call");
+        seen_a.extend(
+            call.iter()
+                .filter(|e| e.group_id == "a")
+                .map(|e| e.dedup_id.clone()),
+        );
+    }
+    assert_eq!(seen_a, ["d-a1", "d-a2", "d-a3"]);
+    assert_eq!(calls.iter().map(Vec::len).sum::<usize>(), 16);
+    assert_eq!(
+        calls.len(),
+        3,
+        "a3 needs a third call; the rest fill the first two"
+    );
+    assert_eq!(table.deleted.lock().unwrap().len(), 16);
+    assert_eq!(
+        calls[0][0].body, "{\"key\":\"a1\"}",
+        "the body is the item's job, as written"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_group_is_retried_from_its_first_unsent_record_and_the_rest_go_out() {
+    let (relay, queue, table) = relay();
+    queue.down.lock().unwrap().insert("a".into());
+    let records = vec![
+        record(1, "a", "a1"),
+        record(2, "b", "b1"),
+        record(3, "a", "a2"),
+        record(4, "b", "b2"),
+    ];
+    let response = relay.handle(event(records)).await;
+    assert_eq!(failures(&response), ["1"]);
+    let sent: Vec<String> = queue
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(|e| e.dedup_id.clone())
+        .collect();
+    assert_eq!(sent, ["d-a1", "d-b1", "d-b2"], "a2 waits behind a1");
+    let deleted: Vec<String> = table
+        .deleted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|k| k.sk.clone())
+        .collect();
+    assert_eq!(deleted, ["JOB#b1", "JOB#b2"], "only what was sent");
+}
+
+#[tokio::test]
+async fn other_records_are_skipped_and_malformed_ones_never_hold_up_the_rest() {
+    let (relay, queue, table) = relay();
+    let mut message = record(1, "a", "x");
+    message["dynamodb"]["NewImage"]["sk"] = serde_json::json!({ "S": "MSG#00000000000000000001" });
+    let mut removed = record(2, "a", "a0");
+    removed["eventName"] = "REMOVE".into();
+    let mut broken = record(3, "a", "a1");
+    broken["dynamodb"]["NewImage"]
+        .as_object_mut()
+        .unwrap()
+        .remove("group");
+    let response = relay
+        .handle(event(vec![message, removed, broken, record(4, "a", "a2")]))
+        .await;
+    assert!(failures(&response).is_empty());
+    let sent: Vec<String> = queue
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(|e| e.dedup_id.clone())
+        .collect();
+    assert_eq!(sent, ["d-a2"]);
+    assert_eq!(
+        table.deleted.lock().unwrap().len(),
+        1,
+        "the broken item stays"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_batch_answers_no_failures() {
+    let (relay, queue, _) = relay();
+    let response = relay.handle(event(vec![])).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(queue.calls.lock().unwrap().is_empty());
+}
+
+#[test]
+fn the_templates_event_filter_lets_exactly_new_outbox_items_through() {
+    // The relay and its event source mapping must agree on what an outbox item is.
+    let template = include_str!("../../../template.yaml");
+    let filter = format!(
+        r#"'{{"eventName": ["INSERT"], "dynamodb": {{"NewImage": {{"sk": {{"S": [{{"prefix": "{OUTBOX_PREFIX}"}}]}}}}}}}}'"#
+    );
+    assert!(
+        template.contains(&filter),
+        "template.yaml's relay filter should be {filter}"
+    );
+}
+
+#[tokio::test]
+async fn the_sample_event_is_an_outbox_item_as_the_store_writes_it() {
+    let sample: Event =
+        serde_json::from_str(include_str!("../../../events/relay-outbox-stream.json")).unwrap();
+    let (relay, queue, table) = relay();
+    assert!(failures(&relay.handle(sample).await).is_empty());
+    let sent = queue.calls.lock().unwrap()[0][0].clone();
+    // The ids are the ones the job itself gives: the relay and a direct send agree.
+    let job: crate::jobs::Job = serde_json::from_str(&sent.body).unwrap();
+    assert_eq!(job.envelope().unwrap(), sent);
+    assert_eq!(table.deleted.lock().unwrap().len(), 1);
+}
