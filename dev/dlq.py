@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Inspect and redrive the jobs dead-letter queue, locally or in AWS.
 
-  .venv/bin/python dev/dlq.py list                 # what is in the DLQ, and why it may have failed
+  .venv/bin/python dev/dlq.py list                 # what is in the DLQ, and why it failed
   .venv/bin/python dev/dlq.py redrive [--id ID ...] # send messages back to the jobs queue
 
 Locally the queue URLs and the moto endpoint come from .local/dev/stack.env (written by
 ./dev/up). In AWS, pass --dlq-url and --queue-url (the stack's JobsDeadLetterQueueUrl and
-JobsQueueUrl outputs) and use your usual AWS credentials. A redriven message keeps its FIFO
+JobsQueueUrl outputs) and use your usual AWS credentials. A job fulfillment dead-lettered itself
+shows the reason, its attempts and the id of the message it came from; one SQS moved after
+maxReceiveCount receives (the backstop) shows only its receives. A redriven message keeps its FIFO
 group, so it still runs in its conversation's order, and gets a new deduplication id, so the
 queue does not drop it as a repeat. The jobs are idempotent: a redrive never repeats an effect
 that already happened.
@@ -33,6 +35,16 @@ def local_env(name="dev"):
     return env
 
 
+def aws_client(service, env, endpoint=None):
+    """A client for the local stack's moto (the endpoint given, or the one in stack.env), or, with
+    neither, for AWS with the usual credentials."""
+    endpoint = endpoint or env.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return boto3.client(service)
+    return boto3.client(service, endpoint_url=endpoint, region_name=env.get("AWS_REGION", "us-east-1"),
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
 def describe(body):
     """A one-line guess at what the message is, without printing customer data."""
     try:
@@ -44,12 +56,23 @@ def describe(body):
     return f"{job['type']} key={job['key']}"
 
 
+def why(message):
+    """What fulfillment recorded when it dead-lettered the job itself (message attributes reason,
+    attempts, source_message_id); nothing for a job SQS moved after maxReceiveCount receives."""
+    attrs = message.get("MessageAttributes") or {}
+    shown = [f"{k}={attrs[k].get('StringValue', '?')}" for k in ("attempts", "source_message_id") if k in attrs]
+    if "reason" in attrs:
+        shown.append(f"reason={attrs['reason'].get('StringValue', '?')[:160]!r}")
+    return ("  " + "  ".join(shown)) if shown else ""
+
+
 def receive_all(sqs, url, hold_secs):
     """Every message currently in the queue, held invisible for `hold_secs`."""
     seen, out = set(), []
     while True:
         got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                  VisibilityTimeout=hold_secs, AttributeNames=["All"])
+                                  VisibilityTimeout=hold_secs, AttributeNames=["All"],
+                                  MessageAttributeNames=["All"])
         batch = [m for m in got.get("Messages", []) if m["MessageId"] not in seen]
         if not batch:
             return out
@@ -68,17 +91,14 @@ def main():
     ap.add_argument("--stack-name", default="dev", help="which local stack (.local/<name>)")
     args = ap.parse_args()
 
-    env = local_env(args.stack_name)
+    # The local stack's (endpoint included) unless the queues are named: a stack.env left by
+    # ./dev/up must not send an AWS redrive to moto.
+    env = local_env(args.stack_name) if not (args.dlq_url or args.queue_url) else {}
     dlq = args.dlq_url or env.get("JOBS_DLQ_URL")
     queue = args.queue_url or env.get("JOBS_QUEUE_URL")
-    endpoint = args.endpoint or env.get("AWS_ENDPOINT_URL")
     if not dlq or not queue:
         sys.exit("no queue URLs: start ./dev/up, or pass --dlq-url and --queue-url")
-    kw = {"endpoint_url": endpoint} if endpoint else {}
-    if endpoint:
-        kw.update(region_name=env.get("AWS_REGION", "us-east-1"), aws_access_key_id="local",
-                  aws_secret_access_key="local")
-    sqs = boto3.client("sqs", **kw)
+    sqs = aws_client("sqs", env, args.endpoint)
 
     if args.command == "list":
         messages = receive_all(sqs, dlq, 30)
@@ -90,7 +110,7 @@ def main():
         for m in messages:
             a = m.get("Attributes", {})
             print(f"{m['MessageId']}  group={a.get('MessageGroupId', '-')}  "
-                  f"receives={a.get('ApproximateReceiveCount', '?')}  {describe(m['Body'])}")
+                  f"receives={a.get('ApproximateReceiveCount', '?')}  {describe(m['Body'])}{why(m)}")
         print(f"{len(messages)} message(s) in {dlq}")
         return
 

@@ -13,20 +13,12 @@ AWS. FIFO groups stay in order because SQS hands out a group's messages to one p
 import argparse
 import hashlib
 import json
-import signal
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 
-import boto3
+from event_sources import STOP, InvokeError, invoke, logger, run_until_stopped, session, stop_on_signals
 
-STOP = threading.Event()
-
-
-def log(**fields):
-    print(json.dumps({"component": "sqs-bridge", **fields}), flush=True)
+log = logger("sqs-bridge")
 
 
 def to_record(msg, queue_arn, region):
@@ -53,20 +45,6 @@ def to_record(msg, queue_arn, region):
     }
 
 
-def invoke(invoke_url, function, event, timeout):
-    req = urllib.request.Request(
-        f"{invoke_url}/2015-03-31/functions/{function}/invocations",
-        data=json.dumps(event).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        body = resp.read()
-        if resp.headers.get("X-Amz-Function-Error"):
-            raise RuntimeError(f"function error: {body[:300]!r}")
-        return json.loads(body or b"null")
-
-
 def poll(mapping, sqs, invoke_url, region, timeout):
     timeout = timeout or mapping.get("timeout", 30) + 5
     url, arn, fn = mapping["queue_url"], mapping["queue_arn"], mapping["function"]
@@ -90,7 +68,7 @@ def poll(mapping, sqs, invoke_url, region, timeout):
         ids = [m["MessageId"] for m in messages]
         try:
             result = invoke(invoke_url, fn, event, timeout)
-        except (urllib.error.URLError, RuntimeError, TimeoutError, ValueError) as e:
+        except InvokeError as e:
             log(event="invoke_failed", function=fn, messages=ids, error=str(e))
             continue  # nothing deleted: every message comes back after the visibility timeout
         failed = set()
@@ -121,23 +99,18 @@ def main():
     args = ap.parse_args()
 
     with open(args.mappings) as f:
-        mappings = json.load(f)
-    session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local",
-                                    region_name=args.region)
-    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
-    signal.signal(signal.SIGINT, lambda *_: STOP.set())
+        mappings = [m for m in json.load(f) if m["type"] == "SQS"]
+    aws = session(args.region)
+    stop_on_signals()
     threads = []
     for m in mappings:
         for _ in range(args.pollers):
-            sqs = session.client("sqs", endpoint_url=args.endpoint)
+            sqs = aws.client("sqs", endpoint_url=args.endpoint)
             t = threading.Thread(target=poll, args=(m, sqs, args.invoke_url, args.region, args.timeout), daemon=True)
             t.start()
             threads.append(t)
         log(event="polling", queue=m["queue_url"], function=m["function"], pollers=args.pollers)
-    while not STOP.is_set():
-        STOP.wait(0.5)
-    for t in threads:
-        t.join(timeout=5)
+    run_until_stopped(threads)
     sys.exit(0)
 
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""The local stack: moto (DynamoDB, SQS, KMS), the key, table and queues from template.yaml, the demo
-company systems, all three functions under `cargo lambda watch`, and the SQS event-source
-stand-in. Everything it starts runs in its own process group and is stopped on Ctrl-C/SIGTERM.
+"""The local stack: moto (DynamoDB, SQS, KMS), the key, table (with its stream) and queues from
+template.yaml, the demo company systems, the functions under `cargo lambda watch`, and the
+stand-ins for their SQS and DynamoDB stream event sources. Everything it starts runs in its own
+process group and is stopped on Ctrl-C/SIGTERM. The stream stand-in is restarted if it exits (a
+test may kill it mid-batch, by the PID in .local/<name>/stream-bridge.pid, to see it resume from
+its checkpoint); any other process exiting stops the stack.
 
     python dev/stack.py up            # used by ./dev/up
     python dev/stack.py up --ready-file F --quiet   # used by ./dev/test
@@ -23,6 +26,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
 import devtoken  # noqa: E402
+import stream_bridge  # noqa: E402
 import template_resources  # noqa: E402
 import webhook  # noqa: E402
 
@@ -37,12 +41,13 @@ class Stack:
         self.logs = os.path.join(self.state, "logs")
         os.makedirs(self.logs, exist_ok=True)
         self.children = []  # (name, Popen), in start order
+        self.supervised = {}  # name -> [cmd, env, started at, exits soon after starting in a row]
         self.venv_bin = os.path.dirname(sys.executable)
 
     def say(self, msg):
         print(f"[stack] {msg}", flush=True)
 
-    def start(self, name, cmd, env=None):
+    def start(self, name, cmd, env=None, supervise=False):
         log = open(os.path.join(self.logs, f"{name}.log"), "ab")
         proc = subprocess.Popen(
             cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -51,6 +56,10 @@ class Stack:
         self.children.append((name, proc))
         with open(os.path.join(self.state, "pids"), "a") as f:
             f.write(f"{proc.pid} {name}\n")
+        if supervise:
+            self.supervised.setdefault(name, [cmd, env, 0, 0])[2] = time.time()
+            with open(os.path.join(self.state, f"{name}.pid"), "w") as f:
+                f.write(f"{proc.pid}\n")
         self.say(f"started {name} (pid {proc.pid}, log {os.path.relpath(log.name, ROOT)})")
         return proc
 
@@ -82,14 +91,26 @@ class Stack:
             except ProcessLookupError:
                 pass
         self.children.clear()
-        pids = os.path.join(self.state, "pids")
-        if os.path.exists(pids):
-            os.remove(pids)
+        for path in ["pids", *(f"{name}.pid" for name in self.supervised)]:
+            path = os.path.join(self.state, path)
+            if os.path.exists(path):
+                os.remove(path)
 
     def check_alive(self):
-        for name, proc in self.children:
-            if proc.poll() is not None:
+        for name, proc in list(self.children):
+            if proc.poll() is None:
+                continue
+            if name not in self.supervised:
                 raise RuntimeError(f"{name} exited with {proc.returncode}; see .local/{self.args.name}/logs/{name}.log")
+            sup = self.supervised[name]
+            cmd, env, started = sup[0], sup[1], sup[2]
+            sup[3] = sup[3] + 1 if time.time() - started < 3 else 0
+            if sup[3] >= 5:  # a crash loop (a bad configuration?), not a test's kill
+                raise RuntimeError(f"{name} exited 5 times in a row within 3 s of starting; "
+                                   f"see .local/{self.args.name}/logs/{name}.log")
+            self.children.remove((name, proc))
+            self.say(f"{name} (pid {proc.pid}) exited with {proc.returncode}: restarting it")
+            self.start(name, cmd, env, supervise=True)
 
     def wait_for(self, what, probe, timeout):
         deadline = time.time() + timeout
@@ -190,6 +211,9 @@ def up(args):
         stack.say(f"created from template.yaml: table {table}, queues {queue}, {dlq}, "
                   f"SSE key {physical['DataKey']['Arn']}")
         webhook.store_remote_secrets(aws, REGION)
+        for m in mappings:  # before anything starts: what the stream stand-in cannot follow
+            for pattern in m.get("filters", []):
+                stream_bridge.check_pattern(pattern, f"{m['function']}: FilterCriteria")
         mappings_file = os.path.join(stack.state, "mappings.json")
         with open(mappings_file, "w") as f:
             json.dump(mappings, f, indent=2)
@@ -197,6 +221,12 @@ def up(args):
         stack.start("demo-systems", [sys.executable, os.path.join(HERE, "demo_systems.py"), "--port", str(args.demo_port)])
         stack.wait_for("demo systems", lambda: http("GET", f"{demo}/health")[0] == 200, 30)
 
+        relay_dlq = physical["RelayDeadLetterQueue"]["Ref"]
+        # A new moto numbers its streams' records as the last one did: positions kept from
+        # another run would skip records (stream_bridge also refuses another stream's).
+        for name in os.listdir(stack.state):
+            if name.startswith("stream-checkpoint-"):
+                os.remove(os.path.join(stack.state, name))
         # cargo-lambda gives no usable invocation deadline: a job's lease lasts the function's
         # timeout from the template instead, as an invocation does in AWS.
         fulfillment_timeout = next((m["timeout"] for m in mappings if m["function"] == "fulfillment"), 30)
@@ -204,6 +234,11 @@ def up(args):
             "JOB_LEASE_SECS": str(fulfillment_timeout),
             "TABLE_NAME": table,
             "JOBS_QUEUE_URL": queue,
+            # Fulfillment dead-letters a job itself after this many failed attempts of its own.
+            "JOBS_DLQ_URL": dlq,
+            "JOB_MAX_ATTEMPTS": os.environ.get("JOB_MAX_ATTEMPTS", "8"),
+            # How long a deferred answer keeps retrying while the company's system is down.
+            "DEFERRED_ANSWER_MAX_SECS": os.environ.get("DEFERRED_ANSWER_MAX_SECS", "3600"),
             "ORDERS_API_URL": demo,
             "CRM_API_URL": demo,
             "EMAIL_API_URL": demo,
@@ -236,7 +271,7 @@ def up(args):
         if args.no_functions:
             # Benchmarks run the functions' code in process (or their binaries by hand) against
             # the same resources, so nothing of the functions' build or runtime is in the way.
-            write_ready(args, stack, {**function_env, "JOBS_DLQ_URL": dlq, "DEMO_URL": demo,
+            write_ready(args, stack, {**function_env, "RELAY_DLQ_URL": relay_dlq, "DEMO_URL": demo,
                                       "LOCAL_STACK_NAME": args.name})
             stack.say("moto, resources and demo systems ready (--no-functions)")
             wait_forever(stack)
@@ -252,18 +287,25 @@ def up(args):
         stack.wait_for("chat", lambda: http("GET", f"{lam}/lambda-url/chat/v1/conversations", timeout=600)[0] == 401, 900)
         # No vendor is called "ping": a 404 from the function itself shows it is up.
         stack.wait_for("webhook", lambda: http("POST", f"{lam}/lambda-url/webhook/webhooks/ping", b"{}", timeout=600)[0] == 404, 900)
-        stack.wait_for("fulfillment", lambda: json.loads(http(
-            "POST", f"{lam}/2015-03-31/functions/fulfillment/invocations", b'{"Records":[]}', timeout=600)[1]
-        ).get("batchItemFailures") == [], 900)
+        # Every function an event source invokes: an empty batch, answered with no failures.
+        for function in sorted({m["function"] for m in mappings}):
+            stack.wait_for(function, lambda function=function: json.loads(http(
+                "POST", f"{lam}/2015-03-31/functions/{function}/invocations", b'{"Records":[]}', timeout=600)[1]
+            ).get("batchItemFailures") == [], 900)
 
         stack.start("sqs-bridge", [
             sys.executable, os.path.join(HERE, "sqs_bridge.py"), "--mappings", mappings_file,
             "--endpoint", aws, "--invoke-url", lam, "--region", REGION,
         ])
+        stack.start("stream-bridge", [
+            sys.executable, os.path.join(HERE, "stream_bridge.py"), "--mappings", mappings_file,
+            "--endpoint", aws, "--invoke-url", lam, "--region", REGION, "--state-dir", stack.state,
+        ], supervise=True)
 
         stack_env = {
             **{k: v for k, v in function_env.items() if k != "RUST_LOG"},
-            "JOBS_DLQ_URL": dlq,
+            # Where the stream stand-in reports records it gave up on (tests read it).
+            "RELAY_DLQ_URL": relay_dlq,
             "LOCAL_STACK_NAME": args.name,
             "DEMO_URL": demo,
             "LAMBDA_URL": lam,

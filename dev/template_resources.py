@@ -1,6 +1,6 @@
-"""Creates the template's KMS keys, DynamoDB tables and SQS queues in moto, read from template.yaml
-itself, and reads the template's SQS event source mappings: the local stack has no second list to
-drift.
+"""Creates the template's KMS keys, DynamoDB tables (with their streams) and SQS queues in moto, read
+from template.yaml itself, and reads the template's SQS and DynamoDB event source mappings: the
+local stack has no second list to drift.
 
 Encryption at rest is created as the template says (the key, its alias and policy, the table's and
 queues' SSE settings naming it) so that the wiring is followed and checked here too: a key that
@@ -219,10 +219,18 @@ def create_tables(resolver, ddb):
             for key in ("SSEType", "KMSMasterKeyId"):
                 if key in sse:
                     args["SSESpecification"][key] = sse[key]
+        stream = props.get("StreamSpecification")
+        if stream:
+            if set(stream) != {"StreamViewType"}:
+                raise TemplateError(f"{lid}: StreamSpecification: only StreamViewType is supported locally, "
+                                    f"not {sorted(set(stream) - {'StreamViewType'})}")
+            args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
         try:
             ddb.create_table(**args)
         except ddb.exceptions.ResourceInUseException:
-            pass
+            # Provisioned before (against the same moto): a stream the template gained since is added.
+            if stream and "LatestStreamArn" not in ddb.describe_table(TableName=name)["Table"]:
+                ddb.update_table(TableName=name, StreamSpecification=args["StreamSpecification"])
         ttl = props.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
             ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
@@ -231,12 +239,24 @@ def create_tables(resolver, ddb):
         if pitr and pitr.get("PointInTimeRecoveryEnabled"):
             ddb.update_continuous_backups(TableName=name, PointInTimeRecoverySpecification={
                 "PointInTimeRecoveryEnabled": True})
-        arn = ddb.describe_table(TableName=name)["Table"]["TableArn"]
-        resolver.physical[lid] = {"Ref": name, "Arn": arn}
+        table = ddb.describe_table(TableName=name)["Table"]
+        resolver.physical[lid] = {"Ref": name, "Arn": table["TableArn"]}
+        if "LatestStreamArn" in table:
+            resolver.physical[lid]["StreamArn"] = table["LatestStreamArn"]
+
+
+# The event properties each stand-in follows; any other is an error, not silently ignored.
+SQS_EVENT_PROPERTIES = {"Queue", "BatchSize", "FunctionResponseTypes"}
+DYNAMODB_EVENT_PROPERTIES = {
+    "Stream", "StartingPosition", "BatchSize", "MaximumBatchingWindowInSeconds", "FilterCriteria",
+    "FunctionResponseTypes", "BisectBatchOnFunctionError", "MaximumRetryAttempts",
+    "MaximumRecordAgeInSeconds", "DestinationConfig", "ParallelizationFactor", "Enabled",
+}
 
 
 def event_source_mappings(resolver):
-    """The SQS event sources of the template's functions, as the local stand-in needs them."""
+    """The SQS and DynamoDB stream event sources of the template's functions, as the local
+    stand-ins (dev/sqs_bridge.py, dev/stream_bridge.py) need them."""
     mappings = []
     for lid, res in resources_of(resolver.template, "AWS::Serverless::Function"):
         props = res.get("Properties", {})
@@ -244,20 +264,82 @@ def event_source_mappings(resolver):
         # cargo lambda watch names a function after its binary: the crate at CodeUri.
         function = os.path.basename(str(props.get("CodeUri", lid)).rstrip("/"))
         for ename, event in (props.get("Events") or {}).items():
-            if event.get("Type") != "SQS":
-                continue
+            where = f"{lid}.Events.{ename}"
+            kind = event.get("Type")
             ep = event.get("Properties", {})
-            queue_arn = resolver.resolve(ep["Queue"], f"{lid}.Events.{ename}")
-            queue = next(v for v in resolver.physical.values() if v.get("Arn") == queue_arn)
-            mappings.append({
-                "function": function,
-                "queue_url": queue["Ref"],
-                "queue_arn": queue_arn,
-                "batch_size": int(ep.get("BatchSize", 10)),
-                "report_batch_item_failures": "ReportBatchItemFailures" in (ep.get("FunctionResponseTypes") or []),
-                "timeout": int(timeout),
-            })
+            if kind == "SQS":
+                unknown(ep, SQS_EVENT_PROPERTIES, where)
+                queue_arn = resolver.resolve(ep["Queue"], where)
+                queue = by_arn(resolver, queue_arn, where)
+                mappings.append({
+                    "type": "SQS",
+                    "function": function,
+                    "queue_url": queue["Ref"],
+                    "queue_arn": queue_arn,
+                    "batch_size": int(ep.get("BatchSize", 10)),
+                    "report_batch_item_failures": "ReportBatchItemFailures" in (ep.get("FunctionResponseTypes") or []),
+                    "timeout": int(timeout),
+                })
+            elif kind == "DynamoDB":
+                mappings.append(dynamodb_mapping(resolver, function, int(timeout), resolver.resolve(ep, where), where))
     return mappings
+
+
+def unknown(props, known, where):
+    extra = sorted(set(props) - known)
+    if extra:
+        raise TemplateError(f"{where}: {', '.join(extra)} not followed by the local event source stand-in")
+
+
+def by_arn(resolver, arn, where):
+    found = next((v for v in resolver.physical.values() if arn in (v.get("Arn"), v.get("StreamArn"))), None)
+    if found is None:
+        raise TemplateError(f"{where}: {arn} is none of the resources created locally")
+    return found
+
+
+def dynamodb_mapping(resolver, function, timeout, ep, where):
+    unknown(ep, DYNAMODB_EVENT_PROPERTIES, where)
+    stream_arn = ep["Stream"]
+    table = by_arn(resolver, stream_arn, where)
+    if table.get("StreamArn") != stream_arn:
+        raise TemplateError(f"{where}: Stream must be a table's StreamArn")
+    if ep.get("StartingPosition") not in ("TRIM_HORIZON", "LATEST"):
+        raise TemplateError(f"{where}: StartingPosition must be TRIM_HORIZON or LATEST")
+    if int(ep.get("ParallelizationFactor", 1)) != 1:
+        raise TemplateError(f"{where}: ParallelizationFactor other than 1 is not followed locally")
+    if ep.get("Enabled", True) is not True:
+        raise TemplateError(f"{where}: a disabled mapping is not followed locally")
+    patterns = []
+    for f in (ep.get("FilterCriteria") or {}).get("Filters", []):
+        try:
+            patterns.append(json.loads(f["Pattern"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise TemplateError(f"{where}: FilterCriteria: a filter's Pattern must be a JSON string ({e})") from e
+    on_failure = None
+    destination = (ep.get("DestinationConfig") or {}).get("OnFailure")
+    if destination:
+        queue = by_arn(resolver, destination.get("Destination"), where)
+        if destination.get("Type", "SQS") != "SQS" or "QueueName" not in queue:
+            raise TemplateError(f"{where}: only an SQS queue is followed locally as the OnFailure destination")
+        on_failure = {"queue_url": queue["Ref"], "queue_arn": destination["Destination"]}
+    return {
+        "type": "DynamoDB",
+        "function": function,
+        "function_arn": f"arn:aws:lambda:{resolver.region}:{ACCOUNT}:function:{function}",
+        "stream_arn": stream_arn,
+        "table": table["Ref"],
+        "starting_position": ep["StartingPosition"],
+        "batch_size": int(ep.get("BatchSize", 100)),
+        "batching_window": int(ep.get("MaximumBatchingWindowInSeconds", 0)),
+        "filters": patterns,
+        "report_batch_item_failures": "ReportBatchItemFailures" in (ep.get("FunctionResponseTypes") or []),
+        "bisect": bool(ep.get("BisectBatchOnFunctionError", False)),
+        "max_retries": int(ep.get("MaximumRetryAttempts", -1)),
+        "max_record_age": int(ep.get("MaximumRecordAgeInSeconds", -1)),
+        "on_failure": on_failure,
+        "timeout": timeout,
+    }
 
 
 def provision(template_path, endpoint, stack, region, params=None, visibility=None):
