@@ -155,13 +155,15 @@ impl Relay {
                 Record::Outbox(p) => pending.push(p),
                 Record::Other => {}
                 Record::Malformed { sequence, reason } => {
-                    tracing::error!(sequence = %sequence, %reason, "malformed outbox item; left in the table");
+                    // Left in the table (dev/outbox.py lists it); retrying would not mend it.
+                    tracing::error!(sequence = %sequence, %reason, "malformed outbox item");
                     metrics::count("OutboxMalformed", &[]);
                 }
             }
         }
 
         let mut failed_groups: HashMap<String, String> = HashMap::new();
+        let mut refused = 0;
         let mut relayed: Vec<&Pending> = Vec::with_capacity(pending.len());
         for call in plan(&pending) {
             let batch: Vec<&Pending> = call
@@ -178,7 +180,10 @@ impl Relay {
                 match result {
                     Ok(()) => relayed.push(p),
                     Err(e) => {
-                        tracing::warn!(sequence = %p.sequence, error = %e, "outbox item not relayed; will be retried");
+                        // Retried from here; the other groups go on.
+                        let job_key = p.key.sk.strip_prefix(OUTBOX_PREFIX).unwrap_or(&p.key.sk);
+                        tracing::warn!(sequence = %p.sequence, job_key, group = %p.envelope.group_id, error = %e, "outbox send failed");
+                        refused += 1;
                         failed_groups.insert(p.envelope.group_id.clone(), p.sequence.clone());
                     }
                 }
@@ -192,7 +197,7 @@ impl Relay {
                 tracing::warn!(error = %e, items = keys.len(), "relayed outbox items not deleted");
             }
         }
-        self.report(&relayed, failed_groups.len());
+        self.report(&relayed, refused, failed_groups.len());
 
         let mut response = DynamoDbEventResponse::default();
         for sequence in failed_groups.into_values() {
@@ -203,9 +208,10 @@ impl Relay {
         response
     }
 
-    /// One log line and one metrics document per invocation: how many went out, how many
-    /// groups wait for a retry, and how long the oldest relayed item waited since its commit.
-    fn report(&self, relayed: &[&Pending], failed_groups: usize) {
+    /// One log line and one metrics document per invocation: how many went out, how many SQS
+    /// refused (their groups wait for a retry), and how long the oldest relayed item waited
+    /// since its commit.
+    fn report(&self, relayed: &[&Pending], refused: usize, failed_groups: usize) {
         let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
         let lag_ms = relayed
             .iter()
@@ -214,16 +220,17 @@ impl Relay {
             .unwrap_or(0);
         tracing::info!(
             relayed = relayed.len(),
+            refused,
             failed_groups,
             lag_ms,
             "outbox relayed"
         );
-        if relayed.is_empty() && failed_groups == 0 {
+        if relayed.is_empty() && refused == 0 {
             return;
         }
         let mut values = vec![
             ("OutboxRelayed", Unit::Count, relayed.len() as f64),
-            ("OutboxRelayFailed", Unit::Count, failed_groups as f64),
+            ("OutboxSendFailed", Unit::Count, refused as f64),
         ];
         if !relayed.is_empty() {
             values.push(("OutboxLag", Unit::Milliseconds, lag_ms as f64));

@@ -296,7 +296,7 @@ impl Fulfillment {
                     error,
                     next: Next::Retry(delay),
                 }) => {
-                    tracing::warn!(message_id = id, error = %error, delay_secs = delay.as_secs(), "job failed; will be retried");
+                    tracing::warn!(message_id = id, error = %error, delay_secs = delay.as_secs(), "job failed");
                     delay
                 }
             };
