@@ -7,7 +7,7 @@
 
 Every input is below with where it comes from: list prices (us-east-1, checked 2026-12), the
 requests each operation makes (read from the code: shared/src/store/dynamo.rs, webhook/claims.rs,
-fulfillment/mod.rs), item sizes measured in a local table after the integration tests, and the
+fulfillment/mod.rs, relay.rs), item sizes measured in a local table after the integration tests, and the
 function's own CPU time from the benchmarks (`TurnOverhead`). What is assumed, not measured, is
 marked as such: AWS-side latencies and the company's systems' latency.
 """
@@ -44,6 +44,10 @@ CPU_SCALE = 1769 / 128
 # Item sizes (bytes, DynamoDB's size rules) measured in the local table after the integration
 # tests: median state record 404, message 194 (p90 388), turn record 532, effect 226, claim 259.
 STATE_B, MESSAGE_B, TURN_B = 404, 250, 532
+# An outbox item (the job's queue envelope, keys, group and deduplication ids): 533 bytes for a
+# refund, 586 for a proactive message, 629 for a confirmation email (DynamoDB's size rules over
+# the items the code writes): under 1 KB.
+OUTBOX_B = 630
 WINDOW = 20  # HISTORY_WINDOW: messages a turn reads
 
 # Assumed AWS-side latencies inside a Lambda in the same region (ms), and the company's systems.
@@ -64,19 +68,18 @@ def chat_turn(messages_in_conversation, with_job, company_calls, own_ms):
     window = min(messages_in_conversation, WINDOW)
     reads = rru_query(STATE_B + window * MESSAGE_B)  # one Query: state + newest messages
     # One TransactWriteItems: state, the customer's message, one reply, the turn record; the
-    # ByCustomer index is written as the state record's updated_at changes.
+    # ByCustomer index is written as the state record's updated_at changes. A job the turn
+    # starts is one more item of the transaction (the outbox); the turn sends nothing to SQS.
     writes = wru(STATE_B, True) + 2 * wru(MESSAGE_B, True) + wru(TURN_B, True) + wru(100)
-    io_ms = LATENCY_MS["ddb_read"] + LATENCY_MS["ddb_transact"] + company_calls * LATENCY_MS["company_api"]
-    sqs = 0
     if with_job:
-        sqs = 1
-        io_ms += LATENCY_MS["sqs_send"]
+        writes += wru(OUTBOX_B, True)
+    io_ms = LATENCY_MS["ddb_read"] + LATENCY_MS["ddb_transact"] + company_calls * LATENCY_MS["company_api"]
     duration_ms = own_ms * CPU_SCALE + io_ms
     return {
         "apigw": PRICE["apigw_http_request"],
         "lambda": PRICE["lambda_request"] + math.ceil(duration_ms) / 1000 * MEMORY_GB * PRICE["lambda_gb_s_arm64"],
         "dynamodb": reads * PRICE["ddb_rru"] + writes * PRICE["ddb_wru"],
-        "sqs": sqs * PRICE["sqs_fifo_request"],
+        "sqs": 0.0,
         "logs": LOG_BYTES["turn"] / 1e9 * PRICE["logs_ingest_gb"],
         "_duration_ms": duration_ms,
         "_rru": reads,
@@ -124,11 +127,32 @@ def job(batch, own_ms, company_calls=1):
     }
 
 
+def relay(batch, own_ms):
+    """Relaying one outbox item: the stream invokes the relay with up to 100 new items (stream
+    reads by Lambda are free, and filtered-out records invoke nothing); per SendMessageBatch of up
+    to 10 (one SQS request) and one BatchWriteItem of deletes (1 write unit an item). At low
+    traffic each invocation carries one item."""
+    writes = wru(OUTBOX_B)
+    calls = math.ceil(batch / 10)
+    io_ms = calls * LATENCY_MS["sqs_send"] + math.ceil(batch / 25) * LATENCY_MS["ddb_write"]
+    duration_ms = (own_ms * CPU_SCALE * batch + io_ms) / batch
+    return {
+        "apigw": 0.0,
+        "lambda": PRICE["lambda_request"] / batch + duration_ms / 1000 * MEMORY_GB * PRICE["lambda_gb_s_arm64"],
+        "dynamodb": writes * PRICE["ddb_wru"],
+        "sqs": calls / batch * PRICE["sqs_fifo_request"],
+        "logs": LOG_BYTES["relay"] / batch / 1e9 * PRICE["logs_ingest_gb"],
+        "_duration_ms": duration_ms,
+        "_rru": 0,
+        "_wru": writes,
+    }
+
+
 # Bytes a request writes to CloudWatch Logs. Measured in the local stack's functions.log for an
 # order-status turn: `understood` 306, `chat request` 495, the turn's EMF document 581, one
 # connector EMF document 274 (1,656 bytes); plus Lambda's START/END/REPORT lines (~400) and the
 # API access log line (~300), assumed. Webhook and job from their lines the same way.
-LOG_BYTES = {"turn": 2400, "webhook": 1000, "job": 1500}
+LOG_BYTES = {"turn": 2400, "webhook": 1000, "job": 1500, "relay": 900}
 
 
 def per_million(parts):
@@ -147,6 +171,8 @@ def render(own):
         ("webhook accepted", webhook(own["webhook"])),
         ("job (batch of 10)", job(10, own["job"])),
         ("job (batch of 1)", job(1, own["job"])),
+        ("relaying a job from the outbox (100 an invocation)", relay(100, own["relay"])),
+        ("relaying a job from the outbox (1 an invocation)", relay(1, own["relay"])),
     ]
     out = []
     out.append("| per million | API Gateway | Lambda | DynamoDB | SQS | Logs | **total** | billed ms (modelled) | WRU + RRU each |")
@@ -170,7 +196,7 @@ def render(own):
     out.append("")
     out.append(
         f"Own CPU time used (release build, this machine, p50): turn {own['turn']:.3f} ms, "
-        f"webhook {own['webhook']:.3f} ms, job {own['job']:.3f} ms "
+        f"webhook {own['webhook']:.3f} ms, job {own['job']:.3f} ms, relay {own['relay']:.3f} ms per item "
         f"({own['source']}); scaled ×{CPU_SCALE:.1f} for 128 MB."
     )
     return "\n".join(out)
@@ -181,8 +207,8 @@ def own_times(bench_path):
     # build, 2026-12-02: 379 µs), or read from its JSON with --bench. Webhook and job are not
     # benchmarked on their own: assumed (a verification is ~3 µs, a job does about a turn's
     # work without understanding the text).
-    own = {"turn": 0.379, "webhook": 0.05, "job": 0.3,
-           "source": "turn measured by dev/bench 2026-12-02, webhook and job assumed"}
+    own = {"turn": 0.379, "webhook": 0.05, "job": 0.3, "relay": 0.02,
+           "source": "turn measured by dev/bench 2026-12-02, webhook, job and relay assumed"}
     if bench_path:
         with open(bench_path) as f:
             b = json.load(f)
@@ -190,7 +216,7 @@ def own_times(bench_path):
         if p50_us is None:
             sys.exit(f"{bench_path} has no mix.own.p50_us: is it dev/bench's turns.json?")
         own["turn"] = p50_us / 1000
-        own["source"] = f"turn measured: {bench_path}; webhook and job assumed"
+        own["source"] = f"turn measured: {bench_path}; webhook, job and relay assumed"
     return own
 
 
