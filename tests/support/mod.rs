@@ -191,7 +191,8 @@ impl Stack {
         self.sign(&claims)
     }
 
-    /// Polls history until a message satisfies `pred`.
+    /// Polls history until a message satisfies `pred`, as a client should: a 429 waits out its
+    /// `Retry-After` (a wait of a minute or more outlasts the caller's burst).
     pub async fn wait_for_message(
         &self,
         token: &str,
@@ -207,6 +208,11 @@ impl Stack {
                     &format!("/v1/conversations/{conversation}/messages?limit=100"),
                 )
                 .await;
+            if r.status == 429 && Instant::now() < deadline {
+                let secs = r.retry_after.as_deref().and_then(|s| s.parse().ok());
+                tokio::time::sleep(Duration::from_secs(secs.unwrap_or(1))).await;
+                continue;
+            }
             assert_eq!(r.status, 200, "{}", r.body);
             if let Some(m) = r.body["messages"]
                 .as_array()
