@@ -1,4 +1,4 @@
-//! After the run: the jobs queue drained, the DLQ unchanged, and the table read back (consistent
+//! After the run: the outbox and the jobs queue drained, the DLQ unchanged, and the table read back (consistent
 //! reads, every page) to show that each answered message is stored once with its replies and
 //! each accepted webhook and refund was applied once.
 
@@ -163,13 +163,32 @@ async fn customer_messages(stack: &Stack, customer: &str) -> Result<Vec<Msg>, St
     Ok(out)
 }
 
-/// Waits until the jobs queue stays empty (visible and in flight) for a second: a job that
-/// finishes may queue another (a refund's email), so one empty reading is not the end.
+/// Outbox items not yet relayed (a Scan: the load test's table is its own and small).
+async fn outbox_pending(stack: &Stack) -> u64 {
+    let mut pending = 0;
+    let mut pages = stack
+        .ddb
+        .scan()
+        .table_name(&stack.table)
+        .filter_expression("begins_with(sk, :job)")
+        .expression_attribute_values(":job", AttributeValue::S("JOB#".into()))
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .into_paginator()
+        .send();
+    while let Some(Ok(page)) = pages.next().await {
+        pending += page.count() as u64;
+    }
+    pending
+}
+
+/// Waits until the jobs queue (visible and in flight) and the outbox stay empty for a second:
+/// a job that finishes may start another (a refund's email) through the outbox, so one empty
+/// reading is not the end.
 async fn drain(stack: &Stack, timeout: Duration) -> (bool, f64, u64) {
     let t0 = Instant::now();
     let mut empty_since: Option<Instant> = None;
     loop {
-        let depth = stack.queue_depth(&stack.queue_url).await;
+        let depth = stack.queue_depth(&stack.queue_url).await + outbox_pending(stack).await;
         if depth == 0 {
             let since = *empty_since.get_or_insert_with(Instant::now);
             if since.elapsed() >= Duration::from_secs(1) {
@@ -197,12 +216,12 @@ pub async fn run(
     let (drained, secs, left) = drain(stack, shared.opts.drain_timeout).await;
     checks.drain_secs = secs;
     checks.add(
-        "jobs queue drained",
+        "outbox and jobs queue drained",
         drained,
         if drained {
             format!("empty {secs:.1} s after the run")
         } else {
-            format!("{left} message(s) still queued after {secs:.0} s")
+            format!("{left} job(s) still in the outbox or queued after {secs:.0} s")
         },
         Vec::new(),
     );
