@@ -520,20 +520,52 @@ def load_section(res, meta):
     return out + [text, ""], summary
 
 
+def previous(path):
+    """The page as last written: its sections by heading (the text before the first, as ""),
+    and its summary rows."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return {}, []
+    sections = {"": text.split("\n## ", 1)[0].split("\n")}
+    for chunk in re.split(r"(?m)^(?=## )", text)[1:]:
+        sections[chunk.split("\n", 1)[0]] = chunk.rstrip("\n").split("\n") + [""]
+    rows = []
+    for line in sections.get("## Summary", []):
+        cells = tuple(c.strip() for c in line.strip().strip("|").split("|"))
+        if line.startswith("| ") and len(cells) == 3 and cells[0] != "what":
+            rows.append(cells)
+    return sections, rows
+
+
 def render(args):
     res = args.results
     metas = {step: load(os.path.join(res, f"{step}.meta.json"))
              for step in ["signatures", "fulfillment", "connectors", "coldstart", "turns", "sizes", "load"]}
+    # A step whose results are not in `res` (another machine's run, a fresh clone) keeps its
+    # section and summary rows from the page as it stands; each names its own provenance.
+    old_sections, old_rows = previous(args.out)
     sections, summary = [], []
+
+    def add(md, rows, row_prefix):
+        old = old_sections.get(md[0], [])
+        unmeasured = lambda lines: any(l.startswith("_Not measured yet") for l in lines)
+        if unmeasured(md) and old and not unmeasured(old):
+            md, rows = old, [r for r in old_rows if r[0].startswith(row_prefix)]
+        sections.append(md)
+        summary.extend(rows)
+
     md, rows, turns = turns_section(res, metas["turns"])
-    sections.append(md); summary += rows
-    md, rows = length_section(turns, metas["turns"])
-    sections.append(md); summary += rows
-    for fn, step in ((coldstart_section, "coldstart"), (sizes_section, "sizes"),
-                     (signatures_section, "signatures"), (fulfillment_section, "fulfillment"),
-                     (connectors_section, "connectors"), (load_section, "load")):
-        md, rows = fn(res, metas[step])
-        sections.append(md); summary += rows
+    add(md, rows, "Chat turn ")
+    add(*length_section(turns, metas["turns"]), "Turn at ")
+    for fn, step, row_prefix in ((coldstart_section, "coldstart", "Cold start, "),
+                                 (sizes_section, "sizes", "arm64 binary, "),
+                                 (signatures_section, "signatures", "Webhook verify "),
+                                 (fulfillment_section, "fulfillment", "Fulfillment throughput"),
+                                 (connectors_section, "connectors", "Connector overhead"),
+                                 (load_section, "load", "Load test")):
+        add(*fn(res, metas[step]), row_prefix)
 
     known = [m for m in metas.values() if m]
     newest = max(known, key=lambda m: m["date"]) if known else None
@@ -544,8 +576,9 @@ def render(args):
         "",
         "Every figure here was measured by `dev/bench`, which runs the benchmarks and writes this",
         "page; `dev/bench STEP...` re-runs some of them (steps: signatures, fulfillment,",
-        "connectors, coldstart, turns, sizes, load) and keeps the others' last figures, so each",
-        "section names the command, date, machine and load that produced it. Figures from",
+        "connectors, coldstart, turns, sizes, load) and keeps the others' last figures",
+        "(from .local/bench/, or this page where those are gone), so each section names the",
+        "command, date, machine and load that produced it. Figures from",
         "before this page was generated, and what each optimisation bought, are in",
         "[performance-history.md](performance-history.md).",
         "",
@@ -559,6 +592,12 @@ def render(args):
             "Re-run on your own machine before comparing.",
             "",
         ]
+    else:  # the machine paragraph as it stands, while every section is kept as it stands
+        pre = old_sections.get("", [])
+        start = next((i for i, l in enumerate(pre) if l.startswith("Machine: ")), None)
+        if start is not None:
+            end = next((i for i in range(start, len(pre)) if not pre[i].strip()), len(pre))
+            head += pre[start:end] + [""]
     head += ["## Summary", "", "| what | measured | target |", "|---|---|---|"]
     head += [f"| {a} | {b} | {c} |" for a, b, c in summary]
     head.append("")
