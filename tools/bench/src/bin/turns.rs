@@ -2,10 +2,11 @@
 //! chat function's object graph (`switchboard::setup::chat_api`, from the stack's environment)
 //! serving API Gateway events one at a time, as a warm Lambda container does.
 //!
-//! Part 1, a mix of turns: each session is one customer's new conversation of five turns
+//! Part 1, a mix of turns: each session is one customer's new conversation of six turns
 //! (greeting, an order's status from the demo order system, a policy question, an utterance the
-//! bot does not understand, thanks). Reported: turn latency, and the project's own overhead,
-//! the turn minus the time it spent awaiting I/O (DynamoDB, SQS, connector HTTP), as
+//! bot does not understand, thanks, and a request for a person, which starts a handoff job: an
+//! outbox item in the turn's transaction). Reported: turn latency, and the project's own
+//! overhead, the turn minus the time it spent awaiting I/O (DynamoDB, connector HTTP), as
 //! `switchboard::io_clock` measures it: the same clock behind the `chat request` line's `io_us`
 //! and the `TurnOverhead` metric in production.
 //!
@@ -41,8 +42,9 @@ const CUSTOMERS: [(&str, &str); 5] = [
     ("cust_frank", "1007"),
 ];
 
-/// One session's turns: (kind, text); `{order}` is the customer's order.
-const SESSION: [(&str, &str); 5] = [
+/// One session's turns: (kind, text); `{order}` is the customer's order. The last starts a job,
+/// so the mix holds a turn that writes an outbox item with its commit.
+const SESSION: [(&str, &str); 6] = [
     ("greeting", "hi there"),
     (
         "order status (demo order system)",
@@ -54,6 +56,10 @@ const SESSION: [(&str, &str); 5] = [
     ),
     ("not understood (fallback)", "blorp the fizzle wug"),
     ("thanks", "thanks, that's all"),
+    (
+        "person asked for (starts a job: outbox item)",
+        "I want to talk to a person",
+    ),
 ];
 
 const LENGTH_QUESTION: &str = "what is your refund policy?";
