@@ -662,11 +662,9 @@ impl Dialogue {
                 }
             }
             None => {
-                // A late order's refund, as the ledger has it: never promised from memory.
-                let refund = match o.is_late(turn.now) {
-                    true => self.refund_said(turn, &o.id).await,
-                    false => None,
-                };
+                // The order's refund, as the ledger has it: never promised from memory, and
+                // still told once the order is no longer late (delivered after all).
+                let refund = self.refund_said(turn, &o.id).await;
                 self.describe(turn, o, refund)
             }
         }
@@ -718,11 +716,15 @@ impl Dialogue {
                     amount: o.total.clone(),
                 };
             }
-        } else if let (Some(due), false) = (o.promised_by, finished) {
-            lines.push(format!("It's expected by {}.", date(due)));
-        }
-        if turn.refund_asked && !o.is_late(turn.now) {
-            lines.push("I can refund orders that are running late; for anything else, our support team will help.".into());
+        } else {
+            if let (Some(due), false) = (o.promised_by, finished) {
+                lines.push(format!("It's expected by {}.", date(due)));
+            }
+            match refund {
+                Some(refund) => lines.push(refund),
+                None if turn.refund_asked => lines.push("I can refund orders that are running late; for anything else, our support team will help.".into()),
+                None => {}
+            }
         }
         let text = lines.join("\n");
         turn.say(text);
@@ -927,6 +929,10 @@ fn refund_line(turn: &mut Turn<'_>, order_id: &str, state: Option<EffectState>) 
         Some(EffectState::Finished(EffectOutcome::Done)) => format!("The refund for order #{order_id} has been issued; it can take 5–10 business days to show on your statement."),
         Some(EffectState::Finished(EffectOutcome::Failed)) => format!(
             "The refund for order #{order_id} couldn't be completed automatically; our team has it and will reply to you."
+        ),
+        // Out of attempts: the dead-letter queue's alarm has told the team.
+        Some(EffectState::SetAside) => format!(
+            "Your refund for order #{order_id} is taking longer than it should — our team has been alerted and will make sure it goes through; you'll get an email as soon as it's issued."
         ),
         // The confirmation is posted where the refund was asked for, and emailed.
         Some(EffectState::InProgress) | None => format!(
@@ -1584,6 +1590,77 @@ mod tests {
         let reply = out.replies.join("\n");
         assert!(reply.contains("still being processed"), "{reply}");
         assert!(out.jobs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refund_set_aside_after_its_attempts_is_with_the_team_not_still_processing() {
+        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+        let d = dialogue(catalogue()).with_ledger(ledger.clone());
+        let key = refund_key("t", "1002");
+        let lease = match ledger
+            .begin("t", &key, std::time::Duration::from_secs(30), NOW)
+            .await
+            .unwrap()
+        {
+            crate::store::Begin::Started(lease) => lease,
+            other => panic!("{other:?}"),
+        };
+        // Fulfillment put it on the dead-letter queue and set it aside.
+        ledger.set_aside("t", &key, &lease.token).await.unwrap();
+        let slots = Slots {
+            refunds_requested: vec!["1002".into()],
+            ..Slots::default()
+        };
+        let out = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &slots,
+            "where is my refund?",
+        )
+        .await;
+        let reply = out.replies.join("\n");
+        assert!(reply.contains("taking longer than it should"), "{reply}");
+        assert!(reply.contains("our team has been alerted"), "{reply}");
+        assert!(!reply.contains("still being processed"), "{reply}");
+        assert!(out.slots.refunds_reported.is_empty(), "not over yet");
+    }
+
+    #[tokio::test]
+    async fn an_order_delivered_after_its_refund_still_says_where_the_refund_stands() {
+        let mut delivered = order(
+            "1003",
+            "alice",
+            OrderStatus::Delivered,
+            NOW - time::Duration::days(3),
+        );
+        delivered.delivered_at = Some(NOW - time::Duration::days(1));
+        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+        let d = dialogue(vec![delivered]).with_ledger(ledger.clone());
+        refund_ended(&ledger, "1003", EffectOutcome::Done).await;
+        // Asked for here while it was late, and asked about from a new conversation.
+        let here = Slots {
+            refunds_requested: vec!["1003".into()],
+            ..Slots::default()
+        };
+        for slots in [here, Slots::default()] {
+            let out = say(
+                &d,
+                "alice",
+                &DialogueState::Idle,
+                &slots,
+                "I want a refund for order 1003",
+            )
+            .await;
+            let reply = out.replies.join("\n");
+            assert!(reply.contains("was delivered"), "{reply}");
+            assert!(reply.contains("#1003 has been issued"), "{reply}");
+            assert!(
+                !reply.contains("I can refund orders that are running late"),
+                "{reply}"
+            );
+            assert!(out.jobs.is_empty());
+        }
     }
 
     #[tokio::test]

@@ -722,7 +722,8 @@ impl EffectLedger for DynamoStore {
             .update_expression(
                 "SET effect_state = :in_progress, #token = :token, lease_until = :lease, \
                  started_at = :now, expires_at = :expires, \
-                 first_started_ms = if_not_exists(first_started_ms, :now_ms) ADD attempts :one",
+                 first_started_ms = if_not_exists(first_started_ms, :now_ms) \
+                 REMOVE set_aside_at ADD attempts :one",
             )
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .condition_expression(
@@ -843,7 +844,9 @@ impl EffectLedger for DynamoStore {
             tenant,
             key,
             token,
-            "SET lease_until = :zero, attempts = :zero REMOVE first_started_ms",
+            "SET lease_until = :zero, attempts = :zero, set_aside_at = :now \
+             REMOVE first_started_ms",
+            &[(":now", s(rfc3339(OffsetDateTime::now_utc())))],
         )
         .await
     }
@@ -864,6 +867,7 @@ impl EffectLedger for DynamoStore {
             return Ok(None);
         };
         Ok(Some(match get_s(item, "effect_state")? {
+            IN_PROGRESS if item.contains_key("set_aside_at") => EffectState::SetAside,
             IN_PROGRESS => EffectState::InProgress,
             "done" => EffectState::Finished(EffectOutcome::Done),
             "failed" => EffectState::Finished(EffectOutcome::Failed),
@@ -876,7 +880,7 @@ impl EffectLedger for DynamoStore {
     }
 
     async fn abandon(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError> {
-        self.release(tenant, key, token, "SET lease_until = :zero")
+        self.release(tenant, key, token, "SET lease_until = :zero", &[])
             .await
     }
 }
@@ -890,8 +894,9 @@ impl DynamoStore {
         key: &str,
         token: &str,
         update: &str,
+        values: &[(&str, AttributeValue)],
     ) -> Result<(), StoreError> {
-        let result = self
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -902,11 +907,11 @@ impl DynamoStore {
             .expression_attribute_names("#token", "token")
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":token", s(token))
-            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
-            .send()
-            .io()
-            .await;
-        match result {
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS));
+        for (name, value) in values {
+            request = request.expression_attribute_values(*name, value.clone());
+        }
+        match request.send().io().await {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(is_condition_failure) => Ok(()),
             Err(e) => Err(unavailable(e)),

@@ -36,6 +36,7 @@ struct Effect {
     lease_until_ms: i64,
     attempts: u32,
     first_started: Option<time::OffsetDateTime>,
+    set_aside: bool,
 }
 
 impl MemoryStore {
@@ -244,6 +245,7 @@ impl EffectLedger for MemoryStore {
                 lease_until_ms: now_ms + lease.as_millis() as i64,
                 attempts: attempts + 1,
                 first_started: Some(first_started),
+                set_aside: false,
             },
         );
         Ok(Begin::Started(Lease {
@@ -279,6 +281,7 @@ impl EffectLedger for MemoryStore {
                 e.lease_until_ms = 0;
                 e.attempts = 0;
                 e.first_started = None;
+                e.set_aside = true;
             }
         }
         Ok(())
@@ -290,6 +293,7 @@ impl EffectLedger for MemoryStore {
             .get(&(tenant.to_string(), key.to_string()))
             .map(|e| match e.finished {
                 Some(outcome) => EffectState::Finished(outcome),
+                None if e.set_aside => EffectState::SetAside,
                 None => EffectState::InProgress,
             }))
     }

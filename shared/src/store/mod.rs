@@ -101,6 +101,9 @@ pub enum Begin {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EffectState {
     InProgress,
+    /// Out of attempts: on the dead-letter queue, where the team's alarm points, until a
+    /// redrive starts it again.
+    SetAside,
     Finished(EffectOutcome),
 }
 
@@ -134,8 +137,9 @@ pub trait EffectLedger: Send + Sync {
         jobs: &[Job],
     ) -> Result<(), StoreError>;
 
-    /// Sets a job that ran out of attempts aside for a redrive: its lease ends and its attempts
-    /// count from zero again, so a redriven job gets its whole budget.
+    /// Sets a job that ran out of attempts aside for a redrive: its lease ends, its attempts
+    /// count from zero again (a redriven job gets its whole budget), and its state reads
+    /// `SetAside` until it is begun again.
     async fn set_aside(&self, tenant: &str, key: &str, token: &str) -> Result<(), StoreError>;
 }
 
