@@ -247,6 +247,7 @@ impl TurnService {
                 kinds.push(JobKind::AnswerDeferred {
                     reply_to: message.seq,
                     text: text.to_string(),
+                    asked_at: Some(now),
                 });
             }
             let jobs: Vec<Job> = kinds

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use super::{Append, Done, Fulfillment, JobError, Started};
 use crate::auth::Principal;
 use crate::connectors::ConnectorError;
-use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState};
+use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState, Role};
 use crate::dialogue::DEFERRED_GAVE_UP;
 use crate::jobs::{Job, JobKind};
 use crate::metrics;
@@ -117,7 +117,7 @@ impl Fulfillment {
                 self.append(s, Append::text(key, text.clone()), EffectOutcome::Done)
                     .await
             }
-            JobKind::AnswerDeferred { reply_to, text } => {
+            JobKind::AnswerDeferred { reply_to, text, .. } => {
                 let key = conversation_of(job)?;
                 let Some(snapshot) = self.store.load(&key, 0).await? else {
                     tracing::info!(conversation = %key.id, "the conversation is gone; nothing to answer");
@@ -205,11 +205,28 @@ impl Fulfillment {
         };
         metrics::count("JobFailed", &[("JobType", job.kind.type_name())]);
         let key = conversation_of(job)?;
+        // The offer of a person is the conversation's next question only if the customer has
+        // not said anything since: one who moved on keeps the state their last turn left.
+        let snapshot = self.store.load(&key, HANDOFF_TRANSCRIPT).await?;
+        let asked_last = snapshot.as_ref().map(|snap| {
+            let moved_on = snap
+                .recent
+                .iter()
+                .any(|m| m.role == Role::Customer && m.seq > *reply_to);
+            (!moved_on, snap.conversation.version)
+        });
         let mut a = Append::text(key, DEFERRED_GAVE_UP.to_string());
         a.reply_to = Some(*reply_to);
-        a.state = Some(DialogueState::HandoffOffered {
-            reason: "answer_deferred_failed".into(),
-        });
+        if let Some((true, read)) = asked_last {
+            a.update = Some(Box::new(move |c| {
+                // Nothing else was committed since it was read (the commit's version is next).
+                if c.version == read + 1 {
+                    c.state = DialogueState::HandoffOffered {
+                        reason: "answer_deferred_failed".into(),
+                    };
+                }
+            }));
+        }
         self.append(s, a, EffectOutcome::Failed).await
     }
 

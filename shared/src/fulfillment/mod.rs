@@ -395,7 +395,7 @@ impl Fulfillment {
             return if deferred {
                 self.give_up_deferred(&s).await.map_err(retry_later)
             } else {
-                Err(self.out_of_attempts(&s, e).await)
+                self.out_of_attempts(&s, record, e).await
             };
         }
         match self.apply(&s).await {
@@ -407,14 +407,21 @@ impl Fulfillment {
                     return self.give_up_deferred(&s).await.map_err(retry_later);
                 }
                 if !deferred && s.lease.attempt >= self.policy.max_attempts {
-                    return Err(self.out_of_attempts(&s, e).await);
+                    return self.out_of_attempts(&s, record, e).await;
                 }
                 if let Err(ae) = self.ledger.abandon(&job.tenant, &job.key, s.token()).await {
                     tracing::warn!(error = %ae, "could not end the lease early");
                 }
+                let mut delay = self.policy.delay(s.lease.attempt);
+                if deferred {
+                    // Back in time for its last chance, not after it.
+                    delay = delay
+                        .min(self.deferred_left(&s))
+                        .max(Duration::from_secs(1));
+                }
                 Err(Failure {
                     error: e,
-                    next: Next::Retry(self.policy.delay(s.lease.attempt)),
+                    next: Next::Retry(delay),
                 })
             }
             Err(e) => {
@@ -426,29 +433,61 @@ impl Fulfillment {
         }
     }
 
-    /// Whether a deferred answer has tried for as long as it may.
-    fn deferred_is_over(&self, s: &Started<'_>) -> bool {
-        OffsetDateTime::now_utc() - s.lease.first_started >= self.policy.deferred_for
+    /// How much longer a deferred answer may keep trying: its time counts from the customer's
+    /// question (from its first attempt for a job that does not say when that was).
+    fn deferred_left(&self, s: &Started<'_>) -> Duration {
+        let since = match &s.job.kind {
+            JobKind::AnswerDeferred {
+                asked_at: Some(at), ..
+            } => *at,
+            _ => s.lease.first_started,
+        };
+        // A question from the future (clock skew) has spent nothing yet.
+        let spent = Duration::try_from(OffsetDateTime::now_utc() - since).unwrap_or_default();
+        self.policy.deferred_for.saturating_sub(spent)
     }
 
-    /// A job out of attempts: its effect is set aside (a redrive gets the whole budget again)
-    /// and its message goes to the dead-letter queue.
-    async fn out_of_attempts(&self, s: &Started<'_>, error: JobError) -> Failure {
+    /// Whether a deferred answer has tried for as long as it may.
+    fn deferred_is_over(&self, s: &Started<'_>) -> bool {
+        self.deferred_left(s).is_zero()
+    }
+
+    /// A job out of attempts: its message goes to the dead-letter queue, then its effect is set
+    /// aside (a redrive gets the whole budget again, and the customer is told it is with the
+    /// team). In that order: a job whose put failed comes back still out of attempts and tries
+    /// the put again, rather than starting over with a fresh budget; one whose set-aside failed
+    /// comes back and is put again, a copy the ledger makes harmless.
+    async fn out_of_attempts(
+        &self,
+        s: &Started<'_>,
+        record: &SqsMessage,
+        error: JobError,
+    ) -> Result<Done, Failure> {
         let attempts = s.lease.attempt;
+        if let Err(delay) = self.dead_letter(record, &error, attempts).await {
+            // Its attempts stay spent; only the lease ends, so the next delivery may put it.
+            if let Err(e) = self
+                .ledger
+                .abandon(&s.job.tenant, &s.job.key, s.token())
+                .await
+            {
+                tracing::warn!(error = %e, "could not end the lease early");
+            }
+            return Err(Failure {
+                error,
+                next: Next::Retry(delay),
+            });
+        }
         match self
             .ledger
             .set_aside(&s.job.tenant, &s.job.key, s.token())
             .await
         {
-            Ok(()) => Failure {
-                error,
-                next: Next::DeadLetter { attempts },
-            },
-            // Dead-lettered with its attempts still counted, a redrive would stop at once.
-            Err(e) => Failure {
+            Ok(()) => Ok(Done::DeadLettered),
+            Err(e) => Err(Failure {
                 error: e.into(),
                 next: Next::Retry(self.policy.delay(attempts)),
-            },
+            }),
         }
     }
 

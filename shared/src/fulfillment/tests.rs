@@ -10,6 +10,7 @@ use crate::connectors::{Customer, Order, RefundReceipt};
 use crate::jobs::{JobKind, QueueError};
 use crate::money::Money;
 use crate::store::memory::MemoryStore;
+use crate::store::EffectState;
 use crate::webhook::config::EventKind;
 use crate::webhook::events::VendorEvent;
 
@@ -105,6 +106,8 @@ struct Outbox {
     delays: Mutex<Vec<(String, u64)>>,
     /// (message id, reason, attempts)
     dead: Mutex<Vec<(String, String, u32)>>,
+    /// The dead-letter queue refuses puts while set.
+    dead_letters_down: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -124,6 +127,9 @@ impl DeadLetters for Outbox {
         reason: &str,
         attempts: u32,
     ) -> Result<(), QueueError> {
+        if self.dead_letters_down.load(Ordering::SeqCst) {
+            return Err(QueueError("the dead-letter queue is down".into()));
+        }
         self.dead.lock().unwrap().push((
             record.message_id.clone().unwrap_or_default(),
             reason.to_string(),
@@ -408,6 +414,7 @@ async fn proactive_and_deferred_answers_are_posted_once() {
         JobKind::AnswerDeferred {
             reply_to: 7,
             text: "hello".into(),
+            asked_at: None,
         },
     );
     for _ in 0..2 {
@@ -437,6 +444,7 @@ async fn a_handoff_is_announced_to_the_team_once_with_the_transcript() {
         JobKind::AnswerDeferred {
             reply_to: 1,
             text: "I want to talk to a human".into(),
+            asked_at: None,
         },
     );
     let r =
@@ -495,6 +503,7 @@ async fn a_deferred_answer_does_not_undo_what_the_customer_did_meanwhile() {
         JobKind::AnswerDeferred {
             reply_to: 1,
             text: "where's my order?".into(),
+            asked_at: None,
         },
     );
     let f = &x.f;
@@ -684,6 +693,10 @@ async fn a_job_out_of_its_own_attempts_is_dead_lettered_and_its_group_goes_on() 
     assert_eq!(x.payments.keys.lock().unwrap().len(), 3);
     // Set aside, not finished: a redrive starts over with the whole budget.
     assert_eq!(x.store.effect_outcome("t", "refund:t:down"), None);
+    assert_eq!(
+        x.store.state("t", "refund:t:down").await.unwrap(),
+        Some(EffectState::SetAside)
+    );
     let redriven = x
         .store
         .begin(
@@ -697,6 +710,38 @@ async fn a_job_out_of_its_own_attempts_is_dead_lettered_and_its_group_goes_on() 
     assert!(
         matches!(redriven, Begin::Started(Lease { attempt: 1, .. })),
         "{redriven:?}"
+    );
+    assert_eq!(
+        x.store.state("t", "refund:t:down").await.unwrap(),
+        Some(EffectState::InProgress)
+    );
+}
+
+#[tokio::test]
+async fn a_job_the_dead_letter_queue_refused_keeps_its_spent_attempts_and_is_put_again() {
+    let x = fixture_policy(
+        &["c1"],
+        Dialogue::new(Arc::new(Crm)),
+        short_policy(1, Duration::from_secs(3600)),
+    )
+    .await;
+    x.outbox.dead_letters_down.store(true, Ordering::SeqCst);
+    let records = vec![record("bad", "g", &refund("c1", "down"))];
+    let r = x.f.handle(event(records.clone()), None).await;
+    assert_eq!(failed(&r), vec!["bad"], "not off the jobs queue");
+    assert_eq!(
+        x.store.state("t", "refund:t:down").await.unwrap(),
+        Some(EffectState::InProgress),
+        "not set aside: its attempts still count"
+    );
+    x.outbox.dead_letters_down.store(false, Ordering::SeqCst);
+    let r = x.f.handle(event(records), None).await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(x.payments.keys.lock().unwrap().len(), 1, "not tried afresh");
+    assert_eq!(x.outbox.dead.lock().unwrap().len(), 1);
+    assert_eq!(
+        x.store.state("t", "refund:t:down").await.unwrap(),
+        Some(EffectState::SetAside)
     );
 }
 
@@ -759,11 +804,16 @@ impl OrdersPort for Recovering {
 }
 
 fn where_is_my_order(conv: &str) -> String {
+    asked_at(conv, None)
+}
+
+fn asked_at(conv: &str, at: Option<OffsetDateTime>) -> String {
     job(
         conv,
         JobKind::AnswerDeferred {
             reply_to: 1,
             text: "where's my order?".into(),
+            asked_at: at,
         },
     )
 }
@@ -864,4 +914,95 @@ async fn a_job_for_a_conversation_that_is_gone_completes_quietly_and_still_email
         .into_iter()
         .collect();
     assert_eq!(started, ["email.confirmation"]);
+}
+
+#[tokio::test]
+async fn a_deferred_answer_counts_its_time_from_the_question_and_returns_for_its_last_chance() {
+    let orders = Arc::new(Recovering {
+        down: AtomicUsize::new(usize::MAX),
+    });
+    let policy = RetryPolicy {
+        base: Duration::from_secs(600),
+        ..short_policy(8, Duration::from_secs(3600))
+    };
+    let x = fixture_policy(&["c1", "c2"], Dialogue::new(orders), policy).await;
+    // Asked 59 min 57 s ago: the next try is when its hour ends, not ten minutes later.
+    let now = OffsetDateTime::now_utc();
+    let nearly = asked_at("c1", Some(now - time::Duration::seconds(3597)));
+    let r =
+        x.f.handle(event(vec![record("d1", "g1", &nearly)]), None)
+            .await;
+    assert_eq!(failed(&r), vec!["d1"]);
+    let delay = x.outbox.delays.lock().unwrap()[0].1;
+    assert!((1..=3).contains(&delay), "{delay}");
+    // Asked two hours ago (it waited in the queue): its first attempt is its last.
+    let late = asked_at("c2", Some(now - time::Duration::hours(2)));
+    let r =
+        x.f.handle(event(vec![record("d2", "g2", &late)]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(
+        texts(&x.store, "c2").await,
+        [crate::dialogue::DEFERRED_GAVE_UP]
+    );
+}
+
+#[tokio::test]
+async fn a_deferred_answer_that_gives_up_after_the_customer_moved_on_keeps_their_state() {
+    let orders = Arc::new(Recovering {
+        down: AtomicUsize::new(usize::MAX),
+    });
+    let x = fixture_policy(
+        &["c1"],
+        Dialogue::new(orders),
+        short_policy(8, Duration::ZERO),
+    )
+    .await;
+    // After the question (message 1), the customer said something else, which was answered
+    // with a question of its own.
+    let snap = x.store.load(&key("c1"), 0).await.unwrap().unwrap();
+    let c = snap.conversation;
+    let now = OffsetDateTime::now_utc();
+    let said = |seq, role, text: &str| Message {
+        seq,
+        role,
+        text: text.into(),
+        created_at: now,
+        client_message_id: None,
+        reply_to: None,
+    };
+    let asked = DialogueState::AwaitingProduct;
+    x.store
+        .commit(Commit {
+            conversation: Conversation {
+                version: c.version + 1,
+                last_seq: 3,
+                state: asked.clone(),
+                ..c.clone()
+            },
+            expected_version: c.version,
+            messages: vec![
+                said(1, Role::Customer, "where's my order?"),
+                said(2, Role::Customer, "is the lamp in stock?"),
+                said(3, Role::Bot, "Which product do you mean?"),
+            ],
+            turn: None,
+            effect: None,
+            jobs: vec![],
+        })
+        .await
+        .unwrap();
+    let r =
+        x.f.handle(
+            event(vec![record("d", "g", &where_is_my_order("c1"))]),
+            None,
+        )
+        .await;
+    assert!(r.batch_item_failures.is_empty());
+    let (c, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
+    assert_eq!(
+        messages.last().unwrap().text,
+        crate::dialogue::DEFERRED_GAVE_UP
+    );
+    assert_eq!(c.state, asked, "the customer's question stays the open one");
 }

@@ -32,7 +32,17 @@ pub enum JobKind {
     /// A customer's message whose lookups missed the turn's latency budget: answered here, with
     /// no budget, and posted as a reply to it.
     #[serde(rename = "answer.deferred")]
-    AnswerDeferred { reply_to: u64, text: String },
+    AnswerDeferred {
+        reply_to: u64,
+        text: String,
+        /// When the customer asked: how long the answer keeps trying counts from here.
+        #[serde(
+            default,
+            with = "time::serde::rfc3339::option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        asked_at: Option<time::OffsetDateTime>,
+    },
     /// The conversation was handed to a person: the team is told why, and about which order.
     #[serde(rename = "agent.handoff")]
     AgentHandoff {
@@ -128,9 +138,12 @@ impl Job {
     }
 
     /// FIFO group: one conversation's jobs run in order, different conversations in parallel; a
-    /// vendor's events for one customer run in order too.
+    /// vendor's events for one customer run in order too. A deferred answer waits for a system
+    /// that is down, for up to an hour: in a group of its own (per conversation), so the
+    /// conversation's other jobs (a refund, a handoff) do not wait behind it.
     pub fn group_id(&self) -> String {
         match (&self.conversation_id, &self.kind) {
+            (Some(c), JobKind::AnswerDeferred { .. }) => format!("{}:{c}:deferred", self.tenant),
             (Some(c), _) => format!("{}:{c}", self.tenant),
             (None, JobKind::VendorEvent(e)) => {
                 let who = e
@@ -233,6 +246,42 @@ mod tests {
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         }
         assert_eq!(serde_json::from_str::<Job>(&e.body).unwrap(), job);
+    }
+
+    #[test]
+    fn a_deferred_answer_has_a_group_of_its_own_in_its_conversation() {
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: "c1".into(),
+        };
+        let deferred = Job::new(
+            &key,
+            "cust",
+            JobKind::AnswerDeferred {
+                reply_to: 3,
+                text: "where is it?".into(),
+                asked_at: Some(time::macros::datetime!(2026-12-02 10:00 UTC)),
+            },
+        );
+        let handoff = Job::new(
+            &key,
+            "cust",
+            JobKind::AgentHandoff {
+                reason: "human_agent".into(),
+                order_id: None,
+            },
+        );
+        assert_eq!(handoff.group_id(), "t:c1");
+        assert_eq!(deferred.group_id(), "t:c1:deferred");
+        let v = serde_json::to_value(&deferred).unwrap();
+        assert_eq!(v["asked_at"], "2026-12-02T10:00:00Z");
+        // A job queued before `asked_at` existed still reads.
+        let old = r#"{"type":"answer.deferred","key":"k","tenant":"t","conversation_id":"c1","reply_to":3,"text":"x"}"#;
+        let old: Job = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            old.kind,
+            JobKind::AnswerDeferred { asked_at: None, .. }
+        ));
     }
 
     #[test]
