@@ -17,7 +17,8 @@
                               delay_ms?, times?, for_ms?}): the next `times` POSTs to `path` whose JSON body
                               contains `match` (GETs of /orders...: whose query does) wait `delay_ms`, then
                               answer `status` (if set) instead of doing their work; with `for_ms`,
-                              every such request for that long instead (a system down for a while)
+                              every such request for that long instead (a system down for a while);
+                              the answer holds the fault's `id`, and DELETE /_admin/faults/{id} disarms it
 
 Dates are seeded relative to start-up, so some orders are always late.
 """
@@ -214,6 +215,21 @@ class Handler(BaseHTTPRequestHandler):
                 })
         return self.send_json(404, {"error": f"no route {url.path}"})
 
+    def do_DELETE(self):
+        url = urlparse(self.path)
+        s = self.systems
+        prefix = "/_admin/faults/"
+        if not url.path.startswith(prefix):
+            return self.send_json(404, {"error": f"no route {url.path}"})
+        fault_id = url.path[len(prefix):]
+        with s.lock:
+            kept = [f for f in s.faults if f["id"] != fault_id]
+            found = len(kept) != len(s.faults)
+            s.faults = kept
+        if not found:
+            return self.send_json(404, {"error": f"no fault {fault_id}"})
+        return self.send_json(200, {"deleted": fault_id})
+
     def do_POST(self):
         url = urlparse(self.path)
         s = self.systems
@@ -227,7 +243,8 @@ class Handler(BaseHTTPRequestHandler):
             for_ms = body.get("for_ms")
             fault = {"path": body.get("path"), "match": body.get("match") or {}, "status": body.get("status"),
                      "delay_ms": int(body.get("delay_ms") or 0), "times": int(body.get("times") or 1),
-                     "until": time.monotonic() + int(for_ms) / 1000 if for_ms is not None else None}
+                     "until": time.monotonic() + int(for_ms) / 1000 if for_ms is not None else None,
+                     "id": uuid.uuid4().hex}
             if not isinstance(fault["path"], str) or not isinstance(fault["match"], dict):
                 return self.send_json(400, {"error": "path (string) and match (object) are expected"})
             with s.lock:

@@ -79,8 +79,10 @@ async fn refunded_once(stack: &Stack, o: &Offered) {
             m["text"].as_str().unwrap_or("").contains("has been issued")
         })
         .await;
-    let (refunds, _) = stack.refunds_for(&o.order).await;
-    assert_eq!(refunds, 1, "one refund for {}", o.order);
+    // Called once too: nothing here fails the payments call, so a copy of the job (a relay's
+    // resend, a redelivery) is stopped by the queue or the ledger, not by the provider's key.
+    let (refunds, calls) = stack.refunds_for(&o.order).await;
+    assert_eq!((refunds, calls), (1, 1), "one refund for {}", o.order);
     let confirmations = bot_texts(stack, &o.token, &o.conv)
         .await
         .iter()
@@ -249,6 +251,36 @@ async fn the_relay_killed_mid_batch_loses_nothing_and_doubles_nothing() {
     for o in &cases {
         refunded_once(&stack, o).await;
     }
+}
+
+#[tokio::test]
+async fn the_relay_killed_before_its_send_reached_the_queue_loses_nothing() {
+    let stack = Stack::connect().await;
+    let o = offered(&stack, "cust_relaykill_send").await;
+    // The relay's SendMessageBatch with this refund is held before SQS applies it, the relay
+    // is killed there, and the held request then fails: nothing reached the queue, and the
+    // stand-in hands the records to a new instance.
+    let hold = stack
+        .arm_aws_fault(json!({
+            "target": "AmazonSQS.SendMessageBatch",
+            "match": o.order,
+            "when": "before",
+            "delay_ms": 60000,
+            "status": 503,
+            "times": 1
+        }))
+        .await;
+    let yes = stack
+        .post(
+            &o.token,
+            json!({ "text": "yes", "conversation_id": o.conv, "client_message_id": unique("yes") }),
+        )
+        .await;
+    assert_eq!(yes.status, 200, "{}", yes.body);
+    let port = stack.wait_for_held(&o.order, Duration::from_secs(60)).await;
+    stack.kill_caller("relay", port);
+    stack.clear_aws_fault(&hold).await;
+    refunded_once(&stack, &o).await;
 }
 
 fn job(customer: &str, conversation: &str, kind: JobKind) -> String {

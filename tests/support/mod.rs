@@ -413,8 +413,8 @@ impl Stack {
     }
 
     /// Arms a fault in the demo systems (see dev/demo_systems.py: path, match, status, delay_ms,
-    /// times).
-    pub async fn arm_fault(&self, fault: Value) {
+    /// times, for_ms); returns its id, for `clear_fault`.
+    pub async fn arm_fault(&self, fault: Value) -> String {
         let resp = self
             .http
             .post(format!("{}/_admin/faults", self.demo_url))
@@ -422,7 +422,20 @@ impl Stack {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        assert_eq!(resp.status(), 201);
+        let armed: Value = resp.json().await.unwrap();
+        armed["id"].as_str().expect("a fault id").to_string()
+    }
+
+    /// Disarms a demo-systems fault before its time is up.
+    pub async fn clear_fault(&self, id: &str) {
+        let resp = self
+            .http
+            .delete(format!("{}/_admin/faults/{id}", self.demo_url))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "{}", resp.status());
     }
 
     /// Requests the demo systems are holding (a delay fault), with the caller's TCP port.
@@ -570,29 +583,43 @@ impl Stack {
     }
 
     /// Messages on a queue whose body contains `needle`, with their attributes, looked at
-    /// without taking them (each is visible again at once).
+    /// without taking them. Every message is read: each one received stays hidden until the
+    /// queue is empty (on a FIFO queue, the next of its group shows only then), and all are
+    /// made visible again at once after.
     pub async fn peek(&self, url: &str, needle: &str) -> Vec<aws_sdk_sqs::types::Message> {
-        let mut found: Vec<aws_sdk_sqs::types::Message> = Vec::new();
-        for _ in 0..5 {
+        let mut seen: Vec<aws_sdk_sqs::types::Message> = Vec::new();
+        loop {
             let got = self
                 .sqs
                 .receive_message()
                 .queue_url(url)
                 .max_number_of_messages(10)
-                .visibility_timeout(0)
+                .visibility_timeout(30)
                 .message_attribute_names("All")
                 .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
                 .send()
                 .await
                 .expect("receive");
-            for m in got.messages() {
-                let ours = m.body().unwrap_or_default().contains(needle);
-                if ours && !found.iter().any(|f| f.message_id() == m.message_id()) {
-                    found.push(m.clone());
-                }
+            if got.messages().is_empty() {
+                break;
+            }
+            seen.extend(got.messages().iter().cloned());
+        }
+        for m in &seen {
+            if let Some(receipt) = m.receipt_handle() {
+                // Gone meanwhile (another reader deleted it) is fine.
+                let _ = self
+                    .sqs
+                    .change_message_visibility()
+                    .queue_url(url)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .send()
+                    .await;
             }
         }
-        found
+        seen.retain(|m| m.body().unwrap_or_default().contains(needle));
+        seen
     }
 
     /// The state of a job's effect, if it has begun.
