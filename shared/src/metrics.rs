@@ -151,7 +151,7 @@ pub fn discard_output() {
 
 /// Writes one EMF document to stdout.
 pub fn emit(dimensions: &[(&str, &str)], directives: &[Directive<'_>]) {
-    let ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let ms = crate::clock::now_ms();
     let line = emf_line(namespace(), ms, dimensions, directives);
     if DISCARD.load(Ordering::Relaxed) {
         std::hint::black_box(line);

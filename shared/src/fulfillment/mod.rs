@@ -231,7 +231,7 @@ impl Fulfillment {
         let all = futures_util::future::join_all(runs);
         // Connector retries that would outlast the invocation are not started: the batch
         // reports its failures instead of being killed with nothing reported.
-        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = crate::clock::now_ms();
         let failed: Vec<Vec<(&SqsMessage, Duration)>> = match deadline_ms {
             Some(d) if d - now_ms > INVOCATION_MARGIN_MS => {
                 let until = tokio::time::Instant::now()
@@ -334,7 +334,7 @@ impl Fulfillment {
     }
 
     fn lease(&self, deadline_ms: Option<i64>) -> Duration {
-        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = crate::clock::now_ms();
         match deadline_ms {
             // Until the invocation ends, plus a margin for clocks: a takeover never overlaps a
             // live holder.

@@ -321,7 +321,18 @@ impl DynamoStore {
         effect: &super::EffectCompletion,
         now: OffsetDateTime,
     ) -> TransactWriteItem {
-        let update = Update::builder()
+        let update = self.completion_update(tenant, effect, now);
+        TransactWriteItem::builder().update(update).build()
+    }
+
+    /// The write that completes an effect, for its holder only.
+    fn completion_update(
+        &self,
+        tenant: &str,
+        effect: &super::EffectCompletion,
+        now: OffsetDateTime,
+    ) -> Update {
+        Update::builder()
             .table_name(&self.table)
             .key("pk", s(effect_partition_key(tenant, &effect.key)))
             .key("sk", s(EFFECT_SK))
@@ -333,8 +344,7 @@ impl DynamoStore {
             .expression_attribute_values(":token", s(&effect.token))
             .expression_attribute_values(":in_progress", s(IN_PROGRESS))
             .build()
-            .expect("table, key and expressions are set");
-        TransactWriteItem::builder().update(update).build()
+            .expect("table, key and expressions are set")
     }
 }
 
@@ -709,7 +719,7 @@ impl EffectLedger for DynamoStore {
         now: OffsetDateTime,
     ) -> Result<Begin, StoreError> {
         let token = ulid::Ulid::new().to_string();
-        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = crate::clock::unix_ms(now);
         let pk = effect_partition_key(tenant, key);
         // One write starts an effect, or takes over one whose holder's lease ran out; `attempts`
         // counts the starts (the job's own retry budget) and `first_started_ms` keeps the first.
@@ -785,20 +795,23 @@ impl EffectLedger for DynamoStore {
         jobs: &[Job],
     ) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
+        let completion = super::EffectCompletion {
+            key: key.to_string(),
+            token: token.to_string(),
+            outcome,
+        };
         if jobs.is_empty() {
+            // Alone, a plain update: half the write units of a transaction.
+            let u = self.completion_update(tenant, &completion, now);
             let result = self
                 .client
                 .update_item()
-                .table_name(&self.table)
-                .key("pk", s(effect_partition_key(tenant, key)))
-                .key("sk", s(EFFECT_SK))
-                .update_expression(COMPLETE)
-                .condition_expression(HOLDER_ONLY)
-                .expression_attribute_names("#token", "token")
-                .expression_attribute_values(":outcome", s(outcome.as_str()))
-                .expression_attribute_values(":now", s(rfc3339(now)))
-                .expression_attribute_values(":token", s(token))
-                .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+                .table_name(u.table_name())
+                .set_key(Some(u.key().clone()))
+                .update_expression(u.update_expression())
+                .set_condition_expression(u.condition_expression().map(str::to_string))
+                .set_expression_attribute_names(u.expression_attribute_names().cloned())
+                .set_expression_attribute_values(u.expression_attribute_values().cloned())
                 .send()
                 .io()
                 .await;
@@ -811,11 +824,6 @@ impl EffectLedger for DynamoStore {
             };
         }
         // With the jobs it starts: one transaction, so they exist exactly when it completed.
-        let completion = super::EffectCompletion {
-            key: key.to_string(),
-            token: token.to_string(),
-            outcome,
-        };
         let mut writes = vec![self.completion(tenant, &completion, now)];
         writes.extend(self.outbox_puts(jobs, now)?);
         let result = self

@@ -226,7 +226,7 @@ impl EffectLedger for MemoryStore {
         lease: std::time::Duration,
         now: time::OffsetDateTime,
     ) -> Result<Begin, StoreError> {
-        let now_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = crate::clock::unix_ms(now);
         let mut effects = self.effects.lock().unwrap();
         let id = (tenant.to_string(), key.to_string());
         let (attempts, first_started) = match effects.get(&id) {
