@@ -3,16 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde_json::{json, Value};
-use switchboard::conversation::ConversationKey;
-use switchboard::jobs::{Job, JobKind};
+use switchboard::jobs::JobKind;
 use switchboard::money::Money;
-use switchboard_it::Stack;
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
-}
+use switchboard_it::{job_body, proactive_body, unique, Stack};
 
 /// A conversation of a fresh customer, started with a chat turn.
 async fn conversation(stack: &Stack, prefix: &str) -> (String, String, String) {
@@ -23,62 +17,13 @@ async fn conversation(stack: &Stack, prefix: &str) -> (String, String, String) {
     (customer, token, id)
 }
 
-fn job(customer: &str, conversation: &str, kind: JobKind) -> String {
-    let key = ConversationKey {
-        tenant: "default".into(),
-        id: conversation.into(),
-    };
-    serde_json::to_string(&Job::new(&key, customer, kind)).unwrap()
-}
-
-async fn send(stack: &Stack, entries: &[(&str, &str)]) {
-    let entries: Vec<SendMessageBatchRequestEntry> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, (group, body))| {
-            SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(*body)
-                .message_group_id(*group)
-                .message_deduplication_id(unique("dedup"))
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let out = stack
-        .sqs
-        .send_message_batch()
-        .queue_url(&stack.queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-        .expect("send to the jobs queue");
-    assert!(out.failed().is_empty(), "{:?}", out.failed());
-}
-
-async fn bot_texts(stack: &Stack, token: &str, conversation: &str) -> Vec<String> {
-    let page = stack
-        .get(
-            Some(token),
-            &format!("/v1/conversations/{conversation}/messages?limit=100"),
-        )
-        .await;
-    page.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "bot")
-        .map(|m| m["text"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() {
     let stack = Stack::connect().await;
     let (customer, token, conv) = conversation(&stack, "cust_batch").await;
     let marker = unique("poison");
     let poison = format!("{{\"not\": \"a job\", \"marker\": \"{marker}\"}}");
-    let first = job(
+    let first = job_body(
         &customer,
         &conv,
         JobKind::ProactiveMessage {
@@ -86,7 +31,7 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() 
             text: "first".into(),
         },
     );
-    let second = job(
+    let second = job_body(
         &customer,
         &conv,
         JobKind::ProactiveMessage {
@@ -96,20 +41,18 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() 
     );
     let poison_group = unique("g-poison");
     let group = unique("g-conv");
-    send(
-        &stack,
-        &[
+    stack
+        .send_jobs(&[
             (&poison_group, &poison),
             (&group, &first),
             (&group, &second),
-        ],
-    )
-    .await;
+        ])
+        .await;
 
     // The good jobs land, in their group's order, once.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let texts = bot_texts(&stack, &token, &conv).await;
+        let texts = stack.bot_texts(&token, &conv).await;
         if texts.len() >= 3 {
             assert_eq!(texts[1..], ["first", "second"], "{texts:?}");
             break;
@@ -156,7 +99,7 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() 
             "the poison message did not reach the DLQ"
         );
     }
-    assert_eq!(bot_texts(&stack, &token, &conv).await.len(), 3);
+    assert_eq!(stack.bot_texts(&token, &conv).await.len(), 3);
 
     // The project's DLQ command lists it (without its body) and sends it back.
     let dlq = |args: &[&str]| {
@@ -205,11 +148,14 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() 
 async fn a_job_delivered_twice_and_concurrently_refunds_once() {
     let stack = Stack::connect().await;
     let (customer, token, conv) = conversation(&stack, "cust_twice").await;
-    let body = job(
+    // An order of its own: the refund's key is per order, so a stack that ran this before
+    // would find it done.
+    let order = stack.create_order(&customer, 1999).await;
+    let body = job_body(
         &customer,
         &conv,
         JobKind::RefundRequest {
-            order_id: "1004".into(),
+            order_id: order.clone(),
             amount: Money {
                 amount_cents: 1999,
                 currency: "USD".into(),
@@ -218,7 +164,7 @@ async fn a_job_delivered_twice_and_concurrently_refunds_once() {
     );
     // Twice through the queue (distinct deduplication ids, as after FIFO's 5-minute window) ...
     let group = unique("g");
-    send(&stack, &[(&group, &body), (&group, &body)]).await;
+    stack.send_jobs(&[(&group, &body), (&group, &body)]).await;
     // ... and twice at once straight into the function.
     let event = |id: &str| {
         json!({ "Records": [{
@@ -239,7 +185,7 @@ async fn a_job_delivered_twice_and_concurrently_refunds_once() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let texts = bot_texts(&stack, &token, &conv).await;
+        let texts = stack.bot_texts(&token, &conv).await;
         if texts.iter().any(|t| t.contains("has been issued")) {
             break;
         }
@@ -247,19 +193,20 @@ async fn a_job_delivered_twice_and_concurrently_refunds_once() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     // The last thing the refund starts is its email job: once that has run, everything has.
-    let email_key = "email:default:refund:1004";
+    let email_key = format!("email:default:refund:{order}");
     let state = stack
-        .wait_for_effect("default", email_key, Duration::from_secs(60))
+        .wait_for_effect("default", &email_key, Duration::from_secs(60))
         .await;
     // A customer the CRM does not know: recorded as failed, nothing sent.
     assert_eq!(state, "failed");
-    let (refunds, calls) = stack.refunds_for("1004").await;
+    let (refunds, calls) = stack.refunds_for(&order).await;
     assert_eq!(
         (refunds, calls),
         (1, 1),
         "the payments API saw one refund call"
     );
-    let confirmations = bot_texts(&stack, &token, &conv)
+    let confirmations = stack
+        .bot_texts(&token, &conv)
         .await
         .iter()
         .filter(|t| t.contains("has been issued"))
@@ -277,7 +224,7 @@ async fn a_job_delivered_twice_and_concurrently_refunds_once() {
 }
 
 fn refund(customer: &str, conversation: &str, order_id: &str, cents: i64) -> String {
-    job(
+    job_body(
         customer,
         conversation,
         JobKind::RefundRequest {
@@ -286,17 +233,6 @@ fn refund(customer: &str, conversation: &str, order_id: &str, cents: i64) -> Str
                 amount_cents: cents,
                 currency: "USD".into(),
             },
-        },
-    )
-}
-
-fn proactive(customer: &str, conversation: &str, id: &str, text: &str) -> String {
-    job(
-        customer,
-        conversation,
-        JobKind::ProactiveMessage {
-            id: id.into(),
-            text: text.into(),
         },
     )
 }
@@ -314,14 +250,12 @@ async fn a_conversations_jobs_keep_their_order_through_retries() {
         }))
         .await;
     let after = unique("after the refund");
-    send(
-        &stack,
-        &[
+    stack
+        .send_jobs(&[
             (&conv, &refund(&customer, &conv, &order, 1500)),
-            (&conv, &proactive(&customer, &conv, "after", &after)),
-        ],
-    )
-    .await;
+            (&conv, &proactive_body(&customer, &conv, "after", &after)),
+        ])
+        .await;
 
     let state = stack
         .wait_for_effect(
@@ -331,7 +265,7 @@ async fn a_conversations_jobs_keep_their_order_through_retries() {
         )
         .await;
     assert_eq!(state, "done");
-    let texts = bot_texts(&stack, &token, &conv).await;
+    let texts = stack.bot_texts(&token, &conv).await;
     assert_eq!(texts.len(), 3, "{texts:?}");
     assert!(
         texts[1].contains(&format!("order #{order} has been issued")),
@@ -366,7 +300,10 @@ async fn killing_fulfillment_mid_batch_loses_nothing_and_repeats_nothing() {
         .flat_map(|(customer, _, conv, order, after)| {
             [
                 (conv.clone(), refund(customer, conv, order, 1000)),
-                (conv.clone(), proactive(customer, conv, "after-kill", after)),
+                (
+                    conv.clone(),
+                    proactive_body(customer, conv, "after-kill", after),
+                ),
             ]
         })
         .collect();
@@ -374,7 +311,7 @@ async fn killing_fulfillment_mid_batch_loses_nothing_and_repeats_nothing() {
         .iter()
         .map(|(g, b)| (g.as_str(), b.as_str()))
         .collect();
-    send(&stack, &entries).await;
+    stack.send_jobs(&entries).await;
 
     // Every refund is in the middle of its payments call: kill the instance making them.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -424,7 +361,7 @@ async fn killing_fulfillment_mid_batch_loses_nothing_and_repeats_nothing() {
                 .as_deref(),
             Some("done")
         );
-        let texts = bot_texts(&stack, token, conv).await;
+        let texts = stack.bot_texts(token, conv).await;
         assert_eq!(texts.len(), 3, "{texts:?}");
         assert!(texts[1].contains("has been issued"), "{texts:?}");
         assert_eq!(&texts[2], after);

@@ -6,16 +6,10 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde_json::{json, Value};
-use switchboard::conversation::ConversationKey;
-use switchboard::jobs::{Job, JobKind};
+use switchboard::jobs::JobKind;
 use switchboard::money::Money;
-use switchboard_it::{texts, Stack};
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
-}
+use switchboard_it::{job_body, proactive_body, texts, unique, Stack};
 
 /// A fresh customer with one late order of their own, offered its refund.
 struct Offered {
@@ -51,23 +45,6 @@ fn outbox_sk(order: &str) -> String {
     format!("JOB#{}", refund_key(order))
 }
 
-async fn bot_texts(stack: &Stack, token: &str, conv: &str) -> Vec<String> {
-    let page = stack
-        .get(
-            Some(token),
-            &format!("/v1/conversations/{conv}/messages?limit=100"),
-        )
-        .await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    page.body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["role"] == "bot")
-        .map(|m| m["text"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// The refund was issued exactly once, confirmed exactly once, and its outbox item is gone.
 async fn refunded_once(stack: &Stack, o: &Offered) {
     let state = stack
@@ -83,7 +60,8 @@ async fn refunded_once(stack: &Stack, o: &Offered) {
     // resend, a redelivery) is stopped by the queue or the ledger, not by the provider's key.
     let (refunds, calls) = stack.refunds_for(&o.order).await;
     assert_eq!((refunds, calls), (1, 1), "one refund for {}", o.order);
-    let confirmations = bot_texts(stack, &o.token, &o.conv)
+    let confirmations = stack
+        .bot_texts(&o.token, &o.conv)
         .await
         .iter()
         .filter(|t| t.contains("has been issued"))
@@ -283,51 +261,6 @@ async fn the_relay_killed_before_its_send_reached_the_queue_loses_nothing() {
     refunded_once(&stack, &o).await;
 }
 
-fn job(customer: &str, conversation: &str, kind: JobKind) -> String {
-    let key = ConversationKey {
-        tenant: "default".into(),
-        id: conversation.into(),
-    };
-    serde_json::to_string(&Job::new(&key, customer, kind)).unwrap()
-}
-
-fn proactive(customer: &str, conversation: &str, id: &str, text: &str) -> String {
-    job(
-        customer,
-        conversation,
-        JobKind::ProactiveMessage {
-            id: id.into(),
-            text: text.into(),
-        },
-    )
-}
-
-/// Sends jobs straight to the jobs queue, in one FIFO group, as the relay would.
-async fn send(stack: &Stack, group: &str, bodies: &[String]) {
-    let entries: Vec<SendMessageBatchRequestEntry> = bodies
-        .iter()
-        .enumerate()
-        .map(|(i, body)| {
-            SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(body)
-                .message_group_id(group)
-                .message_deduplication_id(unique("dedup"))
-                .build()
-                .unwrap()
-        })
-        .collect();
-    let out = stack
-        .sqs
-        .send_message_batch()
-        .queue_url(&stack.queue_url)
-        .set_entries(Some(entries))
-        .send()
-        .await
-        .expect("send to the jobs queue");
-    assert!(out.failed().is_empty(), "{:?}", out.failed());
-}
-
 fn attribute(m: &aws_sdk_sqs::types::Message, name: &str) -> String {
     m.message_attributes()
         .and_then(|a| a.get(name))
@@ -351,7 +284,7 @@ async fn a_job_that_keeps_failing_is_dead_lettered_alone_and_its_group_runs() {
         }))
         .await;
     let notes: Vec<String> = (1..=3).map(|i| unique(&format!("healthy {i}"))).collect();
-    let mut bodies = vec![job(
+    let mut bodies = vec![job_body(
         &customer,
         &conv,
         JobKind::RefundRequest {
@@ -366,10 +299,14 @@ async fn a_job_that_keeps_failing_is_dead_lettered_alone_and_its_group_runs() {
         notes
             .iter()
             .enumerate()
-            .map(|(i, n)| proactive(&customer, &conv, &format!("n{i}"), n)),
+            .map(|(i, n)| proactive_body(&customer, &conv, &format!("n{i}"), n)),
     );
     let group = format!("default:{conv}");
-    send(&stack, &group, &bodies).await;
+    let entries: Vec<(&str, &str)> = bodies
+        .iter()
+        .map(|b| (group.as_str(), b.as_str()))
+        .collect();
+    stack.send_jobs(&entries).await;
 
     // The three behind it run, in order, once the failing one is out of the way.
     for i in 0..3 {
@@ -382,7 +319,7 @@ async fn a_job_that_keeps_failing_is_dead_lettered_alone_and_its_group_runs() {
             .await;
         assert_eq!(state, "done");
     }
-    let said = bot_texts(&stack, &token, &conv).await;
+    let said = stack.bot_texts(&token, &conv).await;
     assert_eq!(said[1..], notes[..], "{said:?}");
 
     // Only the failing job is on the DLQ, after its own attempts, saying why.
@@ -469,12 +406,10 @@ async fn a_conversation_whose_record_expired_first_is_no_conversation_and_never_
 
     // A job for it completes: it does not fail for good, and does not bring the record back.
     let note = unique("late note");
-    send(
-        &stack,
-        &format!("default:{conv}"),
-        &[proactive(&customer, &conv, "late", &note)],
-    )
-    .await;
+    let body = proactive_body(&customer, &conv, "late", &note);
+    stack
+        .send_jobs(&[(&format!("default:{conv}"), &body)])
+        .await;
     let state = stack
         .wait_for_effect(
             "default",

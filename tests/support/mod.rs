@@ -582,6 +582,51 @@ impl Stack {
         }
     }
 
+    /// Sends jobs straight to the jobs queue, as the relay would: (FIFO group, body) each,
+    /// every one with a deduplication id of its own.
+    pub async fn send_jobs(&self, entries: &[(&str, &str)]) {
+        let entries: Vec<aws_sdk_sqs::types::SendMessageBatchRequestEntry> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, (group, body))| {
+                aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(*body)
+                    .message_group_id(*group)
+                    .message_deduplication_id(unique("dedup"))
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let out = self
+            .sqs
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .expect("send to the jobs queue");
+        assert!(out.failed().is_empty(), "{:?}", out.failed());
+    }
+
+    /// What the bot said in a conversation (its first 100 messages), oldest first.
+    pub async fn bot_texts(&self, token: &str, conversation: &str) -> Vec<String> {
+        let page = self
+            .get(
+                Some(token),
+                &format!("/v1/conversations/{conversation}/messages?limit=100"),
+            )
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        page.body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["role"] == "bot")
+            .map(|m| m["text"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Messages on a queue whose body contains `needle`, with their attributes, looked at
     /// without taking them. Every message is read: each one received stays hidden until the
     /// queue is empty (on a FIFO queue, the next of its group shows only then), and all are
@@ -628,6 +673,32 @@ impl Stack {
             .await
             .and_then(|i| i.get("effect_state").and_then(|s| s.as_s().ok()).cloned())
     }
+}
+
+/// A unique id with a readable prefix (message ids, markers, deduplication ids).
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// A job of the `default` tenant's conversation, as the jobs queue carries it.
+pub fn job_body(customer: &str, conversation: &str, kind: switchboard::jobs::JobKind) -> String {
+    let key = switchboard::conversation::ConversationKey {
+        tenant: "default".into(),
+        id: conversation.into(),
+    };
+    serde_json::to_string(&switchboard::jobs::Job::new(&key, customer, kind)).unwrap()
+}
+
+/// A proactive message job: the bot posts `text` once (`id`).
+pub fn proactive_body(customer: &str, conversation: &str, id: &str, text: &str) -> String {
+    job_body(
+        customer,
+        conversation,
+        switchboard::jobs::JobKind::ProactiveMessage {
+            id: id.into(),
+            text: text.into(),
+        },
+    )
 }
 
 pub fn texts(reply: &Value) -> Vec<String> {
