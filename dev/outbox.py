@@ -8,7 +8,8 @@ The relay (functions/relay) sends each new outbox item (sk JOB#...) from the tab
 jobs queue and then deletes it, so the table normally holds none for more than a moment. One that
 stays was not relayed: the relay was down longer than the stream keeps records (24 hours; the
 relay's DLQ then holds where they were), or the item is malformed (no job, group or dedup; the
-relay logs and counts those and leaves them). `redrive` does what the relay would: sends the job
+relay logs and counts those and leaves them), or SQS refused it for good (the relay's
+`outbox item refused`, counted as OutboxRefused). `redrive` does what the relay would: sends the job
 to the jobs queue with the item's group and deduplication ids, then deletes the item. Sending one
 the relay sends too is harmless: the FIFO queue drops the repeat within its 5-minute
 deduplication window, and the effect ledger keeps the effect single after it.
@@ -57,6 +58,14 @@ def problem(item):
     if job_type(item) is None:
         return "malformed: job is not a job envelope"
     return None
+
+
+def sqs_safe(body):
+    """The body with U+FFFE and U+FFFF, which SQS refuses in any message (InvalidMessageContents),
+    written as JSON escapes, as the functions write them since: the same JSON, the same job. Items
+    written before that are sent as they would be now. (A valid JSON body holds them only inside
+    strings.)"""
+    return body.replace("\ufffe", "\\ufffe").replace("\uffff", "\\uffff")
 
 
 def age_secs(item):
@@ -113,7 +122,7 @@ def main():
             skipped += 1
             print(f"skipped {text(item, 'pk')}  {text(item, 'sk')}: {why}")
             continue
-        sqs.send_message(QueueUrl=queue, MessageBody=text(item, "job"),
+        sqs.send_message(QueueUrl=queue, MessageBody=sqs_safe(text(item, "job")),
                          MessageGroupId=text(item, "group"), MessageDeduplicationId=text(item, "dedup"))
         # Deleted only after the send: a failure in between leaves the item for the next run.
         ddb.delete_item(TableName=table, Key=key)

@@ -2,9 +2,10 @@
 """Checks template.yaml for what an operator relies on and cfn-lint cannot know: every
 dead-letter queue (a queue's RedrivePolicy target, or an event source mapping's on-failure
 destination) has a depth alarm, every function reading a stream (DynamoDB, Kinesis) has an
-IteratorAge alarm, every function logs to a group of the template's with a retention, every
-alarm notifies the alarm topic and treats missing data as no breach, and alarms on the project's
-own metrics read the namespace the functions write to.
+IteratorAge alarm, the relay's counts of outbox items it skips for good have alarms, every
+function logs to a group of the template's with a retention, every alarm notifies the alarm
+topic and treats missing data as no breach, and alarms on the project's own metrics read the
+namespace the functions write to.
 
   .venv/bin/python dev/template_check.py [template.yaml]
 
@@ -31,6 +32,12 @@ def ref_name(value):
 
 
 STREAM_EVENTS = ("DynamoDB", "Kinesis")
+
+# Outbox items the relay skips for good (not well formed, or refused by SQS whatever the retry)
+# hold up nothing and stay in the table, where nothing sends them: these counts (Sum, no
+# dimensions) are the only sign of them. Each must be alarmed and still be written by the relay.
+RELAY_SOURCE = os.path.join(ROOT, "shared", "src", "relay.rs")
+SKIPPED_OUTBOX_METRICS = ("OutboxMalformed", "OutboxRefused")
 
 
 def is_stream_arn(value, resources):
@@ -97,6 +104,19 @@ def check(template):
                  .get("Variables", {}).get("METRICS_NAMESPACE"))
     if namespace is None:
         problems.append("Globals: no METRICS_NAMESPACE for the functions")
+    with open(RELAY_SOURCE, encoding="utf-8") as f:
+        relay_source = f.read()
+    for metric in SKIPPED_OUTBOX_METRICS:
+        if f'"{metric}"' not in relay_source:
+            problems.append(f"{metric}: no longer written by {os.path.relpath(RELAY_SOURCE, ROOT)}; "
+                            "update SKIPPED_OUTBOX_METRICS and its alarm")
+        if not any(a["Properties"].get("MetricName") == metric
+                   and a["Properties"].get("Namespace") == namespace
+                   and not a["Properties"].get("Dimensions")
+                   and a["Properties"].get("Statistic") == "Sum"
+                   for a in alarms.values()):
+            problems.append(f"{metric}: the relay's count of outbox items it skips for good has no "
+                            "Sum alarm (no dimensions) in the functions' namespace")
     for lid, alarm in alarms.items():
         props = alarm["Properties"]
         for key in ("AlarmActions", "OKActions"):
@@ -120,7 +140,7 @@ def main():
         print(p)
     if problems:
         sys.exit(1)
-    print(f"{path}: DLQ and iterator-age alarms, log retention, alarm actions and metric namespaces in order")
+    print(f"{path}: DLQ, iterator-age and skipped-outbox-item alarms, log retention, alarm actions and metric namespaces in order")
 
 
 if __name__ == "__main__":

@@ -4,17 +4,22 @@
 //!
 //! - The item carries the message exactly as it is queued (body, group and deduplication id),
 //!   so nothing here reads a job, and a stream record is relayed the same way every time.
-//! - Order: a conversation's items are in one partition, so the stream hands them over in
-//!   commit order (one shard). Each SendMessageBatch call here holds at most one message per
-//!   group and the calls go one after another, so every group reaches the queue in stream order;
-//!   once a group's send fails, its later records are not sent in this invocation.
+//! - Order is per group: each group reaches the queue in the order the stream hands over its
+//!   records. Each SendMessageBatch call holds at most one message per group and the calls go
+//!   one after another; once a group's send fails, its later records are not sent in this
+//!   invocation. The relay reorders nothing; across a conversation's items the order is the
+//!   stream's, which DynamoDB Streams promises per item.
 //! - Failures: the answer names the first failed record of each failed group
 //!   (`batchItemFailures`); Lambda retries the batch from the lowest of them. What was already
 //!   sent goes again: the FIFO queue drops the copy within its 5-minute deduplication window,
 //!   and the effect ledger makes a later copy a no-op.
-//! - A record that is not a well-formed outbox item cannot become one by retrying: it is
-//!   logged and counted (`OutboxMalformed`), never holds up the others, and its item (if any)
-//!   stays in the table, where `dev/outbox.py` lists it.
+//! - A record that cannot succeed by retrying never holds up the others, since Lambda would
+//!   retry it for as long as the stream keeps it: a record that is not a well-formed outbox
+//!   item (`malformed outbox item`, counted as `OutboxMalformed`), and a message the queue
+//!   refuses for good (`outbox item refused`, `OutboxRefused`: SQS blames the message itself,
+//!   e.g. characters it does not allow). Both are logged at error and not reported; their
+//!   group's later records go on, and the item stays in the table, where `dev/outbox.py` lists
+//!   it for a redrive once it is mended.
 //! - Relayed items are deleted; a failed delete leaves an item `dev/outbox.py` would send
 //!   again, which the queue and the ledger absorb.
 
@@ -31,14 +36,30 @@ use crate::metrics::{self, Directive, Unit};
 use crate::store::dynamo::OUTBOX_PREFIX;
 use crate::store::StoreError;
 
-/// SendMessageBatch takes at most ten messages.
-const BATCH_MAX: usize = 10;
+/// The most envelopes one `RelayQueue::send_batch` call takes (SendMessageBatch's limit).
+pub const BATCH_MAX: usize = 10;
+
+/// What became of one envelope of a `send_batch` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// The queue has it.
+    Sent,
+    /// The queue does not have it. `permanent`: the queue blamed the message itself (SQS's
+    /// SenderFault, e.g. InvalidMessageContents), so sending the same message again can only be
+    /// refused again; otherwise a later try may succeed. `code` is the queue's error code.
+    Refused {
+        permanent: bool,
+        code: String,
+        message: String,
+    },
+}
 
 /// The FIFO jobs queue, as the relay uses it.
 #[async_trait]
 pub trait RelayQueue: Send + Sync {
-    /// One SendMessageBatch call (at most ten envelopes): one result per envelope, in order.
-    async fn send_batch(&self, envelopes: &[&Envelope]) -> Vec<Result<(), QueueError>>;
+    /// One SendMessageBatch call (at most `BATCH_MAX` envelopes): one outcome per envelope, in
+    /// order; `Err` when the call as a whole failed, which the relay treats as nothing sent.
+    async fn send_batch(&self, envelopes: &[&Envelope]) -> Result<Vec<SendOutcome>, QueueError>;
 }
 
 /// Where relayed outbox items are deleted from.
@@ -149,6 +170,13 @@ impl Relay {
     }
 
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {
+        let (response, tally) = self.relay(event).await;
+        tally.report();
+        response
+    }
+
+    /// Relays the event's outbox items: the answer for Lambda, and what was done.
+    async fn relay(&self, event: Event) -> (DynamoDbEventResponse, Tally) {
         let mut pending = Vec::new();
         for record in &event.records {
             match read(record) {
@@ -163,6 +191,7 @@ impl Relay {
         }
 
         let mut failed_groups: HashMap<String, String> = HashMap::new();
+        let mut send_failed = 0;
         let mut refused = 0;
         let mut relayed: Vec<&Pending> = Vec::with_capacity(pending.len());
         for call in plan(&pending) {
@@ -175,15 +204,47 @@ impl Relay {
                 continue;
             }
             let envelopes: Vec<&Envelope> = batch.iter().map(|p| &p.envelope).collect();
-            let results = self.queue.send_batch(&envelopes).await;
-            for (p, result) in batch.iter().zip(results) {
-                match result {
-                    Ok(()) => relayed.push(p),
-                    Err(e) => {
-                        // Retried from here; the other groups go on.
-                        let job_key = p.key.sk.strip_prefix(OUTBOX_PREFIX).unwrap_or(&p.key.sk);
-                        tracing::warn!(sequence = %p.sequence, job_key, group = %p.envelope.group_id, error = %e, "outbox send failed");
+            let mut outcomes = match self.queue.send_batch(&envelopes).await {
+                Ok(outcomes) => outcomes.into_iter(),
+                // The call as a whole failed: none of it counts as sent, all of it is retried.
+                Err(e) => {
+                    let outcome = SendOutcome::Refused {
+                        permanent: false,
+                        code: "CallFailed".into(),
+                        message: e.to_string(),
+                    };
+                    vec![outcome; batch.len()].into_iter()
+                }
+            };
+            for p in batch {
+                let job_key = p.key.sk.strip_prefix(OUTBOX_PREFIX).unwrap_or(&p.key.sk);
+                // An envelope the queue said nothing about was not sent, as far as we know.
+                let outcome = outcomes.next().unwrap_or_else(|| SendOutcome::Refused {
+                    permanent: false,
+                    code: "NoOutcome".into(),
+                    message: "the queue gave no outcome for this message".into(),
+                });
+                match outcome {
+                    SendOutcome::Sent => relayed.push(p),
+                    SendOutcome::Refused {
+                        permanent: true,
+                        code,
+                        message,
+                    } => {
+                        // Sending it again would be refused again, and holding its group for it
+                        // would hold the shard for good: like a malformed item, it is logged,
+                        // counted and left in the table; the group's later records go on.
+                        tracing::error!(sequence = %p.sequence, job_key, group = %p.envelope.group_id, %code, error = %message, "outbox item refused");
                         refused += 1;
+                    }
+                    SendOutcome::Refused {
+                        permanent: false,
+                        code,
+                        message,
+                    } => {
+                        // Retried from here; the other groups go on.
+                        tracing::warn!(sequence = %p.sequence, job_key, group = %p.envelope.group_id, %code, error = %message, "outbox send failed");
+                        send_failed += 1;
                         failed_groups.insert(p.envelope.group_id.clone(), p.sequence.clone());
                     }
                 }
@@ -197,7 +258,14 @@ impl Relay {
                 tracing::warn!(error = %e, items = keys.len(), "relayed outbox items not deleted");
             }
         }
-        self.report(&relayed, refused, failed_groups.len());
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let tally = Tally {
+            relayed: relayed.len(),
+            send_failed,
+            refused,
+            failed_groups: failed_groups.len(),
+            lag_ms: relayed.iter().map(|p| (now_ms - p.written_ms).max(0)).max(),
+        };
 
         let mut response = DynamoDbEventResponse::default();
         for sequence in failed_groups.into_values() {
@@ -205,34 +273,46 @@ impl Relay {
             failure.item_identifier = Some(sequence);
             response.batch_item_failures.push(failure);
         }
-        response
+        (response, tally)
     }
+}
 
-    /// One log line and one metrics document per invocation: how many went out, how many SQS
-    /// refused (their groups wait for a retry), and how long the oldest relayed item waited
-    /// since its commit.
-    fn report(&self, relayed: &[&Pending], refused: usize, failed_groups: usize) {
-        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        let lag_ms = relayed
-            .iter()
-            .map(|p| (now_ms - p.written_ms).max(0))
-            .max()
-            .unwrap_or(0);
+/// What one invocation did with the outbox items it was handed.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Tally {
+    /// Sent and (unless the delete failed) deleted.
+    relayed: usize,
+    /// Not sent this time; their groups wait for Lambda's retry.
+    send_failed: usize,
+    /// Refused for good by the queue: not sent, left in the table, not retried.
+    refused: usize,
+    failed_groups: usize,
+    /// How long the oldest relayed item waited since its commit; `None` when none was relayed.
+    lag_ms: Option<i64>,
+}
+
+impl Tally {
+    /// One log line and one metrics document per invocation: how many went out, how many sends
+    /// failed (their groups wait for a retry), how many the queue refused for good (left in the
+    /// table), and how long the oldest relayed item waited since its commit.
+    fn report(&self) {
         tracing::info!(
-            relayed = relayed.len(),
-            refused,
-            failed_groups,
-            lag_ms,
+            relayed = self.relayed,
+            send_failed = self.send_failed,
+            refused = self.refused,
+            failed_groups = self.failed_groups,
+            lag_ms = self.lag_ms.unwrap_or(0),
             "outbox relayed"
         );
-        if relayed.is_empty() && refused == 0 {
+        if self.relayed == 0 && self.send_failed == 0 && self.refused == 0 {
             return;
         }
         let mut values = vec![
-            ("OutboxRelayed", Unit::Count, relayed.len() as f64),
-            ("OutboxSendFailed", Unit::Count, refused as f64),
+            ("OutboxRelayed", Unit::Count, self.relayed as f64),
+            ("OutboxSendFailed", Unit::Count, self.send_failed as f64),
+            ("OutboxRefused", Unit::Count, self.refused as f64),
         ];
-        if !relayed.is_empty() {
+        if let Some(lag_ms) = self.lag_ms {
             values.push(("OutboxLag", Unit::Milliseconds, lag_ms as f64));
         }
         metrics::emit(

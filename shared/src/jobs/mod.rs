@@ -174,12 +174,34 @@ pub struct Envelope {
 
 impl Job {
     pub fn envelope(&self) -> Result<Envelope, QueueError> {
+        let json = serde_json::to_string(self).map_err(|e| QueueError(e.to_string()))?;
         Ok(Envelope {
-            body: serde_json::to_string(self).map_err(|e| QueueError(e.to_string()))?,
+            body: sqs_safe_json(json),
             group_id: fifo_id(&self.group_id()),
             dedup_id: fifo_id(&self.key),
         })
     }
+}
+
+/// SQS refuses a message body holding any character outside #x9 #xA #xD #x20-#xD7FF
+/// #xE000-#xFFFD #x10000-#x10FFFF, and refuses it every time (InvalidMessageContents). serde_json
+/// already escapes every control below #x20 and a Rust string holds no surrogates, so U+FFFE and
+/// U+FFFF are the ones left: written as `\uXXXX` escapes they are still the same JSON string
+/// (they can only be inside strings), and the body decodes to the identical job.
+fn sqs_safe_json(json: String) -> String {
+    const REFUSED: [char; 2] = ['\u{FFFE}', '\u{FFFF}'];
+    if !json.contains(REFUSED) {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if REFUSED.contains(&c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// SQS limits group and deduplication ids to 128 characters of a restricted set; a hash of
@@ -282,6 +304,45 @@ mod tests {
             old.kind,
             JobKind::AnswerDeferred { asked_at: None, .. }
         ));
+    }
+
+    #[test]
+    fn envelope_bodies_hold_only_characters_sqs_accepts() {
+        // SQS's allowed set; anything else is refused as InvalidMessageContents on every try.
+        let allowed = |c: char| matches!(u32::from(c), 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..);
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: "c1".into(),
+        };
+        let job = Job::new(
+            &key,
+            "cust",
+            JobKind::ProactiveMessage {
+                id: "x\u{FFFE}".into(),
+                text: "a\u{FFFF}b\u{FFFE}c \u{0} \t\n\r \u{1F} \u{7F} \u{FFFD} \u{E000} \u{10FFFF} \\uffff é".into(),
+            },
+        );
+        let e = job.envelope().unwrap();
+        let refused: Vec<char> = e.body.chars().filter(|&c| !allowed(c)).collect();
+        assert!(
+            refused.is_empty(),
+            "SQS would refuse {refused:?} in {}",
+            e.body
+        );
+        assert_eq!(serde_json::from_str::<Job>(&e.body).unwrap(), job);
+        // Nothing else changes: a body without them is serde_json's own.
+        let plain = Job::new(
+            &key,
+            "cust",
+            JobKind::ProactiveMessage {
+                id: "x".into(),
+                text: "hello \u{FFFD}".into(),
+            },
+        );
+        assert_eq!(
+            plain.envelope().unwrap().body,
+            serde_json::to_string(&plain).unwrap()
+        );
     }
 
     #[test]

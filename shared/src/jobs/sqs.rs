@@ -3,18 +3,16 @@
 
 use crate::io_clock::IoFutureExt;
 use async_trait::async_trait;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchRequestEntry};
 
 use super::{Envelope, Job, JobQueue, QueueError};
-use crate::relay::RelayQueue;
+use crate::relay::{RelayQueue, SendOutcome, BATCH_MAX};
 
 pub struct SqsJobQueue {
     client: aws_sdk_sqs::Client,
     queue_url: String,
 }
-
-/// SendMessageBatch takes at most this many entries.
-pub const BATCH_MAX: usize = 10;
 
 impl SqsJobQueue {
     pub fn new(client: aws_sdk_sqs::Client, queue_url: String) -> Self {
@@ -26,27 +24,63 @@ fn queue_error<E: std::error::Error + 'static>(e: aws_sdk_sqs::error::SdkError<E
     QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
 }
 
+/// Whether SQS will refuse this entry every time. SenderFault says the caller is to blame, which
+/// takes in the message itself (InvalidMessageContents, too long, a bad parameter) but also the
+/// caller's rate and its key: throttling and KMS refusals pass once the rate drops or the key is
+/// usable again, so they are retried like SQS's own faults.
+fn refused_for_good(failed: &BatchResultErrorEntry) -> bool {
+    let code = failed.code();
+    failed.sender_fault() && !code.contains("Throttl") && !code.starts_with("KMS")
+}
+
+/// One outcome per entry sent (entry ids are their indexes), from what SQS reported: an entry in
+/// `successful`, in `failed`, or in neither (not known to be sent, so retried).
+fn outcomes(entries: usize, out: &SendMessageBatchOutput) -> Vec<SendOutcome> {
+    let mut outcomes = vec![
+        SendOutcome::Refused {
+            permanent: false,
+            code: "NotReported".into(),
+            message: "SQS did not report on this message".into(),
+        };
+        entries
+    ];
+    let slot = |id: &str| id.parse::<usize>().ok().filter(|&i| i < entries);
+    for sent in out.successful() {
+        if let Some(i) = slot(sent.id()) {
+            outcomes[i] = SendOutcome::Sent;
+        }
+    }
+    // An entry reported both ways (never expected) counts as failed.
+    for failed in out.failed() {
+        if let Some(i) = slot(failed.id()) {
+            outcomes[i] = SendOutcome::Refused {
+                permanent: refused_for_good(failed),
+                code: failed.code().to_string(),
+                message: failed.message().unwrap_or_default().to_string(),
+            };
+        }
+    }
+    outcomes
+}
+
 #[async_trait]
 impl RelayQueue for SqsJobQueue {
-    async fn send_batch(&self, envelopes: &[&Envelope]) -> Vec<Result<(), QueueError>> {
+    async fn send_batch(&self, envelopes: &[&Envelope]) -> Result<Vec<SendOutcome>, QueueError> {
         debug_assert!(envelopes.len() <= BATCH_MAX);
-        let mut entries = Vec::with_capacity(envelopes.len());
-        for (i, e) in envelopes.iter().enumerate() {
-            let entry = SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(&e.body)
-                .message_group_id(&e.group_id)
-                .message_deduplication_id(&e.dedup_id)
-                .build();
-            match entry {
-                Ok(entry) => entries.push(entry),
-                Err(err) => {
-                    let err = QueueError(err.to_string());
-                    return envelopes.iter().map(|_| Err(err.clone())).collect();
-                }
-            }
-        }
-        let out = match self
+        let entries = envelopes
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&e.body)
+                    .message_group_id(&e.group_id)
+                    .message_deduplication_id(&e.dedup_id)
+                    .build()
+                    .map_err(|err| QueueError(err.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
             .client
             .send_message_batch()
             .queue_url(&self.queue_url)
@@ -54,29 +88,8 @@ impl RelayQueue for SqsJobQueue {
             .send()
             .io()
             .await
-        {
-            Ok(out) => out,
-            Err(e) => {
-                let err = queue_error(e);
-                return envelopes.iter().map(|_| Err(err.clone())).collect();
-            }
-        };
-        let mut results: Vec<Result<(), QueueError>> = envelopes.iter().map(|_| Ok(())).collect();
-        for failed in out.failed() {
-            if let Some(slot) = failed
-                .id()
-                .parse::<usize>()
-                .ok()
-                .and_then(|i| results.get_mut(i))
-            {
-                *slot = Err(QueueError(format!(
-                    "SQS refused the message: {} {}",
-                    failed.code(),
-                    failed.message().unwrap_or_default()
-                )));
-            }
-        }
-        results
+            .map_err(queue_error)?;
+        Ok(outcomes(envelopes.len(), &out))
     }
 }
 
@@ -89,15 +102,95 @@ impl JobQueue for SqsJobQueue {
             .collect::<Result<Vec<_>, _>>()?;
         for chunk in envelopes.chunks(BATCH_MAX) {
             let refs: Vec<&Envelope> = chunk.iter().collect();
-            if let Some(Err(e)) = self
-                .send_batch(&refs)
-                .await
-                .into_iter()
-                .find(Result::is_err)
-            {
-                return Err(e);
+            for outcome in self.send_batch(&refs).await? {
+                if let SendOutcome::Refused { code, message, .. } = outcome {
+                    return Err(QueueError(format!(
+                        "SQS refused the message: {code} {message}"
+                    )));
+                }
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::types::SendMessageBatchResultEntry;
+
+    fn sent(id: &str) -> SendMessageBatchResultEntry {
+        SendMessageBatchResultEntry::builder()
+            .id(id)
+            .message_id(format!("m-{id}"))
+            .md5_of_message_body("0")
+            .build()
+            .unwrap()
+    }
+
+    fn failed(id: &str, sender_fault: bool, code: &str) -> BatchResultErrorEntry {
+        BatchResultErrorEntry::builder()
+            .id(id)
+            .sender_fault(sender_fault)
+            .code(code)
+            .message("refused")
+            .build()
+            .unwrap()
+    }
+
+    fn refused(permanent: bool, code: &str) -> SendOutcome {
+        SendOutcome::Refused {
+            permanent,
+            code: code.into(),
+            message: "refused".into(),
+        }
+    }
+
+    #[test]
+    fn every_entry_has_the_outcome_sqs_reported_and_an_unreported_one_is_not_sent() {
+        let out = SendMessageBatchOutput::builder()
+            .successful(sent("0"))
+            .failed(failed("1", true, "InvalidMessageContents"))
+            .failed(failed("2", false, "InternalError"))
+            .successful(sent("4"))
+            // Ids SQS never got from us are ignored.
+            .successful(sent("9"))
+            .successful(sent("x"))
+            .build()
+            .unwrap();
+        assert_eq!(
+            outcomes(5, &out),
+            [
+                SendOutcome::Sent,
+                refused(true, "InvalidMessageContents"),
+                refused(false, "InternalError"),
+                SendOutcome::Refused {
+                    permanent: false,
+                    code: "NotReported".into(),
+                    message: "SQS did not report on this message".into(),
+                },
+                SendOutcome::Sent,
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_fault_in_the_message_itself_is_permanent() {
+        for (sender_fault, code, permanent) in [
+            (true, "InvalidMessageContents", true),
+            (true, "InvalidParameterValue", true),
+            (true, "RequestThrottled", false),
+            (true, "ThrottlingException", false),
+            (true, "KMS.DisabledException", false),
+            (true, "KMS.ThrottlingException", false),
+            (false, "InternalError", false),
+            (false, "ServiceUnavailable", false),
+        ] {
+            assert_eq!(
+                refused_for_good(&failed("0", sender_fault, code)),
+                permanent,
+                "{code} (SenderFault {sender_fault})"
+            );
+        }
     }
 }

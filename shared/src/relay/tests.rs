@@ -3,28 +3,49 @@ use std::sync::Mutex;
 
 use super::*;
 
-/// Records what it is asked to send; refuses every message of the groups in `down`.
+/// Records what it is asked to send; fails every message of the groups in `down` (transiently),
+/// refuses for good the messages whose deduplication ids are in `poison`, and fails whole calls
+/// while `unreachable`.
 #[derive(Default)]
 struct Queue {
     calls: Mutex<Vec<Vec<Envelope>>>,
     down: Mutex<HashSet<String>>,
+    poison: Mutex<HashSet<String>>,
+    unreachable: Mutex<bool>,
 }
 
 #[async_trait]
 impl RelayQueue for Queue {
-    async fn send_batch(&self, envelopes: &[&Envelope]) -> Vec<Result<(), QueueError>> {
+    async fn send_batch(&self, envelopes: &[&Envelope]) -> Result<Vec<SendOutcome>, QueueError> {
         self.calls
             .lock()
             .unwrap()
             .push(envelopes.iter().map(|e| (*e).clone()).collect());
+        if *self.unreachable.lock().unwrap() {
+            return Err(QueueError("SQS is unreachable".into()));
+        }
         let down = self.down.lock().unwrap();
-        envelopes
+        let poison = self.poison.lock().unwrap();
+        Ok(envelopes
             .iter()
-            .map(|e| match down.contains(&e.group_id) {
-                true => Err(QueueError("SQS is unavailable".into())),
-                false => Ok(()),
+            .map(|e| {
+                if poison.contains(&e.dedup_id) {
+                    SendOutcome::Refused {
+                        permanent: true,
+                        code: "InvalidMessageContents".into(),
+                        message: "Invalid characters found".into(),
+                    }
+                } else if down.contains(&e.group_id) {
+                    SendOutcome::Refused {
+                        permanent: false,
+                        code: "InternalError".into(),
+                        message: "SQS is unavailable".into(),
+                    }
+                } else {
+                    SendOutcome::Sent
+                }
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -223,4 +244,122 @@ async fn the_sample_event_is_an_outbox_item_as_the_store_writes_it() {
     let job: crate::jobs::Job = serde_json::from_str(&sent.body).unwrap();
     assert_eq!(job.envelope().unwrap(), sent);
     assert_eq!(table.deleted.lock().unwrap().len(), 1);
+}
+
+fn sent(queue: &Queue) -> Vec<String> {
+    queue
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(|e| e.dedup_id.clone())
+        .collect()
+}
+
+fn deleted(table: &Table) -> Vec<String> {
+    table
+        .deleted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|k| k.sk.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_message_refused_for_good_is_counted_and_left_and_its_group_goes_on() {
+    let (relay, queue, table) = relay();
+    queue.poison.lock().unwrap().insert("d-a1".into());
+    let records = vec![
+        record(1, "a", "a1"),
+        record(2, "b", "b1"),
+        record(3, "a", "a2"),
+    ];
+    let (response, tally) = relay.relay(event(records)).await;
+    // Reporting it would have Lambda retry it, refused every time, for as long as the stream
+    // keeps it, with the rest of its shard waiting behind it.
+    assert!(failures(&response).is_empty());
+    assert_eq!(sent(&queue), ["d-a1", "d-b1", "d-a2"], "a2 goes after a1");
+    assert_eq!(
+        deleted(&table),
+        ["JOB#b1", "JOB#a2"],
+        "a1 stays for a redrive"
+    );
+    assert_eq!(
+        (
+            tally.relayed,
+            tally.send_failed,
+            tally.refused,
+            tally.failed_groups
+        ),
+        (2, 0, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_transient_refusal_holds_its_group_for_a_retry() {
+    let (relay, queue, table) = relay();
+    queue.down.lock().unwrap().insert("a".into());
+    let records = vec![record(1, "a", "a1"), record(2, "a", "a2")];
+    let (response, tally) = relay.relay(event(records)).await;
+    assert_eq!(failures(&response), ["1"]);
+    assert_eq!(sent(&queue), ["d-a1"]);
+    assert!(deleted(&table).is_empty());
+    assert_eq!(
+        (
+            tally.relayed,
+            tally.send_failed,
+            tally.refused,
+            tally.failed_groups
+        ),
+        (0, 1, 0, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_failed_call_holds_every_group_in_it_for_a_retry() {
+    let (relay, queue, table) = relay();
+    *queue.unreachable.lock().unwrap() = true;
+    queue.poison.lock().unwrap().insert("d-b1".into());
+    let records = vec![
+        record(1, "a", "a1"),
+        record(2, "b", "b1"),
+        record(3, "a", "a2"),
+    ];
+    let (response, tally) = relay.relay(event(records)).await;
+    assert_eq!(failures(&response), ["1", "2"]);
+    assert_eq!(sent(&queue), ["d-a1", "d-b1"], "a2 waits behind a1");
+    assert!(deleted(&table).is_empty());
+    assert_eq!(
+        (
+            tally.relayed,
+            tally.send_failed,
+            tally.refused,
+            tally.lag_ms
+        ),
+        (0, 2, 0, None)
+    );
+}
+
+/// Answers fewer outcomes than it was given envelopes (a broken adapter).
+struct Forgetful;
+
+#[async_trait]
+impl RelayQueue for Forgetful {
+    async fn send_batch(&self, envelopes: &[&Envelope]) -> Result<Vec<SendOutcome>, QueueError> {
+        Ok(vec![SendOutcome::Sent; envelopes.len() - 1])
+    }
+}
+
+#[tokio::test]
+async fn a_message_without_an_outcome_is_retried_not_dropped() {
+    let table = Arc::new(Table::default());
+    let relay = Relay::new(Arc::new(Forgetful), table.clone());
+    let (response, tally) = relay
+        .relay(event(vec![record(1, "a", "a1"), record(2, "b", "b1")]))
+        .await;
+    assert_eq!(failures(&response), ["2"]);
+    assert_eq!(deleted(&table), ["JOB#a1"]);
+    assert_eq!((tally.relayed, tally.send_failed), (1, 1));
 }
