@@ -33,7 +33,6 @@ use serde_dynamo::AttributeValue;
 
 use crate::jobs::{Envelope, QueueError};
 use crate::metrics::{self, Directive, Unit};
-use crate::store::dynamo::OUTBOX_PREFIX;
 use crate::store::StoreError;
 
 /// The most envelopes one `RelayQueue::send_batch` call takes (SendMessageBatch's limit).
@@ -68,6 +67,10 @@ pub trait OutboxCleanup: Send + Sync {
     /// Deletes the items with these keys (`pk`, `sk`).
     async fn delete(&self, keys: &[OutboxKey]) -> Result<(), StoreError>;
 }
+
+/// Outbox items' sort keys start with this (`JOB#<job key>`, in the conversation's partition):
+/// the store writes them so, and the relay's event filter in template.yaml names it.
+pub const OUTBOX_PREFIX: &str = "JOB#";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OutboxKey {
@@ -258,7 +261,7 @@ impl Relay {
                 tracing::warn!(error = %e, items = keys.len(), "relayed outbox items not deleted");
             }
         }
-        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let now_ms = crate::clock::now_ms();
         let tally = Tally {
             relayed: relayed.len(),
             send_failed,

@@ -22,6 +22,7 @@
 //! a conversation that does not exist, and writes may replace expired items.
 
 use crate::io_clock::IoFutureExt;
+use crate::relay::OUTBOX_PREFIX;
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -44,8 +45,6 @@ use crate::jobs::Job;
 pub const INDEX_BY_CUSTOMER: &str = "ByCustomer";
 const STATE_SK: &str = "STATE";
 const MSG_PREFIX: &str = "MSG#";
-/// Outbox items' sort keys start with this; the relay's event filter in template.yaml names it.
-pub const OUTBOX_PREFIX: &str = "JOB#";
 /// A put that may create its item or replace an expired one, never a live one.
 const ABSENT_OR_EXPIRED: &str = "attribute_not_exists(pk) OR expires_at < :now";
 
