@@ -16,9 +16,9 @@ fn assert_problem(r: &Reply, status: u16, what: &str) {
     assert_eq!(r.body["status"], status, "{what}");
 }
 
-/// The conversation's items, straight from the table: what a refused request must not change.
-/// The conversation's items, but its outbox items: the relay deletes those as it sends them,
-/// whatever a test does meanwhile.
+/// The conversation's items, straight from the table, but its outbox items (the relay deletes
+/// those as it sends them, whatever a test does meanwhile): what a refused request must not
+/// change.
 async fn items(stack: &Stack, tenant: &str, conversation: &str) -> usize {
     stack
         .partition(tenant, conversation)

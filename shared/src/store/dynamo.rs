@@ -117,9 +117,7 @@ impl DynamoStore {
         jobs: &[Job],
         now: OffsetDateTime,
     ) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let mut seen = std::collections::HashSet::new();
-        jobs.iter()
-            .filter(|j| seen.insert(j.key.as_str()))
+        super::distinct_jobs(jobs)
             .map(|j| Ok(self.put(self.outbox_item(j, now)?, None, None)))
             .collect()
     }

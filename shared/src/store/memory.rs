@@ -142,7 +142,10 @@ impl ConversationStore for MemoryStore {
             }
         }
         p.conversation = Some(c.conversation);
-        self.outbox.lock().unwrap().extend(c.jobs);
+        self.outbox
+            .lock()
+            .unwrap()
+            .extend(super::distinct_jobs(&c.jobs).cloned());
         Ok(())
     }
 
@@ -267,7 +270,10 @@ impl EffectLedger for MemoryStore {
         match effects.get_mut(&(tenant.to_string(), key.to_string())) {
             Some(e) if e.token == token && e.finished.is_none() => {
                 e.finished = Some(outcome);
-                self.outbox.lock().unwrap().extend_from_slice(jobs);
+                self.outbox
+                    .lock()
+                    .unwrap()
+                    .extend(super::distinct_jobs(jobs).cloned());
                 Ok(())
             }
             _ => Err(StoreError::DuplicateEffect),

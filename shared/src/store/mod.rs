@@ -219,6 +219,13 @@ impl Default for Erasure {
     }
 }
 
+/// A commit's jobs, each key once: the same effect started twice by one commit is one outbox
+/// item (in DynamoDB, two writes of one item in a transaction would fail it).
+pub(crate) fn distinct_jobs(jobs: &[Job]) -> impl Iterator<Item = &Job> {
+    let mut seen = std::collections::HashSet::new();
+    jobs.iter().filter(move |j| seen.insert(j.key.as_str()))
+}
+
 /// Writes that lose a race are retried this many times before the caller is told to retry.
 pub const MAX_COMMIT_ATTEMPTS: u32 = 6;
 
@@ -231,4 +238,31 @@ pub async fn backoff(attempt: u32) {
         base_ms / 2 + jitter,
     )))
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::JobKind;
+
+    #[test]
+    fn a_commit_writes_each_job_key_once_in_order() {
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: "c".into(),
+        };
+        let handoff = |reason: &str| {
+            Job::new(
+                &key,
+                "alice",
+                JobKind::AgentHandoff {
+                    reason: reason.into(),
+                    order_id: None,
+                },
+            )
+        };
+        let jobs = [handoff("a"), handoff("b"), handoff("a")];
+        let kept: Vec<&str> = distinct_jobs(&jobs).map(|j| j.key.as_str()).collect();
+        assert_eq!(kept, ["handoff:t:c:a:-", "handoff:t:c:b:-"]);
+    }
 }
