@@ -141,6 +141,33 @@ fn read(record: &EventRecord) -> Record {
     }
 }
 
+/// The records of a stream event that parse; the others are logged and counted as malformed.
+fn readable(mut event: serde_json::Value) -> Event {
+    let records = match event.get_mut("Records").map(serde_json::Value::take) {
+        Some(serde_json::Value::Array(records)) => records,
+        _ => {
+            tracing::error!("the stream event has no Records array");
+            metrics::count("OutboxMalformed", &[]);
+            Vec::new()
+        }
+    };
+    let mut readable = Event::default();
+    for record in records {
+        let sequence = record["dynamodb"]["SequenceNumber"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        match serde_json::from_value::<EventRecord>(record) {
+            Ok(r) => readable.records.push(r),
+            Err(e) => {
+                tracing::error!(sequence = %sequence, reason = %e, "malformed outbox item");
+                metrics::count("OutboxMalformed", &[]);
+            }
+        }
+    }
+    readable
+}
+
 /// SendMessageBatch calls in the order they go out: each holds at most one message per group
 /// and ten in all, and a group's messages are in later calls than its earlier ones.
 fn plan(pending: &[Pending]) -> Vec<Vec<usize>> {
@@ -170,6 +197,14 @@ pub struct Relay {
 impl Relay {
     pub fn new(queue: Arc<dyn RelayQueue>, cleanup: Arc<dyn OutboxCleanup>) -> Self {
         Self { queue, cleanup }
+    }
+
+    /// Handles the event as Lambda hands it over, read record by record: a record that does
+    /// not parse is a malformed item, not a failed invocation. (Parsed whole, one such record
+    /// would fail every invocation; Lambda would bisect down to it and retry it forever, the
+    /// shard stalled behind it.)
+    pub async fn handle_json(&self, event: serde_json::Value) -> DynamoDbEventResponse {
+        self.handle(readable(event)).await
     }
 
     pub async fn handle(&self, event: Event) -> DynamoDbEventResponse {

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::dynamodb::Event;
 use aws_lambda_events::event::streams::DynamoDbEventResponse;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
@@ -18,9 +17,11 @@ async fn main() -> Result<(), Error> {
         "relay function ready"
     );
     switchboard::metrics::cold_start("relay", process_started);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Event>| {
+    // Taken as JSON and read record by record (`Relay::handle_json`): one record of a shape
+    // this build does not know must not fail the whole batch forever.
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
         let relay = relay.clone();
-        async move { Ok::<DynamoDbEventResponse, Error>(relay.handle(event.payload).await) }
+        async move { Ok::<DynamoDbEventResponse, Error>(relay.handle_json(event.payload).await) }
     }))
     .await
 }

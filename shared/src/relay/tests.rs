@@ -213,6 +213,23 @@ async fn other_records_are_skipped_and_malformed_ones_never_hold_up_the_rest() {
 }
 
 #[tokio::test]
+async fn a_record_that_does_not_parse_is_skipped_and_the_batch_goes_on() {
+    let (relay, queue, table) = relay();
+    let mut unreadable = record(1, "a", "a0");
+    // A shape aws_lambda_events cannot read: the whole event would fail to parse.
+    unreadable["dynamodb"]["NewImage"]["group"] = serde_json::json!({ "S": 42 });
+    let event = serde_json::json!({ "Records": [unreadable, record(2, "a", "a1")] });
+    assert!(serde_json::from_value::<Event>(event.clone()).is_err());
+    let response = relay.handle_json(event).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(sent(&queue), ["d-a1"]);
+    assert_eq!(table.deleted.lock().unwrap().len(), 1);
+    // Not a stream event at all: nothing to relay, nothing to retry.
+    let response = relay.handle_json(serde_json::json!({ "nope": 1 })).await;
+    assert!(failures(&response).is_empty());
+}
+
+#[tokio::test]
 async fn an_empty_batch_answers_no_failures() {
     let (relay, queue, _) = relay();
     let response = relay.handle(event(vec![])).await;
