@@ -536,9 +536,8 @@ def outbox_section(res, meta):
             f"The relay's own `lag_ms` (its `OutboxLag` metric) over its {lag['invocations']} invocations that",
             f"relayed {lag['jobs']} of these jobs: p50 {ms(lag['lag_ms']['p50_ms'])}, p99",
             f"{ms(lag['lag_ms']['p99_ms'])}, max {ms(lag['lag_ms']['max_ms'])}. It counts from the",
-            "stream record's `ApproximateCreationDateTime`, which Lambda (and the stand-in) give in",
-            "whole seconds, so it reads up to a second more than the item waited: the written →",
-            "relayed row is the precise figure.",
+            "item's own `created_at` (to the millisecond; the stream record's creation time, whole",
+            "seconds, only when that is missing), so it should agree with the written → relayed row.",
         ]
     out += [
         "",

@@ -84,7 +84,8 @@ struct Pending {
     sequence: String,
     key: OutboxKey,
     envelope: Envelope,
-    /// When the commit wrote it (the stream's approximate creation time), for the lag metric.
+    /// When the commit wrote it (its `created_at`, else the stream's approximate creation
+    /// time), for the lag metric.
     written_ms: i64,
 }
 
@@ -128,7 +129,16 @@ fn read(record: &EventRecord) -> Record {
                 group_id: text(image, "group")?.to_string(),
                 dedup_id: text(image, "dedup")?.to_string(),
             },
-            written_ms: change.approximate_creation_date_time.timestamp_millis(),
+            // The commit's own time, to the millisecond; the stream's is whole seconds.
+            written_ms: match image.get("created_at") {
+                Some(AttributeValue::S(at)) => {
+                    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                        .map(crate::clock::unix_ms)
+                }
+                _ => None,
+            }
+            .unwrap_or_else(|| change.approximate_creation_date_time.timestamp_millis()),
         })
     })();
     match parsed {

@@ -380,3 +380,18 @@ async fn a_message_without_an_outcome_is_retried_not_dropped() {
     assert_eq!(deleted(&table), ["JOB#a1"]);
     assert_eq!((tally.relayed, tally.send_failed), (1, 1));
 }
+
+#[tokio::test]
+async fn lag_counts_from_the_commits_own_millisecond_clock() {
+    let (relay, _, _) = relay();
+    let now = time::OffsetDateTime::now_utc();
+    let mut r = record(1, "a", "a1");
+    let written = now - time::Duration::milliseconds(1500);
+    r["dynamodb"]["NewImage"]["created_at"] =
+        serde_json::json!({ "S": crate::store::dynamo::rfc3339(written) });
+    // The stream's own time, whole seconds and here well off, is only the fallback.
+    r["dynamodb"]["ApproximateCreationDateTime"] = ((now.unix_timestamp() - 10) as f64).into();
+    let (_, tally) = relay.relay(event(vec![r])).await;
+    let lag = tally.lag_ms.expect("one relayed");
+    assert!((1500..5000).contains(&lag), "{lag}");
+}
