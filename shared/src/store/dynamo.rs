@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
@@ -133,6 +134,73 @@ fn unix_now() -> i64 {
 /// Whether an item has outlived its `expires_at` (TTL has not got to it yet).
 fn expired(item: &Item, now: i64) -> bool {
     matches!(item.get("expires_at"), Some(AttributeValue::N(v)) if v.parse::<i64>().is_ok_and(|at| at < now))
+}
+
+/// A Query that returns live items only (`expires_at >= now`), read page after page.
+///
+/// DynamoDB applies a Query's `Limit` before its filter: a page of `n` items read may hold fewer
+/// live ones, or none, while live ones lie beyond it. So a read that wants `n` live items goes on
+/// from where the last page stopped (`LastEvaluatedKey`) until it has them or the range ends.
+/// A page asks for as many items as are still missing; after a page with nothing live in it, for
+/// at least as many as all pages before it, so a long stretch of expired items (TTL has not got
+/// to them yet) costs a few round trips, not one per page of the caller's size.
+struct LivePages {
+    query: QueryFluentBuilder,
+    start: Option<Item>,
+    read: usize,
+    grow: bool,
+    done: bool,
+}
+
+impl LivePages {
+    fn new(query: QueryFluentBuilder, now: i64) -> Self {
+        Self {
+            query: query
+                .filter_expression("expires_at >= :now")
+                .expression_attribute_values(":now", n(now)),
+            start: None,
+            read: 0,
+            grow: false,
+            done: false,
+        }
+    }
+
+    /// The live items of the next page, which reads room for `missing` of them.
+    async fn next(&mut self, missing: usize) -> Result<Vec<Item>, StoreError> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let page = if self.grow {
+            missing.max(self.read)
+        } else {
+            missing
+        };
+        let out = self
+            .query
+            .clone()
+            .set_exclusive_start_key(self.start.take())
+            .limit(i32::try_from(page.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .io()
+            .await
+            .map_err(unavailable)?;
+        self.read += usize::try_from(out.scanned_count()).unwrap_or(0);
+        self.start = out.last_evaluated_key().cloned();
+        self.done = self.start.is_none();
+        let items = out.items.unwrap_or_default();
+        self.grow = items.is_empty();
+        Ok(items)
+    }
+
+    /// Reads on until `items` holds `want` live items or the range ends; keeps the first `want`.
+    async fn fill(&mut self, items: &mut Vec<Item>, want: usize) -> Result<(), StoreError> {
+        while items.len() < want && !self.done {
+            let more = self.next(want - items.len()).await?;
+            items.extend(more);
+        }
+        items.truncate(want);
+        Ok(())
+    }
 }
 
 const EFFECT_SK: &str = "EFFECT";
@@ -282,7 +350,7 @@ impl DynamoStore {
         key: &ConversationKey,
         lo: &str,
         hi: &str,
-    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    ) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
@@ -345,17 +413,15 @@ impl ConversationStore for DynamoStore {
         key: &ConversationKey,
         window: usize,
     ) -> Result<Option<Snapshot>, StoreError> {
-        let out = self
-            .sort_key_range(key, MSG_PREFIX, STATE_SK)
-            .filter_expression("expires_at >= :now")
-            .expression_attribute_values(":now", n(unix_now()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(window + 1).unwrap_or(i32::MAX))
-            .send()
-            .io()
-            .await
-            .map_err(unavailable)?;
-        let items = out.items();
+        let mut pages = LivePages::new(
+            self.sort_key_range(key, MSG_PREFIX, STATE_SK)
+                .scan_index_forward(false),
+            unix_now(),
+        );
+        let want = window.saturating_add(1);
+        let mut items = pages.next(want).await?;
+        // The first item read is the record, if there is one: the first page says whether the
+        // conversation exists, before any further page is read for its messages.
         let Some(first) = items.first() else {
             return Ok(None);
         };
@@ -365,7 +431,8 @@ impl ConversationStore for DynamoStore {
             tracing::warn!(conversation = %key.id, "messages without a live state record; treated as no conversation");
             return Ok(None);
         }
-        let conversation = conversation_from(first)?;
+        pages.fill(&mut items, want).await?;
+        let conversation = conversation_from(&items[0])?;
         let mut recent = items[1..]
             .iter()
             .map(message_from)
@@ -496,21 +563,19 @@ impl ConversationStore for DynamoStore {
         if after >= conversation.last_seq || limit == 0 {
             return Ok(Some((conversation, Vec::new())));
         }
-        let out = self
-            .sort_key_range(
+        let mut pages = LivePages::new(
+            self.sort_key_range(
                 key,
                 &message_sort_key(after.saturating_add(1)),
                 &message_sort_key(u64::MAX),
-            )
-            .filter_expression("expires_at >= :now")
-            .expression_attribute_values(":now", n(clock))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .io()
-            .await
-            .map_err(unavailable)?;
-        let messages = out
-            .items()
+            ),
+            clock,
+        );
+        let mut items = Vec::new();
+        pages.fill(&mut items, limit).await?;
+        // The page ends at the last message returned (the client's next `after`), never at the
+        // last one read: a live message past it is on the next page.
+        let messages = items
             .iter()
             .map(message_from)
             .collect::<Result<Vec<_>, _>>()?;
