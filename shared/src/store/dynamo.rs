@@ -353,12 +353,7 @@ impl DynamoStore {
     }
 
     /// A consistent Query of one conversation's items with `lo <= sk <= hi`.
-    fn sort_key_range(
-        &self,
-        key: &ConversationKey,
-        lo: &str,
-        hi: &str,
-    ) -> QueryFluentBuilder {
+    fn sort_key_range(&self, key: &ConversationKey, lo: &str, hi: &str) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
@@ -658,7 +653,10 @@ impl DynamoStore {
         } else {
             query
                 .key_condition_expression("gsi1pk = :u AND gsi1sk >= :live_since")
-                .expression_attribute_values(":live_since", s(live_since(unix_now(), self.retention)))
+                .expression_attribute_values(
+                    ":live_since",
+                    s(live_since(unix_now(), self.retention)),
+                )
         };
         let out = query.send().io().await.map_err(unavailable)?;
         out.items().iter().map(summary_from).collect()

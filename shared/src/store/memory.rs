@@ -64,9 +64,8 @@ impl MemoryStore {
     /// Whether an item written at `at` has expired by `now`: the table's TTL rule
     /// (`expires_at < now`, with `expires_at` the write's whole seconds plus the retention).
     fn expired(&self, at: OffsetDateTime, now: OffsetDateTime) -> bool {
-        self.retention.is_some_and(|r| {
-            at.unix_timestamp() + (r.as_secs() as i64) < now.unix_timestamp()
-        })
+        self.retention
+            .is_some_and(|r| at.unix_timestamp() + (r.as_secs() as i64) < now.unix_timestamp())
     }
 
     /// The partition's record, unless it expired.
@@ -159,8 +158,7 @@ impl ConversationStore for MemoryStore {
             return Err(StoreError::Conflict);
         }
         if let Some((id, _)) = &c.turn {
-            if p
-                .turns
+            if p.turns
                 .get(id)
                 .is_some_and(|(_, at)| !self.expired(*at, now))
             {
@@ -410,11 +408,16 @@ mod tests {
         seqs: std::ops::RangeInclusive<u64>,
         at: OffsetDateTime,
     ) {
-        let previous = store.partitions.lock().unwrap().get(&key(id)).and_then(|p| {
-            p.conversation
-                .clone()
-                .filter(|c| !store.expired(c.updated_at, OffsetDateTime::now_utc()))
-        });
+        let previous = store
+            .partitions
+            .lock()
+            .unwrap()
+            .get(&key(id))
+            .and_then(|p| {
+                p.conversation
+                    .clone()
+                    .filter(|c| !store.expired(c.updated_at, OffsetDateTime::now_utc()))
+            });
         let expected_version = previous.as_ref().map_or(0, |c| c.version);
         let mut c = previous.unwrap_or_else(|| Conversation::new(key(id), customer.into(), at));
         c.version = expected_version + 1;
@@ -488,7 +491,11 @@ mod tests {
         }
         write(&store, "b", "bob", 1..=1, now - 2 * DAY).await;
         assert_eq!(
-            store.conversations_of("t", "alice", 100).await.unwrap().len(),
+            store
+                .conversations_of("t", "alice", 100)
+                .await
+                .unwrap()
+                .len(),
             total - 5
         );
 
