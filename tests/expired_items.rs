@@ -86,8 +86,7 @@ async fn history_pages_hold_the_live_messages_however_many_expired_ones_come_fir
     let token = stack.token(&customer);
     let key = new_key();
     let now = OffsetDateTime::now_utc();
-    // Messages 1-60 expired (two commits: a transaction takes at most 100 items), 61-64 live,
-    // and the record live.
+    // Messages 1-60 expired, 61-64 live, and the record live.
     let c = write(&store, &key, &customer, None, 1..=30, now - 2 * DAY).await;
     let c = write(&store, &key, &customer, Some(c), 31..=60, now - 2 * DAY).await;
     write(&store, &key, &customer, Some(c), 61..=64, now).await;
