@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
@@ -127,9 +128,84 @@ fn unix_now() -> i64 {
     OffsetDateTime::now_utc().unix_timestamp()
 }
 
+/// The least `gsi1sk` of a live conversation record at `now` (Unix seconds): its
+/// `expires_at` (update time in whole seconds plus the retention) is `>= now` exactly when its
+/// update time is at or after `now - retention`, whole seconds, as milliseconds.
+fn live_since(now: i64, retention: Duration) -> String {
+    let since_secs = (now - retention.as_secs() as i64).max(0);
+    format!("{:015}", since_secs * 1000)
+}
+
 /// Whether an item has outlived its `expires_at` (TTL has not got to it yet).
 fn expired(item: &Item, now: i64) -> bool {
     matches!(item.get("expires_at"), Some(AttributeValue::N(v)) if v.parse::<i64>().is_ok_and(|at| at < now))
+}
+
+/// A Query that returns live items only (`expires_at >= now`), read page after page.
+///
+/// DynamoDB applies a Query's `Limit` before its filter: a page of `n` items read may hold fewer
+/// live ones, or none, while live ones lie beyond it. So a read that wants `n` live items goes on
+/// from where the last page stopped (`LastEvaluatedKey`) until it has them or the range ends.
+/// A page asks for as many items as are still missing; after a page with nothing live in it, for
+/// at least as many as all pages before it, so a long stretch of expired items (TTL has not got
+/// to them yet) costs a few round trips, not one per page of the caller's size.
+struct LivePages {
+    query: QueryFluentBuilder,
+    start: Option<Item>,
+    read: usize,
+    grow: bool,
+    done: bool,
+}
+
+impl LivePages {
+    fn new(query: QueryFluentBuilder, now: i64) -> Self {
+        Self {
+            query: query
+                .filter_expression("expires_at >= :now")
+                .expression_attribute_values(":now", n(now)),
+            start: None,
+            read: 0,
+            grow: false,
+            done: false,
+        }
+    }
+
+    /// The live items of the next page, which reads room for `missing` of them.
+    async fn next(&mut self, missing: usize) -> Result<Vec<Item>, StoreError> {
+        if self.done {
+            return Ok(Vec::new());
+        }
+        let page = if self.grow {
+            missing.max(self.read)
+        } else {
+            missing
+        };
+        let out = self
+            .query
+            .clone()
+            .set_exclusive_start_key(self.start.take())
+            .limit(i32::try_from(page.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .io()
+            .await
+            .map_err(unavailable)?;
+        self.read += usize::try_from(out.scanned_count()).unwrap_or(0);
+        self.start = out.last_evaluated_key().cloned();
+        self.done = self.start.is_none();
+        let items = out.items.unwrap_or_default();
+        self.grow = items.is_empty();
+        Ok(items)
+    }
+
+    /// Reads on until `items` holds `want` live items or the range ends; keeps the first `want`.
+    async fn fill(&mut self, items: &mut Vec<Item>, want: usize) -> Result<(), StoreError> {
+        while items.len() < want && !self.done {
+            let more = self.next(want - items.len()).await?;
+            items.extend(more);
+        }
+        items.truncate(want);
+        Ok(())
+    }
 }
 
 const EFFECT_SK: &str = "EFFECT";
@@ -274,12 +350,7 @@ impl DynamoStore {
     }
 
     /// A consistent Query of one conversation's items with `lo <= sk <= hi`.
-    fn sort_key_range(
-        &self,
-        key: &ConversationKey,
-        lo: &str,
-        hi: &str,
-    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    fn sort_key_range(&self, key: &ConversationKey, lo: &str, hi: &str) -> QueryFluentBuilder {
         self.client
             .query()
             .table_name(&self.table)
@@ -352,17 +423,15 @@ impl ConversationStore for DynamoStore {
         key: &ConversationKey,
         window: usize,
     ) -> Result<Option<Snapshot>, StoreError> {
-        let out = self
-            .sort_key_range(key, MSG_PREFIX, STATE_SK)
-            .filter_expression("expires_at >= :now")
-            .expression_attribute_values(":now", n(unix_now()))
-            .scan_index_forward(false)
-            .limit(i32::try_from(window + 1).unwrap_or(i32::MAX))
-            .send()
-            .io()
-            .await
-            .map_err(unavailable)?;
-        let items = out.items();
+        let mut pages = LivePages::new(
+            self.sort_key_range(key, MSG_PREFIX, STATE_SK)
+                .scan_index_forward(false),
+            unix_now(),
+        );
+        let want = window.saturating_add(1);
+        let mut items = pages.next(want).await?;
+        // The first item read is the record, if there is one: the first page says whether the
+        // conversation exists, before any further page is read for its messages.
         let Some(first) = items.first() else {
             return Ok(None);
         };
@@ -372,7 +441,8 @@ impl ConversationStore for DynamoStore {
             tracing::warn!(conversation = %key.id, "messages without a live state record; treated as no conversation");
             return Ok(None);
         }
-        let conversation = conversation_from(first)?;
+        pages.fill(&mut items, want).await?;
+        let conversation = conversation_from(&items[0])?;
         let mut recent = items[1..]
             .iter()
             .map(message_from)
@@ -503,21 +573,19 @@ impl ConversationStore for DynamoStore {
         if after >= conversation.last_seq || limit == 0 {
             return Ok(Some((conversation, Vec::new())));
         }
-        let out = self
-            .sort_key_range(
+        let mut pages = LivePages::new(
+            self.sort_key_range(
                 key,
                 &message_sort_key(after.saturating_add(1)),
                 &message_sort_key(u64::MAX),
-            )
-            .filter_expression("expires_at >= :now")
-            .expression_attribute_values(":now", n(clock))
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .io()
-            .await
-            .map_err(unavailable)?;
-        let messages = out
-            .items()
+            ),
+            clock,
+        );
+        let mut items = Vec::new();
+        pages.fill(&mut items, limit).await?;
+        // The page ends at the last message returned (the client's next `after`), never at the
+        // last one read: a live message past it is on the next page.
+        let messages = items
             .iter()
             .map(message_from)
             .collect::<Result<Vec<_>, _>>()?;
@@ -530,38 +598,18 @@ impl ConversationStore for DynamoStore {
         customer_id: &str,
         limit: usize,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(INDEX_BY_CUSTOMER)
-            .key_condition_expression("gsi1pk = :u")
-            .expression_attribute_values(":u", s(customer_index_key(tenant, customer_id)))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .io()
-            .await
-            .map_err(unavailable)?;
-        // The index holds no expires_at: a record outlives its last update by the retention.
-        let live_since = OffsetDateTime::now_utc() - self.retention;
-        let mut found = Vec::with_capacity(out.items().len());
-        for item in out.items() {
-            let summary = summary_from(item)?;
-            if summary.updated_at >= live_since {
-                found.push(summary);
-            }
-        }
-        Ok(found)
+        self.customer_index(tenant, customer_id, limit, false).await
     }
 
     async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError> {
         // One page, one more than a call erases: the request stays well inside the function's
         // timeout however many conversations the customer has, and says when to call again.
-        // The index is eventually consistent: a conversation written during the erasure may be
-        // missed, and a repeat erases it.
+        // Expired conversations too: TTL may take days to delete them, and their messages are
+        // the customer's as much as a live conversation's (and nothing is filtered out of the
+        // page, so a full page means there may be more). The index is eventually consistent:
+        // a conversation written during the erasure may be missed, and a repeat erases it.
         let listed = self
-            .conversations_of(tenant, customer_id, MAX_ERASED_PER_CALL + 1)
+            .customer_index(tenant, customer_id, MAX_ERASED_PER_CALL + 1, true)
             .await?;
         let mut erased = Erasure {
             complete: listed.len() <= MAX_ERASED_PER_CALL,
@@ -580,6 +628,47 @@ impl ConversationStore for DynamoStore {
 }
 
 impl DynamoStore {
+    /// A customer's conversations on the `ByCustomer` index, most recently updated first: the
+    /// live ones, or with `include_expired` (erasure) every one whose record is still stored.
+    ///
+    /// The index holds no `expires_at`; a record's is its last update plus the retention
+    /// (`state_item`), whole seconds. `gsi1sk` starts with the update's Unix milliseconds, so
+    /// `gsi1sk >= <(now - retention) in whole seconds, as milliseconds>` holds exactly when
+    /// `expires_at >= now` does, and being live is a key condition. Unlike a filter, a key
+    /// condition comes before `Limit`: expired records take no room in the page. (Records
+    /// written under another `RETENTION_DAYS` are judged by the current one, as before.)
+    async fn customer_index(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+        limit: usize,
+        include_expired: bool,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INDEX_BY_CUSTOMER)
+            .expression_attribute_values(":u", s(customer_index_key(tenant, customer_id)))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        let query = if include_expired {
+            query.key_condition_expression("gsi1pk = :u")
+        } else {
+            query
+                .key_condition_expression("gsi1pk = :u AND gsi1sk >= :live_since")
+                .expression_attribute_values(
+                    ":live_since",
+                    s(live_since(unix_now(), self.retention)),
+                )
+        };
+        let out = query.send().io().await.map_err(unavailable)?;
+        out.items().iter().map(summary_from).collect()
+    }
+
     /// Deletes every item of one conversation's partition. The STATE record goes last, alone,
     /// and only at the version read with the rest: a turn that added messages meanwhile changed
     /// it, so the partition is read again and its new items go too. Until STATE is gone the
@@ -943,5 +1032,31 @@ mod tests {
         // TURN# items stay outside the window a turn reads.
         assert!("TURN#x" > STATE_SK);
         assert!(message_sort_key(9) < message_sort_key(10));
+    }
+
+    #[test]
+    fn a_listed_record_is_live_exactly_when_its_expires_at_is() {
+        let retention = Duration::from_secs(86_400);
+        let now: i64 = 1_800_000_000;
+        let edge_ms = (now - 86_400) * 1000;
+        for updated_ms in [
+            edge_ms - 1001,
+            edge_ms - 1000,
+            edge_ms - 1,
+            edge_ms,
+            edge_ms + 1,
+            edge_ms + 999,
+            edge_ms + 1000,
+            now * 1000,
+        ] {
+            // As `state_item` writes them.
+            let expires_at = updated_ms.div_euclid(1000) + retention.as_secs() as i64;
+            let gsi1sk = format!("{updated_ms:015}#01J00000000000000000000000");
+            assert_eq!(
+                gsi1sk.as_str() >= live_since(now, retention).as_str(),
+                expires_at >= now,
+                "updated at {updated_ms} ms"
+            );
+        }
     }
 }
