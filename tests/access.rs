@@ -342,7 +342,7 @@ async fn a_burst_over_the_rate_limit_gets_429_with_retry_after_and_writes_nothin
 #[tokio::test]
 async fn erasure_is_bounded_per_call_and_repeats_finish_it() {
     use switchboard::conversation::{Conversation, ConversationKey, Message, Role as MessageRole};
-    use switchboard::store::dynamo::{DynamoStore, MAX_ERASED_PER_CALL};
+    use switchboard::store::{dynamo::DynamoStore, MAX_ERASED_PER_CALL};
     use switchboard::store::{Commit, ConversationStore};
 
     let stack = Stack::connect().await;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use switchboard::auth::Role;
 use switchboard::conversation::{Conversation, ConversationKey, Message, Role as MessageRole};
-use switchboard::store::dynamo::{DynamoStore, MAX_ERASED_PER_CALL};
+use switchboard::store::{dynamo::DynamoStore, MAX_ERASED_PER_CALL};
 use switchboard::store::{Commit, ConversationStore};
 use switchboard_it::Stack;
 use time::OffsetDateTime;

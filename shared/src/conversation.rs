@@ -125,6 +125,33 @@ pub struct Slots {
     pub welcome_back: Vec<String>,
 }
 
+impl Slots {
+    /// A three-way merge for an answer computed from `base` while others wrote: each slot the
+    /// answer (`theirs`) changed is taken, unless someone else changed it since `base` too, in
+    /// which case theirs (newer) stays. Slots nobody else touched follow the answer.
+    pub fn merge_changes(&mut self, base: &Slots, theirs: &Slots) {
+        let as_map = |s: &Slots| match serde_json::to_value(s) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        let (base, theirs) = (as_map(base), as_map(theirs));
+        let mut mine = as_map(self);
+        let keys: std::collections::BTreeSet<&String> = base.keys().chain(theirs.keys()).collect();
+        for k in keys {
+            let (b, t) = (base.get(k), theirs.get(k));
+            if t != b && mine.get(k) == b {
+                match t {
+                    Some(v) => mine.insert(k.clone(), v.clone()),
+                    None => mine.remove(k),
+                };
+            }
+        }
+        if let Ok(merged) = serde_json::from_value(serde_json::Value::Object(mine)) {
+            *self = merged;
+        }
+    }
+}
+
 /// The conversation record: one item, updated by every write with a version check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conversation {
@@ -196,6 +223,37 @@ pub fn derived_conversation_id(tenant: &str, customer_id: &str, client_message_i
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_merges_the_slots_it_changed_and_keeps_everyone_elses() {
+        let base = Slots {
+            order_id: Some("1".into()),
+            topic: Some("order_status".into()),
+            ..Slots::default()
+        };
+        // The answer moved to order 2 and asked about a refund; meanwhile a refund job reported
+        // order 9 and the customer asked about order 3.
+        let theirs = Slots {
+            order_id: Some("2".into()),
+            candidates: vec!["2".into(), "4".into()],
+            topic: None,
+            ..base.clone()
+        };
+        let mut mine = Slots {
+            refunds_reported: vec!["9".into()],
+            order_id: Some("3".into()),
+            ..base.clone()
+        };
+        mine.merge_changes(&base, &theirs);
+        assert_eq!(
+            mine.order_id.as_deref(),
+            Some("3"),
+            "changed by both: newer stays"
+        );
+        assert_eq!(mine.candidates, ["2", "4"], "changed by the answer only");
+        assert_eq!(mine.topic, None, "cleared by the answer");
+        assert_eq!(mine.refunds_reported, ["9"], "changed by the others only");
+    }
 
     #[test]
     fn derived_ids_are_stable_and_distinct() {

@@ -118,6 +118,9 @@ pub const DOWN_WILL_MESSAGE: &str =
     "I can't reach our systems right now — I'll message you here as soon as I have your answer.";
 /// The deferred job kept trying for as long as it may and the system stayed down.
 pub const DEFERRED_GAVE_UP: &str = "Sorry — I still can't reach our systems, so I couldn't find that out. Would you like me to get a person from our team to help?";
+/// The same, when the customer has moved on since asking: nothing is asked, so a later "yes"
+/// cannot be read as an answer to it.
+pub const DEFERRED_GAVE_UP_LATE: &str = "Sorry — I still can't reach our systems, so I couldn't answer your earlier question. If you'd like help from our team, say \"talk to a person\".";
 
 fn date(t: OffsetDateTime) -> String {
     format!("{} {}", t.month(), t.day())
@@ -788,13 +791,20 @@ impl Dialogue {
         order_id: &str,
     ) -> Result<Option<EffectState>, ()> {
         let ledger = self.ledger.as_ref().ok_or(())?;
-        ledger
-            .state(&turn.who.tenant, &refund_key(&turn.who.tenant, order_id))
-            .await
-            .map_err(|e| tracing::warn!(error = %e, "refund state unreadable"))
+        let key = refund_key(&turn.who.tenant, order_id);
+        let read = ledger.state(&turn.who.tenant, &key);
+        // Within the turn's budget, without deferring the answer: a refund whose state cannot
+        // be read in time is said to be on record (if one was asked for), not guessed at.
+        let state = match turn.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, read)
+                .await
+                .map_err(|_| tracing::warn!("refund state not read within the turn's budget"))?,
+            None => read.await,
+        };
+        state.map_err(|e| tracing::warn!(error = %e, "refund state unreadable"))
     }
 
-    /// What to say about a late order's refund: where it stands if one was asked for (here or
+    /// What to say about an order's refund: where it stands if one was asked for (here or
     /// anywhere: the ledger is the customer's, not the conversation's), `None` if none was.
     async fn refund_said(&self, turn: &mut Turn<'_>, order_id: &str) -> Option<String> {
         let requested = turn

@@ -113,7 +113,10 @@ fn read(record: &EventRecord) -> Record {
     let image: &HashMap<String, AttributeValue> = &change.new_image;
     let is_outbox =
         matches!(image.get("sk"), Some(AttributeValue::S(sk)) if sk.starts_with(OUTBOX_PREFIX));
-    if record.event_name != "INSERT" || !is_outbox {
+    // MODIFY: a commit wrote the same job again over an item still in the table (one the
+    // relay left, refused or not yet deleted); sent again, the queue or the ledger absorbs it.
+    let written = matches!(record.event_name.as_str(), "INSERT" | "MODIFY");
+    if !written || !is_outbox {
         return Record::Other;
     }
     let sequence = change.sequence_number.clone().unwrap_or_default();

@@ -628,9 +628,10 @@ impl Stack {
     }
 
     /// Messages on a queue whose body contains `needle`, with their attributes, looked at
-    /// without taking them. Every message is read: each one received stays hidden until the
-    /// queue is empty (on a FIFO queue, the next of its group shows only then), and all are
-    /// made visible again at once after.
+    /// without taking them: each one received stays hidden until a receive finds nothing more,
+    /// so none is counted twice, and all are made visible again after. On a FIFO queue that
+    /// is what is receivable: each group's messages up to its first hidden one (the ones a test
+    /// looks for here are alone in their group).
     pub async fn peek(&self, url: &str, needle: &str) -> Vec<aws_sdk_sqs::types::Message> {
         let mut seen: Vec<aws_sdk_sqs::types::Message> = Vec::new();
         loop {

@@ -7,7 +7,7 @@ use super::{Append, Done, Fulfillment, JobError, Started};
 use crate::auth::Principal;
 use crate::connectors::ConnectorError;
 use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState, Role};
-use crate::dialogue::DEFERRED_GAVE_UP;
+use crate::dialogue::{DEFERRED_GAVE_UP, DEFERRED_GAVE_UP_LATE};
 use crate::jobs::{Job, JobKind};
 use crate::metrics;
 use crate::store::EffectOutcome;
@@ -138,19 +138,20 @@ impl Fulfillment {
                 // A handoff decided by the deferred answer is announced like one from a turn.
                 let jobs = follow_ups(job, &key, outcome.jobs)?;
                 let (state, slots) = (outcome.state, outcome.slots);
-                let read = c.version;
+                let (read_state, read_slots) = (c.state, c.slots);
                 let mut a = Append::text(key, String::new());
                 a.texts = outcome.replies;
                 a.reply_to = Some(*reply_to);
                 a.jobs = jobs;
-                // The answer took as long as the slow lookup: if the customer moved the
-                // conversation on meanwhile ("talk to a human"), the reply is still posted but
-                // the newer state and slots are kept.
+                // The answer took as long as the slow lookup, and the conversation's other jobs
+                // (a refund's confirmation, a vendor's event) run beside it. Its question becomes
+                // the conversation's only if nobody set another since ("talk to a human"); its
+                // slots merge with what others changed meanwhile.
                 a.update = Some(Box::new(move |c| {
-                    if c.version == read + 1 {
+                    if c.state == read_state {
                         c.state = state.clone();
-                        c.slots = slots.clone();
                     }
+                    c.slots.merge_changes(&read_slots, &slots);
                 }));
                 self.append(s, a, EffectOutcome::Done).await
             }
@@ -205,22 +206,26 @@ impl Fulfillment {
         };
         metrics::count("JobFailed", &[("JobType", job.kind.type_name())]);
         let key = conversation_of(job)?;
-        // The offer of a person is the conversation's next question only if the customer has
-        // not said anything since: one who moved on keeps the state their last turn left.
+        // A person is offered only to a customer who has said nothing since the question; one
+        // who moved on is told how to ask, and keeps the state their last turn left.
         let snapshot = self.store.load(&key, HANDOFF_TRANSCRIPT).await?;
-        let asked_last = snapshot.as_ref().map(|snap| {
+        let waiting = snapshot.and_then(|snap| {
             let moved_on = snap
                 .recent
                 .iter()
                 .any(|m| m.role == Role::Customer && m.seq > *reply_to);
-            (!moved_on, snap.conversation.version)
+            (!moved_on).then_some(snap.conversation.state)
         });
-        let mut a = Append::text(key, DEFERRED_GAVE_UP.to_string());
+        let text = match waiting {
+            Some(_) => DEFERRED_GAVE_UP,
+            None => DEFERRED_GAVE_UP_LATE,
+        };
+        let mut a = Append::text(key, text.to_string());
         a.reply_to = Some(*reply_to);
-        if let Some((true, read)) = asked_last {
+        if let Some(read_state) = waiting {
             a.update = Some(Box::new(move |c| {
-                // Nothing else was committed since it was read (the commit's version is next).
-                if c.version == read + 1 {
+                // Unless a job set another question in the milliseconds since the read.
+                if c.state == read_state {
                     c.state = DialogueState::HandoffOffered {
                         reason: "answer_deferred_failed".into(),
                     };

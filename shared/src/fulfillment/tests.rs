@@ -1002,7 +1002,86 @@ async fn a_deferred_answer_that_gives_up_after_the_customer_moved_on_keeps_their
     let (c, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
     assert_eq!(
         messages.last().unwrap().text,
-        crate::dialogue::DEFERRED_GAVE_UP
+        crate::dialogue::DEFERRED_GAVE_UP_LATE,
+        "nothing asked that a later 'yes' could answer"
     );
     assert_eq!(c.state, asked, "the customer's question stays the open one");
+}
+
+/// One late order of alice's, looked up only when the test lets it.
+struct GatedLateOrder(Arc<tokio::sync::Notify>);
+
+impl GatedLateOrder {
+    fn order() -> Order {
+        let now = OffsetDateTime::now_utc();
+        Order {
+            id: "1002".into(),
+            customer_id: "alice".into(),
+            status: crate::connectors::OrderStatus::InTransit,
+            placed_at: now - time::Duration::days(10),
+            promised_by: Some(now - time::Duration::days(3)),
+            delivered_at: None,
+            carrier: None,
+            tracking_url: None,
+            total: Money {
+                amount_cents: 4599,
+                currency: "USD".into(),
+            },
+            items: vec![],
+            payment_ref: None,
+        }
+    }
+}
+
+#[async_trait]
+impl OrdersPort for GatedLateOrder {
+    async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
+        self.0.notified().await;
+        Ok(vec![Self::order()])
+    }
+    async fn order(&self, _: &str) -> Result<Option<Order>, ConnectorError> {
+        self.0.notified().await;
+        Ok(Some(Self::order()))
+    }
+}
+
+#[tokio::test]
+async fn a_deferred_answers_question_survives_a_job_that_posted_meanwhile() {
+    let gate = Arc::new(tokio::sync::Notify::new());
+    let x = fixture_with(
+        &["c1"],
+        Dialogue::new(Arc::new(GatedLateOrder(gate.clone()))),
+    )
+    .await;
+    let f = &x.f;
+    let answering = f.handle(
+        event(vec![record("d", "gd", &where_is_my_order("c1"))]),
+        None,
+    );
+    let meanwhile = async {
+        // While the lookup is held, a job of the conversation's own group posts a message.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let r = f
+            .handle(
+                event(vec![record("p", "g", &proactive_job("c1", "1"))]),
+                None,
+            )
+            .await;
+        assert!(r.batch_item_failures.is_empty());
+        gate.notify_one();
+    };
+    let (r, ()) = tokio::join!(answering, meanwhile);
+    assert!(r.batch_item_failures.is_empty());
+    let (c, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
+    let answer = messages.last().unwrap();
+    assert!(
+        answer.text.contains("Would you like a refund"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        matches!(c.state, DialogueState::RefundOffered { ref order_id, .. } if order_id == "1002"),
+        "the answer's question is the conversation's: {:?}",
+        c.state
+    );
 }

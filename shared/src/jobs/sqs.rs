@@ -24,13 +24,25 @@ fn queue_error<E: std::error::Error + 'static>(e: aws_sdk_sqs::error::SdkError<E
     QueueError(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
 }
 
+/// What SQS says of a message it will refuse every time: a fault in the message itself.
+const MESSAGE_FAULTS: [&str; 5] = [
+    "InvalidMessageContents",
+    "InvalidParameterValue",
+    "MessageTooLong",
+    "InvalidAttributeName",
+    "InvalidAttributeValue",
+];
+
 /// Whether SQS will refuse this entry every time. SenderFault says the caller is to blame, which
-/// takes in the message itself (InvalidMessageContents, too long, a bad parameter) but also the
-/// caller's rate and its key: throttling and KMS refusals pass once the rate drops or the key is
-/// usable again, so they are retried like SQS's own faults.
+/// takes in the message itself but also the caller's rate and its key (throttling, KMS
+/// refusals), which pass. So only the codes that name the message count: an unknown one is
+/// retried, holding its group (the relay's iterator-age alarm says so) rather than skipping
+/// every item while, say, a key is disabled.
 fn refused_for_good(failed: &BatchResultErrorEntry) -> bool {
-    let code = failed.code();
-    failed.sender_fault() && !code.contains("Throttl") && !code.starts_with("KMS")
+    failed.sender_fault()
+        && MESSAGE_FAULTS
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(failed.code()))
 }
 
 /// One outcome per entry sent (entry ids are their indexes), from what SQS reported: an entry in
@@ -183,6 +195,10 @@ mod tests {
             (true, "ThrottlingException", false),
             (true, "KMS.DisabledException", false),
             (true, "KMS.ThrottlingException", false),
+            (true, "KmsAccessDenied", false),
+            (true, "AccessDenied", false),
+            (true, "messagetoolong", true),
+            (false, "InvalidMessageContents", false),
             (false, "InternalError", false),
             (false, "ServiceUnavailable", false),
         ] {

@@ -238,11 +238,11 @@ async fn an_empty_batch_answers_no_failures() {
 }
 
 #[test]
-fn the_templates_event_filter_lets_exactly_new_outbox_items_through() {
+fn the_templates_event_filter_lets_exactly_written_outbox_items_through() {
     // The relay and its event source mapping must agree on what an outbox item is.
     let template = include_str!("../../../template.yaml");
     let filter = format!(
-        r#"'{{"eventName": ["INSERT"], "dynamodb": {{"NewImage": {{"sk": {{"S": [{{"prefix": "{OUTBOX_PREFIX}"}}]}}}}}}}}'"#
+        r#"'{{"eventName": ["INSERT", "MODIFY"], "dynamodb": {{"NewImage": {{"sk": {{"S": [{{"prefix": "{OUTBOX_PREFIX}"}}]}}}}}}}}'"#
     );
     assert!(
         template.contains(&filter),
@@ -394,4 +394,15 @@ async fn lag_counts_from_the_commits_own_millisecond_clock() {
     let (_, tally) = relay.relay(event(vec![r])).await;
     let lag = tally.lag_ms.expect("one relayed");
     assert!((1500..5000).contains(&lag), "{lag}");
+}
+
+#[tokio::test]
+async fn a_job_written_again_over_its_waiting_item_is_sent_again() {
+    let (relay, queue, table) = relay();
+    let mut again = record(2, "a", "a1");
+    again["eventName"] = "MODIFY".into();
+    let response = relay.handle(event(vec![again])).await;
+    assert!(failures(&response).is_empty());
+    assert_eq!(sent(&queue), ["d-a1"]);
+    assert_eq!(deleted(&table).len(), 1);
 }

@@ -21,6 +21,7 @@
 //! stay readable until then, so reads skip expired items, a partition without a live `STATE` is
 //! a conversation that does not exist, and writes may replace expired items.
 
+use super::MAX_ERASED_PER_CALL;
 use crate::io_clock::IoFutureExt;
 use crate::relay::OUTBOX_PREFIX;
 use std::collections::HashMap;
@@ -577,7 +578,10 @@ impl ConversationStore for DynamoStore {
             self.sort_key_range(
                 key,
                 &message_sort_key(after.saturating_add(1)),
-                &message_sort_key(u64::MAX),
+                // Not past the record's last message: expired ones of an earlier conversation
+                // under this id, numbered higher, are never read (a message committed since the
+                // record was read is on the next page).
+                &message_sort_key(conversation.last_seq),
             ),
             clock,
         );
@@ -784,9 +788,6 @@ impl DynamoStore {
         )))
     }
 }
-
-/// How many conversations one erasure call deletes; the caller repeats until `complete`.
-pub const MAX_ERASED_PER_CALL: usize = 25;
 
 /// BatchWriteItem takes at most this many requests.
 const BATCH_WRITE_MAX: usize = 25;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::dynamo::MAX_ERASED_PER_CALL;
+use super::MAX_ERASED_PER_CALL;
 use super::{
     Begin, Commit, ConversationStore, EffectLedger, EffectOutcome, EffectState, Erasure, Lease,
     Snapshot, StoreError, TurnRecord,

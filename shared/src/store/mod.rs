@@ -199,6 +199,9 @@ pub trait ConversationStore: Send + Sync {
     async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError>;
 }
 
+/// How many conversations one erasure call deletes; the caller repeats until `complete`.
+pub const MAX_ERASED_PER_CALL: usize = 25;
+
 /// What an erasure removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Erasure {
