@@ -3,6 +3,7 @@
 
 use time::OffsetDateTime;
 
+use super::handoff::Handoff;
 use super::{Append, Done, Fulfillment, JobError, Started};
 use crate::auth::Principal;
 use crate::connectors::ConnectorError;
@@ -177,19 +178,14 @@ impl Fulfillment {
             .await?
             .map(|snap| snap.recent)
             .unwrap_or_default();
-        let transcript: Vec<String> = recent
-            .iter()
-            .map(|m| format!("[{}] {}", m.role.as_str(), m.text))
-            .collect();
-        let subject = format!("A customer needs a person: {}", reason.replace('_', " "));
-        let text = format!(
-            "Conversation {} (tenant {}, customer {}) was handed to the team.\nReason: {reason}\nOrder: {}\n\nLast messages:\n{}\n\nReply in the conversation; the bot has told the customer someone will answer there.",
-            key.id,
-            key.tenant,
-            job.customer_id.as_deref().unwrap_or("-"),
-            order_id.unwrap_or("-"),
-            transcript.join("\n")
-        );
+        let handoff = Handoff {
+            key: &key,
+            customer_id: job.customer_id.as_deref(),
+            reason,
+            order_id,
+            recent: &recent,
+        };
+        let (subject, text) = (handoff.subject(), handoff.text());
         self.systems
             .email
             .send(inbox, &subject, &text, &job.key)

@@ -18,6 +18,7 @@
 
 pub mod dead_letter;
 mod handlers;
+mod handoff;
 pub mod retry;
 
 use std::collections::HashMap;

@@ -474,7 +474,7 @@ async fn a_handoff_is_announced_to_the_team_once_with_the_transcript() {
     let text = x.outbox.bodies.lock().unwrap()[0].clone();
     assert!(text.contains("Reason: human_agent"), "{text}");
     assert!(
-        text.contains("[bot] I've asked a member of our team"),
+        text.contains("[bot]\n> I've asked a member of our team"),
         "{text}"
     );
 }
