@@ -13,7 +13,11 @@
                               GET /_admin/inflight (requests a delay fault is holding, with the
                               caller's TCP port, so a test can find the process making them)
 - Set-up for tests:           POST /_admin/orders (an order of the test's own: {id, customer_id,
-                              total_cents?}); POST /_admin/faults ({path, match?, status?,
+                              total_cents?, status?}: late and in transit, or `status`
+                              "delivered"/"cancelled"); POST /_admin/refunds/forget ({order_id}:
+                              the payments API forgets the idempotency keys of that order's
+                              refunds, as Stripe does after 24 hours; the refunds stay listed);
+                              POST /_admin/faults ({path, match?, status?,
                               delay_ms?, times?, for_ms?}): the next `times` POSTs to `path` whose JSON body
                               contains `match` (GETs of /orders...: whose query does) wait `delay_ms`, then
                               answer `status` (if set) instead of doing their work; with `for_ms`,
@@ -111,6 +115,7 @@ class Systems:
         self.customers, self.orders, self.products = seed(datetime.now(timezone.utc))
         self.lock = threading.Lock()
         self.refunds_by_key = {}  # Idempotency-Key -> (request fingerprint, response)
+        self.refunds_forgotten = []  # refunds whose keys were forgotten (POST /_admin/refunds/forget)
         self.refund_calls = []  # every POST /payments/refunds, for tests counting calls
         self.emails_by_key = {}  # Idempotency-Key -> the email sent
         self.email_calls = []
@@ -211,7 +216,7 @@ class Handler(BaseHTTPRequestHandler):
             with s.lock:
                 return self.send_json(200, {
                     "calls": s.refund_calls,
-                    "refunds": [r for _, r in s.refunds_by_key.values()],
+                    "refunds": s.refunds_forgotten + [r for _, r in s.refunds_by_key.values()],
                 })
         return self.send_json(404, {"error": f"no route {url.path}"})
 
@@ -239,6 +244,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(400, {"error": f"invalid JSON: {e}"})
         if url.path == "/_admin/orders":
             return self.add_order(body)
+        if url.path == "/_admin/refunds/forget":
+            order_id = body.get("order_id")
+            if not isinstance(order_id, str):
+                return self.send_json(400, {"error": "order_id (string) is expected"})
+            with s.lock:
+                keys = [k for k, (_, r) in s.refunds_by_key.items() if r["order_id"] == order_id]
+                for k in keys:
+                    s.refunds_forgotten.append(s.refunds_by_key.pop(k)[1])
+            return self.send_json(200, {"forgotten": keys})
         if url.path == "/_admin/faults":
             for_ms = body.get("for_ms")
             fault = {"path": body.get("path"), "match": body.get("match") or {}, "status": body.get("status"),
@@ -315,11 +329,14 @@ class Handler(BaseHTTPRequestHandler):
         s = self.systems
         if not body.get("id") or not body.get("customer_id"):
             return self.send_json(400, {"error": "id and customer_id are required"})
+        status = body.get("status") or "in_transit"
+        if status not in ("in_transit", "delivered", "cancelled"):
+            return self.send_json(400, {"error": "status is in_transit, delivered or cancelled"})
         now = datetime.now(timezone.utc)
         order = {
-            "id": str(body["id"]), "customer_id": body["customer_id"], "status": "in_transit",
+            "id": str(body["id"]), "customer_id": body["customer_id"], "status": status,
             "placed_at": iso(now - timedelta(days=9)), "promised_by": iso(now - timedelta(days=2)),
-            "delivered_at": None, "carrier": "UPS", "tracking_url": None,
+            "delivered_at": iso(now) if status == "delivered" else None, "carrier": "UPS", "tracking_url": None,
             "total": {"amount_cents": int(body.get("total_cents") or 1000), "currency": "USD"},
             "items": [{"name": "Test Item", "quantity": 1}],
         }

@@ -704,7 +704,7 @@ impl Dialogue {
         if let (Some(url), false) = (&o.tracking_url, o.status == OrderStatus::Cancelled) {
             lines.push(format!("Tracking: {url}"));
         }
-        if o.is_late(turn.now) {
+        if crate::refunds::offered(o, turn.now) {
             let due = o.promised_by.map(date).unwrap_or_default();
             if let Some(refund) = refund {
                 lines.push(format!("It was due by {due} and is running late."));

@@ -28,6 +28,7 @@ pub mod nlu;
 pub mod problem;
 pub mod rate_limit;
 pub mod redact;
+pub mod refunds;
 pub mod relay;
 pub mod secrets;
 pub mod setup;

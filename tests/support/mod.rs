@@ -400,16 +400,37 @@ impl Stack {
 
     /// A late order of the test's own in the demo systems, so refund keys never collide.
     pub async fn create_order(&self, customer: &str, total_cents: i64) -> String {
+        self.create_order_as(customer, total_cents, "in_transit")
+            .await
+    }
+
+    /// An order of the test's own with a status (`in_transit`: late; `delivered`, `cancelled`).
+    pub async fn create_order_as(&self, customer: &str, total_cents: i64, status: &str) -> String {
         let id = format!("T{}", ulid::Ulid::new());
         let resp = self
             .http
             .post(format!("{}/_admin/orders", self.demo_url))
-            .json(&json!({ "id": id, "customer_id": customer, "total_cents": total_cents }))
+            .json(&json!({
+                "id": id, "customer_id": customer, "total_cents": total_cents, "status": status
+            }))
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
         id
+    }
+
+    /// The demo payments API forgets the idempotency keys of an order's refunds, as Stripe does
+    /// after 24 hours (the refunds stay counted by `refunds_for`).
+    pub async fn forget_refund_keys(&self, order_id: &str) {
+        let resp = self
+            .http
+            .post(format!("{}/_admin/refunds/forget", self.demo_url))
+            .json(&json!({ "order_id": order_id }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
     }
 
     /// Arms a fault in the demo systems (see dev/demo_systems.py: path, match, status, delay_ms,

@@ -3,6 +3,7 @@
 
 use time::OffsetDateTime;
 
+use super::handoff::Handoff;
 use super::{Append, Done, Fulfillment, JobError, Started};
 use crate::auth::Principal;
 use crate::connectors::ConnectorError;
@@ -20,7 +21,7 @@ const OPEN_CONVERSATION: time::Duration = time::Duration::days(7);
 
 pub const PAYMENT_FAILED_TEXT: &str = "Looks like your payment didn't go through — need help?";
 
-fn conversation_of(job: &Job) -> Result<ConversationKey, JobError> {
+pub(super) fn conversation_of(job: &Job) -> Result<ConversationKey, JobError> {
     job.conversation_key().ok_or_else(|| {
         JobError::Malformed(format!(
             "a {} job needs a conversation_id",
@@ -34,7 +35,11 @@ const HANDOFF_TRANSCRIPT: usize = 10;
 
 /// The jobs a job leads to (a confirmation email, a handoff), in its conversation, for its
 /// customer.
-fn follow_ups(job: &Job, key: &ConversationKey, kinds: Vec<JobKind>) -> Result<Vec<Job>, JobError> {
+pub(super) fn follow_ups(
+    job: &Job,
+    key: &ConversationKey,
+    kinds: Vec<JobKind>,
+) -> Result<Vec<Job>, JobError> {
     if kinds.is_empty() {
         return Ok(Vec::new());
     }
@@ -45,7 +50,7 @@ fn follow_ups(job: &Job, key: &ConversationKey, kinds: Vec<JobKind>) -> Result<V
         .collect())
 }
 
-fn customer_of(job: &Job) -> Result<&str, JobError> {
+pub(super) fn customer_of(job: &Job) -> Result<&str, JobError> {
     job.customer_id.as_deref().ok_or_else(|| {
         JobError::Malformed(format!(
             "a {} job needs a customer_id",
@@ -58,39 +63,7 @@ impl Fulfillment {
     pub(super) async fn apply(&self, s: &Started<'_>) -> Result<Done, JobError> {
         let job = s.job;
         match &job.kind {
-            JobKind::RefundRequest { order_id, amount } => {
-                let key = conversation_of(job)?;
-                let receipt = self
-                    .systems
-                    .payments
-                    .refund(order_id, amount, &job.key)
-                    .await?;
-                // Started by the same transaction that completes the refund.
-                let email = JobKind::EmailConfirmation {
-                    purpose: "refund".into(),
-                    order_id: order_id.clone(),
-                    subject: format!("Your refund for order #{order_id}"),
-                    text: format!(
-                        "We've refunded {} for order #{order_id} (reference {}). It can take 5-10 business days to show on your statement.",
-                        receipt.amount, receipt.id
-                    ),
-                };
-                let jobs = follow_ups(job, &key, vec![email])?;
-                let text = format!(
-                    "Your refund of {} for order #{order_id} has been issued (reference {}). It can take 5–10 business days to show on your statement.",
-                    receipt.amount, receipt.id
-                );
-                let mut a = Append::text(key, text);
-                a.jobs = jobs;
-                let reported = order_id.clone();
-                // Told here, so a return visit does not announce it again.
-                a.update = Some(Box::new(move |c| {
-                    if !c.slots.refunds_reported.contains(&reported) {
-                        c.slots.refunds_reported.push(reported.clone());
-                    }
-                }));
-                self.append(s, a, EffectOutcome::Done).await
-            }
+            JobKind::RefundRequest { order_id, amount } => self.refund(s, order_id, amount).await,
             JobKind::VendorEvent(event) => self.vendor_event(s, event).await,
             JobKind::AgentHandoff { reason, order_id } => {
                 self.announce_handoff(s, reason, order_id.as_deref()).await
@@ -177,19 +150,14 @@ impl Fulfillment {
             .await?
             .map(|snap| snap.recent)
             .unwrap_or_default();
-        let transcript: Vec<String> = recent
-            .iter()
-            .map(|m| format!("[{}] {}", m.role.as_str(), m.text))
-            .collect();
-        let subject = format!("A customer needs a person: {}", reason.replace('_', " "));
-        let text = format!(
-            "Conversation {} (tenant {}, customer {}) was handed to the team.\nReason: {reason}\nOrder: {}\n\nLast messages:\n{}\n\nReply in the conversation; the bot has told the customer someone will answer there.",
-            key.id,
-            key.tenant,
-            job.customer_id.as_deref().unwrap_or("-"),
-            order_id.unwrap_or("-"),
-            transcript.join("\n")
-        );
+        let handoff = Handoff {
+            key: &key,
+            customer_id: job.customer_id.as_deref(),
+            reason,
+            order_id,
+            recent: &recent,
+        };
+        let (subject, text) = (handoff.subject(), handoff.text());
         self.systems
             .email
             .send(inbox, &subject, &text, &job.key)
@@ -239,11 +207,22 @@ impl Fulfillment {
     /// is told where a conversation exists to tell them in.
     pub(super) async fn fail(&self, s: &Started<'_>, e: &JobError) -> Result<Done, JobError> {
         let job = s.job;
-        let apology = match &job.kind {
-            JobKind::RefundRequest { order_id, .. } => Some(format!(
+        if let (JobKind::RefundRequest { .. }, Some(_)) = (&job.kind, &s.lease.receipt) {
+            // Paid by an earlier delivery (its receipt kept, though unreadable here): never a
+            // failed refund, an apology or a handoff inviting a second one by hand.
+            tracing::error!(job_key = %job.key, error = %e, "refund paid; completed as done without a confirmation");
+            metrics::count("RefundUnconfirmed", &[]);
+            return self.finish(s, EffectOutcome::Done).await;
+        }
+        let apology = match (&job.kind, e) {
+            // Nothing was paid: the customer hears why, and the team is told.
+            (JobKind::RefundRequest { order_id, .. }, JobError::RefundRefused(refusal)) => {
+                Some(refusal.customer_text(order_id))
+            }
+            (JobKind::RefundRequest { order_id, .. }, _) => Some(format!(
                 "I couldn't complete your refund for order #{order_id} — an agent will follow up here."
             )),
-            JobKind::AnswerDeferred { .. } => Some(
+            (JobKind::AnswerDeferred { .. }, _) => Some(
                 "Sorry, I couldn't find that out — an agent will follow up here.".to_string(),
             ),
             _ => None,
@@ -256,7 +235,12 @@ impl Fulfillment {
                     JobKind::RefundRequest { order_id, .. } => Some(order_id.clone()),
                     _ => None,
                 };
-                let reason = format!("{}_failed", job.kind.type_name().replace('.', "_"));
+                let reason = match e {
+                    JobError::RefundRefused(refusal) => {
+                        format!("refund_refused_{}", refusal.code())
+                    }
+                    _ => format!("{}_failed", job.kind.type_name().replace('.', "_")),
+                };
                 let handoff = JobKind::AgentHandoff { reason, order_id };
                 let mut a = Append::text(key.clone(), text);
                 a.jobs = follow_ups(job, &key, vec![handoff])?;

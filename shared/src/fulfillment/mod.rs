@@ -18,6 +18,8 @@
 
 pub mod dead_letter;
 mod handlers;
+mod handoff;
+mod refund;
 pub mod retry;
 
 use std::collections::HashMap;
@@ -59,6 +61,9 @@ pub enum JobError {
     /// Its earlier attempts ended without an outcome (crashes, timeouts) this many times.
     #[error("out of attempts after {0} starts that never finished")]
     OutOfAttempts(u32),
+    /// The checks before paying refused the refund: nothing was paid.
+    #[error("refund refused: {0}")]
+    RefundRefused(#[from] crate::refunds::Refusal),
 }
 
 impl JobError {
@@ -72,6 +77,7 @@ impl JobError {
             }
             // Nothing here can make them right: they go to the dead-letter queue.
             JobError::Malformed(_) | JobError::OutOfAttempts(_) => false,
+            JobError::RefundRefused(_) => false,
         }
     }
 }

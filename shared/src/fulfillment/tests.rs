@@ -54,8 +54,35 @@ impl PaymentsPort for Payments {
     }
 }
 
-/// A CRM that knows alice as Stripe's cus_alice and by email; no orders.
+/// A CRM that knows alice as Stripe's cus_alice and by email. Its orders system knows every
+/// order number as alice's, late, $100.00, except `gone` (none), `bobs` (bob's) and
+/// `delivered` (delivered): no recent orders.
 struct Crm;
+
+fn crm_order(id: &str) -> Option<Order> {
+    let now = OffsetDateTime::now_utc();
+    let delivered = id == "delivered";
+    (id != "gone").then(|| Order {
+        id: id.into(),
+        customer_id: if id == "bobs" { "bob" } else { "alice" }.into(),
+        status: if delivered {
+            crate::connectors::OrderStatus::Delivered
+        } else {
+            crate::connectors::OrderStatus::InTransit
+        },
+        placed_at: now - time::Duration::days(9),
+        promised_by: Some(now - time::Duration::days(2)),
+        delivered_at: delivered.then_some(now),
+        carrier: None,
+        tracking_url: None,
+        total: Money {
+            amount_cents: 10_000,
+            currency: "USD".into(),
+        },
+        items: vec![],
+        payment_ref: None,
+    })
+}
 
 fn alice() -> Customer {
     Customer {
@@ -93,8 +120,8 @@ impl OrdersPort for Crm {
     async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
         Ok(vec![])
     }
-    async fn order(&self, _: &str) -> Result<Option<Order>, ConnectorError> {
-        Ok(None)
+    async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
+        Ok(crm_order(id))
     }
 }
 
@@ -474,7 +501,7 @@ async fn a_handoff_is_announced_to_the_team_once_with_the_transcript() {
     let text = x.outbox.bodies.lock().unwrap()[0].clone();
     assert!(text.contains("Reason: human_agent"), "{text}");
     assert!(
-        text.contains("[bot] I've asked a member of our team"),
+        text.contains("[bot]\n> I've asked a member of our team"),
         "{text}"
     );
 }
@@ -1084,4 +1111,306 @@ async fn a_deferred_answers_question_survives_a_job_that_posted_meanwhile() {
         "the answer's question is the conversation's: {:?}",
         c.state
     );
+}
+
+/// The in-memory store, whose commits fail while `failing` says how (the conversation store
+/// down, or its record unreadable).
+struct FailingCommits {
+    inner: Arc<MemoryStore>,
+    failing: Mutex<Option<fn() -> StoreError>>,
+}
+
+#[async_trait]
+impl ConversationStore for FailingCommits {
+    async fn load(
+        &self,
+        key: &ConversationKey,
+        window: usize,
+    ) -> Result<Option<crate::store::Snapshot>, StoreError> {
+        self.inner.load(key, window).await
+    }
+    async fn commit(&self, commit: crate::store::Commit) -> Result<(), StoreError> {
+        if let Some(e) = *self.failing.lock().unwrap() {
+            return Err(e());
+        }
+        self.inner.commit(commit).await
+    }
+    async fn turn_record(
+        &self,
+        key: &ConversationKey,
+        id: &str,
+    ) -> Result<Option<crate::store::TurnRecord>, StoreError> {
+        self.inner.turn_record(key, id).await
+    }
+    async fn history(
+        &self,
+        key: &ConversationKey,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
+        self.inner.history(key, after, limit).await
+    }
+    async fn conversations_of(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+        limit: usize,
+    ) -> Result<Vec<crate::conversation::ConversationSummary>, StoreError> {
+        self.inner
+            .conversations_of(tenant, customer_id, limit)
+            .await
+    }
+    async fn erase_customer(
+        &self,
+        tenant: &str,
+        customer_id: &str,
+    ) -> Result<crate::store::Erasure, StoreError> {
+        self.inner.erase_customer(tenant, customer_id).await
+    }
+}
+
+/// A fixture whose conversation commits fail while `failing` is set.
+async fn fixture_failing_commits(policy: RetryPolicy) -> (Fixture, Arc<FailingCommits>) {
+    let x = fixture_policy(&["c1"], Dialogue::new(Arc::new(Crm)), policy).await;
+    let store = Arc::new(FailingCommits {
+        inner: x.store.clone(),
+        failing: Mutex::new(None),
+    });
+    let f = Fulfillment::new(
+        store.clone(),
+        x.store.clone(),
+        Systems {
+            payments: x.payments.clone(),
+            customers: Arc::new(Crm),
+            orders: Arc::new(Crm),
+            email: x.outbox.clone(),
+            dialogue: Dialogue::new(Arc::new(Crm)),
+            agent_inbox: Some("team@shop.example".into()),
+        },
+        x.outbox.clone(),
+        x.outbox.clone(),
+        policy,
+    );
+    (Fixture { f, ..x }, store)
+}
+
+fn receipt_json(id: &str) -> String {
+    serde_json::to_string(&RefundReceipt {
+        id: id.into(),
+        status: "succeeded".into(),
+        amount: Money {
+            amount_cents: 100,
+            currency: "USD".into(),
+        },
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_receipt_is_kept_for_the_lease_holder_only_and_survives_takeover_and_set_aside() {
+    let store = MemoryStore::new();
+    let past = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let begin = |at: OffsetDateTime| store.begin("t", "refund:t:1", Duration::ZERO, at);
+    let Begin::Started(first) = begin(past).await.unwrap() else {
+        panic!("not started")
+    };
+    assert_eq!(first.receipt, None);
+    // Its lease ran out and another delivery took over: the first keeps nothing.
+    let Begin::Started(second) = begin(past + time::Duration::seconds(1)).await.unwrap() else {
+        panic!("not taken over")
+    };
+    assert_eq!(
+        store
+            .record_receipt("t", "refund:t:1", &first.token, "stale")
+            .await,
+        Err(StoreError::DuplicateEffect)
+    );
+    store
+        .record_receipt("t", "refund:t:1", &second.token, "kept")
+        .await
+        .unwrap();
+    // Handed back to every later start: after a takeover, and after a set-aside and redrive.
+    let Begin::Started(third) = begin(past + time::Duration::seconds(2)).await.unwrap() else {
+        panic!("not taken over")
+    };
+    assert_eq!(third.receipt.as_deref(), Some("kept"));
+    store
+        .set_aside("t", "refund:t:1", &third.token)
+        .await
+        .unwrap();
+    let Begin::Started(redriven) = begin(OffsetDateTime::now_utc()).await.unwrap() else {
+        panic!("not redriven")
+    };
+    assert_eq!(redriven.attempt, 1);
+    assert_eq!(redriven.receipt.as_deref(), Some("kept"));
+    // A finished effect keeps no more.
+    store
+        .complete("t", "refund:t:1", &redriven.token, EffectOutcome::Done, &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .record_receipt("t", "refund:t:1", &redriven.token, "late")
+            .await,
+        Err(StoreError::DuplicateEffect)
+    );
+}
+
+#[tokio::test]
+async fn a_refund_paid_before_its_delivery_died_is_confirmed_from_its_receipt_not_paid_again() {
+    let x = fixture(&["c1"]).await;
+    // A delivery paid and kept the receipt, then died before its commit; its lease ran out.
+    let past = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    let Begin::Started(dead) = x
+        .store
+        .begin("t", "refund:t:1002", Duration::ZERO, past)
+        .await
+        .unwrap()
+    else {
+        panic!("not started")
+    };
+    x.store
+        .record_receipt("t", "refund:t:1002", &dead.token, &receipt_json("re_first"))
+        .await
+        .unwrap();
+    let r =
+        x.f.handle(event(vec![record("m", "g", &refund("c1", "1002"))]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
+    assert!(
+        x.payments.keys.lock().unwrap().is_empty(),
+        "the payments API is not asked again (its idempotency record may be gone)"
+    );
+    let said = texts(&x.store, "c1").await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains("has been issued (reference re_first)"),
+        "{said:?}"
+    );
+    assert_eq!(
+        x.store.effect_outcome("t", "refund:t:1002"),
+        Some(EffectOutcome::Done)
+    );
+    let started: Vec<&str> = x
+        .store
+        .take_outbox()
+        .iter()
+        .map(|j| j.kind.type_name())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(started, ["email.confirmation"]);
+}
+
+#[tokio::test]
+async fn a_paid_refund_whose_commit_keeps_failing_is_set_aside_and_a_redrive_pays_nothing() {
+    let (x, store) = fixture_failing_commits(short_policy(2, Duration::from_secs(3600))).await;
+    *store.failing.lock().unwrap() = Some(|| StoreError::Unavailable("down".into()));
+    let body = refund("c1", "1002");
+    // Paid on the first delivery; the commit fails on both: out of attempts, dead-lettered.
+    for _ in 0..2 {
+        x.f.handle(event(vec![record("m", "g", &body)]), None).await;
+    }
+    assert_eq!(x.outbox.dead.lock().unwrap().len(), 1);
+    assert_eq!(
+        x.store.state("t", "refund:t:1002").await.unwrap(),
+        Some(EffectState::SetAside)
+    );
+    assert_eq!(x.payments.keys.lock().unwrap().len(), 1);
+    // Redriven a day later, the payments API's idempotency record gone: confirmed, not paid.
+    *store.failing.lock().unwrap() = None;
+    let r =
+        x.f.handle(event(vec![record("m2", "g", &body)]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(x.payments.keys.lock().unwrap().len(), 1, "paid once");
+    let said = texts(&x.store, "c1").await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains("has been issued"), "{said:?}");
+    assert_eq!(
+        x.store.effect_outcome("t", "refund:t:1002"),
+        Some(EffectOutcome::Done)
+    );
+}
+
+#[tokio::test]
+async fn a_paid_refund_that_cannot_be_confirmed_is_done_not_failed_or_apologised_for() {
+    let (x, store) = fixture_failing_commits(RetryPolicy::default()).await;
+    // The conversation's record cannot be written: a permanent failure, after the payment.
+    *store.failing.lock().unwrap() = Some(|| StoreError::Corrupt("bad record".into()));
+    let r =
+        x.f.handle(event(vec![record("m", "g", &refund("c1", "1002"))]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
+    assert_eq!(x.payments.keys.lock().unwrap().len(), 1);
+    assert_eq!(
+        x.store.effect_outcome("t", "refund:t:1002"),
+        Some(EffectOutcome::Done),
+        "the refund happened"
+    );
+    assert!(texts(&x.store, "c1").await.is_empty(), "no apology");
+    // The customer's confirmation email goes; no handoff invites a second refund by hand.
+    let started: Vec<&str> = x
+        .store
+        .take_outbox()
+        .iter()
+        .map(|j| j.kind.type_name())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(started, ["email.confirmation"]);
+}
+
+#[tokio::test]
+async fn a_refund_the_order_no_longer_supports_is_refused_without_paying() {
+    let x = fixture(&["c1", "c2", "c3", "c4"]).await;
+    let too_much = job(
+        "c4",
+        JobKind::RefundRequest {
+            order_id: "1002".into(),
+            amount: Money {
+                amount_cents: 10_001,
+                currency: "USD".into(),
+            },
+        },
+    );
+    let cases = [
+        ("c1", refund("c1", "bobs"), "not_theirs", "on your account"),
+        ("c2", refund("c2", "gone"), "not_theirs", "on your account"),
+        (
+            "c3",
+            refund("c3", "delivered"),
+            "no_longer_offered",
+            "isn't running late any more",
+        ),
+        ("c4", too_much, "amount_not_covered", "doesn't match"),
+    ];
+    for (conv, body, code, why) in &cases {
+        for _ in 0..2 {
+            let r = x.f.handle(event(vec![record("m", conv, body)]), None).await;
+            assert!(r.batch_item_failures.is_empty(), "{conv}: no retry loop");
+        }
+        let said = texts(&x.store, conv).await;
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains(why), "{said:?}");
+        assert!(said[0].contains("I haven't refunded anything"), "{said:?}");
+        let handoffs: Vec<JobKind> = x
+            .store
+            .take_outbox()
+            .into_iter()
+            .map(|j| j.kind)
+            .filter(|k| k.type_name() == "agent.handoff")
+            .collect();
+        assert!(
+            matches!(&handoffs[..], [JobKind::AgentHandoff { reason, .. }] if *reason == format!("refund_refused_{code}")),
+            "{handoffs:?}"
+        );
+    }
+    assert!(x.payments.keys.lock().unwrap().is_empty(), "nothing paid");
+    for order in ["bobs", "gone", "delivered", "1002"] {
+        assert_eq!(
+            x.store.effect_outcome("t", &format!("refund:t:{order}")),
+            Some(EffectOutcome::Failed)
+        );
+    }
 }

@@ -66,23 +66,28 @@ impl JobKind {
 
     /// The idempotency key: the same effect asked for twice has the same key, so a payments API
     /// that honours `Idempotency-Key` refunds once and fulfillment appends its message once.
+    /// Different effects have different keys (see [`KeyParts`]).
     pub fn idempotency_key(&self, tenant: &str, conversation_id: Option<&str>) -> String {
-        let conv = conversation_id.unwrap_or("-");
+        let key = |kind: &str| KeyParts::new(kind).part(tenant);
         match self {
             JobKind::RefundRequest { order_id, .. } => refund_key(tenant, order_id),
-            JobKind::VendorEvent(e) => format!("event:{tenant}:{}:{}", e.vendor, e.event_id),
+            JobKind::VendorEvent(e) => key("event").part(&e.vendor).part(&e.event_id).finish(),
             JobKind::EmailConfirmation {
                 purpose, order_id, ..
-            } => format!("email:{tenant}:{purpose}:{order_id}"),
-            JobKind::ProactiveMessage { id, .. } => format!("message:{tenant}:{conv}:{id}"),
-            JobKind::AnswerDeferred { reply_to, .. } => {
-                format!("answer:{tenant}:{conv}:{reply_to}")
+            } => key("email").part(purpose).part(order_id).finish(),
+            JobKind::ProactiveMessage { id, .. } => {
+                key("message").optional(conversation_id).part(id).finish()
             }
+            JobKind::AnswerDeferred { reply_to, .. } => key("answer")
+                .optional(conversation_id)
+                .part(&reply_to.to_string())
+                .finish(),
             // Asking twice for the same thing in one conversation notifies the team once.
-            JobKind::AgentHandoff { reason, order_id } => format!(
-                "handoff:{tenant}:{conv}:{reason}:{}",
-                order_id.as_deref().unwrap_or("-")
-            ),
+            JobKind::AgentHandoff { reason, order_id } => key("handoff")
+                .optional(conversation_id)
+                .part(reason)
+                .optional(order_id.as_deref())
+                .finish(),
         }
     }
 }
@@ -90,7 +95,59 @@ impl JobKind {
 /// A refund's idempotency key, which is also its effect's key in the ledger: one refund per
 /// order, whoever asks and however often.
 pub fn refund_key(tenant: &str, order_id: &str) -> String {
-    format!("refund:{tenant}:{order_id}")
+    KeyParts::new("refund").part(tenant).part(order_id).finish()
+}
+
+/// Joins the parts of a key (effect keys, payments idempotency keys, FIFO group ids) with `:`
+/// so that different parts never make the same key. Tenant ids, order ids, vendor names and
+/// reasons may hold `:` themselves: tenant `a:b` with order `c` and tenant `a` with order `b:c`
+/// were both `refund:a:b:c`, one ledger entry and one idempotency key for two refunds.
+///
+/// Each part's `%` is written `%25` and its `:` `%3A`, so a key splits back into its parts at
+/// every `:`; an absent optional part is `-`, and a part that is `-` is written `%2D`. A part
+/// with none of these is written as it is, so every key made of such parts (all of them until
+/// now: ledger entries of refunds in flight or finished, idempotency keys the payments API
+/// holds) is the same before and after. (Not the `percent-encoding` crate: it escapes every
+/// non-ASCII byte too, which would change existing keys.)
+#[derive(Debug, Clone)]
+pub struct KeyParts(String);
+
+impl KeyParts {
+    pub fn new(first: &str) -> Self {
+        let mut key = KeyParts(String::with_capacity(64));
+        key.push(first);
+        key
+    }
+
+    pub fn part(mut self, part: &str) -> Self {
+        self.0.push(':');
+        self.push(part);
+        self
+    }
+
+    pub fn optional(mut self, part: Option<&str>) -> Self {
+        self.0.push(':');
+        match part {
+            None => self.0.push('-'),
+            Some("-") => self.0.push_str("%2D"),
+            Some(p) => self.push(p),
+        }
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.0
+    }
+
+    fn push(&mut self, part: &str) {
+        for c in part.chars() {
+            match c {
+                '%' => self.0.push_str("%25"),
+                ':' => self.0.push_str("%3A"),
+                c => self.0.push(c),
+            }
+        }
+    }
 }
 
 /// A job envelope as it travels through the queue.
@@ -142,9 +199,10 @@ impl Job {
     /// that is down, for up to an hour: in a group of its own (per conversation), so the
     /// conversation's other jobs (a refund, a handoff) do not wait behind it.
     pub fn group_id(&self) -> String {
+        let group = KeyParts::new(&self.tenant);
         match (&self.conversation_id, &self.kind) {
-            (Some(c), JobKind::AnswerDeferred { .. }) => format!("{}:{c}:deferred", self.tenant),
-            (Some(c), _) => format!("{}:{c}", self.tenant),
+            (Some(c), JobKind::AnswerDeferred { .. }) => group.part(c).part("deferred").finish(),
+            (Some(c), _) => group.part(c).finish(),
             (None, JobKind::VendorEvent(e)) => {
                 let who = e
                     .vendor_customer_id
@@ -152,9 +210,9 @@ impl Job {
                     .or(e.customer_email.as_deref())
                     .or(e.order_id.as_deref())
                     .unwrap_or(&e.event_id);
-                format!("{}:{}:{who}", self.tenant, e.vendor)
+                group.part(&e.vendor).part(who).finish()
             }
-            (None, _) => format!("{}:{}", self.tenant, self.key),
+            (None, _) => group.part(&self.key).finish(),
         }
     }
 }
@@ -204,8 +262,9 @@ fn sqs_safe_json(json: String) -> String {
     out
 }
 
-/// SQS limits group and deduplication ids to 128 characters of a restricted set; a hash of
-/// the raw id always fits.
+/// SQS limits group and deduplication ids to 128 characters, alphanumerics and punctuation; a
+/// hash of the raw id (64 hex digits) always fits, and raw ids that differ (see [`KeyParts`])
+/// hash apart.
 fn fifo_id(raw: &str) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(Sha256::digest(raw.as_bytes()))
@@ -343,6 +402,98 @@ mod tests {
             plain.envelope().unwrap().body,
             serde_json::to_string(&plain).unwrap()
         );
+    }
+
+    fn refund_job(tenant: &str, order_id: &str) -> Job {
+        let key = ConversationKey {
+            tenant: tenant.into(),
+            id: "c1".into(),
+        };
+        Job::new(
+            &key,
+            "cust",
+            JobKind::RefundRequest {
+                order_id: order_id.into(),
+                amount: Money {
+                    amount_cents: 500,
+                    currency: "USD".into(),
+                },
+            },
+        )
+    }
+
+    #[test]
+    fn keys_of_different_tenants_and_orders_never_collide() {
+        // Both were `refund:a:b:c`: one ledger entry and one payments idempotency key.
+        let a = refund_job("a:b", "c");
+        let b = refund_job("a", "b:c");
+        assert_ne!(a.key, b.key);
+        assert_ne!(
+            a.envelope().unwrap().dedup_id,
+            b.envelope().unwrap().dedup_id
+        );
+        assert_eq!(a.key, "refund:a%3Ab:c");
+        assert_eq!(b.key, "refund:a:b%3Ac");
+        // The escape character itself is escaped, so an escaped-looking part stays apart.
+        assert_ne!(refund_key("a", "b%3Ac"), refund_key("a", "b:c"));
+        // An absent optional part and one that is `-` differ; so do conversation groups.
+        let handoff = |order_id: Option<&str>| JobKind::AgentHandoff {
+            reason: "r".into(),
+            order_id: order_id.map(str::to_string),
+        };
+        assert_ne!(
+            handoff(None).idempotency_key("t", Some("c")),
+            handoff(Some("-")).idempotency_key("t", Some("c"))
+        );
+        assert_ne!(
+            handoff(None).idempotency_key("t", Some("c")),
+            handoff(Some("%2D")).idempotency_key("t", Some("c"))
+        );
+        let event = |tenant: &str, vendor: &str, id: &str| {
+            JobKind::VendorEvent(Box::new(VendorEvent {
+                vendor: vendor.into(),
+                event_id: id.into(),
+                vendor_type: "x".into(),
+                event: crate::webhook::config::EventKind::Unknown,
+                status: None,
+                vendor_customer_id: None,
+                customer_email: None,
+                order_id: None,
+                amount: None,
+                payment_url: None,
+                tracking_url: None,
+                carrier: None,
+                received_at: time::OffsetDateTime::UNIX_EPOCH,
+            }))
+            .idempotency_key(tenant, None)
+        };
+        assert_ne!(event("t:stripe", "x", "1"), event("t", "stripe:x", "1"));
+        assert_ne!(
+            refund_job("a:b", "c").group_id(),
+            refund_job("a", "b").group_id()
+        );
+    }
+
+    #[test]
+    fn keys_without_separators_are_what_they_always_were() {
+        // Ledger entries and idempotency keys written before the escaping still match.
+        assert_eq!(refund_job("t", "1002").key, "refund:t:1002");
+        assert_eq!(refund_job("t", "1002").group_id(), "t:c1");
+        let handoff = JobKind::AgentHandoff {
+            reason: "human_agent".into(),
+            order_id: None,
+        };
+        assert_eq!(
+            handoff.idempotency_key("t", Some("c1")),
+            "handoff:t:c1:human_agent:-"
+        );
+        let email = JobKind::EmailConfirmation {
+            purpose: "refund".into(),
+            order_id: "T01J-x_é".into(),
+            subject: "s".into(),
+            text: "t".into(),
+        };
+        assert_eq!(email.idempotency_key("t", None), "email:t:refund:T01J-x_é");
     }
 
     #[test]

@@ -845,10 +845,16 @@ impl EffectLedger for DynamoStore {
                 let first_started =
                     OffsetDateTime::from_unix_timestamp_nanos(i128::from(first_ms) * 1_000_000)
                         .unwrap_or(now);
+                // Kept by an earlier holder; nothing above removes it.
+                let receipt = match item.get("receipt") {
+                    None => None,
+                    Some(_) => Some(get_s(&item, "receipt")?.to_string()),
+                };
                 Ok(Begin::Started(Lease {
                     token,
                     attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
                     first_started,
+                    receipt,
                 }))
             }
             Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
@@ -931,6 +937,37 @@ impl EffectLedger for DynamoStore {
                 }
                 _ => Err(unavailable(err)),
             },
+        }
+    }
+
+    async fn record_receipt(
+        &self,
+        tenant: &str,
+        key: &str,
+        token: &str,
+        receipt: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(effect_partition_key(tenant, key)))
+            .key("sk", s(EFFECT_SK))
+            .update_expression("SET receipt = :receipt")
+            .condition_expression(HOLDER_ONLY)
+            .expression_attribute_names("#token", "token")
+            .expression_attribute_values(":receipt", s(receipt))
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":in_progress", s(IN_PROGRESS))
+            .send()
+            .io()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(is_condition_failure) => {
+                Err(StoreError::DuplicateEffect)
+            }
+            Err(e) => Err(unavailable(e)),
         }
     }
 

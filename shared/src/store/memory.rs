@@ -47,6 +47,7 @@ struct Effect {
     attempts: u32,
     first_started: Option<time::OffsetDateTime>,
     set_aside: bool,
+    receipt: Option<String>,
 }
 
 impl MemoryStore {
@@ -301,11 +302,11 @@ impl EffectLedger for MemoryStore {
         let now_ms = crate::clock::unix_ms(now);
         let mut effects = self.effects.lock().unwrap();
         let id = (tenant.to_string(), key.to_string());
-        let (attempts, first_started) = match effects.get(&id) {
+        let (attempts, first_started, receipt) = match effects.get(&id) {
             Some(e) if e.finished.is_some() => return Ok(Begin::Finished),
             Some(e) if e.lease_until_ms >= now_ms => return Ok(Begin::Busy),
-            Some(e) => (e.attempts, e.first_started),
-            None => (0, None),
+            Some(e) => (e.attempts, e.first_started, e.receipt.clone()),
+            None => (0, None, None),
         };
         let token = ulid::Ulid::new().to_string();
         let first_started = first_started.unwrap_or(now);
@@ -318,12 +319,14 @@ impl EffectLedger for MemoryStore {
                 attempts: attempts + 1,
                 first_started: Some(first_started),
                 set_aside: false,
+                receipt: receipt.clone(),
             },
         );
         Ok(Begin::Started(Lease {
             token,
             attempt: attempts + 1,
             first_started,
+            receipt,
         }))
     }
 
@@ -343,6 +346,23 @@ impl EffectLedger for MemoryStore {
                     .lock()
                     .unwrap()
                     .extend(super::distinct_jobs(jobs).cloned());
+                Ok(())
+            }
+            _ => Err(StoreError::DuplicateEffect),
+        }
+    }
+
+    async fn record_receipt(
+        &self,
+        tenant: &str,
+        key: &str,
+        token: &str,
+        receipt: &str,
+    ) -> Result<(), StoreError> {
+        let mut effects = self.effects.lock().unwrap();
+        match effects.get_mut(&(tenant.to_string(), key.to_string())) {
+            Some(e) if e.token == token && e.finished.is_none() => {
+                e.receipt = Some(receipt.to_string());
                 Ok(())
             }
             _ => Err(StoreError::DuplicateEffect),

@@ -84,6 +84,10 @@ pub struct Lease {
     pub attempt: u32,
     /// When the effect was first started, so a job can keep trying for a bounded time.
     pub first_started: time::OffsetDateTime,
+    /// What an earlier delivery's call to the outside world answered (a refund's receipt, as
+    /// JSON), kept with [`EffectLedger::record_receipt`]: the call happened, and is not made
+    /// again, whatever became of that delivery.
+    pub receipt: Option<String>,
 }
 
 /// What `begin` found.
@@ -135,6 +139,19 @@ pub trait EffectLedger: Send + Sync {
         token: &str,
         outcome: EffectOutcome,
         jobs: &[Job],
+    ) -> Result<(), StoreError>;
+
+    /// Keeps what the effect's call to the outside world answered (a refund's receipt), for the
+    /// holder of the lease only, right after the call: every later `begin` of the effect hands
+    /// it back (after a retry, a takeover, a set-aside and redrive), so the call is not made
+    /// again once the provider has forgotten its idempotency key. A holder that lost its lease
+    /// gets `DuplicateEffect` and keeps nothing.
+    async fn record_receipt(
+        &self,
+        tenant: &str,
+        key: &str,
+        token: &str,
+        receipt: &str,
     ) -> Result<(), StoreError>;
 
     /// Sets a job that ran out of attempts aside for a redrive: its lease ends, its attempts
