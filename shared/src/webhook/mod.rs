@@ -3,9 +3,9 @@
 //! In order, and stopping at the first failure: the vendor must be configured (404); the body
 //! within its limit (413) and decodable (400); the signature valid over the raw bytes, within the
 //! timestamp tolerance (401); the event's type readable (400); its signed body time, where it has
-//! one, within the dedup window (401). Then `(vendor, event id)` is claimed — for schemes that
-//! sign only the body, the body's SHA-256 stands for the id (a duplicate is 200 and goes no further), the envelope is queued for `fulfillment`
-//! and the answer is 202. If queueing fails the claim is released and the answer is 503, so the
+//! one, within the dedup window (401). Then `(vendor, event id)` is claimed, the body's SHA-256
+//! standing for the id where the scheme signs only the body (a duplicate is 200 and goes no
+//! further), the envelope is queued for `fulfillment` and the answer is 202. If queueing fails the claim is released and the answer is 503, so the
 //! vendor's retry gets through: nothing lost, nothing doubled.
 
 pub mod claims;
