@@ -47,19 +47,23 @@ def iso(t):
 def seed(now):
     day = timedelta(days=1)
     customers = [
-        {"id": "cust_alice", "name": "Alice Martin", "email": "alice@example.com", "phone": "+1 415 555 0101",
+        {"id": "cust_alice", "name": "Alice Martin", "email": "alice@example.com", "email_verified": True, "phone": "+1 415 555 0101",
          "vendor_ids": {"stripe": "cus_alice01", "billing": "acct_alice"}},
-        {"id": "cust_bob", "name": "Bob Chen", "email": "bob@example.com", "phone": "+1 415 555 0102",
+        {"id": "cust_bob", "name": "Bob Chen", "email": "bob@example.com", "email_verified": True, "phone": "+1 415 555 0102",
          "vendor_ids": {"stripe": "cus_bob02"}},
-        {"id": "cust_carol", "name": "Carol Diaz", "email": "carol@example.com", "phone": "+1 415 555 0103",
+        {"id": "cust_carol", "name": "Carol Diaz", "email": "carol@example.com", "email_verified": True, "phone": "+1 415 555 0103",
          "vendor_ids": {"stripe": "cus_carol03"}},
-        {"id": "cust_dave", "name": "Dave Okafor", "email": "dave@example.com", "phone": "+1 415 555 0104",
+        {"id": "cust_dave", "name": "Dave Okafor", "email": "dave@example.com", "email_verified": True, "phone": "+1 415 555 0104",
          "vendor_ids": {}},
         # Erin and Frank are what vendors' webhooks are about in the tests (nobody else chats as them).
-        {"id": "cust_erin", "name": "Erin Novak", "email": "erin@example.com", "phone": "+1 415 555 0105",
+        {"id": "cust_erin", "name": "Erin Novak", "email": "erin@example.com", "email_verified": True, "phone": "+1 415 555 0105",
          "vendor_ids": {"stripe": "cus_erin05", "billing": "acct_erin"}},
-        {"id": "cust_frank", "name": "Frank Ito", "email": "frank@example.com", "phone": "+1 415 555 0106",
+        {"id": "cust_frank", "name": "Frank Ito", "email": "frank@example.com", "email_verified": True, "phone": "+1 415 555 0106",
          "vendor_ids": {}},
+        # Gina signed up but never confirmed her address: no vendor event may be routed to her by
+        # it (someone else can type it at a payment provider).
+        {"id": "cust_gina", "name": "Gina Park", "email": "gina@example.com", "email_verified": False,
+         "phone": "+1 415 555 0107", "vendor_ids": {}},
     ]
 
     def order(oid, cust, status, placed_days_ago, promised_in_days, total, items, carrier="UPS", delivered_days_ago=None):

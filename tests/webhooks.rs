@@ -16,7 +16,7 @@ fn stripe_payment_failed(event_id: &str, customer: &str) -> Vec<u8> {
         "id": event_id, "object": "event", "type": "invoice.payment_failed",
         "data": { "object": {
             "object": "invoice", "customer": customer, "amount_due": 2999, "currency": "usd",
-            "hosted_invoice_url": "https://invoice.stripe.example/i/test_1"
+            "hosted_invoice_url": "https://invoice.stripe.com/i/acct_test/test_1"
         }}
     })
     .to_string()
@@ -112,7 +112,7 @@ async fn a_stripe_payment_failure_reaches_the_customer_once_and_yes_continues() 
     assert!(texts(&reply)[0].contains("Reply 1, 2 or 3"), "{reply}");
     let retry = stack.say(&erin, Some(&conv), "1").await;
     assert!(
-        texts(&retry)[0].contains("https://invoice.stripe.example/i/test_1"),
+        texts(&retry)[0].contains("https://invoice.stripe.com/i/acct_test/test_1"),
         "{retry}"
     );
     let update = stack.say(&erin, Some(&conv), "2").await;
@@ -349,4 +349,148 @@ async fn bad_input_is_refused_and_nothing_is_recorded() {
             );
         }
     }
+}
+
+/// A Shopify fulfillment of `order` as Shopify would sign it, with the unsigned id and topic
+/// headers chosen by the sender.
+fn shopify_delivery(body: &str, webhook_id: &str, topic: &str) -> Vec<(&'static str, String)> {
+    let mut headers = signed(
+        Scheme::Shopify,
+        "shopify",
+        webhook_id,
+        now(),
+        body.as_bytes(),
+    );
+    headers.push(("x-shopify-topic", topic.into()));
+    headers
+}
+
+fn shopify_fulfillment(order: &str, updated_at: time::OffsetDateTime) -> String {
+    let at = updated_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    json!({
+        "id": 4243, "order_id": 450789470, "name": format!("#{order}.1"),
+        "status": "success", "shipment_status": "confirmed", "tracking_company": "UPS",
+        "created_at": at, "updated_at": at
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn a_captured_shopify_body_is_not_replayed_under_a_fresh_id_or_another_topic() {
+    let stack = Stack::connect().await;
+    let customer = Stack::fresh_customer("cust_replay");
+    let order = stack.create_order(&customer, 1500).await;
+    let body = shopify_fulfillment(&order, time::OffsetDateTime::now_utc());
+
+    let first = stack
+        .webhook(
+            "shopify",
+            &shopify_delivery(&body, &unique("wh"), "fulfillments/create"),
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(first.status, 202, "{}", first.body);
+    let event_id = first.body["event_id"].as_str().unwrap().to_string();
+
+    // Whoever holds the signed body sets the unsigned headers: a fresh webhook id, then a fresh
+    // id and another topic. Both are the same event.
+    for (name, topic) in [
+        ("fresh id", "fulfillments/create"),
+        ("relabelled", "orders/fulfilled"),
+    ] {
+        let r = stack
+            .webhook(
+                "shopify",
+                &shopify_delivery(&body, &unique("wh"), topic),
+                body.as_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{name}: {}", r.body);
+        assert_eq!(r.body["duplicate"], true, "{name}: {}", r.body);
+        assert_eq!(r.body["event_id"], event_id.as_str(), "{name}");
+    }
+
+    // The one job ran; nothing else was queued, so its message is the only one.
+    let job_key = format!("event:default:shopify:{event_id}");
+    let state = stack
+        .wait_for_effect("default", &job_key, Duration::from_secs(60))
+        .await;
+    assert_eq!(state, "done");
+    let token = stack.token(&customer);
+    let (conv, _) = wait_for_bot_messages(&stack, &token, 1).await;
+    let said = stack.bot_texts(&token, &conv).await;
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].contains(&format!("order #{order} has shipped")),
+        "{said:?}"
+    );
+    let list = stack.get(Some(&token), "/v1/conversations").await;
+    assert_eq!(list.body["conversations"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_signed_shopify_body_older_than_the_dedup_window_is_refused() {
+    let stack = Stack::connect().await;
+    let customer = Stack::fresh_customer("cust_stale");
+    let order = stack.create_order(&customer, 1500).await;
+    let old = time::OffsetDateTime::now_utc() - time::Duration::days(8);
+    let body = shopify_fulfillment(&order, old);
+    let r = stack
+        .webhook(
+            "shopify",
+            &shopify_delivery(&body, &unique("wh"), "fulfillments/create"),
+            body.as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.content_type, "application/problem+json");
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("older than"),
+        "{}",
+        r.body
+    );
+    let id = switchboard::webhook::events::body_id(body.as_bytes());
+    assert!(
+        claim(&stack, "shopify", &id).await.is_none(),
+        "refused but recorded"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_failure_is_not_routed_by_an_unverified_email() {
+    let stack = Stack::connect().await;
+    // Someone created a Stripe customer with Gina's address (she never confirmed it with us)
+    // and a card that fails, and points the invoice at their own page.
+    let event_id = unique("evt_spoof");
+    let body = json!({
+        "id": event_id, "object": "event", "type": "invoice.payment_failed",
+        "data": { "object": {
+            "object": "invoice", "customer": unique("cus_mallory"),
+            "customer_email": "gina@example.com", "amount_due": 4999, "currency": "usd",
+            "hosted_invoice_url": "https://pay.attacker.example/i/1"
+        }}
+    })
+    .to_string();
+    let headers = signed(Scheme::Stripe, "stripe", "", now(), body.as_bytes());
+    let r = stack.webhook("stripe", &headers, body.as_bytes()).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let job_key = format!("event:default:stripe:{event_id}");
+    let state = stack
+        .wait_for_effect("default", &job_key, Duration::from_secs(60))
+        .await;
+    assert_eq!(
+        state, "failed",
+        "no customer matched: recorded, not retried"
+    );
+    let gina = stack.token("cust_gina");
+    let list = stack.get(Some(&gina), "/v1/conversations").await;
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(
+        list.body["conversations"].as_array().unwrap().len(),
+        0,
+        "{}",
+        list.body
+    );
 }

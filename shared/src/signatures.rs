@@ -30,6 +30,14 @@ pub enum Scheme {
     Slack,
 }
 
+impl Scheme {
+    /// GitHub and Shopify sign the body and nothing else: their id, type and delivery headers
+    /// can be changed by whoever holds one signed body, and there is no signed timestamp.
+    pub fn signs_body_only(self) -> bool {
+        matches!(self, Scheme::Github | Scheme::Shopify)
+    }
+}
+
 /// A signing key, decoded as its scheme requires and kept as a keyed HMAC state, so a request
 /// costs no key setup (two SHA-256 blocks). Never printed.
 #[derive(Clone)]

@@ -783,10 +783,12 @@ async fn stripe_customers_are_known_by_the_id_in_their_metadata() {
     ];
     let bot = ports(parse_example("stripe.toml", &vars));
 
+    // Stripe does not confirm addresses: not verified.
     let alice = Some(Customer {
         id: "cust_alice".into(),
         email: Some("alice@example.com".into()),
         name: Some("Alice Martin".into()),
+        email_verified: false,
     });
     assert_eq!(bot.by_email("alice@example.com").await.unwrap(), alice);
     assert_eq!(
@@ -819,6 +821,7 @@ fn crm_contact(our_id: &str) -> Value {
             "external_id": our_id,
             "email": "alice@example.com",
             "full_name": "Alice Martin",
+            "email_verified": true,
             "created_at": "2025-03-02T11:00:00Z"
         }
     })
@@ -886,6 +889,7 @@ async fn the_crm_fetches_one_oauth2_token_and_uses_it_as_bearer() {
         id: "cust_alice".into(),
         email: Some("alice@example.com".into()),
         name: Some("Alice Martin".into()),
+        email_verified: true,
     });
     assert_eq!(bot.by_id("cust_alice").await.unwrap(), alice);
     assert_eq!(bot.by_email("alice@example.com").await.unwrap(), alice);

@@ -49,6 +49,8 @@ pub enum Kind {
     OrderStatus,
     /// A list of order items, each mapped with [`ITEM_FIELDS`].
     Items,
+    /// true or false (JSON booleans, or the text "true"/"false").
+    Flag,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +99,7 @@ const CUSTOMER_FIELDS: &[Field] = &[
     req("id", Kind::Text),
     opt("email", Kind::Text),
     opt("name", Kind::Text),
+    opt("email_verified", Kind::Flag),
 ];
 
 const PRODUCT_FIELDS: &[Field] = &[

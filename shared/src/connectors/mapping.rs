@@ -512,6 +512,15 @@ fn normalise(v: Scalar<'_>, kind: Kind, convert: Convert) -> Result<Record<'_>, 
             other => Err(format!("expected text, found {}", other.type_name())),
         },
         (Kind::Items, _) => Err("items are mapped with `each`".into()),
+        (Kind::Flag, _) => match v {
+            Scalar::Bool(b) => Ok(Record::Bool(b)),
+            Scalar::Text(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Record::Bool(true)),
+            Scalar::Text(s) if s.trim().eq_ignore_ascii_case("false") => Ok(Record::Bool(false)),
+            other => Err(format!(
+                "expected true or false, found {}",
+                other.type_name()
+            )),
+        },
     }
 }
 
@@ -624,6 +633,28 @@ mod tests {
             crate::connectors::OrderStatus::Unknown,
             "unlisted is kept, not defaulted"
         );
+    }
+
+    #[test]
+    fn a_verified_flag_reads_booleans_and_their_text_and_defaults_to_unverified() {
+        let m = mapping(
+            "",
+            "id = \"/id\"\nemail = \"/email\"\nemail_verified = \"/verified\"",
+            Shape::Customer,
+        )
+        .unwrap();
+        let read = |v: Value| -> crate::connectors::Customer {
+            serde_json::from_value(one(&m, &v).unwrap().unwrap()).unwrap()
+        };
+        assert!(read(json!({"id": "c", "verified": true})).email_verified);
+        assert!(read(json!({"id": "c", "verified": " TRUE "})).email_verified);
+        assert!(!read(json!({"id": "c", "verified": "false"})).email_verified);
+        assert!(
+            !read(json!({"id": "c"})).email_verified,
+            "absent is not verified"
+        );
+        let e = one(&m, &json!({"id": "c", "verified": 1})).unwrap_err();
+        assert!(e.contains("true or false"), "{e}");
     }
 
     #[test]

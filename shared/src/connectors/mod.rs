@@ -159,6 +159,10 @@ pub struct Customer {
     pub email: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// The CRM has confirmed the customer owns `email`. Unknown or absent is false: a vendor's
+    /// event is routed by email only to a customer who proved the address is theirs.
+    #[serde(default)]
+    pub email_verified: bool,
 }
 
 #[async_trait]

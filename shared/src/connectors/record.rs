@@ -14,6 +14,7 @@ use serde::forward_to_deserialize_any;
 #[derive(Clone, PartialEq)]
 pub enum Record<'a> {
     Null,
+    Bool(bool),
     Int(i64),
     Text(Cow<'a, str>),
     List(Vec<Record<'a>>),
@@ -25,6 +26,7 @@ impl fmt::Debug for Record<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Record::Null => f.write_str("null"),
+            Record::Bool(b) => write!(f, "{b}"),
             Record::Int(i) => write!(f, "{i}"),
             Record::Text(t) => write!(f, "{t:?}"),
             Record::List(items) => f.debug_list().entries(items).finish(),
@@ -42,6 +44,7 @@ impl<'a> Record<'a> {
     pub fn reborrow(&self) -> Record<'_> {
         match self {
             Record::Null => Record::Null,
+            Record::Bool(b) => Record::Bool(*b),
             Record::Int(i) => Record::Int(*i),
             Record::Text(t) => Record::Text(Cow::Borrowed(t.as_ref())),
             Record::List(items) => Record::List(items.iter().map(Record::reborrow).collect()),
@@ -54,6 +57,7 @@ impl<'a> Record<'a> {
     pub fn into_owned(self) -> Record<'static> {
         match self {
             Record::Null => Record::Null,
+            Record::Bool(b) => Record::Bool(b),
             Record::Int(i) => Record::Int(i),
             Record::Text(t) => Record::Text(Cow::Owned(t.into_owned())),
             Record::List(items) => {
@@ -111,6 +115,7 @@ impl<'de> de::Deserializer<'de> for &'de Record<'_> {
     fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self {
             Record::Null => visitor.visit_unit(),
+            Record::Bool(b) => visitor.visit_bool(*b),
             Record::Int(i) => visitor.visit_i64(*i),
             Record::Text(t) => visitor.visit_borrowed_str(t.as_ref()),
             Record::List(items) => {
@@ -171,6 +176,7 @@ impl Record<'_> {
     fn unexpected(&self) -> de::Unexpected<'_> {
         match self {
             Record::Null => de::Unexpected::Unit,
+            Record::Bool(b) => de::Unexpected::Bool(*b),
             Record::Int(i) => de::Unexpected::Signed(*i),
             Record::Text(t) => de::Unexpected::Str(t),
             Record::List(_) => de::Unexpected::Seq,

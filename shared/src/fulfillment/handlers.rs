@@ -283,7 +283,11 @@ impl Fulfillment {
         Ok(done)
     }
 
-    /// Who the event is about: by the vendor's customer id, then email, then the order's owner.
+    /// Who the event is about: by the vendor's customer id, then an email the CRM has verified
+    /// as the customer's, then the order's owner. The payload's email is whatever the payer
+    /// typed at the vendor, so an unverified match is no match: anyone could claim a victim's
+    /// address and have our bot message them. The order reference is written by the shop's own
+    /// integration (not the payer) and its owner comes from our orders system, so it is kept.
     /// A system that refuses the lookup (4xx, bad shape) means no match; one that is down
     /// means retry.
     async fn find_customer(&self, e: &VendorEvent) -> Result<Option<String>, JobError> {
@@ -302,7 +306,14 @@ impl Fulfillment {
             }
         }
         if let Some(email) = &e.customer_email {
-            let found = c.by_email(email).await.map(|o| o.map(|c| c.id));
+            let found = c.by_email(email).await.map(|o| {
+                o.and_then(|c| {
+                    if !c.email_verified {
+                        tracing::info!(vendor = %e.vendor, event_id = %e.event_id, "the event's email matches a customer whose address is not verified; not routed by it");
+                    }
+                    c.email_verified.then_some(c.id)
+                })
+            });
             if let Some(found) = permanent_as_none(found)? {
                 return Ok(Some(found));
             }

@@ -54,9 +54,9 @@ impl PaymentsPort for Payments {
     }
 }
 
-/// A CRM that knows alice as Stripe's cus_alice and by email. Its orders system knows every
-/// order number as alice's, late, $100.00, except `gone` (none), `bobs` (bob's) and
-/// `delivered` (delivered): no recent orders.
+/// A CRM that knows alice as Stripe's cus_alice and by her verified email, and gina by an
+/// email she never confirmed. Its orders system knows every order number as alice's, late,
+/// $100.00, except `gone` (none), `bobs` (bob's) and `delivered` (delivered): no recent orders.
 struct Crm;
 
 fn crm_order(id: &str) -> Option<Order> {
@@ -89,6 +89,16 @@ fn alice() -> Customer {
         id: "alice".into(),
         email: Some("alice@example.com".into()),
         name: None,
+        email_verified: true,
+    }
+}
+
+fn gina() -> Customer {
+    Customer {
+        id: "gina".into(),
+        email: Some("gina@example.com".into()),
+        name: None,
+        email_verified: false,
     }
 }
 
@@ -99,7 +109,11 @@ impl CustomersPort for Crm {
         vendor: &str,
         id: &str,
     ) -> Result<Option<Customer>, ConnectorError> {
-        Ok((vendor == "stripe" && id == "cus_alice").then(alice))
+        Ok(match (vendor, id) {
+            ("stripe", "cus_alice") => Some(alice()),
+            ("stripe", "cus_gina") => Some(gina()),
+            _ => None,
+        })
     }
     async fn by_email(&self, email: &str) -> Result<Option<Customer>, ConnectorError> {
         if email == "down@example.com" {
@@ -108,7 +122,11 @@ impl CustomersPort for Crm {
                 detail: "down".into(),
             });
         }
-        Ok((email == "alice@example.com").then(alice))
+        Ok(match email {
+            "alice@example.com" => Some(alice()),
+            "gina@example.com" => Some(gina()),
+            _ => None,
+        })
     }
     async fn by_id(&self, id: &str) -> Result<Option<Customer>, ConnectorError> {
         Ok((id == "alice").then(alice))
@@ -660,6 +678,45 @@ async fn unmatched_customers_are_recorded_and_a_down_crm_is_retried() {
         x.store.effect_outcome("t", "event:t:stripe:evt_3"),
         Some(EffectOutcome::Failed)
     );
+}
+
+#[tokio::test]
+async fn events_are_routed_by_a_vendor_link_or_a_verified_email_only() {
+    let x = fixture(&[]).await;
+    // Someone made a Stripe customer with gina's address: the link is unknown and her address
+    // is not verified, so the event is nobody's.
+    let spoofed = payment_failed("evt_6", Some("cus_mallory"), Some("gina@example.com"));
+    // Without any vendor id, the same.
+    let email_only = payment_failed("evt_7", None, Some("gina@example.com"));
+    // Gina's own Stripe link does reach her, verified address or not.
+    let linked = payment_failed("evt_8", Some("cus_gina"), Some("elsewhere@example.com"));
+    // A verified address reaches its customer when the vendor id is unknown.
+    let verified = payment_failed("evt_9", Some("cus_unknown"), Some("alice@example.com"));
+    let r =
+        x.f.handle(
+            event(vec![
+                record("a", "g1", &spoofed),
+                record("b", "g2", &email_only),
+                record("c", "g3", &linked),
+                record("d", "g4", &verified),
+            ]),
+            None,
+        )
+        .await;
+    assert!(r.batch_item_failures.is_empty());
+    for unmatched in ["evt_6", "evt_7"] {
+        assert_eq!(
+            x.store
+                .effect_outcome("t", &format!("event:t:stripe:{unmatched}")),
+            Some(EffectOutcome::Failed),
+            "{unmatched}"
+        );
+    }
+    let gina = x.store.conversations_of("t", "gina", 10).await.unwrap();
+    assert_eq!(gina.len(), 1, "only the linked event reaches gina");
+    assert_eq!(x.store.message_count(&key(&gina[0].id)), 1);
+    let alice = x.store.conversations_of("t", "alice", 10).await.unwrap();
+    assert_eq!(alice.len(), 1);
 }
 
 fn proactive_job(conv: &str, id: &str) -> String {

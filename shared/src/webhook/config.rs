@@ -86,6 +86,10 @@ pub struct Fields {
     pub payment_url: Vec<Source>,
     pub tracking_url: Vec<Source>,
     pub carrier: Vec<Source>,
+    /// When the vendor says the event happened, inside the signed body (RFC 3339 text or Unix
+    /// seconds). A body older than the dedup window is refused: its claim may be gone, so it
+    /// could only be a replay.
+    pub event_time: Vec<Source>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -102,6 +106,7 @@ struct FieldOverrides {
     payment_url: Option<Vec<Source>>,
     tracking_url: Option<Vec<Source>>,
     carrier: Option<Vec<Source>>,
+    event_time: Option<Vec<Source>>,
 }
 
 fn sources(list: &[&str]) -> Vec<Source> {
@@ -139,6 +144,9 @@ impl Fields {
                 event_id: sources(&["header:x-shopify-event-id", "header:x-shopify-webhook-id"]),
                 event_type: sources(&["header:x-shopify-topic"]),
                 status: sources(&["body:/shipment_status", "body:/status"]),
+                // Orders, fulfillments and fulfillment events all carry both; `updated_at` moves
+                // with every change, `created_at` can be weeks old when an order ships.
+                event_time: sources(&["body:/updated_at", "body:/created_at"]),
                 customer_id: sources(&["body:/customer/id"]),
                 customer_email: sources(&[
                     "body:/email",
@@ -161,6 +169,14 @@ impl Fields {
                 event_id: sources(&["header:x-github-delivery"]),
                 event_type: sources(&["header:x-github-event"]),
                 status: sources(&["body:/action"]),
+                // GitHub has no event-wide timestamp; the objects most events are about carry
+                // an `updated_at` that moves with the event. Events without one (push, star...)
+                // are deduplicated on their body but not aged.
+                event_time: sources(&[
+                    "body:/comment/updated_at",
+                    "body:/issue/updated_at",
+                    "body:/pull_request/updated_at",
+                ]),
                 ..Default::default()
             },
             Scheme::Slack => Fields {
@@ -180,6 +196,7 @@ impl Fields {
                 payment_url: sources(&["body:/data/payment_url"]),
                 tracking_url: sources(&["body:/data/tracking_url"]),
                 carrier: sources(&["body:/data/carrier"]),
+                event_time: Vec::new(),
             },
         }
     }
@@ -201,6 +218,7 @@ impl Fields {
         set(&mut self.payment_url, o.payment_url);
         set(&mut self.tracking_url, o.tracking_url);
         set(&mut self.carrier, o.carrier);
+        set(&mut self.event_time, o.event_time);
         self
     }
 }
@@ -221,6 +239,7 @@ struct RawVendor {
     tolerance_secs: Option<u64>,
     max_body_bytes: Option<usize>,
     dedup_days: Option<u64>,
+    payment_link_hosts: Option<Vec<String>>,
     #[serde(default)]
     fields: FieldOverrides,
     #[serde(default)]
@@ -239,9 +258,24 @@ pub struct VendorConfig {
     pub dedup_for: Duration,
     pub fields: Fields,
     pub events: BTreeMap<String, EventKind>,
+    /// Hosts a payment link may point at (`*.example.com` for any subdomain); links elsewhere
+    /// are dropped, so a payer-controlled field cannot put a stranger's page in our message.
+    pub payment_link_hosts: Vec<String>,
 }
 
 impl VendorConfig {
+    /// Whether `host` (as `url` parses it: lowercase, no port) is on the payment-link list.
+    pub fn payment_link_allowed(&self, host: &str) -> bool {
+        self.payment_link_hosts
+            .iter()
+            .any(|allowed| match allowed.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+                None => host == allowed,
+            })
+    }
+
     /// Our kind for a vendor type (and status, if the vendor has one); `None` is unhandled.
     pub fn kind_of(&self, vendor_type: &str, status: Option<&str>) -> Option<EventKind> {
         status
@@ -263,6 +297,34 @@ pub fn is_valid_vendor_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Where each scheme's vendor hosts its own payment pages. Only Stripe's are known; other
+/// vendors send no payment link unless their hosts are configured.
+fn default_payment_link_hosts(scheme: Scheme) -> Vec<String> {
+    match scheme {
+        // hosted_invoice_url, payment links, Checkout.
+        Scheme::Stripe => [
+            "invoice.stripe.com",
+            "pay.stripe.com",
+            "checkout.stripe.com",
+        ]
+        .map(String::from)
+        .to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_valid_host_pattern(h: &str) -> bool {
+    let name = h.strip_prefix("*.").unwrap_or(h);
+    name.contains('.')
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
 }
 
 /// Parses and validates a vendor file; `file` names it in errors.
@@ -317,6 +379,28 @@ pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, VendorConfig>, W
         if fields.event_type.is_empty() {
             return Err(field("fields.event_type", "needs at least one source"));
         }
+        if fields
+            .event_time
+            .iter()
+            .any(|s| matches!(s, Source::Header(_)))
+        {
+            return Err(field(
+                "fields.event_time",
+                "body sources only: a header is unsigned under body-only schemes",
+            ));
+        }
+        let payment_link_hosts = v
+            .payment_link_hosts
+            .unwrap_or_else(|| default_payment_link_hosts(v.scheme));
+        if let Some(bad) = payment_link_hosts
+            .iter()
+            .find(|h| !is_valid_host_pattern(h))
+        {
+            return Err(field(
+                "payment_link_hosts",
+                &format!("{bad:?} is not a lowercase host name (or *.domain)"),
+            ));
+        }
         out.insert(
             name.clone(),
             VendorConfig {
@@ -329,6 +413,7 @@ pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, VendorConfig>, W
                 dedup_for: Duration::from_secs(dedup_days * 86_400),
                 fields,
                 events: v.events,
+                payment_link_hosts,
             },
         );
     }
@@ -365,6 +450,10 @@ mod tests {
             Some(EventKind::PaymentFailed)
         );
         assert_eq!(stripe.kind_of("customer.created", None), None);
+        assert!(stripe.payment_link_allowed("invoice.stripe.com"));
+        assert!(!stripe.payment_link_allowed("stripe.com.evil.example"));
+        assert!(vendors["billing"].payment_link_hosts.is_empty());
+        assert_eq!(vendors["shopify"].fields.event_time.len(), 2);
         let shopify = &vendors["shopify"];
         assert_eq!(
             shopify.kind_of("fulfillments/update", Some("delayed")),
@@ -414,5 +503,21 @@ mod tests {
         let e =
             error_of("[vendors.acme]\nscheme = \"stripe\"\nsecrets = [\"env:X\"]\ncolour = 1\n");
         assert!(e.contains("colour"), "{e}");
+        let e = error_of(
+            "[vendors.acme]\nscheme = \"shopify\"\nsecrets = [\"env:X\"]\n[vendors.acme.fields]\nevent_time = [\"header:x-shopify-triggered-at\"]\n",
+        );
+        assert!(e.contains("vendors.acme.fields.event_time"), "{e}");
+        for bad in [
+            "https://pay.example",
+            "Pay.Example.com",
+            "example",
+            "*.com",
+            "a..b",
+        ] {
+            let e = error_of(&format!(
+                "[vendors.acme]\nscheme = \"stripe\"\nsecrets = [\"env:X\"]\npayment_link_hosts = [{bad:?}]\n"
+            ));
+            assert!(e.contains("vendors.acme.payment_link_hosts"), "{bad}: {e}");
+        }
     }
 }

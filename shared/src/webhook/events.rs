@@ -47,12 +47,17 @@ pub struct VendorEvent {
 /// What the intake reads before it knows whether the event is handled.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Extracted {
+    /// What the event is claimed (deduplicated) and queued under.
     pub event_id: String,
+    /// The vendor's id from an unsigned header, where it is not `event_id`: for logs only.
+    pub delivery_id: Option<String>,
     pub vendor_type: String,
     pub status: Option<String>,
     pub event: Option<EventKind>,
     /// True when no source held an id and the body's hash stands in for it.
     pub id_from_body_hash: bool,
+    /// When the vendor says the event happened, from the signed body.
+    pub event_time: Option<OffsetDateTime>,
     body: Value,
 }
 
@@ -60,6 +65,8 @@ pub struct Extracted {
 pub enum ExtractError {
     #[error("the event's type was not found (looked in {0})")]
     NoType(String),
+    #[error("the event's time at {0} is neither an RFC 3339 date-time nor Unix seconds")]
+    BadTime(String),
 }
 
 fn as_text(v: &Value) -> Option<String> {
@@ -93,6 +100,39 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+/// The claim id of a body: identical signed bytes are one event, whatever headers came along.
+pub fn body_id(raw: &[u8]) -> String {
+    format!("body-sha256:{}", sha256_hex(raw))
+}
+
+/// The first `event_time` source present (null counts as absent), parsed.
+fn event_time(sources: &[Source], body: &Value) -> Result<Option<OffsetDateTime>, ExtractError> {
+    let Some((pointer, v)) = sources.iter().find_map(|s| match s {
+        Source::Body(p) => body
+            .pointer(p)
+            .filter(|v| !v.is_null())
+            .map(|v| (p.as_str(), v)),
+        // Refused when the config is loaded.
+        Source::Header(_) => None,
+    }) else {
+        return Ok(None);
+    };
+    let bad = || ExtractError::BadTime(format!("body {pointer}"));
+    match v {
+        Value::String(t) => {
+            OffsetDateTime::parse(t.trim(), &time::format_description::well_known::Rfc3339)
+                .map(Some)
+                .map_err(|_| bad())
+        }
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
+            .map(Some)
+            .ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
 /// Reads id, type and status. `raw` is the body as signed, for the id of last resort.
 pub fn extract<H: Headers + ?Sized>(
     vendor: &VendorConfig,
@@ -105,19 +145,33 @@ pub fn extract<H: Headers + ?Sized>(
     let vendor_type = first(&f.event_type, headers, &body)
         .ok_or_else(|| ExtractError::NoType(describe(&f.event_type)))?;
     let status = first(&f.status, headers, &body);
-    let (event_id, id_from_body_hash) = match first(&f.event_id, headers, &body) {
-        Some(id) if id.len() <= MAX_EVENT_ID && !id.contains('#') => (id, false),
-        Some(long) => (format!("sha256:{}", sha256_hex(long.as_bytes())), false),
-        // Identical bytes are the same delivery: the vendor retrying it.
-        None => (format!("body-sha256:{}", sha256_hex(raw)), true),
+    let event_time = event_time(&f.event_time, &body)?;
+    let vendor_id = first(&f.event_id, headers, &body);
+    let (event_id, delivery_id, id_from_body_hash) = if vendor.scheme.signs_body_only() {
+        // The id header is not signed: a captured body resent under a fresh id must still be
+        // the same claim. The vendor's retries resend the same bytes, so they still match.
+        (body_id(raw), vendor_id, false)
+    } else {
+        match vendor_id {
+            Some(id) if id.len() <= MAX_EVENT_ID && !id.contains('#') => (id, None, false),
+            Some(long) => (
+                format!("sha256:{}", sha256_hex(long.as_bytes())),
+                None,
+                false,
+            ),
+            // Identical bytes are the same delivery: the vendor retrying it.
+            None => (body_id(raw), None, true),
+        }
     };
     let event = vendor.kind_of(&vendor_type, status.as_deref());
     Ok(Extracted {
         event_id,
+        delivery_id,
         vendor_type,
         status,
         event,
         id_from_body_hash,
+        event_time,
         body,
     })
 }
@@ -140,7 +194,33 @@ fn https_url(raw: Option<String>) -> Option<String> {
     raw.filter(|u| url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "https" | "http")))
 }
 
+/// A payment link we may show: https, no credentials or port, on the vendor's host list. The
+/// customer is asked to pay there, so a link the payer could choose must not get through.
+fn payment_link(raw: Option<String>, vendor: &VendorConfig) -> Option<String> {
+    let raw = raw?;
+    let url = url::Url::parse(&raw).ok()?;
+    let host = url.host_str().unwrap_or_default();
+    let ok = url.scheme() == "https"
+        && url.username().is_empty()
+        && url.password().is_none()
+        && url.port().is_none()
+        && vendor.payment_link_allowed(host);
+    if !ok {
+        tracing::warn!(vendor = %vendor.name, scheme = url.scheme(), host, "payment link not on the vendor's allow-list; dropped");
+        return None;
+    }
+    Some(url.into())
+}
+
 impl Extracted {
+    /// A body whose own time is older than the dedup window: any claim made when it was new
+    /// may have expired, so accepting it could repeat an event that was already told.
+    pub fn older_than(&self, window: std::time::Duration, now: OffsetDateTime) -> bool {
+        self.event_time.is_some_and(|at| {
+            now - at > time::Duration::try_from(window).unwrap_or(time::Duration::MAX)
+        })
+    }
+
     /// The envelope for a handled event.
     pub fn envelope<H: Headers + ?Sized>(
         &self,
@@ -168,7 +248,7 @@ impl Extracted {
             customer_email: email(get(&f.customer_email)),
             order_id: order_number(get(&f.order_ref)),
             amount,
-            payment_url: https_url(get(&f.payment_url)),
+            payment_url: payment_link(get(&f.payment_url), vendor),
             tracking_url: https_url(get(&f.tracking_url)),
             carrier: get(&f.carrier),
             received_at,
@@ -191,7 +271,7 @@ mod tests {
     #[test]
     fn a_stripe_invoice_failure() {
         let v = vendor("stripe");
-        let body = br#"{"id":"evt_1","type":"invoice.payment_failed","data":{"object":{"customer":"cus_9","customer_email":"Alice@Example.com","amount_due":2999,"currency":"usd","hosted_invoice_url":"https://pay.example/i/1"}}}"#;
+        let body = br#"{"id":"evt_1","type":"invoice.payment_failed","data":{"object":{"customer":"cus_9","customer_email":"Alice@Example.com","amount_due":2999,"currency":"usd","hosted_invoice_url":"https://invoice.stripe.com/i/acct_1/test_1"}}}"#;
         let x = extract(&v, NO_HEADERS, body).unwrap();
         assert_eq!(x.event, Some(EventKind::PaymentFailed));
         let e = x.envelope(
@@ -204,7 +284,10 @@ mod tests {
         assert_eq!(e.vendor_customer_id.as_deref(), Some("cus_9"));
         assert_eq!(e.customer_email.as_deref(), Some("alice@example.com"));
         assert_eq!(e.amount.unwrap().to_string(), "$29.99");
-        assert_eq!(e.payment_url.as_deref(), Some("https://pay.example/i/1"));
+        assert_eq!(
+            e.payment_url.as_deref(),
+            Some("https://invoice.stripe.com/i/acct_1/test_1")
+        );
     }
 
     #[test]
@@ -216,7 +299,9 @@ mod tests {
         ];
         let body = br##"{"id":123,"order_id":450789469,"name":"#1001.1","email":"bob@example.com","tracking_company":"UPS","tracking_url":"https://ups.example/1Z","shipment_status":"confirmed"}"##;
         let x = extract(&v, headers, body).unwrap();
-        assert_eq!(x.event_id, "wh-1");
+        // Shopify signs the body only: the claim is the body's, the header id is for logs.
+        assert_eq!(x.event_id, body_id(body));
+        assert_eq!(x.delivery_id.as_deref(), Some("wh-1"));
         assert_eq!(x.event, Some(EventKind::OrderShipped));
         let e = x.envelope(
             &v,
@@ -240,6 +325,74 @@ mod tests {
         let long = format!(r#"{{"id":"{}","type":"x"}}"#, "a".repeat(500));
         let x = extract(&v, NO_HEADERS, long.as_bytes()).unwrap();
         assert!(x.event_id.starts_with("sha256:") && x.event.is_none());
+    }
+
+    #[test]
+    fn payment_links_must_be_https_on_the_vendors_hosts() {
+        let stripe = vendor("stripe");
+        let link = |u: &str| payment_link(Some(u.to_string()), &stripe);
+        assert_eq!(
+            link("https://invoice.stripe.com/i/acct_1/x").as_deref(),
+            Some("https://invoice.stripe.com/i/acct_1/x")
+        );
+        for refused in [
+            "http://invoice.stripe.com/i/acct_1/x",
+            "https://invoice.stripe.com.evil.example/i/x",
+            "https://evilinvoice.stripe.com/i/x",
+            "https://attacker.example/pay",
+            "https://invoice.stripe.com:8443/i/x",
+            "https://user@invoice.stripe.com/i/x",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(link(refused), None, "{refused}");
+        }
+        // Vendors without configured hosts send no link at all.
+        let billing = vendor("billing");
+        assert_eq!(
+            payment_link(Some("https://invoice.stripe.com/i/x".into()), &billing),
+            None
+        );
+        let mut wild = vendor("billing");
+        wild.payment_link_hosts = vec!["*.billing.example".into()];
+        assert!(payment_link(Some("https://pay.billing.example/1".into()), &wild).is_some());
+        assert!(payment_link(Some("https://billing.example/1".into()), &wild).is_none());
+        assert!(payment_link(Some("https://xbilling.example/1".into()), &wild).is_none());
+    }
+
+    #[test]
+    fn event_times_are_read_from_the_signed_body() {
+        let v = vendor("shopify");
+        let headers: &[(&str, &str)] = &[("X-Shopify-Topic", "orders/fulfilled")];
+        let x = extract(
+            &v,
+            headers,
+            br#"{"created_at":"2026-01-01T00:00:00Z","updated_at":"2026-11-20T10:00:00-05:00"}"#,
+        )
+        .unwrap();
+        assert_eq!(x.event_time, Some(datetime!(2026-11-20 15:00 UTC)));
+        let week = std::time::Duration::from_secs(7 * 86_400);
+        assert!(!x.older_than(week, datetime!(2026-11-27 14:00 UTC)));
+        assert!(x.older_than(week, datetime!(2026-11-27 16:00 UTC)));
+        // Unix seconds too; null and absent are "no time" (never refused for age).
+        let x = extract(&v, headers, br#"{"updated_at":1700000000}"#).unwrap();
+        assert_eq!(
+            x.event_time.map(|t| t.unix_timestamp()),
+            Some(1_700_000_000)
+        );
+        let x = extract(&v, headers, br#"{"updated_at":null,"id":1}"#).unwrap();
+        assert_eq!(x.event_time, None);
+        assert!(!x.older_than(week, datetime!(2099-01-01 0:00 UTC)));
+        for junk in [
+            &br#"{"updated_at":"yesterday"}"#[..],
+            br#"{"updated_at":1.5}"#,
+            br#"{"updated_at":99999999999999999}"#,
+            br#"{"updated_at":{"at":1}}"#,
+        ] {
+            assert_eq!(
+                extract(&v, headers, junk).unwrap_err(),
+                ExtractError::BadTime("body /updated_at".into())
+            );
+        }
     }
 
     #[test]

@@ -2,9 +2,10 @@
 //!
 //! In order, and stopping at the first failure: the vendor must be configured (404); the body
 //! within its limit (413) and decodable (400); the signature valid over the raw bytes, within the
-//! timestamp tolerance (401); the event's type readable (400). Then `(vendor, event id)` is
-//! claimed (a duplicate is 200 and goes no further), the envelope is queued for `fulfillment`
-//! and the answer is 202. If queueing fails the claim is released and the answer is 503, so the
+//! timestamp tolerance (401); the event's type readable (400); its signed body time, where it has
+//! one, within the dedup window (401). Then `(vendor, event id)` is claimed, the body's SHA-256
+//! standing for the id where the scheme signs only the body (a duplicate is 200 and goes no
+//! further), the envelope is queued for `fulfillment` and the answer is 202. If queueing fails the claim is released and the answer is 503, so the
 //! vendor's retry gets through: nothing lost, nothing doubled.
 
 pub mod claims;
@@ -223,6 +224,13 @@ impl WebhookService {
 
         let x =
             events::extract(c, event, &body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        if x.older_than(c.dedup_for, now) {
+            metrics::count("WebhookStale", &[("Vendor", name)]);
+            return Err(ApiError::Unauthorized(format!(
+                "the event's signed time is older than this endpoint remembers events ({} days): refused as a possible replay",
+                c.dedup_for.as_secs() / 86_400
+            )));
+        }
         if x.id_from_body_hash {
             tracing::warn!(
                 vendor = name,
@@ -246,7 +254,7 @@ impl WebhookService {
         {
             Claim::Claimed { token } => token,
             Claim::Duplicate => {
-                tracing::info!(vendor = name, event_id = %x.event_id, "duplicate delivery");
+                tracing::info!(vendor = name, event_id = %x.event_id, delivery_id = ?x.delivery_id, "duplicate delivery");
                 metrics::count("WebhookDuplicate", &[("Vendor", name)]);
                 return Ok(HttpResponse::json(
                     200,
@@ -292,7 +300,8 @@ impl WebhookService {
             // Queued is what matters; a retry after the lease is deduplicated downstream.
             tracing::warn!(error = %e, "could not mark the claim done");
         }
-        tracing::info!(vendor = name, event = kind.as_str(), event_id = %x.event_id, delivery_id = ?verified.delivery_id, "webhook queued");
+        let delivery_id = x.delivery_id.as_deref().or(verified.delivery_id);
+        tracing::info!(vendor = name, event = kind.as_str(), event_id = %x.event_id, delivery_id = ?delivery_id, "webhook queued");
         metrics::count(
             "WebhookAccepted",
             &[("Vendor", name), ("Event", kind.as_str())],

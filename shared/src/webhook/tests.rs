@@ -9,6 +9,7 @@ use crate::secrets::Secrets;
 
 const STRIPE_SECRET: &str = "whsec_test_stripe_0123456789";
 const OLD_STRIPE_SECRET: &str = "whsec_test_stripe_previous";
+const SHOPIFY_SECRET: &str = "shpss_test_shopify_0123456789";
 
 #[derive(Default)]
 struct Queue {
@@ -37,6 +38,7 @@ async fn fixture() -> Fixture {
     let env = |k: &str| match k {
         "WEBHOOK_SECRET_STRIPE" => Some(format!(r#"["{STRIPE_SECRET}", "{OLD_STRIPE_SECRET}"]"#)),
         "WEBHOOK_SECRET_SLACK" => Some("slack-signing-secret".to_string()),
+        "WEBHOOK_SECRET_SHOPIFY" => Some(SHOPIFY_SECRET.to_string()),
         _ => None,
     };
     let queue = Arc::new(Queue::default());
@@ -303,4 +305,92 @@ async fn slack_url_verification_echoes_the_challenge() {
         .body
         .contains("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"));
     assert!(f.queue.sent.lock().unwrap().is_empty());
+}
+
+fn shopify_signed(id: &str, topic: &str, body: &str) -> Vec<(&'static str, String)> {
+    let key = SigningKey::new(Scheme::Shopify, SHOPIFY_SECRET).unwrap();
+    let mut h = signatures::sign(Scheme::Shopify, &key, id, now(), body.as_bytes());
+    h.push(("x-shopify-topic", topic.to_string()));
+    h
+}
+
+fn shopify_fulfillment(updated_at: OffsetDateTime) -> String {
+    let at = updated_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    format!(
+        r##"{{"id":4242,"order_id":450789469,"name":"#1001.1","email":"bob@example.com","shipment_status":"confirmed","created_at":"2026-01-02T10:00:00-05:00","updated_at":"{at}"}}"##
+    )
+}
+
+#[tokio::test]
+async fn a_shopify_body_resent_under_a_fresh_id_or_topic_is_a_duplicate() {
+    let f = fixture().await;
+    let body = shopify_fulfillment(OffsetDateTime::now_utc());
+    let r = f
+        .service
+        .handle(&request(
+            "/webhooks/shopify",
+            &shopify_signed("wh-1", "fulfillments/create", &body),
+            &body,
+        ))
+        .await;
+    assert_eq!(r.status_code, 202, "{}", r.body);
+    // The vendor's own retry: same id, same body.
+    let retry = shopify_signed("wh-1", "fulfillments/create", &body);
+    // A replay: the id and topic headers are not signed, so anyone holding the body can set them.
+    let fresh_id = shopify_signed("wh-2", "fulfillments/create", &body);
+    let relabelled = shopify_signed("wh-3", "fulfillments/update", &body);
+    for (name, headers) in [
+        ("retry", retry),
+        ("fresh id", fresh_id),
+        ("relabelled", relabelled),
+    ] {
+        let r = f
+            .service
+            .handle(&request("/webhooks/shopify", &headers, &body))
+            .await;
+        assert_eq!(r.status_code, 200, "{name}: {}", r.body);
+        assert!(r.body.contains("\"duplicate\":true"), "{name}: {}", r.body);
+    }
+    assert_eq!(f.queue.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_signed_body_older_than_the_dedup_window_is_refused() {
+    let f = fixture().await;
+    let old = shopify_fulfillment(OffsetDateTime::now_utc() - time::Duration::days(8));
+    let r = f
+        .service
+        .handle(&request(
+            "/webhooks/shopify",
+            &shopify_signed("wh-old", "fulfillments/create", &old),
+            &old,
+        ))
+        .await;
+    assert_eq!(r.status_code, 401, "{}", r.body);
+    assert!(r.body.contains("older than"), "{}", r.body);
+    // Within the window (a vendor retrying for days) still goes through.
+    let recent = shopify_fulfillment(OffsetDateTime::now_utc() - time::Duration::days(6));
+    let r = f
+        .service
+        .handle(&request(
+            "/webhooks/shopify",
+            &shopify_signed("wh-recent", "fulfillments/create", &recent),
+            &recent,
+        ))
+        .await;
+    assert_eq!(r.status_code, 202, "{}", r.body);
+    // A time that is not one is a clear 400, not a pass.
+    let junk = r#"{"id":1,"order_id":2,"updated_at":"last tuesday"}"#;
+    let r = f
+        .service
+        .handle(&request(
+            "/webhooks/shopify",
+            &shopify_signed("wh-junk", "fulfillments/create", junk),
+            junk,
+        ))
+        .await;
+    assert_eq!(r.status_code, 400, "{}", r.body);
+    assert_eq!(f.queue.sent.lock().unwrap().len(), 1);
 }
