@@ -254,6 +254,12 @@ def up(args):
             "RATE_LIMIT_PER_MINUTE": os.environ.get("RATE_LIMIT_PER_MINUTE", "120"),
             "RATE_LIMIT_BURST": os.environ.get("RATE_LIMIT_BURST", "30"),
             **webhook.function_env(),
+            # The bundled vendors and the test vendors (dev/webhook.py).
+            "SWITCHBOARD_WEBHOOKS_FILE": webhook.write_config(
+                os.path.join(ROOT, "config", "webhooks.toml"), os.path.join(stack.state, "webhooks.toml")),
+            # Secrets are re-read this often: short, so tests see a revoked webhook secret refused
+            # (the default is 300).
+            "SECRETS_TTL_SECS": os.environ.get("SECRETS_TTL_SECS", "5"),
             # The chat function's tokens (cargo lambda watch gives every function one env file):
             # HS256 locally, with issuer and audience checked as in AWS.
             "JWT_HS256_SECRET": devtoken.DEV_JWT_SECRET,

@@ -35,14 +35,18 @@ const CLAIM_LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
-    /// Secrets are re-read this often, so a rotation reaches warm containers.
+    /// Secrets are re-read this often, so a rotation or a revocation reaches warm containers;
+    /// a read that found no usable secret is not repeated sooner (see `keys`).
     pub secrets_ttl: Duration,
+    /// While the secret store is unavailable, keys read longer ago than this are no longer used.
+    pub secrets_max_stale: Duration,
 }
 
 impl Default for WebhookSettings {
     fn default() -> Self {
         Self {
             secrets_ttl: Duration::from_secs(300),
+            secrets_max_stale: Duration::from_secs(900),
         }
     }
 }
@@ -67,7 +71,8 @@ fn vendor_of(path: &str) -> Option<&str> {
 }
 
 impl WebhookService {
-    /// Reads every vendor's secrets once, so a misconfigured vendor shows in the init log.
+    /// Reads every vendor's secrets once, so a misconfigured vendor shows in the init log and
+    /// is refused from the first request without another read until the TTL.
     pub async fn new(
         vendors: BTreeMap<String, VendorConfig>,
         secrets: Arc<dyn SecretSource>,
@@ -95,6 +100,9 @@ impl WebhookService {
         };
         for (name, vendor) in &service.vendors {
             match service.keys(vendor).await {
+                Ok(keys) if keys.is_empty() => {
+                    tracing::error!(vendor = %name, "webhook vendor disabled: no usable secret, its requests are refused (401)")
+                }
                 Ok(keys) => {
                     tracing::info!(vendor = %name, keys = keys.len(), "webhook vendor ready")
                 }
@@ -109,11 +117,7 @@ impl WebhookService {
     async fn keys(&self, vendor: &Vendor) -> Result<Arc<Vec<SigningKey>>, ApiError> {
         vendor
             .keys
-            .get(
-                &vendor.config,
-                self.secrets.as_ref(),
-                self.settings.secrets_ttl,
-            )
+            .get(&vendor.config, self.secrets.as_ref(), &self.settings)
             .await
     }
 
