@@ -188,11 +188,14 @@ impl TurnService {
             };
 
             if let Some(cmid) = &req.client_message_id {
-                if recent
-                    .iter()
-                    .any(|m| m.client_message_id.as_deref() == Some(cmid))
-                {
-                    return self.replay(&key, cmid).await;
+                // The customer's own messages only: agents' UIs number theirs too ("msg-0001"),
+                // and an agent's id is no retry of the customer's.
+                if recent.iter().any(|m| {
+                    m.role == Role::Customer && m.client_message_id.as_deref() == Some(cmid)
+                }) {
+                    if let Some(reply) = self.replay(&key, cmid).await? {
+                        return Ok(reply);
+                    }
                 }
             }
 
@@ -295,7 +298,11 @@ impl TurnService {
                 }
                 Err(StoreError::DuplicateTurn) => {
                     let cmid = req.client_message_id.as_deref().unwrap_or_default();
-                    return self.replay(&key, cmid).await;
+                    if let Some(reply) = self.replay(&key, cmid).await? {
+                        return Ok(reply);
+                    }
+                    // Gone between the commit and the read (an erasure): decide again.
+                    backoff(attempt).await;
                 }
                 Err(e) => return Err(store_error(e)),
             }
@@ -358,15 +365,22 @@ impl TurnService {
         }
     }
 
-    /// A retried message: answer as before. Its jobs went out with the turn's commit.
-    async fn replay(&self, key: &ConversationKey, cmid: &str) -> Result<TurnReply, ApiError> {
-        let record = self
+    /// A retried message: answer as before. Its jobs went out with the turn's commit. Without
+    /// a turn record under the id, it is not a retry (`None`): the message is new.
+    async fn replay(
+        &self,
+        key: &ConversationKey,
+        cmid: &str,
+    ) -> Result<Option<TurnReply>, ApiError> {
+        let Some(record) = self
             .store
             .turn_record(key, cmid)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| ApiError::Internal(format!("turn record for {cmid} missing")))?;
-        Ok(TurnReply {
+        else {
+            return Ok(None);
+        };
+        Ok(Some(TurnReply {
             conversation_id: key.id.clone(),
             message: record.message,
             replies: record.replies,
@@ -374,7 +388,7 @@ impl TurnService {
                 ending: Ending::Replayed,
                 ..TurnFacts::default()
             },
-        })
+        }))
     }
 
     pub async fn history(
@@ -976,6 +990,50 @@ mod tests {
             .await
             .unwrap();
         assert!(!turn.replies.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_customer_id_equal_to_an_agents_is_a_new_message_not_a_retry() {
+        use crate::auth::Role;
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let first = svc
+            .post(&alice(), msg("hi", None, Some("msg-0001")))
+            .await
+            .unwrap();
+        let conv = first.conversation_id.clone();
+        let agent = as_role("agent_7", "t", Role::Agent);
+        svc.take_over(&agent, &conv, true).await.unwrap();
+        // Both UIs number their messages from msg-0001.
+        svc.agent_reply(
+            &agent,
+            &conv,
+            agent_msg("Hello, I'm Sam.", Some("msg-0002")),
+        )
+        .await
+        .unwrap();
+        svc.take_over(&agent, &conv, false).await.unwrap();
+
+        let turn = svc
+            .post(&alice(), msg("thanks Sam", Some(&conv), Some("msg-0002")))
+            .await
+            .unwrap();
+        assert_ne!(turn.facts.ending, Ending::Replayed);
+        assert_eq!(turn.message.text, "thanks Sam");
+        let history = svc.history(&alice(), &conv, 0, 100).await.unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|m| m.role == crate::conversation::Role::Customer && m.text == "thanks Sam"),
+            "the customer's message is stored: {history:?}"
+        );
+        // And it is the customer's own retry id from now on.
+        let again = svc
+            .post(&alice(), msg("thanks Sam", Some(&conv), Some("msg-0002")))
+            .await
+            .unwrap();
+        assert_eq!(again.facts.ending, Ending::Replayed);
+        assert_eq!(again.message.seq, turn.message.seq);
     }
 
     #[tokio::test]
