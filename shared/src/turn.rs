@@ -405,20 +405,29 @@ impl TurnService {
             tenant: who.tenant.clone(),
             id: conversation_id.to_string(),
         };
+        // Checked on the record, before any message is read: someone else's conversation
+        // costs what a missing one does, and answers the same.
+        let refused = std::sync::Mutex::new(None);
+        let may_read = |c: &Conversation| {
+            let owner = Action::ReadConversation {
+                owner: &c.customer_id,
+            };
+            match access::require(who, owner, NO_SUCH_CONVERSATION) {
+                Ok(()) => true,
+                Err(e) => {
+                    *refused.lock().unwrap() = Some(e);
+                    false
+                }
+            }
+        };
         match self
             .store
-            .history(&key, after, limit)
+            .history_if(&key, after, limit, &may_read)
             .await
             .map_err(store_error)?
         {
-            Some((c, messages)) => {
-                let owner = Action::ReadConversation {
-                    owner: &c.customer_id,
-                };
-                access::require(who, owner, NO_SUCH_CONVERSATION)?;
-                Ok(messages)
-            }
-            None => Err(not_found()),
+            Some((_, messages)) => Ok(messages),
+            None => Err(refused.into_inner().unwrap().unwrap_or_else(not_found)),
         }
     }
 
@@ -701,11 +710,12 @@ mod tests {
         ) -> Result<Option<TurnRecord>, StoreError> {
             Err(StoreError::Unavailable("connection refused".into()))
         }
-        async fn history(
+        async fn history_if(
             &self,
             _: &ConversationKey,
             _: u64,
             _: usize,
+            _: &(dyn for<'c> Fn(&'c Conversation) -> bool + Send + Sync),
         ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
             Err(StoreError::Unavailable("connection refused".into()))
         }
@@ -1034,6 +1044,40 @@ mod tests {
             .unwrap();
         assert_eq!(again.facts.ending, Ending::Replayed);
         assert_eq!(again.message.seq, turn.message.seq);
+    }
+
+    #[tokio::test]
+    async fn someone_elses_history_costs_and_answers_what_a_missing_one_does() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let conv = svc
+            .post(&alice(), msg("hi", None, None))
+            .await
+            .unwrap()
+            .conversation_id;
+        let mallory = Principal::customer("t", "mallory");
+        let missing = new_conversation_id();
+
+        let before = store.history_reads();
+        let theirs = svc.history(&mallory, &conv, 0, 50).await.unwrap_err();
+        let after_theirs = store.history_reads();
+        let none = svc.history(&mallory, &missing, 0, 50).await.unwrap_err();
+        let after_none = store.history_reads();
+        let cost = |from: (usize, usize), to: (usize, usize)| (to.0 - from.0, to.1 - from.1);
+        assert_eq!(cost(before, after_theirs), (1, 0), "the record only");
+        assert_eq!(cost(after_theirs, after_none), (1, 0));
+        assert_eq!(
+            (theirs.status(), theirs.to_string()),
+            (none.status(), none.to_string())
+        );
+        assert_eq!(theirs.status(), 404);
+        // The owner's read pages as before.
+        assert!(!svc
+            .history(&alice(), &conv, 0, 50)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(cost(after_none, store.history_reads()), (1, 1));
     }
 
     #[tokio::test]
