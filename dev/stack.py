@@ -265,6 +265,8 @@ def up(args):
             "JWT_HS256_SECRET": devtoken.DEV_JWT_SECRET,
             "JWT_ISSUER": devtoken.DEV_ISSUER,
             "JWT_AUDIENCE": devtoken.DEV_AUDIENCE,
+            # Single-tenant locally: dev tokens without a tenant claim are the default tenant's.
+            "JWT_DEFAULT_TENANT": "default",
             "AWS_ENDPOINT_URL": aws,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "local",
