@@ -254,11 +254,19 @@ def up(args):
             "RATE_LIMIT_PER_MINUTE": os.environ.get("RATE_LIMIT_PER_MINUTE", "120"),
             "RATE_LIMIT_BURST": os.environ.get("RATE_LIMIT_BURST", "30"),
             **webhook.function_env(),
+            # The bundled vendors and the test vendors (dev/webhook.py).
+            "SWITCHBOARD_WEBHOOKS_FILE": webhook.write_config(
+                os.path.join(ROOT, "config", "webhooks.toml"), os.path.join(stack.state, "webhooks.toml")),
+            # Secrets are re-read this often: short, so tests see a revoked webhook secret refused
+            # (the default is 300).
+            "SECRETS_TTL_SECS": os.environ.get("SECRETS_TTL_SECS", "5"),
             # The chat function's tokens (cargo lambda watch gives every function one env file):
             # HS256 locally, with issuer and audience checked as in AWS.
             "JWT_HS256_SECRET": devtoken.DEV_JWT_SECRET,
             "JWT_ISSUER": devtoken.DEV_ISSUER,
             "JWT_AUDIENCE": devtoken.DEV_AUDIENCE,
+            # Single-tenant locally: dev tokens without a tenant claim are the default tenant's.
+            "JWT_DEFAULT_TENANT": "default",
             "AWS_ENDPOINT_URL": aws,
             "AWS_REGION": REGION,
             "AWS_ACCESS_KEY_ID": "local",

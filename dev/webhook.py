@@ -35,6 +35,32 @@ DEV_WEBHOOK_SECRETS = {
 SSM_BILLING = "/switchboard/local/webhooks/billing"
 SECRETS_MANAGER_ID = "switchboard/local/webhooks"
 
+# Vendors the local stack adds to config/webhooks.toml, for the tests of secret revocation
+# (tests/webhook_secrets.rs): "revocable" has its own SSM parameter, which a test deletes; "off"
+# is disabled the way the README says to disable one, by a missing key in its Secrets Manager
+# secret (its own secret, so a test can count the reads of it apart from Shopify's).
+SSM_REVOCABLE = "/switchboard/local/webhooks/revocable"
+SECRETS_MANAGER_OFF = "switchboard/local/webhooks-off"
+TEST_VENDORS = f"""
+# Added by the local stack (dev/webhook.py), for tests/webhook_secrets.rs.
+[vendors.revocable]
+scheme = "stripe"
+secrets = ["ssm:{SSM_REVOCABLE}"]
+
+[vendors.off]
+scheme = "stripe"
+secrets = ["secretsmanager:{SECRETS_MANAGER_OFF}#off"]
+"""
+
+
+def write_config(bundled_path, path):
+    """config/webhooks.toml with the local stack's test vendors after it; returns `path`."""
+    with open(bundled_path) as f:
+        bundled = f.read()
+    with open(path, "w") as f:
+        f.write(bundled.rstrip("\n") + "\n" + TEST_VENDORS)
+    return path
+
 
 def function_env():
     """What the webhook function's environment says about each vendor's secret."""
@@ -48,18 +74,21 @@ def function_env():
 
 
 def store_remote_secrets(endpoint, region):
-    """Puts the shopify and billing secrets into moto's Secrets Manager and SSM."""
+    """Puts the shopify and billing secrets into moto's Secrets Manager and SSM (and the "off"
+    vendor's, without its key; "revocable"'s parameter is the test's to create)."""
     import boto3
 
     kw = dict(endpoint_url=endpoint, region_name=region, aws_access_key_id="local", aws_secret_access_key="local")
     boto3.client("ssm", **kw).put_parameter(
         Name=SSM_BILLING, Value=DEV_WEBHOOK_SECRETS["billing"], Type="SecureString", Overwrite=True)
     sm = boto3.client("secretsmanager", **kw)
-    value = json.dumps({"shopify": DEV_WEBHOOK_SECRETS["shopify"]})
-    try:
-        sm.create_secret(Name=SECRETS_MANAGER_ID, SecretString=value)
-    except sm.exceptions.ResourceExistsException:
-        sm.put_secret_value(SecretId=SECRETS_MANAGER_ID, SecretString=value)
+    # The "off" vendor's secret holds no key for it: disabled.
+    for name, value in [(SECRETS_MANAGER_ID, {"shopify": DEV_WEBHOOK_SECRETS["shopify"]}),
+                        (SECRETS_MANAGER_OFF, {"someone-else": "not-the-off-vendors-secret"})]:
+        try:
+            sm.create_secret(Name=name, SecretString=json.dumps(value))
+        except sm.exceptions.ResourceExistsException:
+            sm.put_secret_value(SecretId=name, SecretString=json.dumps(value))
 
 
 def _mac(key: bytes, *parts: bytes) -> bytes:

@@ -401,3 +401,34 @@ async fn erasure_is_bounded_per_call_and_repeats_finish_it() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn someone_elses_history_reads_no_messages() {
+    let stack = Stack::connect().await;
+    let (a, b) = (
+        Stack::fresh_customer("cust_a"),
+        Stack::fresh_customer("cust_b"),
+    );
+    let (ta, tb) = (stack.token(&a), stack.token(&b));
+    let first = stack.say(&tb, None, "hi").await;
+    let conv = first["conversation_id"].as_str().unwrap().to_string();
+    // Counts the message reads (Query) of the conversation's partition, passing them through.
+    let queries = stack
+        .arm_aws_fault(json!({ "target": "DynamoDB_20120810.Query", "match": conv, "delay_ms": 1 }))
+        .await;
+    let theirs = stack.get(Some(&ta), &history(&conv)).await;
+    let missing = stack
+        .get(Some(&ta), &history("01JZZZZZZZZZZZZZZZZZZZZZZZ"))
+        .await;
+    let read_for_a = stack.aws_fault_hits(&queries).await;
+    let own = stack.get(Some(&tb), &history(&conv)).await;
+    let read_for_b = stack.aws_fault_hits(&queries).await;
+    stack.clear_aws_fault(&queries).await;
+
+    assert_problem(&theirs, 404, "someone else's conversation");
+    assert_problem(&missing, 404, "a missing conversation");
+    assert_eq!(theirs.body["detail"], missing.body["detail"]);
+    assert_eq!(read_for_a, 0, "someone else's messages were read");
+    assert_eq!(own.status, 200, "{}", own.body);
+    assert_eq!(read_for_b, 1, "the owner's page is one Query");
+}

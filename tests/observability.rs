@@ -87,7 +87,7 @@ async fn a_turn_logs_its_facts_and_emits_its_metrics() {
     .await;
     let line = &chat_line(&docs, &conv, "handoff").unwrap()["fields"];
     assert_eq!(line["method"], "POST");
-    assert_eq!(line["path"], "/v1/messages");
+    assert_eq!(line["route"], "/v1/messages");
     assert_eq!(line["status"], 200);
     assert_eq!(line["intent"], "human_agent");
     assert!(line["confidence"].as_f64().unwrap() > 0.0, "{line}");

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use switchboard::auth::Role;
 use switchboard::signatures::Scheme;
 use switchboard_it::{repo_root, signed, unix_now, Stack};
 
@@ -156,4 +157,70 @@ async fn seeded_personal_data_never_reaches_the_functions_logs() {
     let v: serde_json::Value =
         serde_json::from_str(&event_line[start..]).unwrap_or_else(|e| panic!("{e}: {event_line}"));
     assert_eq!(v["fields"]["vendor"], "billing", "{event_line}");
+}
+
+#[tokio::test]
+async fn an_erasure_by_percent_encoded_email_leaves_no_email_in_the_logs() {
+    let stack = Stack::connect().await;
+    let from = std::fs::metadata(log_path(&stack))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    // The tag is in the email and nowhere else: found in any encoding of it (raw, %40, %2540,
+    // upper or lower case), it shows the email was logged.
+    let tag = ulid::Ulid::new().to_string().to_lowercase();
+    let local = format!("erase.{tag}");
+    let email = format!("{local}@example.com");
+    let token = stack.token(&email);
+    let hello = stack.say(&token, None, "hello").await;
+    assert!(hello["conversation_id"].is_string(), "{hello}");
+
+    let admin = stack.token_as("admin_pii", Some("default"), Role::Admin);
+    let r = stack
+        .call(
+            "DELETE",
+            Some(&admin),
+            &format!("/v1/customers/{local}%40example.com"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["customer_id"], email.as_str());
+    // Encoded twice, and in a path no route has: refused, and logged without it too.
+    for path in [
+        format!("/v1/customers/{local}%2540example.com"),
+        format!("/v1/customer/{local}%40EXAMPLE.com"),
+    ] {
+        let r = stack.call("DELETE", Some(&admin), &path, None).await;
+        assert!(r.status >= 400, "{path}: {}", r.body);
+    }
+
+    // The three requests' lines are in the log before it is searched.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        let log = logged_since(&stack, from);
+        let lines = log
+            .lines()
+            .filter(|l| l.contains("chat request") && l.contains("DELETE"))
+            .count();
+        if lines >= 3 {
+            break log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the erasure requests were not logged:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        !log.contains(&tag),
+        "the erased customer's email reached the functions' log:\n{log}"
+    );
+    let erasure = log
+        .lines()
+        .find(|l| l.contains("chat request") && l.contains("DELETE"))
+        .unwrap();
+    assert!(
+        erasure.contains("/v1/customers/{customer_id}"),
+        "the route, not the path: {erasure}"
+    );
 }

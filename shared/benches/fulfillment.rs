@@ -140,14 +140,15 @@ impl ConversationStore for Counted {
         self.tick();
         self.inner.turn_record(k, id).await
     }
-    async fn history(
+    async fn history_if(
         &self,
         k: &ConversationKey,
         after: u64,
         limit: usize,
+        may_read: &(dyn for<'c> Fn(&'c Conversation) -> bool + Send + Sync),
     ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
         self.tick();
-        self.inner.history(k, after, limit).await
+        self.inner.history_if(k, after, limit, may_read).await
     }
     async fn conversations_of(
         &self,

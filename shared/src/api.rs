@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::auth::JwtVerifier;
+use crate::conversation::is_valid_conversation_id;
 use crate::dialogue::{Ending, TurnFacts};
 use crate::http_event::{HttpEvent, HttpResponse};
 use crate::io_clock;
@@ -66,9 +67,38 @@ enum Route<'a> {
     EraseCustomer(&'a str),
 }
 
-fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
+impl Route<'_> {
+    /// The route as `ROUTES` names it: what the request line logs instead of the path, whose
+    /// ids may be personal (an erasure's `/v1/customers/alice%40example.com`, in an encoding the
+    /// log redactor does not read).
+    fn template(&self) -> &'static str {
+        match self {
+            Route::PostMessage => "/v1/messages",
+            Route::History(_) => "/v1/conversations/{conversation_id}/messages",
+            Route::Conversations => "/v1/conversations",
+            Route::TakeOver(_) => "/v1/conversations/{conversation_id}/takeover",
+            Route::Release(_) => "/v1/conversations/{conversation_id}/release",
+            Route::AgentMessage(_) => "/v1/conversations/{conversation_id}/agent-messages",
+            Route::EraseCustomer(_) => "/v1/customers/{customer_id}",
+        }
+    }
+
+    /// The conversation the path names, if it is shaped like one (a ULID, never personal).
+    fn conversation(&self) -> Option<&str> {
+        match self {
+            Route::History(id)
+            | Route::TakeOver(id)
+            | Route::Release(id)
+            | Route::AgentMessage(id) => Some(*id).filter(|id| is_valid_conversation_id(id)),
+            _ => None,
+        }
+    }
+}
+
+/// The route a path names, and the one method it serves.
+fn parse(path: &str) -> Option<(Route<'_>, &'static str)> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let (route, allowed) = match segments.as_slice() {
+    Some(match segments.as_slice() {
         ["v1", "messages"] => (Route::PostMessage, "POST"),
         ["v1", "conversations"] => (Route::Conversations, "GET"),
         ["v1", "conversations", id, "messages"] => (Route::History(id), "GET"),
@@ -76,8 +106,13 @@ fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         ["v1", "conversations", id, "release"] => (Route::Release(id), "POST"),
         ["v1", "conversations", id, "agent-messages"] => (Route::AgentMessage(id), "POST"),
         ["v1", "customers", id] => (Route::EraseCustomer(id), "DELETE"),
-        _ => return Err(ApiError::NotFound(format!("no route for {path}"))),
-    };
+        _ => return None,
+    })
+}
+
+fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
+    let (route, allowed) =
+        parse(path).ok_or_else(|| ApiError::NotFound(format!("no route for {path}")))?;
     if method != allowed {
         return Err(ApiError::MethodNotAllowed {
             detail: format!("{path} accepts {allowed} only"),
@@ -123,16 +158,20 @@ impl ChatApi {
         };
         let elapsed = started.elapsed();
         let facts = turn.as_ref().map(|(_, f): &(String, TurnFacts)| *f);
+        let named = parse(event.path()).map(|(r, _)| r);
         // One line per request, whatever it was; a turn adds what it understood and how it
-        // ended. The text of messages is never logged.
+        // ended. The text of messages is never logged, nor the path: its route and ids are.
         tracing::info!(
             request_id = %event.request_context.request_id,
             method = %event.method(),
-            path = %event.path(),
+            route = named.as_ref().map_or("unmatched", Route::template),
             status = response.status_code,
             elapsed_us = elapsed.as_micros() as u64,
             io_us = io.as_micros() as u64,
-            conversation = turn.as_ref().map(|(c, _)| c.as_str()),
+            conversation = turn
+                .as_ref()
+                .map(|(c, _)| c.as_str())
+                .or_else(|| named.as_ref().and_then(Route::conversation)),
             intent = facts.map(|f| f.intent.name()),
             confidence = facts.map(|f| f.confidence),
             outcome = facts.map(|f| f.ending.as_str()),
@@ -301,6 +340,19 @@ mod tests {
             route("DELETE", "/v1/customers/cust_1"),
             Ok(Route::EraseCustomer("cust_1"))
         ));
+    }
+
+    #[test]
+    fn requests_are_logged_by_route_not_path() {
+        for (method, template) in ROUTES {
+            let path = template
+                .replace("{conversation_id}", "01J00000000000000000000000")
+                .replace("{customer_id}", "alice%40example.com");
+            let (r, _) = parse(&path).unwrap();
+            assert_eq!(r.template(), *template, "{method} {path}");
+        }
+        let (r, _) = parse("/v1/conversations/alice@example.com/messages").unwrap();
+        assert_eq!(r.conversation(), None, "not a conversation id: not logged");
     }
 
     #[test]

@@ -96,11 +96,15 @@ impl Principal {
 }
 
 /// Which claims carry the tenant and the role: identity providers name them their own way
-/// (Cognito: `custom:tenant`, `cognito:groups`).
+/// (Cognito: `custom:tenant`, `cognito:groups`). And the tenant of a customer's token that
+/// names none, if any (`JWT_DEFAULT_TENANT`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimNames {
     pub tenant: String,
     pub role: String,
+    /// Opt-in: with one identity provider for several tenants, a client misconfigured to leave
+    /// the claim out would otherwise file its customers under a tenant silently.
+    pub default_tenant: Option<String>,
 }
 
 impl Default for ClaimNames {
@@ -108,31 +112,54 @@ impl Default for ClaimNames {
         Self {
             tenant: "tenant".into(),
             role: "role".into(),
+            default_tenant: None,
         }
     }
 }
 
-/// Reads the principal out of verified claims.
-fn principal(claims: &Map<String, Value>, names: &ClaimNames) -> Result<Principal, String> {
+const MALFORMED: &str = "token subject or tenant is malformed";
+
+/// Reads the principal out of verified claims; a refusal is (what to log, what to answer).
+fn principal(
+    claims: &Map<String, Value>,
+    names: &ClaimNames,
+) -> Result<Principal, (String, String)> {
     let sub = match claims.get("sub") {
         Some(Value::String(s)) if is_valid_id(s) => s,
-        _ => return Err("subject is missing or malformed".into()),
+        _ => return Err(("subject is missing or malformed".into(), MALFORMED.into())),
     };
     let role = Role::from_claim(claims.get(&names.role));
+    let no_tenant = |why: String| {
+        let detail = format!("the token names no tenant (claim {:?})", names.tenant);
+        Err((why, detail))
+    };
     let tenant = match claims.get(&names.tenant) {
-        // A customer without a tenant is the single-tenant case. Staff reach every customer of
-        // their tenant, so theirs is never assumed: an agent account set up without one would
-        // otherwise be handed the default tenant's customers.
-        None | Some(Value::Null) if role == Role::Customer => DEFAULT_TENANT,
+        // A customer without a tenant is the single-tenant case, when configured so. Staff
+        // reach every customer of their tenant, so theirs is never assumed: an agent account
+        // set up without one would otherwise be handed the default tenant's customers.
+        None | Some(Value::Null) if role == Role::Customer => match &names.default_tenant {
+            Some(t) => t.as_str(),
+            None => {
+                return no_tenant(format!(
+                    "customer tokens must name their tenant (claim {:?}): JWT_DEFAULT_TENANT is not set",
+                    names.tenant
+                ))
+            }
+        },
         None | Some(Value::Null) => {
-            return Err(format!(
+            return no_tenant(format!(
                 "{} tokens must name their tenant (claim {:?})",
                 role.as_str(),
                 names.tenant
             ))
         }
         Some(Value::String(t)) if is_valid_id(t) => t,
-        Some(_) => return Err(format!("tenant claim {:?} is malformed", names.tenant)),
+        Some(_) => {
+            return Err((
+                format!("tenant claim {:?} is malformed", names.tenant),
+                MALFORMED.into(),
+            ))
+        }
     };
     Ok(Principal {
         tenant: tenant.to_string(),
@@ -504,14 +531,26 @@ impl JwtVerifier {
     }
 
     /// `JWT_HS256_SECRET` (HS256, local development) or `JWT_JWKS_URL` (with `JWT_ISSUER` and
-    /// `JWT_AUDIENCE`), never both; `JWT_TENANT_CLAIM` and `JWT_ROLE_CLAIM` rename the claims.
+    /// `JWT_AUDIENCE`), never both; `JWT_TENANT_CLAIM` and `JWT_ROLE_CLAIM` rename the claims;
+    /// `JWT_DEFAULT_TENANT` is the tenant of customer tokens without the claim (unset: they are
+    /// refused).
     pub fn from_env<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Result<Self, ConfigError> {
         let issuer = env.optional("JWT_ISSUER");
         let audience = env.optional("JWT_AUDIENCE");
         let defaults = ClaimNames::default();
+        let default_tenant = env.optional("JWT_DEFAULT_TENANT");
+        if let Some(t) = default_tenant.as_deref().filter(|t| !is_valid_id(t)) {
+            return Err(ConfigError::Invalid {
+                name: "JWT_DEFAULT_TENANT",
+                reason: format!(
+                    "{t:?} is not a tenant id (1-128 of letters, digits and _ - . @ :)"
+                ),
+            });
+        }
         let claims = ClaimNames {
             tenant: env.optional("JWT_TENANT_CLAIM").unwrap_or(defaults.tenant),
             role: env.optional("JWT_ROLE_CLAIM").unwrap_or(defaults.role),
+            default_tenant,
         };
         let verifier = match (
             env.optional("JWT_HS256_SECRET"),
@@ -629,7 +668,7 @@ impl JwtVerifier {
             }
         }
         principal(&data.claims, &self.claims)
-            .map_err(|reason| reject_as(&reason, "token subject or tenant is malformed"))
+            .map_err(|(reason, detail)| reject_as(&reason, &detail))
     }
 }
 

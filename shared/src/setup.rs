@@ -255,8 +255,14 @@ pub async fn webhook() -> Result<WebhookService, ConfigError> {
         })?;
     let table = env.required("TABLE_NAME")?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
+    let defaults = WebhookSettings::default();
+    let secs = |name, default: std::time::Duration| {
+        env.parsed(name, default.as_secs())
+            .map(std::time::Duration::from_secs)
+    };
     let settings = WebhookSettings {
-        secrets_ttl: std::time::Duration::from_secs(env.parsed("SECRETS_TTL_SECS", 300)?),
+        secrets_ttl: secs("SECRETS_TTL_SECS", defaults.secrets_ttl)?,
+        secrets_max_stale: secs("WEBHOOK_SECRETS_MAX_STALE_SECS", defaults.secrets_max_stale)?,
     };
     let aws = aws().await;
     Ok(WebhookService::new(

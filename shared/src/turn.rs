@@ -188,11 +188,14 @@ impl TurnService {
             };
 
             if let Some(cmid) = &req.client_message_id {
-                if recent
-                    .iter()
-                    .any(|m| m.client_message_id.as_deref() == Some(cmid))
-                {
-                    return self.replay(&key, cmid).await;
+                // The customer's own messages only: agents' UIs number theirs too ("msg-0001"),
+                // and an agent's id is no retry of the customer's.
+                if recent.iter().any(|m| {
+                    m.role == Role::Customer && m.client_message_id.as_deref() == Some(cmid)
+                }) {
+                    if let Some(reply) = self.replay(&key, cmid).await? {
+                        return Ok(reply);
+                    }
                 }
             }
 
@@ -295,7 +298,11 @@ impl TurnService {
                 }
                 Err(StoreError::DuplicateTurn) => {
                     let cmid = req.client_message_id.as_deref().unwrap_or_default();
-                    return self.replay(&key, cmid).await;
+                    if let Some(reply) = self.replay(&key, cmid).await? {
+                        return Ok(reply);
+                    }
+                    // Gone between the commit and the read (an erasure): decide again.
+                    backoff(attempt).await;
                 }
                 Err(e) => return Err(store_error(e)),
             }
@@ -358,15 +365,22 @@ impl TurnService {
         }
     }
 
-    /// A retried message: answer as before. Its jobs went out with the turn's commit.
-    async fn replay(&self, key: &ConversationKey, cmid: &str) -> Result<TurnReply, ApiError> {
-        let record = self
+    /// A retried message: answer as before. Its jobs went out with the turn's commit. Without
+    /// a turn record under the id, it is not a retry (`None`): the message is new.
+    async fn replay(
+        &self,
+        key: &ConversationKey,
+        cmid: &str,
+    ) -> Result<Option<TurnReply>, ApiError> {
+        let Some(record) = self
             .store
             .turn_record(key, cmid)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| ApiError::Internal(format!("turn record for {cmid} missing")))?;
-        Ok(TurnReply {
+        else {
+            return Ok(None);
+        };
+        Ok(Some(TurnReply {
             conversation_id: key.id.clone(),
             message: record.message,
             replies: record.replies,
@@ -374,7 +388,7 @@ impl TurnService {
                 ending: Ending::Replayed,
                 ..TurnFacts::default()
             },
-        })
+        }))
     }
 
     pub async fn history(
@@ -391,20 +405,29 @@ impl TurnService {
             tenant: who.tenant.clone(),
             id: conversation_id.to_string(),
         };
+        // Checked on the record, before any message is read: someone else's conversation
+        // costs what a missing one does, and answers the same.
+        let refused = std::sync::Mutex::new(None);
+        let may_read = |c: &Conversation| {
+            let owner = Action::ReadConversation {
+                owner: &c.customer_id,
+            };
+            match access::require(who, owner, NO_SUCH_CONVERSATION) {
+                Ok(()) => true,
+                Err(e) => {
+                    *refused.lock().unwrap() = Some(e);
+                    false
+                }
+            }
+        };
         match self
             .store
-            .history(&key, after, limit)
+            .history_if(&key, after, limit, &may_read)
             .await
             .map_err(store_error)?
         {
-            Some((c, messages)) => {
-                let owner = Action::ReadConversation {
-                    owner: &c.customer_id,
-                };
-                access::require(who, owner, NO_SUCH_CONVERSATION)?;
-                Ok(messages)
-            }
-            None => Err(not_found()),
+            Some((_, messages)) => Ok(messages),
+            None => Err(refused.into_inner().unwrap().unwrap_or_else(not_found)),
         }
     }
 
@@ -687,11 +710,12 @@ mod tests {
         ) -> Result<Option<TurnRecord>, StoreError> {
             Err(StoreError::Unavailable("connection refused".into()))
         }
-        async fn history(
+        async fn history_if(
             &self,
             _: &ConversationKey,
             _: u64,
             _: usize,
+            _: &(dyn for<'c> Fn(&'c Conversation) -> bool + Send + Sync),
         ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
             Err(StoreError::Unavailable("connection refused".into()))
         }
@@ -976,6 +1000,84 @@ mod tests {
             .await
             .unwrap();
         assert!(!turn.replies.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_customer_id_equal_to_an_agents_is_a_new_message_not_a_retry() {
+        use crate::auth::Role;
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let first = svc
+            .post(&alice(), msg("hi", None, Some("msg-0001")))
+            .await
+            .unwrap();
+        let conv = first.conversation_id.clone();
+        let agent = as_role("agent_7", "t", Role::Agent);
+        svc.take_over(&agent, &conv, true).await.unwrap();
+        // Both UIs number their messages from msg-0001.
+        svc.agent_reply(
+            &agent,
+            &conv,
+            agent_msg("Hello, I'm Sam.", Some("msg-0002")),
+        )
+        .await
+        .unwrap();
+        svc.take_over(&agent, &conv, false).await.unwrap();
+
+        let turn = svc
+            .post(&alice(), msg("thanks Sam", Some(&conv), Some("msg-0002")))
+            .await
+            .unwrap();
+        assert_ne!(turn.facts.ending, Ending::Replayed);
+        assert_eq!(turn.message.text, "thanks Sam");
+        let history = svc.history(&alice(), &conv, 0, 100).await.unwrap();
+        assert!(
+            history
+                .iter()
+                .any(|m| m.role == crate::conversation::Role::Customer && m.text == "thanks Sam"),
+            "the customer's message is stored: {history:?}"
+        );
+        // And it is the customer's own retry id from now on.
+        let again = svc
+            .post(&alice(), msg("thanks Sam", Some(&conv), Some("msg-0002")))
+            .await
+            .unwrap();
+        assert_eq!(again.facts.ending, Ending::Replayed);
+        assert_eq!(again.message.seq, turn.message.seq);
+    }
+
+    #[tokio::test]
+    async fn someone_elses_history_costs_and_answers_what_a_missing_one_does() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let conv = svc
+            .post(&alice(), msg("hi", None, None))
+            .await
+            .unwrap()
+            .conversation_id;
+        let mallory = Principal::customer("t", "mallory");
+        let missing = new_conversation_id();
+
+        let before = store.history_reads();
+        let theirs = svc.history(&mallory, &conv, 0, 50).await.unwrap_err();
+        let after_theirs = store.history_reads();
+        let none = svc.history(&mallory, &missing, 0, 50).await.unwrap_err();
+        let after_none = store.history_reads();
+        let cost = |from: (usize, usize), to: (usize, usize)| (to.0 - from.0, to.1 - from.1);
+        assert_eq!(cost(before, after_theirs), (1, 0), "the record only");
+        assert_eq!(cost(after_theirs, after_none), (1, 0));
+        assert_eq!(
+            (theirs.status(), theirs.to_string()),
+            (none.status(), none.to_string())
+        );
+        assert_eq!(theirs.status(), 404);
+        // The owner's read pages as before.
+        assert!(!svc
+            .history(&alice(), &conv, 0, 50)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(cost(after_none, store.history_reads()), (1, 1));
     }
 
     #[tokio::test]

@@ -83,6 +83,15 @@ fn hs256_with(key: &[u8], kid: Option<&str>, claims: &DevClaims) -> String {
     )
 }
 
+/// Customers' tokens without a tenant claim belong to the default tenant (`JWT_DEFAULT_TENANT`
+/// set, as the local stack does): the verifiers of tests about something else.
+fn single_tenant(v: JwtVerifier) -> JwtVerifier {
+    v.with_claim_names(ClaimNames {
+        default_tenant: Some(DEFAULT_TENANT.into()),
+        ..ClaimNames::default()
+    })
+}
+
 /// The 401 detail, or the status and message of another error.
 async fn check(v: &JwtVerifier, token: &str) -> Result<Principal, String> {
     v.verify_header(Some(&format!("Bearer {token}")))
@@ -97,7 +106,7 @@ const INVALID: Result<(), &str> = Err("invalid token");
 
 #[tokio::test]
 async fn hs256_attack_table() {
-    let v = JwtVerifier::hs256(KEY, Some(ISS), Some(AUD));
+    let v = single_tenant(JwtVerifier::hs256(KEY, Some(ISS), Some(AUD)));
     let alice = || claims("cust_alice");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let raw = |c: Value| {
@@ -268,7 +277,7 @@ async fn header_must_be_a_bearer_token() {
 
 #[tokio::test]
 async fn without_configured_issuer_and_audience_any_are_accepted() {
-    let v = JwtVerifier::hs256(KEY, None, None);
+    let v = single_tenant(JwtVerifier::hs256(KEY, None, None));
     let t = DevClaims::new("cust_1")
         .issuer("whoever")
         .audience("whatever")
@@ -278,10 +287,14 @@ async fn without_configured_issuer_and_audience_any_are_accepted() {
 
 #[test]
 fn claims_become_a_principal() {
-    let plain = ClaimNames::default();
+    let plain = ClaimNames {
+        default_tenant: Some("default".into()),
+        ..ClaimNames::default()
+    };
     let cognito = ClaimNames {
         tenant: "custom:tenant".into(),
         role: "cognito:groups".into(),
+        default_tenant: Some("default".into()),
     };
     use Role::*;
     let cases: Vec<(&str, Value, &ClaimNames, (&str, Role))> = vec![
@@ -366,12 +379,76 @@ fn claims_become_a_principal() {
 
 #[test]
 fn staff_tokens_without_a_tenant_are_refused() {
+    let single = ClaimNames {
+        default_tenant: Some("default".into()),
+        ..ClaimNames::default()
+    };
     for claims in [
         json!({"sub": "agent_1", "role": "agent"}),
         json!({"sub": "root", "role": ["admin"], "tenant": null}),
     ] {
-        let err = principal(claims.as_object().unwrap(), &ClaimNames::default()).unwrap_err();
-        assert!(err.contains("must name their tenant"), "{err}");
+        for names in [&ClaimNames::default(), &single] {
+            let (why, _) = principal(claims.as_object().unwrap(), names).unwrap_err();
+            assert!(why.contains("must name their tenant"), "{why}");
+        }
+    }
+}
+
+#[test]
+fn a_customer_without_a_tenant_gets_the_default_one_only_if_configured() {
+    let unset = ClaimNames::default();
+    let set = ClaimNames {
+        default_tenant: Some("shop".into()),
+        ..ClaimNames::default()
+    };
+    for claims in [
+        json!({"sub": "cust_1"}),
+        json!({"sub": "cust_1", "tenant": null}),
+        json!({"sub": "cust_1", "role": "customer"}),
+    ] {
+        let claims = claims.as_object().unwrap();
+        let (why, detail) = principal(claims, &unset).unwrap_err();
+        assert!(why.contains("JWT_DEFAULT_TENANT is not set"), "{why}");
+        assert_eq!(detail, "the token names no tenant (claim \"tenant\")");
+        assert_eq!(
+            principal(claims, &set).unwrap(),
+            Principal::customer("shop", "cust_1")
+        );
+    }
+    // A tenant in the token wins over the default.
+    let named = json!({"sub": "cust_1", "tenant": "acme"});
+    for names in [&unset, &set] {
+        let p = principal(named.as_object().unwrap(), names).unwrap();
+        assert_eq!(p.tenant, "acme");
+    }
+}
+
+#[tokio::test]
+async fn the_default_tenant_is_opt_in_by_configuration() {
+    let secret = std::str::from_utf8(KEY).unwrap();
+    let token = DevClaims::new("cust_1").sign_hs256(KEY);
+    let strict = JwtVerifier::from_env(&env(&[("JWT_HS256_SECRET", secret)])).unwrap();
+    assert_eq!(
+        check(&strict, &token).await.unwrap_err(),
+        "the token names no tenant (claim \"tenant\")"
+    );
+    let single = JwtVerifier::from_env(&env(&[
+        ("JWT_HS256_SECRET", secret),
+        ("JWT_DEFAULT_TENANT", "default"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        check(&single, &token).await.unwrap(),
+        Principal::customer("default", "cust_1")
+    );
+    for bad in ["a#b", "two words"] {
+        match JwtVerifier::from_env(&env(&[
+            ("JWT_HS256_SECRET", secret),
+            ("JWT_DEFAULT_TENANT", bad),
+        ])) {
+            Err(ConfigError::Invalid { name, .. }) => assert_eq!(name, "JWT_DEFAULT_TENANT"),
+            other => panic!("{bad}: {:?}", other.map(|_| ())),
+        }
     }
 }
 
@@ -503,13 +580,13 @@ async fn fetches(server: &MockServer) -> usize {
 }
 
 fn verifier(server: &MockServer, options: JwksOptions) -> JwtVerifier {
-    JwtVerifier::jwks(
+    single_tenant(JwtVerifier::jwks(
         url::Url::parse(&format!("{}/jwks.json", server.uri())).unwrap(),
         ISS,
         AUD,
         crate::connectors::engine::http_client(),
         options,
-    )
+    ))
 }
 
 /// A cooldown short enough for tests to wait out.
@@ -907,12 +984,12 @@ fn dev_token_still_mints_what_the_verifier_accepts() {
 
 #[tokio::test]
 async fn the_sample_events_carry_a_token_the_local_stack_accepts() {
-    // dev/devtoken.py and dev/stack.py: the local key, issuer and audience.
-    let v = JwtVerifier::hs256(
+    // dev/devtoken.py and dev/stack.py: the local key, issuer, audience and default tenant.
+    let v = single_tenant(JwtVerifier::hs256(
         b"switchboard-local-development-key-do-not-deploy",
         Some("switchboard-local"),
         Some("switchboard-chat"),
-    );
+    ));
     for sample in [
         include_str!("../../../events/chat-post-message.json"),
         include_str!("../../../events/chat-history.json"),

@@ -321,7 +321,10 @@ fn constant(
     let json = serde_json::to_value(v).map_err(|e| e.to_string())?;
     let json = Json::from(&json);
     let scalar = Scalar::of(&json).strip(strip_prefix);
-    normalise(scalar, kind, convert).map(Record::into_owned)
+    // The connector file's own text, not a customer's: quoted, to point at the mistake.
+    normalise(scalar, kind, convert)
+        .map(Record::into_owned)
+        .map_err(|e| format!("{e} ({scalar})"))
 }
 
 fn type_name(v: &Json) -> &'static str {
@@ -448,6 +451,16 @@ impl std::fmt::Display for Scalar<'_> {
     }
 }
 
+/// What a value that does not convert was, for an error: never the value itself, which is a
+/// customer's (a name, an email, an order's contents) and would reach the logs with the error.
+fn not_one(v: Scalar<'_>) -> &'static str {
+    match v {
+        Scalar::Text(_) => "a string that is not one",
+        Scalar::Number(_) => "a number that is not one",
+        other => other.type_name(),
+    }
+}
+
 fn normalise(v: Scalar<'_>, kind: Kind, convert: Convert) -> Result<Record<'_>, String> {
     match (kind, convert) {
         (Kind::Integer, Convert::Cents) => cents(v).map(Record::Int),
@@ -457,13 +470,13 @@ fn normalise(v: Scalar<'_>, kind: Kind, convert: Convert) -> Result<Record<'_>, 
                 (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
                     Ok(Record::Int(f as i64))
                 }
-                _ => Err(format!("expected a whole number, found {n}")),
+                _ => Err(format!("expected a whole number, found {}", not_one(v))),
             },
             Scalar::Text(s) => s
                 .trim()
                 .parse::<i64>()
                 .map(Record::Int)
-                .map_err(|_| format!("expected a whole number, found {s:?}")),
+                .map_err(|_| format!("expected a whole number, found {}", not_one(v))),
             other => Err(format!(
                 "expected a whole number, found {}",
                 other.type_name()
@@ -475,7 +488,7 @@ fn normalise(v: Scalar<'_>, kind: Kind, convert: Convert) -> Result<Record<'_>, 
                 Scalar::Text(s) => s.trim().parse().ok(),
                 _ => None,
             }
-            .ok_or_else(|| format!("expected seconds since the epoch, found {v}"))?;
+            .ok_or_else(|| format!("expected seconds since the epoch, found {}", not_one(v)))?;
             let t = OffsetDateTime::from_unix_timestamp(secs).map_err(|e| e.to_string())?;
             Ok(Record::Text(Cow::Owned(
                 t.format(&Rfc3339).map_err(|e| e.to_string())?,
@@ -486,7 +499,8 @@ fn normalise(v: Scalar<'_>, kind: Kind, convert: Convert) -> Result<Record<'_>, 
                 Ok(Record::Text(Cow::Borrowed(s)))
             }
             other => Err(format!(
-                "expected an RFC 3339 time (or `as = \"unix\"`), found {other}"
+                "expected an RFC 3339 time (or `as = \"unix\"`), found {}",
+                not_one(other)
             )),
         },
         (Kind::OrderStatus, _) => match v {
@@ -535,7 +549,12 @@ fn cents(v: Scalar<'_>) -> Result<i64, String> {
         }
         other => return Err(format!("expected an amount, found {}", other.type_name())),
     };
-    let bad = || format!("expected a decimal amount like \"45.99\", found {text:?}");
+    let bad = || {
+        format!(
+            "expected a decimal amount like \"45.99\", found {}",
+            not_one(v)
+        )
+    };
     let (neg, digits) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, text),
@@ -671,6 +690,46 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("placed_at") && e.contains("RFC 3339"), "{e}");
+    }
+
+    #[test]
+    fn an_answer_that_does_not_map_is_reported_by_field_and_type_only() {
+        let m = mapping("", SHOPIFY_ORDER, Shape::Order).unwrap();
+        let base = json!({"name": "#1", "customer": {"id": "c1"}, "createdAt": "2026-11-20T10:00:00Z",
+            "totalPriceSet": {"shopMoney": {"amount": "45.9", "currencyCode": "USD"}},
+            "lineItems": {"nodes": []}});
+        let secret = "Alice Liddell, alice@example.com";
+        for (pointer, value) in [
+            ("/createdAt", json!(secret)),
+            ("/totalPriceSet/shopMoney/amount", json!(secret)),
+            ("/totalPriceSet/shopMoney/amount", json!(12.345)),
+            (
+                "/lineItems/nodes",
+                json!([{"name": "x", "quantity": secret}]),
+            ),
+            ("/lineItems/nodes", json!([{"name": "x", "quantity": 2.5}])),
+        ] {
+            let mut answer = base.clone();
+            *answer.pointer_mut(pointer).unwrap() = value.clone();
+            let e = one(&m, &answer).unwrap_err();
+            assert!(
+                !e.contains("Alice")
+                    && !e.contains("alice@")
+                    && !e.contains("12.345")
+                    && !e.contains("2.5"),
+                "{pointer}: {e}"
+            );
+            assert!(
+                e.contains("found a") || e.contains("found an"),
+                "{pointer}: {e}"
+            );
+        }
+        let secs = json!("Alice");
+        let e = normalise(scalar(&secs), Kind::Time, Convert::Unix).unwrap_err();
+        assert_eq!(
+            e,
+            "expected seconds since the epoch, found a string that is not one"
+        );
     }
 
     #[test]

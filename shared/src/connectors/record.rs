@@ -7,9 +7,69 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::value::{Error, MapDeserializer, SeqDeserializer};
+use serde::de::value::{MapDeserializer, SeqDeserializer};
 use serde::de::{self, IntoDeserializer, Visitor};
 use serde::forward_to_deserialize_any;
+
+/// Why a record did not read as the type asked for. It reaches warn lines (a connector's answer
+/// "malformed"), and the values are the company's customers' names, emails and orders: unlike
+/// serde's own error (`invalid type: string "alice@example.com"`), it names the kind of value
+/// found, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The kind of a value serde reports as unexpected, without the value.
+fn kind_of(found: de::Unexpected<'_>) -> &'static str {
+    use de::Unexpected as U;
+    match found {
+        U::Bool(_) => "a boolean",
+        U::Unsigned(_) | U::Signed(_) => "an integer",
+        U::Float(_) => "a number",
+        U::Char(_) => "a character",
+        U::Str(_) => "a string",
+        U::Bytes(_) => "bytes",
+        U::Unit => "null",
+        U::Option => "an optional value",
+        U::NewtypeStruct => "a newtype struct",
+        U::Seq => "a list",
+        U::Map => "a map",
+        U::Enum => "an enum",
+        U::UnitVariant | U::NewtypeVariant | U::TupleVariant | U::StructVariant => "a variant",
+        U::Other(_) => "another kind of value",
+    }
+}
+
+impl de::Error for Error {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        Error(msg.to_string())
+    }
+
+    fn invalid_type(found: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        Error(format!(
+            "invalid type: {}, expected {expected}",
+            kind_of(found)
+        ))
+    }
+
+    fn invalid_value(found: de::Unexpected<'_>, expected: &dyn de::Expected) -> Self {
+        Error(format!(
+            "invalid value: {}, expected {expected}",
+            kind_of(found)
+        ))
+    }
+
+    fn unknown_variant(_variant: &str, expected: &'static [&'static str]) -> Self {
+        Error(format!("unknown variant, expected one of {expected:?}"))
+    }
+}
 
 #[derive(Clone, PartialEq)]
 pub enum Record<'a> {
@@ -193,6 +253,28 @@ mod tests {
 
     fn text(s: &str) -> Record<'_> {
         Record::Text(Cow::Borrowed(s))
+    }
+
+    #[test]
+    fn a_record_that_does_not_read_names_no_value() {
+        // A customer's email where an integer belongs, and a name where a time does.
+        let mut r = Record::Fields(Vec::new());
+        r.insert("id", text("1001"));
+        r.insert("customer_id", text("cust_alice"));
+        r.insert("status", text("shipped"));
+        r.insert("placed_at", text("Alice Liddell"));
+        r.insert("total.amount_cents", text("alice@example.com"));
+        r.insert("total.currency", text("USD"));
+        let e = r.read::<Order>().unwrap_err().to_string();
+        assert!(!e.contains("Alice") && !e.contains("alice@"), "{e}");
+        let mut r = Record::Fields(Vec::new());
+        r.insert("quantity", text("alice@example.com"));
+        r.insert("name", text("Alice's secret gift"));
+        let e = r
+            .read::<crate::connectors::OrderItem>()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "invalid type: a string, expected u32");
     }
 
     #[test]

@@ -549,11 +549,12 @@ impl ConversationStore for DynamoStore {
             .transpose()
     }
 
-    async fn history(
+    async fn history_if(
         &self,
         key: &ConversationKey,
         after: u64,
         limit: usize,
+        may_read: &(dyn for<'c> Fn(&'c Conversation) -> bool + Send + Sync),
     ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
         let state = self
             .client
@@ -571,6 +572,9 @@ impl ConversationStore for DynamoStore {
             return Ok(None);
         };
         let conversation = conversation_from(item)?;
+        if !may_read(&conversation) {
+            return Ok(None);
+        }
         if after >= conversation.last_seq || limit == 0 {
             return Ok(Some((conversation, Vec::new())));
         }

@@ -7,6 +7,7 @@
 //! Reads skip them, writes may replace them, erasure deletes them. Without one nothing expires.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -37,6 +38,10 @@ pub struct MemoryStore {
     /// Jobs committed to the outbox, in commit order (the relay's stream).
     outbox: Mutex<Vec<Job>>,
     retention: Option<Duration>,
+    /// History reads of a conversation record, and of its messages (DynamoDB's GetItem and
+    /// Query), for tests of what a read costs.
+    record_reads: AtomicUsize,
+    message_reads: AtomicUsize,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +111,14 @@ impl MemoryStore {
     /// Takes the jobs committed since the last call, as the relay would send them.
     pub fn take_outbox(&self) -> Vec<Job> {
         std::mem::take(&mut *self.outbox.lock().unwrap())
+    }
+
+    /// (record reads, message reads) of history so far.
+    pub fn history_reads(&self) -> (usize, usize) {
+        (
+            self.record_reads.load(Ordering::SeqCst),
+            self.message_reads.load(Ordering::SeqCst),
+        )
     }
 
     pub fn message_count(&self, key: &ConversationKey) -> usize {
@@ -219,16 +232,22 @@ impl ConversationStore for MemoryStore {
             .map(|(record, _)| record.clone()))
     }
 
-    async fn history(
+    async fn history_if(
         &self,
         key: &ConversationKey,
         after: u64,
         limit: usize,
+        may_read: &(dyn for<'c> Fn(&'c Conversation) -> bool + Send + Sync),
     ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
         let now = OffsetDateTime::now_utc();
         let parts = self.partitions.lock().unwrap();
+        self.record_reads.fetch_add(1, Ordering::SeqCst);
         Ok(parts.get(key).and_then(|p| {
             let conversation = self.live(p, now)?.clone();
+            if !may_read(&conversation) {
+                return None;
+            }
+            self.message_reads.fetch_add(1, Ordering::SeqCst);
             let messages = p
                 .messages
                 .range(after.saturating_add(1)..)

@@ -200,6 +200,20 @@ pub trait ConversationStore: Send + Sync {
         key: &ConversationKey,
         after: u64,
         limit: usize,
+    ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
+        self.history_if(key, after, limit, &|_| true).await
+    }
+
+    /// `history` for a caller who may read the conversation only if `may_read` accepts its
+    /// record: `None` if there is none or it is refused. The record is read and checked before
+    /// any message is, so a conversation the caller may not read costs the reads a missing one
+    /// does (no existence oracle in the count of reads or their latency).
+    async fn history_if(
+        &self,
+        key: &ConversationKey,
+        after: u64,
+        limit: usize,
+        may_read: &(dyn for<'c> Fn(&'c Conversation) -> bool + Send + Sync),
     ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError>;
 
     /// A customer's conversations, most recently updated first.

@@ -11,10 +11,11 @@
 pub mod claims;
 pub mod config;
 pub mod events;
+pub mod keys;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use time::OffsetDateTime;
@@ -23,10 +24,11 @@ use crate::http_event::{HttpEvent, HttpResponse};
 use crate::jobs::{Job, JobQueue};
 use crate::metrics;
 use crate::problem::ApiError;
-use crate::secrets::{SecretError, SecretSource};
+use crate::secrets::SecretSource;
 use crate::signatures::{self, Scheme, SigningKey};
 use claims::{Claim, ClaimKey, ClaimStore};
 use config::VendorConfig;
+use keys::VendorKeys;
 
 /// How long a claim is held for the attempt that made it, before a retry may take it over; well
 /// above the function's timeout.
@@ -34,27 +36,25 @@ const CLAIM_LEASE: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
-    /// Secrets are re-read this often, so a rotation reaches warm containers.
+    /// Secrets are re-read this often, so a rotation or a revocation reaches warm containers;
+    /// a read that found no usable secret is not repeated sooner (see `keys`).
     pub secrets_ttl: Duration,
+    /// While the secret store is unavailable, keys read longer ago than this are no longer used.
+    pub secrets_max_stale: Duration,
 }
 
 impl Default for WebhookSettings {
     fn default() -> Self {
         Self {
             secrets_ttl: Duration::from_secs(300),
+            secrets_max_stale: Duration::from_secs(900),
         }
     }
 }
 
-#[derive(Default)]
-struct KeyRing {
-    keys: Option<Arc<Vec<SigningKey>>>,
-    fetched: Option<Instant>,
-}
-
 struct Vendor {
     config: VendorConfig,
-    ring: Mutex<KeyRing>,
+    keys: VendorKeys,
 }
 
 pub struct WebhookService {
@@ -72,7 +72,8 @@ fn vendor_of(path: &str) -> Option<&str> {
 }
 
 impl WebhookService {
-    /// Reads every vendor's secrets once, so a misconfigured vendor shows in the init log.
+    /// Reads every vendor's secrets once, so a misconfigured vendor shows in the init log and
+    /// is refused from the first request without another read until the TTL.
     pub async fn new(
         vendors: BTreeMap<String, VendorConfig>,
         secrets: Arc<dyn SecretSource>,
@@ -88,7 +89,7 @@ impl WebhookService {
                         name,
                         Vendor {
                             config,
-                            ring: Mutex::new(KeyRing::default()),
+                            keys: VendorKeys::default(),
                         },
                     )
                 })
@@ -100,6 +101,9 @@ impl WebhookService {
         };
         for (name, vendor) in &service.vendors {
             match service.keys(vendor).await {
+                Ok(keys) if keys.is_empty() => {
+                    tracing::error!(vendor = %name, "webhook vendor disabled: no usable secret, its requests are refused (401)")
+                }
                 Ok(keys) => {
                     tracing::info!(vendor = %name, keys = keys.len(), "webhook vendor ready")
                 }
@@ -111,57 +115,11 @@ impl WebhookService {
         service
     }
 
-    /// The vendor's signing keys, re-read after the TTL. If a refresh fails, the keys in hand
-    /// stay in use: a secrets outage must not stop webhooks that were verifying a moment ago.
     async fn keys(&self, vendor: &Vendor) -> Result<Arc<Vec<SigningKey>>, ApiError> {
-        let stale = {
-            let ring = vendor.ring.lock().unwrap();
-            match (&ring.keys, ring.fetched) {
-                (Some(k), Some(at)) if at.elapsed() < self.settings.secrets_ttl => {
-                    return Ok(k.clone())
-                }
-                (k, _) => k.clone(),
-            }
-        };
-        let c = &vendor.config;
-        let mut keys = Vec::new();
-        let mut last_error = None;
-        for reference in &c.secrets {
-            match self.secrets.resolve(reference).await {
-                Ok(values) => {
-                    for v in values {
-                        match SigningKey::new(c.scheme, v.expose()) {
-                            Ok(k) => keys.push(k),
-                            Err(e) => {
-                                tracing::error!(vendor = %c.name, secret = %reference, error = %e, "unusable secret value")
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(vendor = %c.name, error = %e, "secret not read");
-                    last_error = Some(e);
-                }
-            }
-        }
-        if !keys.is_empty() {
-            let keys = Arc::new(keys);
-            let mut ring = vendor.ring.lock().unwrap();
-            ring.keys = Some(keys.clone());
-            ring.fetched = Some(Instant::now());
-            return Ok(keys);
-        }
-        if let Some(stale) = stale {
-            return Ok(stale);
-        }
-        Err(match last_error {
-            Some(SecretError::Unavailable { .. }) => ApiError::Unavailable {
-                detail: "the vendor's signing secret cannot be read right now".into(),
-                retry_after_secs: 30,
-            },
-            // Not configured: from outside, the same as a vendor that does not exist.
-            _ => ApiError::NotFound(format!("no webhook endpoint for vendor {}", c.name)),
-        })
+        vendor
+            .keys
+            .get(&vendor.config, self.secrets.as_ref(), &self.settings)
+            .await
     }
 
     pub async fn handle(&self, event: &HttpEvent) -> HttpResponse {

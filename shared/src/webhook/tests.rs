@@ -1,4 +1,5 @@
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -238,11 +239,13 @@ async fn bad_input_gets_the_right_status_and_queues_nothing() {
             404,
         ),
         (
+            // Refused as a wrong signature is: a prober cannot tell a disabled vendor from a
+            // live one, and a cold container answers as a warm one that saw the secret go.
             "vendor without a secret",
             "/webhooks/github",
             good.clone(),
             PAYMENT_FAILED,
-            404,
+            401,
         ),
         (
             "not a webhook path",
