@@ -36,16 +36,23 @@ SSM_BILLING = "/switchboard/local/webhooks/billing"
 SECRETS_MANAGER_ID = "switchboard/local/webhooks"
 
 # Vendors the local stack adds to config/webhooks.toml, for the tests of secret revocation
-# (tests/webhook_secrets.rs): "revocable" has its own SSM parameter, which a test deletes; "off"
+# (tests/webhook_secrets.rs): "revocable" has its own SSM parameter and "revocable-sm" its own
+# Secrets Manager secret, which tests delete (the secret with a recovery window, as
+# `aws secretsmanager delete-secret` does by default); "off"
 # is disabled the way the README says to disable one, by a missing key in its Secrets Manager
 # secret (its own secret, so a test can count the reads of it apart from Shopify's).
 SSM_REVOCABLE = "/switchboard/local/webhooks/revocable"
 SECRETS_MANAGER_OFF = "switchboard/local/webhooks-off"
+SECRETS_MANAGER_REVOCABLE = "switchboard/local/webhooks-revocable"
 TEST_VENDORS = f"""
 # Added by the local stack (dev/webhook.py), for tests/webhook_secrets.rs.
 [vendors.revocable]
 scheme = "stripe"
 secrets = ["ssm:{SSM_REVOCABLE}"]
+
+[vendors.revocable-sm]
+scheme = "stripe"
+secrets = ["secretsmanager:{SECRETS_MANAGER_REVOCABLE}#revocable-sm"]
 
 [vendors.off]
 scheme = "stripe"
@@ -130,7 +137,7 @@ def build(kind, vendor, customer=None, email=None, order=None, event_id=None):
             "data": {"object": {
                 "object": "invoice", "customer": customer, "customer_email": email,
                 "amount_due": 2999, "currency": "usd",
-                "hosted_invoice_url": "https://invoice.stripe.example/i/acct_demo/test_123",
+                "hosted_invoice_url": "https://invoice.stripe.com/i/acct_demo/test_123",
             }},
         }
     if kind == "payment-failed" and vendor == "billing":

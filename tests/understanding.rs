@@ -93,7 +93,7 @@ async fn a_request_about_an_order_asks_which_then_hands_it_to_the_team() {
     assert!(text.contains("Reason: cancel_order"), "{text}");
     assert!(text.contains(&format!("Order: {which}")), "{text}");
     assert!(
-        text.contains("[customer] I want to cancel my order"),
+        text.contains("[customer]\n> I want to cancel my order"),
         "{text}"
     );
 }

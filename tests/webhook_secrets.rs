@@ -1,6 +1,6 @@
 //! Webhook signing secrets as the secret store holds them: a deleted secret stops verifying
 //! within the TTL, and a vendor without a secret is refused without asking the store each time.
-//! The vendors "revocable" and "off" exist in the local stack only (dev/webhook.py).
+//! The vendors "revocable", "revocable-sm" and "off" exist in the local stack only (dev/webhook.py).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use switchboard_it::{unique, unix_now as now, Stack};
 /// dev/webhook.py: where the stack looks for each test vendor's secret.
 const SSM_REVOCABLE: &str = "/switchboard/local/webhooks/revocable";
 const SECRETS_MANAGER_OFF: &str = "switchboard/local/webhooks-off";
+const SECRETS_MANAGER_REVOCABLE: &str = "switchboard/local/webhooks-revocable";
 
 /// `cargo lambda watch` runs up to this many instances of a function (dev/stack.py
 /// `--concurrency`), each a container with its own cache.
@@ -31,16 +32,22 @@ async fn ssm() -> aws_sdk_ssm::Client {
     )
 }
 
+async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(
+        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
+    )
+}
+
 /// A Stripe event the stack records and does not queue (its type is not one it handles), signed
-/// with `secret`: nothing reaches fulfillment whatever the answer.
-async fn post_signed(stack: &Stack, secret: &str) -> u16 {
+/// with `secret` for `vendor`: nothing reaches fulfillment whatever the answer.
+async fn post_signed(stack: &Stack, vendor: &str, secret: &str) -> u16 {
     let body =
         json!({ "id": unique("evt_rev"), "type": "customer.created", "data": { "object": {} } })
             .to_string();
     let key = SigningKey::new(Scheme::Stripe, secret).unwrap();
     let headers = sign(Scheme::Stripe, &key, "", now(), body.as_bytes());
     stack
-        .webhook("revocable", &headers, body.as_bytes())
+        .webhook(vendor, &headers, body.as_bytes())
         .await
         .status
 }
@@ -48,6 +55,7 @@ async fn post_signed(stack: &Stack, secret: &str) -> u16 {
 /// Posts until `n` answers in a row are `status`; panics after `within`.
 async fn until_consistently(
     stack: &Stack,
+    vendor: &str,
     secret: &str,
     status: u16,
     n: usize,
@@ -58,7 +66,7 @@ async fn until_consistently(
     let mut in_a_row = 0;
     let mut seen = Vec::new();
     while in_a_row < n {
-        let s = post_signed(stack, secret).await;
+        let s = post_signed(stack, vendor, secret).await;
         in_a_row = if s == status { in_a_row + 1 } else { 0 };
         seen.push(s);
         assert!(
@@ -91,6 +99,7 @@ async fn a_secret_deleted_from_the_store_is_refused_within_the_ttl() {
         .unwrap();
     until_consistently(
         &stack,
+        "revocable",
         &secret,
         200,
         2 * INSTANCES as usize,
@@ -107,9 +116,68 @@ async fn a_secret_deleted_from_the_store_is_refused_within_the_ttl() {
     // Warm containers held the keys and the test keeps them warm, as an attacker's traffic would.
     until_consistently(
         &stack,
+        "revocable",
         &secret,
         401,
         2 * INSTANCES as usize,
+        bound,
+        "the deleted secret",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_secret_deleted_from_secrets_manager_with_a_recovery_window_is_refused_within_the_ttl() {
+    let stack = Stack::connect().await;
+    let sm = secrets_manager().await;
+    let bound = secrets_ttl() + Duration::from_secs(30);
+    let secret = format!("whsec_{}", unique("revocable_sm"));
+    let value = json!({ "revocable-sm": secret }).to_string();
+    // An earlier run left it marked for deletion: restore it, then give it this run's value.
+    let _ = sm
+        .restore_secret()
+        .secret_id(SECRETS_MANAGER_REVOCABLE)
+        .send()
+        .await;
+    let created = sm
+        .create_secret()
+        .name(SECRETS_MANAGER_REVOCABLE)
+        .secret_string(&value)
+        .send()
+        .await;
+    if created.is_err() {
+        sm.put_secret_value()
+            .secret_id(SECRETS_MANAGER_REVOCABLE)
+            .secret_string(&value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let n = 2 * INSTANCES as usize;
+    until_consistently(
+        &stack,
+        "revocable-sm",
+        &secret,
+        200,
+        n,
+        bound,
+        "the new secret",
+    )
+    .await;
+
+    // `aws secretsmanager delete-secret` without --force-delete-without-recovery: the secret
+    // answers "marked for deletion" for its recovery window, which is a revocation.
+    sm.delete_secret()
+        .secret_id(SECRETS_MANAGER_REVOCABLE)
+        .send()
+        .await
+        .unwrap();
+    until_consistently(
+        &stack,
+        "revocable-sm",
+        &secret,
+        401,
+        n,
         bound,
         "the deleted secret",
     )

@@ -232,9 +232,12 @@ impl<F: Fn(&str) -> Option<String> + Send + Sync> Secrets<F> {
                     .io()
                     .await
                     .map_err(|e| {
-                        if e.as_service_error()
-                            .is_some_and(|s| s.is_resource_not_found_exception())
-                        {
+                        // A secret deleted with a recovery window (the default `delete-secret`)
+                        // answers InvalidRequestException ("marked for deletion") until it is
+                        // purged: revoked as surely as one that is gone, not an outage.
+                        if e.as_service_error().is_some_and(|s| {
+                            s.is_resource_not_found_exception() || s.is_invalid_request_exception()
+                        }) {
                             SecretError::NotFound(reference.to_string())
                         } else {
                             unavailable(

@@ -145,7 +145,7 @@ async fn prepare(shared: &Shared, targets: &Targets, i: u64) -> Result<Prepared,
                 "id": event_id, "object": "event", "type": "invoice.payment_failed",
                 "data": { "object": {
                     "object": "invoice", "customer": stripe_id, "amount_due": 2999,
-                    "currency": "usd", "hosted_invoice_url": "https://invoice.stripe.example/i/load"
+                    "currency": "usd", "hosted_invoice_url": "https://invoice.stripe.com/i/load"
                 }}
             });
             Prepared {

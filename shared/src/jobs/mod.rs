@@ -468,10 +468,23 @@ mod tests {
             .idempotency_key(tenant, None)
         };
         assert_ne!(event("t:stripe", "x", "1"), event("t", "stripe:x", "1"));
-        assert_ne!(
-            refund_job("a:b", "c").group_id(),
-            refund_job("a", "b").group_id()
-        );
+        // Tenant `a:b`'s conversation `c` and tenant `a`'s conversation `b:c` were one group.
+        let in_conversation = |tenant: &str, conversation: &str| {
+            let key = ConversationKey {
+                tenant: tenant.into(),
+                id: conversation.into(),
+            };
+            Job::new(
+                &key,
+                "cust",
+                JobKind::ProactiveMessage {
+                    id: "1".into(),
+                    text: "hi".into(),
+                },
+            )
+            .group_id()
+        };
+        assert_ne!(in_conversation("a:b", "c"), in_conversation("a", "b:c"));
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub struct DynamoStore {
     retention: Duration,
 }
 
+/// The dead-letter queues keep a job 14 days (template.yaml, `MessageRetentionPeriod`), plus a
+/// day for the redrive.
+const EFFECT_MIN_RETENTION: Duration = Duration::from_secs(15 * 86_400);
+
 impl DynamoStore {
     pub fn new(client: aws_sdk_dynamodb::Client, table: String, retention: Duration) -> Self {
         Self {
@@ -69,6 +73,14 @@ impl DynamoStore {
 
     fn expires_at(&self, now: OffsetDateTime) -> AttributeValue {
         n(now.unix_timestamp() + self.retention.as_secs() as i64)
+    }
+
+    /// An effect's ledger entry outlives its job's stay on the dead-letter queue, whatever the
+    /// conversations' retention: a refund redriven on its 14th day still finds its receipt
+    /// (and its "done"), where the payments API's idempotency key is long gone.
+    fn effect_expires_at(&self, now: OffsetDateTime) -> AttributeValue {
+        let keep = self.retention.max(EFFECT_MIN_RETENTION);
+        n(now.unix_timestamp() + keep.as_secs() as i64)
     }
 
     fn put(&self, item: Item, condition: Option<&str>, values: Option<Item>) -> TransactWriteItem {
@@ -836,7 +848,7 @@ impl EffectLedger for DynamoStore {
             .expression_attribute_values(":lease", n(now_ms + lease.as_millis() as i64))
             .expression_attribute_values(":now", s(rfc3339(now)))
             .expression_attribute_values(":now_ms", n(now_ms))
-            .expression_attribute_values(":expires", self.expires_at(now))
+            .expression_attribute_values(":expires", self.effect_expires_at(now))
             .expression_attribute_values(":one", n(1))
             .send()
             .io()
