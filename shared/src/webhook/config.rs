@@ -241,6 +241,8 @@ struct RawVendor {
     dedup_days: Option<u64>,
     payment_link_hosts: Option<Vec<String>>,
     #[serde(default)]
+    route_by_email: bool,
+    #[serde(default)]
     fields: FieldOverrides,
     #[serde(default)]
     events: BTreeMap<String, EventKind>,
@@ -261,6 +263,12 @@ pub struct VendorConfig {
     /// Hosts a payment link may point at (`*.example.com` for any subdomain); links elsewhere
     /// are dropped, so a payer-controlled field cannot put a stranger's page in our message.
     pub payment_link_hosts: Vec<String>,
+    /// Whether the vendor itself confirms the addresses it sends, so that an event may be
+    /// routed by its email (still only to a CRM-verified one, and never when it names a vendor
+    /// customer we have not linked). Off by default: at most vendors, Stripe included, the
+    /// email is whatever the payer typed, and a verified address in our CRM says nothing about
+    /// who paid there. When off, the email is not read into the envelope at all.
+    pub route_by_email: bool,
 }
 
 impl VendorConfig {
@@ -414,6 +422,7 @@ pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, VendorConfig>, W
                 fields,
                 events: v.events,
                 payment_link_hosts,
+                route_by_email: v.route_by_email,
             },
         );
     }
@@ -453,6 +462,16 @@ mod tests {
         assert!(stripe.payment_link_allowed("invoice.stripe.com"));
         assert!(!stripe.payment_link_allowed("stripe.com.evil.example"));
         assert!(vendors["billing"].payment_link_hosts.is_empty());
+        assert!(
+            vendors.values().all(|v| !v.route_by_email),
+            "no bundled vendor is trusted for the payer's email"
+        );
+        let opted = parse(
+            "w.toml",
+            "[vendors.acme]\nscheme = \"stripe\"\nsecrets = [\"env:X\"]\nroute_by_email = true\n",
+        )
+        .unwrap();
+        assert!(opted["acme"].route_by_email);
         assert_eq!(vendors["shopify"].fields.event_time.len(), 2);
         let shopify = &vendors["shopify"];
         assert_eq!(

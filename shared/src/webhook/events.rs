@@ -28,6 +28,8 @@ pub struct VendorEvent {
     /// The customer's id at the vendor (e.g. Stripe's `cus_…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_customer_id: Option<String>,
+    /// The payer's email, only from a vendor whose config has `route_by_email` (it confirms
+    /// the addresses it sends); `None` for every other vendor, whatever the body says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,7 +247,10 @@ impl Extracted {
             event: kind,
             status: self.status.clone(),
             vendor_customer_id: get(&f.customer_id),
-            customer_email: email(get(&f.customer_email)),
+            customer_email: vendor
+                .route_by_email
+                .then(|| email(get(&f.customer_email)))
+                .flatten(),
             order_id: order_number(get(&f.order_ref)),
             amount,
             payment_url: payment_link(get(&f.payment_url), vendor),
@@ -282,8 +287,20 @@ mod tests {
         );
         assert_eq!(e.event_id, "evt_1");
         assert_eq!(e.vendor_customer_id.as_deref(), Some("cus_9"));
-        assert_eq!(e.customer_email.as_deref(), Some("alice@example.com"));
+        assert_eq!(
+            e.customer_email, None,
+            "Stripe does not confirm the payer's email: it is not carried"
+        );
         assert_eq!(e.amount.unwrap().to_string(), "$29.99");
+        let mut confirms = v.clone();
+        confirms.route_by_email = true;
+        let e = x.envelope(
+            &confirms,
+            EventKind::PaymentFailed,
+            NO_HEADERS,
+            datetime!(2026-11-24 0:00 UTC),
+        );
+        assert_eq!(e.customer_email.as_deref(), Some("alice@example.com"));
         assert_eq!(
             e.payment_url.as_deref(),
             Some("https://invoice.stripe.com/i/acct_1/test_1")
