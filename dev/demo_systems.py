@@ -59,7 +59,7 @@ def seed(now):
         {"id": "cust_erin", "name": "Erin Novak", "email": "erin@example.com", "email_verified": True, "phone": "+1 415 555 0105",
          "vendor_ids": {"stripe": "cus_erin05", "billing": "acct_erin"}},
         {"id": "cust_frank", "name": "Frank Ito", "email": "frank@example.com", "email_verified": True, "phone": "+1 415 555 0106",
-         "vendor_ids": {}},
+         "vendor_ids": {"billing": "acct_frank"}},
         # Gina signed up but never confirmed her address: no vendor event may be routed to her by
         # it (someone else can type it at a payment provider).
         {"id": "cust_gina", "name": "Gina Park", "email": "gina@example.com", "email_verified": False,

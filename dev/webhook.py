@@ -2,8 +2,8 @@
 """Sends signed vendor webhooks to the local stack, as the vendors would (never deployed).
 
   .venv/bin/python dev/webhook.py payment-failed --customer cus_alice01
-  .venv/bin/python dev/webhook.py shipped --order 1001 --email alice@example.com
-  .venv/bin/python dev/webhook.py delayed --order 1002 --email alice@example.com
+  .venv/bin/python dev/webhook.py shipped --order 1001
+  .venv/bin/python dev/webhook.py delayed --order 1002
   .venv/bin/python dev/webhook.py payment-failed --vendor billing --customer acct_alice
 
 The local stack's webhook secrets live here; the stack hands them to the webhook function
@@ -147,9 +147,13 @@ def build(kind, vendor, customer=None, email=None, order=None, event_id=None):
         }
     if kind in ("shipped", "delayed") and vendor == "shopify":
         topic = "fulfillments/create" if kind == "shipped" else "fulfillments/update"
-        headers = {"X-Shopify-Topic": topic, "X-Shopify-Webhook-Id": event_id or str(uuid.uuid4())}
+        webhook_id = event_id or str(uuid.uuid4())
+        headers = {"X-Shopify-Topic": topic, "X-Shopify-Webhook-Id": webhook_id}
+        # Shopify is deduplicated on the body (its id header is unsigned), so the id goes into
+        # the body too: the same --event-id is the same event, a new one a new event.
         return headers, {
-            "id": 4242, "order_id": 450789469, "name": f"#{order}.1", "email": email,
+            "id": 4242, "admin_graphql_api_id": f"gid://shopify/Fulfillment/{webhook_id}",
+            "order_id": 450789469, "name": f"#{order}.1", "email": email,
             "status": "success", "shipment_status": "confirmed" if kind == "shipped" else "delayed",
             "tracking_company": "UPS", "tracking_number": f"1Z{order}",
             "tracking_url": f"https://track.example.com/ups/1Z{order}",

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchboard::signatures::{sign, Scheme, SigningKey};
-use switchboard_it::{signed, texts, unix_now as now, Stack};
+use switchboard_it::{event_job_key, signed, texts, unix_now as now, Stack};
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
@@ -98,7 +98,7 @@ async fn a_stripe_payment_failure_reaches_the_customer_once_and_yes_continues() 
     let c = claim(&stack, "stripe", &event_id).await.expect("claimed");
     assert_eq!(c["state"], "done");
     assert_eq!(c["outcome"], "queued");
-    let job_key = format!("event:default:stripe:{event_id}");
+    let job_key = event_job_key("stripe", &event_id);
     let state = stack
         .wait_for_effect("default", &job_key, Duration::from_secs(30))
         .await;
@@ -151,9 +151,12 @@ async fn shopify_and_standard_webhooks_vendors_with_secrets_from_secrets_manager
     let stack = Stack::connect().await;
     let frank = stack.token("cust_frank");
 
-    // Shopify (its secret is in Secrets Manager): a fulfillment, matched by email.
+    // Shopify (its secret is in Secrets Manager): a fulfillment, matched by its order's owner
+    // (the email is not read: Shopify is not configured as confirming addresses). Shopify is
+    // deduplicated on the body, so a field unique to the run keeps it new on a long-lived stack.
     let body = json!({
-        "id": 4242, "order_id": 450789469, "name": "#1007.1", "email": "frank@example.com",
+        "id": 4242, "admin_graphql_api_id": unique("gid://shopify/Fulfillment/"),
+        "order_id": 450789469, "name": "#1007.1", "email": "frank@example.com",
         "status": "success", "shipment_status": "confirmed", "tracking_company": "UPS",
         "tracking_url": "https://track.example.com/ups/1Z1007"
     })
@@ -177,11 +180,14 @@ async fn shopify_and_standard_webhooks_vendors_with_secrets_from_secrets_manager
     );
 
     // A Standard Webhooks billing platform (its secret is in SSM): the same customer's open
-    // conversation gets the message.
+    // conversation gets the message, found by the account the CRM links to him.
     let msg_id = unique("msg");
     let body = json!({
         "type": "payment.failed",
-        "data": { "customer_email": "frank@example.com", "amount": 6400, "currency": "usd" }
+        "data": {
+            "customer_id": "acct_frank", "customer_email": "frank@example.com",
+            "amount": 6400, "currency": "usd"
+        }
     })
     .to_string();
     let headers = signed(
@@ -413,7 +419,7 @@ async fn a_captured_shopify_body_is_not_replayed_under_a_fresh_id_or_another_top
     }
 
     // The one job ran; nothing else was queued, so its message is the only one.
-    let job_key = format!("event:default:shopify:{event_id}");
+    let job_key = event_job_key("shopify", &event_id);
     let state = stack
         .wait_for_effect("default", &job_key, Duration::from_secs(60))
         .await;
@@ -462,28 +468,32 @@ async fn a_signed_shopify_body_older_than_the_dedup_window_is_refused() {
 async fn a_payment_failure_is_not_routed_by_an_unverified_email() {
     let stack = Stack::connect().await;
     // Someone created a Stripe customer with Gina's address (she never confirmed it with us)
-    // and a card that fails, and points the invoice at their own page.
-    let event_id = unique("evt_spoof");
-    let body = json!({
-        "id": event_id, "object": "event", "type": "invoice.payment_failed",
-        "data": { "object": {
-            "object": "invoice", "customer": unique("cus_mallory"),
-            "customer_email": "gina@example.com", "amount_due": 4999, "currency": "usd",
-            "hosted_invoice_url": "https://pay.attacker.example/i/1"
-        }}
-    })
-    .to_string();
-    let headers = signed(Scheme::Stripe, "stripe", "", now(), body.as_bytes());
-    let r = stack.webhook("stripe", &headers, body.as_bytes()).await;
-    assert_eq!(r.status, 202, "{}", r.body);
-    let job_key = format!("event:default:stripe:{event_id}");
-    let state = stack
-        .wait_for_effect("default", &job_key, Duration::from_secs(60))
-        .await;
-    assert_eq!(
-        state, "failed",
-        "no customer matched: recorded, not retried"
-    );
+    // and a card that fails, and points the invoice at their own page. Then the same with
+    // Alice's, which she did confirm with us: that says nothing about who paid at Stripe, whose
+    // customer id we have never linked, so neither reaches anyone.
+    for victim in ["gina", "alice"] {
+        let event_id = unique("evt_spoof");
+        let body = json!({
+            "id": event_id, "object": "event", "type": "invoice.payment_failed",
+            "data": { "object": {
+                "object": "invoice", "customer": unique("cus_mallory"),
+                "customer_email": format!("{victim}@example.com"), "amount_due": 4999,
+                "currency": "usd", "hosted_invoice_url": "https://pay.attacker.example/i/1"
+            }}
+        })
+        .to_string();
+        let headers = signed(Scheme::Stripe, "stripe", "", now(), body.as_bytes());
+        let r = stack.webhook("stripe", &headers, body.as_bytes()).await;
+        assert_eq!(r.status, 202, "{victim}: {}", r.body);
+        let job_key = event_job_key("stripe", &event_id);
+        let state = stack
+            .wait_for_effect("default", &job_key, Duration::from_secs(60))
+            .await;
+        assert_eq!(
+            state, "failed",
+            "{victim}: no customer matched: recorded, not retried"
+        );
+    }
     let gina = stack.token("cust_gina");
     let list = stack.get(Some(&gina), "/v1/conversations").await;
     assert_eq!(list.status, 200, "{}", list.body);

@@ -503,7 +503,7 @@ async fn check_webhooks(stack: &Stack, base: &Baseline, hooks: &HookLog, checks:
             continue;
         }
         let claim = stack
-            .item(&format!("T#default#W#{}#{}", e.vendor, e.event_id), "CLAIM")
+            .item(&format!("T#default#W#{}#{}", e.vendor, e.claim_id), "CLAIM")
             .await;
         let claim_state = claim
             .as_ref()
@@ -514,7 +514,7 @@ async fn check_webhooks(stack: &Stack, base: &Baseline, hooks: &HookLog, checks:
         let effect = stack
             .effect_state(
                 "default",
-                &format!("event:default:{}:{}", e.vendor, e.event_id),
+                &switchboard_it::event_job_key(e.vendor, &e.claim_id),
             )
             .await;
         checks.effects += 1;
@@ -588,7 +588,7 @@ async fn check_webhooks(stack: &Stack, base: &Baseline, hooks: &HookLog, checks:
             ));
         }
         if stack
-            .item(&format!("T#default#W#{}#{}", b.vendor, b.event_id), "CLAIM")
+            .item(&format!("T#default#W#{}#{}", b.vendor, b.claim_id), "CLAIM")
             .await
             .is_some()
         {

@@ -80,6 +80,9 @@ pub struct Delivery {
 pub struct Event {
     pub vendor: &'static str,
     pub event_id: String,
+    /// What the webhook claims it under and its job's effect is keyed on: the body's hash for
+    /// vendors that sign only the body (their id header is unsigned), the id otherwise.
+    pub claim_id: String,
     pub expect: Expect,
     /// Delivered twice on purpose.
     pub doubled: bool,
@@ -106,6 +109,8 @@ impl Event {
 pub struct BadEvent {
     pub vendor: &'static str,
     pub event_id: String,
+    /// As `Event::claim_id`.
+    pub claim_id: String,
     pub status: Option<u16>,
 }
 
@@ -128,6 +133,14 @@ struct Prepared {
 }
 
 impl Prepared {
+    fn claim_id(&self) -> String {
+        if self.scheme.signs_body_only() {
+            switchboard::webhook::events::body_id(&self.body)
+        } else {
+            self.event_id.clone()
+        }
+    }
+
     fn headers(&self, secret: &str) -> Result<Vec<(&'static str, String)>, String> {
         let key = SigningKey::new(self.scheme, secret).map_err(|e| format!("signing key: {e}"))?;
         let mut h = sign(self.scheme, &key, &self.event_id, unix_now(), &self.body);
@@ -316,6 +329,7 @@ async fn one_event(
                 let d = deliver(&shared, forged.vendor, &h, &forged.body).await;
                 Some(BadEvent {
                     vendor: forged.vendor,
+                    claim_id: forged.claim_id(),
                     event_id: forged.event_id,
                     status: d.status,
                 })
@@ -330,6 +344,7 @@ async fn one_event(
     };
     let event = Event {
         vendor: p.vendor,
+        claim_id: p.claim_id(),
         event_id: p.event_id,
         expect: p.expect,
         doubled,

@@ -723,6 +723,17 @@ pub fn proactive_body(customer: &str, conversation: &str, id: &str, text: &str) 
     )
 }
 
+/// The effect key of the default tenant's job for a vendor event claimed under `claim_id` (the
+/// event id, or the body's hash for GitHub and Shopify), built as the jobs module builds it:
+/// its parts escaped, so a `body-sha256:` id is not a plain join.
+pub fn event_job_key(vendor: &str, claim_id: &str) -> String {
+    switchboard::jobs::KeyParts::new("event")
+        .part("default")
+        .part(vendor)
+        .part(claim_id)
+        .finish()
+}
+
 pub fn texts(reply: &Value) -> Vec<String> {
     reply["replies"]
         .as_array()

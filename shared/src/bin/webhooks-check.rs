@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             for v in vendors.values() {
                 let secrets: Vec<String> = v.secrets.iter().map(ToString::to_string).collect();
                 println!(
-                    "{}: {:?}, tenant {}, ±{} s, ≤{} bytes, dedup {} days, secrets [{}], {} mapped types",
+                    "{}: {:?}, tenant {}, ±{} s, ≤{} bytes, dedup {} days, secrets [{}], {} mapped types, routed by email: {}",
                     v.name,
                     v.scheme,
                     v.tenant,
@@ -30,7 +30,8 @@ fn main() -> ExitCode {
                     v.max_body_bytes,
                     v.dedup_for.as_secs() / 86_400,
                     secrets.join(", "),
-                    v.events.len()
+                    v.events.len(),
+                    if v.route_by_email { "yes" } else { "no" }
                 );
             }
             println!("ok: {} vendors", vendors.len());

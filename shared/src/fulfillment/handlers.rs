@@ -284,10 +284,13 @@ impl Fulfillment {
     }
 
     /// Who the event is about: by the vendor's customer id, then an email the CRM has verified
-    /// as the customer's, then the order's owner. The payload's email is whatever the payer
-    /// typed at the vendor, so an unverified match is no match: anyone could claim a victim's
-    /// address and have our bot message them. The order reference is written by the shop's own
-    /// integration (not the payer) and its owner comes from our orders system, so it is kept.
+    /// as the customer's, then the order's owner. The email is carried only from vendors
+    /// configured as confirming the addresses they send (`route_by_email`): elsewhere it is
+    /// whatever the payer typed, and our CRM having verified that address says nothing about
+    /// who paid at the vendor. Even then it is used only when the event names no vendor
+    /// customer, since an id we have not linked is an unknown payer, and only when the CRM has
+    /// verified the address. The order reference is written by the shop's own integration (not
+    /// the payer) and its owner comes from our orders system, so it is kept.
     /// A system that refuses the lookup (4xx, bad shape) means no match; one that is down
     /// means retry.
     async fn find_customer(&self, e: &VendorEvent) -> Result<Option<String>, JobError> {
@@ -305,18 +308,24 @@ impl Fulfillment {
                 return Ok(Some(found));
             }
         }
-        if let Some(email) = &e.customer_email {
-            let found = c.by_email(email).await.map(|o| {
-                o.and_then(|c| {
-                    if !c.email_verified {
-                        tracing::info!(vendor = %e.vendor, event_id = %e.event_id, "the event's email matches a customer whose address is not verified; not routed by it");
-                    }
-                    c.email_verified.then_some(c.id)
-                })
-            });
-            if let Some(found) = permanent_as_none(found)? {
-                return Ok(Some(found));
+        match (&e.customer_email, &e.vendor_customer_id) {
+            (Some(_), Some(_)) => {
+                tracing::info!(vendor = %e.vendor, event_id = %e.event_id, "the event names a vendor customer not linked to ours; not routed by its email");
             }
+            (Some(email), None) => {
+                let found = c.by_email(email).await.map(|o| {
+                    o.and_then(|c| {
+                        if !c.email_verified {
+                            tracing::info!(vendor = %e.vendor, event_id = %e.event_id, "the event's email matches a customer whose address is not verified; not routed by it");
+                        }
+                        c.email_verified.then_some(c.id)
+                    })
+                });
+                if let Some(found) = permanent_as_none(found)? {
+                    return Ok(Some(found));
+                }
+            }
+            (None, _) => {}
         }
         if let Some(order) = &e.order_id {
             let found = self

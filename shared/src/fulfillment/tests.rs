@@ -690,21 +690,25 @@ async fn events_are_routed_by_a_vendor_link_or_a_verified_email_only() {
     let email_only = payment_failed("evt_7", None, Some("gina@example.com"));
     // Gina's own Stripe link does reach her, verified address or not.
     let linked = payment_failed("evt_8", Some("cus_gina"), Some("elsewhere@example.com"));
-    // A verified address reaches its customer when the vendor id is unknown.
-    let verified = payment_failed("evt_9", Some("cus_unknown"), Some("alice@example.com"));
+    // An unknown vendor id is an unknown payer: alice's address being verified in our CRM
+    // does not make her the payer, so the event is nobody's.
+    let unknown_payer = payment_failed("evt_9", Some("cus_mallory"), Some("alice@example.com"));
+    // An envelope carries an email only from a vendor that confirms the addresses it sends
+    // (`route_by_email`); with no vendor id, a verified one reaches its customer.
+    let confirmed = payment_failed("evt_10", None, Some("alice@example.com"));
     let r =
         x.f.handle(
             event(vec![
                 record("a", "g1", &spoofed),
                 record("b", "g2", &email_only),
                 record("c", "g3", &linked),
-                record("d", "g4", &verified),
+                record("d", "g4", &unknown_payer),
             ]),
             None,
         )
         .await;
     assert!(r.batch_item_failures.is_empty());
-    for unmatched in ["evt_6", "evt_7"] {
+    for unmatched in ["evt_6", "evt_7", "evt_9"] {
         assert_eq!(
             x.store
                 .effect_outcome("t", &format!("event:t:stripe:{unmatched}")),
@@ -715,6 +719,18 @@ async fn events_are_routed_by_a_vendor_link_or_a_verified_email_only() {
     let gina = x.store.conversations_of("t", "gina", 10).await.unwrap();
     assert_eq!(gina.len(), 1, "only the linked event reaches gina");
     assert_eq!(x.store.message_count(&key(&gina[0].id)), 1);
+    assert!(
+        x.store
+            .conversations_of("t", "alice", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "an unknown payer's event does not reach alice by her verified address"
+    );
+    let r =
+        x.f.handle(event(vec![record("e", "g5", &confirmed)]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
     let alice = x.store.conversations_of("t", "alice", 10).await.unwrap();
     assert_eq!(alice.len(), 1);
 }
@@ -1199,13 +1215,14 @@ impl ConversationStore for FailingCommits {
     ) -> Result<Option<crate::store::TurnRecord>, StoreError> {
         self.inner.turn_record(key, id).await
     }
-    async fn history(
+    async fn history_if(
         &self,
         key: &ConversationKey,
         after: u64,
         limit: usize,
+        may_read: &(dyn for<'c> Fn(&'c Conversation) -> bool + Send + Sync),
     ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
-        self.inner.history(key, after, limit).await
+        self.inner.history_if(key, after, limit, may_read).await
     }
     async fn history_if(
         &self,

@@ -241,6 +241,8 @@ struct RawVendor {
     dedup_days: Option<u64>,
     payment_link_hosts: Option<Vec<String>>,
     #[serde(default)]
+    route_by_email: bool,
+    #[serde(default)]
     fields: FieldOverrides,
     #[serde(default)]
     events: BTreeMap<String, EventKind>,
@@ -261,6 +263,12 @@ pub struct VendorConfig {
     /// Hosts a payment link may point at (`*.example.com` for any subdomain); links elsewhere
     /// are dropped, so a payer-controlled field cannot put a stranger's page in our message.
     pub payment_link_hosts: Vec<String>,
+    /// Whether the vendor itself confirms the addresses it sends, so that an event may be
+    /// routed by its email (still only to a CRM-verified one, and never when it names a vendor
+    /// customer we have not linked). Off by default: at most vendors, Stripe included, the
+    /// email is whatever the payer typed, and a verified address in our CRM says nothing about
+    /// who paid there. When off, the email is not read into the envelope at all.
+    pub route_by_email: bool,
 }
 
 impl VendorConfig {
@@ -315,7 +323,24 @@ fn default_payment_link_hosts(scheme: Scheme) -> Vec<String> {
     }
 }
 
+/// Second-level labels under which a country's registry sells names (`co.uk`, `com.au`): a
+/// wildcard directly under one of these would admit hosts anyone can register.
+const SHARED_SECOND_LEVEL: &[&str] = &[
+    "ac", "co", "com", "edu", "gov", "govt", "go", "ne", "net", "or", "org", "ltd", "plc",
+];
+
+/// A lowercase host name, or `*.` and a domain of at least two labels that is not a registry's
+/// own suffix: `*.com` and `*.co.uk` are refused, `*.example.com` and `*.example.co.uk` are
+/// not. A floor, not a public-suffix list.
 fn is_valid_host_pattern(h: &str) -> bool {
+    if let Some(domain) = h.strip_prefix("*.") {
+        let labels: Vec<&str> = domain.split('.').collect();
+        let registry_suffix =
+            labels.len() == 2 && labels[1].len() == 2 && SHARED_SECOND_LEVEL.contains(&labels[0]);
+        if labels.len() < 2 || registry_suffix {
+            return false;
+        }
+    }
     let name = h.strip_prefix("*.").unwrap_or(h);
     name.contains('.')
         && name.len() <= 253
@@ -369,6 +394,12 @@ pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, VendorConfig>, W
         if !(1..=365).contains(&dedup_days) {
             return Err(field("dedup_days", "must be between 1 and 365"));
         }
+        if v.scheme == Scheme::Shopify && dedup_days < 3 {
+            return Err(field(
+                "dedup_days",
+                "must be at least 3 for shopify: Shopify retries a delivery for up to 48 hours, and a retry past the window would be told twice or refused as stale",
+            ));
+        }
         if let Some((t, _)) = v.events.iter().find(|(_, k)| **k == EventKind::Unknown) {
             return Err(field(
                 &format!("events.{t:?}"),
@@ -414,6 +445,7 @@ pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, VendorConfig>, W
                 fields,
                 events: v.events,
                 payment_link_hosts,
+                route_by_email: v.route_by_email,
             },
         );
     }
@@ -453,6 +485,16 @@ mod tests {
         assert!(stripe.payment_link_allowed("invoice.stripe.com"));
         assert!(!stripe.payment_link_allowed("stripe.com.evil.example"));
         assert!(vendors["billing"].payment_link_hosts.is_empty());
+        assert!(
+            vendors.values().all(|v| !v.route_by_email),
+            "no bundled vendor is trusted for the payer's email"
+        );
+        let opted = parse(
+            "w.toml",
+            "[vendors.acme]\nscheme = \"stripe\"\nsecrets = [\"env:X\"]\nroute_by_email = true\n",
+        )
+        .unwrap();
+        assert!(opted["acme"].route_by_email);
         assert_eq!(vendors["shopify"].fields.event_time.len(), 2);
         let shopify = &vendors["shopify"];
         assert_eq!(
@@ -507,11 +549,28 @@ mod tests {
             "[vendors.acme]\nscheme = \"shopify\"\nsecrets = [\"env:X\"]\n[vendors.acme.fields]\nevent_time = [\"header:x-shopify-triggered-at\"]\n",
         );
         assert!(e.contains("vendors.acme.fields.event_time"), "{e}");
+        let e = error_of(
+            "[vendors.acme]\nscheme = \"shopify\"\nsecrets = [\"env:X\"]\ndedup_days = 2\n",
+        );
+        assert!(
+            e.contains("vendors.acme.dedup_days") && e.contains("48 hours"),
+            "{e}"
+        );
+        for good in ["pay.example.com", "*.example.com", "*.example.co.uk"] {
+            parse(
+                "w.toml",
+                &format!(
+                    "[vendors.acme]\nscheme = \"stripe\"\nsecrets = [\"env:X\"]\npayment_link_hosts = [{good:?}]\n"
+                ),
+            )
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
         for bad in [
             "https://pay.example",
             "Pay.Example.com",
             "example",
             "*.com",
+            "*.co.uk",
             "a..b",
         ] {
             let e = error_of(&format!(

@@ -28,6 +28,8 @@ pub struct VendorEvent {
     /// The customer's id at the vendor (e.g. Stripe's `cus_…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_customer_id: Option<String>,
+    /// The payer's email, only from a vendor whose config has `route_by_email` (it confirms
+    /// the addresses it sends); `None` for every other vendor, whatever the body says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -133,6 +135,16 @@ fn event_time(sources: &[Source], body: &Value) -> Result<Option<OffsetDateTime>
     }
 }
 
+/// An id as logs may show it: as sent up to the event-id bound, hashed past it (an unsigned
+/// header can be anything up to the request's size).
+pub fn bounded_id(id: &str) -> String {
+    if id.len() <= MAX_EVENT_ID && !id.chars().any(char::is_control) {
+        id.to_string()
+    } else {
+        format!("sha256:{}", sha256_hex(id.as_bytes()))
+    }
+}
+
 /// Reads id, type and status. `raw` is the body as signed, for the id of last resort.
 pub fn extract<H: Headers + ?Sized>(
     vendor: &VendorConfig,
@@ -150,7 +162,7 @@ pub fn extract<H: Headers + ?Sized>(
     let (event_id, delivery_id, id_from_body_hash) = if vendor.scheme.signs_body_only() {
         // The id header is not signed: a captured body resent under a fresh id must still be
         // the same claim. The vendor's retries resend the same bytes, so they still match.
-        (body_id(raw), vendor_id, false)
+        (body_id(raw), vendor_id.as_deref().map(bounded_id), false)
     } else {
         match vendor_id {
             Some(id) if id.len() <= MAX_EVENT_ID && !id.contains('#') => (id, None, false),
@@ -164,6 +176,20 @@ pub fn extract<H: Headers + ?Sized>(
         }
     };
     let event = vendor.kind_of(&vendor_type, status.as_deref());
+    let event_id = if vendor.scheme.signs_body_only() && event.is_none() {
+        // An unhandled type is claimed apart from the bare body hash, which stays for the
+        // handled types: the same bytes under an unhandled topic (Shopify's `orders/updated`
+        // alongside `orders/fulfilled`) must not use up the claim of the one we act on. A
+        // relabelled replay can only move a body to a claim of its own that queues nothing.
+        let t = if vendor_type.len() <= 64 {
+            vendor_type.clone()
+        } else {
+            format!("sha256:{}", sha256_hex(vendor_type.as_bytes()))
+        };
+        format!("{event_id}:unhandled:{t}")
+    } else {
+        event_id
+    };
     Ok(Extracted {
         event_id,
         delivery_id,
@@ -245,7 +271,10 @@ impl Extracted {
             event: kind,
             status: self.status.clone(),
             vendor_customer_id: get(&f.customer_id),
-            customer_email: email(get(&f.customer_email)),
+            customer_email: vendor
+                .route_by_email
+                .then(|| email(get(&f.customer_email)))
+                .flatten(),
             order_id: order_number(get(&f.order_ref)),
             amount,
             payment_url: payment_link(get(&f.payment_url), vendor),
@@ -282,8 +311,20 @@ mod tests {
         );
         assert_eq!(e.event_id, "evt_1");
         assert_eq!(e.vendor_customer_id.as_deref(), Some("cus_9"));
-        assert_eq!(e.customer_email.as_deref(), Some("alice@example.com"));
+        assert_eq!(
+            e.customer_email, None,
+            "Stripe does not confirm the payer's email: it is not carried"
+        );
         assert_eq!(e.amount.unwrap().to_string(), "$29.99");
+        let mut confirms = v.clone();
+        confirms.route_by_email = true;
+        let e = x.envelope(
+            &confirms,
+            EventKind::PaymentFailed,
+            NO_HEADERS,
+            datetime!(2026-11-24 0:00 UTC),
+        );
+        assert_eq!(e.customer_email.as_deref(), Some("alice@example.com"));
         assert_eq!(
             e.payment_url.as_deref(),
             Some("https://invoice.stripe.com/i/acct_1/test_1")
@@ -393,6 +434,20 @@ mod tests {
                 ExtractError::BadTime("body /updated_at".into())
             );
         }
+    }
+
+    #[test]
+    fn an_unsigned_delivery_id_is_bounded() {
+        let v = vendor("shopify");
+        let long = "w".repeat(1_000);
+        let headers = [
+            ("x-shopify-topic", "fulfillments/create"),
+            ("x-shopify-webhook-id", long.as_str()),
+        ];
+        let x = extract(&v, &headers[..], br#"{"id":1}"#).unwrap();
+        let d = x.delivery_id.unwrap();
+        assert!(d.starts_with("sha256:") && d.len() < 100, "{d}");
+        assert_eq!(bounded_id("wh-1"), "wh-1");
     }
 
     #[test]

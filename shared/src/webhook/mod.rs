@@ -4,9 +4,10 @@
 //! within its limit (413) and decodable (400); the signature valid over the raw bytes, within the
 //! timestamp tolerance (401); the event's type readable (400); its signed body time, where it has
 //! one, within the dedup window (401). Then `(vendor, event id)` is claimed, the body's SHA-256
-//! standing for the id where the scheme signs only the body (a duplicate is 200 and goes no
-//! further), the envelope is queued for `fulfillment` and the answer is 202. If queueing fails the claim is released and the answer is 503, so the
-//! vendor's retry gets through: nothing lost, nothing doubled.
+//! standing for the id where the scheme signs only the body, with the type added for an
+//! unhandled one (a duplicate is 200 and goes no further), the envelope is queued for
+//! `fulfillment` and the answer is 202. If queueing fails the claim is released and the answer
+//! is 503, so the vendor's retry gets through: nothing lost, nothing doubled.
 
 pub mod claims;
 pub mod config;
@@ -258,7 +259,10 @@ impl WebhookService {
             // Queued is what matters; a retry after the lease is deduplicated downstream.
             tracing::warn!(error = %e, "could not mark the claim done");
         }
-        let delivery_id = x.delivery_id.as_deref().or(verified.delivery_id);
+        let delivery_id = x
+            .delivery_id
+            .clone()
+            .or(verified.delivery_id.map(events::bounded_id));
         tracing::info!(vendor = name, event = kind.as_str(), event_id = %x.event_id, delivery_id = ?delivery_id, "webhook queued");
         metrics::count(
             "WebhookAccepted",

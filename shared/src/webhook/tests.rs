@@ -343,7 +343,7 @@ async fn a_shopify_body_resent_under_a_fresh_id_or_topic_is_a_duplicate() {
     let retry = shopify_signed("wh-1", "fulfillments/create", &body);
     // A replay: the id and topic headers are not signed, so anyone holding the body can set them.
     let fresh_id = shopify_signed("wh-2", "fulfillments/create", &body);
-    let relabelled = shopify_signed("wh-3", "fulfillments/update", &body);
+    let relabelled = shopify_signed("wh-3", "orders/fulfilled", &body);
     for (name, headers) in [
         ("retry", retry),
         ("fresh id", fresh_id),
@@ -356,6 +356,41 @@ async fn a_shopify_body_resent_under_a_fresh_id_or_topic_is_a_duplicate() {
         assert_eq!(r.status_code, 200, "{name}: {}", r.body);
         assert!(r.body.contains("\"duplicate\":true"), "{name}: {}", r.body);
     }
+    assert_eq!(f.queue.sent.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unhandled_topic_does_not_use_up_the_claim_of_a_handled_one_with_the_same_body() {
+    let f = fixture().await;
+    let body = shopify_fulfillment(OffsetDateTime::now_utc());
+    // Shopify sends orders/updated (not mapped) and orders/fulfilled with the same body.
+    let send = |id: &'static str, topic: &'static str| {
+        let f = &f;
+        let body = body.clone();
+        async move {
+            f.service
+                .handle(&request(
+                    "/webhooks/shopify",
+                    &shopify_signed(id, topic, &body),
+                    &body,
+                ))
+                .await
+        }
+    };
+    let r = send("wh-u", "orders/updated").await;
+    assert_eq!(r.status_code, 200, "{}", r.body);
+    assert!(r.body.contains("\"handled\":false"), "{}", r.body);
+    let r = send("wh-u2", "orders/updated").await;
+    assert!(r.body.contains("\"duplicate\":true"), "{}", r.body);
+    let r = send("wh-f", "orders/fulfilled").await;
+    assert_eq!(
+        r.status_code, 202,
+        "the shipped event is not a duplicate: {}",
+        r.body
+    );
+    assert_eq!(f.queue.sent.lock().unwrap().len(), 1);
+    let r = send("wh-f2", "fulfillments/create").await;
+    assert!(r.body.contains("\"duplicate\":true"), "{}", r.body);
     assert_eq!(f.queue.sent.lock().unwrap().len(), 1);
 }
 
