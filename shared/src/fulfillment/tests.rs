@@ -1224,15 +1224,6 @@ impl ConversationStore for FailingCommits {
     ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
         self.inner.history_if(key, after, limit, may_read).await
     }
-    async fn history_if(
-        &self,
-        key: &ConversationKey,
-        after: u64,
-        limit: usize,
-        may_read: &(dyn for<'c> Fn(&'c Conversation) -> bool + Send + Sync),
-    ) -> Result<Option<(Conversation, Vec<Message>)>, StoreError> {
-        self.inner.history_if(key, after, limit, may_read).await
-    }
     async fn conversations_of(
         &self,
         tenant: &str,
