@@ -102,22 +102,7 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() 
     assert_eq!(stack.bot_texts(&token, &conv).await.len(), 3);
 
     // The project's DLQ command lists it (without its body) and sends it back.
-    let dlq = |args: &[&str]| {
-        let root = switchboard_it::repo_root();
-        let out = std::process::Command::new(root.join(".venv/bin/python"))
-            .arg(root.join("dev/dlq.py"))
-            .args(args)
-            .args(["--stack-name", &stack.name])
-            .output()
-            .expect("run dev/dlq.py");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let listed = dlq(&["list"]);
+    let listed = stack.dlq(&["list"]);
     let line = listed
         .lines()
         .find(|l| l.contains("poison message"))
@@ -140,7 +125,7 @@ async fn a_poison_message_reaches_the_dlq_and_the_rest_of_the_batch_completes() 
             && l.contains("message body is not a job")),
         "no log line gives the reason for {source}"
     );
-    let redriven = dlq(&["redrive", "--id", id]);
+    let redriven = stack.dlq(&["redrive", "--id", id]);
     assert!(redriven.contains("1 message(s) sent back"), "{redriven}");
 }
 

@@ -36,23 +36,6 @@ fn refund(customer: &str, conversation: &str, order_id: &str, cents: i64) -> Str
     )
 }
 
-/// Runs the project's DLQ command against this stack.
-fn dlq(stack: &Stack, args: &[&str]) -> String {
-    let root = switchboard_it::repo_root();
-    let out = std::process::Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("dev/dlq.py"))
-        .args(args)
-        .args(["--stack-name", &stack.name])
-        .output()
-        .expect("run dev/dlq.py");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 #[tokio::test]
 async fn a_refund_killed_after_paying_and_redriven_after_its_key_expired_pays_once() {
     let stack = Stack::connect().await;
@@ -90,7 +73,7 @@ async fn a_refund_killed_after_paying_and_redriven_after_its_key_expired_pays_on
     // and fails at its commit until it is out of attempts: on the dead-letter queue.
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
     let id = loop {
-        let listed = dlq(&stack, &["list"]);
+        let listed = stack.dlq(&["list"]);
         if let Some(line) = listed.lines().find(|l| l.contains(&key)) {
             break line.split_whitespace().next().unwrap().to_string();
         }
@@ -109,7 +92,7 @@ async fn a_refund_killed_after_paying_and_redriven_after_its_key_expired_pays_on
     // A day later: the payments API no longer knows the key; the team redrives the job.
     stack.forget_refund_keys(&order).await;
     stack.clear_aws_fault(&down).await;
-    let redriven = dlq(&stack, &["redrive", "--id", &id]);
+    let redriven = stack.dlq(&["redrive", "--id", &id]);
     assert!(redriven.contains("1 message(s) sent back"), "{redriven}");
     let state = stack
         .wait_for_effect("default", &key, Duration::from_secs(90))

@@ -88,6 +88,23 @@ impl Stack {
         self.sign(&self.claims(customer).expires_in(-600))
     }
 
+    /// Runs the project's DLQ command (`dev/dlq.py`) against this stack; its output.
+    pub fn dlq(&self, args: &[&str]) -> String {
+        let root = repo_root();
+        let out = std::process::Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("dev/dlq.py"))
+            .args(args)
+            .args(["--stack-name", &self.name])
+            .output()
+            .expect("run dev/dlq.py");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// A customer id no other test (or earlier run against the same stack) uses.
     pub fn fresh_customer(prefix: &str) -> String {
         format!("{prefix}_{}", ulid::Ulid::new().to_string().to_lowercase())
