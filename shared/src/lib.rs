@@ -10,6 +10,7 @@ pub mod access;
 pub mod answers;
 pub mod api;
 pub mod auth;
+pub mod bot;
 pub mod clock;
 pub mod config;
 pub mod connectors;
