@@ -1,0 +1,82 @@
+//! `switchboard check` run as an operator runs it.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn switchboard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        // The workspace root: the bundled files' paths are relative to it.
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("the binary runs")
+}
+
+fn scratch(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchboard-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_bundled_files_pass() {
+    let out = switchboard(&["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("ok: 5 vendors"), "{stdout}");
+    assert!(stdout.contains(" systems, "), "{stdout}");
+    let out = switchboard(&[
+        "check",
+        "--connectors",
+        "config/examples/shopify.toml",
+        "config/examples/stripe.toml",
+        "--webhooks",
+        "config/webhooks.toml",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn every_webhook_problem_is_named_by_file_line_and_field() {
+    let file = scratch(
+        "webhooks.toml",
+        "[vendors.acme]\nscheme = \"md5\"\nsecrets = []\n\n[vendors.beta]\nscheme = \"stripe\"\nsecrets = [\"env:X\"]\ndedup_days = 0\n",
+    );
+    let path = file.display().to_string();
+    let out = switchboard(&["check", "--webhooks", &path]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        format!("error: {path}:2: vendors.acme.scheme: unknown variant `md5`"),
+        format!("error: {path}:3: vendors.acme.secrets: at least one"),
+        format!("error: {path}:8: vendors.beta.dedup_days: must be between 1 and 365"),
+    ] {
+        assert!(stderr.contains(&expected), "{expected}\nnot in:\n{stderr}");
+    }
+    assert!(stderr.contains("3 problems"), "{stderr}");
+}
+
+#[test]
+fn a_broken_connector_file_fails() {
+    let file = scratch("connectors.toml", "[systems.orders]\nbase_url = 3\n");
+    let out = switchboard(&["check", "--connectors", &file.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("connectors.toml"), "{stderr}");
+}
+
+#[test]
+fn bad_usage_is_refused() {
+    let out = switchboard(&["check", "--colour"]);
+    assert_eq!(out.status.code(), Some(2));
+}
