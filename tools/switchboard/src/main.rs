@@ -1,7 +1,8 @@
 //! `switchboard`: the operator's command for what is deployed as data. Checks configuration
-//! files before they ship; everything runs offline.
+//! files before they ship and runs a bot's conversation tests; everything runs offline.
 
 mod check;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,13 @@ enum Command {
         #[arg(long)]
         webhooks: Option<PathBuf>,
     },
+    /// Run a bot bundle's conversation tests (tests/*.yaml against tests/fixtures.yaml),
+    /// offline: every failing turn is listed with its file, test and what came instead.
+    Test {
+        /// The bundle directory.
+        #[arg(long, default_value = "config/bot")]
+        bot: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,5 +45,6 @@ fn main() -> ExitCode {
             connectors,
             webhooks,
         } => check::run(&connectors, webhooks.as_deref()),
+        Command::Test { bot } => test::run(&bot),
     }
 }

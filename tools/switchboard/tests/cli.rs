@@ -1,4 +1,4 @@
-//! `switchboard check` run as an operator runs it.
+//! `switchboard check` and `switchboard test` run as an operator runs them.
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -79,4 +79,42 @@ fn a_broken_connector_file_fails() {
 fn bad_usage_is_refused() {
     let out = switchboard(&["check", "--colour"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn the_default_bots_conversation_tests_pass() {
+    let out = switchboard(&["test"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.trim_end().ends_with(" passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn a_failing_conversation_test_fails_the_command_and_names_the_turn() {
+    let bundle = std::env::temp_dir().join(format!("switchboard-test-{}", std::process::id()));
+    let tests = bundle.join("tests");
+    std::fs::create_dir_all(&tests).unwrap();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+    std::fs::copy(
+        format!("{root}/config/bot/tests/fixtures.yaml"),
+        tests.join("fixtures.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        tests.join("t.yaml"),
+        "tests:\n  - name: greeting\n    turns:\n      - say: hello\n        reply: \"^Goodbye\"\n",
+    )
+    .unwrap();
+    let out = switchboard(&["test", "--bot", &bundle.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("t.yaml:2: \"greeting\", turn 1 (\"hello\")"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 passed, 1 failed"));
 }
