@@ -1,6 +1,8 @@
 //! `switchboard`: the operator's command for what is deployed as data. Checks configuration
-//! files before they ship and runs a bot's conversation tests; everything runs offline.
+//! files before they ship, runs a bot's conversation tests and chats with it; everything runs
+//! offline.
 
+mod chat;
 mod check;
 mod test;
 
@@ -37,6 +39,22 @@ enum Command {
         #[arg(long, default_value = "config/bot")]
         bot: PathBuf,
     },
+    /// Talk to the bot offline, one message per line of standard input, against in-memory
+    /// conversations and the conversation tests' fixtures (or a connector file's systems).
+    Chat {
+        /// The systems' data (default: the bundle's tests/fixtures.yaml).
+        #[arg(long, conflicts_with = "connectors")]
+        fixtures: Option<PathBuf>,
+        /// Connector files whose systems answer instead; secrets from the environment.
+        #[arg(long, num_args = 1..)]
+        connectors: Vec<PathBuf>,
+        /// Who is talking (default: the fixtures' first customer).
+        #[arg(long)]
+        customer: Option<String>,
+        /// The bundle directory.
+        #[arg(long, default_value = "config/bot")]
+        bot: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,5 +64,15 @@ fn main() -> ExitCode {
             webhooks,
         } => check::run(&connectors, webhooks.as_deref()),
         Command::Test { bot } => test::run(&bot),
+        Command::Chat {
+            fixtures,
+            connectors,
+            customer,
+            bot,
+        } => chat::run(chat::Options {
+            fixtures: fixtures.unwrap_or_else(|| chat::default_fixtures(&bot)),
+            connectors,
+            customer,
+        }),
     }
 }

@@ -1,7 +1,8 @@
-//! `switchboard check` and `switchboard test` run as an operator runs them.
+//! The `switchboard` command run as an operator runs it.
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 fn switchboard(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -117,4 +118,73 @@ fn a_failing_conversation_test_fails_the_command_and_names_the_turn() {
         "{stderr}"
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 passed, 1 failed"));
+}
+
+fn chat(args: &[&str], input: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("chat")
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn chat_answers_each_line_in_one_conversation_from_the_fixtures() {
+    let out = chat(
+        &["--customer", "alice"],
+        "where is my order\nthe second one\n\nyes\n",
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replies: Vec<&str> = stdout.lines().filter(|l| l.starts_with("bot> ")).collect();
+    assert_eq!(
+        replies.len(),
+        3,
+        "one reply per message, none for the blank line:\n{stdout}"
+    );
+    assert!(replies[0].contains("You have 3 recent orders"), "{stdout}");
+    assert!(
+        replies[1].contains("Order #1002"),
+        "the list is remembered:\n{stdout}"
+    );
+    assert!(
+        replies[2].contains("requested a refund of $45.99"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("[affirm "), "{stdout}");
+}
+
+#[test]
+fn chat_refuses_what_it_cannot_start_with() {
+    let out = chat(&["--fixtures", "/nonexistent/fixtures.yaml"], "hi\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/fixtures.yaml: cannot read")
+    );
+    let out = chat(&["--connectors", "config/connectors.toml"], "hi\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--customer is needed"));
+    let long = "a".repeat(5000);
+    let out = chat(&[], &format!("{long}\nhello\n"));
+    assert!(
+        out.status.success(),
+        "a refused message does not end the chat"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("bot> Hi!"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error: "));
 }
