@@ -4,6 +4,7 @@
 
 mod chat;
 mod check;
+mod import_rasa;
 mod test;
 
 use std::path::PathBuf;
@@ -55,6 +56,21 @@ enum Command {
         #[arg(long, default_value = "config/bot")]
         bot: PathBuf,
     },
+    /// Start a bundle from another tool's bot.
+    #[command(subcommand)]
+    Import(Import),
+}
+
+#[derive(Subcommand)]
+enum Import {
+    /// A Rasa project's intents and examples (nlu.yml) and responses (domain.yml) as
+    /// intents/, examples/en/ and messages/en.toml under --out.
+    Rasa {
+        nlu: PathBuf,
+        domain: Option<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +80,25 @@ fn main() -> ExitCode {
             webhooks,
         } => check::run(&connectors, webhooks.as_deref()),
         Command::Test { bot } => test::run(&bot),
+        Command::Import(Import::Rasa { nlu, domain, out }) => {
+            match import_rasa::import(&nlu, domain.as_deref(), &out) {
+                Ok(done) => {
+                    println!(
+                        "ok: {} intents ({} with an answer), {} examples, {} messages in {}",
+                        done.intents,
+                        done.answered,
+                        done.examples,
+                        done.messages,
+                        out.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Chat {
             fixtures,
             connectors,

@@ -188,3 +188,62 @@ fn chat_refuses_what_it_cannot_start_with() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("bot> Hi!"));
     assert!(String::from_utf8_lossy(&out.stderr).contains("error: "));
 }
+
+#[test]
+fn import_rasa_writes_intents_examples_and_messages() {
+    let out = std::env::temp_dir().join(format!("switchboard-rasa-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let here = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rasa");
+    let run = switchboard(&[
+        "import",
+        "rasa",
+        &format!("{here}/nlu.yml"),
+        &format!("{here}/domain.yml"),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("ok: 3 intents (2 with an answer), 7 examples, 3 messages"),
+        "{stdout}"
+    );
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+    assert_eq!(
+        read("intents/check_balance.toml"),
+        "description = \"check balance\"\nanswer = \"answer.check_balance\"\n"
+    );
+    assert_eq!(
+        read("intents/order_lookup.toml"),
+        "description = \"order lookup\"\n"
+    );
+    let examples = read("examples/en/order_lookup.txt");
+    assert!(
+        examples.contains("\nwhat happened to order <order>\n"),
+        "{examples}"
+    );
+    assert!(
+        examples.contains("\nis the <product> on its way"),
+        "{examples}"
+    );
+    assert!(read("examples/en/check_balance.txt").contains("what's my balance on card 5555"));
+    let messages = read("messages/en.toml");
+    assert!(
+        messages.contains("\"answer.bye\" = \"Goodbye, {name}!\""),
+        "{messages}"
+    );
+    assert!(messages.contains("# also: \"See you soon.\""), "{messages}");
+    assert!(messages.contains("\"answer.ask_email\" = "), "{messages}");
+    assert!(
+        !out.join("intents/gift_card.toml").exists(),
+        "synonyms are not intents"
+    );
+
+    let bad = switchboard(&["import", "rasa", "/nonexistent/nlu.yml", "--out", "/tmp/x"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/nlu.yml: cannot read"));
+}
