@@ -62,10 +62,15 @@ pub struct TurnReply {
     pub facts: TurnFacts,
 }
 
+/// What "now" is for a turn: the wall clock, or a fixed moment in conversation tests, so that
+/// "is this order late?" has the same answer on every run.
+pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
 pub struct TurnService {
     store: Arc<dyn ConversationStore>,
     dialogue: Dialogue,
     settings: ChatSettings,
+    clock: Clock,
 }
 
 pub(crate) fn store_error(e: StoreError) -> ApiError {
@@ -106,7 +111,13 @@ impl TurnService {
             store,
             dialogue,
             settings,
+            clock: Arc::new(OffsetDateTime::now_utc),
         }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn settings(&self) -> &ChatSettings {
@@ -169,7 +180,7 @@ impl TurnService {
                     .await
                     .map_err(store_error)?
             };
-            let now = OffsetDateTime::now_utc();
+            let now = (self.clock)();
             let (conversation, recent) = match snapshot {
                 Some(s) => {
                     // Someone else's conversation is indistinguishable from a missing one.
@@ -218,7 +229,7 @@ impl TurnService {
                     .await
             };
 
-            let now = OffsetDateTime::now_utc().max(conversation.updated_at);
+            let now = (self.clock)().max(conversation.updated_at);
             let mut seq = conversation.last_seq;
             let mut next = || {
                 seq += 1;

@@ -3,4 +3,5 @@
 //! validated as a whole at init, so a broken bundle stops a function before any customer
 //! reaches it, naming the file, line and key.
 
+pub mod conversation_tests;
 pub mod error;

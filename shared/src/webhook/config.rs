@@ -1,14 +1,21 @@
 //! Vendor configuration (`config/webhooks.toml`): per vendor, its signature scheme, secret
 //! references, limits, where the envelope's fields are read from, and how its event types map onto
-//! ours. Validated when loaded; every error names the file, the vendor and the field.
+//! ours. Validated when loaded; every problem of a file is reported at once, each naming the file,
+//! its line and the field (`vendors.NAME.FIELD`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use std::ops::Range;
+
+use serde::de::IntoDeserializer;
 use serde::Deserialize;
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
 
 use crate::auth::is_valid_id;
+use crate::bot::error::{line_of, BundleError, BundleErrors};
 use crate::secrets::SecretRef;
 use crate::signatures::Scheme;
 
@@ -90,23 +97,6 @@ pub struct Fields {
     /// seconds). A body older than the dedup window is refused: its claim may be gone, so it
     /// could only be a replay.
     pub event_time: Vec<Source>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FieldOverrides {
-    event_id: Option<Vec<Source>>,
-    event_type: Option<Vec<Source>>,
-    status: Option<Vec<Source>>,
-    customer_id: Option<Vec<Source>>,
-    customer_email: Option<Vec<Source>>,
-    order_ref: Option<Vec<Source>>,
-    amount_minor: Option<Vec<Source>>,
-    currency: Option<Vec<Source>>,
-    payment_url: Option<Vec<Source>>,
-    tracking_url: Option<Vec<Source>>,
-    carrier: Option<Vec<Source>>,
-    event_time: Option<Vec<Source>>,
 }
 
 fn sources(list: &[&str]) -> Vec<Source> {
@@ -201,52 +191,29 @@ impl Fields {
         }
     }
 
-    fn overridden(mut self, o: FieldOverrides) -> Self {
-        let set = |slot: &mut Vec<Source>, v: Option<Vec<Source>>| {
-            if let Some(v) = v {
-                *slot = v;
-            }
-        };
-        set(&mut self.event_id, o.event_id);
-        set(&mut self.event_type, o.event_type);
-        set(&mut self.status, o.status);
-        set(&mut self.customer_id, o.customer_id);
-        set(&mut self.customer_email, o.customer_email);
-        set(&mut self.order_ref, o.order_ref);
-        set(&mut self.amount_minor, o.amount_minor);
-        set(&mut self.currency, o.currency);
-        set(&mut self.payment_url, o.payment_url);
-        set(&mut self.tracking_url, o.tracking_url);
-        set(&mut self.carrier, o.carrier);
-        set(&mut self.event_time, o.event_time);
-        self
+    /// The sources of the field named `name` in a vendor's `[fields]`; `None` for a name that
+    /// is not a field.
+    fn named(&mut self, name: &str) -> Option<&mut Vec<Source>> {
+        Some(match name {
+            "event_id" => &mut self.event_id,
+            "event_type" => &mut self.event_type,
+            "status" => &mut self.status,
+            "customer_id" => &mut self.customer_id,
+            "customer_email" => &mut self.customer_email,
+            "order_ref" => &mut self.order_ref,
+            "amount_minor" => &mut self.amount_minor,
+            "currency" => &mut self.currency,
+            "payment_url" => &mut self.payment_url,
+            "tracking_url" => &mut self.tracking_url,
+            "carrier" => &mut self.carrier,
+            "event_time" => &mut self.event_time,
+            _ => return None,
+        })
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    vendors: BTreeMap<String, RawVendor>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawVendor {
-    scheme: Scheme,
-    secrets: Vec<SecretRef>,
-    tenant: Option<String>,
-    tolerance_secs: Option<u64>,
-    max_body_bytes: Option<usize>,
-    dedup_days: Option<u64>,
-    payment_link_hosts: Option<Vec<String>>,
-    #[serde(default)]
-    route_by_email: bool,
-    #[serde(default)]
-    fields: FieldOverrides,
-    #[serde(default)]
-    events: BTreeMap<String, EventKind>,
-}
+const FIELD_NAMES: &str = "event_id, event_type, status, customer_id, customer_email, order_ref, amount_minor, currency, payment_url, tracking_url, carrier, event_time";
+const VENDOR_KEYS: &str = "scheme, secrets, tenant, tolerance_secs, max_body_bytes, dedup_days, payment_link_hosts, route_by_email, fields, events";
 
 /// One vendor, validated.
 #[derive(Debug, Clone)]
@@ -291,13 +258,6 @@ impl VendorConfig {
             .or_else(|| self.events.get(vendor_type))
             .copied()
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {message}")]
-pub struct WebhookConfigError {
-    pub file: String,
-    pub message: String,
 }
 
 pub fn is_valid_vendor_name(name: &str) -> bool {
@@ -352,115 +312,306 @@ fn is_valid_host_pattern(h: &str) -> bool {
         })
 }
 
-/// Parses and validates a vendor file; `file` names it in errors.
-pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, VendorConfig>, WebhookConfigError> {
-    let err = |message: String| WebhookConfigError {
-        file: file.to_string(),
-        message,
-    };
-    let raw: RawFile = toml::from_str(text).map_err(|e| err(e.to_string().trim().to_string()))?;
-    let mut out = BTreeMap::new();
-    for (name, v) in raw.vendors {
-        let field = |f: &str, why: &str| err(format!("vendors.{name}.{f}: {why}"));
-        if !is_valid_vendor_name(&name) {
-            return Err(err(format!(
-                "vendor name {name:?} must be 1-32 characters of a-z, 0-9 and -: it is a URL path segment"
-            )));
+/// Collects a file's problems, each at the line its value (or key) starts on.
+struct Problems<'a> {
+    file: &'a str,
+    text: &'a str,
+    errors: BundleErrors,
+}
+
+impl Problems<'_> {
+    fn line(&self, span: Range<usize>) -> usize {
+        line_of(self.text, span.start)
+    }
+
+    fn at(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        self.errors
+            .push(BundleError::new(self.file, Some(line), key, message));
+    }
+
+    /// `value` as a `T` and its line, or a problem named `key` (and `None`).
+    fn read<'de, T: Deserialize<'de>>(
+        &mut self,
+        key: &str,
+        value: &Spanned<DeValue<'de>>,
+    ) -> Option<(T, usize)> {
+        let line = self.line(value.span());
+        match T::deserialize(value.clone().into_deserializer()) {
+            Ok(v) => Some((v, line)),
+            Err(e) => {
+                // Errors inside a list or table point at the element that is wrong.
+                let line = e.span().map_or(line, |s| self.line(s));
+                self.at(line, key, e.message().trim().to_string());
+                None
+            }
         }
-        if v.secrets.is_empty() {
-            return Err(field(
-                "secrets",
-                "at least one secret reference is required",
-            ));
+    }
+}
+
+/// What one vendor's table says, each setting with its line; checked in `vendor`.
+#[derive(Default)]
+struct RawVendor {
+    scheme: Option<(Scheme, usize)>,
+    secrets: Option<(Vec<SecretRef>, usize)>,
+    tenant: Option<(String, usize)>,
+    tolerance_secs: Option<(u64, usize)>,
+    max_body_bytes: Option<(usize, usize)>,
+    dedup_days: Option<(u64, usize)>,
+    payment_link_hosts: Option<(Vec<String>, usize)>,
+    route_by_email: Option<(bool, usize)>,
+    fields: Vec<(String, Vec<Source>, usize)>,
+    events: BTreeMap<String, EventKind>,
+    /// Every key the table has, valid or not: a wrong value is not also "missing".
+    present: Vec<String>,
+}
+
+/// Reads a vendor's table, noting every key that is unknown or of the wrong type.
+fn raw_vendor(p: &mut Problems<'_>, name: &str, table: &DeTable<'_>) -> RawVendor {
+    let mut raw = RawVendor::default();
+    for (k, v) in table.iter() {
+        let key = format!("vendors.{name}.{}", k.get_ref());
+        raw.present.push(k.get_ref().to_string());
+        match k.get_ref().as_ref() {
+            "scheme" => raw.scheme = p.read(&key, v),
+            "secrets" => raw.secrets = p.read(&key, v),
+            "tenant" => raw.tenant = p.read(&key, v),
+            "tolerance_secs" => raw.tolerance_secs = p.read(&key, v),
+            "max_body_bytes" => raw.max_body_bytes = p.read(&key, v),
+            "dedup_days" => raw.dedup_days = p.read(&key, v),
+            "payment_link_hosts" => raw.payment_link_hosts = p.read(&key, v),
+            "route_by_email" => raw.route_by_email = p.read(&key, v),
+            "fields" | "events" => {
+                let Some(entries) = v.get_ref().as_table() else {
+                    let line = p.line(v.span());
+                    p.at(line, &key, "must be a table");
+                    continue;
+                };
+                for (ek, ev) in entries.iter() {
+                    let entry = ek.get_ref().to_string();
+                    let line = p.line(ek.span());
+                    if k.get_ref() == "fields" {
+                        let key = format!("{key}.{entry}");
+                        if Fields::default().named(&entry).is_none() {
+                            p.at(
+                                line,
+                                &key,
+                                format!("unknown field; expected one of {FIELD_NAMES}"),
+                            );
+                        } else if let Some((sources, line)) = p.read(&key, ev) {
+                            raw.fields.push((entry, sources, line));
+                        }
+                    } else {
+                        let key = format!("{key}.{entry:?}");
+                        match p.read(&key, ev) {
+                            Some((EventKind::Unknown, line)) => p.at(
+                                line,
+                                &key,
+                                "unknown event kind: expected payment.failed, order.shipped or order.delayed",
+                            ),
+                            Some((kind, _)) => {
+                                raw.events.insert(entry, kind);
+                            }
+                            None => {}
+                        }
+                    }
+                }
+            }
+            _ => {
+                let line = p.line(k.span());
+                p.at(
+                    line,
+                    &key,
+                    format!("unknown field; expected one of {VENDOR_KEYS}"),
+                );
+            }
         }
-        let tenant = v
-            .tenant
-            .unwrap_or_else(|| crate::auth::DEFAULT_TENANT.into());
-        if !is_valid_id(&tenant) {
-            return Err(field("tenant", "must be a valid tenant id"));
-        }
-        let tolerance = v.tolerance_secs.unwrap_or(300);
-        if !(1..=3600).contains(&tolerance) {
-            return Err(field("tolerance_secs", "must be between 1 and 3600"));
-        }
-        let max_body_bytes = v.max_body_bytes.unwrap_or(256 * 1024);
-        if !(1..=MAX_BODY_LIMIT).contains(&max_body_bytes) {
-            return Err(field(
-                "max_body_bytes",
-                &format!("must be between 1 and {MAX_BODY_LIMIT} (the Lambda payload limit)"),
-            ));
-        }
-        let dedup_days = v.dedup_days.unwrap_or(7);
-        if !(1..=365).contains(&dedup_days) {
-            return Err(field("dedup_days", "must be between 1 and 365"));
-        }
-        if v.scheme == Scheme::Shopify && dedup_days < 3 {
-            return Err(field(
-                "dedup_days",
-                "must be at least 3 for shopify: Shopify retries a delivery for up to 48 hours, and a retry past the window would be told twice or refused as stale",
-            ));
-        }
-        if let Some((t, _)) = v.events.iter().find(|(_, k)| **k == EventKind::Unknown) {
-            return Err(field(
-                &format!("events.{t:?}"),
-                "unknown event kind: expected payment.failed, order.shipped or order.delayed",
-            ));
-        }
-        let fields = Fields::defaults(v.scheme).overridden(v.fields);
-        if fields.event_type.is_empty() {
-            return Err(field("fields.event_type", "needs at least one source"));
-        }
-        if fields
-            .event_time
-            .iter()
-            .any(|s| matches!(s, Source::Header(_)))
-        {
-            return Err(field(
-                "fields.event_time",
-                "body sources only: a header is unsigned under body-only schemes",
-            ));
-        }
-        let payment_link_hosts = v
-            .payment_link_hosts
-            .unwrap_or_else(|| default_payment_link_hosts(v.scheme));
-        if let Some(bad) = payment_link_hosts
-            .iter()
-            .find(|h| !is_valid_host_pattern(h))
-        {
-            return Err(field(
-                "payment_link_hosts",
-                &format!("{bad:?} is not a lowercase host name (or *.domain)"),
-            ));
-        }
-        out.insert(
-            name.clone(),
-            VendorConfig {
-                name,
-                scheme: v.scheme,
-                secrets: v.secrets,
-                tenant,
-                tolerance: Duration::from_secs(tolerance),
-                max_body_bytes,
-                dedup_for: Duration::from_secs(dedup_days * 86_400),
-                fields,
-                events: v.events,
-                payment_link_hosts,
-                route_by_email: v.route_by_email,
-            },
+    }
+    raw
+}
+
+/// Checks a vendor's settings against each other and the limits; `None` when any is wrong.
+fn vendor(p: &mut Problems<'_>, name: &str, line: usize, raw: RawVendor) -> Option<VendorConfig> {
+    let before = p.errors.0.len();
+    let key = |f: &str| format!("vendors.{name}.{f}");
+    if !is_valid_vendor_name(name) {
+        p.at(
+            line,
+            &format!("vendors.{name}"),
+            format!("vendor name {name:?} must be 1-32 characters of a-z, 0-9 and -: it is a URL path segment"),
         );
     }
-    Ok(out)
+    let absent = |k: &str| !raw.present.iter().any(|p| p == k);
+    if absent("scheme") {
+        p.at(
+            line,
+            &key("scheme"),
+            "missing: standard-webhooks, stripe, github, shopify or slack",
+        );
+    }
+    match &raw.secrets {
+        None if absent("secrets") => p.at(
+            line,
+            &key("secrets"),
+            "missing: at least one secret reference is required",
+        ),
+        Some((s, l)) if s.is_empty() => p.at(
+            *l,
+            &key("secrets"),
+            "at least one secret reference is required",
+        ),
+        _ => {}
+    }
+    let tenant = raw
+        .tenant
+        .clone()
+        .unwrap_or_else(|| (crate::auth::DEFAULT_TENANT.into(), line));
+    if !is_valid_id(&tenant.0) {
+        p.at(tenant.1, &key("tenant"), "must be a valid tenant id");
+    }
+    let tolerance = raw.tolerance_secs.unwrap_or((300, line));
+    if !(1..=3600).contains(&tolerance.0) {
+        p.at(
+            tolerance.1,
+            &key("tolerance_secs"),
+            "must be between 1 and 3600",
+        );
+    }
+    let max_body_bytes = raw.max_body_bytes.unwrap_or((256 * 1024, line));
+    if !(1..=MAX_BODY_LIMIT).contains(&max_body_bytes.0) {
+        p.at(
+            max_body_bytes.1,
+            &key("max_body_bytes"),
+            format!("must be between 1 and {MAX_BODY_LIMIT} (the Lambda payload limit)"),
+        );
+    }
+    let dedup_days = raw.dedup_days.unwrap_or((7, line));
+    if !(1..=365).contains(&dedup_days.0) {
+        p.at(
+            dedup_days.1,
+            &key("dedup_days"),
+            "must be between 1 and 365",
+        );
+    }
+    let scheme = raw.scheme.map(|(s, _)| s);
+    if scheme == Some(Scheme::Shopify) && dedup_days.0 < 3 {
+        p.at(
+            dedup_days.1,
+            &key("dedup_days"),
+            "must be at least 3 for shopify: Shopify retries a delivery for up to 48 hours, and a retry past the window would be told twice or refused as stale",
+        );
+    }
+    let mut fields = scheme.map(Fields::defaults).unwrap_or_default();
+    let mut event_time_line = line;
+    for (name, sources, l) in raw.fields {
+        if name == "event_time" {
+            event_time_line = l;
+        }
+        if let Some(slot) = fields.named(&name) {
+            *slot = sources;
+        }
+    }
+    if scheme.is_some() && fields.event_type.is_empty() {
+        p.at(line, &key("fields.event_type"), "needs at least one source");
+    }
+    if fields
+        .event_time
+        .iter()
+        .any(|s| matches!(s, Source::Header(_)))
+    {
+        p.at(
+            event_time_line,
+            &key("fields.event_time"),
+            "body sources only: a header is unsigned under body-only schemes",
+        );
+    }
+    let (payment_link_hosts, hosts_line) = match raw.payment_link_hosts {
+        Some(hosts) => hosts,
+        None => (
+            scheme.map(default_payment_link_hosts).unwrap_or_default(),
+            line,
+        ),
+    };
+    for bad in payment_link_hosts
+        .iter()
+        .filter(|h| !is_valid_host_pattern(h))
+    {
+        p.at(
+            hosts_line,
+            &key("payment_link_hosts"),
+            format!("{bad:?} is not a lowercase host name (or *.domain)"),
+        );
+    }
+    if p.errors.0.len() > before {
+        return None;
+    }
+    Some(VendorConfig {
+        name: name.to_string(),
+        scheme: scheme?,
+        secrets: raw.secrets?.0,
+        tenant: tenant.0,
+        tolerance: Duration::from_secs(tolerance.0),
+        max_body_bytes: max_body_bytes.0,
+        dedup_for: Duration::from_secs(dedup_days.0 * 86_400),
+        fields,
+        events: raw.events,
+        payment_link_hosts,
+        route_by_email: raw.route_by_email.is_some_and(|(b, _)| b),
+    })
+}
+
+/// Parses and validates a vendor file; `file` names it in errors. Every problem of the file is
+/// reported, each with its line and field, so an operator fixes the file in one pass.
+pub fn parse(file: &str, text: &str) -> Result<BTreeMap<String, VendorConfig>, BundleErrors> {
+    let mut p = Problems {
+        file,
+        text,
+        errors: BundleErrors::default(),
+    };
+    let (doc, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        // What follows a syntax error is guessed at: checking it would report phantoms.
+        for e in syntax {
+            let line = e.span().map_or(1, |s| p.line(s));
+            p.at(line, "", e.message().trim().to_string());
+        }
+        return Err(p.errors);
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in doc.get_ref().iter() {
+        let line = p.line(k.span());
+        if k.get_ref() != "vendors" {
+            p.at(line, k.get_ref(), "unknown table; expected [vendors.NAME]");
+            continue;
+        }
+        let Some(vendors) = v.get_ref().as_table() else {
+            p.at(line, "vendors", "must be a table of [vendors.NAME]");
+            continue;
+        };
+        for (name, table) in vendors.iter() {
+            let line = p.line(name.span());
+            let name = name.get_ref().to_string();
+            let Some(table) = table.get_ref().as_table() else {
+                p.at(line, &format!("vendors.{name}"), "must be a table");
+                continue;
+            };
+            let raw = raw_vendor(&mut p, &name, table);
+            if let Some(v) = vendor(&mut p, &name, line, raw) {
+                out.insert(name, v);
+            }
+        }
+    }
+    // Tables are read in key order; the operator reads the file top to bottom.
+    p.errors.0.sort_by_key(|e| e.line);
+    p.errors.into_result(out)
 }
 
 /// The file named by `SWITCHBOARD_WEBHOOKS_FILE`, or the bundled one.
-pub fn load(path: Option<&str>) -> Result<BTreeMap<String, VendorConfig>, WebhookConfigError> {
+pub fn load(path: Option<&str>) -> Result<BTreeMap<String, VendorConfig>, BundleErrors> {
     match path {
         None => parse(BUNDLED_NAME, BUNDLED),
         Some(p) => {
-            let text = std::fs::read_to_string(Path::new(p)).map_err(|e| WebhookConfigError {
-                file: p.to_string(),
-                message: format!("cannot read: {e}"),
-            })?;
+            let text = std::fs::read_to_string(Path::new(p))
+                .map_err(|e| BundleError::new(p, None, "", format!("cannot read: {e}")))?;
             parse(p, &text)
         }
     }
@@ -523,7 +674,7 @@ mod tests {
     #[test]
     fn errors_name_the_file_vendor_and_field() {
         let e = error_of("[vendors.acme]\nscheme = \"md5\"\nsecrets = [\"env:X\"]\n");
-        assert!(e.starts_with("w.toml: ") && e.contains("scheme"), "{e}");
+        assert!(e.starts_with("w.toml:2: vendors.acme.scheme: "), "{e}");
         let e = error_of("[vendors.acme]\nscheme = \"stripe\"\nsecrets = [\"hunter2\"]\n");
         assert!(e.contains("not a secret reference"), "{e}");
         let e = error_of("[vendors.acme]\nscheme = \"stripe\"\nsecrets = []\n");
@@ -578,5 +729,68 @@ mod tests {
             ));
             assert!(e.contains("vendors.acme.payment_link_hosts"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_with_its_line_and_field() {
+        let text = "\
+[vendors.acme]
+scheme = \"stripe\"
+secrets = []
+tolerance_secs = 0
+colour = 1
+
+[vendors.acme.fields]
+event_id = [\"query:x\"]
+shade = [\"body:/x\"]
+
+[vendors.acme.events]
+\"a\" = \"refund.done\"
+
+[vendors.Other]
+secrets = [\"env:X\"]
+payment_link_hosts = [\"*.com\", \"ok.example.com\", \"Bad\"]
+";
+        let errors = parse("w.toml", text).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> =
+            errors.0.iter().map(|e| (e.line, e.key.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(3), "vendors.acme.secrets"),
+                (Some(4), "vendors.acme.tolerance_secs"),
+                (Some(5), "vendors.acme.colour"),
+                (Some(8), "vendors.acme.fields.event_id"),
+                (Some(9), "vendors.acme.fields.shade"),
+                (Some(12), "vendors.acme.events.\"a\""),
+                (Some(14), "vendors.Other"),
+                (Some(14), "vendors.Other.scheme"),
+                (Some(16), "vendors.Other.payment_link_hosts"),
+                (Some(16), "vendors.Other.payment_link_hosts"),
+            ],
+            "{errors}"
+        );
+        assert!(errors.0.iter().all(|e| e.file == "w.toml"));
+        assert!(errors
+            .to_string()
+            .contains("w.toml:8: vendors.acme.fields.event_id: "));
+        assert!(
+            errors.0[3].message.contains("not a field source"),
+            "{errors}"
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_line() {
+        let errors =
+            parse("w.toml", "[vendors.acme]\nscheme = \"stripe\nsecrets = 1\n").unwrap_err();
+        assert_eq!(errors.0[0].line, Some(2), "{errors}");
+        let errors = load(Some("/nonexistent/w.toml")).unwrap_err();
+        assert!(
+            errors
+                .to_string()
+                .starts_with("/nonexistent/w.toml: cannot read"),
+            "{errors}"
+        );
     }
 }

@@ -1,0 +1,728 @@
+//! Conversation tests as data: a bundle's `tests/*.yaml` say what a customer says, turn by
+//! turn, and what the bot must understand, answer, remember and start; `tests/fixtures.yaml`
+//! holds the company systems' data they see (orders, products, refunds, the moment it is).
+//! Each test runs through the real chat turn (`TurnService`) against an in-memory store and
+//! the fixtures, offline, and every failing turn is reported, not just the first.
+//!
+//! ```yaml
+//! tests:
+//!   - name: a late order is offered a refund
+//!     customer: alice            # default: the fixtures' first customer
+//!     turns:
+//!       - say: where is order 1002
+//!         intent: order_status   # the understood intent's name
+//!         reply: "(?i)refund"    # a regex over the turn's replies, joined by newlines
+//!         reply_not: "on its way"
+//!         state: refund_offered  # the dialogue state's `kind` after the turn
+//!       - say: yes please
+//!         jobs: [refund.request] # the job types the turn started, in order
+//!         handoff: false         # whether the turn handed the conversation to a person
+//! ```
+//! A test may start from a state (`state: {kind: payment_help_offered}`), as a vendor event
+//! leaves a conversation.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use regex::Regex;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use crate::auth::{Principal, DEFAULT_TENANT};
+use crate::bot::error::{line_of, BundleError, BundleErrors};
+use crate::config::ChatSettings;
+use crate::connectors::{ConnectorError, Customer, InventoryPort, Order, OrdersPort, Product};
+use crate::conversation::{Conversation, ConversationKey, DialogueState};
+use crate::dialogue::{Dialogue, Ending};
+use crate::jobs::refund_key;
+use crate::store::memory::MemoryStore;
+use crate::store::{Begin, Commit, ConversationStore, EffectLedger, EffectOutcome};
+use crate::turn::{PostMessage, TurnService};
+
+pub const FIXTURES: &str = "fixtures.yaml";
+
+/// The systems' data the tests see: what the connectors would answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fixtures {
+    /// The moment every turn happens at, so lateness is the same on every run.
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: OffsetDateTime,
+    #[serde(default)]
+    pub customers: Vec<Customer>,
+    #[serde(default)]
+    pub orders: Vec<Order>,
+    #[serde(default)]
+    pub products: Vec<Product>,
+    /// Refunds the fulfillment ledger has (asked for in an earlier conversation).
+    #[serde(default)]
+    pub refunds: Vec<RefundFixture>,
+    /// Where customers update a payment method (`PAYMENT_UPDATE_URL`).
+    #[serde(default)]
+    pub payment_update_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefundFixture {
+    pub order: String,
+    pub state: RefundState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundState {
+    InProgress,
+    SetAside,
+    Done,
+    Failed,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestFile {
+    tests: Vec<ConversationTest>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConversationTest {
+    pub name: String,
+    #[serde(default)]
+    pub customer: Option<String>,
+    /// Where the conversation stands before the first turn (default: a new conversation).
+    #[serde(default)]
+    pub state: Option<DialogueState>,
+    pub turns: Vec<TurnTest>,
+    /// Systems (`orders`, `inventory`) that time out or answer 5xx in this test: a turn that
+    /// needs one defers its answer to a job.
+    #[serde(default)]
+    pub down: Vec<System>,
+    /// Systems that answer what the mapping cannot read: the turn says so at once.
+    #[serde(default)]
+    pub broken: Vec<System>,
+    /// Set at load: the file and line the test starts on.
+    #[serde(skip)]
+    pub file: String,
+    #[serde(skip)]
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum System {
+    Orders,
+    Inventory,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TurnTest {
+    pub say: String,
+    #[serde(default)]
+    pub intent: Option<String>,
+    #[serde(default, with = "pattern")]
+    pub reply: Option<Regex>,
+    #[serde(default, with = "pattern")]
+    pub reply_not: Option<Regex>,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub jobs: Option<Vec<String>>,
+    #[serde(default)]
+    pub handoff: Option<bool>,
+}
+
+/// Regexes are compiled at load, so a bad one is a load error naming its file, not a failure.
+mod pattern {
+    use regex::Regex;
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Regex>, D::Error> {
+        let raw = String::deserialize(d)?;
+        Regex::new(&raw)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("{raw:?} is not a regex: {e}")))
+    }
+}
+
+/// A bundle's tests and fixtures, loaded and checked.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub fixtures: Fixtures,
+    pub tests: Vec<ConversationTest>,
+}
+
+fn yaml_error(file: &str, e: &serde_norway::Error) -> BundleError {
+    // The message carries "at line N column M" too; the line is also kept apart for tools.
+    BundleError::new(file, e.location().map(|l| l.line()), "", e.to_string())
+}
+
+fn read(path: &Path) -> Result<String, BundleError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        BundleError::new(
+            path.display().to_string(),
+            None,
+            "",
+            format!("cannot read: {e}"),
+        )
+    })
+}
+
+pub fn parse_fixtures(file: &str, text: &str) -> Result<Fixtures, BundleErrors> {
+    let fixtures: Fixtures = serde_norway::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    let mut errors = BundleErrors::default();
+    let customers: BTreeSet<&str> = fixtures.customers.iter().map(|c| c.id.as_str()).collect();
+    for o in &fixtures.orders {
+        if !customers.contains(o.customer_id.as_str()) {
+            let line = text.find(&o.id).map(|b| line_of(text, b));
+            errors.push(BundleError::new(
+                file,
+                line,
+                format!("orders.{}.customer_id", o.id),
+                format!("{:?} is not one of the customers", o.customer_id),
+            ));
+        }
+    }
+    errors.into_result(fixtures)
+}
+
+/// Parses one test file; `customers` are the fixtures' (a test naming another is an error).
+pub fn parse_tests(
+    file: &str,
+    text: &str,
+    customers: &[Customer],
+) -> Result<Vec<ConversationTest>, BundleErrors> {
+    let parsed: TestFile = serde_norway::from_str(text).map_err(|e| yaml_error(file, &e))?;
+    let mut errors = BundleErrors::default();
+    let mut names = BTreeSet::new();
+    let mut tests = parsed.tests;
+    let mut from = 0;
+    for t in &mut tests {
+        // serde keeps no positions: the test starts where its name is first written after
+        // the previous test's.
+        let at = text[from..].find(t.name.as_str()).map(|b| from + b);
+        t.line = at.map_or(1, |b| line_of(text, b));
+        from = at.map_or(from, |b| b + t.name.len());
+        t.file = file.to_string();
+        let key = format!("tests.{:?}", t.name);
+        if !names.insert(t.name.clone()) {
+            errors.push(BundleError::new(
+                file,
+                Some(t.line),
+                &key,
+                "a test of this name is already in the file",
+            ));
+        }
+        if t.turns.is_empty() {
+            errors.push(BundleError::new(file, Some(t.line), &key, "has no turns"));
+        }
+        if let Some(c) = &t.customer {
+            if !customers.iter().any(|k| &k.id == c) {
+                errors.push(BundleError::new(
+                    file,
+                    Some(t.line),
+                    format!("{key}.customer"),
+                    format!("{c:?} is not a customer in {FIXTURES}"),
+                ));
+            }
+        }
+    }
+    errors.into_result(tests)
+}
+
+impl Suite {
+    /// `<bundle>/tests/fixtures.yaml` and every other `<bundle>/tests/*.yaml`, in name order;
+    /// every problem of every file is reported.
+    pub fn load(bundle: &Path) -> Result<Suite, BundleErrors> {
+        let dir = bundle.join("tests");
+        let fixtures_path = dir.join(FIXTURES);
+        let fixtures_name = fixtures_path.display().to_string();
+        let fixtures = parse_fixtures(&fixtures_name, &read(&fixtures_path)?)?;
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .map_err(|e| {
+                BundleError::new(
+                    dir.display().to_string(),
+                    None,
+                    "",
+                    format!("cannot read: {e}"),
+                )
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension().is_some_and(|x| x == "yaml")
+                    && p.file_name().is_some_and(|n| n != FIXTURES)
+            })
+            .collect();
+        files.sort();
+        let mut errors = BundleErrors::default();
+        let mut tests = Vec::new();
+        for path in files {
+            let name = path.display().to_string();
+            match read(&path)
+                .map_err(BundleErrors::from)
+                .and_then(|text| parse_tests(&name, &text, &fixtures.customers))
+            {
+                Ok(t) => tests.extend(t),
+                Err(e) => errors.0.extend(e.0),
+            }
+        }
+        if tests.is_empty() && errors.is_empty() {
+            errors.push(BundleError::new(
+                dir.display().to_string(),
+                None,
+                "",
+                "no tests (*.yaml beside fixtures.yaml)",
+            ));
+        }
+        errors.into_result(Suite { fixtures, tests })
+    }
+}
+
+/// One turn that did not go as its test says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub file: String,
+    pub line: usize,
+    pub test: String,
+    /// 1-based.
+    pub turn: usize,
+    pub said: String,
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {:?}, turn {} ({:?}):",
+            self.file, self.line, self.test, self.turn, self.said
+        )?;
+        for p in &self.problems {
+            write!(f, "\n    {p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub passed: usize,
+    pub failures: Vec<Failure>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// The company's systems as the fixtures say they answer.
+pub struct FixtureSystems {
+    fixtures: Fixtures,
+    down: Vec<System>,
+    broken: Vec<System>,
+}
+
+impl FixtureSystems {
+    pub fn new(fixtures: Fixtures) -> Self {
+        Self {
+            fixtures,
+            down: Vec::new(),
+            broken: Vec::new(),
+        }
+    }
+
+    fn failing(&self, system: System) -> Result<(), ConnectorError> {
+        let name = match system {
+            System::Orders => "orders",
+            System::Inventory => "inventory",
+        };
+        if self.down.contains(&system) {
+            return Err(ConnectorError::Unavailable {
+                system: name,
+                detail: "down in this conversation test".into(),
+            });
+        }
+        if self.broken.contains(&system) {
+            return Err(ConnectorError::Malformed {
+                system: name,
+                detail: "broken in this conversation test".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl OrdersPort for FixtureSystems {
+    async fn recent_orders(&self, customer_id: &str) -> Result<Vec<Order>, ConnectorError> {
+        self.failing(System::Orders)?;
+        let mut mine: Vec<Order> = self
+            .fixtures
+            .orders
+            .iter()
+            .filter(|o| o.customer_id == customer_id)
+            .cloned()
+            .collect();
+        // Newest first, as the port promises.
+        mine.sort_by_key(|o| std::cmp::Reverse(o.placed_at));
+        Ok(mine)
+    }
+
+    async fn order(&self, order_id: &str) -> Result<Option<Order>, ConnectorError> {
+        self.failing(System::Orders)?;
+        Ok(self
+            .fixtures
+            .orders
+            .iter()
+            .find(|o| o.id == order_id)
+            .cloned())
+    }
+}
+
+#[async_trait]
+impl InventoryPort for FixtureSystems {
+    async fn products(&self) -> Result<Vec<Product>, ConnectorError> {
+        self.failing(System::Inventory)?;
+        Ok(self.fixtures.products.clone())
+    }
+}
+
+/// A chat turn service over a fresh in-memory store and the fixtures, at the fixtures' `now`:
+/// what the tests and `switchboard chat` talk to.
+pub async fn offline_service(fixtures: &Fixtures) -> (TurnService, Arc<MemoryStore>) {
+    service_with(FixtureSystems::new(fixtures.clone())).await
+}
+
+async fn service_with(systems: FixtureSystems) -> (TurnService, Arc<MemoryStore>) {
+    let fixtures = &systems.fixtures;
+    let store = Arc::new(MemoryStore::new());
+    for r in &fixtures.refunds {
+        seed_refund(&store, r, fixtures.now).await;
+    }
+    let now = fixtures.now;
+    let payment_update_url = fixtures.payment_update_url.clone();
+    let systems = Arc::new(systems);
+    let dialogue = Dialogue::new(systems.clone())
+        .with_inventory(Some(systems))
+        .with_ledger(store.clone())
+        .with_payment_update_url(payment_update_url);
+    let service = TurnService::new(store.clone(), dialogue, ChatSettings::default())
+        .with_clock(Arc::new(move || now));
+    (service, store)
+}
+
+async fn seed_refund(store: &MemoryStore, r: &RefundFixture, now: OffsetDateTime) {
+    let key = refund_key(DEFAULT_TENANT, &r.order);
+    let lease = std::time::Duration::from_secs(60);
+    let Ok(Begin::Started(lease)) = store.begin(DEFAULT_TENANT, &key, lease, now).await else {
+        return;
+    };
+    let _ = match r.state {
+        RefundState::InProgress => Ok(()),
+        RefundState::SetAside => store.set_aside(DEFAULT_TENANT, &key, &lease.token).await,
+        RefundState::Done | RefundState::Failed => {
+            let outcome = if r.state == RefundState::Done {
+                EffectOutcome::Done
+            } else {
+                EffectOutcome::Failed
+            };
+            store
+                .complete(DEFAULT_TENANT, &key, &lease.token, outcome, &[])
+                .await
+        }
+    };
+}
+
+/// Runs every test; each in a conversation of its own, on a store of its own.
+pub async fn run(suite: &Suite) -> Report {
+    let mut report = Report::default();
+    for test in &suite.tests {
+        let failures = run_one(&suite.fixtures, test).await;
+        if failures.is_empty() {
+            report.passed += 1;
+        }
+        report.failures.extend(failures);
+    }
+    report
+}
+
+fn kind_of(state: &DialogueState) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_default()
+}
+
+async fn run_one(fixtures: &Fixtures, test: &ConversationTest) -> Vec<Failure> {
+    let (service, store) = service_with(FixtureSystems {
+        fixtures: fixtures.clone(),
+        down: test.down.clone(),
+        broken: test.broken.clone(),
+    })
+    .await;
+    let customer = test
+        .customer
+        .clone()
+        .or_else(|| fixtures.customers.first().map(|c| c.id.clone()))
+        .unwrap_or_else(|| "customer".into());
+    let who = Principal::customer(DEFAULT_TENANT, customer.clone());
+    let mut conversation_id = None;
+    if let Some(state) = &test.state {
+        let id = crate::conversation::new_conversation_id();
+        let mut c = Conversation::new(
+            ConversationKey {
+                tenant: DEFAULT_TENANT.into(),
+                id: id.clone(),
+            },
+            customer,
+            fixtures.now,
+        );
+        c.state = state.clone();
+        c.version = 1;
+        let seeded = store
+            .commit(Commit {
+                conversation: c,
+                expected_version: 0,
+                messages: vec![],
+                turn: None,
+                effect: None,
+                jobs: vec![],
+            })
+            .await;
+        debug_assert!(seeded.is_ok(), "an empty store takes a new conversation");
+        conversation_id = Some(id);
+    }
+    let mut failures = Vec::new();
+    for (i, turn) in test.turns.iter().enumerate() {
+        let fail = |problems: Vec<String>| Failure {
+            file: test.file.clone(),
+            line: test.line,
+            test: test.name.clone(),
+            turn: i + 1,
+            said: turn.say.clone(),
+            problems,
+        };
+        let reply = match service
+            .post(
+                &who,
+                PostMessage {
+                    conversation_id: conversation_id.clone(),
+                    text: turn.say.clone(),
+                    client_message_id: None,
+                },
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(fail(vec![format!("the turn failed: {e}")]));
+                // Later turns depend on this one: they would only report its consequences.
+                break;
+            }
+        };
+        conversation_id = Some(reply.conversation_id.clone());
+        let said = reply
+            .replies
+            .iter()
+            .map(|m| m.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let jobs: Vec<String> = store
+            .take_outbox()
+            .iter()
+            .map(|j| j.kind.type_name().to_string())
+            .collect();
+        let key = ConversationKey {
+            tenant: DEFAULT_TENANT.into(),
+            id: reply.conversation_id.clone(),
+        };
+        let state = match store.load(&key, 1).await {
+            Ok(Some(s)) => kind_of(&s.conversation.state),
+            _ => String::new(),
+        };
+        let mut problems = Vec::new();
+        let intent = reply.facts.intent.name();
+        if let Some(want) = &turn.intent {
+            if want != intent {
+                problems.push(format!(
+                    "intent: expected {want}, got {intent} ({:.2})",
+                    reply.facts.confidence
+                ));
+            }
+        }
+        if let Some(re) = &turn.reply {
+            if !re.is_match(&said) {
+                problems.push(format!("reply: expected to match /{re}/, got {said:?}"));
+            }
+        }
+        if let Some(re) = &turn.reply_not {
+            if re.is_match(&said) {
+                problems.push(format!(
+                    "reply_not: expected not to match /{re}/, got {said:?}"
+                ));
+            }
+        }
+        if let Some(want) = &turn.state {
+            if *want != state {
+                problems.push(format!("state: expected {want}, got {state}"));
+            }
+        }
+        if let Some(want) = &turn.jobs {
+            if *want != jobs {
+                problems.push(format!("jobs: expected {want:?}, got {jobs:?}"));
+            }
+        }
+        if let Some(want) = turn.handoff {
+            let got = reply.facts.ending == Ending::Handoff;
+            if want != got {
+                problems.push(format!("handoff: expected {want}, got {got}"));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(fail(problems));
+        }
+    }
+    failures
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIXTURES_YAML: &str = "\
+now: 2026-11-24T12:00:00Z
+customers:
+  - id: alice
+orders:
+  - id: \"1002\"
+    customer_id: alice
+    status: in_transit
+    placed_at: 2026-11-14T10:00:00Z
+    promised_by: 2026-11-21T00:00:00Z
+    total: { amount_cents: 4599, currency: USD }
+";
+
+    fn suite(tests: &str) -> Suite {
+        let fixtures = parse_fixtures("fixtures.yaml", FIXTURES_YAML).unwrap();
+        let tests = parse_tests("t.yaml", tests, &fixtures.customers).unwrap();
+        Suite { fixtures, tests }
+    }
+
+    /// `./dev/test` runs the unit tests: a change that breaks the shipped bot's conversations
+    /// fails here, each failing turn named.
+    #[tokio::test]
+    async fn the_default_bundles_conversation_tests_pass() {
+        let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/bot");
+        let suite = Suite::load(&bundle).unwrap_or_else(|e| panic!("{e}"));
+        assert!(suite.tests.len() >= 40, "{} tests", suite.tests.len());
+        let report = run(&suite).await;
+        let failures: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
+        assert!(report.ok(), "{}", failures.join("\n"));
+    }
+
+    #[tokio::test]
+    async fn a_passing_test_passes() {
+        let report = run(&suite(
+            "tests:
+  - name: late order
+    turns:
+      - say: where is order 1002
+        intent: order_status
+        reply: refund
+        state: refund_offered
+        jobs: []
+      - say: yes please
+        jobs: [refund.request]
+        state: idle
+        handoff: false
+",
+        ))
+        .await;
+        assert!(report.ok(), "{:?}", report.failures);
+        assert_eq!(report.passed, 1);
+    }
+
+    #[tokio::test]
+    async fn every_failing_expectation_is_reported_with_file_test_and_turn() {
+        let report = run(&suite(
+            "tests:
+  - name: fine
+    turns:
+      - say: hello
+  - name: wrong on purpose
+    turns:
+      - say: where is order 1002
+        intent: greet
+        reply: delivered
+        reply_not: refund
+        state: idle
+        jobs: [agent.handoff]
+        handoff: true
+      - say: yes
+        reply: requested a refund
+",
+        ))
+        .await;
+        assert_eq!(report.passed, 1);
+        assert_eq!(report.failures.len(), 1, "{:?}", report.failures);
+        let f = &report.failures[0];
+        assert_eq!((f.file.as_str(), f.line, f.turn), ("t.yaml", 5, 1));
+        assert_eq!(f.problems.len(), 6, "{:?}", f.problems);
+        let text = f.to_string();
+        for part in [
+            "t.yaml:5: \"wrong on purpose\", turn 1 (\"where is order 1002\")",
+            "intent: expected greet, got order_status",
+            "reply: expected to match /delivered/",
+            "reply_not: expected not to match /refund/",
+            "state: expected idle, got refund_offered",
+            "jobs: expected [\"agent.handoff\"], got []",
+            "handoff: expected true, got false",
+        ] {
+            assert!(text.contains(part), "{part:?} not in\n{text}");
+        }
+    }
+
+    #[test]
+    fn bad_files_are_load_errors_naming_file_and_line() {
+        let fixtures = parse_fixtures("fixtures.yaml", FIXTURES_YAML).unwrap();
+        let e = parse_tests(
+            "t.yaml",
+            "tests:\n  - name: x\n    turns:\n      - say: hi\n        reply: \"(\"\n",
+            &fixtures.customers,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not a regex"), "{e}");
+        // The turn's line: the YAML parser places a value's own error at its mapping.
+        assert_eq!(e.0[0].line, Some(4), "{e}");
+        let e = parse_tests(
+            "t.yaml",
+            "tests:\n  - name: x\n    customer: bob\n    turns:\n      - say: hi\n        colour: red\n",
+            &fixtures.customers,
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("t.yaml:6"), "{e}");
+        let e = parse_tests(
+            "t.yaml",
+            "tests:\n  - name: x\n    customer: bob\n    turns: []\n",
+            &fixtures.customers,
+        )
+        .unwrap_err();
+        assert_eq!(e.0.len(), 2, "{e}");
+        assert!(e.to_string().contains("\"bob\" is not a customer"), "{e}");
+        let e = parse_fixtures(
+            "fixtures.yaml",
+            &FIXTURES_YAML.replace("customer_id: alice", "customer_id: carol"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("fixtures.yaml:5: orders.1002.customer_id"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! `switchboard check`: loads each file as the functions would at init, prints what it
+//! configures, and exits 1 naming file, line and field of every problem.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use switchboard::connectors::config::{self as connectors, Auth, Body};
+use switchboard::webhook::config as webhooks;
+
+pub fn run(connector_files: &[PathBuf], webhooks_file: Option<&Path>) -> ExitCode {
+    let everything = connector_files.is_empty() && webhooks_file.is_none();
+    let mut ok = true;
+    if everything || !connector_files.is_empty() {
+        ok &= check_connectors(connector_files);
+    }
+    if everything || webhooks_file.is_some() {
+        ok &= check_webhooks(webhooks_file);
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `${NAME}` variables unset here are filled with a placeholder (`https://placeholder.invalid`
+/// for `*_URL`) and listed, so a file can be checked away from the stage it is for. Secrets are
+/// not resolved, only their references checked.
+fn check_connectors(files: &[PathBuf]) -> bool {
+    let assumed = RefCell::new(Vec::<String>::new());
+    let env = |name: &str| {
+        std::env::var(name).ok().or_else(|| {
+            assumed.borrow_mut().push(name.to_string());
+            Some(if name.ends_with("_URL") {
+                "https://placeholder.invalid".to_string()
+            } else {
+                "placeholder".to_string()
+            })
+        })
+    };
+    let spec = (!files.is_empty()).then(|| {
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime builds");
+    let config = match runtime.block_on(connectors::load(spec.as_deref(), &env, None)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return false;
+        }
+    };
+    for s in config.systems.values() {
+        let auth = match &s.auth {
+            Auth::None => "no auth".to_string(),
+            Auth::ApiKey { secret, .. } => format!("api key {secret}"),
+            Auth::Bearer { secret } => format!("bearer {secret}"),
+            Auth::Basic { username, .. } => format!("basic as {username}"),
+            Auth::OAuth2(o) => format!("oauth2 client {} at {}", o.client_id, o.token_url),
+        };
+        println!("{}: {} ({auth})", s.name, s.base_url);
+        for op in s.operations.values() {
+            let how = match &op.body {
+                Body::GraphQl { .. } => "GraphQL".to_string(),
+                _ => op.method.to_string(),
+            };
+            println!(
+                "  {}: {how}, timeout {} ms, {} retries",
+                op.op,
+                op.timeout.as_millis(),
+                op.retries
+            );
+        }
+    }
+    let assumed = assumed.into_inner();
+    if !assumed.is_empty() {
+        println!("placeholders for unset variables: {}", assumed.join(", "));
+    }
+    println!(
+        "ok: {} systems, {} operations",
+        config.systems.len(),
+        config
+            .systems
+            .values()
+            .map(|s| s.operations.len())
+            .sum::<usize>()
+    );
+    true
+}
+
+/// Secrets are not resolved here, only their references checked.
+fn check_webhooks(file: Option<&Path>) -> bool {
+    let path = file.map(|f| f.display().to_string());
+    let vendors = match webhooks::load(path.as_deref()) {
+        Ok(v) => v,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} problems", errors.0.len());
+            return false;
+        }
+    };
+    for v in vendors.values() {
+        let secrets: Vec<String> = v.secrets.iter().map(ToString::to_string).collect();
+        println!(
+            "{}: {:?}, tenant {}, ±{} s, ≤{} bytes, dedup {} days, secrets [{}], {} mapped types, routed by email: {}",
+            v.name,
+            v.scheme,
+            v.tenant,
+            v.tolerance.as_secs(),
+            v.max_body_bytes,
+            v.dedup_for.as_secs() / 86_400,
+            secrets.join(", "),
+            v.events.len(),
+            if v.route_by_email { "yes" } else { "no" }
+        );
+    }
+    println!("ok: {} vendors", vendors.len());
+    true
+}

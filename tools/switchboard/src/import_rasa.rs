@@ -1,0 +1,198 @@
+//! `switchboard import rasa`: a Rasa project's intents, training examples and responses as a
+//! bundle's files, so a Rasa user starts from their own bot. What Rasa keeps elsewhere (stories,
+//! rules, forms, custom actions) has no counterpart to convert to yet and is left out.
+//!
+//! nlu.yml: `nlu:` items with `intent:` and an `examples:` block of `- ` lines; entities are
+//! annotated `[text](entity)` or `[text]{"entity": "..."}`. domain.yml: `responses:` maps
+//! `utter_*` names to variants (`- text: ...`). Synonyms, regexes and lookups are skipped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use regex::{Captures, Regex};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Nlu {
+    #[serde(default)]
+    nlu: Vec<NluItem>,
+}
+
+#[derive(Deserialize)]
+struct NluItem {
+    intent: Option<String>,
+    #[serde(default)]
+    examples: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Domain {
+    #[serde(default)]
+    responses: BTreeMap<String, Vec<Response>>,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    text: Option<String>,
+}
+
+/// What was imported, for the operator to check.
+#[derive(Debug, Default, PartialEq)]
+pub struct Imported {
+    pub intents: usize,
+    pub examples: usize,
+    pub messages: usize,
+    /// Intents with an answer (a `utter_<intent>` response).
+    pub answered: usize,
+}
+
+/// Our example placeholders, by the entity names Rasa projects commonly use.
+fn placeholder(entity: &str) -> Option<&'static str> {
+    Some(match entity.to_ascii_lowercase().as_str() {
+        "order" | "order_id" | "order_number" | "order_ref" => "<order>",
+        "product" | "item" | "product_name" => "<product>",
+        "email" | "email_address" => "<email>",
+        "phone" | "phone_number" => "<phone>",
+        "amount" | "price" | "money" => "<amount>",
+        "date" | "time" | "day" => "<date>",
+        "city" => "<city>",
+        "country" => "<country>",
+        _ => return None,
+    })
+}
+
+/// A Rasa example as one of our templates: annotated entities become a placeholder when they
+/// are a kind we fill, else their plain text; characters that mean something in a template
+/// (`{ } | < >`) are dropped.
+pub fn template(example: &str) -> String {
+    let annotation =
+        Regex::new(r#"\[([^\]]*)\](?:\(([^)]*)\)|\{[^}]*"entity"\s*:\s*"([^"]*)"[^}]*\})"#)
+            .expect("a valid pattern");
+    let converted = annotation.replace_all(example, |c: &Captures| {
+        let text = &c[1];
+        let entity = c.get(2).or(c.get(3)).map_or("", |m| m.as_str());
+        // `(entity:value)` is Rasa's old synonym form.
+        let entity = entity.split(':').next().unwrap_or_default();
+        // Marked apart until the template's own special characters are dropped.
+        placeholder(entity).map_or_else(
+            || text.to_string(),
+            |p| p.replace('<', "\u{1}").replace('>', "\u{2}"),
+        )
+    });
+    let kept: String = converted
+        .chars()
+        .filter(|c| !matches!(c, '{' | '}' | '|' | '<' | '>'))
+        .collect::<String>()
+        .replace('\u{1}', "<")
+        .replace('\u{2}', ">");
+    let words = kept.split_whitespace().collect::<Vec<_>>().join(" ");
+    // A leading `#` would make the line a comment.
+    words.trim_start_matches('#').trim().to_string()
+}
+
+fn toml_string(s: &str) -> String {
+    // TOML basic strings escape like JSON strings do.
+    serde_json::to_string(s).expect("a string serialises")
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Converts `nlu` (and `domain`) into a bundle layout under `out`.
+pub fn import(nlu: &Path, domain: Option<&Path>, out: &Path) -> Result<Imported, String> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))
+    };
+    let parsed: Nlu =
+        serde_norway::from_str(&read(nlu)?).map_err(|e| format!("{}: {e}", nlu.display()))?;
+    let responses = match domain {
+        Some(d) => {
+            serde_norway::from_str::<Domain>(&read(d)?)
+                .map_err(|e| format!("{}: {e}", d.display()))?
+                .responses
+        }
+        None => BTreeMap::new(),
+    };
+    let mut examples: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for item in parsed.nlu {
+        let Some(intent) = item.intent else { continue };
+        let intent = intent.to_ascii_lowercase().replace(['-', ' '], "_");
+        if !is_name(&intent) {
+            return Err(format!(
+                "{}: intent {intent:?} cannot be a file name: use a-z, 0-9 and _",
+                nlu.display()
+            ));
+        }
+        let lines = examples.entry(intent).or_default();
+        for line in item.examples.unwrap_or_default().lines() {
+            if let Some(example) = line.trim().strip_prefix("- ") {
+                let t = template(example);
+                if !t.is_empty() {
+                    lines.push(t);
+                }
+            }
+        }
+    }
+    let mut done = Imported::default();
+    let write = |path: &Path, text: &str| {
+        std::fs::create_dir_all(path.parent().expect("a file in a directory"))
+            .and_then(|()| std::fs::write(path, text))
+            .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    };
+    let mut messages =
+        String::from("# Imported from Rasa responses (utter_<name> -> answer.<name>).\n");
+    for (name, variants) in &responses {
+        let Some(key) = name.strip_prefix("utter_").filter(|k| is_name(k)) else {
+            continue;
+        };
+        let texts: Vec<&str> = variants.iter().filter_map(|v| v.text.as_deref()).collect();
+        let Some((first, rest)) = texts.split_first() else {
+            continue;
+        };
+        // Rasa picks a variant at random; a message here is one sentence, kept as the first.
+        for other in rest {
+            let _ = writeln!(messages, "# also: {}", toml_string(other));
+        }
+        let _ = writeln!(messages, "\"answer.{key}\" = {}", toml_string(first));
+        done.messages += 1;
+    }
+    write(&out.join("messages/en.toml"), &messages)?;
+    for (intent, lines) in &examples {
+        let answered = responses.contains_key(&format!("utter_{intent}"));
+        let mut def = format!("description = {}\n", toml_string(&intent.replace('_', " ")));
+        if answered {
+            let _ = writeln!(def, "answer = \"answer.{intent}\"");
+            done.answered += 1;
+        }
+        write(&out.join(format!("intents/{intent}.toml")), &def)?;
+        let text = format!("# {intent}: imported from Rasa\n{}\n", lines.join("\n"));
+        write(&out.join(format!("examples/en/{intent}.txt")), &text)?;
+        done.intents += 1;
+        done.examples += lines.len();
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entities_become_placeholders_or_plain_text() {
+        assert_eq!(
+            template("where is order [1234](order_id)?"),
+            "where is order <order>?"
+        );
+        assert_eq!(
+            template(r#"is the [desk lamp]{"entity": "product"} back"#),
+            "is the <product> back"
+        );
+        assert_eq!(template("I'm [Ana](name)"), "I'm Ana");
+        assert_eq!(template("a {weird} | <line>"), "a weird line");
+        assert_eq!(template("[red](colour:red) shoes"), "red shoes");
+    }
+}
