@@ -99,6 +99,51 @@ pub fn line_of(text: &str, byte: usize) -> usize {
         + 1
 }
 
+/// The 1-based line where a dotted key path is written in a TOML text
+/// (`systems.orders.operations.get_status.path`; a number indexes an array of tables:
+/// `steps.2.say`), or of the deepest part of it that is written: a problem with a key that is
+/// missing points at the table that should hold it. `None` when the text does not parse or not
+/// even the first part is there. Keys holding dots (`fields."total.amount_cents"`) match too.
+pub fn line_of_key(text: &str, path: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let parts: Vec<&str> = path.split('.').filter(|p| !p.is_empty()).collect();
+    let mut found = None;
+    let mut value: Option<&DeValue<'_>> = None;
+    let mut table = Some(root.get_ref());
+    let mut i = 0;
+    while i < parts.len() {
+        if let (Some(DeValue::Array(items)), Ok(n)) = (value, parts[i].parse::<usize>()) {
+            let Some(item) = items.get(n) else { break };
+            found = Some(line_of(text, item.span().start));
+            value = Some(item.get_ref());
+            table = match item.get_ref() {
+                DeValue::Table(t) => Some(t),
+                _ => None,
+            };
+            i += 1;
+            continue;
+        }
+        let Some(t) = table else { break };
+        // The longest run of parts that is one key: `total.amount_cents` before `total`.
+        let hit = (i + 1..=parts.len()).rev().find_map(|end| {
+            let key = parts[i..end].join(".");
+            t.iter()
+                .find(|(k, _)| k.get_ref().as_ref() == key)
+                .map(|kv| (end, kv))
+        });
+        let Some((end, (k, v))) = hit else { break };
+        found = Some(line_of(text, k.span().start));
+        value = Some(v.get_ref());
+        table = match v.get_ref() {
+            DeValue::Table(t) => Some(t),
+            _ => None,
+        };
+        i = end;
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +162,32 @@ mod tests {
         );
         let whole = BundleError::new("bot.toml", None, "", "cannot read: not found");
         assert_eq!(whole.to_string(), "bot.toml: cannot read: not found");
+    }
+
+    #[test]
+    fn keys_are_found_where_they_are_written() {
+        let text = "name = \"shop\"\n\n[systems.orders]\nbase_url = \"x\"\n\n[systems.orders.operations.get]\npath = \"/o\"\nfields.\"total.amount_cents\" = \"/t\"\n\n[[steps]]\nsay = \"a\"\n\n[[steps]]\nsay = \"b\"\n";
+        assert_eq!(line_of_key(text, "name"), Some(1));
+        assert_eq!(line_of_key(text, "systems.orders.base_url"), Some(4));
+        assert_eq!(
+            line_of_key(text, "systems.orders.operations.get.path"),
+            Some(7)
+        );
+        assert_eq!(
+            line_of_key(
+                text,
+                "systems.orders.operations.get.fields.total.amount_cents"
+            ),
+            Some(8)
+        );
+        assert_eq!(line_of_key(text, "steps.1.say"), Some(14));
+        // A key that is not written: its nearest written ancestor.
+        assert_eq!(
+            line_of_key(text, "systems.orders.operations.get.method"),
+            Some(6)
+        );
+        assert_eq!(line_of_key(text, "nothing.here"), None);
+        assert_eq!(line_of_key("not [ toml", "a"), None);
     }
 
     #[test]

@@ -41,8 +41,12 @@ pub enum Shape {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Text,
-    /// A whole number (quantities, minor units of money).
+    /// A whole number (quantities).
     Integer,
+    /// Money in minor units (cents). A number is taken as cents; text is refused unless the
+    /// mapping says `as = "cents"`: systems that send amounts as text send "45.99" (Shopify's
+    /// `amount`), and "45" read as 45 cents would refund a hundredth of the price.
+    Minor,
     /// An RFC 3339 time.
     Time,
     /// One of our order statuses; other values are kept as "unknown", never fatal.
@@ -86,7 +90,7 @@ const ORDER_FIELDS: &[Field] = &[
     opt("delivered_at", Kind::Time),
     opt("carrier", Kind::Text),
     opt("tracking_url", Kind::Text),
-    req("total.amount_cents", Kind::Integer),
+    req("total.amount_cents", Kind::Minor),
     req("total.currency", Kind::Text),
     opt("items", Kind::Items),
     opt("payment_ref", Kind::Text),
@@ -111,7 +115,7 @@ const PRODUCT_FIELDS: &[Field] = &[
 const REFUND_FIELDS: &[Field] = &[
     req("id", Kind::Text),
     opt("status", Kind::Text),
-    opt("amount.amount_cents", Kind::Integer),
+    opt("amount.amount_cents", Kind::Minor),
     opt("amount.currency", Kind::Text),
 ];
 

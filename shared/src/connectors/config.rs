@@ -25,13 +25,52 @@ pub const BUNDLED_NAME: &str = "config/connectors.toml (bundled)";
 const MAX_TIMEOUT_MS: u64 = 30_000;
 const MAX_RETRIES: u32 = 5;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
+/// The first problem of a file, with the line it is on, and every other problem found in the same
+/// pass (`also`): an operator fixes a file in one go, not one error per deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectorConfigError {
     pub file: String,
+    /// 1-based, where the field (or the nearest table holding it) is written.
+    pub line: Option<usize>,
     /// Dotted path of the offending field (`systems.orders.operations.get_status.path`).
     pub field: String,
     pub message: String,
+    pub also: Vec<ConnectorConfigError>,
+}
+
+impl std::fmt::Display for ConnectorConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.field.is_empty() {
+            write!(f, ": {}", self.field)?;
+        }
+        write!(f, ": {}", self.message)?;
+        for more in &self.also {
+            write!(f, "\n{more}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConnectorConfigError {}
+
+impl ConnectorConfigError {
+    pub fn new(
+        file: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            line: None,
+            field: field.into(),
+            message: message.into(),
+            also: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,11 +278,11 @@ impl ConnectorsConfig {
             .filter(|(s, _)| missing.iter().any(|m| m.starts_with(&format!("{s}."))))
             .map(|(s, v)| format!(" ({s} is off: {v} is not set)"))
             .collect::<String>();
-        Err(ConnectorConfigError {
-            file: self.source.clone(),
-            field: String::new(),
-            message: format!("{who} needs {}{why}", missing.join(", ")),
-        })
+        Err(ConnectorConfigError::new(
+            self.source.clone(),
+            "",
+            format!("{who} needs {}{why}", missing.join(", ")),
+        ))
     }
 }
 
@@ -341,14 +380,34 @@ fn is_mutation(query: &str) -> bool {
 
 struct Ctx<'a> {
     file: &'a str,
+    /// Problems of parts already given up on (a system, an operation): reported with the first.
+    found: std::cell::RefCell<Vec<ConnectorConfigError>>,
 }
 
 impl Ctx<'_> {
     fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ConnectorConfigError {
-        ConnectorConfigError {
-            file: self.file.to_string(),
-            field: field.into(),
-            message: message.into(),
+        ConnectorConfigError::new(self.file, field, message)
+    }
+
+    /// Keeps a problem and goes on with the next part of the file.
+    fn note(&self, e: ConnectorConfigError) {
+        self.found.borrow_mut().push(e);
+    }
+
+    /// All problems found, the first carrying the others, each with its line in `text`.
+    fn finish(self, text: &str) -> Result<(), ConnectorConfigError> {
+        let mut found = self.found.into_inner();
+        for e in &mut found {
+            e.line = crate::bot::error::line_of_key(text, &e.field);
+        }
+        found.sort_by_key(|e| e.line.unwrap_or(0));
+        let mut all = found.into_iter();
+        match all.next() {
+            None => Ok(()),
+            Some(mut first) => {
+                first.also = all.collect();
+                Err(first)
+            }
         }
     }
 }
@@ -359,21 +418,16 @@ pub fn parse(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<ConnectorsConfig, ConnectorConfigError> {
-    let cx = Ctx { file };
+    let cx = Ctx {
+        file,
+        found: Default::default(),
+    };
     // The message and line only: toml's own rendering quotes the offending line, which may be
     // a secret pasted in place of its reference, and this error goes to the init log.
     let raw: RawFile = toml::from_str(text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-        let message = e.message().trim_end().to_string();
-        cx.err(
-            String::new(),
-            match line {
-                Some(l) => format!("line {l}: {message}"),
-                None => message,
-            },
-        )
+        let mut err = cx.err(String::new(), e.message().trim_end().to_string());
+        err.line = e.span().map(|s| crate::bot::error::line_of(text, s.start));
+        err
     })?;
     let mut systems = BTreeMap::new();
     let mut disabled = Vec::new();
@@ -381,18 +435,21 @@ pub fn parse(
         let here = format!("systems.{name}");
         let Some(name) = Op::systems().find(|s| *s == name) else {
             let known: Vec<&str> = Op::systems().collect();
-            return Err(cx.err(
+            cx.note(cx.err(
                 here,
                 format!("not a system the bot uses (systems: {})", known.join(", ")),
             ));
+            continue;
         };
-        match system(&cx, name, sys, env)? {
-            Ok(s) => {
+        match system(&cx, name, sys, env) {
+            Ok(Ok(s)) => {
                 systems.insert(name, s);
             }
-            Err(var) => disabled.push((name, var)),
+            Ok(Err(var)) => disabled.push((name, var)),
+            Err(e) => cx.note(e),
         }
     }
+    cx.finish(text)?;
     Ok(ConnectorsConfig {
         source: file.to_string(),
         systems,
@@ -528,27 +585,32 @@ fn system(
     let mut operations = BTreeMap::new();
     for (op_name, raw) in sys.operations {
         let field = here(&format!("operations.{op_name}"));
-        let op = Op::find(name, &op_name).ok_or_else(|| {
+        let Some(op) = Op::find(name, &op_name) else {
             let known: Vec<&str> = Op::of_system(name).map(|o| o.operation()).collect();
-            cx.err(
+            cx.note(cx.err(
                 field.clone(),
                 format!(
                     "not an operation of {name} (operations: {})",
                     known.join(", ")
                 ),
-            )
-        })?;
-        let timeout = ms(
+            ));
+            continue;
+        };
+        // One operation's problem does not hide the next one's.
+        let checked = ms(
             cx,
             format!("{field}.timeout_ms"),
             raw.timeout_ms.or(default_timeout),
             1_000,
             MAX_TIMEOUT_MS,
-        )?;
-        operations.insert(
-            op,
-            operation(cx, &field, op, raw, timeout, default_retries)?,
-        );
+        )
+        .and_then(|timeout| operation(cx, &field, op, raw, timeout, default_retries));
+        match checked {
+            Ok(config) => {
+                operations.insert(op, config);
+            }
+            Err(e) => cx.note(e),
+        }
     }
     let system = SystemConfig {
         name,
@@ -794,11 +856,7 @@ pub async fn load(
     };
     let mut parts = Vec::new();
     for source in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let cannot = |message: String| ConnectorConfigError {
-            file: source.to_string(),
-            field: String::new(),
-            message,
-        };
+        let cannot = |message: String| ConnectorConfigError::new(source, "", message);
         let text = match source.strip_prefix("ssm:") {
             Some(name) => {
                 let ssm = ssm.ok_or_else(|| cannot("no SSM client to read it with".into()))?;
@@ -831,11 +889,11 @@ pub fn merge(parts: Vec<ConnectorsConfig>) -> Result<ConnectorsConfig, Connector
     for part in parts {
         for (name, system) in part.systems {
             if out.systems.contains_key(name) {
-                return Err(ConnectorConfigError {
-                    file: part.source.clone(),
-                    field: format!("systems.{name}"),
-                    message: "is also configured in an earlier file".into(),
-                });
+                return Err(ConnectorConfigError::new(
+                    part.source.clone(),
+                    format!("systems.{name}"),
+                    "is also configured in an earlier file",
+                ));
             }
             out.systems.insert(name, system);
         }
@@ -924,7 +982,7 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
             ),
             (
                 "[systems.orders]\nbase_url = \"https://x\"\nauth = { type = \"bearer\", secret = \"hunter2\" }\n",
-                "line 3",
+                "c.toml:3:",
                 "not a secret reference",
             ),
             (
@@ -961,10 +1019,32 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
         for (text, field, needle) in cases {
             let e = error_of(text);
             assert!(!e.contains("hunter2") && !e.contains("sk_live"), "{e}");
-            assert!(e.starts_with("c.toml: "), "{e}");
+            assert!(e.starts_with("c.toml:"), "{e}");
             assert!(e.contains(field), "{e} should name {field}");
             assert!(e.contains(needle), "{e} should say {needle}");
         }
+    }
+
+    #[test]
+    fn every_problem_of_a_file_is_reported_at_once_with_its_line() {
+        let text = "[systems.ordres]\nbase_url = \"https://x\"\n\n[systems.orders]\nbase_url = \"https://x\"\n[systems.orders.operations.get_stat]\npath = \"/o\"\n[systems.orders.operations.list_by_customer]\npath = \"o\"\n";
+        let e = parse("c.toml", text, &no_env).unwrap_err();
+        let all = e.to_string();
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), 3, "{all}");
+        assert!(
+            lines[0].starts_with("c.toml:1: systems.ordres: not a system"),
+            "{all}"
+        );
+        assert!(
+            lines[1].starts_with("c.toml:6: systems.orders.operations.get_stat: not an operation"),
+            "{all}"
+        );
+        assert!(
+            lines[2].starts_with("c.toml:9: systems.orders.operations.list_by_customer.path"),
+            "{all}"
+        );
+        assert_eq!(e.also.len(), 2);
     }
 
     #[test]

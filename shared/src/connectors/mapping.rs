@@ -254,7 +254,7 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
             let pointer = Pointer::parse(pointer).map_err(err)?;
             let convert = match t.get("as").map(|a| a.as_str()) {
                 None => Convert::None,
-                Some(Some("cents")) if target.kind == Kind::Integer => Convert::Cents,
+                Some(Some("cents")) if target.kind == Kind::Minor => Convert::Cents,
                 Some(Some("unix")) if target.kind == Kind::Time => Convert::Unix,
                 Some(Some(other)) => {
                     return Err(err(format!(
@@ -295,6 +295,24 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
                         .map_err(|e| err(format!("`default`: {e}")))?,
                 ),
             };
+            if target.kind == Kind::OrderStatus {
+                // A replacement is written by the operator, so it must be a status the flows
+                // know: `in_trasit` would otherwise read as "unknown" for every order, silently.
+                let written = map.iter().flatten().map(|(k, v)| (format!("map.{k}"), v));
+                for (key, value) in written.chain(default.iter().map(|v| ("default".to_string(), v))) {
+                    if let Record::Text(status) = value {
+                        // `unknown` says it deliberately: a status with no word of ours.
+                        if status != "unknown"
+                            && !crate::connectors::OrderStatus::KNOWN.contains(&status.as_ref())
+                        {
+                            return Err(err(format!(
+                                "`{key}`: {status:?} is not a status the flows know ({}, or unknown: shown as \"being handled\")",
+                                crate::connectors::OrderStatus::KNOWN.join(", ")
+                            )));
+                        }
+                    }
+                }
+            }
             Ok(Source::Pointer {
                 pointer,
                 map,
@@ -463,8 +481,12 @@ fn not_one(v: Scalar<'_>) -> &'static str {
 
 fn normalise(v: Scalar<'_>, kind: Kind, convert: Convert) -> Result<Record<'_>, String> {
     match (kind, convert) {
-        (Kind::Integer, Convert::Cents) => cents(v).map(Record::Int),
-        (Kind::Integer, _) => match v {
+        (Kind::Minor | Kind::Integer, Convert::Cents) => cents(v).map(Record::Int),
+        (Kind::Minor, _) if matches!(v, Scalar::Text(_)) => Err(
+            "an amount sent as text: if it is in major units (\"45.99\"), map it with `as = \"cents\"`"
+                .into(),
+        ),
+        (Kind::Minor | Kind::Integer, _) => match v {
             Scalar::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => Ok(Record::Int(i)),
                 (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => {
@@ -801,6 +823,42 @@ mod tests {
     }
 
     #[test]
+    fn a_status_map_names_only_statuses_the_flows_know() {
+        for bad in [
+            "status = { pointer = \"/s\", map = { IN_TRANSIT = \"in_trasit\" } }",
+            "status = { pointer = \"/s\", default = \"lost\" }",
+        ] {
+            let text = format!("id = \"/id\"\ncustomer_id = \"/c\"\nplaced_at = \"/p\"\n\"total.amount_cents\" = \"/t\"\n\"total.currency\" = \"/cur\"\n{bad}");
+            let (f, e) = mapping("", &text, Shape::Order).unwrap_err();
+            assert_eq!(f, "fields.status");
+            assert!(
+                e.contains("not a status the flows know") && e.contains("in_transit"),
+                "{e}"
+            );
+        }
+        // Spelled the system's way, it is still ours: "In Transit" is `in_transit`.
+        let ok = "id = \"/id\"\ncustomer_id = \"/c\"\nplaced_at = \"/p\"\n\"total.amount_cents\" = \"/t\"\n\"total.currency\" = \"/cur\"\nstatus = { pointer = \"/s\", map = { moving = \"In Transit\" }, default = \"processing\" }";
+        assert!(mapping("", ok, Shape::Order).is_ok());
+    }
+
+    #[test]
+    fn an_amount_sent_as_text_needs_as_cents() {
+        let m = mapping(
+            "",
+            "id = \"/id\"\n\"amount.amount_cents\" = \"/a\"\n\"amount.currency\" = \"/c\"",
+            Shape::Refund,
+        )
+        .unwrap();
+        // "45" would otherwise be 45 cents: refused, naming the fix.
+        for text in ["45.99", "45"] {
+            let e = one(&m, &json!({"id": "r", "a": text, "c": "usd"})).unwrap_err();
+            assert!(e.contains("as = \"cents\""), "{e}");
+        }
+        let v = one(&m, &json!({"id": "r", "a": 4599, "c": "usd"})).unwrap();
+        assert_eq!(v.unwrap()["amount"]["amount_cents"], 4599);
+    }
+
+    #[test]
     fn constants_are_checked_and_normalised_at_load() {
         let (f, e) = mapping(
             "",
@@ -809,7 +867,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(f, "fields.amount.amount_cents");
-        assert!(e.contains("`default`") && e.contains("whole number"), "{e}");
+        assert!(
+            e.contains("`default`") && e.contains("as = \"cents\""),
+            "{e}"
+        );
         let (f, e) = mapping("", "id = { value = [1, 2] }", Shape::Refund).unwrap_err();
         assert_eq!(f, "fields.id");
         assert!(e.contains("`value`") && e.contains("an array"), "{e}");

@@ -34,6 +34,18 @@ pub enum OrderStatus {
     Unknown,
 }
 
+impl OrderStatus {
+    /// The statuses the flows know, as connector files and messages spell them.
+    pub const KNOWN: [&'static str; 6] = [
+        "processing",
+        "shipped",
+        "in_transit",
+        "out_for_delivery",
+        "delivered",
+        "cancelled",
+    ];
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderItem {
     pub name: String,
