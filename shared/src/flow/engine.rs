@@ -32,6 +32,8 @@ const CONFIRM_ATTEMPTS: u32 = 2;
 /// Engine keys the bundle's messages must have (besides the steps' own).
 pub const HANDOFF_OFFER: &str = "flow.handoff.offer";
 pub const HANDOFF_DECLINED: &str = "flow.handoff.declined";
+/// The engine's own keys with the variables they get, for the messages catalogue's check.
+pub const ENGINE_KEYS: &[(&str, &[&str])] = &[(HANDOFF_OFFER, &[]), (HANDOFF_DECLINED, &[])];
 
 /// What the customer said, as understood; `nlu::Understanding` and the entity extractor fill
 /// it.
@@ -50,6 +52,43 @@ pub struct Understood {
     pub amounts: Vec<Money>,
     pub dates: Vec<time::Date>,
     pub products: Vec<String>,
+}
+
+impl Understood {
+    /// From the classifier's reading and the message's entities. Uses intent names only, so
+    /// it holds whether intents are an enum or the bundle's open names.
+    pub fn from_nlu(
+        u: &crate::nlu::Understanding,
+        text: &str,
+        e: &crate::entities::Entities,
+    ) -> Self {
+        let intent = u.intent.name().to_string();
+        let answer = match intent.as_str() {
+            "affirm" => Some(true),
+            "deny" => Some(false),
+            _ => None,
+        };
+        Understood {
+            clear: u.unsure_between.is_none() && intent != "unknown",
+            answer,
+            intent,
+            text: text.to_string(),
+            order_refs: u.order_refs.clone(),
+            ordinal: u.ordinal,
+            emails: e.emails.clone(),
+            phones: e.phones.clone(),
+            amounts: e
+                .amounts
+                .iter()
+                .map(|a| Money {
+                    amount_cents: a.amount_cents,
+                    currency: a.currency.unwrap_or_default().to_string(),
+                })
+                .collect(),
+            dates: e.dates.clone(),
+            products: e.products.clone(),
+        }
+    }
 }
 
 /// What a turn of a flow does; the caller renders the keys and starts the jobs.
