@@ -18,6 +18,7 @@ pub mod condition;
 pub mod engine;
 pub mod fill;
 pub mod parse;
+pub mod records;
 pub mod steps;
 pub mod template;
 pub mod validate;
