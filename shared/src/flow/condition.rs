@@ -254,7 +254,11 @@ fn number(n: &str) -> Option<Value> {
         if frac.is_empty() || frac.len() > 2 || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        let cents = whole.parse::<i64>().ok()? * 100 + format!("{frac:0<2}").parse::<i64>().ok()?;
+        let cents = whole
+            .parse::<i64>()
+            .ok()?
+            .checked_mul(100)?
+            .checked_add(format!("{frac:0<2}").parse::<i64>().ok()?)?;
         return Some(Value::Money(Money {
             amount_cents: cents,
             currency: String::new(),
@@ -526,6 +530,36 @@ mod tests {
                 Operand::Literal(Value::Date(date!(2026 - 11 - 24)))
             )
         );
+    }
+
+    #[test]
+    fn odd_input_is_an_error_never_a_panic() {
+        for src in [
+            "",
+            "(",
+            ")",
+            "[",
+            "a in [",
+            "a in []",
+            "not",
+            "a ==",
+            "é == 'ü'",
+            "a == 'é",
+            "99999999999999999.99 > a",
+            "99999999999999999999 > a",
+            "1-2-3 < now",
+            "a.",
+            ".a",
+            "a..b",
+            "((((a))))",
+            "a == b == c",
+            "'unterminated",
+            "now now",
+        ] {
+            let _ = parse(src);
+        }
+        assert!(parse("99999999999999999.99 > a").is_err());
+        assert!(parse("((((a))))").is_ok());
     }
 
     #[test]

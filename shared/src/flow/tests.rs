@@ -990,12 +990,20 @@ reason = "asked"
 order = "{order}"
 
 [[steps]]
+job = "email"
+purpose = "refund"
+order = "{order}"
+subject = "order.late.declined"
+text = "refund.requested"
+vars = { amount = "12.50" }
+
+[[steps]]
 job = "fax"
 "#;
     let err = check(text).unwrap_err();
     assert_eq!(
         err,
-        "flows/t.toml:22: job: unknown job `fax`: one of refund, email, handoff, connector"
+        "flows/t.toml:30: job: unknown job `fax`: one of refund, email, handoff, connector"
     );
     let flow = check(&text.replace("[[steps]]\njob = \"fax\"\n", "")).unwrap();
     let e = Engine::new([flow], slots(), BTreeMap::new(), Actions::builtin());
@@ -1022,7 +1030,13 @@ job = "fax"
             operation,
             inputs,
             idempotency_key,
-        }, FlowJob::Handoff { reason, order_id }] => {
+        }, FlowJob::Handoff { reason, order_id }, FlowJob::Email {
+            purpose,
+            order_id: email_order,
+            text_key,
+            vars,
+            ..
+        }] => {
             assert_eq!(operation, "orders.get_status");
             assert_eq!(inputs.get("to"), Some(&Value::text("a@b.example")));
             assert_eq!(idempotency_key, "update-1002");
@@ -1030,6 +1044,10 @@ job = "fax"
                 (reason.as_str(), order_id.as_deref()),
                 ("asked", Some("1002"))
             );
+            assert_eq!((purpose.as_str(), email_order.as_str()), ("refund", "1002"));
+            assert_eq!(text_key, "refund.requested");
+            assert_eq!(var(vars, "amount"), "12.50");
+            assert_eq!(var(vars, "order"), "1002");
         }
         other => panic!("{other:?}"),
     }
