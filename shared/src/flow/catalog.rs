@@ -13,10 +13,13 @@ pub enum Operation {
     Unknown,
     /// It exists, but the bundle's `[connectors] operations` does not allow flows to use it.
     NotAllowed,
-    /// A read giving one record with these fields (what `call` binds).
-    One(Vec<(String, Type)>),
-    /// A read giving a list, or a write: only actions and `job = "connector"` use these.
-    Other,
+    Allowed {
+        /// The fields a read of one record binds (`call`); `None` for a read of a list or a
+        /// write, which only actions and `job = "connector"` use.
+        fields: Option<Vec<(String, Type)>>,
+        /// Its inputs, and whether each is required.
+        inputs: Vec<(String, bool)>,
+    },
 }
 
 pub trait FlowCatalog {
@@ -29,9 +32,16 @@ pub trait FlowCatalog {
 /// The fields a read of `op` binds, as the flows see them: the connector catalogue's shape,
 /// with money as one value (`total`) and an order's `summary` ("#1001 (Desk lamp)").
 pub fn operation_fields(op: Op) -> Operation {
-    match op.returns() {
-        Returns::One(shape) => Operation::One(shape_fields(shape)),
-        Returns::Many(_) | Returns::Nothing => Operation::Other,
+    Operation::Allowed {
+        fields: match op.returns() {
+            Returns::One(shape) => Some(shape_fields(shape)),
+            Returns::Many(_) | Returns::Nothing => None,
+        },
+        inputs: op
+            .inputs()
+            .iter()
+            .map(|i| (i.name.to_string(), i.required))
+            .collect(),
     }
 }
 

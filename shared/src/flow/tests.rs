@@ -80,6 +80,7 @@ impl FlowCatalog for Catalog {
             "orders.get_status",
             "orders.list_by_customer",
             "inventory.availability",
+            "email.send",
         ];
         let Some(op) = name.split_once('.').and_then(|(s, o)| Op::find(s, o)) else {
             return Operation::Unknown;
@@ -980,8 +981,8 @@ ask = "email"
 
 [[steps]]
 job = "connector"
-operation = "orders.get_status"
-inputs = { order_id = "{order}", to = "{email}" }
+operation = "email.send"
+inputs = { to = "{email}", subject = "About {order}", text = "Hello" }
 key = "update-{order}"
 
 [[steps]]
@@ -1005,7 +1006,16 @@ job = "fax"
         err,
         "flows/t.toml:30: job: unknown job `fax`: one of refund, email, handoff, connector"
     );
-    let flow = check(&text.replace("[[steps]]\njob = \"fax\"\n", "")).unwrap();
+    let text = text.replace("[[steps]]\njob = \"fax\"\n", "");
+    let wrong = text.replace("text = \"Hello\"", "body = \"Hello\"");
+    assert_eq!(
+        check(&wrong).unwrap_err().lines().take(2).collect::<Vec<_>>(),
+        [
+            "flows/t.toml:11: body: email.send takes no such input (it takes: to, subject, text, idempotency_key)",
+            "flows/t.toml:11: email.send: needs input `text`",
+        ]
+    );
+    let flow = check(&text).unwrap();
     let e = Engine::new([flow], slots(), BTreeMap::new(), Actions::builtin());
     let u = Understood {
         emails: vec!["a@b.example".into()],
@@ -1037,7 +1047,7 @@ job = "fax"
             vars,
             ..
         }] => {
-            assert_eq!(operation, "orders.get_status");
+            assert_eq!(operation, "email.send");
             assert_eq!(inputs.get("to"), Some(&Value::text("a@b.example")));
             assert_eq!(idempotency_key, "update-1002");
             assert_eq!(

@@ -81,7 +81,20 @@ fn bindings(c: &mut Check<'_>) -> BTreeMap<String, Vec<(String, Type)>> {
         let (into, fields) = match &step.kind {
             StepKind::Call(call) => {
                 let fields = match c.catalog.operation(&call.operation) {
-                    Operation::One(fields) => fields,
+                    Operation::Allowed {
+                        fields: Some(fields),
+                        inputs,
+                    } => {
+                        check_inputs(
+                            c,
+                            step.line,
+                            &call.operation,
+                            &inputs,
+                            call.with.keys(),
+                            &[],
+                        );
+                        fields
+                    }
                     Operation::Unknown => {
                         c.error(step.line, &call.operation, "no such operation");
                         continue;
@@ -94,7 +107,7 @@ fn bindings(c: &mut Check<'_>) -> BTreeMap<String, Vec<(String, Type)>> {
                         );
                         continue;
                     }
-                    Operation::Other => {
+                    Operation::Allowed { fields: None, .. } => {
                         c.error(
                             step.line,
                             &call.operation,
@@ -339,6 +352,36 @@ fn message_vars(names: &Names, extra: &BTreeMap<String, Template>) -> BTreeSet<S
         .collect()
 }
 
+/// `given` names only inputs the operation takes, and every required one but `supplied`.
+fn check_inputs<'a>(
+    c: &mut Check<'_>,
+    line: usize,
+    operation: &str,
+    wanted: &[(String, bool)],
+    given: impl Iterator<Item = &'a String>,
+    supplied: &[&str],
+) {
+    let given: Vec<&String> = given.collect();
+    for g in &given {
+        if !wanted.iter().any(|(w, _)| w == *g) {
+            let names: Vec<&str> = wanted.iter().map(|(w, _)| w.as_str()).collect();
+            c.error(
+                line,
+                g,
+                format!(
+                    "{operation} takes no such input (it takes: {})",
+                    names.join(", ")
+                ),
+            );
+        }
+    }
+    for (w, required) in wanted {
+        if *required && !supplied.contains(&w.as_str()) && !given.contains(&w) {
+            c.error(line, operation, format!("needs input `{w}`"));
+        }
+    }
+}
+
 fn check_step(
     c: &mut Check<'_>,
     i: usize,
@@ -424,7 +467,15 @@ fn check_step(
                         operation,
                         "not allowed: add it to bot.toml [connectors] operations",
                     ),
-                    _ => {}
+                    // The job's `key` is the idempotency key.
+                    Operation::Allowed { inputs: wanted, .. } => check_inputs(
+                        c,
+                        line,
+                        operation,
+                        &wanted,
+                        inputs.keys(),
+                        &[crate::connectors::catalog::IDEMPOTENCY_KEY],
+                    ),
                 }
             }
         },
