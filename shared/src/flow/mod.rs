@@ -69,6 +69,21 @@ pub const END: &str = "end";
 /// The reserved input: the text of the message that started the flow.
 pub const MESSAGE: &str = "message";
 
+/// Parses and validates one flow file: what the bundle loader calls for `flows/<name>.toml`.
+/// Validation runs once the file parses (its problems would otherwise be noise about steps
+/// that failed to parse).
+pub fn load(
+    name: &str,
+    file: &str,
+    text: &str,
+    catalog: &dyn catalog::FlowCatalog,
+    actions: &actions::Actions,
+) -> Result<Flow, crate::bot::error::BundleErrors> {
+    let flow = parse::parse(name, file, text)?;
+    validate::validate(&flow, catalog, actions)?;
+    Ok(flow)
+}
+
 impl Flow {
     /// The index of the step a target names; `None` for `end` (and, in a validated flow, only
     /// for `end`).

@@ -842,9 +842,7 @@ async fn welcome_back_and_handoff() {
 }
 
 fn check(text: &str) -> Result<Flow, String> {
-    let flow = parse::parse("t", "flows/t.toml", text).map_err(|e| e.to_string())?;
-    validate::validate(&flow, &Catalog, &Actions::builtin()).map_err(|e| e.to_string())?;
-    Ok(flow)
+    super::load("t", "flows/t.toml", text, &Catalog, &Actions::builtin()).map_err(|e| e.to_string())
 }
 
 #[test]
@@ -881,6 +879,10 @@ id = 3
             "flows/t.toml:16: on_mising: unknown key for a `call` step",
             "flows/t.toml:20: id: must be text",
         ]
+    );
+    assert_eq!(
+        check("description = \"x\"\n[[steps]]\ngoto = \"end\"\nnext = \"end\"\n").unwrap_err(),
+        "flows/t.toml:4: next: a `goto` step never goes on to a next step"
     );
     // Not TOML at all; a step that is not a table: errors, not panics.
     assert!(check("description = \n")
