@@ -18,6 +18,7 @@ pub mod conversation;
 pub mod dialogue;
 pub mod entities;
 pub mod features;
+pub mod flow;
 pub mod fulfillment;
 pub mod http_event;
 pub mod intent_model;

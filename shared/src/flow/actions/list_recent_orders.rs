@@ -1,0 +1,93 @@
+//! `list_recent_orders`: the customer's orders of the last 90 days (at most 5, newest first).
+//! `none`; `one` fills the `order` slot; `many` binds `count` and `list` (one line per order)
+//! and remembers them for "the second one" — unless the message said "my last order".
+
+use async_trait::async_trait;
+
+use super::{Action, ActionCx, Done};
+use crate::flow::engine::HostError;
+use crate::flow::value::{Record, Type, Value};
+use crate::nlu::{LAST, NEWEST};
+
+const RECENT_DAYS: i64 = 90;
+const MAX_CHOICES: usize = 5;
+
+pub struct ListRecentOrders;
+
+#[async_trait]
+impl Action for ListRecentOrders {
+    fn name(&self) -> &'static str {
+        "list_recent_orders"
+    }
+    fn inputs(&self) -> &'static [&'static str] {
+        &[]
+    }
+    fn outcomes(&self) -> &'static [&'static str] {
+        &["none", "one", "many"]
+    }
+    fn binds(&self) -> &'static [(&'static str, Type)] {
+        &[("count", Type::Number), ("list", Type::Text)]
+    }
+    fn fills(&self) -> &'static [&'static str] {
+        &["order"]
+    }
+
+    async fn run(&self, cx: ActionCx<'_>) -> Result<Done, HostError> {
+        let customer = Record::from([(
+            "customer_id".to_string(),
+            Value::text(cx.host.customer_id()),
+        )]);
+        let orders = cx.host.list("orders.list_by_customer", &customer).await?;
+        let cutoff = cx.now - time::Duration::days(RECENT_DAYS);
+        let recent: Vec<&Record> = orders
+            .iter()
+            .filter(|o| match o.get("placed_at") {
+                Some(Value::Time(t)) => *t >= cutoff,
+                _ => false,
+            })
+            .take(MAX_CHOICES)
+            .collect();
+        let id = |o: &Record| o.get("id").map(Value::to_string).unwrap_or_default();
+        let newest = cx
+            .input
+            .is_some_and(|u| matches!(u.ordinal, Some(LAST | NEWEST)));
+        let one = |o: &Record| Done {
+            outcome: "one",
+            fills: Record::from([("order".to_string(), Value::Text(id(o)))]),
+            ..Done::default()
+        };
+        Ok(match recent.as_slice() {
+            [] => Done {
+                outcome: "none",
+                ..Done::default()
+            },
+            [only] => one(only),
+            // Orders come newest first: "my last order" means the first.
+            [first, ..] if newest => one(first),
+            many => {
+                let list = many
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        let summary = o
+                            .get("summary")
+                            .map(Value::to_string)
+                            .unwrap_or_else(|| id(o));
+                        let placed = o.get("placed_at").map(Value::to_string).unwrap_or_default();
+                        format!("{}. {summary} placed {placed}", i + 1)
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                Done {
+                    outcome: "many",
+                    record: Record::from([
+                        ("count".to_string(), Value::Number(many.len() as i64)),
+                        ("list".to_string(), Value::Text(list)),
+                    ]),
+                    candidates: Some(many.iter().map(|o| id(o)).collect()),
+                    ..Done::default()
+                }
+            }
+        })
+    }
+}

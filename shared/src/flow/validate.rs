@@ -1,0 +1,566 @@
+//! Checks a parsed flow against its bundle before any customer reaches it; every problem is
+//! collected with file, line and key:
+//!
+//! - messages exist, and every variable a message uses is available at that step on every
+//!   path to it (a slot asked for, a field bound, a `vars` entry);
+//! - slots exist in the bundle and are declared in the flow's `slots`;
+//! - operations exist and the bundle allows them; `call` reads one record;
+//! - actions exist, get their inputs, and `on` names only their outcomes;
+//! - targets name steps; every step is reachable;
+//! - no loop can run without a step that waits for the customer (an error: such a flow would
+//!   spin within one turn);
+//! - conditions name known paths and compare values of compatible types.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::bot::error::{BundleError, BundleErrors};
+
+use super::actions::Actions;
+use super::catalog::{FlowCatalog, Operation};
+use super::steps::job::JobSpec;
+use super::steps::StepKind;
+use super::template::Template;
+use super::value::Type;
+use super::{Flow, END};
+
+type Names = BTreeSet<String>;
+
+struct Check<'a> {
+    flow: &'a Flow,
+    catalog: &'a dyn FlowCatalog,
+    actions: &'a Actions,
+    errors: BundleErrors,
+}
+
+impl Check<'_> {
+    fn error(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        self.errors.push(BundleError::new(
+            self.flow.file.clone(),
+            Some(line),
+            key,
+            message,
+        ));
+    }
+}
+
+/// Validates `flow`; `Ok` when nothing is wrong.
+pub fn validate(
+    flow: &Flow,
+    catalog: &dyn FlowCatalog,
+    actions: &Actions,
+) -> Result<(), BundleErrors> {
+    let mut c = Check {
+        flow,
+        catalog,
+        actions,
+        errors: BundleErrors::default(),
+    };
+    for s in &flow.slots {
+        if catalog.slot(s).is_none() && !flow.inputs.contains(s) {
+            c.error(1, s, "no such slot in the bundle (bot.toml [slots])");
+        }
+    }
+    let bindings = bindings(&mut c);
+    let edges = edges(&mut c);
+    reachability(&mut c, &edges);
+    loops(&mut c, &edges);
+    let avail = availability(flow, &bindings, &edges);
+    for (i, names) in avail.iter().enumerate() {
+        // Unreachable steps are reported as such, not for what they lack.
+        if let Some(names) = names {
+            check_step(&mut c, i, names, &bindings);
+        }
+    }
+    c.errors.into_result(())
+}
+
+/// Binding name -> its fields' types, from every `call` and `action` with `into`.
+fn bindings(c: &mut Check<'_>) -> BTreeMap<String, Vec<(String, Type)>> {
+    let mut out: BTreeMap<String, Vec<(String, Type)>> = BTreeMap::new();
+    for step in &c.flow.steps {
+        let (into, fields) = match &step.kind {
+            StepKind::Call(call) => {
+                let fields = match c.catalog.operation(&call.operation) {
+                    Operation::Allowed {
+                        fields: Some(fields),
+                        inputs,
+                    } => {
+                        check_inputs(
+                            c,
+                            step.line,
+                            &call.operation,
+                            &inputs,
+                            call.with.keys(),
+                            &[],
+                        );
+                        fields
+                    }
+                    Operation::Unknown => {
+                        c.error(step.line, &call.operation, "no such operation");
+                        continue;
+                    }
+                    Operation::NotAllowed => {
+                        c.error(
+                            step.line,
+                            &call.operation,
+                            "not allowed: add it to bot.toml [connectors] operations",
+                        );
+                        continue;
+                    }
+                    Operation::Allowed { fields: None, .. } => {
+                        c.error(
+                            step.line,
+                            &call.operation,
+                            "`call` reads one record; lists are read by actions, writes are jobs",
+                        );
+                        continue;
+                    }
+                };
+                (&call.into, fields)
+            }
+            StepKind::Action(a) => match c.actions.get(&a.name) {
+                Some(action) => (
+                    &a.into,
+                    action
+                        .binds()
+                        .iter()
+                        .map(|(n, t)| (n.to_string(), *t))
+                        .collect(),
+                ),
+                None => {
+                    let known: Vec<&str> = c.actions.names().collect();
+                    c.error(
+                        step.line,
+                        &a.name,
+                        format!("no such action (known: {})", known.join(", ")),
+                    );
+                    continue;
+                }
+            },
+            _ => continue,
+        };
+        if let Some(into) = into {
+            if into.contains('.') || into.is_empty() {
+                c.error(step.line, into, "`into` is a plain name");
+            }
+            out.entry(into.clone()).or_default().extend(fields);
+        }
+    }
+    out
+}
+
+/// Where a step may go: the next step (`None`: the end), whether what the step defines
+/// holds there, and what a branch's condition guarantees.
+struct Edge {
+    to: Option<usize>,
+    carries: bool,
+    adds: Names,
+}
+
+type Edges = Vec<Vec<Edge>>;
+
+fn edges(c: &mut Check<'_>) -> Edges {
+    let n = c.flow.steps.len();
+    let mut all = Vec::with_capacity(n);
+    for (i, step) in c.flow.steps.iter().enumerate() {
+        let mut out = Vec::new();
+        let edge = |to, carries, adds| Edge { to, carries, adds };
+        if step.kind.falls_through() {
+            match &step.next {
+                None => out.push(edge((i + 1 < n).then_some(i + 1), true, Names::new())),
+                Some(t) if t.to == END => out.push(edge(None, true, Names::new())),
+                Some(t) => match c.flow.index_of(t) {
+                    Some(j) => out.push(edge(Some(j), true, Names::new())),
+                    None => c.error(t.line, &t.to, "no step has this id"),
+                },
+            }
+        }
+        // A read that found nothing (or failed) bound nothing.
+        let defines_on_targets = !matches!(step.kind, StepKind::Call(_));
+        let guarantees: Vec<Names> = match &step.kind {
+            StepKind::Branch(b) => b
+                .arms
+                .iter()
+                .map(|a| {
+                    a.condition
+                        .iter()
+                        .flat_map(|e| e.asserts())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        for (k, t) in step.kind.targets().into_iter().enumerate() {
+            let adds = guarantees.get(k).cloned().unwrap_or_default();
+            if t.to == END {
+                out.push(edge(None, defines_on_targets, adds));
+                continue;
+            }
+            match c.flow.index_of(t) {
+                Some(j) => out.push(edge(Some(j), defines_on_targets, adds)),
+                None => c.error(t.line, &t.to, "no step has this id"),
+            }
+        }
+        all.push(out);
+    }
+    all
+}
+
+fn reachability(c: &mut Check<'_>, edges: &Edges) {
+    let n = c.flow.steps.len();
+    let mut seen = vec![false; n];
+    let mut todo = vec![0];
+    while let Some(i) = todo.pop() {
+        if i >= n || seen[i] {
+            continue;
+        }
+        seen[i] = true;
+        todo.extend(edges[i].iter().filter_map(|e| e.to));
+    }
+    for (i, s) in c.flow.steps.iter().enumerate() {
+        if !seen[i] {
+            let key = s.id.clone().unwrap_or_else(|| s.kind.name().to_string());
+            c.error(s.line, &key, "unreachable: no step leads here");
+        }
+    }
+}
+
+/// A cycle through steps none of which waits would run forever in one turn.
+fn loops(c: &mut Check<'_>, edges: &Edges) {
+    let steps = &c.flow.steps;
+    // 0 new, 1 on the path, 2 done.
+    let mut mark = vec![0u8; steps.len()];
+    let mut found = BTreeSet::new();
+    fn dfs(
+        i: usize,
+        steps: &[super::Step],
+        edges: &Edges,
+        mark: &mut [u8],
+        found: &mut BTreeSet<usize>,
+    ) {
+        mark[i] = 1;
+        for e in &edges[i] {
+            let Some(j) = e.to else { continue };
+            if steps[j].kind.waits() {
+                continue;
+            }
+            match mark[j] {
+                0 => dfs(j, steps, edges, mark, found),
+                1 => {
+                    found.insert(j);
+                }
+                _ => {}
+            }
+        }
+        mark[i] = 2;
+    }
+    for i in 0..steps.len() {
+        if mark[i] == 0 && !steps[i].kind.waits() {
+            dfs(i, steps, edges, &mut mark, &mut found);
+        }
+    }
+    for i in found {
+        let s = &steps[i];
+        let key = s.id.clone().unwrap_or_else(|| s.kind.name().to_string());
+        c.error(
+            s.line,
+            &key,
+            "a loop through here never asks the customer anything: it would run forever",
+        );
+    }
+}
+
+/// What a step makes available to the steps after it: slot names and `binding.field` paths.
+fn defines(
+    step: &StepKind,
+    bindings: &BTreeMap<String, Vec<(String, Type)>>,
+    actions: &Actions,
+) -> Names {
+    let mut out = Names::new();
+    let bound = |into: &Option<String>, out: &mut Names| {
+        if let Some(into) = into {
+            for (f, _) in bindings.get(into).into_iter().flatten() {
+                out.insert(format!("{into}.{f}"));
+            }
+        }
+    };
+    match step {
+        StepKind::Ask(a) => {
+            out.insert(a.slot.clone());
+        }
+        StepKind::Call(call) => bound(&call.into, &mut out),
+        StepKind::Action(a) => {
+            bound(&a.into, &mut out);
+            if let Some(action) = actions.get(&a.name) {
+                out.extend(action.fills().iter().map(|s| s.to_string()));
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// What is surely available on entering each step (`None`: unreachable).
+fn availability(
+    flow: &Flow,
+    bindings: &BTreeMap<String, Vec<(String, Type)>>,
+    edges: &Edges,
+) -> Vec<Option<Names>> {
+    let actions = Actions::builtin();
+    let n = flow.steps.len();
+    let mut avail: Vec<Option<Names>> = vec![None; n];
+    if n == 0 {
+        return avail;
+    }
+    avail[0] = Some(flow.inputs.iter().cloned().collect());
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 0..n {
+            let Some(in_set) = avail[i].clone() else {
+                continue;
+            };
+            let out_set: Names = in_set
+                .union(&defines(&flow.steps[i].kind, bindings, &actions))
+                .cloned()
+                .collect();
+            for e in &edges[i] {
+                let Some(j) = e.to else { continue };
+                let base = if e.carries { &out_set } else { &in_set };
+                let given: Names = base.union(&e.adds).cloned().collect();
+                let next = match &avail[j] {
+                    None => given.clone(),
+                    Some(have) => have.intersection(&given).cloned().collect(),
+                };
+                if avail[j].as_ref() != Some(&next) {
+                    avail[j] = Some(next);
+                    changed = true;
+                }
+            }
+        }
+    }
+    avail
+}
+
+/// The message variables a step can give: slots, bound fields by their own name, `vars`.
+fn message_vars(names: &Names, extra: &BTreeMap<String, Template>) -> BTreeSet<String> {
+    names
+        .iter()
+        .map(|p| p.rsplit('.').next().unwrap_or(p).to_string())
+        .chain(extra.keys().cloned())
+        .collect()
+}
+
+/// `given` names only inputs the operation takes, and every required one but `supplied`.
+fn check_inputs<'a>(
+    c: &mut Check<'_>,
+    line: usize,
+    operation: &str,
+    wanted: &[(String, bool)],
+    given: impl Iterator<Item = &'a String>,
+    supplied: &[&str],
+) {
+    let given: Vec<&String> = given.collect();
+    for g in &given {
+        if !wanted.iter().any(|(w, _)| w == *g) {
+            let names: Vec<&str> = wanted.iter().map(|(w, _)| w.as_str()).collect();
+            c.error(
+                line,
+                g,
+                format!(
+                    "{operation} takes no such input (it takes: {})",
+                    names.join(", ")
+                ),
+            );
+        }
+    }
+    for (w, required) in wanted {
+        if *required && !supplied.contains(&w.as_str()) && !given.contains(&w) {
+            c.error(line, operation, format!("needs input `{w}`"));
+        }
+    }
+}
+
+fn check_step(
+    c: &mut Check<'_>,
+    i: usize,
+    names: &Names,
+    bindings: &BTreeMap<String, Vec<(String, Type)>>,
+) {
+    let step = &c.flow.steps[i];
+    let line = step.line;
+    let templates = |c: &mut Check<'_>, ts: &mut dyn Iterator<Item = &Template>| {
+        for t in ts {
+            for p in t.paths() {
+                if !names.contains(p) {
+                    c.error(line, p, "not available here: no step before this one fills or binds it on every path");
+                }
+            }
+        }
+    };
+    let message = |c: &mut Check<'_>, key: &str, extra: &BTreeMap<String, Template>| match c
+        .catalog
+        .message_vars(key)
+    {
+        None => c.error(line, key, "no such message"),
+        Some(vars) => {
+            let have = message_vars(names, extra);
+            for v in vars.iter().filter(|v| !have.contains(*v)) {
+                c.error(
+                    line,
+                    key,
+                    format!("uses {{{v}}}, which this step does not have"),
+                );
+            }
+        }
+    };
+    match &step.kind {
+        StepKind::Ask(a) => {
+            if c.catalog.slot(&a.slot).is_none() {
+                c.error(
+                    line,
+                    &a.slot,
+                    "no such slot in the bundle (bot.toml [slots])",
+                );
+            } else if !c.flow.slots.contains(&a.slot) {
+                c.error(
+                    line,
+                    &a.slot,
+                    "declare the slots a flow asks for in its `slots`",
+                );
+            }
+        }
+        StepKind::Call(call) => templates(c, &mut call.with.values()),
+        StepKind::Say(s) => {
+            templates(c, &mut s.vars.values());
+            message(c, &s.key, &s.vars);
+        }
+        StepKind::Confirm(s) => {
+            templates(c, &mut s.vars.values());
+            message(c, &s.key, &s.vars);
+        }
+        StepKind::Job(j) => match &j.spec {
+            JobSpec::Refund { order, amount } => templates(c, &mut [order, amount].into_iter()),
+            JobSpec::Email {
+                order,
+                subject,
+                text,
+                vars,
+                ..
+            } => {
+                templates(c, &mut std::iter::once(order).chain(vars.values()));
+                message(c, subject, vars);
+                message(c, text, vars);
+            }
+            JobSpec::Handoff { order, .. } => templates(c, &mut order.iter()),
+            JobSpec::Connector {
+                operation,
+                inputs,
+                key,
+            } => {
+                templates(c, &mut inputs.values().chain([key]));
+                match c.catalog.operation(operation) {
+                    Operation::Unknown => c.error(line, operation, "no such operation"),
+                    Operation::NotAllowed => c.error(
+                        line,
+                        operation,
+                        "not allowed: add it to bot.toml [connectors] operations",
+                    ),
+                    // The job's `key` is the idempotency key.
+                    Operation::Allowed { inputs: wanted, .. } => check_inputs(
+                        c,
+                        line,
+                        operation,
+                        &wanted,
+                        inputs.keys(),
+                        &[crate::connectors::catalog::IDEMPOTENCY_KEY],
+                    ),
+                }
+            }
+        },
+        StepKind::Action(a) => {
+            templates(c, &mut a.with.values());
+            let Some(action) = c.actions.get(&a.name).cloned() else {
+                return; // reported with the bindings
+            };
+            for input in action.inputs() {
+                if !a.with.contains_key(*input) {
+                    c.error(line, &a.name, format!("needs `{input}` in `with`"));
+                }
+            }
+            for (outcome, t) in &a.on {
+                if !action.outcomes().contains(&outcome.as_str()) {
+                    c.error(
+                        t.line,
+                        outcome,
+                        format!(
+                            "{} ends in one of: {}",
+                            a.name,
+                            action.outcomes().join(", ")
+                        ),
+                    );
+                }
+            }
+            for slot in action.fills() {
+                if c.catalog.slot(slot).is_none() {
+                    c.error(
+                        line,
+                        slot,
+                        format!("{} fills this slot; the bundle has none", a.name),
+                    );
+                }
+            }
+            for (key, gives) in action.says() {
+                match c.catalog.message_vars(key) {
+                    None => c.error(line, key, format!("no such message ({} says it)", a.name)),
+                    Some(vars) => {
+                        for v in vars.iter().filter(|v| !gives.contains(&v.as_str())) {
+                            c.error(
+                                line,
+                                key,
+                                format!("uses {{{v}}}, which {} does not give", a.name),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        StepKind::Branch(b) => {
+            let type_of = |p: &str| -> Option<Type> {
+                match p.split_once('.') {
+                    Some((b, f)) => bindings
+                        .get(b)?
+                        .iter()
+                        .find(|(n, _)| n == f)
+                        .map(|(_, t)| *t),
+                    None => c.catalog.slot(p).map(|s| s.value_type()),
+                }
+            };
+            let mut problems = Vec::new();
+            for arm in &b.arms {
+                let Some(cond) = &arm.condition else { continue };
+                for p in cond.paths() {
+                    let known = c.flow.inputs.iter().any(|i| i == p)
+                        || match p.split_once('.') {
+                            Some(_) => type_of(p).is_some(),
+                            None => c.flow.slots.iter().any(|s| s == p),
+                        };
+                    if !known {
+                        problems.push((
+                            p.to_string(),
+                            "no slot or bound field has this name".to_string(),
+                        ));
+                    }
+                }
+                for e in cond.type_errors(&type_of) {
+                    problems.push((arm.goto.to.clone(), format!("condition {e}")));
+                }
+            }
+            for (key, msg) in problems {
+                c.error(line, &key, msg);
+            }
+        }
+        StepKind::Handoff(_) | StepKind::Goto(_) | StepKind::End(_) => {}
+    }
+}
