@@ -51,7 +51,7 @@ pub fn shape_fields(shape: Shape) -> Vec<(String, Type)> {
     for f in shape.fields() {
         let ty = match f.kind {
             Kind::Text | Kind::OrderStatus => Type::Text,
-            Kind::Integer => Type::Number,
+            Kind::Integer | Kind::Minor => Type::Number,
             Kind::Time => Type::Time,
             Kind::Flag => Type::Bool,
             Kind::Items => continue,
