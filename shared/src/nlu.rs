@@ -228,9 +228,9 @@ pub const LAST: usize = usize::MAX;
 /// "the latest", "my newest": the most recent of the orders, wherever a list put it.
 pub const NEWEST: usize = usize::MAX - 1;
 
-/// The model `tools/nlu-train` trained from `shared/nlu/examples/`; `nlu-train --check` (run by
+/// The model `tools/nlu-train` trained from `config/bot/examples/en/`; `nlu-train --check` (run by
 /// `./dev/test`) proves it is what those templates train to.
-pub static MODEL_BYTES: &[u8] = include_bytes!("../nlu/model.bin");
+pub static MODEL_BYTES: &[u8] = include_bytes!("../../config/bot/model.bin");
 
 static MODEL: LazyLock<IntentModel> = LazyLock::new(|| {
     // A build-time constant, parsed by a unit test on every build: failing here means the

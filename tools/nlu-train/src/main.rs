@@ -1,4 +1,4 @@
-//! `nlu-train`: expands the project's own training templates (`shared/nlu/examples/`).
+//! `nlu-train`: expands the project's own training templates (`config/bot/examples/en/`).
 //!
 //!   cargo run --release -p nlu-train -- [--dump] [--per-template N] [--seed S]
 //!                                       [--examples DIR] [--out FILE | --check FILE]
@@ -9,7 +9,7 @@
 //!
 //! Reports how many examples each intent gets (`--dump` prints them, for authoring) and, with
 //! `--out FILE`, trains the intent model on them and writes it there. The bot embeds
-//! `shared/nlu/model.bin`; `--check shared/nlu/model.bin` (run by `./dev/test`) trains again and
+//! `config/bot/model.bin`; `--check config/bot/model.bin` (run by `./dev/test`) trains again and
 //! fails unless the result is byte-for-byte that file, so the model can never drift from the
 //! templates it claims to come from. Training is seeded and single-threaded.
 
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let mut out: Option<PathBuf> = None;
     let mut check = false;
     let mut options = train::Options::default();
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/nlu/examples");
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/bot/examples/en");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let parsed = match a.as_str() {

@@ -1,4 +1,4 @@
-//! The training templates in `shared/nlu/examples/` (format in its README): parsing, and
+//! The training templates in `config/bot/examples/en/` (format in its README): parsing, and
 //! expansion into example sentences by seeded sampling.
 
 use std::path::Path;
@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn the_projects_templates_all_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/nlu/examples");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/bot/examples/en");
         let loaded = load_dir(&dir).unwrap();
         let intents: Vec<Intent> = loaded.iter().map(|(i, _)| *i).collect();
         for i in Intent::ALL {
