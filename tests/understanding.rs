@@ -150,7 +150,13 @@ async fn an_unsure_reading_asks_which_and_the_choice_is_acted_on() {
     // Two requests in one message: the classifier splits its confidence between them.
     let probe = CLARIFY_PROBES
         .iter()
-        .find(|p| switchboard::nlu::understand(p).unsure_between.is_some())
+        .find(|p| {
+            switchboard::bot::Bot::embedded()
+                .nlu()
+                .understand(p)
+                .unsure_between
+                .is_some()
+        })
         .expect("nlu's unit tests insist on one");
     let ask = stack.say(&token, None, probe).await;
     let conv = conversation_id(&ask);

@@ -1,12 +1,22 @@
 //! What the bot makes of messages, one per line on stdin: the intent acted on, its confidence,
 //! the two intents it would ask about when unsure, and the model's top two.
 //!   echo "where is my refund?" | cargo run -q -p switchboard --example understand
+//! The bundle is `SWITCHBOARD_BOT`'s, or the compiled-in one.
 
-fn main() {
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let nlu = match switchboard::bot::Bot::from_env() {
+        Ok(bot) => bot.nlu(),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     for line in std::io::stdin().lines() {
         let Ok(text) = line else { break };
-        let u = switchboard::nlu::understand(&text);
-        let ranked = switchboard::nlu::rank(&text);
+        let u = nlu.understand(&text);
+        let ranked = nlu.rank(&text);
         let top: Vec<String> = ranked
             .iter()
             .take(2)
@@ -23,4 +33,5 @@ fn main() {
             top.join(", ")
         );
     }
+    ExitCode::SUCCESS
 }

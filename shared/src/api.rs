@@ -157,7 +157,7 @@ impl ChatApi {
             }
         };
         let elapsed = started.elapsed();
-        let facts = turn.as_ref().map(|(_, f): &(String, TurnFacts)| *f);
+        let facts = turn.as_ref().map(|(_, f): &(String, TurnFacts)| f);
         let named = parse(event.path()).map(|(r, _)| r);
         // One line per request, whatever it was; a turn adds what it understood and how it
         // ended. The text of messages is never logged, nor the path: its route and ids are.
@@ -227,7 +227,7 @@ impl ChatApi {
             Route::PostMessage => {
                 let req: PostMessage = self.json_body(event)?;
                 let reply = self.turns.post(&who, req).await?;
-                *turn = Some((reply.conversation_id.clone(), reply.facts));
+                *turn = Some((reply.conversation_id.clone(), reply.facts.clone()));
                 Ok(HttpResponse::json(200, &reply))
             }
             Route::History(id) => {
@@ -288,7 +288,7 @@ impl ChatApi {
 /// A turn the dialogue answered: its latency (by intent), the project's own share of it, the
 /// intent's confidence, and whether it was an exit (fallback, handoff). A replayed message or
 /// one an agent holds ran no dialogue and is not counted.
-fn turn_metrics(f: TurnFacts, elapsed: Duration, own: Duration) {
+fn turn_metrics(f: &TurnFacts, elapsed: Duration, own: Duration) {
     if matches!(f.ending, Ending::Replayed | Ending::WithAgent) {
         return;
     }

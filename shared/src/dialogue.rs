@@ -4,7 +4,7 @@
 //!
 //! Built-in flows answer orders (status, late-order refunds), refunds already asked for, the
 //! payment help a vendor event opens, small talk and handoffs; every other intent gets its
-//! configured answer (`answers`), asking "which order?" first where the answer names one.
+//! answer in the bot bundle (`bot`), asking "which order?" first where the answer names one.
 //! Between the classifier's two thresholds the bot asks which of two intents was meant; below,
 //! it lists what it can help with. Connector calls share the turn's latency budget: a lookup
 //! that misses it is finished by an `answer.deferred` job.
@@ -15,12 +15,12 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use crate::answers::Answers;
 use crate::auth::Principal;
+use crate::bot::{Action, Bot};
 use crate::connectors::{ConnectorError, InventoryPort, Order, OrderStatus, OrdersPort};
 use crate::conversation::{DialogueState, Slots};
 use crate::jobs::{refund_key, JobKind};
-use crate::nlu::{self, Intent, Thresholds, Understanding, LAST, NEWEST};
+use crate::nlu::{Intent, Move, Nlu, Thresholds, Understanding, LAST, NEWEST};
 use crate::store::{EffectLedger, EffectOutcome, EffectState};
 
 /// How many orders "which order?" lists.
@@ -29,6 +29,15 @@ const MAX_CHOICES: usize = 5;
 const RECENT_DAYS: i64 = 90;
 /// A returning customer hears about at most this many refunds.
 const MAX_WELCOME_REFUNDS: usize = 3;
+
+// The intents whose flows are still built in here, by the names the shop bundle gives them
+// (issue 19's flow engine takes them over).
+const ORDER_STATUS: &str = "order_status";
+const REQUEST_REFUND: &str = "request_refund";
+const TRACK_REFUND: &str = "track_refund";
+const PRODUCT_AVAILABILITY: &str = "product_availability";
+/// The handoff reason of the payment help's "get a person".
+const PAYMENT_ISSUE: &str = "payment_issue";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
@@ -45,7 +54,7 @@ pub struct Outcome {
 
 /// What a turn understood and how it ended: the request log's `intent`, `confidence` and
 /// `outcome`, and the `Fallback` / `Handoff` rates.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TurnFacts {
     pub intent: Intent,
     pub confidence: f32,
@@ -55,7 +64,7 @@ pub struct TurnFacts {
 impl Default for TurnFacts {
     fn default() -> Self {
         Self {
-            intent: Intent::Unknown,
+            intent: Intent::unknown(),
             confidence: 0.0,
             ending: Ending::Answered,
         }
@@ -97,8 +106,9 @@ pub struct Dialogue {
     orders: Arc<dyn OrdersPort>,
     /// Where customers update their payment method (the billing portal), if the company has one.
     payment_update_url: Option<String>,
-    answers: Arc<Answers>,
-    thresholds: Thresholds,
+    /// Intents' answers and descriptions, and what the bot says.
+    bot: Arc<Bot>,
+    nlu: Nlu,
     /// The time connector calls may take in one turn; `None` waits as long as they take (the
     /// deferred answer, in fulfillment).
     budget: Option<Duration>,
@@ -126,43 +136,19 @@ fn date(t: OffsetDateTime) -> String {
     format!("{} {}", t.month(), t.day())
 }
 
-/// What an intent is about, for "did you mean …?".
-fn topic(intent: Intent) -> &'static str {
-    match intent {
-        Intent::OrderStatus => "check where an order is",
-        Intent::PlaceOrder => "place an order",
-        Intent::ChangeOrder => "change an order",
-        Intent::CancelOrder => "cancel an order",
-        Intent::CheckCancellationFee => "know what cancelling costs",
-        Intent::RequestRefund => "ask for a refund",
-        Intent::TrackRefund => "check on a refund",
-        Intent::CheckRefundPolicy => "know the refund policy",
-        Intent::CheckPaymentMethods => "know how you can pay",
-        Intent::PaymentIssue => "sort out a problem with a payment",
-        Intent::CheckInvoice => "find an invoice",
-        Intent::GetInvoice => "get a copy of an invoice",
-        Intent::DeliveryOptions => "know the delivery options",
-        Intent::DeliveryPeriod => "know how long delivery takes",
-        Intent::ChangeShippingAddress => "change a delivery address",
-        Intent::SetUpShippingAddress => "add a delivery address",
-        Intent::CreateAccount => "create an account",
-        Intent::EditAccount => "change your account details",
-        Intent::DeleteAccount => "close your account",
-        Intent::SwitchAccount => "switch accounts",
-        Intent::RecoverPassword => "reset your password",
-        Intent::RegistrationProblems => "fix a problem signing up",
-        Intent::NewsletterSubscription => "manage the newsletter",
-        Intent::Complaint => "make a complaint",
-        Intent::Review => "leave a review",
-        Intent::ContactCustomerService => "contact customer service",
-        Intent::HumanAgent => "talk to a person",
-        Intent::ProductAvailability => "know if a product is in stock",
-        Intent::Affirm => "say yes",
-        Intent::Deny => "say no",
-        Intent::Greet => "say hello",
-        Intent::Thanks => "say thanks",
-        Intent::Goodbye => "say goodbye",
-        Intent::OutOfScope | Intent::Unknown => "something else",
+/// An intent's configured answer.
+struct Answer<'a> {
+    text: &'a str,
+    needs_order: bool,
+    handoff: bool,
+}
+
+impl Answer<'_> {
+    fn for_order(&self, order_id: Option<&str>) -> String {
+        match order_id {
+            Some(id) => self.text.replace("{order}", id),
+            None => self.text.to_string(),
+        }
     }
 }
 
@@ -170,12 +156,14 @@ fn topic(intent: Intent) -> &'static str {
 struct OverBudget;
 
 impl Dialogue {
+    /// With the compiled-in bundle (`with_bot` for another).
     pub fn new(orders: Arc<dyn OrdersPort>) -> Self {
+        let bot = Bot::embedded();
         Self {
             orders,
             payment_update_url: None,
-            answers: Answers::bundled(),
-            thresholds: Thresholds::default(),
+            nlu: bot.nlu(),
+            bot,
             budget: None,
             ledger: None,
             inventory: None,
@@ -192,14 +180,57 @@ impl Dialogue {
         self
     }
 
-    pub fn with_answers(mut self, answers: Arc<Answers>) -> Self {
-        self.answers = answers;
+    /// The bundle and its thresholds (`with_thresholds` after it to override them).
+    pub fn with_bot(mut self, bot: Arc<Bot>) -> Self {
+        self.nlu = bot.nlu();
+        self.bot = bot;
         self
     }
 
     pub fn with_thresholds(mut self, thresholds: Thresholds) -> Self {
-        self.thresholds = thresholds;
+        self.nlu = self.nlu.with_thresholds(thresholds);
         self
+    }
+
+    fn help(&self) -> &str {
+        self.bot.text("move.help").unwrap_or_default()
+    }
+
+    /// What an intent is about, for "did you mean …?".
+    fn description(&self, intent: &Intent) -> &str {
+        self.bot
+            .intent(intent)
+            .map_or("something else", |d| d.description.as_str())
+    }
+
+    /// The intent's answer; for an intent with a flow, what to say when the flow has nothing
+    /// to go on (no refund known, no stock to read): its `answer.<name>` message, if any.
+    fn answer(&self, intent: &Intent) -> Option<Answer<'_>> {
+        match self.bot.intent(intent).and_then(|d| d.action.as_ref()) {
+            Some(Action::Answer {
+                key,
+                needs_order,
+                handoff,
+            }) => Some(Answer {
+                text: self.bot.text(key)?,
+                needs_order: *needs_order,
+                handoff: *handoff,
+            }),
+            _ => self
+                .bot
+                .text(&format!("answer.{}", intent.name()))
+                .map(|text| Answer {
+                    text,
+                    needs_order: false,
+                    handoff: false,
+                }),
+        }
+    }
+
+    /// An intent a state or slot names, if the bundle still has it.
+    fn known(&self, name: Option<&str>) -> Option<Intent> {
+        name.map(Intent::new)
+            .filter(|i| self.bot.intent(i).is_some())
     }
 
     pub fn with_budget(mut self, budget: Option<Duration>) -> Self {
@@ -220,7 +251,7 @@ impl Dialogue {
         text: &str,
         now: OffsetDateTime,
     ) -> Outcome {
-        let u = nlu::understand_with(text, self.thresholds);
+        let u = self.nlu.understand(text);
         let mut turn = Turn {
             who,
             now,
@@ -249,7 +280,7 @@ impl Dialogue {
         }
         self.converse(&mut turn, state, slots, text, &u).await;
         let mut facts = TurnFacts {
-            intent: u.intent,
+            intent: u.intent.clone(),
             confidence: u.confidence,
             ending: if turn
                 .out
@@ -302,15 +333,14 @@ impl Dialogue {
                 purpose,
             } => {
                 if let Some(order_id) = pick(candidates, u) {
-                    let intent = purpose
-                        .as_deref()
-                        .and_then(Intent::from_name)
-                        .unwrap_or(Intent::OrderStatus);
+                    let intent = self
+                        .known(purpose.as_deref())
+                        .unwrap_or_else(|| Intent::new(ORDER_STATUS));
                     return self.about_order(turn, intent, &order_id).await;
                 }
                 if matches!(
-                    u.intent,
-                    Intent::Unknown | Intent::OutOfScope | Intent::Affirm
+                    u.intent.as_move(),
+                    Some(Move::Unknown | Move::OutOfScope | Move::Affirm)
                 ) && u.unsure_between.is_none()
                 {
                     // Still waiting for an answer: ask again rather than forget the question.
@@ -323,8 +353,8 @@ impl Dialogue {
                 }
             }
             DialogueState::RefundOffered { order_id, amount } => {
-                match u.intent {
-                    Intent::Affirm => {
+                match u.intent.as_move() {
+                    Some(Move::Affirm) => {
                         // Asked for meanwhile (another conversation, another device): say where
                         // it stands rather than promise a second one.
                         if let Ok(Some(state)) = self.refund_state(turn, order_id).await {
@@ -341,16 +371,16 @@ impl Dialogue {
                         });
                         return;
                     }
-                    Intent::Deny => {
+                    Some(Move::Deny) => {
                         turn.say("No problem, I won't refund it. Is there anything else I can help with?".to_string());
                         return;
                     }
                     _ => {}
                 }
             }
-            DialogueState::PaymentHelpOffered { payment_url } => match u.intent {
-                Intent::Affirm => return self.payment_options(turn, payment_url.clone()),
-                Intent::Deny => {
+            DialogueState::PaymentHelpOffered { payment_url } => match u.intent.as_move() {
+                Some(Move::Affirm) => return self.payment_options(turn, payment_url.clone()),
+                Some(Move::Deny) => {
                     turn.say(
                         "No problem. If you'd like help with the payment later, just ask."
                             .to_string(),
@@ -381,11 +411,11 @@ impl Dialogue {
                     return;
                 }
                 Some(PaymentChoice::Person) => {
-                    return handoff(turn, Intent::PaymentIssue.name(), None);
+                    return handoff(turn, PAYMENT_ISSUE, None);
                 }
                 None if matches!(
-                    u.intent,
-                    Intent::Unknown | Intent::OutOfScope | Intent::Affirm
+                    u.intent.as_move(),
+                    Some(Move::Unknown | Move::OutOfScope | Move::Affirm)
                 ) =>
                 {
                     return self.payment_options(turn, payment_url.clone());
@@ -396,14 +426,12 @@ impl Dialogue {
                 options,
                 order_refs,
             } => {
-                let options: Vec<Intent> = options
-                    .iter()
-                    .filter_map(|o| Intent::from_name(o))
-                    .collect();
+                let options: Vec<Intent> =
+                    options.iter().filter_map(|o| self.known(Some(o))).collect();
                 let chosen = match u.ordinal {
-                    Some(LAST) => options.last().copied(),
-                    Some(i) => options.get(i).copied(),
-                    None => options.iter().copied().find(|o| *o == u.intent),
+                    Some(LAST) => options.last().cloned(),
+                    Some(i) => options.get(i).cloned(),
+                    None => options.iter().find(|o| **o == u.intent).cloned(),
                 };
                 if let Some(intent) = chosen {
                     let mut u = u.clone();
@@ -413,21 +441,21 @@ impl Dialogue {
                     u.ordinal = None;
                     return self.act(turn, intent, slots, text, &u).await;
                 }
-                if u.intent == Intent::Deny {
-                    turn.say(format!("Sorry about that. {}", self.answers.help));
+                if u.intent.is(Move::Deny) {
+                    turn.say(format!("Sorry about that. {}", self.help()));
                     return;
                 }
             }
             // "Which product?": the answer is a product's name, whatever the classifier makes
             // of it, unless the customer has clearly moved on.
             DialogueState::AwaitingProduct
-                if u.intent.is_rejection() || u.intent == Intent::ProductAvailability =>
+                if u.intent.is_rejection() || u.intent.name() == PRODUCT_AVAILABILITY =>
             {
                 return self.availability(turn, text, true).await;
             }
-            DialogueState::HandoffOffered { reason } => match u.intent {
-                Intent::Affirm => return handoff(turn, reason, slots.order_id.clone()),
-                Intent::Deny => {
+            DialogueState::HandoffOffered { reason } => match u.intent.as_move() {
+                Some(Move::Affirm) => return handoff(turn, reason, slots.order_id.clone()),
+                Some(Move::Deny) => {
                     turn.say("No problem. You can ask me again any time.".to_string());
                     return;
                 }
@@ -438,18 +466,16 @@ impl Dialogue {
         // "and the other one?", "what about the first?": short follow-ups about the orders just
         // listed ask the same as before, whatever the classifier makes of five words.
         let same_question =
-            u.intent == Intent::OrderStatus || slots.topic.as_deref() == Some(u.intent.name());
+            u.intent.name() == ORDER_STATUS || slots.topic.as_deref() == Some(u.intent.name());
         if u.refers_to_listed && (same_question || u.only_points) {
             if let Some(id) = carried_order(u, slots) {
-                let topic = slots
-                    .topic
-                    .as_deref()
-                    .and_then(Intent::from_name)
-                    .unwrap_or(Intent::OrderStatus);
+                let topic = self
+                    .known(slots.topic.as_deref())
+                    .unwrap_or_else(|| Intent::new(ORDER_STATUS));
                 return self.about_order(turn, topic, &id).await;
             }
         }
-        self.act(turn, u.intent, slots, text, u).await
+        self.act(turn, u.intent.clone(), slots, text, u).await
     }
 
     /// Does what an intent asks, at no particular point in a flow.
@@ -462,9 +488,14 @@ impl Dialogue {
         u: &Understanding,
     ) {
         let carried = carried_order(u, slots);
-        match intent {
-            Intent::OrderStatus | Intent::RequestRefund => {
-                turn.refund_asked = intent == Intent::RequestRefund;
+        let mv = intent.as_move();
+        // A move the bundle gives an answer says it; the others are the engine's own.
+        if mv.is_some() && self.answer(&intent).is_some() {
+            return self.configured(turn, intent, carried, u.ordinal).await;
+        }
+        match (mv, intent.name()) {
+            (_, ORDER_STATUS | REQUEST_REFUND) => {
+                turn.refund_asked = intent.name() == REQUEST_REFUND;
                 // "Can I get a refund?" right after discussing an order means that order.
                 let order_id = carried.or_else(|| {
                     if turn.refund_asked {
@@ -478,35 +509,33 @@ impl Dialogue {
                     None => self.which_order(turn, u.ordinal, intent).await,
                 }
             }
-            Intent::TrackRefund => self.track_refund(turn, slots).await,
-            Intent::ProductAvailability if self.inventory.is_some() => {
+            (_, TRACK_REFUND) => self.track_refund(turn, slots).await,
+            (_, PRODUCT_AVAILABILITY) if self.inventory.is_some() => {
                 self.availability(turn, text, false).await
             }
-            Intent::Greet => turn.say(format!("Hi! {}", self.answers.help)),
-            Intent::Thanks => {
+            (Some(Move::Greet), _) => turn.say(format!("Hi! {}", self.help())),
+            (Some(Move::Thanks), _) => {
                 turn.say("You're welcome! Anything else I can help with?".to_string())
             }
-            Intent::Goodbye => {
+            (Some(Move::Goodbye), _) => {
                 turn.say("Bye for now — I'm here if you need anything else.".to_string())
             }
-            Intent::HumanAgent => handoff(turn, Intent::HumanAgent.name(), slots.order_id.clone()),
-            Intent::Affirm | Intent::Deny => {
+            (Some(Move::Human), _) => handoff(turn, Move::Human.name(), slots.order_id.clone()),
+            (Some(Move::Affirm | Move::Deny), _) => {
                 turn.fallback = true;
-                turn.say(format!(
-                    "I'm not sure what that answers. {}",
-                    self.answers.help
-                ))
+                turn.say(format!("I'm not sure what that answers. {}", self.help()))
             }
-            Intent::OutOfScope => turn.say(format!(
+            (Some(Move::OutOfScope), _) => turn.say(format!(
                 "{}\n{}",
-                self.answers.out_of_scope, self.answers.help
+                self.bot.text("move.out_of_scope").unwrap_or_default(),
+                self.help()
             )),
-            Intent::Unknown => match (u.unsure_between, carried) {
+            (Some(Move::Unknown), _) => match (&u.unsure_between, carried) {
                 (Some((a, b)), _) => {
                     turn.say(format!(
                         "Sorry, I want to get this right. Did you want to:\n1. {}\n2. {}\nReply 1 or 2.",
-                        topic(a),
-                        topic(b)
+                        self.description(a),
+                        self.description(b)
                     ));
                     turn.out.state = DialogueState::Clarifying {
                         options: vec![a.name().to_string(), b.name().to_string()],
@@ -515,19 +544,17 @@ impl Dialogue {
                 }
                 // "1002", "and the other one?": the order the conversation is about.
                 (None, Some(id)) => {
-                    let topic = slots
-                        .topic
-                        .as_deref()
-                        .and_then(Intent::from_name)
-                        .unwrap_or(Intent::OrderStatus);
+                    let topic = self
+                        .known(slots.topic.as_deref())
+                        .unwrap_or_else(|| Intent::new(ORDER_STATUS));
                     self.about_order(turn, topic, &id).await
                 }
                 (None, None) => {
                     turn.fallback = true;
-                    turn.say(format!("Sorry, I didn't catch that. {}", self.answers.help))
+                    turn.say(format!("Sorry, I didn't catch that. {}", self.help()))
                 }
             },
-            other => self.configured(turn, other, carried, u.ordinal).await,
+            _ => self.configured(turn, intent, carried, u.ordinal).await,
         }
     }
 
@@ -540,11 +567,12 @@ impl Dialogue {
         order_id: Option<String>,
         ordinal: Option<usize>,
     ) {
-        let Some(answer) = self.answers.get(intent) else {
-            // `Answers` refuses files that leave an intent out; this only guards a future intent.
+        let Some(answer) = self.answer(&intent) else {
+            // The bundle refuses intents without a flow or an answer; this guards a move with
+            // neither (`acknowledge`) and a flow's intent without a fallback message.
             return turn.say(format!(
                 "Sorry, I can't help with that here. {}",
-                self.answers.help
+                self.help()
             ));
         };
         if answer.needs_order {
@@ -628,7 +656,7 @@ impl Dialogue {
                 turn.out.slots.candidates = candidates.clone();
                 turn.out.state = DialogueState::AwaitingOrderChoice {
                     candidates,
-                    purpose: (intent != Intent::OrderStatus).then(|| intent.name().to_string()),
+                    purpose: (intent.name() != ORDER_STATUS).then(|| intent.name().to_string()),
                 };
             }
         }
@@ -636,7 +664,7 @@ impl Dialogue {
 
     /// Looks an order up (only the customer's own count) and answers the intent about it.
     async fn about_order(&self, turn: &mut Turn<'_>, intent: Intent, order_id: &str) {
-        if intent == Intent::RequestRefund {
+        if intent.name() == REQUEST_REFUND {
             turn.refund_asked = true;
         }
         let Ok(found) = self.within(turn, self.orders.order(order_id)).await else {
@@ -657,7 +685,7 @@ impl Dialogue {
     async fn order_found(&self, turn: &mut Turn<'_>, intent: Intent, o: &Order) {
         turn.out.slots.order_id = Some(o.id.clone());
         turn.out.slots.topic = Some(intent.name().to_string());
-        match self.answers.get(intent).filter(|a| a.needs_order) {
+        match self.answer(&intent).filter(|a| a.needs_order) {
             Some(answer) => {
                 turn.say(answer.for_order(Some(&o.id)));
                 if answer.handoff {
@@ -738,7 +766,7 @@ impl Dialogue {
     async fn availability(&self, turn: &mut Turn<'_>, text: &str, asked: bool) {
         let Some(inventory) = &self.inventory else {
             return self
-                .configured(turn, Intent::ProductAvailability, None, None)
+                .configured(turn, Intent::new(PRODUCT_AVAILABILITY), None, None)
                 .await;
         };
         let Ok(found) = self.within(turn, inventory.products()).await else {
@@ -769,7 +797,7 @@ impl Dialogue {
                 p.name
             )),
             None if asked => {
-                self.configured(turn, Intent::ProductAvailability, None, None)
+                self.configured(turn, Intent::new(PRODUCT_AVAILABILITY), None, None)
                     .await
             }
             None => {
@@ -844,9 +872,8 @@ impl Dialogue {
         }
         if lines.is_empty() {
             let text = self
-                .answers
-                .get(Intent::TrackRefund)
-                .map(|a| a.text.clone())
+                .answer(&Intent::new(TRACK_REFUND))
+                .map(|a| a.text.to_string())
                 .unwrap_or_default();
             turn.say(text);
         } else {
@@ -897,7 +924,7 @@ enum PaymentChoice {
 
 /// An answer to the payment-help options, by number or by what it says.
 fn payment_choice(text: &str, u: &Understanding) -> Option<PaymentChoice> {
-    if u.intent == Intent::HumanAgent {
+    if u.intent.is(Move::Human) {
         return Some(PaymentChoice::Person);
     }
     let lower = text.to_lowercase();
@@ -1373,7 +1400,7 @@ mod tests {
     #[tokio::test]
     async fn unsure_asks_which_of_two_then_acts_on_the_choice() {
         // Thresholds that make every message "unsure", so the flow is tested, not the model.
-        let d = dialogue(catalogue()).with_thresholds(nlu::Thresholds {
+        let d = dialogue(catalogue()).with_thresholds(Thresholds {
             accept: 1.1,
             clarify: 0.0,
         });
@@ -1388,7 +1415,7 @@ mod tests {
         };
         assert_eq!(options[0], "check_payment_methods");
         assert_eq!(ask.facts.ending, Ending::Clarified);
-        assert_eq!(ask.facts.intent, Intent::Unknown);
+        assert_eq!(ask.facts.intent, Intent::unknown());
         let chosen = say(&d, "alice", &ask.state, &ask.slots, "1").await;
         assert!(chosen.replies[0].contains("PayPal"), "{:?}", chosen.replies);
         assert_eq!(chosen.facts.ending, Ending::Answered);
@@ -1404,7 +1431,7 @@ mod tests {
     async fn gibberish_gets_the_options_and_out_of_scope_says_so() {
         let d = dialogue(catalogue());
         // Thresholds nothing reaches: the fallback, whatever the model thinks.
-        let unsure = dialogue(catalogue()).with_thresholds(nlu::Thresholds {
+        let unsure = dialogue(catalogue()).with_thresholds(Thresholds {
             accept: 1.1,
             clarify: 1.1,
         });
@@ -1423,7 +1450,7 @@ mod tests {
             oos.replies
         );
         // Recognised as out of scope: an answer, not a failure to understand.
-        assert_eq!(oos.facts.intent, Intent::OutOfScope);
+        assert!(oos.facts.intent.is(Move::OutOfScope));
         assert_eq!(oos.facts.ending, Ending::Answered);
         assert!(oos.facts.confidence > 0.0);
     }
@@ -1434,7 +1461,7 @@ mod tests {
         let first = fresh(&d, "I want to talk to a human").await;
         assert!(first.slots.handoff_requested);
         assert_eq!(first.jobs.len(), 1);
-        assert_eq!(first.facts.intent, Intent::HumanAgent);
+        assert!(first.facts.intent.is(Move::Human));
         assert_eq!(first.facts.ending, Ending::Handoff);
         let again = say(
             &d,

@@ -1,5 +1,5 @@
 //! The intent classifier's model: a linear softmax over TF-IDF features (`features.rs`),
-//! trained by `tools/nlu-train` from the project's own templates. Weights are stored as i8 with
+//! trained by `tools/nlu-train` from a bot bundle's examples. Weights are stored as i8 with
 //! one scale, for the features seen in training only, so the model stays small.
 //!
 //! Format (little-endian): `SBIM1\0`, u32 classes, per class u8 length + name, u32 features,
@@ -17,8 +17,8 @@ pub enum ModelError {
     Magic,
     #[error("the model file is truncated")]
     Truncated,
-    #[error("the model names an unknown intent {0:?}")]
-    UnknownIntent(String),
+    #[error("a class name is not UTF-8")]
+    Name,
     #[error("the model's feature ids are not strictly ascending")]
     Unsorted,
 }
@@ -68,8 +68,9 @@ impl IntentModel {
         let mut classes = Vec::with_capacity(n_classes.min(256));
         for _ in 0..n_classes {
             let len = r.take(1)?[0] as usize;
-            let name = String::from_utf8_lossy(r.take(len)?).into_owned();
-            classes.push(Intent::from_name(&name).ok_or(ModelError::UnknownIntent(name))?);
+            // Any name: whether the bundle has such an intent is the bundle loader's check.
+            let name = std::str::from_utf8(r.take(len)?).map_err(|_| ModelError::Name)?;
+            classes.push(Intent::new(name));
         }
         let n = r.u32()? as usize;
         let temperature = r.f32()?;
@@ -162,7 +163,7 @@ impl IntentModel {
             .classes
             .iter()
             .zip(exp)
-            .map(|(c, e)| (*c, e / sum))
+            .map(|(c, e)| (c.clone(), e / sum))
             .collect();
         out.sort_by(|a, b| b.1.total_cmp(&a.1));
         out
@@ -182,7 +183,7 @@ mod tests {
         ids.dedup();
         let n = ids.len();
         IntentModel {
-            classes: vec![Intent::CancelOrder, Intent::Greet],
+            classes: vec![Intent::new("cancel_order"), Intent::new("greet")],
             idf: vec![1.0; n],
             bias: vec![0.0, 0.5],
             weights: ids.iter().flat_map(|_| [100i8, -100]).collect(),
@@ -198,13 +199,13 @@ mod tests {
         let back = IntentModel::from_bytes(&m.to_bytes()).unwrap();
         assert_eq!(back, m);
         let p = back.predict("please CANCEL it");
-        assert_eq!(p[0].0, Intent::CancelOrder);
+        assert_eq!(p[0].0.name(), "cancel_order");
         assert!(p[0].1 > 0.9);
         let sum: f32 = p.iter().map(|(_, v)| v).sum();
         assert!((sum - 1.0).abs() < 1e-5);
         // Nothing known: the biases decide.
-        assert_eq!(back.predict("zzz")[0].0, Intent::Greet);
-        assert_eq!(back.predict("")[0].0, Intent::Greet);
+        assert_eq!(back.predict("zzz")[0].0.name(), "greet");
+        assert_eq!(back.predict("")[0].0.name(), "greet");
     }
 
     #[test]
@@ -223,10 +224,7 @@ mod tests {
         }
         let mut renamed = bytes.clone();
         let at = MAGIC.len() + 4 + 1;
-        renamed[at] = b'X';
-        assert!(matches!(
-            IntentModel::from_bytes(&renamed),
-            Err(ModelError::UnknownIntent(_))
-        ));
+        renamed[at] = 0xff;
+        assert_eq!(IntentModel::from_bytes(&renamed), Err(ModelError::Name));
     }
 }

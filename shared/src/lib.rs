@@ -7,7 +7,6 @@
 //! once at init and hand events to `api`, `webhook` and `fulfillment`.
 
 pub mod access;
-pub mod answers;
 pub mod api;
 pub mod auth;
 pub mod bot;

@@ -4,179 +4,100 @@
 //! on the project's own examples) with probabilities and two thresholds; entities from
 //! `entities`. Bare yes/no answers and bare numbers are read without the model.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use regex::Regex;
 
-use crate::intent_model::IntentModel;
+use crate::bot::Bot;
 
-/// What a customer wants. The set covers every intent of the Bitext customer-service taxonomy
-/// (orders, cancellations, refunds, payments, delivery, shipping address, invoices, account,
-/// newsletter, complaints, reviews, contact) plus conversation moves, product availability and
-/// out-of-scope. `name()` is the stable snake_case name used in config, logs and evaluation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Intent {
-    // Orders
-    /// "Where's my order?" (Bitext `track_order`).
-    OrderStatus,
-    PlaceOrder,
-    ChangeOrder,
-    CancelOrder,
-    CheckCancellationFee,
-    // Refunds
-    /// "I want my money back" (Bitext `get_refund`).
-    RequestRefund,
-    TrackRefund,
-    CheckRefundPolicy,
-    // Payments and invoices
-    CheckPaymentMethods,
-    PaymentIssue,
-    CheckInvoice,
-    GetInvoice,
-    // Delivery and addresses
-    DeliveryOptions,
-    DeliveryPeriod,
-    ChangeShippingAddress,
-    SetUpShippingAddress,
-    // Account
-    CreateAccount,
-    EditAccount,
-    DeleteAccount,
-    SwitchAccount,
-    RecoverPassword,
-    RegistrationProblems,
-    NewsletterSubscription,
-    // Feedback and contact
-    Complaint,
-    Review,
-    ContactCustomerService,
-    /// "Can I talk to a person?" (Bitext `contact_human_agent`).
-    HumanAgent,
-    // Beyond Bitext
-    ProductAvailability,
+/// What a customer wants: an intent of the bot bundle (`config/bot/intents/<name>.toml`), named
+/// as there. Open: a company adds one with files, not code. The few the engine itself
+/// interprets are `Move`s.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Intent(Arc<str>);
+
+impl Intent {
+    pub fn new(name: &str) -> Self {
+        Self(Arc::from(name))
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
+    }
+
+    /// Not understood well enough to act on (never a class of the model).
+    pub fn unknown() -> Self {
+        static UNKNOWN: LazyLock<Intent> = LazyLock::new(|| Intent::new(Move::Unknown.name()));
+        UNKNOWN.clone()
+    }
+
+    pub fn as_move(&self) -> Option<Move> {
+        Move::ALL.into_iter().find(|m| self.is(*m))
+    }
+
+    pub fn is(&self, m: Move) -> bool {
+        self.name() == m.name()
+    }
+
+    /// The bot will not act on it: out of scope, or not understood.
+    pub fn is_rejection(&self) -> bool {
+        self.is(Move::OutOfScope) || self.is(Move::Unknown)
+    }
+}
+
+impl From<Move> for Intent {
+    fn from(m: Move) -> Self {
+        Intent::new(m.name())
+    }
+}
+
+/// The conversational moves the engine interprets itself (yes and no to its questions, small
+/// talk, asking for a person, things the bot is not for), with fixed names a bundle's intents
+/// use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Move {
     Affirm,
     Deny,
     Greet,
     Thanks,
     Goodbye,
-    /// Something a shop's support bot does not do (weather, flights, recipes...).
+    Acknowledge,
+    /// "Can I talk to a person?"
+    Human,
+    /// Something the bot is not for (weather, flights, recipes...).
     OutOfScope,
-    /// Not understood well enough to act on.
     Unknown,
 }
 
-impl Intent {
-    pub const ALL: [Intent; 35] = [
-        Intent::OrderStatus,
-        Intent::PlaceOrder,
-        Intent::ChangeOrder,
-        Intent::CancelOrder,
-        Intent::CheckCancellationFee,
-        Intent::RequestRefund,
-        Intent::TrackRefund,
-        Intent::CheckRefundPolicy,
-        Intent::CheckPaymentMethods,
-        Intent::PaymentIssue,
-        Intent::CheckInvoice,
-        Intent::GetInvoice,
-        Intent::DeliveryOptions,
-        Intent::DeliveryPeriod,
-        Intent::ChangeShippingAddress,
-        Intent::SetUpShippingAddress,
-        Intent::CreateAccount,
-        Intent::EditAccount,
-        Intent::DeleteAccount,
-        Intent::SwitchAccount,
-        Intent::RecoverPassword,
-        Intent::RegistrationProblems,
-        Intent::NewsletterSubscription,
-        Intent::Complaint,
-        Intent::Review,
-        Intent::ContactCustomerService,
-        Intent::HumanAgent,
-        Intent::ProductAvailability,
-        Intent::Affirm,
-        Intent::Deny,
-        Intent::Greet,
-        Intent::Thanks,
-        Intent::Goodbye,
-        Intent::OutOfScope,
-        Intent::Unknown,
+impl Move {
+    pub const ALL: [Move; 9] = [
+        Move::Affirm,
+        Move::Deny,
+        Move::Greet,
+        Move::Thanks,
+        Move::Goodbye,
+        Move::Acknowledge,
+        Move::Human,
+        Move::OutOfScope,
+        Move::Unknown,
     ];
 
     pub fn name(self) -> &'static str {
         match self {
-            Intent::OrderStatus => "order_status",
-            Intent::PlaceOrder => "place_order",
-            Intent::ChangeOrder => "change_order",
-            Intent::CancelOrder => "cancel_order",
-            Intent::CheckCancellationFee => "check_cancellation_fee",
-            Intent::RequestRefund => "request_refund",
-            Intent::TrackRefund => "track_refund",
-            Intent::CheckRefundPolicy => "check_refund_policy",
-            Intent::CheckPaymentMethods => "check_payment_methods",
-            Intent::PaymentIssue => "payment_issue",
-            Intent::CheckInvoice => "check_invoice",
-            Intent::GetInvoice => "get_invoice",
-            Intent::DeliveryOptions => "delivery_options",
-            Intent::DeliveryPeriod => "delivery_period",
-            Intent::ChangeShippingAddress => "change_shipping_address",
-            Intent::SetUpShippingAddress => "set_up_shipping_address",
-            Intent::CreateAccount => "create_account",
-            Intent::EditAccount => "edit_account",
-            Intent::DeleteAccount => "delete_account",
-            Intent::SwitchAccount => "switch_account",
-            Intent::RecoverPassword => "recover_password",
-            Intent::RegistrationProblems => "registration_problems",
-            Intent::NewsletterSubscription => "newsletter_subscription",
-            Intent::Complaint => "complaint",
-            Intent::Review => "review",
-            Intent::ContactCustomerService => "contact_customer_service",
-            Intent::HumanAgent => "human_agent",
-            Intent::ProductAvailability => "product_availability",
-            Intent::Affirm => "affirm",
-            Intent::Deny => "deny",
-            Intent::Greet => "greet",
-            Intent::Thanks => "thanks",
-            Intent::Goodbye => "goodbye",
-            Intent::OutOfScope => "out_of_scope",
-            Intent::Unknown => "unknown",
+            Move::Affirm => "affirm",
+            Move::Deny => "deny",
+            Move::Greet => "greet",
+            Move::Thanks => "thanks",
+            Move::Goodbye => "goodbye",
+            Move::Acknowledge => "acknowledge",
+            Move::Human => "human_agent",
+            Move::OutOfScope => "out_of_scope",
+            Move::Unknown => "unknown",
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Intent> {
-        Intent::ALL.into_iter().find(|i| i.name() == name)
-    }
-
-    /// The intent a Bitext customer-service label stands for (for evaluation): the same name,
-    /// but for the three the project names differently.
-    pub fn from_bitext(label: &str) -> Option<Intent> {
-        match label {
-            "track_order" => Some(Intent::OrderStatus),
-            "get_refund" => Some(Intent::RequestRefund),
-            "contact_human_agent" => Some(Intent::HumanAgent),
-            other => Intent::from_name(other).filter(|i| i.is_bitext()),
-        }
-    }
-
-    /// One of the 27 Bitext intents (the shop's in-scope taxonomy).
-    pub fn is_bitext(self) -> bool {
-        !matches!(
-            self,
-            Intent::ProductAvailability
-                | Intent::Affirm
-                | Intent::Deny
-                | Intent::Greet
-                | Intent::Thanks
-                | Intent::Goodbye
-                | Intent::OutOfScope
-                | Intent::Unknown
-        )
-    }
-
-    /// The bot will not act on it: out of scope, or not understood.
-    pub fn is_rejection(self) -> bool {
-        matches!(self, Intent::OutOfScope | Intent::Unknown)
+    pub fn from_name(name: &str) -> Option<Move> {
+        Move::ALL.into_iter().find(|m| m.name() == name)
     }
 }
 
@@ -228,20 +149,43 @@ pub const LAST: usize = usize::MAX;
 /// "the latest", "my newest": the most recent of the orders, wherever a list put it.
 pub const NEWEST: usize = usize::MAX - 1;
 
-/// The model `tools/nlu-train` trained from `shared/nlu/examples/`; `nlu-train --check` (run by
-/// `./dev/test`) proves it is what those templates train to.
-pub static MODEL_BYTES: &[u8] = include_bytes!("../nlu/model.bin");
+/// Understanding as a bundle configures it: its model and thresholds. Built once at init and
+/// held by the dialogue.
+#[derive(Clone)]
+pub struct Nlu {
+    bot: Arc<Bot>,
+    thresholds: Thresholds,
+}
 
-static MODEL: LazyLock<IntentModel> = LazyLock::new(|| {
-    // A build-time constant, parsed by a unit test on every build: failing here means the
-    // binary was built from a broken checkout.
-    IntentModel::from_bytes(MODEL_BYTES).expect("the embedded intent model parses")
-});
+impl Nlu {
+    /// With the bundle's thresholds.
+    pub fn new(bot: Arc<Bot>) -> Self {
+        let thresholds = bot.thresholds;
+        Self { bot, thresholds }
+    }
 
-/// Parses the embedded model and compiles the entity patterns, so the first turn does not pay.
-pub fn warm_up() {
-    LazyLock::force(&MODEL);
-    understand("warm up #1002 on 2026-11-25, $1");
+    pub fn with_thresholds(mut self, thresholds: Thresholds) -> Self {
+        self.thresholds = thresholds;
+        self
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// Compiles the entity patterns and runs the model once, so the first turn does not pay.
+    pub fn warm_up(&self) {
+        self.understand("warm up #1002 on 2026-11-25, $1");
+    }
+
+    /// The classifier's probabilities for every intent, most likely first (for evaluation).
+    pub fn rank(&self, text: &str) -> Vec<(Intent, f32)> {
+        self.bot.model.predict(text)
+    }
+
+    pub fn understand(&self, text: &str) -> Understanding {
+        understand_with(&self.bot.model, text, self.thresholds)
+    }
 }
 
 /// Longest message read as a follow-up about the orders just listed.
@@ -310,25 +254,25 @@ fn fixed_answer(w: &[String]) -> Option<Intent> {
     ];
     let joined = w.join(" ");
     if YES.contains(&joined.as_str()) {
-        Some(Intent::Affirm)
+        Some(Move::Affirm.into())
     } else if NO.contains(&joined.as_str()) {
-        Some(Intent::Deny)
+        Some(Move::Deny.into())
     } else {
         None
     }
 }
 
-pub fn understand(text: &str) -> Understanding {
-    understand_with(text, Thresholds::default())
-}
-
-pub fn understand_with(text: &str, thresholds: Thresholds) -> Understanding {
+fn understand_with(
+    model: &crate::intent_model::IntentModel,
+    text: &str,
+    thresholds: Thresholds,
+) -> Understanding {
     let w = words(text);
     // Phone numbers, amounts and dates are taken out first, so their digits are never
     // mistaken for an order number.
     let entities = crate::entities::extract(text, time::OffsetDateTime::now_utc().date(), &[]);
     let mut u = Understanding {
-        intent: Intent::Unknown,
+        intent: Intent::unknown(),
         confidence: 0.0,
         unsure_between: None,
         order_refs: entities.order_refs,
@@ -349,16 +293,16 @@ pub fn understand_with(text: &str, thresholds: Thresholds) -> Understanding {
     if !w.iter().any(|x| x.chars().any(|c| c.is_alphabetic())) {
         return u;
     }
-    let ranked = MODEL.predict(text);
-    let (top, p) = ranked.first().copied().unwrap_or((Intent::Unknown, 0.0));
+    let mut ranked = model.predict(text).into_iter();
+    let (top, p) = ranked.next().unwrap_or((Intent::unknown(), 0.0));
     u.confidence = p;
     if p >= thresholds.accept {
         u.intent = top;
     } else if p >= thresholds.clarify && !top.is_rejection() {
         u.unsure_between = ranked
-            .get(1)
+            .next()
             .filter(|(second, _)| !second.is_rejection())
-            .map(|(second, _)| (top, *second));
+            .map(|(second, _)| (top, second));
     }
     u
 }
@@ -375,11 +319,6 @@ pub const CLARIFY_PROBES: &[&str] = &[
     "invoice or refund",
     "my invoice or my refund",
 ];
-
-/// The classifier's probabilities for every intent, most likely first (for evaluation).
-pub fn rank(text: &str) -> Vec<(Intent, f32)> {
-    MODEL.predict(text)
-}
 
 fn ordinal(w: &[String]) -> Option<usize> {
     const ORDINALS: &[(&[&str], usize)] = &[
@@ -414,23 +353,32 @@ fn ordinal(w: &[String]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn understand(text: &str) -> Understanding {
+        Nlu::new(Bot::embedded()).understand(text)
+    }
+
+    fn understand_with(text: &str, t: Thresholds) -> Understanding {
+        Nlu::new(Bot::embedded())
+            .with_thresholds(t)
+            .understand(text)
+    }
+
+    fn i(name: &str) -> Intent {
+        Intent::new(name)
+    }
+
     #[test]
-    fn intent_names_round_trip_and_bitext_labels_map() {
-        for i in Intent::ALL {
-            assert_eq!(Intent::from_name(i.name()), Some(i));
+    fn moves_are_intents_with_fixed_names() {
+        for m in Move::ALL {
+            let i = Intent::from(m);
+            assert_eq!(i.as_move(), Some(m));
+            assert!(i.is(m));
+            assert_eq!(Move::from_name(m.name()), Some(m));
         }
-        let bitext: Vec<Intent> = Intent::ALL.into_iter().filter(|i| i.is_bitext()).collect();
-        assert_eq!(bitext.len(), 27);
-        assert_eq!(
-            Intent::from_bitext("track_order"),
-            Some(Intent::OrderStatus)
-        );
-        assert_eq!(
-            Intent::from_bitext("cancel_order"),
-            Some(Intent::CancelOrder)
-        );
-        assert_eq!(Intent::from_bitext("greet"), None, "not a Bitext label");
-        assert_eq!(Intent::from_bitext("weather"), None);
+        assert_eq!(Intent::from(Move::Human).name(), "human_agent");
+        assert_eq!(i("cancel_order").as_move(), None);
+        assert!(Intent::unknown().is_rejection() && i("out_of_scope").is_rejection());
+        assert!(!i("greet").is_rejection());
     }
 
     #[test]
@@ -440,7 +388,7 @@ mod tests {
             "agent",
             "I want to speak to a real person",
         ] {
-            assert_eq!(understand(t).intent, Intent::HumanAgent, "{t}");
+            assert_eq!(understand(t).intent, i("human_agent"), "{t}");
         }
     }
 
@@ -452,17 +400,17 @@ mod tests {
             "track order #1002",
             "has it shipped yet",
         ] {
-            assert_eq!(understand(t).intent, Intent::OrderStatus, "{t}");
+            assert_eq!(understand(t).intent, i("order_status"), "{t}");
         }
     }
 
     #[test]
     fn yes_and_no() {
         for t in ["yes", "Yes please", "sure", "ok go ahead", "yep"] {
-            assert_eq!(understand(t).intent, Intent::Affirm, "{t}");
+            assert_eq!(understand(t).intent, i("affirm"), "{t}");
         }
         for t in ["no", "no thanks", "nope", "no, don't refund it"] {
-            assert_eq!(understand(t).intent, Intent::Deny, "{t}");
+            assert_eq!(understand(t).intent, i("deny"), "{t}");
         }
     }
 
@@ -470,47 +418,38 @@ mod tests {
     fn refunds_and_small_talk() {
         assert_eq!(
             understand("I want my money back").intent,
-            Intent::RequestRefund
+            i("request_refund")
         );
         assert_eq!(
             understand("can I get a refund for 1003").intent,
-            Intent::RequestRefund
+            i("request_refund")
         );
-        assert_eq!(understand("hello there").intent, Intent::Greet);
-        assert_eq!(understand("thanks a lot!").intent, Intent::Thanks);
-        assert_eq!(understand("bye").intent, Intent::Goodbye);
+        assert_eq!(understand("hello there").intent, i("greet"));
+        assert_eq!(understand("thanks a lot!").intent, i("thanks"));
+        assert_eq!(understand("bye").intent, i("goodbye"));
         assert_eq!(
             understand("what's the weather like").intent,
-            Intent::OutOfScope
+            i("out_of_scope")
         );
-    }
-
-    #[test]
-    fn the_embedded_model_parses_and_covers_every_intent_it_can_predict() {
-        let m = IntentModel::from_bytes(MODEL_BYTES).unwrap();
-        for i in Intent::ALL {
-            // `unknown` is what a low probability means, never a class of its own.
-            assert_eq!(m.classes.contains(&i), i != Intent::Unknown, "{}", i.name());
-        }
     }
 
     #[test]
     fn each_area_of_the_shop_is_understood() {
         for (t, expected) in [
-            ("I want to cancel my order", Intent::CancelOrder),
-            ("how do I reset my password", Intent::RecoverPassword),
+            ("I want to cancel my order", i("cancel_order")),
+            ("how do I reset my password", i("recover_password")),
             (
                 "what payment methods do you accept",
-                Intent::CheckPaymentMethods,
+                i("check_payment_methods"),
             ),
-            ("I'd like to file a complaint", Intent::Complaint),
+            ("I'd like to file a complaint", i("complaint")),
             (
                 "please unsubscribe me from the newsletter",
-                Intent::NewsletterSubscription,
+                i("newsletter_subscription"),
             ),
-            ("how long does shipping take", Intent::DeliveryPeriod),
-            ("I need a copy of my invoice", Intent::GetInvoice),
-            ("set an alarm for 7am", Intent::OutOfScope),
+            ("how long does shipping take", i("delivery_period")),
+            ("I need a copy of my invoice", i("get_invoice")),
+            ("set an alarm for 7am", i("out_of_scope")),
         ] {
             assert_eq!(understand(t).intent, expected, "{t}");
         }
@@ -523,9 +462,9 @@ mod tests {
             clarify: 0.0,
         };
         let u = understand_with("I want to cancel my order", t);
-        assert_eq!(u.intent, Intent::Unknown);
-        let (first, second) = u.unsure_between.expect("between the thresholds");
-        assert_eq!(first, Intent::CancelOrder);
+        assert_eq!(u.intent, Intent::unknown());
+        let (first, second) = u.unsure_between.clone().expect("between the thresholds");
+        assert_eq!(first, i("cancel_order"));
         assert_ne!(second, first);
         assert!(u.confidence > 0.0 && u.confidence < 1.0);
     }
@@ -536,22 +475,20 @@ mod tests {
             .iter()
             .filter_map(|p| understand(p).unsure_between)
             .collect();
-        let (a, b) = unsure
-            .first()
-            .copied()
-            .expect("a probe between the thresholds");
-        assert!(a.is_bitext() && b.is_bitext(), "{a:?} {b:?}");
+        let (a, b) = unsure.first().expect("a probe between the thresholds");
+        let shop = |i: &Intent| i.as_move().is_none();
+        assert!(shop(a) && shop(b), "{a:?} {b:?}");
     }
 
     #[test]
     fn bare_numbers_and_odd_input_are_not_guessed_at() {
         for t in ["1002", "#1002", "2", "", "   ", "🙂🙂", "!!!"] {
             let u = understand(t);
-            assert_eq!(u.intent, Intent::Unknown, "{t:?}");
+            assert_eq!(u.intent, Intent::unknown(), "{t:?}");
             assert!(u.unsure_between.is_none());
         }
         let long = "where is my order ".repeat(250);
-        assert_eq!(understand(&long).intent, Intent::OrderStatus);
+        assert_eq!(understand(&long).intent, i("order_status"));
         assert!(understand("and the other one?").other);
     }
 

@@ -74,8 +74,6 @@ async fn connectors<F: Fn(&str) -> Option<String>>(
 const ORDERS: [Op; 2] = [Op::OrdersGetStatus, Op::OrdersListByCustomer];
 
 pub async fn chat_api() -> Result<ChatApi, ConfigError> {
-    // Parses the intent model and compiles the entity patterns during init, not in a turn.
-    crate::nlu::warm_up();
     let env = Env::process();
     let chat = ChatSettings::from_env(&env)?;
     let store_settings = StoreSettings::from_env(&env)?;
@@ -159,8 +157,8 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     .with_default_lease(default_lease))
 }
 
-/// The dialogue as configured: answers from `SWITCHBOARD_ANSWERS_FILE` (or the bundled file),
-/// the classifier's thresholds from `NLU_ACCEPT` / `NLU_CLARIFY`, refund states from the ledger,
+/// The dialogue as configured: the bot bundle in `SWITCHBOARD_BOT` (or the compiled-in one), its
+/// thresholds unless `NLU_ACCEPT` / `NLU_CLARIFY` override them, refund states from the ledger,
 /// stock from `inventory.availability` if the connectors have it.
 fn dialogue<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
@@ -171,13 +169,14 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
         .0
         .has(Op::InventoryAvailability)
         .then(|| Arc::new(systems.clone()) as Arc<dyn InventoryPort>);
-    let answers =
-        crate::answers::Answers::load(env.optional("SWITCHBOARD_ANSWERS_FILE").as_deref())
-            .map_err(|e| ConfigError::Invalid {
-                name: "SWITCHBOARD_ANSWERS_FILE",
-                reason: e.to_string(),
-            })?;
-    let defaults = crate::nlu::Thresholds::default();
+    // A bundle that does not load stops init with every problem's file, line and key.
+    let bot = crate::bot::Bot::from_setting(env.optional(crate::bot::bundle::BOT_ENV).as_deref())
+        .map_err(|e| ConfigError::Invalid {
+        name: crate::bot::bundle::BOT_ENV,
+        reason: format!("the bot bundle does not load:\n{e}"),
+    })?;
+    tracing::info!(bot = %bot.name, source = %bot.source, intents = bot.intents.len(), "bot bundle loaded");
+    let defaults = bot.thresholds;
     let thresholds = crate::nlu::Thresholds {
         accept: env.parsed("NLU_ACCEPT", defaults.accept)?,
         clarify: env.parsed("NLU_CLARIFY", defaults.clarify)?,
@@ -190,8 +189,10 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
             reason: "need 0 <= NLU_CLARIFY <= NLU_ACCEPT <= 1".into(),
         });
     }
+    // Compiles the entity patterns and runs the model during init, not in a turn.
+    bot.nlu().warm_up();
     Ok(Dialogue::new(Arc::new(systems.clone()))
-        .with_answers(Arc::new(answers))
+        .with_bot(bot)
         .with_thresholds(thresholds)
         .with_ledger(ledger)
         .with_inventory(inventory))

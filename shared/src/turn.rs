@@ -854,7 +854,7 @@ mod tests {
         assert_eq!(
             first,
             TurnReply {
-                facts: first.facts,
+                facts: first.facts.clone(),
                 ..again
             }
         );

@@ -3,5 +3,12 @@
 //! validated as a whole at init, so a broken bundle stops a function before any customer
 //! reaches it, naming the file, line and key.
 
+pub mod bundle;
 pub mod conversation_tests;
+pub mod embedded;
 pub mod error;
+pub mod intents;
+mod toml_file;
+
+pub use bundle::{Bot, Slot, SlotKind};
+pub use intents::{Action, IntentDef};

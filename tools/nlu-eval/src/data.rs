@@ -1,15 +1,31 @@
 //! The evaluation sets, read from `../shared/data/` (never from the project tree: they are not
 //! training data), with each row's expected project intent.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Deserialize;
-use switchboard::nlu::Intent;
+use switchboard::bot::Bot;
+use switchboard::nlu::{Intent, Move};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Case {
     pub text: String,
     pub expected: Intent,
+}
+
+/// The dataset labels the bundle's intents stand for (their `labels`).
+pub struct Labels(BTreeMap<String, Intent>);
+
+impl Labels {
+    pub fn of(bot: &Bot) -> Self {
+        Self(
+            bot.intents
+                .values()
+                .flat_map(|d| d.labels.iter().map(|l| (l.clone(), d.intent.clone())))
+                .collect(),
+        )
+    }
 }
 
 #[derive(Deserialize)]
@@ -19,15 +35,15 @@ struct BitextRow {
 }
 
 /// Bitext customer service (CSV: `utterance,intent,...`): every row is in scope.
-pub fn bitext(path: &Path) -> Result<Vec<Case>, String> {
+pub fn bitext(path: &Path, labels: &Labels) -> Result<Vec<Case>, String> {
     let mut reader =
         csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut cases = Vec::new();
     for (i, row) in reader.deserialize::<BitextRow>().enumerate() {
         let row = row.map_err(|e| format!("{}: row {}: {e}", path.display(), i + 2))?;
-        let expected = Intent::from_bitext(&row.intent).ok_or_else(|| {
+        let expected = labels.0.get(&row.intent).cloned().ok_or_else(|| {
             format!(
-                "{}: row {}: Bitext label {:?} has no project intent",
+                "{}: row {}: Bitext label {:?} is no intent's `labels`",
                 path.display(),
                 i + 2,
                 row.intent
@@ -51,13 +67,13 @@ struct Clinc {
 /// and everything in `oos_val`, is out of scope for it.
 pub fn clinc_intent(label: &str) -> Intent {
     match label {
-        "greeting" => Intent::Greet,
-        "goodbye" => Intent::Goodbye,
-        "thank_you" => Intent::Thanks,
-        "yes" => Intent::Affirm,
-        "no" => Intent::Deny,
-        "order_status" => Intent::OrderStatus,
-        _ => Intent::OutOfScope,
+        "greeting" => Move::Greet.into(),
+        "goodbye" => Move::Goodbye.into(),
+        "thank_you" => Move::Thanks.into(),
+        "yes" => Move::Affirm.into(),
+        "no" => Move::Deny.into(),
+        "order_status" => Intent::new("order_status"),
+        _ => Move::OutOfScope.into(),
     }
 }
 
@@ -75,7 +91,7 @@ pub fn clinc(path: &Path) -> Result<Vec<Case>, String> {
         })
         .chain(data.oos_val.into_iter().map(|(text, _)| Case {
             text,
-            expected: Intent::OutOfScope,
+            expected: Move::OutOfScope.into(),
         }))
         .collect())
 }
@@ -96,13 +112,15 @@ mod tests {
             "b.csv",
             "utterance,intent,entity_type\n\"hi, can you cancel order 12?\",cancel_order,order_id\nwhere is it,track_order,\n",
         );
-        let cases = bitext(&p).unwrap();
+        let cases = bitext(&p, &Labels::of(&Bot::embedded())).unwrap();
         assert_eq!(cases.len(), 2);
         assert_eq!(cases[0].text, "hi, can you cancel order 12?");
-        assert_eq!(cases[0].expected, Intent::CancelOrder);
-        assert_eq!(cases[1].expected, Intent::OrderStatus);
+        assert_eq!(cases[0].expected.name(), "cancel_order");
+        assert_eq!(cases[1].expected.name(), "order_status");
         let bad = temp("bad.csv", "utterance,intent\nx,launch_rocket\n");
-        assert!(bitext(&bad).unwrap_err().contains("launch_rocket"));
+        assert!(bitext(&bad, &Labels::of(&Bot::embedded()))
+            .unwrap_err()
+            .contains("launch_rocket"));
     }
 
     #[test]
@@ -113,10 +131,7 @@ mod tests {
                 "oos_val": [["how do i get a pilot license", "oos"]]}"#,
         );
         let cases = clinc(&p).unwrap();
-        let expected: Vec<Intent> = cases.iter().map(|c| c.expected).collect();
-        assert_eq!(
-            expected,
-            [Intent::Greet, Intent::OutOfScope, Intent::OutOfScope]
-        );
+        let expected: Vec<&str> = cases.iter().map(|c| c.expected.name()).collect();
+        assert_eq!(expected, ["greet", "out_of_scope", "out_of_scope"]);
     }
 }

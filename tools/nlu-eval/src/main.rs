@@ -1,11 +1,13 @@
 //! `nlu-eval`: how well Switchboard understands customers, on held-out data.
 //!
-//!   cargo run --release -p nlu-eval -- [DATA_DIR] [--threshold P] [--clarify P] [--model FILE]
+//!   cargo run --release -p nlu-eval -- [DATA_DIR] [--bundle DIR] [--threshold P] [--clarify P]
+//!                                      [--model FILE]
 //!
 //! DATA_DIR defaults to ../shared/data. By default what the bot runs is measured: `understand`
-//! with the embedded model and the default thresholds (`--threshold` / `--clarify` override
-//! them). With `--model`, a candidate model (from `nlu-train --out`) is measured instead: its
-//! top intent, or `unknown` below the threshold.
+//! with the bundle's model and thresholds (the compiled-in shop bot, or `--bundle`;
+//! `--threshold` / `--clarify` override them). With `--model`, a candidate model (from
+//! `nlu-train --out`) is measured instead: its top intent, or `unknown` below the threshold.
+//! Dataset labels map to the bundle's intents through their `labels`.
 //!
 //! Reads `bitext_customer_service_dev.csv` (the shop's in-scope taxonomy) and `clinc150_val.json`
 //! (general-domain and out-of-scope queries), runs `switchboard::nlu::understand` on every
@@ -20,25 +22,26 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use switchboard::bot::Bot;
 use switchboard::intent_model::IntentModel;
-use switchboard::nlu::{self, understand_with, Intent, Thresholds};
+use switchboard::nlu::{Intent, Move, Nlu};
 
 use crate::data::Case;
 use crate::metrics::{percentile, Scores};
 
 /// What is measured: the bot's `understand`, or a candidate model with a confidence threshold.
 enum Classifier {
-    Understand(Thresholds),
+    Understand(Nlu),
     Model(IntentModel, f32),
 }
 
 impl Classifier {
     fn intent(&self, text: &str) -> Intent {
         match self {
-            Classifier::Understand(t) => understand_with(text, *t).intent,
-            Classifier::Model(m, threshold) => match m.predict(text).first() {
-                Some((intent, p)) if p >= threshold => *intent,
-                _ => Intent::Unknown,
+            Classifier::Understand(nlu) => nlu.understand(text).intent,
+            Classifier::Model(m, threshold) => match m.predict(text).into_iter().next() {
+                Some((intent, p)) if p >= *threshold => intent,
+                _ => Intent::unknown(),
             },
         }
     }
@@ -46,10 +49,13 @@ impl Classifier {
     /// The model's top intent and probability, before any threshold.
     fn top(&self, text: &str) -> (Intent, f32) {
         let ranked = match self {
-            Classifier::Understand(_) => nlu::rank(text),
+            Classifier::Understand(nlu) => nlu.rank(text),
             Classifier::Model(m, _) => m.predict(text),
         };
-        ranked.first().copied().unwrap_or((Intent::Unknown, 0.0))
+        ranked
+            .into_iter()
+            .next()
+            .unwrap_or((Intent::unknown(), 0.0))
     }
 }
 
@@ -58,11 +64,11 @@ impl Classifier {
 fn sweep(classifier: &Classifier, bitext: &[Case], clinc: &[Case]) {
     let b: Vec<(Intent, (Intent, f32))> = bitext
         .iter()
-        .map(|c| (c.expected, classifier.top(&c.text)))
+        .map(|c| (c.expected.clone(), classifier.top(&c.text)))
         .collect();
     let oos: Vec<(Intent, f32)> = clinc
         .iter()
-        .filter(|c| c.expected == Intent::OutOfScope)
+        .filter(|c| c.expected.is(Move::OutOfScope))
         .map(|c| classifier.top(&c.text))
         .collect();
     println!();
@@ -91,7 +97,7 @@ fn sweep(classifier: &Classifier, bitext: &[Case], clinc: &[Case]) {
 fn predict(classifier: &Classifier, cases: &[Case]) -> Vec<(Intent, Intent)> {
     cases
         .iter()
-        .map(|c| (c.expected, classifier.intent(&c.text)))
+        .map(|c| (c.expected.clone(), classifier.intent(&c.text)))
         .collect()
 }
 
@@ -113,23 +119,43 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
-fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(), String> {
-    // Building the classifier (parsing the model, compiling regexes) is timed on its own.
+/// `--threshold` / `--clarify`.
+#[derive(Default)]
+struct Overrides {
+    accept: Option<f32>,
+    clarify: Option<f32>,
+}
+
+fn run(
+    dir: PathBuf,
+    bundle: Option<PathBuf>,
+    model: Option<PathBuf>,
+    o: Overrides,
+) -> Result<(), String> {
+    // Building the classifier (loading the bundle and its model, compiling regexes) is timed
+    // on its own.
     let start = Instant::now();
+    let bot = match &bundle {
+        Some(b) => std::sync::Arc::new(Bot::load(b).map_err(|e| e.to_string())?),
+        None => Bot::try_embedded().map_err(|e| e.to_string())?,
+    };
+    let mut thresholds = bot.thresholds;
+    thresholds.accept = o.accept.unwrap_or(thresholds.accept);
+    thresholds.clarify = o.clarify.unwrap_or(thresholds.clarify);
     let classifier = match model {
         None => {
-            let m = IntentModel::from_bytes(nlu::MODEL_BYTES).map_err(|e| e.to_string())?;
-            let parse = start.elapsed();
-            nlu::warm_up();
+            let loaded = start.elapsed();
+            let nlu = bot.nlu().with_thresholds(thresholds);
+            nlu.warm_up();
             println!(
-                "embedded model ({} bytes, parsed in {:.2} ms), accept {}, clarify {}",
-                nlu::MODEL_BYTES.len(),
-                parse.as_secs_f64() * 1e3,
+                "bundle {} ({} intents, loaded in {:.2} ms), accept {}, clarify {}",
+                bot.source,
+                bot.intents.len(),
+                loaded.as_secs_f64() * 1e3,
                 thresholds.accept,
                 thresholds.clarify
             );
-            std::hint::black_box(m);
-            Classifier::Understand(thresholds)
+            Classifier::Understand(nlu)
         }
         Some(path) => {
             let threshold = thresholds.accept;
@@ -147,14 +173,17 @@ fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(
     };
     let init = start.elapsed();
 
-    let bitext = data::bitext(&dir.join("bitext_customer_service_dev.csv"))?;
+    let labels = data::Labels::of(&bot);
+    let bitext = data::bitext(&dir.join("bitext_customer_service_dev.csv"), &labels)?;
     let clinc = data::clinc(&dir.join("clinc150_val.json"))?;
 
     let b = predict(&classifier, &bitext);
     let bs = Scores::new(&b);
+    let intents: std::collections::BTreeSet<&Intent> = bitext.iter().map(|c| &c.expected).collect();
     println!(
-        "Bitext customer service (dev): {} utterances, 27 intents",
-        b.len()
+        "Bitext customer service (dev): {} utterances, {} intents",
+        b.len(),
+        intents.len()
     );
     println!("  accuracy              {}", pct(bs.accuracy()));
     println!("  macro-F1              {}", pct(bs.macro_f1()));
@@ -165,7 +194,7 @@ fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(
     println!("  per intent (recall, precision, n; top confusions):");
     for (intent, prf) in bs.per_intent() {
         let confused: Vec<String> = bs
-            .confusions(intent)
+            .confusions(&intent)
             .into_iter()
             .take(3)
             .map(|(i, n)| format!("{} {n}", i.name()))
@@ -181,16 +210,8 @@ fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(
     }
 
     let c = predict(&classifier, &clinc);
-    let out_of_scope: Vec<(Intent, Intent)> = c
-        .iter()
-        .copied()
-        .filter(|(e, _)| *e == Intent::OutOfScope)
-        .collect();
-    let overlap: Vec<(Intent, Intent)> = c
-        .iter()
-        .copied()
-        .filter(|(e, _)| *e != Intent::OutOfScope)
-        .collect();
+    let (out_of_scope, overlap): (Vec<_>, Vec<_>) =
+        c.iter().cloned().partition(|(e, _)| e.is(Move::OutOfScope));
     println!();
     println!(
         "CLINC150 (val + oos_val): {} utterances; {} out of scope for a shop, {} it handles",
@@ -200,11 +221,11 @@ fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(
     );
     println!(
         "  out-of-scope rejected {}",
-        pct(Scores::new(&out_of_scope).share(Intent::is_rejection))
+        pct(Scores::new(&out_of_scope).share(|p| p.is_rejection()))
     );
     let mut leaks: std::collections::BTreeMap<Intent, usize> = std::collections::BTreeMap::new();
     for (_, p) in out_of_scope.iter().filter(|(_, p)| !p.is_rejection()) {
-        *leaks.entry(*p).or_default() += 1;
+        *leaks.entry(p.clone()).or_default() += 1;
     }
     let mut leaks: Vec<(Intent, usize)> = leaks.into_iter().collect();
     leaks.sort_by_key(|l| std::cmp::Reverse(l.1));
@@ -219,14 +240,14 @@ fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(
         pct(Scores::new(&overlap).accuracy())
     );
 
-    if let Classifier::Understand(t) = &classifier {
-        let unsure: Vec<(Intent, (Intent, Intent))> = bitext
+    if let Classifier::Understand(nlu) = &classifier {
+        let unsure: Vec<(&Intent, (Intent, Intent))> = bitext
             .iter()
-            .filter_map(|c| Some((c.expected, understand_with(&c.text, *t).unsure_between?)))
+            .filter_map(|c| Some((&c.expected, nlu.understand(&c.text).unsure_between?)))
             .collect();
         let right = unsure
             .iter()
-            .filter(|(expected, (a, b))| a == expected || b == expected)
+            .filter(|(expected, (a, b))| a == *expected || b == *expected)
             .count();
         println!();
         println!(
@@ -258,14 +279,16 @@ fn run(dir: PathBuf, model: Option<PathBuf>, thresholds: Thresholds) -> Result<(
 fn main() -> ExitCode {
     let mut dir = PathBuf::from("../shared/data");
     let mut model: Option<PathBuf> = None;
-    let mut thresholds = Thresholds::default();
+    let mut bundle: Option<PathBuf> = None;
+    let mut overrides = Overrides::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--model" => model = args.next().map(PathBuf::from),
+            "--bundle" => bundle = args.next().map(PathBuf::from),
             "--threshold" | "--clarify" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(p) if a == "--threshold" => thresholds.accept = p,
-                Some(p) => thresholds.clarify = p,
+                Some(p) if a == "--threshold" => overrides.accept = Some(p),
+                Some(p) => overrides.clarify = Some(p),
                 None => {
                     eprintln!("nlu-eval: {a} needs a probability");
                     return ExitCode::FAILURE;
@@ -274,7 +297,7 @@ fn main() -> ExitCode {
             other => dir = PathBuf::from(other),
         }
     }
-    match run(dir, model, thresholds) {
+    match run(dir, bundle, model, overrides) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nlu-eval: {e}");

@@ -32,26 +32,22 @@ impl<'a> Scores<'a> {
     }
 
     /// Share of cases whose prediction satisfies `pred`.
-    pub fn share(&self, pred: impl Fn(Intent) -> bool) -> f64 {
+    pub fn share(&self, pred: impl Fn(&Intent) -> bool) -> f64 {
         ratio(
-            self.pairs.iter().filter(|(_, p)| pred(*p)).count(),
+            self.pairs.iter().filter(|(_, p)| pred(p)).count(),
             self.pairs.len(),
         )
     }
 
     /// Per expected intent. A class never predicted has precision 0 (and F1 0), as usual.
     pub fn per_intent(&self) -> BTreeMap<Intent, Prf> {
-        let classes: BTreeSet<Intent> = self.pairs.iter().map(|(e, _)| *e).collect();
+        let classes: BTreeSet<&Intent> = self.pairs.iter().map(|(e, _)| e).collect();
         classes
             .into_iter()
             .map(|c| {
-                let tp = self
-                    .pairs
-                    .iter()
-                    .filter(|(e, p)| *e == c && *p == c)
-                    .count();
-                let predicted = self.pairs.iter().filter(|(_, p)| *p == c).count();
-                let support = self.pairs.iter().filter(|(e, _)| *e == c).count();
+                let tp = self.pairs.iter().filter(|(e, p)| e == c && p == c).count();
+                let predicted = self.pairs.iter().filter(|(_, p)| p == c).count();
+                let support = self.pairs.iter().filter(|(e, _)| e == c).count();
                 let precision = ratio(tp, predicted);
                 let recall = ratio(tp, support);
                 let f1 = if precision + recall == 0.0 {
@@ -60,7 +56,7 @@ impl<'a> Scores<'a> {
                     2.0 * precision * recall / (precision + recall)
                 };
                 (
-                    c,
+                    c.clone(),
                     Prf {
                         precision,
                         recall,
@@ -82,11 +78,11 @@ impl<'a> Scores<'a> {
     }
 
     /// For one expected intent, what it was mistaken for, most frequent first.
-    pub fn confusions(&self, expected: Intent) -> Vec<(Intent, usize)> {
+    pub fn confusions(&self, expected: &Intent) -> Vec<(Intent, usize)> {
         let mut counts: BTreeMap<Intent, usize> = BTreeMap::new();
         for (e, p) in self.pairs {
-            if *e == expected && p != e {
-                *counts.entry(*p).or_default() += 1;
+            if e == expected && p != e {
+                *counts.entry(p.clone()).or_default() += 1;
             }
         }
         let mut out: Vec<(Intent, usize)> = counts.into_iter().collect();
@@ -115,29 +111,29 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Intent::*;
 
     #[test]
     fn scores_a_small_example_by_hand() {
+        let (greet, thanks) = (Intent::new("greet"), Intent::new("thanks"));
         // greet: 2 of 3 right, 1 predicted wrongly as thanks; thanks: 1 of 1, predicted twice.
         let pairs = [
-            (Greet, Greet),
-            (Greet, Greet),
-            (Greet, Thanks),
-            (Thanks, Thanks),
+            (greet.clone(), greet.clone()),
+            (greet.clone(), greet.clone()),
+            (greet.clone(), thanks.clone()),
+            (thanks.clone(), thanks.clone()),
         ];
         let s = Scores::new(&pairs);
         assert_eq!(s.accuracy(), 0.75);
         let per = s.per_intent();
-        assert_eq!(per[&Greet].precision, 1.0);
-        assert!((per[&Greet].recall - 2.0 / 3.0).abs() < 1e-9);
-        assert_eq!(per[&Thanks].precision, 0.5);
-        assert_eq!(per[&Thanks].recall, 1.0);
+        assert_eq!(per[&greet].precision, 1.0);
+        assert!((per[&greet].recall - 2.0 / 3.0).abs() < 1e-9);
+        assert_eq!(per[&thanks].precision, 0.5);
+        assert_eq!(per[&thanks].recall, 1.0);
         let f1_greet = 2.0 * (2.0 / 3.0) / (1.0 + 2.0 / 3.0);
         let f1_thanks = 2.0 * 0.5 / 1.5;
         assert!((s.macro_f1() - (f1_greet + f1_thanks) / 2.0).abs() < 1e-9);
-        assert_eq!(s.confusions(Greet), vec![(Thanks, 1)]);
-        assert_eq!(s.share(|p| p == Thanks), 0.5);
+        assert_eq!(s.confusions(&greet), vec![(thanks.clone(), 1)]);
+        assert_eq!(s.share(|p| *p == thanks), 0.5);
     }
 
     #[test]

@@ -1,34 +1,33 @@
-//! `nlu-train`: expands the project's own training templates (`shared/nlu/examples/`).
+//! `nlu-train`: expands a bot bundle's training templates (`<bundle>/examples/<language>/`)
+//! and trains its intent model.
 //!
-//!   cargo run --release -p nlu-train -- [--dump] [--per-template N] [--seed S]
-//!                                       [--examples DIR] [--out FILE | --check FILE]
+//!   cargo run --release -p nlu-train -- [--bundle DIR] [--dump] [--per-template N] [--seed S]
+//!                                       [--out FILE | --check FILE]
 //!                                       [--epochs N] [--lr X] [--l2 X] [--min-df N]
 //!
-//! The training options default to what the shipped model uses (`train::Options`); `--check`
-//! only passes with those.
+//! The bundle defaults to the shop bot, `config/bot`. The training options default to what the
+//! shipped model uses (`Settings::default`); `--check` only passes with those.
 //!
 //! Reports how many examples each intent gets (`--dump` prints them, for authoring) and, with
-//! `--out FILE`, trains the intent model on them and writes it there. The bot embeds
-//! `shared/nlu/model.bin`; `--check shared/nlu/model.bin` (run by `./dev/test`) trains again and
-//! fails unless the result is byte-for-byte that file, so the model can never drift from the
-//! templates it claims to come from. Training is seeded and single-threaded.
-
-mod templates;
-mod train;
+//! `--out FILE` (normally `<bundle>/model.bin`), trains the model and writes it there;
+//! `--check config/bot/model.bin` (run by `./dev/test`) trains again and fails unless the result
+//! is byte-for-byte that file, so the model can never drift from the templates it claims to
+//! come from.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use nlu_train::{examples, train, Settings};
+
 fn main() -> ExitCode {
     let mut dump = false;
-    let mut per_template = 60usize;
-    let mut seed = 2026u64;
     let mut out: Option<PathBuf> = None;
     let mut check = false;
-    let mut options = train::Options::default();
-    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/nlu/examples");
+    let mut settings = Settings::default();
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/bot");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        let o = &mut settings.options;
         let parsed = match a.as_str() {
             "--dump" => {
                 dump = true;
@@ -37,7 +36,7 @@ fn main() -> ExitCode {
             "--per-template" => args
                 .next()
                 .and_then(|v| v.parse().ok())
-                .map(|v| per_template = v)
+                .map(|v| settings.per_template = v)
                 .ok_or("--per-template needs a number"),
             "--out" => args
                 .next()
@@ -50,116 +49,106 @@ fn main() -> ExitCode {
                     check = true;
                 })
                 .ok_or("--check needs a file"),
-            "--examples" => args
+            "--bundle" => args
                 .next()
                 .map(|v| dir = PathBuf::from(v))
-                .ok_or("--examples needs a directory"),
+                .ok_or("--bundle needs a directory"),
             "--epochs" | "--min-df" | "--lr" | "--l2" => match args.next() {
                 Some(v) => match a.as_str() {
-                    "--epochs" => v.parse().map(|x| options.epochs = x).map_err(|_| "--epochs needs a number"),
-                    "--min-df" => v.parse().map(|x| options.min_df = x).map_err(|_| "--min-df needs a number"),
-                    "--lr" => v.parse().map(|x| options.learning_rate = x).map_err(|_| "--lr needs a number"),
-                    _ => v.parse().map(|x| options.l2 = x).map_err(|_| "--l2 needs a number"),
+                    "--epochs" => v.parse().map(|x| o.epochs = x).map_err(|_| "--epochs needs a number"),
+                    "--min-df" => v.parse().map(|x| o.min_df = x).map_err(|_| "--min-df needs a number"),
+                    "--lr" => v.parse().map(|x| o.learning_rate = x).map_err(|_| "--lr needs a number"),
+                    _ => v.parse().map(|x| o.l2 = x).map_err(|_| "--l2 needs a number"),
                 },
                 None => Err("a training option needs a value"),
             },
             "--seed" => args
                 .next()
                 .and_then(|v| v.parse().ok())
-                .map(|v| seed = v)
+                .map(|v| settings.seed = v)
                 .ok_or("--seed needs a number"),
-            _ => Err("usage: nlu-train [--dump] [--per-template N] [--seed S] [--examples DIR] [--epochs N] [--lr X] [--l2 X] [--min-df N] [--out FILE | --check FILE]"),
+            _ => Err("usage: nlu-train [--bundle DIR] [--dump] [--per-template N] [--seed S] [--epochs N] [--lr X] [--l2 X] [--min-df N] [--out FILE | --check FILE]"),
         };
         if let Err(e) = parsed {
             eprintln!("nlu-train: {e}");
             return ExitCode::FAILURE;
         }
     }
-    let loaded = match templates::load_dir(&dir) {
-        Ok(l) => l,
+    let examples = match examples(&dir, &settings) {
+        Ok(e) => e,
         Err(e) => {
             eprintln!("nlu-train: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut total = 0;
-    let mut all: Vec<(switchboard::nlu::Intent, String)> = Vec::new();
-    // Every fifth template of each intent, held out to calibrate the temperature on sentence
-    // frames the fitted model never saw.
-    let (mut fit, mut held) = (Vec::new(), Vec::new());
-    for (intent, templates) in &loaded {
-        let mut examples: Vec<String> = Vec::new();
-        for (i, t) in templates.iter().enumerate() {
-            let sampled = t.sample(per_template, &mut rng);
-            let part = if i % 5 == 4 { &mut held } else { &mut fit };
-            part.extend(sampled.iter().map(|e| (*intent, e.clone())));
-            examples.extend(sampled);
+    if dump {
+        for (intent, text) in &examples.all {
+            println!("{}\t{text}", intent.name());
         }
-        total += examples.len();
-        all.extend(examples.iter().map(|e| (*intent, e.clone())));
-        if dump {
-            for e in &examples {
-                println!("{}\t{e}", intent.name());
-            }
-        } else {
+    } else {
+        for (intent, templates) in &examples.templates {
+            let n = examples.all.iter().filter(|(i, _)| i == intent).count();
             println!(
                 "{:<26} {:>3} templates {:>5} examples",
                 intent.name(),
                 templates.len(),
-                examples.len()
+                n
             );
         }
-    }
-    if !dump {
-        println!("{} intents, {total} examples", loaded.len());
-    }
-    if let Some(path) = out {
-        let start = std::time::Instant::now();
-        let calibration = train::calibrate(&fit, &held, &options);
         println!(
-            "held-out templates: {} examples, accuracy {:.1}%, temperature {:.2} (log-loss {:.3} -> {:.3})",
-            held.len(),
-            calibration.accuracy * 100.0,
-            calibration.temperature,
-            calibration.loss_before,
-            calibration.loss_after
-        );
-        let mut model = train::train(&all, &options);
-        model.temperature = calibration.temperature;
-        let bytes = model.to_bytes();
-        if check {
-            return match std::fs::read(&path) {
-                Ok(existing) if existing == bytes => {
-                    println!("{} is what the templates train to", path.display());
-                    ExitCode::SUCCESS
-                }
-                Ok(_) => {
-                    eprintln!(
-                        "nlu-train: {} is stale: the templates train to a different model; run `cargo run --release -p nlu-train -- --out {}` and commit it",
-                        path.display(),
-                        path.display()
-                    );
-                    ExitCode::FAILURE
-                }
-                Err(e) => {
-                    eprintln!("nlu-train: {}: {e}", path.display());
-                    ExitCode::FAILURE
-                }
-            };
-        }
-        if let Err(e) = std::fs::write(&path, &bytes) {
-            eprintln!("nlu-train: {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
-        println!(
-            "trained in {:.1} s: {} features x {} classes, {} bytes -> {}",
-            start.elapsed().as_secs_f64(),
-            model.ids.len(),
-            model.classes.len(),
-            bytes.len(),
-            path.display()
+            "{} intents, {} examples",
+            examples.templates.len(),
+            examples.all.len()
         );
     }
+    let Some(path) = out else {
+        return ExitCode::SUCCESS;
+    };
+    let start = std::time::Instant::now();
+    let trained = train(&examples, &settings);
+    let c = &trained.calibration;
+    println!(
+        "held-out templates: {} examples, accuracy {:.1}%, temperature {:.2} (log-loss {:.3} -> {:.3})",
+        examples.held.len(),
+        c.accuracy * 100.0,
+        c.temperature,
+        c.loss_before,
+        c.loss_after
+    );
+    let model = trained.model;
+    let bytes = model.to_bytes();
+    if check {
+        return match std::fs::read(&path) {
+            Ok(existing) if existing == bytes => {
+                println!("{} is what the templates train to", path.display());
+                ExitCode::SUCCESS
+            }
+            Ok(_) => {
+                eprintln!(
+                    "nlu-train: {} is stale: the templates train to a different model; run `cargo run --release -p nlu-train -- --bundle {} --out {}` and commit it",
+                    path.display(),
+                    dir.display(),
+                    path.display()
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("nlu-train: {}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Err(e) = std::fs::write(&path, &bytes) {
+        eprintln!("nlu-train: {}: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "trained in {:.1} s: {} features x {} classes, {} bytes -> {}",
+        start.elapsed().as_secs_f64(),
+        model.ids.len(),
+        model.classes.len(),
+        bytes.len(),
+        path.display()
+    );
     ExitCode::SUCCESS
 }

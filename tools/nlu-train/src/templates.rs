@@ -1,6 +1,7 @@
-//! The training templates in `shared/nlu/examples/` (format in its README): parsing, and
+//! The training templates in `config/bot/examples/en/` (format in its README): parsing, and
 //! expansion into example sentences by seeded sampling.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use switchboard::nlu::Intent;
@@ -181,8 +182,12 @@ impl Template {
     }
 }
 
-/// Every `<intent>.txt` in `dir`, parsed; a file whose name is no intent is an error.
-pub fn load_dir(dir: &Path) -> Result<Vec<(Intent, Vec<Template>)>, String> {
+/// Every `<intent>.txt` in `dir`, parsed, by file name; a file whose name is not in `intents`
+/// (the bundle's intent files) is an error.
+pub fn load_dir(
+    dir: &Path,
+    intents: &BTreeSet<String>,
+) -> Result<Vec<(Intent, Vec<Template>)>, String> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?
         .filter_map(Result::ok)
@@ -196,9 +201,12 @@ pub fn load_dir(dir: &Path) -> Result<Vec<(Intent, Vec<Template>)>, String> {
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or_default();
-        let intent = Intent::from_name(stem)
-            .filter(|i| *i != Intent::Unknown)
-            .ok_or_else(|| format!("{}: no intent is called {stem:?}", path.display()))?;
+        if !intents.contains(stem) {
+            return Err(format!(
+                "{}: no intent is called {stem:?} (no intents/{stem}.toml)",
+                path.display()
+            ));
+        }
         let text =
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let templates = text
@@ -208,7 +216,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<(Intent, Vec<Template>)>, String> {
             .map(parse)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        out.push((intent, templates));
+        out.push((Intent::new(stem), templates));
     }
     Ok(out)
 }
@@ -256,14 +264,16 @@ mod tests {
     }
 
     #[test]
-    fn the_projects_templates_all_parse() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/nlu/examples");
-        let loaded = load_dir(&dir).unwrap();
-        let intents: Vec<Intent> = loaded.iter().map(|(i, _)| *i).collect();
-        for i in Intent::ALL {
-            if i != Intent::Unknown {
-                assert!(intents.contains(&i), "no templates for {}", i.name());
-            }
-        }
+    fn examples_need_an_intent() {
+        let dir = std::env::temp_dir().join(format!("nlu-train-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("greet.txt"), "{hi|hello}\n# a comment\n").unwrap();
+        let known: BTreeSet<String> = ["greet".to_string()].into();
+        let loaded = load_dir(&dir, &known).unwrap();
+        assert_eq!(loaded[0].0.name(), "greet");
+        assert_eq!(loaded[0].1.len(), 1);
+        let e = load_dir(&dir, &BTreeSet::new()).unwrap_err();
+        assert!(e.contains("no intent is called \"greet\""), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,0 +1,866 @@
+//! A bundle loaded and checked as a whole: its settings (`bot.toml`), intents, which intents have
+//! examples in which language, messages, flows and model. Either every check passes or loading
+//! fails with all the problems found, so no function ever serves a half-loaded bot.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::embedded;
+use super::error::{line_of, BundleError, BundleErrors};
+use super::intents::{self, Action, IntentDef};
+use super::toml_file::{self, Schema, LEAF};
+use crate::connectors::catalog::Op;
+use crate::intent_model::IntentModel;
+use crate::nlu::{Intent, Move, Nlu, Thresholds};
+
+/// Where a deployment's own bundle is (a directory); without it, the compiled-in one.
+pub const BOT_ENV: &str = "SWITCHBOARD_BOT";
+
+/// Message keys the dialogue says itself (issue 19's message catalogue lists them all).
+const DIALOGUE_KEYS: &[&str] = &["move.help", "move.out_of_scope"];
+
+#[derive(Debug)]
+pub struct Bot {
+    /// Where it was loaded from, as its errors name it.
+    pub source: String,
+    pub name: String,
+    /// The first is the default.
+    pub languages: Vec<String>,
+    pub thresholds: Thresholds,
+    pub slots: BTreeMap<String, Slot>,
+    /// The connector operations its flows may call.
+    pub operations: Vec<String>,
+    pub intents: BTreeMap<Intent, IntentDef>,
+    pub model: IntentModel,
+    /// Per language.
+    messages: BTreeMap<String, Texts>,
+    /// `flows/<name>.toml`, unparsed: the flow engine reads them.
+    pub flows: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    pub kind: SlotKind,
+    /// Message keys.
+    pub prompt: String,
+    pub reprompt: String,
+    /// Failed answers before a person is offered.
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    Order,
+    Product,
+    Email,
+    Phone,
+    Amount,
+    Date,
+    Text,
+}
+
+impl SlotKind {
+    pub const ALL: [SlotKind; 7] = [
+        SlotKind::Order,
+        SlotKind::Product,
+        SlotKind::Email,
+        SlotKind::Phone,
+        SlotKind::Amount,
+        SlotKind::Date,
+        SlotKind::Text,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SlotKind::Order => "order",
+            SlotKind::Product => "product",
+            SlotKind::Email => "email",
+            SlotKind::Phone => "phone",
+            SlotKind::Amount => "amount",
+            SlotKind::Date => "date",
+            SlotKind::Text => "text",
+        }
+    }
+}
+
+/// A language's messages, key → text. A stand-in for the message catalogue
+/// (`bot::messages::Messages`), read by `parse_messages` only.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Texts(BTreeMap<String, (String, usize)>);
+
+impl Texts {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|(text, _)| text.as_str())
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains_key(key)
+    }
+}
+
+/// `messages/<lang>.toml`: every string by its dotted key.
+pub fn parse_messages(file: &str, text: &str) -> Result<Texts, BundleErrors> {
+    let mut errs = BundleErrors::default();
+    let texts = read_messages(file, text, &mut errs);
+    errs.into_result(texts)
+}
+
+/// The messages that could be read, and the problems of the others (the keys present are
+/// still checked against what refers to them).
+fn read_messages(file: &str, text: &str, errs: &mut BundleErrors) -> Texts {
+    let before = errs.0.len();
+    let mut texts = BTreeMap::new();
+    for (key, value, line) in toml_file::strings(file, text, errs) {
+        if value.trim().is_empty() {
+            errs.push(BundleError::new(
+                file,
+                Some(line),
+                &key,
+                "must not be empty",
+            ));
+        }
+        texts.insert(key, (value, line));
+    }
+    errs.0[before..].sort_by_key(|e| e.line);
+    Texts(texts)
+}
+
+static BOT_SCHEMA: Schema = Schema::Keys(&[
+    ("name", &LEAF),
+    ("languages", &LEAF),
+    (
+        "understanding",
+        &Schema::Keys(&[("accept", &LEAF), ("clarify", &LEAF)]),
+    ),
+    (
+        "slots",
+        &Schema::Map(&Schema::Keys(&[
+            ("type", &LEAF),
+            ("prompt", &LEAF),
+            ("reprompt", &LEAF),
+            ("attempts", &LEAF),
+        ])),
+    ),
+    ("connectors", &Schema::Keys(&[("operations", &LEAF)])),
+]);
+
+#[derive(Deserialize)]
+struct RawBot {
+    name: Spanned<String>,
+    languages: Spanned<Vec<String>>,
+    #[serde(default)]
+    understanding: RawUnderstanding,
+    #[serde(default)]
+    slots: BTreeMap<String, Spanned<RawSlot>>,
+    #[serde(default)]
+    connectors: RawConnectors,
+}
+
+#[derive(Deserialize, Default)]
+struct RawUnderstanding {
+    accept: Option<Spanned<f32>>,
+    clarify: Option<Spanned<f32>>,
+}
+
+#[derive(Deserialize)]
+struct RawSlot {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    prompt: Spanned<String>,
+    reprompt: Spanned<String>,
+    #[serde(default = "default_attempts")]
+    attempts: u32,
+}
+
+fn default_attempts() -> u32 {
+    2
+}
+
+#[derive(Deserialize, Default)]
+struct RawConnectors {
+    #[serde(default)]
+    operations: Vec<Spanned<String>>,
+}
+
+/// A bundle's files by their path inside it (`/`-separated).
+type Files<'a> = BTreeMap<String, &'a [u8]>;
+
+impl Bot {
+    /// The bundle in `dir`.
+    pub fn load(dir: &Path) -> Result<Bot, BundleErrors> {
+        let root = dir.display().to_string();
+        let mut found = Vec::new();
+        read_dir(dir, dir, &mut found).map_err(|e| {
+            BundleError::new(&root, None, "", format!("cannot read the bundle: {e}"))
+        })?;
+        let files: Files = found
+            .iter()
+            .map(|(p, b)| (p.clone(), b.as_slice()))
+            .collect();
+        Self::from_files(&root, &files)
+    }
+
+    /// The default bundle compiled into the binaries (a unit test loads it on every build).
+    pub fn embedded() -> Arc<Bot> {
+        match Self::try_embedded() {
+            Ok(bot) => bot,
+            Err(e) => panic!("the compiled-in bundle is broken:\n{e}"),
+        }
+    }
+
+    pub fn try_embedded() -> Result<Arc<Bot>, BundleErrors> {
+        static BOT: LazyLock<Result<Arc<Bot>, BundleErrors>> = LazyLock::new(|| {
+            let files: Files = embedded::FILES
+                .iter()
+                .map(|(p, b)| (p.to_string(), *b))
+                .collect();
+            Bot::from_files(embedded::ROOT, &files).map(Arc::new)
+        });
+        BOT.clone()
+    }
+
+    /// `SWITCHBOARD_BOT`'s bundle, else the compiled-in one.
+    pub fn from_env() -> Result<Arc<Bot>, BundleErrors> {
+        Self::from_setting(std::env::var(BOT_ENV).ok().as_deref())
+    }
+
+    /// The bundle in `dir` when set, else the compiled-in one.
+    pub fn from_setting(dir: Option<&str>) -> Result<Arc<Bot>, BundleErrors> {
+        match dir.map(str::trim).filter(|d| !d.is_empty()) {
+            Some(d) => Self::load(Path::new(d)).map(Arc::new),
+            None => Self::try_embedded(),
+        }
+    }
+
+    pub fn nlu(self: &Arc<Self>) -> Nlu {
+        Nlu::new(self.clone())
+    }
+
+    pub fn intent(&self, intent: &Intent) -> Option<&IntentDef> {
+        self.intents.get(intent)
+    }
+
+    /// A message of the default language (every key the bundle refers to is checked at load).
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.languages
+            .first()
+            .and_then(|l| self.messages.get(l))
+            .and_then(|m| m.get(key))
+    }
+
+    pub fn messages(&self, language: &str) -> Option<&Texts> {
+        self.messages.get(language)
+    }
+
+    fn from_files(root: &str, files: &Files) -> Result<Bot, BundleErrors> {
+        let mut errs = BundleErrors::default();
+        let path = |rel: &str| format!("{root}/{rel}");
+        let text_of = |rel: &str, errs: &mut BundleErrors| -> Option<&str> {
+            let bytes = files.get(rel)?;
+            match std::str::from_utf8(bytes) {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    errs.push(BundleError::new(path(rel), None, "", "not UTF-8 text"));
+                    None
+                }
+            }
+        };
+
+        // bot.toml
+        let bot_file = path("bot.toml");
+        let raw = match text_of("bot.toml", &mut errs) {
+            Some(text) => toml_file::parse::<RawBot>(&bot_file, text, &BOT_SCHEMA, &mut errs)
+                .map(|raw| (raw, text)),
+            None => {
+                if !files.contains_key("bot.toml") {
+                    errs.push(BundleError::new(
+                        &bot_file,
+                        None,
+                        "",
+                        "missing: every bundle has one",
+                    ));
+                }
+                None
+            }
+        };
+        let languages: Vec<String> = raw
+            .as_ref()
+            .map(|(r, _)| r.languages.get_ref().clone())
+            .unwrap_or_default();
+
+        // messages/<lang>.toml
+        let mut messages = BTreeMap::new();
+        for lang in &languages {
+            let rel = format!("messages/{lang}.toml");
+            match text_of(&rel, &mut errs) {
+                Some(text) => {
+                    messages.insert(lang.clone(), read_messages(&path(&rel), text, &mut errs));
+                }
+                None if !files.contains_key(&rel) => errs.push(BundleError::new(
+                    path(&rel),
+                    None,
+                    "",
+                    format!("missing: bot.toml lists the language {lang:?}"),
+                )),
+                None => {}
+            }
+        }
+        // A key the bot refers to, missing from a language's messages (checked only for the
+        // languages whose file was read: the others are errors already).
+        let missing_in = |key: &str| -> Vec<String> {
+            messages
+                .iter()
+                .filter(|(_, m)| !m.contains(key))
+                .map(|(l, _): (&String, _)| l.clone())
+                .collect()
+        };
+
+        let mut settings = None;
+        if let Some((raw, text)) = &raw {
+            settings = Some(check_settings(&bot_file, text, raw, &missing_in, &mut errs));
+        }
+        for lang in messages.keys() {
+            for key in DIALOGUE_KEYS {
+                if !messages[lang].contains(key) {
+                    errs.push(BundleError::new(
+                        path(&format!("messages/{lang}.toml")),
+                        None,
+                        *key,
+                        "missing: the bot says it",
+                    ));
+                }
+            }
+        }
+
+        // flows/<name>.toml: only their names are checked here; the flow engine parses them.
+        let flows: BTreeMap<String, String> = files
+            .iter()
+            .filter_map(|(rel, bytes)| {
+                let name = rel.strip_prefix("flows/")?.strip_suffix(".toml")?;
+                Some((
+                    name.to_string(),
+                    String::from_utf8_lossy(bytes).into_owned(),
+                ))
+            })
+            .collect();
+        let has_flows_dir = files.keys().any(|rel| rel.starts_with("flows/"));
+
+        // intents/<name>.toml
+        let mut intents = BTreeMap::new();
+        for (rel, _) in files.range("intents/".to_string()..) {
+            let Some(name) = rel.strip_prefix("intents/") else {
+                break;
+            };
+            let Some(name) = name.strip_suffix(".toml") else {
+                continue;
+            };
+            let file = path(rel);
+            let Some(text) = text_of(rel, &mut errs) else {
+                continue;
+            };
+            let Some(parsed) = intents::parse(&file, name, text, &mut errs) else {
+                continue;
+            };
+            match &parsed.def.action {
+                Some(Action::Answer {
+                    key, needs_order, ..
+                }) => {
+                    for lang in missing_in(key) {
+                        errs.push(BundleError::new(
+                            &file,
+                            parsed.action_line,
+                            "answer",
+                            format!("no message {key:?} in messages/{lang}.toml"),
+                        ));
+                    }
+                    let names_order = messages
+                        .values()
+                        .filter_map(|m| m.get(key))
+                        .any(|t| t.contains("{order}"));
+                    if names_order && !needs_order {
+                        errs.push(BundleError::new(
+                            &file,
+                            parsed.action_line,
+                            "answer",
+                            format!("{key} uses {{order}} but needs_order is not set"),
+                        ));
+                    }
+                }
+                // Without a flows/ directory (the flow engine's files are not written yet) the
+                // name is recorded for it, not checked: the dialogue's built-in flows answer.
+                Some(Action::Flow(flow)) if has_flows_dir && !flows.contains_key(flow) => {
+                    errs.push(BundleError::new(
+                        &file,
+                        parsed.action_line,
+                        "flow",
+                        format!("no flow {flow:?} (flows/{flow}.toml)"),
+                    ));
+                }
+                _ => {}
+            }
+            intents.insert(parsed.def.intent.clone(), parsed.def);
+        }
+        let intent_files: BTreeSet<String> = files
+            .keys()
+            .filter_map(|rel| rel.strip_prefix("intents/")?.strip_suffix(".toml"))
+            .map(str::to_string)
+            .collect();
+
+        // examples/<lang>/<intent>.txt
+        let mut with_examples: BTreeSet<String> = BTreeSet::new();
+        for rel in files.keys() {
+            let Some(rest) = rel.strip_prefix("examples/") else {
+                continue;
+            };
+            let Some((lang, name)) = rest.split_once('/') else {
+                continue;
+            };
+            let Some(name) = name.strip_suffix(".txt") else {
+                continue;
+            };
+            // Without a readable bot.toml the languages are not known: nothing to check against.
+            if raw.is_some() && !languages.iter().any(|l| l == lang) {
+                errs.push(BundleError::new(
+                    path(rel),
+                    None,
+                    "",
+                    format!("bot.toml does not list the language {lang:?}"),
+                ));
+            } else if !intent_files.contains(name) {
+                errs.push(BundleError::new(
+                    path(rel),
+                    None,
+                    "",
+                    format!("no intent {name:?}: add intents/{name}.toml, or remove the examples"),
+                ));
+            } else {
+                with_examples.insert(name.to_string());
+            }
+        }
+        for name in &intent_files {
+            // `acknowledge` is reserved: its examples come with issue 20.
+            if name == Move::Acknowledge.name() {
+                continue;
+            }
+            for lang in &languages {
+                if !files.contains_key(&format!("examples/{lang}/{name}.txt")) {
+                    errs.push(BundleError::new(
+                        path(&format!("intents/{name}.toml")),
+                        None,
+                        "",
+                        format!("no training examples: add examples/{lang}/{name}.txt"),
+                    ));
+                }
+            }
+        }
+
+        // model.bin
+        let model_file = path("model.bin");
+        let model = match files.get("model.bin") {
+            None => {
+                errs.push(BundleError::new(
+                    &model_file,
+                    None,
+                    "",
+                    "missing: train it from the examples (nlu-train)",
+                ));
+                None
+            }
+            Some(bytes) => match IntentModel::from_bytes(bytes) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    errs.push(BundleError::new(&model_file, None, "", e.to_string()));
+                    None
+                }
+            },
+        };
+        if let Some(m) = &model {
+            let classes: BTreeSet<String> =
+                m.classes.iter().map(|c| c.name().to_string()).collect();
+            let stale: Vec<&str> = classes
+                .symmetric_difference(&with_examples)
+                .map(String::as_str)
+                .collect();
+            if !stale.is_empty() || classes.len() != m.classes.len() {
+                errs.push(BundleError::new(
+                    &model_file,
+                    None,
+                    "",
+                    format!(
+                        "stale: its intents are not the intents with examples (differ: {}); train it again",
+                        stale.join(", ")
+                    ),
+                ));
+            }
+        }
+
+        let (Some(model), Some((raw, _)), Some((thresholds, slots, operations))) =
+            (model, raw, settings)
+        else {
+            return Err(errs);
+        };
+        errs.into_result(Bot {
+            source: root.to_string(),
+            name: raw.name.into_inner(),
+            languages,
+            thresholds,
+            slots,
+            operations,
+            intents,
+            model,
+            messages,
+            flows,
+        })
+    }
+}
+
+type Settings = (Thresholds, BTreeMap<String, Slot>, Vec<String>);
+
+fn check_settings(
+    file: &str,
+    text: &str,
+    raw: &RawBot,
+    missing_in: &dyn Fn(&str) -> Vec<String>,
+    errs: &mut BundleErrors,
+) -> Settings {
+    let line = |s: std::ops::Range<usize>| Some(line_of(text, s.start));
+    let name = raw.name.get_ref();
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        errs.push(BundleError::new(
+            file,
+            line(raw.name.span()),
+            "name",
+            "lower-case letters, digits, _ and -",
+        ));
+    }
+    if raw.languages.get_ref().is_empty() {
+        errs.push(BundleError::new(
+            file,
+            line(raw.languages.span()),
+            "languages",
+            "at least one",
+        ));
+    }
+    let defaults = Thresholds::default();
+    let value = |v: &Option<Spanned<f32>>, d: f32| v.as_ref().map_or(d, |v| *v.get_ref());
+    let thresholds = Thresholds {
+        accept: value(&raw.understanding.accept, defaults.accept),
+        clarify: value(&raw.understanding.clarify, defaults.clarify),
+    };
+    if !(0.0..=1.0).contains(&thresholds.accept) {
+        errs.push(BundleError::new(
+            file,
+            raw.understanding
+                .accept
+                .as_ref()
+                .and_then(|v| line(v.span())),
+            "understanding.accept",
+            "a probability: 0 to 1",
+        ));
+    } else if !(0.0..=thresholds.accept).contains(&thresholds.clarify) {
+        errs.push(BundleError::new(
+            file,
+            raw.understanding
+                .clarify
+                .as_ref()
+                .and_then(|v| line(v.span())),
+            "understanding.clarify",
+            "from 0 to `accept`",
+        ));
+    }
+    let mut slots = BTreeMap::new();
+    for (name, slot) in &raw.slots {
+        let s = slot.get_ref();
+        for (field, key) in [("prompt", &s.prompt), ("reprompt", &s.reprompt)] {
+            for lang in missing_in(key.get_ref()) {
+                errs.push(BundleError::new(
+                    file,
+                    line(key.span()),
+                    format!("slots.{name}.{field}"),
+                    format!("no message {:?} in messages/{lang}.toml", key.get_ref()),
+                ));
+            }
+        }
+        let kind = SlotKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s.kind.get_ref().as_str());
+        if kind.is_none() {
+            let known: Vec<&str> = SlotKind::ALL.iter().map(|k| k.name()).collect();
+            errs.push(BundleError::new(
+                file,
+                line(s.kind.span()),
+                format!("slots.{name}.type"),
+                format!(
+                    "no entity type {:?} (known: {})",
+                    s.kind.get_ref(),
+                    known.join(", ")
+                ),
+            ));
+        }
+        slots.insert(
+            name.clone(),
+            Slot {
+                kind: kind.unwrap_or(SlotKind::Text),
+                prompt: s.prompt.get_ref().clone(),
+                reprompt: s.reprompt.get_ref().clone(),
+                attempts: s.attempts,
+            },
+        );
+    }
+    let mut operations = Vec::new();
+    for op in &raw.connectors.operations {
+        if !Op::ALL.iter().any(|o| o.name() == op.get_ref().as_str()) {
+            let known: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+            errs.push(BundleError::new(
+                file,
+                line(op.span()),
+                "connectors.operations",
+                format!(
+                    "no operation {:?} (known: {})",
+                    op.get_ref(),
+                    known.join(", ")
+                ),
+            ));
+        }
+        operations.push(op.get_ref().clone());
+    }
+    (thresholds, slots, operations)
+}
+
+/// Every file under `dir` but the conversation tests; examples only by name (training reads them).
+fn read_dir(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        let rel = p
+            .strip_prefix(root)
+            .unwrap_or(&p)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        if p.is_dir() {
+            if rel != "tests" {
+                read_dir(root, &p, out)?;
+            }
+        } else if rel.starts_with("examples/") {
+            out.push((rel, Vec::new()));
+        } else {
+            let bytes = std::fs::read(&p)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{rel}: {e}")))?;
+            out.push((rel, bytes));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/bot");
+
+    /// A copy of the shop bundle to break (the model and examples as they are).
+    fn copy() -> std::path::PathBuf {
+        fn cp(from: &Path, to: &Path) {
+            std::fs::create_dir_all(to).unwrap();
+            for e in std::fs::read_dir(from).unwrap() {
+                let p = e.unwrap().path();
+                let dest = to.join(p.file_name().unwrap());
+                if p.is_dir() {
+                    cp(&p, &dest);
+                } else {
+                    std::fs::copy(&p, &dest).unwrap();
+                }
+            }
+        }
+        let to = std::env::temp_dir().join(format!("bundle-{}", ulid::Ulid::new()));
+        cp(Path::new(DIR), &to);
+        to
+    }
+
+    fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+        let p = dir.join(file);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{file}: {from:?}");
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    }
+
+    fn errors(dir: &Path) -> Vec<String> {
+        let e = Bot::load(dir).unwrap_err();
+        let root = dir.display().to_string();
+        e.0.iter()
+            .map(|e| e.to_string().replacen(&root, "B", 1))
+            .collect()
+    }
+
+    #[test]
+    fn the_shop_bundle_loads_compiled_in_and_from_its_directory() {
+        let bot = Bot::embedded();
+        assert_eq!(bot.name, "shop");
+        assert_eq!(bot.languages, ["en"]);
+        assert_eq!(bot.thresholds, Thresholds::default());
+        assert_eq!(bot.intents.len(), 34);
+        assert_eq!(bot.model.classes.len(), 34);
+        let status = bot.intent(&Intent::new("order_status")).unwrap();
+        assert_eq!(status.description, "check where an order is");
+        assert_eq!(status.action, Some(Action::Flow("order_status".into())));
+        assert_eq!(status.labels, ["track_order"]);
+        let cancel = bot.intent(&Intent::new("cancel_order")).unwrap();
+        assert_eq!(
+            cancel.action,
+            Some(Action::Answer {
+                key: "answer.cancel_order".into(),
+                needs_order: true,
+                handoff: true
+            })
+        );
+        assert!(bot
+            .text("answer.cancel_order")
+            .unwrap()
+            .contains("#{order}"));
+        assert_eq!(bot.slots["order"].kind, SlotKind::Order);
+        assert_eq!(bot.slots["product"].prompt, "slot.product.prompt");
+        for m in [Move::Greet, Move::Human, Move::OutOfScope] {
+            assert!(bot.intent(&m.into()).is_some(), "{}", m.name());
+        }
+        assert!(bot.intent(&Intent::unknown()).is_none());
+
+        let from_dir = Bot::load(Path::new(DIR)).unwrap();
+        assert_eq!(from_dir.intents, bot.intents);
+        assert_eq!(from_dir.model, bot.model);
+        assert_eq!(from_dir.slots, bot.slots);
+        assert_eq!(from_dir.messages, bot.messages);
+        assert!(Arc::ptr_eq(&Bot::from_setting(None).unwrap(), &bot));
+        assert!(Arc::ptr_eq(&Bot::from_setting(Some(" ")).unwrap(), &bot));
+        assert_eq!(Bot::from_setting(Some(DIR)).unwrap().intents, bot.intents);
+    }
+
+    #[test]
+    fn every_problem_of_a_broken_bundle_is_named_at_once() {
+        let dir = copy();
+        edit(
+            &dir,
+            "bot.toml",
+            "accept = 0.5",
+            "accept = 1.5\nreject = 0.1",
+        );
+        edit(
+            &dir,
+            "bot.toml",
+            "prompt = \"slot.order.prompt\"",
+            "prompt = \"slot.order.ask\"",
+        );
+        edit(&dir, "bot.toml", "type = \"product\"", "type = \"gadget\"");
+        edit(
+            &dir,
+            "bot.toml",
+            "\"inventory.availability\"",
+            "\"inventory.teleport\"",
+        );
+        edit(
+            &dir,
+            "intents/review.toml",
+            "answer.review",
+            "answer.reviews",
+        );
+        edit(
+            &dir,
+            "intents/complaint.toml",
+            "handoff = true",
+            "handoff = true\ncolour = 1",
+        );
+        edit(&dir, "messages/en.toml", "[answer]", "[answer]\nodd = 3");
+        std::fs::write(
+            dir.join("intents/track_parcel.toml"),
+            "description = \"track a parcel\"\nanswer = \"answer.place_order\"\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("examples/en/orphan.txt"), "an orphan\n").unwrap();
+        std::fs::write(dir.join("examples/fr/greet.txt"), "bonjour\n").unwrap_or_else(|_| {
+            std::fs::create_dir_all(dir.join("examples/fr")).unwrap();
+            std::fs::write(dir.join("examples/fr/greet.txt"), "bonjour\n").unwrap();
+        });
+        let e = errors(&dir);
+        let expected = [
+            "B/bot.toml:12: understanding.reject: unknown key (expected one of: accept, clarify)",
+            "B/messages/en.toml",
+            ": answer.odd: a message is text",
+            "B/bot.toml:11: understanding.accept: a probability: 0 to 1",
+            "B/intents/complaint.toml:4: colour: unknown key",
+            "B/intents/review.toml:2: answer: no message \"answer.reviews\" in messages/en.toml",
+            "B/intents/track_parcel.toml: no training examples: add examples/en/track_parcel.txt",
+            "B/examples/en/orphan.txt: no intent \"orphan\"",
+            "B/examples/fr/greet.txt: bot.toml does not list the language \"fr\"",
+        ];
+        let all = e.join("\n");
+        for x in expected.iter().chain(&[
+            "B/bot.toml:19: slots.order.prompt: no message \"slot.order.ask\" in messages/en.toml",
+            "B/bot.toml:24: slots.product.type: no entity type \"gadget\"",
+            "B/bot.toml:31: connectors.operations: no operation \"inventory.teleport\"",
+        ]) {
+            assert!(all.contains(x), "{x:?} not in:\n{all}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn flows_and_the_model_must_match_the_intents() {
+        let dir = copy();
+        // An intent with examples the model was not trained on: stale.
+        std::fs::write(
+            dir.join("intents/track_parcel.toml"),
+            "description = \"track a parcel\"\nanswer = \"answer.place_order\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("examples/en/track_parcel.txt"),
+            "where is my parcel\n",
+        )
+        .unwrap();
+        let all = errors(&dir).join("\n");
+        assert!(
+            all.contains("B/model.bin: stale: its intents are not the intents with examples (differ: track_parcel)"),
+            "{all}"
+        );
+        // Flow names are checked against the files of flows/.
+        std::fs::remove_file(dir.join("flows/request_refund.toml")).unwrap();
+        let all = errors(&dir).join("\n");
+        assert!(
+            all.contains("B/intents/request_refund.toml:2: flow: no flow \"request_refund\""),
+            "{all}"
+        );
+        assert!(!all.contains("order_status.toml"), "{all}");
+        std::fs::remove_file(dir.join("model.bin")).unwrap();
+        assert!(errors(&dir).join("\n").contains("B/model.bin: missing"));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        let none = Bot::from_setting(Some("/nonexistent/bot")).unwrap_err();
+        assert!(
+            none.to_string()
+                .starts_with("/nonexistent/bot: cannot read the bundle"),
+            "{none}"
+        );
+    }
+
+    #[test]
+    fn messages_are_text_by_dotted_key() {
+        let m = parse_messages("m.toml", "[a]\nb = \"x\"\n[a.c]\nd = \"y\"\n").unwrap();
+        assert_eq!(m.get("a.b"), Some("x"));
+        assert_eq!(m.get("a.c.d"), Some("y"));
+        let e = parse_messages("m.toml", "a = \"\"\nb = 1\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "m.toml:1: a: must not be empty\nm.toml:2: b: a message is text"
+        );
+        let e = parse_messages("m.toml", "a = \"x\nb = 1\n").unwrap_err();
+        assert!(e.to_string().starts_with("m.toml:1: "), "{e}");
+    }
+}

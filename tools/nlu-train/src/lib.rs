@@ -1,0 +1,188 @@
+//! Training a bot bundle's intent model from its examples: `train_bundle(dir)` gives the bytes
+//! of `<dir>/model.bin` (the `nlu-train` binary and `switchboard train` write them).
+//!
+//! Reads `<dir>/bot.toml` (its languages), `<dir>/intents/` (which intents exist) and
+//! `<dir>/examples/<language>/<intent>.txt`. Seeded and single-threaded: the same bundle trains
+//! to the same bytes.
+
+pub mod templates;
+pub mod train;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::Deserialize;
+use switchboard::intent_model::IntentModel;
+use switchboard::nlu::Intent;
+
+use crate::templates::Template;
+
+/// How the shipped model is trained (`--check` only passes with these).
+pub struct Settings {
+    /// Examples drawn from each template.
+    pub per_template: usize,
+    pub seed: u64,
+    pub options: train::Options,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            per_template: 60,
+            seed: 2026,
+            options: train::Options::default(),
+        }
+    }
+}
+
+/// A bundle's templates, expanded.
+pub struct Examples {
+    /// Per intent (languages in bot.toml's order, files by name), for reports.
+    pub templates: Vec<(Intent, Vec<Template>)>,
+    pub all: Vec<(Intent, String)>,
+    /// Every fifth template of each intent is held out to calibrate the temperature on sentence
+    /// frames the fitted model never saw.
+    pub fit: Vec<(Intent, String)>,
+    pub held: Vec<(Intent, String)>,
+    /// The model's class order.
+    pub classes: Vec<Intent>,
+}
+
+pub struct Trained {
+    pub model: IntentModel,
+    pub calibration: train::Calibration,
+}
+
+#[derive(Deserialize)]
+struct BotToml {
+    languages: Vec<String>,
+}
+
+/// The bundle's examples, expanded with `settings`.
+pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
+    let bot_toml = dir.join("bot.toml");
+    let text =
+        std::fs::read_to_string(&bot_toml).map_err(|e| format!("{}: {e}", bot_toml.display()))?;
+    let bot: BotToml =
+        toml::from_str(&text).map_err(|e| format!("{}: {}", bot_toml.display(), e.message()))?;
+    let intents_dir = dir.join("intents");
+    let intents: BTreeSet<String> = std::fs::read_dir(&intents_dir)
+        .map_err(|e| format!("{}: {e}", intents_dir.display()))?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".toml").map(str::to_string)
+        })
+        .collect();
+    let mut templates = Vec::new();
+    for lang in &bot.languages {
+        templates.extend(templates::load_dir(
+            &dir.join("examples").join(lang),
+            &intents,
+        )?);
+    }
+    let mut rng = fastrand::Rng::with_seed(settings.seed);
+    let (mut all, mut fit, mut held) = (Vec::new(), Vec::new(), Vec::new());
+    for (intent, ts) in &templates {
+        for (i, t) in ts.iter().enumerate() {
+            let sampled = t.sample(settings.per_template, &mut rng);
+            let part = if i % 5 == 4 { &mut held } else { &mut fit };
+            part.extend(sampled.iter().map(|e| (intent.clone(), e.clone())));
+            all.extend(sampled.into_iter().map(|e| (intent.clone(), e)));
+        }
+    }
+    let classes = class_order(dir, &templates);
+    Ok(Examples {
+        templates,
+        all,
+        fit,
+        held,
+        classes,
+    })
+}
+
+/// The classes of the model being replaced keep their order, and new intents follow by name:
+/// the same examples train to the same bytes, and adding an intent does not renumber the others.
+fn class_order(dir: &Path, templates: &[(Intent, Vec<Template>)]) -> Vec<Intent> {
+    let previous = std::fs::read(dir.join("model.bin"))
+        .ok()
+        .and_then(|b| IntentModel::from_bytes(&b).ok())
+        .map(|m| m.classes)
+        .unwrap_or_default();
+    let named: BTreeSet<&Intent> = templates.iter().map(|(i, _)| i).collect();
+    let mut classes: Vec<Intent> = previous.into_iter().filter(|c| named.contains(c)).collect();
+    for i in named {
+        if !classes.contains(i) {
+            classes.push(i.clone());
+        }
+    }
+    classes
+}
+
+/// Fits the model on every example, its temperature calibrated on the held-out templates.
+pub fn train(examples: &Examples, settings: &Settings) -> Trained {
+    let calibration = train::calibrate(
+        &examples.classes,
+        &examples.fit,
+        &examples.held,
+        &settings.options,
+    );
+    let mut model = train::train(&examples.classes, &examples.all, &settings.options);
+    model.temperature = calibration.temperature;
+    Trained { model, calibration }
+}
+
+/// `<dir>/model.bin` as the bundle's examples train it, with the shipped settings.
+pub fn train_bundle(dir: &Path) -> Result<Vec<u8>, String> {
+    let settings = Settings::default();
+    let examples = examples(dir, &settings)?;
+    Ok(train(&examples, &settings).model.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_bundle_trains_reproducibly_and_keeps_its_class_order() {
+        let dir = std::env::temp_dir().join(format!("nlu-train-bundle-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("intents")).unwrap();
+        std::fs::create_dir_all(dir.join("examples/en")).unwrap();
+        std::fs::write(dir.join("bot.toml"), "name = \"t\"\nlanguages = [\"en\"]\n").unwrap();
+        for (name, lines) in [
+            ("greet", "{hi|hello|hey} {there|}\n"),
+            ("cancel_order", "{cancel|stop} my {order|purchase}\n"),
+        ] {
+            std::fs::write(dir.join(format!("intents/{name}.toml")), "").unwrap();
+            std::fs::write(dir.join(format!("examples/en/{name}.txt")), lines).unwrap();
+        }
+        let settings = Settings {
+            options: train::Options {
+                min_df: 1,
+                ..train::Options::default()
+            },
+            ..Settings::default()
+        };
+        let once = train(&examples(&dir, &settings).unwrap(), &settings).model;
+        let names: Vec<&str> = once.classes.iter().map(Intent::name).collect();
+        assert_eq!(names, ["cancel_order", "greet"], "new classes by name");
+        assert_eq!(once.predict("hello there")[0].0.name(), "greet");
+        assert_eq!(
+            train(&examples(&dir, &settings).unwrap(), &settings).model,
+            once
+        );
+
+        // A model already there keeps its order.
+        let mut swapped = once.clone();
+        swapped.classes.reverse();
+        std::fs::write(dir.join("model.bin"), swapped.to_bytes()).unwrap();
+        let again = train(&examples(&dir, &settings).unwrap(), &settings).model;
+        let names: Vec<&str> = again.classes.iter().map(Intent::name).collect();
+        assert_eq!(names, ["greet", "cancel_order"]);
+
+        std::fs::write(dir.join("examples/en/orphan.txt"), "x\n").unwrap();
+        assert!(train_bundle(&dir).unwrap_err().contains("orphan"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
