@@ -5,3 +5,4 @@
 
 pub mod conversation_tests;
 pub mod error;
+pub mod messages;
