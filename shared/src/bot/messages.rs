@@ -8,6 +8,7 @@
 //! intents' answers) are the bundle's business: it checks them against `vars_of`.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use time::Date;
 use toml::de::{DeTable, DeValue};
@@ -103,6 +104,22 @@ struct Template {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Messages {
     templates: BTreeMap<String, Template>,
+}
+
+/// The shipped shop bot's English sentences, parsed once per process: the one place the
+/// engine's messages come from until the bundle (`bot::Bot`) owns them.
+pub fn embedded() -> Arc<Messages> {
+    static EMBEDDED: OnceLock<Arc<Messages>> = OnceLock::new();
+    EMBEDDED
+        .get_or_init(|| {
+            let text = include_str!("../../../config/bot/messages/en.toml");
+            // Checked by a unit test: failing here is a build that shipped a broken file.
+            Arc::new(
+                Messages::parse("config/bot/messages/en.toml", text)
+                    .unwrap_or_else(|e| panic!("the embedded messages do not load:\n{e}")),
+            )
+        })
+        .clone()
 }
 
 impl Messages {
@@ -434,5 +451,13 @@ mod tests {
             errs.iter().all(|e| !e.message.contains("missing")),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn the_shipped_file_loads() {
+        let m = embedded();
+        for (key, _) in ENGINE_KEYS {
+            assert!(m.vars_of(key).is_some(), "{key}");
+        }
     }
 }
