@@ -222,6 +222,12 @@ fn collect(
             format!("{prefix}.{}", k.get_ref())
         };
         let line = line_of(text, k.span().start);
+        // `"order.late" = …` and `[order] late = …` are the same key to the bot.
+        if let Some(first) = templates.get(&key) {
+            let message = format!("defined twice: also on line {}", first.line);
+            errors.push(BundleError::new(file, Some(line), key, message));
+            continue;
+        }
         match v.get_ref() {
             DeValue::Table(inner) => collect(file, text, &key, inner, templates, errors),
             DeValue::String(s) => match parse_template(s) {
@@ -441,6 +447,18 @@ mod tests {
         assert!(errs[3].message.contains("not a number"), "{}", errs[3]);
         assert!(errs[4].message.contains("not a variable"), "{}", errs[4]);
         assert!(errs[5].message.contains("not a list"), "{}", errs[5]);
+    }
+
+    #[test]
+    fn a_quoted_dotted_key_is_the_same_key_as_a_nested_one() {
+        let m = Messages::parse("en.toml", &with_engine_keys("\"answer.x\" = \"X\""));
+        assert_eq!(m.unwrap().render("answer.x", &[]), "X");
+        let errs = errors(&with_engine_keys(
+            "\"shop.late\" = \"A\"\nshop.late = \"B\"",
+        ));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].key, "shop.late");
+        assert!(errs[0].message.contains("defined twice"), "{}", errs[0]);
     }
 
     #[test]
