@@ -16,7 +16,7 @@ type Item = HashMap<String, AttributeValue>;
 
 /// The proactive message a payment-failed event posts, as the shipped bot words it.
 fn payment_failed_text() -> String {
-    switchboard::bot::messages::embedded().render("event.payment_failed", &[])
+    switchboard::bot::messages::embedded().render("payment.help.offer", &[])
 }
 
 /// How many examples of one failure the report lists.

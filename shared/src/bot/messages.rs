@@ -16,19 +16,20 @@ use toml::de::{DeTable, DeValue};
 use super::error::{line_of, BundleError, BundleErrors};
 use crate::money::Money;
 
-/// Every key the engine renders, with the variables it offers the sentence.
+/// Every key the Rust code outside the flow engine renders, with the variables it offers the
+/// sentence (the flow engine's own are `flow::engine::ENGINE_KEYS`; `engine_keys` has both).
 pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     // An agent takes a conversation over, or gives it back (turn.rs).
     ("agent.taken_over", &[]),
     ("agent.released", &[]),
     // Proactive messages from vendors' events (fulfillment).
-    ("event.payment_failed", &[]),
+    ("payment.help.offer", &[]),
     ("event.this_order", &["order"]),
     ("event.your_order", &[]),
     ("event.shipped", &["order"]),
     ("event.shipped_with", &["order", "carrier"]),
     ("event.delayed", &["order"]),
-    ("order.tracking", &["url"]),
+    ("order.tracking", &["tracking_url"]),
     // A deferred answer that could not be given (fulfillment).
     ("deferred.gave_up", &[]),
     ("deferred.gave_up_late", &[]),
@@ -42,6 +43,14 @@ pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     ("email.refund.subject", &["order", "amount", "reference"]),
     ("email.refund.text", &["order", "amount", "reference"]),
 ];
+
+/// Every key some Rust code says, with the variables it offers: a file must have them all.
+pub fn engine_keys() -> impl Iterator<Item = (&'static str, &'static [&'static str])> {
+    ENGINE_KEYS
+        .iter()
+        .chain(crate::flow::engine::ENGINE_KEYS)
+        .copied()
+}
 
 /// A variable's value; formatted for people when rendered.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,12 +152,12 @@ impl Messages {
     }
 
     fn check_engine_keys(&self, file: &str, errors: &mut Vec<BundleError>) {
-        for (key, offered) in ENGINE_KEYS {
-            let Some(t) = self.templates.get(*key) else {
+        for (key, offered) in engine_keys() {
+            let Some(t) = self.templates.get(key) else {
                 errors.push(BundleError::new(
                     file,
                     None,
-                    *key,
+                    key,
                     "missing: the bot says this message, so every language needs it",
                 ));
                 continue;
@@ -163,7 +172,7 @@ impl Messages {
                         names.join(", ")
                     )
                 };
-                errors.push(BundleError::new(file, Some(t.line), *key, message));
+                errors.push(BundleError::new(file, Some(t.line), key, message));
             }
         }
     }
@@ -332,7 +341,7 @@ mod tests {
     fn with_engine_keys(extra: &str) -> String {
         let mut text = String::from(extra);
         text.push('\n');
-        for (key, _) in ENGINE_KEYS {
+        for (key, _) in engine_keys() {
             if !extra.contains(&format!("{key} =")) {
                 text.push_str(&format!("{key} = \"x\"\n"));
             }
@@ -399,7 +408,7 @@ mod tests {
     #[test]
     fn every_engine_key_is_required() {
         let errs = errors("agent.taken_over = \"x\"");
-        assert_eq!(errs.len(), ENGINE_KEYS.len() - 1, "{errs:?}");
+        assert_eq!(errs.len(), engine_keys().count() - 1, "{errs:?}");
         let e = errs.iter().find(|e| e.key == "agent.released").unwrap();
         assert_eq!(e.file, "en.toml");
         assert!(e.message.contains("missing"), "{e}");
@@ -474,8 +483,61 @@ mod tests {
     #[test]
     fn the_shipped_file_loads() {
         let m = embedded();
-        for (key, _) in ENGINE_KEYS {
+        for (key, _) in engine_keys() {
             assert!(m.vars_of(key).is_some(), "{key}");
+        }
+    }
+
+    /// The built-in flows validate against the shipped sentences: every key they say is there,
+    /// using only variables the flow has at that step. (`answer.*` are the intents' answers,
+    /// which another file of the bundle brings.)
+    #[test]
+    fn the_shipped_flows_find_their_sentences() {
+        use crate::flow::catalog::{operation_fields, FlowCatalog, Operation};
+        use crate::flow::SlotType;
+
+        struct Shipped(Arc<Messages>);
+        impl FlowCatalog for Shipped {
+            fn message_vars(&self, key: &str) -> Option<Vec<String>> {
+                if key.starts_with("answer.") {
+                    return Some(Vec::new());
+                }
+                self.0.vars_of(key).map(<[String]>::to_vec)
+            }
+            fn slot(&self, name: &str) -> Option<SlotType> {
+                match name {
+                    "order" => Some(SlotType::Order),
+                    "product" => Some(SlotType::Product),
+                    "choice" => Some(SlotType::Text),
+                    _ => None,
+                }
+            }
+            fn operation(&self, name: &str) -> Operation {
+                let op = name
+                    .split_once('.')
+                    .and_then(|(s, o)| crate::connectors::catalog::Op::find(s, o));
+                op.map(operation_fields).unwrap_or(Operation::Unknown)
+            }
+        }
+        let catalog = Shipped(embedded());
+        let actions = crate::flow::actions::Actions::builtin();
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/bot/flows");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let file = format!("config/bot/flows/{name}.toml");
+            crate::flow::load(&name, &file, &text, &catalog, &actions)
+                .unwrap_or_else(|e| panic!("{e}"));
+            checked += 1;
+        }
+        assert!(checked >= 7, "{checked} flows");
+        for slot in ["order", "product", "choice"] {
+            for key in ["prompt", "reprompt"] {
+                let key = format!("slot.{slot}.{key}");
+                assert!(catalog.0.vars_of(&key).is_some(), "{key}");
+            }
         }
     }
 }

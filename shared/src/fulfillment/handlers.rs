@@ -369,13 +369,13 @@ fn proactive_message(m: &Messages, e: &VendorEvent) -> Option<(String, Option<Di
     let with_tracking = |mut text: String| {
         if let Some(url) = &e.tracking_url {
             text.push('\n');
-            text.push_str(&m.render("order.tracking", &[("url", url.as_str().into())]));
+            text.push_str(&m.render("order.tracking", &[("tracking_url", url.as_str().into())]));
         }
         text
     };
     match e.event {
         EventKind::PaymentFailed => Some((
-            m.render("event.payment_failed", &[]),
+            m.render("payment.help.offer", &[]),
             Some(DialogueState::PaymentHelpOffered {
                 payment_url: e.payment_url.clone(),
             }),
