@@ -31,29 +31,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    /// A word for the team's handoff reason.
+    /// A word for the team's handoff reason; the customer's sentence is the message
+    /// `refund.refused.<code>`.
     pub fn code(self) -> &'static str {
         match self {
             Refusal::NotTheirs => "not_theirs",
             Refusal::NoLongerOffered => "no_longer_offered",
             Refusal::AmountNotCovered => "amount_not_covered",
         }
-    }
-
-    /// What the customer is told; the team is told too, and will follow up.
-    pub fn customer_text(self, order_id: &str) -> String {
-        let why = match self {
-            Refusal::NotTheirs => format!("I couldn't find order #{order_id} on your account"),
-            Refusal::NoLongerOffered => {
-                format!("Order #{order_id} isn't running late any more, so it no longer qualifies for an automatic refund")
-            }
-            Refusal::AmountNotCovered => {
-                format!("The refund I offered doesn't match what order #{order_id} cost")
-            }
-        };
-        format!(
-            "{why} — I haven't refunded anything. Our team has been told and will follow up here."
-        )
     }
 }
 

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use crate::access::{self, Action};
 use crate::auth::{is_valid_id, Principal};
+use crate::bot::messages::{self, Messages};
 use crate::config::ChatSettings;
 use crate::conversation::{
     derived_conversation_id, is_valid_conversation_id, new_conversation_id, Conversation,
@@ -71,6 +72,8 @@ pub struct TurnService {
     dialogue: Dialogue,
     settings: ChatSettings,
     clock: Clock,
+    /// What the bot says about takeovers (the dialogue has its own sentences).
+    messages: Arc<Messages>,
 }
 
 pub(crate) fn store_error(e: StoreError) -> ApiError {
@@ -112,11 +115,17 @@ impl TurnService {
             dialogue,
             settings,
             clock: Arc::new(OffsetDateTime::now_utc),
+            messages: messages::embedded(),
         }
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    pub fn with_messages(mut self, messages: Arc<Messages>) -> Self {
+        self.messages = messages;
         self
     }
 
@@ -490,17 +499,17 @@ impl TurnService {
                     (true, _) => {
                         c.slots.agent = Some(who.customer_id.clone());
                         c.slots.handoff_requested = false;
-                        TAKEN_OVER
+                        "agent.taken_over"
                     }
                     (false, Some(_)) => {
                         c.slots.agent = None;
-                        RELEASED
+                        "agent.released"
                     }
                 };
                 let message = Message {
                     seq: c.last_seq + 1,
                     role: Role::Bot,
-                    text: note.to_string(),
+                    text: self.messages.render(note, &[]),
                     created_at: now,
                     client_message_id: None,
                     reply_to: None,
@@ -655,8 +664,6 @@ enum Change {
 }
 
 const NO_SUCH_CONVERSATION: &str = "no such conversation";
-const TAKEN_OVER: &str = "You're now chatting with a member of our support team.";
-const RELEASED: &str = "Our support team has handed you back to the assistant. How can I help?";
 
 fn summary(c: &Conversation) -> ConversationSummary {
     ConversationSummary {

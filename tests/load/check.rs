@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use switchboard::fulfillment::PAYMENT_FAILED_TEXT;
 use switchboard_it::Stack;
 
 use crate::chat::{CustomerLog, Turn};
@@ -14,6 +13,11 @@ use crate::hooks::{Expect, HookLog};
 use crate::Shared;
 
 type Item = HashMap<String, AttributeValue>;
+
+/// The proactive message a payment-failed event posts, as the shipped bot words it.
+fn payment_failed_text() -> String {
+    switchboard::bot::messages::embedded().render("payment.help.offer", &[])
+}
 
 /// How many examples of one failure the report lists.
 const EXAMPLES: usize = 8;
@@ -65,11 +69,12 @@ pub struct Baseline {
 impl Baseline {
     pub async fn read(stack: &Stack) -> Baseline {
         let mut payment_failed = HashMap::new();
+        let text = payment_failed_text();
         for customer in ["cust_alice", "cust_bob", "cust_carol"] {
             let n = match customer_messages(stack, customer).await {
                 Ok(msgs) => msgs
                     .iter()
-                    .filter(|m| m.role == "bot" && m.text == PAYMENT_FAILED_TEXT)
+                    .filter(|m| m.role == "bot" && m.text == text)
                     .count(),
                 Err(_) => 0,
             };
@@ -558,10 +563,11 @@ async fn check_webhooks(stack: &Stack, base: &Baseline, hooks: &HookLog, checks:
             }
         }
     }
+    let text = payment_failed_text();
     for (customer, expected) in &payment_failed {
         let found = customer_msgs[*customer]
             .iter()
-            .filter(|m| m.role == "bot" && m.text == PAYMENT_FAILED_TEXT)
+            .filter(|m| m.role == "bot" && m.text == text)
             .count();
         let before = base.payment_failed.get(*customer).copied().unwrap_or(0);
         if found.saturating_sub(before) != *expected || found < before {

@@ -777,7 +777,12 @@ mod tests {
             "handoff = true",
             "handoff = true\ncolour = 1",
         );
-        edit(&dir, "messages/en.toml", "[answer]", "[answer]\nodd = 3");
+        edit(
+            &dir,
+            "messages/en.toml",
+            "\n[answer]\n",
+            "\n[answer]\nodd = 3\n",
+        );
         std::fs::write(
             dir.join("intents/track_parcel.toml"),
             "description = \"track a parcel\"\nanswer = \"answer.place_order\"\n",

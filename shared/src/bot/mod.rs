@@ -8,6 +8,7 @@ pub mod conversation_tests;
 pub mod embedded;
 pub mod error;
 pub mod intents;
+pub mod messages;
 mod toml_file;
 
 pub use bundle::{Bot, Slot, SlotKind};

@@ -6,9 +6,9 @@ use time::OffsetDateTime;
 use super::handoff::Handoff;
 use super::{Append, Done, Fulfillment, JobError, Started};
 use crate::auth::Principal;
+use crate::bot::messages::{Messages, Value};
 use crate::connectors::ConnectorError;
 use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState, Role};
-use crate::dialogue::{DEFERRED_GAVE_UP, DEFERRED_GAVE_UP_LATE};
 use crate::jobs::{Job, JobKind};
 use crate::metrics;
 use crate::store::EffectOutcome;
@@ -18,8 +18,6 @@ use crate::webhook::events::VendorEvent;
 /// A proactive message joins the customer's latest conversation if it moved this recently;
 /// otherwise it opens a new one.
 const OPEN_CONVERSATION: time::Duration = time::Duration::days(7);
-
-pub const PAYMENT_FAILED_TEXT: &str = "Looks like your payment didn't go through — need help?";
 
 pub(super) fn conversation_of(job: &Job) -> Result<ConversationKey, JobError> {
     job.conversation_key().ok_or_else(|| {
@@ -185,10 +183,10 @@ impl Fulfillment {
             (!moved_on).then_some(snap.conversation.state)
         });
         let text = match waiting {
-            Some(_) => DEFERRED_GAVE_UP,
-            None => DEFERRED_GAVE_UP_LATE,
+            Some(_) => "deferred.gave_up",
+            None => "deferred.gave_up_late",
         };
-        let mut a = Append::text(key, text.to_string());
+        let mut a = Append::text(key, self.messages.render(text, &[]));
         a.reply_to = Some(*reply_to);
         if let Some(read_state) = waiting {
             a.update = Some(Box::new(move |c| {
@@ -214,17 +212,19 @@ impl Fulfillment {
             metrics::count("RefundUnconfirmed", &[]);
             return self.finish(s, EffectOutcome::Done).await;
         }
+        let say = |key: &str, order_id: &str| {
+            self.messages
+                .render(key, &[("order", Value::from(order_id))])
+        };
         let apology = match (&job.kind, e) {
             // Nothing was paid: the customer hears why, and the team is told.
             (JobKind::RefundRequest { order_id, .. }, JobError::RefundRefused(refusal)) => {
-                Some(refusal.customer_text(order_id))
+                Some(say(&format!("refund.refused.{}", refusal.code()), order_id))
             }
-            (JobKind::RefundRequest { order_id, .. }, _) => Some(format!(
-                "I couldn't complete your refund for order #{order_id} — an agent will follow up here."
-            )),
-            (JobKind::AnswerDeferred { .. }, _) => Some(
-                "Sorry, I couldn't find that out — an agent will follow up here.".to_string(),
-            ),
+            (JobKind::RefundRequest { order_id, .. }, _) => Some(say("refund.failed", order_id)),
+            (JobKind::AnswerDeferred { .. }, _) => {
+                Some(self.messages.render("deferred.failed", &[]))
+            }
             _ => None,
         };
         match (apology, job.conversation_key()) {
@@ -254,7 +254,7 @@ impl Fulfillment {
     /// Turns a vendor's event into a proactive message in the customer's conversation.
     async fn vendor_event(&self, s: &Started<'_>, e: &VendorEvent) -> Result<Done, JobError> {
         let dims = [("Vendor", e.vendor.as_str()), ("Event", e.event.as_str())];
-        let Some((text, state)) = proactive_message(e) else {
+        let Some((text, state)) = proactive_message(&self.messages, e) else {
             // Recorded and counted; retrying would not make it known.
             tracing::warn!(vendor = %e.vendor, vendor_type = %e.vendor_type, "event kind not handled here; dropped");
             metrics::count("VendorEventUnhandled", &dims);
@@ -361,40 +361,37 @@ impl Fulfillment {
 }
 
 /// What the bot says for an event, and where the dialogue goes; `None` for kinds not handled.
-fn proactive_message(e: &VendorEvent) -> Option<(String, Option<DialogueState>)> {
-    let order = e
-        .order_id
-        .as_deref()
-        .map(|o| format!("order #{o}"))
-        .unwrap_or_else(|| "your order".into());
+fn proactive_message(m: &Messages, e: &VendorEvent) -> Option<(String, Option<DialogueState>)> {
+    let order = match e.order_id.as_deref() {
+        Some(o) => m.render("event.this_order", &[("order", o.into())]),
+        None => m.render("event.your_order", &[]),
+    };
     let with_tracking = |mut text: String| {
         if let Some(url) = &e.tracking_url {
-            text.push_str(&format!("\nTracking: {url}"));
+            text.push('\n');
+            text.push_str(&m.render("order.tracking", &[("tracking_url", url.as_str().into())]));
         }
         text
     };
     match e.event {
         EventKind::PaymentFailed => Some((
-            PAYMENT_FAILED_TEXT.to_string(),
+            m.render("payment.help.offer", &[]),
             Some(DialogueState::PaymentHelpOffered {
                 payment_url: e.payment_url.clone(),
             }),
         )),
         EventKind::OrderShipped => {
-            let carrier = e
-                .carrier
-                .as_deref()
-                .map(|c| format!(" with {c}"))
-                .unwrap_or_default();
-            Some((
-                with_tracking(format!("Good news — {order} has shipped{carrier}.")),
-                Some(DialogueState::Idle),
-            ))
+            let text = match e.carrier.as_deref() {
+                Some(carrier) => m.render(
+                    "event.shipped_with",
+                    &[("order", order.into()), ("carrier", carrier.into())],
+                ),
+                None => m.render("event.shipped", &[("order", order.into())]),
+            };
+            Some((with_tracking(text), Some(DialogueState::Idle)))
         }
         EventKind::OrderDelayed => Some((
-            with_tracking(format!(
-                "Heads up — {order} is delayed in transit. Sorry about that; ask me for a refund if it no longer works for you."
-            )),
+            with_tracking(m.render("event.delayed", &[("order", order.into())])),
             Some(DialogueState::Idle),
         )),
         EventKind::Unknown => None,

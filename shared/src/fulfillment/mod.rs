@@ -29,6 +29,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use time::OffsetDateTime;
 
+use crate::bot::messages::{self, Messages};
 use crate::connectors::{ConnectorError, CustomersPort, EmailPort, OrdersPort, PaymentsPort};
 use crate::conversation::{Conversation, ConversationKey, DialogueState, Message, Role};
 use crate::dialogue::Dialogue;
@@ -40,8 +41,6 @@ use crate::store::{
 };
 use dead_letter::DeadLetters;
 use retry::{RetryPolicy, VisibilityControl};
-
-pub use handlers::PAYMENT_FAILED_TEXT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -132,6 +131,8 @@ pub struct Fulfillment {
     dead_letters: Arc<dyn DeadLetters>,
     policy: RetryPolicy,
     default_lease: Duration,
+    /// What the jobs tell customers (the deferred answer's dialogue has its own).
+    messages: Arc<Messages>,
 }
 
 /// A change to the conversation record made with the append (slots, flags).
@@ -203,7 +204,13 @@ impl Fulfillment {
             dead_letters,
             policy,
             default_lease: Duration::from_secs(60),
+            messages: messages::embedded(),
         }
+    }
+
+    pub fn with_messages(mut self, messages: Arc<Messages>) -> Self {
+        self.messages = messages;
+        self
     }
 
     /// The lease a job gets when the runtime gives no usable deadline (Lambda always does; a

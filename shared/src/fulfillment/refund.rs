@@ -10,6 +10,7 @@ use time::OffsetDateTime;
 
 use super::handlers::{conversation_of, customer_of, follow_ups};
 use super::{Append, Done, Fulfillment, JobError, Started};
+use crate::bot::messages::{Messages, Value};
 use crate::connectors::RefundReceipt;
 use crate::conversation::ConversationKey;
 use crate::jobs::{Job, JobKind};
@@ -94,11 +95,11 @@ impl Fulfillment {
         receipt: &RefundReceipt,
     ) -> Result<Done, JobError> {
         // Started by the same transaction that completes the refund.
-        let jobs = follow_ups(s.job, &key, vec![confirmation_email(order_id, receipt)])?;
-        let text = format!(
-            "Your refund of {} for order #{order_id} has been issued (reference {}). It can take 5–10 business days to show on your statement.",
-            receipt.amount, receipt.id
-        );
+        let email = confirmation_email(&self.messages, order_id, receipt);
+        let jobs = follow_ups(s.job, &key, vec![email])?;
+        let text = self
+            .messages
+            .render("refund.issued", &receipt_vars(order_id, receipt));
         let mut a = Append::text(key, text);
         a.jobs = jobs;
         let reported = order_id.to_string();
@@ -128,22 +129,30 @@ impl Fulfillment {
         tracing::error!(job_key = %job.key, error = %e, reference = %receipt.id, "refund paid; its confirmation could not be posted; completed as done");
         metrics::count("RefundUnconfirmed", &[]);
         let jobs = match job.conversation_key() {
-            Some(key) => follow_ups(job, &key, vec![confirmation_email(order_id, receipt)])
-                .unwrap_or_default(),
+            Some(key) => {
+                let email = confirmation_email(&self.messages, order_id, receipt);
+                follow_ups(job, &key, vec![email]).unwrap_or_default()
+            }
             None => Vec::new(),
         };
         self.finish_with(s, EffectOutcome::Done, jobs).await
     }
 }
 
-fn confirmation_email(order_id: &str, receipt: &RefundReceipt) -> JobKind {
+fn confirmation_email(m: &Messages, order_id: &str, receipt: &RefundReceipt) -> JobKind {
+    let vars = receipt_vars(order_id, receipt);
     JobKind::EmailConfirmation {
         purpose: "refund".into(),
         order_id: order_id.to_string(),
-        subject: format!("Your refund for order #{order_id}"),
-        text: format!(
-            "We've refunded {} for order #{order_id} (reference {}). It can take 5-10 business days to show on your statement.",
-            receipt.amount, receipt.id
-        ),
+        subject: m.render("email.refund.subject", &vars),
+        text: m.render("email.refund.text", &vars),
     }
+}
+
+fn receipt_vars<'a>(order_id: &str, receipt: &RefundReceipt) -> [(&'a str, Value); 3] {
+    [
+        ("order", order_id.into()),
+        ("amount", (&receipt.amount).into()),
+        ("reference", receipt.id.as_str().into()),
+    ]
 }

@@ -622,7 +622,10 @@ async fn a_payment_failure_opens_a_conversation_once_and_offers_help() {
         .unwrap()
         .unwrap();
     assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].text, PAYMENT_FAILED_TEXT);
+    assert_eq!(
+        messages[0].text,
+        "Looks like your payment didn't go through — need help?"
+    );
     assert_eq!(messages[0].role, Role::Bot);
     assert_eq!(
         c.state,
