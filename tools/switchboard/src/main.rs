@@ -6,6 +6,7 @@ mod chat;
 mod check;
 mod import_rasa;
 mod test;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +33,16 @@ enum Command {
         /// A webhook vendor file.
         #[arg(long)]
         webhooks: Option<PathBuf>,
+    },
+    /// Train the bundle's intent model from its examples into <bot>/model.bin (the same examples
+    /// always give the same bytes); with --check, only verify the committed model is that.
+    Train {
+        /// The bundle directory.
+        #[arg(long, default_value = "config/bot")]
+        bot: PathBuf,
+        /// Fail unless <bot>/model.bin is exactly what the examples train to; write nothing.
+        #[arg(long)]
+        check: bool,
     },
     /// Run a bot bundle's conversation tests (tests/*.yaml against tests/fixtures.yaml),
     /// offline: every failing turn is listed with its file, test and what came instead.
@@ -80,6 +91,7 @@ fn main() -> ExitCode {
             webhooks,
         } => check::run(&connectors, webhooks.as_deref()),
         Command::Test { bot } => test::run(&bot),
+        Command::Train { bot, check } => train::run(&bot, check),
         Command::Import(Import::Rasa { nlu, domain, out }) => {
             match import_rasa::import(&nlu, domain.as_deref(), &out) {
                 Ok(done) => {

@@ -247,3 +247,73 @@ fn import_rasa_writes_intents_examples_and_messages() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/nlu.yml: cannot read"));
 }
+
+/// A small bundle to train: training the shop bot's 34 intents takes most of a minute in a
+/// debug build, and the shipped model is checked by `./dev/test` already.
+fn small_bundle(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("switchboard-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("intents")).unwrap();
+    std::fs::create_dir_all(dir.join("examples/en")).unwrap();
+    std::fs::write(dir.join("bot.toml"), "name = \"t\"\nlanguages = [\"en\"]\n").unwrap();
+    for (intent, lines) in [
+        ("greet", "{hi|hello|hey} {there|}\n"),
+        ("cancel_order", "{cancel|stop} my {order|purchase}\n"),
+    ] {
+        std::fs::write(dir.join(format!("intents/{intent}.toml")), "").unwrap();
+        std::fs::write(dir.join(format!("examples/en/{intent}.txt")), lines).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn train_writes_the_model_its_examples_give_and_check_proves_it() {
+    let dir = small_bundle("train");
+    let bot = dir.display().to_string();
+    let out = switchboard(&["train", "--bot", &bot, "--check"]);
+    assert_eq!(out.status.code(), Some(1), "no model yet");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+    let out = switchboard(&["train", "--bot", &bot]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = std::fs::read(dir.join("model.bin")).unwrap();
+    // Reproducible: training again gives the same bytes.
+    let out = switchboard(&["train", "--bot", &bot, "--check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // One more example: the model is stale until trained again.
+    let greet = dir.join("examples/en/greet.txt");
+    let mut text = std::fs::read_to_string(&greet).unwrap();
+    text.push_str("{ahoy|howdy} {folks|friends}\n");
+    std::fs::write(&greet, text).unwrap();
+    let out = switchboard(&["train", "--bot", &bot, "--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not what the examples train to"));
+    assert_eq!(
+        std::fs::read(dir.join("model.bin")).unwrap(),
+        first,
+        "--check writes nothing"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn train_names_what_is_wrong_with_a_bundle() {
+    let dir = small_bundle("train-bad");
+    std::fs::write(
+        dir.join("examples/en/orphan.txt"),
+        "an example without an intent\n",
+    )
+    .unwrap();
+    let out = switchboard(&["train", "--bot", &dir.display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("orphan"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
