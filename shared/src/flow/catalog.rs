@@ -2,6 +2,7 @@
 //! [`FlowCatalog`] over its messages, slots and allowed connector operations.
 
 use crate::connectors::catalog::{Op, Returns, Shape};
+use crate::connectors::config::ConnectorsConfig;
 
 use super::value::Type;
 use super::SlotType;
@@ -50,7 +51,7 @@ pub fn shape_fields(shape: Shape) -> Vec<(String, Type)> {
     let mut out: Vec<(String, Type)> = Vec::new();
     for f in shape.fields() {
         let ty = match f.kind {
-            Kind::Text | Kind::OrderStatus => Type::Text,
+            Kind::Text | Kind::OrderStatus | Kind::Status(_) => Type::Text,
             Kind::Integer | Kind::Minor => Type::Number,
             Kind::Time => Type::Time,
             Kind::Flag => Type::Bool,
@@ -70,4 +71,14 @@ pub fn shape_fields(shape: Shape) -> Vec<(String, Type)> {
         out.push(("summary".into(), Type::Text));
     }
     out
+}
+
+/// What `operation(name)` answers for any operation a loaded connector configuration has, the
+/// ones it declares for the company's own systems included: a bundle's catalog calls it for
+/// the operations its `bot.toml` allows (`Unknown` when the files have no such operation).
+pub fn config_operation(config: &ConnectorsConfig, name: &str) -> Operation {
+    match config.find(name) {
+        Some(op) => operation_fields(op),
+        None => Operation::Unknown,
+    }
 }
