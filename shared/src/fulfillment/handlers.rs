@@ -68,6 +68,9 @@ impl Fulfillment {
             JobKind::AgentHandoff { reason, order_id } => {
                 self.announce_handoff(s, reason, order_id.as_deref()).await
             }
+            JobKind::ConnectorWrite {
+                operation, inputs, ..
+            } => self.connector_write(s, operation, inputs).await,
             JobKind::EmailConfirmation { subject, text, .. } => {
                 let customer = self
                     .systems
@@ -222,6 +225,9 @@ impl Fulfillment {
             (JobKind::RefundRequest { order_id, .. }, _) => Some(format!(
                 "I couldn't complete your refund for order #{order_id} — an agent will follow up here."
             )),
+            (JobKind::ConnectorWrite { .. }, _) => {
+                Some(super::connector_write::WRITE_FAILED_TEXT.to_string())
+            }
             (JobKind::AnswerDeferred { .. }, _) => Some(
                 "Sorry, I couldn't find that out — an agent will follow up here.".to_string(),
             ),
