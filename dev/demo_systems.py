@@ -9,7 +9,14 @@
                               returns the first answer and refunds nothing more)
 - Email over REST:            POST /emails  (requires Idempotency-Key; a repeated key sends nothing)
 - A billing page:             GET /billing (where the bot sends customers to update a card)
+- Subscription boxes (the second example bot's own system, examples/bots/subscriptions/):
+                              GET /boxes/customers/{id}/subscription (404: none),
+                              POST /boxes/subscriptions/{id}/pauses (skips the next box; requires
+                              Idempotency-Key; a repeated key answers as the first time and skips
+                              nothing more; 409 unless the subscription is ACTIVE)
 - Inspection for tests:       GET /_admin/refunds, GET /_admin/emails, GET /health,
+                              GET /_admin/boxes (every pause call with its key, the changes
+                              made per key, the subscriptions),
                               GET /_admin/inflight (requests a delay fault is holding, with the
                               caller's TCP port, so a test can find the process making them)
 - Set-up for tests:           POST /_admin/orders (an order of the test's own: {id, customer_id,
@@ -22,7 +29,9 @@
                               contains `match` (GETs of /orders...: whose query does) wait `delay_ms`, then
                               answer `status` (if set) instead of doing their work; with `for_ms`,
                               every such request for that long instead (a system down for a while);
-                              the answer holds the fault's `id`, and DELETE /_admin/faults/{id} disarms it
+                              the answer holds the fault's `id`, and DELETE /_admin/faults/{id} disarms it;
+                              POST /_admin/boxes/subscriptions ({id, customer_id, state?}: a
+                              subscription of the test's own, ACTIVE unless `state` says)
 
 Dates are seeded relative to start-up, so some orders are always late.
 """
@@ -106,6 +115,23 @@ def seed(now):
     return customers, orders, products
 
 
+def subscription(sid, customer_id, state, now, plan="Veggie box for two", price="39.90", days=5):
+    return {
+        "id": sid, "customer_id": customer_id, "state": state,
+        "plan": {"name": plan, "price": price, "currency": "USD"},
+        "next_delivery": iso(now + timedelta(days=days)) if state == "ACTIVE" else None,
+        "skipped": 0, "gift": False,
+    }
+
+
+def seed_subscriptions(now):
+    return [
+        subscription("sub_alice", "cust_alice", "ACTIVE", now),
+        subscription("sub_bob", "cust_bob", "PAUSED", now, plan="Family box", price="69.00"),
+        subscription("sub_carol", "cust_carol", "CANCELLED", now),
+    ]
+
+
 SCHEMA = graphql.build_schema(
     """
     type Product { sku: String!, name: String!, available: Int! }
@@ -117,6 +143,10 @@ SCHEMA = graphql.build_schema(
 class Systems:
     def __init__(self):
         self.customers, self.orders, self.products = seed(datetime.now(timezone.utc))
+        self.subscriptions = seed_subscriptions(datetime.now(timezone.utc))
+        self.box_calls = []  # every POST .../pauses: {idempotency_key, path, body}
+        self.box_pauses_by_key = {}  # Idempotency-Key -> the answer of the change it made
+        self.box_changes = {}  # Idempotency-Key -> changes made with it (exactly once: 1)
         self.lock = threading.Lock()
         self.refunds_by_key = {}  # Idempotency-Key -> (request fingerprint, response)
         self.refunds_forgotten = []  # refunds whose keys were forgotten (POST /_admin/refunds/forget)
@@ -216,6 +246,15 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_admin/inflight":
             with s.lock:
                 return self.send_json(200, {"requests": list(s.inflight.values())})
+        if url.path == "/_admin/boxes":
+            with s.lock:
+                return self.send_json(200, {"calls": s.box_calls, "changes": s.box_changes,
+                                            "subscriptions": s.subscriptions})
+        m = re.fullmatch(r"/boxes/customers/([^/]+)/subscription", url.path)
+        if m:
+            with s.lock:
+                sub = next((x for x in s.subscriptions if x["customer_id"] == m.group(1)), None)
+            return self.send_json(200, {"subscription": sub}) if sub else self.send_json(404, {"error": "no subscription"})
         if url.path == "/_admin/refunds":
             with s.lock:
                 return self.send_json(200, {
@@ -257,6 +296,18 @@ class Handler(BaseHTTPRequestHandler):
                 for k in keys:
                     s.refunds_forgotten.append(s.refunds_by_key.pop(k)[1])
             return self.send_json(200, {"forgotten": keys})
+        if url.path == "/_admin/boxes/subscriptions":
+            if not isinstance(body.get("id"), str) or not isinstance(body.get("customer_id"), str):
+                return self.send_json(400, {"error": "id and customer_id (strings) are required"})
+            state = body.get("state") or "ACTIVE"
+            if state not in ("ACTIVE", "PAUSED", "CANCELLED"):
+                return self.send_json(400, {"error": "state is ACTIVE, PAUSED or CANCELLED"})
+            sub = subscription(body["id"], body["customer_id"], state, datetime.now(timezone.utc))
+            with s.lock:
+                if any(x["id"] == sub["id"] or x["customer_id"] == sub["customer_id"] for x in s.subscriptions):
+                    return self.send_json(409, {"error": "a subscription with this id or customer exists"})
+                s.subscriptions.append(sub)
+            return self.send_json(201, sub)
         if url.path == "/_admin/faults":
             for_ms = body.get("for_ms")
             fault = {"path": body.get("path"), "match": body.get("match") or {}, "status": body.get("status"),
@@ -305,6 +356,9 @@ class Handler(BaseHTTPRequestHandler):
                     s.emails_by_key[key] = {"id": "em_" + uuid.uuid4().hex[:12], "to": body["to"],
                                             "subject": body["subject"], "text": body.get("text", "")}
                 return self.send_json(202, s.emails_by_key[key])
+        m = re.fullmatch(r"/boxes/subscriptions/([^/]+)/pauses", url.path)
+        if m:
+            return self.pause_box(m.group(1), body)
         if url.path == "/payments/refunds":
             key = self.headers.get("Idempotency-Key")
             with s.lock:
@@ -328,6 +382,32 @@ class Handler(BaseHTTPRequestHandler):
                 s.refunds_by_key[key] = (fingerprint, response)
                 return self.send_json(200, response)
         return self.send_json(404, {"error": f"no route {url.path}"})
+
+    def pause_box(self, sid, body):
+        s = self.systems
+        key = self.headers.get("Idempotency-Key")
+        with s.lock:
+            # Checked and applied under one lock: a retry arriving while the first request is
+            # still held by a delay fault finds its change made, not a second one to make.
+            s.box_calls.append({"idempotency_key": key, "subscription_id": sid, "body": body})
+            if not key:
+                return self.send_json(400, {"error": "Idempotency-Key header is required"})
+            if key in s.box_pauses_by_key:
+                return self.send_json(201, s.box_pauses_by_key[key], {"Idempotent-Replayed": "true"})
+            sub = next((x for x in s.subscriptions if x["id"] == sid), None)
+            if sub is None:
+                return self.send_json(404, {"error": "no such subscription"})
+            if sub["state"] != "ACTIVE" or not sub["next_delivery"]:
+                return self.send_json(409, {"error": f"the subscription is {sub['state'].lower()}"})
+            skipped = sub["next_delivery"]
+            nxt = datetime.strptime(skipped, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) + timedelta(days=7)
+            sub["next_delivery"] = iso(nxt)
+            sub["skipped"] += 1
+            answer = {"id": "pause_" + uuid.uuid4().hex[:12], "subscription_id": sid, "skipped_delivery": skipped,
+                      "reason": body.get("reason")}
+            s.box_pauses_by_key[key] = answer
+            s.box_changes[key] = s.box_changes.get(key, 0) + 1
+            return self.send_json(201, answer)
 
     def add_order(self, body):
         s = self.systems

@@ -250,6 +250,11 @@ def up(args):
             # Handoffs are announced to the team's inbox (the demo email API records them).
             "AGENT_EMAIL": "support-team@shop.example",
             "INVENTORY_GRAPHQL_URL": f"{demo}/graphql",
+            # The built-in systems and the second example bot's own (examples/bots/subscriptions),
+            # whose connector.write jobs fulfillment runs.
+            "SWITCHBOARD_CONNECTORS_FILE": ",".join(os.path.join(ROOT, f) for f in (
+                "config/connectors.toml", "examples/bots/subscriptions/connectors.toml")),
+            "SUBSCRIPTIONS_API_URL": f"{demo}/boxes",
             # The chat API's per-caller limit (tests read the burst to exceed it).
             "RATE_LIMIT_PER_MINUTE": os.environ.get("RATE_LIMIT_PER_MINUTE", "120"),
             "RATE_LIMIT_BURST": os.environ.get("RATE_LIMIT_BURST", "30"),

@@ -104,6 +104,25 @@ impl EmailPort for Nobody {
 }
 
 #[async_trait]
+impl switchboard::connectors::OperationsPort for Nobody {
+    async fn read(
+        &self,
+        _: &str,
+        _: &switchboard::flow::value::Record,
+    ) -> Result<Option<switchboard::flow::value::Record>, ConnectorError> {
+        Ok(None)
+    }
+    async fn write(
+        &self,
+        _: &str,
+        _: &switchboard::flow::value::Record,
+        _: &str,
+    ) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl DeadLetters for Nobody {
     async fn put(&self, _: &SqsMessage, _: &str, _: u32) -> Result<(), QueueError> {
         Ok(())
@@ -239,6 +258,7 @@ async fn setup() -> (Fulfillment, Arc<Counted>) {
             customers: Arc::new(Nobody),
             orders: Arc::new(Nobody),
             email: Arc::new(Nobody),
+            operations: Arc::new(Nobody),
             dialogue: Dialogue::new(Arc::new(Nobody)),
             agent_inbox: None,
         },

@@ -146,6 +146,7 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
             customers: Arc::new(systems.clone()),
             orders: Arc::new(systems.clone()),
             email,
+            operations: Arc::new(systems.clone()),
             dialogue: dialogue(&env, &systems, dynamo.clone())?
                 .with_payment_update_url(payment_update_url),
             agent_inbox: env.optional("AGENT_EMAIL"),

@@ -34,6 +34,8 @@ pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     ("deferred.gave_up", &[]),
     ("deferred.gave_up_late", &[]),
     ("deferred.failed", &[]),
+    // A connector write a system refused (fulfillment); the flow had said it was on its way.
+    ("write.failed", &[]),
     // Refund jobs (fulfillment).
     ("refund.issued", &["amount", "order", "reference"]),
     ("refund.failed", &["order"]),

@@ -15,6 +15,54 @@ pub enum Op {
     InventoryAvailability,
     PaymentsRefund,
     EmailSend,
+    /// An operation a connector file declares for a system of the company's own (see
+    /// [`Declared`]): what it takes and gives back is in the file, not here.
+    Declared(&'static Declared),
+}
+
+/// An operation declared in a connector file, with its inputs and the fields it gives back.
+///
+/// Leaked once when its file is loaded (at a function's init, or by `switchboard check`) and
+/// kept for the life of the process, like the built-in operations' tables: that keeps [`Op`]
+/// `Copy` and the names `&'static` for records, templates and errors, at the cost of a few
+/// hundred bytes per operation per load.
+#[derive(Debug)]
+pub struct Declared {
+    pub system: &'static str,
+    pub operation: &'static str,
+    /// `system.operation`.
+    pub name: &'static str,
+    pub inputs: &'static [Input],
+    pub returns: Returns,
+}
+
+impl Declared {
+    pub fn leak(self) -> &'static Declared {
+        Box::leak(Box::new(self))
+    }
+}
+
+// Declared operations are one per name: compared and ordered by it.
+impl PartialEq for Declared {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+impl Eq for Declared {}
+impl std::hash::Hash for Declared {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state)
+    }
+}
+impl PartialOrd for Declared {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Declared {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name.cmp(other.name)
+    }
 }
 
 /// What a successful call gives back.
@@ -35,6 +83,8 @@ pub enum Shape {
     Customer,
     Product,
     Refund,
+    /// A declared operation's record: the fields its file lists, with their kinds.
+    Declared(&'static [Field]),
 }
 
 /// How a target field's value is checked and normalised.
@@ -55,6 +105,9 @@ pub enum Kind {
     Items,
     /// true or false (JSON booleans, or the text "true"/"false").
     Flag,
+    /// A declared status: one of these words (a system's values mapped onto them with `map`),
+    /// anything else read as "unknown", never fatal and never passed on raw.
+    Status(&'static [&'static str]),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,6 +179,7 @@ impl Shape {
             Shape::Customer => CUSTOMER_FIELDS,
             Shape::Product => PRODUCT_FIELDS,
             Shape::Refund => REFUND_FIELDS,
+            Shape::Declared(fields) => fields,
         }
     }
 }
@@ -175,6 +229,7 @@ impl Op {
             Op::InventoryAvailability => "inventory",
             Op::PaymentsRefund => "payments",
             Op::EmailSend => "email",
+            Op::Declared(d) => d.system,
         }
     }
 
@@ -189,6 +244,7 @@ impl Op {
             Op::InventoryAvailability => "availability",
             Op::PaymentsRefund => "refund",
             Op::EmailSend => "send",
+            Op::Declared(d) => d.operation,
         }
     }
 
@@ -202,6 +258,7 @@ impl Op {
             Op::InventoryAvailability => "inventory.availability",
             Op::PaymentsRefund => "payments.refund",
             Op::EmailSend => "email.send",
+            Op::Declared(d) => d.name,
         }
     }
 
@@ -233,6 +290,7 @@ impl Op {
             Op::InventoryAvailability => &[],
             Op::PaymentsRefund => REFUND,
             Op::EmailSend => SEND,
+            Op::Declared(d) => d.inputs,
         }
     }
 
@@ -245,15 +303,20 @@ impl Op {
             Op::InventoryAvailability => Returns::Many(Shape::Product),
             Op::PaymentsRefund => Returns::One(Shape::Refund),
             Op::EmailSend => Returns::Nothing,
+            Op::Declared(d) => d.returns,
         }
     }
 
+    /// A built-in operation by its system and name (declared ones are the file's: see
+    /// `ConnectorsConfig::find`).
     pub fn find(system: &str, operation: &str) -> Option<Op> {
         Op::ALL
             .into_iter()
             .find(|op| op.system() == system && op.operation() == operation)
     }
 
+    /// The built-in systems; any other name in a connector file is a system of the company's
+    /// own, whose operations the file declares.
     pub fn systems() -> impl Iterator<Item = &'static str> {
         ["orders", "crm", "inventory", "payments", "email"].into_iter()
     }

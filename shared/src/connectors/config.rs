@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use super::catalog::{Input, Op, Returns, IDEMPOTENCY_KEY};
+use super::catalog::{Declared, Field, Input, Kind, Op, Returns, Shape, IDEMPOTENCY_KEY};
 use super::mapping::Mapping;
 use super::template::{JsonTemplate, Template};
 use crate::secrets::SecretRef;
@@ -156,6 +156,10 @@ struct RawOperation {
     timeout_ms: Option<u64>,
     retries: Option<u32>,
     response: Option<RawResponse>,
+    /// A declared operation's: "one", "many" or "nothing".
+    returns: Option<String>,
+    /// A declared operation's inputs: name = "required" | "optional".
+    inputs: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,6 +254,10 @@ pub struct ConnectorsConfig {
     pub systems: BTreeMap<&'static str, SystemConfig>,
     /// Optional systems left off because their variables are unset, with the variable.
     pub disabled: Vec<(&'static str, String)>,
+    /// The operations the files declare for systems of the company's own, by name
+    /// (`boxes.get_subscription`), those of systems that are off included: a flow that uses
+    /// one is checked against what it takes and gives back wherever the system is reachable.
+    pub declared: BTreeMap<&'static str, Op>,
 }
 
 impl ConnectorsConfig {
@@ -260,6 +268,16 @@ impl ConnectorsConfig {
 
     pub fn has(&self, op: Op) -> bool {
         self.operation(op).is_some()
+    }
+
+    /// An operation by its name (`orders.get_status`, `boxes.pause_box`): a built-in one, or
+    /// one the files declare.
+    pub fn find(&self, name: &str) -> Option<Op> {
+        if let Some(op) = self.declared.get(name) {
+            return Some(*op);
+        }
+        let (system, operation) = name.split_once('.')?;
+        Op::find(system, operation)
     }
 
     /// An error naming the operations `who` needs and the file lacks.
@@ -431,17 +449,34 @@ pub fn parse(
     })?;
     let mut systems = BTreeMap::new();
     let mut disabled = Vec::new();
+    let mut declared = BTreeMap::new();
     for (name, sys) in raw.systems {
         let here = format!("systems.{name}");
-        let Some(name) = Op::systems().find(|s| *s == name) else {
-            let known: Vec<&str> = Op::systems().collect();
-            cx.note(cx.err(
-                here,
-                format!("not a system the bot uses (systems: {})", known.join(", ")),
-            ));
-            continue;
+        let built_in = Op::systems().find(|s| *s == name);
+        let name = match built_in {
+            Some(name) => name,
+            // A system of the company's own declares what its operations return; one that
+            // declares nothing is more likely a misspelt built-in one.
+            None if sys.operations.values().any(|o| o.returns.is_some()) => {
+                if !is_name(&name) {
+                    cx.note(cx.err(here, NAME_RULE));
+                    continue;
+                }
+                leak(name)
+            }
+            None => {
+                let known: Vec<&str> = Op::systems().collect();
+                cx.note(cx.err(
+                    here,
+                    format!(
+                        "not a system the bot knows (built in: {}); a system of your own declares its operations, each with `returns`",
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            }
         };
-        match system(&cx, name, sys, env) {
+        match system(&cx, name, built_in.is_none(), sys, env, &mut declared) {
             Ok(Ok(s)) => {
                 systems.insert(name, s);
             }
@@ -454,7 +489,247 @@ pub fn parse(
         source: file.to_string(),
         systems,
         disabled,
+        declared,
     })
+}
+
+const NAME_RULE: &str =
+    "a name of your own is lowercase letters, digits and `_` (flows write `system.operation` and `into.field`)";
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Kept for the life of the process: see [`Declared`].
+fn leak(s: impl Into<String>) -> &'static str {
+    Box::leak(s.into().into_boxed_str())
+}
+
+/// True when an operation changes something in the system: a method other than GET (one with
+/// a body and no method is a POST), or a GraphQL mutation.
+fn is_write(raw: &RawOperation) -> bool {
+    match (&raw.graphql, &raw.method) {
+        (Some(query), _) => is_mutation(query),
+        (None, Some(m)) => !m.eq_ignore_ascii_case("GET"),
+        (None, None) => raw.body.is_some() || raw.form.is_some(),
+    }
+}
+
+/// A declared operation: its `returns`, its `inputs` (plus `idempotency_key` for a write, which
+/// must send it), and its response fields with their kinds, which are rewritten here into the
+/// mapping the built-in operations use (a money field becomes `<name>.amount_cents` and
+/// `<name>.currency`).
+fn declare(
+    cx: &Ctx<'_>,
+    system: &'static str,
+    operation: &str,
+    field: &str,
+    raw: &mut RawOperation,
+) -> Result<Op, ConnectorConfigError> {
+    let f = |k: &str| format!("{field}.{k}");
+    if !is_name(operation) {
+        return Err(cx.err(field.to_string(), NAME_RULE));
+    }
+    let write = is_write(raw);
+    let mut inputs = Vec::new();
+    for (name, need) in raw.inputs.iter().flatten() {
+        let here = f(&format!("inputs.{name}"));
+        if !is_name(name) {
+            return Err(cx.err(here, NAME_RULE));
+        }
+        let required = match need.as_str() {
+            "required" => true,
+            "optional" => false,
+            other => {
+                return Err(cx.err(
+                    here,
+                    format!("{other:?}: an input is \"required\" or \"optional\""),
+                ))
+            }
+        };
+        inputs.push(Input {
+            name: if name == IDEMPOTENCY_KEY {
+                IDEMPOTENCY_KEY
+            } else {
+                leak(name.as_str())
+            },
+            required: required || name == IDEMPOTENCY_KEY,
+        });
+    }
+    if write && !inputs.iter().any(|i| i.name == IDEMPOTENCY_KEY) {
+        // Every write gets one from its job; it need not be listed, only sent.
+        inputs.push(Input {
+            name: IDEMPOTENCY_KEY,
+            required: true,
+        });
+    }
+    let shape = match &mut raw.response {
+        Some(r) => Shape::Declared(declared_fields(cx, &f("response.fields"), &mut r.fields)?),
+        None => Shape::Declared(&[]),
+    };
+    let returns = match raw.returns.as_deref() {
+        Some("one") => Returns::One(shape),
+        Some("many") => Returns::Many(shape),
+        Some("nothing") => Returns::Nothing,
+        Some(other) => {
+            return Err(cx.err(
+                f("returns"),
+                format!("{other:?}: an operation returns \"one\" record, \"many\" or \"nothing\""),
+            ))
+        }
+        None => {
+            return Err(cx.err(
+                f("returns"),
+                "an operation of your own says what it returns: \"one\" record, \"many\" or \"nothing\"",
+            ))
+        }
+    };
+    if matches!(
+        returns,
+        Returns::One(Shape::Declared(&[])) | Returns::Many(Shape::Declared(&[]))
+    ) {
+        return Err(cx.err(
+            f("response"),
+            "a read says which fields it gives back: `[…response]` with `fields.<name> = { pointer = …, kind = … }`",
+        ));
+    }
+    Ok(Op::Declared(
+        Declared {
+            system,
+            operation: leak(operation),
+            name: leak(format!("{system}.{operation}")),
+            inputs: Box::leak(inputs.into_boxed_slice()),
+            returns,
+        }
+        .leak(),
+    ))
+}
+
+const KINDS: &str = "text, integer, money, time, flag, status";
+
+/// The fields of a declared record, each `{ pointer = "/plan", kind = "text" }` (plus what a
+/// built-in field takes: `map`, `default`, `as`, `strip_prefix`, or `value` instead of a
+/// pointer), and `required = true` for one the record cannot do without. Money is
+/// `{ kind = "money", amount = "/price/cents", currency = "/price/currency" }` (`as = "cents"`
+/// for an amount in major units; `currency = { value = "EUR" }` for a fixed one). A status
+/// lists the words flows compare it with in its `map`'s values.
+fn declared_fields(
+    cx: &Ctx<'_>,
+    here: &str,
+    fields: &mut BTreeMap<String, toml::Value>,
+) -> Result<&'static [Field], ConnectorConfigError> {
+    let mut out = Vec::new();
+    let mut lowered = BTreeMap::new();
+    for (name, v) in std::mem::take(fields) {
+        let at = format!("{here}.{name}");
+        if !is_name(&name) {
+            return Err(cx.err(at, NAME_RULE));
+        }
+        let toml::Value::Table(mut t) = v else {
+            return Err(cx.err(
+                at,
+                format!("say where it is and its kind: {{ pointer = \"/{name}\", kind = \"text\" }} (kinds: {KINDS})"),
+            ));
+        };
+        let required = match t.remove("required") {
+            None => false,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(_) => return Err(cx.err(format!("{at}.required"), "is true or false")),
+        };
+        let kind = match t.remove("kind") {
+            Some(toml::Value::String(k)) => k,
+            Some(_) => return Err(cx.err(format!("{at}.kind"), format!("one of {KINDS}"))),
+            None => {
+                return Err(cx.err(
+                    at,
+                    format!("say what kind of value it is: `kind = \"text\"` ({KINDS})"),
+                ))
+            }
+        };
+        let kind = match kind.as_str() {
+            "text" => Kind::Text,
+            "integer" => Kind::Integer,
+            "time" => Kind::Time,
+            "flag" => Kind::Flag,
+            "status" => {
+                let Some(toml::Value::Table(map)) = t.get("map") else {
+                    return Err(cx.err(
+                        at,
+                        "a status names the words flows compare it with: `map = { ACTIVE = \"active\", … }`",
+                    ));
+                };
+                let mut words: Vec<&'static str> = Vec::new();
+                for (k, w) in map {
+                    match w.as_str() {
+                        Some(w) if is_name(w) && w != "unknown" => {
+                            if !words.contains(&w) {
+                                words.push(leak(w));
+                            }
+                        }
+                        _ => {
+                            return Err(cx.err(
+                                format!("{at}.map.{k}"),
+                                "a status is a word of lowercase letters, digits and `_` (flows compare it: s.status == 'active'), not `unknown` (what any other value reads as)",
+                            ))
+                        }
+                    }
+                }
+                Kind::Status(Box::leak(words.into_boxed_slice()))
+            }
+            "money" => {
+                for k in t.keys() {
+                    if !["amount", "currency", "as", "default"].contains(&k.as_str()) {
+                        return Err(cx.err(
+                            format!("{at}.{k}"),
+                            "money takes `amount` and `currency` (pointers), and `as = \"cents\"` or `default`",
+                        ));
+                    }
+                }
+                let (Some(amount), Some(currency)) = (t.remove("amount"), t.remove("currency"))
+                else {
+                    return Err(cx.err(
+                        at,
+                        "money says where its `amount` and `currency` are: { kind = \"money\", amount = \"/price/cents\", currency = \"/price/currency\" } (or currency = { value = \"EUR\" })",
+                    ));
+                };
+                let toml::Value::String(amount) = amount else {
+                    return Err(cx.err(format!("{at}.amount"), "a JSON pointer (\"/price/cents\")"));
+                };
+                t.insert("pointer".into(), toml::Value::String(amount));
+                let cents = format!("{name}.amount_cents");
+                let code = format!("{name}.currency");
+                out.push(Field {
+                    name: leak(cents.as_str()),
+                    kind: Kind::Minor,
+                    required,
+                });
+                out.push(Field {
+                    name: leak(code.as_str()),
+                    kind: Kind::Text,
+                    required,
+                });
+                lowered.insert(cents, toml::Value::Table(t));
+                lowered.insert(code, currency);
+                continue;
+            }
+            other => {
+                return Err(cx.err(
+                    format!("{at}.kind"),
+                    format!("{other:?} is not a kind ({KINDS})"),
+                ))
+            }
+        };
+        out.push(Field {
+            name: leak(name.as_str()),
+            kind,
+            required,
+        });
+        lowered.insert(name, toml::Value::Table(t));
+    }
+    *fields = lowered;
+    Ok(Box::leak(out.into_boxed_slice()))
 }
 
 fn ms(
@@ -475,8 +750,10 @@ fn ms(
 fn system(
     cx: &Ctx<'_>,
     name: &'static str,
+    own: bool,
     sys: RawSystem,
     env: &dyn Fn(&str) -> Option<String>,
+    declared: &mut BTreeMap<&'static str, Op>,
 ) -> Result<Result<SystemConfig, String>, ConnectorConfigError> {
     let here = |f: &str| format!("systems.{name}.{f}");
     // A system whose variable is unset is off, not an error: a function is given only the URLs
@@ -583,18 +860,36 @@ fn system(
         headers.push((n, v));
     }
     let mut operations = BTreeMap::new();
-    for (op_name, raw) in sys.operations {
+    for (op_name, mut raw) in sys.operations {
         let field = here(&format!("operations.{op_name}"));
-        let Some(op) = Op::find(name, &op_name) else {
-            let known: Vec<&str> = Op::of_system(name).map(|o| o.operation()).collect();
-            cx.note(cx.err(
-                field.clone(),
-                format!(
-                    "not an operation of {name} (operations: {})",
-                    known.join(", ")
-                ),
-            ));
-            continue;
+        let op = if own {
+            match declare(cx, name, &op_name, &field, &mut raw) {
+                Ok(op) => op,
+                Err(e) => {
+                    cx.note(e);
+                    continue;
+                }
+            }
+        } else {
+            let Some(op) = Op::find(name, &op_name) else {
+                let known: Vec<&str> = Op::of_system(name).map(|o| o.operation()).collect();
+                cx.note(cx.err(
+                    field.clone(),
+                    format!(
+                        "not an operation of {name} (operations: {})",
+                        known.join(", ")
+                    ),
+                ));
+                continue;
+            };
+            if raw.returns.is_some() || raw.inputs.is_some() {
+                cx.note(cx.err(
+                    field.clone(),
+                    format!("{op} is built in: what it takes and returns is fixed (drop `returns` and `inputs`)"),
+                ));
+                continue;
+            }
+            op
         };
         // One operation's problem does not hide the next one's.
         let checked = ms(
@@ -604,9 +899,22 @@ fn system(
             1_000,
             MAX_TIMEOUT_MS,
         )
-        .and_then(|timeout| operation(cx, &field, op, raw, timeout, default_retries));
+        .and_then(|timeout| operation(cx, &field, op, raw, timeout, default_retries))
+        .and_then(|config| {
+            // An input nothing sends is a typo or a leftover: a flow would fill it in vain.
+            match op.inputs().iter().find(|i| own && !config.uses(i.name)) {
+                Some(unused) => Err(cx.err(
+                    format!("{field}.inputs.{}", unused.name),
+                    format!("the request never uses `{{{}}}`", unused.name),
+                )),
+                None => Ok(config),
+            }
+        });
         match checked {
             Ok(config) => {
+                if own {
+                    declared.insert(op.name(), op);
+                }
                 operations.insert(op, config);
             }
             Err(e) => cx.note(e),
@@ -885,8 +1193,10 @@ pub fn merge(parts: Vec<ConnectorsConfig>) -> Result<ConnectorsConfig, Connector
             .join(", "),
         systems: BTreeMap::new(),
         disabled: Vec::new(),
+        declared: BTreeMap::new(),
     };
     for part in parts {
+        out.declared.extend(part.declared);
         for (name, system) in part.systems {
             if out.systems.contains_key(name) {
                 return Err(ConnectorConfigError::new(
@@ -948,7 +1258,7 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
             (
                 "[systems.ordres]\nbase_url = \"https://x\"\n",
                 "systems.ordres",
-                "not a system",
+                "not a system the bot knows",
             ),
             (
                 "[systems.orders]\nbase_url = \"https://u:p@x\"\n",
@@ -1093,6 +1403,236 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
         assert!(is_mutation("  # refund\n mutation Refund($id: ID!) { x }"));
         assert!(!is_mutation("query { products { sku } }"));
         assert!(!is_mutation("{ products { sku } }"));
+    }
+
+    const SUBSCRIPTIONS: &str =
+        include_str!("../../../examples/bots/subscriptions/connectors.toml");
+
+    fn boxes_env(k: &str) -> Option<String> {
+        (k == "SUBSCRIPTIONS_API_URL").then(|| "http://127.0.0.1:9/boxes".to_string())
+    }
+
+    #[test]
+    fn a_system_of_your_own_declares_its_operations() {
+        let c = parse("s.toml", SUBSCRIPTIONS, &boxes_env).unwrap();
+        let get = c.find("boxes.get_subscription").unwrap();
+        assert_eq!(get.name(), "boxes.get_subscription");
+        assert_eq!(get.system(), "boxes");
+        let inputs: Vec<(&str, bool)> = get.inputs().iter().map(|i| (i.name, i.required)).collect();
+        assert_eq!(inputs, [("customer_id", true)]);
+        let Returns::One(Shape::Declared(fields)) = get.returns() else {
+            panic!("{:?}", get.returns())
+        };
+        let kinds: Vec<(&str, Kind, bool)> = fields
+            .iter()
+            .map(|f| (f.name, f.kind, f.required))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("boxes_skipped", Kind::Integer, false),
+                ("gift", Kind::Flag, false),
+                ("id", Kind::Text, true),
+                ("next_box", Kind::Time, false),
+                ("plan", Kind::Text, true),
+                ("price.amount_cents", Kind::Minor, true),
+                ("price.currency", Kind::Text, true),
+                (
+                    "status",
+                    Kind::Status(&["active", "cancelled", "paused"]),
+                    true
+                ),
+            ]
+        );
+        let (_, read) = c.operation(get).unwrap();
+        assert_eq!(read.retries, 2, "a GET is safe to retry");
+
+        let pause = c.find("boxes.pause_box").unwrap();
+        let inputs: Vec<(&str, bool)> = pause
+            .inputs()
+            .iter()
+            .map(|i| (i.name, i.required))
+            .collect();
+        assert_eq!(
+            inputs,
+            [
+                ("reason", false),
+                ("subscription_id", true),
+                (IDEMPOTENCY_KEY, true)
+            ],
+            "a write takes the job's idempotency key without listing it"
+        );
+        assert_eq!(pause.returns(), Returns::Nothing);
+        let (_, write) = c.operation(pause).unwrap();
+        assert_eq!(write.method, http::Method::POST);
+        assert_eq!(write.retries, 2, "keyed: retried");
+        // Built-in operations are found by name as before.
+        assert_eq!(c.find("orders.get_status"), Some(Op::OrdersGetStatus));
+        assert_eq!(c.find("boxes.nope"), None);
+    }
+
+    #[test]
+    fn a_declared_system_that_is_off_still_declares_its_operations() {
+        let c = parse("s.toml", SUBSCRIPTIONS, &no_env).unwrap();
+        assert!(c.systems.is_empty());
+        assert!(
+            c.find("boxes.pause_box").is_some(),
+            "flows are checked against it"
+        );
+        let merged = merge(vec![
+            c,
+            parse("c.toml", OK_OP, &|_| Some("http://127.0.0.1:9".into())).unwrap(),
+        ])
+        .unwrap();
+        assert!(merged.find("boxes.get_subscription").is_some());
+        assert!(merged.find("orders.get_status").is_some());
+    }
+
+    /// A declared system with one operation `op` (TOML under its table) and its response.
+    fn own(op: &str, response: &str) -> String {
+        format!("[systems.boxes]\nbase_url = \"https://x\"\n[systems.boxes.operations.get]\n{op}\n[systems.boxes.operations.get.response]\n{response}\n")
+    }
+
+    const GET: &str = "returns = \"one\"\ninputs = { id = \"required\" }\npath = \"/s/{id}\"";
+
+    #[test]
+    fn declared_operations_are_checked_like_built_in_ones() {
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                own("returns = \"some\"\npath = \"/s\"", "fields.id = { pointer = \"/id\", kind = \"text\" }"),
+                "systems.boxes.operations.get.returns",
+                "\"one\" record, \"many\" or \"nothing\"",
+            ),
+            (
+                "[systems.boxes]\nbase_url = \"https://x\"\n[systems.boxes.operations.a]\nreturns = \"nothing\"\nmethod = \"POST\"\npath = \"/a\"\nheaders = { Idempotency-Key = \"{idempotency_key}\" }\n[systems.boxes.operations.b]\npath = \"/b\"\n".into(),
+                "systems.boxes.operations.b.returns",
+                "says what it returns",
+            ),
+            (
+                own("returns = \"one\"\ninputs = { id = \"needed\" }\npath = \"/s/{id}\"", ""),
+                "systems.boxes.operations.get.inputs.id",
+                "\"required\" or \"optional\"",
+            ),
+            (
+                own("returns = \"one\"\ninputs = { id = \"required\", extra = \"optional\" }\npath = \"/s/{id}\"", "fields.id = { pointer = \"/id\", kind = \"text\" }"),
+                "systems.boxes.operations.get.inputs.extra",
+                "never uses `{extra}`",
+            ),
+            (
+                own("returns = \"one\"\npath = \"/s/{id}\"", "fields.id = { pointer = \"/id\", kind = \"text\" }"),
+                "systems.boxes.operations.get.path",
+                "this operation takes no inputs",
+            ),
+            (
+                "[systems.boxes]\nbase_url = \"https://x\"\n[systems.boxes.operations.pause]\nreturns = \"nothing\"\ninputs = { id = \"required\" }\nmethod = \"POST\"\npath = \"/s/{id}/pause\"\n".into(),
+                "systems.boxes.operations.pause",
+                "send `{idempotency_key}`",
+            ),
+            (
+                "[systems.boxes]\nbase_url = \"https://x\"\n[systems.boxes.operations.pause]\nreturns = \"nothing\"\ngraphql = \"mutation { pause }\"\n".into(),
+                "systems.boxes.operations.pause",
+                "send `{idempotency_key}`",
+            ),
+            (
+                own(GET, "fields.plan = \"/plan\""),
+                "systems.boxes.operations.get.response.fields.plan",
+                "kind = \"text\" }",
+            ),
+            (
+                own(GET, "fields.plan = { pointer = \"/plan\" }"),
+                "systems.boxes.operations.get.response.fields.plan",
+                "say what kind",
+            ),
+            (
+                own(GET, "fields.plan = { pointer = \"/plan\", kind = \"words\" }"),
+                "systems.boxes.operations.get.response.fields.plan.kind",
+                "not a kind (text, integer, money, time, flag, status)",
+            ),
+            (
+                own(GET, "fields.state = { pointer = \"/s\", kind = \"status\" }"),
+                "systems.boxes.operations.get.response.fields.state",
+                "map = {",
+            ),
+            (
+                own(GET, "fields.state = { pointer = \"/s\", kind = \"status\", map = { ACTIVE = \"Active\" } }"),
+                "systems.boxes.operations.get.response.fields.state.map.ACTIVE",
+                "lowercase",
+            ),
+            (
+                own(GET, "fields.state = { pointer = \"/s\", kind = \"status\", map = { ACTIVE = \"active\" }, default = \"paused\" }"),
+                "systems.boxes.operations.get.response.fields.state",
+                "not one of this status's words (active, or unknown)",
+            ),
+            (
+                own(GET, "fields.price = { kind = \"money\", amount = \"/p\" }"),
+                "systems.boxes.operations.get.response.fields.price",
+                "`amount` and `currency`",
+            ),
+            (
+                own(GET, "fields.price = { kind = \"money\", amount = \"/p\", currency = \"/c\", as = \"unix\" }"),
+                "systems.boxes.operations.get.response.fields.price.amount_cents",
+                "does not apply here",
+            ),
+            (
+                own(GET, "fields.next = { pointer = \"/n\", kind = \"time\", default = \"soon\" }"),
+                "systems.boxes.operations.get.response.fields.next",
+                "RFC 3339",
+            ),
+            (
+                own(GET, "fields.\"plan.name\" = { pointer = \"/plan\", kind = \"text\" }"),
+                "systems.boxes.operations.get.response.fields.plan.name",
+                "lowercase letters",
+            ),
+            (
+                own(GET, "fields.on = { pointer = \"/on\", kind = \"flag\", required = \"yes\" }"),
+                "systems.boxes.operations.get.response.fields.on.required",
+                "true or false",
+            ),
+            (
+                own(GET, ""),
+                "systems.boxes.operations.get.response",
+                "fields",
+            ),
+            (
+                "[systems.Boxes]\nbase_url = \"https://x\"\n[systems.Boxes.operations.get]\nreturns = \"nothing\"\npath = \"/s\"\n".into(),
+                "systems.Boxes",
+                "lowercase letters",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\n[systems.orders.operations.get_status]\nreturns = \"one\"\npath = \"/orders/{order_id}\"\n".into(),
+                "systems.orders.operations.get_status",
+                "is built in",
+            ),
+        ];
+        for (text, field, needle) in &cases {
+            let e = error_of(text);
+            assert!(e.starts_with("c.toml:"), "{e}");
+            assert!(
+                e.contains(&format!(" {field}: ")),
+                "{e} should name {field}"
+            );
+            assert!(e.contains(needle), "{e} should say {needle}");
+        }
+    }
+
+    #[test]
+    fn every_problem_of_declared_operations_is_reported_with_its_line() {
+        let text = "[systems.boxes]\nbase_url = \"https://x\"\n\n[systems.boxes.operations.get]\nreturns = \"one\"\npath = \"/s\"\n[systems.boxes.operations.get.response]\nfields.plan = { pointer = \"/plan\" }\n\n[systems.boxes.operations.put]\nreturns = \"nothing\"\nmethod = \"PUT\"\npath = \"/s\"\n";
+        let e = parse("c.toml", text, &no_env).unwrap_err();
+        let all = e.to_string();
+        let lines: Vec<&str> = all.lines().collect();
+        assert_eq!(lines.len(), 2, "{all}");
+        assert!(
+            lines[0].starts_with(
+                "c.toml:8: systems.boxes.operations.get.response.fields.plan: say what kind"
+            ),
+            "{all}"
+        );
+        assert!(
+            lines[1]
+                .starts_with("c.toml:10: systems.boxes.operations.put: boxes.put has side effects"),
+            "{all}"
+        );
     }
 
     #[test]

@@ -72,6 +72,8 @@ struct System {
 /// Every configured system, ready to call. Built once per container.
 pub struct Connectors {
     systems: BTreeMap<&'static str, System>,
+    /// Every configured operation by its name, for callers that have only the name (flows).
+    by_name: BTreeMap<&'static str, Op>,
     client: reqwest::Client,
     secrets: SecretCache,
 }
@@ -127,6 +129,12 @@ impl Connectors {
         secrets: Arc<dyn SecretSource>,
         secrets_ttl: Duration,
     ) -> Self {
+        let by_name = config
+            .systems
+            .values()
+            .flat_map(|s| s.operations.keys())
+            .map(|op| (op.name(), *op))
+            .collect();
         let systems = config
             .systems
             .into_iter()
@@ -144,6 +152,7 @@ impl Connectors {
             .collect();
         Self {
             systems,
+            by_name,
             client,
             secrets: SecretCache::new(secrets, secrets_ttl),
         }
@@ -151,6 +160,11 @@ impl Connectors {
 
     pub fn has(&self, op: Op) -> bool {
         self.lookup(op).is_some()
+    }
+
+    /// A configured operation by its name (`orders.get_status`, `boxes.get_subscription`).
+    pub fn find(&self, name: &str) -> Option<Op> {
+        self.by_name.get(name).copied()
     }
 
     /// True if `op`'s request uses the input `name` (so the caller knows to look it up).

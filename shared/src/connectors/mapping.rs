@@ -288,6 +288,15 @@ fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (
                 ),
                 Some(_) => return Err(err("`map` takes a table of value = replacement".into())),
             };
+            if let (Kind::Status(words), Some(toml::Value::String(d))) = (target.kind, t.get("default")) {
+                // Read as it is, an unlisted default would be "unknown": say so at load instead.
+                if d != "unknown" && !words.contains(&d.as_str()) {
+                    return Err(err(format!(
+                        "`default`: {d:?} is not one of this status's words ({}, or unknown)",
+                        words.join(", ")
+                    )));
+                }
+            }
             let default = match t.get("default") {
                 None => None,
                 Some(v) => Some(
@@ -541,6 +550,27 @@ fn normalise(v: Scalar<'_>, kind: Kind, convert: Convert) -> Result<Record<'_>, 
                 other.type_name()
             )),
         },
+        (Kind::Status(words), _) => {
+            let word = match v {
+                Scalar::Text(s) => s.trim().to_ascii_lowercase().replace([' ', '-'], "_"),
+                Scalar::Number(n) => n.to_string(),
+                other => {
+                    return Err(format!(
+                        "expected a status string, found {}",
+                        other.type_name()
+                    ))
+                }
+            };
+            // A value the file does not list is one the flows cannot mean: "unknown", as an
+            // order status a system adds later is.
+            Ok(Record::Text(Cow::Borrowed(
+                words
+                    .iter()
+                    .find(|w| **w == word)
+                    .copied()
+                    .unwrap_or("unknown"),
+            )))
+        }
         (Kind::Text, _) => match v {
             Scalar::Text(s) => Ok(Record::Text(Cow::Borrowed(s))),
             Scalar::Number(n) => Ok(Record::Text(Cow::Owned(n.to_string()))),

@@ -9,6 +9,7 @@ pub mod config;
 pub mod configured;
 pub mod engine;
 pub mod mapping;
+pub mod operations;
 pub mod record;
 pub mod resilience;
 pub mod ses;
@@ -200,6 +201,26 @@ pub trait EmailPort: Send + Sync {
         to: &str,
         subject: &str,
         text: &str,
+        idempotency_key: &str,
+    ) -> Result<(), ConnectorError>;
+}
+
+/// The company's operations by name, as flows and their jobs use them: the declared operations
+/// of its own systems (and the built-in ones), with inputs and records in the flows' values.
+#[async_trait]
+pub trait OperationsPort: Send + Sync {
+    /// A read of one record; `None` when the system has none.
+    async fn read(
+        &self,
+        operation: &str,
+        inputs: &crate::flow::value::Record,
+    ) -> Result<Option<crate::flow::value::Record>, ConnectorError>;
+    /// A write, sent with `idempotency_key`: the same key never acts twice where the system
+    /// honours it, and a retry after a timeout or a crash sends the same one.
+    async fn write(
+        &self,
+        operation: &str,
+        inputs: &crate::flow::value::Record,
         idempotency_key: &str,
     ) -> Result<(), ConnectorError>;
 }

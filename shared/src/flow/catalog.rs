@@ -2,6 +2,7 @@
 //! [`FlowCatalog`] over its messages, slots and allowed connector operations.
 
 use crate::connectors::catalog::{Op, Returns, Shape};
+use crate::connectors::config::ConnectorsConfig;
 
 use super::value::Type;
 use super::SlotType;
@@ -50,7 +51,7 @@ pub fn shape_fields(shape: Shape) -> Vec<(String, Type)> {
     let mut out: Vec<(String, Type)> = Vec::new();
     for f in shape.fields() {
         let ty = match f.kind {
-            Kind::Text | Kind::OrderStatus => Type::Text,
+            Kind::Text | Kind::OrderStatus | Kind::Status(_) => Type::Text,
             Kind::Integer | Kind::Minor => Type::Number,
             Kind::Time => Type::Time,
             Kind::Flag => Type::Bool,
@@ -70,4 +71,134 @@ pub fn shape_fields(shape: Shape) -> Vec<(String, Type)> {
         out.push(("summary".into(), Type::Text));
     }
     out
+}
+
+/// What `operation(name)` answers for any operation a loaded connector configuration has, the
+/// ones it declares for the company's own systems included: a bundle's catalog calls it for
+/// the operations its `bot.toml` allows (`Unknown` when the files have no such operation).
+pub fn config_operation(config: &ConnectorsConfig, name: &str) -> Operation {
+    match config.find(name) {
+        Some(op) => operation_fields(op),
+        None => Operation::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::config;
+    use crate::flow::actions::Actions;
+
+    const CONNECTORS: &str = include_str!("../../../examples/bots/subscriptions/connectors.toml");
+    const PAUSE_BOX: &str =
+        include_str!("../../../examples/bots/subscriptions/flows/pause_box.toml");
+
+    /// The subscription bot as far as its flow needs it: its messages, and every operation of
+    /// its connector file (the system off: no URL is needed to check a flow).
+    struct Subscriptions(ConnectorsConfig);
+
+    impl FlowCatalog for Subscriptions {
+        fn message_vars(&self, key: &str) -> Option<Vec<String>> {
+            let vars: &[&str] = match key {
+                "pause.offer" => &["plan", "date", "price"],
+                "pause.done" => &["date"],
+                "pause.already_paused" => &["plan"],
+                "pause.declined"
+                | "pause.cancelled"
+                | "pause.no_subscription"
+                | "pause.unreachable" => &[],
+                _ => return None,
+            };
+            Some(vars.iter().map(|v| v.to_string()).collect())
+        }
+        fn slot(&self, _: &str) -> Option<super::SlotType> {
+            None
+        }
+        fn operation(&self, name: &str) -> Operation {
+            config_operation(&self.0, name)
+        }
+    }
+
+    fn catalog() -> Subscriptions {
+        Subscriptions(config::parse("connectors.toml", CONNECTORS, &|_| None).unwrap())
+    }
+
+    #[test]
+    fn a_declared_read_binds_its_fields_by_kind_and_a_write_binds_none() {
+        let c = catalog();
+        let Operation::Allowed { fields, inputs } = c.operation("boxes.get_subscription") else {
+            panic!()
+        };
+        let mut fields = fields.unwrap();
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            fields,
+            [
+                ("boxes_skipped", Type::Number),
+                ("gift", Type::Bool),
+                ("id", Type::Text),
+                ("next_box", Type::Time),
+                ("plan", Type::Text),
+                ("price", Type::Money),
+                ("status", Type::Text),
+            ]
+            .map(|(n, t)| (n.to_string(), t))
+        );
+        assert_eq!(inputs, [("customer_id".to_string(), true)]);
+        let Operation::Allowed { fields, inputs } = c.operation("boxes.pause_box") else {
+            panic!()
+        };
+        assert_eq!(fields, None, "a write is a job's, not a call's");
+        assert!(inputs.contains(&("idempotency_key".to_string(), true)));
+        assert_eq!(c.operation("boxes.skip"), Operation::Unknown);
+        assert!(matches!(
+            c.operation("orders.get_status"),
+            Operation::Allowed { .. }
+        ));
+    }
+
+    #[test]
+    fn the_sample_flow_reads_branches_confirms_and_starts_the_write() {
+        let flow = crate::flow::load(
+            "pause_box",
+            "flows/pause_box.toml",
+            PAUSE_BOX,
+            &catalog(),
+            &Actions::builtin(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(flow.name, "pause_box");
+    }
+
+    #[test]
+    fn a_flow_that_misuses_a_declared_operation_is_refused() {
+        let text = PAUSE_BOX
+            .replace(
+                "{ customer_id = \"{customer_id}\" }",
+                "{ customer = \"{customer_id}\" }",
+            )
+            .replace("sub.status == 'paused'", "sub.status > 3")
+            .replace(
+                "operation = \"boxes.pause_box\"",
+                "operation = \"boxes.pause\"",
+            );
+        let e = crate::flow::load(
+            "pause_box",
+            "flows/pause_box.toml",
+            &text,
+            &catalog(),
+            &Actions::builtin(),
+        )
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "customer",
+            "needs input `customer_id`",
+            "boxes.pause",
+            "no such operation",
+        ] {
+            assert!(e.contains(needle), "{e}\nshould say {needle}");
+        }
+        assert!(e.lines().count() >= 4, "{e}");
+    }
 }

@@ -141,7 +141,7 @@ pub enum FlowJob {
 
 impl FlowJob {
     /// The fulfillment job for the kinds that have one today; emails need their keys rendered
-    /// and connector writes a job kind of their own (next session's wiring).
+    /// first (next session's wiring).
     pub fn job_kind(&self) -> Option<JobKind> {
         match self {
             FlowJob::Refund { order_id, amount } => Some(JobKind::RefundRequest {
@@ -152,7 +152,16 @@ impl FlowJob {
                 reason: reason.clone(),
                 order_id: order_id.clone(),
             }),
-            FlowJob::Email { .. } | FlowJob::Connector { .. } => None,
+            FlowJob::Connector {
+                operation,
+                inputs,
+                idempotency_key,
+            } => Some(JobKind::ConnectorWrite {
+                operation: operation.clone(),
+                inputs: inputs.clone(),
+                idempotency_key: idempotency_key.clone(),
+            }),
+            FlowJob::Email { .. } => None,
         }
     }
 }

@@ -66,6 +66,9 @@ impl Fulfillment {
             JobKind::AgentHandoff { reason, order_id } => {
                 self.announce_handoff(s, reason, order_id.as_deref()).await
             }
+            JobKind::ConnectorWrite {
+                operation, inputs, ..
+            } => self.connector_write(s, operation, inputs).await,
             JobKind::EmailConfirmation { subject, text, .. } => {
                 let customer = self
                     .systems
@@ -225,6 +228,7 @@ impl Fulfillment {
             (JobKind::AnswerDeferred { .. }, _) => {
                 Some(self.messages.render("deferred.failed", &[]))
             }
+            (JobKind::ConnectorWrite { .. }, _) => Some(self.messages.render("write.failed", &[])),
             _ => None,
         };
         match (apology, job.conversation_key()) {

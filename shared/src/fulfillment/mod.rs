@@ -16,6 +16,7 @@
 //!   Permanent failures (4xx, business rules) are recorded, the customer is told, and the job
 //!   is not retried; a message that is not a job goes to the dead-letter queue at once.
 
+mod connector_write;
 pub mod dead_letter;
 mod handlers;
 mod handoff;
@@ -30,7 +31,9 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use time::OffsetDateTime;
 
 use crate::bot::messages::{self, Messages};
-use crate::connectors::{ConnectorError, CustomersPort, EmailPort, OrdersPort, PaymentsPort};
+use crate::connectors::{
+    ConnectorError, CustomersPort, EmailPort, OperationsPort, OrdersPort, PaymentsPort,
+};
 use crate::conversation::{Conversation, ConversationKey, DialogueState, Message, Role};
 use crate::dialogue::Dialogue;
 use crate::jobs::{Job, JobKind};
@@ -104,6 +107,8 @@ pub struct Systems {
     pub customers: Arc<dyn CustomersPort>,
     pub orders: Arc<dyn OrdersPort>,
     pub email: Arc<dyn EmailPort>,
+    /// The company's own operations, for the writes flows start.
+    pub operations: Arc<dyn OperationsPort>,
     /// Answers deferred questions with the same flows as a chat turn.
     pub dialogue: Dialogue,
     /// Where handoffs are announced (the support team's inbox); without one, flagged

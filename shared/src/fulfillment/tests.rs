@@ -54,6 +54,46 @@ impl PaymentsPort for Payments {
     }
 }
 
+/// A subscription system whose writes succeed, are refused (subscription `refused`) or find
+/// it down (`down`), keeping every key it was sent.
+#[derive(Default)]
+struct Boxes {
+    keys: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl crate::connectors::OperationsPort for Boxes {
+    async fn read(
+        &self,
+        _: &str,
+        _: &crate::flow::value::Record,
+    ) -> Result<Option<crate::flow::value::Record>, ConnectorError> {
+        Ok(None)
+    }
+
+    async fn write(
+        &self,
+        operation: &str,
+        inputs: &crate::flow::value::Record,
+        key: &str,
+    ) -> Result<(), ConnectorError> {
+        assert_eq!(operation, "boxes.pause_box");
+        self.keys.lock().unwrap().push(key.to_string());
+        match inputs.get("subscription_id").and_then(|v| v.as_text()) {
+            Some("down") => Err(ConnectorError::Unavailable {
+                system: "boxes",
+                detail: "HTTP 503".into(),
+            }),
+            Some("refused") => Err(ConnectorError::Rejected {
+                system: "boxes",
+                status: 409,
+                detail: "cancelled".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A CRM that knows alice as Stripe's cus_alice and by her verified email, and gina by an
 /// email she never confirmed. Its orders system knows every order number as alice's, late,
 /// $100.00, except `gone` (none), `bobs` (bob's) and `delivered` (delivered): no recent orders.
@@ -205,6 +245,7 @@ struct Fixture {
     store: Arc<MemoryStore>,
     payments: Arc<Payments>,
     outbox: Arc<Outbox>,
+    boxes: Arc<Boxes>,
 }
 
 async fn fixture(conversations: &[&str]) -> Fixture {
@@ -226,6 +267,7 @@ async fn fixture_policy(
     }
     let payments = Arc::new(Payments::default());
     let outbox = Arc::new(Outbox::default());
+    let boxes = Arc::new(Boxes::default());
     let f = Fulfillment::new(
         store.clone(),
         store.clone(),
@@ -234,6 +276,7 @@ async fn fixture_policy(
             customers: Arc::new(Crm),
             orders: Arc::new(Crm),
             email: outbox.clone(),
+            operations: boxes.clone(),
             dialogue,
             agent_inbox: Some("team@shop.example".into()),
         },
@@ -246,6 +289,7 @@ async fn fixture_policy(
         store,
         payments,
         outbox,
+        boxes,
     }
 }
 
@@ -415,6 +459,87 @@ async fn a_refused_refund_is_recorded_told_and_not_retried() {
         vec![&JobKind::AgentHandoff {
             reason: "refund_request_failed".into(),
             order_id: Some("refused".into())
+        }]
+    );
+}
+
+fn pause(conv: &str, subscription: &str) -> String {
+    job(
+        conv,
+        JobKind::ConnectorWrite {
+            operation: "boxes.pause_box".into(),
+            inputs: crate::flow::value::Record::from([(
+                "subscription_id".to_string(),
+                crate::flow::value::Value::text(subscription),
+            )]),
+            idempotency_key: format!("pause:{subscription}"),
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_connector_write_is_sent_once_with_its_key_however_often_it_is_delivered() {
+    let x = fixture(&["c1", "c2"]).await;
+    for (id, conv) in [("m1", "c1"), ("m2", "c1"), ("m3", "c2")] {
+        let r =
+            x.f.handle(event(vec![record(id, "g", &pause(conv, "sub_1"))]), None)
+                .await;
+        assert!(r.batch_item_failures.is_empty());
+    }
+    // One change, whichever conversation asked: the key is the tenant's and the operation's.
+    let sent = x.boxes.keys.lock().unwrap().clone();
+    assert_eq!(sent, vec!["write:t:boxes.pause_box:pause%3Asub_1"]);
+    assert_eq!(
+        x.store.effect_outcome("t", &sent[0]),
+        Some(EffectOutcome::Done)
+    );
+    // The flow said what happens; the write adds nothing to the conversation.
+    assert!(texts(&x.store, "c1").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_connector_write_to_a_system_that_is_down_is_retried_with_the_same_key() {
+    let x = fixture(&["c1"]).await;
+    for _ in 0..2 {
+        let r =
+            x.f.handle(event(vec![record("m", "g", &pause("c1", "down"))]), None)
+                .await;
+        assert_eq!(failed(&r), vec!["m"], "back on the queue");
+    }
+    let sent = x.boxes.keys.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0], sent[1]);
+    assert!(texts(&x.store, "c1").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_connector_write_fails_tells_the_customer_and_hands_off() {
+    let x = fixture(&["c1"]).await;
+    for _ in 0..2 {
+        let r =
+            x.f.handle(event(vec![record("m", "g", &pause("c1", "refused"))]), None)
+                .await;
+        assert!(r.batch_item_failures.is_empty(), "no retry loop");
+    }
+    assert_eq!(x.boxes.keys.lock().unwrap().len(), 1);
+    assert_eq!(
+        texts(&x.store, "c1").await,
+        vec![crate::bot::messages::embedded().render("write.failed", &[])]
+    );
+    let c = x.store.load(&key("c1"), 0).await.unwrap().unwrap();
+    assert!(c.conversation.slots.handoff_requested);
+    let handoffs: Vec<JobKind> = x
+        .store
+        .take_outbox()
+        .into_iter()
+        .map(|j| j.kind)
+        .filter(|k| k.type_name() == "agent.handoff")
+        .collect();
+    assert_eq!(
+        handoffs,
+        vec![JobKind::AgentHandoff {
+            reason: "connector_write_failed".into(),
+            order_id: None
         }]
     );
 }
@@ -1261,6 +1386,7 @@ async fn fixture_failing_commits(policy: RetryPolicy) -> (Fixture, Arc<FailingCo
             customers: Arc::new(Crm),
             orders: Arc::new(Crm),
             email: x.outbox.clone(),
+            operations: x.boxes.clone(),
             dialogue: Dialogue::new(Arc::new(Crm)),
             agent_inbox: Some("team@shop.example".into()),
         },

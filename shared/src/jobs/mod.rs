@@ -50,6 +50,18 @@ pub enum JobKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         order_id: Option<String>,
     },
+    /// A write to one of the company's systems a flow asked for (`job = "connector"`): sent
+    /// once per idempotency key (see [`connector_write_key`]).
+    #[serde(rename = "connector.write")]
+    ConnectorWrite {
+        /// `system.operation`, a write the connector files declare.
+        operation: String,
+        #[serde(default)]
+        inputs: crate::flow::value::Record,
+        /// The flow's key for this change ("skip:sub_1:2026-12-10"): the same change asked
+        /// for twice has the same key.
+        idempotency_key: String,
+    },
 }
 
 impl JobKind {
@@ -61,6 +73,7 @@ impl JobKind {
             JobKind::ProactiveMessage { .. } => "message.proactive",
             JobKind::AnswerDeferred { .. } => "answer.deferred",
             JobKind::AgentHandoff { .. } => "agent.handoff",
+            JobKind::ConnectorWrite { .. } => "connector.write",
         }
     }
 
@@ -88,8 +101,23 @@ impl JobKind {
                 .part(reason)
                 .optional(order_id.as_deref())
                 .finish(),
+            JobKind::ConnectorWrite {
+                operation,
+                idempotency_key,
+                ..
+            } => connector_write_key(tenant, operation, idempotency_key),
         }
     }
+}
+
+/// A connector write's key, in the ledger and sent to the system as its idempotency key: per
+/// tenant and operation, whichever conversation asks, so one change is made once.
+pub fn connector_write_key(tenant: &str, operation: &str, key: &str) -> String {
+    KeyParts::new("write")
+        .part(tenant)
+        .part(operation)
+        .part(key)
+        .finish()
 }
 
 /// A refund's idempotency key, which is also its effect's key in the ledger: one refund per

@@ -153,3 +153,37 @@ impl Job {
         Ok(Next::Continue)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::flow::engine::FlowJob;
+    use crate::flow::value::{Record, Value};
+    use crate::jobs::{connector_write_key, JobKind};
+
+    #[test]
+    fn a_connector_job_is_a_connector_write_for_fulfillment() {
+        let inputs = Record::from([("subscription_id".to_string(), Value::text("sub_1"))]);
+        let job = FlowJob::Connector {
+            operation: "boxes.pause_box".into(),
+            inputs: inputs.clone(),
+            idempotency_key: "pause:sub_1".into(),
+        };
+        let kind = job.job_kind().expect("fulfillment runs it");
+        assert_eq!(
+            kind,
+            JobKind::ConnectorWrite {
+                operation: "boxes.pause_box".into(),
+                inputs,
+                idempotency_key: "pause:sub_1".into(),
+            }
+        );
+        // On the wire and back, the inputs keep their types; the key is the tenant's.
+        let wire = serde_json::to_string(&kind).unwrap();
+        assert!(wire.contains("\"type\":\"connector.write\""), "{wire}");
+        assert_eq!(serde_json::from_str::<JobKind>(&wire).unwrap(), kind);
+        assert_eq!(
+            kind.idempotency_key("t", Some("conversation")),
+            connector_write_key("t", "boxes.pause_box", "pause:sub_1")
+        );
+    }
+}
