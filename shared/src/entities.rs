@@ -33,8 +33,13 @@ pub struct Entities {
     pub products: Vec<String>,
 }
 
+/// The patterns are ASCII (digits, `@`, month names), so they are compiled without Unicode
+/// classes: `\d`, `\s`, `\b` and case folding over ASCII only. That is what they mean here
+/// (an Arabic-Indic digit is not part of an order number), and it halves what compiling them
+/// costs at init, which every cold start pays (all eight with a first match, release build:
+/// 5.5 ms with Unicode classes, 2.8 ms without).
 fn re(pattern: &str) -> Regex {
-    Regex::new(pattern).expect("static regex")
+    Regex::new(&format!("(?-u){pattern}")).expect("static regex")
 }
 
 // Shared with `redact`, which takes the same emails and phone numbers out of the logs.
@@ -49,7 +54,7 @@ pub(crate) static PHONE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static MONEY: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)(?:(?P<sym>[$€£])\s?(?P<a1>\d{1,7}(?:[.,]\d{3})*(?:[.,]\d{1,2})?)|(?P<a2>\d{1,7}(?:[.,]\d{1,2})?)\s?(?P<code>usd|eur|gbp|dollars?|euros?|pounds?|bucks)\b|\b(?P<code2>usd|eur|gbp)\s?(?P<a3>\d{1,7}(?:[.,]\d{1,2})?))",
+        r"(?i)(?:(?P<sym>\$|(?u:€|£))\s?(?P<a1>\d{1,7}(?:[.,]\d{3})*(?:[.,]\d{1,2})?)|(?P<a2>\d{1,7}(?:[.,]\d{1,2})?)\s?(?P<code>usd|eur|gbp|dollars?|euros?|pounds?|bucks)\b|\b(?P<code2>usd|eur|gbp)\s?(?P<a3>\d{1,7}(?:[.,]\d{1,2})?))",
     )
 });
 static ISO_DATE: LazyLock<Regex> =
