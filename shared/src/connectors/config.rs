@@ -21,6 +21,9 @@ use crate::secrets::SecretRef;
 pub const BUNDLED: &str = include_str!("../../../config/connectors.toml");
 pub const BUNDLED_NAME: &str = "config/connectors.toml (bundled)";
 
+/// Stands in for a base URL that is off or wrong while the rest of its system is checked.
+const PLACEHOLDER_URL: &str = "https://placeholder.invalid";
+
 /// Any longer and a turn's budget or a Lambda's timeout is the real limit anyway.
 const MAX_TIMEOUT_MS: u64 = 30_000;
 const MAX_RETRIES: u32 = 5;
@@ -586,6 +589,14 @@ fn declare(
             ))
         }
     };
+    if write && returns != Returns::Nothing {
+        // A write is done once its system says 2xx: an answer we then failed to map would turn
+        // a change that happened into "I couldn't make that change" and a handoff.
+        return Err(cx.err(
+            f("returns"),
+            "a write returns \"nothing\": its success is the system's 2xx, not a record",
+        ));
+    }
     if matches!(
         returns,
         Returns::One(Shape::Declared(&[])) | Returns::Many(Shape::Declared(&[]))
@@ -769,17 +780,29 @@ fn system(
                 tracing::warn!(system = name, variable = %var, "connector system is off: its variable is unset");
             }
             off = Some(var);
-            "https://placeholder.invalid".to_string()
+            PLACEHOLDER_URL.to_string()
         }
-        Err(Err(m)) => return Err(cx.err(here("base_url"), m)),
+        Err(Err(m)) => {
+            cx.note(cx.err(here("base_url"), m));
+            PLACEHOLDER_URL.to_string()
+        }
     };
-    let base_url = check_url(&base).map_err(|m| cx.err(here("base_url"), m))?;
-    if base_url.query().is_some() || base_url.fragment().is_some() {
-        return Err(cx.err(
-            here("base_url"),
-            "takes no query or fragment (operations set their own `query`)",
-        ));
-    }
+    // A bad URL is noted and the rest of the system still checked against a placeholder, so
+    // one run names every problem of the file.
+    let base_url = match check_url(&base) {
+        Ok(url) if url.query().is_some() || url.fragment().is_some() => {
+            cx.note(cx.err(
+                here("base_url"),
+                "takes no query or fragment (operations set their own `query`)",
+            ));
+            Url::parse(PLACEHOLDER_URL).expect("a valid URL")
+        }
+        Ok(url) => url,
+        Err(m) => {
+            cx.note(cx.err(here("base_url"), m));
+            Url::parse(PLACEHOLDER_URL).expect("a valid URL")
+        }
+    };
     let default_timeout = sys.timeout_ms;
     ms(
         cx,
@@ -1355,6 +1378,14 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
             "{all}"
         );
         assert_eq!(e.also.len(), 2);
+        // A bad base URL does not hide the system's operations' problems.
+        let text = "[systems.orders]\nbase_url = \"ftp://x\"\n[systems.orders.operations.get_status]\npath = \"o\"\n";
+        let all = parse("c.toml", text, &no_env).unwrap_err().to_string();
+        assert!(all.contains("c.toml:2: systems.orders.base_url"), "{all}");
+        assert!(
+            all.contains("c.toml:4: systems.orders.operations.get_status.path"),
+            "{all}"
+        );
     }
 
     #[test]
@@ -1498,6 +1529,11 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
     #[test]
     fn declared_operations_are_checked_like_built_in_ones() {
         let cases: Vec<(String, &str, &str)> = vec![
+            (
+                "[systems.boxes]\nbase_url = \"https://x\"\n[systems.boxes.operations.pause]\nreturns = \"one\"\nmethod = \"POST\"\npath = \"/p\"\nheaders = { Idempotency-Key = \"{idempotency_key}\" }\n[systems.boxes.operations.pause.response]\nfields.id = { pointer = \"/id\", kind = \"text\" }\n".into(),
+                "systems.boxes.operations.pause.returns",
+                "a write returns \"nothing\"",
+            ),
             (
                 own("returns = \"some\"\npath = \"/s\"", "fields.id = { pointer = \"/id\", kind = \"text\" }"),
                 "systems.boxes.operations.get.returns",
