@@ -368,9 +368,19 @@ impl Run<'_> {
         })
     }
 
+    /// What a connector or a job is given: values inside text in their exact form.
+    pub fn render_exact(&self, t: &Template) -> Result<Value, HostError> {
+        t.render_exact(self).ok_or_else(|| {
+            HostError::Failed(format!(
+                "{:?} names a value this flow does not have",
+                t.paths()
+            ))
+        })
+    }
+
     pub fn inputs(&self, with: &BTreeMap<String, Template>) -> Result<Record, HostError> {
         with.iter()
-            .map(|(k, t)| Ok((k.clone(), self.render(t)?)))
+            .map(|(k, t)| Ok((k.clone(), self.render_exact(t)?)))
             .collect()
     }
 

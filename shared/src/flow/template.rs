@@ -64,8 +64,19 @@ impl Template {
         }
     }
 
-    /// `None` when a path it names has no value.
+    /// `None` when a path it names has no value. Values inside text read as a customer reads
+    /// them ("November 27").
     pub fn render(&self, scope: &dyn Scope) -> Option<Value> {
+        self.render_as(scope, |v| v.to_string())
+    }
+
+    /// For what systems read (idempotency keys, connector inputs): values inside text in their
+    /// exact form ("2026-11-27"), so a key is never the same for two different days of the year.
+    pub fn render_exact(&self, scope: &dyn Scope) -> Option<Value> {
+        self.render_as(scope, Value::exact)
+    }
+
+    fn render_as(&self, scope: &dyn Scope, show: impl Fn(&Value) -> String) -> Option<Value> {
         match self {
             Template::Whole(p) => scope.lookup(p),
             Template::Parts(parts) => {
@@ -73,7 +84,7 @@ impl Template {
                 for p in parts {
                     match p {
                         Part::Text(t) => out.push_str(t),
-                        Part::Path(p) => out.push_str(&scope.lookup(p)?.to_string()),
+                        Part::Path(p) => out.push_str(&show(&scope.lookup(p)?)),
                     }
                 }
                 Some(Value::Text(out))
@@ -102,5 +113,38 @@ mod tests {
         assert!(Template::parse("{o.id").is_err());
         assert!(Template::parse("{}").is_err());
         assert!(Template::parse("a}").is_err());
+    }
+
+    struct Box27;
+
+    impl Scope for Box27 {
+        fn lookup(&self, path: &str) -> Option<Value> {
+            match path {
+                "sub.id" => Some(Value::text("sub_1")),
+                "sub.next_box" => Some(Value::Time(time::macros::datetime!(2026-11-27 09:00 UTC))),
+                _ => None,
+            }
+        }
+        fn now(&self) -> Value {
+            Value::Time(time::macros::datetime!(2026-11-24 12:00 UTC))
+        }
+    }
+
+    #[test]
+    fn keys_carry_exact_values_and_sentences_readable_ones() {
+        let t = Template::parse("pause:{sub.id}:{sub.next_box}").unwrap();
+        // Next year's box of the same day is another key.
+        assert_eq!(
+            t.render_exact(&Box27),
+            Some(Value::text("pause:sub_1:2026-11-27T09:00:00Z"))
+        );
+        assert_eq!(
+            t.render(&Box27),
+            Some(Value::text("pause:sub_1:November 27"))
+        );
+        assert_eq!(
+            Template::parse("{nothing}").unwrap().render_exact(&Box27),
+            None
+        );
     }
 }

@@ -52,6 +52,20 @@ impl Value {
         Value::Text(s.into())
     }
 
+    /// The value as a system reads it: dates ISO 8601, times RFC 3339, money in major units
+    /// with its currency code.
+    pub fn exact(&self) -> String {
+        match self {
+            Value::Date(d) => d.to_string(),
+            Value::Time(t) => t
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| t.to_string()),
+            Value::Money(m) if m.currency.is_empty() => m.major_units(),
+            Value::Money(m) => format!("{} {}", m.major_units(), m.currency),
+            other => other.to_string(),
+        }
+    }
+
     pub fn as_text(&self) -> Option<&str> {
         match self {
             Value::Text(s) => Some(s),

@@ -104,8 +104,9 @@ impl Job {
     }
 
     pub(crate) fn run(&self, r: &mut Run<'_>) -> Result<Next, HostError> {
+        // Order ids and idempotency keys are read by systems: exact values, not "November 27".
         let text = |r: &Run<'_>, t: &Template| -> Result<String, HostError> {
-            Ok(r.render(t)?.to_string())
+            Ok(r.render_exact(t)?.exact())
         };
         let job = match &self.spec {
             JobSpec::Refund { order, amount } => FlowJob::Refund {
