@@ -45,6 +45,37 @@ pub struct Imported {
     pub messages: usize,
     /// Intents with an answer (a `utter_<intent>` response).
     pub answered: usize,
+    /// Intents without a response: they hand the conversation to a person until an answer or
+    /// a flow is written for them.
+    pub handed_off: Vec<String>,
+    /// What was changed on the way in, for the operator to look at.
+    pub notes: Vec<String>,
+}
+
+/// What the bot says for an imported intent that had no response: honest, and never a dead end.
+const NO_ANSWER_YET: &str =
+    "I'll ask a person from our team to help with that — they'll reply right here.";
+
+/// The conversational moves our engine interprets, by the names Rasa projects give them.
+fn move_name(intent: &str) -> Option<&'static str> {
+    Some(match intent {
+        "greet" | "hello" | "greeting" => "greet",
+        "goodbye" | "bye" => "goodbye",
+        "affirm" | "yes" => "affirm",
+        "deny" | "no" => "deny",
+        "thanks" | "thank" | "thankyou" | "thank_you" => "thanks",
+        "out_of_scope" => "out_of_scope",
+        "human_handoff" | "human" | "agent" | "human_agent" => "human_agent",
+        _ => return None,
+    })
+}
+
+/// Rasa fills `{slot}` in responses from its slots; ours has no such slots, so the reference is
+/// taken out (and reported) rather than left to show as "{name}".
+fn without_slot_references(text: &str) -> (String, Vec<String>) {
+    let slot = Regex::new(r",?\s?\{([^{}]*)\}").expect("a valid pattern");
+    let found = slot.captures_iter(text).map(|c| c[1].to_string()).collect();
+    (slot.replace_all(text, "").trim().to_string(), found)
 }
 
 /// Our example placeholders, by the entity names Rasa projects commonly use.
@@ -102,8 +133,35 @@ fn is_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// The default bundle's sentences the engine says (system down, handoffs, fallbacks, …): an
+/// imported bot needs every one of them to load. Its intents' answers and its "what I can help
+/// with" lines are the shop's own, so they are left out.
+fn engine_sentences() -> String {
+    const SHOP: &str = include_str!("../../../config/bot/messages/en.toml");
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in SHOP.lines() {
+        if line.starts_with('[') {
+            skipping = line == "[answer]" || line == "[move]";
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Converts `nlu` (and `domain`) into a bundle layout under `out`.
 pub fn import(nlu: &Path, domain: Option<&Path>, out: &Path) -> Result<Imported, String> {
+    // Never into an existing bundle: its messages file and same-named intents would be
+    // overwritten without a word.
+    if std::fs::read_dir(out).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(format!(
+            "{}: not empty: import into a new directory, then copy what you want",
+            out.display()
+        ));
+    }
     let read = |p: &Path| {
         std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))
     };
@@ -127,6 +185,13 @@ pub fn import(nlu: &Path, domain: Option<&Path>, out: &Path) -> Result<Imported,
                 nlu.display()
             ));
         }
+        if intent == "unknown" {
+            return Err(format!(
+                "{}: intent \"unknown\" is what our bot calls a message it did not understand: rename it",
+                nlu.display()
+            ));
+        }
+        let intent = move_name(&intent).map_or(intent, str::to_string);
         let lines = examples.entry(intent).or_default();
         for line in item.examples.unwrap_or_default().lines() {
             if let Some(example) = line.trim().strip_prefix("- ") {
@@ -143,6 +208,7 @@ pub fn import(nlu: &Path, domain: Option<&Path>, out: &Path) -> Result<Imported,
             .and_then(|()| std::fs::write(path, text))
             .map_err(|e| format!("{}: cannot write: {e}", path.display()))
     };
+    // Top-level keys first: after a `[table]` header they would belong to that table.
     let mut messages =
         String::from("# Imported from Rasa responses (utter_<name> -> answer.<name>).\n");
     for (name, variants) in &responses {
@@ -157,17 +223,77 @@ pub fn import(nlu: &Path, domain: Option<&Path>, out: &Path) -> Result<Imported,
         for other in rest {
             let _ = writeln!(messages, "# also: {}", toml_string(other));
         }
-        let _ = writeln!(messages, "\"answer.{key}\" = {}", toml_string(first));
+        let (first, slots) = without_slot_references(first);
+        for slot in slots {
+            done.notes
+                .push(format!("{name}: the Rasa slot {{{slot}}} was taken out"));
+        }
+        let _ = writeln!(messages, "\"answer.{key}\" = {}", toml_string(&first));
         done.messages += 1;
     }
-    write(&out.join("messages/en.toml"), &messages)?;
+    let name_of = |intent: &str| {
+        move_name(intent)
+            .and_then(|m| {
+                responses
+                    .keys()
+                    .find(|r| r.strip_prefix("utter_").and_then(move_name) == Some(m))
+            })
+            .and_then(|r| r.strip_prefix("utter_"))
+            .unwrap_or(intent)
+            .to_string()
+    };
+    let mut def_texts = Vec::new();
     for (intent, lines) in &examples {
-        let answered = responses.contains_key(&format!("utter_{intent}"));
+        let response = name_of(intent);
+        let answered = responses.contains_key(&format!("utter_{response}"));
         let mut def = format!("description = {}\n", toml_string(&intent.replace('_', " ")));
         if answered {
-            let _ = writeln!(def, "answer = \"answer.{intent}\"");
+            let _ = writeln!(def, "answer = \"answer.{response}\"");
             done.answered += 1;
+        } else if move_name(intent).is_none() {
+            let _ = writeln!(def, "answer = \"answer.{intent}\"\nhandoff = true");
+            let _ = writeln!(
+                messages,
+                "\"answer.{intent}\" = {}",
+                toml_string(NO_ANSWER_YET)
+            );
+            done.handed_off.push(intent.clone());
         }
+        def_texts.push((intent, lines, def));
+    }
+    let topics: Vec<String> = def_texts
+        .iter()
+        .filter(|(intent, _, _)| move_name(intent).is_none())
+        .map(|(intent, _, _)| format!("• {}", intent.replace('_', " ")))
+        .collect();
+    let _ = writeln!(
+        messages,
+        "\n# What the bot can help with (after \"hi\", and when it did not understand).\n\"move.help\" = {}\n\"move.out_of_scope\" = {}",
+        toml_string(&format!("I can help with:\n{}", topics.join("\n"))),
+        toml_string("That's outside what I can help with here.")
+    );
+    messages
+        .push_str("\n# The engine's own sentences, as the shop bot says them: make them yours.\n");
+    messages.push_str(&engine_sentences());
+    write(&out.join("messages/en.toml"), &messages)?;
+    let bot_name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().to_ascii_lowercase())
+        .map(|n| {
+            n.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-'))
+                .collect::<String>()
+        })
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "imported".into());
+    write(
+        &out.join("bot.toml"),
+        &format!(
+            "# Imported from Rasa. Thresholds as the shop bot's; see config/bot/bot.toml.\nname = {}\nlanguages = [\"en\"]\n\n[understanding]\naccept = 0.5\nclarify = 0.25\n",
+            toml_string(&bot_name)
+        ),
+    )?;
+    for (intent, lines, def) in def_texts {
         write(&out.join(format!("intents/{intent}.toml")), &def)?;
         let text = format!("# {intent}: imported from Rasa\n{}\n", lines.join("\n"));
         write(&out.join(format!("examples/en/{intent}.txt")), &text)?;

@@ -103,6 +103,19 @@ fn main() -> ExitCode {
                         done.messages,
                         out.display()
                     );
+                    if !done.handed_off.is_empty() {
+                        println!(
+                            "no response in the domain, so these hand off to a person until you write their answer or flow: {}",
+                            done.handed_off.join(", ")
+                        );
+                    }
+                    for note in &done.notes {
+                        println!("note: {note}");
+                    }
+                    println!(
+                        "next: switchboard train --bot {0} && switchboard check --bot {0}",
+                        out.display()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {

@@ -212,14 +212,28 @@ fn import_rasa_writes_intents_examples_and_messages() {
         stdout.contains("ok: 3 intents (2 with an answer), 7 examples, 3 messages"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("hand off to a person until you write their answer or flow: order_lookup"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("note: utter_bye: the Rasa slot {name} was taken out"),
+        "{stdout}"
+    );
     let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
     assert_eq!(
         read("intents/check_balance.toml"),
         "description = \"check balance\"\nanswer = \"answer.check_balance\"\n"
     );
+    // No response: a person, never a dead end.
     assert_eq!(
         read("intents/order_lookup.toml"),
-        "description = \"order lookup\"\n"
+        "description = \"order lookup\"\nanswer = \"answer.order_lookup\"\nhandoff = true\n"
+    );
+    // Rasa's `bye` is our goodbye move, answered with its response.
+    assert_eq!(
+        read("intents/goodbye.toml"),
+        "description = \"goodbye\"\nanswer = \"answer.bye\"\n"
     );
     let examples = read("examples/en/order_lookup.txt");
     assert!(
@@ -233,7 +247,7 @@ fn import_rasa_writes_intents_examples_and_messages() {
     assert!(read("examples/en/check_balance.txt").contains("what's my balance on card 5555"));
     let messages = read("messages/en.toml");
     assert!(
-        messages.contains("\"answer.bye\" = \"Goodbye, {name}!\""),
+        messages.contains("\"answer.bye\" = \"Goodbye!\""),
         "{messages}"
     );
     assert!(messages.contains("# also: \"See you soon.\""), "{messages}");
@@ -242,6 +256,26 @@ fn import_rasa_writes_intents_examples_and_messages() {
         !out.join("intents/gift_card.toml").exists(),
         "synonyms are not intents"
     );
+    // What comes out is a bundle: it trains, and it loads with every check passing.
+    let trained = switchboard(&["train", "--bot", &out.display().to_string()]);
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    if let Err(e) = switchboard::bot::Bot::load(&out) {
+        panic!("the imported bundle does not load:\n{e}");
+    }
+    // Never over an existing bundle.
+    let again = switchboard(&[
+        "import",
+        "rasa",
+        &format!("{here}/nlu.yml"),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
 
     let bad = switchboard(&["import", "rasa", "/nonexistent/nlu.yml", "--out", "/tmp/x"]);
     assert_eq!(bad.status.code(), Some(1));
