@@ -58,6 +58,15 @@ struct BotToml {
     languages: Vec<String>,
 }
 
+/// `en`, `es`, `pt-BR`: two lower-case letters, optionally a region.
+fn is_language_code(s: &str) -> bool {
+    let (lang, region) = s.split_once('-').unwrap_or((s, ""));
+    lang.len() == 2
+        && lang.bytes().all(|b| b.is_ascii_lowercase())
+        && (region.is_empty()
+            || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())))
+}
+
 /// The bundle's examples, expanded with `settings`.
 pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
     let bot_toml = dir.join("bot.toml");
@@ -76,6 +85,13 @@ pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
         .collect();
     let mut templates = Vec::new();
     for lang in &bot.languages {
+        // A language names a directory: "../x" must not read outside the bundle.
+        if !is_language_code(lang) {
+            return Err(format!(
+                "{}: languages: {lang:?} is not a language code (en, es, pt-BR…)",
+                bot_toml.display()
+            ));
+        }
         templates.extend(templates::load_dir(
             &dir.join("examples").join(lang),
             &intents,
@@ -90,6 +106,12 @@ pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
             part.extend(sampled.iter().map(|e| (intent.clone(), e.clone())));
             all.extend(sampled.into_iter().map(|e| (intent.clone(), e)));
         }
+    }
+    if templates.iter().all(|(_, ts)| ts.is_empty()) {
+        return Err(format!(
+            "{}: no intent has examples: write examples/<language>/<intent>.txt",
+            dir.display()
+        ));
     }
     let classes = class_order(dir, &templates);
     Ok(Examples {
@@ -183,6 +205,36 @@ mod tests {
 
         std::fs::write(dir.join("examples/en/orphan.txt"), "x\n").unwrap();
         assert!(train_bundle(&dir).unwrap_err().contains("orphan"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bundles_that_cannot_train_say_why() {
+        let dir = std::env::temp_dir().join(format!("nlu-train-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("intents")).unwrap();
+        std::fs::create_dir_all(dir.join("examples/en")).unwrap();
+        std::fs::write(dir.join("bot.toml"), "name = \"t\"\nlanguages = [\"en\"]\n").unwrap();
+        std::fs::write(dir.join("intents/greet.toml"), "").unwrap();
+        std::fs::write(dir.join("examples/en/greet.txt"), "# nothing yet\n\n").unwrap();
+        let e = train_bundle(&dir).unwrap_err();
+        assert!(e.contains("no intent has examples"), "{e}");
+        // A template's mistake names its line.
+        std::fs::write(
+            dir.join("examples/en/greet.txt"),
+            "# greetings\nhello\n{hi|hey\n",
+        )
+        .unwrap();
+        let e = train_bundle(&dir).unwrap_err();
+        assert!(e.contains("examples/en/greet.txt:3: "), "{e}");
+        // A language is a directory name: never a path out of the bundle.
+        std::fs::write(
+            dir.join("bot.toml"),
+            "name = \"t\"\nlanguages = [\"../../etc\"]\n",
+        )
+        .unwrap();
+        let e = train_bundle(&dir).unwrap_err();
+        assert!(e.contains("not a language code"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

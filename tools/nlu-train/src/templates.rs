@@ -211,11 +211,11 @@ pub fn load_dir(
             std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         let templates = text
             .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(parse)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+            .enumerate()
+            .map(|(n, l)| (n + 1, l.trim()))
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
+            .map(|(n, l)| parse(l).map_err(|e| format!("{}:{n}: {e}", path.display())))
+            .collect::<Result<Vec<_>, _>>()?;
         out.push((Intent::new(stem), templates));
     }
     Ok(out)
