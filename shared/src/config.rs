@@ -12,6 +12,27 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
+/// Largest configuration file read (connectors, webhooks, a bundle's files): far above any real
+/// one, and a mistaken path (`/dev/zero`, a log) fails at once instead of filling memory.
+pub const MAX_CONFIG_FILE: u64 = 4 * 1024 * 1024;
+
+/// A configuration file's text, refusing one over `MAX_CONFIG_FILE` or not UTF-8.
+pub fn read_config_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_CONFIG_FILE {
+        return Err(format!(
+            "larger than {} MB: not a configuration file",
+            MAX_CONFIG_FILE / (1024 * 1024)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+}
+
 /// Reads variables through a lookup function so tests need not touch the process environment.
 pub struct Env<F: Fn(&str) -> Option<String>>(pub F);
 
@@ -119,6 +140,14 @@ impl Default for ChatSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configuration_files_are_read_bounded() {
+        let e = read_config_file(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(e.contains("not a configuration file"), "{e}");
+        let e = read_config_file(std::path::Path::new("/nonexistent/x.toml")).unwrap_err();
+        assert!(e.starts_with("cannot read"), "{e}");
+    }
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
         Env(move |k: &str| {

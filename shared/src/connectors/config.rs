@@ -1198,7 +1198,7 @@ pub async fn load(
                     .ok_or_else(|| cannot("the parameter has no value".into()))?
             }
             None => {
-                std::fs::read_to_string(source).map_err(|e| cannot(format!("cannot read: {e}")))?
+                crate::config::read_config_file(std::path::Path::new(source)).map_err(cannot)?
             }
         };
         parts.push(parse(source, &text, env)?);

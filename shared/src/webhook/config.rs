@@ -610,8 +610,8 @@ pub fn load(path: Option<&str>) -> Result<BTreeMap<String, VendorConfig>, Bundle
     match path {
         None => parse(BUNDLED_NAME, BUNDLED),
         Some(p) => {
-            let text = std::fs::read_to_string(Path::new(p))
-                .map_err(|e| BundleError::new(p, None, "", format!("cannot read: {e}")))?;
+            let text = crate::config::read_config_file(Path::new(p))
+                .map_err(|e| BundleError::new(p, None, "", e))?;
             parse(p, &text)
         }
     }
