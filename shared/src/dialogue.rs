@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::auth::Principal;
+use crate::bot::messages::{Messages, Value as MsgValue};
 use crate::bot::{Action, Bot};
 use crate::connectors::{ConnectorError, InventoryPort, Order, OrderStatus, OrdersPort};
 use crate::conversation::{DialogueState, Slots};
@@ -108,6 +109,8 @@ pub struct Dialogue {
     payment_update_url: Option<String>,
     /// Intents' answers and descriptions, and what the bot says.
     bot: Arc<Bot>,
+    /// The bot's sentences (its default language).
+    messages: Arc<Messages>,
     nlu: Nlu,
     /// The time connector calls may take in one turn; `None` waits as long as they take (the
     /// deferred answer, in fulfillment).
@@ -136,18 +139,18 @@ fn date(t: OffsetDateTime) -> String {
     format!("{} {}", t.month(), t.day())
 }
 
-/// An intent's configured answer.
-struct Answer<'a> {
-    text: &'a str,
+/// An intent's configured answer: a message key.
+struct Answer {
+    key: String,
     needs_order: bool,
     handoff: bool,
 }
 
-impl Answer<'_> {
-    fn for_order(&self, order_id: Option<&str>) -> String {
+impl Answer {
+    fn for_order(&self, messages: &Messages, order_id: Option<&str>) -> String {
         match order_id {
-            Some(id) => self.text.replace("{order}", id),
-            None => self.text.to_string(),
+            Some(id) => messages.render(&self.key, &[("order", MsgValue::Text(id.into()))]),
+            None => messages.render(&self.key, &[]),
         }
     }
 }
@@ -160,6 +163,7 @@ impl Dialogue {
     pub fn new(orders: Arc<dyn OrdersPort>) -> Self {
         let bot = Bot::embedded();
         Self {
+            messages: bot.default_messages(),
             orders,
             payment_update_url: None,
             nlu: bot.nlu(),
@@ -183,6 +187,7 @@ impl Dialogue {
     /// The bundle and its thresholds (`with_thresholds` after it to override them).
     pub fn with_bot(mut self, bot: Arc<Bot>) -> Self {
         self.nlu = bot.nlu();
+        self.messages = bot.default_messages();
         self.bot = bot;
         self
     }
@@ -192,8 +197,13 @@ impl Dialogue {
         self
     }
 
-    fn help(&self) -> &str {
-        self.bot.text("move.help").unwrap_or_default()
+    /// The bot's sentences in its default language: what the turn and fulfillment say too.
+    pub fn messages(&self) -> Arc<Messages> {
+        self.messages.clone()
+    }
+
+    fn help(&self) -> String {
+        self.messages.render("move.help", &[])
     }
 
     /// What an intent is about, for "did you mean …?".
@@ -205,25 +215,25 @@ impl Dialogue {
 
     /// The intent's answer; for an intent with a flow, what to say when the flow has nothing
     /// to go on (no refund known, no stock to read): its `answer.<name>` message, if any.
-    fn answer(&self, intent: &Intent) -> Option<Answer<'_>> {
+    fn answer(&self, intent: &Intent) -> Option<Answer> {
         match self.bot.intent(intent).and_then(|d| d.action.as_ref()) {
             Some(Action::Answer {
                 key,
                 needs_order,
                 handoff,
-            }) => Some(Answer {
-                text: self.bot.text(key)?,
+            }) => self.messages.vars_of(key).map(|_| Answer {
+                key: key.clone(),
                 needs_order: *needs_order,
                 handoff: *handoff,
             }),
-            _ => self
-                .bot
-                .text(&format!("answer.{}", intent.name()))
-                .map(|text| Answer {
-                    text,
+            _ => {
+                let key = format!("answer.{}", intent.name());
+                self.messages.vars_of(&key).map(|_| Answer {
+                    key,
                     needs_order: false,
                     handoff: false,
-                }),
+                })
+            }
         }
     }
 
@@ -527,7 +537,7 @@ impl Dialogue {
             }
             (Some(Move::OutOfScope), _) => turn.say(format!(
                 "{}\n{}",
-                self.bot.text("move.out_of_scope").unwrap_or_default(),
+                self.messages.render("move.out_of_scope", &[]),
                 self.help()
             )),
             (Some(Move::Unknown), _) => match (&u.unsure_between, carried) {
@@ -581,7 +591,7 @@ impl Dialogue {
                 None => self.which_order(turn, ordinal, intent).await,
             };
         }
-        turn.say(answer.for_order(None));
+        turn.say(answer.for_order(&self.messages, None));
         if answer.handoff {
             flag_for_agent(turn, intent.name(), None);
         }
@@ -687,7 +697,7 @@ impl Dialogue {
         turn.out.slots.topic = Some(intent.name().to_string());
         match self.answer(&intent).filter(|a| a.needs_order) {
             Some(answer) => {
-                turn.say(answer.for_order(Some(&o.id)));
+                turn.say(answer.for_order(&self.messages, Some(&o.id)));
                 if answer.handoff {
                     flag_for_agent(turn, intent.name(), Some(o.id.clone()));
                 }
@@ -873,7 +883,7 @@ impl Dialogue {
         if lines.is_empty() {
             let text = self
                 .answer(&Intent::new(TRACK_REFUND))
-                .map(|a| a.text.to_string())
+                .map(|a| a.for_order(&self.messages, None))
                 .unwrap_or_default();
             turn.say(text);
         } else {

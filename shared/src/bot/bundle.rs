@@ -12,6 +12,7 @@ use toml::Spanned;
 use super::embedded;
 use super::error::{line_of, BundleError, BundleErrors};
 use super::intents::{self, Action, IntentDef};
+use super::messages::Messages;
 use super::toml_file::{self, Schema, LEAF};
 use crate::connectors::catalog::Op;
 use crate::intent_model::IntentModel;
@@ -19,9 +20,6 @@ use crate::nlu::{Intent, Move, Nlu, Thresholds};
 
 /// Where a deployment's own bundle is (a directory); without it, the compiled-in one.
 pub const BOT_ENV: &str = "SWITCHBOARD_BOT";
-
-/// Message keys the dialogue says itself (issue 19's message catalogue lists them all).
-const DIALOGUE_KEYS: &[&str] = &["move.help", "move.out_of_scope"];
 
 #[derive(Debug)]
 pub struct Bot {
@@ -37,7 +35,7 @@ pub struct Bot {
     pub intents: BTreeMap<Intent, IntentDef>,
     pub model: IntentModel,
     /// Per language.
-    messages: BTreeMap<String, Texts>,
+    messages: BTreeMap<String, Arc<Messages>>,
     /// `flows/<name>.toml`, unparsed: the flow engine reads them.
     pub flows: BTreeMap<String, String>,
 }
@@ -85,48 +83,6 @@ impl SlotKind {
             SlotKind::Text => "text",
         }
     }
-}
-
-/// A language's messages, key → text. A stand-in for the message catalogue
-/// (`bot::messages::Messages`), read by `parse_messages` only.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Texts(BTreeMap<String, (String, usize)>);
-
-impl Texts {
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(|(text, _)| text.as_str())
-    }
-
-    pub fn contains(&self, key: &str) -> bool {
-        self.0.contains_key(key)
-    }
-}
-
-/// `messages/<lang>.toml`: every string by its dotted key.
-pub fn parse_messages(file: &str, text: &str) -> Result<Texts, BundleErrors> {
-    let mut errs = BundleErrors::default();
-    let texts = read_messages(file, text, &mut errs);
-    errs.into_result(texts)
-}
-
-/// The messages that could be read, and the problems of the others (the keys present are
-/// still checked against what refers to them).
-fn read_messages(file: &str, text: &str, errs: &mut BundleErrors) -> Texts {
-    let before = errs.0.len();
-    let mut texts = BTreeMap::new();
-    for (key, value, line) in toml_file::strings(file, text, errs) {
-        if value.trim().is_empty() {
-            errs.push(BundleError::new(
-                file,
-                Some(line),
-                &key,
-                "must not be empty",
-            ));
-        }
-        texts.insert(key, (value, line));
-    }
-    errs.0[before..].sort_by_key(|e| e.line);
-    Texts(texts)
 }
 
 static BOT_SCHEMA: Schema = Schema::Keys(&[
@@ -244,15 +200,17 @@ impl Bot {
         self.intents.get(intent)
     }
 
-    /// A message of the default language (every key the bundle refers to is checked at load).
-    pub fn text(&self, key: &str) -> Option<&str> {
+    /// The default language's messages (the first of `languages`; loading refuses a bundle
+    /// without them).
+    pub fn default_messages(&self) -> Arc<Messages> {
         self.languages
             .first()
             .and_then(|l| self.messages.get(l))
-            .and_then(|m| m.get(key))
+            .cloned()
+            .unwrap_or_default()
     }
 
-    pub fn messages(&self, language: &str) -> Option<&Texts> {
+    pub fn messages(&self, language: &str) -> Option<&Arc<Messages>> {
         self.messages.get(language)
     }
 
@@ -297,8 +255,11 @@ impl Bot {
         for lang in &languages {
             let rel = format!("messages/{lang}.toml");
             match text_of(&rel, &mut errs) {
+                // The engine's keys are checked by the parse.
                 Some(text) => {
-                    messages.insert(lang.clone(), read_messages(&path(&rel), text, &mut errs));
+                    let (m, e) = Messages::parse_partial(&path(&rel), text);
+                    errs.0.extend(e.0);
+                    messages.insert(lang.clone(), Arc::new(m));
                 }
                 None if !files.contains_key(&rel) => errs.push(BundleError::new(
                     path(&rel),
@@ -314,7 +275,7 @@ impl Bot {
         let missing_in = |key: &str| -> Vec<String> {
             messages
                 .iter()
-                .filter(|(_, m)| !m.contains(key))
+                .filter(|(_, m)| m.vars_of(key).is_none())
                 .map(|(l, _): (&String, _)| l.clone())
                 .collect()
         };
@@ -323,19 +284,6 @@ impl Bot {
         if let Some((raw, text)) = &raw {
             settings = Some(check_settings(&bot_file, text, raw, &missing_in, &mut errs));
         }
-        for lang in messages.keys() {
-            for key in DIALOGUE_KEYS {
-                if !messages[lang].contains(key) {
-                    errs.push(BundleError::new(
-                        path(&format!("messages/{lang}.toml")),
-                        None,
-                        *key,
-                        "missing: the bot says it",
-                    ));
-                }
-            }
-        }
-
         // flows/<name>.toml: only their names are checked here; the flow engine parses them.
         let flows: BTreeMap<String, String> = files
             .iter()
@@ -379,8 +327,8 @@ impl Bot {
                     }
                     let names_order = messages
                         .values()
-                        .filter_map(|m| m.get(key))
-                        .any(|t| t.contains("{order}"));
+                        .filter_map(|m| m.vars_of(key))
+                        .any(|vars| vars.iter().any(|v| v == "order"));
                     if names_order && !needs_order {
                         errs.push(BundleError::new(
                             &file,
@@ -664,6 +612,7 @@ fn read_dir(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> std::i
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bot::messages::Value;
 
     const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/bot");
 
@@ -723,9 +672,12 @@ mod tests {
             })
         );
         assert!(bot
-            .text("answer.cancel_order")
-            .unwrap()
-            .contains("#{order}"));
+            .default_messages()
+            .render(
+                "answer.cancel_order",
+                &[("order", Value::Text("1002".into()))]
+            )
+            .contains("#1002"));
         assert_eq!(bot.slots["order"].kind, SlotKind::Order);
         assert_eq!(bot.slots["product"].prompt, "slot.product.prompt");
         for m in [Move::Greet, Move::Human, Move::OutOfScope] {
@@ -797,7 +749,7 @@ mod tests {
         let expected = [
             "B/bot.toml:12: understanding.reject: unknown key (expected one of: accept, clarify)",
             "B/messages/en.toml",
-            ": answer.odd: a message is text",
+            ": answer.odd: must be a string",
             "B/bot.toml:11: understanding.accept: a probability: 0 to 1",
             "B/intents/complaint.toml:4: colour: unknown key",
             "B/intents/review.toml:2: answer: no message \"answer.reviews\" in messages/en.toml",
@@ -853,19 +805,5 @@ mod tests {
                 .starts_with("/nonexistent/bot: cannot read the bundle"),
             "{none}"
         );
-    }
-
-    #[test]
-    fn messages_are_text_by_dotted_key() {
-        let m = parse_messages("m.toml", "[a]\nb = \"x\"\n[a.c]\nd = \"y\"\n").unwrap();
-        assert_eq!(m.get("a.b"), Some("x"));
-        assert_eq!(m.get("a.c.d"), Some("y"));
-        let e = parse_messages("m.toml", "a = \"\"\nb = 1\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "m.toml:1: a: must not be empty\nm.toml:2: b: a message is text"
-        );
-        let e = parse_messages("m.toml", "a = \"x\nb = 1\n").unwrap_err();
-        assert!(e.to_string().starts_with("m.toml:1: "), "{e}");
     }
 }

@@ -106,6 +106,7 @@ fn main() -> ExitCode {
             bot,
         } => chat::run(chat::Options {
             fixtures: fixtures.unwrap_or_else(|| chat::default_fixtures(&bot)),
+            bot,
             connectors,
             customer,
         }),
