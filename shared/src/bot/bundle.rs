@@ -11,10 +11,13 @@ use toml::Spanned;
 
 use super::embedded;
 use super::error::{line_of, BundleError, BundleErrors};
+use super::flows::{self, FlowEngine};
 use super::intents::{self, Action, IntentDef};
 use super::messages::Messages;
 use super::toml_file::{self, Schema, LEAF};
 use crate::connectors::catalog::Op;
+use crate::flow::actions::Actions;
+use crate::flow::Flow;
 use crate::intent_model::IntentModel;
 use crate::nlu::{Intent, Move, Nlu, Thresholds};
 
@@ -36,8 +39,10 @@ pub struct Bot {
     pub model: IntentModel,
     /// Per language.
     messages: BTreeMap<String, Arc<Messages>>,
-    /// `flows/<name>.toml`, unparsed: the flow engine reads them.
-    pub flows: BTreeMap<String, String>,
+    /// `flows/<name>.toml`, parsed and validated.
+    pub flows: BTreeMap<String, Flow>,
+    /// Runs the flows.
+    pub engine: Arc<FlowEngine>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -284,18 +289,15 @@ impl Bot {
         if let Some((raw, text)) = &raw {
             settings = Some(check_settings(&bot_file, text, raw, &missing_in, &mut errs));
         }
-        // flows/<name>.toml: only their names are checked here; the flow engine parses them.
-        let flows: BTreeMap<String, String> = files
-            .iter()
-            .filter_map(|(rel, bytes)| {
+        // flows/<name>.toml: parsed and validated once the settings are known (below).
+        let flow_sources: BTreeMap<String, (String, String)> = files
+            .keys()
+            .filter_map(|rel| {
                 let name = rel.strip_prefix("flows/")?.strip_suffix(".toml")?;
-                Some((
-                    name.to_string(),
-                    String::from_utf8_lossy(bytes).into_owned(),
-                ))
+                let text = text_of(rel, &mut errs)?;
+                Some((name.to_string(), (path(rel), text.to_string())))
             })
             .collect();
-        let has_flows_dir = files.keys().any(|rel| rel.starts_with("flows/"));
 
         // intents/<name>.toml
         let mut intents = BTreeMap::new();
@@ -338,9 +340,7 @@ impl Bot {
                         ));
                     }
                 }
-                // Without a flows/ directory (the flow engine's files are not written yet) the
-                // name is recorded for it, not checked: the dialogue's built-in flows answer.
-                Some(Action::Flow(flow)) if has_flows_dir && !flows.contains_key(flow) => {
+                Some(Action::Flow(flow)) if !flow_sources.contains_key(flow) => {
                     errs.push(BundleError::new(
                         &file,
                         parsed.action_line,
@@ -446,9 +446,20 @@ impl Bot {
             }
         }
 
-        let (Some(model), Some((raw, _)), Some((thresholds, slots, operations))) =
-            (model, raw, settings)
-        else {
+        // Flows refer to the settings' slots and operations: without them, validation
+        // would only add noise to the errors already found.
+        let Some((thresholds, slots, operations)) = settings else {
+            return Err(errs);
+        };
+        let catalog = flows::BundleCatalog {
+            messages: &messages,
+            slots: &slots,
+            operations: &operations,
+        };
+        let actions = Actions::builtin();
+        let flows = flows::load(&flow_sources, &catalog, &actions, &mut errs);
+        let engine = flows::engine(&flows, &slots, &intents, actions);
+        let (Some(model), Some((raw, _))) = (model, raw) else {
             return Err(errs);
         };
         errs.into_result(Bot {
@@ -462,6 +473,7 @@ impl Bot {
             model,
             messages,
             flows,
+            engine: Arc::new(engine),
         })
     }
 }
@@ -761,7 +773,7 @@ mod tests {
         for x in expected.iter().chain(&[
             "B/bot.toml:19: slots.order.prompt: no message \"slot.order.ask\" in messages/en.toml",
             "B/bot.toml:24: slots.product.type: no entity type \"gadget\"",
-            "B/bot.toml:31: connectors.operations: no operation \"inventory.teleport\"",
+            "B/bot.toml:38: connectors.operations: no operation \"inventory.teleport\"",
         ]) {
             assert!(all.contains(x), "{x:?} not in:\n{all}");
         }
@@ -795,6 +807,21 @@ mod tests {
             "{all}"
         );
         assert!(!all.contains("order_status.toml"), "{all}");
+        // Flows are validated against the bundle: its messages, slots and operations.
+        edit(
+            &dir,
+            "flows/order_status.toml",
+            "say = \"order.not_found\"",
+            "say = \"order.not_fund\"",
+        );
+        edit(&dir, "bot.toml", "\"orders.get_status\", ", "");
+        let all = errors(&dir).join("\n");
+        for x in [
+            "B/flows/order_status.toml:171: order.not_fund: no such message",
+            "B/flows/order_status.toml:21: orders.get_status: not allowed",
+        ] {
+            assert!(all.contains(x), "{x:?} not in:\n{all}");
+        }
         std::fs::remove_file(dir.join("model.bin")).unwrap();
         assert!(errors(&dir).join("\n").contains("B/model.bin: missing"));
         std::fs::remove_dir_all(&dir).unwrap();

@@ -21,9 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate connector and webhook files before they are deployed. Every problem is named by
-    /// file, line and field. With neither option, the bundled config/connectors.toml and
-    /// config/webhooks.toml are checked.
+    /// Validate a bot bundle, connector and webhook files before they are deployed. Every
+    /// problem is named by file, line and field. With no option, config/bot, the bundled
+    /// config/connectors.toml and config/webhooks.toml are checked.
     Check {
         /// Connector files, checked as one configuration (each system in one file only), as
         /// `SWITCHBOARD_CONNECTORS_FILE=a.toml,b.toml` would load them.
@@ -32,6 +32,9 @@ enum Command {
         /// A webhook vendor file.
         #[arg(long)]
         webhooks: Option<PathBuf>,
+        /// A bot bundle directory (bot.toml, intents/, examples/, messages/, flows/, model.bin).
+        #[arg(long)]
+        bot: Option<PathBuf>,
     },
     /// Run a bot bundle's conversation tests (tests/*.yaml against tests/fixtures.yaml),
     /// offline: every failing turn is listed with its file, test and what came instead.
@@ -78,7 +81,8 @@ fn main() -> ExitCode {
         Command::Check {
             connectors,
             webhooks,
-        } => check::run(&connectors, webhooks.as_deref()),
+            bot,
+        } => check::run(&connectors, webhooks.as_deref(), bot.as_deref()),
         Command::Test { bot } => test::run(&bot),
         Command::Import(Import::Rasa { nlu, domain, out }) => {
             match import_rasa::import(&nlu, domain.as_deref(), &out) {

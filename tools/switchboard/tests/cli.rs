@@ -31,6 +31,7 @@ fn the_bundled_files_pass() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("ok: 5 vendors"), "{stdout}");
+    assert!(stdout.contains("ok: bot shop (config/bot): "), "{stdout}");
     assert!(stdout.contains(" systems, "), "{stdout}");
     let out = switchboard(&[
         "check",
@@ -68,6 +69,46 @@ fn every_webhook_problem_is_named_by_file_line_and_field() {
 }
 
 #[test]
+fn a_broken_flow_fails_the_bundle_check_naming_file_line_and_key() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/bot");
+    let dir = std::env::temp_dir().join(format!("switchboard-check-bot-{}", std::process::id()));
+    copy_dir(std::path::Path::new(root), &dir);
+    let flow = dir.join("flows/track_refund.toml");
+    let text = std::fs::read_to_string(&flow).unwrap();
+    std::fs::write(
+        &flow,
+        text.replacen(
+            "[[steps]]",
+            "[[steps]]
+say = \"no.such.key\"\n[[steps]]",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = switchboard(&["check", "--bot", &dir.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("flows/track_refund.toml:")
+            && stderr.contains("no.such.key: no such message"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
 fn a_broken_connector_file_fails() {
     let file = scratch("connectors.toml", "[systems.orders]\nbase_url = 3\n");
     let out = switchboard(&["check", "--connectors", &file.display().to_string()]);
@@ -98,13 +139,15 @@ fn the_default_bots_conversation_tests_pass() {
 fn a_failing_conversation_test_fails_the_command_and_names_the_turn() {
     let bundle = std::env::temp_dir().join(format!("switchboard-test-{}", std::process::id()));
     let tests = bundle.join("tests");
-    std::fs::create_dir_all(&tests).unwrap();
+    // The tests talk to the bundle they are in: the shop bot, with one test of its own.
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    std::fs::copy(
-        format!("{root}/config/bot/tests/fixtures.yaml"),
-        tests.join("fixtures.yaml"),
-    )
-    .unwrap();
+    copy_dir(&std::path::Path::new(root).join("config/bot"), &bundle);
+    for e in std::fs::read_dir(&tests).unwrap() {
+        let path = e.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "fixtures.yaml") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
     std::fs::write(
         tests.join("t.yaml"),
         "tests:\n  - name: greeting\n    turns:\n      - say: hello\n        reply: \"^Goodbye\"\n",
