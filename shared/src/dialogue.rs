@@ -9,6 +9,8 @@
 //! it lists what it can help with. Connector calls share the turn's latency budget: a lookup
 //! that misses it is finished by an `answer.deferred` job.
 
+pub mod host;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use crate::conversation::{DialogueState, Slots};
 use crate::jobs::{refund_key, JobKind};
 use crate::nlu::{Intent, Move, Nlu, Thresholds, Understanding, LAST, NEWEST};
 use crate::store::{EffectLedger, EffectOutcome, EffectState};
+use host::OverBudget;
 
 /// How many orders "which order?" lists.
 const MAX_CHOICES: usize = 5;
@@ -154,9 +157,6 @@ impl Answer {
         }
     }
 }
-
-/// A lookup that missed the turn's budget.
-struct OverBudget;
 
 impl Dialogue {
     /// With the compiled-in bundle (`with_bot` for another).
@@ -608,23 +608,10 @@ impl Dialogue {
         turn: &mut Turn<'_>,
         call: impl std::future::Future<Output = T>,
     ) -> Result<T, OverBudget> {
-        match turn.deadline {
-            None => Ok(call.await),
-            // The connectors see the deadline too: no retry starts that would end past it.
-            Some(deadline) => match tokio::time::timeout_at(
-                deadline,
-                crate::connectors::resilience::with_deadline(deadline, call),
-            )
-            .await
-            {
-                Ok(v) => Ok(v),
-                Err(_) => {
-                    tracing::info!("a lookup missed the turn's latency budget; deferring");
-                    turn.over_budget = true;
-                    Err(OverBudget)
-                }
-            },
-        }
+        host::within(turn.deadline, call).await.inspect_err(|_| {
+            tracing::info!("a lookup missed the turn's latency budget; deferring");
+            turn.over_budget = true;
+        })
     }
 
     /// "Which order?" for an intent that needs one: answer for the only recent order, or list
