@@ -10,6 +10,7 @@
 //! that misses it is finished by an `answer.deferred` job.
 
 pub mod host;
+mod run_flow;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -471,7 +472,14 @@ impl Dialogue {
                 }
                 _ => {}
             },
-            DialogueState::AwaitingProduct | DialogueState::Idle => {}
+            // A person asked for mid-flow is the dialogue's move, not an answer.
+            DialogueState::Flow(waiting) if !u.intent.is(Move::Human) => {
+                match self.reply_to_flow(turn, waiting, u, text).await {
+                    run_flow::Ran::Done => return,
+                    run_flow::Ran::Passed => {}
+                }
+            }
+            DialogueState::AwaitingProduct | DialogueState::Idle | DialogueState::Flow(_) => {}
         }
         // "and the other one?", "what about the first?": short follow-ups about the orders just
         // listed ask the same as before, whatever the classifier makes of five words.
@@ -564,7 +572,13 @@ impl Dialogue {
                     turn.say(format!("Sorry, I didn't catch that. {}", self.help()))
                 }
             },
-            _ => self.configured(turn, intent, carried, u.ordinal).await,
+            _ => match self.bot.intent(&intent).and_then(|d| d.action.as_ref()) {
+                Some(Action::Flow(flow)) if self.bot.flows.contains_key(flow) => {
+                    self.start_flow(turn, &intent, flow, Default::default(), u, text)
+                        .await
+                }
+                _ => self.configured(turn, intent, carried, u.ordinal).await,
+            },
         }
     }
 

@@ -6,6 +6,7 @@ mod chat;
 mod check;
 mod import_rasa;
 mod test;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,13 @@ enum Command {
     /// Run a bot bundle's conversation tests (tests/*.yaml against tests/fixtures.yaml),
     /// offline: every failing turn is listed with its file, test and what came instead.
     Test {
+        /// The bundle directory.
+        #[arg(long, default_value = "config/bot")]
+        bot: PathBuf,
+    },
+    /// Train a bundle's intent model from its examples/ into <bundle>/model.bin (what
+    /// `nlu-train` writes with the shipped settings, byte for byte).
+    Train {
         /// The bundle directory.
         #[arg(long, default_value = "config/bot")]
         bot: PathBuf,
@@ -84,6 +92,7 @@ fn main() -> ExitCode {
             bot,
         } => check::run(&connectors, webhooks.as_deref(), bot.as_deref()),
         Command::Test { bot } => test::run(&bot),
+        Command::Train { bot } => train::run(&bot),
         Command::Import(Import::Rasa { nlu, domain, out }) => {
             match import_rasa::import(&nlu, domain.as_deref(), &out) {
                 Ok(done) => {

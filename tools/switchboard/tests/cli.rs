@@ -290,3 +290,117 @@ fn import_rasa_writes_intents_examples_and_messages() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/nlu.yml: cannot read"));
 }
+
+/// The issue's proof that the bot is data: a new intent (its file, examples, flow, messages
+/// and conversation tests) added to a copy of the shop bot, trained, checked and talked to
+/// through the real chat turn, with no Rust change.
+#[test]
+fn a_new_intent_with_its_own_flow_is_trained_checked_and_answered() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/bot");
+    let dir = std::env::temp_dir().join(format!("switchboard-new-intent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(std::path::Path::new(root), &dir);
+    let write = |rel: &str, text: &str| std::fs::write(dir.join(rel), text).unwrap();
+    write(
+        "intents/gift_wrap.toml",
+        "description = \"gift wrap an order\"\nflow = \"gift_wrap\"\n",
+    );
+    write(
+        "examples/en/gift_wrap.txt",
+        "# gift_wrap: wrapping an order as a gift\n\
+         {can you|could you|please|i want to|i'd like to} gift wrap {my order|order <order>|it|the order|my purchase}{| please|?}\n\
+         {add|i need|i want} gift {wrap|wrapping} {to|for|on} {my order|order <order>|the order}{| please}\n\
+         {is|can} {my order|order <order>} {be |}{gift wrapped|wrapped as a gift}{|?}\n",
+    );
+    write(
+        "flows/gift_wrap.toml",
+        r#"description = "gift wrap an order that has not left the warehouse"
+slots = ["order"]
+
+[[steps]]
+ask = "order"
+
+[[steps]]
+call = "orders.get_status"
+with = { order_id = "{order}" }
+into = "o"
+on_missing = "missing"
+
+[[steps]]
+branch = [{ if = "o.status == 'processing'", goto = "wrap" }]
+
+[[steps]]
+say = "gift_wrap.too_late"
+next = "end"
+
+[[steps]]
+id = "wrap"
+say = "gift_wrap.done"
+next = "end"
+
+[[steps]]
+id = "missing"
+say = "order.not_found"
+"#,
+    );
+    let messages = std::fs::read_to_string(dir.join("messages/en.toml")).unwrap();
+    write(
+        "messages/en.toml",
+        &format!(
+            "{messages}\n[gift_wrap]\ndone = \"Done — order #{{order}} ({{summary}}) will be gift wrapped.\"\n\
+             too_late = \"Sorry, order #{{order}} has already left our warehouse, so it can't be gift wrapped.\"\n"
+        ),
+    );
+    // Its own conversation tests, alone: the shop bot's are proven elsewhere.
+    for e in std::fs::read_dir(dir.join("tests")).unwrap() {
+        let path = e.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "fixtures.yaml") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    write(
+        "tests/gift_wrap.yaml",
+        r#"tests:
+  - name: an order not shipped yet is wrapped
+    customer: bob
+    turns:
+      - say: can you gift wrap order 2001?
+        intent: gift_wrap
+        reply: "^Done — order #2001 \\(.+\\) will be gift wrapped\\.$"
+        state: idle
+  - name: the flow asks which order, then answers
+    customer: alice
+    turns:
+      - say: i'd like to gift wrap my order
+        intent: gift_wrap
+        reply: "order"
+        state: flow
+      - say: "1001"
+        reply: "^Sorry, order #1001 has already left our warehouse"
+        state: idle
+"#,
+    );
+    let dir_arg = dir.display().to_string();
+    // The old model does not know the intent: the bundle refuses to load.
+    let stale = switchboard(&["check", "--bot", &dir_arg]);
+    assert!(!stale.status.success());
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("model.bin: stale"),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+    for args in [
+        &["train", "--bot", &dir_arg][..],
+        &["check", "--bot", &dir_arg],
+        &["test", "--bot", &dir_arg],
+    ] {
+        let out = switchboard(args);
+        assert!(
+            out.status.success(),
+            "{args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
