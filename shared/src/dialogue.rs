@@ -39,7 +39,6 @@ const MAX_WELCOME_REFUNDS: usize = 3;
 // (issue 19's flow engine takes them over).
 const ORDER_STATUS: &str = "order_status";
 const REQUEST_REFUND: &str = "request_refund";
-const TRACK_REFUND: &str = "track_refund";
 const PRODUCT_AVAILABILITY: &str = "product_availability";
 /// The handoff reason of the payment help's "get a person".
 const PAYMENT_ISSUE: &str = "payment_issue";
@@ -527,7 +526,6 @@ impl Dialogue {
                     None => self.which_order(turn, u.ordinal, intent).await,
                 }
             }
-            (_, TRACK_REFUND) => self.track_refund(turn, slots).await,
             (_, PRODUCT_AVAILABILITY) if self.inventory.is_some() => {
                 self.availability(turn, text, false).await
             }
@@ -865,31 +863,6 @@ impl Dialogue {
     async fn refund_news(&self, turn: &mut Turn<'_>, order_id: &str) -> Option<String> {
         let state = self.refund_state(turn, order_id).await.ok()?;
         Some(refund_line(turn, order_id, state))
-    }
-
-    async fn track_refund(&self, turn: &mut Turn<'_>, slots: &Slots) {
-        let mut lines = Vec::new();
-        for order_id in slots
-            .refunds_requested
-            .iter()
-            .rev()
-            .take(MAX_WELCOME_REFUNDS)
-        {
-            let line = match self.refund_news(turn, order_id).await {
-                Some(line) => line,
-                None => refund_unknown(order_id),
-            };
-            lines.push(line);
-        }
-        if lines.is_empty() {
-            let text = self
-                .answer(&Intent::new(TRACK_REFUND))
-                .map(|a| a.for_order(&self.messages, None))
-                .unwrap_or_default();
-            turn.say(text);
-        } else {
-            turn.say(lines.join("\n"));
-        }
     }
 
     /// A returning customer hears first where the refunds they asked for before stand.

@@ -36,6 +36,25 @@ pub fn message_value(v: &Value) -> MsgValue {
     }
 }
 
+/// A refund that ended, once told (`refund_news`'s `refund.state.done|failed`), is not told
+/// again on the customer's next visit (`Slots::refunds_reported`).
+fn note_refund_told(turn: &mut Turn<'_>, key: &str, vars: &[(String, Value)]) {
+    if !matches!(key, "refund.state.done" | "refund.state.failed") {
+        return;
+    }
+    let Some(order) = vars
+        .iter()
+        .find(|(k, _)| k == "order")
+        .and_then(|(_, v)| v.as_text())
+    else {
+        return;
+    };
+    let reported = &mut turn.out.slots.refunds_reported;
+    if !reported.iter().any(|r| r == order) {
+        reported.push(order.to_string());
+    }
+}
+
 impl Dialogue {
     fn host<'a>(&'a self, turn: &'a Turn<'a>) -> PortsHost<'a> {
         PortsHost::new(turn.who, self.orders.as_ref(), turn.deadline)
@@ -125,6 +144,7 @@ impl Dialogue {
         for effect in ran.effects {
             match effect {
                 Effect::Say { key, vars } | Effect::Ask { key, vars, .. } => {
+                    note_refund_told(turn, &key, &vars);
                     let vars: Vec<(&str, MsgValue)> = vars
                         .iter()
                         .map(|(k, v)| (k.as_str(), message_value(v)))
