@@ -92,6 +92,8 @@ pub enum DialogueState {
     /// The bot could not do what was asked (a system stayed down) and offered a person;
     /// `reason` goes to the team with the handoff.
     HandoffOffered { reason: String },
+    /// A flow of the bundle waits for the customer (the flow engine's state).
+    Flow(crate::flow::engine::FlowState),
 }
 
 /// Facts the dialogue carries between turns.

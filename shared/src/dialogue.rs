@@ -9,6 +9,9 @@
 //! it lists what it can help with. Connector calls share the turn's latency budget: a lookup
 //! that misses it is finished by an `answer.deferred` job.
 
+pub mod host;
+mod run_flow;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,12 +19,14 @@ use time::OffsetDateTime;
 use tokio::time::Instant;
 
 use crate::auth::Principal;
+use crate::bot::messages::{Messages, Value as MsgValue};
 use crate::bot::{Action, Bot};
 use crate::connectors::{ConnectorError, InventoryPort, Order, OrderStatus, OrdersPort};
 use crate::conversation::{DialogueState, Slots};
 use crate::jobs::{refund_key, JobKind};
 use crate::nlu::{Intent, Move, Nlu, Thresholds, Understanding, LAST, NEWEST};
 use crate::store::{EffectLedger, EffectOutcome, EffectState};
+use host::OverBudget;
 
 /// How many orders "which order?" lists.
 const MAX_CHOICES: usize = 5;
@@ -34,7 +39,6 @@ const MAX_WELCOME_REFUNDS: usize = 3;
 // (issue 19's flow engine takes them over).
 const ORDER_STATUS: &str = "order_status";
 const REQUEST_REFUND: &str = "request_refund";
-const TRACK_REFUND: &str = "track_refund";
 const PRODUCT_AVAILABILITY: &str = "product_availability";
 /// The handoff reason of the payment help's "get a person".
 const PAYMENT_ISSUE: &str = "payment_issue";
@@ -108,6 +112,8 @@ pub struct Dialogue {
     payment_update_url: Option<String>,
     /// Intents' answers and descriptions, and what the bot says.
     bot: Arc<Bot>,
+    /// The bot's sentences (its default language).
+    messages: Arc<Messages>,
     nlu: Nlu,
     /// The time connector calls may take in one turn; `None` waits as long as they take (the
     /// deferred answer, in fulfillment).
@@ -136,30 +142,28 @@ fn date(t: OffsetDateTime) -> String {
     format!("{} {}", t.month(), t.day())
 }
 
-/// An intent's configured answer.
-struct Answer<'a> {
-    text: &'a str,
+/// An intent's configured answer: a message key.
+struct Answer {
+    key: String,
     needs_order: bool,
     handoff: bool,
 }
 
-impl Answer<'_> {
-    fn for_order(&self, order_id: Option<&str>) -> String {
+impl Answer {
+    fn for_order(&self, messages: &Messages, order_id: Option<&str>) -> String {
         match order_id {
-            Some(id) => self.text.replace("{order}", id),
-            None => self.text.to_string(),
+            Some(id) => messages.render(&self.key, &[("order", MsgValue::Text(id.into()))]),
+            None => messages.render(&self.key, &[]),
         }
     }
 }
-
-/// A lookup that missed the turn's budget.
-struct OverBudget;
 
 impl Dialogue {
     /// With the compiled-in bundle (`with_bot` for another).
     pub fn new(orders: Arc<dyn OrdersPort>) -> Self {
         let bot = Bot::embedded();
         Self {
+            messages: bot.default_messages(),
             orders,
             payment_update_url: None,
             nlu: bot.nlu(),
@@ -183,6 +187,7 @@ impl Dialogue {
     /// The bundle and its thresholds (`with_thresholds` after it to override them).
     pub fn with_bot(mut self, bot: Arc<Bot>) -> Self {
         self.nlu = bot.nlu();
+        self.messages = bot.default_messages();
         self.bot = bot;
         self
     }
@@ -192,8 +197,13 @@ impl Dialogue {
         self
     }
 
-    fn help(&self) -> &str {
-        self.bot.text("move.help").unwrap_or_default()
+    /// The bot's sentences in its default language: what the turn and fulfillment say too.
+    pub fn messages(&self) -> Arc<Messages> {
+        self.messages.clone()
+    }
+
+    fn help(&self) -> String {
+        self.messages.render("move.help", &[])
     }
 
     /// What an intent is about, for "did you mean …?".
@@ -205,25 +215,25 @@ impl Dialogue {
 
     /// The intent's answer; for an intent with a flow, what to say when the flow has nothing
     /// to go on (no refund known, no stock to read): its `answer.<name>` message, if any.
-    fn answer(&self, intent: &Intent) -> Option<Answer<'_>> {
+    fn answer(&self, intent: &Intent) -> Option<Answer> {
         match self.bot.intent(intent).and_then(|d| d.action.as_ref()) {
             Some(Action::Answer {
                 key,
                 needs_order,
                 handoff,
-            }) => Some(Answer {
-                text: self.bot.text(key)?,
+            }) => self.messages.vars_of(key).map(|_| Answer {
+                key: key.clone(),
                 needs_order: *needs_order,
                 handoff: *handoff,
             }),
-            _ => self
-                .bot
-                .text(&format!("answer.{}", intent.name()))
-                .map(|text| Answer {
-                    text,
+            _ => {
+                let key = format!("answer.{}", intent.name());
+                self.messages.vars_of(&key).map(|_| Answer {
+                    key,
                     needs_order: false,
                     handoff: false,
-                }),
+                })
+            }
         }
     }
 
@@ -461,7 +471,14 @@ impl Dialogue {
                 }
                 _ => {}
             },
-            DialogueState::AwaitingProduct | DialogueState::Idle => {}
+            // A person asked for mid-flow is the dialogue's move, not an answer.
+            DialogueState::Flow(waiting) if !u.intent.is(Move::Human) => {
+                match self.reply_to_flow(turn, waiting, u, text).await {
+                    run_flow::Ran::Done => return,
+                    run_flow::Ran::Passed => {}
+                }
+            }
+            DialogueState::AwaitingProduct | DialogueState::Idle | DialogueState::Flow(_) => {}
         }
         // "and the other one?", "what about the first?": short follow-ups about the orders just
         // listed ask the same as before, whatever the classifier makes of five words.
@@ -509,7 +526,6 @@ impl Dialogue {
                     None => self.which_order(turn, u.ordinal, intent).await,
                 }
             }
-            (_, TRACK_REFUND) => self.track_refund(turn, slots).await,
             (_, PRODUCT_AVAILABILITY) if self.inventory.is_some() => {
                 self.availability(turn, text, false).await
             }
@@ -527,7 +543,7 @@ impl Dialogue {
             }
             (Some(Move::OutOfScope), _) => turn.say(format!(
                 "{}\n{}",
-                self.bot.text("move.out_of_scope").unwrap_or_default(),
+                self.messages.render("move.out_of_scope", &[]),
                 self.help()
             )),
             (Some(Move::Unknown), _) => match (&u.unsure_between, carried) {
@@ -554,7 +570,13 @@ impl Dialogue {
                     turn.say(format!("Sorry, I didn't catch that. {}", self.help()))
                 }
             },
-            _ => self.configured(turn, intent, carried, u.ordinal).await,
+            _ => match self.bot.intent(&intent).and_then(|d| d.action.as_ref()) {
+                Some(Action::Flow(flow)) if self.bot.flows.contains_key(flow) => {
+                    self.start_flow(turn, &intent, flow, Default::default(), u, text)
+                        .await
+                }
+                _ => self.configured(turn, intent, carried, u.ordinal).await,
+            },
         }
     }
 
@@ -581,7 +603,7 @@ impl Dialogue {
                 None => self.which_order(turn, ordinal, intent).await,
             };
         }
-        turn.say(answer.for_order(None));
+        turn.say(answer.for_order(&self.messages, None));
         if answer.handoff {
             flag_for_agent(turn, intent.name(), None);
         }
@@ -598,23 +620,10 @@ impl Dialogue {
         turn: &mut Turn<'_>,
         call: impl std::future::Future<Output = T>,
     ) -> Result<T, OverBudget> {
-        match turn.deadline {
-            None => Ok(call.await),
-            // The connectors see the deadline too: no retry starts that would end past it.
-            Some(deadline) => match tokio::time::timeout_at(
-                deadline,
-                crate::connectors::resilience::with_deadline(deadline, call),
-            )
-            .await
-            {
-                Ok(v) => Ok(v),
-                Err(_) => {
-                    tracing::info!("a lookup missed the turn's latency budget; deferring");
-                    turn.over_budget = true;
-                    Err(OverBudget)
-                }
-            },
-        }
+        host::within(turn.deadline, call).await.inspect_err(|_| {
+            tracing::info!("a lookup missed the turn's latency budget; deferring");
+            turn.over_budget = true;
+        })
     }
 
     /// "Which order?" for an intent that needs one: answer for the only recent order, or list
@@ -687,7 +696,7 @@ impl Dialogue {
         turn.out.slots.topic = Some(intent.name().to_string());
         match self.answer(&intent).filter(|a| a.needs_order) {
             Some(answer) => {
-                turn.say(answer.for_order(Some(&o.id)));
+                turn.say(answer.for_order(&self.messages, Some(&o.id)));
                 if answer.handoff {
                     flag_for_agent(turn, intent.name(), Some(o.id.clone()));
                 }
@@ -854,31 +863,6 @@ impl Dialogue {
     async fn refund_news(&self, turn: &mut Turn<'_>, order_id: &str) -> Option<String> {
         let state = self.refund_state(turn, order_id).await.ok()?;
         Some(refund_line(turn, order_id, state))
-    }
-
-    async fn track_refund(&self, turn: &mut Turn<'_>, slots: &Slots) {
-        let mut lines = Vec::new();
-        for order_id in slots
-            .refunds_requested
-            .iter()
-            .rev()
-            .take(MAX_WELCOME_REFUNDS)
-        {
-            let line = match self.refund_news(turn, order_id).await {
-                Some(line) => line,
-                None => refund_unknown(order_id),
-            };
-            lines.push(line);
-        }
-        if lines.is_empty() {
-            let text = self
-                .answer(&Intent::new(TRACK_REFUND))
-                .map(|a| a.text.to_string())
-                .unwrap_or_default();
-            turn.say(text);
-        } else {
-            turn.say(lines.join("\n"));
-        }
     }
 
     /// A returning customer hears first where the refunds they asked for before stand.

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::access::{self, Action};
 use crate::auth::{is_valid_id, Principal};
-use crate::bot::messages::{self, Messages};
+use crate::bot::messages::Messages;
 use crate::config::ChatSettings;
 use crate::conversation::{
     derived_conversation_id, is_valid_conversation_id, new_conversation_id, Conversation,
@@ -112,10 +112,11 @@ impl TurnService {
     ) -> Self {
         Self {
             store,
+            // The bot's own sentences: the dialogue's bundle is the one the function loaded.
+            messages: dialogue.messages(),
             dialogue,
             settings,
             clock: Arc::new(OffsetDateTime::now_utc),
-            messages: messages::embedded(),
         }
     }
 

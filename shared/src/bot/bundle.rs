@@ -11,17 +11,18 @@ use toml::Spanned;
 
 use super::embedded;
 use super::error::{line_of, BundleError, BundleErrors};
+use super::flows::{self, FlowEngine};
 use super::intents::{self, Action, IntentDef};
+use super::messages::Messages;
 use super::toml_file::{self, Schema, LEAF};
 use crate::connectors::catalog::Op;
+use crate::flow::actions::Actions;
+use crate::flow::Flow;
 use crate::intent_model::IntentModel;
 use crate::nlu::{Intent, Move, Nlu, Thresholds};
 
 /// Where a deployment's own bundle is (a directory); without it, the compiled-in one.
 pub const BOT_ENV: &str = "SWITCHBOARD_BOT";
-
-/// Message keys the dialogue says itself (issue 19's message catalogue lists them all).
-const DIALOGUE_KEYS: &[&str] = &["move.help", "move.out_of_scope"];
 
 #[derive(Debug)]
 pub struct Bot {
@@ -37,9 +38,11 @@ pub struct Bot {
     pub intents: BTreeMap<Intent, IntentDef>,
     pub model: IntentModel,
     /// Per language.
-    messages: BTreeMap<String, Texts>,
-    /// `flows/<name>.toml`, unparsed: the flow engine reads them.
-    pub flows: BTreeMap<String, String>,
+    messages: BTreeMap<String, Arc<Messages>>,
+    /// `flows/<name>.toml`, parsed and validated.
+    pub flows: BTreeMap<String, Flow>,
+    /// Runs the flows.
+    pub engine: Arc<FlowEngine>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,48 +88,6 @@ impl SlotKind {
             SlotKind::Text => "text",
         }
     }
-}
-
-/// A language's messages, key → text. A stand-in for the message catalogue
-/// (`bot::messages::Messages`), read by `parse_messages` only.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Texts(BTreeMap<String, (String, usize)>);
-
-impl Texts {
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(|(text, _)| text.as_str())
-    }
-
-    pub fn contains(&self, key: &str) -> bool {
-        self.0.contains_key(key)
-    }
-}
-
-/// `messages/<lang>.toml`: every string by its dotted key.
-pub fn parse_messages(file: &str, text: &str) -> Result<Texts, BundleErrors> {
-    let mut errs = BundleErrors::default();
-    let texts = read_messages(file, text, &mut errs);
-    errs.into_result(texts)
-}
-
-/// The messages that could be read, and the problems of the others (the keys present are
-/// still checked against what refers to them).
-fn read_messages(file: &str, text: &str, errs: &mut BundleErrors) -> Texts {
-    let before = errs.0.len();
-    let mut texts = BTreeMap::new();
-    for (key, value, line) in toml_file::strings(file, text, errs) {
-        if value.trim().is_empty() {
-            errs.push(BundleError::new(
-                file,
-                Some(line),
-                &key,
-                "must not be empty",
-            ));
-        }
-        texts.insert(key, (value, line));
-    }
-    errs.0[before..].sort_by_key(|e| e.line);
-    Texts(texts)
 }
 
 static BOT_SCHEMA: Schema = Schema::Keys(&[
@@ -244,15 +205,17 @@ impl Bot {
         self.intents.get(intent)
     }
 
-    /// A message of the default language (every key the bundle refers to is checked at load).
-    pub fn text(&self, key: &str) -> Option<&str> {
+    /// The default language's messages (the first of `languages`; loading refuses a bundle
+    /// without them).
+    pub fn default_messages(&self) -> Arc<Messages> {
         self.languages
             .first()
             .and_then(|l| self.messages.get(l))
-            .and_then(|m| m.get(key))
+            .cloned()
+            .unwrap_or_default()
     }
 
-    pub fn messages(&self, language: &str) -> Option<&Texts> {
+    pub fn messages(&self, language: &str) -> Option<&Arc<Messages>> {
         self.messages.get(language)
     }
 
@@ -297,8 +260,11 @@ impl Bot {
         for lang in &languages {
             let rel = format!("messages/{lang}.toml");
             match text_of(&rel, &mut errs) {
+                // The engine's keys are checked by the parse.
                 Some(text) => {
-                    messages.insert(lang.clone(), read_messages(&path(&rel), text, &mut errs));
+                    let (m, e) = Messages::parse_partial(&path(&rel), text);
+                    errs.0.extend(e.0);
+                    messages.insert(lang.clone(), Arc::new(m));
                 }
                 None if !files.contains_key(&rel) => errs.push(BundleError::new(
                     path(&rel),
@@ -314,7 +280,7 @@ impl Bot {
         let missing_in = |key: &str| -> Vec<String> {
             messages
                 .iter()
-                .filter(|(_, m)| !m.contains(key))
+                .filter(|(_, m)| m.vars_of(key).is_none())
                 .map(|(l, _): (&String, _)| l.clone())
                 .collect()
         };
@@ -323,31 +289,15 @@ impl Bot {
         if let Some((raw, text)) = &raw {
             settings = Some(check_settings(&bot_file, text, raw, &missing_in, &mut errs));
         }
-        for lang in messages.keys() {
-            for key in DIALOGUE_KEYS {
-                if !messages[lang].contains(key) {
-                    errs.push(BundleError::new(
-                        path(&format!("messages/{lang}.toml")),
-                        None,
-                        *key,
-                        "missing: the bot says it",
-                    ));
-                }
-            }
-        }
-
-        // flows/<name>.toml: only their names are checked here; the flow engine parses them.
-        let flows: BTreeMap<String, String> = files
-            .iter()
-            .filter_map(|(rel, bytes)| {
+        // flows/<name>.toml: parsed and validated once the settings are known (below).
+        let flow_sources: BTreeMap<String, (String, String)> = files
+            .keys()
+            .filter_map(|rel| {
                 let name = rel.strip_prefix("flows/")?.strip_suffix(".toml")?;
-                Some((
-                    name.to_string(),
-                    String::from_utf8_lossy(bytes).into_owned(),
-                ))
+                let text = text_of(rel, &mut errs)?;
+                Some((name.to_string(), (path(rel), text.to_string())))
             })
             .collect();
-        let has_flows_dir = files.keys().any(|rel| rel.starts_with("flows/"));
 
         // intents/<name>.toml
         let mut intents = BTreeMap::new();
@@ -379,8 +329,8 @@ impl Bot {
                     }
                     let names_order = messages
                         .values()
-                        .filter_map(|m| m.get(key))
-                        .any(|t| t.contains("{order}"));
+                        .filter_map(|m| m.vars_of(key))
+                        .any(|vars| vars.iter().any(|v| v == "order"));
                     if names_order && !needs_order {
                         errs.push(BundleError::new(
                             &file,
@@ -390,9 +340,7 @@ impl Bot {
                         ));
                     }
                 }
-                // Without a flows/ directory (the flow engine's files are not written yet) the
-                // name is recorded for it, not checked: the dialogue's built-in flows answer.
-                Some(Action::Flow(flow)) if has_flows_dir && !flows.contains_key(flow) => {
+                Some(Action::Flow(flow)) if !flow_sources.contains_key(flow) => {
                     errs.push(BundleError::new(
                         &file,
                         parsed.action_line,
@@ -466,7 +414,7 @@ impl Bot {
                     &model_file,
                     None,
                     "",
-                    "missing: train it from the examples (nlu-train)",
+                    "missing: train it from the examples (switchboard train)",
                 ));
                 None
             }
@@ -498,9 +446,20 @@ impl Bot {
             }
         }
 
-        let (Some(model), Some((raw, _)), Some((thresholds, slots, operations))) =
-            (model, raw, settings)
-        else {
+        // Flows refer to the settings' slots and operations: without them, validation
+        // would only add noise to the errors already found.
+        let Some((thresholds, slots, operations)) = settings else {
+            return Err(errs);
+        };
+        let catalog = flows::BundleCatalog {
+            messages: &messages,
+            slots: &slots,
+            operations: &operations,
+        };
+        let actions = Actions::builtin();
+        let flows = flows::load(&flow_sources, &catalog, &actions, &mut errs);
+        let engine = flows::engine(&flows, &slots, &intents, actions);
+        let (Some(model), Some((raw, _))) = (model, raw) else {
             return Err(errs);
         };
         errs.into_result(Bot {
@@ -514,6 +473,7 @@ impl Bot {
             model,
             messages,
             flows,
+            engine: Arc::new(engine),
         })
     }
 }
@@ -664,6 +624,7 @@ fn read_dir(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> std::i
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bot::messages::Value;
 
     const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/bot");
 
@@ -723,9 +684,12 @@ mod tests {
             })
         );
         assert!(bot
-            .text("answer.cancel_order")
-            .unwrap()
-            .contains("#{order}"));
+            .default_messages()
+            .render(
+                "answer.cancel_order",
+                &[("order", Value::Text("1002".into()))]
+            )
+            .contains("#1002"));
         assert_eq!(bot.slots["order"].kind, SlotKind::Order);
         assert_eq!(bot.slots["product"].prompt, "slot.product.prompt");
         for m in [Move::Greet, Move::Human, Move::OutOfScope] {
@@ -797,7 +761,7 @@ mod tests {
         let expected = [
             "B/bot.toml:12: understanding.reject: unknown key (expected one of: accept, clarify)",
             "B/messages/en.toml",
-            ": answer.odd: a message is text",
+            ": answer.odd: must be a string",
             "B/bot.toml:11: understanding.accept: a probability: 0 to 1",
             "B/intents/complaint.toml:4: colour: unknown key",
             "B/intents/review.toml:2: answer: no message \"answer.reviews\" in messages/en.toml",
@@ -809,7 +773,7 @@ mod tests {
         for x in expected.iter().chain(&[
             "B/bot.toml:19: slots.order.prompt: no message \"slot.order.ask\" in messages/en.toml",
             "B/bot.toml:24: slots.product.type: no entity type \"gadget\"",
-            "B/bot.toml:31: connectors.operations: no operation \"inventory.teleport\"",
+            "B/bot.toml:38: connectors.operations: no operation \"inventory.teleport\"",
         ]) {
             assert!(all.contains(x), "{x:?} not in:\n{all}");
         }
@@ -843,6 +807,21 @@ mod tests {
             "{all}"
         );
         assert!(!all.contains("order_status.toml"), "{all}");
+        // Flows are validated against the bundle: its messages, slots and operations.
+        edit(
+            &dir,
+            "flows/order_status.toml",
+            "say = \"order.not_found\"",
+            "say = \"order.not_fund\"",
+        );
+        edit(&dir, "bot.toml", "\"orders.get_status\", ", "");
+        let all = errors(&dir).join("\n");
+        for x in [
+            "B/flows/order_status.toml:171: order.not_fund: no such message",
+            "B/flows/order_status.toml:21: orders.get_status: not allowed",
+        ] {
+            assert!(all.contains(x), "{x:?} not in:\n{all}");
+        }
         std::fs::remove_file(dir.join("model.bin")).unwrap();
         assert!(errors(&dir).join("\n").contains("B/model.bin: missing"));
         std::fs::remove_dir_all(&dir).unwrap();
@@ -853,19 +832,5 @@ mod tests {
                 .starts_with("/nonexistent/bot: cannot read the bundle"),
             "{none}"
         );
-    }
-
-    #[test]
-    fn messages_are_text_by_dotted_key() {
-        let m = parse_messages("m.toml", "[a]\nb = \"x\"\n[a.c]\nd = \"y\"\n").unwrap();
-        assert_eq!(m.get("a.b"), Some("x"));
-        assert_eq!(m.get("a.c.d"), Some("y"));
-        let e = parse_messages("m.toml", "a = \"\"\nb = 1\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "m.toml:1: a: must not be empty\nm.toml:2: b: a message is text"
-        );
-        let e = parse_messages("m.toml", "a = \"x\nb = 1\n").unwrap_err();
-        assert!(e.to_string().starts_with("m.toml:1: "), "{e}");
     }
 }

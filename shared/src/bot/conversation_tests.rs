@@ -33,6 +33,7 @@ use time::OffsetDateTime;
 
 use crate::auth::{Principal, DEFAULT_TENANT};
 use crate::bot::error::{line_of, BundleError, BundleErrors};
+use crate::bot::Bot;
 use crate::config::ChatSettings;
 use crate::connectors::{ConnectorError, Customer, InventoryPort, Order, OrdersPort, Product};
 use crate::conversation::{Conversation, ConversationKey, DialogueState};
@@ -152,6 +153,8 @@ mod pattern {
 /// A bundle's tests and fixtures, loaded and checked.
 #[derive(Debug, Clone)]
 pub struct Suite {
+    /// The bundle the tests talk to.
+    pub bot: Arc<Bot>,
     pub fixtures: Fixtures,
     pub tests: Vec<ConversationTest>,
 }
@@ -238,6 +241,7 @@ impl Suite {
     /// `<bundle>/tests/fixtures.yaml` and every other `<bundle>/tests/*.yaml`, in name order;
     /// every problem of every file is reported.
     pub fn load(bundle: &Path) -> Result<Suite, BundleErrors> {
+        let bot = Arc::new(Bot::load(bundle)?);
         let dir = bundle.join("tests");
         let fixtures_path = dir.join(FIXTURES);
         let fixtures_name = fixtures_path.display().to_string();
@@ -278,7 +282,11 @@ impl Suite {
                 "no tests (*.yaml beside fixtures.yaml)",
             ));
         }
-        errors.into_result(Suite { fixtures, tests })
+        errors.into_result(Suite {
+            bot,
+            fixtures,
+            tests,
+        })
     }
 }
 
@@ -394,11 +402,14 @@ impl InventoryPort for FixtureSystems {
 
 /// A chat turn service over a fresh in-memory store and the fixtures, at the fixtures' `now`:
 /// what the tests and `switchboard chat` talk to.
-pub async fn offline_service(fixtures: &Fixtures) -> (TurnService, Arc<MemoryStore>) {
-    service_with(FixtureSystems::new(fixtures.clone())).await
+pub async fn offline_service(
+    bot: Arc<Bot>,
+    fixtures: &Fixtures,
+) -> (TurnService, Arc<MemoryStore>) {
+    service_with(bot, FixtureSystems::new(fixtures.clone())).await
 }
 
-async fn service_with(systems: FixtureSystems) -> (TurnService, Arc<MemoryStore>) {
+async fn service_with(bot: Arc<Bot>, systems: FixtureSystems) -> (TurnService, Arc<MemoryStore>) {
     let fixtures = &systems.fixtures;
     let store = Arc::new(MemoryStore::new());
     for r in &fixtures.refunds {
@@ -408,6 +419,7 @@ async fn service_with(systems: FixtureSystems) -> (TurnService, Arc<MemoryStore>
     let payment_update_url = fixtures.payment_update_url.clone();
     let systems = Arc::new(systems);
     let dialogue = Dialogue::new(systems.clone())
+        .with_bot(bot)
         .with_inventory(Some(systems))
         .with_ledger(store.clone())
         .with_payment_update_url(payment_update_url);
@@ -442,7 +454,7 @@ async fn seed_refund(store: &MemoryStore, r: &RefundFixture, now: OffsetDateTime
 pub async fn run(suite: &Suite) -> Report {
     let mut report = Report::default();
     for test in &suite.tests {
-        let failures = run_one(&suite.fixtures, test).await;
+        let failures = run_one(&suite.bot, &suite.fixtures, test).await;
         if failures.is_empty() {
             report.passed += 1;
         }
@@ -458,12 +470,15 @@ fn kind_of(state: &DialogueState) -> String {
         .unwrap_or_default()
 }
 
-async fn run_one(fixtures: &Fixtures, test: &ConversationTest) -> Vec<Failure> {
-    let (service, store) = service_with(FixtureSystems {
-        fixtures: fixtures.clone(),
-        down: test.down.clone(),
-        broken: test.broken.clone(),
-    })
+async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -> Vec<Failure> {
+    let (service, store) = service_with(
+        bot.clone(),
+        FixtureSystems {
+            fixtures: fixtures.clone(),
+            down: test.down.clone(),
+            broken: test.broken.clone(),
+        },
+    )
     .await;
     let customer = test
         .customer
@@ -610,7 +625,11 @@ orders:
     fn suite(tests: &str) -> Suite {
         let fixtures = parse_fixtures("fixtures.yaml", FIXTURES_YAML).unwrap();
         let tests = parse_tests("t.yaml", tests, &fixtures.customers).unwrap();
-        Suite { fixtures, tests }
+        Suite {
+            bot: Bot::embedded(),
+            fixtures,
+            tests,
+        }
     }
 
     /// `./dev/test` runs the unit tests: a change that breaks the shipped bot's conversations

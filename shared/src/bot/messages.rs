@@ -19,6 +19,9 @@ use crate::money::Money;
 /// Every key the Rust code outside the flow engine renders, with the variables it offers the
 /// sentence (the flow engine's own are `flow::engine::ENGINE_KEYS`; `engine_keys` has both).
 pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
+    // What the bot can help with, and what it says to a question outside it (dialogue).
+    ("move.help", &[]),
+    ("move.out_of_scope", &[]),
     // An agent takes a conversation over, or gives it back (turn.rs).
     ("agent.taken_over", &[]),
     ("agent.released", &[]),
@@ -136,6 +139,13 @@ pub fn embedded() -> Arc<Messages> {
 impl Messages {
     /// Parses and checks a messages file; `file` names it in the errors.
     pub fn parse(file: &str, text: &str) -> Result<Messages, BundleErrors> {
+        let (messages, errors) = Self::parse_partial(file, text);
+        errors.into_result(messages)
+    }
+
+    /// The keys that could be read, and the problems of the others: the bundle still checks
+    /// what refers to the keys present, so one run names every problem.
+    pub fn parse_partial(file: &str, text: &str) -> (Messages, BundleErrors) {
         let mut errors = Vec::new();
         let (table, syntax) = DeTable::parse_recoverable(text);
         for e in &syntax {
@@ -150,7 +160,7 @@ impl Messages {
             messages.check_engine_keys(file, &mut errors);
         }
         errors.sort_by_key(|e| e.line);
-        BundleErrors(errors).into_result(messages)
+        (messages, BundleErrors(errors))
     }
 
     fn check_engine_keys(&self, file: &str, errors: &mut Vec<BundleError>) {

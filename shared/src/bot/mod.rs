@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod conversation_tests;
 pub mod embedded;
 pub mod error;
+pub mod flows;
 pub mod intents;
 pub mod messages;
 mod toml_file;

@@ -30,7 +30,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use time::OffsetDateTime;
 
-use crate::bot::messages::{self, Messages};
+use crate::bot::messages::Messages;
 use crate::connectors::{
     ConnectorError, CustomersPort, EmailPort, OperationsPort, OrdersPort, PaymentsPort,
 };
@@ -204,12 +204,13 @@ impl Fulfillment {
         Self {
             store,
             ledger,
+            // The proactive messages come from the same bundle as the dialogue's.
+            messages: systems.dialogue.messages(),
             systems,
             visibility,
             dead_letters,
             policy,
             default_lease: Duration::from_secs(60),
-            messages: messages::embedded(),
         }
     }
 

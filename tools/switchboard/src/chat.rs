@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use switchboard::auth::{Principal, DEFAULT_TENANT};
 use switchboard::bot::conversation_tests::{offline_service, parse_fixtures};
+use switchboard::bot::Bot;
 use switchboard::config::ChatSettings;
 use switchboard::connectors::catalog::Op;
 use switchboard::connectors::config as connectors;
@@ -21,6 +22,8 @@ use switchboard::store::memory::MemoryStore;
 use switchboard::turn::{PostMessage, TurnService};
 
 pub struct Options {
+    /// The bundle to talk to.
+    pub bot: PathBuf,
     pub fixtures: PathBuf,
     pub connectors: Vec<PathBuf>,
     pub customer: Option<String>,
@@ -45,6 +48,7 @@ pub fn run(options: Options) -> ExitCode {
 
 /// The turn service and who is talking.
 async fn build(o: &Options) -> Result<(TurnService, String), String> {
+    let bot = Arc::new(Bot::load(&o.bot).map_err(|e| e.to_string())?);
     if o.connectors.is_empty() {
         let name = o.fixtures.display().to_string();
         let text = std::fs::read_to_string(&o.fixtures)
@@ -55,17 +59,17 @@ async fn build(o: &Options) -> Result<(TurnService, String), String> {
             .clone()
             .or_else(|| fixtures.customers.first().map(|c| c.id.clone()))
             .ok_or_else(|| format!("{name}: no customers; pass --customer"))?;
-        return Ok((offline_service(&fixtures).await.0, customer));
+        return Ok((offline_service(bot, &fixtures).await.0, customer));
     }
     let customer = o
         .customer
         .clone()
         .ok_or("--customer is needed with --connectors: whose orders to look up")?;
-    Ok((with_connectors(&o.connectors).await?, customer))
+    Ok((with_connectors(bot, &o.connectors).await?, customer))
 }
 
 /// Secrets come from the environment only (`env:` references): this runs away from AWS.
-async fn with_connectors(files: &[PathBuf]) -> Result<TurnService, String> {
+async fn with_connectors(bot: Arc<Bot>, files: &[PathBuf]) -> Result<TurnService, String> {
     let spec = files
         .iter()
         .map(|f| f.display().to_string())
@@ -93,6 +97,7 @@ async fn with_connectors(files: &[PathBuf]) -> Result<TurnService, String> {
         .then(|| Arc::new(systems.clone()) as Arc<dyn InventoryPort>);
     let store = Arc::new(MemoryStore::new());
     let dialogue = Dialogue::new(Arc::new(systems))
+        .with_bot(bot)
         .with_inventory(inventory)
         .with_ledger(store.clone());
     Ok(TurnService::new(store, dialogue, ChatSettings::default()))

@@ -5,12 +5,23 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use switchboard::bot::Bot;
 use switchboard::connectors::config::{self as connectors, Auth, Body};
 use switchboard::webhook::config as webhooks;
 
-pub fn run(connector_files: &[PathBuf], webhooks_file: Option<&Path>) -> ExitCode {
-    let everything = connector_files.is_empty() && webhooks_file.is_none();
+/// The shipped bundle, checked when no option names a file.
+const DEFAULT_BOT: &str = "config/bot";
+
+pub fn run(
+    connector_files: &[PathBuf],
+    webhooks_file: Option<&Path>,
+    bot: Option<&Path>,
+) -> ExitCode {
+    let everything = connector_files.is_empty() && webhooks_file.is_none() && bot.is_none();
     let mut ok = true;
+    if everything || bot.is_some() {
+        ok &= check_bot(bot.unwrap_or(Path::new(DEFAULT_BOT)));
+    }
     if everything || !connector_files.is_empty() {
         ok &= check_connectors(connector_files);
     }
@@ -92,6 +103,32 @@ fn check_connectors(files: &[PathBuf]) -> bool {
             .sum::<usize>()
     );
     true
+}
+
+/// The bundle a function would load at init: bot.toml, intents, examples, messages, flows
+/// (validated against the bundle's messages, slots, allowed operations and the actions) and
+/// the model. Every problem of every file is listed.
+fn check_bot(dir: &Path) -> bool {
+    match Bot::load(dir) {
+        Ok(bot) => {
+            println!(
+                "ok: bot {} ({}): {} intents, {} flows, languages {}",
+                bot.name,
+                dir.display(),
+                bot.intents.len(),
+                bot.flows.len(),
+                bot.languages.join(", ")
+            );
+            true
+        }
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{} problems", errors.0.len());
+            false
+        }
+    }
 }
 
 /// Secrets are not resolved here, only their references checked.

@@ -22,9 +22,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Validate connector and webhook files before they are deployed. Every problem is named by
-    /// file, line and field. With neither option, the bundled config/connectors.toml and
-    /// config/webhooks.toml are checked.
+    /// Validate a bot bundle, connector and webhook files before they are deployed. Every
+    /// problem is named by file, line and field. With no option, config/bot, the bundled
+    /// config/connectors.toml and config/webhooks.toml are checked.
     Check {
         /// Connector files, checked as one configuration (each system in one file only), as
         /// `SWITCHBOARD_CONNECTORS_FILE=a.toml,b.toml` would load them.
@@ -33,6 +33,9 @@ enum Command {
         /// A webhook vendor file.
         #[arg(long)]
         webhooks: Option<PathBuf>,
+        /// A bot bundle directory (bot.toml, intents/, examples/, messages/, flows/, model.bin).
+        #[arg(long)]
+        bot: Option<PathBuf>,
     },
     /// Train the bundle's intent model from its examples into <bot>/model.bin (the same examples
     /// always give the same bytes); with --check, only verify the committed model is that.
@@ -89,7 +92,8 @@ fn main() -> ExitCode {
         Command::Check {
             connectors,
             webhooks,
-        } => check::run(&connectors, webhooks.as_deref()),
+            bot,
+        } => check::run(&connectors, webhooks.as_deref(), bot.as_deref()),
         Command::Test { bot } => test::run(&bot),
         Command::Train { bot, check } => train::run(&bot, check),
         Command::Import(Import::Rasa { nlu, domain, out }) => {
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
             bot,
         } => chat::run(chat::Options {
             fixtures: fixtures.unwrap_or_else(|| chat::default_fixtures(&bot)),
+            bot,
             connectors,
             customer,
         }),

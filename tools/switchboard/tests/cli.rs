@@ -31,6 +31,7 @@ fn the_bundled_files_pass() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("ok: 5 vendors"), "{stdout}");
+    assert!(stdout.contains("ok: bot shop (config/bot): "), "{stdout}");
     assert!(stdout.contains(" systems, "), "{stdout}");
     let out = switchboard(&[
         "check",
@@ -68,6 +69,46 @@ fn every_webhook_problem_is_named_by_file_line_and_field() {
 }
 
 #[test]
+fn a_broken_flow_fails_the_bundle_check_naming_file_line_and_key() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/bot");
+    let dir = std::env::temp_dir().join(format!("switchboard-check-bot-{}", std::process::id()));
+    copy_dir(std::path::Path::new(root), &dir);
+    let flow = dir.join("flows/track_refund.toml");
+    let text = std::fs::read_to_string(&flow).unwrap();
+    std::fs::write(
+        &flow,
+        text.replacen(
+            "[[steps]]",
+            "[[steps]]
+say = \"no.such.key\"\n[[steps]]",
+            1,
+        ),
+    )
+    .unwrap();
+    let out = switchboard(&["check", "--bot", &dir.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("flows/track_refund.toml:")
+            && stderr.contains("no.such.key: no such message"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
 fn a_broken_connector_file_fails() {
     let file = scratch("connectors.toml", "[systems.orders]\nbase_url = 3\n");
     let out = switchboard(&["check", "--connectors", &file.display().to_string()]);
@@ -98,13 +139,15 @@ fn the_default_bots_conversation_tests_pass() {
 fn a_failing_conversation_test_fails_the_command_and_names_the_turn() {
     let bundle = std::env::temp_dir().join(format!("switchboard-test-{}", std::process::id()));
     let tests = bundle.join("tests");
-    std::fs::create_dir_all(&tests).unwrap();
+    // The tests talk to the bundle they are in: the shop bot, with one test of its own.
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    std::fs::copy(
-        format!("{root}/config/bot/tests/fixtures.yaml"),
-        tests.join("fixtures.yaml"),
-    )
-    .unwrap();
+    copy_dir(&std::path::Path::new(root).join("config/bot"), &bundle);
+    for e in std::fs::read_dir(&tests).unwrap() {
+        let path = e.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "fixtures.yaml") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
     std::fs::write(
         tests.join("t.yaml"),
         "tests:\n  - name: greeting\n    turns:\n      - say: hello\n        reply: \"^Goodbye\"\n",
@@ -349,5 +392,119 @@ fn train_names_what_is_wrong_with_a_bundle() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("orphan"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The issue's proof that the bot is data: a new intent (its file, examples, flow, messages
+/// and conversation tests) added to a copy of the shop bot, trained, checked and talked to
+/// through the real chat turn, with no Rust change.
+#[test]
+fn a_new_intent_with_its_own_flow_is_trained_checked_and_answered() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/bot");
+    let dir = std::env::temp_dir().join(format!("switchboard-new-intent-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_dir(std::path::Path::new(root), &dir);
+    let write = |rel: &str, text: &str| std::fs::write(dir.join(rel), text).unwrap();
+    write(
+        "intents/gift_wrap.toml",
+        "description = \"gift wrap an order\"\nflow = \"gift_wrap\"\n",
+    );
+    write(
+        "examples/en/gift_wrap.txt",
+        "# gift_wrap: wrapping an order as a gift\n\
+         {can you|could you|please|i want to|i'd like to} gift wrap {my order|order <order>|it|the order|my purchase}{| please|?}\n\
+         {add|i need|i want} gift {wrap|wrapping} {to|for|on} {my order|order <order>|the order}{| please}\n\
+         {is|can} {my order|order <order>} {be |}{gift wrapped|wrapped as a gift}{|?}\n",
+    );
+    write(
+        "flows/gift_wrap.toml",
+        r#"description = "gift wrap an order that has not left the warehouse"
+slots = ["order"]
+
+[[steps]]
+ask = "order"
+
+[[steps]]
+call = "orders.get_status"
+with = { order_id = "{order}" }
+into = "o"
+on_missing = "missing"
+
+[[steps]]
+branch = [{ if = "o.status == 'processing'", goto = "wrap" }]
+
+[[steps]]
+say = "gift_wrap.too_late"
+next = "end"
+
+[[steps]]
+id = "wrap"
+say = "gift_wrap.done"
+next = "end"
+
+[[steps]]
+id = "missing"
+say = "order.not_found"
+"#,
+    );
+    let messages = std::fs::read_to_string(dir.join("messages/en.toml")).unwrap();
+    write(
+        "messages/en.toml",
+        &format!(
+            "{messages}\n[gift_wrap]\ndone = \"Done — order #{{order}} ({{summary}}) will be gift wrapped.\"\n\
+             too_late = \"Sorry, order #{{order}} has already left our warehouse, so it can't be gift wrapped.\"\n"
+        ),
+    );
+    // Its own conversation tests, alone: the shop bot's are proven elsewhere.
+    for e in std::fs::read_dir(dir.join("tests")).unwrap() {
+        let path = e.unwrap().path();
+        if path.file_name().is_some_and(|n| n != "fixtures.yaml") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    write(
+        "tests/gift_wrap.yaml",
+        r#"tests:
+  - name: an order not shipped yet is wrapped
+    customer: bob
+    turns:
+      - say: can you gift wrap order 2001?
+        intent: gift_wrap
+        reply: "^Done — order #2001 \\(.+\\) will be gift wrapped\\.$"
+        state: idle
+  - name: the flow asks which order, then answers
+    customer: alice
+    turns:
+      - say: i'd like to gift wrap my order
+        intent: gift_wrap
+        reply: "order"
+        state: flow
+      - say: "1001"
+        reply: "^Sorry, order #1001 has already left our warehouse"
+        state: idle
+"#,
+    );
+    let dir_arg = dir.display().to_string();
+    // The old model does not know the intent: the bundle refuses to load.
+    let stale = switchboard(&["check", "--bot", &dir_arg]);
+    assert!(!stale.status.success());
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("model.bin: stale"),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+    for args in [
+        &["train", "--bot", &dir_arg][..],
+        &["check", "--bot", &dir_arg],
+        &["test", "--bot", &dir_arg],
+    ] {
+        let out = switchboard(args);
+        assert!(
+            out.status.success(),
+            "{args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,130 @@
+//! The bundle's flows: parsed and validated against the bundle itself (its messages in every
+//! language, its slots, the connector operations bot.toml allows, the built-in actions), and
+//! the engine that runs them with the intents' routes.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use super::bundle::{Slot, SlotKind};
+use super::error::BundleErrors;
+use super::intents::{Action, IntentDef};
+use super::messages::Messages;
+use crate::connectors::catalog::Op;
+use crate::flow::actions::Actions;
+use crate::flow::catalog::{operation_fields, FlowCatalog, Operation};
+use crate::flow::engine::{Engine, Route};
+use crate::flow::{Flow, SlotDef, SlotType};
+use crate::nlu::Intent;
+
+/// What a flow may refer to in this bundle.
+pub struct BundleCatalog<'a> {
+    pub messages: &'a BTreeMap<String, Arc<Messages>>,
+    pub slots: &'a BTreeMap<String, Slot>,
+    pub operations: &'a [String],
+}
+
+impl FlowCatalog for BundleCatalog<'_> {
+    /// A message every language has; its variables are those of all of them, so a flow that
+    /// offers what one language uses is checked for the others too.
+    fn message_vars(&self, key: &str) -> Option<Vec<String>> {
+        let mut vars: Vec<String> = Vec::new();
+        for m in self.messages.values() {
+            for v in m.vars_of(key)? {
+                if !vars.contains(v) {
+                    vars.push(v.clone());
+                }
+            }
+        }
+        (!self.messages.is_empty()).then_some(vars)
+    }
+
+    fn slot(&self, name: &str) -> Option<SlotType> {
+        self.slots.get(name).map(|s| slot_type(s.kind))
+    }
+
+    fn operation(&self, name: &str) -> Operation {
+        let Some(op) = name.split_once('.').and_then(|(s, o)| Op::find(s, o)) else {
+            return Operation::Unknown;
+        };
+        if !self.operations.iter().any(|o| o == name) {
+            return Operation::NotAllowed;
+        }
+        operation_fields(op)
+    }
+}
+
+pub fn slot_type(kind: SlotKind) -> SlotType {
+    match kind {
+        SlotKind::Order => SlotType::Order,
+        SlotKind::Product => SlotType::Product,
+        SlotKind::Email => SlotType::Email,
+        SlotKind::Phone => SlotType::Phone,
+        SlotKind::Amount => SlotType::Amount,
+        SlotKind::Date => SlotType::Date,
+        SlotKind::Text => SlotType::Text,
+    }
+}
+
+/// Parses and validates every `flows/<name>.toml` (`sources`: name → (file, text)); the
+/// problems of all of them are collected in `errs`.
+pub fn load(
+    sources: &BTreeMap<String, (String, String)>,
+    catalog: &BundleCatalog<'_>,
+    actions: &Actions,
+    errs: &mut BundleErrors,
+) -> BTreeMap<String, Flow> {
+    let mut flows = BTreeMap::new();
+    for (name, (file, text)) in sources {
+        match crate::flow::load(name, file, text, catalog, actions) {
+            Ok(flow) => {
+                flows.insert(name.clone(), flow);
+            }
+            Err(e) => errs.0.extend(e.0),
+        }
+    }
+    flows
+}
+
+/// The bundle's flow engine: its flows, slots, the intents' routes (for interrupts) and the
+/// built-in actions.
+pub struct FlowEngine(pub Engine);
+
+impl fmt::Debug for FlowEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FlowEngine")
+    }
+}
+
+pub fn engine(
+    flows: &BTreeMap<String, Flow>,
+    slots: &BTreeMap<String, Slot>,
+    intents: &BTreeMap<Intent, IntentDef>,
+    actions: Actions,
+) -> FlowEngine {
+    let slots = slots
+        .iter()
+        .map(|(name, s)| {
+            (
+                name.clone(),
+                SlotDef {
+                    kind: slot_type(s.kind),
+                    prompt: s.prompt.clone(),
+                    reprompt: s.reprompt.clone(),
+                    attempts: s.attempts,
+                },
+            )
+        })
+        .collect();
+    let routes = intents
+        .iter()
+        .filter_map(|(intent, def)| {
+            let route = match def.action.as_ref()? {
+                Action::Flow(flow) => Route::Flow(flow.clone()),
+                Action::Answer { key, .. } => Route::Answer(key.clone()),
+            };
+            Some((intent.name().to_string(), route))
+        })
+        .collect();
+    FlowEngine(Engine::new(flows.values().cloned(), slots, routes, actions))
+}
