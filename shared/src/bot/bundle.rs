@@ -45,50 +45,9 @@ pub struct Bot {
     pub engine: Arc<FlowEngine>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct Slot {
-    pub kind: SlotKind,
-    /// Message keys.
-    pub prompt: String,
-    pub reprompt: String,
-    /// Failed answers before a person is offered.
-    pub attempts: u32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SlotKind {
-    Order,
-    Product,
-    Email,
-    Phone,
-    Amount,
-    Date,
-    Text,
-}
-
-impl SlotKind {
-    pub const ALL: [SlotKind; 7] = [
-        SlotKind::Order,
-        SlotKind::Product,
-        SlotKind::Email,
-        SlotKind::Phone,
-        SlotKind::Amount,
-        SlotKind::Date,
-        SlotKind::Text,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            SlotKind::Order => "order",
-            SlotKind::Product => "product",
-            SlotKind::Email => "email",
-            SlotKind::Phone => "phone",
-            SlotKind::Amount => "amount",
-            SlotKind::Date => "date",
-            SlotKind::Text => "text",
-        }
-    }
-}
+/// A bundle slot (`[slots.NAME]` of bot.toml) is what the flow engine asks for: one type for both.
+pub type Slot = crate::flow::SlotDef;
+pub type SlotKind = crate::flow::SlotType;
 
 static BOT_SCHEMA: Schema = Schema::Keys(&[
     ("name", &LEAF),

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::bundle::{Slot, SlotKind};
+use super::bundle::Slot;
 use super::error::BundleErrors;
 use super::intents::{Action, IntentDef};
 use super::messages::Messages;
@@ -14,7 +14,7 @@ use crate::connectors::catalog::Op;
 use crate::flow::actions::Actions;
 use crate::flow::catalog::{operation_fields, FlowCatalog, Operation};
 use crate::flow::engine::{Engine, Route};
-use crate::flow::{Flow, SlotDef, SlotType};
+use crate::flow::{Flow, SlotType};
 use crate::nlu::Intent;
 
 /// What a flow may refer to in this bundle.
@@ -40,7 +40,7 @@ impl FlowCatalog for BundleCatalog<'_> {
     }
 
     fn slot(&self, name: &str) -> Option<SlotType> {
-        self.slots.get(name).map(|s| slot_type(s.kind))
+        self.slots.get(name).map(|s| s.kind)
     }
 
     fn operation(&self, name: &str) -> Operation {
@@ -51,18 +51,6 @@ impl FlowCatalog for BundleCatalog<'_> {
             return Operation::NotAllowed;
         }
         operation_fields(op)
-    }
-}
-
-pub fn slot_type(kind: SlotKind) -> SlotType {
-    match kind {
-        SlotKind::Order => SlotType::Order,
-        SlotKind::Product => SlotType::Product,
-        SlotKind::Email => SlotType::Email,
-        SlotKind::Phone => SlotType::Phone,
-        SlotKind::Amount => SlotType::Amount,
-        SlotKind::Date => SlotType::Date,
-        SlotKind::Text => SlotType::Text,
     }
 }
 
@@ -102,20 +90,7 @@ pub fn engine(
     intents: &BTreeMap<Intent, IntentDef>,
     actions: Actions,
 ) -> FlowEngine {
-    let slots = slots
-        .iter()
-        .map(|(name, s)| {
-            (
-                name.clone(),
-                SlotDef {
-                    kind: slot_type(s.kind),
-                    prompt: s.prompt.clone(),
-                    reprompt: s.reprompt.clone(),
-                    attempts: s.attempts,
-                },
-            )
-        })
-        .collect();
+    let slots = slots.clone();
     let routes = intents
         .iter()
         .filter_map(|(intent, def)| {

@@ -108,6 +108,29 @@ pub enum SlotType {
 }
 
 impl SlotType {
+    pub const ALL: [SlotType; 7] = [
+        SlotType::Order,
+        SlotType::Product,
+        SlotType::Email,
+        SlotType::Phone,
+        SlotType::Amount,
+        SlotType::Date,
+        SlotType::Text,
+    ];
+
+    /// As bot.toml writes it (`type = "order"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SlotType::Order => "order",
+            SlotType::Product => "product",
+            SlotType::Email => "email",
+            SlotType::Phone => "phone",
+            SlotType::Amount => "amount",
+            SlotType::Date => "date",
+            SlotType::Text => "text",
+        }
+    }
+
     pub fn value_type(self) -> value::Type {
         match self {
             SlotType::Amount => value::Type::Money,
