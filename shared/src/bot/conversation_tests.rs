@@ -36,11 +36,11 @@ use crate::bot::error::{line_of, BundleError, BundleErrors};
 use crate::bot::Bot;
 use crate::config::ChatSettings;
 use crate::connectors::{ConnectorError, Customer, InventoryPort, Order, OrdersPort, Product};
-use crate::conversation::{Conversation, ConversationKey, DialogueState};
+use crate::conversation::{ConversationKey, DialogueState};
 use crate::dialogue::{Dialogue, Ending};
 use crate::jobs::refund_key;
 use crate::store::memory::MemoryStore;
-use crate::store::{Begin, Commit, ConversationStore, EffectLedger, EffectOutcome};
+use crate::store::{Begin, ConversationStore, EffectLedger, EffectOutcome};
 use crate::turn::{PostMessage, TurnService};
 
 pub const FIXTURES: &str = "fixtures.yaml";
@@ -489,27 +489,17 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
     let mut conversation_id = None;
     if let Some(state) = &test.state {
         let id = crate::conversation::new_conversation_id();
-        let mut c = Conversation::new(
-            ConversationKey {
-                tenant: DEFAULT_TENANT.into(),
-                id: id.clone(),
-            },
-            customer,
-            fixtures.now,
-        );
-        c.state = state.clone();
-        c.version = 1;
-        let seeded = store
-            .commit(Commit {
-                conversation: c,
-                expected_version: 0,
-                messages: vec![],
-                turn: None,
-                effect: None,
-                jobs: vec![],
-            })
+        store
+            .seed_conversation_at(
+                ConversationKey {
+                    tenant: DEFAULT_TENANT.into(),
+                    id: id.clone(),
+                },
+                &customer,
+                state.clone(),
+                fixtures.now,
+            )
             .await;
-        debug_assert!(seeded.is_ok(), "an empty store takes a new conversation");
         conversation_id = Some(id);
     }
     let mut failures = Vec::new();

@@ -94,7 +94,25 @@ impl MemoryStore {
     /// Creates an empty conversation for `customer` (version 1), as a first turn would: for
     /// tests and benchmarks that start from an existing conversation.
     pub async fn seed_conversation(&self, key: ConversationKey, customer: &str) {
-        let mut c = Conversation::new(key, customer.into(), time::OffsetDateTime::now_utc());
+        self.seed_conversation_at(
+            key,
+            customer,
+            crate::conversation::DialogueState::Idle,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+    }
+
+    /// The same, started at `at` and standing at `state` (as a vendor's event leaves one).
+    pub async fn seed_conversation_at(
+        &self,
+        key: ConversationKey,
+        customer: &str,
+        state: crate::conversation::DialogueState,
+        at: time::OffsetDateTime,
+    ) {
+        let mut c = Conversation::new(key, customer.into(), at);
+        c.state = state;
         c.version = 1;
         self.commit(super::Commit {
             conversation: c,
