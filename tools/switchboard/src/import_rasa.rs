@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 use serde::Deserialize;
@@ -73,7 +74,9 @@ fn move_name(intent: &str) -> Option<&'static str> {
 /// Rasa fills `{slot}` in responses from its slots; ours has no such slots, so the reference is
 /// taken out (and reported) rather than left to show as "{name}".
 fn without_slot_references(text: &str) -> (String, Vec<String>) {
-    let slot = Regex::new(r",?\s?\{([^{}]*)\}").expect("a valid pattern");
+    static SLOT: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r",?\s?\{([^{}]*)\}").expect("a valid pattern"));
+    let slot = &*SLOT;
     let found = slot.captures_iter(text).map(|c| c[1].to_string()).collect();
     (slot.replace_all(text, "").trim().to_string(), found)
 }
@@ -97,10 +100,12 @@ fn placeholder(entity: &str) -> Option<&'static str> {
 /// are a kind we fill, else their plain text; characters that mean something in a template
 /// (`{ } | < >`) are dropped.
 pub fn template(example: &str) -> String {
-    let annotation =
+    // Compiled once for the whole file, not per example.
+    static ANNOTATION: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r#"\[([^\]]*)\](?:\(([^)]*)\)|\{[^}]*"entity"\s*:\s*"([^"]*)"[^}]*\})"#)
-            .expect("a valid pattern");
-    let converted = annotation.replace_all(example, |c: &Captures| {
+            .expect("a valid pattern")
+    });
+    let converted = ANNOTATION.replace_all(example, |c: &Captures| {
         let text = &c[1];
         let entity = c.get(2).or(c.get(3)).map_or("", |m| m.as_str());
         // `(entity:value)` is Rasa's old synonym form.
