@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::money::Money;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -61,13 +60,6 @@ pub struct ConversationKey {
 pub enum DialogueState {
     #[default]
     Idle,
-    /// The bot asked "which order?" and listed these; `purpose` is the intent waiting for the
-    /// answer (none: where the order is).
-    AwaitingOrderChoice {
-        candidates: Vec<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        purpose: Option<String>,
-    },
     /// The bot was unsure and asked which of these intents was meant; the message's order
     /// numbers wait with them.
     Clarifying {
@@ -75,25 +67,16 @@ pub enum DialogueState {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         order_refs: Vec<String>,
     },
-    /// The bot offered to refund a late order.
-    RefundOffered { order_id: String, amount: Money },
-    /// The bot asked which product a stock question is about.
-    AwaitingProduct,
-    /// A proactive "your payment didn't go through — need help?" was sent.
-    PaymentHelpOffered {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        payment_url: Option<String>,
-    },
-    /// The customer said yes; the bot listed the ways to fix the payment.
-    PaymentHelpOptions {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        payment_url: Option<String>,
-    },
     /// The bot could not do what was asked (a system stayed down) and offered a person;
     /// `reason` goes to the team with the handoff.
     HandoffOffered { reason: String },
     /// A flow of the bundle waits for the customer (the flow engine's state).
     Flow(crate::flow::engine::FlowState),
+    /// A question of an earlier version (`awaiting_order_choice`, `refund_offered`,
+    /// `payment_help_offered`…, before the flows were the bundle's): read as nothing pending,
+    /// so a conversation stored then still loads; the customer is asked again.
+    #[serde(other)]
+    Retired,
 }
 
 /// Facts the dialogue carries between turns.
@@ -279,15 +262,21 @@ mod tests {
 
     #[test]
     fn state_round_trips_as_tagged_json() {
-        let s = DialogueState::RefundOffered {
-            order_id: "1002".into(),
-            amount: Money {
-                amount_cents: 100,
-                currency: "USD".into(),
-            },
+        let s = DialogueState::Clarifying {
+            options: vec!["order_status".into(), "cancel_order".into()],
+            order_refs: vec!["1002".into()],
         };
         let json = serde_json::to_string(&s).unwrap();
-        assert!(json.contains("\"kind\":\"refund_offered\""));
+        assert!(json.contains("\"kind\":\"clarifying\""), "{json}");
         assert_eq!(serde_json::from_str::<DialogueState>(&json).unwrap(), s);
+    }
+
+    #[test]
+    fn a_question_stored_by_an_earlier_version_still_loads() {
+        let old = r#"{"kind":"refund_offered","order_id":"1002","amount":{"amount_cents":100,"currency":"USD"}}"#;
+        assert_eq!(
+            serde_json::from_str::<DialogueState>(old).unwrap(),
+            DialogueState::Retired
+        );
     }
 }

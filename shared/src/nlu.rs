@@ -145,6 +145,22 @@ pub struct Understanding {
     pub only_points: bool,
 }
 
+impl Understanding {
+    /// No message at all: a flow a vendor's event starts.
+    pub fn nothing() -> Self {
+        Understanding {
+            intent: Intent::unknown(),
+            confidence: 0.0,
+            unsure_between: None,
+            order_refs: Vec::new(),
+            ordinal: None,
+            other: false,
+            refers_to_listed: false,
+            only_points: false,
+        }
+    }
+}
+
 pub const LAST: usize = usize::MAX;
 /// "the latest", "my newest": the most recent of the orders, wherever a list put it.
 pub const NEWEST: usize = usize::MAX - 1;

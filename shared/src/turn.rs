@@ -105,6 +105,11 @@ fn is_valid_client_message_id(id: &str) -> bool {
 }
 
 impl TurnService {
+    /// The dialogue turns run (to open a flow outside a turn, as a vendor's event does).
+    pub fn dialogue(&self) -> &Dialogue {
+        &self.dialogue
+    }
+
     pub fn new(
         store: Arc<dyn ConversationStore>,
         dialogue: Dialogue,

@@ -36,6 +36,9 @@ pub struct Bot {
     /// The connector operations its flows may call.
     pub operations: Vec<String>,
     pub intents: BTreeMap<Intent, IntentDef>,
+    /// What a message that is only an order number asks when the conversation is about
+    /// nothing yet (`[understanding] order_number`).
+    pub order_number_intent: Option<Intent>,
     pub model: IntentModel,
     /// Per language.
     messages: BTreeMap<String, Arc<Messages>>,
@@ -54,7 +57,11 @@ static BOT_SCHEMA: Schema = Schema::Keys(&[
     ("languages", &LEAF),
     (
         "understanding",
-        &Schema::Keys(&[("accept", &LEAF), ("clarify", &LEAF)]),
+        &Schema::Keys(&[
+            ("accept", &LEAF),
+            ("clarify", &LEAF),
+            ("order_number", &LEAF),
+        ]),
     ),
     (
         "slots",
@@ -84,6 +91,7 @@ struct RawBot {
 struct RawUnderstanding {
     accept: Option<Spanned<f32>>,
     clarify: Option<Spanned<f32>>,
+    order_number: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -249,7 +257,7 @@ impl Bot {
             settings = Some(check_settings(&bot_file, text, raw, &missing_in, &mut errs));
         }
         // flows/<name>.toml: parsed and validated once the settings are known (below).
-        let flow_sources: BTreeMap<String, (String, String)> = files
+        let mut flow_sources: BTreeMap<String, (String, String)> = files
             .keys()
             .filter_map(|rel| {
                 let name = rel.strip_prefix("flows/")?.strip_suffix(".toml")?;
@@ -297,6 +305,22 @@ impl Bot {
                             "answer",
                             format!("{key} uses {{order}} but needs_order is not set"),
                         ));
+                    }
+                    if *needs_order {
+                        let handoff = matches!(
+                            parsed.def.action,
+                            Some(Action::Answer { handoff: true, .. })
+                        );
+                        let source = super::order_answer::source(
+                            name,
+                            &parsed.def.description,
+                            key,
+                            handoff,
+                        );
+                        flow_sources.insert(
+                            super::order_answer::flow_name(name),
+                            (file.clone(), source),
+                        );
                     }
                 }
                 Some(Action::Flow(flow)) if !flow_sources.contains_key(flow) => {
@@ -418,6 +442,20 @@ impl Bot {
         let actions = Actions::builtin();
         let flows = flows::load(&flow_sources, &catalog, &actions, &mut errs);
         let engine = flows::engine(&flows, &slots, &intents, actions);
+        let order_number_intent = raw.as_ref().and_then(|(raw, text)| {
+            let name = raw.understanding.order_number.as_ref()?;
+            let intent = Intent::new(name.get_ref());
+            if intents.contains_key(&intent) {
+                return Some(intent);
+            }
+            errs.push(BundleError::new(
+                &bot_file,
+                Some(line_of(text, name.span().start)),
+                "understanding.order_number",
+                format!("no intent {:?} (intents/{}.toml)", name.get_ref(), name.get_ref()),
+            ));
+            None
+        });
         let (Some(model), Some((raw, _))) = (model, raw) else {
             return Err(errs);
         };
@@ -429,6 +467,7 @@ impl Bot {
             slots,
             operations,
             intents,
+            order_number_intent,
             model,
             messages,
             flows,

@@ -21,7 +21,7 @@
 //! A test may start from a state (`state: {kind: payment_help_offered}`), as a vendor event
 //! leaves a conversation.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
@@ -38,6 +38,7 @@ use crate::config::ChatSettings;
 use crate::connectors::{ConnectorError, Customer, InventoryPort, Order, OrdersPort, Product};
 use crate::conversation::{ConversationKey, DialogueState};
 use crate::dialogue::{Dialogue, Ending};
+use crate::flow::engine::Waiting;
 use crate::jobs::refund_key;
 use crate::store::memory::MemoryStore;
 use crate::store::{Begin, ConversationStore, EffectLedger, EffectOutcome};
@@ -94,9 +95,11 @@ pub struct ConversationTest {
     pub name: String,
     #[serde(default)]
     pub customer: Option<String>,
-    /// Where the conversation stands before the first turn (default: a new conversation).
+    /// Where the conversation stands before the first turn (default: a new conversation): a
+    /// flow a vendor's event started (`{ flow: payment_help, with: { payment_url: … } }`), or
+    /// a state (`{ kind: handoff_offered, reason: … }`).
     #[serde(default)]
-    pub state: Option<DialogueState>,
+    pub state: Option<Start>,
     pub turns: Vec<TurnTest>,
     /// Systems (`orders`, `inventory`) that time out or answer 5xx in this test: a turn that
     /// needs one defers its answer to a job.
@@ -110,6 +113,19 @@ pub struct ConversationTest {
     pub file: String,
     #[serde(skip)]
     pub line: usize,
+}
+
+/// Where a test's conversation starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Start {
+    /// The bundle's flow, started as a vendor's event starts it, with these inputs.
+    Flow {
+        flow: String,
+        #[serde(default)]
+        with: BTreeMap<String, String>,
+    },
+    State(DialogueState),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -463,11 +479,33 @@ pub async fn run(suite: &Suite) -> Report {
     report
 }
 
-fn kind_of(state: &DialogueState) -> String {
-    serde_json::to_value(state)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
-        .unwrap_or_default()
+/// What a test's `state:` names: `idle`, `clarifying`, `handoff_offered`, or for a flow that
+/// waits `<flow>.<step>` — the step's `id`, else the slot it asks for or `confirm` — and
+/// `<flow>.handoff_offer` once it offers a person.
+pub fn state_name(bot: &Bot, state: &DialogueState) -> String {
+    let DialogueState::Flow(f) = state else {
+        return serde_json::to_value(state)
+            .ok()
+            .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+            .unwrap_or_default();
+    };
+    let frame = &f.frame;
+    let step = match &frame.waiting {
+        Some(Waiting::HandoffOffer { .. }) => "handoff_offer".to_string(),
+        waiting => {
+            let id = bot
+                .flows
+                .get(&frame.flow)
+                .and_then(|fl| fl.steps.get(frame.step))
+                .and_then(|s| s.id.clone());
+            match (id, waiting) {
+                (Some(id), _) => id,
+                (None, Some(Waiting::Slot { slot })) => slot.clone(),
+                (None, _) => "confirm".to_string(),
+            }
+        }
+    };
+    format!("{}.{step}", frame.flow)
 }
 
 async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -> Vec<Failure> {
@@ -487,7 +525,33 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
         .unwrap_or_else(|| "customer".into());
     let who = Principal::customer(DEFAULT_TENANT, customer.clone());
     let mut conversation_id = None;
-    if let Some(state) = &test.state {
+    if let Some(start) = &test.state {
+        let state = match start {
+            Start::State(state) => state.clone(),
+            Start::Flow { flow, with } => {
+                let inputs = with
+                    .iter()
+                    .map(|(k, v)| (k.clone(), crate::flow::value::Value::text(v)))
+                    .collect();
+                let opened = service
+                    .dialogue()
+                    .open_flow(&who, flow, inputs, &Default::default(), fixtures.now)
+                    .await;
+                match opened {
+                    Some(o) => o.state,
+                    None => {
+                        return vec![Failure {
+                            file: test.file.clone(),
+                            line: test.line,
+                            test: test.name.clone(),
+                            turn: 0,
+                            said: String::new(),
+                            problems: vec![format!("no flow {flow:?} to start in")],
+                        }]
+                    }
+                }
+            }
+        };
         let id = crate::conversation::new_conversation_id();
         store
             .seed_conversation_at(
@@ -496,7 +560,7 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
                     id: id.clone(),
                 },
                 &customer,
-                state.clone(),
+                state,
                 fixtures.now,
             )
             .await;
@@ -547,7 +611,7 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
             id: reply.conversation_id.clone(),
         };
         let state = match store.load(&key, 1).await {
-            Ok(Some(s)) => kind_of(&s.conversation.state),
+            Ok(Some(s)) => state_name(bot, &s.conversation.state),
             _ => String::new(),
         };
         let mut problems = Vec::new();

@@ -96,6 +96,10 @@ pub fn engine(
         .filter_map(|(intent, def)| {
             let route = match def.action.as_ref()? {
                 Action::Flow(flow) => Route::Flow(flow.clone()),
+                Action::Answer {
+                    needs_order: true,
+                    ..
+                } => Route::Flow(super::order_answer::flow_name(intent.name())),
                 Action::Answer { key, .. } => Route::Answer(key.clone()),
             };
             Some((intent.name().to_string(), route))

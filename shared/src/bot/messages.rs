@@ -26,13 +26,16 @@ pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     ("agent.taken_over", &[]),
     ("agent.released", &[]),
     // Proactive messages from vendors' events (fulfillment).
-    ("payment.help.offer", &[]),
     ("event.this_order", &["order"]),
     ("event.your_order", &[]),
     ("event.shipped", &["order"]),
     ("event.shipped_with", &["order", "carrier"]),
     ("event.delayed", &["order"]),
     ("order.tracking", &["tracking_url"]),
+    // How an order is named, and one line of "which order?" (the flows' host).
+    ("order.summary", &["order"]),
+    ("order.summary.item", &["order", "item"]),
+    ("order.summary.items", &["order", "item", "more"]),
     // A deferred answer that could not be given (fulfillment).
     ("deferred.gave_up", &[]),
     ("deferred.gave_up_late", &[]),

@@ -10,6 +10,7 @@ pub mod error;
 pub mod flows;
 pub mod intents;
 pub mod messages;
+pub mod order_answer;
 mod toml_file;
 
 pub use bundle::{Bot, Slot, SlotKind};

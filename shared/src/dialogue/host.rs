@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::auth::Principal;
+use crate::bot::messages::{Messages, Value as MsgValue};
 use crate::connectors::catalog::Op;
 use crate::connectors::{ConnectorError, InventoryPort, Order, OrdersPort};
 use crate::flow::engine::{FlowHost, HostError, RefundState};
@@ -53,6 +54,7 @@ pub enum Trouble {
 
 pub struct PortsHost<'a> {
     who: &'a Principal,
+    messages: &'a Messages,
     orders: &'a dyn OrdersPort,
     inventory: Option<&'a dyn InventoryPort>,
     ledger: Option<&'a dyn EffectLedger>,
@@ -62,9 +64,15 @@ pub struct PortsHost<'a> {
 }
 
 impl<'a> PortsHost<'a> {
-    pub fn new(who: &'a Principal, orders: &'a dyn OrdersPort, deadline: Option<Instant>) -> Self {
+    pub fn new(
+        who: &'a Principal,
+        messages: &'a Messages,
+        orders: &'a dyn OrdersPort,
+        deadline: Option<Instant>,
+    ) -> Self {
         Self {
             who,
+            messages,
             orders,
             inventory: None,
             ledger: None,
@@ -121,6 +129,11 @@ impl<'a> PortsHost<'a> {
         }
     }
 
+    /// An order as the flows see it, its summary phrased by the bundle.
+    fn record(&self, o: &Order) -> Record {
+        records::order(o, summary(self.messages, o))
+    }
+
     fn may_see(&self, order: &Order) -> bool {
         crate::access::check(
             self.who,
@@ -148,7 +161,7 @@ impl FlowHost for PortsHost<'_> {
         let found = self.read(self.orders.order(id)).await?;
         Ok(found
             .filter(|o| self.may_see(o))
-            .map(|o| records::order(&o)))
+            .map(|o| self.record(&o)))
     }
 
     async fn list(&self, operation: &str, _inputs: &Record) -> Result<Vec<Record>, HostError> {
@@ -160,7 +173,7 @@ impl FlowHost for PortsHost<'_> {
             return Ok(orders
                 .iter()
                 .filter(|o| self.may_see(o))
-                .map(records::order)
+                .map(|o| self.record(o))
                 .collect());
         }
         if operation == Op::InventoryAvailability.name() {
@@ -203,7 +216,36 @@ impl FlowHost for PortsHost<'_> {
     fn conversation_list(&self, name: &str) -> Vec<String> {
         self.lists.get(name).cloned().unwrap_or_default()
     }
+
+    fn phrase(&self, key: &str, vars: &[(String, Value)]) -> String {
+        let vars: Vec<(&str, MsgValue)> = vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), super::run_flow::message_value(v)))
+            .collect();
+        self.messages.render(key, &vars)
+    }
 }
+
+/// "#1001", "#1001 (Desk lamp)", "#1001 (Desk lamp and 2 more)", in the bundle's words.
+pub fn summary(messages: &Messages, o: &Order) -> String {
+    let order = ("order", MsgValue::Text(o.id.clone()));
+    match o.items.as_slice() {
+        [] => messages.render(SUMMARY, &[order]),
+        [one] => messages.render(SUMMARY_ITEM, &[order, ("item", one.name.as_str().into())]),
+        [first, rest @ ..] => messages.render(
+            SUMMARY_ITEMS,
+            &[
+                order,
+                ("item", first.name.as_str().into()),
+                ("more", MsgValue::Number(rest.len() as i64)),
+            ],
+        ),
+    }
+}
+
+pub const SUMMARY: &str = "order.summary";
+pub const SUMMARY_ITEM: &str = "order.summary.item";
+pub const SUMMARY_ITEMS: &str = "order.summary.items";
 
 #[cfg(test)]
 mod tests {
@@ -300,8 +342,9 @@ mod tests {
     #[tokio::test]
     async fn another_customers_order_reads_as_missing() {
         let alice = Principal::customer("t", "alice");
+        let m = crate::bot::Bot::embedded().default_messages();
         let o = orders();
-        let host = PortsHost::new(&alice, &o, None);
+        let host = PortsHost::new(&alice, &m, &o, None);
         let mine = host.call("orders.get_status", &id("1002")).await.unwrap();
         assert_eq!(
             mine.unwrap().get("status"),
@@ -320,11 +363,12 @@ mod tests {
     #[tokio::test]
     async fn a_system_down_fails_the_read_as_unavailable_and_is_noted() {
         let alice = Principal::customer("t", "alice");
+        let m = crate::bot::Bot::embedded().default_messages();
         let o = Orders {
             down: true,
             ..orders()
         };
-        let host = PortsHost::new(&alice, &o, None);
+        let host = PortsHost::new(&alice, &m, &o, None);
         let e = host.call("orders.get_status", &id("1002")).await;
         assert!(matches!(e, Err(HostError::Unavailable(_))), "{e:?}");
         assert_eq!(host.trouble(), Some(Trouble::Down));
@@ -333,12 +377,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_read_past_the_turns_budget_is_noted_as_slow() {
         let alice = Principal::customer("t", "alice");
+        let m = crate::bot::Bot::embedded().default_messages();
         let o = Orders {
             slow: true,
             ..orders()
         };
         let deadline = Instant::now() + Duration::from_millis(150);
-        let host = PortsHost::new(&alice, &o, Some(deadline));
+        let host = PortsHost::new(&alice, &m, &o, Some(deadline));
         let e = host.list("orders.list_by_customer", &Record::new()).await;
         assert!(matches!(e, Err(HostError::Unavailable(_))), "{e:?}");
         assert_eq!(host.trouble(), Some(Trouble::Slow));
@@ -347,6 +392,7 @@ mod tests {
     #[tokio::test]
     async fn stock_refunds_and_the_conversations_lists() {
         let alice = Principal::customer("t", "alice");
+        let m = crate::bot::Bot::embedded().default_messages();
         let o = orders();
         let store = MemoryStore::new();
         let key = refund_key("t", "1002");
@@ -355,7 +401,7 @@ mod tests {
         else {
             panic!("begins");
         };
-        let host = PortsHost::new(&alice, &o, None)
+        let host = PortsHost::new(&alice, &m, &o, None)
             .with_inventory(Some(&Stock))
             .with_ledger(Some(&store))
             .with_list("refunds_requested", vec!["1002".into()]);
@@ -376,7 +422,7 @@ mod tests {
             host.call("payments.refund", &id("1002")).await,
             Err(HostError::Failed(_))
         ));
-        let no_ledger = PortsHost::new(&alice, &o, None);
+        let no_ledger = PortsHost::new(&alice, &m, &o, None);
         assert!(no_ledger.refund_state("1002").await.is_err());
     }
 }

@@ -1,21 +1,26 @@
 //! Runs the bundle's flows in the flow engine for the dialogue: starts one for an intent,
 //! gives a waiting one the customer's reply, and turns the engine's effects into what the
-//! turn says (through the messages catalogue), the jobs it starts and the state it keeps.
+//! turn says (through the messages catalogue), the jobs it starts, the state it keeps and what
+//! the conversation is about next (the order discussed, the orders listed).
 //!
 //! The engine leaves to its caller: the refund list the conversation keeps, "already handed
 //! off", and deferring the turn when a system is slow or down (the old state kept).
 
 use crate::bot::messages::Value as MsgValue;
 use crate::conversation::DialogueState;
-use crate::flow::engine::{Effect, FlowJob, FlowState, HostError, Understood};
+use crate::flow::engine::{Effect, FlowJob, FlowState, HostError, Understood, Waiting};
 use crate::flow::value::{Record, Value};
+use crate::flow::SlotType;
+use crate::jobs::JobKind;
 use crate::nlu::{Intent, Understanding};
 
 use super::host::{PortsHost, Trouble};
-use super::{handoff, Dialogue, Turn, SYSTEM_DOWN};
+use super::{Dialogue, Turn, ORDER_SLOT, SYSTEM_DOWN, WELCOME_BACK_FLOW};
 
 /// The conversation list a flow's `refund_news` reads.
-const REFUNDS_REQUESTED: &str = "refunds_requested";
+use crate::flow::actions::REFUNDS_REQUESTED;
+/// The refunds a returning customer hears about (`welcome_back`).
+const WELCOME_BACK: &str = "welcome_back";
 
 /// How a flow turn went, for the dialogue.
 pub(super) enum Ran {
@@ -34,6 +39,12 @@ pub fn message_value(v: &Value) -> MsgValue {
         Value::Time(t) => MsgValue::Date(t.date()),
         Value::Bool(b) => MsgValue::Text(if *b { "yes" } else { "no" }.into()),
     }
+}
+
+fn message_vars(vars: &[(String, Value)]) -> Vec<(&str, MsgValue)> {
+    vars.iter()
+        .map(|(k, v)| (k.as_str(), message_value(v)))
+        .collect()
 }
 
 /// A refund that ended, once told (`refund_news`'s `refund.state.done|failed`), is not told
@@ -57,37 +68,101 @@ fn note_refund_told(turn: &mut Turn<'_>, key: &str, vars: &[(String, Value)]) {
 
 impl Dialogue {
     fn host<'a>(&'a self, turn: &'a Turn<'a>) -> PortsHost<'a> {
-        PortsHost::new(turn.who, self.orders.as_ref(), turn.deadline)
-            .with_inventory(self.inventory.as_deref())
-            .with_ledger(self.ledger.as_deref())
-            .with_list(REFUNDS_REQUESTED, turn.out.slots.refunds_requested.clone())
+        PortsHost::new(
+            turn.who,
+            &self.messages,
+            self.orders.as_ref(),
+            turn.deadline,
+        )
+        .with_inventory(self.inventory.as_deref())
+        .with_ledger(self.ledger.as_deref())
+        .with_list(REFUNDS_REQUESTED, turn.out.slots.refunds_requested.clone())
+        .with_list(WELCOME_BACK, turn.out.slots.welcome_back.clone())
     }
 
-    fn understood(&self, turn: &Turn<'_>, u: &Understanding, text: &str) -> Understood {
-        let entities = crate::entities::extract(text, turn.now.date(), &[]);
+    /// The message as the engine reads it. While a flow waits for a product, the catalogue's
+    /// names are looked for in it ("the desk lamp" answers "which product?" whatever the
+    /// classifier makes of it).
+    async fn understood(
+        &self,
+        turn: &mut Turn<'_>,
+        u: &Understanding,
+        text: &str,
+        waiting_for: Option<SlotType>,
+    ) -> Understood {
+        let mut names = Vec::new();
+        if let (Some(SlotType::Product), Some(inventory)) = (waiting_for, &self.inventory) {
+            match super::host::within(turn.deadline, inventory.products()).await {
+                Ok(Ok(products)) => names = products.into_iter().map(|p| p.name).collect(),
+                Ok(Err(e)) => tracing::warn!(error = %e, "no catalogue to read a product from"),
+                Err(_) => tracing::info!("the catalogue missed the turn's budget"),
+            }
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let entities = crate::entities::extract(text, turn.now.date(), &names);
         Understood::from_nlu(u, text, &entities)
     }
 
-    /// Starts `flow` for the message, with `initial` slots (a proactive offer's link).
+    /// Starts `flow` for the message (for `intent`; none for a vendor's event), with
+    /// `initial` slots; the flow's `context` slots come from the order the conversation is
+    /// about when the message names none.
     pub(super) async fn start_flow(
         &self,
         turn: &mut Turn<'_>,
-        intent: &Intent,
+        intent: Option<&Intent>,
         flow: &str,
         initial: Record,
         u: &Understanding,
         text: &str,
     ) {
-        let understood = self.understood(turn, u, text);
+        let understood = self.understood(turn, u, text, None).await;
+        let remembered: Record = turn
+            .out
+            .slots
+            .order_id
+            .iter()
+            .map(|o| (ORDER_SLOT.to_string(), Value::text(o)))
+            .collect();
+        let about_orders = self
+            .bot
+            .flows
+            .get(flow)
+            .is_some_and(|f| f.slots.iter().any(|s| s == ORDER_SLOT));
+        if let (Some(intent), true) = (intent, about_orders) {
+            // "and the other one?" next asks the same.
+            turn.out.slots.topic = Some(intent.name().to_string());
+        }
         let engine = &self.bot.engine.0;
         let (result, trouble) = {
             let host = self.host(turn);
             let r = engine
-                .start(flow, initial, &understood, &host, turn.now)
+                .start_in_context(flow, initial, &remembered, &understood, &host, turn.now)
                 .await;
             (r, host.trouble())
         };
-        self.apply(turn, result, trouble, Some(intent));
+        self.apply(turn, result, trouble, intent);
+    }
+
+    /// A returning customer's refunds, through the bundle's `welcome_back` flow.
+    pub(super) async fn run_welcome(&self, turn: &mut Turn<'_>, pending: Vec<String>) {
+        let engine = &self.bot.engine.0;
+        let (result, trouble) = {
+            let host = self.host(turn).with_list(WELCOME_BACK, pending);
+            let r = engine
+                .start(
+                    WELCOME_BACK_FLOW,
+                    Record::new(),
+                    &Understood::default(),
+                    &host,
+                    turn.now,
+                )
+                .await;
+            (r, host.trouble())
+        };
+        // Never a reason to defer the customer's own question: the flow reads only the ledger.
+        if trouble.is_none() {
+            self.apply(turn, result, None, None);
+        }
     }
 
     /// The customer's reply to the waiting flow.
@@ -98,7 +173,11 @@ impl Dialogue {
         u: &Understanding,
         text: &str,
     ) -> Ran {
-        let understood = self.understood(turn, u, text);
+        let waiting_for = match &state.frame.waiting {
+            Some(Waiting::Slot { slot }) => self.bot.engine.0.slot(slot).map(|d| d.kind),
+            _ => None,
+        };
+        let understood = self.understood(turn, u, text, waiting_for).await;
         let engine = &self.bot.engine.0;
         let (result, trouble) = {
             let host = self.host(turn);
@@ -135,44 +214,81 @@ impl Dialogue {
                 tracing::warn!(%detail, "a flow's read failed during a turn");
                 // The intent's own answer (`answer.<intent>`), when it has one, rather than a
                 // dead end: a deployment without a stock system still says where to look.
-                let fallback = intent
-                    .and_then(|i| self.answer(i))
-                    .map(|a| a.for_order(&self.messages, None));
-                return turn.say(fallback.unwrap_or_else(|| SYSTEM_DOWN.to_string()));
+                let key = intent
+                    .map(|i| format!("answer.{}", i.name()))
+                    .filter(|k| self.messages.vars_of(k).is_some_and(|v| v.is_empty()));
+                let key = key.as_deref().unwrap_or(SYSTEM_DOWN);
+                return self.say(turn, key, &[]);
             }
         };
         for effect in ran.effects {
             match effect {
                 Effect::Say { key, vars } | Effect::Ask { key, vars, .. } => {
                     note_refund_told(turn, &key, &vars);
-                    let vars: Vec<(&str, MsgValue)> = vars
-                        .iter()
-                        .map(|(k, v)| (k.as_str(), message_value(v)))
-                        .collect();
-                    turn.say(self.messages.render(&key, &vars));
+                    self.say(turn, &key, &message_vars(&vars));
                 }
-                Effect::Handoff { reason, order_id } => handoff(turn, &reason, order_id),
+                Effect::Handoff { reason, order_id } => self.handoff(turn, &reason, order_id),
                 Effect::StartJob(job) => self.start_job(turn, job),
+                Effect::Ended {
+                    slots, candidates, ..
+                } => {
+                    // What the conversation is about now.
+                    if let Some(order) = slots.get(ORDER_SLOT).and_then(Value::as_text) {
+                        turn.out.slots.order_id = Some(order.to_string());
+                    }
+                    if !candidates.is_empty() {
+                        turn.out.slots.candidates = candidates;
+                    }
+                }
             }
         }
         turn.out.state = match ran.state {
-            Some(state) => DialogueState::Flow(state),
+            Some(state) => {
+                if !state.frame.candidates.is_empty() {
+                    turn.out.slots.candidates = state.frame.candidates.clone();
+                }
+                DialogueState::Flow(state)
+            }
             None => DialogueState::Idle,
         };
     }
 
     fn start_job(&self, turn: &mut Turn<'_>, job: FlowJob) {
-        if let FlowJob::Refund { order_id, .. } = &job {
-            // Where it stands is said on the customer's next visits.
-            turn.out.slots.refunds_requested.push(order_id.clone());
-        }
-        if let FlowJob::Handoff { reason, order_id } = &job {
-            super::flag_for_agent(turn, reason, order_id.clone());
-            return;
-        }
-        match job.job_kind() {
-            Some(kind) => turn.out.jobs.push(kind),
-            None => tracing::error!(?job, "a flow's job has no fulfillment job kind yet"),
-        }
+        let kind = match job {
+            FlowJob::Refund { order_id, amount } => {
+                // Where it stands is said on the customer's next visits.
+                turn.out.slots.refunds_requested.push(order_id.clone());
+                JobKind::RefundRequest { order_id, amount }
+            }
+            FlowJob::Handoff { reason, order_id } => {
+                return super::flag_for_agent(turn, &reason, order_id);
+            }
+            FlowJob::Email {
+                purpose,
+                order_id,
+                subject_key,
+                text_key,
+                vars,
+            } => {
+                // Written now, in the customer's language: the job only sends it.
+                let vars = message_vars(&vars);
+                JobKind::EmailConfirmation {
+                    purpose,
+                    order_id,
+                    subject: self.messages.render(&subject_key, &vars),
+                    text: self.messages.render(&text_key, &vars),
+                }
+            }
+            FlowJob::Connector {
+                operation,
+                inputs,
+                idempotency_key,
+            } => JobKind::ConnectorWrite {
+                operation,
+                inputs,
+                idempotency_key,
+            },
+        };
+        turn.out.jobs.push(kind);
     }
 }

@@ -110,6 +110,13 @@ pub enum Effect {
         reason: String,
         order_id: Option<String>,
     },
+    /// A flow ended with these slots, having listed these orders: what the conversation is
+    /// about now ("can I get a refund?", "and the other one?" next). Says nothing.
+    Ended {
+        flow: String,
+        slots: Record,
+        candidates: Vec<String>,
+    },
 }
 
 /// A write a flow asks for.
@@ -217,6 +224,9 @@ pub trait FlowHost: Send + Sync {
     fn customer_id(&self) -> &str;
     /// Lists the conversation keeps (`refunds_requested`, `welcome_back`).
     fn conversation_list(&self, name: &str) -> Vec<String>;
+    /// A message of the bundle in the customer's language, for an action that composes a
+    /// value out of several (one line per listed order).
+    fn phrase(&self, key: &str, vars: &[(String, Value)]) -> String;
 }
 
 /// What a flow waits for.
@@ -443,8 +453,30 @@ impl Engine {
         host: &dyn FlowHost,
         now: OffsetDateTime,
     ) -> Result<Turn, HostError> {
+        self.start_in_context(flow, initial, &Record::new(), u, host, now)
+            .await
+    }
+
+    /// [`Engine::start`], with what the conversation was last about (`remembered`): the flow's
+    /// `context` slots the message does not fill are taken from it.
+    pub async fn start_in_context(
+        &self,
+        flow: &str,
+        initial: Record,
+        remembered: &Record,
+        u: &Understood,
+        host: &dyn FlowHost,
+        now: OffsetDateTime,
+    ) -> Result<Turn, HostError> {
         let mut effects = Vec::new();
-        let frame = self.frame_for(flow, initial, u);
+        let mut frame = self.frame_for(flow, initial, u);
+        if let Some(f) = self.flows.get(flow) {
+            for name in &f.context {
+                if let (false, Some(v)) = (frame.slots.contains_key(name), remembered.get(name)) {
+                    frame.slots.insert(name.clone(), v.clone());
+                }
+            }
+        }
         let state = self
             .drive(frame, Vec::new(), Some(u), host, now, &mut effects)
             .await?;
@@ -770,6 +802,11 @@ impl Engine {
                     if let Next::Broken(why) = next {
                         tracing::error!(flow = %frame.flow, step = frame.step, why, "flow broken");
                     }
+                    effects.push(Effect::Ended {
+                        flow: frame.flow.clone(),
+                        slots: frame.slots.clone(),
+                        candidates: frame.candidates.clone(),
+                    });
                     match suspended.pop() {
                         None => return Ok(None),
                         Some(f) => {

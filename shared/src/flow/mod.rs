@@ -44,6 +44,9 @@ pub struct Flow {
     pub slots: Vec<String>,
     /// Values the caller gives when it starts the flow (a proactive offer's link).
     pub inputs: Vec<String>,
+    /// Slots taken from what the conversation was last about when the message names none
+    /// ("can I get a refund?" right after an order was discussed).
+    pub context: Vec<String>,
     pub steps: Vec<Step>,
 }
 

@@ -27,6 +27,8 @@ struct RawFlow {
     #[serde(default)]
     inputs: Vec<String>,
     #[serde(default)]
+    context: Vec<String>,
+    #[serde(default)]
     steps: Vec<Spanned<toml::Table>>,
 }
 
@@ -53,6 +55,14 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Flow, BundleErrors> {
             Some(1),
             "description",
             "a flow needs a description",
+        ));
+    }
+    for c in raw.context.iter().filter(|c| !raw.slots.contains(c)) {
+        errors.push(BundleError::new(
+            file,
+            Some(1),
+            "context",
+            format!("{c} is not one of the flow's `slots`"),
         ));
     }
     if raw.steps.is_empty() {
@@ -136,6 +146,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Flow, BundleErrors> {
         description,
         slots: raw.slots,
         inputs: raw.inputs,
+        context: raw.context,
         steps,
     })
 }

@@ -6,8 +6,9 @@ use crate::connectors::{Order, OrderStatus, Product};
 use super::value::{Record, Value};
 
 /// An order's fields: its status as the flows compare it (`'in_transit'`), its total as money,
-/// its `summary` ("#1001 (Desk lamp)"); absent optional fields are left out.
-pub fn order(o: &Order) -> Record {
+/// its `summary` ("#1001 (Desk lamp)", phrased by the caller in the customer's language);
+/// absent optional fields are left out.
+pub fn order(o: &Order, summary: String) -> Record {
     let mut r = Record::new();
     let mut put = |k: &str, v: Value| {
         r.insert(k.to_string(), v);
@@ -32,7 +33,7 @@ pub fn order(o: &Order) -> Record {
         put("payment_ref", Value::text(p));
     }
     put("total", Value::Money(o.total.clone()));
-    put("summary", Value::text(o.summary()));
+    put("summary", Value::Text(summary));
     r
 }
 
@@ -91,7 +92,7 @@ mod tests {
             payment_ref: Some("pi_1".into()),
         };
         let expected = shape_fields(Shape::Order);
-        let r = order(&o);
+        let r = order(&o, "#1001".into());
         assert_eq!(r.len(), expected.len());
         for (name, ty) in expected {
             assert_eq!(r.get(&name).map(Value::type_of), Some(ty), "{name}");

@@ -244,6 +244,10 @@ impl FlowHost for Host {
     fn conversation_list(&self, name: &str) -> Vec<String> {
         self.lists.get(name).cloned().unwrap_or_default()
     }
+    fn phrase(&self, key: &str, vars: &[(String, Value)]) -> String {
+        let vars: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{key}({})", vars.join(" "))
+    }
 }
 
 fn said(intent: &str, text: &str) -> Understood {
@@ -285,6 +289,7 @@ fn no() -> Understood {
 fn shown(t: &Turn) -> Vec<String> {
     t.effects
         .iter()
+        .filter(|e| !matches!(e, Effect::Ended { .. }))
         .map(|e| match e {
             Effect::Say { key, .. } => format!("say:{key}"),
             Effect::Ask { slot, key, .. } => format!("ask:{slot}:{key}"),
@@ -293,6 +298,7 @@ fn shown(t: &Turn) -> Vec<String> {
             }
             Effect::StartJob(j) => format!("job:{j:?}"),
             Effect::Handoff { reason, order_id } => format!("handoff:{reason}:{order_id:?}"),
+            Effect::Ended { .. } => unreachable!("filtered out"),
         })
         .collect()
 }

@@ -430,6 +430,10 @@ fn check_step(
                     "declare the slots a flow asks for in its `slots`",
                 );
             }
+            templates(c, &mut a.vars.values());
+            if let Some(key) = &a.prompt {
+                message(c, key, &a.vars);
+            }
         }
         StepKind::Call(call) => templates(c, &mut call.with.values()),
         StepKind::Say(s) => {

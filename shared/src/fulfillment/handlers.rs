@@ -8,6 +8,7 @@ use super::{Append, Done, Fulfillment, JobError, Started};
 use crate::auth::Principal;
 use crate::bot::messages::{Messages, Value};
 use crate::connectors::ConnectorError;
+use crate::flow::value::{Record, Value as FlowValue};
 use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState, Role};
 use crate::jobs::{Job, JobKind};
 use crate::metrics;
@@ -258,7 +259,7 @@ impl Fulfillment {
     /// Turns a vendor's event into a proactive message in the customer's conversation.
     async fn vendor_event(&self, s: &Started<'_>, e: &VendorEvent) -> Result<Done, JobError> {
         let dims = [("Vendor", e.vendor.as_str()), ("Event", e.event.as_str())];
-        let Some((text, state)) = proactive_message(&self.messages, e) else {
+        let Some(proactive) = proactive_message(&self.messages, e) else {
             // Recorded and counted; retrying would not make it known.
             tracing::warn!(vendor = %e.vendor, vendor_type = %e.vendor_type, "event kind not handled here; dropped");
             metrics::count("VendorEventUnhandled", &dims);
@@ -272,6 +273,28 @@ impl Fulfillment {
         let key = self
             .conversation_for(&s.job.tenant, &customer_id, &s.job.key)
             .await?;
+        let (text, state) = match proactive {
+            Proactive::Say(text, state) => (text, state),
+            Proactive::Flow { flow, inputs } => {
+                let who = Principal::customer(&s.job.tenant, customer_id.clone());
+                let now = OffsetDateTime::now_utc();
+                let opened = self
+                    .systems
+                    .dialogue
+                    .open_flow(&who, flow, inputs, &Default::default(), now)
+                    .await;
+                match opened {
+                    Some(o) if !o.replies.is_empty() && !o.deferred => {
+                        (o.replies.join("\n"), Some(o.state))
+                    }
+                    _ => {
+                        tracing::warn!(flow, "the bundle has no flow for this event; dropped");
+                        metrics::count("VendorEventUnhandled", &dims);
+                        return self.finish(s, EffectOutcome::Failed).await;
+                    }
+                }
+            }
+        };
         tracing::info!(vendor = %e.vendor, event = e.event.as_str(), conversation = %key.id, "proactive message");
         let order = e.order_id.clone();
         let mut a = Append::text(key, text);
@@ -364,8 +387,20 @@ impl Fulfillment {
     }
 }
 
+/// The flow a vendor's "payment failed" starts in the customer's conversation (a bundle
+/// without it does not message the customer about failed payments).
+pub const PAYMENT_HELP_FLOW: &str = "payment_help";
+
+/// What an event makes the bot do in the customer's conversation.
+enum Proactive {
+    /// Say this, and the dialogue goes there.
+    Say(String, Option<DialogueState>),
+    /// Start the bundle's flow with these inputs: it says its first question and waits.
+    Flow { flow: &'static str, inputs: Record },
+}
+
 /// What the bot says for an event, and where the dialogue goes; `None` for kinds not handled.
-fn proactive_message(m: &Messages, e: &VendorEvent) -> Option<(String, Option<DialogueState>)> {
+fn proactive_message(m: &Messages, e: &VendorEvent) -> Option<Proactive> {
     let order = match e.order_id.as_deref() {
         Some(o) => m.render("event.this_order", &[("order", o.into())]),
         None => m.render("event.your_order", &[]),
@@ -378,12 +413,14 @@ fn proactive_message(m: &Messages, e: &VendorEvent) -> Option<(String, Option<Di
         text
     };
     match e.event {
-        EventKind::PaymentFailed => Some((
-            m.render("payment.help.offer", &[]),
-            Some(DialogueState::PaymentHelpOffered {
-                payment_url: e.payment_url.clone(),
-            }),
-        )),
+        EventKind::PaymentFailed => Some(Proactive::Flow {
+            flow: PAYMENT_HELP_FLOW,
+            inputs: e
+                .payment_url
+                .iter()
+                .map(|u| ("payment_url".to_string(), FlowValue::text(u)))
+                .collect(),
+        }),
         EventKind::OrderShipped => {
             let text = match e.carrier.as_deref() {
                 Some(carrier) => m.render(
@@ -392,9 +429,9 @@ fn proactive_message(m: &Messages, e: &VendorEvent) -> Option<(String, Option<Di
                 ),
                 None => m.render("event.shipped", &[("order", order.into())]),
             };
-            Some((with_tracking(text), Some(DialogueState::Idle)))
+            Some(Proactive::Say(with_tracking(text), Some(DialogueState::Idle)))
         }
-        EventKind::OrderDelayed => Some((
+        EventKind::OrderDelayed => Some(Proactive::Say(
             with_tracking(m.render("event.delayed", &[("order", order.into())])),
             Some(DialogueState::Idle),
         )),

@@ -11,6 +11,8 @@ use crate::nlu::{LAST, NEWEST};
 
 const RECENT_DAYS: i64 = 90;
 const MAX_CHOICES: usize = 5;
+/// One listed order: `{n}`, `{summary}`, `{placed}` (a date).
+pub const LINE: &str = "order.list_line";
 
 pub struct ListRecentOrders;
 
@@ -27,6 +29,9 @@ impl Action for ListRecentOrders {
     }
     fn binds(&self) -> &'static [(&'static str, Type)] {
         &[("count", Type::Number), ("list", Type::Text)]
+    }
+    fn says(&self) -> &'static [(&'static str, &'static [&'static str])] {
+        &[(LINE, &["n", "summary", "placed"])]
     }
     fn fills(&self) -> &'static [&'static str] {
         &["order"]
@@ -69,12 +74,15 @@ impl Action for ListRecentOrders {
                     .iter()
                     .enumerate()
                     .map(|(i, o)| {
-                        let summary = o
-                            .get("summary")
-                            .map(Value::to_string)
-                            .unwrap_or_else(|| id(o));
-                        let placed = o.get("placed_at").map(Value::to_string).unwrap_or_default();
-                        format!("{}. {summary} placed {placed}", i + 1)
+                        let summary = o.get("summary").cloned().unwrap_or_else(|| Value::Text(id(o)));
+                        let mut vars = vec![
+                            ("n".to_string(), Value::Number(i as i64 + 1)),
+                            ("summary".to_string(), summary),
+                        ];
+                        if let Some(placed) = o.get("placed_at") {
+                            vars.push(("placed".to_string(), placed.clone()));
+                        }
+                        cx.host.phrase(LINE, &vars)
                     })
                     .collect::<Vec<_>>()
                     .join("\n");

@@ -96,3 +96,13 @@ fn text_input<'a>(cx: &'a ActionCx<'_>, name: &str) -> Result<&'a str, HostError
         .and_then(|v| v.as_text())
         .ok_or_else(|| HostError::Failed(format!("input {name} must be text")))
 }
+
+/// The conversation's list of refunds asked for in it (`Slots::refunds_requested`).
+pub const REFUNDS_REQUESTED: &str = "refunds_requested";
+
+/// Whether `order`'s refund was asked for in this conversation.
+fn asked_here(host: &dyn FlowHost, order: &str) -> bool {
+    host.conversation_list(REFUNDS_REQUESTED)
+        .iter()
+        .any(|o| o == order)
+}

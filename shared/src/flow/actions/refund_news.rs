@@ -39,7 +39,8 @@ impl Action for RefundNews {
 
     async fn run(&self, cx: ActionCx<'_>) -> Result<Done, HostError> {
         let (orders, from_list) = match (cx.inputs.get("order"), cx.inputs.get("list")) {
-            (Some(Value::Text(o)), None) => (vec![o.clone()], false),
+            // One asked for in this conversation counts as listed: its job may not have begun.
+            (Some(Value::Text(o)), None) => (vec![o.clone()], super::asked_here(cx.host, o)),
             (None, Some(Value::Text(list))) => {
                 let mut all = cx.host.conversation_list(list);
                 all.reverse();

@@ -64,12 +64,13 @@ impl ActionStep {
         };
         let done = match action.run(cx).await {
             Ok(done) => done,
-            Err(e) => {
-                return match &self.on_error {
-                    Some(t) => Ok(Next::Goto(t.clone())),
-                    None => Err(e),
-                }
+            // A system that is slow or down defers the whole turn (the dialogue's "let me
+            // check"); `on_error` is for one that refused or answered nonsense.
+            Err(e @ HostError::Failed(_)) if self.on_error.is_some() => {
+                tracing::warn!(error = %e, action = %self.name, "flow action failed");
+                return Ok(self.on_error.clone().map_or(Next::Continue, Next::Goto));
             }
+            Err(e) => return Err(e),
         };
         if let Some(into) = &self.into {
             r.frame.bound.insert(into.clone(), done.record);

@@ -1,6 +1,13 @@
 //! `ask = "<slot>"`: the slot's value, from what the customer said, or its prompt and a wait.
+//! `prompt = "<message key>"` (+ `vars`) asks with the flow's own sentence instead of the
+//! slot's ("You have 3 recent orders. Which one do you mean?"); `silent = true` waits without
+//! asking (the question is still open: "and 2?" after one option was given). A second try
+//! uses the slot's re-prompt either way.
+
+use std::collections::BTreeMap;
 
 use super::Fields;
+use crate::flow::template::Template;
 use crate::flow::engine::{Effect, Next, Run, Waiting};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -8,20 +15,29 @@ pub struct Ask {
     pub slot: String,
     /// `fresh = true`: asks again even when the slot has a value ("anything else?" loops).
     pub fresh: bool,
+    /// The flow's own question, instead of the slot's prompt.
+    pub prompt: Option<String>,
+    pub vars: BTreeMap<String, Template>,
+    pub silent: bool,
 }
 
 impl Ask {
     pub fn parse(f: &mut Fields<'_>) -> Option<Self> {
         let slot = f.required("ask", "ask");
-        let fresh = match f.table.remove("fresh") {
-            None => false,
-            Some(toml::Value::Boolean(b)) => b,
-            Some(_) => {
-                f.error("fresh", "must be true or false");
-                false
-            }
-        };
-        Some(Ask { slot: slot?, fresh })
+        let fresh = flag(f, "fresh");
+        let silent = flag(f, "silent");
+        let prompt = f.text("prompt");
+        if silent && prompt.is_some() {
+            f.error("silent", "a silent question says no prompt: drop one of them");
+        }
+        let vars = f.templates("vars");
+        Some(Ask {
+            slot: slot?,
+            fresh,
+            prompt,
+            vars,
+            silent,
+        })
     }
 
     pub(crate) fn run(&self, r: &mut Run<'_>) -> Next {
@@ -38,19 +54,33 @@ impl Ask {
             return Next::Broken(format!("slot {} is not in the bundle", self.slot));
         };
         // A second try names what is wanted more plainly.
-        let key = if r.frame.attempts > 0 {
-            def.reprompt.clone()
-        } else {
-            def.prompt.clone()
+        let key = match (&self.prompt, r.frame.attempts) {
+            (_, 1..) => Some(def.reprompt.clone()),
+            _ if self.silent => None,
+            (Some(own), 0) => Some(own.clone()),
+            (None, 0) => Some(def.prompt.clone()),
         };
-        let vars = r.vars(&Default::default());
-        r.effects.push(Effect::Ask {
-            slot: self.slot.clone(),
-            key,
-            vars,
-        });
+        if let Some(key) = key {
+            let vars = r.vars(&self.vars);
+            r.effects.push(Effect::Ask {
+                slot: self.slot.clone(),
+                key,
+                vars,
+            });
+        }
         Next::Wait(Waiting::Slot {
             slot: self.slot.clone(),
         })
+    }
+}
+
+fn flag(f: &mut Fields<'_>, key: &str) -> bool {
+    match f.table.remove(key) {
+        None => false,
+        Some(toml::Value::Boolean(b)) => b,
+        Some(_) => {
+            f.error(key, "must be true or false");
+            false
+        }
     }
 }

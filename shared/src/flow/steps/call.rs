@@ -1,7 +1,8 @@
 //! `call = "<system.operation>"`, `with = { input = "{path}" }`, `into = "<name>"`: reads one
 //! record and binds its fields as `<name>.<field>`. `on_missing` is where a read that finds
-//! nothing goes; `on_error` where an unavailable system goes (without it, the turn fails and
-//! the caller defers or apologises, as for any lookup).
+//! nothing goes; `on_error` where a read the system refused or answered with nonsense goes
+//! (without it, the intent's own answer or an apology is said). A system that is slow or down
+//! is never an `on_error`: the turn is deferred ("let me check") and answered when it is back.
 
 use std::collections::BTreeMap;
 
@@ -51,13 +52,11 @@ impl Call {
                 Ok(Next::Continue)
             }
             Ok(None) => Ok(self.on_missing.clone().map_or(Next::Continue, Next::Goto)),
-            Err(e) => match &self.on_error {
-                Some(t) => {
-                    tracing::warn!(error = %e, operation = %self.operation, "flow read failed");
-                    Ok(Next::Goto(t.clone()))
-                }
-                None => Err(e),
-            },
+            Err(e @ HostError::Failed(_)) if self.on_error.is_some() => {
+                tracing::warn!(error = %e, operation = %self.operation, "flow read failed");
+                Ok(self.on_error.clone().map_or(Next::Continue, Next::Goto))
+            }
+            Err(e) => Err(e),
         }
     }
 }

@@ -1,0 +1,101 @@
+//! The conversational moves the dialogue interprets itself, in the bundle's words: small talk,
+//! a yes or no that answers nothing, asking for a person, things the bot is not for, and
+//! "did you want to: 1. … 2. …?" when the classifier is torn between two intents.
+
+use crate::bot::messages::Value as MsgValue;
+use crate::conversation::{DialogueState, Slots};
+use crate::nlu::{Intent, Move, Understanding};
+
+use super::{carried_order, flag_for_agent, Dialogue, Turn};
+
+/// What the bot can help with, said after greetings and whenever it could not help.
+pub const HELP: &str = "move.help";
+pub const OUT_OF_SCOPE: &str = "move.out_of_scope";
+const HANDED_OFF: &str = "handoff.done";
+const ALREADY_HANDED_OFF: &str = "handoff.already";
+
+impl Dialogue {
+    pub(super) async fn move_(
+        &self,
+        turn: &mut Turn<'_>,
+        mv: Move,
+        slots: &Slots,
+        u: &Understanding,
+    ) {
+        match mv {
+            Move::Greet => self.with_help(turn, "chat.greet", &[]),
+            Move::Thanks => self.say(turn, "chat.thanks", &[]),
+            Move::Goodbye => self.say(turn, "chat.goodbye", &[]),
+            Move::Human => self.handoff(turn, Move::Human.name(), slots.order_id.clone()),
+            Move::Affirm | Move::Deny => self.fallback(turn, "fallback.stray_answer"),
+            Move::OutOfScope => {
+                let out_of_scope = self.messages.render(OUT_OF_SCOPE, &[]);
+                self.with_help(
+                    turn,
+                    "fallback.out_of_scope",
+                    &[("out_of_scope", out_of_scope.into())],
+                )
+            }
+            Move::Unknown => match (&u.unsure_between, carried_order(u, slots)) {
+                (Some((a, b)), _) => self.clarify(turn, a, b, u),
+                // "1002", "and the other one?": the order the conversation is about, or what
+                // the bundle says a bare order number asks.
+                (None, Some(id)) => {
+                    let topic = self
+                        .known(slots.topic.as_deref())
+                        .or_else(|| self.bot.order_number_intent.clone());
+                    match topic {
+                        Some(topic) => self.about_order(turn, topic, &id, u, "").await,
+                        None => self.fallback(turn, "fallback.didnt_catch"),
+                    }
+                }
+                (None, None) => self.fallback(turn, "fallback.didnt_catch"),
+            },
+            // A move with no line of its own and no answer in the bundle.
+            Move::Acknowledge => self.fallback(turn, "fallback.cant_help"),
+        }
+    }
+
+    /// A sentence with `{help}`: what the bot can help with.
+    fn with_help(&self, turn: &mut Turn<'_>, key: &str, vars: &[(&str, MsgValue)]) {
+        let help = self.messages.render(HELP, &[]);
+        let mut vars = vars.to_vec();
+        vars.push(("help", help.into()));
+        self.say(turn, key, &vars);
+    }
+
+    /// Not understood, or not something the bot can do: the sentence and what it can do.
+    pub(super) fn fallback(&self, turn: &mut Turn<'_>, key: &str) {
+        turn.fallback = key != "fallback.cant_help";
+        self.with_help(turn, key, &[]);
+    }
+
+    fn clarify(&self, turn: &mut Turn<'_>, a: &Intent, b: &Intent, u: &Understanding) {
+        let description = |i: &Intent| {
+            self.bot
+                .intent(i)
+                .map_or_else(String::new, |d| d.description.clone())
+        };
+        self.say(
+            turn,
+            "fallback.clarify",
+            &[
+                ("first", description(a).into()),
+                ("second", description(b).into()),
+            ],
+        );
+        turn.out.state = DialogueState::Clarifying {
+            options: vec![a.name().to_string(), b.name().to_string()],
+            order_refs: u.order_refs.clone(),
+        };
+    }
+
+    /// "Can I talk to a person?": the conversation is flagged and the team notified, once.
+    pub(super) fn handoff(&self, turn: &mut Turn<'_>, reason: &str, order_id: Option<String>) {
+        if turn.out.slots.handoff_requested {
+            return self.say(turn, ALREADY_HANDED_OFF, &[]);
+        }
+        flag_for_agent(turn, reason, order_id);
+        self.say(turn, HANDED_OFF, &[]);
+    }
+}
