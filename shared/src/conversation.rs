@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {

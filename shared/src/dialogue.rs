@@ -435,11 +435,7 @@ impl Dialogue {
         if !self.bot.flows.contains_key(WELCOME_BACK_FLOW) {
             return;
         }
-        let before = turn.out.replies.len();
         self.run_welcome(turn, pending).await;
-        if turn.out.replies.len() - before < 2 {
-            turn.out.replies.truncate(before);
-        }
     }
 }
 

@@ -9,6 +9,15 @@ use serde_json::{json, Value};
 use switchboard::conversation::derived_conversation_id;
 use switchboard::dialogue::{DOWN_WILL_MESSAGE, LET_ME_CHECK};
 
+/// What the shipped bot says while a deferred turn is answered.
+fn deferral_texts() -> [String; 2] {
+    let m = switchboard::bot::Bot::embedded().default_messages();
+    [
+        m.render(LET_ME_CHECK, &[]),
+        m.render(DOWN_WILL_MESSAGE, &[]),
+    ]
+}
+
 use crate::Shared;
 
 /// The demo systems' customers whose orders make the order flows real (see dev/demo_systems.py);
@@ -291,9 +300,8 @@ fn parse_answer(text: &str) -> Result<Answer, String> {
             _ => Err("a reply without seq or text".to_string()),
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let deferred = replies
-        .iter()
-        .any(|(_, t)| t == LET_ME_CHECK || t == DOWN_WILL_MESSAGE);
+    let deferral = deferral_texts();
+    let deferred = replies.iter().any(|(_, t)| deferral.contains(t));
     Ok(Answer {
         conversation_id,
         seq,

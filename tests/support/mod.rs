@@ -715,6 +715,19 @@ impl Stack {
 }
 
 /// A unique id with a readable prefix (message ids, markers, deduplication ids).
+/// What the shipped bot says for message `key` (no variables), as the functions say it.
+pub fn bot_text(key: &str) -> String {
+    switchboard::bot::Bot::embedded()
+        .default_messages()
+        .render(key, &[])
+}
+
+/// Whether `text` is the "let me check" / "I can't reach our systems" of a deferred turn.
+pub fn is_deferral_text(text: &str) -> bool {
+    use switchboard::dialogue::{DOWN_WILL_MESSAGE, LET_ME_CHECK};
+    text == bot_text(LET_ME_CHECK) || text == bot_text(DOWN_WILL_MESSAGE)
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
 }

@@ -257,7 +257,7 @@ impl Bot {
             settings = Some(check_settings(&bot_file, text, raw, &missing_in, &mut errs));
         }
         // flows/<name>.toml: parsed and validated once the settings are known (below).
-        let mut flow_sources: BTreeMap<String, (String, String)> = files
+        let flow_sources: BTreeMap<String, (String, String)> = files
             .keys()
             .filter_map(|rel| {
                 let name = rel.strip_prefix("flows/")?.strip_suffix(".toml")?;
@@ -266,8 +266,10 @@ impl Bot {
             })
             .collect();
 
-        // intents/<name>.toml
+        // intents/<name>.toml; `needs_order` answers' flows (name → (file, text), the line of
+        // the intent's `answer`)
         let mut intents = BTreeMap::new();
+        let mut order_answers = BTreeMap::new();
         for (rel, _) in files.range("intents/".to_string()..) {
             let Some(name) = rel.strip_prefix("intents/") else {
                 break;
@@ -317,9 +319,9 @@ impl Bot {
                             key,
                             handoff,
                         );
-                        flow_sources.insert(
+                        order_answers.insert(
                             super::order_answer::flow_name(name),
-                            (file.clone(), source),
+                            ((file.clone(), source), parsed.action_line),
                         );
                     }
                 }
@@ -440,7 +442,23 @@ impl Bot {
             operations: &operations,
         };
         let actions = Actions::builtin();
-        let flows = flows::load(&flow_sources, &catalog, &actions, &mut errs);
+        let mut flows = flows::load(&flow_sources, &catalog, &actions, &mut errs);
+        // A `needs_order` answer's flow is the bundle's own text: its problems are the
+        // intent's, at its `answer` line (the flow needs the `order` slot and the orders'
+        // operations, and `order.*` messages).
+        for (name, (source, line)) in order_answers {
+            let one = BTreeMap::from([(name, source)]);
+            let mut found = BundleErrors::default();
+            flows.extend(flows::load(&one, &catalog, &actions, &mut found));
+            for e in found.0 {
+                errs.push(BundleError::new(
+                    &e.file,
+                    line,
+                    "needs_order",
+                    format!("{}: {}", e.key, e.message),
+                ));
+            }
+        }
         let engine = flows::engine(&flows, &slots, &intents, actions);
         let order_number_intent = raw.as_ref().and_then(|(raw, text)| {
             let name = raw.understanding.order_number.as_ref()?;
@@ -452,7 +470,11 @@ impl Bot {
                 &bot_file,
                 Some(line_of(text, name.span().start)),
                 "understanding.order_number",
-                format!("no intent {:?} (intents/{}.toml)", name.get_ref(), name.get_ref()),
+                format!(
+                    "no intent {:?} (intents/{}.toml)",
+                    name.get_ref(),
+                    name.get_ref()
+                ),
             ));
             None
         });
@@ -757,7 +779,7 @@ mod tests {
         });
         let e = errors(&dir);
         let expected = [
-            "B/bot.toml:12: understanding.reject: unknown key (expected one of: accept, clarify)",
+            "B/bot.toml:12: understanding.reject: unknown key (expected one of: accept, clarify, order_number)",
             "B/messages/en.toml",
             ": answer.odd: must be a string",
             "B/bot.toml:11: understanding.accept: a probability: 0 to 1",
@@ -769,9 +791,9 @@ mod tests {
         ];
         let all = e.join("\n");
         for x in expected.iter().chain(&[
-            "B/bot.toml:19: slots.order.prompt: no message \"slot.order.ask\" in messages/en.toml",
-            "B/bot.toml:24: slots.product.type: no entity type \"gadget\"",
-            "B/bot.toml:38: connectors.operations: no operation \"inventory.teleport\"",
+            "B/bot.toml:22: slots.order.prompt: no message \"slot.order.ask\" in messages/en.toml",
+            "B/bot.toml:27: slots.product.type: no entity type \"gadget\"",
+            "B/bot.toml:41: connectors.operations: no operation \"inventory.teleport\"",
         ]) {
             assert!(all.contains(x), "{x:?} not in:\n{all}");
         }
@@ -815,8 +837,8 @@ mod tests {
         edit(&dir, "bot.toml", "\"orders.get_status\", ", "");
         let all = errors(&dir).join("\n");
         for x in [
-            "B/flows/order_status.toml:171: order.not_fund: no such message",
-            "B/flows/order_status.toml:21: orders.get_status: not allowed",
+            "B/flows/order_status.toml:169: order.not_fund: no such message",
+            "B/flows/order_status.toml:19: orders.get_status: not allowed",
         ] {
             assert!(all.contains(x), "{x:?} not in:\n{all}");
         }

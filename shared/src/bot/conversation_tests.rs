@@ -13,7 +13,7 @@
 //!         intent: order_status   # the understood intent's name
 //!         reply: "(?i)refund"    # a regex over the turn's replies, joined by newlines
 //!         reply_not: "on its way"
-//!         state: refund_offered  # the dialogue state's `kind` after the turn
+//!         state: order_status.offer  # the dialogue state's `kind` after the turn
 //!       - say: yes please
 //!         jobs: [refund.request] # the job types the turn started, in order
 //!         handoff: false         # whether the turn handed the conversation to a person
@@ -707,7 +707,7 @@ orders:
       - say: where is order 1002
         intent: order_status
         reply: refund
-        state: refund_offered
+        state: order_status.offer
         jobs: []
       - say: yes please
         jobs: [refund.request]
@@ -752,7 +752,7 @@ orders:
             "intent: expected greet, got order_status",
             "reply: expected to match /delivered/",
             "reply_not: expected not to match /refund/",
-            "state: expected idle, got refund_offered",
+            "state: expected idle, got order_status.offer",
             "jobs: expected [\"agent.handoff\"], got []",
             "handoff: expected true, got false",
         ] {

@@ -97,8 +97,7 @@ pub fn engine(
             let route = match def.action.as_ref()? {
                 Action::Flow(flow) => Route::Flow(flow.clone()),
                 Action::Answer {
-                    needs_order: true,
-                    ..
+                    needs_order: true, ..
                 } => Route::Flow(super::order_answer::flow_name(intent.name())),
                 Action::Answer { key, .. } => Route::Answer(key.clone()),
             };

@@ -33,8 +33,8 @@ pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     ("event.delayed", &["order"]),
     ("order.tracking", &["tracking_url"]),
     // How an order is named, and one line of "which order?" (the flows' host).
-    ("order.summary", &["order"]),
-    ("order.summary.item", &["order", "item"]),
+    ("order.summary.plain", &["order"]),
+    ("order.summary.one_item", &["order", "item"]),
     ("order.summary.items", &["order", "item", "more"]),
     // A deferred answer that could not be given (fulfillment).
     ("deferred.gave_up", &[]),

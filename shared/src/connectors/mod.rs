@@ -88,14 +88,6 @@ impl Order {
         !matches!(self.status, OrderStatus::Delivered | OrderStatus::Cancelled)
             && self.promised_by.is_some_and(|p| p < now)
     }
-
-    pub fn summary(&self) -> String {
-        match self.items.as_slice() {
-            [] => format!("#{}", self.id),
-            [one] => format!("#{} ({})", self.id, one.name),
-            [first, rest @ ..] => format!("#{} ({} and {} more)", self.id, first.name, rest.len()),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

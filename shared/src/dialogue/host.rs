@@ -159,9 +159,7 @@ impl FlowHost for PortsHost<'_> {
             return Err(HostError::Failed(format!("{operation}: no order_id")));
         };
         let found = self.read(self.orders.order(id)).await?;
-        Ok(found
-            .filter(|o| self.may_see(o))
-            .map(|o| self.record(&o)))
+        Ok(found.filter(|o| self.may_see(o)).map(|o| self.record(&o)))
     }
 
     async fn list(&self, operation: &str, _inputs: &Record) -> Result<Vec<Record>, HostError> {
@@ -178,7 +176,7 @@ impl FlowHost for PortsHost<'_> {
         }
         if operation == Op::InventoryAvailability.name() {
             let Some(inventory) = self.inventory else {
-                return Err(HostError::Failed("no inventory system configured".into()));
+                return Err(HostError::Missing("no inventory system configured".into()));
             };
             let products = self.read(inventory.products()).await?;
             return Ok(products.iter().map(records::product).collect());
@@ -243,8 +241,8 @@ pub fn summary(messages: &Messages, o: &Order) -> String {
     }
 }
 
-pub const SUMMARY: &str = "order.summary";
-pub const SUMMARY_ITEM: &str = "order.summary.item";
+pub const SUMMARY: &str = "order.summary.plain";
+pub const SUMMARY_ITEM: &str = "order.summary.one_item";
 pub const SUMMARY_ITEMS: &str = "order.summary.items";
 
 #[cfg(test)]

@@ -160,8 +160,12 @@ impl Dialogue {
             (r, host.trouble())
         };
         // Never a reason to defer the customer's own question: the flow reads only the ledger.
-        if trouble.is_none() {
-            self.apply(turn, result, None, None);
+        // A greeting with no news after it is not said.
+        match result {
+            Ok(ran) if trouble.is_none() && says(&ran) > 1 => {
+                self.apply(turn, Ok(ran), None, None);
+            }
+            _ => {}
         }
     }
 
@@ -193,6 +197,7 @@ impl Dialogue {
         Ran::Done
     }
 
+    /// Applies a flow turn: what it says is one message (its lines in order), like any answer.
     fn apply(
         &self,
         turn: &mut Turn<'_>,
@@ -210,7 +215,7 @@ impl Dialogue {
                 turn.system_down = trouble == Some(Trouble::Down);
                 return;
             }
-            Err(HostError::Failed(detail)) => {
+            Err(HostError::Failed(detail) | HostError::Missing(detail)) => {
                 tracing::warn!(%detail, "a flow's read failed during a turn");
                 // The intent's own answer (`answer.<intent>`), when it has one, rather than a
                 // dead end: a deployment without a stock system still says where to look.
@@ -221,13 +226,19 @@ impl Dialogue {
                 return self.say(turn, key, &[]);
             }
         };
+        let mut lines = Vec::new();
         for effect in ran.effects {
             match effect {
                 Effect::Say { key, vars } | Effect::Ask { key, vars, .. } => {
                     note_refund_told(turn, &key, &vars);
-                    self.say(turn, &key, &message_vars(&vars));
+                    lines.push(self.messages.render(&key, &message_vars(&vars)));
                 }
-                Effect::Handoff { reason, order_id } => self.handoff(turn, &reason, order_id),
+                Effect::Handoff { reason, order_id } => {
+                    if !lines.is_empty() {
+                        turn.say(std::mem::take(&mut lines).join("\n"));
+                    }
+                    self.handoff(turn, &reason, order_id)
+                }
                 Effect::StartJob(job) => self.start_job(turn, job),
                 Effect::Ended {
                     slots, candidates, ..
@@ -242,10 +253,17 @@ impl Dialogue {
                 }
             }
         }
+        if !lines.is_empty() {
+            turn.say(lines.join("\n"));
+        }
         turn.out.state = match ran.state {
             Some(state) => {
-                if !state.frame.candidates.is_empty() {
-                    turn.out.slots.candidates = state.frame.candidates.clone();
+                let frame = &state.frame;
+                if !frame.candidates.is_empty() {
+                    turn.out.slots.candidates = frame.candidates.clone();
+                }
+                if let Some(order) = frame.slots.get(ORDER_SLOT).and_then(Value::as_text) {
+                    turn.out.slots.order_id = Some(order.to_string());
                 }
                 DialogueState::Flow(state)
             }
@@ -291,4 +309,12 @@ impl Dialogue {
         };
         turn.out.jobs.push(kind);
     }
+}
+
+/// How many sentences a flow turn says.
+fn says(ran: &crate::flow::engine::Turn) -> usize {
+    ran.effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Say { .. } | Effect::Ask { .. }))
+        .count()
 }

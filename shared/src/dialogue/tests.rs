@@ -1,820 +1,818 @@
-    use super::*;
-    use crate::money::Money;
-    use async_trait::async_trait;
-    use time::macros::datetime;
+use super::*;
+use crate::connectors::{ConnectorError, Order, OrderStatus};
+use crate::jobs::refund_key;
+use crate::money::Money;
+use crate::store::EffectOutcome;
+use async_trait::async_trait;
+use time::macros::datetime;
 
-    const NOW: OffsetDateTime = datetime!(2026-11-24 12:00 UTC);
+const NOW: OffsetDateTime = datetime!(2026-11-24 12:00 UTC);
 
-    struct FakeOrders(Vec<Order>, bool);
+struct FakeOrders(Vec<Order>, bool);
 
-    #[async_trait]
-    impl OrdersPort for FakeOrders {
-        async fn recent_orders(&self, customer_id: &str) -> Result<Vec<Order>, ConnectorError> {
-            if self.1 {
-                return Err(ConnectorError::Unavailable {
-                    system: "orders",
-                    detail: "down".into(),
-                });
-            }
-            // Newest first, as the port promises.
-            let mut mine: Vec<Order> = self
-                .0
-                .iter()
-                .filter(|o| o.customer_id == customer_id)
-                .cloned()
-                .collect();
-            mine.sort_by_key(|o| std::cmp::Reverse(o.placed_at));
-            Ok(mine)
+#[async_trait]
+impl OrdersPort for FakeOrders {
+    async fn recent_orders(&self, customer_id: &str) -> Result<Vec<Order>, ConnectorError> {
+        if self.1 {
+            return Err(ConnectorError::Unavailable {
+                system: "orders",
+                detail: "down".into(),
+            });
         }
-        async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
-            if self.1 {
-                return Err(ConnectorError::Unavailable {
-                    system: "orders",
-                    detail: "down".into(),
-                });
-            }
-            Ok(self.0.iter().find(|o| o.id == id).cloned())
+        // Newest first, as the port promises.
+        let mut mine: Vec<Order> = self
+            .0
+            .iter()
+            .filter(|o| o.customer_id == customer_id)
+            .cloned()
+            .collect();
+        mine.sort_by_key(|o| std::cmp::Reverse(o.placed_at));
+        Ok(mine)
+    }
+    async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
+        if self.1 {
+            return Err(ConnectorError::Unavailable {
+                system: "orders",
+                detail: "down".into(),
+            });
         }
+        Ok(self.0.iter().find(|o| o.id == id).cloned())
     }
+}
 
-    fn order(id: &str, customer: &str, status: OrderStatus, promised: OffsetDateTime) -> Order {
-        Order {
-            id: id.into(),
-            customer_id: customer.into(),
-            status,
-            placed_at: NOW - time::Duration::days(10),
-            promised_by: Some(promised),
-            delivered_at: None,
-            carrier: Some("UPS".into()),
-            tracking_url: Some(format!("https://track.example/{id}")),
-            total: Money {
-                amount_cents: 4599,
-                currency: "USD".into(),
-            },
-            items: vec![],
-            payment_ref: None,
-        }
+fn order(id: &str, customer: &str, status: OrderStatus, promised: OffsetDateTime) -> Order {
+    Order {
+        id: id.into(),
+        customer_id: customer.into(),
+        status,
+        placed_at: NOW - time::Duration::days(10),
+        promised_by: Some(promised),
+        delivered_at: None,
+        carrier: Some("UPS".into()),
+        tracking_url: Some(format!("https://track.example/{id}")),
+        total: Money {
+            amount_cents: 4599,
+            currency: "USD".into(),
+        },
+        items: vec![],
+        payment_ref: None,
     }
+}
 
-    fn who(c: &str) -> Principal {
-        Principal::customer("t", c)
-    }
+fn who(c: &str) -> Principal {
+    Principal::customer("t", c)
+}
 
-    fn dialogue(orders: Vec<Order>) -> Dialogue {
-        Dialogue::new(Arc::new(FakeOrders(orders, false)))
-    }
+fn dialogue(orders: Vec<Order>) -> Dialogue {
+    Dialogue::new(Arc::new(FakeOrders(orders, false)))
+}
 
-    fn catalogue() -> Vec<Order> {
-        vec![
-            order(
-                "1001",
-                "alice",
-                OrderStatus::InTransit,
-                NOW + time::Duration::days(2),
-            ),
-            order(
-                "1002",
-                "alice",
-                OrderStatus::InTransit,
-                NOW - time::Duration::days(3),
-            ),
-            order(
-                "2001",
-                "bob",
-                OrderStatus::InTransit,
-                NOW - time::Duration::days(3),
-            ),
-        ]
-    }
-
-    #[tokio::test]
-    async fn yes_to_payment_help_lists_options_then_each_option_answers() {
-        let d =
-            dialogue(vec![]).with_payment_update_url(Some("https://shop.example/billing".into()));
-        let offered = DialogueState::PaymentHelpOffered {
-            payment_url: Some("https://pay.example/i/1".into()),
-        };
-        let say = |state: DialogueState, text: &'static str| {
-            let d = &d;
-            async move {
-                d.respond(&who("alice"), &state, &Slots::default(), text, NOW)
-                    .await
-            }
-        };
-        let options = say(offered.clone(), "yes").await;
-        assert!(
-            options.replies[0].contains("Reply 1, 2 or 3"),
-            "{:?}",
-            options.replies
-        );
-        assert!(matches!(
-            options.state,
-            DialogueState::PaymentHelpOptions { .. }
-        ));
-
-        let retry = say(options.state.clone(), "1").await;
-        assert!(
-            retry.replies[0].contains("https://pay.example/i/1"),
-            "{:?}",
-            retry.replies
-        );
-        assert_eq!(retry.state, options.state, "the other options stay open");
-        let update = say(options.state.clone(), "I'd like to change my card").await;
-        assert!(update.replies[0].contains("https://shop.example/billing"));
-        let person = say(options.state.clone(), "3").await;
-        assert!(person.slots.handoff_requested);
-        let unclear = say(options.state.clone(), "hmm").await;
-        assert_eq!(
-            unclear.state, options.state,
-            "the options are offered again"
-        );
-
-        let no = say(offered, "no thanks").await;
-        assert_eq!(no.state, DialogueState::Idle);
-    }
-
-    #[tokio::test]
-    async fn several_orders_ask_which_then_report_and_offer_refund() {
-        let d = dialogue(catalogue());
-        let first = fresh_as(&d, "alice", "where's my order?").await;
-        assert!(
-            first.replies[0].contains("Which one"),
-            "{:?}",
-            first.replies
-        );
-        assert_eq!(
-            first.state,
-            DialogueState::AwaitingOrderChoice {
-                candidates: vec!["1001".into(), "1002".into()],
-                purpose: None,
-            }
-        );
-
-        let second = d
-            .respond(
-                &who("alice"),
-                &first.state,
-                &first.slots,
-                "the second one",
-                NOW,
-            )
-            .await;
-        let reply = &second.replies[0];
-        assert!(
-            reply.contains("#1002")
-                && reply.contains("UPS")
-                && reply.contains("track.example/1002"),
-            "{reply}"
-        );
-        assert!(reply.contains("refund of $45.99"), "{reply}");
-        assert!(
-            matches!(second.state, DialogueState::RefundOffered { ref order_id, .. } if order_id == "1002")
-        );
-
-        let third = d
-            .respond(
-                &who("alice"),
-                &second.state,
-                &second.slots,
-                "yes please",
-                NOW,
-            )
-            .await;
-        assert_eq!(third.jobs.len(), 1);
-        assert_eq!(third.state, DialogueState::Idle);
-        assert_eq!(third.slots.refunds_requested, vec!["1002".to_string()]);
-    }
-
-    #[tokio::test]
-    async fn on_time_orders_are_not_offered_refunds() {
-        let d = dialogue(catalogue());
-        let out = fresh_as(&d, "alice", "where is #1001").await;
-        assert!(out.replies[0].contains("expected by"));
-        assert_eq!(out.state, DialogueState::Idle);
-        assert!(out.jobs.is_empty());
-    }
-
-    #[tokio::test]
-    async fn another_customers_order_looks_missing() {
-        let d = dialogue(catalogue());
-        let theirs = fresh_as(&d, "alice", "where is 2001").await;
-        let missing = fresh_as(&d, "alice", "where is 9999").await;
-        assert_eq!(
-            theirs.replies[0].replace("2001", "X"),
-            missing.replies[0].replace("9999", "X")
-        );
-    }
-
-    #[tokio::test]
-    async fn declining_a_refund_starts_no_job() {
-        let d = dialogue(catalogue());
-        let offered = DialogueState::RefundOffered {
-            order_id: "1002".into(),
-            amount: Money {
-                amount_cents: 1,
-                currency: "USD".into(),
-            },
-        };
-        let out = d
-            .respond(&who("alice"), &offered, &Slots::default(), "no thanks", NOW)
-            .await;
-        assert!(out.jobs.is_empty());
-        assert_eq!(out.state, DialogueState::Idle);
-    }
-
-    #[tokio::test]
-    async fn the_deferred_job_hears_that_the_system_is_still_down() {
-        // No budget: the deferred job's own answer. It says nothing yet and is deferred again:
-        // the job comes back later rather than tell the customer to try again themselves.
-        let d = Dialogue::new(Arc::new(FakeOrders(vec![], true)));
-        let out = fresh_as(&d, "alice", "where's my order").await;
-        assert!(out.deferred);
-        assert!(out.jobs.is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_chat_turn_defers_when_the_order_system_is_down() {
-        let d = Dialogue::new(Arc::new(FakeOrders(vec![], true)))
-            .with_budget(Some(std::time::Duration::from_millis(150)));
-        let out = fresh_as(&d, "alice", "where's my order").await;
-        assert_eq!(out.replies, vec![DOWN_WILL_MESSAGE.to_string()]);
-        assert!(out.deferred, "the caller queues answer.deferred");
-        assert_eq!(
-            out.state,
-            DialogueState::Idle,
-            "nothing of the turn is kept"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_single_order_is_reported_directly() {
-        let d = dialogue(catalogue());
-        let out = fresh_as(&d, "bob", "where's my stuff? track it").await;
-        assert!(out.replies[0].contains("#2001"));
-    }
-
-    /// A message from `who_` at the start of a conversation.
-    async fn fresh_as(d: &Dialogue, who_: &str, text: &str) -> Outcome {
-        say(d, who_, &DialogueState::Idle, &Slots::default(), text).await
-    }
-
-    async fn fresh(d: &Dialogue, text: &str) -> Outcome {
-        fresh_as(d, "alice", text).await
-    }
-
-    async fn say(
-        d: &Dialogue,
-        who_: &str,
-        state: &DialogueState,
-        slots: &Slots,
-        text: &str,
-    ) -> Outcome {
-        d.respond(&who(who_), state, slots, text, NOW).await
-    }
-
-    #[tokio::test]
-    async fn a_configured_answer_needing_an_order_asks_which_then_hands_off_with_it() {
-        let d = dialogue(catalogue());
-        let ask = fresh(&d, "I want to cancel my order").await;
-        assert!(ask.replies[0].contains("Which one"), "{:?}", ask.replies);
-        assert!(ask.jobs.is_empty());
-        assert!(matches!(
-            &ask.state,
-            DialogueState::AwaitingOrderChoice { purpose: Some(p), .. } if p == "cancel_order"
-        ));
-        let done = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
-        assert!(
-            done.replies[0].contains("cancel order #1001"),
-            "{:?}",
-            done.replies
-        );
-        assert!(done.slots.handoff_requested);
-        assert_eq!(
-            done.jobs,
-            vec![JobKind::AgentHandoff {
-                reason: "cancel_order".into(),
-                order_id: Some("1001".into())
-            }]
-        );
-        // Someone else's order number is not confirmed, and nobody is bothered about it.
-        let theirs = fresh(&d, "please cancel order 2001").await;
-        assert!(
-            theirs.replies[0].contains("couldn't find order #2001"),
-            "{:?}",
-            theirs.replies
-        );
-        assert!(theirs.jobs.is_empty());
-    }
-
-    #[tokio::test]
-    async fn policy_questions_get_their_text_and_no_dead_end() {
-        let d = dialogue(catalogue());
-        let out = fresh(&d, "what payment methods do you accept?").await;
-        assert!(out.replies[0].contains("PayPal"), "{:?}", out.replies);
-        assert!(out.jobs.is_empty());
-        assert_eq!(out.state, DialogueState::Idle);
-    }
-
-    #[tokio::test]
-    async fn unsure_asks_which_of_two_then_acts_on_the_choice() {
-        // Thresholds that make every message "unsure", so the flow is tested, not the model.
-        let d = dialogue(catalogue()).with_thresholds(Thresholds {
-            accept: 1.1,
-            clarify: 0.0,
-        });
-        let ask = fresh(&d, "what payment methods do you accept?").await;
-        assert!(
-            ask.replies[0].contains("1. know how you can pay"),
-            "{:?}",
-            ask.replies
-        );
-        let DialogueState::Clarifying { options, .. } = &ask.state else {
-            panic!("{:?}", ask.state)
-        };
-        assert_eq!(options[0], "check_payment_methods");
-        assert_eq!(ask.facts.ending, Ending::Clarified);
-        assert_eq!(ask.facts.intent, Intent::unknown());
-        let chosen = say(&d, "alice", &ask.state, &ask.slots, "1").await;
-        assert!(chosen.replies[0].contains("PayPal"), "{:?}", chosen.replies);
-        assert_eq!(chosen.facts.ending, Ending::Answered);
-        let refused = say(&d, "alice", &ask.state, &ask.slots, "no").await;
-        assert!(
-            refused.replies[0].contains("I can help with"),
-            "{:?}",
-            refused.replies
-        );
-    }
-
-    #[tokio::test]
-    async fn gibberish_gets_the_options_and_out_of_scope_says_so() {
-        let d = dialogue(catalogue());
-        // Thresholds nothing reaches: the fallback, whatever the model thinks.
-        let unsure = dialogue(catalogue()).with_thresholds(Thresholds {
-            accept: 1.1,
-            clarify: 1.1,
-        });
-        let lost = fresh(&unsure, "qwxz vbnm plok").await;
-        assert!(
-            lost.replies[0].starts_with("Sorry, I didn't catch that"),
-            "{:?}",
-            lost.replies
-        );
-        assert!(lost.replies[0].contains("I can help with"));
-        assert_eq!(lost.facts.ending, Ending::Fallback);
-        let oos = fresh(&d, "what's the weather in Paris tomorrow?").await;
-        assert!(
-            oos.replies[0].contains("outside what I can help with"),
-            "{:?}",
-            oos.replies
-        );
-        // Recognised as out of scope: an answer, not a failure to understand.
-        assert!(oos.facts.intent.is(Move::OutOfScope));
-        assert_eq!(oos.facts.ending, Ending::Answered);
-        assert!(oos.facts.confidence > 0.0);
-    }
-
-    #[tokio::test]
-    async fn a_handoff_notifies_once() {
-        let d = dialogue(catalogue());
-        let first = fresh(&d, "I want to talk to a human").await;
-        assert!(first.slots.handoff_requested);
-        assert_eq!(first.jobs.len(), 1);
-        assert!(first.facts.intent.is(Move::Human));
-        assert_eq!(first.facts.ending, Ending::Handoff);
-        let again = say(
-            &d,
+fn catalogue() -> Vec<Order> {
+    vec![
+        order(
+            "1001",
             "alice",
-            &DialogueState::Idle,
-            &first.slots,
-            "let me speak to a real person",
-        )
-        .await;
-        assert!(
-            again.replies[0].contains("already asked"),
-            "{:?}",
-            again.replies
-        );
-        assert!(again.jobs.is_empty());
-    }
-
-    #[tokio::test]
-    async fn and_the_other_one_means_the_other_listed_order() {
-        let d = dialogue(catalogue());
-        let ask = fresh(&d, "where's my order?").await;
-        let first = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
-        assert!(first.replies[0].contains("#1001"));
-        let other = say(
-            &d,
+            OrderStatus::InTransit,
+            NOW + time::Duration::days(2),
+        ),
+        order(
+            "1002",
             "alice",
-            &first.state,
-            &first.slots,
-            "and the other one?",
-        )
-        .await;
-        assert!(other.replies[0].contains("#1002"), "{:?}", other.replies);
-        assert_eq!(other.slots.order_id.as_deref(), Some("1002"));
-    }
-
-    #[tokio::test]
-    async fn a_returning_customer_hears_where_their_refund_stands() {
-        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
-        let d = dialogue(catalogue()).with_ledger(ledger.clone());
-        let slots = Slots {
-            refunds_requested: vec!["1002".into()],
-            welcome_back: vec!["1002".into()],
-            ..Slots::default()
-        };
-        let key = refund_key("t", "1002");
-        ledger
-            .begin("t", &key, std::time::Duration::from_secs(30), NOW)
-            .await
-            .unwrap();
-        let open = say(&d, "alice", &DialogueState::Idle, &slots, "hi").await;
-        assert!(
-            open.replies[0].starts_with("Welcome back!"),
-            "{:?}",
-            open.replies
-        );
-        assert!(open.replies[0].contains("#1002 is still being processed"));
-        assert!(open.replies[1].starts_with("Hi!"));
-        assert!(open.slots.welcome_back.is_empty(), "told once");
-
-        let token = match ledger
-            .begin(
-                "t",
-                &key,
-                std::time::Duration::ZERO,
-                NOW + time::Duration::minutes(1),
-            )
-            .await
-            .unwrap()
-        {
-            crate::store::Begin::Started(lease) => lease.token,
-            other => panic!("{other:?}"),
-        };
-        ledger
-            .complete("t", &key, &token, EffectOutcome::Done, &[])
-            .await
-            .unwrap();
-        let asked = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &open.slots,
-            "where is my refund?",
-        )
-        .await;
-        assert!(
-            asked.replies[0].contains("#1002 has been issued"),
-            "{:?}",
-            asked.replies
-        );
-        assert_eq!(asked.slots.refunds_reported, vec!["1002".to_string()]);
-    }
-
-    /// Ends the refund of `order` in the ledger as `outcome`, as fulfillment would.
-    async fn refund_ended(
-        ledger: &crate::store::memory::MemoryStore,
-        order: &str,
-        outcome: EffectOutcome,
-    ) {
-        let key = refund_key("t", order);
-        let lease = match ledger
-            .begin("t", &key, std::time::Duration::from_secs(30), NOW)
-            .await
-            .unwrap()
-        {
-            crate::store::Begin::Started(lease) => lease,
-            other => panic!("{other:?}"),
-        };
-        ledger
-            .complete("t", &key, &lease.token, outcome, &[])
-            .await
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_refund_that_failed_is_reported_as_failed_never_as_on_its_way() {
-        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
-        let d = dialogue(catalogue()).with_ledger(ledger.clone());
-        refund_ended(&ledger, "1002", EffectOutcome::Failed).await;
-        // Asked for in this conversation, and in a new one that never heard of it.
-        let here = Slots {
-            refunds_requested: vec!["1002".into()],
-            ..Slots::default()
-        };
-        for slots in [here, Slots::default()] {
-            let out = say(
-                &d,
-                "alice",
-                &DialogueState::Idle,
-                &slots,
-                "I want a refund for order 1002",
-            )
-            .await;
-            let reply = out.replies.join("\n");
-            assert!(reply.contains("couldn't be completed"), "{reply}");
-            assert!(reply.contains("our team has it"), "{reply}");
-            // ("on its way" is the parcel's: the order is in transit.)
-            assert!(
-                !reply.contains("refund you asked for is on its way"),
-                "{reply}"
-            );
-            assert!(!reply.contains("Would you like a refund"), "{reply}");
-            assert!(out.jobs.is_empty(), "no second refund");
-            assert_eq!(out.state, DialogueState::Idle);
-        }
-    }
-
-    #[tokio::test]
-    async fn a_refund_asked_for_and_not_started_yet_is_being_processed() {
-        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
-        let d = dialogue(catalogue()).with_ledger(ledger);
-        let slots = Slots {
-            refunds_requested: vec!["1002".into()],
-            ..Slots::default()
-        };
-        let out = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &slots,
-            "where is order 1002?",
-        )
-        .await;
-        let reply = out.replies.join("\n");
-        assert!(reply.contains("still being processed"), "{reply}");
-        assert!(out.jobs.is_empty());
-    }
-
-    #[tokio::test]
-    async fn a_refund_set_aside_after_its_attempts_is_with_the_team_not_still_processing() {
-        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
-        let d = dialogue(catalogue()).with_ledger(ledger.clone());
-        let key = refund_key("t", "1002");
-        let lease = match ledger
-            .begin("t", &key, std::time::Duration::from_secs(30), NOW)
-            .await
-            .unwrap()
-        {
-            crate::store::Begin::Started(lease) => lease,
-            other => panic!("{other:?}"),
-        };
-        // Fulfillment put it on the dead-letter queue and set it aside.
-        ledger.set_aside("t", &key, &lease.token).await.unwrap();
-        let slots = Slots {
-            refunds_requested: vec!["1002".into()],
-            ..Slots::default()
-        };
-        let out = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &slots,
-            "where is my refund?",
-        )
-        .await;
-        let reply = out.replies.join("\n");
-        assert!(reply.contains("taking longer than it should"), "{reply}");
-        assert!(reply.contains("our team has been alerted"), "{reply}");
-        assert!(!reply.contains("still being processed"), "{reply}");
-        assert!(out.slots.refunds_reported.is_empty(), "not over yet");
-    }
-
-    #[tokio::test]
-    async fn an_order_delivered_after_its_refund_still_says_where_the_refund_stands() {
-        let mut delivered = order(
-            "1003",
-            "alice",
-            OrderStatus::Delivered,
+            OrderStatus::InTransit,
             NOW - time::Duration::days(3),
-        );
-        delivered.delivered_at = Some(NOW - time::Duration::days(1));
-        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
-        let d = dialogue(vec![delivered]).with_ledger(ledger.clone());
-        refund_ended(&ledger, "1003", EffectOutcome::Done).await;
-        // Asked for here while it was late, and asked about from a new conversation.
-        let here = Slots {
-            refunds_requested: vec!["1003".into()],
-            ..Slots::default()
-        };
-        for slots in [here, Slots::default()] {
-            let out = say(
-                &d,
-                "alice",
-                &DialogueState::Idle,
-                &slots,
-                "I want a refund for order 1003",
-            )
-            .await;
-            let reply = out.replies.join("\n");
-            assert!(reply.contains("was delivered"), "{reply}");
-            assert!(reply.contains("#1003 has been issued"), "{reply}");
-            assert!(
-                !reply.contains("I can refund orders that are running late"),
-                "{reply}"
-            );
-            assert!(out.jobs.is_empty());
-        }
-    }
+        ),
+        order(
+            "2001",
+            "bob",
+            OrderStatus::InTransit,
+            NOW - time::Duration::days(3),
+        ),
+    ]
+}
 
-    #[tokio::test]
-    async fn yes_to_an_offer_already_fulfilled_elsewhere_says_so_and_refunds_nothing() {
-        let ledger = Arc::new(crate::store::memory::MemoryStore::new());
-        let d = dialogue(catalogue()).with_ledger(ledger.clone());
-        let offered = DialogueState::RefundOffered {
-            order_id: "1002".into(),
-            amount: Money {
-                amount_cents: 4599,
-                currency: "USD".into(),
-            },
-        };
-        refund_ended(&ledger, "1002", EffectOutcome::Done).await;
-        let out = say(&d, "alice", &offered, &Slots::default(), "yes please").await;
-        assert!(out.jobs.is_empty());
-        assert!(
-            out.replies[0].contains("has been issued"),
-            "{:?}",
-            out.replies
-        );
-    }
+/// Where the conversation waits, as the conversation tests name it (`order_status.offer`).
+fn waiting(o: &Outcome) -> String {
+    crate::bot::conversation_tests::state_name(&Bot::embedded(), &o.state)
+}
 
-    #[tokio::test]
-    async fn yes_to_a_person_after_a_deferred_answer_gave_up_hands_off() {
-        let d = dialogue(catalogue());
-        let offered = DialogueState::HandoffOffered {
-            reason: "answer_deferred_failed".into(),
-        };
-        let yes = say(&d, "alice", &offered, &Slots::default(), "yes").await;
-        assert_eq!(
-            yes.jobs,
-            vec![JobKind::AgentHandoff {
-                reason: "answer_deferred_failed".into(),
-                order_id: None
-            }]
-        );
-        assert!(yes.slots.handoff_requested);
-        let no = say(&d, "alice", &offered, &Slots::default(), "no thanks").await;
-        assert!(no.jobs.is_empty());
-        assert!(!no.slots.handoff_requested);
-    }
+/// Everything the turn said.
+fn said(o: &Outcome) -> String {
+    o.replies.join("\n")
+}
 
-    struct SlowOrders(Vec<Order>);
-
-    #[async_trait]
-    impl OrdersPort for SlowOrders {
-        async fn recent_orders(&self, customer_id: &str) -> Result<Vec<Order>, ConnectorError> {
-            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            FakeOrders(self.0.clone(), false)
-                .recent_orders(customer_id)
+#[tokio::test]
+async fn yes_to_payment_help_lists_options_then_each_option_answers() {
+    let d = dialogue(vec![]).with_payment_update_url(Some("https://shop.example/billing".into()));
+    let inputs = Record::from([(
+        "payment_url".to_string(),
+        Value::text("https://pay.example/i/1"),
+    )]);
+    let offered = d
+        .open_flow(
+            &who("alice"),
+            "payment_help",
+            inputs,
+            &Slots::default(),
+            NOW,
+        )
+        .await
+        .expect("the bundle has payment help");
+    assert!(
+        said(&offered).contains("need help?"),
+        "{:?}",
+        offered.replies
+    );
+    let say = |state: DialogueState, text: &'static str| {
+        let d = &d;
+        async move {
+            d.respond(&who("alice"), &state, &Slots::default(), text, NOW)
                 .await
         }
-        async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
-            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            FakeOrders(self.0.clone(), false).order(id).await
-        }
-    }
+    };
+    let options = say(offered.state.clone(), "yes").await;
+    assert!(
+        said(&options).contains("Reply 1, 2 or 3"),
+        "{:?}",
+        options.replies
+    );
+    assert_eq!(waiting(&options), "payment_help.options");
 
-    #[tokio::test(start_paused = true)]
-    async fn a_lookup_over_budget_defers_the_answer_and_changes_nothing() {
-        let d = Dialogue::new(Arc::new(SlowOrders(catalogue())))
-            .with_budget(Some(std::time::Duration::from_millis(150)));
-        let state = DialogueState::Idle;
-        let slots = Slots {
-            order_id: Some("1001".into()),
-            ..Slots::default()
-        };
-        let out = d
-            .respond(&who("alice"), &state, &slots, "where is #1002", NOW)
-            .await;
-        assert!(out.deferred);
-        assert_eq!(out.facts.ending, Ending::Deferred);
-        assert_eq!(out.replies, vec![LET_ME_CHECK.to_string()]);
-        assert_eq!((out.state, out.slots), (state.clone(), slots.clone()));
-        assert!(
-            out.jobs.is_empty(),
-            "the caller adds the answer.deferred job"
-        );
-        // Without a budget (the deferred job) the same message is answered.
-        let later = Dialogue::new(Arc::new(SlowOrders(catalogue())))
-            .respond(&who("alice"), &state, &slots, "where is #1002", NOW)
-            .await;
-        assert!(!later.deferred);
-        assert!(later.replies[0].contains("#1002"));
-    }
+    let retry = say(options.state.clone(), "1").await;
+    assert!(
+        said(&retry).contains("https://pay.example/i/1"),
+        "{:?}",
+        retry.replies
+    );
+    assert_eq!(
+        waiting(&retry),
+        "payment_help.choose",
+        "the other options stay open"
+    );
+    let update = say(options.state.clone(), "I'd like to change my card").await;
+    assert!(said(&update).contains("https://shop.example/billing"));
+    let person = say(options.state.clone(), "3").await;
+    assert!(person.slots.handoff_requested);
+    let unclear = say(retry.state.clone(), "hmm").await;
+    assert!(
+        said(&unclear).contains("Reply 1, 2 or 3"),
+        "the options are offered again"
+    );
 
-    struct Shelf;
+    let no = say(offered.state, "no thanks").await;
+    assert_eq!(no.state, DialogueState::Idle);
+}
 
-    #[async_trait]
-    impl InventoryPort for Shelf {
-        async fn products(&self) -> Result<Vec<crate::connectors::Product>, ConnectorError> {
-            Ok(vec![
-                crate::connectors::Product {
-                    sku: "LAMP-03".into(),
-                    name: "Desk Lamp".into(),
-                    available: 7,
-                },
-                crate::connectors::Product {
-                    sku: "HEAD-02".into(),
-                    name: "Noise-Cancelling Headphones".into(),
-                    available: 0,
-                },
-            ])
-        }
-    }
+#[tokio::test]
+async fn several_orders_ask_which_then_report_and_offer_refund() {
+    let d = dialogue(catalogue());
+    let first = fresh_as(&d, "alice", "where's my order?").await;
+    assert!(said(&first).contains("Which one"), "{:?}", first.replies);
+    assert_eq!(waiting(&first), "order_status.order");
+    assert_eq!(first.slots.candidates, ["1001", "1002"]);
 
-    #[tokio::test]
-    async fn stock_questions_name_the_product_or_ask_which() {
-        let d = dialogue(catalogue()).with_inventory(Some(Arc::new(Shelf)));
-        let lamp = fresh(&d, "is the desk lamp in stock?").await;
-        assert_eq!(
-            lamp.replies,
-            vec!["Yes — the Desk Lamp is in stock (7 available).".to_string()]
-        );
-        let out = fresh(&d, "do you have the noise-cancelling headphones in stock").await;
-        assert!(out.replies[0].contains("out of stock"), "{:?}", out.replies);
+    let second = d
+        .respond(
+            &who("alice"),
+            &first.state,
+            &first.slots,
+            "the second one",
+            NOW,
+        )
+        .await;
+    let reply = said(&second);
+    assert!(
+        reply.contains("#1002") && reply.contains("UPS") && reply.contains("track.example/1002"),
+        "{reply}"
+    );
+    assert!(reply.contains("refund of $45.99"), "{reply}");
+    assert_eq!(waiting(&second), "order_status.offer");
 
-        let which = fresh(&d, "is this item available?").await;
-        assert!(
-            which.replies[0].starts_with("Which product"),
-            "{:?}",
-            which.replies
-        );
-        assert_eq!(which.state, DialogueState::AwaitingProduct);
-        let named = say(&d, "alice", &which.state, &which.slots, "the desk lamp").await;
-        assert!(
-            named.replies[0].contains("Desk Lamp is in stock"),
-            "{:?}",
-            named.replies
-        );
-        let unknown = say(&d, "alice", &which.state, &which.slots, "the purple sofa").await;
-        assert!(
-            unknown.replies[0].contains("Each product's page"),
-            "{:?}",
-            unknown.replies
-        );
-        assert_eq!(unknown.state, DialogueState::Idle);
+    let third = d
+        .respond(
+            &who("alice"),
+            &second.state,
+            &second.slots,
+            "yes please",
+            NOW,
+        )
+        .await;
+    assert_eq!(third.jobs.len(), 1);
+    assert_eq!(third.state, DialogueState::Idle);
+    assert_eq!(third.slots.refunds_requested, vec!["1002".to_string()]);
+}
 
-        // Without an inventory the configured answer, never a dead end.
-        let plain = fresh(&dialogue(catalogue()), "is the desk lamp in stock?").await;
-        assert!(
-            plain.replies[0].contains("Each product's page"),
-            "{:?}",
-            plain.replies
-        );
-    }
+#[tokio::test]
+async fn on_time_orders_are_not_offered_refunds() {
+    let d = dialogue(catalogue());
+    let out = fresh_as(&d, "alice", "where is #1001").await;
+    assert!(said(&out).contains("expected by"), "{:?}", out.replies);
+    assert_eq!(out.state, DialogueState::Idle);
+    assert!(out.jobs.is_empty());
+}
 
-    #[tokio::test]
-    async fn follow_ups_that_say_more_are_not_carried_over() {
-        let d = dialogue(catalogue());
-        let ask = fresh(&d, "where's my order?").await;
-        let first = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
-        let pay = say(
+#[tokio::test]
+async fn another_customers_order_looks_missing() {
+    let d = dialogue(catalogue());
+    let theirs = fresh_as(&d, "alice", "where is 2001").await;
+    let missing = fresh_as(&d, "alice", "where is 9999").await;
+    assert_eq!(
+        theirs.replies[0].replace("2001", "X"),
+        missing.replies[0].replace("9999", "X")
+    );
+}
+
+#[tokio::test]
+async fn declining_a_refund_starts_no_job() {
+    let d = dialogue(catalogue());
+    let offered = fresh(&d, "where is order 1002").await;
+    assert_eq!(waiting(&offered), "order_status.offer");
+    let out = say(&d, "alice", &offered.state, &offered.slots, "no thanks").await;
+    assert!(out.jobs.is_empty());
+    assert_eq!(out.state, DialogueState::Idle);
+}
+
+#[tokio::test]
+async fn the_deferred_job_hears_that_the_system_is_still_down() {
+    // No budget: the deferred job's own answer. It says nothing yet and is deferred again:
+    // the job comes back later rather than tell the customer to try again themselves.
+    let d = Dialogue::new(Arc::new(FakeOrders(vec![], true)));
+    let out = fresh_as(&d, "alice", "where's my order").await;
+    assert!(out.deferred);
+    assert!(out.jobs.is_empty());
+}
+
+#[tokio::test]
+async fn a_chat_turn_defers_when_the_order_system_is_down() {
+    let d = Dialogue::new(Arc::new(FakeOrders(vec![], true)))
+        .with_budget(Some(std::time::Duration::from_millis(150)));
+    let out = fresh_as(&d, "alice", "where's my order").await;
+    assert_eq!(
+        out.replies,
+        vec![d.messages().render(DOWN_WILL_MESSAGE, &[])]
+    );
+    assert!(out.deferred, "the caller queues answer.deferred");
+    assert_eq!(
+        out.state,
+        DialogueState::Idle,
+        "nothing of the turn is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_single_order_is_reported_directly() {
+    let d = dialogue(catalogue());
+    let out = fresh_as(&d, "bob", "where's my stuff? track it").await;
+    assert!(said(&out).contains("#2001"), "{:?}", out.replies);
+}
+
+/// A message from `who_` at the start of a conversation.
+async fn fresh_as(d: &Dialogue, who_: &str, text: &str) -> Outcome {
+    say(d, who_, &DialogueState::Idle, &Slots::default(), text).await
+}
+
+async fn fresh(d: &Dialogue, text: &str) -> Outcome {
+    fresh_as(d, "alice", text).await
+}
+
+async fn say(
+    d: &Dialogue,
+    who_: &str,
+    state: &DialogueState,
+    slots: &Slots,
+    text: &str,
+) -> Outcome {
+    d.respond(&who(who_), state, slots, text, NOW).await
+}
+
+#[tokio::test]
+async fn a_configured_answer_needing_an_order_asks_which_then_hands_off_with_it() {
+    let d = dialogue(catalogue());
+    let ask = fresh(&d, "I want to cancel my order").await;
+    assert!(said(&ask).contains("Which one"), "{:?}", ask.replies);
+    assert!(ask.jobs.is_empty());
+    assert_eq!(waiting(&ask), "answer:cancel_order.order");
+    let done = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
+    assert!(
+        said(&done).contains("cancel order #1001"),
+        "{:?}",
+        done.replies
+    );
+    assert!(done.slots.handoff_requested);
+    assert_eq!(
+        done.jobs,
+        vec![JobKind::AgentHandoff {
+            reason: "cancel_order".into(),
+            order_id: Some("1001".into())
+        }]
+    );
+    // Someone else's order number is not confirmed, and nobody is bothered about it.
+    let theirs = fresh(&d, "please cancel order 2001").await;
+    assert!(
+        said(&theirs).contains("couldn't find order #2001"),
+        "{:?}",
+        theirs.replies
+    );
+    assert!(theirs.jobs.is_empty());
+}
+
+#[tokio::test]
+async fn policy_questions_get_their_text_and_no_dead_end() {
+    let d = dialogue(catalogue());
+    let out = fresh(&d, "what payment methods do you accept?").await;
+    assert!(out.replies[0].contains("PayPal"), "{:?}", out.replies);
+    assert!(out.jobs.is_empty());
+    assert_eq!(out.state, DialogueState::Idle);
+}
+
+#[tokio::test]
+async fn unsure_asks_which_of_two_then_acts_on_the_choice() {
+    // Thresholds that make every message "unsure", so the flow is tested, not the model.
+    let d = dialogue(catalogue()).with_thresholds(Thresholds {
+        accept: 1.1,
+        clarify: 0.0,
+    });
+    let ask = fresh(&d, "what payment methods do you accept?").await;
+    assert!(
+        ask.replies[0].contains("1. know how you can pay"),
+        "{:?}",
+        ask.replies
+    );
+    let DialogueState::Clarifying { options, .. } = &ask.state else {
+        panic!("{:?}", ask.state)
+    };
+    assert_eq!(options[0], "check_payment_methods");
+    assert_eq!(ask.facts.ending, Ending::Clarified);
+    assert_eq!(ask.facts.intent, Intent::unknown());
+    let chosen = say(&d, "alice", &ask.state, &ask.slots, "1").await;
+    assert!(chosen.replies[0].contains("PayPal"), "{:?}", chosen.replies);
+    assert_eq!(chosen.facts.ending, Ending::Answered);
+    let refused = say(&d, "alice", &ask.state, &ask.slots, "no").await;
+    assert!(
+        refused.replies[0].contains("I can help with"),
+        "{:?}",
+        refused.replies
+    );
+}
+
+#[tokio::test]
+async fn gibberish_gets_the_options_and_out_of_scope_says_so() {
+    let d = dialogue(catalogue());
+    // Thresholds nothing reaches: the fallback, whatever the model thinks.
+    let unsure = dialogue(catalogue()).with_thresholds(Thresholds {
+        accept: 1.1,
+        clarify: 1.1,
+    });
+    let lost = fresh(&unsure, "qwxz vbnm plok").await;
+    assert!(
+        lost.replies[0].starts_with("Sorry, I didn't catch that"),
+        "{:?}",
+        lost.replies
+    );
+    assert!(lost.replies[0].contains("I can help with"));
+    assert_eq!(lost.facts.ending, Ending::Fallback);
+    let oos = fresh(&d, "what's the weather in Paris tomorrow?").await;
+    assert!(
+        oos.replies[0].contains("outside what I can help with"),
+        "{:?}",
+        oos.replies
+    );
+    // Recognised as out of scope: an answer, not a failure to understand.
+    assert!(oos.facts.intent.is(Move::OutOfScope));
+    assert_eq!(oos.facts.ending, Ending::Answered);
+    assert!(oos.facts.confidence > 0.0);
+}
+
+#[tokio::test]
+async fn a_handoff_notifies_once() {
+    let d = dialogue(catalogue());
+    let first = fresh(&d, "I want to talk to a human").await;
+    assert!(first.slots.handoff_requested);
+    assert_eq!(first.jobs.len(), 1);
+    assert!(first.facts.intent.is(Move::Human));
+    assert_eq!(first.facts.ending, Ending::Handoff);
+    let again = say(
+        &d,
+        "alice",
+        &DialogueState::Idle,
+        &first.slots,
+        "let me speak to a real person",
+    )
+    .await;
+    assert!(
+        again.replies[0].contains("already asked"),
+        "{:?}",
+        again.replies
+    );
+    assert!(again.jobs.is_empty());
+}
+
+#[tokio::test]
+async fn and_the_other_one_means_the_other_listed_order() {
+    let d = dialogue(catalogue());
+    let ask = fresh(&d, "where's my order?").await;
+    let first = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
+    assert!(said(&first).contains("#1001"), "{:?}", first.replies);
+    let other = say(
+        &d,
+        "alice",
+        &first.state,
+        &first.slots,
+        "and the other one?",
+    )
+    .await;
+    assert!(said(&other).contains("#1002"), "{:?}", other.replies);
+    assert_eq!(other.slots.order_id.as_deref(), Some("1002"));
+}
+
+#[tokio::test]
+async fn a_returning_customer_hears_where_their_refund_stands() {
+    let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+    let d = dialogue(catalogue()).with_ledger(ledger.clone());
+    let slots = Slots {
+        refunds_requested: vec!["1002".into()],
+        welcome_back: vec!["1002".into()],
+        ..Slots::default()
+    };
+    let key = refund_key("t", "1002");
+    ledger
+        .begin("t", &key, std::time::Duration::from_secs(30), NOW)
+        .await
+        .unwrap();
+    let open = say(&d, "alice", &DialogueState::Idle, &slots, "hi").await;
+    assert!(
+        open.replies[0].starts_with("Welcome back!"),
+        "{:?}",
+        open.replies
+    );
+    assert!(open.replies[0].contains("#1002 is still being processed"));
+    assert!(open.replies[1].starts_with("Hi!"));
+    assert!(open.slots.welcome_back.is_empty(), "told once");
+
+    let token = match ledger
+        .begin(
+            "t",
+            &key,
+            std::time::Duration::ZERO,
+            NOW + time::Duration::minutes(1),
+        )
+        .await
+        .unwrap()
+    {
+        crate::store::Begin::Started(lease) => lease.token,
+        other => panic!("{other:?}"),
+    };
+    ledger
+        .complete("t", &key, &token, EffectOutcome::Done, &[])
+        .await
+        .unwrap();
+    let asked = say(
+        &d,
+        "alice",
+        &DialogueState::Idle,
+        &open.slots,
+        "where is my refund?",
+    )
+    .await;
+    assert!(
+        said(&asked).contains("#1002 has been issued"),
+        "{:?}",
+        asked.replies
+    );
+    assert_eq!(asked.slots.refunds_reported, vec!["1002".to_string()]);
+}
+
+/// Ends the refund of `order` in the ledger as `outcome`, as fulfillment would.
+async fn refund_ended(
+    ledger: &crate::store::memory::MemoryStore,
+    order: &str,
+    outcome: EffectOutcome,
+) {
+    let key = refund_key("t", order);
+    let lease = match ledger
+        .begin("t", &key, std::time::Duration::from_secs(30), NOW)
+        .await
+        .unwrap()
+    {
+        crate::store::Begin::Started(lease) => lease,
+        other => panic!("{other:?}"),
+    };
+    ledger
+        .complete("t", &key, &lease.token, outcome, &[])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_refund_that_failed_is_reported_as_failed_never_as_on_its_way() {
+    let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+    let d = dialogue(catalogue()).with_ledger(ledger.clone());
+    refund_ended(&ledger, "1002", EffectOutcome::Failed).await;
+    // Asked for in this conversation, and in a new one that never heard of it.
+    let here = Slots {
+        refunds_requested: vec!["1002".into()],
+        ..Slots::default()
+    };
+    for slots in [here, Slots::default()] {
+        let out = say(
             &d,
             "alice",
             &DialogueState::Idle,
-            &first.slots,
-            "any other payment methods?",
+            &slots,
+            "I want a refund for order 1002",
         )
         .await;
-        assert!(pay.replies[0].contains("PayPal"), "{:?}", pay.replies);
-        let done = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &first.slots,
-            "no other questions, thanks",
-        )
-        .await;
-        assert!(!done.replies[0].contains("#1002"), "{:?}", done.replies);
-        let bare = say(
-            &d,
-            "alice",
-            &DialogueState::Idle,
-            &first.slots,
-            "what about the other one",
-        )
-        .await;
-        assert!(bare.replies[0].contains("#1002"), "{:?}", bare.replies);
-    }
-
-    #[tokio::test]
-    async fn newest_means_the_most_recent_order_wherever_it_is_listed() {
-        let mut orders = catalogue();
-        // 1002 placed later than 1001: the list (newest first) shows 1002 first.
-        orders[1].placed_at = NOW - time::Duration::days(2);
-        let d = dialogue(orders);
-        let ask = fresh(&d, "I want to cancel my order").await;
-        let DialogueState::AwaitingOrderChoice { candidates, .. } = &ask.state else {
-            panic!("{:?}", ask.state)
-        };
-        assert_eq!(candidates[0], "1002", "{candidates:?}");
-        let newest = say(&d, "alice", &ask.state, &ask.slots, "the newest one").await;
-        assert!(newest.replies[0].contains("#1002"), "{:?}", newest.replies);
-        let last = say(&d, "alice", &ask.state, &ask.slots, "the last one").await;
+        let reply = out.replies.join("\n");
+        assert!(reply.contains("couldn't be completed"), "{reply}");
+        assert!(reply.contains("our team has it"), "{reply}");
+        // ("on its way" is the parcel's: the order is in transit.)
         assert!(
-            last.replies[0].contains("#1001"),
-            "the last listed: {:?}",
-            last.replies
+            !reply.contains("refund you asked for is on its way"),
+            "{reply}"
         );
+        assert!(!reply.contains("Would you like a refund"), "{reply}");
+        assert!(out.jobs.is_empty(), "no second refund");
+        assert_eq!(out.state, DialogueState::Idle);
     }
+}
+
+#[tokio::test]
+async fn a_refund_asked_for_and_not_started_yet_is_being_processed() {
+    let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+    let d = dialogue(catalogue()).with_ledger(ledger);
+    let slots = Slots {
+        refunds_requested: vec!["1002".into()],
+        ..Slots::default()
+    };
+    let out = say(
+        &d,
+        "alice",
+        &DialogueState::Idle,
+        &slots,
+        "where is order 1002?",
+    )
+    .await;
+    let reply = out.replies.join("\n");
+    assert!(reply.contains("still being processed"), "{reply}");
+    assert!(out.jobs.is_empty());
+}
+
+#[tokio::test]
+async fn a_refund_set_aside_after_its_attempts_is_with_the_team_not_still_processing() {
+    let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+    let d = dialogue(catalogue()).with_ledger(ledger.clone());
+    let key = refund_key("t", "1002");
+    let lease = match ledger
+        .begin("t", &key, std::time::Duration::from_secs(30), NOW)
+        .await
+        .unwrap()
+    {
+        crate::store::Begin::Started(lease) => lease,
+        other => panic!("{other:?}"),
+    };
+    // Fulfillment put it on the dead-letter queue and set it aside.
+    ledger.set_aside("t", &key, &lease.token).await.unwrap();
+    let slots = Slots {
+        refunds_requested: vec!["1002".into()],
+        ..Slots::default()
+    };
+    let out = say(
+        &d,
+        "alice",
+        &DialogueState::Idle,
+        &slots,
+        "where is my refund?",
+    )
+    .await;
+    let reply = out.replies.join("\n");
+    assert!(reply.contains("taking longer than it should"), "{reply}");
+    assert!(reply.contains("our team has been alerted"), "{reply}");
+    assert!(!reply.contains("still being processed"), "{reply}");
+    assert!(out.slots.refunds_reported.is_empty(), "not over yet");
+}
+
+#[tokio::test]
+async fn an_order_delivered_after_its_refund_still_says_where_the_refund_stands() {
+    let mut delivered = order(
+        "1003",
+        "alice",
+        OrderStatus::Delivered,
+        NOW - time::Duration::days(3),
+    );
+    delivered.delivered_at = Some(NOW - time::Duration::days(1));
+    let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+    let d = dialogue(vec![delivered]).with_ledger(ledger.clone());
+    refund_ended(&ledger, "1003", EffectOutcome::Done).await;
+    // Asked for here while it was late, and asked about from a new conversation.
+    let here = Slots {
+        refunds_requested: vec!["1003".into()],
+        ..Slots::default()
+    };
+    for slots in [here, Slots::default()] {
+        let out = say(
+            &d,
+            "alice",
+            &DialogueState::Idle,
+            &slots,
+            "I want a refund for order 1003",
+        )
+        .await;
+        let reply = out.replies.join("\n");
+        assert!(reply.contains("was delivered"), "{reply}");
+        assert!(reply.contains("#1003 has been issued"), "{reply}");
+        assert!(
+            !reply.contains("I can refund orders that are running late"),
+            "{reply}"
+        );
+        assert!(out.jobs.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn yes_to_an_offer_already_fulfilled_elsewhere_says_so_and_refunds_nothing() {
+    let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+    let d = dialogue(catalogue()).with_ledger(ledger.clone());
+    let offered = fresh(&d, "where is order 1002").await;
+    assert_eq!(waiting(&offered), "order_status.offer");
+    // Another conversation, another device: refunded before this "yes".
+    refund_ended(&ledger, "1002", EffectOutcome::Done).await;
+    let out = say(&d, "alice", &offered.state, &offered.slots, "yes please").await;
+    assert!(out.jobs.is_empty());
+    assert!(said(&out).contains("has been issued"), "{:?}", out.replies);
+}
+
+#[tokio::test]
+async fn yes_to_a_person_after_a_deferred_answer_gave_up_hands_off() {
+    let d = dialogue(catalogue());
+    let offered = DialogueState::HandoffOffered {
+        reason: "answer_deferred_failed".into(),
+    };
+    let yes = say(&d, "alice", &offered, &Slots::default(), "yes").await;
+    assert_eq!(
+        yes.jobs,
+        vec![JobKind::AgentHandoff {
+            reason: "answer_deferred_failed".into(),
+            order_id: None
+        }]
+    );
+    assert!(yes.slots.handoff_requested);
+    let no = say(&d, "alice", &offered, &Slots::default(), "no thanks").await;
+    assert!(no.jobs.is_empty());
+    assert!(!no.slots.handoff_requested);
+}
+
+struct SlowOrders(Vec<Order>);
+
+#[async_trait]
+impl OrdersPort for SlowOrders {
+    async fn recent_orders(&self, customer_id: &str) -> Result<Vec<Order>, ConnectorError> {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        FakeOrders(self.0.clone(), false)
+            .recent_orders(customer_id)
+            .await
+    }
+    async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        FakeOrders(self.0.clone(), false).order(id).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lookup_over_budget_defers_the_answer_and_changes_nothing() {
+    let d = Dialogue::new(Arc::new(SlowOrders(catalogue())))
+        .with_budget(Some(std::time::Duration::from_millis(150)));
+    let state = DialogueState::Idle;
+    let slots = Slots {
+        order_id: Some("1001".into()),
+        ..Slots::default()
+    };
+    let out = d
+        .respond(&who("alice"), &state, &slots, "where is #1002", NOW)
+        .await;
+    assert!(out.deferred);
+    assert_eq!(out.facts.ending, Ending::Deferred);
+    assert_eq!(out.replies, vec![d.messages().render(LET_ME_CHECK, &[])]);
+    assert_eq!((out.state, out.slots), (state.clone(), slots.clone()));
+    assert!(
+        out.jobs.is_empty(),
+        "the caller adds the answer.deferred job"
+    );
+    // Without a budget (the deferred job) the same message is answered.
+    let later = Dialogue::new(Arc::new(SlowOrders(catalogue())))
+        .respond(&who("alice"), &state, &slots, "where is #1002", NOW)
+        .await;
+    assert!(!later.deferred);
+    assert!(said(&later).contains("#1002"), "{:?}", later.replies);
+}
+
+struct Shelf;
+
+#[async_trait]
+impl InventoryPort for Shelf {
+    async fn products(&self) -> Result<Vec<crate::connectors::Product>, ConnectorError> {
+        Ok(vec![
+            crate::connectors::Product {
+                sku: "LAMP-03".into(),
+                name: "Desk Lamp".into(),
+                available: 7,
+            },
+            crate::connectors::Product {
+                sku: "HEAD-02".into(),
+                name: "Noise-Cancelling Headphones".into(),
+                available: 0,
+            },
+        ])
+    }
+}
+
+#[tokio::test]
+async fn stock_questions_name_the_product_or_ask_which() {
+    let d = dialogue(catalogue()).with_inventory(Some(Arc::new(Shelf)));
+    let lamp = fresh(&d, "is the desk lamp in stock?").await;
+    assert_eq!(
+        lamp.replies,
+        vec!["Yes — the Desk Lamp is in stock (7 available).".to_string()]
+    );
+    let out = fresh(&d, "do you have the noise-cancelling headphones in stock").await;
+    assert!(said(&out).contains("out of stock"), "{:?}", out.replies);
+
+    let which = fresh(&d, "is this item available?").await;
+    assert!(
+        said(&which).starts_with("Which product"),
+        "{:?}",
+        which.replies
+    );
+    assert_eq!(waiting(&which), "product_availability.product");
+    let named = say(&d, "alice", &which.state, &which.slots, "the desk lamp").await;
+    assert!(
+        said(&named).contains("Desk Lamp is in stock"),
+        "{:?}",
+        named.replies
+    );
+    let unknown = say(&d, "alice", &which.state, &which.slots, "the purple sofa").await;
+    assert!(
+        said(&unknown).contains("Each product's page"),
+        "{:?}",
+        unknown.replies
+    );
+    assert_eq!(unknown.state, DialogueState::Idle);
+
+    // Without an inventory the configured answer, never a dead end.
+    let plain = fresh(&dialogue(catalogue()), "is the desk lamp in stock?").await;
+    assert!(
+        said(&plain).contains("Each product's page"),
+        "{:?}",
+        plain.replies
+    );
+}
+
+#[tokio::test]
+async fn follow_ups_that_say_more_are_not_carried_over() {
+    let d = dialogue(catalogue());
+    let ask = fresh(&d, "where's my order?").await;
+    let first = say(&d, "alice", &ask.state, &ask.slots, "the first one").await;
+    let pay = say(
+        &d,
+        "alice",
+        &DialogueState::Idle,
+        &first.slots,
+        "any other payment methods?",
+    )
+    .await;
+    assert!(said(&pay).contains("PayPal"), "{:?}", pay.replies);
+    let done = say(
+        &d,
+        "alice",
+        &DialogueState::Idle,
+        &first.slots,
+        "no other questions, thanks",
+    )
+    .await;
+    assert!(!said(&done).contains("#1002"), "{:?}", done.replies);
+    let bare = say(
+        &d,
+        "alice",
+        &DialogueState::Idle,
+        &first.slots,
+        "what about the other one",
+    )
+    .await;
+    assert!(said(&bare).contains("#1002"), "{:?}", bare.replies);
+}
+
+#[tokio::test]
+async fn newest_means_the_most_recent_order_wherever_it_is_listed() {
+    let mut orders = catalogue();
+    // 1002 placed later than 1001: the list (newest first) shows 1002 first.
+    orders[1].placed_at = NOW - time::Duration::days(2);
+    let d = dialogue(orders);
+    let ask = fresh(&d, "I want to cancel my order").await;
+    assert_eq!(ask.slots.candidates[0], "1002", "{:?}", ask.slots);
+    let newest = say(&d, "alice", &ask.state, &ask.slots, "the newest one").await;
+    assert!(said(&newest).contains("#1002"), "{:?}", newest.replies);
+    let last = say(&d, "alice", &ask.state, &ask.slots, "the last one").await;
+    assert!(
+        said(&last).contains("#1001"),
+        "the last listed: {:?}",
+        last.replies
+    );
+}

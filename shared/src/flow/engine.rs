@@ -199,6 +199,9 @@ pub enum HostError {
     Unavailable(String),
     /// Refused, malformed or misconfigured: asking again will not help.
     Failed(String),
+    /// The deployment has no such system (no inventory configured): the intent's own answer
+    /// is said; a flow's `on_error` is not for this.
+    Missing(String),
 }
 
 impl fmt::Display for HostError {
@@ -206,6 +209,7 @@ impl fmt::Display for HostError {
         match self {
             HostError::Unavailable(d) => write!(f, "unavailable: {d}"),
             HostError::Failed(d) => write!(f, "failed: {d}"),
+            HostError::Missing(d) => write!(f, "not configured: {d}"),
         }
     }
 }

@@ -92,7 +92,7 @@ mod tests {
             payment_ref: Some("pi_1".into()),
         };
         let expected = shape_fields(Shape::Order);
-        let r = order(&o, "#1001".into());
+        let r = order(&o, "#1001 (Desk lamp)".into());
         assert_eq!(r.len(), expected.len());
         for (name, ty) in expected {
             assert_eq!(r.get(&name).map(Value::type_of), Some(ty), "{name}");

@@ -8,8 +8,8 @@ use super::{Append, Done, Fulfillment, JobError, Started};
 use crate::auth::Principal;
 use crate::bot::messages::{Messages, Value};
 use crate::connectors::ConnectorError;
-use crate::flow::value::{Record, Value as FlowValue};
 use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState, Role};
+use crate::flow::value::{Record, Value as FlowValue};
 use crate::jobs::{Job, JobKind};
 use crate::metrics;
 use crate::store::EffectOutcome;
@@ -429,7 +429,10 @@ fn proactive_message(m: &Messages, e: &VendorEvent) -> Option<Proactive> {
                 ),
                 None => m.render("event.shipped", &[("order", order.into())]),
             };
-            Some(Proactive::Say(with_tracking(text), Some(DialogueState::Idle)))
+            Some(Proactive::Say(
+                with_tracking(text),
+                Some(DialogueState::Idle),
+            ))
         }
         EventKind::OrderDelayed => Some(Proactive::Say(
             with_tracking(m.render("event.delayed", &[("order", order.into())])),

@@ -752,11 +752,14 @@ async fn a_payment_failure_opens_a_conversation_once_and_offers_help() {
         "Looks like your payment didn't go through — need help?"
     );
     assert_eq!(messages[0].role, Role::Bot);
+    // The bundle's payment help flow waits on its "need help?", with the vendor's link.
+    let DialogueState::Flow(flow) = &c.state else {
+        panic!("{:?}", c.state)
+    };
+    assert_eq!(flow.frame.flow, "payment_help");
     assert_eq!(
-        c.state,
-        DialogueState::PaymentHelpOffered {
-            payment_url: Some("https://pay.example/i/1".into())
-        }
+        flow.frame.slots.get("payment_url"),
+        Some(&crate::flow::value::Value::text("https://pay.example/i/1"))
     );
 }
 
@@ -1102,7 +1105,7 @@ async fn a_deferred_answer_past_its_time_says_so_once_and_offers_a_person() {
     }
     let (c, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
     assert_eq!(messages.len(), 1, "once");
-    assert_eq!(messages[0].text, crate::dialogue::DEFERRED_GAVE_UP);
+    assert_eq!(messages[0].text, bundle_text("deferred.gave_up"));
     assert_eq!(messages[0].reply_to, Some(1));
     assert_eq!(
         c.state,
@@ -1171,7 +1174,7 @@ async fn a_deferred_answer_counts_its_time_from_the_question_and_returns_for_its
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(
         texts(&x.store, "c2").await,
-        [crate::dialogue::DEFERRED_GAVE_UP]
+        [bundle_text("deferred.gave_up")]
     );
 }
 
@@ -1199,7 +1202,10 @@ async fn a_deferred_answer_that_gives_up_after_the_customer_moved_on_keeps_their
         client_message_id: None,
         reply_to: None,
     };
-    let asked = DialogueState::AwaitingProduct;
+    let asked = DialogueState::Clarifying {
+        options: vec!["order_status".into(), "cancel_order".into()],
+        order_refs: Vec::new(),
+    };
     x.store
         .commit(Commit {
             conversation: Conversation {
@@ -1230,13 +1236,13 @@ async fn a_deferred_answer_that_gives_up_after_the_customer_moved_on_keeps_their
     let (c, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
     assert_eq!(
         messages.last().unwrap().text,
-        crate::dialogue::DEFERRED_GAVE_UP_LATE,
+        bundle_text("deferred.gave_up_late"),
         "nothing asked that a later 'yes' could answer"
     );
     assert_eq!(c.state, asked, "the customer's question stays the open one");
 }
 
-/// One late order of alice's, looked up only when the test lets it.
+/// One late order of alice's; listing her orders waits until the test lets it.
 struct GatedLateOrder(Arc<tokio::sync::Notify>);
 
 impl GatedLateOrder {
@@ -1267,8 +1273,8 @@ impl OrdersPort for GatedLateOrder {
         self.0.notified().await;
         Ok(vec![Self::order()])
     }
+    /// Held only at the first lookup (the list): the flow then reads the order it found.
     async fn order(&self, _: &str) -> Result<Option<Order>, ConnectorError> {
-        self.0.notified().await;
         Ok(Some(Self::order()))
     }
 }
@@ -1308,7 +1314,7 @@ async fn a_deferred_answers_question_survives_a_job_that_posted_meanwhile() {
         answer.text
     );
     assert!(
-        matches!(c.state, DialogueState::RefundOffered { ref order_id, .. } if order_id == "1002"),
+        matches!(&c.state, DialogueState::Flow(f) if f.frame.flow == "order_status"),
         "the answer's question is the conversation's: {:?}",
         c.state
     );
@@ -1616,4 +1622,11 @@ async fn a_refund_the_order_no_longer_supports_is_refused_without_paying() {
             Some(EffectOutcome::Failed)
         );
     }
+}
+
+/// The bundle's sentence `key` (no variables).
+fn bundle_text(key: &str) -> String {
+    crate::bot::Bot::embedded()
+        .default_messages()
+        .render(key, &[])
 }

@@ -74,7 +74,10 @@ impl Action for ListRecentOrders {
                     .iter()
                     .enumerate()
                     .map(|(i, o)| {
-                        let summary = o.get("summary").cloned().unwrap_or_else(|| Value::Text(id(o)));
+                        let summary = o
+                            .get("summary")
+                            .cloned()
+                            .unwrap_or_else(|| Value::Text(id(o)));
                         let mut vars = vec![
                             ("n".to_string(), Value::Number(i as i64 + 1)),
                             ("summary".to_string(), summary),

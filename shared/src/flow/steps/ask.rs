@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 
 use super::Fields;
-use crate::flow::template::Template;
 use crate::flow::engine::{Effect, Next, Run, Waiting};
+use crate::flow::template::Template;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ask {
@@ -28,7 +28,10 @@ impl Ask {
         let silent = flag(f, "silent");
         let prompt = f.text("prompt");
         if silent && prompt.is_some() {
-            f.error("silent", "a silent question says no prompt: drop one of them");
+            f.error(
+                "silent",
+                "a silent question says no prompt: drop one of them",
+            );
         }
         let vars = f.templates("vars");
         Some(Ask {
