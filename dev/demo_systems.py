@@ -19,9 +19,13 @@
                               made per key, the subscriptions),
                               GET /_admin/inflight (requests a delay fault is holding, with the
                               caller's TCP port, so a test can find the process making them)
-- Set-up for tests:           POST /_admin/orders (an order of the test's own: {id, customer_id,
-                              total_cents?, status?}: late and in transit, or `status`
-                              "delivered"/"cancelled"); POST /_admin/refunds/forget ({order_id}:
+- Set-up for tests:           POST /_admin/customers ({id, email, name?}: a CRM customer of the
+                              test's own, so what is sent to the CRM's address stays the test's);
+                              POST /_admin/orders (an order of the test's own: {id, customer_id,
+                              total_cents?, status?, placed_days_ago?, promised_in_days?,
+                              carrier?}: placed 9 days ago, promised 2 days ago, so late and in
+                              transit, or `status` "delivered"/"cancelled"; a `carrier` gives it
+                              a tracking link as the seeded orders have); POST /_admin/refunds/forget ({order_id}:
                               the payments API forgets the idempotency keys of that order's
                               refunds, as Stripe does after 24 hours; the refunds stay listed);
                               POST /_admin/faults ({path, match?, status?,
@@ -287,6 +291,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(400, {"error": f"invalid JSON: {e}"})
         if url.path == "/_admin/orders":
             return self.add_order(body)
+        if url.path == "/_admin/customers":
+            return self.add_customer(body)
         if url.path == "/_admin/refunds/forget":
             order_id = body.get("order_id")
             if not isinstance(order_id, str):
@@ -416,11 +422,19 @@ class Handler(BaseHTTPRequestHandler):
         status = body.get("status") or "in_transit"
         if status not in ("in_transit", "delivered", "cancelled"):
             return self.send_json(400, {"error": "status is in_transit, delivered or cancelled"})
+        placed, promised = body.get("placed_days_ago", 9), body.get("promised_in_days", -2)
+        if not all(isinstance(d, int) and not isinstance(d, bool) for d in (placed, promised)):
+            return self.send_json(400, {"error": "placed_days_ago and promised_in_days are whole days"})
+        carrier = body.get("carrier")
+        if carrier is not None and (not isinstance(carrier, str) or not carrier.isalnum()):
+            return self.send_json(400, {"error": "carrier is a name of letters and digits"})
         now = datetime.now(timezone.utc)
+        oid = str(body["id"])
         order = {
-            "id": str(body["id"]), "customer_id": body["customer_id"], "status": status,
-            "placed_at": iso(now - timedelta(days=9)), "promised_by": iso(now - timedelta(days=2)),
-            "delivered_at": iso(now) if status == "delivered" else None, "carrier": "UPS", "tracking_url": None,
+            "id": oid, "customer_id": body["customer_id"], "status": status,
+            "placed_at": iso(now - timedelta(days=placed)), "promised_by": iso(now + timedelta(days=promised)),
+            "delivered_at": iso(now) if status == "delivered" else None, "carrier": carrier or "UPS",
+            "tracking_url": f"https://track.example.com/{carrier.lower()}/1Z{oid}" if carrier else None,
             "total": {"amount_cents": int(body.get("total_cents") or 1000), "currency": "USD"},
             "items": [{"name": "Test Item", "quantity": 1}],
         }
@@ -429,6 +443,18 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(409, {"error": "an order with this id exists"})
             s.orders.append(order)
         return self.send_json(201, order)
+
+    def add_customer(self, body):
+        s = self.systems
+        if not isinstance(body.get("id"), str) or not isinstance(body.get("email"), str):
+            return self.send_json(400, {"error": "id and email (strings) are required"})
+        customer = {"id": body["id"], "name": body.get("name") or "Test Customer", "email": body["email"],
+                    "email_verified": True, "phone": None, "vendor_ids": {}}
+        with s.lock:
+            if any(c["id"] == customer["id"] for c in s.customers):
+                return self.send_json(409, {"error": "a customer with this id exists"})
+            s.customers.append(customer)
+        return self.send_json(201, customer)
 
 
 def main():

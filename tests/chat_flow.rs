@@ -8,32 +8,50 @@ use switchboard_it::{texts, Stack};
 #[tokio::test]
 async fn late_order_refund_end_to_end() {
     let stack = Stack::connect().await;
-    let alice = stack.token("cust_alice");
+    // A customer and orders of this run's own, as Alice's seeded 1001 and 1002 are: the refund,
+    // its effect and its email are new on every run against the same stack.
+    let customer = stack.create_customer("cust_late").await;
+    let on_time = stack
+        .create_order_with(
+            &customer,
+            json!({ "total_cents": 2999, "placed_days_ago": 3, "promised_in_days": 2 }),
+        )
+        .await;
+    let late = stack
+        .create_order_with(
+            &customer,
+            json!({ "total_cents": 4599, "placed_days_ago": 12, "promised_in_days": -4, "carrier": "FedEx" }),
+        )
+        .await;
+    let token = stack.token(&customer);
+    let refund_key = format!("refund:default:{late}");
 
-    // Alice has two recent orders: the bot asks which.
-    let first = stack.say(&alice, None, "where's my order?").await;
+    // Two recent orders: the bot asks which.
+    let first = stack.say(&token, None, "where's my order?").await;
     let conv = first["conversation_id"].as_str().unwrap().to_string();
     let ask = &texts(&first)[0];
     assert!(
-        ask.contains("Which one") && ask.contains("#1001") && ask.contains("#1002"),
+        ask.contains("Which one")
+            && ask.contains(&format!("#{on_time}"))
+            && ask.contains(&format!("#{late}")),
         "{ask}"
     );
 
-    // She picks the second: status, carrier, tracking link, lateness and a refund offer.
-    let second = stack.say(&alice, Some(&conv), "the second one").await;
+    // The second (the older): status, carrier, tracking link, lateness and a refund offer.
+    let second = stack.say(&token, Some(&conv), "the second one").await;
     let status = &texts(&second)[0];
     for part in [
-        "#1002",
-        "FedEx",
-        "https://track.example.com/fedex/1Z1002",
-        "running late",
-        "refund of $45.99",
+        format!("#{late}"),
+        "FedEx".to_string(),
+        format!("https://track.example.com/fedex/1Z{late}"),
+        "running late".to_string(),
+        "refund of $45.99".to_string(),
     ] {
-        assert!(status.contains(part), "missing {part:?} in {status}");
+        assert!(status.contains(&part), "missing {part:?} in {status}");
     }
 
     // "yes" enqueues the refund and says so.
-    let third = stack.say(&alice, Some(&conv), "yes").await;
+    let third = stack.say(&token, Some(&conv), "yes").await;
     assert!(
         texts(&third)[0].contains("requested a refund of $45.99"),
         "{third}"
@@ -41,7 +59,7 @@ async fn late_order_refund_end_to_end() {
 
     // Fulfillment refunds through the payments API and appends the confirmation.
     let confirmation = stack
-        .wait_for_message(&alice, &conv, Duration::from_secs(60), |m| {
+        .wait_for_message(&token, &conv, Duration::from_secs(60), |m| {
             m["text"]
                 .as_str()
                 .unwrap_or_default()
@@ -50,9 +68,9 @@ async fn late_order_refund_end_to_end() {
         .await;
     assert_eq!(confirmation["role"], "bot");
     assert_eq!(confirmation["seq"], 7);
-    let (refunds, _) = stack.refunds_for("1002").await;
+    let (refunds, _) = stack.refunds_for(&late).await;
     assert_eq!(refunds, 1);
-    // And a confirmation email, once, to the address the CRM has for Alice.
+    // And a confirmation email, once, to the address the CRM has for the customer.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let emails = stack.demo_admin("emails").await;
@@ -60,10 +78,10 @@ async fn late_order_refund_end_to_end() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|c| c["idempotency_key"] == "email:default:refund:1002")
+            .filter(|c| c["idempotency_key"] == format!("email:default:refund:{late}"))
             .collect();
         if let [one] = sent.as_slice() {
-            assert_eq!(one["to"], "alice@example.com");
+            assert_eq!(one["to"], format!("{customer}@example.com"));
             break;
         }
         assert!(sent.len() < 2, "{emails}");
@@ -84,7 +102,7 @@ async fn late_order_refund_end_to_end() {
     assert!(keys.contains(&"STATE".to_string()));
     assert!(
         stack
-            .item("T#default#E#refund:default:1002", "EFFECT")
+            .item(&format!("T#default#E#{refund_key}"), "EFFECT")
             .await
             .is_some(),
         "the refund's effect is recorded"
@@ -100,14 +118,14 @@ async fn late_order_refund_end_to_end() {
 
     // The job's effect is recorded as done.
     let effect = stack
-        .wait_for_effect("default", "refund:default:1002", Duration::from_secs(30))
+        .wait_for_effect("default", &refund_key, Duration::from_secs(30))
         .await;
     assert_eq!(effect, "done");
 
     // The same job delivered again (a new dedup id gets past FIFO dedup) changes nothing.
     let job = json!({
-        "key": "refund:default:1002", "tenant": "default", "conversation_id": conv,
-        "customer_id": "cust_alice", "type": "refund.request", "order_id": "1002",
+        "key": refund_key, "tenant": "default", "conversation_id": conv,
+        "customer_id": customer, "type": "refund.request", "order_id": late,
         "amount": {"amount_cents": 4599, "currency": "USD"}
     });
     stack
@@ -125,7 +143,7 @@ async fn late_order_refund_end_to_end() {
         .wait_until_drained(&stack.queue_url, Duration::from_secs(90))
         .await;
     let history = stack
-        .get(Some(&alice), &format!("/v1/conversations/{conv}/messages"))
+        .get(Some(&token), &format!("/v1/conversations/{conv}/messages"))
         .await;
     let confirmations = history.body["messages"]
         .as_array()
@@ -134,7 +152,7 @@ async fn late_order_refund_end_to_end() {
         .filter(|m| m["text"].as_str().unwrap().contains("has been issued"))
         .count();
     assert_eq!(confirmations, 1, "{}", history.body);
-    assert_eq!(stack.refunds_for("1002").await.0, 1);
+    assert_eq!(stack.refunds_for(&late).await.0, 1);
 }
 
 #[tokio::test]

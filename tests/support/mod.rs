@@ -423,13 +423,41 @@ impl Stack {
 
     /// An order of the test's own with a status (`in_transit`: late; `delivered`, `cancelled`).
     pub async fn create_order_as(&self, customer: &str, total_cents: i64, status: &str) -> String {
+        self.create_order_with(
+            customer,
+            json!({ "total_cents": total_cents, "status": status }),
+        )
+        .await
+    }
+
+    /// An order of the test's own with any of the fields `POST /_admin/orders` takes
+    /// (dev/demo_systems.py: total_cents, status, placed_days_ago, promised_in_days, carrier).
+    pub async fn create_order_with(&self, customer: &str, fields: Value) -> String {
         let id = format!("T{}", ulid::Ulid::new());
+        let mut order = json!({ "id": id, "customer_id": customer });
+        order
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().expect("fields are an object").clone());
         let resp = self
             .http
             .post(format!("{}/_admin/orders", self.demo_url))
-            .json(&json!({
-                "id": id, "customer_id": customer, "total_cents": total_cents, "status": status
-            }))
+            .json(&order)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        id
+    }
+
+    /// A CRM customer of the test's own, `<id>@example.com`: what is mailed to the address the
+    /// CRM has for them is the test's alone.
+    pub async fn create_customer(&self, prefix: &str) -> String {
+        let id = Self::fresh_customer(prefix);
+        let resp = self
+            .http
+            .post(format!("{}/_admin/customers", self.demo_url))
+            .json(&json!({ "id": id, "email": format!("{id}@example.com") }))
             .send()
             .await
             .unwrap();

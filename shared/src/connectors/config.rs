@@ -410,9 +410,24 @@ impl Ctx<'_> {
         ConnectorConfigError::new(self.file, field, message)
     }
 
-    /// Keeps a problem and goes on with the next part of the file.
-    fn note(&self, e: ConnectorConfigError) {
-        self.found.borrow_mut().push(e);
+    /// Keeps a problem (and those it carries) and goes on with the next part of the file.
+    fn note(&self, mut e: ConnectorConfigError) {
+        let more = std::mem::take(&mut e.also);
+        let mut found = self.found.borrow_mut();
+        found.push(e);
+        found.extend(more);
+    }
+
+    /// Several problems of one part as one error, the first carrying the others; `None` if
+    /// there are none.
+    fn all(&self, problems: Vec<ConnectorConfigError>) -> Option<ConnectorConfigError> {
+        let mut flat = problems.into_iter().flat_map(|mut e| {
+            let more = std::mem::take(&mut e.also);
+            std::iter::once(e).chain(more)
+        });
+        let mut first = flat.next()?;
+        first.also = flat.collect();
+        Some(first)
     }
 
     /// All problems found, the first carrying the others, each with its line in `text`.
@@ -633,114 +648,136 @@ fn declared_fields(
 ) -> Result<&'static [Field], ConnectorConfigError> {
     let mut out = Vec::new();
     let mut lowered = BTreeMap::new();
+    let mut problems = Vec::new();
     for (name, v) in std::mem::take(fields) {
         let at = format!("{here}.{name}");
         if !is_name(&name) {
-            return Err(cx.err(at, NAME_RULE));
+            problems.push(cx.err(at, NAME_RULE));
+            continue;
         }
-        let toml::Value::Table(mut t) = v else {
+        // One field's problem does not hide the next one's.
+        if let Err(e) = declared_field(cx, &at, name, v, &mut out, &mut lowered) {
+            problems.push(e);
+        }
+    }
+    match cx.all(problems) {
+        Some(e) => Err(e),
+        None => {
+            *fields = lowered;
+            Ok(Box::leak(out.into_boxed_slice()))
+        }
+    }
+}
+
+/// One declared field into `out` (what flows read) and `lowered` (its mapping).
+fn declared_field(
+    cx: &Ctx<'_>,
+    at: &str,
+    name: String,
+    v: toml::Value,
+    out: &mut Vec<Field>,
+    lowered: &mut BTreeMap<String, toml::Value>,
+) -> Result<(), ConnectorConfigError> {
+    let toml::Value::Table(mut t) = v else {
+        return Err(cx.err(
+            at,
+            format!("say where it is and its kind: {{ pointer = \"/{name}\", kind = \"text\" }} (kinds: {KINDS})"),
+        ));
+    };
+    let required = match t.remove("required") {
+        None => false,
+        Some(toml::Value::Boolean(b)) => b,
+        Some(_) => return Err(cx.err(format!("{at}.required"), "is true or false")),
+    };
+    let kind = match t.remove("kind") {
+        Some(toml::Value::String(k)) => k,
+        Some(_) => return Err(cx.err(format!("{at}.kind"), format!("one of {KINDS}"))),
+        None => {
             return Err(cx.err(
                 at,
-                format!("say where it is and its kind: {{ pointer = \"/{name}\", kind = \"text\" }} (kinds: {KINDS})"),
-            ));
-        };
-        let required = match t.remove("required") {
-            None => false,
-            Some(toml::Value::Boolean(b)) => b,
-            Some(_) => return Err(cx.err(format!("{at}.required"), "is true or false")),
-        };
-        let kind = match t.remove("kind") {
-            Some(toml::Value::String(k)) => k,
-            Some(_) => return Err(cx.err(format!("{at}.kind"), format!("one of {KINDS}"))),
-            None => {
+                format!("say what kind of value it is: `kind = \"text\"` ({KINDS})"),
+            ))
+        }
+    };
+    let kind = match kind.as_str() {
+        "text" => Kind::Text,
+        "integer" => Kind::Integer,
+        "time" => Kind::Time,
+        "flag" => Kind::Flag,
+        "status" => {
+            let Some(toml::Value::Table(map)) = t.get("map") else {
                 return Err(cx.err(
                     at,
-                    format!("say what kind of value it is: `kind = \"text\"` ({KINDS})"),
-                ))
-            }
-        };
-        let kind = match kind.as_str() {
-            "text" => Kind::Text,
-            "integer" => Kind::Integer,
-            "time" => Kind::Time,
-            "flag" => Kind::Flag,
-            "status" => {
-                let Some(toml::Value::Table(map)) = t.get("map") else {
-                    return Err(cx.err(
-                        at,
-                        "a status names the words flows compare it with: `map = { ACTIVE = \"active\", … }`",
-                    ));
-                };
-                let mut words: Vec<&'static str> = Vec::new();
-                for (k, w) in map {
-                    match w.as_str() {
-                        Some(w) if is_name(w) && w != "unknown" => {
-                            if !words.contains(&w) {
-                                words.push(leak(w));
-                            }
-                        }
-                        _ => {
-                            return Err(cx.err(
-                                format!("{at}.map.{k}"),
-                                "a status is a word of lowercase letters, digits and `_` (flows compare it: s.status == 'active'), not `unknown` (what any other value reads as)",
-                            ))
+                    "a status names the words flows compare it with: `map = { ACTIVE = \"active\", … }`",
+                ));
+            };
+            let mut words: Vec<&'static str> = Vec::new();
+            for (k, w) in map {
+                match w.as_str() {
+                    Some(w) if is_name(w) && w != "unknown" => {
+                        if !words.contains(&w) {
+                            words.push(leak(w));
                         }
                     }
-                }
-                Kind::Status(Box::leak(words.into_boxed_slice()))
-            }
-            "money" => {
-                for k in t.keys() {
-                    if !["amount", "currency", "as", "default"].contains(&k.as_str()) {
+                    _ => {
                         return Err(cx.err(
-                            format!("{at}.{k}"),
-                            "money takes `amount` and `currency` (pointers), and `as = \"cents\"` or `default`",
-                        ));
+                            format!("{at}.map.{k}"),
+                            "a status is a word of lowercase letters, digits and `_` (flows compare it: s.status == 'active'), not `unknown` (what any other value reads as)",
+                        ))
                     }
                 }
-                let (Some(amount), Some(currency)) = (t.remove("amount"), t.remove("currency"))
-                else {
+            }
+            Kind::Status(Box::leak(words.into_boxed_slice()))
+        }
+        "money" => {
+            for k in t.keys() {
+                if !["amount", "currency", "as", "default"].contains(&k.as_str()) {
                     return Err(cx.err(
-                        at,
-                        "money says where its `amount` and `currency` are: { kind = \"money\", amount = \"/price/cents\", currency = \"/price/currency\" } (or currency = { value = \"EUR\" })",
+                        format!("{at}.{k}"),
+                        "money takes `amount` and `currency` (pointers), and `as = \"cents\"` or `default`",
                     ));
-                };
-                let toml::Value::String(amount) = amount else {
-                    return Err(cx.err(format!("{at}.amount"), "a JSON pointer (\"/price/cents\")"));
-                };
-                t.insert("pointer".into(), toml::Value::String(amount));
-                let cents = format!("{name}.amount_cents");
-                let code = format!("{name}.currency");
-                out.push(Field {
-                    name: leak(cents.as_str()),
-                    kind: Kind::Minor,
-                    required,
-                });
-                out.push(Field {
-                    name: leak(code.as_str()),
-                    kind: Kind::Text,
-                    required,
-                });
-                lowered.insert(cents, toml::Value::Table(t));
-                lowered.insert(code, currency);
-                continue;
+                }
             }
-            other => {
+            let (Some(amount), Some(currency)) = (t.remove("amount"), t.remove("currency")) else {
                 return Err(cx.err(
-                    format!("{at}.kind"),
-                    format!("{other:?} is not a kind ({KINDS})"),
-                ))
-            }
-        };
-        out.push(Field {
-            name: leak(name.as_str()),
-            kind,
-            required,
-        });
-        lowered.insert(name, toml::Value::Table(t));
-    }
-    *fields = lowered;
-    Ok(Box::leak(out.into_boxed_slice()))
+                    at,
+                    "money says where its `amount` and `currency` are: { kind = \"money\", amount = \"/price/cents\", currency = \"/price/currency\" } (or currency = { value = \"EUR\" })",
+                ));
+            };
+            let toml::Value::String(amount) = amount else {
+                return Err(cx.err(format!("{at}.amount"), "a JSON pointer (\"/price/cents\")"));
+            };
+            t.insert("pointer".into(), toml::Value::String(amount));
+            let cents = format!("{name}.amount_cents");
+            let code = format!("{name}.currency");
+            out.push(Field {
+                name: leak(cents.as_str()),
+                kind: Kind::Minor,
+                required,
+            });
+            out.push(Field {
+                name: leak(code.as_str()),
+                kind: Kind::Text,
+                required,
+            });
+            lowered.insert(cents, toml::Value::Table(t));
+            lowered.insert(code, currency);
+            return Ok(());
+        }
+        other => {
+            return Err(cx.err(
+                format!("{at}.kind"),
+                format!("{other:?} is not a kind ({KINDS})"),
+            ))
+        }
+    };
+    out.push(Field {
+        name: leak(name.as_str()),
+        kind,
+        required,
+    });
+    lowered.insert(name, toml::Value::Table(t));
+    Ok(())
 }
 
 fn ms(
@@ -994,6 +1031,58 @@ fn operation(
     cx: &Ctx<'_>,
     field: &str,
     op: Op,
+    mut raw: RawOperation,
+    timeout: Duration,
+    default_retries: Option<u32>,
+) -> Result<OperationConfig, ConnectorConfigError> {
+    // The answer's mapping is checked whatever is wrong with the request: both are reported.
+    let mapping = response_mapping(cx, field, op, raw.response.take());
+    match (
+        request(cx, field, op, raw, timeout, default_retries),
+        mapping,
+    ) {
+        (Ok(config), Ok(mapping)) => Ok(OperationConfig { mapping, ..config }),
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) => Err(e),
+        (Err(e), Err(m)) => Err(cx.all(vec![e, m]).expect("two problems")),
+    }
+}
+
+/// How the operation's answer maps to its record, every bad field named.
+fn response_mapping(
+    cx: &Ctx<'_>,
+    field: &str,
+    op: Op,
+    response: Option<RawResponse>,
+) -> Result<Option<Mapping>, ConnectorConfigError> {
+    let f = |k: &str| format!("{field}.{k}");
+    match (op.returns(), response) {
+        (Returns::Nothing, Some(r)) if !r.fields.is_empty() || r.at.is_some() => {
+            Err(cx.err(f("response"), format!("{op} reads nothing from the answer")))
+        }
+        (Returns::Nothing, _) => Ok(None),
+        (Returns::One(shape) | Returns::Many(shape), Some(r)) => {
+            Mapping::parse(r.at.as_deref(), &r.fields, shape.fields())
+                .map(Some)
+                .map_err(|problems| {
+                    let problems = problems
+                        .into_iter()
+                        .map(|(path, m)| cx.err(f(&format!("response.{path}")), m))
+                        .collect();
+                    cx.all(problems).expect("a failed mapping names a problem")
+                })
+        }
+        (_, None) => Err(cx.err(
+            f("response"),
+            "say where the record is and how its fields map (`[…response]` with `fields`)",
+        )),
+    }
+}
+
+/// The request: method, path, query, headers, body, retries.
+fn request(
+    cx: &Ctx<'_>,
+    field: &str,
+    op: Op,
     raw: RawOperation,
     timeout: Duration,
     default_retries: Option<u32>,
@@ -1137,24 +1226,7 @@ fn operation(
         None if safe || keyed => default_retries.unwrap_or(2),
         None => 0,
     };
-    let mapping = match (op.returns(), raw.response) {
-        (Returns::Nothing, Some(r)) if !r.fields.is_empty() || r.at.is_some() => {
-            return Err(cx.err(f("response"), format!("{op} reads nothing from the answer")))
-        }
-        (Returns::Nothing, _) => None,
-        (Returns::One(shape) | Returns::Many(shape), Some(r)) => Some(
-            Mapping::parse(r.at.as_deref(), &r.fields, shape.fields())
-                .map_err(|(path, m)| cx.err(f(&format!("response.{path}")), m))?,
-        ),
-        (_, None) => {
-            return Err(cx.err(
-                f("response"),
-                "say where the record is and how its fields map (`[…response]` with `fields`)",
-            ))
-        }
-    };
     config.retries = retries;
-    config.mapping = mapping;
     Ok(config)
 }
 
@@ -1364,7 +1436,7 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
         let e = parse("c.toml", text, &no_env).unwrap_err();
         let all = e.to_string();
         let lines: Vec<&str> = all.lines().collect();
-        assert_eq!(lines.len(), 3, "{all}");
+        assert_eq!(lines.len(), 4, "{all}");
         assert!(
             lines[0].starts_with("c.toml:1: systems.ordres: not a system"),
             "{all}"
@@ -1373,11 +1445,18 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
             lines[1].starts_with("c.toml:6: systems.orders.operations.get_stat: not an operation"),
             "{all}"
         );
+        // Its missing response mapping as well as its bad path.
         assert!(
-            lines[2].starts_with("c.toml:9: systems.orders.operations.list_by_customer.path"),
+            lines[2].starts_with(
+                "c.toml:8: systems.orders.operations.list_by_customer.response: say where"
+            ),
             "{all}"
         );
-        assert_eq!(e.also.len(), 2);
+        assert!(
+            lines[3].starts_with("c.toml:9: systems.orders.operations.list_by_customer.path"),
+            "{all}"
+        );
+        assert_eq!(e.also.len(), 3);
         // A bad base URL does not hide the system's operations' problems.
         let text = "[systems.orders]\nbase_url = \"ftp://x\"\n[systems.orders.operations.get_status]\npath = \"o\"\n";
         let all = parse("c.toml", text, &no_env).unwrap_err().to_string();
@@ -1667,6 +1746,79 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
         assert!(
             lines[1]
                 .starts_with("c.toml:10: systems.boxes.operations.put: boxes.put has side effects"),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn every_bad_field_of_an_operation_is_reported_with_its_line() {
+        // A built-in operation's mapping: a bad pointer, a field the record does not have and
+        // a status the flows do not know, in one operation, and a bad path beside them.
+        let text = r#"[systems.orders]
+base_url = "https://x"
+[systems.orders.operations.get_status]
+path = "orders/{order_id}"
+[systems.orders.operations.get_status.response.fields]
+id = "id"
+customer_id = "/c"
+colour = "/colour"
+status = { pointer = "/s", map = { IN_TRANSIT = "in_trasit" } }
+placed_at = "/p"
+"total.amount_cents" = "/t"
+"total.currency" = "/cur"
+"#;
+        let e = parse("c.toml", text, &no_env).unwrap_err();
+        let all = e.to_string();
+        let lines: Vec<&str> = all.lines().collect();
+        let op = "systems.orders.operations.get_status.response.fields";
+        assert_eq!(lines.len(), 4, "{all}");
+        assert!(
+            lines[0].starts_with("c.toml:4: systems.orders.operations.get_status.path: "),
+            "{all}"
+        );
+        assert!(
+            lines[1].starts_with(&format!("c.toml:6: {op}.id: ")),
+            "{all}"
+        );
+        assert!(
+            lines[2].starts_with(&format!("c.toml:8: {op}.colour: not a field")),
+            "{all}"
+        );
+        assert!(
+            lines[3].starts_with(&format!("c.toml:9: {op}.status: "))
+                && lines[3].contains("in_trasit"),
+            "{all}"
+        );
+
+        // A declared operation's fields.
+        let text = r#"[systems.boxes]
+base_url = "https://x"
+[systems.boxes.operations.get]
+returns = "one"
+path = "/s"
+[systems.boxes.operations.get.response.fields]
+plan = { pointer = "/plan" }
+price = { kind = "money", amount = "/p" }
+state = { pointer = "/state", kind = "stauts" }
+"#;
+        let all = parse("c.toml", text, &no_env).unwrap_err().to_string();
+        let lines: Vec<&str> = all.lines().collect();
+        let op = "systems.boxes.operations.get";
+        assert_eq!(lines.len(), 3, "{all}");
+        assert!(
+            lines[0].starts_with(&format!(
+                "c.toml:7: {op}.response.fields.plan: say what kind"
+            )),
+            "{all}"
+        );
+        assert!(
+            lines[1].starts_with(&format!("c.toml:8: {op}.response.fields.price: money says")),
+            "{all}"
+        );
+        assert!(
+            lines[2].starts_with(&format!(
+                "c.toml:9: {op}.response.fields.state.kind: \"stauts\" is not a kind"
+            )),
             "{all}"
         );
     }

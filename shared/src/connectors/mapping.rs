@@ -123,17 +123,22 @@ fn valid_pointer(p: &str) -> Result<(), String> {
 }
 
 impl Mapping {
-    /// Parses `[response]`'s `fields` for the target `fields`; errors are `(field path, message)`.
+    /// Parses `[response]`'s `fields` for the target `fields`. Every problem is returned, each
+    /// as `(field path, message)`: an operator fixes a mapping in one go, not one field a run.
     pub fn parse(
         at: Option<&str>,
         raw: &BTreeMap<String, toml::Value>,
         targets: &'static [Field],
-    ) -> Result<Self, (String, String)> {
-        let at = Pointer::parse(at.unwrap_or("")).map_err(|m| ("at".into(), m))?;
-        Ok(Mapping {
-            at,
-            fields: parse_fields(raw, targets, "fields")?,
-        })
+    ) -> Result<Self, Vec<(String, String)>> {
+        let at = Pointer::parse(at.unwrap_or("")).map_err(|m| ("at".to_string(), m));
+        match (at, parse_fields(raw, targets, "fields")) {
+            (Ok(at), Ok(fields)) => Ok(Mapping { at, fields }),
+            (at, fields) => Err(at
+                .err()
+                .into_iter()
+                .chain(fields.err().into_iter().flatten())
+                .collect()),
+        }
     }
 
     /// Maps the record at `self.at`; `Ok(None)` when it is absent or `null`.
@@ -164,62 +169,86 @@ impl Mapping {
     }
 }
 
+/// Every field's problems, not the first one's only.
 fn parse_fields(
     raw: &BTreeMap<String, toml::Value>,
     targets: &'static [Field],
     path: &str,
-) -> Result<Vec<FieldMap>, (String, String)> {
+) -> Result<Vec<FieldMap>, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    let known = || {
+        targets
+            .iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for name in raw.keys() {
         if !targets.iter().any(|t| t.name == name) {
-            let known: Vec<&str> = targets.iter().map(|t| t.name).collect();
-            return Err((
+            problems.push((
                 format!("{path}.{name}"),
-                format!("not a field of this record (fields: {})", known.join(", ")),
+                format!("not a field of this record (fields: {})", known()),
             ));
         }
     }
     let mut out = Vec::new();
     for target in targets {
         let here = format!("{path}.{}", target.name);
-        match raw.get(target.name) {
-            None if target.required => {
-                return Err((here, "is required: say where it is in the answer".into()))
-            }
-            None => {}
-            Some(v) => out.push(FieldMap {
+        let source = match raw.get(target.name) {
+            None if target.required => Err(vec![(
+                here,
+                "is required: say where it is in the answer".to_string(),
+            )]),
+            None => continue,
+            Some(v) if target.kind == Kind::Items => parse_each(v, &here),
+            Some(v) => parse_source(v, target, &here).map_err(|e| vec![e]),
+        };
+        match source {
+            Ok(source) => out.push(FieldMap {
                 target: *target,
-                source: parse_source(v, target, &here)?,
+                source,
             }),
+            Err(mut e) => problems.append(&mut e),
         }
     }
-    Ok(out)
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Items: `{ each = "/pointer/to/array", fields = { name = "/name" } }`.
+fn parse_each(v: &toml::Value, here: &str) -> Result<Source, Vec<(String, String)>> {
+    let err = |m: String| vec![(here.to_string(), m)];
+    let table = v.as_table().ok_or_else(|| {
+        err(
+            "items take a table: { each = \"/pointer/to/array\", fields = { name = \"/name\" } }"
+                .into(),
+        )
+    })?;
+    for k in table.keys() {
+        if k != "each" && k != "fields" {
+            return Err(err(format!("unknown key `{k}` (expected each, fields)")));
+        }
+    }
+    let pointer = table
+        .get("each")
+        .and_then(|p| p.as_str())
+        .ok_or_else(|| err("`each` (a JSON pointer to the array) is required".into()))?;
+    let pointer = Pointer::parse(pointer).map_err(err)?;
+    let fields: BTreeMap<String, toml::Value> = match table.get("fields") {
+        Some(toml::Value::Table(t)) => t.clone().into_iter().collect(),
+        _ => return Err(err("`fields` (a table) is required".into())),
+    };
+    Ok(Source::Each {
+        pointer,
+        fields: parse_fields(&fields, ITEM_FIELDS, &format!("{here}.fields"))?,
+    })
 }
 
 fn parse_source(v: &toml::Value, target: &Field, here: &str) -> Result<Source, (String, String)> {
     let err = |m: String| (here.to_string(), m);
-    if target.kind == Kind::Items {
-        let table = v.as_table().ok_or_else(|| {
-            err("items take a table: { each = \"/pointer/to/array\", fields = { name = \"/name\" } }".into())
-        })?;
-        for k in table.keys() {
-            if k != "each" && k != "fields" {
-                return Err(err(format!("unknown key `{k}` (expected each, fields)")));
-            }
-        }
-        let pointer = table
-            .get("each")
-            .and_then(|p| p.as_str())
-            .ok_or_else(|| err("`each` (a JSON pointer to the array) is required".into()))?;
-        let pointer = Pointer::parse(pointer).map_err(err)?;
-        let fields: BTreeMap<String, toml::Value> = match table.get("fields") {
-            Some(toml::Value::Table(t)) => t.clone().into_iter().collect(),
-            _ => return Err(err("`fields` (a table) is required".into())),
-        };
-        return Ok(Source::Each {
-            pointer,
-            fields: parse_fields(&fields, ITEM_FIELDS, &format!("{here}.fields"))?,
-        });
-    }
     match v {
         toml::Value::String(p) => {
             Ok(Source::Pointer {
@@ -661,7 +690,16 @@ mod tests {
         }
     }
 
+    /// The mapping, or its first problem.
     fn mapping(at: &str, toml_fields: &str, shape: Shape) -> Result<Mapping, (String, String)> {
+        every_problem(at, toml_fields, shape).map_err(|mut all| all.remove(0))
+    }
+
+    fn every_problem(
+        at: &str,
+        toml_fields: &str,
+        shape: Shape,
+    ) -> Result<Mapping, Vec<(String, String)>> {
         let raw: BTreeMap<String, toml::Value> = toml::from_str(toml_fields).unwrap();
         Mapping::parse(Some(at), &raw, shape.fields())
     }
@@ -801,6 +839,35 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("does not apply"), "{e}");
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_not_the_first_only() {
+        // An unknown field, a missing required one, a bad pointer, a bad item field, a bad `at`.
+        let all = every_problem(
+            "data",
+            "colour = \"/c\"\nid = \"id\"\nitems = { each = \"/lines\", fields = { size = \"/s\" } }",
+            Shape::Order,
+        )
+        .map(|_| ())
+        .unwrap_err();
+        let fields: Vec<&str> = all.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "at",
+                "fields.colour",
+                "fields.id",
+                "fields.customer_id",
+                "fields.status",
+                "fields.placed_at",
+                "fields.total.amount_cents",
+                "fields.total.currency",
+                "fields.items.fields.size",
+                "fields.items.fields.name",
+            ],
+            "{all:?}"
+        );
     }
 
     #[test]
