@@ -373,7 +373,7 @@ impl Bot {
                     &model_file,
                     None,
                     "",
-                    "missing: train it from the examples (switchboard train)",
+                    format!("missing: train it from the examples (switchboard train --bot {root})"),
                 ));
                 None
             }
@@ -398,7 +398,7 @@ impl Bot {
                     None,
                     "",
                     format!(
-                        "stale: its intents are not the intents with examples (differ: {}); train it again",
+                        "stale: its intents are not the intents with examples (differ: {}); train it again (switchboard train --bot {root})",
                         stale.join(", ")
                     ),
                 ));
@@ -754,10 +754,12 @@ mod tests {
         )
         .unwrap();
         let all = errors(&dir).join("\n");
-        assert!(
-            all.contains("B/model.bin: stale: its intents are not the intents with examples (differ: track_parcel)"),
-            "{all}"
+        // It says how to mend it, for the directory it was given.
+        let stale = format!(
+            "B/model.bin: stale: its intents are not the intents with examples (differ: track_parcel); train it again (switchboard train --bot {})",
+            dir.display()
         );
+        assert!(all.contains(&stale), "{all}");
         // Flow names are checked against the files of flows/.
         std::fs::remove_file(dir.join("flows/request_refund.toml")).unwrap();
         let all = errors(&dir).join("\n");
