@@ -794,4 +794,34 @@ mod tests {
             "{none}"
         );
     }
+
+    /// A flow's email is validated by the engine but nothing sends it yet: a bundle with one
+    /// does not load, rather than promise a customer a mail that never leaves.
+    #[test]
+    fn a_flow_that_emails_is_refused_until_email_jobs_are_sent() {
+        let dir = copy();
+        std::fs::write(
+            dir.join("flows/mail_me.toml"),
+            r#"description = "mails the customer"
+slots = ["order"]
+
+[[steps]]
+ask = "order"
+
+[[steps]]
+job = "email"
+purpose = "copy"
+order = "{order}"
+subject = "order.not_found"
+text = "order.not_found"
+"#,
+        )
+        .unwrap();
+        let all = errors(&dir);
+        assert_eq!(
+            all,
+            ["B/flows/mail_me.toml:8: job: \"email\" is not sent yet (no fulfillment job for it: issue 19); tell the team with job = \"handoff\", or write to your own system with job = \"connector\""],
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
