@@ -414,9 +414,8 @@ fn check_step(
     let line = step.line;
     let templates = |c: &mut Check<'_>, ts: &mut dyn Iterator<Item = &Template>| {
         for t in ts {
-            for p in t.paths() {
-                if names.contains(p) {
-                } else if c.optional.contains(p) {
+            for p in t.paths().into_iter().filter(|p| !names.contains(*p)) {
+                if c.optional.contains(p) {
                     c.error(
                         line,
                         p,
