@@ -8,6 +8,7 @@ its checkpoint); any other process exiting stops the stack.
 
     python dev/stack.py up            # used by ./dev/up
     python dev/stack.py up --ready-file F --quiet   # used by ./dev/test
+    python dev/stack.py up --bot DIR  # the functions serve the bot bundle in DIR
 """
 
 import argparse
@@ -175,11 +176,26 @@ def wait_forever(stack):
         time.sleep(1)
 
 
+def check_bot(bot):
+    """`switchboard check --bot DIR` before anything starts: a bundle the functions would refuse
+    at init shows its errors here, not as a chat function that never comes up."""
+    if not os.path.isdir(bot):
+        sys.exit(f"--bot {bot}: no such directory")
+    done = subprocess.run(["cargo", "run", "--quiet", "-p", "switchboard-cli", "--", "check", "--bot", bot],
+                          cwd=ROOT, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        sys.exit(f"--bot {bot}: the bundle does not load (above); the functions would refuse it at init")
+
+
 def up(args):
     stack = Stack(args)
     for port in (args.moto_port, args.demo_port, args.lambda_port):
         if port_open(port):
             sys.exit(f"port {port} is already in use: is another stack running? (see --help for port options)")
+    # Absolute: the functions run from cargo lambda's own working directory.
+    bot = os.path.abspath(args.bot) if args.bot else None
+    if bot:
+        check_bot(bot)
 
     stopping = {"flag": False}
 
@@ -277,6 +293,8 @@ def up(args):
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "RUST_LOG": os.environ.get("RUST_LOG", "info"),
+            # Loaded at init instead of the compiled-in config/bot; empty means that one.
+            "SWITCHBOARD_BOT": bot or "",
         }
         env_file = os.path.join(stack.state, "functions.env")
         with open(env_file, "w") as f:
@@ -337,6 +355,7 @@ Switchboard is running locally.
   webhooks      {lam}/lambda-url/webhook/webhooks/{{vendor}}
   invoke        cargo lambda invoke -A 127.0.0.1 -P {args.lambda_port} chat --data-file events/chat-post-message.json
   demo systems  {demo}   (customers cust_alice, cust_bob, cust_carol, cust_dave)
+  bot           {os.path.relpath(bot, ROOT) if bot else "config/bot (compiled in)"}
   logs          .local/{args.name}/logs/
 
 Chat in the terminal:   .venv/bin/python dev/chat.py --as cust_alice
@@ -376,6 +395,9 @@ def main():
                    help="run the functions' release builds (load tests; the first build takes a while)")
     u.add_argument("--concurrency", type=int, default=4,
                    help="function instances cargo lambda watch may run side by side (default 4)")
+    u.add_argument("--bot", metavar="DIR", default=os.environ.get("SWITCHBOARD_BOT") or None,
+                   help="serve this bot bundle instead of the compiled-in config/bot (checked first; "
+                        "or SWITCHBOARD_BOT=DIR); restart the stack after changing it")
     u.add_argument("--no-functions", action="store_true",
                    help="moto, the resources and the demo systems only (benchmarks)")
     args = ap.parse_args()

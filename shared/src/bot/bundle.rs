@@ -399,7 +399,7 @@ impl Bot {
                     &model_file,
                     None,
                     "",
-                    "missing: train it from the examples (switchboard train)",
+                    format!("missing: train it from the examples (switchboard train --bot {root})"),
                 ));
                 None
             }
@@ -424,7 +424,7 @@ impl Bot {
                     None,
                     "",
                     format!(
-                        "stale: its intents are not the intents with examples (differ: {}); train it again",
+                        "stale: its intents are not the intents with examples (differ: {}); train it again (switchboard train --bot {root})",
                         stale.join(", ")
                     ),
                 ));
@@ -815,10 +815,12 @@ mod tests {
         )
         .unwrap();
         let all = errors(&dir).join("\n");
-        assert!(
-            all.contains("B/model.bin: stale: its intents are not the intents with examples (differ: track_parcel)"),
-            "{all}"
+        // It says how to mend it, for the directory it was given.
+        let stale = format!(
+            "B/model.bin: stale: its intents are not the intents with examples (differ: track_parcel); train it again (switchboard train --bot {})",
+            dir.display()
         );
+        assert!(all.contains(&stale), "{all}");
         // Flow names are checked against the files of flows/.
         std::fs::remove_file(dir.join("flows/request_refund.toml")).unwrap();
         let all = errors(&dir).join("\n");
@@ -852,5 +854,35 @@ mod tests {
                 .starts_with("/nonexistent/bot: cannot read the bundle"),
             "{none}"
         );
+    }
+
+    /// A flow's email is validated by the engine but nothing sends it yet: a bundle with one
+    /// does not load, rather than promise a customer a mail that never leaves.
+    #[test]
+    fn a_flow_that_emails_is_refused_until_email_jobs_are_sent() {
+        let dir = copy();
+        std::fs::write(
+            dir.join("flows/mail_me.toml"),
+            r#"description = "mails the customer"
+slots = ["order"]
+
+[[steps]]
+ask = "order"
+
+[[steps]]
+job = "email"
+purpose = "copy"
+order = "{order}"
+subject = "order.not_found"
+text = "order.not_found"
+"#,
+        )
+        .unwrap();
+        let all = errors(&dir);
+        assert_eq!(
+            all,
+            ["B/flows/mail_me.toml:8: job: \"email\" is not sent yet (no fulfillment job for it: issue 19); tell the team with job = \"handoff\", or write to your own system with job = \"connector\""],
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

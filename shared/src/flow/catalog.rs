@@ -18,6 +18,12 @@ pub enum Operation {
         /// The fields a read of one record binds (`call`); `None` for a read of a list or a
         /// write, which only actions and `job = "connector"` use.
         fields: Option<Vec<(String, Type)>>,
+        /// The fields the system may leave empty: a flow uses one only where a branch has
+        /// checked it (`if = "o.carrier"`), else a customer would read "{carrier}".
+        optional: Vec<String>,
+        /// The fields whose value is one of a few words (a status), with those words: a
+        /// condition comparing one with any other word could never hold.
+        words: Vec<(String, Vec<String>)>,
         /// Its inputs, and whether each is required.
         inputs: Vec<(String, bool)>,
     },
@@ -33,11 +39,15 @@ pub trait FlowCatalog {
 /// The fields a read of `op` binds, as the flows see them: the connector catalogue's shape,
 /// with money as one value (`total`) and an order's `summary` ("#1001 (Desk lamp)").
 pub fn operation_fields(op: Op) -> Operation {
+    let one = match op.returns() {
+        Returns::One(shape) => Some(shape),
+        Returns::Many(_) | Returns::Nothing => None,
+    };
+    let (optional, words) = one.map(shape_facts).unwrap_or_default();
     Operation::Allowed {
-        fields: match op.returns() {
-            Returns::One(shape) => Some(shape_fields(shape)),
-            Returns::Many(_) | Returns::Nothing => None,
-        },
+        fields: one.map(shape_fields),
+        optional,
+        words,
         inputs: op
             .inputs()
             .iter()
@@ -71,6 +81,36 @@ pub fn shape_fields(shape: Shape) -> Vec<(String, Type)> {
         out.push(("summary".into(), Type::Text));
     }
     out
+}
+
+/// What [`shape_fields`] cannot say by type: which fields may be absent (money by its amount),
+/// and the words a status field can be (`unknown` too: what any other value reads as).
+pub fn shape_facts(shape: Shape) -> (Vec<String>, Vec<(String, Vec<String>)>) {
+    use crate::connectors::catalog::Kind;
+    use crate::connectors::OrderStatus;
+    let mut optional = Vec::new();
+    let mut words = Vec::new();
+    for f in shape.fields() {
+        let name = match f.name.split_once('.') {
+            Some((money, "amount_cents")) => money,
+            Some(_) => continue,
+            None => f.name,
+        };
+        if matches!(f.kind, Kind::Items) {
+            continue;
+        }
+        if !f.required {
+            optional.push(name.to_string());
+        }
+        let known: &[&str] = match f.kind {
+            Kind::OrderStatus => &OrderStatus::KNOWN,
+            Kind::Status(known) => known,
+            _ => continue,
+        };
+        let known = known.iter().chain(&["unknown"]).map(|w| w.to_string());
+        words.push((name.to_string(), known.collect()));
+    }
+    (optional, words)
 }
 
 /// What `operation(name)` answers for any operation a loaded connector configuration has, the
@@ -126,7 +166,13 @@ mod tests {
     #[test]
     fn a_declared_read_binds_its_fields_by_kind_and_a_write_binds_none() {
         let c = catalog();
-        let Operation::Allowed { fields, inputs } = c.operation("boxes.get_subscription") else {
+        let Operation::Allowed {
+            fields,
+            optional,
+            words,
+            inputs,
+        } = c.operation("boxes.get_subscription")
+        else {
             panic!()
         };
         let mut fields = fields.unwrap();
@@ -145,7 +191,21 @@ mod tests {
             .map(|(n, t)| (n.to_string(), t))
         );
         assert_eq!(inputs, [("customer_id".to_string(), true)]);
-        let Operation::Allowed { fields, inputs } = c.operation("boxes.pause_box") else {
+        // What the file does not mark `required` may be absent; a status is one of its
+        // map's words, or unknown.
+        let mut optional = optional;
+        optional.sort();
+        assert_eq!(optional, ["boxes_skipped", "gift", "next_box"]);
+        assert_eq!(
+            words,
+            [(
+                "status".to_string(),
+                ["active", "cancelled", "paused", "unknown"]
+                    .map(String::from)
+                    .to_vec()
+            )]
+        );
+        let Operation::Allowed { fields, inputs, .. } = c.operation("boxes.pause_box") else {
             panic!()
         };
         assert_eq!(fields, None, "a write is a job's, not a call's");

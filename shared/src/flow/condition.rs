@@ -348,6 +348,57 @@ impl Expr {
         }
     }
 
+    /// Every path compared with a text literal, with the literal (`o.status == 'shipped'`,
+    /// `o.status in ['a', 'b']`, either side of `==`), for validation: a word the field can
+    /// never be is a typo.
+    pub fn compared_words(&self) -> Vec<(&str, &str)> {
+        fn text(o: &Operand) -> Option<&str> {
+            match o {
+                Operand::Literal(Value::Text(t)) => Some(t),
+                _ => None,
+            }
+        }
+        let mut out = Vec::new();
+        self.visit(&mut |e| match e {
+            Expr::Compare(Operand::Path(p), _, b) | Expr::Compare(b, _, Operand::Path(p)) => {
+                out.extend(text(b).map(|w| (p.as_str(), w)));
+            }
+            Expr::In(Operand::Path(p), list) => {
+                out.extend(list.iter().filter_map(text).map(|w| (p.as_str(), w)));
+            }
+            _ => {}
+        });
+        out
+    }
+
+    /// `f` on this expression and every one inside it.
+    fn visit<'a>(&'a self, f: &mut dyn FnMut(&'a Expr)) {
+        f(self);
+        match self {
+            Expr::Or(a, b) | Expr::And(a, b) => {
+                a.visit(f);
+                b.visit(f);
+            }
+            Expr::Not(a) => a.visit(f),
+            Expr::Compare(a, _, b) => {
+                for o in [a, b] {
+                    if let Operand::Group(e) = o {
+                        e.visit(f);
+                    }
+                }
+            }
+            Expr::In(a, list) => {
+                for o in std::iter::once(a).chain(list) {
+                    if let Operand::Group(e) = o {
+                        e.visit(f);
+                    }
+                }
+            }
+            Expr::Present(Operand::Group(e)) => e.visit(f),
+            Expr::Present(_) => {}
+        }
+    }
+
     /// Every path the condition reads, for validation.
     pub fn paths(&self) -> Vec<&str> {
         let mut out = Vec::new();

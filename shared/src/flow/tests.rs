@@ -952,7 +952,7 @@ goto = "read"
         "flows/t.toml:16: nowhere: no step has this id",
         "flows/t.toml:43: say: unreachable: no step leads here",
         "flows/t.toml:31: read: a loop through here never asks the customer anything: it would run forever",
-        "flows/t.toml:5: order.expected: uses {due}, which this step does not have",
+        "flows/t.toml:5: order.expected: uses {due}, which this step does not have (it has none)",
         "flows/t.toml:8: no.such.message: no such message",
         "flows/t.toml:11: email: declare the slots a flow asks for in its `slots`",
         "flows/t.toml:14: order: not available here: no step before this one fills or binds it on every path",
@@ -966,6 +966,67 @@ goto = "read"
         assert!(lines.contains(e), "missing {e}\nin:\n{err}");
     }
     assert_eq!(lines.len(), expected.len(), "{err}");
+}
+
+/// What the system may leave empty reaches a customer only through a branch that checked it
+/// (else they would read "{carrier}"), and a status is compared only with words it can be
+/// (else the arm never holds).
+#[test]
+fn an_empty_field_needs_a_branch_and_a_status_only_its_words() {
+    let text = r#"description = "t"
+slots = ["order"]
+
+[[steps]]
+ask = "order"
+
+[[steps]]
+call = "orders.get_status"
+with = { order_id = "{order}" }
+into = "o"
+on_missing = "gone"
+
+[[steps]]
+branch = [
+  { if = "o.status == 'deliverd'", goto = "gone" },
+  { if = "not (o.status in ['shipped', 'in_trasit'])", goto = "gone" },
+]
+
+[[steps]]
+say = "order.status.in_transit"
+
+[[steps]]
+say = "order.tracking"
+vars = { tracking_url = "{o.tracking_url}" }
+
+[[steps]]
+id = "gone"
+say = "order.not_found"
+"#;
+    let err = check(text).unwrap_err();
+    let lines: Vec<&str> = err.lines().collect();
+    let words = "processing, shipped, in_transit, out_for_delivery, delivered, cancelled, unknown";
+    let expected = [
+        format!("flows/t.toml:14: o.status: is never 'deliverd': it is one of {words}"),
+        format!("flows/t.toml:14: o.status: is never 'in_trasit': it is one of {words}"),
+        "flows/t.toml:20: order.status.in_transit: uses {carrier}, which the system may leave empty: branch on it before this step (if = \"o.carrier\")".into(),
+        "flows/t.toml:23: o.tracking_url: the system may leave it empty: branch on it first (if = \"o.tracking_url\")".into(),
+    ];
+    for e in &expected {
+        assert!(lines.contains(&e.as_str()), "missing {e}\nin:\n{err}");
+    }
+    assert_eq!(lines.len(), expected.len(), "{err}");
+
+    // Checked on the way: fine, in a message and in a template alike.
+    let checked = text
+        .replace("'deliverd'", "'delivered'")
+        .replace("'in_trasit'])\"", "'in_transit'] and o.carrier and o.tracking_url)\"")
+        .replace("not (o.status", "(o.status")
+        .replace("goto = \"gone\" },\n]", "goto = \"moving\" },\n]")
+        .replace(
+            "[[steps]]\nsay = \"order.status.in_transit\"",
+            "[[steps]]\nsay = \"order.not_found\"\nnext = \"end\"\n\n[[steps]]\nid = \"moving\"\nsay = \"order.status.in_transit\"",
+        );
+    check(&checked).unwrap_or_else(|e| panic!("{e}\n{checked}"));
 }
 
 #[test]

@@ -2,14 +2,16 @@
 //! collected with file, line and key:
 //!
 //! - messages exist, and every variable a message uses is available at that step on every
-//!   path to it (a slot asked for, a field bound, a `vars` entry);
+//!   path to it (a slot asked for, a field bound, a `vars` entry; a field the system may leave
+//!   empty only where a branch has checked it);
 //! - slots exist in the bundle and are declared in the flow's `slots`;
 //! - operations exist and the bundle allows them; `call` reads one record;
 //! - actions exist, get their inputs, and `on` names only their outcomes;
 //! - targets name steps; every step is reachable;
 //! - no loop can run without a step that waits for the customer (an error: such a flow would
 //!   spin within one turn);
-//! - conditions name known paths and compare values of compatible types.
+//! - conditions name known paths and compare values of compatible types, and a status only
+//!   with words it can be.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +32,10 @@ struct Check<'a> {
     catalog: &'a dyn FlowCatalog,
     actions: &'a Actions,
     errors: BundleErrors,
+    /// Bound paths (`o.carrier`) the system may leave empty.
+    optional: Names,
+    /// Bound paths whose value is one of these words (`o.status`).
+    words: BTreeMap<String, Vec<String>>,
 }
 
 impl Check<'_> {
@@ -54,6 +60,8 @@ pub fn validate(
         catalog,
         actions,
         errors: BundleErrors::default(),
+        optional: Names::new(),
+        words: BTreeMap::new(),
     };
     for s in &flow.slots {
         if catalog.slot(s).is_none() && !flow.inputs.contains(s) {
@@ -64,7 +72,7 @@ pub fn validate(
     let edges = edges(&mut c);
     reachability(&mut c, &edges);
     loops(&mut c, &edges);
-    let avail = availability(flow, &bindings, &edges);
+    let avail = availability(flow, &bindings, &c.optional, &edges);
     for (i, names) in avail.iter().enumerate() {
         // Unreachable steps are reported as such, not for what they lack.
         if let Some(names) = names {
@@ -83,8 +91,16 @@ fn bindings(c: &mut Check<'_>) -> BTreeMap<String, Vec<(String, Type)>> {
                 let fields = match c.catalog.operation(&call.operation) {
                     Operation::Allowed {
                         fields: Some(fields),
+                        optional,
+                        words,
                         inputs,
                     } => {
+                        if let Some(into) = &call.into {
+                            let path = |f: &String| format!("{into}.{f}");
+                            c.optional.extend(optional.iter().map(path));
+                            c.words
+                                .extend(words.iter().map(|(f, w)| (path(f), w.clone())));
+                        }
                         check_inputs(
                             c,
                             step.line,
@@ -271,17 +287,22 @@ fn loops(c: &mut Check<'_>, edges: &Edges) {
     }
 }
 
-/// What a step makes available to the steps after it: slot names and `binding.field` paths.
+/// What a step makes available to the steps after it: slot names and `binding.field` paths
+/// (not those the system may leave empty: a branch on one makes it available on its arm).
 fn defines(
     step: &StepKind,
     bindings: &BTreeMap<String, Vec<(String, Type)>>,
+    optional: &Names,
     actions: &Actions,
 ) -> Names {
     let mut out = Names::new();
     let bound = |into: &Option<String>, out: &mut Names| {
         if let Some(into) = into {
             for (f, _) in bindings.get(into).into_iter().flatten() {
-                out.insert(format!("{into}.{f}"));
+                let path = format!("{into}.{f}");
+                if !optional.contains(&path) {
+                    out.insert(path);
+                }
             }
         }
     };
@@ -305,6 +326,7 @@ fn defines(
 fn availability(
     flow: &Flow,
     bindings: &BTreeMap<String, Vec<(String, Type)>>,
+    optional: &Names,
     edges: &Edges,
 ) -> Vec<Option<Names>> {
     let actions = Actions::builtin();
@@ -322,7 +344,7 @@ fn availability(
                 continue;
             };
             let out_set: Names = in_set
-                .union(&defines(&flow.steps[i].kind, bindings, &actions))
+                .union(&defines(&flow.steps[i].kind, bindings, optional, &actions))
                 .cloned()
                 .collect();
             for e in &edges[i] {
@@ -392,8 +414,14 @@ fn check_step(
     let line = step.line;
     let templates = |c: &mut Check<'_>, ts: &mut dyn Iterator<Item = &Template>| {
         for t in ts {
-            for p in t.paths() {
-                if !names.contains(p) {
+            for p in t.paths().into_iter().filter(|p| !names.contains(*p)) {
+                if c.optional.contains(p) {
+                    c.error(
+                        line,
+                        p,
+                        format!("the system may leave it empty: branch on it first (if = \"{p}\")"),
+                    );
+                } else {
                     c.error(line, p, "not available here: no step before this one fills or binds it on every path");
                 }
             }
@@ -407,11 +435,28 @@ fn check_step(
         Some(vars) => {
             let have = message_vars(names, extra);
             for v in vars.iter().filter(|v| !have.contains(*v)) {
-                c.error(
-                    line,
-                    key,
-                    format!("uses {{{v}}}, which this step does not have"),
-                );
+                // A field bound here that the system may leave empty, by the same name.
+                let unchecked = c.optional.iter().find(|p| {
+                    p.rsplit_once('.').is_some_and(|(b, f)| {
+                        f == v.as_str() && names.iter().any(|n| n.starts_with(&format!("{b}.")))
+                    })
+                });
+                let why = match unchecked {
+                    Some(p) => format!(
+                        "uses {{{v}}}, which the system may leave empty: branch on it before this step (if = \"{p}\")"
+                    ),
+                    None if have.is_empty() => {
+                        format!("uses {{{v}}}, which this step does not have (it has none)")
+                    }
+                    None => {
+                        let have: Vec<&str> = have.iter().map(String::as_str).collect();
+                        format!(
+                            "uses {{{v}}}, which this step does not have (it has: {})",
+                            have.join(", ")
+                        )
+                    }
+                };
+                c.error(line, key, why);
             }
         }
     };
@@ -559,6 +604,17 @@ fn check_step(
                 }
                 for e in cond.type_errors(&type_of) {
                     problems.push((arm.goto.to.clone(), format!("condition {e}")));
+                }
+                for (p, word) in cond.compared_words() {
+                    let Some(known) = c.words.get(p) else {
+                        continue;
+                    };
+                    if !known.iter().any(|k| k == word) {
+                        problems.push((
+                            p.to_string(),
+                            format!("is never '{word}': it is one of {}", known.join(", ")),
+                        ));
+                    }
                 }
             }
             for (key, msg) in problems {

@@ -125,7 +125,7 @@ fn check_bot(dir: &Path) -> bool {
             for e in &errors.0 {
                 eprintln!("error: {e}");
             }
-            eprintln!("{} problems", errors.0.len());
+            eprintln!("{}", problems(errors.0.len()));
             false
         }
     }
@@ -140,7 +140,7 @@ fn check_webhooks(file: Option<&Path>) -> bool {
             for e in &errors.0 {
                 eprintln!("error: {e}");
             }
-            eprintln!("{} problems", errors.0.len());
+            eprintln!("{}", problems(errors.0.len()));
             return false;
         }
     };
@@ -161,4 +161,11 @@ fn check_webhooks(file: Option<&Path>) -> bool {
     }
     println!("ok: {} vendors", vendors.len());
     true
+}
+
+fn problems(n: usize) -> String {
+    match n {
+        1 => "1 problem".to_string(),
+        n => format!("{n} problems"),
+    }
 }
