@@ -10,7 +10,7 @@ use super::bundle::Slot;
 use super::error::BundleErrors;
 use super::intents::{Action, IntentDef};
 use super::messages::Messages;
-use crate::connectors::catalog::Op;
+use crate::connectors::config::{find_op, DeclaredOps};
 use crate::flow::actions::Actions;
 use crate::flow::catalog::{operation_fields, FlowCatalog, Operation};
 use crate::flow::engine::{Engine, Route};
@@ -21,7 +21,10 @@ use crate::nlu::Intent;
 pub struct BundleCatalog<'a> {
     pub messages: &'a BTreeMap<String, Arc<Messages>>,
     pub slots: &'a BTreeMap<String, Slot>,
+    /// What bot.toml's `[connectors] operations` allows.
     pub operations: &'a [String],
+    /// The operations connector files declare for the company's own systems.
+    pub declared: &'a DeclaredOps,
 }
 
 impl FlowCatalog for BundleCatalog<'_> {
@@ -44,7 +47,7 @@ impl FlowCatalog for BundleCatalog<'_> {
     }
 
     fn operation(&self, name: &str) -> Operation {
-        let Some(op) = name.split_once('.').and_then(|(s, o)| Op::find(s, o)) else {
+        let Some(op) = find_op(name, self.declared) else {
             return Operation::Unknown;
         };
         if !self.operations.iter().any(|o| o == name) {

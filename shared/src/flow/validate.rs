@@ -30,9 +30,19 @@ struct Check<'a> {
     catalog: &'a dyn FlowCatalog,
     actions: &'a Actions,
     errors: BundleErrors,
+    /// `into` names of calls that were refused (an unknown operation, …): their fields are
+    /// unknown, so what the steps after them use of it is not reported again — the refused
+    /// call is the one problem to fix.
+    unresolved: Names,
 }
 
 impl Check<'_> {
+    /// `sub.status` where `sub` is a refused call's binding.
+    fn is_unresolved(&self, path: &str) -> bool {
+        path.split_once('.')
+            .is_some_and(|(into, _)| self.unresolved.contains(into))
+    }
+
     fn error(&mut self, line: usize, key: &str, message: impl Into<String>) {
         self.errors.push(BundleError::new(
             self.flow.file.clone(),
@@ -54,6 +64,7 @@ pub fn validate(
         catalog,
         actions,
         errors: BundleErrors::default(),
+        unresolved: Names::new(),
     };
     for s in &flow.slots {
         if catalog.slot(s).is_none() && !flow.inputs.contains(s) {
@@ -95,24 +106,20 @@ fn bindings(c: &mut Check<'_>) -> BTreeMap<String, Vec<(String, Type)>> {
                         );
                         fields
                     }
-                    Operation::Unknown => {
-                        c.error(step.line, &call.operation, "no such operation");
-                        continue;
-                    }
-                    Operation::NotAllowed => {
-                        c.error(
-                            step.line,
-                            &call.operation,
-                            "not allowed: add it to bot.toml [connectors] operations",
-                        );
-                        continue;
-                    }
-                    Operation::Allowed { fields: None, .. } => {
-                        c.error(
-                            step.line,
-                            &call.operation,
-                            "`call` reads one record; lists are read by actions, writes are jobs",
-                        );
+                    refused => {
+                        let why = match refused {
+                            Operation::Unknown => {
+                                "no such operation (not built in, and no connector file declares it)"
+                                    .to_string()
+                            }
+                            Operation::NotAllowed => {
+                                "not allowed: add it to bot.toml [connectors] operations".into()
+                            }
+                            _ => "`call` reads one record; lists are read by actions, writes are jobs"
+                                .into(),
+                        };
+                        c.error(step.line, &call.operation, why);
+                        c.unresolved.extend(call.into.clone());
                         continue;
                     }
                 };
@@ -393,7 +400,7 @@ fn check_step(
     let templates = |c: &mut Check<'_>, ts: &mut dyn Iterator<Item = &Template>| {
         for t in ts {
             for p in t.paths() {
-                if !names.contains(p) {
+                if !names.contains(p) && !c.is_unresolved(p) {
                     c.error(line, p, "not available here: no step before this one fills or binds it on every path");
                 }
             }
@@ -404,6 +411,8 @@ fn check_step(
         .message_vars(key)
     {
         None => c.error(line, key, "no such message"),
+        // A refused call's fields are unknown: which variables it would give is too.
+        Some(_) if !c.unresolved.is_empty() => {}
         Some(vars) => {
             let have = message_vars(names, extra);
             for v in vars.iter().filter(|v| !have.contains(*v)) {
@@ -546,7 +555,7 @@ fn check_step(
                             Some(_) => type_of(p).is_some(),
                             None => c.flow.slots.iter().any(|s| s == p),
                         };
-                    if !known {
+                    if !known && !c.is_unresolved(p) {
                         problems.push((
                             p.to_string(),
                             "no slot or bound field has this name".to_string(),
