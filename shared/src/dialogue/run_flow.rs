@@ -60,6 +60,7 @@ impl Dialogue {
         PortsHost::new(turn.who, self.orders.as_ref(), turn.deadline)
             .with_inventory(self.inventory.as_deref())
             .with_ledger(self.ledger.as_deref())
+            .with_operations(self.operations.as_deref())
             .with_list(REFUNDS_REQUESTED, turn.out.slots.refunds_requested.clone())
     }
 
