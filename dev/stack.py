@@ -8,6 +8,7 @@ its checkpoint); any other process exiting stops the stack.
 
     python dev/stack.py up            # used by ./dev/up
     python dev/stack.py up --ready-file F --quiet   # used by ./dev/test
+    python dev/stack.py up --bot examples/bots/subscriptions   # the functions run another bundle
 """
 
 import argparse
@@ -278,6 +279,9 @@ def up(args):
             "AWS_SECRET_ACCESS_KEY": "local",
             "RUST_LOG": os.environ.get("RUST_LOG", "info"),
         }
+        if args.bot:
+            # The functions load this bundle at init (a broken one stops them, naming its files).
+            function_env["SWITCHBOARD_BOT"] = args.bot
         env_file = os.path.join(stack.state, "functions.env")
         with open(env_file, "w") as f:
             f.writelines(f"{k}='{v}'\n" for k, v in function_env.items())
@@ -378,7 +382,15 @@ def main():
                    help="function instances cargo lambda watch may run side by side (default 4)")
     u.add_argument("--no-functions", action="store_true",
                    help="moto, the resources and the demo systems only (benchmarks)")
+    u.add_argument("--bot", metavar="DIR",
+                   help="the bot bundle the functions run (SWITCHBOARD_BOT; default: the compiled-in config/bot)."
+                        " Its own systems must be in SWITCHBOARD_CONNECTORS_FILE: the stack loads"
+                        " examples/bots/subscriptions/connectors.toml next to config/connectors.toml")
     args = ap.parse_args()
+    if args.bot is not None:
+        args.bot = os.path.abspath(args.bot)
+        if not os.path.isfile(os.path.join(args.bot, "bot.toml")):
+            sys.exit(f"--bot {args.bot}: no bot.toml there (a bundle directory, like config/bot)")
     sys.exit(up(args))
 
 
