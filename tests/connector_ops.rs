@@ -33,42 +33,6 @@ async fn connectors() -> Connectors {
     )
 }
 
-/// A subscription of the test's own, for a fresh customer: (customer, subscription id).
-async fn subscription(stack: &Stack, state: &str) -> (String, String) {
-    let customer = Stack::fresh_customer("cust_box");
-    let id = unique("sub");
-    let resp = stack
-        .http
-        .post(format!("{}/_admin/boxes/subscriptions", stack.demo_url))
-        .json(&json!({ "id": id, "customer_id": customer, "state": state }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
-    (customer, id)
-}
-
-/// What the subscription system saw for `key` (the calls carrying it, the changes it made),
-/// and the subscription now.
-async fn seen(stack: &Stack, key: &str, sub: &str) -> (usize, u64, Json) {
-    let v = stack.demo_admin("boxes").await;
-    let calls = v["calls"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["idempotency_key"] == key)
-        .count();
-    let changes = v["changes"][key].as_u64().unwrap_or(0);
-    let s = v["subscriptions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["id"] == sub)
-        .cloned()
-        .unwrap();
-    (calls, changes, s)
-}
-
 fn pause(sub: &str, key: &str) -> JobKind {
     JobKind::ConnectorWrite {
         operation: PAUSE.into(),
@@ -93,7 +57,7 @@ async fn conversation(stack: &Stack, customer: &str) -> (String, String) {
 #[tokio::test]
 async fn a_declared_read_gives_the_subscription_as_the_flows_see_it() {
     let stack = Stack::connect().await;
-    let (customer, id) = subscription(&stack, "ACTIVE").await;
+    let (customer, id) = stack.create_subscription("ACTIVE").await;
     let c = connectors().await;
     let inputs = |who: &str| Record::from([("customer_id".to_string(), Value::text(who))]);
 
@@ -133,7 +97,7 @@ async fn a_declared_read_gives_the_subscription_as_the_flows_see_it() {
 #[tokio::test]
 async fn a_write_job_delivered_twice_changes_the_subscription_once() {
     let stack = Stack::connect().await;
-    let (customer, sub) = subscription(&stack, "ACTIVE").await;
+    let (customer, sub) = stack.create_subscription("ACTIVE").await;
     let (_, conv) = conversation(&stack, &customer).await;
     let key = format!("pause:{sub}");
     let body = job_body(&customer, &conv, pause(&sub, &key));
@@ -149,7 +113,7 @@ async fn a_write_job_delivered_twice_changes_the_subscription_once() {
     stack
         .wait_until_drained(&stack.queue_url, Duration::from_secs(60))
         .await;
-    let (calls, changes, s) = seen(&stack, &job_key, &sub).await;
+    let (calls, changes, s) = stack.boxes_seen(&job_key, &sub).await;
     assert_eq!(
         calls, 1,
         "the ledger stops the second delivery before the system"
@@ -170,7 +134,7 @@ async fn a_write_job_delivered_twice_changes_the_subscription_once() {
 #[tokio::test]
 async fn a_write_whose_answer_is_lost_is_sent_again_with_its_key_and_made_once() {
     let stack = Stack::connect().await;
-    let (customer, sub) = subscription(&stack, "ACTIVE").await;
+    let (customer, sub) = stack.create_subscription("ACTIVE").await;
     let (_, conv) = conversation(&stack, &customer).await;
     // The first request is held past the operation's timeout (1.5 s), then made: its answer
     // never reaches fulfillment, which sends it again.
@@ -193,7 +157,7 @@ async fn a_write_whose_answer_is_lost_is_sent_again_with_its_key_and_made_once()
     // The held request lands after the retry; it must find the change made.
     let deadline = Instant::now() + Duration::from_secs(30);
     let (calls, changes, s) = loop {
-        let (calls, changes, s) = seen(&stack, &job_key, &sub).await;
+        let (calls, changes, s) = stack.boxes_seen(&job_key, &sub).await;
         let held = stack.inflight().await;
         if !held
             .iter()
@@ -213,7 +177,7 @@ async fn a_write_whose_answer_is_lost_is_sent_again_with_its_key_and_made_once()
 #[tokio::test]
 async fn a_refused_write_fails_tells_the_customer_and_hands_off() {
     let stack = Stack::connect().await;
-    let (customer, sub) = subscription(&stack, "CANCELLED").await;
+    let (customer, sub) = stack.create_subscription("CANCELLED").await;
     let (token, conv) = conversation(&stack, &customer).await;
     let key = format!("pause:{sub}");
     stack
@@ -229,7 +193,7 @@ async fn a_refused_write_fails_tells_the_customer_and_hands_off() {
         texts.last().unwrap().contains("an agent will follow up"),
         "{texts:?}"
     );
-    let (calls, changes, s) = seen(&stack, &job_key, &sub).await;
+    let (calls, changes, s) = stack.boxes_seen(&job_key, &sub).await;
     assert_eq!((calls, changes), (1, 0), "a refusal is not retried");
     assert_eq!(s["state"], "CANCELLED");
     // The person promised is told: the handoff email reaches the team's inbox.
@@ -261,7 +225,7 @@ async fn a_refused_write_fails_tells_the_customer_and_hands_off() {
 #[tokio::test]
 async fn a_write_whose_caller_crashed_mid_call_is_sent_again_with_the_same_key_and_made_once() {
     let stack = Stack::connect().await;
-    let (customer, sub) = subscription(&stack, "ACTIVE").await;
+    let (customer, sub) = stack.create_subscription("ACTIVE").await;
     let (_, conv) = conversation(&stack, &customer).await;
     // Held within the operation's timeout, so the fulfillment instance is still waiting on it
     // when it is killed; the system then makes the change with nobody to hear of it.
@@ -295,7 +259,7 @@ async fn a_write_whose_caller_crashed_mid_call_is_sent_again_with_the_same_key_a
         .wait_for_effect("default", &job_key, Duration::from_secs(120))
         .await;
     assert_eq!(state, "done");
-    let (calls, changes, s) = seen(&stack, &job_key, &sub).await;
+    let (calls, changes, s) = stack.boxes_seen(&job_key, &sub).await;
     assert_eq!(calls, 2, "sent again after the crash, with the same key");
     assert_eq!(changes, 1);
     assert_eq!(s["skipped"], 1, "{s}");

@@ -127,6 +127,8 @@ pub struct Dialogue {
     ledger: Option<Arc<dyn EffectLedger>>,
     /// Stock, for "is the desk lamp in stock?"; without it the configured answer is given.
     inventory: Option<Arc<dyn InventoryPort>>,
+    /// The company's own operations (`boxes.get_subscription`), for the flows that read them.
+    operations: Option<Arc<dyn crate::connectors::OperationsPort>>,
 }
 
 impl Dialogue {
@@ -142,11 +144,20 @@ impl Dialogue {
             budget: None,
             ledger: None,
             inventory: None,
+            operations: None,
         }
     }
 
     pub fn with_inventory(mut self, inventory: Option<Arc<dyn InventoryPort>>) -> Self {
         self.inventory = inventory;
+        self
+    }
+
+    pub fn with_operations(
+        mut self,
+        operations: Option<Arc<dyn crate::connectors::OperationsPort>>,
+    ) -> Self {
+        self.operations = operations;
         self
     }
 

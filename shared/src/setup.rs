@@ -170,9 +170,14 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
         .0
         .has(Op::InventoryAvailability)
         .then(|| Arc::new(systems.clone()) as Arc<dyn InventoryPort>);
-    // A bundle that does not load stops init with every problem's file, line and key.
-    let bot = crate::bot::Bot::from_setting(env.optional(crate::bot::bundle::BOT_ENV).as_deref())
-        .map_err(|e| ConfigError::Invalid {
+    // A bundle that does not load stops init with every problem's file, line and key; its
+    // flows may call the operations these connectors declare (SWITCHBOARD_CONNECTORS_FILE
+    // names the bundle's own connectors.toml for that), not what the bundle's file says.
+    let bot = crate::bot::Bot::from_setting_with(
+        env.optional(crate::bot::bundle::BOT_ENV).as_deref(),
+        systems.0.declared(),
+    )
+    .map_err(|e| ConfigError::Invalid {
         name: crate::bot::bundle::BOT_ENV,
         reason: format!("the bot bundle does not load:\n{e}"),
     })?;
@@ -193,6 +198,7 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
     // Compiles the entity patterns and runs the model during init, not in a turn.
     bot.nlu().warm_up();
     Ok(Dialogue::new(Arc::new(systems.clone()))
+        .with_operations(Some(Arc::new(systems.clone())))
         .with_bot(bot)
         .with_thresholds(thresholds)
         .with_ledger(ledger)

@@ -1022,6 +1022,11 @@ fn now() -> time::OffsetDateTime {
     time::macros::datetime!(2026-11-24 12:00 UTC)
 }
 
+/// The bundle's sentence `key`, as the dialogue says it.
+fn said(d: &Dialogue, key: &str) -> String {
+    d.messages().render(key, &[])
+}
+
 /// Alice's first message of a conversation.
 async fn ask(d: &Dialogue) -> Outcome {
     d.respond(
@@ -1049,7 +1054,7 @@ async fn a_down_order_system_defers_a_chat_turn_with_a_budget() {
     let started = Instant::now();
     let out = ask(&d).await;
     assert!(out.deferred);
-    assert_eq!(out.replies, vec![DOWN_WILL_MESSAGE.to_string()]);
+    assert_eq!(out.replies, vec![said(&d, DOWN_WILL_MESSAGE)]);
     assert_eq!(out.state, DialogueState::Idle);
     assert!(out.jobs.is_empty());
     assert!(started.elapsed() < Duration::from_millis(900));
@@ -1125,7 +1130,7 @@ async fn every_failure_gets_a_graceful_reply_through_the_dialogue() {
         } else {
             SYSTEM_DOWN
         };
-        assert_eq!(out.replies, vec![expected.to_string()], "{case}");
+        assert_eq!(out.replies, vec![said(&d, expected)], "{case}");
         assert_eq!(out.deferred, transient, "{case}: answered later");
         assert_eq!(out.state, DialogueState::Idle, "{case}");
         assert!(out.jobs.is_empty(), "{case}");
@@ -1135,7 +1140,7 @@ async fn every_failure_gets_a_graceful_reply_through_the_dialogue() {
             let sent = requests(&server).await.len();
             let again = ask(&d).await;
             assert!(again.deferred, "{case}: open circuit");
-            assert_eq!(again.replies, vec![DOWN_WILL_MESSAGE.to_string()]);
+            assert_eq!(again.replies, vec![said(&d, DOWN_WILL_MESSAGE)]);
             assert_eq!(requests(&server).await.len(), sent, "{case}: not called");
         } else {
             // It answered (a refusal, a rate limit, something unreadable): it is not down.

@@ -3,15 +3,21 @@
 //! loopback: reads mapped by their declared kinds into the flows' values, writes sent with
 //! their idempotency key and retried or refused like the built-in operations.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value as Json};
+use switchboard::auth::Principal;
+use switchboard::bot::Bot;
 use switchboard::connectors::config;
 use switchboard::connectors::configured::Configured;
 use switchboard::connectors::engine::{http_client, Connectors};
 use switchboard::connectors::{ConnectorError, OperationsPort};
+use switchboard::conversation::{DialogueState, Slots};
+use switchboard::dialogue::Dialogue;
 use switchboard::flow::value::{Record, Value};
+use switchboard::jobs::JobKind;
 use switchboard::money::Money;
 use switchboard::secrets::Secrets;
 use time::macros::datetime;
@@ -228,4 +234,93 @@ async fn a_refused_write_is_not_retried_and_an_optional_input_may_be_left_out() 
         .await
         .unwrap_err();
     assert!(e.to_string().contains("is not a write"), "{e}");
+}
+
+const BUNDLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../examples/bots/subscriptions"
+);
+
+/// The subscription bot as a function runs it: its flows read the company's own system
+/// through the connectors, for the signed-in customer.
+fn subscription_bot(server: &MockServer) -> Dialogue {
+    let ops = boxes(server);
+    let bot = Bot::load_with(Path::new(BUNDLE), ops.0.declared()).unwrap_or_else(|e| panic!("{e}"));
+    Dialogue::new(Arc::new(ops.clone()))
+        .with_bot(Arc::new(bot))
+        .with_operations(Some(Arc::new(ops)))
+}
+
+#[tokio::test]
+async fn the_subscription_bot_reads_the_customers_subscription_and_starts_the_skip() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/boxes/customers/ana/subscription"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(subscription("ACTIVE")))
+        // "When…?" and "skip…": the yes goes on from the record the confirm was asked with.
+        .expect(2)
+        .mount(&server)
+        .await;
+    let d = subscription_bot(&server);
+    let ana = Principal::customer("t", "ana");
+    let now = datetime!(2026-12-03 12:00 UTC);
+    let idle = DialogueState::Idle;
+    let slots = Slots::default();
+
+    let out = d
+        .respond(&ana, &idle, &slots, "when is my next box?", now)
+        .await;
+    assert_eq!(
+        out.replies,
+        ["Your Veggie box for two subscription is active: the next box arrives on December 10, and it's $39.90."]
+    );
+
+    let out = d
+        .respond(&ana, &idle, &slots, "can i skip my next box?", now)
+        .await;
+    assert_eq!(
+        out.replies,
+        ["Skip your Veggie box for two box of December 10? You won't be charged $39.90 for it."]
+    );
+    assert!(out.jobs.is_empty(), "{:?}", out.jobs);
+    let out = d.respond(&ana, &out.state, &out.slots, "yes", now).await;
+    assert!(
+        out.replies[0].starts_with("Done: no box on December 10."),
+        "{:?}",
+        out.replies
+    );
+    let [JobKind::ConnectorWrite {
+        operation,
+        inputs,
+        idempotency_key,
+    }] = &out.jobs[..]
+    else {
+        panic!("{:?}", out.jobs)
+    };
+    assert_eq!(operation, "boxes.pause_box");
+    assert_eq!(inputs.get("subscription_id"), Some(&Value::text("sub_1")));
+    assert_eq!(idempotency_key, "pause:sub_1:2026-12-10T08:00:00Z");
+
+    // Another customer's turn reads theirs: none here.
+    let bob = Principal::customer("t", "bob");
+    let out = d
+        .respond(&bob, &idle, &slots, "when is my next box?", now)
+        .await;
+    assert!(
+        out.replies[0].starts_with("I can't find a subscription on your account."),
+        "{:?}",
+        out.replies
+    );
+}
+
+#[tokio::test]
+async fn a_read_by_a_writes_name_is_refused_unsent() {
+    let server = MockServer::start().await;
+    let e = boxes(&server)
+        .read("boxes.pause_box", &inputs(&[("subscription_id", "sub_1")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ConnectorError::Misconfigured { .. }), "{e}");
+    assert!(e.to_string().contains("not a read of one record"), "{e}");
+    assert!(server.received_requests().await.unwrap().is_empty());
 }

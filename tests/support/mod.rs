@@ -398,6 +398,43 @@ impl Stack {
             .unwrap()
     }
 
+    /// A subscription of the test's own in the demo `boxes` system (the subscriptions example
+    /// bot's), for a fresh customer: (customer, subscription id).
+    pub async fn create_subscription(&self, state: &str) -> (String, String) {
+        let customer = Stack::fresh_customer("cust_box");
+        let id = unique("sub");
+        let resp = self
+            .http
+            .post(format!("{}/_admin/boxes/subscriptions", self.demo_url))
+            .json(&json!({ "id": id, "customer_id": customer, "state": state }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+        (customer, id)
+    }
+
+    /// What the `boxes` system saw for `key` (the calls carrying it, the changes it made), and
+    /// the subscription `sub` now.
+    pub async fn boxes_seen(&self, key: &str, sub: &str) -> (usize, u64, Value) {
+        let v = self.demo_admin("boxes").await;
+        let calls = v["calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["idempotency_key"] == key)
+            .count();
+        let changes = v["changes"][key].as_u64().unwrap_or(0);
+        let s = v["subscriptions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["id"] == sub)
+            .cloned()
+            .unwrap();
+        (calls, changes, s)
+    }
+
     pub async fn refunds_for(&self, order_id: &str) -> (usize, usize) {
         let v = self.demo_admin("refunds").await;
         let refunds = v["refunds"]

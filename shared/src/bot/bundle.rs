@@ -16,6 +16,7 @@ use super::intents::{self, Action, IntentDef};
 use super::messages::Messages;
 use super::toml_file::{self, Schema, LEAF};
 use crate::connectors::catalog::Op;
+use crate::connectors::config::{self as connectors, find_op, DeclaredOps};
 use crate::flow::actions::Actions;
 use crate::flow::Flow;
 use crate::intent_model::IntentModel;
@@ -23,6 +24,11 @@ use crate::nlu::{Intent, Move, Nlu, Thresholds};
 
 /// Where a deployment's own bundle is (a directory); without it, the compiled-in one.
 pub const BOT_ENV: &str = "SWITCHBOARD_BOT";
+
+/// A bundle's own connector file: the systems of the company's own its flows call, declared
+/// beside them (read by [`Bot::load`]; a function reads its connectors from
+/// `SWITCHBOARD_CONNECTORS_FILE` instead, which names this file too).
+pub const CONNECTORS_FILE: &str = "connectors.toml";
 
 #[derive(Debug)]
 pub struct Bot {
@@ -35,6 +41,9 @@ pub struct Bot {
     pub slots: BTreeMap<String, Slot>,
     /// The connector operations its flows may call.
     pub operations: Vec<String>,
+    /// The operations of the company's own systems its flows were checked against (see
+    /// [`Bot::load`]).
+    pub declared: DeclaredOps,
     pub intents: BTreeMap<Intent, IntentDef>,
     /// What a message that is only an order number asks when the conversation is about
     /// nothing yet (`[understanding] order_number`).
@@ -118,8 +127,20 @@ struct RawConnectors {
 type Files<'a> = BTreeMap<String, &'a [u8]>;
 
 impl Bot {
-    /// The bundle in `dir`.
+    /// The bundle in `dir`, its flows checked against the built-in operations and those its
+    /// own `connectors.toml` declares (if it has one): what the offline tools load.
     pub fn load(dir: &Path) -> Result<Bot, BundleErrors> {
+        Self::load_from(dir, None)
+    }
+
+    /// The bundle in `dir`, its flows checked against the built-in operations and `declared`
+    /// (a function's connector configuration, or files named on the command line) — its own
+    /// `connectors.toml` is not read: a flow may call only what the caller can reach.
+    pub fn load_with(dir: &Path, declared: &DeclaredOps) -> Result<Bot, BundleErrors> {
+        Self::load_from(dir, Some(declared))
+    }
+
+    fn load_from(dir: &Path, declared: Option<&DeclaredOps>) -> Result<Bot, BundleErrors> {
         let root = dir.display().to_string();
         let mut found = Vec::new();
         read_dir(dir, dir, &mut found).map_err(|e| {
@@ -129,7 +150,7 @@ impl Bot {
             .iter()
             .map(|(p, b)| (p.clone(), b.as_slice()))
             .collect();
-        Self::from_files(&root, &files)
+        Self::from_files(&root, &files, declared)
     }
 
     /// The default bundle compiled into the binaries (a unit test loads it on every build).
@@ -146,7 +167,7 @@ impl Bot {
                 .iter()
                 .map(|(p, b)| (p.to_string(), *b))
                 .collect();
-            Bot::from_files(embedded::ROOT, &files).map(Arc::new)
+            Bot::from_files(embedded::ROOT, &files, None).map(Arc::new)
         });
         BOT.clone()
     }
@@ -160,6 +181,20 @@ impl Bot {
     pub fn from_setting(dir: Option<&str>) -> Result<Arc<Bot>, BundleErrors> {
         match dir.map(str::trim).filter(|d| !d.is_empty()) {
             Some(d) => Self::load(Path::new(d)).map(Arc::new),
+            None => Self::try_embedded(),
+        }
+    }
+
+    /// As a function loads it: the bundle in `dir` (else the compiled-in one), its flows
+    /// checked against the function's connectors (`declared`), so a flow calling an operation
+    /// the function cannot reach stops init.
+    pub fn from_setting_with(
+        dir: Option<&str>,
+        declared: &DeclaredOps,
+    ) -> Result<Arc<Bot>, BundleErrors> {
+        match dir.map(str::trim).filter(|d| !d.is_empty()) {
+            Some(d) => Self::load_with(Path::new(d), declared).map(Arc::new),
+            // The shipped bundle calls built-in operations only.
             None => Self::try_embedded(),
         }
     }
@@ -186,7 +221,11 @@ impl Bot {
         self.messages.get(language)
     }
 
-    fn from_files(root: &str, files: &Files) -> Result<Bot, BundleErrors> {
+    fn from_files(
+        root: &str,
+        files: &Files,
+        declared: Option<&DeclaredOps>,
+    ) -> Result<Bot, BundleErrors> {
         let mut errs = BundleErrors::default();
         let path = |rel: &str| format!("{root}/{rel}");
         let text_of = |rel: &str, errs: &mut BundleErrors| -> Option<&str> {
@@ -252,9 +291,25 @@ impl Bot {
                 .collect()
         };
 
+        // connectors.toml: the company's own operations (unless the caller gives them).
+        let declared = match declared {
+            Some(d) => d.clone(),
+            None => match text_of(CONNECTORS_FILE, &mut errs) {
+                Some(text) => own_operations(&path(CONNECTORS_FILE), text, &mut errs),
+                None => DeclaredOps::new(),
+            },
+        };
+
         let mut settings = None;
         if let Some((raw, text)) = &raw {
-            settings = Some(check_settings(&bot_file, text, raw, &missing_in, &mut errs));
+            settings = Some(check_settings(
+                &bot_file,
+                text,
+                raw,
+                &missing_in,
+                &declared,
+                &mut errs,
+            ));
         }
         // flows/<name>.toml: parsed and validated once the settings are known (below).
         let flow_sources: BTreeMap<String, (String, String)> = files
@@ -440,6 +495,7 @@ impl Bot {
             messages: &messages,
             slots: &slots,
             operations: &operations,
+            declared: &declared,
         };
         let actions = Actions::builtin();
         let mut flows = flows::load(&flow_sources, &catalog, &actions, &mut errs);
@@ -488,6 +544,7 @@ impl Bot {
             thresholds,
             slots,
             operations,
+            declared,
             intents,
             order_number_intent,
             model,
@@ -505,6 +562,7 @@ fn check_settings(
     text: &str,
     raw: &RawBot,
     missing_in: &dyn Fn(&str) -> Vec<String>,
+    declared: &DeclaredOps,
     errs: &mut BundleErrors,
 ) -> Settings {
     let line = |s: std::ops::Range<usize>| Some(line_of(text, s.start));
@@ -597,8 +655,12 @@ fn check_settings(
     }
     let mut operations = Vec::new();
     for op in &raw.connectors.operations {
-        if !Op::ALL.iter().any(|o| o.name() == op.get_ref().as_str()) {
-            let known: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
+        if find_op(op.get_ref(), declared).is_none() {
+            let known: Vec<&str> = Op::ALL
+                .iter()
+                .map(|o| o.name())
+                .chain(declared.keys().copied())
+                .collect();
             errs.push(BundleError::new(
                 file,
                 line(op.span()),
@@ -613,6 +675,21 @@ fn check_settings(
         operations.push(op.get_ref().clone());
     }
     (thresholds, slots, operations)
+}
+
+/// The operations a bundle's own connector file declares. Its systems' variables (base URLs)
+/// are not needed to know what an operation takes and gives back, so none is read: every
+/// system is off here, its operations declared all the same.
+fn own_operations(file: &str, text: &str, errs: &mut BundleErrors) -> DeclaredOps {
+    match connectors::parse(file, text, &|_| None) {
+        Ok(config) => config.declared,
+        Err(e) => {
+            for e in std::iter::once(&e).chain(&e.also) {
+                errs.push(BundleError::new(&e.file, e.line, &e.field, &e.message));
+            }
+            DeclaredOps::new()
+        }
+    }
 }
 
 /// Every file under `dir` but the conversation tests; examples only by name (training reads them).
@@ -856,33 +933,57 @@ mod tests {
         );
     }
 
-    /// A flow's email is validated by the engine but nothing sends it yet: a bundle with one
-    /// does not load, rather than promise a customer a mail that never leaves.
+    const SUBSCRIPTIONS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/bots/subscriptions"
+    );
+
     #[test]
-    fn a_flow_that_emails_is_refused_until_email_jobs_are_sent() {
-        let dir = copy();
-        std::fs::write(
-            dir.join("flows/mail_me.toml"),
-            r#"description = "mails the customer"
-slots = ["order"]
+    fn a_bundles_flows_call_the_operations_its_own_connector_file_declares() {
+        let bot = Bot::load(Path::new(SUBSCRIPTIONS)).unwrap_or_else(|e| panic!("{e}"));
+        let declared: Vec<&str> = bot.declared.keys().copied().collect();
+        assert_eq!(declared, ["boxes.get_subscription", "boxes.pause_box"]);
+        assert_eq!(bot.flows.len(), 2);
 
-[[steps]]
-ask = "order"
-
-[[steps]]
-job = "email"
-purpose = "copy"
-order = "{order}"
-subject = "order.not_found"
-text = "order.not_found"
-"#,
-        )
-        .unwrap();
-        let all = errors(&dir);
+        // Given operations (a function's connectors) replace the bundle's own file: a flow
+        // calling what the caller cannot reach is refused, one error per unknown name where
+        // it is used — not one per field the read would have bound.
+        let e = Bot::load_with(Path::new(SUBSCRIPTIONS), &DeclaredOps::new()).unwrap_err();
+        let all: Vec<String> =
+            e.0.iter()
+                .map(|e| e.to_string().replacen(SUBSCRIPTIONS, "B", 1))
+                .collect();
         assert_eq!(
             all,
-            ["B/flows/mail_me.toml:8: job: \"email\" is not sent yet (no fulfillment job for it: issue 19); tell the team with job = \"handoff\", or write to your own system with job = \"connector\""],
+            [
+                "B/bot.toml:20: connectors.operations: no operation \"boxes.get_subscription\" (known: orders.get_status, orders.list_by_customer, crm.get_customer, crm.find_customer, crm.find_by_vendor_id, inventory.availability, payments.refund, email.send)",
+                "B/bot.toml:20: connectors.operations: no operation \"boxes.pause_box\" (known: orders.get_status, orders.list_by_customer, crm.get_customer, crm.find_customer, crm.find_by_vendor_id, inventory.availability, payments.refund, email.send)",
+                "B/flows/pause_box.toml:9: boxes.get_subscription: no such operation (not built in, and no connector file declares it)",
+                "B/flows/pause_box.toml:35: boxes.pause_box: no such operation",
+                "B/flows/subscription_status.toml:10: boxes.get_subscription: no such operation (not built in, and no connector file declares it)",
+            ]
         );
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_broken_own_connector_file_is_a_bundle_error_with_its_line() {
+        let to = std::env::temp_dir().join(format!("bundle-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["bot.toml", "model.bin"] {
+            std::fs::copy(Path::new(SUBSCRIPTIONS).join(f), to.join(f)).unwrap();
+        }
+        let text = std::fs::read_to_string(Path::new(SUBSCRIPTIONS).join(CONNECTORS_FILE))
+            .unwrap()
+            .replace("kind = \"flag\"", "kind = \"flg\"");
+        std::fs::write(to.join(CONNECTORS_FILE), text).unwrap();
+        let all = Bot::load(&to).unwrap_err().to_string();
+        let root = to.display().to_string();
+        assert!(
+            all.contains(&format!(
+                "{root}/connectors.toml:28: systems.boxes.operations.get_subscription.response.fields.gift"
+            )),
+            "{all}"
+        );
+        std::fs::remove_dir_all(&to).unwrap();
     }
 }

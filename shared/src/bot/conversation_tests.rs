@@ -17,9 +17,28 @@
 //!       - say: yes please
 //!         jobs: [refund.request] # the job types the turn started, in order
 //!         handoff: false         # whether the turn handed the conversation to a person
+//!         writes:                # the connector writes it started (`job = "connector"`)
+//!           - operation: boxes.pause_box
+//!             inputs: { subscription_id: sub_ana }  # optional: all of them, exactly
+//!             key: "pause:sub_ana"                  # optional: the flow's idempotency key
 //! ```
 //! A test may start from a state (`state: {kind: payment_help_offered}`), as a vendor event
 //! leaves a conversation.
+//!
+//! The operations a bundle declares for the company's own systems answer from the fixtures'
+//! `operations`: per operation, the first entry whose `when` matches the call's inputs serves
+//! its `record` (the fields as the connector file maps them: money as `{amount_cents,
+//! currency}`, times RFC 3339), or fails as an unreachable system with `error: true`; no entry
+//! matching is "none" (a 404). Checked at load against the operation's inputs and fields.
+//!
+//! ```yaml
+//! operations:
+//!   "boxes.get_subscription":
+//!     - when: { customer_id: ana }
+//!       record: { id: sub_ana, status: active, price: { amount_cents: 3990, currency: USD } }
+//!     - when: { customer_id: gus }
+//!       error: true
+//! ```
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -29,17 +48,23 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use regex::Regex;
 use serde::Deserialize;
+use serde_json::Value as Json;
 use time::OffsetDateTime;
 
 use crate::auth::{Principal, DEFAULT_TENANT};
 use crate::bot::error::{line_of, BundleError, BundleErrors};
 use crate::bot::Bot;
 use crate::config::ChatSettings;
-use crate::connectors::{ConnectorError, Customer, InventoryPort, Order, OrdersPort, Product};
+use crate::connectors::catalog::{Op, Returns};
+use crate::connectors::config::{find_op, DeclaredOps};
+use crate::connectors::{
+    ConnectorError, Customer, InventoryPort, OperationsPort, Order, OrdersPort, Product,
+};
 use crate::conversation::{ConversationKey, DialogueState};
 use crate::dialogue::{Dialogue, Ending};
 use crate::flow::engine::Waiting;
-use crate::jobs::refund_key;
+use crate::flow::value::Record;
+use crate::jobs::{refund_key, JobKind};
 use crate::store::memory::MemoryStore;
 use crate::store::{Begin, ConversationStore, EffectLedger, EffectOutcome};
 use crate::turn::{PostMessage, TurnService};
@@ -65,6 +90,24 @@ pub struct Fixtures {
     /// Where customers update a payment method (`PAYMENT_UPDATE_URL`).
     #[serde(default)]
     pub payment_update_url: Option<String>,
+    /// What the company's own declared operations answer, by operation name.
+    #[serde(default)]
+    pub operations: BTreeMap<String, Vec<OperationFixture>>,
+}
+
+/// One answer of a declared operation: served to a call whose inputs match `when`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationFixture {
+    /// Inputs and the values they must have; empty matches every call.
+    #[serde(default)]
+    pub when: BTreeMap<String, Json>,
+    /// The record, as the connector file maps it.
+    #[serde(default)]
+    pub record: Option<Json>,
+    /// The call fails as an unreachable system's would.
+    #[serde(default)]
+    pub error: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +194,45 @@ pub struct TurnTest {
     pub jobs: Option<Vec<String>>,
     #[serde(default)]
     pub handoff: Option<bool>,
+    #[serde(default)]
+    pub writes: Option<Vec<WriteTest>>,
+}
+
+/// A connector write a turn must start.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteTest {
+    pub operation: String,
+    /// Every input the write is sent with, as a system reads it (times RFC 3339).
+    #[serde(default)]
+    pub inputs: Option<BTreeMap<String, Json>>,
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+impl fmt::Display for WriteTest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.operation)?;
+        if let Some(inputs) = &self.inputs {
+            let shown: Vec<String> = inputs
+                .iter()
+                .map(|(k, v)| format!("{k}={}", scalar(v)))
+                .collect();
+            write!(f, " {{{}}}", shown.join(", "))?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, " key {key}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A fixture's scalar as the text a flow value is compared with (`Value::exact`).
+fn scalar(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Regexes are compiled at load, so a bad one is a load error naming its file, not a failure.
@@ -209,6 +291,113 @@ pub fn parse_fixtures(file: &str, text: &str) -> Result<Fixtures, BundleErrors> 
     errors.into_result(fixtures)
 }
 
+/// The fixtures' `operations`, checked against the operations the bundle's flows may call
+/// (`declared`): each a declared read of one record, `when` naming its inputs, each record
+/// with every required field and no other, of the right kinds. A typo is a load error here,
+/// not a test failing for another reason.
+pub fn check_operations(
+    file: &str,
+    text: &str,
+    fixtures: &Fixtures,
+    declared: &DeclaredOps,
+) -> Result<(), BundleErrors> {
+    let mut errors = BundleErrors::default();
+    for (name, entries) in &fixtures.operations {
+        let line = text.find(name.as_str()).map(|b| line_of(text, b));
+        let mut err = |key: String, message: String| {
+            errors.push(BundleError::new(file, line, key, message));
+        };
+        let here = format!("operations.{name}");
+        let op = match find_op(name, declared) {
+            Some(op @ Op::Declared(_)) if matches!(op.returns(), Returns::One(_)) => op,
+            Some(Op::Declared(_)) => {
+                err(
+                    here,
+                    "not a read of one record: flows start writes as jobs (check them with `writes`)"
+                        .into(),
+                );
+                continue;
+            }
+            Some(_) => {
+                err(
+                    here,
+                    "built in: its answers are the fixtures' customers, orders and products".into(),
+                );
+                continue;
+            }
+            None => {
+                err(
+                    here,
+                    "no such operation: the bundle's connectors.toml does not declare it".into(),
+                );
+                continue;
+            }
+        };
+        for (i, entry) in entries.iter().enumerate() {
+            let key = format!("{here}[{i}]");
+            for input in entry.when.keys() {
+                if !op.inputs().iter().any(|x| x.name == input) {
+                    let takes: Vec<&str> = op.inputs().iter().map(|x| x.name).collect();
+                    err(
+                        format!("{key}.when.{input}"),
+                        format!(
+                            "{name} takes no such input (it takes: {})",
+                            takes.join(", ")
+                        ),
+                    );
+                }
+            }
+            match (&entry.record, entry.error) {
+                (Some(_), true) | (None, false) => {
+                    err(key, "needs a `record` or `error: true`, not both".into())
+                }
+                (Some(r), false) => {
+                    if let Err(problems) = fixture_record(op, r) {
+                        for p in problems {
+                            err(format!("{key}.record"), p);
+                        }
+                    }
+                }
+                (None, true) => {}
+            }
+        }
+    }
+    errors.into_result(())
+}
+
+/// A fixture's record as a flow binds it, or what is wrong with it.
+fn fixture_record(op: Op, r: &Json) -> Result<Record, Vec<String>> {
+    let Returns::One(shape) = op.returns() else {
+        return Err(vec![format!("{op} does not read one record")]);
+    };
+    let Some(given) = r.as_object() else {
+        return Err(vec!["a record is a map of its fields".into()]);
+    };
+    let fields = shape.fields();
+    let root = |name: &'static str| name.split('.').next().unwrap_or(name);
+    let mut problems = Vec::new();
+    for k in given.keys() {
+        if !fields.iter().any(|f| root(f.name) == k) {
+            let mut names: Vec<&str> = fields.iter().map(|f| root(f.name)).collect();
+            names.dedup();
+            problems.push(format!(
+                "{op} has no field `{k}` (it has: {})",
+                names.join(", ")
+            ));
+        }
+    }
+    for f in fields.iter().filter(|f| f.required) {
+        let pointer = format!("/{}", f.name.replace('.', "/"));
+        if r.pointer(&pointer).is_none_or(Json::is_null) {
+            problems.push(format!("`{}` is required", f.name));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    crate::connectors::operations::record(op, r).map_err(|e| vec![e.to_string()])
+}
+
 /// Parses one test file; `customers` are the fixtures' (a test naming another is an error).
 pub fn parse_tests(
     file: &str,
@@ -261,7 +450,9 @@ impl Suite {
         let dir = bundle.join("tests");
         let fixtures_path = dir.join(FIXTURES);
         let fixtures_name = fixtures_path.display().to_string();
-        let fixtures = parse_fixtures(&fixtures_name, &read(&fixtures_path)?)?;
+        let fixtures_text = read(&fixtures_path)?;
+        let fixtures = parse_fixtures(&fixtures_name, &fixtures_text)?;
+        check_operations(&fixtures_name, &fixtures_text, &fixtures, &bot.declared)?;
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .map_err(|e| {
                 BundleError::new(
@@ -347,14 +538,50 @@ impl Report {
 /// The company's systems as the fixtures say they answer.
 pub struct FixtureSystems {
     fixtures: Fixtures,
+    /// The declared operations' answers, their records as flows bind them.
+    served: BTreeMap<String, Vec<(When, Served)>>,
     down: Vec<System>,
     broken: Vec<System>,
 }
 
+/// Inputs and the values a call must have for an answer.
+type When = BTreeMap<String, Json>;
+
+enum Served {
+    Record(Record),
+    Down,
+    /// A record [`check_operations`] refuses (when it was not run): the call fails.
+    Bad(String),
+}
+
 impl FixtureSystems {
-    pub fn new(fixtures: Fixtures) -> Self {
+    /// `declared`: the operations the bundle's flows may call, for their records' fields.
+    pub fn new(fixtures: Fixtures, declared: &DeclaredOps) -> Self {
+        let served = fixtures
+            .operations
+            .iter()
+            .map(|(name, entries)| {
+                let op = find_op(name, declared);
+                let answers = entries
+                    .iter()
+                    .map(|e| {
+                        let served = match (&e.record, op) {
+                            (_, _) if e.error => Served::Down,
+                            (Some(r), Some(op)) => match fixture_record(op, r) {
+                                Ok(record) => Served::Record(record),
+                                Err(problems) => Served::Bad(problems.join("; ")),
+                            },
+                            _ => Served::Bad(format!("{name}: no record")),
+                        };
+                        (e.when.clone(), served)
+                    })
+                    .collect();
+                (name.clone(), answers)
+            })
+            .collect();
         Self {
             fixtures,
+            served,
             down: Vec::new(),
             broken: Vec::new(),
         }
@@ -416,13 +643,49 @@ impl InventoryPort for FixtureSystems {
     }
 }
 
+#[async_trait]
+impl OperationsPort for FixtureSystems {
+    async fn read(
+        &self,
+        operation: &str,
+        inputs: &Record,
+    ) -> Result<Option<Record>, ConnectorError> {
+        let matches = |when: &BTreeMap<String, Json>| {
+            when.iter()
+                .all(|(k, v)| inputs.get(k).is_some_and(|x| x.exact() == scalar(v)))
+        };
+        let answer = self
+            .served
+            .get(operation)
+            .and_then(|answers| answers.iter().find(|(when, _)| matches(when)));
+        match answer {
+            None => Ok(None),
+            Some((_, Served::Record(r))) => Ok(Some(r.clone())),
+            Some((_, Served::Down)) => Err(ConnectorError::Unavailable {
+                system: "fixtures",
+                detail: format!("{operation} fails in the fixtures"),
+            }),
+            Some((_, Served::Bad(why))) => Err(ConnectorError::Malformed {
+                system: "fixtures",
+                detail: why.clone(),
+            }),
+        }
+    }
+
+    /// Writes leave as jobs (the tests check them with `writes`); nothing runs them here.
+    async fn write(&self, _: &str, _: &Record, _: &str) -> Result<(), ConnectorError> {
+        Ok(())
+    }
+}
+
 /// A chat turn service over a fresh in-memory store and the fixtures, at the fixtures' `now`:
 /// what the tests and `switchboard chat` talk to.
 pub async fn offline_service(
     bot: Arc<Bot>,
     fixtures: &Fixtures,
 ) -> (TurnService, Arc<MemoryStore>) {
-    service_with(bot, FixtureSystems::new(fixtures.clone())).await
+    let systems = FixtureSystems::new(fixtures.clone(), &bot.declared);
+    service_with(bot, systems).await
 }
 
 async fn service_with(bot: Arc<Bot>, systems: FixtureSystems) -> (TurnService, Arc<MemoryStore>) {
@@ -436,6 +699,7 @@ async fn service_with(bot: Arc<Bot>, systems: FixtureSystems) -> (TurnService, A
     let systems = Arc::new(systems);
     let dialogue = Dialogue::new(systems.clone())
         .with_bot(bot)
+        .with_operations(Some(systems.clone()))
         .with_inventory(Some(systems))
         .with_ledger(store.clone())
         .with_payment_update_url(payment_update_url);
@@ -512,9 +776,9 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
     let (service, store) = service_with(
         bot.clone(),
         FixtureSystems {
-            fixtures: fixtures.clone(),
             down: test.down.clone(),
             broken: test.broken.clone(),
+            ..FixtureSystems::new(fixtures.clone(), &bot.declared)
         },
     )
     .await;
@@ -601,10 +865,30 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
             .map(|m| m.text.as_str())
             .collect::<Vec<_>>()
             .join("\n");
-        let jobs: Vec<String> = store
-            .take_outbox()
+        let outbox = store.take_outbox();
+        let jobs: Vec<String> = outbox
             .iter()
             .map(|j| j.kind.type_name().to_string())
+            .collect();
+        let writes: Vec<WriteTest> = outbox
+            .iter()
+            .filter_map(|j| match &j.kind {
+                JobKind::ConnectorWrite {
+                    operation,
+                    inputs,
+                    idempotency_key,
+                } => Some(WriteTest {
+                    operation: operation.clone(),
+                    inputs: Some(
+                        inputs
+                            .iter()
+                            .map(|(k, v)| (k.clone(), Json::String(v.exact())))
+                            .collect(),
+                    ),
+                    key: Some(idempotency_key.clone()),
+                }),
+                _ => None,
+            })
             .collect();
         let key = ConversationKey {
             tenant: DEFAULT_TENANT.into(),
@@ -646,6 +930,21 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
                 problems.push(format!("jobs: expected {want:?}, got {jobs:?}"));
             }
         }
+        if let Some(want) = &turn.writes {
+            if !same_writes(want, &writes) {
+                let show = |ws: &[WriteTest]| {
+                    ws.iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                problems.push(format!(
+                    "writes: expected [{}], got [{}]",
+                    show(want),
+                    show(&writes)
+                ));
+            }
+        }
         if let Some(want) = turn.handoff {
             let got = reply.facts.ending == Ending::Handoff;
             if want != got {
@@ -657,6 +956,22 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
         }
     }
     failures
+}
+
+/// The writes started are those wanted, in order; an input or key left out of a wanted one is
+/// not compared.
+fn same_writes(want: &[WriteTest], got: &[WriteTest]) -> bool {
+    let as_text = |m: &BTreeMap<String, Json>| -> BTreeMap<String, String> {
+        m.iter().map(|(k, v)| (k.clone(), scalar(v))).collect()
+    };
+    want.len() == got.len()
+        && want.iter().zip(got).all(|(w, g)| {
+            w.operation == g.operation
+                && w.key.as_ref().is_none_or(|k| Some(k) == g.key.as_ref())
+                && w.inputs
+                    .as_ref()
+                    .is_none_or(|i| Some(as_text(i)) == g.inputs.as_ref().map(as_text))
+        })
 }
 
 #[cfg(test)]
@@ -797,5 +1112,140 @@ orders:
                 .contains("fixtures.yaml:5: orders.1002.customer_id"),
             "{e}"
         );
+    }
+
+    const SUBSCRIPTIONS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/bots/subscriptions"
+    );
+
+    fn subscriptions() -> Arc<Bot> {
+        Arc::new(Bot::load(Path::new(SUBSCRIPTIONS)).unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    const BOXES: &str = "\
+now: 2026-11-24T12:00:00Z
+customers:
+  - id: ana
+  - id: gus
+operations:
+  \"boxes.get_subscription\":
+    - when: { customer_id: ana }
+      record:
+        id: sub_ana
+        plan: Veggie box
+        status: active
+        next_box: 2026-11-27T08:00:00Z
+        price: { amount_cents: 3990, currency: USD }
+    - when: { customer_id: gus }
+      error: true
+";
+
+    /// The second example bot's flows read its own system and start its write, and its small
+    /// talk is its own: its tests run against the fixtures' recorded answers.
+    #[tokio::test]
+    async fn the_subscription_bots_tests_pass_on_recorded_answers() {
+        let suite = Suite::load(Path::new(SUBSCRIPTIONS)).unwrap_or_else(|e| panic!("{e}"));
+        assert!(suite.tests.len() >= 30, "{}", suite.tests.len());
+        let report = run(&suite).await;
+        let failures: Vec<String> = report.failures.iter().map(ToString::to_string).collect();
+        assert!(report.ok(), "{}", failures.join("\n"));
+    }
+
+    #[tokio::test]
+    async fn recorded_answers_serve_by_input_and_writes_are_checked_by_operation_inputs_and_key() {
+        let bot = subscriptions();
+        let fixtures = parse_fixtures("fixtures.yaml", BOXES).unwrap();
+        check_operations("fixtures.yaml", BOXES, &fixtures, &bot.declared).unwrap();
+        let tests = parse_tests(
+            "t.yaml",
+            "tests:
+  - name: skip
+    customer: ana
+    turns:
+      - say: can i skip my next box?
+        reply: Veggie box
+        writes: []
+      - say: yes
+        jobs: [connector.write]
+        writes:
+          - operation: boxes.pause_box
+            inputs: { subscription_id: sub_ana, reason: asked in chat }
+            key: \"pause:sub_ana:2026-11-27T08:00:00Z\"
+  - name: down
+    customer: gus
+    turns:
+      - say: when is my next box
+        reply: can't reach
+  - name: wrong write
+    customer: ana
+    turns:
+      - say: skip my next box
+      - say: yes
+        writes:
+          - operation: boxes.pause_box
+            inputs: { subscription_id: sub_ben }
+",
+            &fixtures.customers,
+        )
+        .unwrap();
+        let report = run(&Suite {
+            bot,
+            fixtures,
+            tests,
+        })
+        .await;
+        assert_eq!(report.passed, 2, "{:?}", report.failures);
+        let [f] = &report.failures[..] else {
+            panic!("{:?}", report.failures)
+        };
+        assert_eq!((f.test.as_str(), f.turn), ("wrong write", 2));
+        assert_eq!(
+            f.problems,
+            ["writes: expected [boxes.pause_box {subscription_id=sub_ben}], got [boxes.pause_box {reason=asked in chat, subscription_id=sub_ana} key pause:sub_ana:2026-11-27T08:00:00Z]"]
+        );
+    }
+
+    #[test]
+    fn recorded_answers_are_checked_against_the_operations_at_load() {
+        let bot = subscriptions();
+        let text = "\
+now: 2026-11-24T12:00:00Z
+operations:
+  \"boxes.get_subscription\":
+    - when: { customer: ana }
+      record: { id: s, plan: p, status: active, colour: red, next_box: soon }
+    - record: { id: s }
+      error: true
+  \"boxes.pause_box\":
+    - error: true
+  \"orders.get_status\":
+    - error: true
+  \"boxes.teleport\":
+    - error: true
+";
+        let fixtures = parse_fixtures("f.yaml", text).unwrap();
+        let e = check_operations("f.yaml", text, &fixtures, &bot.declared).unwrap_err();
+        let all: Vec<String> = e.0.iter().map(ToString::to_string).collect();
+        for want in [
+            "f.yaml:3: operations.boxes.get_subscription[0].when.customer: boxes.get_subscription takes no such input (it takes: customer_id)",
+            "f.yaml:3: operations.boxes.get_subscription[0].record: boxes.get_subscription has no field `colour`",
+            "f.yaml:3: operations.boxes.get_subscription[0].record: `price.amount_cents` is required",
+            "f.yaml:3: operations.boxes.get_subscription[1]: needs a `record` or `error: true`, not both",
+            "f.yaml:8: operations.boxes.pause_box: not a read of one record",
+            "f.yaml:12: operations.boxes.teleport: no such operation",
+            "f.yaml:10: operations.orders.get_status: built in",
+        ] {
+            assert!(
+                all.iter().any(|a| a.starts_with(want)),
+                "{want:?} not in\n{}",
+                all.join("\n")
+            );
+        }
+        // A field of the wrong kind, once the record is otherwise whole.
+        let text = BOXES.replace("2026-11-27T08:00:00Z", "next thursday");
+        let fixtures = parse_fixtures("f.yaml", &text).unwrap();
+        let e = check_operations("f.yaml", &text, &fixtures, &bot.declared).unwrap_err();
+        assert!(e.to_string().contains("`next_box` is not a time"), "{e}");
     }
 }

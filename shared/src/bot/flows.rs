@@ -7,15 +7,13 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::bundle::Slot;
-use super::error::{BundleError, BundleErrors};
+use super::error::BundleErrors;
 use super::intents::{Action, IntentDef};
 use super::messages::Messages;
-use crate::connectors::catalog::Op;
+use crate::connectors::config::{find_op, DeclaredOps};
 use crate::flow::actions::Actions;
 use crate::flow::catalog::{operation_fields, FlowCatalog, Operation};
 use crate::flow::engine::{Engine, Route};
-use crate::flow::steps::job::{Job, JobSpec};
-use crate::flow::steps::StepKind;
 use crate::flow::{Flow, SlotType};
 use crate::nlu::Intent;
 
@@ -23,7 +21,10 @@ use crate::nlu::Intent;
 pub struct BundleCatalog<'a> {
     pub messages: &'a BTreeMap<String, Arc<Messages>>,
     pub slots: &'a BTreeMap<String, Slot>,
+    /// What bot.toml's `[connectors] operations` allows.
     pub operations: &'a [String],
+    /// The operations connector files declare for the company's own systems.
+    pub declared: &'a DeclaredOps,
 }
 
 impl FlowCatalog for BundleCatalog<'_> {
@@ -46,7 +47,7 @@ impl FlowCatalog for BundleCatalog<'_> {
     }
 
     fn operation(&self, name: &str) -> Operation {
-        let Some(op) = name.split_once('.').and_then(|(s, o)| Op::find(s, o)) else {
+        let Some(op) = find_op(name, self.declared) else {
             return Operation::Unknown;
         };
         if !self.operations.iter().any(|o| o == name) {
@@ -68,31 +69,12 @@ pub fn load(
     for (name, (file, text)) in sources {
         match crate::flow::load(name, file, text, catalog, actions) {
             Ok(flow) => {
-                unsent_emails(&flow, errs);
                 flows.insert(name.clone(), flow);
             }
             Err(e) => errs.0.extend(e.0),
         }
     }
     flows
-}
-
-/// The engine knows `job = "email"`, but no fulfillment job sends one yet: refused here, so
-/// that no customer is told "I've emailed you" for a mail that never leaves.
-fn unsent_emails(flow: &Flow, errs: &mut BundleErrors) {
-    for step in &flow.steps {
-        if let StepKind::Job(Job {
-            spec: JobSpec::Email { .. },
-        }) = &step.kind
-        {
-            errs.push(BundleError::new(
-                flow.file.clone(),
-                Some(step.line),
-                "job",
-                "\"email\" is not sent yet (no fulfillment job for it: issue 19); tell the team with job = \"handoff\", or write to your own system with job = \"connector\"",
-            ));
-        }
-    }
 }
 
 /// The bundle's flow engine: its flows, slots, the intents' routes (for interrupts) and the

@@ -260,7 +260,20 @@ pub struct ConnectorsConfig {
     /// The operations the files declare for systems of the company's own, by name
     /// (`boxes.get_subscription`), those of systems that are off included: a flow that uses
     /// one is checked against what it takes and gives back wherever the system is reachable.
-    pub declared: BTreeMap<&'static str, Op>,
+    pub declared: DeclaredOps,
+}
+
+/// The operations connector files declare for systems of the company's own, by name.
+pub type DeclaredOps = BTreeMap<&'static str, Op>;
+
+/// An operation by its name (`orders.get_status`, `boxes.pause_box`): one of `declared`, or a
+/// built-in one.
+pub fn find_op(name: &str, declared: &DeclaredOps) -> Option<Op> {
+    if let Some(op) = declared.get(name) {
+        return Some(*op);
+    }
+    let (system, operation) = name.split_once('.')?;
+    Op::find(system, operation)
 }
 
 impl ConnectorsConfig {
@@ -276,11 +289,7 @@ impl ConnectorsConfig {
     /// An operation by its name (`orders.get_status`, `boxes.pause_box`): a built-in one, or
     /// one the files declare.
     pub fn find(&self, name: &str) -> Option<Op> {
-        if let Some(op) = self.declared.get(name) {
-            return Some(*op);
-        }
-        let (system, operation) = name.split_once('.')?;
-        Op::find(system, operation)
+        find_op(name, &self.declared)
     }
 
     /// An error naming the operations `who` needs and the file lacks.

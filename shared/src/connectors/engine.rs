@@ -14,7 +14,7 @@ use url::Url;
 
 use super::auth::{Credential, Credentials, SecretCache};
 use super::catalog::{Op, Returns};
-use super::config::{Body, ConnectorsConfig, OperationConfig, SystemConfig};
+use super::config::{Body, ConnectorsConfig, DeclaredOps, OperationConfig, SystemConfig};
 use super::mapping::Mapping;
 use super::record::Record;
 use super::resilience::{self, Breaker};
@@ -74,6 +74,8 @@ pub struct Connectors {
     systems: BTreeMap<&'static str, System>,
     /// Every configured operation by its name, for callers that have only the name (flows).
     by_name: BTreeMap<&'static str, Op>,
+    /// What the files declare for the company's own systems, those that are off included.
+    declared: DeclaredOps,
     client: reqwest::Client,
     secrets: SecretCache,
 }
@@ -135,6 +137,7 @@ impl Connectors {
             .flat_map(|s| s.operations.keys())
             .map(|op| (op.name(), *op))
             .collect();
+        let declared = config.declared;
         let systems = config
             .systems
             .into_iter()
@@ -153,6 +156,7 @@ impl Connectors {
         Self {
             systems,
             by_name,
+            declared,
             client,
             secrets: SecretCache::new(secrets, secrets_ttl),
         }
@@ -160,6 +164,12 @@ impl Connectors {
 
     pub fn has(&self, op: Op) -> bool {
         self.lookup(op).is_some()
+    }
+
+    /// The operations the files declare for the company's own systems (a system that is off
+    /// included: its flows are still valid, its calls fail as unavailable).
+    pub fn declared(&self) -> &DeclaredOps {
+        &self.declared
     }
 
     /// A configured operation by its name (`orders.get_status`, `boxes.get_subscription`).

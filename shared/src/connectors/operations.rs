@@ -25,6 +25,10 @@ impl Connectors {
         inputs: &Record,
     ) -> Result<Option<Record>, ConnectorError> {
         let op = self.named(name)?;
+        // Checked before anything is sent: a read by a write's name would make the write.
+        if !matches!(op.returns(), Returns::One(_)) {
+            return Err(not_a(op, "read of one record"));
+        }
         let args = arguments(op, inputs)?;
         match self.call(op, &args).await? {
             Reply::Absent => Ok(None),
@@ -40,6 +44,9 @@ impl Connectors {
         inputs: &Record,
     ) -> Result<Vec<Record>, ConnectorError> {
         let op = self.named(name)?;
+        if !matches!(op.returns(), Returns::Many(_)) {
+            return Err(not_a(op, "read of a list"));
+        }
         let args = arguments(op, inputs)?;
         match self.call(op, &args).await? {
             Reply::Many(vs) => vs.iter().map(|v| record(op, v)).collect(),
@@ -84,6 +91,13 @@ impl Connectors {
     }
 }
 
+fn not_a(op: Op, what: &str) -> ConnectorError {
+    ConnectorError::Misconfigured {
+        system: op.system(),
+        detail: format!("{op} is not a {what}"),
+    }
+}
+
 fn unexpected<T>(op: Op, reply: &Reply<T>) -> ConnectorError {
     ConnectorError::Malformed {
         system: op.system(),
@@ -123,8 +137,8 @@ fn json(v: &Value) -> Json {
 
 /// A mapped record (our shape, as JSON) as the flows' fields: `price.amount_cents` and
 /// `price.currency` are one money value `price`; a list of items is left out (flows do not
-/// read lists).
-fn record(op: Op, v: &Json) -> Result<Record, ConnectorError> {
+/// read lists). Conversation-test fixtures are written in this shape too.
+pub fn record(op: Op, v: &Json) -> Result<Record, ConnectorError> {
     let fields: &[Field] = match op.returns() {
         Returns::One(shape) | Returns::Many(shape) => shape.fields(),
         Returns::Nothing => &[],

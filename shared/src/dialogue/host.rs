@@ -1,11 +1,14 @@
 //! The flow engine's way out ([`FlowHost`]) over the dialogue's ports, for one customer's
-//! turn: orders, stock and the refund ledger, read within the turn's latency budget.
+//! turn: orders, stock, the refund ledger and the operations the company declares for its own
+//! systems (`boxes.get_subscription`), read within the turn's latency budget.
 //!
 //! A customer sees only their own orders: another customer's reads as missing, so a flow
 //! cannot tell a stranger's order number from a wrong one. A read that is slow or whose system
 //! is down fails with `HostError::Unavailable` and is remembered ([`PortsHost::trouble`]): the
 //! dialogue then defers the whole turn exactly as for its own lookups ("Let me check" / "I
-//! can't reach our systems"), keeping the conversation where it was.
+//! can't reach our systems"), keeping the conversation where it was. A declared operation
+//! that takes a `customer_id` is always given the turn's customer, whatever the flow passed:
+//! a flow cannot read another customer's records either.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -16,7 +19,7 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::bot::messages::{Messages, Value as MsgValue};
 use crate::connectors::catalog::Op;
-use crate::connectors::{ConnectorError, InventoryPort, Order, OrdersPort};
+use crate::connectors::{ConnectorError, InventoryPort, OperationsPort, Order, OrdersPort};
 use crate::flow::engine::{FlowHost, HostError, RefundState};
 use crate::flow::records;
 use crate::flow::value::{Record, Value};
@@ -58,6 +61,7 @@ pub struct PortsHost<'a> {
     orders: &'a dyn OrdersPort,
     inventory: Option<&'a dyn InventoryPort>,
     ledger: Option<&'a dyn EffectLedger>,
+    operations: Option<&'a dyn OperationsPort>,
     deadline: Option<Instant>,
     lists: BTreeMap<String, Vec<String>>,
     trouble: Mutex<Option<Trouble>>,
@@ -76,6 +80,7 @@ impl<'a> PortsHost<'a> {
             orders,
             inventory: None,
             ledger: None,
+            operations: None,
             deadline,
             lists: BTreeMap::new(),
             trouble: Mutex::new(None),
@@ -89,6 +94,12 @@ impl<'a> PortsHost<'a> {
 
     pub fn with_ledger(mut self, ledger: Option<&'a dyn EffectLedger>) -> Self {
         self.ledger = ledger;
+        self
+    }
+
+    /// The company's operations by name, for the reads its flows declare (`call`).
+    pub fn with_operations(mut self, operations: Option<&'a dyn OperationsPort>) -> Self {
+        self.operations = operations;
         self
     }
 
@@ -153,7 +164,14 @@ fn not_for_flows(operation: &str) -> HostError {
 impl FlowHost for PortsHost<'_> {
     async fn call(&self, operation: &str, inputs: &Record) -> Result<Option<Record>, HostError> {
         if operation != Op::OrdersGetStatus.name() {
-            return Err(not_for_flows(operation));
+            let Some(operations) = self.operations else {
+                return Err(not_for_flows(operation));
+            };
+            let mut inputs = inputs.clone();
+            if let Some(id) = inputs.get_mut(crate::flow::CUSTOMER_ID) {
+                *id = Value::text(&self.who.customer_id);
+            }
+            return self.read(operations.read(operation, &inputs)).await;
         }
         let Some(id) = inputs.get("order_id").and_then(Value::as_text) else {
             return Err(HostError::Failed(format!("{operation}: no order_id")));
@@ -422,5 +440,88 @@ mod tests {
         ));
         let no_ledger = PortsHost::new(&alice, &m, &o, None);
         assert!(no_ledger.refund_state("1002").await.is_err());
+    }
+
+    /// The company's own system: what each call was given; `down` answers as a 503.
+    #[derive(Default)]
+    struct Boxes {
+        asked: Mutex<Vec<Record>>,
+        down: bool,
+    }
+
+    #[async_trait]
+    impl OperationsPort for Boxes {
+        async fn read(
+            &self,
+            operation: &str,
+            inputs: &Record,
+        ) -> Result<Option<Record>, ConnectorError> {
+            assert_eq!(operation, "boxes.get_subscription");
+            self.asked.lock().unwrap().push(inputs.clone());
+            if self.down {
+                return Err(ConnectorError::Unavailable {
+                    system: "boxes",
+                    detail: "503".into(),
+                });
+            }
+            let customer = inputs.get("customer_id").and_then(Value::as_text);
+            Ok((customer == Some("alice"))
+                .then(|| Record::from([("plan".to_string(), Value::text("Veggie box"))])))
+        }
+        async fn write(&self, _: &str, _: &Record, _: &str) -> Result<(), ConnectorError> {
+            unreachable!("writes leave as jobs")
+        }
+    }
+
+    fn customer(id: &str) -> Record {
+        Record::from([("customer_id".to_string(), Value::text(id))])
+    }
+
+    #[tokio::test]
+    async fn a_declared_read_is_made_for_the_signed_in_customer_only() {
+        let alice = Principal::customer("t", "alice");
+        let m = crate::bot::Bot::embedded().default_messages();
+        let o = orders();
+        let boxes = Boxes::default();
+        let host = PortsHost::new(&alice, &m, &o, None).with_operations(Some(&boxes));
+        let mine = host
+            .call("boxes.get_subscription", &customer("alice"))
+            .await
+            .unwrap();
+        assert_eq!(mine.unwrap().get("plan"), Some(&Value::text("Veggie box")));
+        // A flow passing another id (a slot the customer typed, say) still reads alice's.
+        let theirs = host
+            .call("boxes.get_subscription", &customer("bob"))
+            .await
+            .unwrap();
+        assert!(theirs.is_some());
+        let asked = boxes.asked.lock().unwrap().clone();
+        assert_eq!(asked, [customer("alice"), customer("alice")]);
+        assert_eq!(host.trouble(), None);
+
+        // Without the company's operations a declared read is not made.
+        let bare = PortsHost::new(&alice, &m, &o, None);
+        assert!(matches!(
+            bare.call("boxes.get_subscription", &customer("alice"))
+                .await,
+            Err(HostError::Failed(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_declared_system_down_fails_the_read_as_unavailable_and_is_noted() {
+        let alice = Principal::customer("t", "alice");
+        let m = crate::bot::Bot::embedded().default_messages();
+        let o = orders();
+        let boxes = Boxes {
+            down: true,
+            ..Boxes::default()
+        };
+        let host = PortsHost::new(&alice, &m, &o, None).with_operations(Some(&boxes));
+        let e = host
+            .call("boxes.get_subscription", &customer("alice"))
+            .await;
+        assert!(matches!(e, Err(HostError::Unavailable(_))), "{e:?}");
+        assert_eq!(host.trouble(), Some(Trouble::Down));
     }
 }

@@ -76,6 +76,7 @@ impl Dialogue {
         )
         .with_inventory(self.inventory.as_deref())
         .with_ledger(self.ledger.as_deref())
+        .with_operations(self.operations.as_deref())
         .with_list(REFUNDS_REQUESTED, turn.out.slots.refunds_requested.clone())
         .with_list(WELCOME_BACK, turn.out.slots.welcome_back.clone())
     }

@@ -261,4 +261,24 @@ mod tests {
         }
         assert!(e.lines().count() >= 4, "{e}");
     }
+
+    #[test]
+    fn an_unknown_call_is_one_error_not_one_per_field_it_would_have_bound() {
+        let text = PAUSE_BOX.replace(
+            "call = \"boxes.get_subscription\"",
+            "call = \"boxes.get_subscriptoin\"",
+        );
+        let e = crate::flow::load(
+            "pause_box",
+            "flows/pause_box.toml",
+            &text,
+            &catalog(),
+            &Actions::builtin(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "flows/pause_box.toml:9: boxes.get_subscriptoin: no such operation (not built in, and no connector file declares it)"
+        );
+    }
 }

@@ -473,7 +473,7 @@ impl Engine {
         now: OffsetDateTime,
     ) -> Result<Turn, HostError> {
         let mut effects = Vec::new();
-        let mut frame = self.frame_for(flow, initial, u);
+        let mut frame = self.frame_for(flow, initial, u, host);
         if let Some(f) = self.flows.get(flow) {
             for name in &f.context {
                 if let (false, Some(v)) = (frame.slots.contains_key(name), remembered.get(name)) {
@@ -491,10 +491,19 @@ impl Engine {
         })
     }
 
-    fn frame_for(&self, flow: &str, mut slots: Record, u: &Understood) -> Frame {
+    fn frame_for(
+        &self,
+        flow: &str,
+        mut slots: Record,
+        u: &Understood,
+        host: &dyn FlowHost,
+    ) -> Frame {
         if let Some(f) = self.flows.get(flow) {
             if f.inputs.iter().any(|i| i == super::MESSAGE) {
                 slots.insert(super::MESSAGE.into(), Value::text(u.text.clone()));
+            }
+            if f.inputs.iter().any(|i| i == super::CUSTOMER_ID) {
+                slots.insert(super::CUSTOMER_ID.into(), Value::text(host.customer_id()));
             }
             for name in &f.slots {
                 let Some(def) = self.slots.get(name) else {
@@ -691,7 +700,7 @@ impl Engine {
                 self.ended_into(suspended, host, now, &mut effects).await?
             }
             Route::Flow(name) => {
-                let frame = self.frame_for(&name, Record::new(), u);
+                let frame = self.frame_for(&name, Record::new(), u, host);
                 self.drive(frame, suspended, Some(u), host, now, &mut effects)
                     .await?
             }

@@ -72,6 +72,10 @@ pub const END: &str = "end";
 /// The reserved input: the text of the message that started the flow.
 pub const MESSAGE: &str = "message";
 
+/// The reserved input: the signed-in customer's id (the token's subject), from the host —
+/// never from what the customer typed.
+pub const CUSTOMER_ID: &str = "customer_id";
+
 /// Parses and validates one flow file: what the bundle loader calls for `flows/<name>.toml`.
 /// Validation runs once the file parses (its problems would otherwise be noise about steps
 /// that failed to parse).

@@ -36,9 +36,19 @@ struct Check<'a> {
     optional: Names,
     /// Bound paths whose value is one of these words (`o.status`).
     words: BTreeMap<String, Vec<String>>,
+    /// `into` names of calls that were refused (an unknown operation, …): their fields are
+    /// unknown, so what the steps after them use of it is not reported again — the refused
+    /// call is the one problem to fix.
+    unresolved: Names,
 }
 
 impl Check<'_> {
+    /// `sub.status` where `sub` is a refused call's binding.
+    fn is_unresolved(&self, path: &str) -> bool {
+        path.split_once('.')
+            .is_some_and(|(into, _)| self.unresolved.contains(into))
+    }
+
     fn error(&mut self, line: usize, key: &str, message: impl Into<String>) {
         self.errors.push(BundleError::new(
             self.flow.file.clone(),
@@ -62,6 +72,7 @@ pub fn validate(
         errors: BundleErrors::default(),
         optional: Names::new(),
         words: BTreeMap::new(),
+        unresolved: Names::new(),
     };
     for s in &flow.slots {
         if catalog.slot(s).is_none() && !flow.inputs.contains(s) {
@@ -111,24 +122,20 @@ fn bindings(c: &mut Check<'_>) -> BTreeMap<String, Vec<(String, Type)>> {
                         );
                         fields
                     }
-                    Operation::Unknown => {
-                        c.error(step.line, &call.operation, "no such operation");
-                        continue;
-                    }
-                    Operation::NotAllowed => {
-                        c.error(
-                            step.line,
-                            &call.operation,
-                            "not allowed: add it to bot.toml [connectors] operations",
-                        );
-                        continue;
-                    }
-                    Operation::Allowed { fields: None, .. } => {
-                        c.error(
-                            step.line,
-                            &call.operation,
-                            "`call` reads one record; lists are read by actions, writes are jobs",
-                        );
+                    refused => {
+                        let why = match refused {
+                            Operation::Unknown => {
+                                "no such operation (not built in, and no connector file declares it)"
+                                    .to_string()
+                            }
+                            Operation::NotAllowed => {
+                                "not allowed: add it to bot.toml [connectors] operations".into()
+                            }
+                            _ => "`call` reads one record; lists are read by actions, writes are jobs"
+                                .into(),
+                        };
+                        c.error(step.line, &call.operation, why);
+                        c.unresolved.extend(call.into.clone());
                         continue;
                     }
                 };
@@ -414,7 +421,12 @@ fn check_step(
     let line = step.line;
     let templates = |c: &mut Check<'_>, ts: &mut dyn Iterator<Item = &Template>| {
         for t in ts {
-            for p in t.paths().into_iter().filter(|p| !names.contains(*p)) {
+            let missing: Vec<&str> = t
+                .paths()
+                .into_iter()
+                .filter(|p| !names.contains(*p) && !c.is_unresolved(p))
+                .collect();
+            for p in missing {
                 if c.optional.contains(p) {
                     c.error(
                         line,
@@ -432,6 +444,8 @@ fn check_step(
         .message_vars(key)
     {
         None => c.error(line, key, "no such message"),
+        // A refused call's fields are unknown: which variables it would give is too.
+        Some(_) if !c.unresolved.is_empty() => {}
         Some(vars) => {
             let have = message_vars(names, extra);
             for v in vars.iter().filter(|v| !have.contains(*v)) {
@@ -595,7 +609,7 @@ fn check_step(
                             Some(_) => type_of(p).is_some(),
                             None => c.flow.slots.iter().any(|s| s == p),
                         };
-                    if !known {
+                    if !known && !c.is_unresolved(p) {
                         problems.push((
                             p.to_string(),
                             "no slot or bound field has this name".to_string(),

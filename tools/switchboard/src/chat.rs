@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use switchboard::auth::{Principal, DEFAULT_TENANT};
-use switchboard::bot::conversation_tests::{offline_service, parse_fixtures};
+use switchboard::bot::conversation_tests::{check_operations, offline_service, parse_fixtures};
 use switchboard::bot::Bot;
 use switchboard::config::ChatSettings;
 use switchboard::connectors::catalog::Op;
@@ -48,12 +48,13 @@ pub fn run(options: Options) -> ExitCode {
 
 /// The turn service and who is talking.
 async fn build(o: &Options) -> Result<(TurnService, String), String> {
-    let bot = Arc::new(Bot::load(&o.bot).map_err(|e| e.to_string())?);
     if o.connectors.is_empty() {
+        let bot = Arc::new(Bot::load(&o.bot).map_err(|e| e.to_string())?);
         let name = o.fixtures.display().to_string();
         let text = std::fs::read_to_string(&o.fixtures)
             .map_err(|e| format!("{name}: cannot read: {e}"))?;
         let fixtures = parse_fixtures(&name, &text).map_err(|e| e.to_string())?;
+        check_operations(&name, &text, &fixtures, &bot.declared).map_err(|e| e.to_string())?;
         let customer = o
             .customer
             .clone()
@@ -65,11 +66,12 @@ async fn build(o: &Options) -> Result<(TurnService, String), String> {
         .customer
         .clone()
         .ok_or("--customer is needed with --connectors: whose orders to look up")?;
-    Ok((with_connectors(bot, &o.connectors).await?, customer))
+    Ok((with_connectors(&o.bot, &o.connectors).await?, customer))
 }
 
 /// Secrets come from the environment only (`env:` references): this runs away from AWS.
-async fn with_connectors(bot: Arc<Bot>, files: &[PathBuf]) -> Result<TurnService, String> {
+/// The bundle's flows may call what the files declare (its own connectors.toml is not read).
+async fn with_connectors(bundle: &Path, files: &[PathBuf]) -> Result<TurnService, String> {
     let spec = files
         .iter()
         .map(|f| f.display().to_string())
@@ -85,6 +87,7 @@ async fn with_connectors(bot: Arc<Bot>, files: &[PathBuf]) -> Result<TurnService
             "switchboard chat",
         )
         .map_err(|e| e.to_string())?;
+    let bot = Arc::new(Bot::load_with(bundle, &config.declared).map_err(|e| e.to_string())?);
     let systems = Configured(Arc::new(Connectors::new(
         config,
         http_client(),
@@ -96,7 +99,8 @@ async fn with_connectors(bot: Arc<Bot>, files: &[PathBuf]) -> Result<TurnService
         .has(Op::InventoryAvailability)
         .then(|| Arc::new(systems.clone()) as Arc<dyn InventoryPort>);
     let store = Arc::new(MemoryStore::new());
-    let dialogue = Dialogue::new(Arc::new(systems))
+    let dialogue = Dialogue::new(Arc::new(systems.clone()))
+        .with_operations(Some(Arc::new(systems)))
         .with_bot(bot)
         .with_inventory(inventory)
         .with_ledger(store.clone());

@@ -19,11 +19,18 @@ pub fn run(
 ) -> ExitCode {
     let everything = connector_files.is_empty() && webhooks_file.is_none() && bot.is_none();
     let mut ok = true;
-    if everything || bot.is_some() {
-        ok &= check_bot(bot.unwrap_or(Path::new(DEFAULT_BOT)));
-    }
+    let mut declared = None;
     if everything || !connector_files.is_empty() {
-        ok &= check_connectors(connector_files);
+        let config = check_connectors(connector_files);
+        ok &= config.is_some();
+        declared = config.map(|c| c.declared);
+    }
+    if everything || bot.is_some() {
+        // With connector files named, the bundle's flows may call what they declare (as a
+        // function loading them would); else (or when they do not load: reported above) what
+        // the bundle's own connectors.toml declares.
+        let declared = declared.as_ref().filter(|_| !connector_files.is_empty());
+        ok &= check_bot(bot.unwrap_or(Path::new(DEFAULT_BOT)), declared);
     }
     if everything || webhooks_file.is_some() {
         ok &= check_webhooks(webhooks_file);
@@ -38,7 +45,7 @@ pub fn run(
 /// `${NAME}` variables unset here are filled with a placeholder (`https://placeholder.invalid`
 /// for `*_URL`) and listed, so a file can be checked away from the stage it is for. Secrets are
 /// not resolved, only their references checked.
-fn check_connectors(files: &[PathBuf]) -> bool {
+fn check_connectors(files: &[PathBuf]) -> Option<connectors::ConnectorsConfig> {
     let assumed = RefCell::new(Vec::<String>::new());
     let env = |name: &str| {
         std::env::var(name).ok().or_else(|| {
@@ -64,7 +71,7 @@ fn check_connectors(files: &[PathBuf]) -> bool {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
-            return false;
+            return None;
         }
     };
     for s in config.systems.values() {
@@ -102,14 +109,19 @@ fn check_connectors(files: &[PathBuf]) -> bool {
             .map(|s| s.operations.len())
             .sum::<usize>()
     );
-    true
+    Some(config)
 }
 
 /// The bundle a function would load at init: bot.toml, intents, examples, messages, flows
-/// (validated against the bundle's messages, slots, allowed operations and the actions) and
-/// the model. Every problem of every file is listed.
-fn check_bot(dir: &Path) -> bool {
-    match Bot::load(dir) {
+/// (validated against the bundle's messages, slots, allowed operations — built in, or
+/// `declared` by connector files, by default the bundle's own connectors.toml — and the
+/// actions) and the model. Every problem of every file is listed.
+fn check_bot(dir: &Path, declared: Option<&connectors::DeclaredOps>) -> bool {
+    let loaded = match declared {
+        Some(d) => Bot::load_with(dir, d),
+        None => Bot::load(dir),
+    };
+    match loaded {
         Ok(bot) => {
             println!(
                 "ok: bot {} ({}): {} intents, {} flows, languages {}",

@@ -108,6 +108,43 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     }
 }
 
+/// The second example bot's flows call its own system: `check --bot` reads the bundle's
+/// connectors.toml; named connector files replace it, as a function's connectors would.
+#[test]
+fn a_bundles_flows_are_checked_against_the_operations_its_connectors_declare() {
+    let bot = "examples/bots/subscriptions";
+    let out = switchboard(&["check", "--bot", bot]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let both = [
+        "check",
+        "--bot",
+        bot,
+        "--connectors",
+        "config/connectors.toml",
+        "examples/bots/subscriptions/connectors.toml",
+    ];
+    let out = switchboard(&both);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = switchboard(&both[..5]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: {bot}/flows/pause_box.toml:9: boxes.get_subscription: no such operation"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("\n5 problems"), "{stderr}");
+}
+
 #[test]
 fn a_broken_connector_file_fails() {
     let file = scratch("connectors.toml", "[systems.orders]\nbase_url = 3\n");

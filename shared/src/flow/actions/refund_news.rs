@@ -1,7 +1,8 @@
 //! `refund_news` (`with = { list = "refunds_requested" }` or `{ order = "{o.id}" }`): says
 //! where each refund stands (`refund.state.<state>`, `{order}`), the newest three of a list;
-//! a refund asked for whose state cannot be read is `refund.state.unknown`. `none` when the
-//! list is empty or the one order has no refund, else `told`.
+//! a refund asked for (listed, or asked for in this conversation) whose state cannot be read
+//! is `refund.state.unknown`. `none` when the list is empty or the one order has no refund
+//! (or none asked for here and the ledger unreadable), else `told`.
 
 use async_trait::async_trait;
 
@@ -60,7 +61,9 @@ impl Action for RefundNews {
                 // Listed as asked for, not begun yet.
                 Ok(None) if from_list => "in_progress",
                 Ok(None) => continue,
-                Err(_) => "unknown",
+                Err(_) if from_list => "unknown",
+                // Unreadable, and nobody here asked for one: there may be none to tell of.
+                Err(_) => continue,
             };
             says.push(Effect::Say {
                 key: format!("refund.state.{state}"),
