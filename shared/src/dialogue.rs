@@ -24,6 +24,7 @@ use crate::bot::messages::{Messages, Value as MsgValue};
 use crate::bot::{Action, Bot};
 use crate::connectors::{InventoryPort, OrdersPort};
 use crate::conversation::{DialogueState, Slots};
+use crate::flow::engine::{FlowState, Waiting};
 use crate::flow::value::{Record, Value};
 use crate::jobs::JobKind;
 use crate::nlu::{Intent, Move, Nlu, Thresholds, Understanding, LAST, NEWEST};
@@ -327,8 +328,11 @@ impl Dialogue {
                 }
                 _ => {}
             },
-            // A person asked for mid-flow is the dialogue's move, not an answer.
-            DialogueState::Flow(waiting) if !u.intent.is(Move::Human) => {
+            // A person asked for mid-flow is the dialogue's move, not an answer; so is "and the
+            // other one?" while a yes/no about this one waits (the offer is left unanswered).
+            DialogueState::Flow(waiting)
+                if !u.intent.is(Move::Human) && !points_elsewhere(waiting, u, slots) =>
+            {
                 match self.reply_to_flow(turn, waiting, u, text).await {
                     run_flow::Ran::Done => return,
                     run_flow::Ran::Passed => {}
@@ -472,6 +476,15 @@ fn carried_order(u: &Understanding, slots: &Slots) -> Option<String> {
         NEWEST => slots.candidates.first().cloned(),
         i => slots.candidates.get(i).cloned(),
     }
+}
+
+/// A message that only points at another of the orders listed ("and the other one?") while
+/// the flow waits for a yes or no about the current one.
+fn points_elsewhere(waiting: &FlowState, u: &Understanding, slots: &Slots) -> bool {
+    u.refers_to_listed
+        && u.only_points
+        && matches!(waiting.frame.waiting, Some(Waiting::Confirm))
+        && carried_order(u, slots).is_some_and(|id| Some(&id) != slots.order_id.as_ref())
 }
 
 /// Marks the conversation for a person and starts the job that notifies the team.

@@ -422,6 +422,22 @@ async fn and_the_other_one_means_the_other_listed_order() {
     .await;
     assert!(said(&other).contains("#1002"), "{:?}", other.replies);
     assert_eq!(other.slots.order_id.as_deref(), Some("1002"));
+    // And back, while 1002's refund offer waits unanswered.
+    assert_eq!(waiting(&other), "order_status.offer");
+    let back = say(
+        &d,
+        "alice",
+        &other.state,
+        &other.slots,
+        "and the other one?",
+    )
+    .await;
+    assert!(said(&back).contains("#1001"), "{:?}", back.replies);
+    assert!(
+        !said(&back).contains("switch accounts"),
+        "{:?}",
+        back.replies
+    );
 }
 
 #[tokio::test]
