@@ -176,12 +176,21 @@ def wait_forever(stack):
         time.sleep(1)
 
 
+def connector_files(bot):
+    """What the functions load: the built-in systems and the bundle's own (`DIR/connectors.toml`);
+    with the shop bot, the second example bot's too (its connector.write jobs are tested here)."""
+    own = os.path.join(bot, "connectors.toml") if bot else os.path.join(ROOT, "examples/bots/subscriptions/connectors.toml")
+    return [os.path.join(ROOT, "config/connectors.toml")] + ([own] if os.path.isfile(own) else [])
+
+
 def check_bot(bot):
-    """`switchboard check --bot DIR` before anything starts: a bundle the functions would refuse
-    at init shows its errors here, not as a chat function that never comes up."""
+    """`switchboard check --bot DIR` before anything starts, against the connector files the
+    functions will load: a bundle they would refuse at init shows its errors here, not as a chat
+    function that never comes up."""
     if not os.path.isdir(bot):
         sys.exit(f"--bot {bot}: no such directory")
-    done = subprocess.run(["cargo", "run", "--quiet", "-p", "switchboard-cli", "--", "check", "--bot", bot],
+    done = subprocess.run(["cargo", "run", "--quiet", "-p", "switchboard-cli", "--", "check", "--bot", bot,
+                           "--connectors", *connector_files(bot)],
                           cwd=ROOT, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         sys.exit(f"--bot {bot}: the bundle does not load (above); the functions would refuse it at init")
@@ -266,10 +275,9 @@ def up(args):
             # Handoffs are announced to the team's inbox (the demo email API records them).
             "AGENT_EMAIL": "support-team@shop.example",
             "INVENTORY_GRAPHQL_URL": f"{demo}/graphql",
-            # The built-in systems and the second example bot's own (examples/bots/subscriptions),
-            # whose connector.write jobs fulfillment runs.
-            "SWITCHBOARD_CONNECTORS_FILE": ",".join(os.path.join(ROOT, f) for f in (
-                "config/connectors.toml", "examples/bots/subscriptions/connectors.toml")),
+            # The built-in systems and the bundle's own (with the shop bot: the second example
+            # bot's, whose connector.write jobs fulfillment runs).
+            "SWITCHBOARD_CONNECTORS_FILE": ",".join(connector_files(bot)),
             "SUBSCRIPTIONS_API_URL": f"{demo}/boxes",
             # The chat API's per-caller limit (tests read the burst to exceed it).
             "RATE_LIMIT_PER_MINUTE": os.environ.get("RATE_LIMIT_PER_MINUTE", "120"),

@@ -123,11 +123,11 @@ async fn a_conversation_with_personal_data_logs_none_of_it() {
     assert_eq!(understood, 5, "{out}");
     let failed = lines
         .iter()
-        .find(|l| message(l).as_deref() == Some("connector call failed during a turn"))
+        .find(|l| message(l).as_deref() == Some("a flow's read failed during a turn"))
         .unwrap_or_else(|| panic!("the connector error is logged:\n{out}"));
     assert_eq!(failed["level"], "WARN");
     assert_eq!(
-        failed["fields"]["error"],
+        failed["fields"]["detail"],
         "orders rejected the request (422): GraphQL: no order for customer [email] \
          (card [card], phone [phone], ship to [address])"
     );

@@ -102,7 +102,10 @@ pub fn engine(
                 Action::Answer {
                     needs_order: true, ..
                 } => Route::Flow(super::order_answer::flow_name(intent.name())),
-                Action::Answer { key, .. } => Route::Answer(key.clone()),
+                Action::Answer { key, handoff, .. } => Route::Answer {
+                    key: key.clone(),
+                    handoff: handoff.then(|| intent.name().to_string()),
+                },
             };
             Some((intent.name().to_string(), route))
         })

@@ -22,6 +22,23 @@ pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     // What the bot can help with, and what it says to a question outside it (dialogue).
     ("move.help", &[]),
     ("move.out_of_scope", &[]),
+    // The moves' lines (dialogue/moves.rs); `{help}` is `move.help`.
+    ("chat.greet", &["help"]),
+    ("chat.thanks", &["help"]),
+    ("chat.goodbye", &["help"]),
+    ("fallback.didnt_catch", &["help"]),
+    ("fallback.stray_answer", &["help"]),
+    ("fallback.out_of_scope", &["out_of_scope", "help"]),
+    ("fallback.cant_help", &["help"]),
+    ("fallback.clarify", &["first", "second"]),
+    ("fallback.clarify_denied", &["help"]),
+    ("handoff.done", &[]),
+    ("handoff.already", &[]),
+    // A turn whose lookup missed its budget or found its system down (dialogue).
+    ("deferred.let_me_check", &[]),
+    ("deferred.down_will_message", &[]),
+    // A flow's read failed for good and the intent has no answer of its own.
+    ("system.orders_down", &[]),
     // An agent takes a conversation over, or gives it back (turn.rs).
     ("agent.taken_over", &[]),
     ("agent.released", &[]),

@@ -12,13 +12,14 @@ pub fn flow_name(intent: &str) -> String {
 
 /// The flow's source for `intent`, whose answer is the message `key`.
 pub fn source(intent: &str, description: &str, key: &str, handoff: bool) -> String {
+    let (description, key, reason) = (lit(description), lit(key), lit(intent));
     let handoff = if handoff {
-        format!("\n[[steps]]\njob = \"handoff\"\nreason = {intent:?}\norder = \"{{o.id}}\"\n")
+        format!("\n[[steps]]\njob = \"handoff\"\nreason = {reason}\norder = \"{{o.id}}\"\n")
     } else {
         String::new()
     };
     format!(
-        r#"description = {description:?}
+        r#"description = {description}
 slots = ["order"]
 
 [[steps]]
@@ -41,7 +42,7 @@ into = "o"
 on_missing = "not_found"
 
 [[steps]]
-say = {key:?}
+say = {key}
 vars = {{ order = "{{o.id}}" }}
 {handoff}
 [[steps]]
@@ -57,4 +58,22 @@ id = "not_found"
 say = "order.not_found"
 "#
     )
+}
+
+/// `text` as a TOML string, whatever it holds (quotes, accents, backslashes).
+fn lit(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_description_makes_a_flow_that_parses() {
+        let text = source("x", "cafe\u{301} \"orders\" \\ {n}", "answer.x", true);
+        let flow = crate::flow::parse::parse("answer:x", "intents/x.toml", &text)
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(flow.description, "cafe\u{301} \"orders\" \\ {n}");
+    }
 }

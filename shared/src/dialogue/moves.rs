@@ -24,8 +24,8 @@ impl Dialogue {
     ) {
         match mv {
             Move::Greet => self.with_help(turn, "chat.greet", &[]),
-            Move::Thanks => self.say(turn, "chat.thanks", &[]),
-            Move::Goodbye => self.say(turn, "chat.goodbye", &[]),
+            Move::Thanks => self.with_help(turn, "chat.thanks", &[]),
+            Move::Goodbye => self.with_help(turn, "chat.goodbye", &[]),
             Move::Human => self.handoff(turn, Move::Human.name(), slots.order_id.clone()),
             Move::Affirm | Move::Deny => self.fallback(turn, "fallback.stray_answer"),
             Move::OutOfScope => {

@@ -242,11 +242,14 @@ impl Dialogue {
                 }
                 Effect::StartJob(job) => self.start_job(turn, job),
                 Effect::Ended {
-                    slots, candidates, ..
+                    slots,
+                    bound,
+                    candidates,
+                    ..
                 } => {
                     // What the conversation is about now.
-                    if let Some(order) = slots.get(ORDER_SLOT).and_then(Value::as_text) {
-                        turn.out.slots.order_id = Some(order.to_string());
+                    if let Some(order) = read_order(&slots, &bound) {
+                        turn.out.slots.order_id = Some(order);
                     }
                     if !candidates.is_empty() {
                         turn.out.slots.candidates = candidates;
@@ -263,8 +266,8 @@ impl Dialogue {
                 if !frame.candidates.is_empty() {
                     turn.out.slots.candidates = frame.candidates.clone();
                 }
-                if let Some(order) = frame.slots.get(ORDER_SLOT).and_then(Value::as_text) {
-                    turn.out.slots.order_id = Some(order.to_string());
+                if let Some(order) = read_order(&frame.slots, &frame.bound) {
+                    turn.out.slots.order_id = Some(order);
                 }
                 DialogueState::Flow(state)
             }
@@ -318,4 +321,17 @@ fn says(ran: &crate::flow::engine::Turn) -> usize {
         .iter()
         .filter(|e| matches!(e, Effect::Say { .. } | Effect::Ask { .. }))
         .count()
+}
+
+/// The flow's `order`, once a record read for it came back (not a mistyped number, nor
+/// another customer's): the order the conversation is about.
+fn read_order(
+    slots: &Record,
+    bound: &std::collections::BTreeMap<String, Record>,
+) -> Option<String> {
+    let order = slots.get(ORDER_SLOT)?;
+    bound
+        .values()
+        .any(|r| r.get("id") == Some(order))
+        .then(|| order.to_string())
 }

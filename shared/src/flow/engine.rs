@@ -115,6 +115,8 @@ pub enum Effect {
     Ended {
         flow: String,
         slots: Record,
+        /// The records it read, by their `into`.
+        bound: BTreeMap<String, Record>,
         candidates: Vec<String>,
     },
 }
@@ -293,8 +295,12 @@ pub struct FlowState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Flow(String),
-    /// A message key, said as is.
-    Answer(String),
+    /// A message key, said as is; `handoff`: the reason the team is told, when the intent
+    /// passes the conversation to a person.
+    Answer {
+        key: String,
+        handoff: Option<String>,
+    },
 }
 
 /// A turn's result: effects in order, and the state to keep (`None`: no flow waits).
@@ -537,6 +543,29 @@ impl Engine {
         }
     }
 
+    /// The waiting flow's own intent again with another value for one of its slots ("where is
+    /// order 1001?" while 1002's refund offer waits): the flow starts over for it.
+    fn asked_again(&self, u: &Understood, flow: &Flow, frame: &Frame) -> Option<Route> {
+        if !u.clear || u.answer.is_some() {
+            return None;
+        }
+        match self.routes.get(&u.intent)? {
+            Route::Flow(f) if *f == flow.name => {}
+            _ => return None,
+        }
+        let differs = flow.slots.iter().any(|name| {
+            let Some(def) = self.slots.get(name) else {
+                return false;
+            };
+            // Only entities say "another one": free words fill any slot.
+            if matches!(def.kind, SlotType::Text | SlotType::Product) {
+                return false;
+            }
+            fill(def.kind, u, &[]).is_some_and(|v| frame.slots.get(name) != Some(&v))
+        });
+        differs.then(|| Route::Flow(flow.name.clone()))
+    }
+
     /// The customer's next message for the waiting flow.
     pub async fn reply(
         &self,
@@ -559,7 +588,10 @@ impl Engine {
             });
         };
         let waiting = frame.waiting.take();
-        let route = self.interrupts(u, &frame.flow).cloned();
+        let route = self
+            .interrupts(u, &frame.flow)
+            .cloned()
+            .or_else(|| self.asked_again(u, flow, &frame));
         let mut input = Some(u);
         match waiting {
             Some(Waiting::Slot { slot }) => {
@@ -690,13 +722,33 @@ impl Engine {
         now: OffsetDateTime,
     ) -> Result<Turn, HostError> {
         let mut effects = Vec::new();
-        suspended.push(waiting);
+        // A flow about the same thing (the same order, or the slot the waiting one asks for)
+        // replaces the waiting one: the customer has moved on, and asking the old question
+        // again would offer the same refund twice or list the orders twice.
+        let replaces = match &route {
+            Route::Flow(name) => self.flows.get(name).is_some_and(|f| {
+                f.slots.iter().any(|s| {
+                    waiting.slots.contains_key(s)
+                        || matches!(&waiting.waiting, Some(Waiting::Slot { slot }) if slot == s)
+                })
+            }),
+            Route::Answer { .. } => false,
+        };
+        if !replaces {
+            suspended.push(waiting);
+        }
         let state = match route {
-            Route::Answer(key) => {
+            Route::Answer { key, handoff } => {
                 effects.push(Effect::Say {
                     key,
                     vars: Vec::new(),
                 });
+                if let Some(reason) = handoff {
+                    effects.push(Effect::StartJob(FlowJob::Handoff {
+                        reason,
+                        order_id: None,
+                    }));
+                }
                 self.ended_into(suspended, host, now, &mut effects).await?
             }
             Route::Flow(name) => {
@@ -818,6 +870,7 @@ impl Engine {
                     effects.push(Effect::Ended {
                         flow: frame.flow.clone(),
                         slots: frame.slots.clone(),
+                        bound: frame.bound.clone(),
                         candidates: frame.candidates.clone(),
                     });
                     match suspended.pop() {

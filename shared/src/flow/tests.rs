@@ -176,7 +176,10 @@ fn engine() -> Engine {
         ),
         (
             "check_refund_policy".to_string(),
-            Route::Answer("answer.check_refund_policy".into()),
+            Route::Answer {
+                key: "answer.check_refund_policy".into(),
+                handoff: None,
+            },
         ),
     ]);
     Engine::new(built_in(), slots(), routes, Actions::builtin())

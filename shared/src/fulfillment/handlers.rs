@@ -273,8 +273,8 @@ impl Fulfillment {
         let key = self
             .conversation_for(&s.job.tenant, &customer_id, &s.job.key)
             .await?;
-        let (text, state) = match proactive {
-            Proactive::Say(text, state) => (text, state),
+        let (text, state, jobs) = match proactive {
+            Proactive::Say(text, state) => (text, state, Vec::new()),
             Proactive::Flow { flow, inputs } => {
                 let who = Principal::customer(&s.job.tenant, customer_id.clone());
                 let now = OffsetDateTime::now_utc();
@@ -284,11 +284,17 @@ impl Fulfillment {
                     .open_flow(&who, flow, inputs, &Default::default(), now)
                     .await;
                 match opened {
-                    Some(o) if !o.replies.is_empty() && !o.deferred => {
-                        (o.replies.join("\n"), Some(o.state))
+                    // A system the flow reads is down: the event is delivered again later.
+                    Some(o) if o.deferred => return Err(JobError::SystemDown),
+                    Some(o) if !o.replies.is_empty() => {
+                        (o.replies.join("\n"), Some(o.state), o.jobs)
                     }
-                    _ => {
-                        tracing::warn!(flow, "the bundle has no flow for this event; dropped");
+                    opened => {
+                        let why = match opened {
+                            None => "the bundle has no flow for this event",
+                            Some(_) => "the event's flow said nothing",
+                        };
+                        tracing::warn!(flow, why, "proactive message dropped");
                         metrics::count("VendorEventUnhandled", &dims);
                         return self.finish(s, EffectOutcome::Failed).await;
                     }
@@ -297,9 +303,11 @@ impl Fulfillment {
         };
         tracing::info!(vendor = %e.vendor, event = e.event.as_str(), conversation = %key.id, "proactive message");
         let order = e.order_id.clone();
-        let mut a = Append::text(key, text);
+        let mut a = Append::text(key.clone(), text);
         a.customer_if_new = Some(&customer_id);
         a.state = state;
+        // What the flow started (a handoff, a write) is committed with its message.
+        a.jobs = follow_ups(s.job, &key, jobs)?;
         a.update = Some(Box::new(move |c| {
             if let Some(o) = &order {
                 c.slots.order_id = Some(o.clone());
