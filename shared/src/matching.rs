@@ -1,0 +1,210 @@
+//! Which of a few known names a customer's words mean: the catalogue's products, the items of
+//! the customer's own orders. People write a name in part ("the mouse"), in the plural ("desk
+//! lamps"), hyphenated or not ("noise cancelling"), and with a slip of the keyboard
+//! ("wireles"): a name is meant when some of its words are there, each in any of those forms.
+//!
+//! Words are compared after folding case and a plural ending; words of five letters or more
+//! also match with one edit (a letter missing, extra, wrong or two swapped), shorter ones only
+//! exactly ("mat" is not "map").
+
+/// Words that tell no name from another ("the", "my", "ones"): never a match on their own.
+const FILLER: &[&str] = &[
+    "a", "an", "and", "any", "are", "about", "do", "does", "for", "have", "i", "in", "is", "it",
+    "me", "my", "of", "on", "one", "ones", "or", "our", "please", "some", "that", "the", "these",
+    "this", "those", "to", "what", "which", "with", "you", "your",
+];
+
+/// The shortest word a typo is forgiven in.
+const TYPO_MIN_LEN: usize = 5;
+
+/// The message's words, lower-cased and without their plural endings, filler left out.
+pub fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .replace('\u{2019}', "'")
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty() && !FILLER.contains(w))
+        .map(singular)
+        .collect()
+}
+
+/// "lamps" → "lamp", "boxes" → "box", "batteries" → "battery"; "glass" and "status" stay.
+fn singular(w: &str) -> String {
+    let n = w.chars().count();
+    if n > 4 && w.ends_with("ies") {
+        return format!("{}y", &w[..w.len() - 3]);
+    }
+    for tail in ["sses", "shes", "ches", "xes"] {
+        if w.ends_with(tail) && n > tail.len() + 1 {
+            return w[..w.len() - 2].to_string();
+        }
+    }
+    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is")
+    {
+        return w[..w.len() - 1].to_string();
+    }
+    w.to_string()
+}
+
+fn same_word(said: &str, name: &str) -> bool {
+    said == name
+        || (said.chars().count() >= TYPO_MIN_LEN
+            && name.chars().count() >= TYPO_MIN_LEN
+            && strsim::osa_distance(said, name) <= 1)
+}
+
+/// How well words (from [`words`]) name `name`: how many of the name's words are there, and
+/// how many words the name has. `None` when none is.
+pub fn score(said: &[String], name: &str) -> Option<Score> {
+    let name_words = words(name);
+    let matched = name_words
+        .iter()
+        .filter(|n| said.iter().any(|s| same_word(s, n)))
+        .count();
+    (matched > 0).then_some(Score {
+        matched,
+        of: name_words.len(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Score {
+    pub matched: usize,
+    pub of: usize,
+}
+
+impl Score {
+    /// More words matched first; then the name with fewer words left over ("desk lamp" over
+    /// "desk lamp shade" for "desk lamp").
+    fn rank(self) -> (usize, std::cmp::Reverse<usize>) {
+        (self.matched, std::cmp::Reverse(self.of - self.matched))
+    }
+
+    /// Every word of the name is there.
+    pub fn whole(self) -> bool {
+        self.matched == self.of
+    }
+}
+
+/// The one of `names` the text means: the best match, unless two are equally good.
+pub fn best<S: AsRef<str>>(text: &str, names: &[S]) -> Option<usize> {
+    let said = words(text);
+    let mut scored: Vec<(usize, Score)> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| score(&said, n.as_ref()).map(|s| (i, s)))
+        .collect();
+    scored.sort_by_key(|(_, s)| std::cmp::Reverse(s.rank()));
+    match scored.as_slice() {
+        [(i, _)] => Some(*i),
+        [(i, a), (_, b), ..] if a.rank() > b.rank() => Some(*i),
+        _ => None,
+    }
+}
+
+/// Every one of `names` the text names, best first: "the mouse and the desk lamp" names two.
+/// A name is in when it has a word no better-matching name claimed too ("lamp" alone in a
+/// catalogue of three lamps names none of them).
+pub fn all<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
+    let said = words(text);
+    let mut scored: Vec<(usize, Score)> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| score(&said, n.as_ref()).map(|s| (i, s)))
+        .collect();
+    scored.sort_by_key(|(_, s)| std::cmp::Reverse(s.rank()));
+    let mut taken: Vec<usize> = Vec::new();
+    for (i, s) in &scored {
+        let tied = scored
+            .iter()
+            .filter(|(j, t)| j != i && t.rank() == s.rank())
+            .any(|(j, _)| overlap(&said, names[*i].as_ref(), names[*j].as_ref()));
+        if !tied {
+            taken.push(*i);
+        }
+    }
+    // A name whose words were all claimed by a better match is that match's, not a second
+    // product ("desk lamp" does not also name "lamp").
+    let mut out: Vec<usize> = Vec::new();
+    for i in taken {
+        let mine = matched_words(&said, names[i].as_ref());
+        let claimed = out.iter().any(|j| {
+            let theirs = matched_words(&said, names[*j].as_ref());
+            mine.iter().all(|w| theirs.contains(w))
+        });
+        if !claimed {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// The message's words a name matched.
+fn matched_words(said: &[String], name: &str) -> Vec<String> {
+    let name_words = words(name);
+    said.iter()
+        .filter(|s| name_words.iter().any(|n| same_word(s, n)))
+        .cloned()
+        .collect()
+}
+
+/// Two names matched by the same words of the message.
+fn overlap(said: &[String], a: &str, b: &str) -> bool {
+    let a = matched_words(said, a);
+    matched_words(said, b).iter().any(|w| a.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHOP: &[&str] = &[
+        "Wireless Mouse",
+        "Noise-Cancelling Headphones",
+        "Desk Lamp",
+        "Desk Lamp Shade",
+    ];
+
+    fn best_of(text: &str) -> Option<&'static str> {
+        best(text, SHOP).map(|i| SHOP[i])
+    }
+
+    #[test]
+    fn a_name_in_part_in_the_plural_or_with_a_typo() {
+        assert_eq!(best_of("the mouse"), Some("Wireless Mouse"));
+        assert_eq!(best_of("do you have desk lamps?"), Some("Desk Lamp"));
+        assert_eq!(best_of("any wireles mouse?"), Some("Wireless Mouse"));
+        assert_eq!(best_of("the noise cancelling ones"), Some("Noise-Cancelling Headphones"));
+        assert_eq!(best_of("headphnoes"), Some("Noise-Cancelling Headphones"));
+        assert_eq!(best_of("a shade for my desk lamp"), Some("Desk Lamp Shade"));
+    }
+
+    #[test]
+    fn nothing_or_two_equally_good_is_no_answer() {
+        assert_eq!(best_of("an umbrella"), None);
+        assert_eq!(best_of("the one I ordered"), None);
+        assert_eq!(best(&"lamp".to_string(), &["Desk Lamp", "Floor Lamp"]), None);
+        // Short words must be exact: a typo there is another word.
+        assert_eq!(best("the map", &["Yoga Mat"]), None);
+    }
+
+    #[test]
+    fn several_names_in_one_message() {
+        let all_of = |t: &str| all(t, SHOP).into_iter().map(|i| SHOP[i]).collect::<Vec<_>>();
+        assert_eq!(
+            all_of("the mouse and the headphones"),
+            ["Wireless Mouse", "Noise-Cancelling Headphones"]
+        );
+        assert_eq!(all_of("is the desk lamp in stock"), ["Desk Lamp"]);
+        assert!(all(&"lamp".to_string(), &["Desk Lamp", "Floor Lamp"]).is_empty());
+    }
+
+    #[test]
+    fn plurals_fold_but_words_ending_in_s_keep_their_s() {
+        assert_eq!(singular("lamps"), "lamp");
+        assert_eq!(singular("boxes"), "box");
+        assert_eq!(singular("batteries"), "battery");
+        assert_eq!(singular("glass"), "glass");
+        assert_eq!(singular("status"), "status");
+        assert_eq!(singular("bus"), "bus");
+    }
+}
