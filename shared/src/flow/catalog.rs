@@ -79,6 +79,7 @@ pub fn shape_fields(shape: Shape) -> Vec<(String, Type)> {
     }
     if shape == Shape::Order {
         out.push(("summary".into(), Type::Text));
+        out.push(("items".into(), Type::Text));
     }
     out
 }

@@ -63,14 +63,9 @@ impl Understood {
         e: &crate::entities::Entities,
     ) -> Self {
         let intent = u.intent.name().to_string();
-        let answer = match intent.as_str() {
-            "affirm" => Some(true),
-            "deny" => Some(false),
-            _ => None,
-        };
         Understood {
             clear: u.unsure_between.is_none() && intent != "unknown",
-            answer,
+            answer: u.answer,
             intent,
             text: text.to_string(),
             order_refs: u.order_refs.clone(),
@@ -266,6 +261,9 @@ pub struct Frame {
     /// Orders listed last, for "the second one".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidates: Vec<String>,
+    /// Their items, in the same order, for "the one with the mouse".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidate_items: Vec<String>,
 }
 
 impl Frame {
@@ -278,6 +276,7 @@ impl Frame {
             attempts: 0,
             waiting: None,
             candidates: Vec::new(),
+            candidate_items: Vec::new(),
         }
     }
 }
@@ -369,7 +368,12 @@ impl Run<'_> {
         if def.kind == SlotType::Text || (def.kind == SlotType::Product && u.products.is_empty()) {
             return false;
         }
-        match fill(def.kind, u, &self.frame.candidates) {
+        match fill(
+            def.kind,
+            u,
+            &self.frame.candidates,
+            &self.frame.candidate_items,
+        ) {
             Some(v) => {
                 self.frame.slots.insert(slot.to_string(), v);
                 self.consumed = true;
@@ -520,7 +524,7 @@ impl Engine {
                     continue;
                 }
                 if !slots.contains_key(name) {
-                    if let Some(v) = fill(def.kind, u, &[]) {
+                    if let Some(v) = fill(def.kind, u, &[], &[]) {
                         slots.insert(name.clone(), v);
                     }
                 }
@@ -561,7 +565,7 @@ impl Engine {
             if matches!(def.kind, SlotType::Text | SlotType::Product) {
                 return false;
             }
-            fill(def.kind, u, &[]).is_some_and(|v| frame.slots.get(name) != Some(&v))
+            fill(def.kind, u, &[], &[]).is_some_and(|v| frame.slots.get(name) != Some(&v))
         });
         differs.then(|| Route::Flow(flow.name.clone()))
     }
@@ -598,7 +602,8 @@ impl Engine {
                 let kind = self.slots.get(&slot).map(|d| d.kind);
                 let free = matches!(kind, Some(SlotType::Text))
                     || (kind == Some(SlotType::Product) && u.products.is_empty());
-                let filled = kind.and_then(|k| fill(k, u, &frame.candidates));
+                let filled =
+                    kind.and_then(|k| fill(k, u, &frame.candidates, &frame.candidate_items));
                 match (filled, route) {
                     (Some(v), r) if !(free && r.is_some()) => {
                         frame.slots.insert(slot, v);

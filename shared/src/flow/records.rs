@@ -6,7 +6,8 @@ use crate::connectors::{Order, OrderStatus, Product};
 use super::value::{Record, Value};
 
 /// An order's fields: its status as the flows compare it (`'in_transit'`), its total as money,
-/// its `summary` ("#1001 (Desk lamp)", phrased by the caller in the customer's language);
+/// its `summary` ("#1001 (Desk lamp)", phrased by the caller in the customer's language), its
+/// `items` (their names, for matching what the customer calls it);
 /// absent optional fields are left out.
 pub fn order(o: &Order, summary: String) -> Record {
     let mut r = Record::new();
@@ -34,6 +35,9 @@ pub fn order(o: &Order, summary: String) -> Record {
     }
     put("total", Value::Money(o.total.clone()));
     put("summary", Value::Text(summary));
+    // What the customer calls the order by ("the mouse one"): its items' names.
+    let items: Vec<&str> = o.items.iter().map(|i| i.name.as_str()).collect();
+    put("items", Value::Text(items.join(", ")));
     r
 }
 

@@ -1,6 +1,7 @@
 //! `list_recent_orders`: the customer's orders of the last 90 days (at most 5, newest first).
 //! `none`; `one` fills the `order` slot; `many` binds `count` and `list` (one line per order)
-//! and remembers them for "the second one" — unless the message said "my last order".
+//! and remembers them for "the second one" — unless the message said "my last order", or
+//! named what one of them holds ("has my mouse shipped?": that order is `one`).
 
 use async_trait::async_trait;
 
@@ -56,6 +57,12 @@ impl Action for ListRecentOrders {
         let newest = cx
             .input
             .is_some_and(|u| matches!(u.ordinal, Some(LAST | NEWEST)));
+        let items = |o: &Record| o.get("items").map(Value::to_string).unwrap_or_default();
+        let holding: Vec<String> = recent.iter().map(|o| items(o)).collect();
+        let named = cx
+            .input
+            .filter(|_| recent.len() > 1)
+            .and_then(|u| crate::matching::best(&u.text, &holding));
         let one = |o: &Record| Done {
             outcome: "one",
             fills: Record::from([("order".to_string(), Value::Text(id(o)))]),
@@ -69,6 +76,7 @@ impl Action for ListRecentOrders {
             [only] => one(only),
             // Orders come newest first: "my last order" means the first.
             [first, ..] if newest => one(first),
+            many if named.is_some_and(|i| i < many.len()) => one(many[named.unwrap_or(0)]),
             many => {
                 let list = many
                     .iter()
@@ -96,6 +104,7 @@ impl Action for ListRecentOrders {
                         ("list".to_string(), Value::Text(list)),
                     ]),
                     candidates: Some(many.iter().map(|o| id(o)).collect()),
+                    candidate_items: holding,
                     ..Done::default()
                 }
             }

@@ -41,6 +41,8 @@ pub struct Done {
     pub says: Vec<Effect>,
     /// Orders it listed, for "the second one".
     pub candidates: Option<Vec<String>>,
+    /// What each listed order holds, in the same order, for "the mouse one".
+    pub candidate_items: Vec<String>,
 }
 
 #[async_trait]

@@ -78,6 +78,7 @@ impl ActionStep {
         r.frame.slots.extend(done.fills);
         if let Some(c) = done.candidates {
             r.frame.candidates = c;
+            r.frame.candidate_items = done.candidate_items;
         }
         r.effects.extend(done.says);
         Ok(self
