@@ -214,7 +214,7 @@ impl Dialogue {
         text: &str,
         now: OffsetDateTime,
     ) -> Outcome {
-        let u = self.nlu.understand(text);
+        let u = self.steer(self.nlu.understand(text));
         let mut turn = Turn::new(who, now, self.budget, slots.clone());
         tracing::info!(
             intent = u.intent.name(),
@@ -225,7 +225,16 @@ impl Dialogue {
         if !slots.welcome_back.is_empty() {
             self.welcome_back(&mut turn).await;
         }
-        self.converse(&mut turn, state, slots, text, &u).await;
+        // Two requests in one message are answered in turn when nothing is waiting for an
+        // answer (a waiting question reads the message as its answer first).
+        let several = match state {
+            DialogueState::Idle | DialogueState::Retired => self.nlu.requests(text),
+            _ => None,
+        };
+        match several {
+            Some(parts) => self.several(&mut turn, parts).await,
+            None => self.converse(&mut turn, state, slots, text, &u).await,
+        }
         let mut facts = TurnFacts {
             intent: u.intent.clone(),
             confidence: u.confidence,
@@ -321,12 +330,12 @@ impl Dialogue {
                     return self.fallback(turn, "fallback.clarify_denied");
                 }
             }
-            DialogueState::HandoffOffered { reason } => match u.intent.as_move() {
-                Some(Move::Affirm) => return self.handoff(turn, reason, slots.order_id.clone()),
-                Some(Move::Deny) => {
+            DialogueState::HandoffOffered { reason } => match u.answer {
+                Some(true) => return self.handoff(turn, reason, slots.order_id.clone()),
+                Some(false) => {
                     return self.say(turn, crate::flow::engine::HANDOFF_DECLINED, &[]);
                 }
-                _ => {}
+                None => {}
             },
             // A person asked for mid-flow is the dialogue's move, not an answer; so is "and the
             // other one?" while a yes/no about this one waits (the offer is left unanswered).
@@ -344,7 +353,9 @@ impl Dialogue {
         // listed ask the same as before, whatever the classifier makes of five words.
         let same_question = slots.topic.as_deref() == Some(u.intent.name())
             || (u.only_points && slots.topic.is_some());
-        if u.refers_to_listed && (same_question || u.only_points) {
+        // "and the other order, 1003?": a number and nothing but pointing words.
+        let points_at_number = u.only_points && !u.order_refs.is_empty();
+        if (u.refers_to_listed && (same_question || u.only_points)) || points_at_number {
             if let (Some(id), Some(topic)) =
                 (carried_order(u, slots), self.known(slots.topic.as_deref()))
             {
@@ -352,6 +363,78 @@ impl Dialogue {
             }
         }
         self.act(turn, u.intent.clone(), slots, text, u).await
+    }
+
+    /// Each request of a message, in the order written. A question one of them leaves open
+    /// ("which order?") stays open after the others are answered.
+    async fn several(&self, turn: &mut Turn<'_>, parts: Vec<(String, Understanding)>) {
+        let mut open: Option<DialogueState> = None;
+        for (text, u) in parts {
+            let u = self.steer(u);
+            let slots = turn.out.slots.clone();
+            self.converse(turn, &DialogueState::Idle, &slots, &text, &u)
+                .await;
+            if turn.over_budget {
+                return;
+            }
+            match (&turn.out.state, &open) {
+                (DialogueState::Idle, Some(waiting)) => turn.out.state = waiting.clone(),
+                (DialogueState::Idle, None) => {}
+                (waiting, _) => open = Some(waiting.clone()),
+            }
+        }
+    }
+
+    /// An order number in the message decides between an order's intent and another: "when
+    /// will 1004 get here?" is that order's status, not the delivery times policy (the
+    /// intent's `with_order`); a greeting or small talk that names one asks about it (the
+    /// bundle's `order_number` intent); torn between two intents, the one about orders wins.
+    fn steer(&self, mut u: Understanding) -> Understanding {
+        if u.order_refs.is_empty() {
+            return u;
+        }
+        if let Some((a, b)) = &u.unsure_between {
+            let pick = match (self.about_orders(a), self.about_orders(b)) {
+                (true, false) => Some(a.clone()),
+                (false, true) => Some(b.clone()),
+                _ => None,
+            };
+            if let Some(intent) = pick {
+                u.intent = intent;
+                u.unsure_between = None;
+            }
+            return u;
+        }
+        if self.about_orders(&u.intent) {
+            return u;
+        }
+        let own = self
+            .bot
+            .intent(&u.intent)
+            .and_then(|d| d.with_order.clone());
+        let target = own.or_else(|| match u.intent.as_move() {
+            Some(
+                Move::Greet | Move::Thanks | Move::Goodbye | Move::Acknowledge | Move::OutOfScope,
+            ) => self.bot.order_number_intent.clone(),
+            _ => None,
+        });
+        if let Some(t) = target {
+            u.intent = t;
+        }
+        u
+    }
+
+    /// The intent asks about one order: its flow has the `order` slot, or its answer needs one.
+    fn about_orders(&self, intent: &Intent) -> bool {
+        match self.bot.intent(intent).and_then(|d| d.action.as_ref()) {
+            Some(Action::Flow(flow)) => self
+                .bot
+                .flows
+                .get(flow)
+                .is_some_and(|f| f.slots.iter().any(|s| s == ORDER_SLOT)),
+            Some(Action::Answer { needs_order, .. }) => *needs_order,
+            None => false,
+        }
     }
 
     /// Does what an intent asks, at no particular point in a flow.

@@ -38,8 +38,7 @@ fn singular(w: &str) -> String {
             return w[..w.len() - 2].to_string();
         }
     }
-    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is")
-    {
+    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
         return w[..w.len() - 1].to_string();
     }
     w.to_string()
@@ -173,7 +172,10 @@ mod tests {
         assert_eq!(best_of("the mouse"), Some("Wireless Mouse"));
         assert_eq!(best_of("do you have desk lamps?"), Some("Desk Lamp"));
         assert_eq!(best_of("any wireles mouse?"), Some("Wireless Mouse"));
-        assert_eq!(best_of("the noise cancelling ones"), Some("Noise-Cancelling Headphones"));
+        assert_eq!(
+            best_of("the noise cancelling ones"),
+            Some("Noise-Cancelling Headphones")
+        );
         assert_eq!(best_of("headphnoes"), Some("Noise-Cancelling Headphones"));
         assert_eq!(best_of("a shade for my desk lamp"), Some("Desk Lamp Shade"));
     }
@@ -182,14 +184,22 @@ mod tests {
     fn nothing_or_two_equally_good_is_no_answer() {
         assert_eq!(best_of("an umbrella"), None);
         assert_eq!(best_of("the one I ordered"), None);
-        assert_eq!(best(&"lamp".to_string(), &["Desk Lamp", "Floor Lamp"]), None);
+        assert_eq!(
+            best(&"lamp".to_string(), &["Desk Lamp", "Floor Lamp"]),
+            None
+        );
         // Short words must be exact: a typo there is another word.
         assert_eq!(best("the map", &["Yoga Mat"]), None);
     }
 
     #[test]
     fn several_names_in_one_message() {
-        let all_of = |t: &str| all(t, SHOP).into_iter().map(|i| SHOP[i]).collect::<Vec<_>>();
+        let all_of = |t: &str| {
+            all(t, SHOP)
+                .into_iter()
+                .map(|i| SHOP[i])
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             all_of("the mouse and the headphones"),
             ["Wireless Mouse", "Noise-Cancelling Headphones"]

@@ -143,6 +143,10 @@ pub struct Understanding {
     /// it ("the other one" sounds like switching accounts) it asks the last question again;
     /// "any other payment methods?" says more, and does not.
     pub only_points: bool,
+    /// The message as an answer to a yes/no question: "yes", "no", and the longer ways of
+    /// saying them ("yes do it", "no thanks, I'll wait"). Read whatever the intent, so a
+    /// pending question takes it; `None` when it says neither.
+    pub answer: Option<bool>,
 }
 
 impl Understanding {
@@ -157,6 +161,7 @@ impl Understanding {
             other: false,
             refers_to_listed: false,
             only_points: false,
+            answer: None,
         }
     }
 }
@@ -192,6 +197,7 @@ impl Nlu {
     /// Compiles the entity patterns and runs the model once, so the first turn does not pay.
     pub fn warm_up(&self) {
         self.understand("warm up #1002 on 2026-11-25, $1");
+        let _ = self.requests("warm up, and up");
     }
 
     /// The classifier's probabilities for every intent, most likely first (for evaluation).
@@ -200,9 +206,95 @@ impl Nlu {
     }
 
     pub fn understand(&self, text: &str) -> Understanding {
-        understand_with(&self.bot.model, text, self.thresholds)
+        let u = understand_with(&self.bot.model, text, self.thresholds);
+        if u.intent.is(Move::Greet) {
+            // "hi, where are my things": the greeting is manners, the rest is the request.
+            if let Some(rest) = self.after_greeting(text) {
+                return rest;
+            }
+        }
+        u
+    }
+
+    /// What a message asks after a greeting that opens it, when that is a request of its own.
+    fn after_greeting(&self, text: &str) -> Option<Understanding> {
+        let starts: Vec<usize> = WORD_START
+            .find_iter(text)
+            .map(|m| m.start())
+            .take(MAX_GREETING_WORDS + 1)
+            .collect();
+        for k in 1..starts.len() {
+            let (opening, rest) = text.split_at(starts[k]);
+            let greeting = self
+                .rank(opening)
+                .first()
+                .is_some_and(|(i, p)| i.is(Move::Greet) && *p >= self.thresholds.accept);
+            if !greeting {
+                continue;
+            }
+            let u = understand_with(&self.bot.model, rest, self.thresholds);
+            if u.intent.as_move().is_none() || u.intent.is(Move::Human) {
+                return Some(u);
+            }
+        }
+        None
+    }
+
+    /// "where is 1005, and do you take PayPal?": the requests of a message that makes more
+    /// than one, each read on its own, in the order written. `None` when it makes one (or its
+    /// parts are not each clearly a request of their own).
+    pub fn requests(&self, text: &str) -> Option<Vec<(String, Understanding)>> {
+        let mut parts: Vec<&str> = Vec::new();
+        let mut start = 0;
+        for m in JOINS.find_iter(text) {
+            parts.push(&text[start..m.start()]);
+            start = m.end();
+        }
+        parts.push(&text[start..]);
+        // Joins inside one request ("the mouse and the lamp") leave a part too short to be one.
+        let parts: Vec<&str> = parts
+            .into_iter()
+            .map(str::trim)
+            .filter(|p| words(p).len() >= MIN_REQUEST_WORDS)
+            .collect();
+        if parts.len() < 2 {
+            return None;
+        }
+        let read: Vec<(String, Understanding)> = parts
+            .iter()
+            .map(|p| {
+                (
+                    p.to_string(),
+                    understand_with(&self.bot.model, p, self.thresholds),
+                )
+            })
+            .collect();
+        // Every part a clear request of its own: "I ordered a lamp and it never came" is one
+        // story, and one of its halves is no request.
+        let requests = read
+            .iter()
+            .all(|(_, u)| u.intent.as_move().is_none() && u.confidence >= SPLIT_CONFIDENCE);
+        let distinct = read
+            .windows(2)
+            .all(|w| w[0].1.intent != w[1].1.intent || w[0].1.order_refs != w[1].1.order_refs);
+        (requests && distinct).then_some(read)
     }
 }
+
+/// Greetings are short: "hi", "hello there", "good morning all".
+const MAX_GREETING_WORDS: usize = 3;
+/// How sure the classifier must be of each part of a message to answer them apart.
+const SPLIT_CONFIDENCE: f32 = 0.75;
+/// A part of a message shorter than this is not a request of its own.
+const MIN_REQUEST_WORDS: usize = 3;
+
+static WORD_START: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?-u)[A-Za-z0-9']+").expect("static regex"));
+/// Where a second request may start: a sentence's end, a semicolon, or a clause joined by
+/// "and" / "also" / "plus".
+static JOINS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i-u)[.?!;]+\s+|,?\s+(?:and also|and|also|plus)\s+|,\s+").expect("static regex")
+});
 
 /// Longest message read as a follow-up about the orders just listed.
 const FOLLOW_UP_WORDS: usize = 6;
@@ -278,6 +370,141 @@ fn fixed_answer(w: &[String]) -> Option<Intent> {
     }
 }
 
+/// The words a message only points with, and the numbers it points at.
+fn points_only(w: &[String], order_ref_words: &[String]) -> bool {
+    w.iter()
+        .all(|x| POINTING.contains(&x.as_str()) || order_ref_words.contains(x))
+}
+
+/// Ways a longer answer to a yes/no question opens. Matched on whole words at the start of
+/// the message, so "no thanks, I'll give it a few days" is a no and "nothing arrived" is not.
+const YES_OPENINGS: &[&str] = &[
+    "yes",
+    "yeah",
+    "yea",
+    "yep",
+    "yup",
+    "sure",
+    "absolutely",
+    "definitely",
+    "of course",
+    "please do",
+    "please go ahead",
+    "go ahead",
+    "go for it",
+    "do it",
+    "sounds good",
+    "that would be great",
+    "that'd be great",
+    "why not",
+    "ok sure",
+    "okay sure",
+    "ok go ahead",
+    "okay go ahead",
+    "ok do it",
+    "okay do it",
+    "ok please",
+    "okay please",
+    "alright go ahead",
+    "i'd like that",
+    "i would like that",
+];
+const NO_OPENINGS: &[&str] = &[
+    "no",
+    "nope",
+    "nah",
+    "not now",
+    "not yet",
+    "not really",
+    "not right now",
+    "not today",
+    "don't",
+    "dont",
+    "do not",
+    "never mind",
+    "nevermind",
+    "maybe later",
+    "i'll wait",
+    "ill wait",
+    "i will wait",
+    "i can wait",
+    "i'd rather wait",
+    "let's wait",
+    "lets wait",
+    "i'm good",
+    "im good",
+    "i'm fine",
+    "no need",
+    "rather not",
+    "i'd rather not",
+    "hold off",
+    "leave it",
+];
+
+/// What may follow a one-word opening in an answer: "no thanks", "yes do it", "no I'll
+/// wait". Anything else is another sentence ("no idea where it is", "sure it was sent?").
+const AFTER_ONE_WORD: &[&str] = &[
+    "thanks",
+    "thank",
+    "thx",
+    "please",
+    "pls",
+    "do",
+    "go",
+    "i",
+    "i'll",
+    "ill",
+    "i'd",
+    "i'm",
+    "im",
+    "it's",
+    "that's",
+    "thats",
+    "not",
+    "let's",
+    "lets",
+    "we",
+    "just",
+    "for",
+    "that",
+    "way",
+    "really",
+    "absolutely",
+    "definitely",
+    "totally",
+    "sure",
+    "ok",
+    "okay",
+    "yes",
+    "no",
+    "yeah",
+    "nope",
+    "that'd",
+    "sounds",
+    "refund",
+    "cancel",
+];
+
+/// "yes do it", "no thanks, I'll wait": an answer by its opening words.
+fn leading_answer(w: &[String]) -> Option<bool> {
+    let opens = |phrases: &[&str]| {
+        phrases.iter().any(|p| {
+            let p: Vec<&str> = p.split(' ').collect();
+            let next = w.get(p.len()).map(String::as_str);
+            w.len() >= p.len()
+                && w.iter().zip(&p).all(|(a, b)| a == b)
+                && (p.len() > 1 || next.is_none_or(|n| AFTER_ONE_WORD.contains(&n)))
+        })
+    };
+    if opens(NO_OPENINGS) {
+        Some(false)
+    } else if opens(YES_OPENINGS) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
 fn understand_with(
     model: &crate::intent_model::IntentModel,
     text: &str,
@@ -287,6 +514,8 @@ fn understand_with(
     // Phone numbers, amounts and dates are taken out first, so their digits are never
     // mistaken for an order number.
     let entities = crate::entities::extract(text, time::OffsetDateTime::now_utc().date(), &[]);
+    // "and the other order, SO-88130?" only points too: the number is where it points.
+    let order_ref_words: Vec<String> = entities.order_refs.iter().flat_map(|r| words(r)).collect();
     let mut u = Understanding {
         intent: Intent::unknown(),
         confidence: 0.0,
@@ -295,11 +524,17 @@ fn understand_with(
         ordinal: ordinal(&w),
         other: w.iter().any(|x| x == "other"),
         refers_to_listed: false,
-        only_points: w.iter().all(|x| POINTING.contains(&x.as_str())),
+        only_points: points_only(&w, &order_ref_words),
+        answer: leading_answer(&w),
     };
     u.refers_to_listed =
         (u.other || u.ordinal.is_some()) && u.order_refs.is_empty() && w.len() <= FOLLOW_UP_WORDS;
+    // A message that names an order is about that order, not an answer to the question.
+    if !u.order_refs.is_empty() {
+        u.answer = None;
+    }
     if let Some(intent) = fixed_answer(&w) {
+        u.answer = Some(intent.is(Move::Affirm));
         u.intent = intent;
         u.confidence = 1.0;
         return u;
@@ -313,6 +548,9 @@ fn understand_with(
     let (top, p) = ranked.next().unwrap_or((Intent::unknown(), 0.0));
     u.confidence = p;
     if p >= thresholds.accept {
+        if u.answer.is_none() && (top.is(Move::Affirm) || top.is(Move::Deny)) {
+            u.answer = Some(top.is(Move::Affirm));
+        }
         u.intent = top;
     } else if p >= thresholds.clarify && !top.is_rejection() {
         u.unsure_between = ranked
@@ -517,6 +755,63 @@ mod tests {
         );
         assert_eq!(understand("1001 and 1003").order_refs, vec!["1001", "1003"]);
         assert!(understand("I ordered 3 things").order_refs.is_empty());
+    }
+
+    #[test]
+    fn longer_yes_and_no_are_answers() {
+        for t in [
+            "yes do it",
+            "yeah go for it, thanks",
+            "sure, please do",
+            "ok go ahead then",
+        ] {
+            assert_eq!(understand(t).answer, Some(true), "{t}");
+        }
+        for t in [
+            "no thanks, I'll give it a few days",
+            "nah I'll wait",
+            "not right now",
+            "never mind, leave it",
+        ] {
+            assert_eq!(understand(t).answer, Some(false), "{t}");
+        }
+        // Openings that start another sentence are no answer by their first word (the
+        // classifier may still read one), and a message about an order answers nothing.
+        for t in ["no idea where it is", "sure it was sent?", "nothing came"] {
+            assert_eq!(leading_answer(&words(t)), None, "{t}");
+        }
+        assert_eq!(understand("no, where is 1003").answer, None);
+    }
+
+    #[test]
+    fn a_greeting_in_front_of_a_request_does_not_swallow_it() {
+        let u = understand("hi there, where is my order");
+        assert_eq!(u.intent, i("order_status"));
+        assert_eq!(understand("hello there").intent, i("greet"));
+    }
+
+    #[test]
+    fn two_requests_in_one_message_are_read_apart() {
+        let nlu = Nlu::new(Bot::embedded());
+        let parts = nlu
+            .requests("where is order 1001, and what payment methods do you accept?")
+            .expect("two requests");
+        let intents: Vec<&str> = parts.iter().map(|(_, u)| u.intent.name()).collect();
+        assert_eq!(intents, ["order_status", "check_payment_methods"]);
+        assert_eq!(parts[0].1.order_refs, ["1001"]);
+        // One request with "and" in it, and a short tail, are one request.
+        assert!(nlu
+            .requests("is the desk lamp and the mouse in stock")
+            .is_none());
+        assert!(nlu.requests("where is my order and why").is_none());
+        assert!(nlu.requests("where is my order").is_none());
+    }
+
+    #[test]
+    fn a_number_pointed_at_only_points() {
+        let u = understand("and the other order, SO-88130?");
+        assert!(u.only_points);
+        assert_eq!(u.order_refs, ["SO-88130"]);
     }
 
     #[test]

@@ -325,6 +325,7 @@ impl Bot {
         // the intent's `answer`)
         let mut intents = BTreeMap::new();
         let mut order_answers = BTreeMap::new();
+        let mut with_order = Vec::new();
         for (rel, _) in files.range("intents/".to_string()..) {
             let Some(name) = rel.strip_prefix("intents/") else {
                 break;
@@ -390,7 +391,24 @@ impl Bot {
                 }
                 _ => {}
             }
+            if let Some(target) = &parsed.def.with_order {
+                with_order.push((file.clone(), parsed.with_order_line, target.clone()));
+            }
             intents.insert(parsed.def.intent.clone(), parsed.def);
+        }
+        for (file, line, target) in with_order {
+            if !intents.contains_key(&target) {
+                errs.push(BundleError::new(
+                    &file,
+                    line,
+                    "with_order",
+                    format!(
+                        "no intent {:?} (intents/{}.toml)",
+                        target.name(),
+                        target.name()
+                    ),
+                ));
+            }
         }
         let intent_files: BTreeSet<String> = files
             .keys()
@@ -765,8 +783,8 @@ mod tests {
         assert_eq!(bot.name, "shop");
         assert_eq!(bot.languages, ["en"]);
         assert_eq!(bot.thresholds, Thresholds::default());
-        assert_eq!(bot.intents.len(), 34);
-        assert_eq!(bot.model.classes.len(), 34);
+        assert_eq!(bot.intents.len(), 35);
+        assert_eq!(bot.model.classes.len(), 35);
         let status = bot.intent(&Intent::new("order_status")).unwrap();
         assert_eq!(status.description, "check where an order is");
         assert_eq!(status.action, Some(Action::Flow("order_status".into())));

@@ -17,6 +17,9 @@ pub struct IntentDef {
     pub action: Option<Action>,
     /// The evaluation datasets' labels it stands for (`nlu-eval`: Bitext).
     pub labels: Vec<String>,
+    /// The intent a message of this one means when it names an order ("how long does
+    /// delivery take?" is policy; "when will 1004 get here?" is that order's status).
+    pub with_order: Option<Intent>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +40,7 @@ pub enum Action {
 pub(super) struct Parsed {
     pub def: IntentDef,
     pub action_line: Option<usize>,
+    pub with_order_line: Option<usize>,
 }
 
 static SCHEMA: Schema = Schema::Keys(&[
@@ -46,6 +50,7 @@ static SCHEMA: Schema = Schema::Keys(&[
     ("needs_order", &LEAF),
     ("handoff", &LEAF),
     ("labels", &LEAF),
+    ("with_order", &LEAF),
 ]);
 
 #[derive(Deserialize)]
@@ -57,6 +62,7 @@ struct Raw {
     handoff: Option<Spanned<bool>>,
     #[serde(default)]
     labels: Vec<String>,
+    with_order: Option<Spanned<String>>,
 }
 
 /// Intent names are file names and message-key parts: lower-case words joined by `_`.
@@ -157,14 +163,17 @@ pub(super) fn parse(file: &str, name: &str, text: &str, errs: &mut BundleErrors)
             }
         }
     }
+    let with_order_line = raw.with_order.as_ref().and_then(|w| line(w.span()));
     (errs.0.len() == before).then(|| Parsed {
         def: IntentDef {
             intent: Intent::new(name),
             description,
             action,
             labels: raw.labels,
+            with_order: raw.with_order.map(|w| Intent::new(w.get_ref())),
         },
         action_line,
+        with_order_line,
     })
 }
 
@@ -213,8 +222,8 @@ mod tests {
         assert_eq!(
             e,
             [
-                "intents/x.toml:4: colour: unknown key (expected one of: description, flow, answer, needs_order, handoff, labels)",
-                "intents/x.toml:5: extra: unknown key (expected one of: description, flow, answer, needs_order, handoff, labels)",
+                "intents/x.toml:4: colour: unknown key (expected one of: description, flow, answer, needs_order, handoff, labels, with_order)",
+                "intents/x.toml:5: extra: unknown key (expected one of: description, flow, answer, needs_order, handoff, labels, with_order)",
                 "intents/x.toml:1: description: must not be empty",
                 "intents/x.toml:3: answer: an intent has a flow or an answer, not both",
             ]

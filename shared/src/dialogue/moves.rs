@@ -11,6 +11,9 @@ use super::{carried_order, flag_for_agent, Dialogue, Turn};
 /// What the bot can help with, said after greetings and whenever it could not help.
 pub const HELP: &str = "move.help";
 pub const OUT_OF_SCOPE: &str = "move.out_of_scope";
+const ACKNOWLEDGE: &str = "chat.acknowledge";
+const NOTHING_ELSE: &str = "chat.nothing_else";
+const WAITING_FOR_TEAM: &str = "chat.waiting_for_team";
 const HANDED_OFF: &str = "handoff.done";
 const ALREADY_HANDED_OFF: &str = "handoff.already";
 
@@ -24,10 +27,17 @@ impl Dialogue {
     ) {
         match mv {
             Move::Greet => self.with_help(turn, "chat.greet", &[]),
+            // Once a person has been asked for, "thanks" and "ok" are about that wait.
+            Move::Thanks | Move::Acknowledge | Move::Affirm if slots.handoff_requested => {
+                self.say(turn, WAITING_FOR_TEAM, &[])
+            }
             Move::Thanks => self.with_help(turn, "chat.thanks", &[]),
             Move::Goodbye => self.with_help(turn, "chat.goodbye", &[]),
             Move::Human => self.handoff(turn, Move::Human.name(), slots.order_id.clone()),
-            Move::Affirm | Move::Deny => self.fallback(turn, "fallback.stray_answer"),
+            // Nothing was asked: "ok", "got it", "yes" take in what was said, and "no" (to
+            // "anything else?") closes; neither is a failure to understand.
+            Move::Affirm | Move::Acknowledge => self.with_help(turn, ACKNOWLEDGE, &[]),
+            Move::Deny => self.with_help(turn, NOTHING_ELSE, &[]),
             Move::OutOfScope => {
                 let out_of_scope = self.messages.render(OUT_OF_SCOPE, &[]);
                 self.with_help(
@@ -51,8 +61,6 @@ impl Dialogue {
                 }
                 (None, None) => self.fallback(turn, "fallback.didnt_catch"),
             },
-            // A move with no line of its own and no answer in the bundle.
-            Move::Acknowledge => self.fallback(turn, "fallback.cant_help"),
         }
     }
 
