@@ -365,10 +365,58 @@ fn fixed_answer(w: &[String]) -> Option<Intent> {
         Some(Move::Affirm.into())
     } else if NO.contains(&joined.as_str()) {
         Some(Move::Deny.into())
+    } else if ACKNOWLEDGEMENTS.contains(&joined.as_str()) {
+        Some(Move::Acknowledge.into())
     } else {
         None
     }
 }
+
+/// "got it", "i see": taking in what was said. A fixed list, like yes and no: a class of its
+/// own in the model cost a little of every other intent's accuracy (nlu-eval: Bitext 97.3% →
+/// 97.0%, out of scope rejected 96.0% → 95.5%), and these are few and short. Never an answer
+/// to a yes/no question.
+const ACKNOWLEDGEMENTS: &[&str] = &[
+    "got it",
+    "gotcha",
+    "i see",
+    "i see now",
+    "understood",
+    "noted",
+    "makes sense",
+    "that makes sense",
+    "fair enough",
+    "good to know",
+    "that's good to know",
+    "i understand",
+    "i get it",
+    "ah ok",
+    "ah okay",
+    "oh ok",
+    "oh okay",
+    "oh i see",
+    "ah i see",
+    "ok got it",
+    "okay got it",
+    "ok i see",
+    "okay i see",
+    "ok understood",
+    "okay understood",
+    "ok noted",
+    "okay noted",
+    "ok cool",
+    "okay cool",
+    "ok great",
+    "okay great",
+    "ok then",
+    "okay then",
+    "alright then",
+    "all right then",
+    "ok i'll wait",
+    "okay i'll wait",
+    "ok i will wait",
+    "okay i will wait",
+];
 
 /// The words a message only points with, and the numbers it points at.
 fn points_only(w: &[String], order_ref_words: &[String]) -> bool {
@@ -426,6 +474,10 @@ const NO_OPENINGS: &[&str] = &[
     "maybe later",
     "i'll wait",
     "ill wait",
+    "ok i'll wait",
+    "okay i'll wait",
+    "ok i will wait",
+    "okay i will wait",
     "i will wait",
     "i can wait",
     "i'd rather wait",
@@ -534,7 +586,9 @@ fn understand_with(
         u.answer = None;
     }
     if let Some(intent) = fixed_answer(&w) {
-        u.answer = Some(intent.is(Move::Affirm));
+        if intent.is(Move::Affirm) || intent.is(Move::Deny) {
+            u.answer = Some(intent.is(Move::Affirm));
+        }
         u.intent = intent;
         u.confidence = 1.0;
         return u;
@@ -781,6 +835,18 @@ mod tests {
             assert_eq!(leading_answer(&words(t)), None, "{t}");
         }
         assert_eq!(understand("no, where is 1003").answer, None);
+    }
+
+    #[test]
+    fn acknowledgements_are_taken_in_and_answer_no_question() {
+        for t in ["got it", "Ok, got it.", "i see", "makes sense"] {
+            let u = understand(t);
+            assert_eq!(u.intent, i("acknowledge"), "{t}");
+            assert_eq!(u.answer, None, "{t}");
+        }
+        // Waiting is a no to an offer, and taken in otherwise.
+        let wait = understand("ok I'll wait");
+        assert_eq!((wait.intent, wait.answer), (i("acknowledge"), Some(false)));
     }
 
     #[test]
