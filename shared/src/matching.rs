@@ -27,8 +27,22 @@ pub fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// "lamps" → "lamp", "boxes" → "box", "batteries" → "battery"; "glass" and "status" stay.
+/// Plurals no ending rule makes: "wireless mice" is the Wireless Mouse.
+const IRREGULAR: &[(&str, &str)] = &[
+    ("mice", "mouse"),
+    ("knives", "knife"),
+    ("shelves", "shelf"),
+    ("scarves", "scarf"),
+    ("feet", "foot"),
+    ("teeth", "tooth"),
+];
+
+/// "lamps" → "lamp", "boxes" → "box", "batteries" → "battery", "mice" → "mouse"; "glass" and
+/// "status" stay.
 fn singular(w: &str) -> String {
+    if let Some((_, one)) = IRREGULAR.iter().find(|(many, _)| *many == w) {
+        return (*one).to_string();
+    }
     let n = w.chars().count();
     if n > 4 && w.ends_with("ies") {
         return format!("{}y", &w[..w.len() - 3]);
@@ -38,8 +52,7 @@ fn singular(w: &str) -> String {
             return w[..w.len() - 2].to_string();
         }
     }
-    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is")
-    {
+    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
         return w[..w.len() - 1].to_string();
     }
     w.to_string()
@@ -173,7 +186,10 @@ mod tests {
         assert_eq!(best_of("the mouse"), Some("Wireless Mouse"));
         assert_eq!(best_of("do you have desk lamps?"), Some("Desk Lamp"));
         assert_eq!(best_of("any wireles mouse?"), Some("Wireless Mouse"));
-        assert_eq!(best_of("the noise cancelling ones"), Some("Noise-Cancelling Headphones"));
+        assert_eq!(
+            best_of("the noise cancelling ones"),
+            Some("Noise-Cancelling Headphones")
+        );
         assert_eq!(best_of("headphnoes"), Some("Noise-Cancelling Headphones"));
         assert_eq!(best_of("a shade for my desk lamp"), Some("Desk Lamp Shade"));
     }
@@ -182,14 +198,22 @@ mod tests {
     fn nothing_or_two_equally_good_is_no_answer() {
         assert_eq!(best_of("an umbrella"), None);
         assert_eq!(best_of("the one I ordered"), None);
-        assert_eq!(best(&"lamp".to_string(), &["Desk Lamp", "Floor Lamp"]), None);
+        assert_eq!(
+            best(&"lamp".to_string(), &["Desk Lamp", "Floor Lamp"]),
+            None
+        );
         // Short words must be exact: a typo there is another word.
         assert_eq!(best("the map", &["Yoga Mat"]), None);
     }
 
     #[test]
     fn several_names_in_one_message() {
-        let all_of = |t: &str| all(t, SHOP).into_iter().map(|i| SHOP[i]).collect::<Vec<_>>();
+        let all_of = |t: &str| {
+            all(t, SHOP)
+                .into_iter()
+                .map(|i| SHOP[i])
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
             all_of("the mouse and the headphones"),
             ["Wireless Mouse", "Noise-Cancelling Headphones"]
@@ -206,5 +230,7 @@ mod tests {
         assert_eq!(singular("glass"), "glass");
         assert_eq!(singular("status"), "status");
         assert_eq!(singular("bus"), "bus");
+        assert_eq!(singular("mice"), "mouse");
+        assert_eq!(singular("shelves"), "shelf");
     }
 }
