@@ -229,11 +229,9 @@ pub fn runs(text: &str) -> Vec<String> {
     let mut current: Vec<&str> = Vec::new();
     for (i, t) in toks.iter().enumerate() {
         let cut = i > 0 && breaks_clause(&text[toks[i - 1].end..t.start]);
-        if cut || is_question(&t.lower) {
-            if !current.is_empty() {
-                out.push(current.join(" "));
-                current.clear();
-            }
+        if (cut || is_question(&t.lower)) && !current.is_empty() {
+            out.push(current.join(" "));
+            current.clear();
         }
         if !is_question(&t.lower) {
             current.push(&t.lower);

@@ -511,7 +511,10 @@ async fn the_default_inventory_mapping_reads_prices_sent_as_decimal_strings() {
         }),
         "\"24.99\" is exactly 2499 cents"
     );
-    assert_eq!(products[1].price, None, "a product without a price has none");
+    assert_eq!(
+        products[1].price, None,
+        "a product without a price has none"
+    );
 }
 
 fn oauth2_orders(extra_auth: &str) -> String {
