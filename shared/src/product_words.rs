@@ -168,6 +168,18 @@ const ASKING: &[&str] = &[
     "stock",
 ];
 
+/// Words that describe a product rather than name it: "the lamp in black" is still the Desk
+/// Lamp, and "do you have it in blue?" names no product.
+const ATTRIBUTES: &[&str] = &[
+    "beige", "black", "blue", "brown", "colour", "colours", "color", "colors", "gold", "gray",
+    "green", "grey", "large", "medium", "navy", "orange", "pink", "red", "silver", "size", "sizes",
+    "small", "white", "xl", "xs", "yellow",
+];
+
+fn is_attribute(w: &str) -> bool {
+    ATTRIBUTES.contains(&w)
+}
+
 /// Kept in front of what was asked for, so an answer can repeat it as said ("a purple sofa").
 const ARTICLES: &[&str] = &["a", "an", "the"];
 
@@ -256,8 +268,11 @@ pub fn wanted(text: &str) -> Option<String> {
             from = i;
         }
     }
-    let has_product =
-        |r: &std::ops::Range<usize>| toks[r.clone()].iter().any(|t| !is_question(&t.lower));
+    let has_product = |r: &std::ops::Range<usize>| {
+        toks[r.clone()]
+            .iter()
+            .any(|t| !is_question(&t.lower) && !is_attribute(&t.lower))
+    };
     let asking = |r: &std::ops::Range<usize>| {
         toks[r.clone()]
             .iter()
@@ -298,7 +313,9 @@ pub fn asked<S: AsRef<str>>(text: &str, names: &[S]) -> Asked {
             let name = names[i].as_ref();
             let whole = matching::score(&said, name).is_some_and(|s| s.whole());
             // Words of the run this name does not account for: "keyboard" beside "wireless".
-            let other = forms.iter().any(|f| matching::score(f, name).is_none());
+            let other = forms
+                .iter()
+                .any(|f| !is_attribute(&f[1]) && matching::score(f, name).is_none());
             let list = if whole || !other {
                 &mut products
             } else {
@@ -360,6 +377,12 @@ mod tests {
             Some("kayaks or canoes")
         );
         assert_eq!(wanted("is it in stock?"), None);
+        assert_eq!(
+            wanted("do you have it in blue?"),
+            None,
+            "a colour names no product"
+        );
+        assert_eq!(wanted("any purple sofas").as_deref(), Some("purple sofas"));
         assert_eq!(wanted("how much does this item cost"), None);
         assert_eq!(wanted(""), None);
         assert_eq!(wanted("?!"), None);
@@ -391,6 +414,11 @@ mod tests {
             names("is the black desk lamp in stock"),
             ["Desk Lamp"],
             "every word of it is there"
+        );
+        assert_eq!(
+            names("the lamp in black, large"),
+            ["Desk Lamp"],
+            "colours and sizes describe it"
         );
     }
 
