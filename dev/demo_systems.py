@@ -112,9 +112,13 @@ def seed(now):
         order("1007", "cust_frank", "processing", 1, 4, 6400, [{"name": "Running Shoes", "quantity": 1}]),
     ]
     products = [
-        {"sku": "MOUSE-01", "name": "Wireless Mouse", "available": 42},
-        {"sku": "HEAD-02", "name": "Noise-Cancelling Headphones", "available": 0},
-        {"sku": "LAMP-03", "name": "Desk Lamp", "available": 7},
+        # Prices as many shops' APIs send them: a decimal string and its currency.
+        {"sku": "MOUSE-01", "name": "Wireless Mouse", "available": 42,
+         "price": {"amount": "24.99", "currencyCode": "USD"}},
+        {"sku": "HEAD-02", "name": "Noise-Cancelling Headphones", "available": 0,
+         "price": {"amount": "89.00", "currencyCode": "USD"}},
+        {"sku": "LAMP-03", "name": "Desk Lamp", "available": 7,
+         "price": {"amount": "34.50", "currencyCode": "USD"}},
     ]
     return customers, orders, products
 
@@ -138,7 +142,8 @@ def seed_subscriptions(now):
 
 SCHEMA = graphql.build_schema(
     """
-    type Product { sku: String!, name: String!, available: Int! }
+    type Money { amount: String!, currencyCode: String! }
+    type Product { sku: String!, name: String!, available: Int!, price: Money }
     type Query { product(sku: String!): Product, products: [Product!]! }
     """
 )

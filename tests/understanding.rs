@@ -295,9 +295,14 @@ async fn stock_questions_read_the_inventory_and_survive_its_failure() {
     let lamp = stack.say(&token, None, "is the desk lamp in stock?").await;
     assert_eq!(
         texts(&lamp),
-        vec!["Yes — the Desk Lamp is in stock (7 available).".to_string()]
+        vec!["Yes — the Desk Lamp is in stock (7 available), at $34.50.".to_string()]
     );
     let conv = conversation_id(&lamp);
+    // Prices come from the inventory's own answer (a decimal string there).
+    let price = stack
+        .say(&token, Some(&conv), "how much is the wireless mouse?")
+        .await;
+    assert!(texts(&price)[0].contains("$24.99"), "{price}");
     let which = stack
         .say(&token, Some(&conv), "is this item available?")
         .await;

@@ -308,20 +308,14 @@ pub fn extract(text: &str, today: Date, catalogue: &[&str]) -> Entities {
         .map(|c| c[1].to_uppercase())
         .collect();
 
-    let lower = text.to_lowercase();
-    for name in catalogue {
-        let wanted = name.to_lowercase();
-        if wanted.is_empty() {
-            continue;
-        }
-        let found = lower.match_indices(&wanted).any(|(i, m)| {
-            let before = lower[..i].chars().next_back();
-            let after = lower[i + m.len()..].chars().next();
-            !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
-        });
-        if found {
-            e.products.push((*name).to_string());
-        }
+    // Partial, plural and misspelled names too ("desk lamps", "wireles mouse"), in the order
+    // the message names them.
+    if !catalogue.is_empty() {
+        e.products = crate::product_words::asked(text, catalogue)
+            .products
+            .into_iter()
+            .map(|i| catalogue[i].to_string())
+            .collect();
     }
     e
 }
@@ -424,8 +418,11 @@ mod tests {
         assert_eq!(x("is the desk lamp in stock?").products, ["Desk Lamp"]);
         assert_eq!(
             x("my NOISE-CANCELLING HEADPHONES and the wireless mouse").products,
-            ["Wireless Mouse", "Noise-Cancelling Headphones"]
+            ["Noise-Cancelling Headphones", "Wireless Mouse"]
         );
+        assert_eq!(x("any desk lamps?").products, ["Desk Lamp"]);
+        assert_eq!(x("the wireles mouse").products, ["Wireless Mouse"]);
+        assert_eq!(x("the mouse").products, ["Wireless Mouse"]);
         assert!(
             x("a desk lampshade").products.is_empty(),
             "whole words only"

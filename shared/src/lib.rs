@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod money;
 pub mod nlu;
 pub mod problem;
+pub mod product_words;
 pub mod rate_limit;
 pub mod redact;
 pub mod refunds;

@@ -475,12 +475,14 @@ async fn shopify_stock_is_read_and_a_throttled_query_is_retried() {
             Product {
                 sku: "LAMP-03".into(),
                 name: "Desk Lamp - Black".into(),
-                available: 7
+                available: 7,
+                price: None,
             },
             Product {
                 sku: String::new(),
                 name: "Gift Wrap".into(),
-                available: 0
+                available: 0,
+                price: None,
             },
         ]
     );

@@ -480,6 +480,43 @@ async fn a_throttled_graphql_answer_is_retried_then_succeeds() {
 // ---------------------------------------------------------------------------------------------
 // 7: OAuth2 client credentials
 
+#[tokio::test]
+async fn the_default_inventory_mapping_reads_prices_sent_as_decimal_strings() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "data": { "products": [
+                { "sku": "MOUSE-01", "name": "Wireless Mouse", "available": 42,
+                  "price": { "amount": "24.99", "currencyCode": "USD" } },
+                { "sku": "GIFT-9", "name": "Gift Wrap", "available": 5, "price": null }
+            ] }
+        })))
+        .mount(&server)
+        .await;
+    let unset = "http://127.0.0.1:9".to_string();
+    let vars = [
+        ("INVENTORY_GRAPHQL_URL", server.uri()),
+        ("ORDERS_API_URL", unset.clone()),
+        ("CRM_API_URL", unset.clone()),
+        ("PAYMENTS_API_URL", unset.clone()),
+        ("EMAIL_API_URL", unset),
+    ];
+    let c = connectors(parse(include_str!("../../config/connectors.toml"), &vars));
+    let products = Configured(c).products().await.unwrap();
+    assert_eq!(
+        products[0].price,
+        Some(Money {
+            amount_cents: 2499,
+            currency: "USD".into()
+        }),
+        "\"24.99\" is exactly 2499 cents"
+    );
+    assert_eq!(
+        products[1].price, None,
+        "a product without a price has none"
+    );
+}
+
 fn oauth2_orders(extra_auth: &str) -> String {
     orders(&format!(
         "retries = 0\nauth = {{ type = \"oauth2\", token_url = \"${{TOKEN_URL}}/oauth/token\", client_id = \"switchboard\", client_secret = \"env:CLIENT_SECRET\", scope = \"orders.read\"{extra_auth} }}"

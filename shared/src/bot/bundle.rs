@@ -783,8 +783,8 @@ mod tests {
         assert_eq!(bot.name, "shop");
         assert_eq!(bot.languages, ["en"]);
         assert_eq!(bot.thresholds, Thresholds::default());
-        assert_eq!(bot.intents.len(), 34);
-        assert_eq!(bot.model.classes.len(), 34);
+        assert_eq!(bot.intents.len(), 35);
+        assert_eq!(bot.model.classes.len(), 35);
         let status = bot.intent(&Intent::new("order_status")).unwrap();
         assert_eq!(status.description, "check where an order is");
         assert_eq!(status.action, Some(Action::Flow("order_status".into())));

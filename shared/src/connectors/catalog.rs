@@ -163,6 +163,9 @@ const PRODUCT_FIELDS: &[Field] = &[
     req("sku", Kind::Text),
     req("name", Kind::Text),
     req("available", Kind::Integer),
+    // What one costs, when the company's inventory knows (both, or no price).
+    opt("price.amount_cents", Kind::Minor),
+    opt("price.currency", Kind::Text),
 ];
 
 const REFUND_FIELDS: &[Field] = &[

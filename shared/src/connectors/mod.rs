@@ -148,6 +148,29 @@ pub struct Product {
     pub name: String,
     /// Units that can be sold now.
     pub available: u32,
+    /// What one costs, when the inventory says: a company's catalogue may have no prices, and
+    /// an amount without its currency is no price either (the bot never guesses a currency).
+    #[serde(default, deserialize_with = "price")]
+    pub price: Option<Money>,
+}
+
+/// `price.amount_cents` and `price.currency` as mapped: a price only when both are there.
+fn price<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Money>, D::Error> {
+    #[derive(Deserialize)]
+    struct Partial {
+        amount_cents: Option<i64>,
+        currency: Option<String>,
+    }
+    Ok(match Option::<Partial>::deserialize(d)? {
+        Some(Partial {
+            amount_cents: Some(amount_cents),
+            currency: Some(currency),
+        }) => Some(Money {
+            amount_cents,
+            currency: currency.to_ascii_uppercase(),
+        }),
+        _ => None,
+    })
 }
 
 #[async_trait]

@@ -339,6 +339,7 @@ mod tests {
                 sku: "L1".into(),
                 name: "Desk lamp".into(),
                 available: 3,
+                price: None,
             }])
         }
     }

@@ -730,11 +730,13 @@ impl InventoryPort for Shelf {
                 sku: "LAMP-03".into(),
                 name: "Desk Lamp".into(),
                 available: 7,
+                price: None,
             },
             crate::connectors::Product {
                 sku: "HEAD-02".into(),
                 name: "Noise-Cancelling Headphones".into(),
                 available: 0,
+                price: None,
             },
         ])
     }

@@ -41,15 +41,20 @@ pub fn order(o: &Order, summary: String) -> Record {
     r
 }
 
+/// A product's fields; `price` (money) only when the inventory gave one.
 pub fn product(p: &Product) -> Record {
-    Record::from([
+    let mut r = Record::from([
         ("sku".to_string(), Value::text(&p.sku)),
         ("name".to_string(), Value::text(&p.name)),
         (
             "available".to_string(),
             Value::Number(i64::from(p.available)),
         ),
-    ])
+    ]);
+    if let Some(price) = &p.price {
+        r.insert("price".to_string(), Value::Money(price.clone()));
+    }
+    r
 }
 
 /// The status as written in flows: the serde name (`out_for_delivery`).
@@ -111,5 +116,31 @@ mod tests {
         ] {
             assert_eq!(serde_json::to_value(s).unwrap(), status(s));
         }
+    }
+
+    #[test]
+    fn a_product_has_the_fields_validation_expects_and_a_price_only_when_known() {
+        let mut p = Product {
+            sku: "LAMP-01".into(),
+            name: "Desk lamp".into(),
+            available: 3,
+            price: Some(Money {
+                amount_cents: 2450,
+                currency: "USD".into(),
+            }),
+        };
+        let expected = shape_fields(Shape::Product);
+        let r = product(&p);
+        assert_eq!(r.len(), expected.len());
+        for (name, ty) in expected {
+            assert_eq!(r.get(&name).map(Value::type_of), Some(ty), "{name}");
+        }
+        p.price = None;
+        let r = product(&p);
+        assert!(!r.contains_key("price"));
+        assert_eq!(r["available"], Value::Number(3));
+        // Validation knows the price may be absent: flows branch on it before saying it.
+        let (optional, _) = crate::flow::catalog::shape_facts(Shape::Product);
+        assert_eq!(optional, ["price"]);
     }
 }

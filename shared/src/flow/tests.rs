@@ -60,6 +60,22 @@ pub(crate) const KEYS: &[(&str, &[&str])] = &[
     ("stock.which", &["examples"]),
     ("stock.in_stock", &["name", "available"]),
     ("stock.out_of_stock", &["name"]),
+    ("products.in_stock", &["name", "available", "price"]),
+    ("products.out_of_stock", &["name", "price"]),
+    ("products.several", &["list"]),
+    ("products.not_sold", &["wanted", "examples"]),
+    ("products.line.in_stock", &["name", "available"]),
+    (
+        "products.line.in_stock_priced",
+        &["name", "available", "price"],
+    ),
+    ("products.line.out_of_stock", &["name"]),
+    ("products.line.out_of_stock_priced", &["name", "price"]),
+    ("products.price.which", &["examples"]),
+    ("products.price.in_stock", &["name", "available", "price"]),
+    ("products.price.out_of_stock", &["name", "price"]),
+    ("products.price.unknown", &["name"]),
+    ("products.price.unmatched", &[]),
     ("payment.help.offer", &[]),
     ("payment.help.declined", &[]),
     ("payment.help.options", &[]),
@@ -128,6 +144,10 @@ const BUILT_IN: &[(&str, &str)] = &[
     (
         "product_availability",
         include_str!("../../../config/bot/flows/product_availability.toml"),
+    ),
+    (
+        "product_price",
+        include_str!("../../../config/bot/flows/product_price.toml"),
     ),
     (
         "payment_help",
@@ -797,7 +817,145 @@ async fn stock_questions_name_the_product_or_ask_once_then_answer() {
         .reply(stored(&t), &said("unknown", "a sofa"), &host, NOW)
         .await
         .unwrap();
-    assert_eq!(shown(&t), ["say:answer.product_availability"]);
+    assert_eq!(shown(&t), ["say:products.not_sold"]);
+    assert_eq!(var(vars_of(&t, "products.not_sold"), "wanted"), "a sofa");
+}
+
+fn priced_shelf() -> Host {
+    let product = |name: &str, available: i64, cents: Option<i64>| {
+        let mut r = Record::from([
+            ("name".into(), Value::text(name)),
+            ("available".into(), Value::Number(available)),
+        ]);
+        if let Some(c) = cents {
+            r.insert("price".into(), Value::Money(usd(c)));
+        }
+        r
+    };
+    Host {
+        products: vec![
+            product("Wireless Mouse", 42, Some(2499)),
+            product("Noise-Cancelling Headphones", 0, Some(8900)),
+            product("Desk Lamp", 7, None),
+        ],
+        ..Host::default()
+    }
+}
+
+#[tokio::test]
+async fn prices_are_said_when_the_inventory_has_them_and_never_guessed() {
+    let (e, host) = (engine(), priced_shelf());
+    let ask = |text: &'static str| said("product_price", text);
+    let t = e
+        .start(
+            "product_price",
+            Record::new(),
+            &ask("how much are wireles mice?"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["say:products.price.in_stock"]);
+    assert_eq!(
+        var(vars_of(&t, "products.price.in_stock"), "price"),
+        "$24.99"
+    );
+    let t = e
+        .start(
+            "product_price",
+            Record::new(),
+            &ask("price of the headphones"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["say:products.price.out_of_stock"]);
+    let t = e
+        .start(
+            "product_price",
+            Record::new(),
+            &ask("how much is the lamp"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["say:products.price.unknown"]);
+    let t = e
+        .start(
+            "product_price",
+            Record::new(),
+            &ask("how much is it?"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["ask:product:products.price.which"]);
+    // The stock answer carries the price too, when there is one.
+    let t = e
+        .start(
+            "product_availability",
+            Record::new(),
+            &said("product_availability", "is the mouse in stock"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["say:products.in_stock"]);
+    let t = e
+        .start(
+            "product_availability",
+            Record::new(),
+            &said("product_availability", "desk lamps available?"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["say:stock.in_stock"]);
+}
+
+#[tokio::test]
+async fn several_products_get_a_line_each_and_unknown_ones_are_not_sold() {
+    let (e, host) = (engine(), priced_shelf());
+    let stock = |text: &'static str| said("product_availability", text);
+    let t = e
+        .start(
+            "product_availability",
+            Record::new(),
+            &stock("do you have the headphones and the desk lamp?"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["say:products.several"]);
+    assert_eq!(
+        var(vars_of(&t, "products.several"), "list"),
+        "- Noise-Cancelling Headphones: $89.00, out of stock right now\n- Desk Lamp: in stock (7 available)"
+    );
+    let t = e
+        .start(
+            "product_availability",
+            Record::new(),
+            &stock("do you sell a wireless keyboard?"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["say:products.not_sold"]);
+    let vars = vars_of(&t, "products.not_sold");
+    assert_eq!(var(vars, "wanted"), "a wireless keyboard");
+    // The name closest to the words comes first among the examples.
+    assert_eq!(
+        var(vars, "examples"),
+        "Wireless Mouse, Noise-Cancelling Headphones, Desk Lamp"
+    );
 }
 
 #[tokio::test]
@@ -1029,6 +1187,33 @@ say = "order.not_found"
             "[[steps]]\nsay = \"order.status.in_transit\"",
             "[[steps]]\nsay = \"order.not_found\"\nnext = \"end\"\n\n[[steps]]\nid = \"moving\"\nsay = \"order.status.in_transit\"",
         );
+    check(&checked).unwrap_or_else(|e| panic!("{e}\n{checked}"));
+}
+
+/// A price the inventory may not have, like a system's optional field: said only after a
+/// branch on it.
+#[test]
+fn an_actions_field_that_may_be_empty_needs_a_branch() {
+    let text = r#"description = "t"
+inputs = ["message"]
+
+[[steps]]
+action = "match_product"
+with = { product = "{message}" }
+into = "p"
+
+[[steps]]
+say = "products.price.in_stock"
+"#;
+    let err = check(text).unwrap_err();
+    assert!(
+        err.contains("uses {price}, which the system may leave empty: branch on it before this step (if = \"p.price\")"),
+        "{err}"
+    );
+    let checked = text.replace(
+        "[[steps]]\nsay = \"products.price.in_stock\"",
+        "[[steps]]\nbranch = [{ if = \"p.price\", goto = \"priced\" }]\n\n[[steps]]\nsay = \"products.price.unknown\"\nnext = \"end\"\n\n[[steps]]\nid = \"priced\"\nsay = \"products.price.in_stock\"",
+    );
     check(&checked).unwrap_or_else(|e| panic!("{e}\n{checked}"));
 }
 

@@ -142,14 +142,20 @@ fn bindings(c: &mut Check<'_>) -> BTreeMap<String, Vec<(String, Type)>> {
                 (&call.into, fields)
             }
             StepKind::Action(a) => match c.actions.get(&a.name) {
-                Some(action) => (
-                    &a.into,
-                    action
-                        .binds()
-                        .iter()
-                        .map(|(n, t)| (n.to_string(), *t))
-                        .collect(),
-                ),
+                Some(action) => {
+                    if let Some(into) = &a.into {
+                        c.optional
+                            .extend(action.may_be_empty().iter().map(|f| format!("{into}.{f}")));
+                    }
+                    (
+                        &a.into,
+                        action
+                            .binds()
+                            .iter()
+                            .map(|(n, t)| (n.to_string(), *t))
+                            .collect(),
+                    )
+                }
                 None => {
                     let known: Vec<&str> = c.actions.names().collect();
                     c.error(

@@ -361,7 +361,7 @@ fn import_rasa_writes_intents_examples_and_messages() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("/nonexistent/nlu.yml: cannot read"));
 }
 
-/// A small bundle to train: training the shop bot's 34 intents takes most of a minute in a
+/// A small bundle to train: training the shop bot's 35 intents takes most of a minute in a
 /// debug build, and the shipped model is checked by `./dev/test` already.
 fn small_bundle(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("switchboard-{name}-{}", std::process::id()));

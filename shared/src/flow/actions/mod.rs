@@ -55,6 +55,12 @@ pub trait Action: Send + Sync {
     fn binds(&self) -> &'static [(&'static str, Type)] {
         &[]
     }
+    /// Fields of [`Action::binds`] it may leave out (a product's price, when the inventory
+    /// has none): like a system's optional fields, a flow uses one only where a branch has
+    /// checked it.
+    fn may_be_empty(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Bundle slots it may fill.
     fn fills(&self) -> &'static [&'static str] {
         &[]
