@@ -362,6 +362,20 @@ impl Dialogue {
                 return self.about_order(turn, topic, &id, u, text).await;
             }
         }
+        // "and the headphones?" right after an order's status: the same question about the
+        // customer's order that holds them (the topic's flow picks it by its items).
+        if u.follow_up && u.order_refs.is_empty() && !self.about_orders(&u.intent) {
+            if let Some(topic) = self.known(slots.topic.as_deref()) {
+                if self.names_an_item(turn, text).await {
+                    let flow = self.flow_of(&topic);
+                    if let Some(flow) = flow {
+                        return self
+                            .start_flow(turn, Some(&topic), &flow, Record::new(), u, text)
+                            .await;
+                    }
+                }
+            }
+        }
         self.act(turn, u.intent.clone(), slots, text, u).await
     }
 
@@ -422,6 +436,40 @@ impl Dialogue {
             u.intent = t;
         }
         u
+    }
+
+    /// The flow an intent about orders runs.
+    fn flow_of(&self, intent: &Intent) -> Option<String> {
+        match self.bot.intent(intent)?.action.as_ref()? {
+            Action::Flow(flow) => Some(flow.clone()),
+            Action::Answer {
+                needs_order: true, ..
+            } => Some(crate::bot::order_answer::flow_name(intent.name())),
+            Action::Answer { .. } => None,
+        }
+    }
+
+    /// The message names what one of the customer's recent orders holds. A read that fails
+    /// or misses the turn's budget names nothing: the message is then read as it is.
+    async fn names_an_item(&self, turn: &Turn<'_>, text: &str) -> bool {
+        let read = host::within(
+            turn.deadline,
+            self.orders.recent_orders(&turn.who.customer_id),
+        );
+        let Ok(Ok(orders)) = read.await else {
+            return false;
+        };
+        let items: Vec<String> = orders
+            .iter()
+            .map(|o| {
+                o.items
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect();
+        crate::matching::best(text, &items).is_some()
     }
 
     /// The intent asks about one order: its flow has the `order` slot, or its answer needs one.

@@ -147,6 +147,9 @@ pub struct Understanding {
     /// saying them ("yes do it", "no thanks, I'll wait"). Read whatever the intent, so a
     /// pending question takes it; `None` when it says neither.
     pub answer: Option<bool>,
+    /// A short message that carries on from the last answer: "and the headphones?", "what
+    /// about the lamp?".
+    pub follow_up: bool,
 }
 
 impl Understanding {
@@ -162,6 +165,7 @@ impl Understanding {
             refers_to_listed: false,
             only_points: false,
             answer: None,
+            follow_up: false,
         }
     }
 }
@@ -232,8 +236,15 @@ impl Nlu {
             if !greeting {
                 continue;
             }
+            // "hi there" is all greeting: what follows must be long enough to be a request.
+            if words(rest).len() < MIN_REQUEST_WORDS {
+                return None;
+            }
             let u = understand_with(&self.bot.model, rest, self.thresholds);
-            if u.intent.as_move().is_none() || u.intent.is(Move::Human) {
+            if u.intent.as_move().is_none()
+                || u.intent.is(Move::Human)
+                || u.unsure_between.is_some()
+            {
                 return Some(u);
             }
         }
@@ -578,6 +589,11 @@ fn understand_with(
         refers_to_listed: false,
         only_points: points_only(&w, &order_ref_words),
         answer: leading_answer(&w),
+        follow_up: w.len() <= FOLLOW_UP_WORDS
+            && matches!(
+                w.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+                ["and" | "also", ..] | ["what" | "how", "about", ..]
+            ),
     };
     u.refers_to_listed =
         (u.other || u.ordinal.is_some()) && u.order_refs.is_empty() && w.len() <= FOLLOW_UP_WORDS;
