@@ -195,8 +195,12 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
             reason: "need 0 <= NLU_CLARIFY <= NLU_ACCEPT <= 1".into(),
         });
     }
-    // Compiles the entity patterns and runs the model during init, not in a turn.
-    bot.nlu().warm_up();
+    // Compiles the entity patterns and runs the model once (~4 ms, release) during init, not
+    // in a turn — on a thread of its own, beside the rest of init: the function polls for its
+    // first event without waiting for it, and a turn that arrives first waits only for the
+    // patterns it uses (each is a `LazyLock`, built once whichever thread gets there first).
+    let nlu = bot.nlu();
+    std::thread::spawn(move || nlu.warm_up());
     Ok(Dialogue::new(Arc::new(systems.clone()))
         .with_operations(Some(Arc::new(systems.clone())))
         .with_bot(bot)
