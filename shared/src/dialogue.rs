@@ -366,13 +366,8 @@ impl Dialogue {
         // customer's order that holds them (the topic's flow picks it by its items).
         if u.follow_up && u.order_refs.is_empty() && !self.about_orders(&u.intent) {
             if let Some(topic) = self.known(slots.topic.as_deref()) {
-                if self.names_an_item(turn, text).await {
-                    let flow = self.flow_of(&topic);
-                    if let Some(flow) = flow {
-                        return self
-                            .start_flow(turn, Some(&topic), &flow, Record::new(), u, text)
-                            .await;
-                    }
+                if let Some(id) = self.item_order(turn, text).await {
+                    return self.about_order(turn, topic, &id, u, text).await;
                 }
             }
         }
@@ -385,6 +380,18 @@ impl Dialogue {
         let mut open: Option<DialogueState> = None;
         for (text, u) in parts {
             let u = self.steer(u);
+            // A second question ("which order?" twice) would leave the customer two lists and
+            // one answer: once a question is open, only plain answers follow it.
+            let plain_answer = matches!(
+                self.bot.intent(&u.intent).and_then(|d| d.action.as_ref()),
+                Some(Action::Answer {
+                    needs_order: false,
+                    ..
+                })
+            );
+            if open.is_some() && !plain_answer {
+                break;
+            }
             let slots = turn.out.slots.clone();
             self.converse(turn, &DialogueState::Idle, &slots, &text, &u)
                 .await;
@@ -438,38 +445,29 @@ impl Dialogue {
         u
     }
 
-    /// The flow an intent about orders runs.
-    fn flow_of(&self, intent: &Intent) -> Option<String> {
-        match self.bot.intent(intent)?.action.as_ref()? {
-            Action::Flow(flow) => Some(flow.clone()),
-            Action::Answer {
-                needs_order: true, ..
-            } => Some(crate::bot::order_answer::flow_name(intent.name())),
-            Action::Answer { .. } => None,
-        }
-    }
-
-    /// The message names what one of the customer's recent orders holds. A read that fails
-    /// or misses the turn's budget names nothing: the message is then read as it is.
-    async fn names_an_item(&self, turn: &Turn<'_>, text: &str) -> bool {
+    /// The recent order (as "which order?" would list them) a follow-up is all about: every
+    /// word of it names that order's items ("and the headphones?"; not "and are the
+    /// headphones in stock?"). A read that fails or misses the turn's budget names none: the
+    /// message is then read as it is.
+    async fn item_order(&self, turn: &Turn<'_>, text: &str) -> Option<String> {
+        use crate::flow::actions::{MAX_CHOICES, RECENT_DAYS};
+        const FOLLOW_UP_WORDS: &[&str] = &["and", "also", "what", "how", "about"];
         let read = host::within(
             turn.deadline,
             self.orders.recent_orders(&turn.who.customer_id),
         );
         let Ok(Ok(orders)) = read.await else {
-            return false;
+            return None;
         };
-        let items: Vec<String> = orders
+        let cutoff = turn.now - time::Duration::days(RECENT_DAYS);
+        let recent: Vec<_> = orders
             .iter()
-            .map(|o| {
-                o.items
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            })
+            .filter(|o| o.placed_at >= cutoff)
+            .take(MAX_CHOICES)
             .collect();
-        crate::matching::best(text, &items).is_some()
+        let items: Vec<String> = recent.iter().map(|o| o.item_names()).collect();
+        let i = crate::matching::best_exact(text, &items)?;
+        crate::matching::covers(text, &items[i], FOLLOW_UP_WORDS).then(|| recent[i].id.clone())
     }
 
     /// The intent asks about one order: its flow has the `order` slot, or its answer needs one.

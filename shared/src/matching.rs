@@ -22,7 +22,10 @@ pub fn words(text: &str) -> Vec<String> {
     text.to_lowercase()
         .replace('\u{2019}', "'")
         .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty() && !FILLER.contains(w))
+        // One letter ("USB-C"'s "c") or a number ("3 days") tells no name from another.
+        .filter(|w| {
+            w.chars().count() > 1 && !w.chars().all(|c| c.is_ascii_digit()) && !FILLER.contains(w)
+        })
         .map(singular)
         .collect()
 }
@@ -104,11 +107,52 @@ impl Score {
 
 /// The one of `names` the text means: the best match, unless two are equally good.
 pub fn best<S: AsRef<str>>(text: &str, names: &[S]) -> Option<usize> {
+    best_with(text, names, same_word)
+}
+
+/// [`best`] with every word as written (plurals folded, no typos): for picking among names
+/// the customer was not asked about, where "house" must not be taken for "mouse".
+pub fn best_exact<S: AsRef<str>>(text: &str, names: &[S]) -> Option<usize> {
+    best_with(text, names, |a, b| a == b)
+}
+
+/// Every word of the text, but `ignore`, is one of the name's: "and the headphones?" is all
+/// about the headphones; "and are the headphones in stock?" is not.
+pub fn covers(text: &str, name: &str, ignore: &[&str]) -> bool {
+    let name_words = words(name);
+    let said: Vec<String> = words(text)
+        .into_iter()
+        .filter(|w| !ignore.contains(&w.as_str()))
+        .collect();
+    !said.is_empty()
+        && said
+            .iter()
+            .all(|s| name_words.iter().any(|n| same_word(s, n)))
+}
+
+fn best_with<S: AsRef<str>>(
+    text: &str,
+    names: &[S],
+    same: impl Fn(&str, &str) -> bool,
+) -> Option<usize> {
     let said = words(text);
     let mut scored: Vec<(usize, Score)> = names
         .iter()
         .enumerate()
-        .filter_map(|(i, n)| score(&said, n.as_ref()).map(|s| (i, s)))
+        .filter_map(|(i, n)| {
+            let name_words = words(n.as_ref());
+            let matched = name_words
+                .iter()
+                .filter(|w| said.iter().any(|s| same(s, w)))
+                .count();
+            (matched > 0).then_some((
+                i,
+                Score {
+                    matched,
+                    of: name_words.len(),
+                },
+            ))
+        })
         .collect();
     scored.sort_by_key(|(_, s)| std::cmp::Reverse(s.rank()));
     match scored.as_slice() {
@@ -207,6 +251,31 @@ mod tests {
         assert_eq!(best("lamp", &["Desk Lamp", "Floor Lamp"]), None);
         // Short words must be exact: a typo there is another word.
         assert_eq!(best("the map", &["Yoga Mat"]), None);
+    }
+
+    #[test]
+    fn exact_picks_forgive_no_typo_and_ignore_numbers() {
+        let orders = ["Wireless Mouse", "USB-C Cable, Desk Lamp"];
+        assert_eq!(best_exact("is my order at my house yet", &orders), None);
+        assert_eq!(best("at my house", &orders), Some(0));
+        assert_eq!(best_exact("has the mouse shipped", &orders), Some(0));
+        assert_eq!(best_exact("it's been 3 days, c", &orders), None);
+    }
+
+    #[test]
+    fn a_message_all_about_a_name() {
+        let ignore = ["and", "what", "about"];
+        assert!(covers(
+            "and the headphones?",
+            "Noise-Cancelling Headphones",
+            &ignore
+        ));
+        assert!(!covers(
+            "and are the headphones in stock?",
+            "Noise-Cancelling Headphones",
+            &ignore
+        ));
+        assert!(!covers("and?", "Noise-Cancelling Headphones", &ignore));
     }
 
     #[test]

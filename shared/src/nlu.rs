@@ -227,8 +227,8 @@ impl Nlu {
             .map(|m| m.start())
             .take(MAX_GREETING_WORDS + 1)
             .collect();
-        for k in 1..starts.len() {
-            let (opening, rest) = text.split_at(starts[k]);
+        for &start in starts.iter().skip(1) {
+            let (opening, rest) = text.split_at(start);
             let greeting = self
                 .rank(opening)
                 .first()
@@ -241,10 +241,8 @@ impl Nlu {
                 return None;
             }
             let u = understand_with(&self.bot.model, rest, self.thresholds);
-            if u.intent.as_move().is_none()
-                || u.intent.is(Move::Human)
-                || u.unsure_between.is_some()
-            {
+            // Only a request read with confidence: "hello, how are you today?" stays a greeting.
+            if u.intent.as_move().is_none() || u.intent.is(Move::Human) {
                 return Some(u);
             }
         }
@@ -370,6 +368,11 @@ fn fixed_answer(w: &[String]) -> Option<Intent> {
         "no way",
         "not really",
         "no need",
+        "i'm good",
+        "im good",
+        "i'm fine",
+        "i'm good thanks",
+        "i'm fine thanks",
     ];
     let joined = w.join(" ");
     if YES.contains(&joined.as_str()) {
@@ -494,9 +497,6 @@ const NO_OPENINGS: &[&str] = &[
     "i'd rather wait",
     "let's wait",
     "lets wait",
-    "i'm good",
-    "im good",
-    "i'm fine",
     "no need",
     "rather not",
     "i'd rather not",
@@ -523,7 +523,6 @@ const AFTER_ONE_WORD: &[&str] = &[
     "it's",
     "that's",
     "thats",
-    "not",
     "let's",
     "lets",
     "we",
@@ -538,34 +537,47 @@ const AFTER_ONE_WORD: &[&str] = &[
     "sure",
     "ok",
     "okay",
-    "yes",
-    "no",
     "yeah",
-    "nope",
     "that'd",
     "sounds",
     "refund",
     "cancel",
+    "not",
+    "no",
+    "nope",
+    "don't",
+    "dont",
+    "never",
+    "nah",
 ];
+
+/// Words that turn a yes around right after it: "absolutely not", "yeah no", "of course not".
+const NEGATIONS: &[&str] = &["not", "no", "nope", "don't", "dont", "never", "nah"];
 
 /// "yes do it", "no thanks, I'll wait": an answer by its opening words.
 fn leading_answer(w: &[String]) -> Option<bool> {
-    let opens = |phrases: &[&str]| {
-        phrases.iter().any(|p| {
+    // The length of the opening phrase the message starts with.
+    let opening = |phrases: &[&str]| {
+        phrases.iter().find_map(|p| {
             let p: Vec<&str> = p.split(' ').collect();
             let next = w.get(p.len()).map(String::as_str);
-            w.len() >= p.len()
+            (w.len() >= p.len()
                 && w.iter().zip(&p).all(|(a, b)| a == b)
-                && (p.len() > 1 || next.is_none_or(|n| AFTER_ONE_WORD.contains(&n)))
+                && (p.len() > 1 || next.is_none_or(|n| AFTER_ONE_WORD.contains(&n))))
+            .then_some(p.len())
         })
     };
-    if opens(NO_OPENINGS) {
-        Some(false)
-    } else if opens(YES_OPENINGS) {
-        Some(true)
-    } else {
-        None
+    if opening(NO_OPENINGS).is_some() {
+        return Some(false);
     }
+    let n = opening(YES_OPENINGS)?;
+    // "absolutely not", "yeah no, I'll wait", "please do not": a no.
+    let negated = w
+        .iter()
+        .skip(n)
+        .take(2)
+        .any(|x| NEGATIONS.contains(&x.as_str()));
+    Some(!negated)
 }
 
 fn understand_with(
@@ -604,6 +616,14 @@ fn understand_with(
     if let Some(intent) = fixed_answer(&w) {
         if intent.is(Move::Affirm) || intent.is(Move::Deny) {
             u.answer = Some(intent.is(Move::Affirm));
+        } else if u.answer.is_none()
+            && matches!(
+                w.first().map(String::as_str),
+                Some("ok" | "okay" | "alright")
+            )
+        {
+            // "ok then", "ok great": taken in when nothing was asked, a yes when something was.
+            u.answer = Some(true);
         }
         u.intent = intent;
         u.confidence = 1.0;
@@ -618,7 +638,10 @@ fn understand_with(
     let (top, p) = ranked.next().unwrap_or((Intent::unknown(), 0.0));
     u.confidence = p;
     if p >= thresholds.accept {
-        if u.answer.is_none() && (top.is(Move::Affirm) || top.is(Move::Deny)) {
+        if u.answer.is_none()
+            && u.order_refs.is_empty()
+            && (top.is(Move::Affirm) || top.is(Move::Deny))
+        {
             u.answer = Some(top.is(Move::Affirm));
         }
         u.intent = top;
@@ -842,9 +865,15 @@ mod tests {
             "nah I'll wait",
             "not right now",
             "never mind, leave it",
+            "absolutely not",
+            "of course not",
+            "yeah no, I'll wait",
+            "please do not",
         ] {
             assert_eq!(understand(t).answer, Some(false), "{t}");
         }
+        assert_eq!(understand("ok then").answer, Some(true));
+        assert_eq!(leading_answer(&words("i'm good with that")), None);
         // Openings that start another sentence are no answer by their first word (the
         // classifier may still read one), and a message about an order answers nothing.
         for t in ["no idea where it is", "sure it was sent?", "nothing came"] {
@@ -855,11 +884,14 @@ mod tests {
 
     #[test]
     fn acknowledgements_are_taken_in_and_answer_no_question() {
-        for t in ["got it", "Ok, got it.", "i see", "makes sense"] {
+        for t in ["got it", "i see", "makes sense"] {
             let u = understand(t);
             assert_eq!(u.intent, i("acknowledge"), "{t}");
             assert_eq!(u.answer, None, "{t}");
         }
+        // One that opens with "ok" is a yes to a question, if one waits.
+        let ok = understand("Ok, got it.");
+        assert_eq!((ok.intent, ok.answer), (i("acknowledge"), Some(true)));
         // Waiting is a no to an offer, and taken in otherwise.
         let wait = understand("ok I'll wait");
         assert_eq!((wait.intent, wait.answer), (i("acknowledge"), Some(false)));

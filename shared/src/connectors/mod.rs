@@ -88,6 +88,12 @@ impl Order {
         !matches!(self.status, OrderStatus::Delivered | OrderStatus::Cancelled)
             && self.promised_by.is_some_and(|p| p < now)
     }
+
+    /// What the customer calls the order by: its items' names ("Desk Lamp, USB-C Cable").
+    pub fn item_names(&self) -> String {
+        let names: Vec<&str> = self.items.iter().map(|i| i.name.as_str()).collect();
+        names.join(", ")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -538,7 +538,13 @@ impl Engine {
     /// than the waiting one) or an answer. Moves (greetings, thanks, "a person") are the
     /// caller's.
     pub fn interrupts(&self, u: &Understood, waiting_flow: &str) -> Option<&Route> {
-        if !u.clear || u.answer.is_some() {
+        self.interrupts_while(u, waiting_flow, true)
+    }
+
+    /// [`Engine::interrupts`]; a message that opens like a yes or no ("no, I want to track my
+    /// refund") is an answer only where one is asked (`yes_no`).
+    fn interrupts_while(&self, u: &Understood, waiting_flow: &str, yes_no: bool) -> Option<&Route> {
+        if !u.clear || (yes_no && u.answer.is_some()) {
             return None;
         }
         match self.routes.get(&u.intent)? {
@@ -593,7 +599,11 @@ impl Engine {
         };
         let waiting = frame.waiting.take();
         let route = self
-            .interrupts(u, &frame.flow)
+            .interrupts_while(
+                u,
+                &frame.flow,
+                !matches!(waiting, Some(Waiting::Slot { .. })),
+            )
             .cloned()
             .or_else(|| self.asked_again(u, flow, &frame));
         let mut input = Some(u);

@@ -36,8 +36,7 @@ pub fn order(o: &Order, summary: String) -> Record {
     put("total", Value::Money(o.total.clone()));
     put("summary", Value::Text(summary));
     // What the customer calls the order by ("the mouse one"): its items' names.
-    let items: Vec<&str> = o.items.iter().map(|i| i.name.as_str()).collect();
-    put("items", Value::Text(items.join(", ")));
+    put("items", Value::Text(o.item_names()));
     r
 }
 

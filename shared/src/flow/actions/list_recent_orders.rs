@@ -10,8 +10,8 @@ use crate::flow::engine::HostError;
 use crate::flow::value::{Record, Type, Value};
 use crate::nlu::{LAST, NEWEST};
 
-const RECENT_DAYS: i64 = 90;
-const MAX_CHOICES: usize = 5;
+pub const RECENT_DAYS: i64 = 90;
+pub const MAX_CHOICES: usize = 5;
 /// One listed order: `{n}`, `{summary}`, `{placed}` (a date).
 pub const LINE: &str = "order.list_line";
 
@@ -62,7 +62,8 @@ impl Action for ListRecentOrders {
         let named = cx
             .input
             .filter(|_| recent.len() > 1)
-            .and_then(|u| crate::matching::best(&u.text, &holding));
+            // Exactly as written: unasked, "house" must not pick the order with the mouse.
+            .and_then(|u| crate::matching::best_exact(&u.text, &holding));
         let one = |o: &Record| Done {
             outcome: "one",
             fills: Record::from([("order".to_string(), Value::Text(id(o)))]),

@@ -4,6 +4,8 @@
 //! knows from the trait what an action takes, binds, fills, says and how it can end.
 
 mod list_recent_orders;
+/// What "recent" means wherever orders are picked from: the list "which order?" shows.
+pub use list_recent_orders::{MAX_CHOICES, RECENT_DAYS};
 mod match_product;
 mod payment_choice;
 mod refund_news;
