@@ -75,10 +75,15 @@ fn same_word(said: &str, name: &str) -> bool {
 /// How well words (from [`words`]) name `name`: how many of the name's words are there, and
 /// how many words the name has. `None` when none is.
 pub fn score(said: &[String], name: &str) -> Option<Score> {
+    score_with(said, name, &same_word)
+}
+
+/// [`score`] with words compared by `same` (exact, or forgiving a typo).
+fn score_with(said: &[String], name: &str, same: &dyn Fn(&str, &str) -> bool) -> Option<Score> {
     let name_words = words(name);
     let matched = name_words
         .iter()
-        .filter(|n| said.iter().any(|s| same_word(s, n)))
+        .filter(|n| said.iter().any(|s| same(s, n)))
         .count();
     (matched > 0).then_some(Score {
         matched,
@@ -139,20 +144,7 @@ fn best_with<S: AsRef<str>>(
     let mut scored: Vec<(usize, Score)> = names
         .iter()
         .enumerate()
-        .filter_map(|(i, n)| {
-            let name_words = words(n.as_ref());
-            let matched = name_words
-                .iter()
-                .filter(|w| said.iter().any(|s| same(s, w)))
-                .count();
-            (matched > 0).then_some((
-                i,
-                Score {
-                    matched,
-                    of: name_words.len(),
-                },
-            ))
-        })
+        .filter_map(|(i, n)| score_with(&said, n.as_ref(), &same).map(|s| (i, s)))
         .collect();
     scored.sort_by_key(|(_, s)| std::cmp::Reverse(s.rank()));
     match scored.as_slice() {
