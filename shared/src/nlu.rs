@@ -212,7 +212,7 @@ impl Nlu {
     pub fn understand(&self, text: &str) -> Understanding {
         let u = understand_with(&self.bot.model, text, self.thresholds);
         if u.intent.is(Move::Greet) {
-            // "hi, where are my things": the greeting is manners, the rest is the request.
+            // "hello, is my parcel on its way?": the greeting is manners, the rest is the request.
             if let Some(rest) = self.after_greeting(text) {
                 return rest;
             }
@@ -249,7 +249,7 @@ impl Nlu {
         None
     }
 
-    /// "where is 1005, and do you take PayPal?": the requests of a message that makes more
+    /// "has 1004 shipped? and can I pay with Apple Pay?": the requests of a message that makes more
     /// than one, each read on its own, in the order written. `None` when it makes one (or its
     /// parts are not each clearly a request of their own).
     pub fn requests(&self, text: &str) -> Option<Vec<(String, Understanding)>> {
