@@ -470,14 +470,18 @@ impl Dialogue {
         crate::matching::covers(text, &items[i], FOLLOW_UP_WORDS).then(|| recent[i].id.clone())
     }
 
+    /// The flow has the `order` slot: it is about one order.
+    fn flow_has_order(&self, flow: &str) -> bool {
+        self.bot
+            .flows
+            .get(flow)
+            .is_some_and(|f| f.slots.iter().any(|s| s == ORDER_SLOT))
+    }
+
     /// The intent asks about one order: its flow has the `order` slot, or its answer needs one.
     fn about_orders(&self, intent: &Intent) -> bool {
         match self.bot.intent(intent).and_then(|d| d.action.as_ref()) {
-            Some(Action::Flow(flow)) => self
-                .bot
-                .flows
-                .get(flow)
-                .is_some_and(|f| f.slots.iter().any(|s| s == ORDER_SLOT)),
+            Some(Action::Flow(flow)) => self.flow_has_order(flow),
             Some(Action::Answer { needs_order, .. }) => *needs_order,
             None => false,
         }
@@ -558,11 +562,7 @@ impl Dialogue {
     /// The order a message points at among those listed last ("the second one", "the other
     /// one"), for a flow that has an `order` slot: the engine fills the rest from the message.
     fn carried_slots(&self, flow: &str, u: &Understanding, slots: &Slots) -> Record {
-        let wants_order = self
-            .bot
-            .flows
-            .get(flow)
-            .is_some_and(|f| f.slots.iter().any(|s| s == ORDER_SLOT));
+        let wants_order = self.flow_has_order(flow);
         match carried_order(u, slots) {
             Some(id) if wants_order && u.order_refs.is_empty() => {
                 Record::from([(ORDER_SLOT.to_string(), Value::text(id))])

@@ -124,11 +124,7 @@ impl Dialogue {
             .iter()
             .map(|o| (ORDER_SLOT.to_string(), Value::text(o)))
             .collect();
-        let about_orders = self
-            .bot
-            .flows
-            .get(flow)
-            .is_some_and(|f| f.slots.iter().any(|s| s == ORDER_SLOT));
+        let about_orders = self.flow_has_order(flow);
         if let (Some(intent), true) = (intent, about_orders) {
             // "and the other one?" next asks the same.
             turn.out.slots.topic = Some(intent.name().to_string());
