@@ -97,10 +97,16 @@ pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
             &intents,
         )?);
     }
-    let mut rng = fastrand::Rng::with_seed(settings.seed);
     let (mut all, mut fit, mut held) = (Vec::new(), Vec::new(), Vec::new());
     for (intent, ts) in &templates {
+        let named = intent
+            .name()
+            .bytes()
+            .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
         for (i, t) in ts.iter().enumerate() {
+            // Each template samples from its own seed: a template added to one intent does not
+            // change the examples (and so the model's figures) of every intent after it.
+            let mut rng = fastrand::Rng::with_seed(settings.seed ^ named ^ t.fingerprint());
             let sampled = t.sample(settings.per_template, &mut rng);
             let part = if i % 5 == 4 { &mut held } else { &mut fit };
             part.extend(sampled.iter().map(|e| (intent.clone(), e.clone())));

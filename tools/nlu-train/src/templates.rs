@@ -112,6 +112,32 @@ fn tidy(s: &str) -> String {
 }
 
 impl Template {
+    /// A stable number for this template's text (FNV-1a over its parts): with the intent's name
+    /// and the seed it seeds the template's own sampling, so adding, removing or moving one
+    /// template leaves every other template's examples as they were.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for b in bytes.iter().chain(&[0x1f]) {
+                h ^= u64::from(*b);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        for p in &self.parts {
+            match p {
+                Part::Text(t) => {
+                    eat(b"text");
+                    eat(t.as_bytes());
+                }
+                Part::Choice(c) => {
+                    eat(b"choice");
+                    c.iter().for_each(|a| eat(a.as_bytes()));
+                }
+            }
+        }
+        h
+    }
+
     /// How many sentences the alternatives make (placeholders not counted), saturating.
     pub fn combinations(&self) -> u64 {
         self.parts.iter().fold(1u64, |n, p| match p {
@@ -257,6 +283,16 @@ mod tests {
     #[test]
     fn sampling_is_seeded_and_bounded() {
         let t = parse("{a|b|c|d} {e|f|g|h} {i|j|k|l}").unwrap();
+        let same = parse("{a|b|c|d} {e|f|g|h} {i|j|k|l}").unwrap();
+        assert_eq!(t.fingerprint(), same.fingerprint());
+        assert_ne!(
+            t.fingerprint(),
+            parse("{a|b|c|d} {e|f|g|h} {i|j|k}").unwrap().fingerprint()
+        );
+        assert_ne!(
+            parse("{a}").unwrap().fingerprint(),
+            parse("a").unwrap().fingerprint()
+        );
         let one = t.sample(10, &mut fastrand::Rng::with_seed(1));
         let again = t.sample(10, &mut fastrand::Rng::with_seed(1));
         assert_eq!(one.len(), 10);
