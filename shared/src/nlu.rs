@@ -103,11 +103,15 @@ impl Move {
 
 /// How sure the classifier must be. At or above `accept` the top intent is acted on; between
 /// `clarify` and `accept` the bot asks which of the two likeliest intents was meant; below
-/// `clarify` it says what it can help with.
+/// `clarify` it says what it can help with. A request read with confidence is still turned
+/// down as out of scope when the model gives out of scope at least `out_of_scope` times the top
+/// intent's probability: "what date is it in five days?" looks like a delivery question to a
+/// bag of words, but not only like one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     pub accept: f32,
     pub clarify: f32,
+    pub out_of_scope: f32,
 }
 
 impl Default for Thresholds {
@@ -115,6 +119,7 @@ impl Default for Thresholds {
         Self {
             accept: 0.5,
             clarify: 0.25,
+            out_of_scope: 0.45,
         }
     }
 }
@@ -634,10 +639,19 @@ fn understand_with(
     if !w.iter().any(|x| x.chars().any(|c| c.is_alphabetic())) {
         return u;
     }
-    let mut ranked = model.predict(text).into_iter();
+    let ranked = model.predict(text);
+    let doubt = ranked
+        .iter()
+        .find(|(i, _)| i.is(Move::OutOfScope))
+        .map_or(0.0, |(_, q)| *q);
+    let mut ranked = ranked.into_iter();
     let (top, p) = ranked.next().unwrap_or((Intent::unknown(), 0.0));
     u.confidence = p;
-    if p >= thresholds.accept {
+    // Moves (greetings, thanks, yes, a person please) are the engine's own and never doubted.
+    if p >= thresholds.accept && top.as_move().is_none() && doubt >= thresholds.out_of_scope * p {
+        u.intent = Intent::from(Move::OutOfScope);
+        u.confidence = doubt;
+    } else if p >= thresholds.accept {
         if u.answer.is_none()
             && u.order_refs.is_empty()
             && (top.is(Move::Affirm) || top.is(Move::Deny))
@@ -803,10 +817,26 @@ mod tests {
     }
 
     #[test]
+    fn a_request_out_of_scope_could_also_be_is_turned_down_but_moves_never_are() {
+        let doubting = Thresholds {
+            out_of_scope: 0.0,
+            ..Thresholds::default()
+        };
+        let u = understand_with("I want to cancel my order", doubting);
+        assert_eq!(u.intent, i("out_of_scope"));
+        assert_eq!(understand_with("hello there", doubting).intent, i("greet"));
+        assert_eq!(
+            understand_with("I want to cancel my order", Thresholds::default()).intent,
+            i("cancel_order")
+        );
+    }
+
+    #[test]
     fn unsure_between_two_intents_names_both_and_acts_on_neither() {
         let t = Thresholds {
             accept: 1.1,
             clarify: 0.0,
+            ..Thresholds::default()
         };
         let u = understand_with("I want to cancel my order", t);
         assert_eq!(u.intent, Intent::unknown());

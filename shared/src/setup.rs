@@ -200,6 +200,7 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
     let thresholds = crate::nlu::Thresholds {
         accept: env.parsed("NLU_ACCEPT", defaults.accept)?,
         clarify: env.parsed("NLU_CLARIFY", defaults.clarify)?,
+        out_of_scope: defaults.out_of_scope,
     };
     if !(0.0..=1.0).contains(&thresholds.accept)
         || !(0.0..=thresholds.accept).contains(&thresholds.clarify)

@@ -69,6 +69,7 @@ static BOT_SCHEMA: Schema = Schema::Keys(&[
         &Schema::Keys(&[
             ("accept", &LEAF),
             ("clarify", &LEAF),
+            ("out_of_scope", &LEAF),
             ("order_number", &LEAF),
         ]),
     ),
@@ -100,6 +101,7 @@ struct RawBot {
 struct RawUnderstanding {
     accept: Option<Spanned<f32>>,
     clarify: Option<Spanned<f32>>,
+    out_of_scope: Option<Spanned<f32>>,
     order_number: Option<Spanned<String>>,
 }
 
@@ -610,7 +612,19 @@ fn check_settings(
     let thresholds = Thresholds {
         accept: value(&raw.understanding.accept, defaults.accept),
         clarify: value(&raw.understanding.clarify, defaults.clarify),
+        out_of_scope: value(&raw.understanding.out_of_scope, defaults.out_of_scope),
     };
+    if !(0.0..=1.0).contains(&thresholds.out_of_scope) {
+        errs.push(BundleError::new(
+            file,
+            raw.understanding
+                .out_of_scope
+                .as_ref()
+                .and_then(|v| line(v.span())),
+            "understanding.out_of_scope",
+            "a share of the top intent's probability: 0 to 1",
+        ));
+    }
     if !(0.0..=1.0).contains(&thresholds.accept) {
         errs.push(BundleError::new(
             file,
@@ -831,6 +845,7 @@ mod tests {
             "accept = 0.5",
             "accept = 1.5\nreject = 0.1",
         );
+        edit(&dir, "bot.toml", "out_of_scope = 0.45", "out_of_scope = -1");
         edit(
             &dir,
             "bot.toml",
@@ -874,10 +889,11 @@ mod tests {
         });
         let e = errors(&dir);
         let expected = [
-            "B/bot.toml:12: understanding.reject: unknown key (expected one of: accept, clarify, order_number)",
+            "B/bot.toml:14: understanding.reject: unknown key (expected one of: accept, clarify, out_of_scope, order_number)",
             "B/messages/en.toml",
             ": answer.odd: must be a string",
-            "B/bot.toml:11: understanding.accept: a probability: 0 to 1",
+            "B/bot.toml:13: understanding.accept: a probability: 0 to 1",
+            "B/bot.toml:16: understanding.out_of_scope: a share of the top intent's probability: 0 to 1",
             "B/intents/complaint.toml:4: colour: unknown key",
             "B/intents/review.toml:2: answer: no message \"answer.reviews\" in messages/en.toml",
             "B/intents/track_parcel.toml: no training examples: add examples/en/track_parcel.txt",
@@ -886,9 +902,9 @@ mod tests {
         ];
         let all = e.join("\n");
         for x in expected.iter().chain(&[
-            "B/bot.toml:22: slots.order.prompt: no message \"slot.order.ask\" in messages/en.toml",
-            "B/bot.toml:27: slots.product.type: no entity type \"gadget\"",
-            "B/bot.toml:41: connectors.operations: no operation \"inventory.teleport\"",
+            "B/bot.toml:25: slots.order.prompt: no message \"slot.order.ask\" in messages/en.toml",
+            "B/bot.toml:30: slots.product.type: no entity type \"gadget\"",
+            "B/bot.toml:44: connectors.operations: no operation \"inventory.teleport\"",
         ]) {
             assert!(all.contains(x), "{x:?} not in:\n{all}");
         }

@@ -330,6 +330,7 @@ async fn unsure_asks_which_of_two_then_acts_on_the_choice() {
     let d = dialogue(catalogue()).with_thresholds(Thresholds {
         accept: 1.1,
         clarify: 0.0,
+        ..Thresholds::default()
     });
     let ask = fresh(&d, "what payment methods do you accept?").await;
     assert!(
@@ -361,6 +362,7 @@ async fn gibberish_gets_the_options_and_out_of_scope_says_so() {
     let unsure = dialogue(catalogue()).with_thresholds(Thresholds {
         accept: 1.1,
         clarify: 1.1,
+        ..Thresholds::default()
     });
     let lost = fresh(&unsure, "qwxz vbnm plok").await;
     assert!(
