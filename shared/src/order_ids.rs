@@ -61,30 +61,44 @@ impl TryFrom<OrderIdSpec> for OrderIdFormat {
 
 impl OrderIdFormat {
     pub fn new(prefix: &str, digits: Option<u32>) -> Result<Self, FormatError> {
-        let letters = prefix.strip_suffix('-').unwrap_or(prefix);
-        if letters.is_empty()
-            || letters.len() > MAX_PREFIX_LETTERS
-            || !letters.bytes().all(|b| b.is_ascii_alphabetic())
-        {
-            return Err(FormatError {
-                key: "prefix",
-                message: format!(
-                    "{prefix:?}: 1 to {MAX_PREFIX_LETTERS} letters, optionally followed by `-` (\"SO-\", \"INV\"): what customers write before the digits"
-                ),
-            });
-        }
-        if let Some(n) = digits.filter(|n| !(MIN_DIGITS..=MAX_DIGITS).contains(n)) {
-            return Err(FormatError {
+        Self::check_prefix(prefix).map_err(|message| FormatError {
+            key: "prefix",
+            message,
+        })?;
+        if let Some(n) = digits {
+            Self::check_digits(n).map_err(|message| FormatError {
                 key: "digits",
-                message: format!(
-                    "{n}: between {MIN_DIGITS} and {MAX_DIGITS} (or left out: any number)"
-                ),
-            });
+                message,
+            })?;
         }
         Ok(Self {
             prefix: prefix.to_string(),
             digits,
         })
+    }
+
+    /// What is wrong with `prefix`, if anything (a file's check reports it beside `digits`'s).
+    pub fn check_prefix(prefix: &str) -> Result<(), String> {
+        let letters = prefix.strip_suffix('-').unwrap_or(prefix);
+        if letters.is_empty()
+            || letters.len() > MAX_PREFIX_LETTERS
+            || !letters.bytes().all(|b| b.is_ascii_alphabetic())
+        {
+            return Err(format!(
+                "{prefix:?}: 1 to {MAX_PREFIX_LETTERS} letters, optionally followed by `-` (\"SO-\", \"INV\"): what customers write before the digits"
+            ));
+        }
+        Ok(())
+    }
+
+    /// What is wrong with `digits`, if anything.
+    pub fn check_digits(digits: u32) -> Result<(), String> {
+        if !(MIN_DIGITS..=MAX_DIGITS).contains(&digits) {
+            return Err(format!(
+                "{digits}: between {MIN_DIGITS} and {MAX_DIGITS} (or left out: any number)"
+            ));
+        }
+        Ok(())
     }
 
     pub fn prefix(&self) -> &str {

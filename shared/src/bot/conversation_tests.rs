@@ -1122,6 +1122,12 @@ orders:
                 .contains("fixtures.yaml:5: orders.1002.customer_id"),
             "{e}"
         );
+        // The order id format is checked as a connector file's is.
+        let with = |ids: &str| parse_fixtures("fixtures.yaml", &format!("{FIXTURES_YAML}{ids}"));
+        let f = with("order_ids: { prefix: \"SO-\", digits: 5 }\n").unwrap();
+        assert_eq!(f.order_ids.unwrap().prefix(), "SO-");
+        let e = with("order_ids: { prefix: \"ORDER-\" }\n").unwrap_err();
+        assert!(e.to_string().contains("1 to 4 letters"), "{e}");
     }
 
     const SUBSCRIPTIONS: &str = concat!(

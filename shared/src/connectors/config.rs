@@ -942,13 +942,19 @@ fn system(
             ));
             None
         }
-        Some(spec) => match OrderIdFormat::try_from(spec) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                cx.note(cx.err(here(&format!("order_ids.{}", e.key)), e.message));
-                None
+        Some(spec) => {
+            // Both keys' problems at once, each on its own line.
+            let prefix = OrderIdFormat::check_prefix(&spec.prefix)
+                .map_err(|m| cx.note(cx.err(here("order_ids.prefix"), m)));
+            let digits = spec.digits.map_or(Ok(()), |n| {
+                OrderIdFormat::check_digits(n)
+                    .map_err(|m| cx.note(cx.err(here("order_ids.digits"), m)))
+            });
+            match (prefix, digits) {
+                (Ok(()), Ok(())) => OrderIdFormat::try_from(spec).ok(),
+                _ => None,
             }
-        },
+        }
     };
     let mut headers = Vec::new();
     for (k, v) in &sys.headers {
