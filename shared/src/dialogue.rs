@@ -225,7 +225,7 @@ impl Dialogue {
     ) -> Outcome {
         let mut turn = Turn::new(who, now, self.budget, slots.clone());
         let u = self.nlu.understand(text);
-        let u = self.steer(self.own_orders(&mut turn, u).await, slots);
+        let u = self.steer(self.order_numbers(&mut turn, u).await, slots);
         tracing::info!(
             intent = u.intent.name(),
             confidence = u.confidence,
@@ -389,7 +389,7 @@ impl Dialogue {
     async fn several(&self, turn: &mut Turn<'_>, parts: Vec<(String, Understanding)>) {
         let mut open: Option<DialogueState> = None;
         for (text, u) in parts {
-            let u = self.own_orders(turn, u).await;
+            let u = self.order_numbers(turn, u).await;
             let u = self.steer(u, &turn.out.slots);
             // A second question ("which order?" twice) would leave the customer two lists and
             // one answer: once a question is open, only plain answers follow it.
@@ -475,72 +475,66 @@ impl Dialogue {
     /// headphones in stock?"). A read that fails or misses the turn's budget names none: the
     /// message is then read as it is.
     async fn item_order(&self, turn: &mut Turn<'_>, text: &str) -> Option<String> {
+        use crate::flow::actions::{MAX_CHOICES, RECENT_DAYS};
         const FOLLOW_UP_WORDS: &[&str] = &["and", "also", "what", "how", "about"];
-        let recent = self.recent_orders(turn).await?;
+        let cutoff = turn.now - time::Duration::days(RECENT_DAYS);
+        let orders = self.listed_orders(turn).await?;
+        let recent: Vec<&Order> = orders
+            .iter()
+            .filter(|o| o.placed_at >= cutoff)
+            .take(MAX_CHOICES)
+            .collect();
         let items: Vec<String> = recent.iter().map(|o| o.item_names()).collect();
         let i = crate::matching::best_exact(text, &items)?;
         crate::matching::covers(text, &items[i], FOLLOW_UP_WORDS).then(|| recent[i].id.clone())
     }
 
-    /// The customer's recent orders, as "which order?" would list them (newest first, of the
-    /// last `RECENT_DAYS`, at most `MAX_CHOICES`), their own only; read once a turn. `None`
-    /// when the read fails or misses the turn's budget: what needs them then does without.
-    async fn recent_orders(&self, turn: &mut Turn<'_>) -> Option<Vec<Order>> {
-        use crate::flow::actions::{MAX_CHOICES, RECENT_DAYS};
-        if let Some(read) = &turn.recent {
-            return read.clone();
+    /// The customer's orders as the order system lists them (newest first), their own only;
+    /// read once a turn, within its budget. `None` when the read fails or misses the budget:
+    /// what needs them then does without.
+    async fn listed_orders(&self, turn: &mut Turn<'_>) -> Option<Vec<Order>> {
+        if let Some(listed) = &turn.listed {
+            return listed.clone();
         }
         let read = host::within(
             turn.deadline,
             self.orders.recent_orders(&turn.who.customer_id),
         );
-        let recent = match read.await {
-            Ok(Ok(orders)) => {
-                let cutoff = turn.now - time::Duration::days(RECENT_DAYS);
-                let who = turn.who;
-                let own = |o: &Order| {
-                    crate::access::check(
-                        who,
-                        crate::access::Action::SeeOrder {
-                            owner: &o.customer_id,
-                        },
-                    )
-                    .is_ok()
-                };
-                Some(
-                    orders
-                        .into_iter()
-                        .filter(|o| own(o) && o.placed_at >= cutoff)
-                        .take(MAX_CHOICES)
-                        .collect(),
-                )
-            }
+        let who = turn.who;
+        let theirs = |o: &Order| {
+            crate::access::check(
+                who,
+                crate::access::Action::SeeOrder {
+                    owner: &o.customer_id,
+                },
+            )
+            .is_ok()
+        };
+        let listed = match read.await {
+            Ok(Ok(orders)) => Some(orders.into_iter().filter(theirs).collect()),
             _ => None,
         };
-        turn.recent = Some(recent.clone());
-        recent
+        turn.listed = Some(listed.clone());
+        listed
     }
 
     /// The order numbers of a message as the company's system writes them (`order_ids`):
     /// "88140" is `SO-88140` by the declared format, or by being the only one of the
-    /// customer's recent orders with that number. Ambiguous or unknown numbers stay as
-    /// written, so the lookup says "not found" as before; no other customer's order is a
-    /// candidate. The orders are read only when the declared format does not settle it.
-    async fn own_orders(&self, turn: &mut Turn<'_>, mut u: Understanding) -> Understanding {
+    /// customer's own orders it fits (`order_ids::among`). All the orders the system lists
+    /// for them are candidates, not only the last few "which order?" shows, so a number that
+    /// is exactly an older order is never taken for a newer one with the same digits.
+    /// Ambiguous or unknown numbers stay as written, so the lookup says "not found" as before;
+    /// no other customer's order is a candidate. The orders are read only when the declared
+    /// format does not settle every number.
+    async fn order_numbers(&self, turn: &mut Turn<'_>, mut u: Understanding) -> Understanding {
         use crate::order_ids::{needs_orders, resolve};
         let format = self.order_ids.as_ref();
-        if !u.order_refs.iter().any(|r| needs_orders(format, r)) {
-            if let Some(f) = format {
-                u.order_refs = u
-                    .order_refs
-                    .iter()
-                    .map(|r| resolve(Some(f), r, &[]))
-                    .collect();
-            }
-            return u;
-        }
-        let recent = self.recent_orders(turn).await.unwrap_or_default();
-        let own: Vec<&str> = recent.iter().map(|o| o.id.as_str()).collect();
+        let listed = if u.order_refs.iter().any(|r| needs_orders(format, r)) {
+            self.listed_orders(turn).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let own: Vec<&str> = listed.iter().map(|o| o.id.as_str()).collect();
         u.order_refs = u
             .order_refs
             .iter()
@@ -711,8 +705,8 @@ struct Turn<'a> {
     over_budget: bool,
     /// The turn is deferred because a system is down, not slow.
     system_down: bool,
-    /// The customer's recent orders once read this turn (`None` inside: the read failed).
-    recent: Option<Option<Vec<Order>>>,
+    /// The customer's orders once listed this turn (`None` inside: the read failed).
+    listed: Option<Option<Vec<Order>>>,
     /// Nothing understood: "Sorry, I didn't catch that" and the like.
     fallback: bool,
     out: Outcome,
@@ -731,7 +725,7 @@ impl<'a> Turn<'a> {
             deadline: budget.map(|b| Instant::now() + b),
             over_budget: false,
             system_down: false,
-            recent: None,
+            listed: None,
             fallback: false,
             out: Outcome {
                 replies: Vec::new(),

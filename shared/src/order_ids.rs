@@ -6,10 +6,11 @@
 //! - with a declared format, a reference that fits it (no letters or the prefix's letters, the
 //!   declared number of digits) is rewritten to the canonical form, whoever's order that is:
 //!   the usual ownership check then decides, as for a number written in full;
-//! - otherwise a reference that is not exactly one of the customer's own recent orders but
-//!   shares its digits with exactly one of them ("SO88140" for "SO-88140" when nothing is
-//!   declared) is that order. Two sharing the digits, or none: the reference stays as written,
-//!   so "not found" is said as before. Only the customer's own orders are ever candidates.
+//! - otherwise a reference that is not exactly one of the customer's own orders is the only one
+//!   of them it is but for `#`, hyphens and case ("SO88140" for "SO-88140" when nothing is
+//!   declared), else the only one with the same digits ("88140"). Two that fit, or none: the
+//!   reference stays as written, so "not found" is said as before. Only the customer's own
+//!   orders are ever candidates.
 
 use serde::Deserialize;
 

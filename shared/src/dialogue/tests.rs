@@ -858,6 +858,11 @@ fn numbered() -> Arc<Numbered> {
                 order("SO-88130", "alice", OrderStatus::InTransit, on_time),
                 order("RT-88130", "alice", OrderStatus::InTransit, on_time),
                 order("SO-77001", "bob", OrderStatus::InTransit, on_time),
+                Order {
+                    placed_at: NOW - time::Duration::days(400),
+                    ..order("66120", "alice", OrderStatus::Delivered, on_time)
+                },
+                order("SO-66120", "alice", OrderStatus::InTransit, on_time),
             ],
             false,
         ),
@@ -879,6 +884,14 @@ async fn a_short_number_is_the_one_own_order_that_has_it() {
         said(&two).contains("couldn't find order #88130"),
         "{:?}",
         two.replies
+    );
+    // A number that is exactly one of her orders, however old, is that one.
+    let old = fresh(&d, "where is order 66120").await;
+    assert_eq!(
+        old.slots.order_id.as_deref(),
+        Some("66120"),
+        "{:?}",
+        old.replies
     );
     // Bob's order is never a candidate for alice, nor hers for bob.
     let bobs = fresh(&d, "where is order 77001").await;
