@@ -22,7 +22,7 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::bot::messages::{Messages, Value as MsgValue};
 use crate::bot::{Action, Bot};
-use crate::connectors::{InventoryPort, OrdersPort};
+use crate::connectors::{InventoryPort, Order, OrdersPort};
 use crate::conversation::{DialogueState, Slots};
 use crate::flow::engine::{FlowState, Waiting};
 use crate::flow::value::{Record, Value};
@@ -130,6 +130,8 @@ pub struct Dialogue {
     inventory: Option<Arc<dyn InventoryPort>>,
     /// The company's own operations (`boxes.get_subscription`), for the flows that read them.
     operations: Option<Arc<dyn crate::connectors::OperationsPort>>,
+    /// What the order system's ids look like, when its connector file says (`order_ids`).
+    order_ids: Option<crate::order_ids::OrderIdFormat>,
 }
 
 impl Dialogue {
@@ -146,7 +148,14 @@ impl Dialogue {
             ledger: None,
             inventory: None,
             operations: None,
+            order_ids: None,
         }
+    }
+
+    /// The order system's id format: "88140" and "so88140" are then `SO-88140`.
+    pub fn with_order_ids(mut self, format: Option<crate::order_ids::OrderIdFormat>) -> Self {
+        self.order_ids = format;
+        self
     }
 
     pub fn with_inventory(mut self, inventory: Option<Arc<dyn InventoryPort>>) -> Self {
@@ -214,8 +223,9 @@ impl Dialogue {
         text: &str,
         now: OffsetDateTime,
     ) -> Outcome {
-        let u = self.steer(self.nlu.understand(text));
         let mut turn = Turn::new(who, now, self.budget, slots.clone());
+        let u = self.nlu.understand(text);
+        let u = self.steer(self.order_numbers(&mut turn, u).await, slots);
         tracing::info!(
             intent = u.intent.name(),
             confidence = u.confidence,
@@ -379,7 +389,8 @@ impl Dialogue {
     async fn several(&self, turn: &mut Turn<'_>, parts: Vec<(String, Understanding)>) {
         let mut open: Option<DialogueState> = None;
         for (text, u) in parts {
-            let u = self.steer(u);
+            let u = self.order_numbers(turn, u).await;
+            let u = self.steer(u, &turn.out.slots);
             // A second question ("which order?" twice) would leave the customer two lists and
             // one answer: once a question is open, only plain answers follow it.
             let plain_answer = matches!(
@@ -410,9 +421,23 @@ impl Dialogue {
     /// will 1004 get here?" is that order's status, not the delivery times policy (the
     /// intent's `with_order`); a greeting or small talk that names one asks about it (the
     /// bundle's `order_number` intent); torn between two intents, the one about orders wins.
-    fn steer(&self, mut u: Understanding) -> Understanding {
+    /// A number and nothing but pointing words ("and the other order, SO-88130?") asks the
+    /// last question about an order again (`slots.topic`), or with none before it about that
+    /// order, whatever the classifier reads into "the other order" (changing one).
+    fn steer(&self, mut u: Understanding, slots: &Slots) -> Understanding {
         if u.order_refs.is_empty() {
             return u;
+        }
+        // A bare number ("1003") is left as it is: the question waiting for it reads it.
+        if u.only_points && (u.unsure_between.is_some() || !u.intent.is(Move::Unknown)) {
+            let again = self
+                .known(slots.topic.as_deref())
+                .or_else(|| self.bot.order_number_intent.clone());
+            if let Some(intent) = again {
+                u.intent = intent;
+                u.unsure_between = None;
+                return u;
+            }
         }
         if let Some((a, b)) = &u.unsure_between {
             let pick = match (self.about_orders(a), self.about_orders(b)) {
@@ -449,18 +474,12 @@ impl Dialogue {
     /// word of it names that order's items ("and the headphones?"; not "and are the
     /// headphones in stock?"). A read that fails or misses the turn's budget names none: the
     /// message is then read as it is.
-    async fn item_order(&self, turn: &Turn<'_>, text: &str) -> Option<String> {
+    async fn item_order(&self, turn: &mut Turn<'_>, text: &str) -> Option<String> {
         use crate::flow::actions::{MAX_CHOICES, RECENT_DAYS};
         const FOLLOW_UP_WORDS: &[&str] = &["and", "also", "what", "how", "about"];
-        let read = host::within(
-            turn.deadline,
-            self.orders.recent_orders(&turn.who.customer_id),
-        );
-        let Ok(Ok(orders)) = read.await else {
-            return None;
-        };
         let cutoff = turn.now - time::Duration::days(RECENT_DAYS);
-        let recent: Vec<_> = orders
+        let orders = self.listed_orders(turn).await?;
+        let recent: Vec<&Order> = orders
             .iter()
             .filter(|o| o.placed_at >= cutoff)
             .take(MAX_CHOICES)
@@ -468,6 +487,60 @@ impl Dialogue {
         let items: Vec<String> = recent.iter().map(|o| o.item_names()).collect();
         let i = crate::matching::best_exact(text, &items)?;
         crate::matching::covers(text, &items[i], FOLLOW_UP_WORDS).then(|| recent[i].id.clone())
+    }
+
+    /// The customer's orders as the order system lists them (newest first), their own only;
+    /// read once a turn, within its budget. `None` when the read fails or misses the budget:
+    /// what needs them then does without.
+    async fn listed_orders(&self, turn: &mut Turn<'_>) -> Option<Vec<Order>> {
+        if let Some(listed) = &turn.listed {
+            return listed.clone();
+        }
+        let read = host::within(
+            turn.deadline,
+            self.orders.recent_orders(&turn.who.customer_id),
+        );
+        let who = turn.who;
+        let theirs = |o: &Order| {
+            crate::access::check(
+                who,
+                crate::access::Action::SeeOrder {
+                    owner: &o.customer_id,
+                },
+            )
+            .is_ok()
+        };
+        let listed = match read.await {
+            Ok(Ok(orders)) => Some(orders.into_iter().filter(theirs).collect()),
+            _ => None,
+        };
+        turn.listed = Some(listed.clone());
+        listed
+    }
+
+    /// The order numbers of a message as the company's system writes them (`order_ids`):
+    /// "88140" is `SO-88140` by the declared format, or by being the only one of the
+    /// customer's own orders it fits (`order_ids::among`). All the orders the system lists
+    /// for them are candidates, not only the last few "which order?" shows, so a number that
+    /// is exactly an older order is never taken for a newer one with the same digits.
+    /// Ambiguous or unknown numbers stay as written, so the lookup says "not found" as before;
+    /// no other customer's order is a candidate. The orders are read only when the declared
+    /// format does not settle every number.
+    async fn order_numbers(&self, turn: &mut Turn<'_>, mut u: Understanding) -> Understanding {
+        use crate::order_ids::{needs_orders, resolve};
+        let format = self.order_ids.as_ref();
+        let listed = if u.order_refs.iter().any(|r| needs_orders(format, r)) {
+            self.listed_orders(turn).await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let own: Vec<&str> = listed.iter().map(|o| o.id.as_str()).collect();
+        u.order_refs = u
+            .order_refs
+            .iter()
+            .map(|r| resolve(format, r, &own))
+            .collect();
+        u
     }
 
     /// The flow has the `order` slot: it is about one order.
@@ -632,6 +705,8 @@ struct Turn<'a> {
     over_budget: bool,
     /// The turn is deferred because a system is down, not slow.
     system_down: bool,
+    /// The customer's orders once listed this turn (`None` inside: the read failed).
+    listed: Option<Option<Vec<Order>>>,
     /// Nothing understood: "Sorry, I didn't catch that" and the like.
     fallback: bool,
     out: Outcome,
@@ -650,6 +725,7 @@ impl<'a> Turn<'a> {
             deadline: budget.map(|b| Instant::now() + b),
             over_budget: false,
             system_down: false,
+            listed: None,
             fallback: false,
             out: Outcome {
                 replies: Vec::new(),

@@ -27,6 +27,7 @@ pub mod matching;
 pub mod metrics;
 pub mod money;
 pub mod nlu;
+pub mod order_ids;
 pub mod problem;
 pub mod product_words;
 pub mod rate_limit;

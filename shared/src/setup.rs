@@ -218,6 +218,7 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
     std::thread::spawn(move || nlu.warm_up());
     Ok(Dialogue::new(Arc::new(systems.clone()))
         .with_operations(Some(Arc::new(systems.clone())))
+        .with_order_ids(systems.0.order_ids().cloned())
         .with_bot(bot)
         .with_thresholds(thresholds)
         .with_ledger(ledger)

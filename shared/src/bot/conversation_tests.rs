@@ -31,6 +31,10 @@
 //! currency}`, times RFC 3339), or fails as an unreachable system with `error: true`; no entry
 //! matching is "none" (a 404). Checked at load against the operation's inputs and fields.
 //!
+//! The order system's id format, as a connector file's `order_ids` declares it, is the
+//! fixtures' `order_ids` (`order_ids: { prefix: "SO-", digits: 5 }`): customers' "88140" is
+//! then `SO-88140`.
+//!
 //! ```yaml
 //! operations:
 //!   "boxes.get_subscription":
@@ -93,6 +97,10 @@ pub struct Fixtures {
     /// What the company's own declared operations answer, by operation name.
     #[serde(default)]
     pub operations: BTreeMap<String, Vec<OperationFixture>>,
+    /// What the order system's ids look like, as its connector file's `order_ids` says
+    /// (`{ prefix: "SO-", digits: 5 }`); none: ids are taken as written.
+    #[serde(default)]
+    pub order_ids: Option<crate::order_ids::OrderIdFormat>,
 }
 
 /// One answer of a declared operation: served to a call whose inputs match `when`.
@@ -696,9 +704,11 @@ async fn service_with(bot: Arc<Bot>, systems: FixtureSystems) -> (TurnService, A
     }
     let now = fixtures.now;
     let payment_update_url = fixtures.payment_update_url.clone();
+    let order_ids = fixtures.order_ids.clone();
     let systems = Arc::new(systems);
     let dialogue = Dialogue::new(systems.clone())
         .with_bot(bot)
+        .with_order_ids(order_ids)
         .with_operations(Some(systems.clone()))
         .with_inventory(Some(systems))
         .with_ledger(store.clone())
@@ -1112,6 +1122,12 @@ orders:
                 .contains("fixtures.yaml:5: orders.1002.customer_id"),
             "{e}"
         );
+        // The order id format is checked as a connector file's is.
+        let with = |ids: &str| parse_fixtures("fixtures.yaml", &format!("{FIXTURES_YAML}{ids}"));
+        let f = with("order_ids: { prefix: \"SO-\", digits: 5 }\n").unwrap();
+        assert_eq!(f.order_ids.unwrap().prefix(), "SO-");
+        let e = with("order_ids: { prefix: \"ORDER-\" }\n").unwrap_err();
+        assert!(e.to_string().contains("1 to 4 letters"), "{e}");
     }
 
     const SUBSCRIPTIONS: &str = concat!(

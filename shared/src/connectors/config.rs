@@ -14,6 +14,7 @@ use url::Url;
 use super::catalog::{Declared, Field, Input, Kind, Op, Returns, Shape, IDEMPOTENCY_KEY};
 use super::mapping::Mapping;
 use super::template::{JsonTemplate, Template};
+use crate::order_ids::{OrderIdFormat, OrderIdSpec};
 use crate::secrets::SecretRef;
 
 /// The configuration compiled into the functions: the demo systems' shapes, with base URLs from
@@ -101,6 +102,8 @@ struct RawSystem {
     headers: BTreeMap<String, String>,
     #[serde(default)]
     operations: BTreeMap<String, RawOperation>,
+    /// The orders system's: what its order ids look like (`{ prefix = "SO-", digits = 5 }`).
+    order_ids: Option<OrderIdSpec>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,6 +251,9 @@ pub struct SystemConfig {
     pub circuit_failures: u32,
     pub circuit_open: Duration,
     pub operations: BTreeMap<Op, OperationConfig>,
+    /// The orders system's ids, when the file says what they look like: customers who write
+    /// "88140" or "so88140" mean `SO-88140`.
+    pub order_ids: Option<OrderIdFormat>,
 }
 
 #[derive(Debug, Clone)]
@@ -284,6 +290,11 @@ impl ConnectorsConfig {
 
     pub fn has(&self, op: Op) -> bool {
         self.operation(op).is_some()
+    }
+
+    /// What the orders system's ids look like, if its file says (`order_ids`).
+    pub fn order_ids(&self) -> Option<&OrderIdFormat> {
+        self.systems.get("orders")?.order_ids.as_ref()
     }
 
     /// An operation by its name (`orders.get_status`, `boxes.pause_box`): a built-in one, or
@@ -921,6 +932,30 @@ fn system(
             })
         }
     };
+    // Only order ids are ever written by customers: on another system the key is a mistake.
+    let order_ids = match sys.order_ids {
+        None => None,
+        Some(_) if name != "orders" => {
+            cx.note(cx.err(
+                here("order_ids"),
+                "only the orders system says what its order ids look like",
+            ));
+            None
+        }
+        Some(spec) => {
+            // Both keys' problems at once, each on its own line.
+            let prefix = OrderIdFormat::check_prefix(&spec.prefix)
+                .map_err(|m| cx.note(cx.err(here("order_ids.prefix"), m)));
+            let digits = spec.digits.map_or(Ok(()), |n| {
+                OrderIdFormat::check_digits(n)
+                    .map_err(|m| cx.note(cx.err(here("order_ids.digits"), m)))
+            });
+            match (prefix, digits) {
+                (Ok(()), Ok(())) => OrderIdFormat::try_from(spec).ok(),
+                _ => None,
+            }
+        }
+    };
     let mut headers = Vec::new();
     for (k, v) in &sys.headers {
         let n = plain_header(k).map_err(|m| cx.err(here(&format!("headers.{k}")), m))?;
@@ -1014,6 +1049,7 @@ fn system(
             3_600_000,
         )?,
         operations,
+        order_ids,
     };
     Ok(match off {
         Some(var) => Err(var),
@@ -1474,6 +1510,49 @@ fields = { id = "/id", customer_id = "/c", status = "/s", placed_at = "/p", "tot
             all.contains("c.toml:4: systems.orders.operations.get_status.path"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn the_orders_system_says_what_its_ids_look_like() {
+        let text = OK_OP.replace(
+            "base_url = \"${API}\"\n",
+            "base_url = \"${API}\"\norder_ids = { prefix = \"SO-\", digits = 5 }\n",
+        );
+        let c = parse("c.toml", &text, &|_| Some("http://127.0.0.1:9".into())).unwrap();
+        let f = c.order_ids().expect("declared");
+        assert_eq!((f.prefix(), f.digits()), ("SO-", Some(5)));
+        assert_eq!(f.canonical("so88140").as_deref(), Some("SO-88140"));
+        let plain = parse("c.toml", OK_OP, &|_| Some("http://127.0.0.1:9".into())).unwrap();
+        assert!(
+            plain.order_ids().is_none(),
+            "nothing declared: ids as written"
+        );
+    }
+
+    #[test]
+    fn a_bad_order_id_format_is_named_with_its_line() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\norder_ids = { prefix = \"ORDER-\" }\n",
+                "c.toml:3: systems.orders.order_ids.prefix: \"ORDER-\": 1 to 4 letters",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\n\n[systems.orders.order_ids]\nprefix = \"SO-\"\ndigits = 2\n",
+                "c.toml:6: systems.orders.order_ids.digits: 2: between 4 and 15",
+            ),
+            (
+                "[systems.crm]\nbase_url = \"https://x\"\norder_ids = { prefix = \"SO-\" }\n",
+                "c.toml:3: systems.crm.order_ids: only the orders system",
+            ),
+            (
+                "[systems.orders]\nbase_url = \"https://x\"\norder_ids = { prefix = \"SO-\", pattern = \"SO-#####\" }\n",
+                "unknown field `pattern`",
+            ),
+        ];
+        for (text, wanted) in cases {
+            let e = error_of(text);
+            assert!(e.contains(wanted), "{e}\nshould say {wanted}");
+        }
     }
 
     #[test]

@@ -172,6 +172,11 @@ impl Connectors {
         &self.declared
     }
 
+    /// What the orders system's ids look like, if its file says (`order_ids`).
+    pub fn order_ids(&self) -> Option<&crate::order_ids::OrderIdFormat> {
+        self.systems.get("orders")?.config.order_ids.as_ref()
+    }
+
     /// A configured operation by its name (`orders.get_status`, `boxes.get_subscription`).
     pub fn find(&self, name: &str) -> Option<Op> {
         self.by_name.get(name).copied()

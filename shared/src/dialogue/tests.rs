@@ -836,3 +836,98 @@ async fn newest_means_the_most_recent_order_wherever_it_is_listed() {
         last.replies
     );
 }
+
+/// Orders in a system of the company's own numbering, and how often the list is read.
+struct Numbered(FakeOrders, std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl OrdersPort for Numbered {
+    async fn recent_orders(&self, customer_id: &str) -> Result<Vec<Order>, ConnectorError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.recent_orders(customer_id).await
+    }
+    async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
+        self.0.order(id).await
+    }
+}
+
+fn numbered() -> Arc<Numbered> {
+    let on_time = NOW + time::Duration::days(2);
+    Arc::new(Numbered(
+        FakeOrders(
+            vec![
+                order("SO-88140", "alice", OrderStatus::InTransit, on_time),
+                order("SO-88130", "alice", OrderStatus::InTransit, on_time),
+                order("RT-88130", "alice", OrderStatus::InTransit, on_time),
+                order("SO-77001", "bob", OrderStatus::InTransit, on_time),
+                Order {
+                    placed_at: NOW - time::Duration::days(400),
+                    ..order("66120", "alice", OrderStatus::Delivered, on_time)
+                },
+                order("SO-66120", "alice", OrderStatus::InTransit, on_time),
+            ],
+            false,
+        ),
+        Default::default(),
+    ))
+}
+
+#[tokio::test]
+async fn a_short_number_is_the_one_own_order_that_has_it() {
+    let orders = numbered();
+    let d = Dialogue::new(orders.clone());
+    // Nothing declared: "88140" is alice's only order with that number.
+    let found = fresh(&d, "where is order 88140").await;
+    assert!(said(&found).contains("#SO-88140"), "{:?}", found.replies);
+    assert_eq!(found.slots.order_id.as_deref(), Some("SO-88140"));
+    // Two of hers have 88130: what she wrote is looked up, and not found.
+    let two = fresh(&d, "where is order 88130").await;
+    assert!(
+        said(&two).contains("couldn't find order #88130"),
+        "{:?}",
+        two.replies
+    );
+    // A number that is exactly one of her orders, however old, is that one.
+    let old = fresh(&d, "where is order 66120").await;
+    assert_eq!(
+        old.slots.order_id.as_deref(),
+        Some("66120"),
+        "{:?}",
+        old.replies
+    );
+    // Bob's order is never a candidate for alice, nor hers for bob.
+    let bobs = fresh(&d, "where is order 77001").await;
+    assert!(
+        said(&bobs).contains("couldn't find order #77001"),
+        "{:?}",
+        bobs.replies
+    );
+    let alices = fresh_as(&d, "bob", "where is order 88140").await;
+    assert!(
+        said(&alices).contains("couldn't find order #88140"),
+        "{:?}",
+        alices.replies
+    );
+}
+
+#[tokio::test]
+async fn a_declared_format_rewrites_numbers_without_reading_the_orders() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let orders = numbered();
+    let format = crate::order_ids::OrderIdFormat::new("SO-", Some(5)).unwrap();
+    let d = Dialogue::new(orders.clone()).with_order_ids(Some(format));
+    let found = fresh(&d, "has so88130 shipped?").await;
+    assert!(said(&found).contains("#SO-88130"), "{:?}", found.replies);
+    assert_eq!(orders.1.load(SeqCst), 0, "the format settled it");
+    // Someone else's order in the format: the ownership check answers, as written in full.
+    let bobs = fresh(&d, "where is order 77001").await;
+    assert!(
+        said(&bobs).contains("couldn't find order #SO-77001"),
+        "{:?}",
+        bobs.replies
+    );
+    // A number outside the format is looked for among the customer's own orders.
+    let other = fresh(&d, "where is order rt88130").await;
+    assert!(said(&other).contains("#RT-88130"), "{:?}", other.replies);
+    assert_eq!(orders.1.load(SeqCst), 1);
+}

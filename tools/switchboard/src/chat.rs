@@ -88,6 +88,7 @@ async fn with_connectors(bundle: &Path, files: &[PathBuf]) -> Result<TurnService
         )
         .map_err(|e| e.to_string())?;
     let bot = Arc::new(Bot::load_with(bundle, &config.declared).map_err(|e| e.to_string())?);
+    let order_ids = config.order_ids().cloned();
     let systems = Configured(Arc::new(Connectors::new(
         config,
         http_client(),
@@ -101,6 +102,7 @@ async fn with_connectors(bundle: &Path, files: &[PathBuf]) -> Result<TurnService
     let store = Arc::new(MemoryStore::new());
     let dialogue = Dialogue::new(Arc::new(systems.clone()))
         .with_operations(Some(Arc::new(systems)))
+        .with_order_ids(order_ids)
         .with_bot(bot)
         .with_inventory(inventory)
         .with_ledger(store.clone());

@@ -83,6 +83,12 @@ fn check_connectors(files: &[PathBuf]) -> Option<connectors::ConnectorsConfig> {
             Auth::OAuth2(o) => format!("oauth2 client {} at {}", o.client_id, o.token_url),
         };
         println!("{}: {} ({auth})", s.name, s.base_url);
+        if let Some(ids) = &s.order_ids {
+            let digits = ids
+                .digits()
+                .map_or("digits".to_string(), |n| format!("{n} digits"));
+            println!("  order ids: {}{digits}", ids.prefix());
+        }
         for op in s.operations.values() {
             let how = match &op.body {
                 Body::GraphQl { .. } => "GraphQL".to_string(),

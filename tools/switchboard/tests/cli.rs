@@ -154,6 +154,45 @@ fn a_broken_connector_file_fails() {
     assert!(stderr.contains("connectors.toml"), "{stderr}");
 }
 
+/// A company's order id format: shown when it is good, named by file, line and key when not.
+#[test]
+fn an_order_id_format_is_checked_with_the_file() {
+    let orders = "[systems.orders]\nbase_url = \"https://orders.example.com\"\n";
+    let good = scratch(
+        "ids-good.toml",
+        &format!("{orders}order_ids = {{ prefix = \"SO-\", digits = 5 }}\n"),
+    );
+    let out = switchboard(&["check", "--connectors", &good.display().to_string()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("order ids: SO-5 digits"), "{stdout}");
+
+    let bad = scratch(
+        "ids-bad.toml",
+        &format!("{orders}\n[systems.orders.order_ids]\nprefix = \"SALES-\"\ndigits = 40\n"),
+    );
+    let file = bad.display().to_string();
+    let out = switchboard(&["check", "--connectors", &file]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{file}:5: systems.orders.order_ids.prefix: \"SALES-\""
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{file}:6: systems.orders.order_ids.digits: 40: between"
+        )),
+        "both problems at once: {stderr}"
+    );
+}
+
 #[test]
 fn bad_usage_is_refused() {
     let out = switchboard(&["check", "--colour"]);
