@@ -410,7 +410,8 @@ impl Dialogue {
     /// will 1004 get here?" is that order's status, not the delivery times policy (the
     /// intent's `with_order`); a greeting or small talk that names one asks about it (the
     /// bundle's `order_number` intent); torn between two intents, the one about orders wins.
-    fn steer(&self, mut u: Understanding) -> Understanding {
+    /// Public for the understanding bench (shared/benches/understanding.rs), which times it.
+    pub fn steer(&self, mut u: Understanding) -> Understanding {
         if u.order_refs.is_empty() {
             return u;
         }
