@@ -275,9 +275,7 @@ impl Reader {
                         self.for_new(&part, &u)
                     })
                     .collect();
-                let whole = parts
-                    .is_empty()
-                    .then(|| self.for_new(text, &understanding));
+                let whole = parts.is_empty().then(|| self.for_new(text, &understanding));
                 Reading {
                     understanding,
                     parts,
@@ -292,9 +290,11 @@ impl Reader {
         // The unknown move (`moves.rs`): a bare order number ("1002") asks what the bundle says
         // one asks (`[understanding] order_number`; the conversation here is about no order).
         let resolved = match (&u.unsure_between, u.order_refs.first()) {
-            (None, Some(_)) if u.intent.is(Move::Unknown) => {
-                self.bot.order_number_intent.clone().unwrap_or(u.intent.clone())
-            }
+            (None, Some(_)) if u.intent.is(Move::Unknown) => self
+                .bot
+                .order_number_intent
+                .clone()
+                .unwrap_or(u.intent.clone()),
             _ => u.intent.clone(),
         };
         // `start_flow`'s input: the message's entities, no catalogue.
@@ -429,6 +429,7 @@ const PRODUCT: &str = "product question (typos, plurals)";
 const KINDS: &[&str] = &[PLAIN, ORDER_NO, ITEM, YES_NO, ACK, GREETING, TWO, PRODUCT];
 
 /// The mix: written for this bench, one message per line, in the kinds the issue names.
+#[rustfmt::skip] // a table: one message a line reads better than six
 fn mix() -> Vec<Message> {
     use At::*;
     use Expect::*;
@@ -490,16 +491,16 @@ fn check(r: &Reading, expect: Expect) -> Option<String> {
             one.is_some_and(|q| q.intent == i)
                 && r.understanding.order_refs.first().map(String::as_str) == Some(n)
         }
-        Expect::Fills(id) => {
-            one.is_some_and(|q| !q.interrupts && q.filled.as_ref().and_then(Value::as_text) == Some(id))
-        }
+        Expect::Fills(id) => one.is_some_and(|q| {
+            !q.interrupts && q.filled.as_ref().and_then(Value::as_text) == Some(id)
+        }),
         Expect::Answer(yes) => one.is_some_and(|q| !q.interrupts && q.input.answer == Some(yes)),
         Expect::Requests(intents) => {
-            r.parts.len() == intents.len() && r.parts.iter().zip(intents).all(|(p, i)| p.intent == *i)
+            r.parts.len() == intents.len()
+                && r.parts.iter().zip(intents).all(|(p, i)| p.intent == *i)
         }
-        Expect::Products(names) => one.is_some_and(|q| {
-            q.products.iter().map(|&i| CATALOGUE[i]).collect::<Vec<_>>() == names
-        }),
+        Expect::Products(names) => one
+            .is_some_and(|q| q.products.iter().map(|&i| CATALOGUE[i]).collect::<Vec<_>>() == names),
     };
     (!ok).then(|| {
         let parts: Vec<&str> = r.parts.iter().map(|p| p.intent.as_str()).collect();
@@ -638,7 +639,11 @@ fn main() {
     let reader = Reader::new(bot.clone());
     // `cargo test --benches` runs this too: a few rounds there, to check it works.
     let test_run = !std::env::args().any(|a| a == "--bench");
-    let (warm_up, rounds) = if test_run { (1, 3) } else { (WARM_UP_ROUNDS, ROUNDS) };
+    let (warm_up, rounds) = if test_run {
+        (1, 3)
+    } else {
+        (WARM_UP_ROUNDS, ROUNDS)
+    };
     let mix = mix();
 
     // Once, untimed: what each message resolves to, and what one reading allocates.
