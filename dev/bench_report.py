@@ -544,6 +544,12 @@ def understanding_section(res, meta):
         f"Target (issue 20): classification + context resolution under {target:g} µs p99 per",
         f"message: {verdict} ({us(p99)}).",
         "",
+        "The max column is mostly the machine's: a reading the scheduler preempts (two shared",
+        "cores; see the load average above) lands there, and in p99 only when it happens often.",
+        "The kinds that do the most are the ones that read the message more than once: two",
+        "requests (the whole, then each part), a greeting (the opening, then the rest), product",
+        "questions (the catalogue matched word by word, with one-edit typos).",
+        "",
     ]
     summary = [("Understanding a message in context (classification + context resolution)",
                 f"p50 {us(total['reading']['p50_us'])}, p99 {us(p99)} (classification alone p99 "

@@ -59,7 +59,7 @@ use switchboard::nlu::{Intent, Move, Nlu, Understanding};
 use time::{Date, Month};
 
 const WARM_UP_ROUNDS: usize = 50;
-const ROUNDS: usize = 600;
+const ROUNDS: usize = 2_000;
 const TARGET_P99_US: f64 = 150.0;
 /// What `Dialogue::item_order` lets a follow-up say besides the item ("and what about the
 /// lamp?"); the dialogue's own list is private to it.
