@@ -424,7 +424,8 @@ impl Dialogue {
     /// A number and nothing but pointing words ("and the other order, SO-88130?") asks the
     /// last question about an order again (`slots.topic`), or with none before it about that
     /// order, whatever the classifier reads into "the other order" (changing one).
-    fn steer(&self, mut u: Understanding, slots: &Slots) -> Understanding {
+    /// Public for the understanding bench (shared/benches/understanding.rs), which times it.
+    pub fn steer(&self, mut u: Understanding, slots: &Slots) -> Understanding {
         if u.order_refs.is_empty() {
             return u;
         }
