@@ -525,8 +525,9 @@ impl Dialogue {
     /// for them are candidates, not only the last few "which order?" shows, so a number that
     /// is exactly an older order is never taken for a newer one with the same digits.
     /// Ambiguous or unknown numbers stay as written, so the lookup says "not found" as before;
-    /// no other customer's order is a candidate. The orders are read only when the declared
-    /// format does not settle every number.
+    /// no other customer's order is a candidate. The orders are read only for a number the
+    /// declared format does not settle, or with nothing declared one that has letters
+    /// (`order_ids::needs_orders`).
     async fn order_numbers(&self, turn: &mut Turn<'_>, mut u: Understanding) -> Understanding {
         use crate::order_ids::{needs_orders, resolve};
         let format = self.order_ids.as_ref();

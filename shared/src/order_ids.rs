@@ -171,9 +171,15 @@ pub fn among<'a>(written: &str, own: &[&'a str]) -> Option<&'a str> {
 }
 
 /// Whether [`resolve`] needs the customer's orders for `written`: not when the declared
-/// format settles it.
+/// format settles it, and not for a bare number when nothing is declared. Most systems' ids
+/// are plain numbers: reading the customer's orders before every "where is 1001?" would add a
+/// call to the order system to each such turn. A company whose ids carry letters declares
+/// them (`order_ids`), and "88140" is then its SO-88140 without any read.
 pub fn needs_orders(format: Option<&OrderIdFormat>, written: &str) -> bool {
-    format.and_then(|f| f.canonical(written)).is_none()
+    match format {
+        Some(f) => f.canonical(written).is_none(),
+        None => !written.bytes().all(|b| b.is_ascii_digit()),
+    }
 }
 
 /// The order `written` names: the declared format's canonical form when it fits, else the one
@@ -280,7 +286,9 @@ mod tests {
             needs_orders(Some(&so()), "1001"),
             "4 digits: not the format"
         );
-        assert!(needs_orders(None, "88140"));
+        // Nothing declared: a bare number is looked up as written, letters are matched.
+        assert!(!needs_orders(None, "88140"));
+        assert!(needs_orders(None, "SO88140"));
         // Outside the format, the own orders still decide.
         assert_eq!(resolve(Some(&so()), "A-1001", &["1001"]), "1001");
     }

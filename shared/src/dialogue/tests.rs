@@ -873,21 +873,37 @@ fn numbered() -> Arc<Numbered> {
 }
 
 #[tokio::test]
-async fn a_short_number_is_the_one_own_order_that_has_it() {
+async fn a_number_written_otherwise_is_the_one_own_order_that_has_it() {
+    use std::sync::atomic::Ordering::SeqCst;
     let orders = numbered();
     let d = Dialogue::new(orders.clone());
-    // Nothing declared: "88140" is alice's only order with that number.
-    let found = fresh(&d, "where is order 88140").await;
+    // Nothing declared: "so88140" is alice's SO-88140 but for the hyphen and case.
+    let found = fresh(&d, "where is order so88140").await;
     assert!(said(&found).contains("#SO-88140"), "{:?}", found.replies);
     assert_eq!(found.slots.order_id.as_deref(), Some("SO-88140"));
-    // Two of hers have 88130: what she wrote is looked up, and not found.
-    let two = fresh(&d, "where is order 88130").await;
+    // Other letters, and two of hers have 88130: what she wrote is looked up, and not found.
+    let two = fresh(&d, "where is order X88130").await;
     assert!(
-        said(&two).contains("couldn't find order #88130"),
+        said(&two).contains("couldn't find order #X88130"),
         "{:?}",
         two.replies
     );
-    // A number that is exactly one of her orders, however old, is that one.
+    // Bob's order is never a candidate for alice, nor hers for bob.
+    let bobs = fresh(&d, "where is order so77001").await;
+    assert!(
+        said(&bobs).contains("couldn't find order #SO77001"),
+        "{:?}",
+        bobs.replies
+    );
+    let alices = fresh_as(&d, "bob", "where is order so88140").await;
+    assert!(
+        said(&alices).contains("couldn't find order #SO88140"),
+        "{:?}",
+        alices.replies
+    );
+    // A bare number with nothing declared is looked up as written, without listing her
+    // orders first: exactly her old 66120, and 88140 is no order of that number.
+    let reads = orders.1.load(SeqCst);
     let old = fresh(&d, "where is order 66120").await;
     assert_eq!(
         old.slots.order_id.as_deref(),
@@ -895,18 +911,16 @@ async fn a_short_number_is_the_one_own_order_that_has_it() {
         "{:?}",
         old.replies
     );
-    // Bob's order is never a candidate for alice, nor hers for bob.
-    let bobs = fresh(&d, "where is order 77001").await;
+    let bare = fresh(&d, "where is order 88140").await;
     assert!(
-        said(&bobs).contains("couldn't find order #77001"),
+        said(&bare).contains("couldn't find order #88140"),
         "{:?}",
-        bobs.replies
+        bare.replies
     );
-    let alices = fresh_as(&d, "bob", "where is order 88140").await;
-    assert!(
-        said(&alices).contains("couldn't find order #88140"),
-        "{:?}",
-        alices.replies
+    assert_eq!(
+        orders.1.load(SeqCst),
+        reads,
+        "no list read for a bare number"
     );
 }
 
