@@ -258,13 +258,26 @@ impl Nlu {
     /// than one, each read on its own, in the order written. `None` when it makes one (or its
     /// parts are not each clearly a request of their own).
     pub fn requests(&self, text: &str) -> Option<Vec<(String, Understanding)>> {
-        let mut parts: Vec<&str> = Vec::new();
+        let mut spans: Vec<(usize, usize)> = Vec::new();
         let mut start = 0;
         for m in JOINS.find_iter(text) {
-            parts.push(&text[start..m.start()]);
+            spans.push((start, m.start()));
             start = m.end();
         }
-        parts.push(&text[start..]);
+        spans.push((start, text.len()));
+        // "I forgot my password and can't sign in": a clause that goes on without a subject of
+        // its own goes on with the one before it — one request, told in two halves.
+        let mut joined: Vec<(usize, usize)> = Vec::new();
+        for (from, to) in spans {
+            let goes_on = words(&text[from..to])
+                .first()
+                .is_some_and(|w| GOES_ON.contains(&w.as_str()));
+            match joined.last_mut() {
+                Some(last) if goes_on => last.1 = to,
+                _ => joined.push((from, to)),
+            }
+        }
+        let parts: Vec<&str> = joined.iter().map(|&(from, to)| &text[from..to]).collect();
         // Joins inside one request ("the mouse and the lamp") leave a part too short to be one.
         let parts: Vec<&str> = parts
             .into_iter()
@@ -309,6 +322,14 @@ static WORD_START: LazyLock<Regex> =
 static JOINS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i-u)[.?!;]+\s+|,?\s+(?:and also|and|also|plus)\s+|,\s+").expect("static regex")
 });
+
+/// Words that start a clause going on with the previous clause's subject ("… and can't sign
+/// in", "… and never arrived"): such a clause is no request of its own.
+const GOES_ON: &[&str] = &[
+    "can't", "cant", "cannot", "couldn't", "couldnt", "didn't", "didnt", "doesn't", "doesnt",
+    "don't", "dont", "won't", "wont", "wouldn't", "haven't", "havent", "hasn't", "hasnt", "isn't",
+    "isnt", "wasn't", "wasnt", "never", "still",
+];
 
 /// Longest message read as a follow-up about the orders just listed.
 const FOLLOW_UP_WORDS: usize = 6;
@@ -949,6 +970,13 @@ mod tests {
             .is_none());
         assert!(nlu.requests("where is my order and why").is_none());
         assert!(nlu.requests("where is my order").is_none());
+        // A half without a subject of its own goes on with the first: one request.
+        assert!(nlu
+            .requests("I forgot my password and cannot sign in")
+            .is_none());
+        assert!(nlu
+            .requests("I reset my password and still can't get into my account")
+            .is_none());
     }
 
     #[test]
