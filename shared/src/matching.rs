@@ -191,6 +191,31 @@ pub fn all<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
     out
 }
 
+/// The names that tie for the best match when more than one does ("lamps" in a shop with a
+/// desk lamp and a floor lamp): what [`all`] leaves undecided, for an answer that can name
+/// each. Empty when one name is best or none matches.
+pub fn tied<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
+    let said = words(text);
+    let scored: Vec<(usize, Score)> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| score(&said, n.as_ref()).map(|s| (i, s)))
+        .collect();
+    let Some(best) = scored.iter().map(|(_, s)| s.rank()).max() else {
+        return Vec::new();
+    };
+    let out: Vec<usize> = scored
+        .iter()
+        .filter(|(_, s)| s.rank() == best)
+        .map(|(i, _)| *i)
+        .collect();
+    if out.len() > 1 {
+        out
+    } else {
+        Vec::new()
+    }
+}
+
 /// The message's words a name matched.
 fn matched_words(said: &[String], name: &str) -> Vec<String> {
     let name_words = words(name);

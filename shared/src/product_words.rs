@@ -309,7 +309,12 @@ pub fn asked<S: AsRef<str>>(text: &str, names: &[S]) -> Asked {
             })
             .collect();
         let said: Vec<String> = forms.iter().flatten().cloned().collect();
-        for i in matching::all(&run, names) {
+        let mut meant = matching::all(&run, names);
+        if meant.is_empty() {
+            // "lamps" with a desk lamp and a floor lamp on sale asks about both, not neither.
+            meant = matching::tied(&run, names);
+        }
+        for i in meant {
             let name = names[i].as_ref();
             let whole = matching::score(&said, name).is_some_and(|s| s.whole());
             // Words of the run this name does not account for: "keyboard" beside "wireless".
@@ -444,6 +449,18 @@ mod tests {
         let shade = asked("a desk lampshade", SHOP);
         assert!(shade.products.is_empty(), "whole words only");
         assert_eq!(shade.near, [2]);
+    }
+
+    #[test]
+    fn a_word_two_names_share_means_both() {
+        let lamps = ["Desk Lamp", "Floor Lamp", "Wireless Mouse"];
+        assert_eq!(asked("do you have lamps?", &lamps).products, [0, 1]);
+        assert_eq!(asked("how much is the lamp", &lamps).products, [0, 1]);
+        // One of them named in full is that one.
+        assert_eq!(asked("is the floor lamp in stock", &lamps).products, [1]);
+        // Beside a word neither has, both are only near.
+        let purple = asked("a purple lamp", &lamps);
+        assert!(purple.products.is_empty());
     }
 
     #[test]
