@@ -520,8 +520,9 @@ impl Dialogue {
     }
 
     /// The order numbers of a message as the company's system writes them (`order_ids`):
-    /// "88140" is `SO-88140` by the declared format, or by being the only one of the
-    /// customer's own orders it fits (`order_ids::among`). All the orders the system lists
+    /// "88140" is `SO-88140` by the declared format; "so88140", or a number outside the
+    /// format, is the only one of the customer's own orders it fits (`order_ids::among`); a
+    /// bare number with nothing declared is taken as written. All the orders the system lists
     /// for them are candidates, not only the last few "which order?" shows, so a number that
     /// is exactly an older order is never taken for a newer one with the same digits.
     /// Ambiguous or unknown numbers stay as written, so the lookup says "not found" as before;
@@ -537,10 +538,12 @@ impl Dialogue {
             Vec::new()
         };
         let own: Vec<&str> = listed.iter().map(|o| o.id.as_str()).collect();
+        // Only the numbers that needed the list are looked for in it: "88130" means the same
+        // whether or not the message names another order beside it.
         u.order_refs = u
             .order_refs
             .iter()
-            .map(|r| resolve(format, r, &own))
+            .map(|r| resolve(format, r, if needs_orders(format, r) { &own } else { &[] }))
             .collect();
         u
     }

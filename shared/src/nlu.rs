@@ -258,20 +258,24 @@ impl Nlu {
     /// than one, each read on its own, in the order written. `None` when it makes one (or its
     /// parts are not each clearly a request of their own).
     pub fn requests(&self, text: &str) -> Option<Vec<(String, Understanding)>> {
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        let mut start = 0;
+        // Each part, and whether a word ("and", "plus") joined it to the one before.
+        let mut spans: Vec<(usize, usize, bool)> = Vec::new();
+        let (mut start, mut by_word) = (0, false);
         for m in JOINS.find_iter(text) {
-            spans.push((start, m.start()));
+            spans.push((start, m.start(), by_word));
             start = m.end();
+            by_word = m.as_str().bytes().any(|b| b.is_ascii_alphabetic());
         }
-        spans.push((start, text.len()));
-        // "I forgot my password and can't sign in": a clause that goes on without a subject of
-        // its own goes on with the one before it — one request, told in two halves.
+        spans.push((start, text.len(), by_word));
+        // "I forgot my password and can't sign in": a clause joined by "and" that goes on
+        // without a subject of its own goes on with the one before it — one request, told in
+        // two halves. After a full stop or a comma, "Still waiting on my refund" is a request.
         let mut joined: Vec<(usize, usize)> = Vec::new();
-        for (from, to) in spans {
-            let goes_on = words(&text[from..to])
-                .first()
-                .is_some_and(|w| GOES_ON.contains(&w.as_str()));
+        for (from, to, by_word) in spans {
+            let goes_on = by_word
+                && words(&text[from..to])
+                    .first()
+                    .is_some_and(|w| GOES_ON.contains(&w.as_str()));
             match joined.last_mut() {
                 Some(last) if goes_on => last.1 = to,
                 _ => joined.push((from, to)),
@@ -668,8 +672,12 @@ fn understand_with(
     let mut ranked = ranked.into_iter();
     let (top, p) = ranked.next().unwrap_or((Intent::unknown(), 0.0));
     u.confidence = p;
-    // Moves (greetings, thanks, yes, a person please) are the engine's own and never doubted.
-    if p >= thresholds.accept && top.as_move().is_none() && doubt >= thresholds.out_of_scope * p {
+    // Moves (greetings, thanks, yes, a person please) are the engine's own and never doubted,
+    // nor is a request that names an order: "cancel 1003" is the shop's, whatever else it
+    // looks like.
+    let doubted =
+        top.as_move().is_none() && u.order_refs.is_empty() && doubt >= thresholds.out_of_scope * p;
+    if p >= thresholds.accept && doubted {
         u.intent = Intent::from(Move::OutOfScope);
         u.confidence = doubt;
     } else if p >= thresholds.accept {
@@ -839,13 +847,37 @@ mod tests {
 
     #[test]
     fn a_request_out_of_scope_could_also_be_is_turned_down_but_moves_never_are() {
-        let doubting = Thresholds {
-            out_of_scope: 0.0,
+        // The share out of scope has of the top intent's probability decides: just under it
+        // the request is turned down, just over it the request stands.
+        let text = "I want to cancel my order";
+        let ranked = Bot::embedded().model.predict(text);
+        let top = ranked[0].1;
+        let oos = ranked
+            .iter()
+            .find(|(c, _)| c.is(Move::OutOfScope))
+            .map(|(_, p)| *p)
+            .expect("the model has out of scope");
+        let share = oos / top;
+        assert!(share > 0.0 && share < 0.45, "{share}");
+        let at = |share| Thresholds {
+            out_of_scope: share,
             ..Thresholds::default()
         };
-        let u = understand_with("I want to cancel my order", doubting);
-        assert_eq!(u.intent, i("out_of_scope"));
+        assert_eq!(
+            understand_with(text, at(share * 0.9)).intent,
+            i("out_of_scope")
+        );
+        assert_eq!(
+            understand_with(text, at(share * 1.1)).intent,
+            i("cancel_order")
+        );
+        let doubting = at(0.0);
         assert_eq!(understand_with("hello there", doubting).intent, i("greet"));
+        // An order number makes a request the shop's.
+        assert_eq!(
+            understand_with("please cancel order 1003", doubting).intent,
+            i("cancel_order")
+        );
         assert_eq!(
             understand_with("I want to cancel my order", Thresholds::default()).intent,
             i("cancel_order")

@@ -5,12 +5,16 @@
 //! Two rules, both pure (the dialogue reads the customer's orders and passes their ids in):
 //! - with a declared format, a reference that fits it (no letters or the prefix's letters, the
 //!   declared number of digits) is rewritten to the canonical form, whoever's order that is:
-//!   the usual ownership check then decides, as for a number written in full;
-//! - otherwise a reference that is not exactly one of the customer's own orders is the only one
-//!   of them it is but for `#`, hyphens and case ("SO88140" for "SO-88140" when nothing is
-//!   declared), else the only one with the same digits ("88140"). Two that fit, or none: the
-//!   reference stays as written, so "not found" is said as before. Only the customer's own
-//!   orders are ever candidates.
+//!   the usual ownership check then decides, as for a number written in full. The format must
+//!   not fit ids of another shape the system still holds: "1001" under `prefix = "INV"` with
+//!   any number of digits is INV1001, never an older order 1001;
+//! - otherwise a reference that is not exactly one of the orders given (the customer's own, or
+//!   those "which order?" listed) is the only one of them it is but for `#`, hyphens and case
+//!   ("SO88140" for "SO-88140" when nothing is declared), else, for a bare number, the only one
+//!   with that number ("88140"). Two that fit, or none: the reference stays as written, so
+//!   "not found" is said as before. Only the customer's own orders are ever candidates. With
+//!   nothing declared the dialogue reads the customer's orders only for a reference with
+//!   letters ([`needs_orders`]): a bare number is then the order system's id as written.
 
 use serde::Deserialize;
 
@@ -150,10 +154,11 @@ fn loose(id: &str) -> String {
         .collect()
 }
 
-/// The one of `own` (the customer's recent orders' ids) that `written` means: the one it is
-/// exactly; else the only one it is but for `#`, hyphens and case ("R3107" is "R-3107" even
-/// beside "GC-3107"); else the only one with the same number ("88140" is "SO-88140"). `None`
-/// when none or several are.
+/// The one of `own` (the customer's orders' ids) that `written` means: the one it is exactly;
+/// else the only one it is but for `#`, hyphens and case ("R3107" is "R-3107" even beside
+/// "GC-3107"); else, for a bare number only, the only one with that number ("88140" is
+/// "SO-88140"). Other letters name another id ("RT88140" may be a return, not the order
+/// SO-88140), so they are never matched by the number alone. `None` when none or several are.
 pub fn among<'a>(written: &str, own: &[&'a str]) -> Option<&'a str> {
     if let Some(exact) = own.iter().find(|id| **id == written) {
         return Some(exact);
@@ -166,7 +171,11 @@ pub fn among<'a>(written: &str, own: &[&'a str]) -> Option<&'a str> {
     if let Some(one) = only(&mut own.iter().filter(|id| loose(id) == wanted)) {
         return Some(one);
     }
-    let number_wanted = number(written.strip_prefix('#').unwrap_or(written))?;
+    let bare = written.strip_prefix('#').unwrap_or(written);
+    if !bare.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number_wanted = number(bare)?;
     only(&mut own.iter().filter(|id| number(id) == Some(number_wanted)))
 }
 
@@ -289,8 +298,10 @@ mod tests {
         // Nothing declared: a bare number is looked up as written, letters are matched.
         assert!(!needs_orders(None, "88140"));
         assert!(needs_orders(None, "SO88140"));
-        // Outside the format, the own orders still decide.
-        assert_eq!(resolve(Some(&so()), "A-1001", &["1001"]), "1001");
+        // Outside the format, the own orders still decide; other letters are another id.
+        assert_eq!(resolve(Some(&so()), "1001", &["A-1001"]), "A-1001");
+        assert_eq!(resolve(Some(&so()), "A-1001", &["1001"]), "A-1001");
+        assert_eq!(resolve(None, "RT88140", &["SO-88140"]), "RT88140");
     }
 
     #[test]

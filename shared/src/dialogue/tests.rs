@@ -945,3 +945,38 @@ async fn a_declared_format_rewrites_numbers_without_reading_the_orders() {
     assert!(said(&other).contains("#RT-88130"), "{:?}", other.replies);
     assert_eq!(orders.1.load(SeqCst), 1);
 }
+
+/// An order system whose customer listing also returns other customers' orders (a filter
+/// forgotten in its API or its mapping).
+struct Leaky(FakeOrders);
+
+#[async_trait]
+impl OrdersPort for Leaky {
+    async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
+        Ok(self.0 .0.clone())
+    }
+    async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
+        self.0.order(id).await
+    }
+}
+
+#[tokio::test]
+async fn another_customers_order_listed_by_mistake_is_never_a_candidate() {
+    let on_time = NOW + time::Duration::days(2);
+    let d = Dialogue::new(Arc::new(Leaky(FakeOrders(
+        vec![
+            order("SO-88140", "alice", OrderStatus::InTransit, on_time),
+            order("SO-77001", "bob", OrderStatus::InTransit, on_time),
+        ],
+        false,
+    ))));
+    // Bob's SO-77001 came back in alice's list: "so77001" is not matched to it.
+    let out = fresh(&d, "where is order so77001").await;
+    assert!(
+        said(&out).contains("couldn't find order #SO77001"),
+        "{:?}",
+        out.replies
+    );
+    let hers = fresh(&d, "where is order so88140").await;
+    assert!(said(&hers).contains("#SO-88140"), "{:?}", hers.replies);
+}

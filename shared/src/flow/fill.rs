@@ -17,7 +17,15 @@ pub fn fill(
 ) -> Option<Value> {
     let first_text = |v: &[String]| v.first().cloned().map(Value::Text);
     match kind {
-        SlotType::Order => first_text(&u.order_refs)
+        // A number written otherwise than the listed order's id ("88130" for SO-88130) is
+        // that order when only one listed fits it.
+        SlotType::Order => u
+            .order_refs
+            .first()
+            .map(|r| {
+                let listed: Vec<&str> = candidates.iter().map(String::as_str).collect();
+                Value::Text(crate::order_ids::among(r, &listed).unwrap_or(r).to_string())
+            })
             .or_else(|| {
                 let i = u.ordinal?;
                 let picked = match i {
@@ -48,4 +56,27 @@ pub fn fill(
 fn whole(u: &Understood) -> Option<Value> {
     let t = u.text.trim();
     (!t.is_empty()).then(|| Value::Text(t.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn said(refs: &[&str]) -> Understood {
+        Understood {
+            order_refs: refs.iter().map(|r| r.to_string()).collect(),
+            ..Understood::default()
+        }
+    }
+
+    #[test]
+    fn a_number_answering_which_order_is_the_listed_order_with_it() {
+        let listed = ["SO-88130".to_string(), "SO-88140".to_string()];
+        let order = |refs: &[&str]| fill(SlotType::Order, &said(refs), &listed, &[]);
+        assert_eq!(order(&["88130"]), Some(Value::text("SO-88130")));
+        assert_eq!(order(&["so88140"]), Some(Value::text("SO-88140")));
+        // Not listed, or other letters: as written, for the lookup to say "not found".
+        assert_eq!(order(&["77001"]), Some(Value::text("77001")));
+        assert_eq!(order(&["RT88130"]), Some(Value::text("RT88130")));
+    }
 }
