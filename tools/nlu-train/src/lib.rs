@@ -40,7 +40,7 @@ pub struct Examples {
     /// Per intent (languages in bot.toml's order, files by name), for reports.
     pub templates: Vec<(Intent, Vec<Template>)>,
     pub all: Vec<(Intent, String)>,
-    /// Every fifth template of each intent is held out to calibrate the temperature on sentence
+    /// About one template in five (chosen by its text) is held out to calibrate the temperature on sentence
     /// frames the fitted model never saw.
     pub fit: Vec<(Intent, String)>,
     pub held: Vec<(Intent, String)>,
@@ -103,12 +103,17 @@ pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
             .name()
             .bytes()
             .fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(b));
-        for (i, t) in ts.iter().enumerate() {
-            // Each template samples from its own seed: a template added to one intent does not
-            // change the examples (and so the model's figures) of every intent after it.
+        for t in ts {
+            // Each template samples from its own seed, and is held out by its own text: a
+            // template added to one intent changes neither the examples nor the held-out set
+            // (so the temperature) of the others.
             let mut rng = fastrand::Rng::with_seed(settings.seed ^ named ^ t.fingerprint());
             let sampled = t.sample(settings.per_template, &mut rng);
-            let part = if i % 5 == 4 { &mut held } else { &mut fit };
+            let part = if t.fingerprint() % 5 == 4 {
+                &mut held
+            } else {
+                &mut fit
+            };
             part.extend(sampled.iter().map(|e| (intent.clone(), e.clone())));
             all.extend(sampled.into_iter().map(|e| (intent.clone(), e)));
         }
