@@ -510,7 +510,7 @@ def understanding_section(res, meta):
         f"Not in it: the reads those decisions need (the customer's {u['recent_orders']} recent orders",
         f"and a catalogue of {u['catalogue_products']} products are given, as if fetched: they are I/O",
         "within the turn's budget), running the flow's steps and rendering replies, the store,",
-        "logs. Those are in the chat turn's own overhead above.",
+        "logs. The reads are in the chat turn latency above; the rest is in its own overhead.",
         "",
         f"The mix: {u['messages']} messages written for the bench in the kinds below, each in its",
         "conversation (nothing waiting; \"which order?\" with three orders listed; a refund offer",

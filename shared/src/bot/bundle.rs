@@ -614,7 +614,8 @@ fn check_settings(
         clarify: value(&raw.understanding.clarify, defaults.clarify),
         out_of_scope: value(&raw.understanding.out_of_scope, defaults.out_of_scope),
     };
-    if !(0.0..=1.0).contains(&thresholds.out_of_scope) {
+    // 0 would turn every request down; above 1 would never doubt one.
+    if !(thresholds.out_of_scope > 0.0 && thresholds.out_of_scope <= 1.0) {
         errs.push(BundleError::new(
             file,
             raw.understanding
@@ -622,7 +623,7 @@ fn check_settings(
                 .as_ref()
                 .and_then(|v| line(v.span())),
             "understanding.out_of_scope",
-            "a share of the top intent's probability: 0 to 1",
+            "a share of the top intent's probability: above 0, at most 1",
         ));
     }
     if !(0.0..=1.0).contains(&thresholds.accept) {
@@ -845,7 +846,7 @@ mod tests {
             "accept = 0.5",
             "accept = 1.5\nreject = 0.1",
         );
-        edit(&dir, "bot.toml", "out_of_scope = 0.45", "out_of_scope = -1");
+        edit(&dir, "bot.toml", "out_of_scope = 0.45", "out_of_scope = 0");
         edit(
             &dir,
             "bot.toml",
@@ -889,11 +890,11 @@ mod tests {
         });
         let e = errors(&dir);
         let expected = [
-            "B/bot.toml:14: understanding.reject: unknown key (expected one of: accept, clarify, out_of_scope, order_number)",
+            "B/bot.toml:15: understanding.reject: unknown key (expected one of: accept, clarify, out_of_scope, order_number)",
             "B/messages/en.toml",
             ": answer.odd: must be a string",
-            "B/bot.toml:13: understanding.accept: a probability: 0 to 1",
-            "B/bot.toml:16: understanding.out_of_scope: a share of the top intent's probability: 0 to 1",
+            "B/bot.toml:14: understanding.accept: a probability: 0 to 1",
+            "B/bot.toml:17: understanding.out_of_scope: a share of the top intent's probability: above 0, at most 1",
             "B/intents/complaint.toml:4: colour: unknown key",
             "B/intents/review.toml:2: answer: no message \"answer.reviews\" in messages/en.toml",
             "B/intents/track_parcel.toml: no training examples: add examples/en/track_parcel.txt",
@@ -902,9 +903,9 @@ mod tests {
         ];
         let all = e.join("\n");
         for x in expected.iter().chain(&[
-            "B/bot.toml:25: slots.order.prompt: no message \"slot.order.ask\" in messages/en.toml",
-            "B/bot.toml:30: slots.product.type: no entity type \"gadget\"",
-            "B/bot.toml:44: connectors.operations: no operation \"inventory.teleport\"",
+            "B/bot.toml:26: slots.order.prompt: no message \"slot.order.ask\" in messages/en.toml",
+            "B/bot.toml:31: slots.product.type: no entity type \"gadget\"",
+            "B/bot.toml:45: connectors.operations: no operation \"inventory.teleport\"",
         ]) {
             assert!(all.contains(x), "{x:?} not in:\n{all}");
         }

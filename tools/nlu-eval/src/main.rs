@@ -1,11 +1,11 @@
 //! `nlu-eval`: how well Switchboard understands customers, on held-out data.
 //!
-//!   cargo run --release -p nlu-eval -- [DATA_DIR] [--bundle DIR] [--threshold P] [--clarify P]
+//!   cargo run --release -p nlu-eval -- [DATA_DIR] [--bundle DIR] [--threshold P] [--clarify P] [--out-of-scope S]
 //!                                      [--model FILE]
 //!
 //! DATA_DIR defaults to ../shared/data. By default what the bot runs is measured: `understand`
 //! with the bundle's model and thresholds (the compiled-in shop bot, or `--bundle`;
-//! `--threshold` / `--clarify` override them). With `--model`, a candidate model (from
+//! `--threshold` / `--clarify` / `--out-of-scope` override them). With `--model`, a candidate model (from
 //! `nlu-train --out`) is measured instead: its top intent, or `unknown` below the threshold.
 //! Dataset labels map to the bundle's intents through their `labels`.
 //!
@@ -124,6 +124,7 @@ fn pct(x: f64) -> String {
 struct Overrides {
     accept: Option<f32>,
     clarify: Option<f32>,
+    out_of_scope: Option<f32>,
 }
 
 fn run(
@@ -142,18 +143,20 @@ fn run(
     let mut thresholds = bot.thresholds;
     thresholds.accept = o.accept.unwrap_or(thresholds.accept);
     thresholds.clarify = o.clarify.unwrap_or(thresholds.clarify);
+    thresholds.out_of_scope = o.out_of_scope.unwrap_or(thresholds.out_of_scope);
     let classifier = match model {
         None => {
             let loaded = start.elapsed();
             let nlu = bot.nlu().with_thresholds(thresholds);
             nlu.warm_up();
             println!(
-                "bundle {} ({} intents, loaded in {:.2} ms), accept {}, clarify {}",
+                "bundle {} ({} intents, loaded in {:.2} ms), accept {}, clarify {}, out of scope {}",
                 bot.source,
                 bot.intents.len(),
                 loaded.as_secs_f64() * 1e3,
                 thresholds.accept,
-                thresholds.clarify
+                thresholds.clarify,
+                thresholds.out_of_scope
             );
             Classifier::Understand(nlu)
         }
@@ -286,14 +289,17 @@ fn main() -> ExitCode {
         match a.as_str() {
             "--model" => model = args.next().map(PathBuf::from),
             "--bundle" => bundle = args.next().map(PathBuf::from),
-            "--threshold" | "--clarify" => match args.next().and_then(|v| v.parse().ok()) {
-                Some(p) if a == "--threshold" => overrides.accept = Some(p),
-                Some(p) => overrides.clarify = Some(p),
-                None => {
-                    eprintln!("nlu-eval: {a} needs a probability");
-                    return ExitCode::FAILURE;
+            "--threshold" | "--clarify" | "--out-of-scope" => {
+                match args.next().and_then(|v| v.parse().ok()) {
+                    Some(p) if a == "--threshold" => overrides.accept = Some(p),
+                    Some(p) if a == "--clarify" => overrides.clarify = Some(p),
+                    Some(p) => overrides.out_of_scope = Some(p),
+                    None => {
+                        eprintln!("nlu-eval: {a} needs a probability");
+                        return ExitCode::FAILURE;
+                    }
                 }
-            },
+            }
             other => dir = PathBuf::from(other),
         }
     }

@@ -86,8 +86,10 @@ fn check_connectors(files: &[PathBuf]) -> Option<connectors::ConnectorsConfig> {
         if let Some(ids) = &s.order_ids {
             let digits = ids
                 .digits()
-                .map_or("digits".to_string(), |n| format!("{n} digits"));
-            println!("  order ids: {}{digits}", ids.prefix());
+                .map_or("any number of digits".to_string(), |n| {
+                    format!("{n} digits")
+                });
+            println!("  order ids: {:?} + {digits}", ids.prefix());
         }
         for op in s.operations.values() {
             let how = match &op.body {

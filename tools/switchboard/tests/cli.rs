@@ -169,7 +169,7 @@ fn an_order_id_format_is_checked_with_the_file() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("order ids: SO-5 digits"), "{stdout}");
+    assert!(stdout.contains("order ids: \"SO-\" + 5 digits"), "{stdout}");
 
     let bad = scratch(
         "ids-bad.toml",
