@@ -471,13 +471,15 @@ impl Dialogue {
         u
     }
 
+    /// What a follow-up may say besides an order's items ("and what about the lamp?").
+    pub const FOLLOW_UP_WORDS: &'static [&'static str] = &["and", "also", "what", "how", "about"];
+
     /// The recent order (as "which order?" would list them) a follow-up is all about: every
     /// word of it names that order's items ("and the headphones?"; not "and are the
     /// headphones in stock?"). A read that fails or misses the turn's budget names none: the
     /// message is then read as it is.
     async fn item_order(&self, turn: &mut Turn<'_>, text: &str) -> Option<String> {
         use crate::flow::actions::{MAX_CHOICES, RECENT_DAYS};
-        const FOLLOW_UP_WORDS: &[&str] = &["and", "also", "what", "how", "about"];
         let cutoff = turn.now - time::Duration::days(RECENT_DAYS);
         let orders = self.listed_orders(turn).await?;
         let recent: Vec<&Order> = orders
@@ -487,7 +489,8 @@ impl Dialogue {
             .collect();
         let items: Vec<String> = recent.iter().map(|o| o.item_names()).collect();
         let i = crate::matching::best_exact(text, &items)?;
-        crate::matching::covers(text, &items[i], FOLLOW_UP_WORDS).then(|| recent[i].id.clone())
+        crate::matching::covers(text, &items[i], Self::FOLLOW_UP_WORDS)
+            .then(|| recent[i].id.clone())
     }
 
     /// The customer's orders as the order system lists them (newest first), their own only;
