@@ -167,6 +167,10 @@ impl Reader {
                     waiting: Some(waiting),
                     candidates: RECENT.iter().map(|(id, _)| id.to_string()).collect(),
                     candidate_items: RECENT.iter().map(|(_, i)| i.to_string()).collect(),
+                    // Placed a day apart, a week or more back: dates are not in the mix.
+                    candidate_placed: (0..RECENT.len() as i64)
+                        .map(|i| today - time::Duration::days(7 + i))
+                        .collect(),
                 },
                 suspended: Vec::new(),
             })
@@ -369,6 +373,7 @@ impl Reader {
                 &input,
                 &state.frame.candidates,
                 &state.frame.candidate_items,
+                &state.frame.candidate_placed,
             )
         });
         // As `Engine::reply` decides: a slot's value wins over another intent unless the slot

@@ -720,8 +720,33 @@ fn ordinal(w: &[String]) -> Option<usize> {
         (&["last"], LAST),
         (&["latest", "newest", "recent"], NEWEST),
     ];
+    // "last week", "two days ago": a word before a span of time dates, it does not count.
+    const TIME: &[&str] = &[
+        "day",
+        "days",
+        "week",
+        "weeks",
+        "weekend",
+        "month",
+        "months",
+        "year",
+        "years",
+        "night",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
     // "one" alone often means "that one"; only count it as an ordinal in "the first one" shapes.
-    for word in w {
+    for (i, word) in w.iter().enumerate() {
+        if w.get(i + 1)
+            .is_some_and(|next| TIME.contains(&next.as_str()))
+        {
+            continue;
+        }
         for (names, idx) in ORDINALS {
             if names.contains(&word.as_str()) && !(word == "one" && w.len() > 1) {
                 return Some(*idx);
@@ -1021,6 +1046,10 @@ mod tests {
     #[test]
     fn ordinals() {
         assert_eq!(understand("the second one").ordinal, Some(1));
+        // Spans of time date an order; they do not count it.
+        assert_eq!(understand("the one I ordered last week").ordinal, None);
+        assert_eq!(understand("the one from two weeks ago").ordinal, None);
+        assert_eq!(understand("the last one").ordinal, Some(LAST));
         assert_eq!(understand("the last one").ordinal, Some(LAST));
         assert_eq!(understand("my latest order").ordinal, Some(NEWEST));
         assert_eq!(understand("2").ordinal, Some(1));

@@ -264,6 +264,9 @@ pub struct Frame {
     /// Their items, in the same order, for "the one with the mouse".
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub candidate_items: Vec<String>,
+    /// The days they were placed, in the same order, for "the one from last week".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidate_placed: Vec<time::Date>,
 }
 
 impl Frame {
@@ -277,6 +280,7 @@ impl Frame {
             waiting: None,
             candidates: Vec::new(),
             candidate_items: Vec::new(),
+            candidate_placed: Vec::new(),
         }
     }
 }
@@ -373,6 +377,7 @@ impl Run<'_> {
             u,
             &self.frame.candidates,
             &self.frame.candidate_items,
+            &self.frame.candidate_placed,
         ) {
             Some(v) => {
                 self.frame.slots.insert(slot.to_string(), v);
@@ -524,7 +529,7 @@ impl Engine {
                     continue;
                 }
                 if !slots.contains_key(name) {
-                    if let Some(v) = fill(def.kind, u, &[], &[]) {
+                    if let Some(v) = fill(def.kind, u, &[], &[], &[]) {
                         slots.insert(name.clone(), v);
                     }
                 }
@@ -571,7 +576,7 @@ impl Engine {
             if matches!(def.kind, SlotType::Text | SlotType::Product) {
                 return false;
             }
-            fill(def.kind, u, &[], &[]).is_some_and(|v| frame.slots.get(name) != Some(&v))
+            fill(def.kind, u, &[], &[], &[]).is_some_and(|v| frame.slots.get(name) != Some(&v))
         });
         differs.then(|| Route::Flow(flow.name.clone()))
     }
@@ -612,8 +617,15 @@ impl Engine {
                 let kind = self.slots.get(&slot).map(|d| d.kind);
                 let free = matches!(kind, Some(SlotType::Text))
                     || (kind == Some(SlotType::Product) && u.products.is_empty());
-                let filled =
-                    kind.and_then(|k| fill(k, u, &frame.candidates, &frame.candidate_items));
+                let filled = kind.and_then(|k| {
+                    fill(
+                        k,
+                        u,
+                        &frame.candidates,
+                        &frame.candidate_items,
+                        &frame.candidate_placed,
+                    )
+                });
                 match (filled, route) {
                     (Some(v), r) if !(free && r.is_some()) => {
                         frame.slots.insert(slot, v);

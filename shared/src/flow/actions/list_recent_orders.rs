@@ -106,6 +106,13 @@ impl Action for ListRecentOrders {
                     ]),
                     candidates: Some(many.iter().map(|o| id(o)).collect()),
                     candidate_items: holding,
+                    candidate_placed: many
+                        .iter()
+                        .filter_map(|o| match o.get("placed_at") {
+                            Some(Value::Time(t)) => Some(t.date()),
+                            _ => None,
+                        })
+                        .collect(),
                     ..Done::default()
                 }
             }

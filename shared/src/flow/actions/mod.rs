@@ -45,6 +45,8 @@ pub struct Done {
     pub candidates: Option<Vec<String>>,
     /// What each listed order holds, in the same order, for "the mouse one".
     pub candidate_items: Vec<String>,
+    /// The day each listed order was placed, in the same order, for "the one from last week".
+    pub candidate_placed: Vec<time::Date>,
 }
 
 #[async_trait]

@@ -79,6 +79,7 @@ impl ActionStep {
         if let Some(c) = done.candidates {
             r.frame.candidates = c;
             r.frame.candidate_items = done.candidate_items;
+            r.frame.candidate_placed = done.candidate_placed;
         }
         r.effects.extend(done.says);
         Ok(self
