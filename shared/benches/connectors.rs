@@ -10,9 +10,7 @@
 //! one run. Credentials are left off (`Connectors::prepare` skips them: fetching them is I/O,
 //! and a warm container has them cached). Figures: docs/benchmarks.md.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +22,10 @@ use switchboard::connectors::engine::{http_client, Connectors, Reply};
 use switchboard::connectors::{ConnectorError, Order};
 use switchboard::money::Money;
 use switchboard::secrets::{SecretError, SecretRef, SecretSource, SecretValue};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{allocations, machine, start_counting, stop_counting, Samples};
 
 const WARM_UP: usize = 2_000;
 const ITERATIONS: usize = 20_000;
@@ -154,27 +156,6 @@ fn typed_orders(op: Op, reply: Reply<Order>) -> Vec<Order> {
     }
 }
 
-/// Sorted per-iteration times.
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn new(mut v: Vec<Duration>) -> Self {
-        v.sort_unstable();
-        Samples(v)
-    }
-
-    /// Nearest rank: the smallest sample with at least `p` of them at or below it.
-    fn percentile(&self, p: f64) -> Duration {
-        let n = self.0.len();
-        let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
-        self.0[rank - 1]
-    }
-
-    fn max(&self) -> Duration {
-        *self.0.last().expect("samples")
-    }
-}
-
 fn us(d: Duration) -> String {
     format!("{:.2} µs", d.as_secs_f64() * 1e6)
 }
@@ -187,64 +168,6 @@ struct Row {
     /// Heap allocations of one run of the part.
     allocs: u64,
     target_us: Option<f64>,
-}
-
-/// Counts heap allocations while `COUNTING` is on (off while timing: a relaxed load is all it
-/// costs then).
-struct CountingAlloc;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-fn count() {
-    if COUNTING.load(Ordering::Relaxed) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is passed on to the system allocator unchanged.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAlloc = CountingAlloc;
-
-fn start_counting() {
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
-}
-
-/// Allocations (and reallocations) since `start_counting`.
-fn stop_counting() -> u64 {
-    COUNTING.store(false, Ordering::Relaxed);
-    ALLOCATIONS.load(Ordering::Relaxed)
-}
-
-/// Allocations one run of `f` makes; what it returns is dropped uncounted.
-fn allocations<T>(f: impl FnOnce() -> T) -> u64 {
-    start_counting();
-    let out = black_box(f());
-    let n = stop_counting();
-    drop(out);
-    n
 }
 
 /// Times `build` then `map` in each iteration (`WARM_UP` untimed first); `total` is both,
@@ -510,21 +433,6 @@ fn sanity(demo: &Connectors, shopify: &Connectors) {
         body,
         json!({ "order_id": "1002", "amount": { "amount_cents": 4599, "currency": "USD" } })
     );
-}
-
-/// "2 × AMD EPYC" from /proc/cpuinfo where it can be read.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpus} CPUs, {model}, {}", std::env::consts::ARCH)
 }
 
 fn main() {

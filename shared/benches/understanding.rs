@@ -38,10 +38,8 @@
 //! read as something else) takes another path, and the table says how many did. Figures:
 //! docs/benchmarks.md.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +55,10 @@ use switchboard::flow::value::{Record, Value};
 use switchboard::flow::SlotType;
 use switchboard::nlu::{Intent, Move, Nlu, Understanding};
 use time::{Date, Month};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{allocations, machine, Samples};
 
 const WARM_UP_ROUNDS: usize = 50;
 const ROUNDS: usize = 2_000;
@@ -540,103 +542,19 @@ fn check(r: &Reading, expect: Expect) -> Option<String> {
     })
 }
 
-/// Sorted per-message times.
-struct Samples(Vec<Duration>);
-
-impl Samples {
-    fn new(mut v: Vec<Duration>) -> Self {
-        v.sort_unstable();
-        Samples(v)
-    }
-
-    /// Nearest rank: the smallest sample with at least `p` of them at or below it.
-    fn percentile(&self, p: f64) -> Duration {
-        let n = self.0.len();
-        let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
-        self.0[rank - 1]
-    }
-
-    fn max(&self) -> Duration {
-        *self.0.last().expect("samples")
-    }
-
-    fn json(&self) -> serde_json::Value {
-        let us = |d: Duration| (d.as_secs_f64() * 1e8).round() / 100.0;
-        json!({
-            "n": self.0.len(),
-            "p50_us": us(self.percentile(0.50)),
-            "p99_us": us(self.percentile(0.99)),
-            "max_us": us(self.max()),
-        })
-    }
+/// A sample set as the report's JSON reads it.
+fn samples_json(s: &Samples) -> serde_json::Value {
+    let us = |d: Duration| (d.as_secs_f64() * 1e8).round() / 100.0;
+    json!({
+        "n": s.0.len(),
+        "p50_us": us(s.percentile(0.50)),
+        "p99_us": us(s.percentile(0.99)),
+        "max_us": us(s.max()),
+    })
 }
 
 fn us(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
-}
-
-/// Counts heap allocations while `COUNTING` is on (off while timing: a relaxed load is all it
-/// costs then).
-struct CountingAlloc;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-fn count() {
-    if COUNTING.load(Ordering::Relaxed) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every call is passed on to the system allocator unchanged.
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: CountingAlloc = CountingAlloc;
-
-/// Allocations one run of `f` makes; what it returns is dropped uncounted.
-fn allocations<T>(f: impl FnOnce() -> T) -> u64 {
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    COUNTING.store(true, Ordering::Relaxed);
-    let out = black_box(f());
-    COUNTING.store(false, Ordering::Relaxed);
-    let n = ALLOCATIONS.load(Ordering::Relaxed);
-    drop(out);
-    n
-}
-
-/// "2 × AMD EPYC" from /proc/cpuinfo where it can be read.
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    format!("{cpus} CPUs, {model}, {}", std::env::consts::ARCH)
 }
 
 /// `--json PATH` among the arguments (`cargo bench` adds `--bench`, `cargo test --benches`
@@ -793,8 +711,8 @@ fn main() {
                     "kind": kind,
                     "messages": messages,
                     "read_as_meant": messages - misses,
-                    "classification": c.json(),
-                    "reading": r.json(),
+                    "classification": samples_json(c),
+                    "reading": samples_json(r),
                     "allocations_mean": (mean * 10.0).round() / 10.0,
                     "allocations_max": max,
                 })
