@@ -614,38 +614,29 @@ fn check_settings(
         clarify: value(&raw.understanding.clarify, defaults.clarify),
         out_of_scope: value(&raw.understanding.out_of_scope, defaults.out_of_scope),
     };
+    let u = &raw.understanding;
+    // A threshold's problem, at the line of the value written (none for a default).
+    let mut wrong = |v: &Option<Spanned<f32>>, key: &str, expected: &str| {
+        let at = v.as_ref().and_then(|v| line(v.span()));
+        errs.push(BundleError::new(
+            file,
+            at,
+            format!("understanding.{key}"),
+            expected,
+        ));
+    };
     // 0 would turn every request down; above 1 would never doubt one.
     if !(thresholds.out_of_scope > 0.0 && thresholds.out_of_scope <= 1.0) {
-        errs.push(BundleError::new(
-            file,
-            raw.understanding
-                .out_of_scope
-                .as_ref()
-                .and_then(|v| line(v.span())),
-            "understanding.out_of_scope",
+        wrong(
+            &u.out_of_scope,
+            "out_of_scope",
             "a share of the top intent's probability: above 0, at most 1",
-        ));
+        );
     }
     if !(0.0..=1.0).contains(&thresholds.accept) {
-        errs.push(BundleError::new(
-            file,
-            raw.understanding
-                .accept
-                .as_ref()
-                .and_then(|v| line(v.span())),
-            "understanding.accept",
-            "a probability: 0 to 1",
-        ));
+        wrong(&u.accept, "accept", "a probability: 0 to 1");
     } else if !(0.0..=thresholds.accept).contains(&thresholds.clarify) {
-        errs.push(BundleError::new(
-            file,
-            raw.understanding
-                .clarify
-                .as_ref()
-                .and_then(|v| line(v.span())),
-            "understanding.clarify",
-            "from 0 to `accept`",
-        ));
+        wrong(&u.clarify, "clarify", "from 0 to `accept`");
     }
     let mut slots = BTreeMap::new();
     for (name, slot) in &raw.slots {
