@@ -135,18 +135,27 @@ pub fn covers(text: &str, name: &str, ignore: &[&str]) -> bool {
             .all(|s| name_words.iter().any(|n| same_word(s, n)))
 }
 
+/// The names the words match, each with its score, best first.
+fn ranked<S: AsRef<str>>(
+    said: &[String],
+    names: &[S],
+    same: &dyn Fn(&str, &str) -> bool,
+) -> Vec<(usize, Score)> {
+    let mut scored: Vec<(usize, Score)> = names
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| score_with(said, n.as_ref(), same).map(|s| (i, s)))
+        .collect();
+    scored.sort_by_key(|(_, s)| std::cmp::Reverse(s.rank()));
+    scored
+}
+
 fn best_with<S: AsRef<str>>(
     text: &str,
     names: &[S],
     same: impl Fn(&str, &str) -> bool,
 ) -> Option<usize> {
-    let said = words(text);
-    let mut scored: Vec<(usize, Score)> = names
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| score_with(&said, n.as_ref(), &same).map(|s| (i, s)))
-        .collect();
-    scored.sort_by_key(|(_, s)| std::cmp::Reverse(s.rank()));
+    let scored = ranked(&words(text), names, &same);
     match scored.as_slice() {
         [(i, _)] => Some(*i),
         [(i, a), (_, b), ..] if a.rank() > b.rank() => Some(*i),
@@ -159,12 +168,7 @@ fn best_with<S: AsRef<str>>(
 /// catalogue of three lamps names none of them).
 pub fn all<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
     let said = words(text);
-    let mut scored: Vec<(usize, Score)> = names
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| score(&said, n.as_ref()).map(|s| (i, s)))
-        .collect();
-    scored.sort_by_key(|(_, s)| std::cmp::Reverse(s.rank()));
+    let scored = ranked(&said, names, &same_word);
     let mut taken: Vec<usize> = Vec::new();
     for (i, s) in &scored {
         let tied = scored
@@ -195,18 +199,13 @@ pub fn all<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
 /// desk lamp and a floor lamp): what [`all`] leaves undecided, for an answer that can name
 /// each. Empty when one name is best or none matches.
 pub fn tied<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
-    let said = words(text);
-    let scored: Vec<(usize, Score)> = names
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| score(&said, n.as_ref()).map(|s| (i, s)))
-        .collect();
-    let Some(best) = scored.iter().map(|(_, s)| s.rank()).max() else {
+    let scored = ranked(&words(text), names, &same_word);
+    let Some(best) = scored.first().map(|(_, s)| s.rank()) else {
         return Vec::new();
     };
     let out: Vec<usize> = scored
         .iter()
-        .filter(|(_, s)| s.rank() == best)
+        .take_while(|(_, s)| s.rank() == best)
         .map(|(i, _)| *i)
         .collect();
     if out.len() > 1 {
