@@ -259,18 +259,8 @@ impl Reader {
         // (no format declared, the customer's orders as listed), then steering.
         let mut understood = self.nlu.understand(text);
         let own: Vec<&str> = RECENT.iter().map(|(id, _)| *id).collect();
-        understood.order_refs = understood
-            .order_refs
-            .iter()
-            .map(|r| {
-                let listed = if switchboard::order_ids::needs_orders(None, r) {
-                    &own[..]
-                } else {
-                    &[]
-                };
-                switchboard::order_ids::resolve(None, r, listed)
-            })
-            .collect();
+        understood.order_refs =
+            switchboard::order_ids::resolve_all(None, &understood.order_refs, &own);
         let understanding = self.dialogue.steer(understood, &Slots::default());
         match self.state(at) {
             DialogueState::Flow(state) => {

@@ -533,7 +533,7 @@ impl Dialogue {
     /// declared format does not settle, or with nothing declared one that has letters
     /// (`order_ids::needs_orders`).
     async fn order_numbers(&self, turn: &mut Turn<'_>, mut u: Understanding) -> Understanding {
-        use crate::order_ids::{needs_orders, resolve};
+        use crate::order_ids::{needs_orders, resolve_all};
         let format = self.order_ids.as_ref();
         let listed = if u.order_refs.iter().any(|r| needs_orders(format, r)) {
             self.listed_orders(turn).await.unwrap_or_default()
@@ -541,13 +541,7 @@ impl Dialogue {
             Vec::new()
         };
         let own: Vec<&str> = listed.iter().map(|o| o.id.as_str()).collect();
-        // Only the numbers that needed the list are looked for in it: "88130" means the same
-        // whether or not the message names another order beside it.
-        u.order_refs = u
-            .order_refs
-            .iter()
-            .map(|r| resolve(format, r, if needs_orders(format, r) { &own } else { &[] }))
-            .collect();
+        u.order_refs = resolve_all(format, &u.order_refs, &own);
         u
     }
 

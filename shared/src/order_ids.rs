@@ -200,6 +200,18 @@ pub fn resolve(format: Option<&OrderIdFormat>, written: &str, own: &[&str]) -> S
     among(written, own).unwrap_or(written).to_string()
 }
 
+/// Every reference of a message resolved ([`resolve`]); `own` (the customer's orders, read
+/// only when some reference [`needs_orders`]) is looked in only for those that need it, so
+/// "88130" means the same whether or not the message names another order beside it.
+pub fn resolve_all(format: Option<&OrderIdFormat>, refs: &[String], own: &[&str]) -> Vec<String> {
+    refs.iter()
+        .map(|r| {
+            let candidates = if needs_orders(format, r) { own } else { &[] };
+            resolve(format, r, candidates)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
