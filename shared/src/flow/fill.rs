@@ -50,10 +50,12 @@ pub fn fill(
                 candidates.get(i).cloned().map(Value::Text)
             })
             .or_else(|| {
+                // As with items: only when the days line up with the listed orders.
+                if placed.len() != candidates.len() {
+                    return None;
+                }
                 let i = placed_near(u.dates.first()?, placed)?;
-                (placed.len() == candidates.len())
-                    .then(|| candidates.get(i).cloned().map(Value::Text))
-                    .flatten()
+                candidates.get(i).cloned().map(Value::Text)
             }),
         // A product the catalogue names, else the words themselves for `match_product`.
         SlotType::Product => first_text(&u.products).or_else(|| whole(u)),

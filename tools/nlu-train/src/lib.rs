@@ -107,9 +107,10 @@ pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
             // Each template samples from its own seed, and is held out by its own text: a
             // template added to one intent changes neither the examples nor the held-out set
             // (so the temperature) of the others.
-            let mut rng = fastrand::Rng::with_seed(settings.seed ^ named ^ t.fingerprint());
+            let fingerprint = t.fingerprint();
+            let mut rng = fastrand::Rng::with_seed(settings.seed ^ named ^ fingerprint);
             let sampled = t.sample(settings.per_template, &mut rng);
-            let part = if t.fingerprint() % 5 == 4 {
+            let part = if fingerprint % 5 == 4 {
                 &mut held
             } else {
                 &mut fit
