@@ -255,9 +255,14 @@ impl Reader {
 
     /// The whole reading of `text` with the conversation at `at`.
     fn read(&self, at: At, text: &str) -> Reading {
-        // `Dialogue::respond`'s first lines: the order numbers as the order system writes them
-        // (no format declared, the customer's orders as listed), then steering.
-        let mut understood = self.nlu.understand(text);
+        // `Dialogue::respond`'s first lines: the language (a conversation's first message: no
+        // language yet, so every language is weighed), the order numbers as the order system
+        // writes them (no format declared, the customer's orders as listed), then steering.
+        let language = match switchboard::language::choose(&self.bot, None, None, text) {
+            switchboard::language::Choice::Speak(l) => l,
+            switchboard::language::Choice::Unsupported(_) => "en".to_string(),
+        };
+        let mut understood = self.nlu.understand(&language, text);
         let own: Vec<&str> = RECENT.iter().map(|(id, _)| *id).collect();
         understood.order_refs =
             switchboard::order_ids::resolve_all(None, &understood.order_refs, &own);
@@ -275,7 +280,7 @@ impl Reader {
                 // Two requests are read apart only when nothing waits for an answer.
                 let parts: Vec<Request> = self
                     .nlu
-                    .requests(text)
+                    .requests(&language, text)
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(part, u)| {
@@ -601,7 +606,7 @@ fn main() {
 
     for _ in 0..warm_up {
         for msg in &mix {
-            black_box(reader.nlu.understand(black_box(msg.text)));
+            black_box(reader.nlu.understand("en", black_box(msg.text)));
             black_box(reader.read(msg.at, black_box(msg.text)));
         }
     }
@@ -610,7 +615,7 @@ fn main() {
     for _ in 0..rounds {
         for (i, msg) in mix.iter().enumerate() {
             let start = Instant::now();
-            let u = reader.nlu.understand(black_box(msg.text));
+            let u = reader.nlu.understand("en", black_box(msg.text));
             classify[i].push(start.elapsed());
             drop(black_box(u));
             let start = Instant::now();

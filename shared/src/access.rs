@@ -109,6 +109,7 @@ mod tests {
             tenant: "acme".into(),
             customer_id: "alice".into(),
             role,
+            locale: None,
         }
     }
 

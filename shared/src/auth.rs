@@ -83,6 +83,9 @@ pub struct Principal {
     pub tenant: String,
     pub customer_id: String,
     pub role: Role,
+    /// The token's OpenID `locale` claim ("es-MX", "fr_FR"), when it has a well-formed one: the
+    /// language the customer chose with their identity provider (`language::choose`).
+    pub locale: Option<String>,
 }
 
 impl Principal {
@@ -91,6 +94,7 @@ impl Principal {
             tenant: tenant.into(),
             customer_id: customer_id.into(),
             role: Role::Customer,
+            locale: None,
         }
     }
 }
@@ -165,6 +169,11 @@ fn principal(
         tenant: tenant.to_string(),
         customer_id: sub.clone(),
         role,
+        locale: claims
+            .get("locale")
+            .and_then(Value::as_str)
+            .filter(|t| crate::language::is_tag(t))
+            .map(str::to_string),
     })
 }
 

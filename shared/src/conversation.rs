@@ -107,6 +107,10 @@ pub struct Slots {
     /// Refunds from earlier conversations to tell a returning customer about on their first turn.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub welcome_back: Vec<String>,
+    /// The bundle language the conversation is held in (`language::choose`): what the bot, the
+    /// jobs it starts and the agents' notes to the customer say things in.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub language: Option<String>,
 }
 
 impl Slots {

@@ -107,6 +107,9 @@ impl Ending {
 pub const LET_ME_CHECK: &str = "deferred.let_me_check";
 /// A chat turn whose system is down (or whose circuit is open): the deferred job tries again.
 pub const DOWN_WILL_MESSAGE: &str = "deferred.down_will_message";
+/// A message in a language the bundle does not speak is answered in English (the bundle's
+/// default language when it has no English): the one a customer is likeliest to read.
+const UNSUPPORTED_IN: &str = "en";
 /// A flow's read failed for good and the intent has no answer of its own.
 pub const SYSTEM_DOWN: &str = "system.orders_down";
 
@@ -206,7 +209,16 @@ impl Dialogue {
 
     /// The bundle's sentence `key`.
     fn say(&self, turn: &mut Turn<'_>, key: &str, vars: &[(&str, MsgValue)]) {
-        turn.say(self.messages.render(key, vars));
+        let line = turn.messages.render(key, vars);
+        turn.say(line);
+    }
+
+    /// The sentences of `language` (the default language's for one the bundle does not speak).
+    pub fn messages_in(&self, language: Option<&str>) -> Arc<Messages> {
+        language
+            .and_then(|l| self.bot.messages(l))
+            .cloned()
+            .unwrap_or_else(|| self.messages.clone())
     }
 
     /// An intent a state or slot names, if the bundle still has it.
@@ -223,8 +235,47 @@ impl Dialogue {
         text: &str,
         now: OffsetDateTime,
     ) -> Outcome {
-        let mut turn = Turn::new(who, now, self.budget, slots.clone());
-        let u = self.nlu.understand(text);
+        self.respond_in(None, who, state, slots, text, now).await
+    }
+
+    /// `respond`, in the language `asked` for when the bundle speaks it (the chat API's
+    /// `language`); otherwise the customer's `locale` claim, else the message's and the
+    /// conversation's (`language::choose`).
+    pub async fn respond_in(
+        &self,
+        asked: Option<&str>,
+        who: &Principal,
+        state: &DialogueState,
+        slots: &Slots,
+        text: &str,
+        now: OffsetDateTime,
+    ) -> Outcome {
+        let asked = asked
+            .filter(|a| crate::language::supported(&self.bot, a).is_some())
+            .or(who.locale.as_deref());
+        let (language, unsupported) =
+            match crate::language::choose(&self.bot, asked, slots.language.as_deref(), text) {
+                crate::language::Choice::Speak(l) => (l, None),
+                crate::language::Choice::Unsupported(code) => (
+                    self.bot
+                        .language(slots.language.as_deref().unwrap_or(UNSUPPORTED_IN))
+                        .to_string(),
+                    Some(code),
+                ),
+            };
+        let mut slots = slots.clone();
+        if let Some(code) = unsupported {
+            tracing::info!(language = code, "a language the bundle does not speak");
+            let messages = self.messages_in(Some(&language));
+            let mut turn = Turn::new(who, now, self.budget, slots, messages);
+            self.unsupported_language(&mut turn);
+            return turn.out;
+        }
+        slots.language = Some(language.clone());
+        let messages = self.messages_in(Some(&language));
+        let mut turn = Turn::new(who, now, self.budget, slots.clone(), messages);
+        let slots = &slots;
+        let u = self.nlu.understand(&language, text);
         let u = self.steer(self.order_numbers(&mut turn, u).await, slots);
         tracing::info!(
             intent = u.intent.name(),
@@ -238,7 +289,7 @@ impl Dialogue {
         // Two requests in one message are answered in turn when nothing is waiting for an
         // answer (a waiting question reads the message as its answer first).
         let several = match state {
-            DialogueState::Idle | DialogueState::Retired => self.nlu.requests(text),
+            DialogueState::Idle | DialogueState::Retired => self.nlu.requests(&language, text),
             _ => None,
         };
         match several {
@@ -273,8 +324,9 @@ impl Dialogue {
                 LET_ME_CHECK
             };
             return Outcome {
-                replies: vec![self.messages.render(key, &[])],
+                replies: vec![turn.messages.render(key, &[])],
                 state: state.clone(),
+                // The language chosen stays: the deferred answer is in it too.
                 slots: slots.clone(),
                 jobs: Vec::new(),
                 deferred: true,
@@ -302,7 +354,8 @@ impl Dialogue {
                 .entry("update_url".into())
                 .or_insert_with(|| Value::text(url));
         }
-        let mut turn = Turn::new(who, now, self.budget, slots.clone());
+        let messages = self.messages_in(slots.language.as_deref());
+        let mut turn = Turn::new(who, now, self.budget, slots.clone(), messages);
         self.start_flow(&mut turn, None, flow, inputs, &Understanding::nothing(), "")
             .await;
         Some(turn.out)
@@ -711,6 +764,8 @@ struct Turn<'a> {
     listed: Option<Option<Vec<Order>>>,
     /// Nothing understood: "Sorry, I didn't catch that" and the like.
     fallback: bool,
+    /// The sentences of the conversation's language.
+    messages: Arc<Messages>,
     out: Outcome,
 }
 
@@ -720,6 +775,7 @@ impl<'a> Turn<'a> {
         now: OffsetDateTime,
         budget: Option<Duration>,
         slots: Slots,
+        messages: Arc<Messages>,
     ) -> Self {
         Turn {
             who,
@@ -729,6 +785,7 @@ impl<'a> Turn<'a> {
             system_down: false,
             listed: None,
             fallback: false,
+            messages,
             out: Outcome {
                 replies: Vec::new(),
                 state: DialogueState::Idle,

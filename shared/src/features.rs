@@ -60,12 +60,18 @@ pub fn words(text: &str) -> Vec<String> {
     out
 }
 
+/// The feature id of a word (as `words` gives it) on its own: a model that has it saw the word
+/// in training, which is what tells a bundle's languages apart (`language`).
+pub fn word_id(word: &str) -> u32 {
+    fnv1a(b'w', &[word])
+}
+
 /// Sparse features: (id, value) sorted by id, ids unique.
 pub fn extract(text: &str) -> Vec<(u32, f32)> {
     let w = words(text);
     let mut ids: Vec<u32> = Vec::with_capacity(w.len() * 12);
     for (i, word) in w.iter().enumerate() {
-        ids.push(fnv1a(b'w', &[word]));
+        ids.push(word_id(word));
         if let Some(next) = w.get(i + 1) {
             ids.push(fnv1a(b'b', &[word, next]));
         }

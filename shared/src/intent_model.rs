@@ -99,6 +99,11 @@ impl IntentModel {
         })
     }
 
+    /// Whether the feature `id` was seen in training (a word of the language it reads).
+    pub fn knows(&self, id: u32) -> bool {
+        self.ids.binary_search(&id).is_ok()
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.extend((self.classes.len() as u32).to_le_bytes());

@@ -23,6 +23,7 @@ pub mod http_event;
 pub mod intent_model;
 pub mod io_clock;
 pub mod jobs;
+pub mod language;
 pub mod matching;
 pub mod metrics;
 pub mod money;

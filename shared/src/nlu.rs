@@ -205,20 +205,23 @@ impl Nlu {
 
     /// Compiles the entity patterns and runs the model once, so the first turn does not pay.
     pub fn warm_up(&self) {
-        self.understand("warm up #1002 on 2026-11-25, $1");
-        let _ = self.requests("warm up, and up");
+        for lang in &self.bot.languages {
+            self.understand(lang, "warm up #1002 on 2026-11-25, $1");
+            let _ = self.requests(lang, "warm up, and up");
+        }
     }
 
     /// The classifier's probabilities for every intent, most likely first (for evaluation).
-    pub fn rank(&self, text: &str) -> Vec<(Intent, f32)> {
-        self.bot.model.predict(text)
+    pub fn rank(&self, language: &str, text: &str) -> Vec<(Intent, f32)> {
+        self.bot.model(language).predict(text)
     }
 
-    pub fn understand(&self, text: &str) -> Understanding {
-        let u = understand_with(&self.bot.model, text, self.thresholds);
+    /// `text` read as `language` (the bundle's default for one it does not speak).
+    pub fn understand(&self, language: &str, text: &str) -> Understanding {
+        let u = understand_with(self.bot.model(language), text, self.thresholds);
         if u.intent.is(Move::Greet) {
             // "hello, is my parcel on its way?": the greeting is manners, the rest is the request.
-            if let Some(rest) = self.after_greeting(text) {
+            if let Some(rest) = self.after_greeting(language, text) {
                 return rest;
             }
         }
@@ -226,7 +229,7 @@ impl Nlu {
     }
 
     /// What a message asks after a greeting that opens it, when that is a request of its own.
-    fn after_greeting(&self, text: &str) -> Option<Understanding> {
+    fn after_greeting(&self, language: &str, text: &str) -> Option<Understanding> {
         let starts: Vec<usize> = WORD_START
             .find_iter(text)
             .map(|m| m.start())
@@ -235,7 +238,7 @@ impl Nlu {
         for &start in starts.iter().skip(1) {
             let (opening, rest) = text.split_at(start);
             let greeting = self
-                .rank(opening)
+                .rank(language, opening)
                 .first()
                 .is_some_and(|(i, p)| i.is(Move::Greet) && *p >= self.thresholds.accept);
             if !greeting {
@@ -245,7 +248,7 @@ impl Nlu {
             if words(rest).len() < MIN_REQUEST_WORDS {
                 return None;
             }
-            let u = understand_with(&self.bot.model, rest, self.thresholds);
+            let u = understand_with(self.bot.model(language), rest, self.thresholds);
             // Only a request read with confidence: "hello, how are you today?" stays a greeting.
             if u.intent.as_move().is_none() || u.intent.is(Move::Human) {
                 return Some(u);
@@ -257,7 +260,7 @@ impl Nlu {
     /// "has 1004 shipped? and can I pay with Apple Pay?": the requests of a message that makes more
     /// than one, each read on its own, in the order written. `None` when it makes one (or its
     /// parts are not each clearly a request of their own).
-    pub fn requests(&self, text: &str) -> Option<Vec<(String, Understanding)>> {
+    pub fn requests(&self, language: &str, text: &str) -> Option<Vec<(String, Understanding)>> {
         // Each part, and whether a word ("and", "plus") joined it to the one before.
         let mut spans: Vec<(usize, usize, bool)> = Vec::new();
         let (mut start, mut by_word) = (0, false);
@@ -296,7 +299,7 @@ impl Nlu {
             .map(|p| {
                 (
                     p.to_string(),
-                    understand_with(&self.bot.model, p, self.thresholds),
+                    understand_with(self.bot.model(language), p, self.thresholds),
                 )
             })
             .collect();
@@ -769,13 +772,13 @@ mod tests {
     use super::*;
 
     fn understand(text: &str) -> Understanding {
-        Nlu::new(Bot::embedded()).understand(text)
+        Nlu::new(Bot::embedded()).understand("en", text)
     }
 
     fn understand_with(text: &str, t: Thresholds) -> Understanding {
         Nlu::new(Bot::embedded())
             .with_thresholds(t)
-            .understand(text)
+            .understand("en", text)
     }
 
     fn i(name: &str) -> Intent {
@@ -875,7 +878,7 @@ mod tests {
         // The share out of scope has of the top intent's probability decides: just under it
         // the request is turned down, just over it the request stands.
         let text = "I want to cancel my order";
-        let ranked = Bot::embedded().model.predict(text);
+        let ranked = Bot::embedded().model("en").predict(text);
         let top = ranked[0].1;
         let oos = ranked
             .iter()
@@ -1016,23 +1019,29 @@ mod tests {
     fn two_requests_in_one_message_are_read_apart() {
         let nlu = Nlu::new(Bot::embedded());
         let parts = nlu
-            .requests("where is order 1001, and what payment methods do you accept?")
+            .requests(
+                "en",
+                "where is order 1001, and what payment methods do you accept?",
+            )
             .expect("two requests");
         let intents: Vec<&str> = parts.iter().map(|(_, u)| u.intent.name()).collect();
         assert_eq!(intents, ["order_status", "check_payment_methods"]);
         assert_eq!(parts[0].1.order_refs, ["1001"]);
         // One request with "and" in it, and a short tail, are one request.
         assert!(nlu
-            .requests("is the desk lamp and the mouse in stock")
+            .requests("en", "is the desk lamp and the mouse in stock")
             .is_none());
-        assert!(nlu.requests("where is my order and why").is_none());
-        assert!(nlu.requests("where is my order").is_none());
+        assert!(nlu.requests("en", "where is my order and why").is_none());
+        assert!(nlu.requests("en", "where is my order").is_none());
         // A half without a subject of its own goes on with the first: one request.
         assert!(nlu
-            .requests("I forgot my password and cannot sign in")
+            .requests("en", "I forgot my password and cannot sign in")
             .is_none());
         assert!(nlu
-            .requests("I reset my password and still can't get into my account")
+            .requests(
+                "en",
+                "I reset my password and still can't get into my account"
+            )
             .is_none());
     }
 

@@ -11,7 +11,6 @@ use time::OffsetDateTime;
 
 use crate::access::{self, Action};
 use crate::auth::{is_valid_id, Principal};
-use crate::bot::messages::Messages;
 use crate::config::ChatSettings;
 use crate::conversation::{
     derived_conversation_id, is_valid_conversation_id, new_conversation_id, Conversation,
@@ -36,6 +35,11 @@ pub struct PostMessage {
     pub text: String,
     #[serde(default)]
     pub client_message_id: Option<String>,
+    /// The language to answer in ("es", "fr-CA"), when the client knows it (a language picker):
+    /// it wins over the message's and the token's when the bot speaks it, and is otherwise
+    /// ignored (the message is read for its language).
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 /// An agent's message into a conversation they took over.
@@ -58,6 +62,10 @@ pub struct TurnReply {
     pub conversation_id: String,
     pub message: Message,
     pub replies: Vec<Message>,
+    /// The language the conversation is held in after the turn ("es"): a client can set its
+    /// own words (buttons, placeholders) to match. Absent while an agent has the conversation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// For the request log and metrics; not part of the API's answer.
     #[serde(skip)]
     pub facts: TurnFacts,
@@ -72,8 +80,6 @@ pub struct TurnService {
     dialogue: Dialogue,
     settings: ChatSettings,
     clock: Clock,
-    /// What the bot says about takeovers (the dialogue has its own sentences).
-    messages: Arc<Messages>,
 }
 
 pub(crate) fn store_error(e: StoreError) -> ApiError {
@@ -117,8 +123,6 @@ impl TurnService {
     ) -> Self {
         Self {
             store,
-            // The bot's own sentences: the dialogue's bundle is the one the function loaded.
-            messages: dialogue.messages(),
             dialogue,
             settings,
             clock: Arc::new(OffsetDateTime::now_utc),
@@ -127,11 +131,6 @@ impl TurnService {
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
-        self
-    }
-
-    pub fn with_messages(mut self, messages: Arc<Messages>) -> Self {
-        self.messages = messages;
         self
     }
 
@@ -169,6 +168,13 @@ impl TurnService {
     pub async fn post(&self, who: &Principal, req: PostMessage) -> Result<TurnReply, ApiError> {
         access::require(who, Action::SendAsCustomer, "")?;
         let text = self.checked(&req.text, req.client_message_id.as_deref())?;
+        if let Some(tag) = &req.language {
+            if !crate::language::is_tag(tag) {
+                return Err(ApiError::BadRequest(
+                    "language must be a language tag such as \"es\" or \"fr-CA\"".into(),
+                ));
+            }
+        }
         let (conversation_id, origin) = match (&req.conversation_id, &req.client_message_id) {
             (Some(id), _) if is_valid_conversation_id(id) => (id.clone(), Origin::Named),
             (Some(_), _) => {
@@ -240,7 +246,14 @@ impl TurnService {
                 }
             } else {
                 self.dialogue
-                    .respond(who, &conversation.state, &conversation.slots, text, now)
+                    .respond_in(
+                        req.language.as_deref(),
+                        who,
+                        &conversation.state,
+                        &conversation.slots,
+                        text,
+                        now,
+                    )
                     .await
             };
 
@@ -281,10 +294,14 @@ impl TurnService {
             }
             let jobs: Vec<Job> = kinds
                 .into_iter()
-                .map(|kind| Job::new(&key, &who.customer_id, kind))
+                .map(|kind| {
+                    Job::new(&key, &who.customer_id, kind)
+                        .in_language(outcome.slots.language.clone())
+                })
                 .collect();
 
             let expected_version = conversation.version;
+            let language = outcome.slots.language.clone();
             let updated = Conversation {
                 state: outcome.state,
                 slots: outcome.slots,
@@ -299,6 +316,7 @@ impl TurnService {
             let record = TurnRecord {
                 message: message.clone(),
                 replies: replies.clone(),
+                language: language.clone(),
             };
 
             let commit = Commit {
@@ -315,6 +333,7 @@ impl TurnService {
                         conversation_id: key.id.clone(),
                         message,
                         replies,
+                        language,
                         facts,
                     });
                 }
@@ -380,6 +399,8 @@ impl TurnService {
                     refunds_requested: old.refunds_requested,
                     refunds_reported: old.refunds_reported,
                     welcome_back,
+                    // The welcome back is said in the language the customer last wrote in.
+                    language: old.language,
                     ..Slots::default()
                 }
             }
@@ -410,6 +431,7 @@ impl TurnService {
             conversation_id: key.id.clone(),
             message: record.message,
             replies: record.replies,
+            language: record.language,
             facts: TurnFacts {
                 ending: Ending::Replayed,
                 ..TurnFacts::default()
@@ -515,7 +537,10 @@ impl TurnService {
                 let message = Message {
                     seq: c.last_seq + 1,
                     role: Role::Bot,
-                    text: self.messages.render(note, &[]),
+                    text: self
+                        .dialogue
+                        .messages_in(c.slots.language.as_deref())
+                        .render(note, &[]),
                     created_at: now,
                     client_message_id: None,
                     reply_to: None,
@@ -846,6 +871,7 @@ mod tests {
             conversation_id: conv.map(str::to_string),
             text: text.into(),
             client_message_id: cmid.map(str::to_string),
+            language: None,
         }
     }
 
@@ -941,6 +967,7 @@ mod tests {
             tenant: tenant.into(),
             customer_id: id.into(),
             role,
+            locale: None,
         }
     }
 

@@ -373,6 +373,7 @@ fn messages_and_replies_match_their_schemas() {
         conversation_id: new_conversation_id(),
         message: message(1, Role::Customer, true),
         replies: vec![message(2, Role::Bot, false), message(3, Role::Bot, false)],
+        language: Some("es".into()),
         // Never serialised: the keys compared below would show it if it were.
         facts: Default::default(),
     };

@@ -81,6 +81,7 @@ async fn a_conversation_with_personal_data_logs_none_of_it() {
         conversation_id: conversation,
         text,
         client_message_id: None,
+        language: None,
     };
     let first = svc
         .post(&alice, say(None, format!("hi, my email is {email}")))

@@ -621,7 +621,8 @@ async fn jwks_accepts_rs256_and_es256_and_refuses_confusion() {
         Principal {
             tenant: "acme".into(),
             customer_id: "agent_1".into(),
-            role: Role::Agent
+            role: Role::Agent,
+            locale: None,
         }
     );
     let p = check(

@@ -48,7 +48,8 @@ pub struct Bot {
     /// What a message that is only an order number asks when the conversation is about
     /// nothing yet (`[understanding] order_number`).
     pub order_number_intent: Option<Intent>,
-    pub model: IntentModel,
+    /// The intent classifier, per language (`model_file` names each one's file).
+    models: BTreeMap<String, IntentModel>,
     /// Per language.
     messages: BTreeMap<String, Arc<Messages>>,
     /// `flows/<name>.toml`, parsed and validated.
@@ -221,6 +222,25 @@ impl Bot {
 
     pub fn messages(&self, language: &str) -> Option<&Arc<Messages>> {
         self.messages.get(language)
+    }
+
+    /// The bundle's language `language` is written in, or its default (the first) for one it
+    /// does not speak.
+    pub fn language<'a>(&'a self, language: &str) -> &'a str {
+        self.languages
+            .iter()
+            .find(|l| *l == language)
+            .or(self.languages.first())
+            .map_or("", String::as_str)
+    }
+
+    /// `language`'s intent classifier (the default language's for one the bundle does not
+    /// speak; loading refuses a bundle without a model for each).
+    pub fn model(&self, language: &str) -> &IntentModel {
+        self.models
+            .get(self.language(language))
+            .or_else(|| self.models.values().next())
+            .expect("a loaded bundle has a model per language")
     }
 
     fn from_files(
@@ -466,36 +486,40 @@ impl Bot {
             }
         }
 
-        // model.bin
-        let model_file = path("model.bin");
-        let model = match files.get("model.bin") {
-            None => {
-                errs.push(BundleError::new(
-                    &model_file,
-                    None,
-                    "",
-                    format!("missing: train it from the examples (switchboard train --bot {root})"),
-                ));
-                None
-            }
-            Some(bytes) => match IntentModel::from_bytes(bytes) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    errs.push(BundleError::new(&model_file, None, "", e.to_string()));
-                    None
+        // model.bin (the default language), model.<lang>.bin (each other one)
+        let mut models = BTreeMap::new();
+        for (i, lang) in languages.iter().enumerate() {
+            let name = model_file(i == 0, lang);
+            let model_path = path(&name);
+            let model = match files.get(name.as_str()) {
+                None => {
+                    errs.push(BundleError::new(
+                        &model_path,
+                        None,
+                        "",
+                        format!(
+                            "missing: train it from the examples (switchboard train --bot {root})"
+                        ),
+                    ));
+                    continue;
                 }
-            },
-        };
-        if let Some(m) = &model {
+                Some(bytes) => match IntentModel::from_bytes(bytes) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        errs.push(BundleError::new(&model_path, None, "", e.to_string()));
+                        continue;
+                    }
+                },
+            };
             let classes: BTreeSet<String> =
-                m.classes.iter().map(|c| c.name().to_string()).collect();
+                model.classes.iter().map(|c| c.name().to_string()).collect();
             let stale: Vec<&str> = classes
                 .symmetric_difference(&with_examples)
                 .map(String::as_str)
                 .collect();
-            if !stale.is_empty() || classes.len() != m.classes.len() {
+            if !stale.is_empty() || classes.len() != model.classes.len() {
                 errs.push(BundleError::new(
-                    &model_file,
+                    &model_path,
                     None,
                     "",
                     format!(
@@ -504,6 +528,7 @@ impl Bot {
                     ),
                 ));
             }
+            models.insert(lang.clone(), model);
         }
 
         // Flows refer to the settings' slots and operations: without them, validation
@@ -554,9 +579,12 @@ impl Bot {
             ));
             None
         });
-        let (Some(model), Some((raw, _))) = (model, raw) else {
+        let Some((raw, _)) = raw else {
             return Err(errs);
         };
+        if models.len() != languages.len() {
+            return Err(errs);
+        }
         errs.into_result(Bot {
             source: root.to_string(),
             name: raw.name.into_inner(),
@@ -567,11 +595,21 @@ impl Bot {
             declared,
             intents,
             order_number_intent,
-            model,
+            models,
             messages,
             flows,
             engine: Arc::new(engine),
         })
+    }
+}
+
+/// Where a language's intent model is kept in a bundle: the default (first) language's in
+/// `model.bin`, as in bundles written before there were several; each other one's beside it.
+pub fn model_file(default: bool, language: &str) -> String {
+    if default {
+        "model.bin".to_string()
+    } else {
+        format!("model.{language}.bin")
     }
 }
 
@@ -790,7 +828,7 @@ mod tests {
         assert_eq!(bot.languages, ["en"]);
         assert_eq!(bot.thresholds, Thresholds::default());
         assert_eq!(bot.intents.len(), 35);
-        assert_eq!(bot.model.classes.len(), 35);
+        assert_eq!(bot.model("en").classes.len(), 35);
         let status = bot.intent(&Intent::new("order_status")).unwrap();
         assert_eq!(status.description, "check where an order is");
         assert_eq!(status.action, Some(Action::Flow("order_status".into())));
@@ -820,7 +858,7 @@ mod tests {
 
         let from_dir = Bot::load(Path::new(DIR)).unwrap();
         assert_eq!(from_dir.intents, bot.intents);
-        assert_eq!(from_dir.model, bot.model);
+        assert_eq!(from_dir.model("en"), bot.model("en"));
         assert_eq!(from_dir.slots, bot.slots);
         assert_eq!(from_dir.messages, bot.messages);
         assert!(Arc::ptr_eq(&Bot::from_setting(None).unwrap(), &bot));

@@ -13,6 +13,8 @@
 //!         intent: order_status   # the understood intent's name
 //!         reply: "(?i)refund"    # a regex over the turn's replies, joined by newlines
 //!         reply_not: "on its way"
+//!         language: en           # the language the bot answered in
+//!         asks_in: en            # optional: the language the client asks for (the API's)
 //!         state: order_status.offer  # the dialogue state's `kind` after the turn
 //!       - say: yes please
 //!         jobs: [refund.request] # the job types the turn started, in order
@@ -204,6 +206,12 @@ pub struct TurnTest {
     pub handoff: Option<bool>,
     #[serde(default)]
     pub writes: Option<Vec<WriteTest>>,
+    /// The language the bot must answer in.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Sent as the chat API's `language`.
+    #[serde(default)]
+    pub asks_in: Option<String>,
 }
 
 /// A connector write a turn must start.
@@ -857,6 +865,7 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
                     conversation_id: conversation_id.clone(),
                     text: turn.say.clone(),
                     client_message_id: None,
+                    language: turn.asks_in.clone(),
                 },
             )
             .await
@@ -915,6 +924,14 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
                 problems.push(format!(
                     "intent: expected {want}, got {intent} ({:.2})",
                     reply.facts.confidence
+                ));
+            }
+        }
+        if let Some(want) = &turn.language {
+            if reply.language.as_deref() != Some(want.as_str()) {
+                problems.push(format!(
+                    "language: expected {want}, got {}",
+                    reply.language.as_deref().unwrap_or("none")
                 ));
             }
         }

@@ -36,6 +36,10 @@ pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     ("fallback.clarify_denied", &["help"]),
     ("handoff.done", &[]),
     ("handoff.already", &[]),
+    // A language named in itself ("español"), and a message in one the bundle does not speak
+    // (dialogue/moves.rs): `{languages}` lists the bundle's, each named in itself.
+    ("language.name", &[]),
+    ("language.unsupported", &["languages"]),
     // A turn whose lookup missed its budget or found its system down (dialogue).
     ("deferred.let_me_check", &[]),
     ("deferred.down_will_message", &[]),

@@ -13,5 +13,5 @@ pub mod messages;
 pub mod order_answer;
 mod toml_file;
 
-pub use bundle::{Bot, Slot, SlotKind};
+pub use bundle::{model_file, Bot, Slot, SlotKind};
 pub use intents::{Action, IntentDef};

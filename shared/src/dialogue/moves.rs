@@ -16,6 +16,10 @@ const NOTHING_ELSE: &str = "chat.nothing_else";
 const WAITING_FOR_TEAM: &str = "chat.waiting_for_team";
 const HANDED_OFF: &str = "handoff.done";
 const ALREADY_HANDED_OFF: &str = "handoff.already";
+const LANGUAGE_NAME: &str = "language.name";
+const UNSUPPORTED_LANGUAGE: &str = "language.unsupported";
+/// What the team is told a handoff after `language.unsupported` was for.
+const UNSUPPORTED_REASON: &str = "language";
 
 impl Dialogue {
     pub(super) async fn move_(
@@ -39,7 +43,7 @@ impl Dialogue {
             Move::Affirm | Move::Acknowledge => self.with_help(turn, ACKNOWLEDGE, &[]),
             Move::Deny => self.with_help(turn, NOTHING_ELSE, &[]),
             Move::OutOfScope => {
-                let out_of_scope = self.messages.render(OUT_OF_SCOPE, &[]);
+                let out_of_scope = turn.messages.render(OUT_OF_SCOPE, &[]);
                 self.with_help(
                     turn,
                     "fallback.out_of_scope",
@@ -64,9 +68,29 @@ impl Dialogue {
         }
     }
 
+    /// A message in a language the bundle does not speak: which languages it does, each named
+    /// in itself ("English, español, français and Deutsch"), and a person offered.
+    pub(super) fn unsupported_language(&self, turn: &mut Turn<'_>) {
+        let names: Vec<String> = self
+            .bot
+            .languages
+            .iter()
+            .filter_map(|l| self.bot.messages(l))
+            .map(|m| m.render(LANGUAGE_NAME, &[]))
+            .collect();
+        self.say(
+            turn,
+            UNSUPPORTED_LANGUAGE,
+            &[("languages", MsgValue::List(names))],
+        );
+        turn.out.state = DialogueState::HandoffOffered {
+            reason: UNSUPPORTED_REASON.to_string(),
+        };
+    }
+
     /// A sentence with `{help}`: what the bot can help with.
     fn with_help(&self, turn: &mut Turn<'_>, key: &str, vars: &[(&str, MsgValue)]) {
-        let help = self.messages.render(HELP, &[]);
+        let help = turn.messages.render(HELP, &[]);
         let mut vars = vars.to_vec();
         vars.push(("help", help.into()));
         self.say(turn, key, &vars);

@@ -70,7 +70,7 @@ impl Dialogue {
     fn host<'a>(&'a self, turn: &'a Turn<'a>) -> PortsHost<'a> {
         PortsHost::new(
             turn.who,
-            &self.messages,
+            &turn.messages,
             self.orders.as_ref(),
             turn.deadline,
         )
@@ -218,7 +218,7 @@ impl Dialogue {
                 // dead end: a deployment without a stock system still says where to look.
                 let key = intent
                     .map(|i| format!("answer.{}", i.name()))
-                    .filter(|k| self.messages.vars_of(k).is_some_and(|v| v.is_empty()));
+                    .filter(|k| turn.messages.vars_of(k).is_some_and(|v| v.is_empty()));
                 let key = key.as_deref().unwrap_or(SYSTEM_DOWN);
                 return self.say(turn, key, &[]);
             }
@@ -228,7 +228,7 @@ impl Dialogue {
             match effect {
                 Effect::Say { key, vars } | Effect::Ask { key, vars, .. } => {
                     note_refund_told(turn, &key, &vars);
-                    lines.push(self.messages.render(&key, &message_vars(&vars)));
+                    lines.push(turn.messages.render(&key, &message_vars(&vars)));
                 }
                 Effect::Handoff { reason, order_id } => {
                     if !lines.is_empty() {
@@ -293,8 +293,8 @@ impl Dialogue {
                 JobKind::EmailConfirmation {
                     purpose,
                     order_id,
-                    subject: self.messages.render(&subject_key, &vars),
-                    text: self.messages.render(&text_key, &vars),
+                    subject: turn.messages.render(&subject_key, &vars),
+                    text: turn.messages.render(&text_key, &vars),
                 }
             }
             FlowJob::Connector {

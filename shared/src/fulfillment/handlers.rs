@@ -8,7 +8,7 @@ use super::{Append, Done, Fulfillment, JobError, Started};
 use crate::auth::Principal;
 use crate::bot::messages::{Messages, Value};
 use crate::connectors::ConnectorError;
-use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState, Role};
+use crate::conversation::{derived_conversation_id, ConversationKey, DialogueState, Role, Slots};
 use crate::flow::value::{Record, Value as FlowValue};
 use crate::jobs::{Job, JobKind};
 use crate::metrics;
@@ -45,7 +45,7 @@ pub(super) fn follow_ups(
     let customer = customer_of(job)?;
     Ok(kinds
         .into_iter()
-        .map(|k| Job::new(key, customer, k))
+        .map(|k| Job::new(key, customer, k).in_language(job.language.clone()))
         .collect())
 }
 
@@ -190,7 +190,7 @@ impl Fulfillment {
             Some(_) => "deferred.gave_up",
             None => "deferred.gave_up_late",
         };
-        let mut a = Append::text(key, self.messages.render(text, &[]));
+        let mut a = Append::text(key, self.messages(s.job).render(text, &[]));
         a.reply_to = Some(*reply_to);
         if let Some(read_state) = waiting {
             a.update = Some(Box::new(move |c| {
@@ -216,20 +216,17 @@ impl Fulfillment {
             metrics::count("RefundUnconfirmed", &[]);
             return self.finish(s, EffectOutcome::Done).await;
         }
-        let say = |key: &str, order_id: &str| {
-            self.messages
-                .render(key, &[("order", Value::from(order_id))])
-        };
+        let messages = self.messages(job);
+        let say =
+            |key: &str, order_id: &str| messages.render(key, &[("order", Value::from(order_id))]);
         let apology = match (&job.kind, e) {
             // Nothing was paid: the customer hears why, and the team is told.
             (JobKind::RefundRequest { order_id, .. }, JobError::RefundRefused(refusal)) => {
                 Some(say(&format!("refund.refused.{}", refusal.code()), order_id))
             }
             (JobKind::RefundRequest { order_id, .. }, _) => Some(say("refund.failed", order_id)),
-            (JobKind::AnswerDeferred { .. }, _) => {
-                Some(self.messages.render("deferred.failed", &[]))
-            }
-            (JobKind::ConnectorWrite { .. }, _) => Some(self.messages.render("write.failed", &[])),
+            (JobKind::AnswerDeferred { .. }, _) => Some(messages.render("deferred.failed", &[])),
+            (JobKind::ConnectorWrite { .. }, _) => Some(messages.render("write.failed", &[])),
             _ => None,
         };
         match (apology, job.conversation_key()) {
@@ -259,12 +256,13 @@ impl Fulfillment {
     /// Turns a vendor's event into a proactive message in the customer's conversation.
     async fn vendor_event(&self, s: &Started<'_>, e: &VendorEvent) -> Result<Done, JobError> {
         let dims = [("Vendor", e.vendor.as_str()), ("Event", e.event.as_str())];
-        let Some(proactive) = proactive_message(&self.messages, e) else {
+        let default = self.messages(s.job);
+        if proactive_message(&default, e).is_none() {
             // Recorded and counted; retrying would not make it known.
             tracing::warn!(vendor = %e.vendor, vendor_type = %e.vendor_type, "event kind not handled here; dropped");
             metrics::count("VendorEventUnhandled", &dims);
             return self.finish(s, EffectOutcome::Failed).await;
-        };
+        }
         let Some(customer_id) = self.find_customer(e).await? else {
             tracing::warn!(vendor = %e.vendor, event_id = %e.event_id, "no customer matches the event; dropped");
             metrics::count("VendorEventUnmatched", &dims);
@@ -273,6 +271,20 @@ impl Fulfillment {
         let key = self
             .conversation_for(&s.job.tenant, &customer_id, &s.job.key)
             .await?;
+        // Said in the language the customer's conversation is held in.
+        let slots = match self.store.load(&key, 0).await? {
+            Some(snapshot) => snapshot.conversation.slots,
+            None => Slots::default(),
+        };
+        let messages = self.systems.dialogue.messages_in(slots.language.as_deref());
+        // The event's flow starts afresh, but in the conversation's language.
+        let in_language = Slots {
+            language: slots.language.clone(),
+            ..Slots::default()
+        };
+        let Some(proactive) = proactive_message(&messages, e) else {
+            return self.finish(s, EffectOutcome::Failed).await;
+        };
         let (text, state, jobs) = match proactive {
             Proactive::Say(text, state) => (text, state, Vec::new()),
             Proactive::Flow { flow, inputs } => {
@@ -281,7 +293,7 @@ impl Fulfillment {
                 let opened = self
                     .systems
                     .dialogue
-                    .open_flow(&who, flow, inputs, &Default::default(), now)
+                    .open_flow(&who, flow, inputs, &in_language, now)
                     .await;
                 match opened {
                     // A system the flow reads is down: the event is delivered again later.
@@ -307,7 +319,10 @@ impl Fulfillment {
         a.customer_if_new = Some(&customer_id);
         a.state = state;
         // What the flow started (a handoff, a write) is committed with its message.
-        a.jobs = follow_ups(s.job, &key, jobs)?;
+        a.jobs = follow_ups(s.job, &key, jobs)?
+            .into_iter()
+            .map(|j| j.in_language(slots.language.clone()))
+            .collect();
         a.update = Some(Box::new(move |c| {
             if let Some(o) = &order {
                 c.slots.order_id = Some(o.clone());

@@ -136,8 +136,6 @@ pub struct Fulfillment {
     dead_letters: Arc<dyn DeadLetters>,
     policy: RetryPolicy,
     default_lease: Duration,
-    /// What the jobs tell customers (the deferred answer's dialogue has its own).
-    messages: Arc<Messages>,
 }
 
 /// A change to the conversation record made with the append (slots, flags).
@@ -204,8 +202,6 @@ impl Fulfillment {
         Self {
             store,
             ledger,
-            // The proactive messages come from the same bundle as the dialogue's.
-            messages: systems.dialogue.messages(),
             systems,
             visibility,
             dead_letters,
@@ -214,9 +210,9 @@ impl Fulfillment {
         }
     }
 
-    pub fn with_messages(mut self, messages: Arc<Messages>) -> Self {
-        self.messages = messages;
-        self
+    /// What a job tells the customer is said in their conversation's language (the job's).
+    fn messages(&self, job: &Job) -> Arc<Messages> {
+        self.systems.dialogue.messages_in(job.language.as_deref())
     }
 
     /// The lease a job gets when the runtime gives no usable deadline (Lambda always does; a

@@ -95,10 +95,10 @@ impl Fulfillment {
         receipt: &RefundReceipt,
     ) -> Result<Done, JobError> {
         // Started by the same transaction that completes the refund.
-        let email = confirmation_email(&self.messages, order_id, receipt);
+        let email = confirmation_email(&self.messages(s.job), order_id, receipt);
         let jobs = follow_ups(s.job, &key, vec![email])?;
         let text = self
-            .messages
+            .messages(s.job)
             .render("refund.issued", &receipt_vars(order_id, receipt));
         let mut a = Append::text(key, text);
         a.jobs = jobs;
@@ -130,7 +130,7 @@ impl Fulfillment {
         metrics::count("RefundUnconfirmed", &[]);
         let jobs = match job.conversation_key() {
             Some(key) => {
-                let email = confirmation_email(&self.messages, order_id, receipt);
+                let email = confirmation_email(&self.messages(s.job), order_id, receipt);
                 follow_ups(job, &key, vec![email]).unwrap_or_default()
             }
             None => Vec::new(),

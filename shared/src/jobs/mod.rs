@@ -189,6 +189,10 @@ pub struct Job {
     pub conversation_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_id: Option<String>,
+    /// The conversation's language when the job was started: what it tells the customer is
+    /// said in it (the bundle's default language when absent, as for jobs queued before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     #[serde(flatten)]
     pub kind: JobKind,
 }
@@ -200,8 +204,15 @@ impl Job {
             tenant: conversation.tenant.clone(),
             conversation_id: Some(conversation.id.clone()),
             customer_id: Some(customer_id.to_string()),
+            language: None,
             kind,
         }
+    }
+
+    /// Said in `language` (the conversation's).
+    pub fn in_language(mut self, language: Option<String>) -> Self {
+        self.language = language;
+        self
     }
 
     pub fn vendor_event(tenant: &str, event: VendorEvent) -> Self {
@@ -211,6 +222,7 @@ impl Job {
             tenant: tenant.to_string(),
             conversation_id: None,
             customer_id: None,
+            language: None,
             kind,
         }
     }

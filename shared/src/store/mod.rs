@@ -27,6 +27,9 @@ pub struct Snapshot {
 pub struct TurnRecord {
     pub message: Message,
     pub replies: Vec<Message>,
+    /// The language the turn answered in (absent in records written before there were several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
 }
 
 /// One atomic write: the new conversation record plus what it adds.

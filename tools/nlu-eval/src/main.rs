@@ -29,6 +29,9 @@ use switchboard::nlu::{Intent, Move, Nlu};
 use crate::data::Case;
 use crate::metrics::{percentile, Scores};
 
+/// Bitext and CLINC150 are English.
+const ENGLISH: &str = "en";
+
 /// What is measured: the bot's `understand`, or a candidate model with a confidence threshold.
 enum Classifier {
     Understand(Nlu),
@@ -38,7 +41,7 @@ enum Classifier {
 impl Classifier {
     fn intent(&self, text: &str) -> Intent {
         match self {
-            Classifier::Understand(nlu) => nlu.understand(text).intent,
+            Classifier::Understand(nlu) => nlu.understand(ENGLISH, text).intent,
             Classifier::Model(m, threshold) => match m.predict(text).into_iter().next() {
                 Some((intent, p)) if p >= *threshold => intent,
                 _ => Intent::unknown(),
@@ -49,7 +52,7 @@ impl Classifier {
     /// The model's top intent and probability, before any threshold.
     fn top(&self, text: &str) -> (Intent, f32) {
         let ranked = match self {
-            Classifier::Understand(nlu) => nlu.rank(text),
+            Classifier::Understand(nlu) => nlu.rank(ENGLISH, text),
             Classifier::Model(m, _) => m.predict(text),
         };
         ranked
@@ -246,7 +249,12 @@ fn run(
     if let Classifier::Understand(nlu) = &classifier {
         let unsure: Vec<(&Intent, (Intent, Intent))> = bitext
             .iter()
-            .filter_map(|c| Some((&c.expected, nlu.understand(&c.text).unsure_between?)))
+            .filter_map(|c| {
+                Some((
+                    &c.expected,
+                    nlu.understand(ENGLISH, &c.text).unsure_between?,
+                ))
+            })
             .collect();
         let right = unsure
             .iter()

@@ -1,9 +1,10 @@
-//! Training a bot bundle's intent model from its examples: `train_bundle(dir)` gives the bytes
-//! of `<dir>/model.bin` (the `nlu-train` binary and `switchboard train` write them).
+//! Training a bot bundle's intent models from its examples: `train_bundle(dir)` gives the bytes
+//! of one model per language (`model.bin` for the first, `model.<lang>.bin` for the others; the
+//! `nlu-train` binary and `switchboard train` write them).
 //!
 //! Reads `<dir>/bot.toml` (its languages), `<dir>/intents/` (which intents exist) and
-//! `<dir>/examples/<language>/<intent>.txt`. Seeded and single-threaded: the same bundle trains
-//! to the same bytes.
+//! `<dir>/examples/<language>/<intent>.txt`. Seeded, and each model trained on one thread: the
+//! same bundle trains to the same bytes.
 
 pub mod templates;
 pub mod train;
@@ -12,6 +13,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde::Deserialize;
+use switchboard::bot::model_file;
 use switchboard::intent_model::IntentModel;
 use switchboard::nlu::Intent;
 
@@ -67,13 +69,30 @@ fn is_language_code(s: &str) -> bool {
             || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())))
 }
 
-/// The bundle's examples, expanded with `settings`.
-pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
+/// The bundle's languages (bot.toml's `languages`), the first being its default.
+pub fn languages(dir: &Path) -> Result<Vec<String>, String> {
     let bot_toml = dir.join("bot.toml");
     let text =
         std::fs::read_to_string(&bot_toml).map_err(|e| format!("{}: {e}", bot_toml.display()))?;
     let bot: BotToml =
         toml::from_str(&text).map_err(|e| format!("{}: {}", bot_toml.display(), e.message()))?;
+    for lang in &bot.languages {
+        // A language names a directory: "../x" must not read outside the bundle.
+        if !is_language_code(lang) {
+            return Err(format!(
+                "{}: languages: {lang:?} is not a language code (en, es, pt-BR…)",
+                bot_toml.display()
+            ));
+        }
+    }
+    if bot.languages.is_empty() {
+        return Err(format!("{}: languages: none listed", bot_toml.display()));
+    }
+    Ok(bot.languages)
+}
+
+/// The bundle's examples in `language`, expanded with `settings`.
+pub fn examples(dir: &Path, settings: &Settings, language: &str) -> Result<Examples, String> {
     let intents_dir = dir.join("intents");
     let intents: BTreeSet<String> = std::fs::read_dir(&intents_dir)
         .map_err(|e| format!("{}: {e}", intents_dir.display()))?
@@ -83,20 +102,12 @@ pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
             name.strip_suffix(".toml").map(str::to_string)
         })
         .collect();
-    let mut templates = Vec::new();
-    for lang in &bot.languages {
-        // A language names a directory: "../x" must not read outside the bundle.
-        if !is_language_code(lang) {
-            return Err(format!(
-                "{}: languages: {lang:?} is not a language code (en, es, pt-BR…)",
-                bot_toml.display()
-            ));
-        }
-        templates.extend(templates::load_dir(
-            &dir.join("examples").join(lang),
-            &intents,
-        )?);
+    if !is_language_code(language) {
+        return Err(format!(
+            "{language:?} is not a language code (en, es, pt-BR…)"
+        ));
     }
+    let templates = templates::load_dir(&dir.join("examples").join(language), &intents)?;
     let (mut all, mut fit, mut held) = (Vec::new(), Vec::new(), Vec::new());
     for (intent, ts) in &templates {
         let named = intent
@@ -121,7 +132,7 @@ pub fn examples(dir: &Path, settings: &Settings) -> Result<Examples, String> {
     }
     if templates.iter().all(|(_, ts)| ts.is_empty()) {
         return Err(format!(
-            "{}: no intent has examples: write examples/<language>/<intent>.txt",
+            "{}: no intent has examples in {language:?}: write examples/{language}/<intent>.txt",
             dir.display()
         ));
     }
@@ -155,11 +166,34 @@ pub fn train(examples: &Examples, settings: &Settings) -> Trained {
     Trained { model, calibration }
 }
 
-/// `<dir>/model.bin` as the bundle's examples train it, with the shipped settings.
-pub fn train_bundle(dir: &Path) -> Result<Vec<u8>, String> {
+/// Each language's model file (its name in the bundle, `model_file`) and bytes as the bundle's
+/// examples train them, with the shipped settings. A model per language: trained together, the
+/// languages' out-of-scope examples and sentence frames blur each other's borders (nlu-eval's
+/// figures in docs/nlu.md), and a language's vocabulary is what tells it apart (`language`).
+pub fn train_bundle(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
     let settings = Settings::default();
-    let examples = examples(dir, &settings)?;
-    Ok(train(&examples, &settings).model.to_bytes())
+    let languages = languages(dir)?;
+    let sets = languages
+        .iter()
+        .map(|lang| examples(dir, &settings, lang))
+        .collect::<Result<Vec<_>, _>>()?;
+    // The languages train side by side: each alone is seeded and deterministic.
+    let models: Vec<Vec<u8>> = std::thread::scope(|s| {
+        let running: Vec<_> = sets
+            .iter()
+            .map(|e| s.spawn(|| train(e, &settings).model.to_bytes()))
+            .collect();
+        running
+            .into_iter()
+            .map(|h| h.join().expect("training does not panic"))
+            .collect()
+    });
+    Ok(languages
+        .iter()
+        .enumerate()
+        .map(|(i, lang)| model_file(i == 0, lang))
+        .zip(models)
+        .collect())
 }
 
 #[cfg(test)]
@@ -187,12 +221,12 @@ mod tests {
             },
             ..Settings::default()
         };
-        let once = train(&examples(&dir, &settings).unwrap(), &settings).model;
+        let once = train(&examples(&dir, &settings, "en").unwrap(), &settings).model;
         let names: Vec<&str> = once.classes.iter().map(Intent::name).collect();
         assert_eq!(names, ["cancel_order", "greet"], "new classes by name");
         assert_eq!(once.predict("hello there")[0].0.name(), "greet");
         assert_eq!(
-            train(&examples(&dir, &settings).unwrap(), &settings).model,
+            train(&examples(&dir, &settings, "en").unwrap(), &settings).model,
             once
         );
 
@@ -200,7 +234,7 @@ mod tests {
         let mut swapped = once.clone();
         swapped.classes.reverse();
         std::fs::write(dir.join("model.bin"), swapped.to_bytes()).unwrap();
-        let again = train(&examples(&dir, &settings).unwrap(), &settings).model;
+        let again = train(&examples(&dir, &settings, "en").unwrap(), &settings).model;
         assert_eq!(again, once);
 
         std::fs::write(dir.join("examples/en/orphan.txt"), "x\n").unwrap();
@@ -218,7 +252,7 @@ mod tests {
         std::fs::write(dir.join("intents/greet.toml"), "").unwrap();
         std::fs::write(dir.join("examples/en/greet.txt"), "# nothing yet\n\n").unwrap();
         let e = train_bundle(&dir).unwrap_err();
-        assert!(e.contains("no intent has examples"), "{e}");
+        assert!(e.contains("no intent has examples in \"en\""), "{e}");
         // A template's mistake names its line.
         std::fs::write(
             dir.join("examples/en/greet.txt"),

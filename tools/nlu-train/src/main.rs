@@ -1,11 +1,12 @@
 //! `nlu-train`: expands a bot bundle's training templates (`<bundle>/examples/<language>/`)
 //! and trains its intent model.
 //!
-//!   cargo run --release -p nlu-train -- [--bundle DIR] [--dump] [--per-template N] [--seed S]
+//!   cargo run --release -p nlu-train -- [--bundle DIR] [--language L] [--dump] [--per-template N] [--seed S]
 //!                                       [--out FILE | --check FILE]
 //!                                       [--epochs N] [--lr X] [--l2 X] [--min-df N]
 //!
-//! The bundle defaults to the shop bot, `config/bot`. The training options default to what the
+//! The bundle defaults to the shop bot, `config/bot`, the language to its first (each language
+//! has a model of its own: `model.bin` for the first, `model.<lang>.bin` for the others). The training options default to what the
 //! shipped model uses (`Settings::default`); `--check` only passes with those.
 //!
 //! Reports how many examples each intent gets (`--dump` prints them, for authoring) and, with
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
     let mut check = false;
     let mut settings = Settings::default();
     let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../config/bot");
+    let mut language: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let o = &mut settings.options;
@@ -53,6 +55,10 @@ fn main() -> ExitCode {
                 .next()
                 .map(|v| dir = PathBuf::from(v))
                 .ok_or("--bundle needs a directory"),
+            "--language" => args
+                .next()
+                .map(|v| language = Some(v))
+                .ok_or("--language needs a language code"),
             "--epochs" | "--min-df" | "--lr" | "--l2" => match args.next() {
                 Some(v) => match a.as_str() {
                     "--epochs" => v.parse().map(|x| o.epochs = x).map_err(|_| "--epochs needs a number"),
@@ -67,14 +73,22 @@ fn main() -> ExitCode {
                 .and_then(|v| v.parse().ok())
                 .map(|v| settings.seed = v)
                 .ok_or("--seed needs a number"),
-            _ => Err("usage: nlu-train [--bundle DIR] [--dump] [--per-template N] [--seed S] [--epochs N] [--lr X] [--l2 X] [--min-df N] [--out FILE | --check FILE]"),
+            _ => Err("usage: nlu-train [--bundle DIR] [--language L] [--dump] [--per-template N] [--seed S] [--epochs N] [--lr X] [--l2 X] [--min-df N] [--out FILE | --check FILE]"),
         };
         if let Err(e) = parsed {
             eprintln!("nlu-train: {e}");
             return ExitCode::FAILURE;
         }
     }
-    let examples = match examples(&dir, &settings) {
+    let language =
+        match language.map_or_else(|| nlu_train::languages(&dir).map(|l| l[0].clone()), Ok) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("nlu-train: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    let examples = match examples(&dir, &settings, &language) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("nlu-train: {e}");

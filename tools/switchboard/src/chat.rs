@@ -135,6 +135,7 @@ async fn converse(service: &TurnService, customer: &str) -> ExitCode {
             conversation_id: conversation_id.clone(),
             text: line,
             client_message_id: None,
+            language: None,
         };
         match service.post(&who, req).await {
             Ok(reply) => {
@@ -143,10 +144,11 @@ async fn converse(service: &TurnService, customer: &str) -> ExitCode {
                     println!("bot> {}", m.text.replace('\n', "\n     "));
                 }
                 println!(
-                    "     [{} {:.2}, {}]",
+                    "     [{} {:.2}, {}, {}]",
                     reply.facts.intent.name(),
                     reply.facts.confidence,
-                    reply.facts.ending.as_str()
+                    reply.facts.ending.as_str(),
+                    reply.language.as_deref().unwrap_or("-")
                 );
             }
             // A message the API would refuse (too long, say): the conversation goes on.

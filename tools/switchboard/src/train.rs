@@ -1,6 +1,7 @@
-//! `switchboard train`: the bundle's examples → `<bundle>/model.bin`, reproducibly (the same
-//! examples give the same bytes, so the model is committed beside them and `--check` proves it
-//! still is what they train to).
+//! `switchboard train`: the bundle's examples → one model per language (`<bundle>/model.bin` for
+//! the default language, `model.<lang>.bin` for each other), reproducibly (the same examples give
+//! the same bytes, so the models are committed beside them and `--check` proves they still are
+//! what they train to).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -8,50 +9,55 @@ use std::time::Instant;
 
 pub fn run(bot: &Path, check: bool) -> ExitCode {
     let started = Instant::now();
-    let model = match nlu_train::train_bundle(bot) {
-        Ok(model) => model,
+    let models = match nlu_train::train_bundle(bot) {
+        Ok(models) => models,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let path = bot.join("model.bin");
     let took = started.elapsed().as_secs_f32();
-    if check {
-        return match std::fs::read(&path) {
-            Ok(existing) if existing == model => {
-                println!(
-                    "ok: {} is what the examples train to ({took:.1} s)",
-                    path.display()
-                );
-                ExitCode::SUCCESS
+    let mut failed = false;
+    for (name, model) in &models {
+        let path = bot.join(name);
+        if check {
+            match std::fs::read(&path) {
+                Ok(existing) if existing == *model => {
+                    println!(
+                        "ok: {} is what the examples train to ({took:.1} s)",
+                        path.display()
+                    );
+                }
+                Ok(_) => {
+                    eprintln!(
+                        "error: {} is not what the examples train to: run `switchboard train --bot {}` and commit it",
+                        path.display(),
+                        bot.display()
+                    );
+                    failed = true;
+                }
+                Err(e) => {
+                    eprintln!("error: {}: cannot read: {e}", path.display());
+                    failed = true;
+                }
             }
-            Ok(_) => {
-                eprintln!(
-                    "error: {} is not what the examples train to: run `switchboard train --bot {}` and commit it",
-                    path.display(),
-                    bot.display()
-                );
-                ExitCode::FAILURE
-            }
-            Err(e) => {
-                eprintln!("error: {}: cannot read: {e}", path.display());
-                ExitCode::FAILURE
-            }
-        };
-    }
-    match std::fs::write(&path, &model) {
-        Ok(()) => {
-            println!(
+            continue;
+        }
+        match std::fs::write(&path, model) {
+            Ok(()) => println!(
                 "ok: wrote {} ({} bytes, {took:.1} s)",
                 path.display(),
                 model.len()
-            );
-            ExitCode::SUCCESS
+            ),
+            Err(e) => {
+                eprintln!("error: {}: cannot write: {e}", path.display());
+                failed = true;
+            }
         }
-        Err(e) => {
-            eprintln!("error: {}: cannot write: {e}", path.display());
-            ExitCode::FAILURE
-        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }
