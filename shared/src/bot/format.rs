@@ -231,7 +231,14 @@ impl Format {
         out
     }
 
-    /// "a, b and c", "a and b", "a"; nothing for no items.
+    /// "a, b, c": a few of many, given as examples ("for example: …"), so no `list_last`
+    /// (which would say the list is whole).
+    pub fn sample<S: AsRef<str>>(&self, items: &[S]) -> String {
+        let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+        items.join(&self.list_separator)
+    }
+
+    /// "a, b and c", "a and b", "a"; nothing for no items: a whole enumeration.
     pub fn list<S: AsRef<str>>(&self, items: &[S]) -> String {
         let mut out = String::new();
         for (i, item) in items.iter().enumerate() {
@@ -246,6 +253,23 @@ impl Format {
         }
         out
     }
+}
+
+/// The `[format]` of a messages text and its problems in file order, for tests of the code
+/// that writes values.
+#[cfg(test)]
+pub(crate) fn parse_for_test(text: &str) -> (Format, Vec<BundleError>) {
+    let root = DeTable::parse(text).expect("a test's TOML parses");
+    let mut errors = Vec::new();
+    let format = match root.get_ref().iter().find(|(k, _)| k.get_ref() == TABLE) {
+        Some((k, v)) => {
+            let line = line_of(text, k.span().start);
+            Format::parse("es.toml", text, v.get_ref(), line, &mut errors)
+        }
+        None => Format::default(),
+    };
+    errors.sort_by_key(|e| e.line);
+    (format, errors)
 }
 
 fn key_line(text: &str, table: &DeTable<'_>, key: &str) -> Option<usize> {
@@ -317,26 +341,12 @@ fn months(v: &DeValue<'_>) -> Result<Vec<String>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use time::macros::date;
 
     use super::*;
 
-    /// The `[format]` of `text` (a messages file), and its problems.
-    fn parse(text: &str) -> (Format, Vec<BundleError>) {
-        let root = DeTable::parse(text).unwrap();
-        let (k, v) = root
-            .get_ref()
-            .iter()
-            .find(|(k, _)| k.get_ref() == TABLE)
-            .unwrap();
-        let mut errors = Vec::new();
-        let line = line_of(text, k.span().start);
-        let f = Format::parse("es.toml", text, v.get_ref(), line, &mut errors);
-        // As `Messages::parse_partial` reports them: in file order.
-        errors.sort_by_key(|e| e.line);
-        (f, errors)
-    }
+    use super::parse_for_test as parse;
 
     fn ok(text: &str) -> Format {
         let (f, errors) = parse(text);
@@ -374,7 +384,7 @@ months = [\"janvier\", \"février\", \"mars\", \"avril\", \"mai\", \"juin\", \"j
 list_last = \" et \"
 ";
 
-    const DE: &str = r#"
+    pub(crate) const DE: &str = r#"
 [format]
 money = "{amount} {symbol}"
 decimal = ","
@@ -415,6 +425,8 @@ list_last = " und "
         assert_eq!(es.date(date!(2026 - 11 - 20)), "20 de noviembre");
         assert_eq!(es.list(&["a", "b", "c"]), "a, b y c");
         assert_eq!(es.list(&["a", "b"]), "a y b");
+        // Examples out of many are no whole list: no "y".
+        assert_eq!(es.sample(&["a", "b", "c"]), "a, b, c");
     }
 
     #[test]
