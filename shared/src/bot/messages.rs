@@ -590,6 +590,8 @@ mod tests {
     #[test]
     fn the_shipped_file_loads() {
         let m = embedded();
+        // Its `[format]` spells out the defaults: English bundles without one say the same.
+        assert_eq!(m.format(), &Format::default());
         for (key, _) in engine_keys() {
             assert!(m.vars_of(key).is_some(), "{key}");
         }
