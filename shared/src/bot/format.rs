@@ -129,10 +129,7 @@ impl Format {
                 continue;
             }
             if !KEYS.contains(&name) {
-                problem(format!(
-                    "unknown key (expected one of: {})",
-                    KEYS.join(", ")
-                ));
+                problem(unknown_key());
                 continue;
             }
             let DeValue::String(s) = v else {
@@ -151,8 +148,9 @@ impl Format {
                 }
                 "list_separator" => non_empty(s, "lists need something between their items")
                     .map(|s| self.list_separator = s),
-                _ => non_empty(s, "lists need a word or mark before their last item")
+                "list_last" => non_empty(s, "lists need a word or mark before their last item")
                     .map(|s| self.list_last = s),
+                _ => Err(unknown_key()),
             };
             if let Err(message) = result {
                 problem(message);
@@ -270,6 +268,10 @@ pub(crate) fn parse_for_test(text: &str) -> (Format, Vec<BundleError>) {
     };
     errors.sort_by_key(|e| e.line);
     (format, errors)
+}
+
+fn unknown_key() -> String {
+    format!("unknown key (expected one of: {})", KEYS.join(", "))
 }
 
 fn key_line(text: &str, table: &DeTable<'_>, key: &str) -> Option<usize> {
