@@ -15,6 +15,21 @@ impl Money {
         let abs = self.amount_cents.unsigned_abs();
         format!("{sign}{}.{:02}", abs / 100, abs % 100)
     }
+
+    /// The digits after the decimal mark people write for this currency: none for yen and
+    /// the other ISO 4217 currencies without minor units, two otherwise. (Amounts are kept in
+    /// hundredths whatever the currency, so this is about writing them, not storing them.)
+    pub fn minor_digits(&self) -> u32 {
+        const WHOLE_UNITS: &[&str] = &[
+            "BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI",
+            "VND", "VUV", "XAF", "XOF", "XPF",
+        ];
+        if WHOLE_UNITS.contains(&self.currency.to_ascii_uppercase().as_str()) {
+            0
+        } else {
+            2
+        }
+    }
 }
 
 impl std::fmt::Display for Money {

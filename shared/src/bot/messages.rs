@@ -14,6 +14,7 @@ use time::Date;
 use toml::de::{DeTable, DeValue};
 
 use super::error::{line_of, BundleError, BundleErrors};
+use super::format::{self, Format};
 use crate::money::Money;
 
 /// Every key the Rust code outside the flow engine renders, with the variables it offers the
@@ -83,27 +84,27 @@ pub fn engine_keys() -> impl Iterator<Item = (&'static str, &'static [&'static s
         .copied()
 }
 
-/// A variable's value; formatted for people when rendered.
+/// A variable's value; written for people, as the language's `[format]` says, when rendered.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Text(String),
-    /// "$45.99", as `Money` displays.
+    /// "$45.99" in English, "45,99 €" in Spanish.
     Money(Money),
-    /// "November 20".
+    /// "November 20" in English, "20 de noviembre" in Spanish.
     Date(Date),
     Number(i64),
-    /// "a, b, c".
+    /// A whole enumeration: "a, b and c" in English, "a, b y c" in Spanish.
     List(Vec<String>),
 }
 
 impl Value {
-    fn write(&self, out: &mut String) {
+    fn write(&self, format: &Format, out: &mut String) {
         match self {
             Value::Text(t) => out.push_str(t),
-            Value::Money(m) => out.push_str(&m.to_string()),
-            Value::Date(d) => out.push_str(&format!("{} {}", d.month(), d.day())),
+            Value::Money(m) => out.push_str(&format.money(m)),
+            Value::Date(d) => out.push_str(&format.date(*d)),
             Value::Number(n) => out.push_str(&n.to_string()),
-            Value::List(items) => out.push_str(&items.join(", ")),
+            Value::List(items) => out.push_str(&format.list(items)),
         }
     }
 }
@@ -127,7 +128,7 @@ impl From<&Money> for Value {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-enum Part {
+pub(super) enum Part {
     Text(String),
     Var(String),
 }
@@ -144,6 +145,8 @@ struct Template {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Messages {
     templates: BTreeMap<String, Template>,
+    /// How this language writes money, dates and lists (`[format]`; English when absent).
+    format: Format,
 }
 
 /// The shipped shop bot's English sentences, parsed once per process: the one place the
@@ -180,7 +183,18 @@ impl Messages {
         }
         let mut templates = BTreeMap::new();
         collect(file, text, "", table.get_ref(), &mut templates, &mut errors);
-        let messages = Messages { templates };
+        let written = table
+            .get_ref()
+            .iter()
+            .find(|(k, _)| k.get_ref() == format::TABLE);
+        let format = match written {
+            Some((k, v)) => {
+                let line = line_of(text, k.span().start);
+                Format::parse(file, text, v.get_ref(), line, &mut errors)
+            }
+            None => Format::default(),
+        };
+        let messages = Messages { templates, format };
         // A file that does not parse yields only part of its keys: "missing" would be noise.
         if syntax.is_empty() {
             messages.check_engine_keys(file, &mut errors);
@@ -227,7 +241,7 @@ impl Messages {
             match part {
                 Part::Text(s) => out.push_str(s),
                 Part::Var(name) => match vars.iter().find(|(n, _)| n == name) {
-                    Some((_, v)) => v.write(&mut out),
+                    Some((_, v)) => v.write(&self.format, &mut out),
                     None => {
                         tracing::error!(key, variable = %name, "message variable not given");
                         out.push_str(&format!("{{{name}}}"));
@@ -251,6 +265,12 @@ impl Messages {
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.templates.keys().map(String::as_str)
     }
+
+    /// How this language writes values, for text composed outside a sentence of the file
+    /// (a flow's `"{o.total} on {o.placed_at}"`, a list of names).
+    pub fn format(&self) -> &Format {
+        &self.format
+    }
 }
 
 /// Walks nested tables into dotted keys, parsing each string into a template.
@@ -263,6 +283,10 @@ fn collect(
     errors: &mut Vec<BundleError>,
 ) {
     for (k, v) in table {
+        // `[format]` says how values are written (`Format::parse`), not what the bot says.
+        if prefix.is_empty() && k.get_ref() == format::TABLE {
+            continue;
+        }
         let key = if prefix.is_empty() {
             k.get_ref().to_string()
         } else {
@@ -301,7 +325,7 @@ fn collect(
     }
 }
 
-fn kind(v: &DeValue<'_>) -> &'static str {
+pub(super) fn kind(v: &DeValue<'_>) -> &'static str {
     match v {
         DeValue::String(_) => "a string",
         DeValue::Integer(_) => "a number",
@@ -314,7 +338,7 @@ fn kind(v: &DeValue<'_>) -> &'static str {
 }
 
 /// `Hello {name}`, with `{{` and `}}` for literal braces.
-fn parse_template(s: &str) -> Result<Vec<Part>, String> {
+pub(super) fn parse_template(s: &str) -> Result<Vec<Part>, String> {
     if s.trim().is_empty() {
         return Err("empty: say something, or leave the key out".into());
     }
@@ -426,13 +450,62 @@ mod tests {
                 ),
             ],
         );
+        // A list is a whole enumeration: English says "a, b and c" (no message of the shipped
+        // bundles gives one yet; the products' `{examples}` are a sample, written as text).
         assert_eq!(
             out,
-            "2. Lamp costs $45.99, due November 20; try a, b, c. {literal} Lamp"
+            "2. Lamp costs $45.99, due November 20; try a, b and c. {literal} Lamp"
         );
         assert_eq!(
             m.vars_of("s").unwrap(),
             ["n", "name", "price", "due", "list"]
+        );
+    }
+
+    #[test]
+    fn the_format_table_writes_the_values_and_is_no_sentence() {
+        // The table last: `with_engine_keys` appends top-level keys.
+        let mut text = with_engine_keys("s = \"{price}, {due}, {list}\"");
+        text.push_str(
+            "[format]\nmoney = \"{amount} {symbol}\"\ndecimal = \",\"\nthousands = \".\"\ndate = \"{day} de {month}\"\nmonths = [\"enero\", \"febrero\", \"marzo\", \"abril\", \"mayo\", \"junio\", \"julio\", \"agosto\", \"septiembre\", \"octubre\", \"noviembre\", \"diciembre\"]\nlist_last = \" y \"",
+        );
+        let m = Messages::parse("es.toml", &text).unwrap();
+        let price = Money {
+            amount_cents: 123450,
+            currency: "EUR".into(),
+        };
+        let out = m.render(
+            "s",
+            &[
+                ("price", (&price).into()),
+                ("due", Value::Date(time::macros::date!(2026 - 11 - 20))),
+                (
+                    "list",
+                    Value::List(vec!["a".into(), "b".into(), "c".into()]),
+                ),
+            ],
+        );
+        assert_eq!(out, "1.234,50 €, 20 de noviembre, a, b y c");
+        assert!(m.keys().all(|k| !k.starts_with("format")));
+        assert_eq!(m.format().list(&["x", "y"]), "x y y");
+        // A file without the table writes English, as before the table existed.
+        let en = Messages::parse("en.toml", &with_engine_keys("s = \"{price}\"")).unwrap();
+        assert_eq!(en.format(), &Format::default());
+    }
+
+    #[test]
+    fn a_bad_format_value_is_an_error_of_the_file() {
+        let mut text = with_engine_keys("");
+        text.push_str("[format]\nmonths = [\"enero\"]\ncurrency = \"EUR\"\n");
+        let errs = errors(&text);
+        let found: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let first = text.lines().position(|l| l == "[format]").unwrap() + 1;
+        assert_eq!(
+            found,
+            [
+                format!("en.toml:{}: format.months: has 1 names: it needs the twelve months, January first", first + 1),
+                format!("en.toml:{}: format.currency: unknown key (expected one of: money, decimal, thousands, date, months, list_separator, list_last)", first + 2),
+            ]
         );
     }
 
@@ -521,6 +594,8 @@ mod tests {
     #[test]
     fn the_shipped_file_loads() {
         let m = embedded();
+        // Its `[format]` spells out the defaults: English bundles without one say the same.
+        assert_eq!(m.format(), &Format::default());
         for (key, _) in engine_keys() {
             assert!(m.vars_of(key).is_some(), "{key}");
         }

@@ -8,6 +8,7 @@ pub mod conversation_tests;
 pub mod embedded;
 pub mod error;
 pub mod flows;
+pub mod format;
 pub mod intents;
 pub mod messages;
 pub mod order_answer;

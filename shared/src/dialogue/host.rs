@@ -17,6 +17,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::auth::Principal;
+use crate::bot::format::Format;
 use crate::bot::messages::{Messages, Value as MsgValue};
 use crate::connectors::catalog::Op;
 use crate::connectors::{ConnectorError, InventoryPort, OperationsPort, Order, OrdersPort};
@@ -239,6 +240,10 @@ impl FlowHost for PortsHost<'_> {
             .map(|(k, v)| (k.as_str(), super::run_flow::message_value(v)))
             .collect();
         self.messages.render(key, &vars)
+    }
+
+    fn format(&self) -> &Format {
+        self.messages.format()
     }
 }
 

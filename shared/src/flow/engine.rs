@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::bot::format::Format;
 use crate::jobs::JobKind;
 use crate::money::Money;
 
@@ -228,6 +229,9 @@ pub trait FlowHost: Send + Sync {
     /// A message of the bundle in the customer's language, for an action that composes a
     /// value out of several (one line per listed order).
     fn phrase(&self, key: &str, vars: &[(String, Value)]) -> String;
+    /// How the customer's language writes values, for text a flow composes itself (a
+    /// message variable `"{o.total} on {o.placed_at}"`, a few product names).
+    fn format(&self) -> &Format;
 }
 
 /// What a flow waits for.
@@ -421,7 +425,9 @@ impl Run<'_> {
             vars.extend(record.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         for (k, t) in extra {
-            match t.render(self) {
+            // A value inside text is written as the customer's language writes it; a whole
+            // value stays typed and the sentence writes it.
+            match t.render_with(self, |v| v.written(self.host.format())) {
                 Some(v) => {
                     vars.insert(k.clone(), v);
                 }

@@ -64,10 +64,16 @@ impl Template {
         }
     }
 
-    /// `None` when a path it names has no value. Values inside text read as a customer reads
-    /// them ("November 27").
+    /// `None` when a path it names has no value. Values inside text read as an English
+    /// customer reads them ("November 27"); `render_with` writes them in another language.
     pub fn render(&self, scope: &dyn Scope) -> Option<Value> {
         self.render_as(scope, |v| v.to_string())
+    }
+
+    /// As `render`, values inside text written by `show` (`Value::written` in the customer's
+    /// language).
+    pub fn render_with(&self, scope: &dyn Scope, show: impl Fn(&Value) -> String) -> Option<Value> {
+        self.render_as(scope, show)
     }
 
     /// For what systems read (idempotency keys, connector inputs): values inside text in their

@@ -238,6 +238,8 @@ struct Host {
     products: Vec<Record>,
     refunds: BTreeMap<String, RefundState>,
     lists: BTreeMap<String, Vec<String>>,
+    /// English unless a test says otherwise.
+    format: crate::bot::format::Format,
     down: bool,
     calls: Mutex<Vec<String>>,
 }
@@ -281,6 +283,9 @@ impl FlowHost for Host {
         crate::bot::Bot::embedded()
             .default_messages()
             .render(key, &vars)
+    }
+    fn format(&self) -> &crate::bot::format::Format {
+        &self.format
     }
 }
 
@@ -1358,4 +1363,49 @@ fn the_classifier_fills_what_the_engine_reads() {
     assert_eq!(got.answer, None);
     let yes = Understood::from_nlu(&nlu.understand("en", "yes"), "yes", &Default::default());
     assert_eq!((yes.answer, yes.clear), (Some(true), true));
+}
+
+/// A value inside a message variable's text is written in the customer's language; a whole
+/// value stays typed, for the sentence to write.
+#[tokio::test]
+async fn values_inside_a_variables_text_are_written_in_the_customers_language() {
+    let text = r#"description = "t"
+slots = ["order"]
+
+[[steps]]
+ask = "order"
+
+[[steps]]
+call = "orders.get_status"
+with = { order_id = "{order}" }
+into = "o"
+on_missing = "gone"
+
+[[steps]]
+say = "order.late.offer"
+vars = { due = "{o.placed_at}", amount = "{o.total} (#{o.id}, {o.placed_at})" }
+
+[[steps]]
+id = "gone"
+say = "order.not_found"
+"#;
+    let flow = check(text).unwrap_or_else(|e| panic!("{e}"));
+    let e = Engine::new(vec![flow], slots(), BTreeMap::new(), Actions::builtin());
+    let (format, errors) = crate::bot::format::parse_for_test(crate::bot::format::tests::DE);
+    assert!(errors.is_empty(), "{errors:?}");
+    let host = Host {
+        format,
+        ..late_host()
+    };
+    let initial = Record::from([("order".to_string(), Value::text("1002"))]);
+    let t = e
+        .start("t", initial, &said("", "1002"), &host, NOW)
+        .await
+        .unwrap();
+    let offer = vars_of(&t, "order.late.offer");
+    let amount = offer.iter().find(|(k, _)| k == "amount").unwrap();
+    // The order is in dollars: the sign is the currency's, the writing the language's.
+    assert_eq!(amount.1, Value::text("45,99 $ (#1002, 14. November)"));
+    let due = offer.iter().find(|(k, _)| k == "due").unwrap();
+    assert!(matches!(due.1, Value::Time(_)), "{due:?}");
 }

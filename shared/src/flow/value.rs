@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::bot::format::Format;
 use crate::money::Money;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +63,17 @@ impl Value {
                 .unwrap_or_else(|_| t.to_string()),
             Value::Money(m) if m.currency.is_empty() => m.major_units(),
             Value::Money(m) => format!("{} {}", m.major_units(), m.currency),
+            other => other.to_string(),
+        }
+    }
+
+    /// The value as a customer reads it in a language: money, dates and times (by their day)
+    /// as its `[format]` writes them; the rest as `Display` does.
+    pub fn written(&self, format: &Format) -> String {
+        match self {
+            Value::Money(m) => format.money(m),
+            Value::Date(d) => format.date(*d),
+            Value::Time(t) => format.date(t.date()),
             other => other.to_string(),
         }
     }

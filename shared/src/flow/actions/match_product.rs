@@ -91,12 +91,13 @@ impl Action for MatchProduct {
         let examples = |first: &[usize]| {
             let mut picked: Vec<usize> = first.to_vec();
             picked.extend((0..names.len()).filter(|i| !first.contains(i)));
-            picked
+            let shown: Vec<&str> = picked
                 .into_iter()
                 .take(EXAMPLES)
                 .map(|i| names[i])
-                .collect::<Vec<_>>()
-                .join(", ")
+                .collect();
+            // A few of the catalogue, not all of it: "a, b, c", without the last "and".
+            cx.host.format().sample(&shown)
         };
         Ok(match asked.products.as_slice() {
             [one] => {
