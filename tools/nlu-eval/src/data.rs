@@ -96,6 +96,44 @@ pub fn clinc(path: &Path) -> Result<Vec<Case>, String> {
         .collect())
 }
 
+#[derive(Deserialize)]
+struct MultilingualRow {
+    language: String,
+    utterance: String,
+    intent: String,
+}
+
+/// Utterances in other languages than English (CSV: `language,utterance,intent`, the intent a
+/// Bitext label or `out_of_scope`), with their language.
+pub fn multilingual(path: &Path, labels: &Labels) -> Result<Vec<(String, Case)>, String> {
+    let mut reader =
+        csv::Reader::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut cases = Vec::new();
+    for (i, row) in reader.deserialize::<MultilingualRow>().enumerate() {
+        let row = row.map_err(|e| format!("{}: row {}: {e}", path.display(), i + 2))?;
+        let expected = if row.intent == Move::OutOfScope.name() {
+            Move::OutOfScope.into()
+        } else {
+            labels.0.get(&row.intent).cloned().ok_or_else(|| {
+                format!(
+                    "{}: row {}: label {:?} is no intent's `labels`",
+                    path.display(),
+                    i + 2,
+                    row.intent
+                )
+            })?
+        };
+        cases.push((
+            row.language,
+            Case {
+                text: row.utterance,
+                expected,
+            },
+        ));
+    }
+    Ok(cases)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,9 +13,12 @@
 //! (general-domain and out-of-scope queries), runs `switchboard::nlu::understand` on every
 //! utterance and prints accuracy, macro-F1, per-intent recall with the main confusions, the
 //! out-of-scope rejection and in-scope acceptance rates, and classification time (p50/p99).
+//! With `multilingual_dev.csv` (es, fr, de), each language's accuracy, out-of-scope rejection
+//! and how often its language was told, beside English's (`languages`).
 //! These files are evaluation data: nothing here trains on them.
 
 mod data;
+mod languages;
 mod metrics;
 
 use std::path::PathBuf;
@@ -118,7 +121,7 @@ fn timings(classifier: &Classifier, texts: &[&str], passes: usize) -> Vec<Durati
     out
 }
 
-fn pct(x: f64) -> String {
+pub(crate) fn pct(x: f64) -> String {
     format!("{:.1}%", x * 100.0)
 }
 
@@ -266,6 +269,14 @@ fn run(
             pct(unsure.len() as f64 / bitext.len().max(1) as f64),
             pct(right as f64 / unsure.len().max(1) as f64)
         );
+    }
+    if let Classifier::Understand(nlu) = &classifier {
+        let path = dir.join("multilingual_dev.csv");
+        if path.exists() {
+            let cases = data::multilingual(&path, &labels)?;
+            let english: Vec<&Case> = bitext.iter().chain(clinc.iter()).collect();
+            languages::report(&bot, nlu, &cases, &english);
+        }
     }
     sweep(&classifier, &bitext, &clinc);
 
