@@ -209,6 +209,17 @@ impl Dialogue {
         turn.say(self.messages.render(key, vars));
     }
 
+    /// The language messages are read in: the bundle's default until the conversation's own
+    /// is known (issue 21 wires it).
+    fn language(&self) -> &str {
+        self.bot.languages.first().map_or("", String::as_str)
+    }
+
+    /// How the conversation's language is read.
+    fn words(&self) -> &crate::bot::Words {
+        self.bot.words(self.language())
+    }
+
     /// An intent a state or slot names, if the bundle still has it.
     fn known(&self, name: Option<&str>) -> Option<Intent> {
         name.map(Intent::new)
@@ -224,7 +235,7 @@ impl Dialogue {
         now: OffsetDateTime,
     ) -> Outcome {
         let mut turn = Turn::new(who, now, self.budget, slots.clone());
-        let u = self.nlu.understand(text);
+        let u = self.nlu.understand(self.language(), text);
         let u = self.steer(self.order_numbers(&mut turn, u).await, slots);
         tracing::info!(
             intent = u.intent.name(),
@@ -238,7 +249,7 @@ impl Dialogue {
         // Two requests in one message are answered in turn when nothing is waiting for an
         // answer (a waiting question reads the message as its answer first).
         let several = match state {
-            DialogueState::Idle | DialogueState::Retired => self.nlu.requests(text),
+            DialogueState::Idle | DialogueState::Retired => self.nlu.requests(self.language(), text),
             _ => None,
         };
         match several {
@@ -471,9 +482,6 @@ impl Dialogue {
         u
     }
 
-    /// What a follow-up may say besides an order's items ("and what about the lamp?").
-    pub const FOLLOW_UP_WORDS: &'static [&'static str] = &["and", "also", "what", "how", "about"];
-
     /// The recent order (as "which order?" would list them) a follow-up is all about: every
     /// word of it names that order's items ("and the headphones?"; not "and are the
     /// headphones in stock?"). A read that fails or misses the turn's budget names none: the
@@ -488,8 +496,10 @@ impl Dialogue {
             .take(MAX_CHOICES)
             .collect();
         let items: Vec<String> = recent.iter().map(|o| o.item_names()).collect();
-        let i = crate::matching::best_exact(text, &items)?;
-        crate::matching::covers(text, &items[i], Self::FOLLOW_UP_WORDS)
+        let words = self.words();
+        let i = crate::matching::best_exact(words, text, &items)?;
+        // What a follow-up may say besides an order's items ("and what about the lamp?").
+        crate::matching::covers(words, text, &items[i], &words.follow_up_words)
             .then(|| recent[i].id.clone())
     }
 

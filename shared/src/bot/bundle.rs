@@ -15,6 +15,7 @@ use super::flows::{self, FlowEngine};
 use super::intents::{self, Action, IntentDef};
 use super::messages::Messages;
 use super::toml_file::{self, Schema, LEAF};
+use super::words::{self, Words};
 use crate::connectors::catalog::Op;
 use crate::connectors::config::{self as connectors, find_op, DeclaredOps};
 use crate::flow::actions::Actions;
@@ -51,6 +52,9 @@ pub struct Bot {
     pub model: IntentModel,
     /// Per language.
     messages: BTreeMap<String, Arc<Messages>>,
+    /// How each language is read (`words/<lang>.toml`): every listed language's, and any other
+    /// the bundle has a file for.
+    words: BTreeMap<String, Words>,
     /// `flows/<name>.toml`, parsed and validated.
     pub flows: BTreeMap<String, Flow>,
     /// Runs the flows.
@@ -223,6 +227,20 @@ impl Bot {
         self.messages.get(language)
     }
 
+    /// How `language` is read; a language the bundle has no words for reads with the default
+    /// language's (loading refuses a bundle without them).
+    pub fn words(&self, language: &str) -> &Words {
+        self.words
+            .get(language)
+            .or_else(|| self.languages.first().and_then(|l| self.words.get(l)))
+            .unwrap_or_else(|| Words::english())
+    }
+
+    /// The default language's words.
+    pub fn default_words(&self) -> &Words {
+        self.words(self.languages.first().map_or("", String::as_str))
+    }
+
     fn from_files(
         root: &str,
         files: &Files,
@@ -281,6 +299,44 @@ impl Bot {
                     format!("missing: bot.toml lists the language {lang:?}"),
                 )),
                 None => {}
+            }
+        }
+        // words/<lang>.toml: every file is checked; a listed language without one reads with
+        // the default bundle's, if that ships it.
+        let mut words = BTreeMap::new();
+        for rel in files.keys() {
+            let Some(lang) = rel
+                .strip_prefix("words/")
+                .and_then(|n| n.strip_suffix(".toml"))
+            else {
+                continue;
+            };
+            if let Some(text) = text_of(rel, &mut errs) {
+                match Words::parse(&path(rel), lang, text) {
+                    Ok(w) => {
+                        words.insert(lang.to_string(), w);
+                    }
+                    Err(e) => errs.0.extend(e.0),
+                }
+            }
+        }
+        for lang in &languages {
+            if words.contains_key(lang) {
+                continue;
+            }
+            match words::default_words(lang) {
+                Some(Ok(w)) => {
+                    words.insert(lang.clone(), w);
+                }
+                Some(Err(e)) => errs.0.extend(e.0),
+                None => errs.push(BundleError::new(
+                    path(&format!("words/{lang}.toml")),
+                    None,
+                    "",
+                    format!(
+                        "missing: bot.toml lists the language {lang:?}, and the default bundle has no words for it to read it with"
+                    ),
+                )),
             }
         }
         // A key the bot refers to, missing from a language's messages (checked only for the
@@ -569,6 +625,7 @@ impl Bot {
             order_number_intent,
             model,
             messages,
+            words,
             flows,
             engine: Arc::new(engine),
         })

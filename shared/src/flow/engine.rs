@@ -52,6 +52,8 @@ pub struct Understood {
     pub amounts: Vec<Money>,
     pub dates: Vec<time::Date>,
     pub products: Vec<String>,
+    /// How the message's language is read: its items and ordinals are looked for with them.
+    pub words: crate::bot::Words,
 }
 
 impl Understood {
@@ -61,6 +63,7 @@ impl Understood {
         u: &crate::nlu::Understanding,
         text: &str,
         e: &crate::entities::Entities,
+        words: &crate::bot::Words,
     ) -> Self {
         let intent = u.intent.name().to_string();
         Understood {
@@ -82,6 +85,7 @@ impl Understood {
                 .collect(),
             dates: e.dates.clone(),
             products: e.products.clone(),
+            words: words.clone(),
         }
     }
 }
@@ -228,6 +232,8 @@ pub trait FlowHost: Send + Sync {
     /// A message of the bundle in the customer's language, for an action that composes a
     /// value out of several (one line per listed order).
     fn phrase(&self, key: &str, vars: &[(String, Value)]) -> String;
+    /// How the customer's language is read, for an action that reads words (a product's name).
+    fn words(&self) -> crate::bot::Words;
 }
 
 /// What a flow waits for.
