@@ -152,7 +152,7 @@ async fn an_unsure_reading_asks_which_and_the_choice_is_acted_on() {
         .find(|p| {
             switchboard::bot::Bot::embedded()
                 .nlu()
-                .understand(p)
+                .understand("en", p)
                 .unsure_between
                 .is_some()
         })

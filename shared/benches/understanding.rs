@@ -257,7 +257,7 @@ impl Reader {
     fn read(&self, at: At, text: &str) -> Reading {
         // `Dialogue::respond`'s first lines: the order numbers as the order system writes them
         // (no format declared, the customer's orders as listed), then steering.
-        let mut understood = self.nlu.understand(text);
+        let mut understood = self.nlu.understand(self.nlu.default_language(), text);
         let own: Vec<&str> = RECENT.iter().map(|(id, _)| *id).collect();
         understood.order_refs =
             switchboard::order_ids::resolve_all(None, &understood.order_refs, &own);
@@ -275,7 +275,7 @@ impl Reader {
                 // Two requests are read apart only when nothing waits for an answer.
                 let parts: Vec<Request> = self
                     .nlu
-                    .requests(text)
+                    .requests(self.nlu.default_language(), text)
                     .unwrap_or_default()
                     .into_iter()
                     .map(|(part, u)| {
@@ -306,29 +306,31 @@ impl Reader {
             _ => u.intent.clone(),
         };
         // `start_flow`'s input: the message's entities, no catalogue.
-        let entities = switchboard::entities::extract(text, self.today, &[]);
-        let input = Understood::from_nlu(u, text, &entities);
+        let words = self.bot.default_words();
+        let entities = switchboard::entities::extract(words, text, self.today, &[]);
+        let input = Understood::from_nlu(u, text, &entities, words);
         let flow = self.flow_of(&resolved);
         let about_order = flow.as_deref().is_some_and(|f| self.has_slot(f, "order"));
         let about_product = flow.as_deref().is_some_and(|f| self.has_slot(f, "product"));
         // `list_recent_orders`: the order the message names by what it holds.
         let named_order = (about_order && u.order_refs.is_empty())
-            .then(|| switchboard::matching::best_exact(text, &self.recent_items))
+            .then(|| switchboard::matching::best_exact(words, text, &self.recent_items))
             .flatten();
         // `Dialogue::item_order`: a follow-up that is all about one order's items.
         let follow_up_order = u.follow_up
             && u.order_refs.is_empty()
             && !about_order
-            && switchboard::matching::best_exact(text, &self.recent_items).is_some_and(|i| {
+            && switchboard::matching::best_exact(words, text, &self.recent_items).is_some_and(|i| {
                 switchboard::matching::covers(
+                    words,
                     text,
                     &self.recent_items[i],
-                    Dialogue::FOLLOW_UP_WORDS,
+                    &words.follow_up_words,
                 )
             });
         // `match_product` with the message.
         let products = if about_product {
-            switchboard::product_words::asked(text, CATALOGUE).products
+            switchboard::product_words::asked(words, text, CATALOGUE).products
         } else {
             Vec::new()
         };
@@ -356,8 +358,9 @@ impl Reader {
         } else {
             &[]
         };
-        let entities = switchboard::entities::extract(text, self.today, names);
-        let input = Understood::from_nlu(u, text, &entities);
+        let language_words = self.bot.default_words();
+        let entities = switchboard::entities::extract(language_words, text, self.today, names);
+        let input = Understood::from_nlu(u, text, &entities, language_words);
         let route = engine.interrupts(&input, &state.frame.flow).is_some();
         let filled = waiting_for.and_then(|kind| {
             fill(
@@ -381,7 +384,7 @@ impl Reader {
         // The product slot's words go to `match_product` next.
         let products = match (&filled, waiting_for) {
             (Some(Value::Text(words)), Some(SlotType::Product)) => {
-                switchboard::product_words::asked(words, CATALOGUE).products
+                switchboard::product_words::asked(language_words, words, CATALOGUE).products
             }
             _ => Vec::new(),
         };
@@ -601,7 +604,7 @@ fn main() {
 
     for _ in 0..warm_up {
         for msg in &mix {
-            black_box(reader.nlu.understand(black_box(msg.text)));
+            black_box(reader.nlu.understand("en", black_box(msg.text)));
             black_box(reader.read(msg.at, black_box(msg.text)));
         }
     }
@@ -610,7 +613,7 @@ fn main() {
     for _ in 0..rounds {
         for (i, msg) in mix.iter().enumerate() {
             let start = Instant::now();
-            let u = reader.nlu.understand(black_box(msg.text));
+            let u = reader.nlu.understand("en", black_box(msg.text));
             classify[i].push(start.elapsed());
             drop(black_box(u));
             let start = Instant::now();

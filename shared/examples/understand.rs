@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     };
     for line in std::io::stdin().lines() {
         let Ok(text) = line else { break };
-        let u = nlu.understand(&text);
+        let u = nlu.understand(nlu.default_language(), &text);
         let ranked = nlu.rank(&text);
         let top: Vec<String> = ranked
             .iter()

@@ -372,6 +372,72 @@ mod tests {
     }
 
     #[test]
+    fn dates_in_spanish_french_and_german() {
+        let bot = crate::bot::Bot::embedded();
+        let d = |lang: &str, t: &str| extract(bot.words(lang), t, TODAY, &[]).dates;
+        // TODAY is Wednesday 2026-11-25.
+        for (lang, t, expected) in [
+            ("es", "lo pedí ayer", date!(2026 - 11 - 24)),
+            ("es", "llega mañana", date!(2026 - 11 - 26)),
+            ("es", "llega manana", date!(2026 - 11 - 26)),
+            ("es", "hoy", date!(2026 - 11 - 25)),
+            ("es", "hace 3 días", date!(2026 - 11 - 22)),
+            ("es", "hace dos semanas", date!(2026 - 11 - 11)),
+            ("es", "hace tres dias", date!(2026 - 11 - 22)),
+            ("es", "en 5 días", date!(2026 - 11 - 30)),
+            ("es", "la semana pasada", date!(2026 - 11 - 18)),
+            ("es", "el martes", date!(2026 - 11 - 24)),
+            ("es", "el viernes pasado", date!(2026 - 11 - 20)),
+            ("es", "el próximo lunes", date!(2026 - 11 - 30)),
+            ("es", "el 20 de noviembre", date!(2026 - 11 - 20)),
+            ("es", "el 3 de diciembre de 2025", date!(2025 - 12 - 03)),
+            ("es", "el 20/11", date!(2026 - 11 - 20)),
+            ("fr", "hier", date!(2026 - 11 - 24)),
+            ("fr", "aujourd'hui", date!(2026 - 11 - 25)),
+            ("fr", "demain", date!(2026 - 11 - 26)),
+            ("fr", "il y a 3 jours", date!(2026 - 11 - 22)),
+            ("fr", "il y a deux semaines", date!(2026 - 11 - 11)),
+            ("fr", "dans 5 jours", date!(2026 - 11 - 30)),
+            ("fr", "la semaine dernière", date!(2026 - 11 - 18)),
+            ("fr", "la semaine derniere", date!(2026 - 11 - 18)),
+            ("fr", "vendredi dernier", date!(2026 - 11 - 20)),
+            ("fr", "lundi prochain", date!(2026 - 11 - 30)),
+            ("fr", "le 20 novembre", date!(2026 - 11 - 20)),
+            ("fr", "le 1er décembre 2025", date!(2025 - 12 - 01)),
+            ("fr", "le 1er decembre 2025", date!(2025 - 12 - 01)),
+            ("de", "gestern", date!(2026 - 11 - 24)),
+            ("de", "heute", date!(2026 - 11 - 25)),
+            ("de", "morgen", date!(2026 - 11 - 26)),
+            ("de", "vor 3 Tagen", date!(2026 - 11 - 22)),
+            ("de", "vor zwei Wochen", date!(2026 - 11 - 11)),
+            ("de", "in fünf Tagen", date!(2026 - 11 - 30)),
+            ("de", "in fuenf Tagen", date!(2026 - 11 - 30)),
+            ("de", "letzte Woche", date!(2026 - 11 - 18)),
+            ("de", "letzten Freitag", date!(2026 - 11 - 20)),
+            ("de", "nächsten Montag", date!(2026 - 11 - 30)),
+            ("de", "naechsten Montag", date!(2026 - 11 - 30)),
+            ("de", "am 20. November", date!(2026 - 11 - 20)),
+            ("de", "am 3. März", date!(2026 - 03 - 03)),
+        ] {
+            assert_eq!(d(lang, t), [expected], "{lang} {t}");
+        }
+        // English words are not dates in another language, nor the other way round.
+        assert!(d("es", "yesterday").is_empty());
+        assert!(d("en", "ayer").is_empty());
+        assert!(d("de", "bestellung 1002").is_empty());
+    }
+
+    #[test]
+    fn products_in_other_languages_with_and_without_accents() {
+        let bot = crate::bot::Bot::embedded();
+        let names = ["Ratón inalámbrico", "Lámpara de escritorio", "Kopfhörer"];
+        let p = |lang: &str, t: &str| extract(bot.words(lang), t, TODAY, &names).products;
+        assert_eq!(p("es", "¿tenéis lámparas?"), ["Lámpara de escritorio"]);
+        assert_eq!(p("es", "el raton inalambrico"), ["Ratón inalámbrico"]);
+        assert_eq!(p("de", "haben Sie Kopfhoerer?"), ["Kopfhörer"]);
+    }
+
+    #[test]
     fn products_from_the_catalogue() {
         assert_eq!(x("is the desk lamp in stock?").products, ["Desk Lamp"]);
         assert_eq!(

@@ -210,6 +210,12 @@ impl Nlu {
         }
     }
 
+    /// The bundle's default language (its first): what a message is read in when its own
+    /// language is not known.
+    pub fn default_language(&self) -> &str {
+        self.bot.languages.first().map_or("", String::as_str)
+    }
+
     /// How `language` is read (the bundle's default language's words when it has none).
     pub fn words(&self, language: &str) -> &Words {
         self.bot.words(language)
@@ -798,6 +804,99 @@ mod tests {
         let u = understand("and the other order, SO-88130?");
         assert!(u.only_points);
         assert_eq!(u.order_refs, ["SO-88130"]);
+    }
+
+    /// Spanish, French and German read with their own words: answers, acknowledgements,
+    /// ordinals, "the other one", accents left out.
+    #[test]
+    fn yes_no_acknowledgements_and_ordinals_in_each_language() {
+        let nlu = Nlu::new(Bot::embedded());
+        let read = |lang: &str, t: &str| nlu.understand(lang, t);
+        for (lang, yes, no, ack) in [
+            (
+                "es",
+                &["sí", "Si", "vale", "claro", "por supuesto", "sí, por favor"][..],
+                &["no", "no, gracias", "ahora no", "de ninguna manera"][..],
+                &["entendido", "ya veo", "vale, entendido"][..],
+            ),
+            (
+                "fr",
+                &["oui", "ouais", "d'accord", "bien sûr", "bien sur", "oui s’il vous plaît"][..],
+                &["non", "non merci", "pas maintenant"][..],
+                &["compris", "je vois", "c'est noté"][..],
+            ),
+            (
+                "de",
+                &["ja", "Jawohl", "gerne", "klar", "natürlich", "natuerlich"][..],
+                &["nein", "nein danke", "auf keinen Fall", "noch nicht"][..],
+                &["verstanden", "alles klar", "gut zu wissen"][..],
+            ),
+        ] {
+            for t in yes {
+                let u = read(lang, t);
+                assert_eq!((u.intent, u.answer), (i("affirm"), Some(true)), "{lang} {t}");
+            }
+            for t in no {
+                let u = read(lang, t);
+                assert_eq!((u.intent, u.answer), (i("deny"), Some(false)), "{lang} {t}");
+            }
+            for t in ack {
+                assert_eq!(read(lang, t).intent, i("acknowledge"), "{lang} {t}");
+            }
+        }
+        // Longer answers by their openings, and a yes turned around.
+        assert_eq!(read("es", "sí, hazlo por favor").answer, Some(true));
+        assert_eq!(read("es", "no, prefiero esperar").answer, Some(false));
+        assert_eq!(read("fr", "oui merci, allez-y").answer, Some(true));
+        assert_eq!(read("fr", "bien sûr que non").answer, Some(false));
+        assert_eq!(read("de", "ja, bitte machen Sie das").answer, Some(true));
+        assert_eq!(read("de", "nein, ich warte lieber").answer, Some(false));
+        // Each language's own list: "vale" is no fixed English answer.
+        assert_eq!(read("en", "vale").answer, None);
+        // A language the bundle has no words for reads as its default language.
+        assert_eq!(read("xx", "yes").intent, i("affirm"));
+
+        for (lang, t, expected) in [
+            ("es", "el segundo", Some(1)),
+            ("es", "la primera", Some(0)),
+            ("es", "el último", Some(LAST)),
+            ("es", "el ultimo", Some(LAST)),
+            ("es", "el que pedí la semana pasada", None),
+            ("fr", "la première", Some(0)),
+            ("fr", "la deuxième", Some(1)),
+            ("fr", "la dernière", Some(LAST)),
+            ("fr", "celle de la semaine dernière", None),
+            ("de", "die zweite", Some(1)),
+            ("de", "die erste", Some(0)),
+            ("de", "den letzten", Some(LAST)),
+            ("de", "die von letzte Woche", None),
+            ("de", "2", Some(1)),
+        ] {
+            assert_eq!(read(lang, t).ordinal, expected, "{lang} {t}");
+        }
+        assert!(read("es", "¿y el otro?").other);
+        assert!(read("fr", "et l'autre ?").other);
+        assert!(read("de", "und die andere?").other);
+        assert!(read("es", "¿y qué tal el otro?").follow_up);
+        assert!(read("de", "und was ist mit der anderen?").follow_up);
+    }
+
+    #[test]
+    fn two_requests_are_read_apart_by_the_languages_joins() {
+        let nlu = Nlu::new(Bot::embedded());
+        let w = nlu.words("es");
+        let parts: Vec<&str> = w
+            .joins
+            .split("dónde está mi pedido y además quiero cambiar la dirección")
+            .collect();
+        assert_eq!(parts, ["dónde está mi pedido", "quiero cambiar la dirección"]);
+        let de: Vec<&str> = nlu
+            .words("de")
+            .joins
+            .split("wo ist meine Bestellung und außerdem möchte ich zahlen")
+            .collect();
+        assert_eq!(de, ["wo ist meine Bestellung", "möchte ich zahlen"]);
+        assert_eq!(nlu.words("fr").joins.split("où est ma commande et aussi le colis").count(), 2);
     }
 
     #[test]

@@ -38,7 +38,8 @@ enum Classifier {
 impl Classifier {
     fn intent(&self, text: &str) -> Intent {
         match self {
-            Classifier::Understand(nlu) => nlu.understand(text).intent,
+            // The data sets measured here are English.
+            Classifier::Understand(nlu) => nlu.understand("en", text).intent,
             Classifier::Model(m, threshold) => match m.predict(text).into_iter().next() {
                 Some((intent, p)) if p >= *threshold => intent,
                 _ => Intent::unknown(),
@@ -246,7 +247,7 @@ fn run(
     if let Classifier::Understand(nlu) = &classifier {
         let unsure: Vec<(&Intent, (Intent, Intent))> = bitext
             .iter()
-            .filter_map(|c| Some((&c.expected, nlu.understand(&c.text).unsure_between?)))
+            .filter_map(|c| Some((&c.expected, nlu.understand("en", &c.text).unsure_between?)))
             .collect();
         let right = unsure
             .iter()
