@@ -320,14 +320,16 @@ impl Reader {
         let follow_up_order = u.follow_up
             && u.order_refs.is_empty()
             && !about_order
-            && switchboard::matching::best_exact(words, text, &self.recent_items).is_some_and(|i| {
-                switchboard::matching::covers(
-                    words,
-                    text,
-                    &self.recent_items[i],
-                    &words.follow_up_words,
-                )
-            });
+            && switchboard::matching::best_exact(words, text, &self.recent_items).is_some_and(
+                |i| {
+                    switchboard::matching::covers(
+                        words,
+                        text,
+                        &self.recent_items[i],
+                        &words.follow_up_words,
+                    )
+                },
+            );
         // `match_product` with the message.
         let products = if about_product {
             switchboard::product_words::asked(words, text, CATALOGUE).products

@@ -249,7 +249,9 @@ impl Dialogue {
         // Two requests in one message are answered in turn when nothing is waiting for an
         // answer (a waiting question reads the message as its answer first).
         let several = match state {
-            DialogueState::Idle | DialogueState::Retired => self.nlu.requests(self.language(), text),
+            DialogueState::Idle | DialogueState::Retired => {
+                self.nlu.requests(self.language(), text)
+            }
             _ => None,
         };
         match several {

@@ -163,9 +163,8 @@ fn relative(words: &Words, c: &regex::Captures, today: Date) -> Option<Date> {
         Some(n * per)
     };
     let weekday = || -> Option<Weekday> {
-        let said = crate::bot::words::without_accents(&crate::bot::words::lower(group(
-            alt.weekday,
-        )?));
+        let said =
+            crate::bot::words::without_accents(&crate::bot::words::lower(group(alt.weekday)?));
         let i = alt
             .weekdays
             .as_ref()?
@@ -247,7 +246,12 @@ pub fn extract(words: &Words, text: &str, today: Date, catalogue: &[&str]) -> En
             (&c["m"], &c["d"])
         };
         let m = Month::try_from(m.parse::<u8>().ok()?).ok()?;
-        day_of(today, year(c.name("y").map(|y| y.as_str())), m, d.parse().ok()?)
+        day_of(
+            today,
+            year(c.name("y").map(|y| y.as_str())),
+            m,
+            d.parse().ok()?,
+        )
     });
     take_dates(&mut rest, &words.named_date, &mut e.dates, |c| {
         let (m, d) = match (c.name("m1"), c.name("d1"), c.name("m2"), c.name("d2")) {
@@ -255,7 +259,12 @@ pub fn extract(words: &Words, text: &str, today: Date, catalogue: &[&str]) -> En
             _ => return None,
         };
         let m = Month::try_from(words.month(m)?).ok()?;
-        day_of(today, year(c.name("y").map(|y| y.as_str())), m, d.parse().ok()?)
+        day_of(
+            today,
+            year(c.name("y").map(|y| y.as_str())),
+            m,
+            d.parse().ok()?,
+        )
     });
     take_dates(&mut rest, &words.relative.regex, &mut e.dates, |c| {
         relative(words, c, today)

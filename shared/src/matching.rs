@@ -256,7 +256,10 @@ mod tests {
     #[test]
     fn exact_picks_forgive_no_typo_and_ignore_numbers() {
         let orders = ["Wireless Mouse", "USB-C Cable, Desk Lamp"];
-        assert_eq!(best_exact(en(), "is my order at my house yet", &orders), None);
+        assert_eq!(
+            best_exact(en(), "is my order at my house yet", &orders),
+            None
+        );
         assert_eq!(best(en(), "at my house", &orders), Some(0));
         assert_eq!(best_exact(en(), "has the mouse shipped", &orders), Some(0));
         assert_eq!(best_exact(en(), "it's been 3 days, c", &orders), None);
@@ -277,7 +280,12 @@ mod tests {
             "Noise-Cancelling Headphones",
             &ignore
         ));
-        assert!(!covers(en(), "and?", "Noise-Cancelling Headphones", &ignore));
+        assert!(!covers(
+            en(),
+            "and?",
+            "Noise-Cancelling Headphones",
+            &ignore
+        ));
     }
 
     #[test]

@@ -779,7 +779,10 @@ mod tests {
     fn two_requests_in_one_message_are_read_apart() {
         let nlu = Nlu::new(Bot::embedded());
         let parts = nlu
-            .requests("en", "where is order 1001, and what payment methods do you accept?")
+            .requests(
+                "en",
+                "where is order 1001, and what payment methods do you accept?",
+            )
             .expect("two requests");
         let intents: Vec<&str> = parts.iter().map(|(_, u)| u.intent.name()).collect();
         assert_eq!(intents, ["order_status", "check_payment_methods"]);
@@ -795,7 +798,10 @@ mod tests {
             .requests("en", "I forgot my password and cannot sign in")
             .is_none());
         assert!(nlu
-            .requests("en", "I reset my password and still can't get into my account")
+            .requests(
+                "en",
+                "I reset my password and still can't get into my account"
+            )
             .is_none());
     }
 
@@ -821,7 +827,14 @@ mod tests {
             ),
             (
                 "fr",
-                &["oui", "ouais", "d'accord", "bien sûr", "bien sur", "oui s’il vous plaît"][..],
+                &[
+                    "oui",
+                    "ouais",
+                    "d'accord",
+                    "bien sûr",
+                    "bien sur",
+                    "oui s’il vous plaît",
+                ][..],
                 &["non", "non merci", "pas maintenant"][..],
                 &["compris", "je vois", "c'est noté"][..],
             ),
@@ -834,7 +847,11 @@ mod tests {
         ] {
             for t in yes {
                 let u = read(lang, t);
-                assert_eq!((u.intent, u.answer), (i("affirm"), Some(true)), "{lang} {t}");
+                assert_eq!(
+                    (u.intent, u.answer),
+                    (i("affirm"), Some(true)),
+                    "{lang} {t}"
+                );
             }
             for t in no {
                 let u = read(lang, t);
@@ -889,14 +906,23 @@ mod tests {
             .joins
             .split("dónde está mi pedido y además quiero cambiar la dirección")
             .collect();
-        assert_eq!(parts, ["dónde está mi pedido", "quiero cambiar la dirección"]);
+        assert_eq!(
+            parts,
+            ["dónde está mi pedido", "quiero cambiar la dirección"]
+        );
         let de: Vec<&str> = nlu
             .words("de")
             .joins
             .split("wo ist meine Bestellung und außerdem möchte ich zahlen")
             .collect();
         assert_eq!(de, ["wo ist meine Bestellung", "möchte ich zahlen"]);
-        assert_eq!(nlu.words("fr").joins.split("où est ma commande et aussi le colis").count(), 2);
+        assert_eq!(
+            nlu.words("fr")
+                .joins
+                .split("où est ma commande et aussi le colis")
+                .count(),
+            2
+        );
     }
 
     #[test]

@@ -203,7 +203,10 @@ mod tests {
 
     #[test]
     fn the_product_words_of_a_question() {
-        assert_eq!(wanted(en(), "do you sell kayaks?").as_deref(), Some("kayaks"));
+        assert_eq!(
+            wanted(en(), "do you sell kayaks?").as_deref(),
+            Some("kayaks")
+        );
         assert_eq!(
             wanted(en(), "Do you carry a purple sofa").as_deref(),
             Some("a purple sofa")
@@ -230,7 +233,10 @@ mod tests {
             None,
             "a colour names no product"
         );
-        assert_eq!(wanted(en(), "any purple sofas").as_deref(), Some("purple sofas"));
+        assert_eq!(
+            wanted(en(), "any purple sofas").as_deref(),
+            Some("purple sofas")
+        );
         assert_eq!(wanted(en(), "how much does this item cost"), None);
         assert_eq!(wanted(en(), ""), None);
         assert_eq!(wanted(en(), "?!"), None);
@@ -246,7 +252,10 @@ mod tests {
             runs(en(), "desk lamp, reading chair"),
             ["desk lamp", "reading chair"]
         );
-        assert_eq!(runs(en(), "the noise-cancelling ones"), ["noise cancelling"]);
+        assert_eq!(
+            runs(en(), "the noise-cancelling ones"),
+            ["noise cancelling"]
+        );
     }
 
     #[test]
@@ -300,7 +309,10 @@ mod tests {
         assert_eq!(asked(en(), "do you have lamps?", &lamps).products, [0, 1]);
         assert_eq!(asked(en(), "how much is the lamp", &lamps).products, [0, 1]);
         // One of them named in full is that one.
-        assert_eq!(asked(en(), "is the floor lamp in stock", &lamps).products, [1]);
+        assert_eq!(
+            asked(en(), "is the floor lamp in stock", &lamps).products,
+            [1]
+        );
         // Beside a word neither has, both are only near.
         let purple = asked(en(), "a purple lamp", &lamps);
         assert!(purple.products.is_empty());

@@ -1016,6 +1016,48 @@ mod tests {
         );
     }
 
+    #[test]
+    fn every_listed_language_has_words_its_own_or_the_default_bundles() {
+        let dir = copy();
+        // Italian has no words file, here or in the default bundle; Spanish reads with the
+        // default bundle's.
+        edit(
+            &dir,
+            "bot.toml",
+            "languages = [\"en\"]",
+            "languages = [\"en\", \"es\", \"it\"]",
+        );
+        std::fs::remove_file(dir.join("words/es.toml")).unwrap();
+        let all = errors(&dir).join("\n");
+        assert!(
+            all.contains("B/words/it.toml: missing: bot.toml lists the language \"it\""),
+            "{all}"
+        );
+        assert!(!all.contains("words/es.toml"), "{all}");
+        // A words file is checked where it is, even for a language not listed.
+        edit(
+            &dir,
+            "words/fr.toml",
+            "numeric = \"day/month\"",
+            "numeric = \"d/m\"",
+        );
+        let all = errors(&dir).join("\n");
+        assert!(
+            all.contains("B/words/fr.toml:") && all.contains(": dates.numeric: \"d/m\""),
+            "{all}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // A bundle without words of its own reads its languages with the default bundle's.
+        let subscriptions = Bot::load(Path::new(SUBSCRIPTIONS)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(subscriptions.default_words().language(), "en");
+        // Any language the bundle has no words for reads as its default language.
+        assert_eq!(subscriptions.words("es").language(), "en");
+        let shop = Bot::embedded();
+        assert_eq!(shop.words("de").language(), "de");
+        assert_eq!(shop.words("pt").language(), "en");
+    }
+
     const SUBSCRIPTIONS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/bots/subscriptions"

@@ -429,7 +429,12 @@ impl Words {
         if let Some(one) = self.0.irregular.get(w) {
             return one.clone();
         }
-        if self.0.singular_endings.iter().any(|e| w.ends_with(e.as_str())) {
+        if self
+            .0
+            .singular_endings
+            .iter()
+            .any(|e| w.ends_with(e.as_str()))
+        {
             return w.to_string();
         }
         let n = w.chars().count();
@@ -444,11 +449,7 @@ impl Words {
     /// The number a word says ("two", "dos", "3"), for "3 days ago".
     pub fn number(&self, s: &str) -> Option<i64> {
         let s = lower(s);
-        self.0
-            .numbers
-            .get(&s)
-            .copied()
-            .or_else(|| s.parse().ok())
+        self.0.numbers.get(&s).copied().or_else(|| s.parse().ok())
     }
 
     /// The month (1-12) a matched name means: the first whose name begins it.
@@ -504,7 +505,10 @@ impl Checker<'_> {
             if p.trim().is_empty() {
                 self.err(key, "an empty phrase");
             } else if lower(p) != *p {
-                self.err(key, format!("{p:?}: write it in lower case (messages are read so)"));
+                self.err(
+                    key,
+                    format!("{p:?}: write it in lower case (messages are read so)"),
+                );
             } else if p.trim() != p || p.contains("  ") {
                 self.err(key, format!("{p:?}: words one space apart, none around"));
             }
@@ -523,7 +527,10 @@ fn compile(
     let spelled = raw.letters.spelled;
     for (from, to) in &spelled {
         if from.is_empty() || to.is_empty() {
-            ck.err("letters.spelled", "a pair of two letters (or letter groups)");
+            ck.err(
+                "letters.spelled",
+                "a pair of two letters (or letter groups)",
+            );
         }
     }
     let set = |ck: &mut Checker, key: &str, list: &[String], required: bool| -> Set {
@@ -540,7 +547,12 @@ fn compile(
     let a = &raw.answers;
     let yes = set(&mut ck, "answers.yes", &a.yes, true);
     let no = set(&mut ck, "answers.no", &a.no, true);
-    let acknowledgements = set(&mut ck, "answers.acknowledgements", &a.acknowledgements, false);
+    let acknowledgements = set(
+        &mut ck,
+        "answers.acknowledgements",
+        &a.acknowledgements,
+        false,
+    );
     let ok = set(&mut ck, "answers.ok", &a.ok, false);
     let yes_openings = phrases(&mut ck, "answers.yes_openings", &a.yes_openings);
     let no_openings = phrases(&mut ck, "answers.no_openings", &a.no_openings);
@@ -677,8 +689,18 @@ fn compile(
         ("dates.ahead", &d.ahead, DateKind::Ahead, &["n", "unit"]),
         ("dates.last_week", &d.last_week, DateKind::Week(-1), &[]),
         ("dates.next_week", &d.next_week, DateKind::Week(1), &[]),
-        ("dates.last_weekday", &d.last_weekday, DateKind::LastWeekday, &["weekday"]),
-        ("dates.next_weekday", &d.next_weekday, DateKind::NextWeekday, &["weekday"]),
+        (
+            "dates.last_weekday",
+            &d.last_weekday,
+            DateKind::LastWeekday,
+            &["weekday"],
+        ),
+        (
+            "dates.next_weekday",
+            &d.next_weekday,
+            DateKind::NextWeekday,
+            &["weekday"],
+        ),
         ("dates.weekday", &d.weekday, DateKind::Weekday, &["weekday"]),
     ];
     let mut ordered: Vec<(String, DateKind)> = Vec::new();
@@ -688,7 +710,10 @@ fn compile(
             let used = placeholders(t);
             for p in &used {
                 if !["n", "unit", "weekday"].contains(&p.as_str()) {
-                    ck.err(key, format!("{t:?}: no {{{p}}} (known: {{n}}, {{unit}}, {{weekday}})"));
+                    ck.err(
+                        key,
+                        format!("{t:?}: no {{{p}}} (known: {{n}}, {{unit}}, {{weekday}})"),
+                    );
                 }
             }
             for need in needs {
@@ -924,7 +949,9 @@ mod tests {
             .replace("ago = [\"{n} {unit} ago\"]", "ago = [\"{n} {units} ago\"]")
             .replace("yes = [\n    \"yes\"", "yes = [\n    \"YES\"")
             .replace("\n[letters]\n", "\n[letters]\nextra = 1\n");
-        let e = Words::parse("w/en.toml", "en", &text).unwrap_err().to_string();
+        let e = Words::parse("w/en.toml", "en", &text)
+            .unwrap_err()
+            .to_string();
         for x in [
             "w/en.toml:11: letters.extra: unknown key",
             ": dates.numeric: \"month-day\": \"month/day\" or \"day/month\"",
