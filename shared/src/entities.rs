@@ -169,7 +169,7 @@ fn relative(words: &Words, c: &regex::Captures, today: Date) -> Option<Date> {
             .weekdays
             .as_ref()?
             .iter()
-            .position(|forms| forms.iter().any(|f| *f == said))?;
+            .position(|forms| forms.contains(&said))?;
         Some(Weekday::Monday.nth_next(i as u8))
     };
     let step_to = |target: Weekday, forward: bool| -> Option<Date> {
