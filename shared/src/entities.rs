@@ -151,11 +151,8 @@ fn take_dates(
 /// "yesterday", "3 days ago", "in two weeks", "last friday", "next week", "el martes", as the
 /// language's patterns say.
 fn relative(words: &Words, c: &regex::Captures, today: Date) -> Option<Date> {
-    let alt = words
-        .relative
-        .alternatives
-        .iter()
-        .find(|a| c.get(a.group).is_some())?;
+    let (_, alternatives) = words.relative.get();
+    let alt = alternatives.iter().find(|a| c.get(a.group).is_some())?;
     let group = |g: Option<usize>| g.and_then(|g| c.get(g)).map(|m| m.as_str());
     let count = || -> Option<i64> {
         let n = words.number(group(alt.n)?)?;
@@ -253,7 +250,7 @@ pub fn extract(words: &Words, text: &str, today: Date, catalogue: &[&str]) -> En
             d.parse().ok()?,
         )
     });
-    take_dates(&mut rest, &words.named_date, &mut e.dates, |c| {
+    take_dates(&mut rest, words.named_date.get(), &mut e.dates, |c| {
         let (m, d) = match (c.name("m1"), c.name("d1"), c.name("m2"), c.name("d2")) {
             (Some(m), Some(d), _, _) | (_, _, Some(m), Some(d)) => (m.as_str(), d.as_str()),
             _ => return None,
@@ -266,7 +263,8 @@ pub fn extract(words: &Words, text: &str, today: Date, catalogue: &[&str]) -> En
             d.parse().ok()?,
         )
     });
-    take_dates(&mut rest, &words.relative.regex, &mut e.dates, |c| {
+    let (relative_dates, _) = words.relative.get();
+    take_dates(&mut rest, relative_dates, &mut e.dates, |c| {
         relative(words, c, today)
     });
 

@@ -276,7 +276,7 @@ impl Nlu {
         // Each part, and whether a word ("and", "plus") joined it to the one before.
         let mut spans: Vec<(usize, usize, bool)> = Vec::new();
         let (mut start, mut by_word) = (0, false);
-        for m in lists.joins.find_iter(text) {
+        for m in lists.joins.get().find_iter(text) {
             spans.push((start, m.start(), by_word));
             start = m.end();
             by_word = m.as_str().chars().any(char::is_alphabetic);
@@ -904,6 +904,7 @@ mod tests {
         let w = nlu.words("es");
         let parts: Vec<&str> = w
             .joins
+            .get()
             .split("dónde está mi pedido y además quiero cambiar la dirección")
             .collect();
         assert_eq!(
@@ -913,12 +914,14 @@ mod tests {
         let de: Vec<&str> = nlu
             .words("de")
             .joins
+            .get()
             .split("wo ist meine Bestellung und außerdem möchte ich zahlen")
             .collect();
         assert_eq!(de, ["wo ist meine Bestellung", "möchte ich zahlen"]);
         assert_eq!(
             nlu.words("fr")
                 .joins
+                .get()
                 .split("où est ma commande et aussi le colis")
                 .count(),
             2
