@@ -311,29 +311,33 @@ impl Reader {
             _ => u.intent.clone(),
         };
         // `start_flow`'s input: the message's entities, no catalogue.
-        let entities = switchboard::entities::extract(text, self.today, &[]);
-        let input = Understood::from_nlu(u, text, &entities);
+        let words = self.bot.default_words();
+        let entities = switchboard::entities::extract(words, text, self.today, &[]);
+        let input = Understood::from_nlu(u, text, &entities, words);
         let flow = self.flow_of(&resolved);
         let about_order = flow.as_deref().is_some_and(|f| self.has_slot(f, "order"));
         let about_product = flow.as_deref().is_some_and(|f| self.has_slot(f, "product"));
         // `list_recent_orders`: the order the message names by what it holds.
         let named_order = (about_order && u.order_refs.is_empty())
-            .then(|| switchboard::matching::best_exact(text, &self.recent_items))
+            .then(|| switchboard::matching::best_exact(words, text, &self.recent_items))
             .flatten();
         // `Dialogue::item_order`: a follow-up that is all about one order's items.
         let follow_up_order = u.follow_up
             && u.order_refs.is_empty()
             && !about_order
-            && switchboard::matching::best_exact(text, &self.recent_items).is_some_and(|i| {
-                switchboard::matching::covers(
-                    text,
-                    &self.recent_items[i],
-                    Dialogue::FOLLOW_UP_WORDS,
-                )
-            });
+            && switchboard::matching::best_exact(words, text, &self.recent_items).is_some_and(
+                |i| {
+                    switchboard::matching::covers(
+                        words,
+                        text,
+                        &self.recent_items[i],
+                        &words.follow_up_words,
+                    )
+                },
+            );
         // `match_product` with the message.
         let products = if about_product {
-            switchboard::product_words::asked(text, CATALOGUE).products
+            switchboard::product_words::asked(words, text, CATALOGUE).products
         } else {
             Vec::new()
         };
@@ -361,8 +365,9 @@ impl Reader {
         } else {
             &[]
         };
-        let entities = switchboard::entities::extract(text, self.today, names);
-        let input = Understood::from_nlu(u, text, &entities);
+        let language_words = self.bot.default_words();
+        let entities = switchboard::entities::extract(language_words, text, self.today, names);
+        let input = Understood::from_nlu(u, text, &entities, language_words);
         let route = engine.interrupts(&input, &state.frame.flow).is_some();
         let filled = waiting_for.and_then(|kind| {
             fill(
@@ -386,7 +391,7 @@ impl Reader {
         // The product slot's words go to `match_product` next.
         let products = match (&filled, waiting_for) {
             (Some(Value::Text(words)), Some(SlotType::Product)) => {
-                switchboard::product_words::asked(words, CATALOGUE).products
+                switchboard::product_words::asked(language_words, words, CATALOGUE).products
             }
             _ => Vec::new(),
         };

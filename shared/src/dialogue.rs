@@ -267,13 +267,15 @@ impl Dialogue {
         if let Some(code) = unsupported {
             tracing::info!(language = code, "a language the bundle does not speak");
             let messages = self.messages_in(Some(&language));
-            let mut turn = Turn::new(who, now, self.budget, slots, messages);
+            let words = self.bot.words(&language).clone();
+            let mut turn = Turn::new(who, now, self.budget, slots, messages, words);
             self.unsupported_language(&mut turn);
             return turn.out;
         }
         slots.language = Some(language.clone());
         let messages = self.messages_in(Some(&language));
-        let mut turn = Turn::new(who, now, self.budget, slots.clone(), messages);
+        let words = self.bot.words(&language).clone();
+        let mut turn = Turn::new(who, now, self.budget, slots.clone(), messages, words);
         let slots = &slots;
         let u = self.nlu.understand(&language, text);
         let u = self.steer(self.order_numbers(&mut turn, u).await, slots);
@@ -355,7 +357,11 @@ impl Dialogue {
                 .or_insert_with(|| Value::text(url));
         }
         let messages = self.messages_in(slots.language.as_deref());
-        let mut turn = Turn::new(who, now, self.budget, slots.clone(), messages);
+        let words = self
+            .bot
+            .words(self.bot.language(slots.language.as_deref().unwrap_or("")))
+            .clone();
+        let mut turn = Turn::new(who, now, self.budget, slots.clone(), messages, words);
         self.start_flow(&mut turn, None, flow, inputs, &Understanding::nothing(), "")
             .await;
         Some(turn.out)
@@ -524,9 +530,6 @@ impl Dialogue {
         u
     }
 
-    /// What a follow-up may say besides an order's items ("and what about the lamp?").
-    pub const FOLLOW_UP_WORDS: &'static [&'static str] = &["and", "also", "what", "how", "about"];
-
     /// The recent order (as "which order?" would list them) a follow-up is all about: every
     /// word of it names that order's items ("and the headphones?"; not "and are the
     /// headphones in stock?"). A read that fails or misses the turn's budget names none: the
@@ -541,8 +544,10 @@ impl Dialogue {
             .take(MAX_CHOICES)
             .collect();
         let items: Vec<String> = recent.iter().map(|o| o.item_names()).collect();
-        let i = crate::matching::best_exact(text, &items)?;
-        crate::matching::covers(text, &items[i], Self::FOLLOW_UP_WORDS)
+        let words = &turn.words;
+        let i = crate::matching::best_exact(words, text, &items)?;
+        // What a follow-up may say besides an order's items ("and what about the lamp?").
+        crate::matching::covers(words, text, &items[i], &words.follow_up_words)
             .then(|| recent[i].id.clone())
     }
 
@@ -764,8 +769,9 @@ struct Turn<'a> {
     listed: Option<Option<Vec<Order>>>,
     /// Nothing understood: "Sorry, I didn't catch that" and the like.
     fallback: bool,
-    /// The sentences of the conversation's language.
+    /// The sentences of the conversation's language, and how it is read.
     messages: Arc<Messages>,
+    words: crate::bot::Words,
     out: Outcome,
 }
 
@@ -776,6 +782,7 @@ impl<'a> Turn<'a> {
         budget: Option<Duration>,
         slots: Slots,
         messages: Arc<Messages>,
+        words: crate::bot::Words,
     ) -> Self {
         Turn {
             who,
@@ -786,6 +793,7 @@ impl<'a> Turn<'a> {
             listed: None,
             fallback: false,
             messages,
+            words,
             out: Outcome {
                 replies: Vec::new(),
                 state: DialogueState::Idle,

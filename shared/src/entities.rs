@@ -11,6 +11,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use time::{Date, Duration, Month, Weekday};
 
+use crate::bot::words::{DateKind, Words};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Amount {
     pub amount_cents: i64,
@@ -33,7 +35,8 @@ pub struct Entities {
     pub products: Vec<String>,
 }
 
-/// The patterns are ASCII (digits, `@`, month names), so they are compiled without Unicode
+/// The patterns here are ASCII (digits, `@`, currency codes; the language's date words are
+/// `Words`' own patterns, built at load), so they are compiled without Unicode
 /// classes: `\d`, `\s`, `\b` and case folding over ASCII only. That is what they mean here
 /// (an Arabic-Indic digit is not part of an order number), and it halves what compiling them
 /// costs at init, which every cold start pays (all eight with a first match, release build:
@@ -61,16 +64,6 @@ static ISO_DATE: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"));
 static US_DATE: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})(?:/(?P<y>\d{2,4}))?\b"));
-static NAMED_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)\b(?:(?P<d1>\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<m1>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?|(?P<m2>jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+(?P<d2>\d{1,2})(?:st|nd|rd|th)?)(?:,?\s+(?P<y>\d{4}))?\b",
-    )
-});
-static RELATIVE: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)\b(?:(?P<word>today|yesterday|tomorrow)|(?P<n>\d{1,3}|a|an|one|two|three|four|five|six|seven)\s+(?P<unit>days?|weeks?)\s+ago|in\s+(?P<n2>\d{1,3}|a|an|one|two|three|four|five|six|seven)\s+(?P<unit2>days?|weeks?)|(?P<dir>last|next)\s+(?P<what>week|monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b",
-    )
-});
 static ORDER_REF: LazyLock<Regex> = LazyLock::new(|| {
     // "#1002", "order 1002", "A-10021", "SB1002", "551209874413377": letters are optional,
     // digits are not.
@@ -86,51 +79,6 @@ pub(crate) fn is_phone_length(matched: &str) -> bool {
 fn mask(text: &mut String, range: std::ops::Range<usize>) {
     let blank = " ".repeat(text[range.clone()].len());
     text.replace_range(range, &blank);
-}
-
-fn small_number(s: &str) -> Option<i64> {
-    match s.to_ascii_lowercase().as_str() {
-        "a" | "an" | "one" => Some(1),
-        "two" => Some(2),
-        "three" => Some(3),
-        "four" => Some(4),
-        "five" => Some(5),
-        "six" => Some(6),
-        "seven" => Some(7),
-        n => n.parse().ok(),
-    }
-}
-
-fn month(s: &str) -> Option<Month> {
-    let m = match s.get(..3)?.to_ascii_lowercase().as_str() {
-        "jan" => Month::January,
-        "feb" => Month::February,
-        "mar" => Month::March,
-        "apr" => Month::April,
-        "may" => Month::May,
-        "jun" => Month::June,
-        "jul" => Month::July,
-        "aug" => Month::August,
-        "sep" => Month::September,
-        "oct" => Month::October,
-        "nov" => Month::November,
-        "dec" => Month::December,
-        _ => return None,
-    };
-    Some(m)
-}
-
-fn weekday(s: &str) -> Option<Weekday> {
-    Some(match s.to_ascii_lowercase().as_str() {
-        "monday" => Weekday::Monday,
-        "tuesday" => Weekday::Tuesday,
-        "wednesday" => Weekday::Wednesday,
-        "thursday" => Weekday::Thursday,
-        "friday" => Weekday::Friday,
-        "saturday" => Weekday::Saturday,
-        "sunday" => Weekday::Sunday,
-        _ => return None,
-    })
 }
 
 /// A date without a year is the most recent such day: customers talk about orders placed or
@@ -200,46 +148,53 @@ fn take_dates(
     }
 }
 
-/// "yesterday", "3 days ago", "in two weeks", "last friday", "next week".
-fn relative(c: &regex::Captures, today: Date) -> Option<Date> {
-    if let Some(w) = c.name("word") {
-        return Some(match w.as_str().to_ascii_lowercase().as_str() {
-            "yesterday" => today - Duration::days(1),
-            "tomorrow" => today + Duration::days(1),
-            _ => today,
-        });
-    }
-    let days_per = |unit: &str| if unit.starts_with('w') { 7 } else { 1 };
-    if let (Some(n), Some(unit)) = (c.name("n"), c.name("unit")) {
-        let n = small_number(n.as_str())? * days_per(unit.as_str());
-        return Some(today - Duration::days(n));
-    }
-    if let (Some(n), Some(unit)) = (c.name("n2"), c.name("unit2")) {
-        let n = small_number(n.as_str())? * days_per(unit.as_str());
-        return Some(today + Duration::days(n));
-    }
-    let forward = c.name("dir")?.as_str().eq_ignore_ascii_case("next");
-    let what = c.name("what")?.as_str();
-    if what.eq_ignore_ascii_case("week") {
-        return Some(today + Duration::days(if forward { 7 } else { -7 }));
-    }
-    let target = weekday(what)?;
-    let mut d = today;
-    loop {
-        d = if forward {
-            d.next_day()?
-        } else {
-            d.previous_day()?
-        };
-        if d.weekday() == target {
-            return Some(d);
+/// "yesterday", "3 days ago", "in two weeks", "last friday", "next week", "el martes", as the
+/// language's patterns say.
+fn relative(words: &Words, c: &regex::Captures, today: Date) -> Option<Date> {
+    let (_, alternatives) = words.relative.get();
+    let alt = alternatives.iter().find(|a| c.get(a.group).is_some())?;
+    let group = |g: Option<usize>| g.and_then(|g| c.get(g)).map(|m| m.as_str());
+    let count = || -> Option<i64> {
+        let n = words.number(group(alt.n)?)?;
+        let per = if group(alt.weeks).is_some() { 7 } else { 1 };
+        Some(n * per)
+    };
+    let weekday = || -> Option<Weekday> {
+        let said =
+            crate::bot::words::without_accents(&crate::bot::words::lower(group(alt.weekday)?));
+        let i = alt
+            .weekdays
+            .as_ref()?
+            .iter()
+            .position(|forms| forms.contains(&said))?;
+        Some(Weekday::Monday.nth_next(i as u8))
+    };
+    let step_to = |target: Weekday, forward: bool| -> Option<Date> {
+        let mut d = today;
+        loop {
+            d = if forward {
+                d.next_day()?
+            } else {
+                d.previous_day()?
+            };
+            if d.weekday() == target {
+                return Some(d);
+            }
         }
+    };
+    match alt.kind {
+        DateKind::Days(n) => Some(today + Duration::days(n)),
+        DateKind::Ago => Some(today - Duration::days(count()?)),
+        DateKind::Ahead => Some(today + Duration::days(count()?)),
+        DateKind::Week(sign) => Some(today + Duration::days(7 * sign)),
+        DateKind::LastWeekday | DateKind::Weekday => step_to(weekday()?, false),
+        DateKind::NextWeekday => step_to(weekday()?, true),
     }
 }
 
 /// Finds every entity in `text`. `today` resolves relative dates; `catalogue` is the product
 /// names the inventory knows.
-pub fn extract(text: &str, today: Date, catalogue: &[&str]) -> Entities {
+pub fn extract(words: &Words, text: &str, today: Date, catalogue: &[&str]) -> Entities {
     let mut e = Entities::default();
     let mut rest = text.to_string();
 
@@ -280,28 +235,38 @@ pub fn extract(text: &str, today: Date, catalogue: &[&str]) -> Entities {
         let m = Month::try_from(c["m"].parse::<u8>().ok()?).ok()?;
         day_of(today, year(Some(&c["y"])), m, c["d"].parse().ok()?)
     });
+    // "11/20" in English, "20/11" where the day comes first.
     take_dates(&mut rest, &US_DATE, &mut e.dates, |c| {
-        let m = Month::try_from(c["m"].parse::<u8>().ok()?).ok()?;
+        let (m, d) = if words.day_first {
+            (&c["d"], &c["m"])
+        } else {
+            (&c["m"], &c["d"])
+        };
+        let m = Month::try_from(m.parse::<u8>().ok()?).ok()?;
         day_of(
             today,
             year(c.name("y").map(|y| y.as_str())),
             m,
-            c["d"].parse().ok()?,
+            d.parse().ok()?,
         )
     });
-    take_dates(&mut rest, &NAMED_DATE, &mut e.dates, |c| {
+    take_dates(&mut rest, words.named_date.get(), &mut e.dates, |c| {
         let (m, d) = match (c.name("m1"), c.name("d1"), c.name("m2"), c.name("d2")) {
             (Some(m), Some(d), _, _) | (_, _, Some(m), Some(d)) => (m.as_str(), d.as_str()),
             _ => return None,
         };
+        let m = Month::try_from(words.month(m)?).ok()?;
         day_of(
             today,
             year(c.name("y").map(|y| y.as_str())),
-            month(m)?,
+            m,
             d.parse().ok()?,
         )
     });
-    take_dates(&mut rest, &RELATIVE, &mut e.dates, |c| relative(c, today));
+    let (relative_dates, _) = words.relative.get();
+    take_dates(&mut rest, relative_dates, &mut e.dates, |c| {
+        relative(words, c, today)
+    });
 
     e.order_refs = ORDER_REF
         .captures_iter(&rest)
@@ -311,7 +276,7 @@ pub fn extract(text: &str, today: Date, catalogue: &[&str]) -> Entities {
     // Partial, plural and misspelled names too ("desk lamps", "wireles mouse"), in the order
     // the message names them.
     if !catalogue.is_empty() {
-        e.products = crate::product_words::asked(text, catalogue)
+        e.products = crate::product_words::asked(words, text, catalogue)
             .products
             .into_iter()
             .map(|i| catalogue[i].to_string())
@@ -329,7 +294,7 @@ mod tests {
     const CATALOGUE: &[&str] = &["Wireless Mouse", "Desk Lamp", "Noise-Cancelling Headphones"];
 
     fn x(text: &str) -> Entities {
-        extract(text, TODAY, CATALOGUE)
+        extract(Words::english(), text, TODAY, CATALOGUE)
     }
 
     #[test]
@@ -411,6 +376,72 @@ mod tests {
         assert_eq!(d("next monday"), [date!(2026 - 11 - 30)]);
         assert!(d("13/45/2026").is_empty(), "not a date");
         assert!(d("order 1002").is_empty());
+    }
+
+    #[test]
+    fn dates_in_spanish_french_and_german() {
+        let bot = crate::bot::Bot::embedded();
+        let d = |lang: &str, t: &str| extract(bot.words(lang), t, TODAY, &[]).dates;
+        // TODAY is Wednesday 2026-11-25.
+        for (lang, t, expected) in [
+            ("es", "lo pedí ayer", date!(2026 - 11 - 24)),
+            ("es", "llega mañana", date!(2026 - 11 - 26)),
+            ("es", "llega manana", date!(2026 - 11 - 26)),
+            ("es", "hoy", date!(2026 - 11 - 25)),
+            ("es", "hace 3 días", date!(2026 - 11 - 22)),
+            ("es", "hace dos semanas", date!(2026 - 11 - 11)),
+            ("es", "hace tres dias", date!(2026 - 11 - 22)),
+            ("es", "en 5 días", date!(2026 - 11 - 30)),
+            ("es", "la semana pasada", date!(2026 - 11 - 18)),
+            ("es", "el martes", date!(2026 - 11 - 24)),
+            ("es", "el viernes pasado", date!(2026 - 11 - 20)),
+            ("es", "el próximo lunes", date!(2026 - 11 - 30)),
+            ("es", "el 20 de noviembre", date!(2026 - 11 - 20)),
+            ("es", "el 3 de diciembre de 2025", date!(2025 - 12 - 03)),
+            ("es", "el 20/11", date!(2026 - 11 - 20)),
+            ("fr", "hier", date!(2026 - 11 - 24)),
+            ("fr", "aujourd'hui", date!(2026 - 11 - 25)),
+            ("fr", "demain", date!(2026 - 11 - 26)),
+            ("fr", "il y a 3 jours", date!(2026 - 11 - 22)),
+            ("fr", "il y a deux semaines", date!(2026 - 11 - 11)),
+            ("fr", "dans 5 jours", date!(2026 - 11 - 30)),
+            ("fr", "la semaine dernière", date!(2026 - 11 - 18)),
+            ("fr", "la semaine derniere", date!(2026 - 11 - 18)),
+            ("fr", "vendredi dernier", date!(2026 - 11 - 20)),
+            ("fr", "lundi prochain", date!(2026 - 11 - 30)),
+            ("fr", "le 20 novembre", date!(2026 - 11 - 20)),
+            ("fr", "le 1er décembre 2025", date!(2025 - 12 - 01)),
+            ("fr", "le 1er decembre 2025", date!(2025 - 12 - 01)),
+            ("de", "gestern", date!(2026 - 11 - 24)),
+            ("de", "heute", date!(2026 - 11 - 25)),
+            ("de", "morgen", date!(2026 - 11 - 26)),
+            ("de", "vor 3 Tagen", date!(2026 - 11 - 22)),
+            ("de", "vor zwei Wochen", date!(2026 - 11 - 11)),
+            ("de", "in fünf Tagen", date!(2026 - 11 - 30)),
+            ("de", "in fuenf Tagen", date!(2026 - 11 - 30)),
+            ("de", "letzte Woche", date!(2026 - 11 - 18)),
+            ("de", "letzten Freitag", date!(2026 - 11 - 20)),
+            ("de", "nächsten Montag", date!(2026 - 11 - 30)),
+            ("de", "naechsten Montag", date!(2026 - 11 - 30)),
+            ("de", "am 20. November", date!(2026 - 11 - 20)),
+            ("de", "am 3. März", date!(2026 - 03 - 03)),
+        ] {
+            assert_eq!(d(lang, t), [expected], "{lang} {t}");
+        }
+        // English words are not dates in another language, nor the other way round.
+        assert!(d("es", "yesterday").is_empty());
+        assert!(d("en", "ayer").is_empty());
+        assert!(d("de", "bestellung 1002").is_empty());
+    }
+
+    #[test]
+    fn products_in_other_languages_with_and_without_accents() {
+        let bot = crate::bot::Bot::embedded();
+        let names = ["Ratón inalámbrico", "Lámpara de escritorio", "Kopfhörer"];
+        let p = |lang: &str, t: &str| extract(bot.words(lang), t, TODAY, &names).products;
+        assert_eq!(p("es", "¿tenéis lámparas?"), ["Lámpara de escritorio"]);
+        assert_eq!(p("es", "el raton inalambrico"), ["Ratón inalámbrico"]);
+        assert_eq!(p("de", "haben Sie Kopfhoerer?"), ["Kopfhörer"]);
     }
 
     #[test]

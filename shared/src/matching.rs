@@ -3,62 +3,31 @@
 //! lamps"), hyphenated or not ("noise cancelling"), and with a slip of the keyboard
 //! ("wireles"): a name is meant when some of its words are there, each in any of those forms.
 //!
-//! Words are compared after folding case and a plural ending; words of five letters or more
+//! Words are compared after folding case, accents and a plural ending (the language's, from
+//! its `words/<lang>.toml`, as are the filler words); words of five letters or more
 //! also match with one edit (a letter missing, extra, wrong or two swapped), shorter ones only
 //! exactly ("mat" is not "map").
 
-/// Words that tell no name from another ("the", "my", "ones"): never a match on their own.
-const FILLER: &[&str] = &[
-    "a", "an", "and", "any", "are", "about", "do", "does", "for", "have", "i", "in", "is", "it",
-    "me", "my", "of", "on", "one", "ones", "or", "our", "please", "some", "that", "the", "these",
-    "this", "those", "to", "what", "which", "with", "you", "your",
-];
+use crate::bot::words::{lower, without_accents};
+use crate::bot::Words;
 
 /// The shortest word a typo is forgiven in.
 const TYPO_MIN_LEN: usize = 5;
 
-/// The message's words, lower-cased and without their plural endings, filler left out.
-pub fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .replace('\u{2019}', "'")
+/// The message's words, lower-cased, without accents and their plural endings, filler left
+/// out.
+pub fn words(lists: &Words, text: &str) -> Vec<String> {
+    let plain = without_accents(&lower(text));
+    plain
         .split(|c: char| !c.is_alphanumeric())
         // One letter ("USB-C"'s "c") or a number ("3 days") tells no name from another.
         .filter(|w| {
-            w.chars().count() > 1 && !w.chars().all(|c| c.is_ascii_digit()) && !FILLER.contains(w)
+            w.chars().count() > 1
+                && !w.chars().all(|c| c.is_ascii_digit())
+                && !lists.filler.contains(*w)
         })
-        .map(singular)
+        .map(|w| lists.singular(w))
         .collect()
-}
-
-/// Plurals no ending rule makes: "wireless mice" is the Wireless Mouse.
-const IRREGULAR: &[(&str, &str)] = &[
-    ("mice", "mouse"),
-    ("knives", "knife"),
-    ("shelves", "shelf"),
-    ("scarves", "scarf"),
-    ("feet", "foot"),
-    ("teeth", "tooth"),
-];
-
-/// "lamps" → "lamp", "boxes" → "box", "batteries" → "battery", "mice" → "mouse"; "glass" and
-/// "status" stay.
-fn singular(w: &str) -> String {
-    if let Some((_, one)) = IRREGULAR.iter().find(|(many, _)| *many == w) {
-        return (*one).to_string();
-    }
-    let n = w.chars().count();
-    if n > 4 && w.ends_with("ies") {
-        return format!("{}y", &w[..w.len() - 3]);
-    }
-    for tail in ["sses", "shes", "ches", "xes"] {
-        if w.ends_with(tail) && n > tail.len() + 1 {
-            return w[..w.len() - 2].to_string();
-        }
-    }
-    if n > 3 && w.ends_with('s') && !w.ends_with("ss") && !w.ends_with("us") && !w.ends_with("is") {
-        return w[..w.len() - 1].to_string();
-    }
-    w.to_string()
 }
 
 fn same_word(said: &str, name: &str) -> bool {
@@ -74,13 +43,18 @@ fn same_word(said: &str, name: &str) -> bool {
 
 /// How well words (from [`words`]) name `name`: how many of the name's words are there, and
 /// how many words the name has. `None` when none is.
-pub fn score(said: &[String], name: &str) -> Option<Score> {
-    score_with(said, name, &same_word)
+pub fn score(lists: &Words, said: &[String], name: &str) -> Option<Score> {
+    score_with(lists, said, name, &same_word)
 }
 
 /// [`score`] with words compared by `same` (exact, or forgiving a typo).
-fn score_with(said: &[String], name: &str, same: &dyn Fn(&str, &str) -> bool) -> Option<Score> {
-    let name_words = words(name);
+fn score_with(
+    lists: &Words,
+    said: &[String],
+    name: &str,
+    same: &dyn Fn(&str, &str) -> bool,
+) -> Option<Score> {
+    let name_words = words(lists, name);
     let matched = name_words
         .iter()
         .filter(|n| said.iter().any(|s| same(s, n)))
@@ -111,23 +85,23 @@ impl Score {
 }
 
 /// The one of `names` the text means: the best match, unless two are equally good.
-pub fn best<S: AsRef<str>>(text: &str, names: &[S]) -> Option<usize> {
-    best_with(text, names, same_word)
+pub fn best<S: AsRef<str>>(lists: &Words, text: &str, names: &[S]) -> Option<usize> {
+    best_with(lists, text, names, same_word)
 }
 
 /// [`best`] with every word as written (plurals folded, no typos): for picking among names
 /// the customer was not asked about, where "house" must not be taken for "mouse".
-pub fn best_exact<S: AsRef<str>>(text: &str, names: &[S]) -> Option<usize> {
-    best_with(text, names, |a, b| a == b)
+pub fn best_exact<S: AsRef<str>>(lists: &Words, text: &str, names: &[S]) -> Option<usize> {
+    best_with(lists, text, names, |a, b| a == b)
 }
 
 /// Every word of the text, but `ignore`, is one of the name's: "and the headphones?" is all
 /// about the headphones; "and are the headphones in stock?" is not.
-pub fn covers(text: &str, name: &str, ignore: &[&str]) -> bool {
-    let name_words = words(name);
-    let said: Vec<String> = words(text)
+pub fn covers<S: AsRef<str>>(lists: &Words, text: &str, name: &str, ignore: &[S]) -> bool {
+    let name_words = words(lists, name);
+    let said: Vec<String> = words(lists, text)
         .into_iter()
-        .filter(|w| !ignore.contains(&w.as_str()))
+        .filter(|w| !ignore.iter().any(|i| i.as_ref() == w))
         .collect();
     !said.is_empty()
         && said
@@ -137,6 +111,7 @@ pub fn covers(text: &str, name: &str, ignore: &[&str]) -> bool {
 
 /// The names the words match, each with its score, best first.
 fn ranked<S: AsRef<str>>(
+    lists: &Words,
     said: &[String],
     names: &[S],
     same: &dyn Fn(&str, &str) -> bool,
@@ -144,18 +119,19 @@ fn ranked<S: AsRef<str>>(
     let mut scored: Vec<(usize, Score)> = names
         .iter()
         .enumerate()
-        .filter_map(|(i, n)| score_with(said, n.as_ref(), same).map(|s| (i, s)))
+        .filter_map(|(i, n)| score_with(lists, said, n.as_ref(), same).map(|s| (i, s)))
         .collect();
     scored.sort_by_key(|(_, s)| std::cmp::Reverse(s.rank()));
     scored
 }
 
 fn best_with<S: AsRef<str>>(
+    lists: &Words,
     text: &str,
     names: &[S],
     same: impl Fn(&str, &str) -> bool,
 ) -> Option<usize> {
-    let scored = ranked(&words(text), names, &same);
+    let scored = ranked(lists, &words(lists, text), names, &same);
     match scored.as_slice() {
         [(i, _)] => Some(*i),
         [(i, a), (_, b), ..] if a.rank() > b.rank() => Some(*i),
@@ -166,15 +142,15 @@ fn best_with<S: AsRef<str>>(
 /// Every one of `names` the text names, best first: "the mouse and the desk lamp" names two.
 /// A name is in when it has a word no better-matching name claimed too ("lamp" alone in a
 /// catalogue of three lamps names none of them).
-pub fn all<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
-    let said = words(text);
-    let scored = ranked(&said, names, &same_word);
+pub fn all<S: AsRef<str>>(lists: &Words, text: &str, names: &[S]) -> Vec<usize> {
+    let said = words(lists, text);
+    let scored = ranked(lists, &said, names, &same_word);
     let mut taken: Vec<usize> = Vec::new();
     for (i, s) in &scored {
         let tied = scored
             .iter()
             .filter(|(j, t)| j != i && t.rank() == s.rank())
-            .any(|(j, _)| overlap(&said, names[*i].as_ref(), names[*j].as_ref()));
+            .any(|(j, _)| overlap(lists, &said, names[*i].as_ref(), names[*j].as_ref()));
         if !tied {
             taken.push(*i);
         }
@@ -183,9 +159,9 @@ pub fn all<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
     // product ("desk lamp" does not also name "lamp").
     let mut out: Vec<usize> = Vec::new();
     for i in taken {
-        let mine = matched_words(&said, names[i].as_ref());
+        let mine = matched_words(lists, &said, names[i].as_ref());
         let claimed = out.iter().any(|j| {
-            let theirs = matched_words(&said, names[*j].as_ref());
+            let theirs = matched_words(lists, &said, names[*j].as_ref());
             mine.iter().all(|w| theirs.contains(w))
         });
         if !claimed {
@@ -198,8 +174,8 @@ pub fn all<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
 /// The names that tie for the best match when more than one does ("lamps" in a shop with a
 /// desk lamp and a floor lamp): what [`all`] leaves undecided, for an answer that can name
 /// each. Empty when one name is best or none matches.
-pub fn tied<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
-    let scored = ranked(&words(text), names, &same_word);
+pub fn tied<S: AsRef<str>>(lists: &Words, text: &str, names: &[S]) -> Vec<usize> {
+    let scored = ranked(lists, &words(lists, text), names, &same_word);
     let Some(best) = scored.first().map(|(_, s)| s.rank()) else {
         return Vec::new();
     };
@@ -216,8 +192,8 @@ pub fn tied<S: AsRef<str>>(text: &str, names: &[S]) -> Vec<usize> {
 }
 
 /// The message's words a name matched.
-fn matched_words(said: &[String], name: &str) -> Vec<String> {
-    let name_words = words(name);
+fn matched_words(lists: &Words, said: &[String], name: &str) -> Vec<String> {
+    let name_words = words(lists, name);
     said.iter()
         .filter(|s| name_words.iter().any(|n| same_word(s, n)))
         .cloned()
@@ -225,14 +201,22 @@ fn matched_words(said: &[String], name: &str) -> Vec<String> {
 }
 
 /// Two names matched by the same words of the message.
-fn overlap(said: &[String], a: &str, b: &str) -> bool {
-    let a = matched_words(said, a);
-    matched_words(said, b).iter().any(|w| a.contains(w))
+fn overlap(lists: &Words, said: &[String], a: &str, b: &str) -> bool {
+    let a = matched_words(lists, said, a);
+    matched_words(lists, said, b).iter().any(|w| a.contains(w))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn en() -> &'static Words {
+        Words::english()
+    }
+
+    fn singular(w: &str) -> String {
+        en().singular(w)
+    }
 
     const SHOP: &[&str] = &[
         "Wireless Mouse",
@@ -242,7 +226,7 @@ mod tests {
     ];
 
     fn best_of(text: &str) -> Option<&'static str> {
-        best(text, SHOP).map(|i| SHOP[i])
+        best(en(), text, SHOP).map(|i| SHOP[i])
     }
 
     #[test]
@@ -264,40 +248,50 @@ mod tests {
     fn nothing_or_two_equally_good_is_no_answer() {
         assert_eq!(best_of("an umbrella"), None);
         assert_eq!(best_of("the one I ordered"), None);
-        assert_eq!(best("lamp", &["Desk Lamp", "Floor Lamp"]), None);
+        assert_eq!(best(en(), "lamp", &["Desk Lamp", "Floor Lamp"]), None);
         // Short words must be exact: a typo there is another word.
-        assert_eq!(best("the map", &["Yoga Mat"]), None);
+        assert_eq!(best(en(), "the map", &["Yoga Mat"]), None);
     }
 
     #[test]
     fn exact_picks_forgive_no_typo_and_ignore_numbers() {
         let orders = ["Wireless Mouse", "USB-C Cable, Desk Lamp"];
-        assert_eq!(best_exact("is my order at my house yet", &orders), None);
-        assert_eq!(best("at my house", &orders), Some(0));
-        assert_eq!(best_exact("has the mouse shipped", &orders), Some(0));
-        assert_eq!(best_exact("it's been 3 days, c", &orders), None);
+        assert_eq!(
+            best_exact(en(), "is my order at my house yet", &orders),
+            None
+        );
+        assert_eq!(best(en(), "at my house", &orders), Some(0));
+        assert_eq!(best_exact(en(), "has the mouse shipped", &orders), Some(0));
+        assert_eq!(best_exact(en(), "it's been 3 days, c", &orders), None);
     }
 
     #[test]
     fn a_message_all_about_a_name() {
         let ignore = ["and", "what", "about"];
         assert!(covers(
+            en(),
             "and the headphones?",
             "Noise-Cancelling Headphones",
             &ignore
         ));
         assert!(!covers(
+            en(),
             "and are the headphones in stock?",
             "Noise-Cancelling Headphones",
             &ignore
         ));
-        assert!(!covers("and?", "Noise-Cancelling Headphones", &ignore));
+        assert!(!covers(
+            en(),
+            "and?",
+            "Noise-Cancelling Headphones",
+            &ignore
+        ));
     }
 
     #[test]
     fn several_names_in_one_message() {
         let all_of = |t: &str| {
-            all(t, SHOP)
+            all(en(), t, SHOP)
                 .into_iter()
                 .map(|i| SHOP[i])
                 .collect::<Vec<_>>()
@@ -307,7 +301,7 @@ mod tests {
             ["Wireless Mouse", "Noise-Cancelling Headphones"]
         );
         assert_eq!(all_of("is the desk lamp in stock"), ["Desk Lamp"]);
-        assert!(all("lamp", &["Desk Lamp", "Floor Lamp"]).is_empty());
+        assert!(all(en(), "lamp", &["Desk Lamp", "Floor Lamp"]).is_empty());
     }
 
     #[test]

@@ -6,9 +6,8 @@
 
 use std::sync::{Arc, LazyLock};
 
-use regex::Regex;
-
-use crate::bot::Bot;
+use crate::bot::words::{message_words, word_spans};
+use crate::bot::{Bot, Words};
 
 /// What a customer wants: an intent of the bot bundle (`config/bot/intents/<name>.toml`), named
 /// as there. Open: a company adds one with files, not code. The few the engine itself
@@ -205,10 +204,21 @@ impl Nlu {
 
     /// Compiles the entity patterns and runs the model once, so the first turn does not pay.
     pub fn warm_up(&self) {
-        for lang in &self.bot.languages {
-            self.understand(lang, "warm up #1002 on 2026-11-25, $1");
-            let _ = self.requests(lang, "warm up, and up");
+        for language in &self.bot.languages {
+            self.understand(language, "warm up #1002 on 2026-11-25, $1");
+            let _ = self.requests(language, "warm up, and up");
         }
+    }
+
+    /// The bundle's default language (its first): what a message is read in when its own
+    /// language is not known.
+    pub fn default_language(&self) -> &str {
+        self.bot.languages.first().map_or("", String::as_str)
+    }
+
+    /// How `language` is read (the bundle's default language's words when it has none).
+    pub fn words(&self, language: &str) -> &Words {
+        self.bot.words(language)
     }
 
     /// The classifier's probabilities for every intent, most likely first (for evaluation).
@@ -216,12 +226,14 @@ impl Nlu {
         self.bot.model(language).predict(text)
     }
 
-    /// `text` read as `language` (the bundle's default for one it does not speak).
+    /// `text` read in `language` (a language the bundle has no words for reads with its
+    /// default language's).
     pub fn understand(&self, language: &str, text: &str) -> Understanding {
-        let u = understand_with(self.bot.model(language), text, self.thresholds);
+        let words = self.words(language);
+        let u = understand_with(self.bot.model(language), words, text, self.thresholds);
         if u.intent.is(Move::Greet) {
             // "hello, is my parcel on its way?": the greeting is manners, the rest is the request.
-            if let Some(rest) = self.after_greeting(language, text) {
+            if let Some(rest) = self.after_greeting(language, words, text) {
                 return rest;
             }
         }
@@ -229,10 +241,14 @@ impl Nlu {
     }
 
     /// What a message asks after a greeting that opens it, when that is a request of its own.
-    fn after_greeting(&self, language: &str, text: &str) -> Option<Understanding> {
-        let starts: Vec<usize> = WORD_START
-            .find_iter(text)
-            .map(|m| m.start())
+    fn after_greeting(
+        &self,
+        language: &str,
+        words_of: &Words,
+        text: &str,
+    ) -> Option<Understanding> {
+        let starts: Vec<usize> = word_spans(text)
+            .map(|(start, _)| start)
             .take(MAX_GREETING_WORDS + 1)
             .collect();
         for &start in starts.iter().skip(1) {
@@ -248,7 +264,7 @@ impl Nlu {
             if words(rest).len() < MIN_REQUEST_WORDS {
                 return None;
             }
-            let u = understand_with(self.bot.model(language), rest, self.thresholds);
+            let u = understand_with(self.bot.model(language), words_of, rest, self.thresholds);
             // Only a request read with confidence: "hello, how are you today?" stays a greeting.
             if u.intent.as_move().is_none() || u.intent.is(Move::Human) {
                 return Some(u);
@@ -261,13 +277,14 @@ impl Nlu {
     /// than one, each read on its own, in the order written. `None` when it makes one (or its
     /// parts are not each clearly a request of their own).
     pub fn requests(&self, language: &str, text: &str) -> Option<Vec<(String, Understanding)>> {
+        let lists = self.words(language);
         // Each part, and whether a word ("and", "plus") joined it to the one before.
         let mut spans: Vec<(usize, usize, bool)> = Vec::new();
         let (mut start, mut by_word) = (0, false);
-        for m in JOINS.find_iter(text) {
+        for m in lists.joins.get().find_iter(text) {
             spans.push((start, m.start(), by_word));
             start = m.end();
-            by_word = m.as_str().bytes().any(|b| b.is_ascii_alphabetic());
+            by_word = m.as_str().chars().any(char::is_alphabetic);
         }
         spans.push((start, text.len(), by_word));
         // "I forgot my password and can't sign in": a clause joined by "and" that goes on
@@ -278,7 +295,7 @@ impl Nlu {
             let goes_on = by_word
                 && words(&text[from..to])
                     .first()
-                    .is_some_and(|w| GOES_ON.contains(&w.as_str()));
+                    .is_some_and(|w| lists.goes_on.contains(w));
             match joined.last_mut() {
                 Some(last) if goes_on => last.1 = to,
                 _ => joined.push((from, to)),
@@ -299,7 +316,7 @@ impl Nlu {
             .map(|p| {
                 (
                     p.to_string(),
-                    understand_with(self.bot.model(language), p, self.thresholds),
+                    understand_with(self.bot.model(language), lists, p, self.thresholds),
                 )
             })
             .collect();
@@ -322,306 +339,82 @@ const SPLIT_CONFIDENCE: f32 = 0.75;
 /// A part of a message shorter than this is not a request of its own.
 const MIN_REQUEST_WORDS: usize = 3;
 
-static WORD_START: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?-u)[A-Za-z0-9']+").expect("static regex"));
-/// Where a second request may start: a sentence's end, a semicolon, or a clause joined by
-/// "and" / "also" / "plus".
-static JOINS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i-u)[.?!;]+\s+|,?\s+(?:and also|and|also|plus)\s+|,\s+").expect("static regex")
-});
-
-/// Words that start a clause going on with the previous clause's subject ("… and can't sign
-/// in", "… and never arrived"): such a clause is no request of its own.
-const GOES_ON: &[&str] = &[
-    "can't", "cant", "cannot", "couldn't", "couldnt", "didn't", "didnt", "doesn't", "doesnt",
-    "don't", "dont", "won't", "wont", "wouldn't", "haven't", "havent", "hasn't", "hasnt", "isn't",
-    "isnt", "wasn't", "wasnt", "never", "still",
-];
-
 /// Longest message read as a follow-up about the orders just listed.
 const FOLLOW_UP_WORDS: usize = 6;
 
-/// Words that only point at a listed order.
-const POINTING: &[&str] = &[
-    "and", "what", "whats", "what's", "about", "how", "the", "other", "one", "ones", "order",
-    "that", "this", "is", "it", "then", "also", "too", "please", "first", "second", "third",
-    "fourth", "fifth", "1st", "2nd", "3rd", "4th", "5th", "last", "latest", "newest", "recent",
-    "my",
-];
-
-static WORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"[a-z0-9']+").expect("static regex"));
-
+/// The message's words, lower-cased: letters (any script), digits and apostrophes.
 fn words(text: &str) -> Vec<String> {
-    let lower = text.to_lowercase().replace('\u{2019}', "'");
-    WORD.find_iter(&lower)
-        .map(|m| m.as_str().to_string())
-        .collect()
+    message_words(text)
 }
 
 /// Answers to a yes/no question short enough to need no model: a fixed list is exact where a
 /// classifier on two words would only be likely.
-fn fixed_answer(w: &[String]) -> Option<Intent> {
-    const YES: &[&str] = &[
-        "yes",
-        "y",
-        "yeah",
-        "yea",
-        "yep",
-        "yup",
-        "sure",
-        "ok",
-        "okay",
-        "k",
-        "yes please",
-        "yes pls",
-        "please do",
-        "go ahead",
-        "do it",
-        "sounds good",
-        "absolutely",
-        "definitely",
-        "of course",
-        "correct",
-        "that's right",
-        "ok go ahead",
-        "yes go ahead",
-        "sure thing",
-    ];
-    const NO: &[&str] = &[
-        "no",
-        "n",
-        "nope",
-        "nah",
-        "no thanks",
-        "no thank you",
-        "no thx",
-        "not now",
-        "don't",
-        "dont",
-        "no way",
-        "not really",
-        "no need",
-        "i'm good",
-        "im good",
-        "i'm fine",
-        "i'm good thanks",
-        "i'm fine thanks",
-    ];
+fn fixed_answer(lists: &Words, w: &[String]) -> Option<Intent> {
     let joined = w.join(" ");
-    if YES.contains(&joined.as_str()) {
+    if lists.yes.contains(&joined) {
         Some(Move::Affirm.into())
-    } else if NO.contains(&joined.as_str()) {
+    } else if lists.no.contains(&joined) {
         Some(Move::Deny.into())
-    } else if ACKNOWLEDGEMENTS.contains(&joined.as_str()) {
+    } else if lists.acknowledgements.contains(&joined) {
+        // "got it", "i see": taking in what was said. Never an answer to a yes/no question.
         Some(Move::Acknowledge.into())
     } else {
         None
     }
 }
 
-/// "got it", "i see": taking in what was said. A fixed list, like yes and no: a class of its
-/// own in the model cost a little of every other intent's accuracy (nlu-eval: Bitext 97.3% →
-/// 97.0%, out of scope rejected 96.0% → 95.5%), and these are few and short. Never an answer
-/// to a yes/no question.
-const ACKNOWLEDGEMENTS: &[&str] = &[
-    "got it",
-    "gotcha",
-    "i see",
-    "i see now",
-    "understood",
-    "noted",
-    "makes sense",
-    "that makes sense",
-    "fair enough",
-    "good to know",
-    "that's good to know",
-    "i understand",
-    "i get it",
-    "ah ok",
-    "ah okay",
-    "oh ok",
-    "oh okay",
-    "oh i see",
-    "ah i see",
-    "ok got it",
-    "okay got it",
-    "ok i see",
-    "okay i see",
-    "ok understood",
-    "okay understood",
-    "ok noted",
-    "okay noted",
-    "ok cool",
-    "okay cool",
-    "ok great",
-    "okay great",
-    "ok then",
-    "okay then",
-    "alright then",
-    "all right then",
-    "ok i'll wait",
-    "okay i'll wait",
-    "ok i will wait",
-    "okay i will wait",
-];
-
 /// The words a message only points with, and the numbers it points at.
-fn points_only(w: &[String], order_ref_words: &[String]) -> bool {
+fn points_only(lists: &Words, w: &[String], order_ref_words: &[String]) -> bool {
     w.iter()
-        .all(|x| POINTING.contains(&x.as_str()) || order_ref_words.contains(x))
+        .all(|x| lists.pointing.contains(x) || order_ref_words.contains(x))
 }
 
-/// Ways a longer answer to a yes/no question opens. Matched on whole words at the start of
-/// the message, so "no thanks, I'll give it a few days" is a no and "nothing arrived" is not.
-const YES_OPENINGS: &[&str] = &[
-    "yes",
-    "yeah",
-    "yea",
-    "yep",
-    "yup",
-    "sure",
-    "absolutely",
-    "definitely",
-    "of course",
-    "please do",
-    "please go ahead",
-    "go ahead",
-    "go for it",
-    "do it",
-    "sounds good",
-    "that would be great",
-    "that'd be great",
-    "why not",
-    "ok sure",
-    "okay sure",
-    "ok go ahead",
-    "okay go ahead",
-    "ok do it",
-    "okay do it",
-    "ok please",
-    "okay please",
-    "alright go ahead",
-    "i'd like that",
-    "i would like that",
-];
-const NO_OPENINGS: &[&str] = &[
-    "no",
-    "nope",
-    "nah",
-    "not now",
-    "not yet",
-    "not really",
-    "not right now",
-    "not today",
-    "don't",
-    "dont",
-    "do not",
-    "never mind",
-    "nevermind",
-    "maybe later",
-    "i'll wait",
-    "ill wait",
-    "ok i'll wait",
-    "okay i'll wait",
-    "ok i will wait",
-    "okay i will wait",
-    "i will wait",
-    "i can wait",
-    "i'd rather wait",
-    "let's wait",
-    "lets wait",
-    "no need",
-    "rather not",
-    "i'd rather not",
-    "hold off",
-    "leave it",
-];
-
-/// What may follow a one-word opening in an answer: "no thanks", "yes do it", "no I'll
-/// wait". Anything else is another sentence ("no idea where it is", "sure it was sent?").
-const AFTER_ONE_WORD: &[&str] = &[
-    "thanks",
-    "thank",
-    "thx",
-    "please",
-    "pls",
-    "do",
-    "go",
-    "i",
-    "i'll",
-    "ill",
-    "i'd",
-    "i'm",
-    "im",
-    "it's",
-    "that's",
-    "thats",
-    "let's",
-    "lets",
-    "we",
-    "just",
-    "for",
-    "that",
-    "way",
-    "really",
-    "absolutely",
-    "definitely",
-    "totally",
-    "sure",
-    "ok",
-    "okay",
-    "yeah",
-    "that'd",
-    "sounds",
-    "refund",
-    "cancel",
-    "not",
-    "no",
-    "nope",
-    "don't",
-    "dont",
-    "never",
-    "nah",
-];
-
-/// Words that turn a yes around right after it: "absolutely not", "yeah no", "of course not".
-const NEGATIONS: &[&str] = &["not", "no", "nope", "don't", "dont", "never", "nah"];
-
 /// "yes do it", "no thanks, I'll wait": an answer by its opening words.
-fn leading_answer(w: &[String]) -> Option<bool> {
-    // The length of the opening phrase the message starts with.
-    let opening = |phrases: &[&str]| {
+fn leading_answer(lists: &Words, w: &[String]) -> Option<bool> {
+    // The length of the opening phrase the message starts with. Matched on whole words, so
+    // "no thanks, I'll give it a few days" is a no and "nothing arrived" is not; after a
+    // one-word opening only what may follow it ("no thanks", "yes do it"): anything else is
+    // another sentence ("no idea where it is", "sure it was sent?").
+    let opening = |phrases: &[Vec<String>]| {
         phrases.iter().find_map(|p| {
-            let p: Vec<&str> = p.split(' ').collect();
-            let next = w.get(p.len()).map(String::as_str);
+            let next = w.get(p.len());
             (w.len() >= p.len()
-                && w.iter().zip(&p).all(|(a, b)| a == b)
-                && (p.len() > 1 || next.is_none_or(|n| AFTER_ONE_WORD.contains(&n))))
+                && w.iter().zip(p).all(|(a, b)| a == b)
+                && (p.len() > 1 || next.is_none_or(|n| lists.after_one_word.contains(n))))
             .then_some(p.len())
         })
     };
-    if opening(NO_OPENINGS).is_some() {
+    if opening(&lists.no_openings).is_some() {
         return Some(false);
     }
-    let n = opening(YES_OPENINGS)?;
+    let n = opening(&lists.yes_openings)?;
     // "absolutely not", "yeah no, I'll wait", "please do not": a no.
     let negated = w
         .iter()
         .skip(n)
         .take(2)
-        .any(|x| NEGATIONS.contains(&x.as_str()));
+        .any(|x| lists.negations.contains(x));
     Some(!negated)
+}
+
+/// The message starts with one of `phrases` (each a list of words).
+fn opens_with(w: &[String], phrases: &[Vec<String>]) -> bool {
+    phrases
+        .iter()
+        .any(|p| w.len() >= p.len() && w.iter().zip(p).all(|(a, b)| a == b))
 }
 
 fn understand_with(
     model: &crate::intent_model::IntentModel,
+    lists: &Words,
     text: &str,
     thresholds: Thresholds,
 ) -> Understanding {
     let w = words(text);
     // Phone numbers, amounts and dates are taken out first, so their digits are never
     // mistaken for an order number.
-    let entities = crate::entities::extract(text, time::OffsetDateTime::now_utc().date(), &[]);
+    let entities =
+        crate::entities::extract(lists, text, time::OffsetDateTime::now_utc().date(), &[]);
     // "and the other order, SO-88130?" only points too: the number is where it points.
     let order_ref_words: Vec<String> = entities.order_refs.iter().flat_map(|r| words(r)).collect();
     let mut u = Understanding {
@@ -629,16 +422,12 @@ fn understand_with(
         confidence: 0.0,
         unsure_between: None,
         order_refs: entities.order_refs,
-        ordinal: ordinal(&w),
-        other: w.iter().any(|x| x == "other"),
+        ordinal: ordinal(lists, &w),
+        other: w.iter().any(|x| lists.other.contains(x)),
         refers_to_listed: false,
-        only_points: points_only(&w, &order_ref_words),
-        answer: leading_answer(&w),
-        follow_up: w.len() <= FOLLOW_UP_WORDS
-            && matches!(
-                w.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
-                ["and" | "also", ..] | ["what" | "how", "about", ..]
-            ),
+        only_points: points_only(lists, &w, &order_ref_words),
+        answer: leading_answer(lists, &w),
+        follow_up: w.len() <= FOLLOW_UP_WORDS && opens_with(&w, &lists.follow_up_openings),
     };
     u.refers_to_listed =
         (u.other || u.ordinal.is_some()) && u.order_refs.is_empty() && w.len() <= FOLLOW_UP_WORDS;
@@ -646,15 +435,10 @@ fn understand_with(
     if !u.order_refs.is_empty() {
         u.answer = None;
     }
-    if let Some(intent) = fixed_answer(&w) {
+    if let Some(intent) = fixed_answer(lists, &w) {
         if intent.is(Move::Affirm) || intent.is(Move::Deny) {
             u.answer = Some(intent.is(Move::Affirm));
-        } else if u.answer.is_none()
-            && matches!(
-                w.first().map(String::as_str),
-                Some("ok" | "okay" | "alright")
-            )
-        {
+        } else if u.answer.is_none() && w.first().is_some_and(|f| lists.ok.contains(f)) {
             // "ok then", "ok great": taken in when nothing was asked, a yes when something was.
             u.answer = Some(true);
         }
@@ -713,47 +497,24 @@ pub const CLARIFY_PROBES: &[&str] = &[
     "my invoice or my refund",
 ];
 
-fn ordinal(w: &[String]) -> Option<usize> {
-    const ORDINALS: &[(&[&str], usize)] = &[
-        (&["first", "1st", "one"], 0),
-        (&["second", "2nd", "two"], 1),
-        (&["third", "3rd", "three"], 2),
-        (&["fourth", "4th", "four"], 3),
-        (&["fifth", "5th", "five"], 4),
-        (&["last"], LAST),
-        (&["latest", "newest", "recent"], NEWEST),
-    ];
-    // "last week", "two days ago": a word before a span of time dates, it does not count.
-    const TIME: &[&str] = &[
-        "day",
-        "days",
-        "week",
-        "weeks",
-        "weekend",
-        "month",
-        "months",
-        "year",
-        "years",
-        "night",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-        "sunday",
-    ];
-    // "one" alone often means "that one"; only count it as an ordinal in "the first one" shapes.
+fn ordinal(lists: &Words, w: &[String]) -> Option<usize> {
     for (i, word) in w.iter().enumerate() {
-        if w.get(i + 1)
-            .is_some_and(|next| TIME.contains(&next.as_str()))
-        {
+        // "last week", "two days ago", "la semaine dernière": a word next to a span of time
+        // dates, it does not count.
+        let near_time = |j: Option<usize>| {
+            j.and_then(|j| w.get(j))
+                .is_some_and(|x| lists.time.contains(x))
+        };
+        if near_time(Some(i + 1)) || near_time(i.checked_sub(1)) {
             continue;
         }
-        for (names, idx) in ORDINALS {
-            if names.contains(&word.as_str()) && !(word == "one" && w.len() > 1) {
-                return Some(*idx);
-            }
+        // "one" alone often means "that one"; only count it as an ordinal in "the first one"
+        // shapes.
+        if lists.alone.contains(word) && w.len() > 1 {
+            continue;
+        }
+        if let Some(idx) = lists.ordinals.get(word) {
+            return Some(*idx);
         }
     }
     // A bare digit answering "which one?".
@@ -779,6 +540,10 @@ mod tests {
         Nlu::new(Bot::embedded())
             .with_thresholds(t)
             .understand("en", text)
+    }
+
+    fn leading_answer(w: &[String]) -> Option<bool> {
+        super::leading_answer(Words::english(), w)
     }
 
     fn i(name: &str) -> Intent {
@@ -1050,6 +815,122 @@ mod tests {
         let u = understand("and the other order, SO-88130?");
         assert!(u.only_points);
         assert_eq!(u.order_refs, ["SO-88130"]);
+    }
+
+    /// Spanish, French and German read with their own words: answers, acknowledgements,
+    /// ordinals, "the other one", accents left out.
+    #[test]
+    fn yes_no_acknowledgements_and_ordinals_in_each_language() {
+        let nlu = Nlu::new(Bot::embedded());
+        let read = |lang: &str, t: &str| nlu.understand(lang, t);
+        for (lang, yes, no, ack) in [
+            (
+                "es",
+                &["sí", "Si", "vale", "claro", "por supuesto", "sí, por favor"][..],
+                &["no", "no, gracias", "ahora no", "de ninguna manera"][..],
+                &["entendido", "ya veo", "vale, entendido"][..],
+            ),
+            (
+                "fr",
+                &[
+                    "oui",
+                    "ouais",
+                    "d'accord",
+                    "bien sûr",
+                    "bien sur",
+                    "oui s’il vous plaît",
+                ][..],
+                &["non", "non merci", "pas maintenant"][..],
+                &["compris", "je vois", "c'est noté"][..],
+            ),
+            (
+                "de",
+                &["ja", "Jawohl", "gerne", "klar", "natürlich", "natuerlich"][..],
+                &["nein", "nein danke", "auf keinen Fall", "noch nicht"][..],
+                &["verstanden", "alles klar", "gut zu wissen"][..],
+            ),
+        ] {
+            for t in yes {
+                let u = read(lang, t);
+                assert_eq!(
+                    (u.intent, u.answer),
+                    (i("affirm"), Some(true)),
+                    "{lang} {t}"
+                );
+            }
+            for t in no {
+                let u = read(lang, t);
+                assert_eq!((u.intent, u.answer), (i("deny"), Some(false)), "{lang} {t}");
+            }
+            for t in ack {
+                assert_eq!(read(lang, t).intent, i("acknowledge"), "{lang} {t}");
+            }
+        }
+        // Longer answers by their openings, and a yes turned around.
+        assert_eq!(read("es", "sí, hazlo por favor").answer, Some(true));
+        assert_eq!(read("es", "no, prefiero esperar").answer, Some(false));
+        assert_eq!(read("fr", "oui merci, allez-y").answer, Some(true));
+        assert_eq!(read("fr", "bien sûr que non").answer, Some(false));
+        assert_eq!(read("de", "ja, bitte machen Sie das").answer, Some(true));
+        assert_eq!(read("de", "nein, ich warte lieber").answer, Some(false));
+        // Each language's own list: "vale" is no fixed English answer.
+        assert_eq!(read("en", "vale").answer, None);
+        // A language the bundle has no words for reads as its default language.
+        assert_eq!(read("xx", "yes").intent, i("affirm"));
+
+        for (lang, t, expected) in [
+            ("es", "el segundo", Some(1)),
+            ("es", "la primera", Some(0)),
+            ("es", "el último", Some(LAST)),
+            ("es", "el ultimo", Some(LAST)),
+            ("es", "el que pedí la semana pasada", None),
+            ("fr", "la première", Some(0)),
+            ("fr", "la deuxième", Some(1)),
+            ("fr", "la dernière", Some(LAST)),
+            ("fr", "celle de la semaine dernière", None),
+            ("de", "die zweite", Some(1)),
+            ("de", "die erste", Some(0)),
+            ("de", "den letzten", Some(LAST)),
+            ("de", "die von letzte Woche", None),
+            ("de", "2", Some(1)),
+        ] {
+            assert_eq!(read(lang, t).ordinal, expected, "{lang} {t}");
+        }
+        assert!(read("es", "¿y el otro?").other);
+        assert!(read("fr", "et l'autre ?").other);
+        assert!(read("de", "und die andere?").other);
+        assert!(read("es", "¿y qué tal el otro?").follow_up);
+        assert!(read("de", "und was ist mit der anderen?").follow_up);
+    }
+
+    #[test]
+    fn two_requests_are_read_apart_by_the_languages_joins() {
+        let nlu = Nlu::new(Bot::embedded());
+        let w = nlu.words("es");
+        let parts: Vec<&str> = w
+            .joins
+            .get()
+            .split("dónde está mi pedido y además quiero cambiar la dirección")
+            .collect();
+        assert_eq!(
+            parts,
+            ["dónde está mi pedido", "quiero cambiar la dirección"]
+        );
+        let de: Vec<&str> = nlu
+            .words("de")
+            .joins
+            .get()
+            .split("wo ist meine Bestellung und außerdem möchte ich zahlen")
+            .collect();
+        assert_eq!(de, ["wo ist meine Bestellung", "möchte ich zahlen"]);
+        assert_eq!(
+            nlu.words("fr")
+                .joins
+                .get()
+                .split("où est ma commande et aussi le colis")
+                .count(),
+            2
+        );
     }
 
     #[test]

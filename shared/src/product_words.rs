@@ -9,179 +9,14 @@
 //! "a wireless keyboard" is not, and neither is "a desk lampshade" the Desk Lamp — those are
 //! `near`, worth suggesting, not answering for.
 
+use crate::bot::Words;
 use crate::matching;
 
-/// Words of the question, not of the thing asked about. Lower case; the message's apostrophes
-/// split words, so "what's" is "what" and "s".
-const QUESTION: &[&str] = &[
-    "a",
-    "about",
-    "afford",
-    "again",
-    "also",
-    "am",
-    "an",
-    "and",
-    "any",
-    "anymore",
-    "are",
-    "at",
-    "availability",
-    "available",
-    "avaliable",
-    "availible",
-    "back",
-    "be",
-    "buy",
-    "by",
-    "can",
-    "carry",
-    "carrying",
-    "check",
-    "cost",
-    "costs",
-    "could",
-    "currently",
-    "d",
-    "did",
-    "do",
-    "does",
-    "doesn",
-    "don",
-    "expensive",
-    "find",
-    "for",
-    "from",
-    "get",
-    "go",
-    "going",
-    "got",
-    "have",
-    "having",
-    "hello",
-    "hey",
-    "hi",
-    "how",
-    "i",
-    "if",
-    "in",
-    "instock",
-    "is",
-    "isn",
-    "it",
-    "item",
-    "items",
-    "just",
-    "kind",
-    "know",
-    "left",
-    "let",
-    "like",
-    "ll",
-    "looking",
-    "m",
-    "many",
-    "me",
-    "moment",
-    "much",
-    "my",
-    "need",
-    "now",
-    "of",
-    "offer",
-    "on",
-    "one",
-    "ones",
-    "or",
-    "order",
-    "our",
-    "please",
-    "pls",
-    "price",
-    "priced",
-    "prices",
-    "pricing",
-    "product",
-    "products",
-    "purchase",
-    "question",
-    "quick",
-    "re",
-    "right",
-    "s",
-    "sell",
-    "selling",
-    "sells",
-    "shop",
-    "should",
-    "so",
-    "some",
-    "still",
-    "stock",
-    "stocked",
-    "store",
-    "stuff",
-    "t",
-    "tell",
-    "that",
-    "the",
-    "there",
-    "these",
-    "thing",
-    "things",
-    "this",
-    "those",
-    "to",
-    "today",
-    "too",
-    "u",
-    "ve",
-    "want",
-    "wanted",
-    "was",
-    "we",
-    "what",
-    "whats",
-    "whether",
-    "which",
-    "will",
-    "with",
-    "wondering",
-    "would",
-    "you",
-    "your",
-    "yours",
-];
-
-/// Words that say a clause is the product question ("hi, do you sell kayaks?": the second).
-const ASKING: &[&str] = &[
-    "available",
-    "carry",
-    "cost",
-    "costs",
-    "have",
-    "got",
-    "much",
-    "price",
-    "prices",
-    "sell",
-    "stock",
-];
-
-/// Words that describe a product rather than name it: "the lamp in black" is still the Desk
-/// Lamp, and "do you have it in blue?" names no product.
-const ATTRIBUTES: &[&str] = &[
-    "beige", "black", "blue", "brown", "colour", "colours", "color", "colors", "gold", "gray",
-    "green", "grey", "large", "medium", "navy", "orange", "pink", "red", "silver", "size", "sizes",
-    "small", "white", "xl", "xs", "yellow",
-];
-
-fn is_attribute(w: &str) -> bool {
-    ATTRIBUTES.contains(&w)
-}
-
-/// Kept in front of what was asked for, so an answer can repeat it as said ("a purple sofa").
-const ARTICLES: &[&str] = &["a", "an", "the"];
+// The words of the question ("do you sell", "how much"), those that say a clause asks
+// (`asking`), that describe rather than name (`attributes`: "the lamp in black" is still the Desk
+// Lamp), and articles kept in front of what was asked for ("a purple sofa") are the language's
+// `[products]` lists in `words/<lang>.toml`. The message's apostrophes split words here, so
+// "what's" is "what" and "s".
 
 /// The catalogue's names a question asks about, as indexes into `names`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -225,8 +60,12 @@ fn tokens(text: &str) -> Vec<Token> {
     out
 }
 
-fn is_question(w: &str) -> bool {
-    QUESTION.contains(&w)
+fn is_question(lists: &Words, w: &str) -> bool {
+    lists.question.contains(w)
+}
+
+fn is_attribute(lists: &Words, w: &str) -> bool {
+    lists.attributes.contains(w)
 }
 
 /// A clause ends at sentence punctuation between two words.
@@ -235,17 +74,17 @@ fn breaks_clause(gap: &str) -> bool {
 }
 
 /// The runs of product words, each run one thing asked about: "mouse", "desk lamp".
-pub fn runs(text: &str) -> Vec<String> {
+pub fn runs(lists: &Words, text: &str) -> Vec<String> {
     let toks = tokens(text);
     let mut out: Vec<String> = Vec::new();
     let mut current: Vec<&str> = Vec::new();
     for (i, t) in toks.iter().enumerate() {
         let cut = i > 0 && breaks_clause(&text[toks[i - 1].end..t.start]);
-        if (cut || is_question(&t.lower)) && !current.is_empty() {
+        if (cut || is_question(lists, &t.lower)) && !current.is_empty() {
             out.push(current.join(" "));
             current.clear();
         }
-        if !is_question(&t.lower) {
+        if !is_question(lists, &t.lower) {
             current.push(&t.lower);
         }
     }
@@ -257,7 +96,7 @@ pub fn runs(text: &str) -> Vec<String> {
 
 /// What was asked for, as written: from the first product word to the last, in the clause
 /// that asks ("hi, do you sell kayaks?" → "kayaks"), with its article ("a purple sofa").
-pub fn wanted(text: &str) -> Option<String> {
+pub fn wanted(lists: &Words, text: &str) -> Option<String> {
     let toks = tokens(text);
     // Clauses as ranges of tokens.
     let mut clauses: Vec<std::ops::Range<usize>> = Vec::new();
@@ -271,22 +110,22 @@ pub fn wanted(text: &str) -> Option<String> {
     let has_product = |r: &std::ops::Range<usize>| {
         toks[r.clone()]
             .iter()
-            .any(|t| !is_question(&t.lower) && !is_attribute(&t.lower))
+            .any(|t| !is_question(lists, &t.lower) && !is_attribute(lists, &t.lower))
     };
     let asking = |r: &std::ops::Range<usize>| {
         toks[r.clone()]
             .iter()
-            .any(|t| ASKING.contains(&t.lower.as_str()))
+            .any(|t| lists.asking.contains(&t.lower))
     };
     let clause = clauses
         .iter()
         .find(|r| has_product(r) && asking(r))
         .or_else(|| clauses.iter().rev().find(|r| has_product(r)))?;
     let words = &toks[clause.clone()];
-    let first = words.iter().position(|t| !is_question(&t.lower))?;
-    let last = words.iter().rposition(|t| !is_question(&t.lower))?;
+    let first = words.iter().position(|t| !is_question(lists, &t.lower))?;
+    let last = words.iter().rposition(|t| !is_question(lists, &t.lower))?;
     let first = match first.checked_sub(1) {
-        Some(p) if ARTICLES.contains(&words[p].lower.as_str()) => p,
+        Some(p) if lists.articles.contains(&words[p].lower) => p,
         _ => first,
     };
     let said = text[words[first].start..words[last].end].trim();
@@ -295,32 +134,32 @@ pub fn wanted(text: &str) -> Option<String> {
 }
 
 /// Which of `names` the question asks about; see [`Asked`].
-pub fn asked<S: AsRef<str>>(text: &str, names: &[S]) -> Asked {
+pub fn asked<S: AsRef<str>>(lists: &Words, text: &str, names: &[S]) -> Asked {
     let mut products: Vec<usize> = Vec::new();
     let mut near: Vec<usize> = Vec::new();
-    for run in runs(text) {
+    for run in runs(lists, text) {
         // Each word as `matching` folds it and as written: folding a plural ending off a typo
         // ("wireles" → "wirele") takes it two edits from the name.
         let forms: Vec<[String; 2]> = run
             .split(' ')
             .map(|w| {
-                let folded = matching::words(w).pop().unwrap_or_default();
+                let folded = matching::words(lists, w).pop().unwrap_or_default();
                 [folded, w.to_string()]
             })
             .collect();
         let said: Vec<String> = forms.iter().flatten().cloned().collect();
-        let mut meant = matching::all(&run, names);
+        let mut meant = matching::all(lists, &run, names);
         if meant.is_empty() {
             // "lamps" with a desk lamp and a floor lamp on sale asks about both, not neither.
-            meant = matching::tied(&run, names);
+            meant = matching::tied(lists, &run, names);
         }
         for i in meant {
             let name = names[i].as_ref();
-            let whole = matching::score(&said, name).is_some_and(|s| s.whole());
+            let whole = matching::score(lists, &said, name).is_some_and(|s| s.whole());
             // Words of the run this name does not account for: "keyboard" beside "wireless".
             let other = forms
                 .iter()
-                .any(|f| !is_attribute(&f[1]) && matching::score(f, name).is_none());
+                .any(|f| !is_attribute(lists, &f[1]) && matching::score(lists, f, name).is_none());
             let list = if whole || !other {
                 &mut products
             } else {
@@ -335,13 +174,17 @@ pub fn asked<S: AsRef<str>>(text: &str, names: &[S]) -> Asked {
     Asked {
         products,
         near,
-        wanted: wanted(text),
+        wanted: wanted(lists, text),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn en() -> &'static Words {
+        Words::english()
+    }
 
     const SHOP: &[&str] = &[
         "Wireless Mouse",
@@ -351,7 +194,7 @@ mod tests {
     ];
 
     fn names(text: &str) -> Vec<&'static str> {
-        asked(text, SHOP)
+        asked(en(), text, SHOP)
             .products
             .into_iter()
             .map(|i| SHOP[i])
@@ -360,50 +203,59 @@ mod tests {
 
     #[test]
     fn the_product_words_of_a_question() {
-        assert_eq!(wanted("do you sell kayaks?").as_deref(), Some("kayaks"));
         assert_eq!(
-            wanted("Do you carry a purple sofa").as_deref(),
-            Some("a purple sofa")
-        );
-        assert_eq!(
-            wanted("how much is the garden hose?").as_deref(),
-            Some("the garden hose")
-        );
-        assert_eq!(
-            wanted("what's the price of snow boots").as_deref(),
-            Some("snow boots")
-        );
-        assert_eq!(
-            wanted("hi, do you have any kayaks in stock?").as_deref(),
+            wanted(en(), "do you sell kayaks?").as_deref(),
             Some("kayaks")
         );
         assert_eq!(
-            wanted("do you sell kayaks or canoes").as_deref(),
+            wanted(en(), "Do you carry a purple sofa").as_deref(),
+            Some("a purple sofa")
+        );
+        assert_eq!(
+            wanted(en(), "how much is the garden hose?").as_deref(),
+            Some("the garden hose")
+        );
+        assert_eq!(
+            wanted(en(), "what's the price of snow boots").as_deref(),
+            Some("snow boots")
+        );
+        assert_eq!(
+            wanted(en(), "hi, do you have any kayaks in stock?").as_deref(),
+            Some("kayaks")
+        );
+        assert_eq!(
+            wanted(en(), "do you sell kayaks or canoes").as_deref(),
             Some("kayaks or canoes")
         );
-        assert_eq!(wanted("is it in stock?"), None);
+        assert_eq!(wanted(en(), "is it in stock?"), None);
         assert_eq!(
-            wanted("do you have it in blue?"),
+            wanted(en(), "do you have it in blue?"),
             None,
             "a colour names no product"
         );
-        assert_eq!(wanted("any purple sofas").as_deref(), Some("purple sofas"));
-        assert_eq!(wanted("how much does this item cost"), None);
-        assert_eq!(wanted(""), None);
-        assert_eq!(wanted("?!"), None);
+        assert_eq!(
+            wanted(en(), "any purple sofas").as_deref(),
+            Some("purple sofas")
+        );
+        assert_eq!(wanted(en(), "how much does this item cost"), None);
+        assert_eq!(wanted(en(), ""), None);
+        assert_eq!(wanted(en(), "?!"), None);
     }
 
     #[test]
     fn runs_split_at_question_words_and_punctuation() {
         assert_eq!(
-            runs("do you have the mouse and the lamp?"),
+            runs(en(), "do you have the mouse and the lamp?"),
             ["mouse", "lamp"]
         );
         assert_eq!(
-            runs("desk lamp, reading chair"),
+            runs(en(), "desk lamp, reading chair"),
             ["desk lamp", "reading chair"]
         );
-        assert_eq!(runs("the noise-cancelling ones"), ["noise cancelling"]);
+        assert_eq!(
+            runs(en(), "the noise-cancelling ones"),
+            ["noise cancelling"]
+        );
     }
 
     #[test]
@@ -442,11 +294,11 @@ mod tests {
 
     #[test]
     fn a_name_partly_there_beside_other_words_is_near_not_meant() {
-        let a = asked("do you have a wireless keyboard?", SHOP);
+        let a = asked(en(), "do you have a wireless keyboard?", SHOP);
         assert!(a.products.is_empty());
         assert_eq!(a.near, [0]);
         assert_eq!(a.wanted.as_deref(), Some("a wireless keyboard"));
-        let shade = asked("a desk lampshade", SHOP);
+        let shade = asked(en(), "a desk lampshade", SHOP);
         assert!(shade.products.is_empty(), "whole words only");
         assert_eq!(shade.near, [2]);
     }
@@ -454,18 +306,21 @@ mod tests {
     #[test]
     fn a_word_two_names_share_means_both() {
         let lamps = ["Desk Lamp", "Floor Lamp", "Wireless Mouse"];
-        assert_eq!(asked("do you have lamps?", &lamps).products, [0, 1]);
-        assert_eq!(asked("how much is the lamp", &lamps).products, [0, 1]);
+        assert_eq!(asked(en(), "do you have lamps?", &lamps).products, [0, 1]);
+        assert_eq!(asked(en(), "how much is the lamp", &lamps).products, [0, 1]);
         // One of them named in full is that one.
-        assert_eq!(asked("is the floor lamp in stock", &lamps).products, [1]);
+        assert_eq!(
+            asked(en(), "is the floor lamp in stock", &lamps).products,
+            [1]
+        );
         // Beside a word neither has, both are only near.
-        let purple = asked("a purple lamp", &lamps);
+        let purple = asked(en(), "a purple lamp", &lamps);
         assert!(purple.products.is_empty());
     }
 
     #[test]
     fn what_the_shop_does_not_sell_is_nothing_meant() {
-        let a = asked("do you sell kayaks?", SHOP);
+        let a = asked(en(), "do you sell kayaks?", SHOP);
         assert_eq!(
             a,
             Asked {
@@ -474,7 +329,7 @@ mod tests {
                 wanted: Some("kayaks".into())
             }
         );
-        assert_eq!(asked("is it in stock?", SHOP), Asked::default());
-        assert_eq!(asked("", &[] as &[&str]), Asked::default());
+        assert_eq!(asked(en(), "is it in stock?", SHOP), Asked::default());
+        assert_eq!(asked(en(), "", &[] as &[&str]), Asked::default());
     }
 }

@@ -15,6 +15,7 @@ use super::flows::{self, FlowEngine};
 use super::intents::{self, Action, IntentDef};
 use super::messages::Messages;
 use super::toml_file::{self, Schema, LEAF};
+use super::words::{self, Words};
 use crate::connectors::catalog::Op;
 use crate::connectors::config::{self as connectors, find_op, DeclaredOps};
 use crate::flow::actions::Actions;
@@ -52,6 +53,9 @@ pub struct Bot {
     models: BTreeMap<String, IntentModel>,
     /// Per language.
     messages: BTreeMap<String, Arc<Messages>>,
+    /// How each language is read (`words/<lang>.toml`): every listed language's, and any other
+    /// the bundle has a file for.
+    words: BTreeMap<String, Words>,
     /// `flows/<name>.toml`, parsed and validated.
     pub flows: BTreeMap<String, Flow>,
     /// Runs the flows.
@@ -243,6 +247,20 @@ impl Bot {
             .expect("a loaded bundle has a model per language")
     }
 
+    /// How `language` is read; a language the bundle has no words for reads with the default
+    /// language's (loading refuses a bundle without them).
+    pub fn words(&self, language: &str) -> &Words {
+        self.words
+            .get(language)
+            .or_else(|| self.languages.first().and_then(|l| self.words.get(l)))
+            .unwrap_or_else(|| Words::english())
+    }
+
+    /// The default language's words.
+    pub fn default_words(&self) -> &Words {
+        self.words(self.languages.first().map_or("", String::as_str))
+    }
+
     fn from_files(
         root: &str,
         files: &Files,
@@ -301,6 +319,44 @@ impl Bot {
                     format!("missing: bot.toml lists the language {lang:?}"),
                 )),
                 None => {}
+            }
+        }
+        // words/<lang>.toml: every file is checked; a listed language without one reads with
+        // the default bundle's, if that ships it.
+        let mut words = BTreeMap::new();
+        for rel in files.keys() {
+            let Some(lang) = rel
+                .strip_prefix("words/")
+                .and_then(|n| n.strip_suffix(".toml"))
+            else {
+                continue;
+            };
+            if let Some(text) = text_of(rel, &mut errs) {
+                match Words::parse(&path(rel), lang, text) {
+                    Ok(w) => {
+                        words.insert(lang.to_string(), w);
+                    }
+                    Err(e) => errs.0.extend(e.0),
+                }
+            }
+        }
+        for lang in &languages {
+            if words.contains_key(lang) {
+                continue;
+            }
+            match words::default_words(lang) {
+                Some(Ok(w)) => {
+                    words.insert(lang.clone(), w);
+                }
+                Some(Err(e)) => errs.0.extend(e.0),
+                None => errs.push(BundleError::new(
+                    path(&format!("words/{lang}.toml")),
+                    None,
+                    "",
+                    format!(
+                        "missing: bot.toml lists the language {lang:?}, and the default bundle has no words for it to read it with"
+                    ),
+                )),
             }
         }
         // A key the bot refers to, missing from a language's messages (checked only for the
@@ -597,6 +653,7 @@ impl Bot {
             order_number_intent,
             models,
             messages,
+            words,
             flows,
             engine: Arc::new(engine),
         })
@@ -995,6 +1052,48 @@ mod tests {
                 .starts_with("/nonexistent/bot: cannot read the bundle"),
             "{none}"
         );
+    }
+
+    #[test]
+    fn every_listed_language_has_words_its_own_or_the_default_bundles() {
+        let dir = copy();
+        // Italian has no words file, here or in the default bundle; Spanish reads with the
+        // default bundle's.
+        edit(
+            &dir,
+            "bot.toml",
+            "languages = [\"en\"]",
+            "languages = [\"en\", \"es\", \"it\"]",
+        );
+        std::fs::remove_file(dir.join("words/es.toml")).unwrap();
+        let all = errors(&dir).join("\n");
+        assert!(
+            all.contains("B/words/it.toml: missing: bot.toml lists the language \"it\""),
+            "{all}"
+        );
+        assert!(!all.contains("words/es.toml"), "{all}");
+        // A words file is checked where it is, even for a language not listed.
+        edit(
+            &dir,
+            "words/fr.toml",
+            "numeric = \"day/month\"",
+            "numeric = \"d/m\"",
+        );
+        let all = errors(&dir).join("\n");
+        assert!(
+            all.contains("B/words/fr.toml:") && all.contains(": dates.numeric: \"d/m\""),
+            "{all}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // A bundle without words of its own reads its languages with the default bundle's.
+        let subscriptions = Bot::load(Path::new(SUBSCRIPTIONS)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(subscriptions.default_words().language(), "en");
+        // Any language the bundle has no words for reads as its default language.
+        assert_eq!(subscriptions.words("es").language(), "en");
+        let shop = Bot::embedded();
+        assert_eq!(shop.words("de").language(), "de");
+        assert_eq!(shop.words("pt").language(), "en");
     }
 
     const SUBSCRIPTIONS: &str = concat!(

@@ -13,6 +13,8 @@ pub mod intents;
 pub mod messages;
 pub mod order_answer;
 mod toml_file;
+pub mod words;
 
 pub use bundle::{model_file, Bot, Slot, SlotKind};
 pub use intents::{Action, IntentDef};
+pub use words::Words;

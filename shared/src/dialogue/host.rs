@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::auth::Principal;
 use crate::bot::format::Format;
 use crate::bot::messages::{Messages, Value as MsgValue};
+use crate::bot::Words;
 use crate::connectors::catalog::Op;
 use crate::connectors::{ConnectorError, InventoryPort, OperationsPort, Order, OrdersPort};
 use crate::flow::engine::{FlowHost, HostError, RefundState};
@@ -66,6 +67,7 @@ pub struct PortsHost<'a> {
     deadline: Option<Instant>,
     lists: BTreeMap<String, Vec<String>>,
     trouble: Mutex<Option<Trouble>>,
+    words: Words,
 }
 
 impl<'a> PortsHost<'a> {
@@ -85,7 +87,14 @@ impl<'a> PortsHost<'a> {
             deadline,
             lists: BTreeMap::new(),
             trouble: Mutex::new(None),
+            words: Words::default(),
         }
+    }
+
+    /// How the conversation's language is read (the default bundle's English without it).
+    pub fn with_words(mut self, words: Words) -> Self {
+        self.words = words;
+        self
     }
 
     pub fn with_inventory(mut self, inventory: Option<&'a dyn InventoryPort>) -> Self {
@@ -244,6 +253,10 @@ impl FlowHost for PortsHost<'_> {
 
     fn format(&self) -> &Format {
         self.messages.format()
+    }
+
+    fn words(&self) -> Words {
+        self.words.clone()
     }
 }
 

@@ -79,6 +79,7 @@ impl Dialogue {
         .with_operations(self.operations.as_deref())
         .with_list(REFUNDS_REQUESTED, turn.out.slots.refunds_requested.clone())
         .with_list(WELCOME_BACK, turn.out.slots.welcome_back.clone())
+        .with_words(turn.words.clone())
     }
 
     /// The message as the engine reads it. While a flow waits for a product, the catalogue's
@@ -100,8 +101,9 @@ impl Dialogue {
             }
         }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let entities = crate::entities::extract(text, turn.now.date(), &names);
-        Understood::from_nlu(u, text, &entities)
+        let words = &turn.words;
+        let entities = crate::entities::extract(words, text, turn.now.date(), &names);
+        Understood::from_nlu(u, text, &entities, words)
     }
 
     /// Starts `flow` for the message (for `intent`; none for a vendor's event), with

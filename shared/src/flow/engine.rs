@@ -53,6 +53,8 @@ pub struct Understood {
     pub amounts: Vec<Money>,
     pub dates: Vec<time::Date>,
     pub products: Vec<String>,
+    /// How the message's language is read: its items and ordinals are looked for with them.
+    pub words: crate::bot::Words,
 }
 
 impl Understood {
@@ -62,6 +64,7 @@ impl Understood {
         u: &crate::nlu::Understanding,
         text: &str,
         e: &crate::entities::Entities,
+        words: &crate::bot::Words,
     ) -> Self {
         let intent = u.intent.name().to_string();
         Understood {
@@ -83,6 +86,7 @@ impl Understood {
                 .collect(),
             dates: e.dates.clone(),
             products: e.products.clone(),
+            words: words.clone(),
         }
     }
 }
@@ -232,6 +236,9 @@ pub trait FlowHost: Send + Sync {
     /// How the customer's language writes values, for text a flow composes itself (a
     /// message variable `"{o.total} on {o.placed_at}"`, a few product names).
     fn format(&self) -> &Format;
+
+    /// How the customer's language is read, for an action that reads words (a product's name).
+    fn words(&self) -> crate::bot::Words;
 }
 
 /// What a flow waits for.

@@ -46,7 +46,7 @@ pub fn fill(
                 if items.len() != candidates.len() {
                     return None;
                 }
-                let i = crate::matching::best(&u.text, items)?;
+                let i = crate::matching::best(&u.words, &u.text, items)?;
                 candidates.get(i).cloned().map(Value::Text)
             })
             .or_else(|| {

@@ -287,6 +287,10 @@ impl FlowHost for Host {
     fn format(&self) -> &crate::bot::format::Format {
         &self.format
     }
+
+    fn words(&self) -> crate::bot::Words {
+        crate::bot::Words::default()
+    }
 }
 
 fn said(intent: &str, text: &str) -> Understood {
@@ -1354,14 +1358,20 @@ fn cut_and_broken_files_never_panic() {
 fn the_classifier_fills_what_the_engine_reads() {
     let text = "refund $12.50 on order 1002 to a@b.example";
     let nlu = crate::bot::Bot::embedded().nlu();
+    let words = crate::bot::Words::english();
     let u = nlu.understand("en", text);
-    let e = crate::entities::extract(text, NOW.date(), &[]);
-    let got = Understood::from_nlu(&u, text, &e);
+    let e = crate::entities::extract(words, text, NOW.date(), &[]);
+    let got = Understood::from_nlu(&u, text, &e, words);
     assert_eq!(got.order_refs, ["1002"]);
     assert_eq!(got.emails, ["a@b.example"]);
     assert_eq!(got.amounts[0].amount_cents, 1250);
     assert_eq!(got.answer, None);
-    let yes = Understood::from_nlu(&nlu.understand("en", "yes"), "yes", &Default::default());
+    let yes = Understood::from_nlu(
+        &nlu.understand("en", "yes"),
+        "yes",
+        &Default::default(),
+        words,
+    );
     assert_eq!((yes.answer, yes.clear), (Some(true), true));
 }
 

@@ -63,7 +63,7 @@ impl Action for ListRecentOrders {
             .input
             .filter(|_| recent.len() > 1)
             // Exactly as written: unasked, "house" must not pick the order with the mouse.
-            .and_then(|u| crate::matching::best_exact(&u.text, &holding));
+            .and_then(|u| crate::matching::best_exact(&u.words, &u.text, &holding));
         let one = |o: &Record| Done {
             outcome: "one",
             fills: Record::from([("order".to_string(), Value::Text(id(o)))]),

@@ -73,7 +73,7 @@ impl Action for MatchProduct {
             .filter_map(|p| name_of(p).map(|n| (p, n)))
             .collect();
         let names: Vec<&str> = named.iter().map(|(_, n)| n.as_str()).collect();
-        let asked = crate::product_words::asked(&words, &names);
+        let asked = crate::product_words::asked(&cx.host.words(), &words, &names);
         let fields = |(p, name): &(&Record, String)| {
             let available = match p.get("available") {
                 Some(Value::Number(n)) => (*n).max(0),
