@@ -213,6 +213,11 @@ impl Dialogue {
         turn.say(line);
     }
 
+    /// The bundle's default language (its first).
+    pub fn default_language(&self) -> &str {
+        self.bot.language("")
+    }
+
     /// The sentences of `language` (the default language's for one the bundle does not speak).
     pub fn messages_in(&self, language: Option<&str>) -> Arc<Messages> {
         language

@@ -104,6 +104,13 @@ impl IntentModel {
         self.ids.binary_search(&id).is_ok()
     }
 
+    /// The log of the share of training examples that had feature `id`, when it was seen:
+    /// the trainer's idf is `ln((n + 1) / (df + 1)) + 1`, so this is `1 - idf`.
+    pub fn log_share(&self, id: u32) -> Option<f32> {
+        let i = self.ids.binary_search(&id).ok()?;
+        Some(1.0 - self.idf[i])
+    }
+
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = MAGIC.to_vec();
         out.extend((self.classes.len() as u32).to_le_bytes());

@@ -2,9 +2,11 @@
 //!
 //! An explicit choice wins (the chat API's `language`, else the customer's `locale` claim). Else
 //! the message is read for it, with two kinds of evidence:
-//! - the bundle's own vocabulary: how many of the message's words each language's model saw in
-//!   training ("pedido" only the Spanish one, "order" only the English one). It knows the
-//!   company's words and their misspellings, which no general detector does;
+//! - the bundle's own vocabulary, as a unigram language model per language: how common each of
+//!   the message's words is among that language's training examples ("pedido" is common in the
+//!   Spanish ones and unseen in the English ones; "hallo" common in the German ones and rare in
+//!   the English ones). It knows the company's words and their misspellings, which no general
+//!   detector does;
 //! - `whatlang`'s trigram detector among the bundle's languages, which tells languages apart on
 //!   words the examples never used.
 //!
@@ -17,14 +19,26 @@ use crate::features;
 
 /// Fewer words than this never change a conversation's language: "ok", "merci", "sí gracias".
 const MIN_WORDS: usize = 3;
-/// How much better another language must read than the conversation's to switch to it (scores
-/// are the share of words known, plus up to `DETECTOR_WEIGHT`).
-const SWITCH_MARGIN: f32 = 0.2;
-/// The trigram detector's say, at full confidence, against the vocabulary's share of words.
-const DETECTOR_WEIGHT: f32 = 0.5;
+/// A word a language's examples never had counts as rarer than any they had (a log share; the
+/// rarest words seen have about -ln(examples), -10 to -11 for the shipped bundle).
+const UNSEEN: f32 = -12.0;
+/// How much more likely (mean log share per word) another language must read than the
+/// conversation's to switch to it, or than the runner-up to open a conversation in it from a
+/// message too short for the detector.
+const SWITCH_MARGIN: f32 = 1.5;
+/// A short first message whose words are at least this common in the default language's
+/// examples (mean log share) is in the default language, whatever else it could be.
+const RARE: f32 = -6.0;
+/// The trigram detector's say, at full confidence, in mean log share per word.
+const DETECTOR_WEIGHT: f32 = 2.0;
 /// Below this share of known words in every language, the message may be in another language
 /// altogether: only then is the detector asked among all the languages it knows.
 const FOREIGN_BELOW: f32 = 0.5;
+/// A message whose words are this rare (mean log share) in every language's examples reads
+/// like none of them: the detector's top language, sure or not, is taken when it is another.
+const FOREIGN_MEAN: f32 = -7.5;
+/// `whatlang`'s confidence (its top language's lead over the next) taken for such a message.
+const FAIRLY_SURE: f64 = 0.5;
 
 /// The language to reply in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,64 +78,92 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
         }
     }
     let ids: Vec<u32> = words.iter().map(|w| features::word_id(w)).collect();
-    let known = |lang: &str| {
-        let model = bot.model(lang);
-        ids.iter().filter(|id| model.knows(**id)).count() as f32 / ids.len() as f32
-    };
-    let shares: Vec<(&str, f32)> = bot
+    // Per language: the share of the words its examples had, and the mean log share of the
+    // words among its examples.
+    let read: Vec<(&str, f32, f32)> = bot
         .languages
         .iter()
-        .map(|l| (l.as_str(), known(l)))
+        .map(|lang| {
+            let model = bot.model(lang);
+            let (mut known, mut sum) = (0usize, 0.0f32);
+            for id in &ids {
+                match model.log_share(*id) {
+                    Some(l) => {
+                        known += 1;
+                        sum += l;
+                    }
+                    None => sum += UNSEEN,
+                }
+            }
+            let n = ids.len() as f32;
+            (lang.as_str(), known as f32 / n, sum / n)
+        })
         .collect();
-    let best_share = shares.iter().map(|(_, s)| *s).fold(0.0, f32::max);
-    if words.len() < MIN_WORDS {
-        if current.is_some() {
-            return keep();
-        }
-        // A first "hola" or "merci": the only language whose examples have its words.
-        let best: Vec<&str> = shares
-            .iter()
-            .filter(|(_, s)| *s > 0.0 && *s == best_share)
-            .map(|(l, _)| *l)
-            .collect();
-        return match best.as_slice() {
-            [only] => Choice::Speak(only.to_string()),
-            _ => keep(),
-        };
+    let best_share = read.iter().map(|(_, k, _)| *k).fold(0.0, f32::max);
+    let short = words.len() < MIN_WORDS;
+    if short && current.is_some() {
+        return keep();
     }
-    if best_share < FOREIGN_BELOW {
+    let best_mean = read.iter().map(|(_, _, m)| *m).fold(UNSEEN, f32::max);
+    let strange = best_mean < FOREIGN_MEAN;
+    if !short && (best_share < FOREIGN_BELOW || strange) {
         if let Some(info) = whatlang::detect(text) {
             let code = iso_639_1(info.lang());
-            if info.is_reliable() && code.is_none_or(|c| speaks(c).is_none()) {
+            // The detector is sure, or fairly sure of a language none of the bundle's
+            // examples read like (gibberish reads like none and is no language either).
+            let sure = info.is_reliable() || (strange && info.confidence() >= FAIRLY_SURE);
+            if sure && code.is_none_or(|c| speaks(c).is_none()) {
                 return Choice::Unsupported(code.unwrap_or(info.lang().code()).to_string());
             }
         }
     }
+    // Words no language's examples read like (gibberish, a name): nothing to go on.
+    if strange {
+        return keep();
+    }
+    // Too short for trigrams to say much ("hola"): the vocabulary alone.
     let allowed: Vec<whatlang::Lang> = bot.languages.iter().filter_map(|l| lang_of(l)).collect();
-    let detected = (allowed.len() > 1)
+    let detected = (!short && allowed.len() > 1)
         .then(|| whatlang::Detector::with_allowlist(allowed).detect(text))
         .flatten()
         .and_then(|i| Some((iso_639_1(i.lang())?, i.confidence() as f32)));
-    let score = |lang: &str, share: f32| {
-        share
-            + detected
+    let mut scored: Vec<(&str, f32)> = read
+        .iter()
+        .map(|(lang, _, mean)| {
+            let said = detected
                 .filter(|(l, _)| base(lang) == *l)
-                .map_or(0.0, |(_, c)| DETECTOR_WEIGHT * c)
-    };
-    let scored: Vec<(&str, f32)> = shares.iter().map(|(l, s)| (*l, score(l, *s))).collect();
-    let Some(&(best, top)) = scored.iter().reduce(|a, b| if b.1 > a.1 { b } else { a }) else {
+                .map_or(0.0, |(_, c)| DETECTOR_WEIGHT * c);
+            (*lang, mean + said)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let Some(&(best, top)) = scored.first() else {
         return keep();
     };
-    match &current {
-        Some(c) if c != best => {
-            let held = scored.iter().find(|(l, _)| l == c).map_or(0.0, |(_, s)| *s);
-            if top >= held + SWITCH_MARGIN {
-                Choice::Speak(best.to_string())
-            } else {
-                keep()
-            }
+    let beats = |other: f32| top >= other + SWITCH_MARGIN;
+    let chosen = match &current {
+        // The conversation's language holds unless another reads clearly better.
+        Some(c) => {
+            let held = scored.iter().find(|(l, _)| l == c).map_or(top, |(_, s)| *s);
+            c == best || beats(held)
         }
-        _ => Choice::Speak(best.to_string()),
+        // A first message long enough for the detector goes with whichever reads best.
+        None if !short => true,
+        // A first "hola" or "merci": only when it reads clearly better than in any other and
+        // is rare in the default language ("no" and "ok" are English too).
+        None => {
+            let default = bot.language("");
+            let in_default = read
+                .iter()
+                .find(|(l, _, _)| *l == default)
+                .map_or(UNSEEN, |(_, _, mean)| *mean);
+            in_default < RARE && scored.get(1).is_none_or(|(_, second)| beats(*second))
+        }
+    };
+    if chosen {
+        Choice::Speak(best.to_string())
+    } else {
+        keep()
     }
 }
 
@@ -259,6 +301,88 @@ mod tests {
         // Asked for: honoured when spoken, else the message decides.
         assert_eq!(choose(&bot, Some("en-US"), None, "hi"), speak("en"));
         assert_eq!(choose(&bot, Some("xx"), None, "hi"), speak("en"));
+    }
+
+    #[test]
+    fn each_language_is_told_and_short_messages_keep_the_conversations() {
+        let bot = Bot::embedded();
+        let speak = |s: &str| Choice::Speak(s.to_string());
+        // First messages, long enough for the detector and too short for it.
+        assert_eq!(
+            choose(&bot, None, None, "quiero saber cuándo llega mi paquete"),
+            speak("es")
+        );
+        assert_eq!(
+            choose(&bot, None, None, "je n'ai toujours pas reçu ma commande"),
+            speak("fr")
+        );
+        assert_eq!(
+            choose(&bot, None, None, "mein Paket ist noch nicht angekommen"),
+            speak("de")
+        );
+        assert_eq!(choose(&bot, None, None, "hola"), speak("es"));
+        assert_eq!(choose(&bot, None, None, "bonjour"), speak("fr"));
+        assert_eq!(choose(&bot, None, None, "guten Tag"), speak("de"));
+        // Words English has too stay English.
+        assert_eq!(choose(&bot, None, None, "no"), speak("en"));
+        assert_eq!(choose(&bot, None, None, "ok"), speak("en"));
+        // "ok", a number, "sí" never flip a conversation; a sentence in another language does.
+        for short in ["ok", "1005", "sí", "merci", "ja"] {
+            assert_eq!(
+                choose(&bot, None, Some("fr"), short),
+                speak("fr"),
+                "{short}"
+            );
+            assert_eq!(
+                choose(&bot, None, Some("en"), short),
+                speak("en"),
+                "{short}"
+            );
+        }
+        assert_eq!(
+            choose(
+                &bot,
+                None,
+                Some("en"),
+                "en realidad prefiero escribir en español"
+            ),
+            speak("es")
+        );
+        // A product's English name in a Spanish sentence keeps it Spanish.
+        assert_eq!(
+            choose(&bot, None, Some("es"), "tenéis la wireless mouse en stock?"),
+            speak("es")
+        );
+        // Asked for wins over the message.
+        assert_eq!(
+            choose(&bot, Some("de-AT"), None, "where is my order"),
+            speak("de")
+        );
+    }
+
+    #[test]
+    fn a_language_the_bundle_does_not_speak_is_said_so() {
+        let bot = Bot::embedded();
+        for text in [
+            "buongiorno, vorrei sapere perché il mio pacco non è ancora arrivato a casa",
+            "ciao, il mio ordine non è ancora arrivato",
+            "dzień dobry, chciałbym wiedzieć, gdzie jest moje zamówienie",
+            "ik wil graag weten waar mijn bestelling blijft",
+        ] {
+            assert!(
+                matches!(choose(&bot, None, None, text), Choice::Unsupported(_)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn gibberish_is_no_language() {
+        let bot = Bot::embedded();
+        assert_eq!(
+            choose(&bot, None, None, "qwxz vbnm plok"),
+            Choice::Speak("en".into())
+        );
     }
 
     #[test]

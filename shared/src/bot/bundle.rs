@@ -882,7 +882,7 @@ mod tests {
     fn the_shop_bundle_loads_compiled_in_and_from_its_directory() {
         let bot = Bot::embedded();
         assert_eq!(bot.name, "shop");
-        assert_eq!(bot.languages, ["en"]);
+        assert_eq!(bot.languages, ["en", "es", "fr", "de"]);
         assert_eq!(bot.thresholds, Thresholds::default());
         assert_eq!(bot.intents.len(), 35);
         assert_eq!(bot.model("en").classes.len(), 35);
@@ -970,9 +970,9 @@ mod tests {
         )
         .unwrap();
         std::fs::write(dir.join("examples/en/orphan.txt"), "an orphan\n").unwrap();
-        std::fs::write(dir.join("examples/fr/greet.txt"), "bonjour\n").unwrap_or_else(|_| {
-            std::fs::create_dir_all(dir.join("examples/fr")).unwrap();
-            std::fs::write(dir.join("examples/fr/greet.txt"), "bonjour\n").unwrap();
+        std::fs::write(dir.join("examples/pt/greet.txt"), "olá\n").unwrap_or_else(|_| {
+            std::fs::create_dir_all(dir.join("examples/pt")).unwrap();
+            std::fs::write(dir.join("examples/pt/greet.txt"), "olá\n").unwrap();
         });
         let e = errors(&dir);
         let expected = [
@@ -985,7 +985,7 @@ mod tests {
             "B/intents/review.toml:2: answer: no message \"answer.reviews\" in messages/en.toml",
             "B/intents/track_parcel.toml: no training examples: add examples/en/track_parcel.txt",
             "B/examples/en/orphan.txt: no intent \"orphan\"",
-            "B/examples/fr/greet.txt: bot.toml does not list the language \"fr\"",
+            "B/examples/pt/greet.txt: bot.toml does not list the language \"pt\"",
         ];
         let all = e.join("\n");
         for x in expected.iter().chain(&[
@@ -1062,7 +1062,7 @@ mod tests {
         edit(
             &dir,
             "bot.toml",
-            "languages = [\"en\"]",
+            "languages = [\"en\", \"es\", \"fr\", \"de\"]",
             "languages = [\"en\", \"es\", \"it\"]",
         );
         std::fs::remove_file(dir.join("words/es.toml")).unwrap();

@@ -8,6 +8,7 @@
 //! tests:
 //!   - name: a late order is offered a refund
 //!     customer: alice            # default: the fixtures' first customer
+//!     language: en               # optional: every turn is answered in it
 //!     turns:
 //!       - say: where is order 1002
 //!         intent: order_status   # the understood intent's name
@@ -161,6 +162,9 @@ pub struct ConversationTest {
     /// Systems that answer what the mapping cannot read: the turn says so at once.
     #[serde(default)]
     pub broken: Vec<System>,
+    /// The language every turn must be answered in (a turn's own `language` overrides it).
+    #[serde(default)]
+    pub language: Option<String>,
     /// Set at load: the file and line the test starts on.
     #[serde(skip)]
     pub file: String,
@@ -927,7 +931,7 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
                 ));
             }
         }
-        if let Some(want) = &turn.language {
+        if let Some(want) = turn.language.as_ref().or(test.language.as_ref()) {
             if reply.language.as_deref() != Some(want.as_str()) {
                 problems.push(format!(
                     "language: expected {want}, got {}",

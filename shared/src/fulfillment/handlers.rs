@@ -323,10 +323,16 @@ impl Fulfillment {
             .into_iter()
             .map(|j| j.in_language(slots.language.clone()))
             .collect();
+        // The conversation is in the language the message was said in from now on.
+        let language = slots
+            .language
+            .clone()
+            .unwrap_or_else(|| self.systems.dialogue.default_language().to_string());
         a.update = Some(Box::new(move |c| {
             if let Some(o) = &order {
                 c.slots.order_id = Some(o.clone());
             }
+            c.slots.language.get_or_insert_with(|| language.clone());
         }));
         let done = self.append(s, a, EffectOutcome::Done).await?;
         metrics::count("ProactiveMessage", &dims);
