@@ -123,7 +123,12 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
     }
     // Too short for trigrams to say much ("hola"): the vocabulary alone.
     let allowed: Vec<whatlang::Lang> = bot.languages.iter().filter_map(|l| lang_of(l)).collect();
-    let detected = (!short && allowed.len() > 1)
+    // Asked only when it could change the outcome: most messages read far better in one
+    // language than in any other, and the detector is most of this function's time.
+    let mut means: Vec<f32> = read.iter().map(|(_, _, m)| *m).collect();
+    means.sort_by(|a, b| b.total_cmp(a));
+    let decided = means.len() < 2 || means[0] - means[1] > DETECTOR_WEIGHT;
+    let detected = (!short && !decided && allowed.len() > 1)
         .then(|| whatlang::Detector::with_allowlist(allowed).detect(text))
         .flatten()
         .and_then(|i| Some((iso_639_1(i.lang())?, i.confidence() as f32)));
