@@ -399,8 +399,8 @@ impl TurnService {
                     refunds_requested: old.refunds_requested,
                     refunds_reported: old.refunds_reported,
                     welcome_back,
-                    // The welcome back is said in the language the customer last wrote in.
-                    language: old.language,
+                    // Not the language: a new conversation's first message says which (the
+                    // welcome back is said in it), as it would for a new customer.
                     ..Slots::default()
                 }
             }
