@@ -905,6 +905,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_language_is_the_conversations_and_asked_for_wins() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store);
+        let first = svc
+            .post(&alice(), msg("where is my order please", None, None))
+            .await
+            .unwrap();
+        assert_eq!(first.language.as_deref(), Some("en"));
+        // A new conversation the next day: its first message says which language.
+        let hola = svc.post(&alice(), msg("hola", None, None)).await.unwrap();
+        assert_eq!(hola.language.as_deref(), Some("es"));
+        assert!(
+            hola.replies[0].text.starts_with("¡Hola!"),
+            "{:?}",
+            hola.replies
+        );
+        // "ok" and a number keep it; the client asking for German switches it.
+        let id = Some(hola.conversation_id.as_str());
+        let ok = svc.post(&alice(), msg("ok", id, None)).await.unwrap();
+        assert_eq!(ok.language.as_deref(), Some("es"));
+        let mut asked = msg("hi", id, None);
+        asked.language = Some("de-DE".into());
+        let de = svc.post(&alice(), asked).await.unwrap();
+        assert_eq!(de.language.as_deref(), Some("de"));
+        // A malformed tag is refused; one the bot does not speak is only ignored.
+        let mut bad = msg("hi", id, None);
+        bad.language = Some("<es>".into());
+        assert!(matches!(
+            svc.post(&alice(), bad).await,
+            Err(ApiError::BadRequest(_))
+        ));
+        let mut unknown = msg("wo ist meine Bestellung", id, None);
+        unknown.language = Some("pt-BR".into());
+        let kept = svc.post(&alice(), unknown).await.unwrap();
+        assert_eq!(kept.language.as_deref(), Some("de"));
+    }
+
+    #[tokio::test]
+    async fn a_language_the_bot_does_not_speak_gets_one_english_sentence_and_a_person() {
+        let svc = service(Arc::new(MemoryStore::new()));
+        let it = "buongiorno, vorrei sapere perché il mio pacco non è ancora arrivato a casa";
+        let first = svc.post(&alice(), msg(it, None, None)).await.unwrap();
+        assert_eq!(
+            first.replies[0].text,
+            "Sorry, I can only help in English, español, français and Deutsch. Would you like me to pass you to a member of our team?"
+        );
+        assert_eq!(first.language, None, "no language chosen yet");
+        let id = Some(first.conversation_id.as_str());
+        let yes = svc.post(&alice(), msg("yes", id, None)).await.unwrap();
+        assert_eq!(yes.facts.ending, Ending::Handoff);
+    }
+
+    #[tokio::test]
     async fn concurrent_turns_all_land_with_distinct_seqs() {
         let store = Arc::new(MemoryStore::new());
         let svc = Arc::new(service(store.clone()));
