@@ -30,7 +30,7 @@ sys.path.insert(0, HERE)
 from chat import ApiError, Client, chat_url  # noqa: E402
 
 DEFAULT_SET = os.path.join(ROOT, "..", "shared", "data", "conversations_dev.json")
-# Scenarios about languages other than English are counted apart until the bot speaks them.
+# Scenarios about languages other than English are also counted apart (docs/languages.md).
 OTHER_LANGUAGE = re.compile(r"^(spanish|french|german)\b|\blanguage\b", re.I)
 
 
