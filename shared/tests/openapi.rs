@@ -456,6 +456,7 @@ fn the_post_message_body_is_what_the_server_accepts() {
         "text": "hi",
         "conversation_id": new_conversation_id(),
         "client_message_id": "m-1",
+        "language": "es-MX",
     });
     assert_eq!(property_names(&spec, body), keys(&full));
     serde_json::from_value::<PostMessage>(full.clone()).expect("every documented field parses");

@@ -480,6 +480,21 @@ fn a_new_intent_with_its_own_flow_is_trained_checked_and_answered() {
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(std::path::Path::new(root), &dir);
     let write = |rel: &str, text: &str| std::fs::write(dir.join(rel), text).unwrap();
+    // An English shop's bot: the other languages would each need the intent's examples and
+    // the flow's sentences too.
+    for lang in ["es", "fr", "de"] {
+        std::fs::remove_dir_all(dir.join("examples").join(lang)).unwrap();
+        std::fs::remove_file(dir.join(format!("messages/{lang}.toml"))).unwrap();
+        std::fs::remove_file(dir.join(format!("model.{lang}.bin"))).unwrap();
+    }
+    let bot = std::fs::read_to_string(dir.join("bot.toml")).unwrap();
+    write(
+        "bot.toml",
+        &bot.replace(
+            "languages = [\"en\", \"es\", \"fr\", \"de\"]",
+            "languages = [\"en\"]",
+        ),
+    );
     write(
         "intents/gift_wrap.toml",
         "description = \"gift wrap an order\"\nflow = \"gift_wrap\"\n",
