@@ -213,11 +213,6 @@ impl Dialogue {
         turn.say(line);
     }
 
-    /// The bundle's default language (its first).
-    pub fn default_language(&self) -> &str {
-        self.bot.language("")
-    }
-
     /// The sentences of `language` (the default language's for one the bundle does not speak).
     pub fn messages_in(&self, language: Option<&str>) -> Arc<Messages> {
         language
@@ -261,12 +256,21 @@ impl Dialogue {
         let (language, unsupported) =
             match crate::language::choose(&self.bot, asked, slots.language.as_deref(), text) {
                 crate::language::Choice::Speak(l) => (l, None),
-                crate::language::Choice::Unsupported(code) => (
-                    self.bot
-                        .language(slots.language.as_deref().unwrap_or(UNSUPPORTED_IN))
-                        .to_string(),
-                    Some(code),
-                ),
+                // While a flow waits for an answer, a name or an address in another language
+                // is the answer: read in the conversation's language.
+                crate::language::Choice::Unsupported(_)
+                    if matches!(state, DialogueState::Flow(_)) =>
+                {
+                    (
+                        self.bot
+                            .language(slots.language.as_deref().unwrap_or(""))
+                            .to_string(),
+                        None,
+                    )
+                }
+                crate::language::Choice::Unsupported(code) => {
+                    (self.bot.language(UNSUPPORTED_IN).to_string(), Some(code))
+                }
             };
         let mut slots = slots.clone();
         if let Some(code) = unsupported {

@@ -873,6 +873,23 @@ mod tests {
         assert_eq!(read("fr", "bien sûr que non").answer, Some(false));
         assert_eq!(read("de", "ja, bitte machen Sie das").answer, Some(true));
         assert_eq!(read("de", "nein, ich warte lieber").answer, Some(false));
+        // Waiting, or taking a thing in, is never a yes to an offer.
+        for (lang, t) in [
+            ("es", "vale, espero"),
+            ("es", "vale, prefiero esperar"),
+            ("es", "ok esperaré"),
+            ("es", "bueno saberlo"),
+            ("fr", "ok je vais attendre"),
+            ("fr", "d'accord, je vais attendre"),
+            ("fr", "d'accord, je préfère attendre"),
+            ("fr", "bon à savoir"),
+            ("de", "ok dann warte ich"),
+            ("de", "alles klar, ich warte"),
+            ("de", "gut zu wissen"),
+            ("de", "alles klar danke"),
+        ] {
+            assert_ne!(read(lang, t).answer, Some(true), "{lang} {t}");
+        }
         // Each language's own list: "vale" is no fixed English answer.
         assert_eq!(read("en", "vale").answer, None);
         // A language the bundle has no words for reads as its default language.

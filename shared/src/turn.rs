@@ -63,7 +63,8 @@ pub struct TurnReply {
     pub message: Message,
     pub replies: Vec<Message>,
     /// The language the conversation is held in after the turn ("es"): a client can set its
-    /// own words (buttons, placeholders) to match. Absent while an agent has the conversation.
+    /// own words (buttons, placeholders) to match. Absent until the bot has answered in one (a
+    /// message in a language it does not speak, a conversation an agent held from its start).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     /// For the request log and metrics; not part of the API's answer.

@@ -100,10 +100,19 @@ impl Fulfillment {
                 };
                 let c = snapshot.conversation;
                 let who = Principal::customer(key.tenant.clone(), c.customer_id.clone());
+                // In the language the turn chose (asked for, or the token's): the message alone
+                // could choose another.
                 let outcome = self
                     .systems
                     .dialogue
-                    .respond(&who, &c.state, &c.slots, text, OffsetDateTime::now_utc())
+                    .respond_in(
+                        s.job.language.as_deref(),
+                        &who,
+                        &c.state,
+                        &c.slots,
+                        text,
+                        OffsetDateTime::now_utc(),
+                    )
                     .await;
                 if outcome.deferred {
                     // A system it needs is still down: come back later (growing delays) until
@@ -323,16 +332,10 @@ impl Fulfillment {
             .into_iter()
             .map(|j| j.in_language(slots.language.clone()))
             .collect();
-        // The conversation is in the language the message was said in from now on.
-        let language = slots
-            .language
-            .clone()
-            .unwrap_or_else(|| self.systems.dialogue.default_language().to_string());
         a.update = Some(Box::new(move |c| {
             if let Some(o) = &order {
                 c.slots.order_id = Some(o.clone());
             }
-            c.slots.language.get_or_insert_with(|| language.clone());
         }));
         let done = self.append(s, a, EffectOutcome::Done).await?;
         metrics::count("ProactiveMessage", &dims);
