@@ -30,6 +30,7 @@ use crate::jobs::JobKind;
 use crate::nlu::{Intent, Move, Nlu, Thresholds, Understanding, LAST, NEWEST};
 use crate::store::EffectLedger;
 
+pub use moves::INTENT_NAME;
 pub use run_flow::message_value;
 
 /// The flow a returning customer's first turn runs when the bundle has it: where the refunds

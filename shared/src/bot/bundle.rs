@@ -418,6 +418,21 @@ impl Bot {
             let Some(parsed) = intents::parse(&file, name, text, &mut errs) else {
                 continue;
             };
+            // "Did you want to: 1. … 2. …?" names intents in the conversation's language: the
+            // first language may use the description, every other one needs its own words.
+            let named = format!("{}{name}", crate::dialogue::INTENT_NAME);
+            for lang in missing_in(&named) {
+                if languages.first() != Some(&lang) {
+                    errs.push(BundleError::new(
+                        &file,
+                        None,
+                        "description",
+                        format!(
+                            "no message {named:?} in messages/{lang}.toml (how the intent is named when the bot asks which of two was meant)"
+                        ),
+                    ));
+                }
+            }
             match &parsed.def.action {
                 Some(Action::Answer {
                     key, needs_order, ..
@@ -1052,6 +1067,25 @@ mod tests {
                 .starts_with("/nonexistent/bot: cannot read the bundle"),
             "{none}"
         );
+    }
+
+    #[test]
+    fn every_language_after_the_first_names_every_intent() {
+        let dir = copy();
+        edit(
+            &dir,
+            "messages/fr.toml",
+            "cancel_order = \"annuler une commande\"\n",
+            "",
+        );
+        let all = errors(&dir).join("\n");
+        assert!(
+            all.contains("B/intents/cancel_order.toml: description: no message \"intent.cancel_order\" in messages/fr.toml"),
+            "{all}"
+        );
+        // The first language names it by its description.
+        assert!(!all.contains("messages/en.toml"), "{all}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

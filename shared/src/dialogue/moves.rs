@@ -17,6 +17,8 @@ const WAITING_FOR_TEAM: &str = "chat.waiting_for_team";
 const HANDED_OFF: &str = "handoff.done";
 const ALREADY_HANDED_OFF: &str = "handoff.already";
 const LANGUAGE_NAME: &str = "language.name";
+/// `intent.<name>`: how an intent is named in "did you want to: 1. … 2. …?".
+pub const INTENT_NAME: &str = "intent.";
 const UNSUPPORTED_LANGUAGE: &str = "language.unsupported";
 /// What the team is told a handoff after `language.unsupported` was for.
 const UNSUPPORTED_REASON: &str = "language";
@@ -103,7 +105,13 @@ impl Dialogue {
     }
 
     fn clarify(&self, turn: &mut Turn<'_>, a: &Intent, b: &Intent, u: &Understanding) {
+        // In the conversation's language (`intent.<name>`); the first language may name them
+        // by their description alone.
         let description = |i: &Intent| {
+            let key = format!("{INTENT_NAME}{}", i.name());
+            if turn.messages.vars_of(&key).is_some() {
+                return turn.messages.render(&key, &[]);
+            }
             self.bot
                 .intent(i)
                 .map_or_else(String::new, |d| d.description.clone())

@@ -985,3 +985,25 @@ async fn another_customers_order_listed_by_mistake_is_never_a_candidate() {
     let hers = fresh(&d, "where is order so88140").await;
     assert!(said(&hers).contains("#SO-88140"), "{:?}", hers.replies);
 }
+
+#[tokio::test]
+async fn did_you_mean_names_the_intents_in_the_conversations_language() {
+    // Thresholds that leave every message between the two: "did you want to…?" each time.
+    let unsure = dialogue(catalogue()).with_thresholds(Thresholds {
+        accept: 1.1,
+        clarify: 0.0,
+        ..Thresholds::default()
+    });
+    let es = fresh(&unsure, "quiero cancelar mi pedido, por favor").await;
+    assert_eq!(es.slots.language.as_deref(), Some("es"));
+    let said = es.replies.join("\n");
+    assert!(said.starts_with("Perdona, quiero asegurarme"), "{said}");
+    assert!(said.contains("1. cancelar un pedido"), "{said}");
+    // English names them by their description.
+    let en = fresh(&unsure, "I want to cancel my order please").await;
+    assert!(
+        en.replies.join("\n").contains("1. cancel an order"),
+        "{:?}",
+        en.replies
+    );
+}
