@@ -32,7 +32,7 @@ const CASES: &[Case] = &[
     },
     Case {
         language: "fr",
-        ask: "bonjour, où en est ma commande ?",
+        ask: "bonjour, je n'ai toujours pas reçu mon colis",
         yes: "oui, volontiers",
         offer: "Souhaitez-vous être remboursé de 45,99",
         requested: "j'ai demandé le remboursement de 45,99",
