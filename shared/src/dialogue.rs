@@ -222,6 +222,19 @@ impl Dialogue {
             .unwrap_or_else(|| self.messages.clone())
     }
 
+    /// A turn said and read in `language` (one of the bundle's).
+    fn turn<'a>(
+        &self,
+        who: &'a Principal,
+        now: OffsetDateTime,
+        slots: Slots,
+        language: &str,
+    ) -> Turn<'a> {
+        let messages = self.messages_in(Some(language));
+        let words = self.bot.words(language).clone();
+        Turn::new(who, now, self.budget, slots, messages, words)
+    }
+
     /// An intent a state or slot names, if the bundle still has it.
     fn known(&self, name: Option<&str>) -> Option<Intent> {
         name.map(Intent::new)
@@ -276,16 +289,12 @@ impl Dialogue {
         let mut slots = slots.clone();
         if let Some(code) = unsupported {
             tracing::info!(language = code, "a language the bundle does not speak");
-            let messages = self.messages_in(Some(&language));
-            let words = self.bot.words(&language).clone();
-            let mut turn = Turn::new(who, now, self.budget, slots, messages, words);
+            let mut turn = self.turn(who, now, slots, &language);
             self.unsupported_language(&mut turn);
             return turn.out;
         }
         slots.language = Some(language.clone());
-        let messages = self.messages_in(Some(&language));
-        let words = self.bot.words(&language).clone();
-        let mut turn = Turn::new(who, now, self.budget, slots.clone(), messages, words);
+        let mut turn = self.turn(who, now, slots.clone(), &language);
         let slots = &slots;
         let u = self.nlu.understand(&language, text);
         let u = self.steer(self.order_numbers(&mut turn, u).await, slots);
@@ -366,12 +375,8 @@ impl Dialogue {
                 .entry("update_url".into())
                 .or_insert_with(|| Value::text(url));
         }
-        let messages = self.messages_in(slots.language.as_deref());
-        let words = self
-            .bot
-            .words(self.bot.language(slots.language.as_deref().unwrap_or("")))
-            .clone();
-        let mut turn = Turn::new(who, now, self.budget, slots.clone(), messages, words);
+        let language = self.bot.language(slots.language.as_deref().unwrap_or(""));
+        let mut turn = self.turn(who, now, slots.clone(), language);
         self.start_flow(&mut turn, None, flow, inputs, &Understanding::nothing(), "")
             .await;
         Some(turn.out)

@@ -122,14 +122,21 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
         return keep();
     }
     // Too short for trigrams to say much ("hola"): the vocabulary alone.
-    let allowed: Vec<whatlang::Lang> = bot.languages.iter().filter_map(|l| lang_of(l)).collect();
     // Asked only when it could change the outcome: most messages read far better in one
     // language than in any other, and the detector is most of this function's time.
-    let mut means: Vec<f32> = read.iter().map(|(_, _, m)| *m).collect();
-    means.sort_by(|a, b| b.total_cmp(a));
-    let decided = means.len() < 2 || means[0] - means[1] > DETECTOR_WEIGHT;
-    let detected = (!short && !decided && allowed.len() > 1)
-        .then(|| whatlang::Detector::with_allowlist(allowed).detect(text))
+    let (first, second) = read.iter().fold((f32::MIN, f32::MIN), |(a, b), (_, _, m)| {
+        if *m > a {
+            (*m, a)
+        } else {
+            (a, b.max(*m))
+        }
+    });
+    let decided = read.len() < 2 || first - second > DETECTOR_WEIGHT;
+    let detected = (!short && !decided && bot.languages.len() > 1)
+        .then(|| {
+            let allowed = bot.languages.iter().filter_map(|l| lang_of(l)).collect();
+            whatlang::Detector::with_allowlist(allowed).detect(text)
+        })
         .flatten()
         .and_then(|i| Some((iso_639_1(i.lang())?, i.confidence() as f32)));
     let mut scored: Vec<(&str, f32)> = read
