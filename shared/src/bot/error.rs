@@ -89,6 +89,22 @@ impl From<BundleError> for BundleErrors {
     }
 }
 
+/// The lines of many offsets in one text: its newlines found once, each line a binary search
+/// (a messages file names a line per key; counting from the start for each was most of the
+/// time it took to load).
+pub struct Lines(Vec<usize>);
+
+impl Lines {
+    pub fn new(text: &str) -> Self {
+        Self(memchr::memchr_iter(b'\n', text.as_bytes()).collect())
+    }
+
+    /// The 1-based line of `byte`, as `line_of` counts it.
+    pub fn of(&self, byte: usize) -> usize {
+        self.0.partition_point(|&newline| newline < byte) + 1
+    }
+}
+
 /// The 1-based line of a byte offset in `text` (TOML spans are byte ranges).
 pub fn line_of(text: &str, byte: usize) -> usize {
     let end = byte.min(text.len());
@@ -196,5 +212,9 @@ mod tests {
         assert_eq!(line_of(text, 0), 1);
         assert_eq!(line_of(text, text.find('b').unwrap()), 2);
         assert_eq!(line_of(text, text.len() + 10), 3);
+        let lines = Lines::new(text);
+        for byte in 0..text.len() + 10 {
+            assert_eq!(lines.of(byte), line_of(text, byte), "byte {byte}");
+        }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 use time::Date;
 use toml::de::{DeTable, DeValue};
 
-use super::error::{line_of, BundleError, BundleErrors};
+use super::error::{line_of, BundleError, BundleErrors, Lines};
 use super::format::{self, Format};
 use crate::money::Money;
 
@@ -182,14 +182,22 @@ impl Messages {
             errors.push(BundleError::new(file, line, "", e.message().trim()));
         }
         let mut templates = BTreeMap::new();
-        collect(file, text, "", table.get_ref(), &mut templates, &mut errors);
+        let lines = Lines::new(text);
+        collect(
+            file,
+            &lines,
+            "",
+            table.get_ref(),
+            &mut templates,
+            &mut errors,
+        );
         let written = table
             .get_ref()
             .iter()
             .find(|(k, _)| k.get_ref() == format::TABLE);
         let format = match written {
             Some((k, v)) => {
-                let line = line_of(text, k.span().start);
+                let line = lines.of(k.span().start);
                 Format::parse(file, text, v.get_ref(), line, &mut errors)
             }
             None => Format::default(),
@@ -276,7 +284,7 @@ impl Messages {
 /// Walks nested tables into dotted keys, parsing each string into a template.
 fn collect(
     file: &str,
-    text: &str,
+    lines: &Lines,
     prefix: &str,
     table: &DeTable<'_>,
     templates: &mut BTreeMap<String, Template>,
@@ -292,7 +300,7 @@ fn collect(
         } else {
             format!("{prefix}.{}", k.get_ref())
         };
-        let line = line_of(text, k.span().start);
+        let line = lines.of(k.span().start);
         // `"order.late" = …` and `[order] late = …` are the same key to the bot.
         if let Some(first) = templates.get(&key) {
             let message = format!("defined twice: also on line {}", first.line);
@@ -300,7 +308,7 @@ fn collect(
             continue;
         }
         match v.get_ref() {
-            DeValue::Table(inner) => collect(file, text, &key, inner, templates, errors),
+            DeValue::Table(inner) => collect(file, lines, &key, inner, templates, errors),
             DeValue::String(s) => match parse_template(s) {
                 Ok(parts) => {
                     let mut vars: Vec<String> = Vec::new();
