@@ -6,6 +6,8 @@
 //! f32 temperature, f32 weight scale, features × u32 id (ascending), features × f32 idf,
 //! classes × f32 bias, features × classes × i8 weight.
 
+use std::borrow::Cow;
+
 use crate::features;
 use crate::nlu::Intent;
 
@@ -29,16 +31,18 @@ pub struct IntentModel {
     pub ids: Vec<u32>,
     pub idf: Vec<f32>,
     pub bias: Vec<f32>,
-    /// Row-major: `weights[f * classes + c]`.
-    pub weights: Vec<i8>,
+    /// Row-major: `weights[f * classes + c]`, each an i8 kept as its byte, so a compiled-in
+    /// model's weights are read where the binary has them: no copy of every language's model
+    /// (megabytes, most of them never touched by a turn) at cold start.
+    pub weights: Cow<'static, [u8]>,
     pub scale: f32,
     pub temperature: f32,
 }
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], ModelError> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ModelError> {
         if self.0.len() < n {
             return Err(ModelError::Truncated);
         }
@@ -56,10 +60,37 @@ impl Reader<'_> {
             self.take(4)?.try_into().expect("4 bytes"),
         ))
     }
+    /// `n` little-endian 4-byte values, taken at once (a model has tens of thousands).
+    fn words4<T>(&mut self, n: usize, from: fn([u8; 4]) -> T) -> Result<Vec<T>, ModelError> {
+        let bytes = self.take(n.checked_mul(4).ok_or(ModelError::Truncated)?)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| from(c.try_into().expect("4 bytes")))
+            .collect())
+    }
+    fn u32s(&mut self, n: usize) -> Result<Vec<u32>, ModelError> {
+        self.words4(n, u32::from_le_bytes)
+    }
+    fn f32s(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
+        self.words4(n, f32::from_le_bytes)
+    }
 }
 
 impl IntentModel {
+    /// A model read from `bytes`, its weights copied.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, ModelError> {
+        Self::read(bytes, |w| Cow::Owned(w.to_vec()))
+    }
+
+    /// A model compiled into the binary: its weights stay where they are.
+    pub fn from_static(bytes: &'static [u8]) -> Result<Self, ModelError> {
+        Self::read(bytes, Cow::Borrowed)
+    }
+
+    fn read<'a>(
+        bytes: &'a [u8],
+        weights: impl FnOnce(&'a [u8]) -> Cow<'static, [u8]>,
+    ) -> Result<Self, ModelError> {
         let mut r = Reader(bytes);
         if r.take(MAGIC.len())? != MAGIC {
             return Err(ModelError::Magic);
@@ -75,19 +106,13 @@ impl IntentModel {
         let n = r.u32()? as usize;
         let temperature = r.f32()?;
         let scale = r.f32()?;
-        let ids = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+        let ids = r.u32s(n)?;
         if ids.windows(2).any(|w| w[0] >= w[1]) {
             return Err(ModelError::Unsorted);
         }
-        let idf = (0..n).map(|_| r.f32()).collect::<Result<Vec<_>, _>>()?;
-        let bias = (0..n_classes)
-            .map(|_| r.f32())
-            .collect::<Result<Vec<_>, _>>()?;
-        let weights = r
-            .take(n.checked_mul(n_classes).ok_or(ModelError::Truncated)?)?
-            .iter()
-            .map(|b| *b as i8)
-            .collect();
+        let idf = r.f32s(n)?;
+        let bias = r.f32s(n_classes)?;
+        let weights = weights(r.take(n.checked_mul(n_classes).ok_or(ModelError::Truncated)?)?);
         Ok(Self {
             classes,
             ids,
@@ -124,7 +149,7 @@ impl IntentModel {
         self.ids.iter().for_each(|i| out.extend(i.to_le_bytes()));
         self.idf.iter().for_each(|v| out.extend(v.to_le_bytes()));
         self.bias.iter().for_each(|v| out.extend(v.to_le_bytes()));
-        out.extend(self.weights.iter().map(|w| *w as u8));
+        out.extend_from_slice(&self.weights);
         out
     }
 
@@ -154,7 +179,7 @@ impl IntentModel {
         for (row, v) in self.vectorize(text) {
             let w = &self.weights[row * k..(row + 1) * k];
             for (s, wi) in scores.iter_mut().zip(w) {
-                *s += v * f32::from(*wi) * self.scale;
+                *s += v * f32::from(*wi as i8) * self.scale;
             }
         }
         scores
@@ -198,7 +223,10 @@ mod tests {
             classes: vec![Intent::new("cancel_order"), Intent::new("greet")],
             idf: vec![1.0; n],
             bias: vec![0.0, 0.5],
-            weights: ids.iter().flat_map(|_| [100i8, -100]).collect(),
+            weights: ids
+                .iter()
+                .flat_map(|_| [100i8 as u8, -100i8 as u8])
+                .collect(),
             ids,
             scale: 0.05,
             temperature: 1.0,

@@ -2,6 +2,7 @@
 //! examples in which language, messages, flows and model. Either every check passes or loading
 //! fails with all the problems found, so no function ever serves a half-loaded bot.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, LazyLock};
@@ -130,8 +131,9 @@ struct RawConnectors {
     operations: Vec<Spanned<String>>,
 }
 
-/// A bundle's files by their path inside it (`/`-separated).
-type Files<'a> = BTreeMap<String, &'a [u8]>;
+/// A bundle's files by their path inside it (`/`-separated): the compiled-in bundle's borrowed
+/// from the binary, a directory's read into memory.
+type Files = BTreeMap<String, Cow<'static, [u8]>>;
 
 impl Bot {
     /// The bundle in `dir`, its flows checked against the built-in operations and those its
@@ -153,10 +155,7 @@ impl Bot {
         read_dir(dir, dir, &mut found).map_err(|e| {
             BundleError::new(&root, None, "", format!("cannot read the bundle: {e}"))
         })?;
-        let files: Files = found
-            .iter()
-            .map(|(p, b)| (p.clone(), b.as_slice()))
-            .collect();
+        let files: Files = found.into_iter().map(|(p, b)| (p, Cow::Owned(b))).collect();
         Self::from_files(&root, &files, declared)
     }
 
@@ -172,7 +171,7 @@ impl Bot {
         static BOT: LazyLock<Result<Arc<Bot>, BundleErrors>> = LazyLock::new(|| {
             let files: Files = embedded::FILES
                 .iter()
-                .map(|(p, b)| (p.to_string(), *b))
+                .map(|(p, b)| (p.to_string(), Cow::Borrowed(*b)))
                 .collect();
             Bot::from_files(embedded::ROOT, &files, None).map(Arc::new)
         });
@@ -574,7 +573,10 @@ impl Bot {
                     ));
                     continue;
                 }
-                Some(bytes) => match IntentModel::from_bytes(bytes) {
+                Some(bytes) => match match bytes {
+                    Cow::Borrowed(compiled_in) => IntentModel::from_static(compiled_in),
+                    Cow::Owned(read) => IntentModel::from_bytes(read),
+                } {
                     Ok(m) => m,
                     Err(e) => {
                         errs.push(BundleError::new(&model_path, None, "", e.to_string()));

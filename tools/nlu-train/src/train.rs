@@ -67,7 +67,7 @@ pub fn train(classes: &[Intent], examples: &[(Intent, String)], o: &Options) -> 
         ids,
         idf,
         bias: vec![0.0; k],
-        weights: Vec::new(),
+        weights: Default::default(),
         scale: 1.0,
         temperature: 1.0,
     };
@@ -122,7 +122,7 @@ pub fn train(classes: &[Intent], examples: &[(Intent, String)], o: &Options) -> 
     model.scale = max / 127.0;
     model.weights = w
         .iter()
-        .map(|x| (x / model.scale).round().clamp(-127.0, 127.0) as i8)
+        .map(|x| (x / model.scale).round().clamp(-127.0, 127.0) as i8 as u8)
         .collect();
     model.bias = b;
     model
