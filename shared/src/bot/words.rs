@@ -522,6 +522,27 @@ impl Words {
     }
 }
 
+/// The letters that may finish a month's name after the form listed ("nov" → "november"):
+/// Latin ones when the names are written in Latin letters, which compiles in half the time of
+/// every letter (`\p{L}`, kept for names in other scripts).
+fn month_rest(months: &[Vec<String>]) -> &'static str {
+    let latin = |c: char| {
+        c.is_ascii_alphabetic()
+            || ('\u{C0}'..='\u{24F}').contains(&c)
+            || ('\u{1E00}'..='\u{1EFF}').contains(&c)
+    };
+    if months
+        .iter()
+        .flatten()
+        .flat_map(|m| m.chars())
+        .all(|c| latin(c) || !c.is_alphabetic())
+    {
+        r"\p{Latin}"
+    } else {
+        r"\p{L}"
+    }
+}
+
 /// Every form a listed phrase may be typed in: as written, without accents, and with the
 /// language's other spellings (then without the accents left).
 fn forms(phrase: &str, spelled: &[(String, String)]) -> Vec<String> {
@@ -725,8 +746,9 @@ fn compile(
     };
     // "Nov 20", "the 3rd of December, 2025", "20 de noviembre de 2025", "20. November".
     let month_start = boundary(months.iter().flatten().map(|m| m.chars().next()));
+    let rest = month_rest(&months);
     let named_date = format!(
-        r"(?i)(?:(?-u:\b)(?P<d1>[0-9]{{1,2}}){endings}\.?\s+{of}(?P<m1>(?:{month_names})\p{{L}}*)\.?|{month_start}(?P<m2>(?:{month_names})\p{{L}}*)\.?\s+(?P<d2>[0-9]{{1,2}}){endings})(?:,?\s+{of}(?P<y>[0-9]{{4}}))?(?-u:\b)"
+        r"(?i)(?:(?-u:\b)(?P<d1>[0-9]{{1,2}}){endings}\.?\s+{of}(?P<m1>(?:{month_names}){rest}*)\.?|{month_start}(?P<m2>(?:{month_names}){rest}*)\.?\s+(?P<d2>[0-9]{{1,2}}){endings})(?:,?\s+{of}(?P<y>[0-9]{{4}}))?(?-u:\b)"
     );
 
     for (key, list) in [("dates.days", &d.days), ("dates.weeks", &d.weeks)] {
@@ -1022,6 +1044,16 @@ mod tests {
             assert!(alternatives.len() >= 9, "{lang}");
         }
         assert!(default_words("xx").is_none());
+    }
+
+    #[test]
+    fn a_month_name_ends_in_the_letters_of_its_script() {
+        let names = |list: &[&str]| vec![list.iter().map(|n| n.to_string()).collect()];
+        assert_eq!(month_rest(&names(&["janv", "févr", "mär"])), r"\p{Latin}");
+        assert_eq!(month_rest(&names(&["ιαν", "φεβ"])), r"\p{L}");
+        let rest = regex::Regex::new(&format!("^févr{}*$", month_rest(&names(&["févr"])))).unwrap();
+        assert!(rest.is_match("février") && rest.is_match("févrièrß"));
+        assert!(!rest.is_match("févrιer"));
     }
 
     #[test]

@@ -67,7 +67,9 @@ pub struct PortsHost<'a> {
     deadline: Option<Instant>,
     lists: BTreeMap<String, Vec<String>>,
     trouble: Mutex<Option<Trouble>>,
-    words: Words,
+    /// The conversation's; the default bundle's English only when none is given (parsed on
+    /// demand: a turn that gives its words must not pay for a second copy of English's).
+    words: Option<Words>,
 }
 
 impl<'a> PortsHost<'a> {
@@ -87,13 +89,13 @@ impl<'a> PortsHost<'a> {
             deadline,
             lists: BTreeMap::new(),
             trouble: Mutex::new(None),
-            words: Words::default(),
+            words: None,
         }
     }
 
     /// How the conversation's language is read (the default bundle's English without it).
     pub fn with_words(mut self, words: Words) -> Self {
-        self.words = words;
+        self.words = Some(words);
         self
     }
 
@@ -256,7 +258,7 @@ impl FlowHost for PortsHost<'_> {
     }
 
     fn words(&self) -> Words {
-        self.words.clone()
+        self.words.clone().unwrap_or_default()
     }
 }
 
