@@ -74,9 +74,10 @@ async fn connectors<F: Fn(&str) -> Option<String>>(
 const ORDERS: [Op; 2] = [Op::OrdersGetStatus, Op::OrdersListByCustomer];
 
 /// The compiled-in bundle (the one a function uses unless `SWITCHBOARD_BOT` names another) is
-/// parsed and validated (~5.5 ms for four languages, release) on a thread of its own while the JWT verifier, the
-/// AWS SDK and the connectors are set up; `dialogue` then finds it ready, or waits for the rest
-/// of it (`Bot::try_embedded` is built once, whichever thread gets there first).
+/// parsed and validated (~5.5 ms for four languages, release) on a thread of its own while the
+/// JWT verifier, the AWS SDK and the connectors are set up; `dialogue` then finds it ready, or
+/// waits for the rest of it (`Bot::try_embedded` is built once, whichever thread gets there
+/// first).
 fn prepare_bundle<F: Fn(&str) -> Option<String>>(env: &Env<F>) {
     if env.optional(crate::bot::bundle::BOT_ENV).is_none() {
         std::thread::spawn(|| {
