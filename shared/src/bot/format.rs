@@ -1,5 +1,5 @@
 //! How one language writes the values inside its sentences: money ("$45.99", "45,99 €"), dates
-//! ("November 20", "20 de noviembre") and lists ("a, b and c"). Read from the `[format]` table of
+//! ("November 20", "20 de noviembre"), lists ("a, b and c") and yes/no ("sí", "non"). Read from the `[format]` table of
 //! `messages/<lang>.toml`; every key is optional and falls back to English, so a bundle written
 //! before the table existed says exactly what it said before.
 //!
@@ -44,6 +44,9 @@ pub struct Format {
     months: Vec<String>,
     list_separator: String,
     list_last: String,
+    /// A flow's true and false values ("yes"/"no", "sí"/"no", "ja"/"nein").
+    yes: String,
+    no: String,
 }
 
 impl Default for Format {
@@ -61,6 +64,8 @@ impl Default for Format {
             months: ENGLISH_MONTHS.iter().map(|m| m.to_string()).collect(),
             list_separator: ", ".into(),
             list_last: " and ".into(),
+            yes: "yes".into(),
+            no: "no".into(),
         }
     }
 }
@@ -74,6 +79,8 @@ const KEYS: &[&str] = &[
     "months",
     "list_separator",
     "list_last",
+    "yes",
+    "no",
 ];
 
 impl Format {
@@ -150,6 +157,8 @@ impl Format {
                     .map(|s| self.list_separator = s),
                 "list_last" => non_empty(s, "lists need a word or mark before their last item")
                     .map(|s| self.list_last = s),
+                "yes" => non_empty(s, "a true value needs a word").map(|s| self.yes = s),
+                "no" => non_empty(s, "a false value needs a word").map(|s| self.no = s),
                 _ => Err(unknown_key()),
             };
             if let Err(message) = result {
@@ -227,6 +236,15 @@ impl Format {
             }
         }
         out
+    }
+
+    /// A flow's true or false value as this language says it.
+    pub fn truth(&self, value: bool) -> &str {
+        if value {
+            &self.yes
+        } else {
+            &self.no
+        }
     }
 
     /// "a, b, c": a few of many, given as examples ("for example: …"), so no `list_last`
@@ -384,6 +402,8 @@ date = \"{day} {month}\"
 months = [\"janvier\", \"février\", \"mars\", \"avril\", \"mai\", \"juin\", \"juillet\", \"août\",
           \"septembre\", \"octobre\", \"novembre\", \"décembre\"]
 list_last = \" et \"
+yes = \"oui\"
+no = \"non\"
 ";
 
     pub(crate) const DE: &str = r#"
@@ -412,6 +432,7 @@ list_last = " und "
         assert_eq!(en.list(&["a", "b"]), "a and b");
         assert_eq!(en.list(&["a"]), "a");
         assert_eq!(en.list::<&str>(&[]), "");
+        assert_eq!((en.truth(true), en.truth(false)), ("yes", "no"));
         // An empty table is English too.
         assert_eq!(ok("[format]\n"), en);
     }
@@ -440,6 +461,7 @@ list_last = " und "
         assert_eq!(fr.date(date!(2026 - 08 - 01)), "1 août");
         // `list_separator` left out: the English default.
         assert_eq!(fr.list(&["a", "b", "c"]), "a, b et c");
+        assert_eq!((fr.truth(true), fr.truth(false)), ("oui", "non"));
     }
 
     #[test]
@@ -520,6 +542,10 @@ list_separator = ", "
             (e[0].line, e[0].key.as_str()),
             (Some(3), "format.thousands")
         );
+        let (_, e) = parse("[format]\nyes = \"\"\nno = false\n");
+        assert_eq!((e[0].line, e[0].key.as_str()), (Some(2), "format.yes"));
+        assert!(e[0].message.contains("needs a word"), "{e:?}");
+        assert!(e[1].message.contains("must be a string"), "{e:?}");
         let (_, e) = parse("format = \"de\"\n");
         assert_eq!((e[0].line, e[0].key.as_str()), (Some(1), "format"));
         assert!(e[0].message.contains("must be a table"), "{e:?}");

@@ -95,6 +95,8 @@ pub enum Value {
     Number(i64),
     /// A whole enumeration: "a, b and c" in English, "a, b y c" in Spanish.
     List(Vec<String>),
+    /// "yes" in English, "sí" in Spanish.
+    Bool(bool),
 }
 
 impl Value {
@@ -105,6 +107,7 @@ impl Value {
             Value::Date(d) => out.push_str(&format.date(*d)),
             Value::Number(n) => out.push_str(&n.to_string()),
             Value::List(items) => out.push_str(&format.list(items)),
+            Value::Bool(b) => out.push_str(format.truth(*b)),
         }
     }
 }
@@ -473,9 +476,9 @@ mod tests {
     #[test]
     fn the_format_table_writes_the_values_and_is_no_sentence() {
         // The table last: `with_engine_keys` appends top-level keys.
-        let mut text = with_engine_keys("s = \"{price}, {due}, {list}\"");
+        let mut text = with_engine_keys("s = \"{price}, {due}, {list}, {gift}\"");
         text.push_str(
-            "[format]\nmoney = \"{amount} {symbol}\"\ndecimal = \",\"\nthousands = \".\"\ndate = \"{day} de {month}\"\nmonths = [\"enero\", \"febrero\", \"marzo\", \"abril\", \"mayo\", \"junio\", \"julio\", \"agosto\", \"septiembre\", \"octubre\", \"noviembre\", \"diciembre\"]\nlist_last = \" y \"",
+            "[format]\nmoney = \"{amount} {symbol}\"\ndecimal = \",\"\nthousands = \".\"\ndate = \"{day} de {month}\"\nmonths = [\"enero\", \"febrero\", \"marzo\", \"abril\", \"mayo\", \"junio\", \"julio\", \"agosto\", \"septiembre\", \"octubre\", \"noviembre\", \"diciembre\"]\nlist_last = \" y \"\nyes = \"sí\"",
         );
         let m = Messages::parse("es.toml", &text).unwrap();
         let price = Money {
@@ -491,9 +494,10 @@ mod tests {
                     "list",
                     Value::List(vec!["a".into(), "b".into(), "c".into()]),
                 ),
+                ("gift", Value::Bool(true)),
             ],
         );
-        assert_eq!(out, "1.234,50 €, 20 de noviembre, a, b y c");
+        assert_eq!(out, "1.234,50 €, 20 de noviembre, a, b y c, sí");
         assert!(m.keys().all(|k| !k.starts_with("format")));
         assert_eq!(m.format().list(&["x", "y"]), "x y y");
         // A file without the table writes English, as before the table existed.
@@ -512,7 +516,7 @@ mod tests {
             found,
             [
                 format!("en.toml:{}: format.months: has 1 names: it needs the twelve months, January first", first + 1),
-                format!("en.toml:{}: format.currency: unknown key (expected one of: money, decimal, thousands, date, months, list_separator, list_last)", first + 2),
+                format!("en.toml:{}: format.currency: unknown key (expected one of: money, decimal, thousands, date, months, list_separator, list_last, yes, no)", first + 2),
             ]
         );
     }

@@ -37,7 +37,7 @@ pub fn message_value(v: &Value) -> MsgValue {
         Value::Money(m) => MsgValue::Money(m.clone()),
         Value::Date(d) => MsgValue::Date(*d),
         Value::Time(t) => MsgValue::Date(t.date()),
-        Value::Bool(b) => MsgValue::Text(if *b { "yes" } else { "no" }.into()),
+        Value::Bool(b) => MsgValue::Bool(*b),
     }
 }
 

@@ -74,6 +74,7 @@ impl Value {
             Value::Money(m) => format.money(m),
             Value::Date(d) => format.date(*d),
             Value::Time(t) => format.date(t.date()),
+            Value::Bool(b) => format.truth(*b).to_string(),
             other => other.to_string(),
         }
     }
