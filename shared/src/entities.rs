@@ -189,6 +189,7 @@ fn relative(words: &Words, c: &regex::Captures, today: Date) -> Option<Date> {
         DateKind::Week(sign) => Some(today + Duration::days(7 * sign)),
         DateKind::LastWeekday | DateKind::Weekday => step_to(weekday()?, false),
         DateKind::NextWeekday => step_to(weekday()?, true),
+        DateKind::NoDay => None,
     }
 }
 
@@ -425,6 +426,14 @@ mod tests {
             ("de", "naechsten Montag", date!(2026 - 11 - 30)),
             ("de", "am 20. November", date!(2026 - 11 - 20)),
             ("de", "am 3. März", date!(2026 - 03 - 03)),
+            ("de", "heute Morgen bestellt", date!(2026 - 11 - 25)),
+            (
+                "de",
+                "Guten Morgen, kommt es morgen?",
+                date!(2026 - 11 - 26),
+            ),
+            ("es", "mañana por la mañana", date!(2026 - 11 - 26)),
+            ("es", "esta mañana", date!(2026 - 11 - 25)),
         ] {
             assert_eq!(d(lang, t), [expected], "{lang} {t}");
         }
@@ -432,6 +441,9 @@ mod tests {
         assert!(d("es", "yesterday").is_empty());
         assert!(d("en", "ayer").is_empty());
         assert!(d("de", "bestellung 1002").is_empty());
+        // The morning is no day.
+        assert!(d("de", "Guten Morgen! Wo bleibt mein Paket?").is_empty());
+        assert!(d("es", "lo pedí a las 9 de la mañana").is_empty());
     }
 
     #[test]

@@ -155,6 +155,9 @@ pub enum DateKind {
     NextWeekday,
     /// A weekday alone: the last one before today.
     Weekday,
+    /// A phrase holding a day's word that names no day ("guten Morgen", "por la mañana"): it
+    /// is matched so that the word in it is not read as a date.
+    NoDay,
 }
 
 impl std::ops::Deref for Words {
@@ -255,6 +258,7 @@ static SCHEMA: Schema = Schema::Keys(&[
             ("day_endings", &LEAF),
             ("day_of", &LEAF),
             ("days_from_today", &LEAF),
+            ("not_dates", &LEAF),
             ("days", &LEAF),
             ("weeks", &LEAF),
             ("ago", &LEAF),
@@ -348,6 +352,8 @@ struct RawDates {
     #[serde(default)]
     day_of: List,
     days_from_today: BTreeMap<String, i64>,
+    #[serde(default)]
+    not_dates: List,
     days: List,
     weeks: List,
     ago: List,
@@ -810,6 +816,9 @@ fn compile(
     // last Tuesday before "el martes" could be.
     ordered.sort_by_key(|(_, k)| matches!(k, DateKind::Weekday));
     alternatives.splice(0..0, ordered);
+    ck.check("dates.not_dates", &d.not_dates, false);
+    let no_day = d.not_dates.iter().map(|p| (p.clone(), DateKind::NoDay));
+    alternatives.splice(0..0, no_day);
     let weekday_names = alternation(weekdays.iter().flatten(), &[]);
     let days = alternation(&d.days, &spelled);
     let weeks = alternation(&d.weeks, &spelled);
