@@ -2,9 +2,10 @@
 //! trained by `tools/nlu-train` from a bot bundle's examples. Weights are stored as i8 with
 //! one scale, for the features seen in training only, so the model stays small.
 //!
-//! Format (little-endian): `SBIM1\0`, u32 classes, per class u8 length + name, u32 features,
-//! f32 temperature, f32 weight scale, features × u32 id (ascending), features × f32 idf,
-//! classes × f32 bias, features × classes × i8 weight.
+//! Format (little-endian): `SBIM2\0`, u8 length + the language it was trained for, then as
+//! `SBIM1\0` (still read: a model without its language): u32 classes, per class u8 length +
+//! name, u32 features, f32 temperature, f32 weight scale, features × u32 id (ascending),
+//! features × f32 idf, classes × f32 bias, features × classes × i8 weight.
 
 use std::borrow::Cow;
 
@@ -12,6 +13,9 @@ use crate::features;
 use crate::nlu::Intent;
 
 const MAGIC: &[u8; 6] = b"SBIM1\0";
+/// A model that names its language, so a bundle whose languages were reordered (the first
+/// one's model is `model.bin`) cannot read one language with another's model.
+const MAGIC_WITH_LANGUAGE: &[u8; 6] = b"SBIM2\0";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ModelError {
@@ -23,10 +27,14 @@ pub enum ModelError {
     Name,
     #[error("the model's feature ids are not strictly ascending")]
     Unsorted,
+    #[error("the model's language is not a language code")]
+    Language,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct IntentModel {
+    /// The language its examples were in (`None` for a model written before models said).
+    pub language: Option<String>,
     pub classes: Vec<Intent>,
     pub ids: Vec<u32>,
     pub idf: Vec<f32>,
@@ -92,9 +100,19 @@ impl IntentModel {
         weights: impl FnOnce(&'a [u8]) -> Cow<'static, [u8]>,
     ) -> Result<Self, ModelError> {
         let mut r = Reader(bytes);
-        if r.take(MAGIC.len())? != MAGIC {
+        let magic = r.take(MAGIC.len())?;
+        let language = if magic == MAGIC_WITH_LANGUAGE {
+            let len = r.take(1)?[0] as usize;
+            let code = std::str::from_utf8(r.take(len)?).map_err(|_| ModelError::Language)?;
+            if !crate::language::is_tag(code) {
+                return Err(ModelError::Language);
+            }
+            Some(code.to_string())
+        } else if magic == MAGIC {
+            None
+        } else {
             return Err(ModelError::Magic);
-        }
+        };
         let n_classes = r.u32()? as usize;
         let mut classes = Vec::with_capacity(n_classes.min(256));
         for _ in 0..n_classes {
@@ -114,6 +132,7 @@ impl IntentModel {
         let bias = r.f32s(n_classes)?;
         let weights = weights(r.take(n.checked_mul(n_classes).ok_or(ModelError::Truncated)?)?);
         Ok(Self {
+            language,
             classes,
             ids,
             idf,
@@ -137,7 +156,15 @@ impl IntentModel {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
+        let mut out = match &self.language {
+            Some(code) => {
+                let mut out = MAGIC_WITH_LANGUAGE.to_vec();
+                out.push(code.len() as u8);
+                out.extend(code.as_bytes());
+                out
+            }
+            None => MAGIC.to_vec(),
+        };
         out.extend((self.classes.len() as u32).to_le_bytes());
         for c in &self.classes {
             out.push(c.name().len() as u8);
@@ -220,6 +247,7 @@ mod tests {
         ids.dedup();
         let n = ids.len();
         IntentModel {
+            language: None,
             classes: vec![Intent::new("cancel_order"), Intent::new("greet")],
             idf: vec![1.0; n],
             bias: vec![0.0, 0.5],
@@ -246,6 +274,16 @@ mod tests {
         // Nothing known: the biases decide.
         assert_eq!(back.predict("zzz")[0].0.name(), "greet");
         assert_eq!(back.predict("")[0].0.name(), "greet");
+        // A model that names its language keeps it; one written before models did reads as
+        // before.
+        let es = IntentModel {
+            language: Some("es".into()),
+            ..tiny()
+        };
+        let bytes = es.to_bytes();
+        assert!(bytes.starts_with(b"SBIM2\0\x02es"));
+        assert_eq!(IntentModel::from_bytes(&bytes).unwrap(), es);
+        assert!(m.to_bytes().starts_with(MAGIC));
     }
 
     #[test]
@@ -266,5 +304,13 @@ mod tests {
         let at = MAGIC.len() + 4 + 1;
         renamed[at] = 0xff;
         assert_eq!(IntentModel::from_bytes(&renamed), Err(ModelError::Name));
+        let mut bad = IntentModel {
+            language: Some("../x".into()),
+            ..tiny()
+        }
+        .to_bytes();
+        assert_eq!(IntentModel::from_bytes(&bad), Err(ModelError::Language));
+        bad[7] = 0xff;
+        assert_eq!(IntentModel::from_bytes(&bad), Err(ModelError::Language));
     }
 }

@@ -584,6 +584,17 @@ impl Bot {
                     }
                 },
             };
+            if let Some(trained) = model.language.as_deref().filter(|t| t != lang) {
+                errs.push(BundleError::new(
+                    &model_path,
+                    None,
+                    "",
+                    format!(
+                        "trained for {trained:?}, but it is {lang:?}'s model file (bot.toml's languages changed order?); train it again (switchboard train --bot {root})"
+                    ),
+                ));
+                continue;
+            }
             let classes: BTreeSet<String> =
                 model.classes.iter().map(|c| c.name().to_string()).collect();
             let stale: Vec<&str> = classes
@@ -717,6 +728,24 @@ fn check_settings(
             line(raw.languages.span()),
             "languages",
             "at least one",
+        ));
+    }
+    // Each language names its files (messages/<lang>.toml, model.<lang>.bin) and is what a
+    // customer's language is matched against: a code, once.
+    let mut listed = BTreeSet::new();
+    for lang in raw.languages.get_ref() {
+        let problem = if !crate::language::is_tag(lang) {
+            format!("{lang:?}: a language code (en, es, pt-BR)")
+        } else if !listed.insert(lang.to_ascii_lowercase()) {
+            format!("{lang:?} is listed twice")
+        } else {
+            continue;
+        };
+        errs.push(BundleError::new(
+            file,
+            line(raw.languages.span()),
+            "languages",
+            problem,
         ));
     }
     let defaults = Thresholds::default();
@@ -1118,6 +1147,34 @@ mod tests {
         let all = errors(&dir).join("\n");
         assert!(
             all.contains("B/words/fr.toml:") && all.contains(": dates.numeric: \"d/m\""),
+            "{all}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // A language is a code, listed once.
+        let dir = copy();
+        edit(
+            &dir,
+            "bot.toml",
+            "languages = [\"en\", \"es\", \"fr\", \"de\"]",
+            "languages = [\"en\", \"es\", \"ES\", \"../fr\"]",
+        );
+        let all = errors(&dir).join("\n");
+        assert!(all.contains(": languages: \"ES\" is listed twice"), "{all}");
+        assert!(
+            all.contains(": languages: \"../fr\": a language code"),
+            "{all}"
+        );
+        // Another language first: model.bin is still English's, and says so.
+        edit(
+            &dir,
+            "bot.toml",
+            "languages = [\"en\", \"es\", \"ES\", \"../fr\"]",
+            "languages = [\"es\", \"en\", \"fr\", \"de\"]",
+        );
+        let all = errors(&dir).join("\n");
+        assert!(
+            all.contains("B/model.bin: trained for \"en\", but it is \"es\"'s model file"),
             "{all}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

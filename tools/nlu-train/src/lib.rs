@@ -48,6 +48,8 @@ pub struct Examples {
     pub held: Vec<(Intent, String)>,
     /// The model's class order: the intents with examples, by name.
     pub classes: Vec<Intent>,
+    /// The language of the examples, written into the model.
+    pub language: String,
 }
 
 pub struct Trained {
@@ -143,6 +145,7 @@ pub fn examples(dir: &Path, settings: &Settings, language: &str) -> Result<Examp
         fit,
         held,
         classes,
+        language: language.to_string(),
     })
 }
 
@@ -163,6 +166,7 @@ pub fn train(examples: &Examples, settings: &Settings) -> Trained {
     );
     let mut model = train::train(&examples.classes, &examples.all, &settings.options);
     model.temperature = calibration.temperature;
+    model.language = Some(examples.language.clone());
     Trained { model, calibration }
 }
 

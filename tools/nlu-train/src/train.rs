@@ -63,6 +63,7 @@ pub fn train(classes: &[Intent], examples: &[(Intent, String)], o: &Options) -> 
         .collect();
 
     let mut model = IntentModel {
+        language: None,
         classes,
         ids,
         idf,
