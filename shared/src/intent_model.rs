@@ -104,7 +104,7 @@ impl IntentModel {
         let language = if magic == MAGIC_WITH_LANGUAGE {
             let len = r.take(1)?[0] as usize;
             let code = std::str::from_utf8(r.take(len)?).map_err(|_| ModelError::Language)?;
-            if !crate::language::is_tag(code) {
+            if !crate::language::is_bundle_code(code) {
                 return Err(ModelError::Language);
             }
             Some(code.to_string())

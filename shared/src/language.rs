@@ -206,6 +206,17 @@ pub fn is_tag(tag: &str) -> bool {
         && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
+/// A bundle's language as `bot.toml` lists it and its files are named: `en`, `es`, `pt-BR`
+/// (two lower-case letters, optionally `-` and a region in capitals). Stricter than `is_tag`,
+/// which is what clients and identity providers send.
+pub fn is_bundle_code(s: &str) -> bool {
+    let (lang, region) = s.split_once('-').unwrap_or((s, ""));
+    lang.len() == 2
+        && lang.bytes().all(|b| b.is_ascii_lowercase())
+        && (region.is_empty()
+            || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())))
+}
+
 /// "pt-BR" → "pt".
 fn base(code: &str) -> &str {
     code.split('-').next().unwrap_or(code)

@@ -734,9 +734,9 @@ fn check_settings(
     // customer's language is matched against: a code, once.
     let mut listed = BTreeSet::new();
     for lang in raw.languages.get_ref() {
-        let problem = if !crate::language::is_tag(lang) {
+        let problem = if !crate::language::is_bundle_code(lang) {
             format!("{lang:?}: a language code (en, es, pt-BR)")
-        } else if !listed.insert(lang.to_ascii_lowercase()) {
+        } else if !listed.insert(lang) {
             format!("{lang:?} is listed twice")
         } else {
             continue;
@@ -1157,19 +1157,23 @@ mod tests {
             &dir,
             "bot.toml",
             "languages = [\"en\", \"es\", \"fr\", \"de\"]",
-            "languages = [\"en\", \"es\", \"ES\", \"../fr\"]",
+            "languages = [\"en\", \"es\", \"es\", \"../fr\", \"EN\"]",
         );
         let all = errors(&dir).join("\n");
-        assert!(all.contains(": languages: \"ES\" is listed twice"), "{all}");
+        assert!(all.contains(": languages: \"es\" is listed twice"), "{all}");
         assert!(
             all.contains(": languages: \"../fr\": a language code"),
+            "{all}"
+        );
+        assert!(
+            all.contains(": languages: \"EN\": a language code"),
             "{all}"
         );
         // Another language first: model.bin is still English's, and says so.
         edit(
             &dir,
             "bot.toml",
-            "languages = [\"en\", \"es\", \"ES\", \"../fr\"]",
+            "languages = [\"en\", \"es\", \"es\", \"../fr\", \"EN\"]",
             "languages = [\"es\", \"en\", \"fr\", \"de\"]",
         );
         let all = errors(&dir).join("\n");

@@ -817,6 +817,13 @@ fn compile(
     ordered.sort_by_key(|(_, k)| matches!(k, DateKind::Weekday));
     alternatives.splice(0..0, ordered);
     ck.check("dates.not_dates", &d.not_dates, false);
+    for p in d.not_dates.iter().filter(|p| p.contains(['{', '}'])) {
+        ck.err(
+            "dates.not_dates",
+            format!("{p:?}: a phrase as written, no {{placeholders}}"),
+        );
+    }
+    // First: at the word where one starts, it wins over any date starting there too.
     let no_day = d.not_dates.iter().map(|p| (p.clone(), DateKind::NoDay));
     alternatives.splice(0..0, no_day);
     let weekday_names = alternation(weekdays.iter().flatten(), &[]);
@@ -1063,6 +1070,21 @@ mod tests {
         let rest = regex::Regex::new(&format!("^févr{}*$", month_rest(&names(&["févr"])))).unwrap();
         assert!(rest.is_match("février") && rest.is_match("févrièrß"));
         assert!(!rest.is_match("févrιer"));
+    }
+
+    #[test]
+    fn a_phrase_that_names_no_day_has_no_placeholder() {
+        let text = include_str!("../../../config/bot/words/de.toml").replace(
+            "not_dates = [\"guten morgen\"]",
+            "not_dates = [\"guten {n}\"]",
+        );
+        let e = Words::parse("w/de.toml", "de", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("dates.not_dates: \"guten {n}\": a phrase as written"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::path::Path;
 use serde::Deserialize;
 use switchboard::bot::model_file;
 use switchboard::intent_model::IntentModel;
+use switchboard::language::is_bundle_code;
 use switchboard::nlu::Intent;
 
 use crate::templates::Template;
@@ -62,15 +63,6 @@ struct BotToml {
     languages: Vec<String>,
 }
 
-/// `en`, `es`, `pt-BR`: two lower-case letters, optionally a region.
-fn is_language_code(s: &str) -> bool {
-    let (lang, region) = s.split_once('-').unwrap_or((s, ""));
-    lang.len() == 2
-        && lang.bytes().all(|b| b.is_ascii_lowercase())
-        && (region.is_empty()
-            || (region.len() == 2 && region.bytes().all(|b| b.is_ascii_uppercase())))
-}
-
 /// The bundle's languages (bot.toml's `languages`), the first being its default.
 pub fn languages(dir: &Path) -> Result<Vec<String>, String> {
     let bot_toml = dir.join("bot.toml");
@@ -80,7 +72,7 @@ pub fn languages(dir: &Path) -> Result<Vec<String>, String> {
         toml::from_str(&text).map_err(|e| format!("{}: {}", bot_toml.display(), e.message()))?;
     for lang in &bot.languages {
         // A language names a directory: "../x" must not read outside the bundle.
-        if !is_language_code(lang) {
+        if !is_bundle_code(lang) {
             return Err(format!(
                 "{}: languages: {lang:?} is not a language code (en, es, pt-BR…)",
                 bot_toml.display()
@@ -104,7 +96,7 @@ pub fn examples(dir: &Path, settings: &Settings, language: &str) -> Result<Examp
             name.strip_suffix(".toml").map(str::to_string)
         })
         .collect();
-    if !is_language_code(language) {
+    if !is_bundle_code(language) {
         return Err(format!(
             "{language:?} is not a language code (en, es, pt-BR…)"
         ));
