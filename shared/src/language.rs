@@ -77,28 +77,7 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
             return Choice::Unsupported(script.name().to_lowercase());
         }
     }
-    let ids: Vec<u32> = words.iter().map(|w| features::word_id(w)).collect();
-    // Per language: the share of the words its examples had, and the mean log share of the
-    // words among its examples.
-    let read: Vec<(&str, f32, f32)> = bot
-        .languages
-        .iter()
-        .map(|lang| {
-            let model = bot.model(lang);
-            let (mut known, mut sum) = (0usize, 0.0f32);
-            for id in &ids {
-                match model.log_share(*id) {
-                    Some(l) => {
-                        known += 1;
-                        sum += l;
-                    }
-                    None => sum += UNSEEN,
-                }
-            }
-            let n = ids.len() as f32;
-            (lang.as_str(), known as f32 / n, sum / n)
-        })
-        .collect();
+    let read = vocabulary(bot, &words);
     let best_share = read.iter().map(|(_, k, _)| *k).fold(0.0, f32::max);
     let short = words.len() < MIN_WORDS;
     if short && current.is_some() {
@@ -117,9 +96,24 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
             }
         }
     }
-    // Words no language's examples read like (gibberish, a name): nothing to go on.
+    // Few of the words are in any language's examples. The detector among the bundle's
+    // languages decides when it is fairly sure and its language knows at least as many of them
+    // as any other ("agradecería muchísimo vuestra amabilidad"); words none knows (gibberish, a
+    // name) are nothing to go on.
     if strange {
-        return keep();
+        let most = read.iter().map(|(_, k, _)| *k).fold(0.0, f32::max);
+        let letters_say = (!short)
+            .then(|| among_bundle(bot, text))
+            .flatten()
+            .filter(|(_, confidence)| *confidence >= FAIRLY_SURE as f32)
+            .and_then(|(code, _)| {
+                read.iter()
+                    .find(|(l, known, _)| base(l) == code && *known > 0.0 && *known >= most)
+            });
+        return match letters_say {
+            Some((l, _, _)) => Choice::Speak(l.to_string()),
+            None => keep(),
+        };
     }
     // Too short for trigrams to say much ("hola"): the vocabulary alone.
     // Asked only when it could change the outcome: most messages read far better in one
@@ -133,12 +127,8 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
     });
     let decided = read.len() < 2 || first - second > DETECTOR_WEIGHT;
     let detected = (!short && !decided && bot.languages.len() > 1)
-        .then(|| {
-            let allowed = bot.languages.iter().filter_map(|l| lang_of(l)).collect();
-            whatlang::Detector::with_allowlist(allowed).detect(text)
-        })
-        .flatten()
-        .and_then(|i| Some((iso_639_1(i.lang())?, i.confidence() as f32)));
+        .then(|| among_bundle(bot, text))
+        .flatten();
     let mut scored: Vec<(&str, f32)> = read
         .iter()
         .map(|(lang, _, mean)| {
@@ -177,6 +167,65 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
     } else {
         keep()
     }
+}
+
+/// Per bundle language: the share of `words` its examples had, and the mean log share of the
+/// words among its examples (a unigram language model of the company's own examples).
+fn vocabulary<'b>(bot: &'b Bot, words: &[String]) -> Vec<(&'b str, f32, f32)> {
+    let ids: Vec<u32> = words.iter().map(|w| features::word_id(w)).collect();
+    bot.languages
+        .iter()
+        .map(|lang| {
+            let model = bot.model(lang);
+            let (mut known, mut sum) = (0usize, 0.0f32);
+            for id in &ids {
+                match model.log_share(*id) {
+                    Some(l) => {
+                        known += 1;
+                        sum += l;
+                    }
+                    None => sum += UNSEEN,
+                }
+            }
+            let n = ids.len().max(1) as f32;
+            (lang.as_str(), known as f32 / n, sum / n)
+        })
+        .collect()
+}
+
+/// The detector's language for `text` among the bundle's (its ISO 639-1 code) and its
+/// confidence.
+fn among_bundle(bot: &Bot, text: &str) -> Option<(&'static str, f32)> {
+    let allowed = bot.languages.iter().filter_map(|l| lang_of(l)).collect();
+    let info = whatlang::Detector::with_allowlist(allowed).detect(text)?;
+    Some((iso_639_1(info.lang())?, info.confidence() as f32))
+}
+
+/// What `choose` weighs for `text`, without the text (for evaluation reports): its words, each
+/// language's share of them and mean log share, and the detector's guesses (among every
+/// language, and among the bundle's).
+pub fn evidence(bot: &Bot, text: &str) -> String {
+    let words: Vec<String> = features::words(text)
+        .into_iter()
+        .filter(|w| w.chars().any(char::is_alphabetic))
+        .collect();
+    let read: Vec<String> = vocabulary(bot, &words)
+        .iter()
+        .map(|(l, known, mean)| format!("{l} {:.0}% {mean:.1}", known * 100.0))
+        .collect();
+    let guess = |i: Option<whatlang::Info>| {
+        i.map_or("none".to_string(), |i| {
+            format!("{} {:.2}", i.lang().code(), i.confidence())
+        })
+    };
+    let allowed = bot.languages.iter().filter_map(|l| lang_of(l)).collect();
+    format!(
+        "{} words; known, mean log share: {}; detector {}, among the bundle's {}",
+        words.len(),
+        read.join(", "),
+        guess(whatlang::detect(text)),
+        guess(whatlang::Detector::with_allowlist(allowed).detect(text)),
+    )
 }
 
 /// The bundle language a requested one is ("es-MX" is "es" when the bundle has no "es-MX").
@@ -419,5 +468,29 @@ mod tests {
             choose(&bot, None, Some("en"), "我的订单在哪里"),
             Choice::Unsupported(_)
         ));
+    }
+
+    #[test]
+    fn words_few_examples_have_are_read_by_their_letters() {
+        let bot = Bot::embedded();
+        let speak = |s: &str| Choice::Speak(s.to_string());
+        // Most of the words are in no language's examples; the detector among the bundle's
+        // languages is sure, and its language knows the most of them.
+        for (text, lang) in [
+            ("agradecería muchísimo vuestra amabilidad", "es"),
+            ("sigo esperando contestación", "es"),
+            ("necesitaría urgentemente asesoramiento", "es"),
+        ] {
+            assert_eq!(choose(&bot, None, None, text), speak(lang), "{text}");
+            assert_eq!(choose(&bot, None, Some("en"), text), speak(lang), "{text}");
+        }
+        // Words no language knows keep the conversation's language.
+        for current in ["en", "de"] {
+            assert_eq!(
+                choose(&bot, None, Some(current), "qwzx vbnmt plkjh"),
+                speak(current)
+            );
+        }
+        assert_eq!(choose(&bot, None, None, "qwzx vbnmt plkjh"), speak("en"));
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use switchboard::bot::Bot;
-use switchboard::language::{choose, Choice};
+use switchboard::language::{choose, evidence, Choice};
 use switchboard::nlu::{Intent, Move, Nlu};
 
 use crate::data::Case;
@@ -18,6 +18,8 @@ use crate::pct;
 /// Messages shorter than this keep the conversation's language (`language::choose`): detection
 /// is measured on the others, as the target says.
 const DETECTED_FROM_WORDS: usize = 3;
+/// Messages of that length told wrong whose evidence is printed, per language.
+const MISREAD_SHOWN: usize = 5;
 
 /// What one message came to: the language chosen (`None`: one the bot does not speak) and the
 /// intent understood in it.
@@ -54,6 +56,7 @@ pub fn report(bot: &Bot, nlu: &Nlu, cases: &[(String, Case)], english: &[&Case])
         let mut read_as: BTreeMap<String, usize> = BTreeMap::new();
         let (mut right, mut in_scope, mut rejected, mut oos) = (0, 0, 0, 0);
         let (mut told, mut long) = (0, 0);
+        let mut misread: Vec<String> = Vec::new();
         for case in cases {
             let start = Instant::now();
             let (chosen, intent) = read(bot, nlu, &case.text);
@@ -70,6 +73,13 @@ pub fn report(bot: &Bot, nlu: &Nlu, cases: &[(String, Case)], english: &[&Case])
             if words(&case.text) >= DETECTED_FROM_WORDS {
                 long += 1;
                 told += usize::from(chosen_name == *lang);
+                if chosen_name != *lang && misread.len() < MISREAD_SHOWN {
+                    // Why, not what: the sentences stay in the data set.
+                    misread.push(format!(
+                        "read as {chosen_name}: {}",
+                        evidence(bot, &case.text)
+                    ));
+                }
             }
         }
         let share = |a: usize, b: usize| {
@@ -90,6 +100,9 @@ pub fn report(bot: &Bot, nlu: &Nlu, cases: &[(String, Case)], english: &[&Case])
             share(told, long),
             read_as.join(", ")
         );
+        for m in &misread {
+            println!("             {m}");
+        }
     }
     times.sort();
     println!(
