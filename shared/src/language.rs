@@ -96,13 +96,14 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
             }
         }
     }
-    // Few of the words are in any language's examples. The detector among the bundle's
-    // languages decides when it is fairly sure and its language knows at least as many of them
-    // as any other ("agradecería muchísimo vuestra amabilidad"); words none knows (gibberish, a
-    // name) are nothing to go on.
+    // Few of the words are in any language's examples. For a conversation's first message the
+    // detector among the bundle's languages decides when it is fairly sure and its language
+    // knows at least as many of them as any other ("agradecería muchísimo vuestra
+    // amabilidad"). A conversation under way keeps its language (a street or a name in another
+    // language is no switch), and words none knows (gibberish, a name) are nothing to go on.
     if strange {
         let most = read.iter().map(|(_, k, _)| *k).fold(0.0, f32::max);
-        let letters_say = (!short)
+        let letters_say = (!short && current.is_none())
             .then(|| among_bundle(bot, text))
             .flatten()
             .filter(|(_, confidence)| *confidence >= FAIRLY_SURE as f32)
@@ -482,7 +483,8 @@ mod tests {
             ("necesitaría urgentemente asesoramiento", "es"),
         ] {
             assert_eq!(choose(&bot, None, None, text), speak(lang), "{text}");
-            assert_eq!(choose(&bot, None, Some("en"), text), speak(lang), "{text}");
+            // A conversation under way keeps its language.
+            assert_eq!(choose(&bot, None, Some("fr"), text), speak("fr"), "{text}");
         }
         // Words no language knows keep the conversation's language.
         for current in ["en", "de"] {
