@@ -248,6 +248,31 @@ impl Stack {
         }
     }
 
+    /// The demo email API's one call with idempotency key `key`, once made, and everything it
+    /// has recorded (`calls`, `sent`). Fails on a second call with the key (a duplicate email)
+    /// or when none is made within `timeout`.
+    pub async fn wait_for_email(&self, key: &str, timeout: Duration) -> (Value, Value) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let emails = self.demo_admin("emails").await;
+            let sent: Vec<&Value> = emails["calls"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["idempotency_key"] == key)
+                .collect();
+            if let [one] = sent.as_slice() {
+                return ((*one).clone(), emails);
+            }
+            assert!(sent.len() < 2, "{emails}");
+            assert!(
+                Instant::now() < deadline,
+                "no email {key} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
     /// Every item of a conversation's partition, read straight from DynamoDB.
     pub async fn partition(
         &self,
