@@ -95,6 +95,16 @@ impl IntentModel {
         Self::read(bytes, Cow::Borrowed)
     }
 
+    /// A bundle's model file: borrowed when compiled in, copied when read from a directory.
+    // The `Cow` itself, not its bytes: whether they are the binary's (`'static`) decides.
+    #[allow(clippy::ptr_arg)]
+    pub fn from_file(bytes: &Cow<'static, [u8]>) -> Result<Self, ModelError> {
+        match bytes {
+            Cow::Borrowed(compiled_in) => Self::from_static(compiled_in),
+            Cow::Owned(read) => Self::from_bytes(read),
+        }
+    }
+
     fn read<'a>(
         bytes: &'a [u8],
         weights: impl FnOnce(&'a [u8]) -> Cow<'static, [u8]>,

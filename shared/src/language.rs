@@ -65,10 +65,7 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
                 .unwrap_or_else(|| bot.language("").to_string()),
         )
     };
-    let words: Vec<String> = features::words(text)
-        .into_iter()
-        .filter(|w| w.chars().any(char::is_alphabetic))
-        .collect();
+    let words = letter_words(text);
     if words.is_empty() {
         return keep();
     }
@@ -170,6 +167,14 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
     }
 }
 
+/// The message's words that have a letter ("1005" and "🙂" say nothing of a language).
+fn letter_words(text: &str) -> Vec<String> {
+    features::words(text)
+        .into_iter()
+        .filter(|w| w.chars().any(char::is_alphabetic))
+        .collect()
+}
+
 /// Per bundle language: the share of `words` its examples had, and the mean log share of the
 /// words among its examples (a unigram language model of the company's own examples).
 fn vocabulary<'b>(bot: &'b Bot, words: &[String]) -> Vec<(&'b str, f32, f32)> {
@@ -206,10 +211,7 @@ fn among_bundle(bot: &Bot, text: &str) -> Option<(&'static str, f32)> {
 /// language's share of them and mean log share, and the detector's guesses (among every
 /// language, and among the bundle's).
 pub fn evidence(bot: &Bot, text: &str) -> String {
-    let words: Vec<String> = features::words(text)
-        .into_iter()
-        .filter(|w| w.chars().any(char::is_alphabetic))
-        .collect();
+    let words = letter_words(text);
     let read: Vec<String> = vocabulary(bot, &words)
         .iter()
         .map(|(l, known, mean)| format!("{l} {:.0}% {mean:.1}", known * 100.0))

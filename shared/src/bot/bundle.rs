@@ -573,10 +573,7 @@ impl Bot {
                     ));
                     continue;
                 }
-                Some(bytes) => match match bytes {
-                    Cow::Borrowed(compiled_in) => IntentModel::from_static(compiled_in),
-                    Cow::Owned(read) => IntentModel::from_bytes(read),
-                } {
+                Some(bytes) => match IntentModel::from_file(bytes) {
                     Ok(m) => m,
                     Err(e) => {
                         errs.push(BundleError::new(&model_path, None, "", e.to_string()));
