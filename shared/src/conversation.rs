@@ -44,6 +44,54 @@ pub struct Message {
     /// For bot messages: the customer message they answer, if any (async ones answer none).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reply_to: Option<u64>,
+    /// Answers the bot offers with this message ("which order?", yes/no): kept with it, so a
+    /// history shows them; only the latest message's are still answerable. The text says the
+    /// same in words, for channels without buttons.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub quick_replies: Vec<QuickReply>,
+    /// The web addresses the text holds, for clients that make them clickable without reading
+    /// the text as markup.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub links: Vec<Link>,
+    /// For agent messages: the agent who wrote it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub agent_id: Option<String>,
+    /// For the agents only: never shown to the customer (an answer that finished while an
+    /// agent held the conversation).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub internal: bool,
+}
+
+/// A button under a bot message: the customer sees `label`; pressing it sends `label` as the
+/// message's text and `value` as its `quick_reply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuickReply {
+    pub label: String,
+    pub value: String,
+}
+
+/// A web address in a message's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub url: String,
+}
+
+impl Message {
+    /// A message with nothing but its text: no buttons, links, author or id.
+    pub fn new(seq: u64, role: Role, text: impl Into<String>, created_at: OffsetDateTime) -> Self {
+        Self {
+            seq,
+            role,
+            text: text.into(),
+            created_at,
+            client_message_id: None,
+            reply_to: None,
+            quick_replies: Vec::new(),
+            links: Vec::new(),
+            agent_id: None,
+            internal: false,
+        }
+    }
 }
 
 /// Identifies a conversation within a tenant; both parts are validated ids.

@@ -265,23 +265,15 @@ impl TurnService {
                 seq
             };
             let message = Message {
-                seq: next(),
-                role: Role::Customer,
-                text: text.to_string(),
-                created_at: now,
                 client_message_id: req.client_message_id.clone(),
-                reply_to: None,
+                ..Message::new(next(), Role::Customer, text, now)
             };
             let replies: Vec<Message> = outcome
                 .replies
                 .into_iter()
                 .map(|text| Message {
-                    seq: next(),
-                    role: Role::Bot,
-                    text,
-                    created_at: now,
-                    client_message_id: None,
                     reply_to: Some(message.seq),
+                    ..Message::new(next(), Role::Bot, text, now)
                 })
                 .collect();
             let facts = outcome.facts;
@@ -535,17 +527,11 @@ impl TurnService {
                         "agent.released"
                     }
                 };
-                let message = Message {
-                    seq: c.last_seq + 1,
-                    role: Role::Bot,
-                    text: self
-                        .dialogue
-                        .messages_in(c.slots.language.as_deref())
-                        .render(note, &[]),
-                    created_at: now,
-                    client_message_id: None,
-                    reply_to: None,
-                };
+                let text = self
+                    .dialogue
+                    .messages_in(c.slots.language.as_deref())
+                    .render(note, &[]);
+                let message = Message::new(c.last_seq + 1, Role::Bot, text, now);
                 Ok(Change::Write(Box::new(c), message))
             })
             .await?;
@@ -583,12 +569,9 @@ impl TurnService {
                 }
                 let c = snapshot.conversation.clone();
                 let message = Message {
-                    seq: c.last_seq + 1,
-                    role: Role::Agent,
-                    text: text.to_string(),
-                    created_at: now,
                     client_message_id: cmid.clone(),
-                    reply_to: None,
+                    agent_id: Some(who.customer_id.clone()),
+                    ..Message::new(c.last_seq + 1, Role::Agent, text, now)
                 };
                 Ok(Change::Write(Box::new(c), message))
             })

@@ -215,6 +215,10 @@ fn message(seq: u64, role: Role, full: bool) -> Message {
         created_at: datetime!(2026-01-02 03:04:05.123456789 UTC),
         client_message_id: full.then(|| "m-1".to_string()),
         reply_to: full.then_some(1),
+        quick_replies: Vec::new(),
+        links: Vec::new(),
+        agent_id: None,
+        internal: false,
     }
 }
 

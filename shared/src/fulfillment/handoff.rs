@@ -89,14 +89,7 @@ mod tests {
     use crate::conversation::Role;
 
     fn message(seq: u64, role: Role, text: &str) -> Message {
-        Message {
-            seq,
-            role,
-            text: text.into(),
-            created_at: time::OffsetDateTime::UNIX_EPOCH,
-            client_message_id: None,
-            reply_to: None,
-        }
+        Message::new(seq, role, text, time::OffsetDateTime::UNIX_EPOCH)
     }
 
     #[test]

@@ -563,12 +563,8 @@ impl Fulfillment {
                 .iter()
                 .enumerate()
                 .map(|(i, text)| Message {
-                    seq: c.last_seq + 1 + i as u64,
-                    role: Role::Bot,
-                    text: text.clone(),
-                    created_at: now,
-                    client_message_id: None,
                     reply_to: a.reply_to,
+                    ..Message::new(c.last_seq + 1 + i as u64, Role::Bot, text.as_str(), now)
                 })
                 .collect();
             let expected_version = c.version;

@@ -1201,6 +1201,10 @@ async fn a_deferred_answer_that_gives_up_after_the_customer_moved_on_keeps_their
         created_at: now,
         client_message_id: None,
         reply_to: None,
+        quick_replies: Vec::new(),
+        links: Vec::new(),
+        agent_id: None,
+        internal: false,
     };
     let asked = DialogueState::Clarifying {
         options: vec!["order_status".into(), "cancel_order".into()],

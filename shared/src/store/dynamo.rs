@@ -320,7 +320,22 @@ fn message_from(item: &Item) -> Result<Message, StoreError> {
         created_at: get_time(item, "created_at")?,
         client_message_id: get_s(item, "client_message_id").ok().map(str::to_string),
         reply_to: get_n(item, "reply_to").ok(),
+        quick_replies: optional_json(item, "quick_replies")?.unwrap_or_default(),
+        links: optional_json(item, "links")?.unwrap_or_default(),
+        agent_id: get_s(item, "agent_id").ok().map(str::to_string),
+        internal: matches!(item.get("internal"), Some(AttributeValue::Bool(true))),
     })
+}
+
+/// A JSON attribute that older items (or messages without it) do not have.
+fn optional_json<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(_) => get_json(item, name).map(Some),
+    }
 }
 
 fn summary_from(item: &Item) -> Result<ConversationSummary, StoreError> {
@@ -389,6 +404,23 @@ impl DynamoStore {
         }
         if let Some(r) = m.reply_to {
             item.insert("reply_to".into(), n(r));
+        }
+        // Serialising these plain lists of strings cannot fail.
+        if !m.quick_replies.is_empty() {
+            if let Ok(json) = serde_json::to_string(&m.quick_replies) {
+                item.insert("quick_replies".into(), s(json));
+            }
+        }
+        if !m.links.is_empty() {
+            if let Ok(json) = serde_json::to_string(&m.links) {
+                item.insert("links".into(), s(json));
+            }
+        }
+        if let Some(agent) = &m.agent_id {
+            item.insert("agent_id".into(), s(agent));
+        }
+        if m.internal {
+            item.insert("internal".into(), AttributeValue::Bool(true));
         }
         item
     }

@@ -463,6 +463,10 @@ mod tests {
             created_at: at,
             client_message_id: None,
             reply_to: None,
+            quick_replies: Vec::new(),
+            links: Vec::new(),
+            agent_id: None,
+            internal: false,
         }
     }
 
