@@ -35,6 +35,7 @@ pub struct ChatApi {
     verifier: JwtVerifier,
     turns: TurnService,
     limiter: RateLimiter,
+    cors: crate::cors::Cors,
 }
 
 #[derive(Serialize)]
@@ -140,13 +141,32 @@ impl ChatApi {
             verifier,
             turns,
             limiter,
+            cors: crate::cors::Cors::default(),
         }
     }
 
+    /// Answers browsers on these sites' origins (the widget's, the console's).
+    pub fn with_cors(mut self, cors: crate::cors::Cors) -> Self {
+        self.cors = cors;
+        self
+    }
+
     pub async fn handle(&self, event: HttpEvent) -> HttpResponse {
+        let mut response = self.respond(&event).await;
+        self.cors.decorate(&event, &mut response);
+        response
+    }
+
+    async fn respond(&self, event: &HttpEvent) -> HttpResponse {
+        // A preflight is answered before the route and the token: it carries none.
+        if parse(event.path()).is_some() {
+            if let Some(preflight) = self.cors.preflight(event) {
+                return preflight;
+            }
+        }
         let started = std::time::Instant::now();
         let mut turn = None;
-        let (result, io) = io_clock::measure(self.dispatch(&event, &mut turn)).await;
+        let (result, io) = io_clock::measure(self.dispatch(event, &mut turn)).await;
         let response = match result {
             Ok(r) => r,
             Err(e) => {

@@ -92,6 +92,30 @@ impl Message {
             internal: false,
         }
     }
+
+    /// The bot's messages saying `texts` from `first_seq` on, the last offering `offered`;
+    /// each with the web addresses its text holds.
+    pub fn from_bot(
+        first_seq: u64,
+        texts: impl IntoIterator<Item = String>,
+        mut offered: Vec<QuickReply>,
+        reply_to: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Vec<Message> {
+        let mut said: Vec<Message> = texts
+            .into_iter()
+            .zip(first_seq..)
+            .map(|(text, seq)| Message {
+                links: crate::links::links_in(&text),
+                reply_to,
+                ..Message::new(seq, Role::Bot, text, now)
+            })
+            .collect();
+        if let Some(last) = said.last_mut() {
+            last.quick_replies = std::mem::take(&mut offered);
+        }
+        said
+    }
 }
 
 /// Identifies a conversation within a tenant; both parts are validated ids.
@@ -159,6 +183,32 @@ pub struct Slots {
     /// jobs it starts and the agents' notes to the customer say things in.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub language: Option<String>,
+    /// Customer messages whose answer a job is still working out ("let me check"): while one
+    /// is, clients show the bot as typing. The job that answers takes its own off.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub answering: Vec<Answering>,
+}
+
+/// A customer message a deferred answer is on its way for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answering {
+    pub reply_to: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+/// How long a deferred answer shows the bot as typing at most: the default policy's hour of
+/// retries, and a margin. A job that ended without writing (set aside on the dead-letter queue)
+/// must not leave it typing for ever.
+const ANSWERING_AT_MOST: time::Duration = time::Duration::minutes(65);
+
+impl Slots {
+    /// Whether an answer is on its way at `now` (the chat API's `working`).
+    pub fn is_answering(&self, now: OffsetDateTime) -> bool {
+        self.answering
+            .iter()
+            .any(|a| now - a.since < ANSWERING_AT_MOST)
+    }
 }
 
 impl Slots {

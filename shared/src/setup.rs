@@ -107,7 +107,8 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     );
     let limiter =
         crate::rate_limit::RateLimiter::new(crate::rate_limit::RateSettings::from_env(&env)?);
-    Ok(ChatApi::new(verifier, turns, limiter))
+    let cors = crate::cors::Cors::from_env(&env)?;
+    Ok(ChatApi::new(verifier, turns, limiter).with_cors(cors))
 }
 
 pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {

@@ -13,8 +13,8 @@ use crate::access::{self, Action};
 use crate::auth::{is_valid_id, Principal};
 use crate::config::ChatSettings;
 use crate::conversation::{
-    derived_conversation_id, is_valid_conversation_id, new_conversation_id, Conversation,
-    ConversationKey, ConversationSummary, Message, Role, Slots,
+    derived_conversation_id, is_valid_conversation_id, new_conversation_id, Answering,
+    Conversation, ConversationKey, ConversationSummary, Message, Role, Slots,
 };
 use crate::dialogue::{Dialogue, Ending, Outcome, TurnFacts};
 use crate::jobs::{Job, JobKind};
@@ -40,6 +40,31 @@ pub struct PostMessage {
     /// ignored (the message is read for its language).
     #[serde(default)]
     pub language: Option<String>,
+    /// The `value` of the quick reply pressed (`text` is its label, what the customer is shown
+    /// to have said). Read instead of the text only while the bot's latest message offers it;
+    /// otherwise the text is read, as if typed.
+    #[serde(default)]
+    pub quick_reply: Option<String>,
+}
+
+/// The longest quick reply value a client may send back (a label or an order number).
+const MAX_QUICK_REPLY_CHARS: usize = 200;
+
+/// What a turn reads: the pressed quick reply's value when the bot's latest message offers it,
+/// else the text. A value is only ever read as words the customer could have typed, so one
+/// from an old message, another conversation or a forged request is just text.
+fn understood<'a>(text: &'a str, quick_reply: Option<&'a str>, recent: &[Message]) -> &'a str {
+    let Some(value) = quick_reply else {
+        return text;
+    };
+    let latest = recent
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::Bot && !m.internal);
+    match latest {
+        Some(m) if m.quick_replies.iter().any(|q| q.value == value) => value,
+        _ => text,
+    }
 }
 
 /// An agent's message into a conversation they took over.
@@ -169,6 +194,14 @@ impl TurnService {
     pub async fn post(&self, who: &Principal, req: PostMessage) -> Result<TurnReply, ApiError> {
         access::require(who, Action::SendAsCustomer, "")?;
         let text = self.checked(&req.text, req.client_message_id.as_deref())?;
+        if let Some(value) = &req.quick_reply {
+            let chars = value.chars().count();
+            if value.trim().is_empty() || chars > MAX_QUICK_REPLY_CHARS {
+                return Err(ApiError::BadRequest(format!(
+                    "quick_reply must be the value of a button: 1 to {MAX_QUICK_REPLY_CHARS} characters, not blank"
+                )));
+            }
+        }
         if let Some(tag) = &req.language {
             if !crate::language::is_tag(tag) {
                 return Err(ApiError::BadRequest(
@@ -236,6 +269,7 @@ impl TurnService {
                 // A person has the conversation: the message waits for them, the bot is silent.
                 Outcome {
                     replies: Vec::new(),
+                    quick_replies: Vec::new(),
                     state: conversation.state.clone(),
                     slots: conversation.slots.clone(),
                     jobs: Vec::new(),
@@ -252,36 +286,31 @@ impl TurnService {
                         who,
                         &conversation.state,
                         &conversation.slots,
-                        text,
+                        understood(text, req.quick_reply.as_deref(), &recent),
                         now,
                     )
                     .await
             };
 
             let now = (self.clock)().max(conversation.updated_at);
-            let mut seq = conversation.last_seq;
-            let mut next = || {
-                seq += 1;
-                seq
-            };
             let message = Message {
                 client_message_id: req.client_message_id.clone(),
-                ..Message::new(next(), Role::Customer, text, now)
+                ..Message::new(conversation.last_seq + 1, Role::Customer, text, now)
             };
-            let replies: Vec<Message> = outcome
-                .replies
-                .into_iter()
-                .map(|text| Message {
-                    reply_to: Some(message.seq),
-                    ..Message::new(next(), Role::Bot, text, now)
-                })
-                .collect();
+            let replies = Message::from_bot(
+                message.seq + 1,
+                outcome.replies,
+                outcome.quick_replies,
+                Some(message.seq),
+                now,
+            );
+            let seq = message.seq + replies.len() as u64;
             let facts = outcome.facts;
             let mut kinds = outcome.jobs;
             if outcome.deferred {
                 kinds.push(JobKind::AnswerDeferred {
                     reply_to: message.seq,
-                    text: text.to_string(),
+                    text: understood(text, req.quick_reply.as_deref(), &recent).to_string(),
                     asked_at: Some(now),
                 });
             }
@@ -295,9 +324,16 @@ impl TurnService {
 
             let expected_version = conversation.version;
             let language = outcome.slots.language.clone();
+            let mut slots = outcome.slots;
+            if outcome.deferred {
+                slots.answering.push(Answering {
+                    reply_to: message.seq,
+                    since: now,
+                });
+            }
             let updated = Conversation {
                 state: outcome.state,
-                slots: outcome.slots,
+                slots,
                 version: expected_version + 1,
                 last_seq: seq,
                 updated_at: now,
@@ -856,6 +892,7 @@ mod tests {
             text: text.into(),
             client_message_id: cmid.map(str::to_string),
             language: None,
+            quick_reply: None,
         }
     }
 
@@ -1299,5 +1336,233 @@ mod tests {
                 .status(),
             400
         );
+    }
+
+    /// Two orders: 1001 on its way and on time, 1002 late.
+    struct TwoOrders;
+    impl TwoOrders {
+        fn one(id: &str) -> Option<Order> {
+            let now = OffsetDateTime::now_utc();
+            let (placed, due, item) = match id {
+                "1001" => (3, 2, "Wireless Mouse"),
+                "1002" => (12, -4, "Desk Lamp"),
+                _ => return None,
+            };
+            Some(Order {
+                id: id.into(),
+                customer_id: "alice".into(),
+                status: crate::connectors::OrderStatus::InTransit,
+                placed_at: now - time::Duration::days(placed),
+                promised_by: Some(now + time::Duration::days(due)),
+                delivered_at: None,
+                carrier: None,
+                tracking_url: None,
+                total: crate::money::Money {
+                    amount_cents: 4599,
+                    currency: "USD".into(),
+                },
+                items: vec![crate::connectors::OrderItem {
+                    name: item.into(),
+                    quantity: 1,
+                }],
+                payment_ref: None,
+            })
+        }
+    }
+    #[async_trait]
+    impl OrdersPort for TwoOrders {
+        async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
+            Ok(["1001", "1002"].into_iter().filter_map(Self::one).collect())
+        }
+        async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
+            Ok(Self::one(id))
+        }
+    }
+
+    fn pressed(conv: &str, q: &crate::conversation::QuickReply) -> PostMessage {
+        PostMessage {
+            quick_reply: Some(q.value.clone()),
+            ..msg(&q.label, Some(conv), None)
+        }
+    }
+
+    #[tokio::test]
+    async fn buttons_offer_each_order_then_yes_and_no_and_are_stored_with_the_message() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = TurnService::new(
+            store.clone(),
+            Dialogue::new(Arc::new(TwoOrders)),
+            ChatSettings::default(),
+        );
+        let which = svc
+            .post(&alice(), msg("where is my order?", None, None))
+            .await
+            .unwrap();
+        let conv = which.conversation_id.clone();
+        let asked = which.replies.last().unwrap();
+        let values: Vec<&str> = asked
+            .quick_replies
+            .iter()
+            .map(|q| q.value.as_str())
+            .collect();
+        assert_eq!(values, ["1001", "1002"], "{asked:?}");
+        let late = asked.quick_replies[1].clone();
+        assert_eq!(late.label, "#1002 (Desk Lamp)");
+        assert!(
+            which.replies[..which.replies.len() - 1]
+                .iter()
+                .all(|m| m.quick_replies.is_empty()),
+            "only the question offers"
+        );
+
+        let offer = svc.post(&alice(), pressed(&conv, &late)).await.unwrap();
+        assert_eq!(
+            offer.message.text, "#1002 (Desk Lamp)",
+            "the label is what was said"
+        );
+        let offered = &offer.replies.last().unwrap().quick_replies;
+        let labels: Vec<&str> = offered.iter().map(|q| q.label.as_str()).collect();
+        assert_eq!(labels, ["Yes", "No"], "{offer:?}");
+
+        let yes = svc
+            .post(&alice(), pressed(&conv, &offered[0]))
+            .await
+            .unwrap();
+        assert!(
+            yes.replies
+                .iter()
+                .any(|m| m.text.contains("requested a refund")),
+            "{yes:?}"
+        );
+        assert_eq!(store.take_outbox()[0].key, "refund:t:1002");
+        assert!(yes.replies.iter().all(|m| m.quick_replies.is_empty()));
+
+        // The history keeps each message's buttons.
+        let history = svc.history(&alice(), &conv, 0, 50).await.unwrap();
+        let kept: Vec<usize> = history.iter().map(|m| m.quick_replies.len()).collect();
+        assert!(
+            kept.contains(&2) && kept.iter().filter(|n| **n > 0).count() == 2,
+            "{kept:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_value_is_read_only_while_the_latest_message_offers_it() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = TurnService::new(
+            store.clone(),
+            Dialogue::new(Arc::new(TwoOrders)),
+            ChatSettings::default(),
+        );
+        let which = svc
+            .post(&alice(), msg("where is my order?", None, None))
+            .await
+            .unwrap();
+        let conv = which.conversation_id.clone();
+        // Offered: the value decides, whatever the label says.
+        let chosen = svc
+            .post(
+                &alice(),
+                PostMessage {
+                    quick_reply: Some("1001".into()),
+                    ..msg("the one with the blue box", Some(&conv), None)
+                },
+            )
+            .await
+            .unwrap();
+        assert!(chosen.replies[0].text.contains("#1001"), "{chosen:?}");
+        // No longer offered (nothing is): the text is read, as typed; the stale value is not.
+        let stale = svc
+            .post(
+                &alice(),
+                PostMessage {
+                    quick_reply: Some("1002".into()),
+                    ..msg("thanks, bye", Some(&conv), None)
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            stale.replies.iter().all(|m| !m.text.contains("#1002")),
+            "{stale:?}"
+        );
+        assert!(
+            store.take_outbox().is_empty(),
+            "no action from a stale button"
+        );
+        // A blank or oversized value is refused before anything is read or stored.
+        for bad in ["  ".to_string(), "x".repeat(MAX_QUICK_REPLY_CHARS + 1)] {
+            let err = svc
+                .post(
+                    &alice(),
+                    PostMessage {
+                        quick_reply: Some(bad),
+                        ..msg("yes", Some(&conv), None)
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 400);
+        }
+    }
+
+    #[test]
+    fn bot_messages_carry_their_links_and_the_last_one_the_buttons() {
+        let yes = crate::conversation::QuickReply {
+            label: "Yes".into(),
+            value: "Yes".into(),
+        };
+        let said = Message::from_bot(
+            5,
+            [
+                "Retry here: https://pay.example/r/1.".to_string(),
+                "Need anything else?".to_string(),
+            ],
+            vec![yes.clone()],
+            Some(4),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(said.iter().map(|m| m.seq).collect::<Vec<_>>(), [5, 6]);
+        assert_eq!(said[0].links[0].url, "https://pay.example/r/1");
+        assert!(said[0].quick_replies.is_empty() && said[1].links.is_empty());
+        assert_eq!(said[1].quick_replies, [yes]);
+        assert!(said
+            .iter()
+            .all(|m| m.reply_to == Some(4) && m.role == Role::Bot));
+    }
+
+    #[tokio::test]
+    async fn yes_buttons_read_as_yes_in_every_language_of_the_bundle() {
+        for (language, asked, yes) in [
+            ("en", "is order 1002 late?", "Yes"),
+            ("es", "¿el pedido 1002 llega tarde?", "Sí"),
+            ("fr", "la commande 1002 est-elle en retard ?", "Oui"),
+            ("de", "ist die Bestellung 1002 verspätet?", "Ja"),
+        ] {
+            let store = Arc::new(MemoryStore::new());
+            let svc = TurnService::new(
+                store.clone(),
+                Dialogue::new(Arc::new(TwoOrders)),
+                ChatSettings::default(),
+            );
+            let offer = svc
+                .post(
+                    &alice(),
+                    PostMessage {
+                        language: Some(language.into()),
+                        ..msg(asked, None, None)
+                    },
+                )
+                .await
+                .unwrap();
+            let offered = &offer.replies.last().unwrap().quick_replies;
+            assert_eq!(offered[0].label, yes, "{language}: {offer:?}");
+            svc.post(&alice(), pressed(&offer.conversation_id, &offered[0]))
+                .await
+                .unwrap();
+            let jobs = store.take_outbox();
+            assert_eq!(jobs.len(), 1, "{language}: the refund starts");
+            assert_eq!(jobs[0].key, "refund:t:1002");
+        }
     }
 }

@@ -215,10 +215,21 @@ fn message(seq: u64, role: Role, full: bool) -> Message {
         created_at: datetime!(2026-01-02 03:04:05.123456789 UTC),
         client_message_id: full.then(|| "m-1".to_string()),
         reply_to: full.then_some(1),
-        quick_replies: Vec::new(),
-        links: Vec::new(),
-        agent_id: None,
-        internal: false,
+        quick_replies: if full {
+            vec![switchboard::conversation::QuickReply {
+                label: "#1002 (Desk Lamp)".into(),
+                value: "1002".into(),
+            }]
+        } else {
+            Vec::new()
+        },
+        links: if full {
+            switchboard::links::links_in("track it at https://track.example/1002.")
+        } else {
+            Vec::new()
+        },
+        agent_id: full.then(|| "agent_ann".to_string()),
+        internal: full,
     }
 }
 
@@ -461,6 +472,7 @@ fn the_post_message_body_is_what_the_server_accepts() {
         "conversation_id": new_conversation_id(),
         "client_message_id": "m-1",
         "language": "es-MX",
+        "quick_reply": "1002",
     });
     assert_eq!(property_names(&spec, body), keys(&full));
     serde_json::from_value::<PostMessage>(full.clone()).expect("every documented field parses");

@@ -49,6 +49,9 @@ pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     // An agent takes a conversation over, or gives it back (turn.rs).
     ("agent.taken_over", &[]),
     ("agent.released", &[]),
+    // The buttons of a yes/no question (dialogue/offers.rs): labels that read as the answer.
+    ("offer.yes", &[]),
+    ("offer.no", &[]),
     // Proactive messages from vendors' events (fulfillment).
     ("event.this_order", &["order"]),
     ("event.your_order", &[]),

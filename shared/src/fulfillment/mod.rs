@@ -34,7 +34,7 @@ use crate::bot::messages::Messages;
 use crate::connectors::{
     ConnectorError, CustomersPort, EmailPort, OperationsPort, OrdersPort, PaymentsPort,
 };
-use crate::conversation::{Conversation, ConversationKey, DialogueState, Message, Role};
+use crate::conversation::{Conversation, ConversationKey, DialogueState, Message, QuickReply};
 use crate::dialogue::Dialogue;
 use crate::jobs::{Job, JobKind};
 use crate::metrics;
@@ -147,6 +147,8 @@ pub(crate) struct Append<'a> {
     /// Set when the conversation may be opened by this message.
     pub customer_if_new: Option<&'a str>,
     pub texts: Vec<String>,
+    /// What the last text offers as buttons.
+    pub quick_replies: Vec<QuickReply>,
     pub reply_to: Option<u64>,
     pub state: Option<DialogueState>,
     pub update: Option<RecordUpdate<'a>>,
@@ -160,6 +162,7 @@ impl<'a> Append<'a> {
             key,
             customer_if_new: None,
             texts: vec![text],
+            quick_replies: Vec::new(),
             reply_to: None,
             state: None,
             update: None,
@@ -558,15 +561,13 @@ impl Fulfillment {
                 }
             };
             let now = now.max(c.updated_at);
-            let messages: Vec<Message> = a
-                .texts
-                .iter()
-                .enumerate()
-                .map(|(i, text)| Message {
-                    reply_to: a.reply_to,
-                    ..Message::new(c.last_seq + 1 + i as u64, Role::Bot, text.as_str(), now)
-                })
-                .collect();
+            let messages = Message::from_bot(
+                c.last_seq + 1,
+                a.texts.iter().cloned(),
+                a.quick_replies.clone(),
+                a.reply_to,
+                now,
+            );
             let expected_version = c.version;
             let mut next = Conversation {
                 version: expected_version + 1,
@@ -579,6 +580,10 @@ impl Fulfillment {
             }
             if let Some(update) = &a.update {
                 update(&mut next);
+            }
+            // A deferred answer (or its apology) is written: the bot no longer shows as typing.
+            if let crate::jobs::JobKind::AnswerDeferred { reply_to, .. } = &s.job.kind {
+                next.slots.answering.retain(|p| p.reply_to != *reply_to);
             }
             let commit = Commit {
                 conversation: next,

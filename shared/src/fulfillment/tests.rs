@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::retry::VisibilityError;
 use super::*;
 use crate::connectors::{Customer, Order, RefundReceipt};
+use crate::conversation::Role;
 use crate::jobs::{JobKind, QueueError};
 use crate::money::Money;
 use crate::store::memory::MemoryStore;
