@@ -186,6 +186,15 @@ impl ConversationStore for Counted {
         self.tick();
         self.inner.erase_customer(t, c).await
     }
+    async fn handoffs(
+        &self,
+        tenant: &str,
+        state: switchboard::handoff::HandoffState,
+        limit: usize,
+    ) -> Result<Vec<switchboard::handoff::QueueEntry>, StoreError> {
+        self.tick();
+        self.inner.handoffs(tenant, state, limit).await
+    }
 }
 
 #[async_trait]

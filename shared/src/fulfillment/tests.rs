@@ -685,7 +685,12 @@ async fn a_deferred_answer_does_not_undo_what_the_customer_did_meanwhile() {
         let mut c = snap.conversation;
         let read = c.version;
         c.version += 1;
-        c.slots.handoff_requested = true;
+        // As a turn that hands off leaves it: queued, and the dialogue's flag set.
+        c.handoff = c
+            .handoff
+            .requested("human_agent", None, OffsetDateTime::now_utc())
+            .unwrap();
+        c.handoff.sync_slots(&mut c.slots);
         x.store
             .commit(Commit {
                 conversation: c,
@@ -705,6 +710,10 @@ async fn a_deferred_answer_does_not_undo_what_the_customer_did_meanwhile() {
     assert!(
         after.conversation.slots.handoff_requested,
         "the newer slots are kept"
+    );
+    assert_eq!(
+        after.conversation.handoff.state(),
+        crate::handoff::HandoffState::Waiting
     );
     let answer = after.recent.last().expect("the deferred reply is posted");
     assert_eq!(answer.reply_to, Some(1));
@@ -1378,6 +1387,14 @@ impl ConversationStore for FailingCommits {
         customer_id: &str,
     ) -> Result<crate::store::Erasure, StoreError> {
         self.inner.erase_customer(tenant, customer_id).await
+    }
+    async fn handoffs(
+        &self,
+        tenant: &str,
+        state: crate::handoff::HandoffState,
+        limit: usize,
+    ) -> Result<Vec<crate::handoff::QueueEntry>, StoreError> {
+        self.inner.handoffs(tenant, state, limit).await
     }
 }
 
