@@ -270,6 +270,7 @@ async fn setup() -> (Fulfillment, Arc<Counted>) {
             operations: Arc::new(Nobody),
             dialogue: Dialogue::new(Arc::new(Nobody)),
             agent_inbox: None,
+            console_url: None,
         },
         Arc::new(QueueDefault),
         Arc::new(Nobody),

@@ -114,6 +114,9 @@ pub struct Systems {
     /// Where handoffs are announced (the support team's inbox); without one, flagged
     /// conversations wait for agent tooling to list them.
     pub agent_inbox: Option<String>,
+    /// The agent console's address (`CONSOLE_URL`): the handoff email links the conversation
+    /// there, so an agent opens it with one click.
+    pub console_url: Option<String>,
 }
 
 /// SQS's count of this message's receives (1 on the first delivery).
@@ -558,12 +561,25 @@ impl Fulfillment {
                 }
             };
             let now = now.max(c.updated_at);
+            // While an agent holds the conversation the bot does not speak to the customer:
+            // what a job says meanwhile (a deferred answer, a refund's confirmation) goes to
+            // the agent, who decides what to tell them.
+            let internal = c.handoff.is_with_agent();
+            if internal && !a.texts.is_empty() {
+                tracing::info!(
+                    conversation = %a.key.id,
+                    job_key = %s.job.key,
+                    agent = c.handoff.agent().unwrap_or_default(),
+                    "an agent holds the conversation; the job's message is for the agent only (internal)"
+                );
+            }
             let messages: Vec<Message> = a
                 .texts
                 .iter()
                 .enumerate()
                 .map(|(i, text)| Message {
                     reply_to: a.reply_to,
+                    internal,
                     ..Message::new(c.last_seq + 1 + i as u64, Role::Bot, text.as_str(), now)
                 })
                 .collect();
@@ -580,6 +596,13 @@ impl Fulfillment {
             if let Some(update) = &a.update {
                 update(&mut next);
             }
+            // A job that hands off (a failed refund, a deferred answer asking for a person)
+            // queues the conversation in the commit that starts the handoff job.
+            if let Some(queued) = next.handoff.after_jobs(a.jobs.iter().map(|j| &j.kind), now) {
+                next.handoff = queued;
+            }
+            // The state decides the dialogue's slots, whatever the update set.
+            next.handoff.sync_slots(&mut next.slots);
             let commit = Commit {
                 conversation: next,
                 expected_version,
