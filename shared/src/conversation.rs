@@ -245,6 +245,9 @@ pub struct Conversation {
     pub customer_id: String,
     pub state: DialogueState,
     pub slots: Slots,
+    /// Who answers the customer: the bot, the team's queue, an agent (`handoff`). The slots'
+    /// `agent` and `handoff_requested` follow it ([`crate::handoff::Handoff::sync_slots`]).
+    pub handoff: crate::handoff::Handoff,
     /// Bumped by every write; a write names the version it read.
     pub version: u64,
     pub last_seq: u64,
@@ -259,6 +262,7 @@ impl Conversation {
             customer_id,
             state: DialogueState::Idle,
             slots: Slots::default(),
+            handoff: crate::handoff::Handoff::Bot,
             version: 0,
             last_seq: 0,
             created_at: now,
@@ -276,6 +280,10 @@ pub struct ConversationSummary {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub last_seq: u64,
+    /// Where the handoff stands: in the answers to an agent's takeover, release and resolve;
+    /// absent from lists read off the `ByCustomer` index, which does not project it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<crate::handoff::HandoffState>,
 }
 
 /// Conversation ids are generated here (ULIDs) or derived; any id a client sends is checked against

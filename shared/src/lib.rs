@@ -20,6 +20,7 @@ pub mod entities;
 pub mod features;
 pub mod flow;
 pub mod fulfillment;
+pub mod handoff;
 pub mod http_event;
 pub mod intent_model;
 pub mod io_clock;

@@ -166,6 +166,7 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
             dialogue: dialogue(&env, &systems, dynamo.clone())?
                 .with_payment_update_url(payment_update_url),
             agent_inbox: env.optional("AGENT_EMAIL"),
+            console_url: optional_url(&env, "CONSOLE_URL")?,
         },
         Arc::new(SqsVisibility::new(sqs.clone(), &[queue_url])),
         Arc::new(SqsDeadLetters::new(sqs, dlq_url)),

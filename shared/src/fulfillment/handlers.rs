@@ -168,6 +168,7 @@ impl Fulfillment {
             reason,
             order_id,
             recent: &recent,
+            console_url: self.systems.console_url.as_deref(),
         };
         let (subject, text) = (handoff.subject(), handoff.text());
         self.systems
@@ -255,8 +256,8 @@ impl Fulfillment {
                 };
                 let handoff = JobKind::AgentHandoff { reason, order_id };
                 let mut a = Append::text(key.clone(), text);
+                // `append` queues the conversation (waiting) with the handoff job it starts.
                 a.jobs = follow_ups(job, &key, vec![handoff])?;
-                a.update = Some(Box::new(|c| c.slots.handoff_requested = true));
                 self.append(s, a, EffectOutcome::Failed).await
             }
             _ => self.finish(s, EffectOutcome::Failed).await,

@@ -114,6 +114,9 @@ pub struct Systems {
     /// Where handoffs are announced (the support team's inbox); without one, flagged
     /// conversations wait for agent tooling to list them.
     pub agent_inbox: Option<String>,
+    /// The agent console's address (`CONSOLE_URL`): the handoff email links the conversation
+    /// there, so an agent opens it with one click.
+    pub console_url: Option<String>,
 }
 
 /// SQS's count of this message's receives (1 on the first delivery).
@@ -561,13 +564,30 @@ impl Fulfillment {
                 }
             };
             let now = now.max(c.updated_at);
-            let messages = Message::from_bot(
+            // While an agent holds the conversation the bot does not speak to the customer:
+            // what a job says meanwhile (a deferred answer, a refund's confirmation) goes to
+            // the agent, who decides what to tell them.
+            let internal = c.handoff.is_with_agent();
+            if internal && !a.texts.is_empty() {
+                tracing::info!(
+                    conversation = %a.key.id,
+                    job_key = %s.job.key,
+                    agent = c.handoff.agent().unwrap_or_default(),
+                    "an agent holds the conversation; the job's message is for the agent only (internal)"
+                );
+            }
+            let mut messages = Message::from_bot(
                 c.last_seq + 1,
                 a.texts.iter().cloned(),
                 a.quick_replies.clone(),
                 a.reply_to,
                 now,
             );
+            for m in messages.iter_mut().filter(|_| internal) {
+                m.internal = true;
+                // An agent's note offers the customer nothing to press.
+                m.quick_replies.clear();
+            }
             let expected_version = c.version;
             let mut next = Conversation {
                 version: expected_version + 1,
@@ -585,6 +605,13 @@ impl Fulfillment {
             if let crate::jobs::JobKind::AnswerDeferred { reply_to, .. } = &s.job.kind {
                 next.slots.answering.retain(|p| p.reply_to != *reply_to);
             }
+            // A job that hands off (a failed refund, a deferred answer asking for a person)
+            // queues the conversation in the commit that starts the handoff job.
+            if let Some(queued) = next.handoff.after_jobs(a.jobs.iter().map(|j| &j.kind), now) {
+                next.handoff = queued;
+            }
+            // The state decides the dialogue's slots, whatever the update set.
+            next.handoff.sync_slots(&mut next.slots);
             let commit = Commit {
                 conversation: next,
                 expected_version,
