@@ -12,18 +12,15 @@
 // nothing of it exists in AWS.
 // The deploy step (docs/console.md) does not upload this file; yours goes in its place.
 
-const DEFAULT_API = "http://127.0.0.1:9000/lambda-url/chat"; // ./dev/up's default --lambda-port
+// The local web server (dev/web_server.py) says which stack it was started with.
+const local = await (await fetch("/dev/config.json", { cache: "no-store" })).json();
+export const apiBase = local.chat_url;
 
-// Local stacks on other ports (tests, a second stack) pass ?api=<CHAT_URL> and, to try another
-// agent, ?agent=<sub>; both are kept for the tab, so the #conversation= links keep working.
-function setting(name, fallback) {
-  const given = new URLSearchParams(location.search).get(name);
-  if (given) sessionStorage.setItem(`switchboard-console:${name}`, given);
-  return given || sessionStorage.getItem(`switchboard-console:${name}`) || fallback;
-}
-
-export const apiBase = setting("api", DEFAULT_API);
-const agent = setting("agent", "agent_ann");
+// Another agent, to try two at once: console/?agent=agent_bo (kept for the tab, so reloads and
+// #conversation= links stay that agent).
+const given = new URLSearchParams(location.search).get("agent");
+if (given) sessionStorage.setItem("switchboard-console:agent", given);
+const agent = given || sessionStorage.getItem("switchboard-console:agent") || "agent_ann";
 
 export async function token({ refresh } = {}) {
   // Dev tokens live an hour and are minted anew on every call, so `refresh` needs nothing here.
