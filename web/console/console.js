@@ -300,7 +300,7 @@ function renderQueue() {
   el.mineCount.textContent = String(mine.length);
   el.waitingEmpty.hidden = queue.waiting.length > 0;
   el.mineEmpty.hidden = mine.length > 0;
-  el.queueUpdated.textContent = `Updated ${new Date(queue.fetchedAt).toLocaleTimeString()}`;
+  if (queue.fetchedAt) el.queueUpdated.textContent = `Updated ${new Date(queue.fetchedAt).toLocaleTimeString()}`;
   document.title = `${queue.waiting.length ? `(${queue.waiting.length}) ` : ""}Agent console · Switchboard`;
 }
 
@@ -554,6 +554,7 @@ function setHandoff(h) {
   updateButtons();
 }
 
+// Held by another agent: only they reply; an admin may still hand it back or resolve it.
 function heldByOther() {
   const h = open && queueEntry(open.id);
   return Boolean(h && h.state === "with_agent" && h.agent_id && me.sub && h.agent_id !== me.sub);
@@ -563,10 +564,11 @@ function updateButtons() {
   const h = open?.handoff;
   const known = h != null;
   const other = heldByOther();
+  const overrule = other && me.role !== "admin";
   // Unknown state (a backend that does not say): offer what may apply, the API decides.
   el.takeOver.disabled = busy || !open || (known && !["bot", "waiting", "resolved"].includes(h));
-  el.release.disabled = busy || !open || (known && !["waiting", "with_agent"].includes(h)) || other;
-  el.resolve.disabled = busy || !open || h !== "with_agent" || other;
+  el.release.disabled = busy || !open || (known && !["waiting", "with_agent"].includes(h)) || overrule;
+  el.resolve.disabled = busy || !open || h !== "with_agent" || overrule;
   const canReply = Boolean(open) && h === "with_agent" && !other;
   el.reply.disabled = !canReply;
   el.send.disabled = busy || !canReply;
