@@ -92,6 +92,7 @@ async function fetchToken(refresh) {
     const jwt = await configuredToken({ refresh });
     if (typeof jwt !== "string" || !jwt) throw new Error("config.js token() returned no token");
     currentToken = jwt;
+    showWho(jwt); // a refreshed token may be another session's (signed in again as someone else)
     return jwt;
   } catch (e) {
     tokenPromise = null; // try the login again next time rather than caching the failure
@@ -234,16 +235,21 @@ class Poller {
 
 const me = { sub: null, role: null };
 
+function showWho(jwt) {
+  const c = claims(jwt);
+  me.sub = c.sub || null;
+  const roles = [].concat(c.role ?? c.roles ?? []);
+  me.role = roles.includes("admin") ? "admin" : roles.includes("agent") ? "agent" : null;
+  el.whoami.textContent = me.sub ? `Signed in as ${me.sub}${me.role ? ` (${me.role})` : ""}` : "Signed in";
+  if (me.role) clearStatusIf("warn-role");
+}
+
 async function signIn() {
   try {
-    const c = claims(await getToken());
-    me.sub = c.sub || null;
-    const roles = [].concat(c.role ?? c.roles ?? []);
-    me.role = roles.includes("admin") ? "admin" : roles.includes("agent") ? "agent" : null;
-    el.whoami.textContent = me.sub ? `Signed in as ${me.sub}${me.role ? ` (${me.role})` : ""}` : "Signed in";
+    await getToken();
     if (!me.role) {
       // The role may sit under another claim name (JwtRoleClaim): only a hint, the API decides.
-      status("This token carries no agent or admin role in a “role” claim; the API may refuse it.", "warn");
+      status("This token carries no agent or admin role in a “role” claim; the API may refuse it.", "warn-role");
     }
   } catch (e) {
     el.whoami.textContent = "Not signed in";
