@@ -222,7 +222,8 @@ class Poller {
       this.failures += 1;
       delay = Math.min(MAX_BACKOFF_MS, this.everyMs * 2 ** this.failures);
       if (e instanceof ApiError && e.retryAfter) delay = Math.max(delay, e.retryAfter * 1000);
-      status(`${this.name === "queue" ? "Could not refresh the queue" : "Could not refresh the conversation"} (${e.message}); trying again in ${Math.round(delay / 1000)} s.`, `error-${this.name}`);
+      // Said once, not with a countdown: the status line is announced whenever its text changes.
+      status(`${this.name === "queue" ? "Could not refresh the queue" : "Could not refresh the conversation"} (${e.message}); retrying.`, `error-${this.name}`);
     } finally {
       this.running = false;
     }
