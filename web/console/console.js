@@ -305,6 +305,11 @@ function renderQueue() {
   renderList(el.mine, mine, "mine");
   el.waitingCount.textContent = String(queue.waiting.length);
   el.mineCount.textContent = String(mine.length);
+  // Until the queue has been read once, its lists say so rather than "nobody is waiting".
+  if (queue.fetchedAt) {
+    el.waitingEmpty.textContent = "Nobody is waiting.";
+    el.mineEmpty.textContent = "You hold no conversation.";
+  }
   el.waitingEmpty.hidden = queue.waiting.length > 0;
   el.mineEmpty.hidden = mine.length > 0;
   if (queue.fetchedAt) el.queueUpdated.textContent = `Updated ${new Date(queue.fetchedAt).toLocaleTimeString()}`;
