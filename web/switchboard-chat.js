@@ -83,7 +83,7 @@ flex-direction:column;background:var(--sb-bg);color:var(--sb-fg);border:1px soli
 border-radius:var(--sb-radius);box-shadow:0 8px 30px rgba(0,0,0,.25);overflow:hidden;
 animation:sb-in .18s ease-out}
 @keyframes sb-in{from{opacity:0;transform:translateY(8px)}}
-header{display:flex;align-items:center;gap:8px;padding:10px 12px;background:var(--sb-accent);color:var(--sb-accent-fg)}
+#head{display:flex;align-items:center;gap:8px;padding:10px 12px;background:var(--sb-accent);color:var(--sb-accent-fg)}
 h2{flex:1;margin:0;font-size:1rem}
 #close{border:0;background:transparent;color:inherit;font-size:1.4rem;line-height:1;padding:2px 8px;cursor:pointer;border-radius:6px}
 #close:focus-visible{outline-color:var(--sb-accent-fg)}
@@ -95,7 +95,7 @@ background:var(--sb-bot-bg);color:var(--sb-fg)}
 .msg[data-role=customer] .text{background:var(--sb-accent);color:var(--sb-accent-fg)}
 .msg[data-role=customer] a{color:inherit}
 .msg[data-role=agent] .text{border:2px solid var(--sb-accent)}
-.msg[data-pending] .text{opacity:.75}
+.msg[data-pending] .text{background:var(--sb-bg);color:var(--sb-fg);border:2px dashed var(--sb-accent)}
 .note{font-size:.8rem;color:var(--sb-muted);align-self:flex-end}
 a{color:var(--sb-accent)}
 .quick-replies{display:flex;flex-wrap:wrap;gap:6px}
@@ -166,7 +166,8 @@ export class SwitchboardChat extends HTMLElement {
     root.append(
       el('launcher', h('button', { id: 'launcher', type: 'button', 'aria-expanded': 'false', 'aria-controls': 'panel' })),
       el('panel', h('section', { id: 'panel', role: 'dialog', 'aria-labelledby': 'title', hidden: true },
-        h('header', {},
+        // A div, not <header>: inside the page it would be a second banner landmark.
+        h('div', { id: 'head' },
           el('title', h('h2', { id: 'title' })),
           el('close', h('button', { id: 'close', type: 'button' }, '×'))),
         el('log', h('div', { id: 'log', role: 'log', 'aria-live': 'polite', 'aria-labelledby': 'title', tabindex: '0' })),

@@ -4,7 +4,7 @@
 //   CHAT_URL=… WEB_URL=… DEMO_URL=… node dev/browser/run.mjs [widget.test.mjs …]
 // (dev/test sources the stack's ready file first). Screenshots go to .local/test/screenshots/.
 
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -14,7 +14,7 @@ import puppeteer from 'puppeteer-core';
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..', '..');
 const require = createRequire(import.meta.url);
-const AXE = require.resolve('axe-core/axe.min.js');
+const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 
 function need(name) {
   const v = process.env[name];
@@ -79,7 +79,10 @@ export function context() {
     },
     // axe-core on the page (open shadow roots included); fails on serious or critical findings.
     async axe(page, include) {
-      if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.addScriptTag({ path: AXE });
+      // Evaluated over the DevTools protocol, which the page's CSP does not govern: a <script>
+      // tag (addScriptTag) would be refused by script-src 'self', and turning CSP off for the
+      // test would hide what it is there to catch.
+      if (!(await page.evaluate(() => typeof window.axe === 'object'))) await page.evaluate(AXE_SOURCE);
       const results = await page.evaluate((include) => window.axe.run(include ? { include } : document, {
         resultTypes: ['violations'],
       }), include ?? null);
