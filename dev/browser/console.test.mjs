@@ -290,8 +290,9 @@ export const tests = {
 
   // The handoff email's link (console/#conversation=<id>) opens the conversation; keyboard only:
   // take over, reply with Ctrl+Enter; a refused action (409) is explained in the status line;
-  // resolve; the customer's next message is answered by the bot. Test 4 (axe, no serious or
-  // critical violation, with a conversation open and an error showing) and 5 (screenshot).
+  // resolve; the customer's next message is answered by the bot; reduced motion; no polling
+  // while hidden. Test 4 (axe: no serious or critical violation with a conversation held, with an
+  // error showing, after the resolve) and 5 (the console screenshot).
   async 'deep link, keyboard, problems in the status line, resolve, accessibility, screenshot'(ctx) {
     const { id: customer, order } = await customerWithOrder(ctx, 'cust_cr');
     const shop = await ctx.newPage('console-4-customer');
@@ -375,6 +376,23 @@ export const tests = {
     await botAnswersAbout(shop, next, order);
     await waitForState(agent, 'bot', 20000);
     await ctx.axe(agent);
+
+    // prefers-reduced-motion (emulated above): the transcript does not scroll smoothly.
+    assert.equal(await agent.$eval('#transcript', (e) => getComputedStyle(e).scrollBehavior), 'auto');
+
+    // Hidden (another tab in front), the console polls nothing; shown again, it reads at once.
+    const polls = [];
+    agent.on('request', (req) => { if (req.method() === 'GET' && req.url().startsWith(ctx.chatUrl)) polls.push(Date.now()); });
+    const other = await agent.browserContext().newPage();
+    await other.bringToFront();
+    assert.equal(await agent.evaluate(() => document.visibilityState), 'hidden');
+    await sleep(1500); // a poll already under way finishes, and schedules no other
+    const hiddenAt = Date.now();
+    await sleep(8000); // four transcript polls and one of the queue, were it visible
+    assert.deepEqual(polls.filter((t) => t > hiddenAt), [], 'no polling while hidden');
+    await agent.bringToFront();
+    const shownAt = Date.now();
+    await until('a poll as soon as the console is shown again', () => polls.some((t) => t >= shownAt), 1500, 50);
     clean();
   },
 };
