@@ -17,6 +17,7 @@ const QUEUE_EVERY_MS = 5000;
 const TRANSCRIPT_EVERY_MS = 2000;
 const MAX_BACKOFF_MS = 30000;
 const PAGE = 100; // the API's largest page of messages
+const QUEUE_LIMIT = 100; // and of handoffs
 // A reply is retried this many times on a network error, a 5xx or a 429, always with the same
 // client_message_id, so the conversation gets it once however many attempts reach the API.
 const SEND_ATTEMPTS = 4;
@@ -265,8 +266,8 @@ const queue = { waiting: [], held: [], fetchedAt: 0 };
 
 async function refreshQueue() {
   const [waiting, held] = await Promise.all([
-    api("GET", "/v1/handoffs?state=waiting&limit=100"),
-    api("GET", "/v1/handoffs?state=with_agent&limit=100"),
+    api("GET", `/v1/handoffs?state=waiting&limit=${QUEUE_LIMIT}`),
+    api("GET", `/v1/handoffs?state=with_agent&limit=${QUEUE_LIMIT}`),
   ]);
   queue.waiting = waiting?.handoffs ?? [];
   queue.held = held?.handoffs ?? [];
@@ -312,7 +313,9 @@ function renderQueue() {
   }
   el.waitingEmpty.hidden = queue.waiting.length > 0;
   el.mineEmpty.hidden = mine.length > 0;
-  if (queue.fetchedAt) el.queueUpdated.textContent = `Updated ${new Date(queue.fetchedAt).toLocaleTimeString()}`;
+  // One page of the API's (100): more waiting than that shows the oldest, and says so.
+  const more = queue.waiting.length >= QUEUE_LIMIT ? ` · showing the oldest ${QUEUE_LIMIT} waiting` : "";
+  if (queue.fetchedAt) el.queueUpdated.textContent = `Updated ${new Date(queue.fetchedAt).toLocaleTimeString()}${more}`;
   document.title = `${queue.waiting.length ? `(${queue.waiting.length}) ` : ""}Agent console · Switchboard`;
 }
 
