@@ -198,7 +198,7 @@ def check_bot(bot):
 
 def up(args):
     stack = Stack(args)
-    for port in (args.moto_port, args.demo_port, args.lambda_port):
+    for port in (args.moto_port, args.demo_port, args.lambda_port, args.web_port):
         if port_open(port):
             sys.exit(f"port {port} is already in use: is another stack running? (see --help for port options)")
     # Absolute: the functions run from cargo lambda's own working directory.
@@ -223,6 +223,7 @@ def up(args):
         aws = f"http://127.0.0.1:{args.moto_port}"
         demo = f"http://127.0.0.1:{args.demo_port}"
         lam = f"http://127.0.0.1:{args.lambda_port}"
+        web = f"http://127.0.0.1:{args.web_port}"
 
         stack.start("moto", [sys.executable, os.path.join(HERE, "moto_server.py"), "-H", "127.0.0.1", "-p", str(args.moto_port)])
         stack.wait_for("moto", lambda: http("GET", f"{aws}/moto-api/")[0] == 200, 60)
@@ -245,6 +246,12 @@ def up(args):
 
         stack.start("demo-systems", [sys.executable, os.path.join(HERE, "demo_systems.py"), "--port", str(args.demo_port)])
         stack.wait_for("demo systems", lambda: http("GET", f"{demo}/health")[0] == 200, 30)
+
+        # The pages' origin differs from the chat API's (another port): the browser asks the chat
+        # function for CORS, and the page's CSP must allow connecting to it.
+        stack.start("web", [sys.executable, os.path.join(HERE, "web_server.py"), "--port", str(args.web_port),
+                            "--chat-url", f"{lam}/lambda-url/chat"])
+        stack.wait_for("web server", lambda: http("GET", f"{web}/")[0] == 200, 30)
 
         relay_dlq = physical["RelayDeadLetterQueue"]["Ref"]
         # A new moto numbers its streams' records as the last one did: positions kept from
@@ -303,6 +310,11 @@ def up(args):
             "RUST_LOG": os.environ.get("RUST_LOG", "info"),
             # Loaded at init instead of the compiled-in config/bot; empty means that one.
             "SWITCHBOARD_BOT": bot or "",
+            # The sites whose pages may call the chat API from a browser (CORS): the local web
+            # server's, by both names a developer may type.
+            "ALLOWED_ORIGINS": f"{web},http://localhost:{args.web_port}",
+            # Where the handoff email links an agent (the console's deep link).
+            "CONSOLE_URL": f"{web}/console/",
         }
         env_file = os.path.join(stack.state, "functions.env")
         with open(env_file, "w") as f:
@@ -311,7 +323,7 @@ def up(args):
             # Benchmarks run the functions' code in process (or their binaries by hand) against
             # the same resources, so nothing of the functions' build or runtime is in the way.
             write_ready(args, stack, {**function_env, "RELAY_DLQ_URL": relay_dlq, "DEMO_URL": demo,
-                                      "LOCAL_STACK_NAME": args.name})
+                                      "LOCAL_STACK_NAME": args.name, "WEB_URL": web})
             stack.say("moto, resources and demo systems ready (--no-functions)")
             wait_forever(stack)
             return 0
@@ -349,6 +361,7 @@ def up(args):
             "DEMO_URL": demo,
             "LAMBDA_URL": lam,
             "CHAT_URL": f"{lam}/lambda-url/chat",
+            "WEB_URL": web,
             "WEBHOOK_URL": f"{lam}/lambda-url/webhook",
             # The literal secrets, for tests that sign as the vendors do.
             **{f"DEV_WEBHOOK_SECRET_{v.upper()}": s for v, s in webhook.DEV_WEBHOOK_SECRETS.items()},
@@ -362,6 +375,8 @@ Switchboard is running locally.
   chat API      {lam}/lambda-url/chat/v1/...
   webhooks      {lam}/lambda-url/webhook/webhooks/{{vendor}}
   invoke        cargo lambda invoke -A 127.0.0.1 -P {args.lambda_port} chat --data-file events/chat-post-message.json
+  demo shop     {web}/demo/   (the chat widget; pick a customer)
+  agent console {web}/console/
   demo systems  {demo}   (customers cust_alice, cust_bob, cust_carol, cust_dave)
   bot           {os.path.relpath(bot, ROOT) if bot else "config/bot (compiled in)"}
   logs          .local/{args.name}/logs/
@@ -395,6 +410,8 @@ def main():
     u.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 4566)))
     u.add_argument("--demo-port", type=int, default=int(os.environ.get("DEMO_PORT", 4580)))
     u.add_argument("--lambda-port", type=int, default=int(os.environ.get("LAMBDA_PORT", 9000)))
+    u.add_argument("--web-port", type=int, default=int(os.environ.get("WEB_PORT", 4590)),
+                   help="the web server for web/ (demo shop, agent console)")
     u.add_argument("--ready-file", help="write the stack's endpoints here once everything answers")
     u.add_argument("--quiet", action="store_true")
     u.add_argument("--queue-visibility", type=int, metavar="SECS",

@@ -4,7 +4,7 @@
 for it through the real chat function over HTTP; and a bundle that does not load stops the launcher
 with its file and reason before anything starts. About 30 s with the functions built.
 
-    .venv/bin/python dev/stack_bot_check.py [--moto-port P --demo-port P --lambda-port P]
+    .venv/bin/python dev/stack_bot_check.py [--moto-port P --demo-port P --lambda-port P --web-port P]
 
 (A new intent needs a trained model: `switchboard test` and tools/switchboard/tests/cli.rs
 prove that one answers through the same chat turn, offline.)
@@ -48,7 +48,7 @@ def own_bundle(dest):
 def stack_cmd(args, bot, *extra):
     return [sys.executable, os.path.join(HERE, "stack.py"), "up", "--name", args.name, "--quiet",
             "--bot", bot, "--moto-port", str(args.moto_port), "--demo-port", str(args.demo_port),
-            "--lambda-port", str(args.lambda_port), *extra]
+            "--lambda-port", str(args.lambda_port), "--web-port", str(args.web_port), *extra]
 
 
 def read_env(path):
@@ -76,6 +76,8 @@ def main():
     ap.add_argument("--moto-port", type=int, default=14566)
     ap.add_argument("--demo-port", type=int, default=14580)
     ap.add_argument("--lambda-port", type=int, default=19000)
+    # Its own, not stack.py's default: a stack started with ./dev/up may be serving that one.
+    ap.add_argument("--web-port", type=int, default=14590)
     args = ap.parse_args()
     logs = os.path.join(ROOT, ".local", args.name, "logs")
 
