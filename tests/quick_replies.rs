@@ -141,6 +141,26 @@ async fn buttons_are_stored_with_their_message_and_answer_when_pressed() {
     assert_eq!(bad.status, 400, "{}", bad.body);
 }
 
+/// An HTTP API event for the chat function, as API Gateway (payload 2.0) sends it.
+fn http_event(method: &str, path: &str, headers: Value) -> Value {
+    json!({
+        "version": "2.0",
+        "routeKey": format!("{method} {path}"),
+        "rawPath": path,
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": { "requestId": switchboard_it::unique("cors"), "http": { "method": method, "path": path } },
+        "isBase64Encoded": false
+    })
+}
+
+fn header<'v>(response: &'v Value, name: &str) -> Option<&'v str> {
+    response["headers"][name].as_str()
+}
+
+/// Invoked directly: `cargo lambda watch`'s HTTP front answers preflights itself with a CORS
+/// layer that allows any origin, which is the emulator's, not the function's (in AWS the HTTP
+/// API's CorsConfiguration answers them, with the same origins).
 #[tokio::test]
 async fn browsers_on_the_configured_origins_may_call_the_api_and_others_may_not() {
     let stack = Stack::connect().await;
@@ -148,69 +168,55 @@ async fn browsers_on_the_configured_origins_may_call_the_api_and_others_may_not(
         .expect("ALLOWED_ORIGINS: the local stack allows its web server's origins");
     let site = origins.split(',').next().unwrap().trim().to_string();
     let preflight = |origin: &str| {
-        stack
-            .http
-            .request(
-                reqwest::Method::OPTIONS,
-                format!("{}/v1/messages", stack.chat_url),
-            )
-            .header("origin", origin)
-            .header("access-control-request-method", "POST")
-            .header(
-                "access-control-request-headers",
-                "authorization, content-type",
-            )
-            .send()
+        http_event(
+            "OPTIONS",
+            "/v1/messages",
+            json!({ "origin": origin, "access-control-request-method": "POST",
+                    "access-control-request-headers": "authorization, content-type" }),
+        )
     };
-    let ok = preflight(&site).await.unwrap();
-    assert_eq!(ok.status(), 204);
-    let h = |r: &reqwest::Response, k: &str| {
-        r.headers().get(k).map(|v| v.to_str().unwrap().to_string())
-    };
+    let ok = stack.invoke("chat", &preflight(&site)).await;
+    assert_eq!(ok["statusCode"], 204, "{ok}");
     assert_eq!(
-        h(&ok, "access-control-allow-origin").as_deref(),
+        header(&ok, "access-control-allow-origin"),
         Some(site.as_str())
     );
-    assert!(h(&ok, "access-control-allow-headers")
+    assert!(header(&ok, "access-control-allow-headers")
         .unwrap()
         .contains("authorization"));
-    assert_eq!(h(&ok, "access-control-allow-credentials"), None);
+    assert_eq!(header(&ok, "access-control-allow-credentials"), None);
 
-    let refused = preflight("https://elsewhere.example").await.unwrap();
-    assert_eq!(refused.status(), 403);
-    assert_eq!(h(&refused, "access-control-allow-origin"), None);
+    let refused = stack
+        .invoke("chat", &preflight("https://elsewhere.example"))
+        .await;
+    assert_eq!(refused["statusCode"], 403, "{refused}");
+    assert_eq!(header(&refused, "access-control-allow-origin"), None);
 
-    // A real request from the site's page: readable there (with Retry-After), vary by origin.
+    // A real request from the site's page: readable there (with Retry-After), varies by origin.
     let token = stack.token(&Stack::fresh_customer("cust_cors"));
-    let r = stack
-        .http
-        .get(format!("{}/v1/conversations", stack.chat_url))
-        .bearer_auth(&token)
-        .header("origin", &site)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let get = |origin: &str| {
+        http_event(
+            "GET",
+            "/v1/conversations",
+            json!({ "origin": origin, "authorization": format!("Bearer {token}") }),
+        )
+    };
+    let r = stack.invoke("chat", &get(&site)).await;
+    assert_eq!(r["statusCode"], 200, "{r}");
     assert_eq!(
-        h(&r, "access-control-allow-origin").as_deref(),
+        header(&r, "access-control-allow-origin"),
         Some(site.as_str())
     );
-    assert_eq!(h(&r, "vary").as_deref(), Some("origin"));
-    assert!(h(&r, "access-control-expose-headers")
+    assert_eq!(header(&r, "vary"), Some("origin"));
+    assert!(header(&r, "access-control-expose-headers")
         .unwrap()
         .contains("retry-after"));
     let other = stack
-        .http
-        .get(format!("{}/v1/conversations", stack.chat_url))
-        .bearer_auth(&token)
-        .header("origin", "https://elsewhere.example")
-        .send()
-        .await
-        .unwrap();
+        .invoke("chat", &get("https://elsewhere.example"))
+        .await;
     assert_eq!(
-        other.status(),
-        200,
+        other["statusCode"], 200,
         "answered, but its browser keeps it from the page"
     );
-    assert_eq!(h(&other, "access-control-allow-origin"), None);
+    assert_eq!(header(&other, "access-control-allow-origin"), None);
 }
