@@ -5,7 +5,9 @@ destination) has a depth alarm, every function reading a stream (DynamoDB, Kines
 IteratorAge alarm, the relay's counts of outbox items it skips for good have alarms, every
 function logs to a group of the template's with a retention, every alarm notifies the alarm
 topic and treats missing data as no breach, and alarms on the project's own metrics read the
-namespace the functions write to.
+namespace the functions write to; and that web/ is served as the local stack serves it: the
+CloudFront response headers policy's Content-Security-Policy is dev/web_server.py's with the chat
+API's origin, from a bucket that is not public and refuses requests without TLS.
 
   .venv/bin/python dev/template_check.py [template.yaml]
 
@@ -18,6 +20,11 @@ import sys
 from cfnlint.decode import decode
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "dev"))
+
+import web_server  # noqa: E402
+
+# The chat API's origin as the template writes it (the ChatApiUrl output's).
 
 
 def ref_name(value):
@@ -127,6 +134,36 @@ def check(template):
         ns = props.get("Namespace")
         if ns is not None and not (isinstance(ns, str) and ns.startswith("AWS/")) and ns != namespace:
             problems.append(f"{lid}: namespace {ns} is not the functions' METRICS_NAMESPACE {namespace}")
+    problems += check_web(resources, of_type)
+    return problems
+
+
+def check_web(resources, of_type):
+    """The pages are tested locally under dev/web_server.py's policy; a CSP in the template that
+    drifts from it would break (or loosen) them only once deployed."""
+    problems = []
+    # Deployed, the pages reach the chat API on their own origin (the distribution's /v1/*);
+    # locally it is on another port, which the local policy adds to connect-src.
+    want = web_server.csp(None)
+    for lid, res in of_type("AWS::CloudFront::ResponseHeadersPolicy").items():
+        csp = (res["Properties"]["ResponseHeadersPolicyConfig"].get("SecurityHeadersConfig", {})
+               .get("ContentSecurityPolicy", {}).get("ContentSecurityPolicy"))
+        if isinstance(csp, dict) and "Fn::Sub" in csp:
+            csp = csp["Fn::Sub"]
+        if csp != want:
+            problems.append(f"{lid}: Content-Security-Policy is not dev/web_server.py's ({want!r}): {csp!r}")
+    tls_denied = set()
+    for res in of_type("AWS::S3::BucketPolicy").values():
+        for st in res["Properties"].get("PolicyDocument", {}).get("Statement", []):
+            if (st.get("Effect") == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"):
+                tls_denied.add(ref_name(res["Properties"].get("Bucket")))
+    for lid, res in of_type("AWS::S3::Bucket").items():
+        props = res.get("Properties", {})
+        block = props.get("PublicAccessBlockConfiguration", {})
+        if not all(block.get(k) is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")):
+            problems.append(f"{lid}: bucket without all four PublicAccessBlockConfiguration settings")
+        if lid not in tls_denied:
+            problems.append(f"{lid}: no bucket policy denies requests without TLS (aws:SecureTransport false)")
     return problems
 
 
@@ -140,7 +177,7 @@ def main():
         print(p)
     if problems:
         sys.exit(1)
-    print(f"{path}: DLQ, iterator-age and skipped-outbox-item alarms, log retention, alarm actions and metric namespaces in order")
+    print(f"{path}: DLQ, iterator-age and skipped-outbox-item alarms, log retention, alarm actions and metric namespaces, web hosting in order")
 
 
 if __name__ == "__main__":

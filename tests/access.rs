@@ -371,6 +371,10 @@ async fn erasure_is_bounded_per_call_and_repeats_finish_it() {
             created_at: now,
             client_message_id: None,
             reply_to: None,
+            quick_replies: Vec::new(),
+            links: Vec::new(),
+            agent_id: None,
+            internal: false,
         };
         let commit = Commit {
             conversation: c,

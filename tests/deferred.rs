@@ -12,6 +12,17 @@ fn is_deferral(m: &Value) -> bool {
     m["text"].as_str().is_some_and(is_deferral_text)
 }
 
+/// The history's `working`: whether clients show the bot typing.
+async fn working(stack: &Stack, token: &str, conv: &str) -> bool {
+    let page = stack
+        .get(Some(token), &format!("/v1/conversations/{conv}/messages"))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    page.body["working"]
+        .as_bool()
+        .expect("working is always there")
+}
+
 async fn replies_to(stack: &Stack, token: &str, conv: &str, seq: u64) -> Vec<Value> {
     let page = stack
         .get(
@@ -63,6 +74,10 @@ async fn an_order_system_down_for_30_s_is_answered_when_it_is_back_and_once() {
     );
     let conv = turn["conversation_id"].as_str().unwrap().to_string();
     let asked = turn["message"]["seq"].as_u64().unwrap();
+    assert!(
+        working(&stack, &token, &conv).await,
+        "the answer is on its way: clients show typing"
+    );
 
     let answer = stack
         .wait_for_message(&token, &conv, bound() + Duration::from_secs(30), |m| {
@@ -82,6 +97,10 @@ async fn an_order_system_down_for_30_s_is_answered_when_it_is_back_and_once() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let replies = replies_to(&stack, &token, &conv, asked).await;
     assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(
+        !working(&stack, &token, &conv).await,
+        "answered: nobody is typing"
+    );
     let page = stack
         .get(Some(&token), &format!("/v1/conversations/{conv}/messages"))
         .await;

@@ -46,6 +46,10 @@ async fn write(
             created_at: at,
             client_message_id: None,
             reply_to: None,
+            quick_replies: Vec::new(),
+            links: Vec::new(),
+            agent_id: None,
+            internal: false,
         })
         .collect();
     store

@@ -186,6 +186,15 @@ impl ConversationStore for Counted {
         self.tick();
         self.inner.erase_customer(t, c).await
     }
+    async fn handoffs(
+        &self,
+        tenant: &str,
+        state: switchboard::handoff::HandoffState,
+        limit: usize,
+    ) -> Result<Vec<switchboard::handoff::QueueEntry>, StoreError> {
+        self.tick();
+        self.inner.handoffs(tenant, state, limit).await
+    }
 }
 
 #[async_trait]
@@ -261,6 +270,7 @@ async fn setup() -> (Fulfillment, Arc<Counted>) {
             operations: Arc::new(Nobody),
             dialogue: Dialogue::new(Arc::new(Nobody)),
             agent_inbox: None,
+            console_url: None,
         },
         Arc::new(QueueDefault),
         Arc::new(Nobody),

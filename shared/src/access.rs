@@ -18,8 +18,10 @@ pub enum Action<'a> {
     ReadConversation { owner: &'a str },
     /// List a customer's conversations.
     ListConversations { owner: &'a str },
-    /// Take a conversation over from the bot, or hand it back.
+    /// Take a conversation over from the bot, hand it back, or resolve it.
     TakeOver,
+    /// Read the tenant's handoff queue (`GET /v1/handoffs`).
+    ListHandoffs,
     /// Write into a conversation as the team.
     ReplyAsAgent,
     /// Delete everything the bot remembers of a customer.
@@ -64,9 +66,12 @@ pub fn check(who: &Principal, action: Action<'_>) -> Result<(), Denial> {
             | Action::ListConversations { .. }
             | Action::SeeOrder { .. }
             | Action::TakeOver
+            | Action::ListHandoffs
             | Action::ReplyAsAgent,
         ) => Ok(()),
-        (Role::Customer, Action::TakeOver | Action::ReplyAsAgent) => Err(Denial::Role),
+        (Role::Customer, Action::TakeOver | Action::ListHandoffs | Action::ReplyAsAgent) => {
+            Err(Denial::Role)
+        }
 
         (Role::Admin, Action::EraseCustomer) => Ok(()),
         (Role::Customer | Role::Agent, Action::EraseCustomer) => Err(Denial::Role),
@@ -93,7 +98,8 @@ fn describe(action: Action<'_>) -> &'static str {
         Action::SendAsCustomer => "send messages as a customer (agents reply with agent-messages)",
         Action::ReadConversation { .. } => "read this conversation",
         Action::ListConversations { .. } => "list another customer's conversations",
-        Action::TakeOver => "take a conversation over (agents and admins only)",
+        Action::TakeOver => "take over, release or resolve a conversation (agents and admins only)",
+        Action::ListHandoffs => "read the handoff queue (agents and admins only)",
         Action::ReplyAsAgent => "reply as an agent (agents and admins only)",
         Action::EraseCustomer => "erase a customer (admins only)",
         Action::SeeOrder { .. } => "see this order",
@@ -143,6 +149,10 @@ mod tests {
             (Customer, TakeOver, role),
             (Agent,    TakeOver, ok),
             (Admin,    TakeOver, ok),
+
+            (Customer, ListHandoffs, role),
+            (Agent,    ListHandoffs, ok),
+            (Admin,    ListHandoffs, ok),
 
             (Customer, ReplyAsAgent, role),
             (Agent,    ReplyAsAgent, ok),

@@ -14,7 +14,7 @@ use crate::io_clock;
 use crate::metrics::{self, Directive, Unit};
 use crate::problem::ApiError;
 use crate::rate_limit::RateLimiter;
-use crate::turn::{AgentMessage, PostMessage, TurnService};
+use crate::turn::{AgentMessage, HandoffChange, PostMessage, TurnService};
 
 const MAX_PAGE: usize = 100;
 
@@ -27,14 +27,17 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/conversations/{conversation_id}/messages"),
     ("POST", "/v1/conversations/{conversation_id}/takeover"),
     ("POST", "/v1/conversations/{conversation_id}/release"),
+    ("POST", "/v1/conversations/{conversation_id}/resolve"),
     ("POST", "/v1/conversations/{conversation_id}/agent-messages"),
     ("DELETE", "/v1/customers/{customer_id}"),
+    ("GET", "/v1/handoffs"),
 ];
 
 pub struct ChatApi {
     verifier: JwtVerifier,
     turns: TurnService,
     limiter: RateLimiter,
+    cors: crate::cors::Cors,
 }
 
 #[derive(Serialize)]
@@ -42,6 +45,15 @@ struct MessagesPage {
     messages: Vec<crate::conversation::Message>,
     /// Pass as `after=` to read on; equals the request's `after` when nothing is new.
     next_after: u64,
+    /// Who answers the customer: bot, waiting, with_agent or resolved.
+    handoff: crate::handoff::HandoffState,
+    /// An answer is on its way (the bot said "let me check"): clients show it typing.
+    working: bool,
+}
+
+#[derive(Serialize)]
+struct HandoffQueue {
+    handoffs: Vec<crate::handoff::QueuedHandoff>,
 }
 
 #[derive(Serialize)]
@@ -63,8 +75,10 @@ enum Route<'a> {
     Conversations,
     TakeOver(&'a str),
     Release(&'a str),
+    Resolve(&'a str),
     AgentMessage(&'a str),
     EraseCustomer(&'a str),
+    Handoffs,
 }
 
 impl Route<'_> {
@@ -78,8 +92,10 @@ impl Route<'_> {
             Route::Conversations => "/v1/conversations",
             Route::TakeOver(_) => "/v1/conversations/{conversation_id}/takeover",
             Route::Release(_) => "/v1/conversations/{conversation_id}/release",
+            Route::Resolve(_) => "/v1/conversations/{conversation_id}/resolve",
             Route::AgentMessage(_) => "/v1/conversations/{conversation_id}/agent-messages",
             Route::EraseCustomer(_) => "/v1/customers/{customer_id}",
+            Route::Handoffs => "/v1/handoffs",
         }
     }
 
@@ -89,6 +105,7 @@ impl Route<'_> {
             Route::History(id)
             | Route::TakeOver(id)
             | Route::Release(id)
+            | Route::Resolve(id)
             | Route::AgentMessage(id) => Some(*id).filter(|id| is_valid_conversation_id(id)),
             _ => None,
         }
@@ -104,8 +121,10 @@ fn parse(path: &str) -> Option<(Route<'_>, &'static str)> {
         ["v1", "conversations", id, "messages"] => (Route::History(id), "GET"),
         ["v1", "conversations", id, "takeover"] => (Route::TakeOver(id), "POST"),
         ["v1", "conversations", id, "release"] => (Route::Release(id), "POST"),
+        ["v1", "conversations", id, "resolve"] => (Route::Resolve(id), "POST"),
         ["v1", "conversations", id, "agent-messages"] => (Route::AgentMessage(id), "POST"),
         ["v1", "customers", id] => (Route::EraseCustomer(id), "DELETE"),
+        ["v1", "handoffs"] => (Route::Handoffs, "GET"),
         _ => return None,
     })
 }
@@ -120,6 +139,16 @@ fn route<'a>(method: &str, path: &'a str) -> Result<Route<'a>, ApiError> {
         });
     }
     Ok(route)
+}
+
+/// The queue `GET /v1/handoffs` lists: `state=waiting` (the default) or `with_agent`.
+fn parse_handoff_state(event: &HttpEvent) -> Result<crate::handoff::HandoffState, ApiError> {
+    match event.query("state") {
+        None => Ok(crate::handoff::HandoffState::Waiting),
+        Some(v) => crate::handoff::HandoffState::parse_queue(&v).ok_or_else(|| {
+            ApiError::BadRequest("state must be \"waiting\" or \"with_agent\"".into())
+        }),
+    }
 }
 
 fn parse_limit(event: &HttpEvent) -> Result<usize, ApiError> {
@@ -140,13 +169,32 @@ impl ChatApi {
             verifier,
             turns,
             limiter,
+            cors: crate::cors::Cors::default(),
         }
     }
 
+    /// Answers browsers on these sites' origins (the widget's, the console's).
+    pub fn with_cors(mut self, cors: crate::cors::Cors) -> Self {
+        self.cors = cors;
+        self
+    }
+
     pub async fn handle(&self, event: HttpEvent) -> HttpResponse {
+        let mut response = self.respond(&event).await;
+        self.cors.decorate(&event, &mut response);
+        response
+    }
+
+    async fn respond(&self, event: &HttpEvent) -> HttpResponse {
+        // A preflight is answered before the route and the token: it carries none.
+        if parse(event.path()).is_some() {
+            if let Some(preflight) = self.cors.preflight(event) {
+                return preflight;
+            }
+        }
         let started = std::time::Instant::now();
         let mut turn = None;
-        let (result, io) = io_clock::measure(self.dispatch(&event, &mut turn)).await;
+        let (result, io) = io_clock::measure(self.dispatch(event, &mut turn)).await;
         let response = match result {
             Ok(r) => r,
             Err(e) => {
@@ -237,16 +285,23 @@ impl ChatApi {
                         ApiError::BadRequest("after must be a message seq (a whole number)".into())
                     })?,
                 };
-                let messages = self
+                let page = self
                     .turns
-                    .history(&who, id, after, parse_limit(event)?)
+                    .history_page(&who, id, after, parse_limit(event)?)
                     .await?;
-                let next_after = messages.last().map_or(after, |m| m.seq);
                 Ok(HttpResponse::json(
                     200,
                     &MessagesPage {
-                        messages,
-                        next_after,
+                        messages: page.messages,
+                        next_after: page.next_after,
+                        handoff: page.conversation.handoff.state(),
+                        // Held by an agent, a job's answer goes to them: nobody is typing for
+                        // the customer.
+                        working: !page.conversation.handoff.is_with_agent()
+                            && page
+                                .conversation
+                                .slots
+                                .is_answering(time::OffsetDateTime::now_utc()),
                     },
                 ))
             }
@@ -258,10 +313,22 @@ impl ChatApi {
                     .await?;
                 Ok(HttpResponse::json(200, &ConversationList { conversations }))
             }
-            Route::TakeOver(id) | Route::Release(id) => {
-                let take = matches!(route, Route::TakeOver(_));
-                let summary = self.turns.take_over(&who, id, take).await?;
+            Route::TakeOver(id) | Route::Release(id) | Route::Resolve(id) => {
+                let change = match route {
+                    Route::TakeOver(_) => HandoffChange::TakeOver,
+                    Route::Release(_) => HandoffChange::Release,
+                    _ => HandoffChange::Resolve,
+                };
+                let summary = self.turns.change_handoff(&who, id, change).await?;
                 Ok(HttpResponse::json(200, &summary))
+            }
+            Route::Handoffs => {
+                // The role first (a customer learns nothing of the query's rules), then the
+                // query, before the queue is read: bad input reads nothing.
+                crate::access::require(&who, crate::access::Action::ListHandoffs, "")?;
+                let (state, limit) = (parse_handoff_state(event)?, parse_limit(event)?);
+                let handoffs = self.turns.handoffs(&who, state, limit).await?;
+                Ok(HttpResponse::json(200, &HandoffQueue { handoffs }))
             }
             Route::AgentMessage(id) => {
                 let req: AgentMessage = self.json_body(event)?;

@@ -44,6 +44,78 @@ pub struct Message {
     /// For bot messages: the customer message they answer, if any (async ones answer none).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub reply_to: Option<u64>,
+    /// Answers the bot offers with this message ("which order?", yes/no): kept with it, so a
+    /// history shows them; only the latest message's are still answerable. The text says the
+    /// same in words, for channels without buttons.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub quick_replies: Vec<QuickReply>,
+    /// The web addresses the text holds, for clients that make them clickable without reading
+    /// the text as markup.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub links: Vec<Link>,
+    /// For agent messages: the agent who wrote it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub agent_id: Option<String>,
+    /// For the agents only: never shown to the customer (an answer that finished while an
+    /// agent held the conversation).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub internal: bool,
+}
+
+/// A button under a bot message: the customer sees `label`; pressing it sends `label` as the
+/// message's text and `value` as its `quick_reply`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuickReply {
+    pub label: String,
+    pub value: String,
+}
+
+/// A web address in a message's text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub url: String,
+}
+
+impl Message {
+    /// A message with nothing but its text: no buttons, links, author or id.
+    pub fn new(seq: u64, role: Role, text: impl Into<String>, created_at: OffsetDateTime) -> Self {
+        Self {
+            seq,
+            role,
+            text: text.into(),
+            created_at,
+            client_message_id: None,
+            reply_to: None,
+            quick_replies: Vec::new(),
+            links: Vec::new(),
+            agent_id: None,
+            internal: false,
+        }
+    }
+
+    /// The bot's messages saying `texts` from `first_seq` on, the last offering `offered`;
+    /// each with the web addresses its text holds.
+    pub fn from_bot(
+        first_seq: u64,
+        texts: impl IntoIterator<Item = String>,
+        mut offered: Vec<QuickReply>,
+        reply_to: Option<u64>,
+        now: OffsetDateTime,
+    ) -> Vec<Message> {
+        let mut said: Vec<Message> = texts
+            .into_iter()
+            .zip(first_seq..)
+            .map(|(text, seq)| Message {
+                links: crate::links::links_in(&text),
+                reply_to,
+                ..Message::new(seq, Role::Bot, text, now)
+            })
+            .collect();
+        if let Some(last) = said.last_mut() {
+            last.quick_replies = std::mem::take(&mut offered);
+        }
+        said
+    }
 }
 
 /// Identifies a conversation within a tenant; both parts are validated ids.
@@ -111,6 +183,32 @@ pub struct Slots {
     /// jobs it starts and the agents' notes to the customer say things in.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub language: Option<String>,
+    /// Customer messages whose answer a job is still working out ("let me check"): while one
+    /// is, clients show the bot as typing. The job that answers takes its own off.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub answering: Vec<Answering>,
+}
+
+/// A customer message a deferred answer is on its way for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answering {
+    pub reply_to: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+}
+
+/// How long a deferred answer shows the bot as typing at most: the default policy's hour of
+/// retries, and a margin. A job that ended without writing (set aside on the dead-letter queue)
+/// must not leave it typing for ever.
+const ANSWERING_AT_MOST: time::Duration = time::Duration::minutes(65);
+
+impl Slots {
+    /// Whether an answer is on its way at `now` (the chat API's `working`).
+    pub fn is_answering(&self, now: OffsetDateTime) -> bool {
+        self.answering
+            .iter()
+            .any(|a| now - a.since < ANSWERING_AT_MOST)
+    }
 }
 
 impl Slots {
@@ -147,6 +245,9 @@ pub struct Conversation {
     pub customer_id: String,
     pub state: DialogueState,
     pub slots: Slots,
+    /// Who answers the customer: the bot, the team's queue, an agent (`handoff`). The slots'
+    /// `agent` and `handoff_requested` follow it ([`crate::handoff::Handoff::sync_slots`]).
+    pub handoff: crate::handoff::Handoff,
     /// Bumped by every write; a write names the version it read.
     pub version: u64,
     pub last_seq: u64,
@@ -161,6 +262,7 @@ impl Conversation {
             customer_id,
             state: DialogueState::Idle,
             slots: Slots::default(),
+            handoff: crate::handoff::Handoff::Bot,
             version: 0,
             last_seq: 0,
             created_at: now,
@@ -178,6 +280,10 @@ pub struct ConversationSummary {
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub last_seq: u64,
+    /// Where the handoff stands: in the answers to an agent's takeover, release and resolve;
+    /// absent from lists read off the `ByCustomer` index, which does not project it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<crate::handoff::HandoffState>,
 }
 
 /// Conversation ids are generated here (ULIDs) or derived; any id a client sends is checked against

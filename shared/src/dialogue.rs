@@ -11,6 +11,7 @@
 
 pub mod host;
 mod moves;
+mod offers;
 mod run_flow;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use crate::auth::Principal;
 use crate::bot::messages::{Messages, Value as MsgValue};
 use crate::bot::{Action, Bot};
 use crate::connectors::{InventoryPort, Order, OrdersPort};
-use crate::conversation::{DialogueState, Slots};
+use crate::conversation::{DialogueState, QuickReply, Slots};
 use crate::flow::engine::{FlowState, Waiting};
 use crate::flow::value::{Record, Value};
 use crate::jobs::JobKind;
@@ -44,6 +45,8 @@ const ORDER_SLOT: &str = "order";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outcome {
     pub replies: Vec<String>,
+    /// What the last reply offers as buttons (quick replies): see `offers`.
+    pub quick_replies: Vec<QuickReply>,
     pub state: DialogueState,
     pub slots: Slots,
     pub jobs: Vec<JobKind>,
@@ -291,7 +294,7 @@ impl Dialogue {
             tracing::info!(language = code, "a language the bundle does not speak");
             let mut turn = self.turn(who, now, slots, &language);
             self.unsupported_language(&mut turn);
-            return turn.out;
+            return self.offering(turn);
         }
         slots.language = Some(language.clone());
         let mut turn = self.turn(who, now, slots.clone(), &language);
@@ -346,6 +349,7 @@ impl Dialogue {
             };
             return Outcome {
                 replies: vec![turn.messages.render(key, &[])],
+                quick_replies: Vec::new(),
                 state: state.clone(),
                 // The language chosen stays: the deferred answer is in it too.
                 slots: slots.clone(),
@@ -355,6 +359,14 @@ impl Dialogue {
             };
         }
         turn.out.facts = facts;
+        self.offering(turn)
+    }
+
+    /// The turn's outcome, with what its last reply offers as buttons.
+    fn offering(&self, mut turn: Turn<'_>) -> Outcome {
+        if !turn.out.replies.is_empty() {
+            turn.out.quick_replies = self.offers(&turn.messages, &turn.out.state);
+        }
         turn.out
     }
 
@@ -379,7 +391,7 @@ impl Dialogue {
         let mut turn = self.turn(who, now, slots.clone(), language);
         self.start_flow(&mut turn, None, flow, inputs, &Understanding::nothing(), "")
             .await;
-        Some(turn.out)
+        Some(self.offering(turn))
     }
 
     async fn converse(
@@ -811,6 +823,7 @@ impl<'a> Turn<'a> {
             words,
             out: Outcome {
                 replies: Vec::new(),
+                quick_replies: Vec::new(),
                 state: DialogueState::Idle,
                 slots,
                 jobs: Vec::new(),

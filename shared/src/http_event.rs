@@ -158,6 +158,13 @@ impl HttpResponse {
         r
     }
 
+    /// A response with no body (a CORS preflight's 204).
+    pub fn empty(status: u16) -> Self {
+        let mut r = Self::with_body(status, "text/plain", String::new());
+        r.headers.remove("content-type");
+        r
+    }
+
     fn with_body(status: u16, content_type: &str, body: String) -> Self {
         let mut headers = BTreeMap::new();
         headers.insert("content-type".into(), content_type.into());

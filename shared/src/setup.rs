@@ -107,7 +107,8 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     );
     let limiter =
         crate::rate_limit::RateLimiter::new(crate::rate_limit::RateSettings::from_env(&env)?);
-    Ok(ChatApi::new(verifier, turns, limiter))
+    let cors = crate::cors::Cors::from_env(&env)?;
+    Ok(ChatApi::new(verifier, turns, limiter).with_cors(cors))
 }
 
 pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
@@ -165,6 +166,7 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
             dialogue: dialogue(&env, &systems, dynamo.clone())?
                 .with_payment_update_url(payment_update_url),
             agent_inbox: env.optional("AGENT_EMAIL"),
+            console_url: optional_url(&env, "CONSOLE_URL")?,
         },
         Arc::new(SqsVisibility::new(sqs.clone(), &[queue_url])),
         Arc::new(SqsDeadLetters::new(sqs, dlq_url)),

@@ -13,10 +13,11 @@ use crate::access::{self, Action};
 use crate::auth::{is_valid_id, Principal};
 use crate::config::ChatSettings;
 use crate::conversation::{
-    derived_conversation_id, is_valid_conversation_id, new_conversation_id, Conversation,
-    ConversationKey, ConversationSummary, Message, Role, Slots,
+    derived_conversation_id, is_valid_conversation_id, new_conversation_id, Answering,
+    Conversation, ConversationKey, ConversationSummary, Message, Role, Slots,
 };
 use crate::dialogue::{Dialogue, Ending, Outcome, TurnFacts};
+use crate::handoff::{self, HandoffState, QueuedHandoff};
 use crate::jobs::{Job, JobKind};
 use crate::problem::ApiError;
 use crate::store::{
@@ -40,6 +41,31 @@ pub struct PostMessage {
     /// ignored (the message is read for its language).
     #[serde(default)]
     pub language: Option<String>,
+    /// The `value` of the quick reply pressed (`text` is its label, what the customer is shown
+    /// to have said). Read instead of the text only while the bot's latest message offers it;
+    /// otherwise the text is read, as if typed.
+    #[serde(default)]
+    pub quick_reply: Option<String>,
+}
+
+/// The longest quick reply value a client may send back (a label or an order number).
+const MAX_QUICK_REPLY_CHARS: usize = 200;
+
+/// What a turn reads: the pressed quick reply's value when the bot's latest message offers it,
+/// else the text. A value is only ever read as words the customer could have typed, so one
+/// from an old message, another conversation or a forged request is just text.
+fn understood<'a>(text: &'a str, quick_reply: Option<&'a str>, recent: &[Message]) -> &'a str {
+    let Some(value) = quick_reply else {
+        return text;
+    };
+    let latest = recent
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::Bot && !m.internal);
+    match latest {
+        Some(m) if m.quick_replies.iter().any(|q| q.value == value) => value,
+        _ => text,
+    }
 }
 
 /// An agent's message into a conversation they took over.
@@ -70,6 +96,16 @@ pub struct TurnReply {
     /// For the request log and metrics; not part of the API's answer.
     #[serde(skip)]
     pub facts: TurnFacts,
+}
+
+/// A page of a conversation's history, as the caller may see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    pub messages: Vec<Message>,
+    /// The seq to read on after: the last message read, shown or not.
+    pub next_after: u64,
+    /// The record the page was read with (where the handoff stands, what is pending).
+    pub conversation: Conversation,
 }
 
 /// What "now" is for a turn: the wall clock, or a fixed moment in conversation tests, so that
@@ -169,6 +205,14 @@ impl TurnService {
     pub async fn post(&self, who: &Principal, req: PostMessage) -> Result<TurnReply, ApiError> {
         access::require(who, Action::SendAsCustomer, "")?;
         let text = self.checked(&req.text, req.client_message_id.as_deref())?;
+        if let Some(value) = &req.quick_reply {
+            let chars = value.chars().count();
+            if value.trim().is_empty() || chars > MAX_QUICK_REPLY_CHARS {
+                return Err(ApiError::BadRequest(format!(
+                    "quick_reply must be the value of a button: 1 to {MAX_QUICK_REPLY_CHARS} characters, not blank"
+                )));
+            }
+        }
         if let Some(tag) = &req.language {
             if !crate::language::is_tag(tag) {
                 return Err(ApiError::BadRequest(
@@ -219,6 +263,7 @@ impl TurnService {
                 }
                 None => return Err(not_found()),
             };
+            let mut conversation = conversation;
 
             if let Some(cmid) = &req.client_message_id {
                 // The customer's own messages only: agents' UIs number theirs too ("msg-0001"),
@@ -232,10 +277,17 @@ impl TurnService {
                 }
             }
 
-            let outcome: Outcome = if conversation.slots.agent.is_some() {
+            // A resolved conversation is the bot's again from the customer's next message: the
+            // dialogue reads it as the bot's (a new "a person please" hands off again).
+            if let Some(back) = conversation.handoff.customer_wrote() {
+                conversation.handoff = back;
+                conversation.handoff.sync_slots(&mut conversation.slots);
+            }
+            let outcome: Outcome = if conversation.handoff.is_with_agent() {
                 // A person has the conversation: the message waits for them, the bot is silent.
                 Outcome {
                     replies: Vec::new(),
+                    quick_replies: Vec::new(),
                     state: conversation.state.clone(),
                     slots: conversation.slots.clone(),
                     jobs: Vec::new(),
@@ -252,44 +304,31 @@ impl TurnService {
                         who,
                         &conversation.state,
                         &conversation.slots,
-                        text,
+                        understood(text, req.quick_reply.as_deref(), &recent),
                         now,
                     )
                     .await
             };
 
             let now = (self.clock)().max(conversation.updated_at);
-            let mut seq = conversation.last_seq;
-            let mut next = || {
-                seq += 1;
-                seq
-            };
             let message = Message {
-                seq: next(),
-                role: Role::Customer,
-                text: text.to_string(),
-                created_at: now,
                 client_message_id: req.client_message_id.clone(),
-                reply_to: None,
+                ..Message::new(conversation.last_seq + 1, Role::Customer, text, now)
             };
-            let replies: Vec<Message> = outcome
-                .replies
-                .into_iter()
-                .map(|text| Message {
-                    seq: next(),
-                    role: Role::Bot,
-                    text,
-                    created_at: now,
-                    client_message_id: None,
-                    reply_to: Some(message.seq),
-                })
-                .collect();
+            let replies = Message::from_bot(
+                message.seq + 1,
+                outcome.replies,
+                outcome.quick_replies,
+                Some(message.seq),
+                now,
+            );
+            let seq = message.seq + replies.len() as u64;
             let facts = outcome.facts;
             let mut kinds = outcome.jobs;
             if outcome.deferred {
                 kinds.push(JobKind::AnswerDeferred {
                     reply_to: message.seq,
-                    text: text.to_string(),
+                    text: understood(text, req.quick_reply.as_deref(), &recent).to_string(),
                     asked_at: Some(now),
                 });
             }
@@ -301,11 +340,27 @@ impl TurnService {
                 })
                 .collect();
 
+            // A turn that hands off queues the conversation in the same commit, so agents see
+            // it at once, not when the notification job runs.
+            let handoff = conversation
+                .handoff
+                .after_jobs(jobs.iter().map(|j| &j.kind), now)
+                .unwrap_or_else(|| conversation.handoff.clone());
+            let mut slots = outcome.slots;
+            handoff.sync_slots(&mut slots);
+
             let expected_version = conversation.version;
-            let language = outcome.slots.language.clone();
+            let language = slots.language.clone();
+            if outcome.deferred {
+                slots.answering.push(Answering {
+                    reply_to: message.seq,
+                    since: now,
+                });
+            }
             let updated = Conversation {
                 state: outcome.state,
-                slots: outcome.slots,
+                slots,
+                handoff,
                 version: expected_version + 1,
                 last_seq: seq,
                 updated_at: now,
@@ -440,6 +495,7 @@ impl TurnService {
         }))
     }
 
+    /// The messages of one history page (see [`TurnService::history_page`]).
     pub async fn history(
         &self,
         who: &Principal,
@@ -447,6 +503,22 @@ impl TurnService {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Message>, ApiError> {
+        Ok(self
+            .history_page(who, conversation_id, after, limit)
+            .await?
+            .messages)
+    }
+
+    /// Up to `limit` messages after `after`, with the record they were read with. A customer
+    /// is never shown the agents' internal messages; the page's `next_after` still passes
+    /// them, so a client reading on never reads them again (or waits on them).
+    pub async fn history_page(
+        &self,
+        who: &Principal,
+        conversation_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<HistoryPage, ApiError> {
         if !is_valid_conversation_id(conversation_id) {
             return Err(not_found());
         }
@@ -475,7 +547,17 @@ impl TurnService {
             .await
             .map_err(store_error)?
         {
-            Some((_, messages)) => Ok(messages),
+            Some((conversation, mut messages)) => {
+                let next_after = messages.last().map_or(after, |m| m.seq);
+                if who.role == crate::auth::Role::Customer {
+                    messages.retain(|m| !m.internal);
+                }
+                Ok(HistoryPage {
+                    messages,
+                    next_after,
+                    conversation,
+                })
+            }
             None => Err(refused.into_inner().unwrap().unwrap_or_else(not_found)),
         }
     }
@@ -506,51 +588,92 @@ impl TurnService {
             .map_err(store_error)
     }
 
-    /// An agent takes the conversation over (`take`) or hands it back to the bot. The customer
-    /// is told either way, in the conversation.
+    /// An agent takes the conversation over (`take`) or hands it back to the bot.
     pub async fn take_over(
         &self,
         who: &Principal,
         conversation_id: &str,
         take: bool,
     ) -> Result<ConversationSummary, ApiError> {
+        let change = if take {
+            HandoffChange::TakeOver
+        } else {
+            HandoffChange::Release
+        };
+        self.change_handoff(who, conversation_id, change).await
+    }
+
+    /// An agent moves the conversation through the handoff states (`handoff`): takes it
+    /// over, hands it back to the bot, or resolves it. The customer is told in the
+    /// conversation, in its language. A change that does not apply from where it stands is a
+    /// 409 and writes nothing; one that already holds is answered as it stands.
+    pub async fn change_handoff(
+        &self,
+        who: &Principal,
+        conversation_id: &str,
+        change: HandoffChange,
+    ) -> Result<ConversationSummary, ApiError> {
         access::require(who, Action::TakeOver, "")?;
         let key = self.key_of(who, conversation_id)?;
-        let (updated, _) = self
+        let (updated, written) = self
             .update(&key, 0, |snapshot, now| {
                 let mut c = snapshot.conversation.clone();
-                let holder = c.slots.agent.as_deref();
-                let note = match (take, holder) {
-                    (true, Some(agent)) if agent == who.customer_id => {
-                        return Ok(Change::Keep(None))
-                    }
-                    (false, None) => return Ok(Change::Keep(None)),
-                    (true, _) => {
-                        c.slots.agent = Some(who.customer_id.clone());
-                        c.slots.handoff_requested = false;
-                        "agent.taken_over"
-                    }
-                    (false, Some(_)) => {
-                        c.slots.agent = None;
-                        "agent.released"
+                let (next, note) = match change {
+                    HandoffChange::TakeOver => (
+                        c.handoff.take_over(&who.customer_id, now),
+                        handoff::TAKEN_OVER,
+                    ),
+                    HandoffChange::Release => (c.handoff.release(), handoff::RELEASED),
+                    HandoffChange::Resolve => {
+                        (c.handoff.resolve(&who.customer_id, now), handoff::RESOLVED)
                     }
                 };
-                let message = Message {
-                    seq: c.last_seq + 1,
-                    role: Role::Bot,
-                    text: self
-                        .dialogue
-                        .messages_in(c.slots.language.as_deref())
-                        .render(note, &[]),
-                    created_at: now,
-                    client_message_id: None,
-                    reply_to: None,
+                let next = next.map_err(|handoff::Refusal(why)| ApiError::Conflict(why))?;
+                let Some(next) = next else {
+                    return Ok(Change::Keep(None));
                 };
+                c.handoff = next;
+                c.handoff.sync_slots(&mut c.slots);
+                let text = self
+                    .dialogue
+                    .messages_in(c.slots.language.as_deref())
+                    .render(note, &[]);
+                let message = Message::new(c.last_seq + 1, Role::Bot, text, now);
                 Ok(Change::Write(Box::new(c), message))
             })
             .await?;
-        tracing::info!(conversation = %key.id, agent = %who.customer_id, take, "agent takeover");
+        tracing::info!(
+            conversation = %key.id,
+            agent = %who.customer_id,
+            change = change.as_str(),
+            handoff = updated.handoff.state().as_str(),
+            changed = written.is_some(),
+            "handoff changed"
+        );
         Ok(summary(&updated))
+    }
+
+    /// The tenant's handoff queue in `state`, oldest first (agents and admins).
+    pub async fn handoffs(
+        &self,
+        who: &Principal,
+        state: HandoffState,
+        limit: usize,
+    ) -> Result<Vec<QueuedHandoff>, ApiError> {
+        access::require(who, Action::ListHandoffs, "")?;
+        let now = (self.clock)();
+        let entries = self
+            .store
+            .handoffs(&who.tenant, state, limit)
+            .await
+            .map_err(store_error)?;
+        // The index lags its records by a moment: a line whose projected state is not the one
+        // asked for (just released) is left out rather than shown in the wrong list.
+        Ok(entries
+            .into_iter()
+            .filter(|e| e.handoff.state() == state)
+            .filter_map(|e| e.line(now))
+            .collect())
     }
 
     /// An agent's message into a conversation they (or a colleague) took over. A retry with the
@@ -567,10 +690,11 @@ impl TurnService {
         let cmid = req.client_message_id.clone();
         let (_, message) = self
             .update(&key, self.settings.history_window, |snapshot, now| {
-                if snapshot.conversation.slots.agent.is_none() {
-                    return Err(ApiError::Conflict(
-                        "the bot has this conversation: take it over first".into(),
-                    ));
+                if !snapshot.conversation.handoff.is_with_agent() {
+                    return Err(ApiError::Conflict(format!(
+                        "the conversation is {}, not with an agent: take it over first",
+                        snapshot.conversation.handoff.state().as_str()
+                    )));
                 }
                 let retried = cmid.as_ref().and_then(|id| {
                     snapshot
@@ -583,12 +707,9 @@ impl TurnService {
                 }
                 let c = snapshot.conversation.clone();
                 let message = Message {
-                    seq: c.last_seq + 1,
-                    role: Role::Agent,
-                    text: text.to_string(),
-                    created_at: now,
                     client_message_id: cmid.clone(),
-                    reply_to: None,
+                    agent_id: Some(who.customer_id.clone()),
+                    ..Message::new(c.last_seq + 1, Role::Agent, text, now)
                 };
                 Ok(Change::Write(Box::new(c), message))
             })
@@ -687,6 +808,24 @@ fn not_found() -> ApiError {
     ApiError::NotFound(NO_SUCH_CONVERSATION.into())
 }
 
+/// An agent's move in the handoff state machine (`handoff`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffChange {
+    TakeOver,
+    Release,
+    Resolve,
+}
+
+impl HandoffChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandoffChange::TakeOver => "take_over",
+            HandoffChange::Release => "release",
+            HandoffChange::Resolve => "resolve",
+        }
+    }
+}
+
 /// What an agent's change to a conversation comes to.
 enum Change {
     /// Write this record with this one new message.
@@ -703,6 +842,7 @@ fn summary(c: &Conversation) -> ConversationSummary {
         created_at: c.created_at,
         updated_at: c.updated_at,
         last_seq: c.last_seq,
+        handoff: Some(c.handoff.state()),
     }
 }
 
@@ -778,6 +918,14 @@ mod tests {
             Err(StoreError::Unavailable("connection refused".into()))
         }
         async fn erase_customer(&self, _: &str, _: &str) -> Result<Erasure, StoreError> {
+            Err(StoreError::Unavailable("connection refused".into()))
+        }
+        async fn handoffs(
+            &self,
+            _: &str,
+            _: crate::handoff::HandoffState,
+            _: usize,
+        ) -> Result<Vec<crate::handoff::QueueEntry>, StoreError> {
             Err(StoreError::Unavailable("connection refused".into()))
         }
     }
@@ -873,6 +1021,7 @@ mod tests {
             text: text.into(),
             client_message_id: cmid.map(str::to_string),
             language: None,
+            quick_reply: None,
         }
     }
 
@@ -1291,6 +1440,323 @@ mod tests {
         );
     }
 
+    async fn handoff_of(store: &MemoryStore, conv: &str) -> crate::handoff::Handoff {
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: conv.into(),
+        };
+        store
+            .load(&key, 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .handoff
+    }
+
+    async fn slots_of(store: &MemoryStore, conv: &str) -> Slots {
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: conv.into(),
+        };
+        store
+            .load(&key, 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .conversation
+            .slots
+    }
+
+    #[tokio::test]
+    async fn a_handoff_goes_bot_waiting_with_agent_resolved_and_back_to_the_bot() {
+        use crate::auth::Role as R;
+        use crate::handoff::{Handoff, HandoffState as S};
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let agent = as_role("agent_7", "t", R::Agent);
+
+        // bot → waiting in the turn that hands off: queued at once, the bot still answers.
+        let asked = svc
+            .post(&alice(), msg("I want to talk to a person", None, None))
+            .await
+            .unwrap();
+        let conv = asked.conversation_id.clone();
+        assert_eq!(asked.facts.ending, Ending::Handoff);
+        let Handoff::Waiting { reason, since, .. } = handoff_of(&store, &conv).await else {
+            panic!("not waiting: {:?}", handoff_of(&store, &conv).await);
+        };
+        assert_eq!(reason, "human_agent");
+        assert!(slots_of(&store, &conv).await.handoff_requested);
+        let queue = svc.handoffs(&agent, S::Waiting, 50).await.unwrap();
+        assert_eq!(queue.len(), 1);
+        assert_eq!(
+            (
+                queue[0].conversation_id.as_str(),
+                queue[0].customer_id.as_str()
+            ),
+            (conv.as_str(), "alice")
+        );
+        let thanks = svc
+            .post(&alice(), msg("thanks", Some(&conv), None))
+            .await
+            .unwrap();
+        assert!(!thanks.replies.is_empty(), "waiting: the bot answers");
+        assert_eq!(handoff_of(&store, &conv).await.state(), S::Waiting);
+
+        // waiting → with_agent keeps why and since when; the bot falls silent.
+        let taken = svc.take_over(&agent, &conv, true).await.unwrap();
+        assert_eq!(taken.handoff, Some(S::WithAgent));
+        let Handoff::WithAgent {
+            agent_id,
+            since: held_since,
+            reason,
+            ..
+        } = handoff_of(&store, &conv).await
+        else {
+            panic!("not with an agent");
+        };
+        assert_eq!(
+            (agent_id.as_str(), held_since, reason.as_str()),
+            ("agent_7", since, "human_agent")
+        );
+        assert!(svc
+            .handoffs(&agent, S::Waiting, 50)
+            .await
+            .unwrap()
+            .is_empty());
+        let held = svc.handoffs(&agent, S::WithAgent, 50).await.unwrap();
+        assert_eq!(held[0].agent_id.as_deref(), Some("agent_7"));
+        let silent = svc
+            .post(&alice(), msg("hello?", Some(&conv), None))
+            .await
+            .unwrap();
+        assert!(silent.replies.is_empty());
+        let sent = svc
+            .agent_reply(&agent, &conv, agent_msg("Hi, I'm here.", None))
+            .await
+            .unwrap();
+        assert_eq!(sent.message.agent_id.as_deref(), Some("agent_7"));
+        let stored = svc.history(&alice(), &conv, 0, 100).await.unwrap();
+        assert_eq!(
+            stored.last().unwrap().agent_id.as_deref(),
+            Some("agent_7"),
+            "stored and returned with its agent"
+        );
+
+        // with_agent → resolved: the customer is told, the queue forgets it.
+        let resolved = svc
+            .change_handoff(&agent, &conv, HandoffChange::Resolve)
+            .await
+            .unwrap();
+        assert_eq!(resolved.handoff, Some(S::Resolved));
+        let told = svc.history(&alice(), &conv, 0, 100).await.unwrap();
+        assert_eq!(
+            told.last().unwrap().text,
+            svc.dialogue.messages_in(None).render("agent.resolved", &[])
+        );
+        assert!(svc
+            .handoffs(&agent, S::WithAgent, 50)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(slots_of(&store, &conv).await.agent.is_none());
+
+        // resolved → bot with the customer's next message, which the bot answers; asking for
+        // a person again hands off again.
+        let next = svc
+            .post(&alice(), msg("where is my order?", Some(&conv), None))
+            .await
+            .unwrap();
+        assert!(!next.replies.is_empty());
+        assert_eq!(handoff_of(&store, &conv).await, Handoff::Bot);
+        let again = svc
+            .post(
+                &alice(),
+                msg("I want to talk to a person", Some(&conv), None),
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.facts.ending, Ending::Handoff, "a second handoff");
+        assert_eq!(handoff_of(&store, &conv).await.state(), S::Waiting);
+
+        // waiting → bot on release: out of the queue, the dialogue's flag cleared.
+        let released = svc.take_over(&agent, &conv, false).await.unwrap();
+        assert_eq!(released.handoff, Some(S::Bot));
+        assert!(!slots_of(&store, &conv).await.handoff_requested);
+        assert!(svc
+            .handoffs(&agent, S::Waiting, 50)
+            .await
+            .unwrap()
+            .is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_change_that_does_not_apply_is_409_and_writes_nothing() {
+        use crate::auth::Role as R;
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let conv = svc
+            .post(&alice(), msg("hi", None, None))
+            .await
+            .unwrap()
+            .conversation_id;
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: conv.clone(),
+        };
+        let (ann, bob) = (
+            as_role("agent_ann", "t", R::Agent),
+            as_role("agent_bob", "t", R::Agent),
+        );
+        let unchanged = |before: usize| {
+            let store = store.clone();
+            let key = key.clone();
+            async move { assert_eq!(store.message_count(&key), before, "nothing written") }
+        };
+        let n = store.message_count(&key);
+
+        // The bot has it: nothing to resolve; releasing it is a repeat.
+        let e = svc
+            .change_handoff(&ann, &conv, HandoffChange::Resolve)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), 409);
+        assert!(e.to_string().contains("no handoff to resolve"), "{e}");
+        svc.change_handoff(&ann, &conv, HandoffChange::Release)
+            .await
+            .unwrap();
+        unchanged(n).await;
+
+        // Ann holds it: Bob may not take it from her; Ann taking it again is a repeat.
+        svc.take_over(&ann, &conv, true).await.unwrap();
+        let n = store.message_count(&key);
+        let e = svc.take_over(&bob, &conv, true).await.unwrap_err();
+        assert_eq!(e.status(), 409);
+        assert!(e.to_string().contains("agent_ann"), "{e}");
+        svc.take_over(&ann, &conv, true).await.unwrap();
+        unchanged(n).await;
+
+        // Resolved: resolving again is a repeat, releasing does not apply.
+        svc.change_handoff(&bob, &conv, HandoffChange::Resolve)
+            .await
+            .unwrap();
+        let n = store.message_count(&key);
+        svc.change_handoff(&ann, &conv, HandoffChange::Resolve)
+            .await
+            .unwrap();
+        let e = svc.take_over(&ann, &conv, false).await.unwrap_err();
+        assert_eq!(e.status(), 409);
+        unchanged(n).await;
+        // …and an agent may pick a resolved conversation up again.
+        let again = svc.take_over(&bob, &conv, true).await.unwrap();
+        assert_eq!(again.handoff, Some(crate::handoff::HandoffState::WithAgent));
+
+        // Customers may not change or list handoffs.
+        for change in [
+            HandoffChange::TakeOver,
+            HandoffChange::Release,
+            HandoffChange::Resolve,
+        ] {
+            let e = svc
+                .change_handoff(&alice(), &conv, change)
+                .await
+                .unwrap_err();
+            assert_eq!(e.status(), 403);
+        }
+        let e = svc
+            .handoffs(&alice(), crate::handoff::HandoffState::Waiting, 10)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), 403);
+    }
+
+    #[tokio::test]
+    async fn the_queue_is_oldest_first_and_the_tenants_own() {
+        use crate::auth::Role as R;
+        use crate::handoff::HandoffState as S;
+        let store = Arc::new(MemoryStore::new());
+        let t0 = OffsetDateTime::now_utc() - time::Duration::minutes(10);
+        let step = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let tick = step.clone();
+        // Each turn a minute after the one before: waits that differ.
+        let svc = service(store.clone()).with_clock(Arc::new(move || {
+            t0 + time::Duration::minutes(tick.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+        }));
+        let mut asked = Vec::new();
+        for who in ["carol", "alice", "bob"] {
+            let r = svc
+                .post(
+                    &Principal::customer("t", who),
+                    msg("I want to talk to a person", None, None),
+                )
+                .await
+                .unwrap();
+            asked.push(r.conversation_id);
+        }
+        let elsewhere = Principal::customer("other", "dave");
+        svc.post(&elsewhere, msg("I want to talk to a person", None, None))
+            .await
+            .unwrap();
+
+        let agent = as_role("agent_7", "t", R::Agent);
+        let queue = svc.handoffs(&agent, S::Waiting, 50).await.unwrap();
+        let ids: Vec<&str> = queue.iter().map(|h| h.conversation_id.as_str()).collect();
+        assert_eq!(ids, asked.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(queue[0].waited_secs > queue[2].waited_secs);
+        assert_eq!(queue[0].language.as_deref(), Some("en"));
+        assert_eq!(svc.handoffs(&agent, S::Waiting, 2).await.unwrap().len(), 2);
+        let theirs = as_role("agent_9", "other", R::Agent);
+        assert_eq!(
+            svc.handoffs(&theirs, S::Waiting, 50).await.unwrap().len(),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_customer_never_reads_internal_messages_but_reads_past_them() {
+        use crate::auth::Role as R;
+        let store = Arc::new(MemoryStore::new());
+        let svc = service(store.clone());
+        let first = svc.post(&alice(), msg("hi", None, None)).await.unwrap();
+        let conv = first.conversation_id.clone();
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: conv.clone(),
+        };
+        // A note for the agents only, written last (as a job writes one while an agent holds
+        // the conversation).
+        let snap = store.load(&key, 0).await.unwrap().unwrap();
+        let c = snap.conversation;
+        let version = c.version;
+        let note = Message {
+            internal: true,
+            ..Message::new(c.last_seq + 1, Role::Bot, "for the agent", c.updated_at)
+        };
+        store
+            .commit(Commit {
+                conversation: Conversation {
+                    version: version + 1,
+                    last_seq: note.seq,
+                    ..c
+                },
+                expected_version: version,
+                messages: vec![note.clone()],
+                turn: None,
+                effect: None,
+                jobs: vec![],
+            })
+            .await
+            .unwrap();
+        let after = first.replies.last().unwrap().seq;
+        let page = svc.history_page(&alice(), &conv, after, 50).await.unwrap();
+        assert!(page.messages.is_empty(), "hidden from the customer");
+        assert_eq!(page.next_after, note.seq, "and read past");
+        let agent = as_role("agent_7", "t", R::Agent);
+        let page = svc.history_page(&agent, &conv, after, 50).await.unwrap();
+        assert_eq!(page.messages, vec![note]);
+    }
+
     #[tokio::test]
     async fn bad_text_is_rejected() {
         let svc = service(Arc::new(MemoryStore::new()));
@@ -1316,5 +1782,233 @@ mod tests {
                 .status(),
             400
         );
+    }
+
+    /// Two orders: 1001 on its way and on time, 1002 late.
+    struct TwoOrders;
+    impl TwoOrders {
+        fn one(id: &str) -> Option<Order> {
+            let now = OffsetDateTime::now_utc();
+            let (placed, due, item) = match id {
+                "1001" => (3, 2, "Wireless Mouse"),
+                "1002" => (12, -4, "Desk Lamp"),
+                _ => return None,
+            };
+            Some(Order {
+                id: id.into(),
+                customer_id: "alice".into(),
+                status: crate::connectors::OrderStatus::InTransit,
+                placed_at: now - time::Duration::days(placed),
+                promised_by: Some(now + time::Duration::days(due)),
+                delivered_at: None,
+                carrier: None,
+                tracking_url: None,
+                total: crate::money::Money {
+                    amount_cents: 4599,
+                    currency: "USD".into(),
+                },
+                items: vec![crate::connectors::OrderItem {
+                    name: item.into(),
+                    quantity: 1,
+                }],
+                payment_ref: None,
+            })
+        }
+    }
+    #[async_trait]
+    impl OrdersPort for TwoOrders {
+        async fn recent_orders(&self, _: &str) -> Result<Vec<Order>, ConnectorError> {
+            Ok(["1001", "1002"].into_iter().filter_map(Self::one).collect())
+        }
+        async fn order(&self, id: &str) -> Result<Option<Order>, ConnectorError> {
+            Ok(Self::one(id))
+        }
+    }
+
+    fn pressed(conv: &str, q: &crate::conversation::QuickReply) -> PostMessage {
+        PostMessage {
+            quick_reply: Some(q.value.clone()),
+            ..msg(&q.label, Some(conv), None)
+        }
+    }
+
+    #[tokio::test]
+    async fn buttons_offer_each_order_then_yes_and_no_and_are_stored_with_the_message() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = TurnService::new(
+            store.clone(),
+            Dialogue::new(Arc::new(TwoOrders)),
+            ChatSettings::default(),
+        );
+        let which = svc
+            .post(&alice(), msg("where is my order?", None, None))
+            .await
+            .unwrap();
+        let conv = which.conversation_id.clone();
+        let asked = which.replies.last().unwrap();
+        let values: Vec<&str> = asked
+            .quick_replies
+            .iter()
+            .map(|q| q.value.as_str())
+            .collect();
+        assert_eq!(values, ["1001", "1002"], "{asked:?}");
+        let late = asked.quick_replies[1].clone();
+        assert_eq!(late.label, "#1002 (Desk Lamp)");
+        assert!(
+            which.replies[..which.replies.len() - 1]
+                .iter()
+                .all(|m| m.quick_replies.is_empty()),
+            "only the question offers"
+        );
+
+        let offer = svc.post(&alice(), pressed(&conv, &late)).await.unwrap();
+        assert_eq!(
+            offer.message.text, "#1002 (Desk Lamp)",
+            "the label is what was said"
+        );
+        let offered = &offer.replies.last().unwrap().quick_replies;
+        let labels: Vec<&str> = offered.iter().map(|q| q.label.as_str()).collect();
+        assert_eq!(labels, ["Yes", "No"], "{offer:?}");
+
+        let yes = svc
+            .post(&alice(), pressed(&conv, &offered[0]))
+            .await
+            .unwrap();
+        assert!(
+            yes.replies
+                .iter()
+                .any(|m| m.text.contains("requested a refund")),
+            "{yes:?}"
+        );
+        assert_eq!(store.take_outbox()[0].key, "refund:t:1002");
+        assert!(yes.replies.iter().all(|m| m.quick_replies.is_empty()));
+
+        // The history keeps each message's buttons.
+        let history = svc.history(&alice(), &conv, 0, 50).await.unwrap();
+        let kept: Vec<usize> = history.iter().map(|m| m.quick_replies.len()).collect();
+        assert!(
+            kept.contains(&2) && kept.iter().filter(|n| **n > 0).count() == 2,
+            "{kept:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_value_is_read_only_while_the_latest_message_offers_it() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = TurnService::new(
+            store.clone(),
+            Dialogue::new(Arc::new(TwoOrders)),
+            ChatSettings::default(),
+        );
+        let which = svc
+            .post(&alice(), msg("where is my order?", None, None))
+            .await
+            .unwrap();
+        let conv = which.conversation_id.clone();
+        // Offered: the value decides, whatever the label says.
+        let chosen = svc
+            .post(
+                &alice(),
+                PostMessage {
+                    quick_reply: Some("1001".into()),
+                    ..msg("the one with the blue box", Some(&conv), None)
+                },
+            )
+            .await
+            .unwrap();
+        assert!(chosen.replies[0].text.contains("#1001"), "{chosen:?}");
+        // No longer offered (nothing is): the text is read, as typed; the stale value is not.
+        let stale = svc
+            .post(
+                &alice(),
+                PostMessage {
+                    quick_reply: Some("1002".into()),
+                    ..msg("thanks, bye", Some(&conv), None)
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            stale.replies.iter().all(|m| !m.text.contains("#1002")),
+            "{stale:?}"
+        );
+        assert!(
+            store.take_outbox().is_empty(),
+            "no action from a stale button"
+        );
+        // A blank or oversized value is refused before anything is read or stored.
+        for bad in ["  ".to_string(), "x".repeat(MAX_QUICK_REPLY_CHARS + 1)] {
+            let err = svc
+                .post(
+                    &alice(),
+                    PostMessage {
+                        quick_reply: Some(bad),
+                        ..msg("yes", Some(&conv), None)
+                    },
+                )
+                .await
+                .unwrap_err();
+            assert_eq!(err.status(), 400);
+        }
+    }
+
+    #[test]
+    fn bot_messages_carry_their_links_and_the_last_one_the_buttons() {
+        let yes = crate::conversation::QuickReply {
+            label: "Yes".into(),
+            value: "Yes".into(),
+        };
+        let said = Message::from_bot(
+            5,
+            [
+                "Retry here: https://pay.example/r/1.".to_string(),
+                "Need anything else?".to_string(),
+            ],
+            vec![yes.clone()],
+            Some(4),
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(said.iter().map(|m| m.seq).collect::<Vec<_>>(), [5, 6]);
+        assert_eq!(said[0].links[0].url, "https://pay.example/r/1");
+        assert!(said[0].quick_replies.is_empty() && said[1].links.is_empty());
+        assert_eq!(said[1].quick_replies, [yes]);
+        assert!(said
+            .iter()
+            .all(|m| m.reply_to == Some(4) && m.role == Role::Bot));
+    }
+
+    #[tokio::test]
+    async fn yes_buttons_read_as_yes_in_every_language_of_the_bundle() {
+        for (language, asked, yes) in [
+            ("en", "is order 1002 late?", "Yes"),
+            ("es", "¿el pedido 1002 llega tarde?", "Sí"),
+            ("fr", "la commande 1002 est-elle en retard ?", "Oui"),
+            ("de", "ist die Bestellung 1002 verspätet?", "Ja"),
+        ] {
+            let store = Arc::new(MemoryStore::new());
+            let svc = TurnService::new(
+                store.clone(),
+                Dialogue::new(Arc::new(TwoOrders)),
+                ChatSettings::default(),
+            );
+            let offer = svc
+                .post(
+                    &alice(),
+                    PostMessage {
+                        language: Some(language.into()),
+                        ..msg(asked, None, None)
+                    },
+                )
+                .await
+                .unwrap();
+            let offered = &offer.replies.last().unwrap().quick_replies;
+            assert_eq!(offered[0].label, yes, "{language}: {offer:?}");
+            svc.post(&alice(), pressed(&offer.conversation_id, &offered[0]))
+                .await
+                .unwrap();
+            let jobs = store.take_outbox();
+            assert_eq!(jobs.len(), 1, "{language}: the refund starts");
+            assert_eq!(jobs[0].key, "refund:t:1002");
+        }
     }
 }

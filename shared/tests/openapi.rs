@@ -16,6 +16,7 @@ use switchboard::config::ChatSettings;
 use switchboard::conversation::{
     is_valid_conversation_id, new_conversation_id, ConversationSummary, Message, Role,
 };
+use switchboard::handoff::{Handoff, HandoffState, QueueEntry};
 use switchboard::problem::{ApiError, Problem};
 use switchboard::turn::{PostMessage, TurnReply};
 use time::macros::datetime;
@@ -215,6 +216,21 @@ fn message(seq: u64, role: Role, full: bool) -> Message {
         created_at: datetime!(2026-01-02 03:04:05.123456789 UTC),
         client_message_id: full.then(|| "m-1".to_string()),
         reply_to: full.then_some(1),
+        quick_replies: if full {
+            vec![switchboard::conversation::QuickReply {
+                label: "#1002 (Desk Lamp)".into(),
+                value: "1002".into(),
+            }]
+        } else {
+            Vec::new()
+        },
+        links: if full {
+            switchboard::links::links_in("track it at https://track.example/1002.")
+        } else {
+            Vec::new()
+        },
+        agent_id: full.then(|| "agent_ann".to_string()),
+        internal: full,
     }
 }
 
@@ -384,16 +400,23 @@ fn messages_and_replies_match_their_schemas() {
     );
     assert_conforms(&spec, "TurnReply", &reply);
 
-    let summary = to_json(&ConversationSummary {
+    let listed = ConversationSummary {
         id: new_conversation_id(),
         created_at: datetime!(2026-01-02 03:04:05 UTC),
         updated_at: datetime!(2026-01-02 03:05:00.5 UTC),
         last_seq: 4,
+        handoff: None,
+    };
+    let changed = to_json(&ConversationSummary {
+        handoff: Some(HandoffState::WithAgent),
+        ..listed.clone()
     });
+    let summary = to_json(&listed);
     let s = schema(&spec, "ConversationSummary");
     assert_eq!(string_set(s.get("required")), keys(&summary));
-    assert_eq!(property_names(&spec, s), keys(&summary));
+    assert_eq!(property_names(&spec, s), keys(&changed));
     assert_conforms(&spec, "ConversationSummary", &summary);
+    assert_conforms(&spec, "ConversationSummary", &changed);
     assert_conforms(
         &spec,
         "ConversationList",
@@ -402,8 +425,62 @@ fn messages_and_replies_match_their_schemas() {
     assert_conforms(
         &spec,
         "MessagesPage",
-        &json!({ "messages": [full, bare], "next_after": 2 }),
+        &json!({ "messages": [full, bare], "next_after": 2, "handoff": "with_agent", "working": false }),
     );
+}
+
+#[test]
+fn the_handoff_queue_matches_its_schema() {
+    let spec = spec();
+    let states: Vec<Value> = [
+        HandoffState::Bot,
+        HandoffState::Waiting,
+        HandoffState::WithAgent,
+        HandoffState::Resolved,
+    ]
+    .iter()
+    .map(to_json)
+    .collect();
+    assert_eq!(schema(&spec, "HandoffState")["enum"], Value::Array(states));
+    let since = datetime!(2026-01-02 03:04:05 UTC);
+    let entry = |handoff: Handoff, language: Option<&str>| QueueEntry {
+        conversation_id: new_conversation_id(),
+        customer_id: "alice".into(),
+        handoff,
+        language: language.map(str::to_string),
+    };
+    let bare = to_json(
+        &entry(
+            Handoff::Waiting {
+                reason: "human_agent".into(),
+                order_id: None,
+                since,
+            },
+            None,
+        )
+        .line(since)
+        .expect("queued"),
+    );
+    let full = to_json(
+        &entry(
+            Handoff::WithAgent {
+                agent_id: "agent_ann".into(),
+                since,
+                taken_at: since,
+                reason: "human_agent".into(),
+                order_id: Some("1002".into()),
+            },
+            Some("es"),
+        )
+        .line(since + time::Duration::minutes(3))
+        .expect("queued"),
+    );
+    let q = schema(&spec, "QueuedHandoff");
+    assert_eq!(string_set(q.get("required")), keys(&bare));
+    assert_eq!(property_names(&spec, q), keys(&full));
+    assert_conforms(&spec, "QueuedHandoff", &bare);
+    assert_conforms(&spec, "QueuedHandoff", &full);
+    assert_conforms(&spec, "HandoffQueue", &json!({ "handoffs": [bare, full] }));
 }
 
 /// The checker above must be able to fail, or the tests using it prove nothing.
@@ -457,6 +534,7 @@ fn the_post_message_body_is_what_the_server_accepts() {
         "conversation_id": new_conversation_id(),
         "client_message_id": "m-1",
         "language": "es-MX",
+        "quick_reply": "1002",
     });
     assert_eq!(property_names(&spec, body), keys(&full));
     serde_json::from_value::<PostMessage>(full.clone()).expect("every documented field parses");

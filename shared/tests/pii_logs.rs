@@ -82,6 +82,7 @@ async fn a_conversation_with_personal_data_logs_none_of_it() {
         text,
         client_message_id: None,
         language: None,
+        quick_reply: None,
     };
     let first = svc
         .post(&alice, say(None, format!("hi, my email is {email}")))

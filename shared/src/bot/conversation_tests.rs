@@ -870,6 +870,7 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
                     text: turn.say.clone(),
                     client_message_id: None,
                     language: turn.asks_in.clone(),
+                    quick_reply: None,
                 },
             )
             .await

@@ -46,9 +46,13 @@ pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     ("deferred.down_will_message", &[]),
     // A flow's read failed for good and the intent has no answer of its own.
     ("system.orders_down", &[]),
-    // An agent takes a conversation over, or gives it back (turn.rs).
+    // An agent takes a conversation over, gives it back, or resolves it (turn.rs, handoff.rs).
     ("agent.taken_over", &[]),
     ("agent.released", &[]),
+    ("agent.resolved", &[]),
+    // The buttons of a yes/no question (dialogue/offers.rs): labels that read as the answer.
+    ("offer.yes", &[]),
+    ("offer.no", &[]),
     // Proactive messages from vendors' events (fulfillment).
     ("event.this_order", &["order"]),
     ("event.your_order", &[]),

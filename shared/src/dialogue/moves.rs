@@ -2,7 +2,7 @@
 //! a yes or no that answers nothing, asking for a person, things the bot is not for, and
 //! "did you want to: 1. … 2. …?" when the classifier is torn between two intents.
 
-use crate::bot::messages::Value as MsgValue;
+use crate::bot::messages::{Messages, Value as MsgValue};
 use crate::conversation::{DialogueState, Slots};
 use crate::nlu::{Intent, Move, Understanding};
 
@@ -104,25 +104,27 @@ impl Dialogue {
         self.with_help(turn, key, &[]);
     }
 
+    /// What an intent is called to the customer: in the conversation's language
+    /// (`intent.<name>`); the first language may name it by its description alone.
+    pub(super) fn describe(&self, messages: &Messages, i: &Intent) -> String {
+        let key = format!("{INTENT_NAME}{}", i.name());
+        if messages.vars_of(&key).is_some() {
+            return messages.render(&key, &[]);
+        }
+        self.bot
+            .intent(i)
+            .map_or_else(String::new, |d| d.description.clone())
+    }
+
     fn clarify(&self, turn: &mut Turn<'_>, a: &Intent, b: &Intent, u: &Understanding) {
-        // In the conversation's language (`intent.<name>`); the first language may name them
-        // by their description alone.
-        let description = |i: &Intent| {
-            let key = format!("{INTENT_NAME}{}", i.name());
-            if turn.messages.vars_of(&key).is_some() {
-                return turn.messages.render(&key, &[]);
-            }
-            self.bot
-                .intent(i)
-                .map_or_else(String::new, |d| d.description.clone())
-        };
+        let (first, second) = (
+            self.describe(&turn.messages, a),
+            self.describe(&turn.messages, b),
+        );
         self.say(
             turn,
             "fallback.clarify",
-            &[
-                ("first", description(a).into()),
-                ("second", description(b).into()),
-            ],
+            &[("first", first.into()), ("second", second.into())],
         );
         turn.out.state = DialogueState::Clarifying {
             options: vec![a.name().to_string(), b.name().to_string()],

@@ -136,6 +136,23 @@ async fn yes_to_payment_help_lists_options_then_each_option_answers() {
         options.replies
     );
     assert_eq!(waiting(&options), "payment_help.options");
+    let labels =
+        |o: &Outcome| -> Vec<String> { o.quick_replies.iter().map(|q| q.label.clone()).collect() };
+    assert_eq!(labels(&offered), ["Yes", "No"]);
+    assert_eq!(
+        labels(&options),
+        [
+            "Retry the payment",
+            "Update my payment method",
+            "Talk to a person"
+        ]
+    );
+    let values: Vec<&str> = options
+        .quick_replies
+        .iter()
+        .map(|q| q.value.as_str())
+        .collect();
+    assert_eq!(values, ["1", "2", "3"], "what the question asks to reply");
 
     let retry = say(options.state.clone(), "1").await;
     assert!(
@@ -148,6 +165,7 @@ async fn yes_to_payment_help_lists_options_then_each_option_answers() {
         "payment_help.choose",
         "the other options stay open"
     );
+    assert_eq!(labels(&retry), labels(&options), "and their buttons too");
     let update = say(options.state.clone(), "I'd like to change my card").await;
     assert!(said(&update).contains("https://shop.example/billing"));
     let person = say(options.state.clone(), "3").await;
@@ -342,6 +360,9 @@ async fn unsure_asks_which_of_two_then_acts_on_the_choice() {
         panic!("{:?}", ask.state)
     };
     assert_eq!(options[0], "check_payment_methods");
+    let values: Vec<&str> = ask.quick_replies.iter().map(|q| q.value.as_str()).collect();
+    assert_eq!(values, ["1", "2"], "the numbers the question asks for");
+    assert_eq!(ask.quick_replies[0].label, "know how you can pay");
     assert_eq!(ask.facts.ending, Ending::Clarified);
     assert_eq!(ask.facts.intent, Intent::unknown());
     let chosen = say(&d, "alice", &ask.state, &ask.slots, "1").await;

@@ -23,14 +23,15 @@ pub fn fill(
 ) -> Option<Value> {
     let first_text = |v: &[String]| v.first().cloned().map(Value::Text);
     match kind {
-        // A number written otherwise than the listed order's id ("88130" for SO-88130) is
-        // that order when only one listed fits it.
-        SlotType::Order => u
-            .order_refs
-            .first()
-            .map(|r| {
-                let listed: Vec<&str> = candidates.iter().map(String::as_str).collect();
-                Value::Text(crate::order_ids::among(r, &listed).unwrap_or(r).to_string())
+        // A listed order's id, exactly and alone ("#T01M8…", what its button sends), is that
+        // order whatever shape ids have. A number written otherwise than the listed order's id
+        // ("88130" for SO-88130) is that order when only one listed fits it.
+        SlotType::Order => listed_exactly(u, candidates)
+            .or_else(|| {
+                u.order_refs.first().map(|r| {
+                    let listed: Vec<&str> = candidates.iter().map(String::as_str).collect();
+                    Value::Text(crate::order_ids::among(r, &listed).unwrap_or(r).to_string())
+                })
             })
             .or_else(|| {
                 let i = u.ordinal?;
@@ -82,6 +83,17 @@ fn placed_near(day: &time::Date, placed: &[time::Date]) -> Option<usize> {
     }
 }
 
+/// The listed order whose id is the whole message (a `#` before it allowed, case aside).
+fn listed_exactly(u: &Understood, candidates: &[String]) -> Option<Value> {
+    let said = u.text.trim();
+    let said = said.strip_prefix('#').unwrap_or(said);
+    candidates
+        .iter()
+        .find(|c| !c.is_empty() && c.eq_ignore_ascii_case(said))
+        .cloned()
+        .map(Value::Text)
+}
+
 fn whole(u: &Understood) -> Option<Value> {
     let t = u.text.trim();
     (!t.is_empty()).then(|| Value::Text(t.to_string()))
@@ -107,6 +119,21 @@ mod tests {
         // Not listed, or other letters: as written, for the lookup to say "not found".
         assert_eq!(order(&["77001"]), Some(Value::text("77001")));
         assert_eq!(order(&["RT88130"]), Some(Value::text("RT88130")));
+    }
+
+    #[test]
+    fn a_listed_id_alone_is_that_order_whatever_its_shape() {
+        let listed = ["T01M8ZTDJB".to_string(), "T01M8ZTDJC".to_string()];
+        let typed = |text: &str| {
+            let u = Understood {
+                text: text.into(),
+                ..Understood::default()
+            };
+            fill(SlotType::Order, &u, &listed, &[], &[])
+        };
+        assert_eq!(typed("T01M8ZTDJC"), Some(Value::text("T01M8ZTDJC")));
+        assert_eq!(typed(" #t01m8ztdjb "), Some(Value::text("T01M8ZTDJB")));
+        assert_eq!(typed("T01M8ZTDJC please"), None, "only the id, alone");
     }
 
     #[test]

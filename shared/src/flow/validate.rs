@@ -499,6 +499,10 @@ fn check_step(
             if let Some(key) = &a.prompt {
                 message(c, key, &a.vars);
             }
+            // A button's label is said as it is: no variables.
+            for key in &a.options {
+                message(c, key, &BTreeMap::new());
+            }
         }
         StepKind::Call(call) => templates(c, &mut call.with.values()),
         StepKind::Say(s) => {

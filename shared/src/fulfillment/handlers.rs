@@ -125,6 +125,7 @@ impl Fulfillment {
                 let (read_state, read_slots) = (c.state, c.slots);
                 let mut a = Append::text(key, String::new());
                 a.texts = outcome.replies;
+                a.quick_replies = outcome.quick_replies;
                 a.reply_to = Some(*reply_to);
                 a.jobs = jobs;
                 // The answer took as long as the slow lookup, and the conversation's other jobs
@@ -167,6 +168,7 @@ impl Fulfillment {
             reason,
             order_id,
             recent: &recent,
+            console_url: self.systems.console_url.as_deref(),
         };
         let (subject, text) = (handoff.subject(), handoff.text());
         self.systems
@@ -254,8 +256,8 @@ impl Fulfillment {
                 };
                 let handoff = JobKind::AgentHandoff { reason, order_id };
                 let mut a = Append::text(key.clone(), text);
+                // `append` queues the conversation (waiting) with the handoff job it starts.
                 a.jobs = follow_ups(job, &key, vec![handoff])?;
-                a.update = Some(Box::new(|c| c.slots.handoff_requested = true));
                 self.append(s, a, EffectOutcome::Failed).await
             }
             _ => self.finish(s, EffectOutcome::Failed).await,
@@ -294,8 +296,8 @@ impl Fulfillment {
         let Some(proactive) = proactive_message(&messages, e) else {
             return self.finish(s, EffectOutcome::Failed).await;
         };
-        let (text, state, jobs) = match proactive {
-            Proactive::Say(text, state) => (text, state, Vec::new()),
+        let (text, state, jobs, offered) = match proactive {
+            Proactive::Say(text, state) => (text, state, Vec::new(), Vec::new()),
             Proactive::Flow { flow, inputs } => {
                 let who = Principal::customer(&s.job.tenant, customer_id.clone());
                 let now = OffsetDateTime::now_utc();
@@ -308,7 +310,7 @@ impl Fulfillment {
                     // A system the flow reads is down: the event is delivered again later.
                     Some(o) if o.deferred => return Err(JobError::SystemDown),
                     Some(o) if !o.replies.is_empty() => {
-                        (o.replies.join("\n"), Some(o.state), o.jobs)
+                        (o.replies.join("\n"), Some(o.state), o.jobs, o.quick_replies)
                     }
                     opened => {
                         let why = match opened {
@@ -326,6 +328,7 @@ impl Fulfillment {
         let order = e.order_id.clone();
         let mut a = Append::text(key.clone(), text);
         a.customer_if_new = Some(&customer_id);
+        a.quick_replies = offered;
         a.state = state;
         // What the flow started (a handoff, a write) is committed with its message.
         a.jobs = follow_ups(s.job, &key, jobs)?

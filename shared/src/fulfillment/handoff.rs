@@ -16,6 +16,8 @@ pub(super) struct Handoff<'a> {
     pub order_id: Option<&'a str>,
     /// The last messages, oldest first.
     pub recent: &'a [Message],
+    /// The agent console (`CONSOLE_URL`), which opens a conversation named in its fragment.
+    pub console_url: Option<&'a str>,
 }
 
 impl Handoff<'_> {
@@ -27,8 +29,12 @@ impl Handoff<'_> {
     }
 
     pub fn text(&self) -> String {
+        let open = self
+            .console_link()
+            .map(|url| format!("Open it in the console: {url}\n"))
+            .unwrap_or_default();
         format!(
-            "Conversation {} (tenant {}, customer {}) was handed to the team.\nReason: {}\nOrder: {}\n\nLast messages:\n{}\nReply in the conversation; the bot has told the customer someone will answer there.",
+            "Conversation {} (tenant {}, customer {}) was handed to the team.\nReason: {}\nOrder: {}\n{open}\nLast messages:\n{}\nReply in the conversation; the bot has told the customer someone will answer there.",
             one_line(&self.key.id),
             one_line(&self.key.tenant),
             one_line(self.customer_id.unwrap_or("-")),
@@ -36,6 +42,14 @@ impl Handoff<'_> {
             one_line(self.order_id.unwrap_or("-")),
             transcript(self.recent),
         )
+    }
+
+    /// `<console>#conversation=<id>`: the console opens the conversation its fragment names.
+    /// A fragment the configured address already has is replaced. The id is a validated
+    /// conversation id (letters, digits, `-`, `_`), which needs no escaping in a fragment.
+    pub fn console_link(&self) -> Option<String> {
+        let base = self.console_url?.split('#').next()?.trim();
+        (!base.is_empty()).then(|| format!("{base}#conversation={}", one_line(&self.key.id)))
     }
 }
 
@@ -89,14 +103,7 @@ mod tests {
     use crate::conversation::Role;
 
     fn message(seq: u64, role: Role, text: &str) -> Message {
-        Message {
-            seq,
-            role,
-            text: text.into(),
-            created_at: time::OffsetDateTime::UNIX_EPOCH,
-            client_message_id: None,
-            reply_to: None,
-        }
+        Message::new(seq, role, text, time::OffsetDateTime::UNIX_EPOCH)
     }
 
     #[test]
@@ -115,6 +122,7 @@ mod tests {
             reason: "human_agent",
             order_id: None,
             recent: &recent,
+            console_url: None,
         };
         let text = h.text();
         let at_line_start = |prefix: &str| {
@@ -137,5 +145,30 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("customer alice Reason: forged)"), "{text}");
+    }
+
+    #[test]
+    fn the_email_links_the_conversation_in_the_console_when_there_is_one() {
+        let key = ConversationKey {
+            tenant: "t".into(),
+            id: "01JCONV0000".into(),
+        };
+        let mut h = Handoff {
+            key: &key,
+            customer_id: Some("alice"),
+            reason: "human_agent",
+            order_id: None,
+            recent: &[],
+            console_url: Some("https://support.shop.example/console/#old"),
+        };
+        assert!(
+            h.text().contains(
+                "\nOpen it in the console: https://support.shop.example/console/#conversation=01JCONV0000\n"
+            ),
+            "{}",
+            h.text()
+        );
+        h.console_url = None;
+        assert!(!h.text().contains("console"), "{}", h.text());
     }
 }

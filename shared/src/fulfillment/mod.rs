@@ -34,7 +34,7 @@ use crate::bot::messages::Messages;
 use crate::connectors::{
     ConnectorError, CustomersPort, EmailPort, OperationsPort, OrdersPort, PaymentsPort,
 };
-use crate::conversation::{Conversation, ConversationKey, DialogueState, Message, Role};
+use crate::conversation::{Conversation, ConversationKey, DialogueState, Message, QuickReply};
 use crate::dialogue::Dialogue;
 use crate::jobs::{Job, JobKind};
 use crate::metrics;
@@ -114,6 +114,9 @@ pub struct Systems {
     /// Where handoffs are announced (the support team's inbox); without one, flagged
     /// conversations wait for agent tooling to list them.
     pub agent_inbox: Option<String>,
+    /// The agent console's address (`CONSOLE_URL`): the handoff email links the conversation
+    /// there, so an agent opens it with one click.
+    pub console_url: Option<String>,
 }
 
 /// SQS's count of this message's receives (1 on the first delivery).
@@ -147,6 +150,8 @@ pub(crate) struct Append<'a> {
     /// Set when the conversation may be opened by this message.
     pub customer_if_new: Option<&'a str>,
     pub texts: Vec<String>,
+    /// What the last text offers as buttons.
+    pub quick_replies: Vec<QuickReply>,
     pub reply_to: Option<u64>,
     pub state: Option<DialogueState>,
     pub update: Option<RecordUpdate<'a>>,
@@ -160,6 +165,7 @@ impl<'a> Append<'a> {
             key,
             customer_if_new: None,
             texts: vec![text],
+            quick_replies: Vec::new(),
             reply_to: None,
             state: None,
             update: None,
@@ -558,19 +564,30 @@ impl Fulfillment {
                 }
             };
             let now = now.max(c.updated_at);
-            let messages: Vec<Message> = a
-                .texts
-                .iter()
-                .enumerate()
-                .map(|(i, text)| Message {
-                    seq: c.last_seq + 1 + i as u64,
-                    role: Role::Bot,
-                    text: text.clone(),
-                    created_at: now,
-                    client_message_id: None,
-                    reply_to: a.reply_to,
-                })
-                .collect();
+            // While an agent holds the conversation the bot does not speak to the customer:
+            // what a job says meanwhile (a deferred answer, a refund's confirmation) goes to
+            // the agent, who decides what to tell them.
+            let internal = c.handoff.is_with_agent();
+            if internal && !a.texts.is_empty() {
+                tracing::info!(
+                    conversation = %a.key.id,
+                    job_key = %s.job.key,
+                    agent = c.handoff.agent().unwrap_or_default(),
+                    "an agent holds the conversation; the job's message is for the agent only (internal)"
+                );
+            }
+            let mut messages = Message::from_bot(
+                c.last_seq + 1,
+                a.texts.iter().cloned(),
+                a.quick_replies.clone(),
+                a.reply_to,
+                now,
+            );
+            for m in messages.iter_mut().filter(|_| internal) {
+                m.internal = true;
+                // An agent's note offers the customer nothing to press.
+                m.quick_replies.clear();
+            }
             let expected_version = c.version;
             let mut next = Conversation {
                 version: expected_version + 1,
@@ -584,6 +601,17 @@ impl Fulfillment {
             if let Some(update) = &a.update {
                 update(&mut next);
             }
+            // A deferred answer (or its apology) is written: the bot no longer shows as typing.
+            if let crate::jobs::JobKind::AnswerDeferred { reply_to, .. } = &s.job.kind {
+                next.slots.answering.retain(|p| p.reply_to != *reply_to);
+            }
+            // A job that hands off (a failed refund, a deferred answer asking for a person)
+            // queues the conversation in the commit that starts the handoff job.
+            if let Some(queued) = next.handoff.after_jobs(a.jobs.iter().map(|j| &j.kind), now) {
+                next.handoff = queued;
+            }
+            // The state decides the dialogue's slots, whatever the update set.
+            next.handoff.sync_slots(&mut next.slots);
             let commit = Commit {
                 conversation: next,
                 expected_version,

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use super::retry::VisibilityError;
 use super::*;
 use crate::connectors::{Customer, Order, RefundReceipt};
+use crate::conversation::Role;
 use crate::jobs::{JobKind, QueueError};
 use crate::money::Money;
 use crate::store::memory::MemoryStore;
@@ -279,6 +280,7 @@ async fn fixture_policy(
             operations: boxes.clone(),
             dialogue,
             agent_inbox: Some("team@shop.example".into()),
+            console_url: Some("https://console.shop.example/console/".into()),
         },
         outbox.clone(),
         outbox.clone(),
@@ -647,6 +649,105 @@ async fn a_handoff_is_announced_to_the_team_once_with_the_transcript() {
         text.contains("[bot]\n> I've asked a member of our team"),
         "{text}"
     );
+    assert!(
+        text.contains("https://console.shop.example/console/#conversation=c1"),
+        "{text}"
+    );
+    // The deferred answer's commit queued the conversation with the job it started.
+    let c = x.store.load(&key("c1"), 0).await.unwrap().unwrap();
+    assert_eq!(
+        c.conversation.handoff.state(),
+        crate::handoff::HandoffState::Waiting
+    );
+}
+
+/// Puts conversation `id` in an agent's hands, as a takeover leaves it.
+async fn held_by_agent(store: &MemoryStore, id: &str) {
+    let snap = store.load(&key(id), 0).await.unwrap().unwrap();
+    let mut c = snap.conversation;
+    let now = OffsetDateTime::now_utc();
+    c.handoff = c.handoff.take_over("agent_ann", now).unwrap().unwrap();
+    c.handoff.sync_slots(&mut c.slots);
+    let version = c.version;
+    c.version += 1;
+    store
+        .commit(crate::store::Commit {
+            conversation: c,
+            expected_version: version,
+            messages: vec![],
+            turn: None,
+            effect: None,
+            jobs: vec![],
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn what_a_job_says_while_an_agent_holds_the_conversation_is_for_the_agent() {
+    let x = fixture(&["c1"]).await;
+    held_by_agent(&x.store, "c1").await;
+    let deferred = job(
+        "c1",
+        JobKind::AnswerDeferred {
+            reply_to: 1,
+            text: "hello".into(),
+            asked_at: None,
+        },
+    );
+    let r =
+        x.f.handle(
+            event(vec![
+                record("d", "g", &deferred),
+                record("r", "g", &refund("c1", "1002")),
+            ]),
+            None,
+        )
+        .await;
+    assert!(r.batch_item_failures.is_empty());
+    let (c, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages.iter().all(|m| m.internal),
+        "the deferred answer and the refund's confirmation go to the agent: {messages:?}"
+    );
+    assert_eq!(c.handoff.agent(), Some("agent_ann"), "still the agent's");
+    assert_eq!(c.slots.agent.as_deref(), Some("agent_ann"));
+}
+
+#[tokio::test]
+async fn a_job_that_hands_off_queues_the_conversation() {
+    let x = fixture(&["c1"]).await;
+    let r =
+        x.f.handle(
+            event(vec![record("m", "g", &refund("c1", "refused"))]),
+            None,
+        )
+        .await;
+    assert!(r.batch_item_failures.is_empty());
+    let c = x
+        .store
+        .load(&key("c1"), 0)
+        .await
+        .unwrap()
+        .unwrap()
+        .conversation;
+    let crate::handoff::Handoff::Waiting {
+        reason, order_id, ..
+    } = &c.handoff
+    else {
+        panic!("not queued: {:?}", c.handoff);
+    };
+    assert_eq!(reason, "refund_request_failed");
+    assert_eq!(order_id.as_deref(), Some("refused"));
+    let queue = x
+        .store
+        .handoffs("t", crate::handoff::HandoffState::Waiting, 10)
+        .await
+        .unwrap();
+    assert_eq!(queue.len(), 1);
+    let (_, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
+    assert!(!messages[0].internal, "the bot still speaks while it waits");
 }
 
 /// An order system that answers only when the test lets it.
@@ -685,7 +786,12 @@ async fn a_deferred_answer_does_not_undo_what_the_customer_did_meanwhile() {
         let mut c = snap.conversation;
         let read = c.version;
         c.version += 1;
-        c.slots.handoff_requested = true;
+        // As a turn that hands off leaves it: queued, and the dialogue's flag set.
+        c.handoff = c
+            .handoff
+            .requested("human_agent", None, OffsetDateTime::now_utc())
+            .unwrap();
+        c.handoff.sync_slots(&mut c.slots);
         x.store
             .commit(Commit {
                 conversation: c,
@@ -705,6 +811,10 @@ async fn a_deferred_answer_does_not_undo_what_the_customer_did_meanwhile() {
     assert!(
         after.conversation.slots.handoff_requested,
         "the newer slots are kept"
+    );
+    assert_eq!(
+        after.conversation.handoff.state(),
+        crate::handoff::HandoffState::Waiting
     );
     let answer = after.recent.last().expect("the deferred reply is posted");
     assert_eq!(answer.reply_to, Some(1));
@@ -1201,6 +1311,10 @@ async fn a_deferred_answer_that_gives_up_after_the_customer_moved_on_keeps_their
         created_at: now,
         client_message_id: None,
         reply_to: None,
+        quick_replies: Vec::new(),
+        links: Vec::new(),
+        agent_id: None,
+        internal: false,
     };
     let asked = DialogueState::Clarifying {
         options: vec!["order_status".into(), "cancel_order".into()],
@@ -1375,6 +1489,14 @@ impl ConversationStore for FailingCommits {
     ) -> Result<crate::store::Erasure, StoreError> {
         self.inner.erase_customer(tenant, customer_id).await
     }
+    async fn handoffs(
+        &self,
+        tenant: &str,
+        state: crate::handoff::HandoffState,
+        limit: usize,
+    ) -> Result<Vec<crate::handoff::QueueEntry>, StoreError> {
+        self.inner.handoffs(tenant, state, limit).await
+    }
 }
 
 /// A fixture whose conversation commits fail while `failing` is set.
@@ -1395,6 +1517,7 @@ async fn fixture_failing_commits(policy: RetryPolicy) -> (Fixture, Arc<FailingCo
             operations: x.boxes.clone(),
             dialogue: Dialogue::new(Arc::new(Crm)),
             agent_inbox: Some("team@shop.example".into()),
+            console_url: Some("https://console.shop.example/console/".into()),
         },
         x.outbox.clone(),
         x.outbox.clone(),

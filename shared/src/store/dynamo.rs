@@ -2,7 +2,9 @@
 //!
 //! Partition `pk = T#<tenant>#C#<conversation>` holds:
 //! - `sk = STATE`: dialogue state, slots, version, last seq; also the per-customer index entry
-//!   (`gsi1pk = T#<tenant>#U#<customer>`, `gsi1sk = <updated ms>#<conversation>`);
+//!   (`gsi1pk = T#<tenant>#U#<customer>`, `gsi1sk = <updated ms>#<conversation>`); and, only
+//!   while a handoff is queued (waiting, or with an agent), the queue index entry
+//!   (`gsi2pk = <tenant>#handoff#<state>`, `gsi2sk = <since ms>#<conversation>`: `ByHandoff`);
 //! - `sk = MSG#<seq, 20 digits>`: one item per message;
 //! - `sk = TURN#<client message id>`: a turn's answer, for retried POSTs;
 //! - `sk = JOB#<job key>`: the outbox: a job the conversation's commit started, until the relay
@@ -42,9 +44,12 @@ use super::{
     Snapshot, StoreError, TurnRecord, MAX_COMMIT_ATTEMPTS,
 };
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message, Role};
+use crate::handoff::{queue_partition, Handoff, HandoffState, QueueEntry};
 use crate::jobs::Job;
 
 pub const INDEX_BY_CUSTOMER: &str = "ByCustomer";
+/// The handoff queue: sparse, only records whose handoff is waiting or with an agent.
+pub const INDEX_BY_HANDOFF: &str = "ByHandoff";
 const STATE_SK: &str = "STATE";
 const MSG_PREFIX: &str = "MSG#";
 /// A put that may create its item or replace an expired one, never a live one.
@@ -295,6 +300,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 }
 
 fn conversation_from(item: &Item) -> Result<Conversation, StoreError> {
+    let slots: crate::conversation::Slots = get_json(item, "slots")?;
     Ok(Conversation {
         key: ConversationKey {
             tenant: get_s(item, "tenant")?.to_string(),
@@ -302,7 +308,12 @@ fn conversation_from(item: &Item) -> Result<Conversation, StoreError> {
         },
         customer_id: get_s(item, "customer_id")?.to_string(),
         state: get_json(item, "state")?,
-        slots: get_json(item, "slots")?,
+        handoff: match optional_json(item, "handoff")? {
+            Some(h) => h,
+            // Stored before the handoff had an attribute of its own: the slots said it.
+            None => Handoff::from_legacy(&slots, get_time(item, "updated_at")?),
+        },
+        slots,
         version: get_n(item, "version")?,
         last_seq: get_n(item, "last_seq")?,
         created_at: get_time(item, "created_at")?,
@@ -320,7 +331,22 @@ fn message_from(item: &Item) -> Result<Message, StoreError> {
         created_at: get_time(item, "created_at")?,
         client_message_id: get_s(item, "client_message_id").ok().map(str::to_string),
         reply_to: get_n(item, "reply_to").ok(),
+        quick_replies: optional_json(item, "quick_replies")?.unwrap_or_default(),
+        links: optional_json(item, "links")?.unwrap_or_default(),
+        agent_id: get_s(item, "agent_id").ok().map(str::to_string),
+        internal: matches!(item.get("internal"), Some(AttributeValue::Bool(true))),
     })
+}
+
+/// A JSON attribute that older items (or messages without it) do not have.
+fn optional_json<T: serde::de::DeserializeOwned>(
+    item: &Item,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
+    match item.get(name) {
+        None => Ok(None),
+        Some(_) => get_json(item, name).map(Some),
+    }
 }
 
 fn summary_from(item: &Item) -> Result<ConversationSummary, StoreError> {
@@ -329,12 +355,23 @@ fn summary_from(item: &Item) -> Result<ConversationSummary, StoreError> {
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,
         last_seq: get_n(item, "last_seq")?,
+        handoff: None,
+    })
+}
+
+/// A queue entry as `ByHandoff` projects it.
+fn queue_entry_from(item: &Item) -> Result<QueueEntry, StoreError> {
+    Ok(QueueEntry {
+        conversation_id: get_s(item, "conversation_id")?.to_string(),
+        customer_id: get_s(item, "customer_id")?.to_string(),
+        handoff: get_json(item, "handoff")?,
+        language: get_s(item, "language").ok().map(str::to_string),
     })
 }
 
 impl DynamoStore {
     fn state_item(&self, c: &Conversation) -> Result<Item, StoreError> {
-        Ok(HashMap::from([
+        let mut item = HashMap::from([
             ("pk".into(), s(partition_key(&c.key))),
             ("sk".into(), s(STATE_SK)),
             ("tenant".into(), s(&c.key.tenant)),
@@ -359,7 +396,18 @@ impl DynamoStore {
                 )),
             ),
             ("expires_at".into(), self.expires_at(c.updated_at)),
-        ]))
+            ("handoff".into(), s(to_json(&c.handoff)?)),
+        ]);
+        // The record is put whole, so a handoff that left the queue drops its index keys.
+        if let Some((pk, sk)) = c.handoff.queue_key(&c.key.tenant, &c.key.id) {
+            item.insert("gsi2pk".into(), s(pk));
+            item.insert("gsi2sk".into(), s(sk));
+        }
+        // Its own attribute for the queue index to project (the slots are not projected).
+        if let Some(language) = &c.slots.language {
+            item.insert("language".into(), s(language));
+        }
+        Ok(item)
     }
 
     /// A consistent Query of one conversation's items with `lo <= sk <= hi`.
@@ -389,6 +437,23 @@ impl DynamoStore {
         }
         if let Some(r) = m.reply_to {
             item.insert("reply_to".into(), n(r));
+        }
+        // Serialising these plain lists of strings cannot fail.
+        if !m.quick_replies.is_empty() {
+            if let Ok(json) = serde_json::to_string(&m.quick_replies) {
+                item.insert("quick_replies".into(), s(json));
+            }
+        }
+        if !m.links.is_empty() {
+            if let Ok(json) = serde_json::to_string(&m.links) {
+                item.insert("links".into(), s(json));
+            }
+        }
+        if let Some(agent) = &m.agent_id {
+            item.insert("agent_id".into(), s(agent));
+        }
+        if m.internal {
+            item.insert("internal".into(), AttributeValue::Bool(true));
         }
         item
     }
@@ -619,6 +684,31 @@ impl ConversationStore for DynamoStore {
         limit: usize,
     ) -> Result<Vec<ConversationSummary>, StoreError> {
         self.customer_index(tenant, customer_id, limit, false).await
+    }
+
+    async fn handoffs(
+        &self,
+        tenant: &str,
+        state: HandoffState,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        if limit == 0 || !state.is_queued() {
+            return Ok(Vec::new());
+        }
+        // Ascending on `<since ms>#<id>`: oldest first. Expired records (TTL not there yet)
+        // are filtered out, page after page, as everywhere else.
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(INDEX_BY_HANDOFF)
+            .key_condition_expression("gsi2pk = :q")
+            .expression_attribute_values(":q", s(queue_partition(tenant, state)))
+            .scan_index_forward(true);
+        let mut pages = LivePages::new(query, unix_now());
+        let mut items = Vec::new();
+        pages.fill(&mut items, limit).await?;
+        items.iter().map(queue_entry_from).collect()
     }
 
     async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError> {
@@ -1112,5 +1202,85 @@ mod tests {
                 "updated at {updated_ms} ms"
             );
         }
+    }
+
+    fn offline_store() -> DynamoStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .region(aws_sdk_dynamodb::config::Region::new("eu-west-1"))
+            .build();
+        DynamoStore::new(
+            aws_sdk_dynamodb::Client::from_conf(config),
+            "t".into(),
+            Duration::from_secs(86_400),
+        )
+    }
+
+    fn conversation(handoff: Handoff) -> Conversation {
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let mut c = Conversation::new(
+            ConversationKey {
+                tenant: "acme".into(),
+                id: "01JCONVERSATION".into(),
+            },
+            "alice".into(),
+            at,
+        );
+        c.handoff = handoff;
+        c.handoff.sync_slots(&mut c.slots);
+        c.slots.language = Some("es".into());
+        c
+    }
+
+    #[test]
+    fn the_handoff_is_its_own_attribute_and_only_a_queued_one_is_indexed() {
+        let store = offline_store();
+        let at = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let waiting = conversation(Handoff::Waiting {
+            reason: "human_agent".into(),
+            order_id: None,
+            since: at,
+        });
+        let item = store.state_item(&waiting).unwrap();
+        assert_eq!(get_s(&item, "gsi2pk").unwrap(), "acme#handoff#waiting");
+        assert_eq!(
+            get_s(&item, "gsi2sk").unwrap(),
+            "001800000000000#01JCONVERSATION"
+        );
+        assert_eq!(get_s(&item, "language").unwrap(), "es");
+        assert_eq!(conversation_from(&item).unwrap(), waiting);
+        let entry = queue_entry_from(&item).unwrap();
+        assert_eq!(entry.handoff, waiting.handoff);
+
+        for off_queue in [
+            Handoff::Bot,
+            Handoff::Resolved {
+                by: "ann".into(),
+                at,
+            },
+        ] {
+            let c = conversation(off_queue);
+            let item = store.state_item(&c).unwrap();
+            assert!(!item.contains_key("gsi2pk") && !item.contains_key("gsi2sk"));
+            assert_eq!(conversation_from(&item).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn a_record_stored_before_the_handoff_attribute_reads_from_its_slots() {
+        let store = offline_store();
+        let mut legacy = store.state_item(&conversation(Handoff::Bot)).unwrap();
+        legacy.remove("handoff");
+        legacy.insert("slots".into(), s(r#"{"agent":"agent_ann"}"#));
+        let c = conversation_from(&legacy).unwrap();
+        assert_eq!(c.handoff.agent(), Some("agent_ann"));
+        assert_eq!(c.handoff.state(), HandoffState::WithAgent);
+        legacy.insert("slots".into(), s(r#"{"handoff_requested":true}"#));
+        assert_eq!(
+            conversation_from(&legacy).unwrap().handoff.state(),
+            HandoffState::Waiting
+        );
+        legacy.insert("slots".into(), s("{}"));
+        assert_eq!(conversation_from(&legacy).unwrap().handoff, Handoff::Bot);
     }
 }

@@ -19,6 +19,7 @@ use super::{
     Snapshot, StoreError, TurnRecord,
 };
 use crate::conversation::{Conversation, ConversationKey, ConversationSummary, Message};
+use crate::handoff::{HandoffState, QueueEntry};
 use crate::jobs::Job;
 use time::OffsetDateTime;
 
@@ -295,11 +296,43 @@ impl ConversationStore for MemoryStore {
                 created_at: c.created_at,
                 updated_at: c.updated_at,
                 last_seq: c.last_seq,
+                // As the DynamoDB adapter: the customer index does not project it.
+                handoff: None,
             })
             .collect();
         found.sort_by_key(|c| std::cmp::Reverse(c.updated_at));
         found.truncate(limit);
         Ok(found)
+    }
+
+    async fn handoffs(
+        &self,
+        tenant: &str,
+        state: HandoffState,
+        limit: usize,
+    ) -> Result<Vec<QueueEntry>, StoreError> {
+        // As the index: live records in the state, by (since, id), the index's sort key.
+        let now = OffsetDateTime::now_utc();
+        let parts = self.partitions.lock().unwrap();
+        let mut found: Vec<(String, QueueEntry)> = parts
+            .values()
+            .filter_map(|p| self.live(p, now))
+            .filter(|c| c.key.tenant == tenant && c.handoff.state() == state)
+            .filter_map(|c| {
+                let (_, sort) = c.handoff.queue_key(&c.key.tenant, &c.key.id)?;
+                Some((
+                    sort,
+                    QueueEntry {
+                        conversation_id: c.key.id.clone(),
+                        customer_id: c.customer_id.clone(),
+                        handoff: c.handoff.clone(),
+                        language: c.slots.language.clone(),
+                    },
+                ))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found.into_iter().take(limit).map(|(_, e)| e).collect())
     }
 
     async fn erase_customer(&self, tenant: &str, customer_id: &str) -> Result<Erasure, StoreError> {
@@ -463,6 +496,10 @@ mod tests {
             created_at: at,
             client_message_id: None,
             reply_to: None,
+            quick_replies: Vec::new(),
+            links: Vec::new(),
+            agent_id: None,
+            internal: false,
         }
     }
 

@@ -227,6 +227,16 @@ pub trait ConversationStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ConversationSummary>, StoreError>;
 
+    /// The tenant's conversations in a queued handoff `state` (waiting, with an agent), oldest
+    /// first (by when they began waiting), at most `limit`: read off the sparse queue index,
+    /// never a scan. The index is eventually consistent: an entry may lag its record by a moment.
+    async fn handoffs(
+        &self,
+        tenant: &str,
+        state: crate::handoff::HandoffState,
+        limit: usize,
+    ) -> Result<Vec<crate::handoff::QueueEntry>, StoreError>;
+
     /// Deletes the customer's conversations with all their items (messages, turn records): the
     /// right to erasure. A call may stop after a bounded number (`complete` false); repeating
     /// it finishes, and a repeat after that finds nothing left.

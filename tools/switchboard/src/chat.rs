@@ -136,6 +136,7 @@ async fn converse(service: &TurnService, customer: &str) -> ExitCode {
             text: line,
             client_message_id: None,
             language: None,
+            quick_reply: None,
         };
         match service.post(&who, req).await {
             Ok(reply) => {

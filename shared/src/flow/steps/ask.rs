@@ -2,7 +2,10 @@
 //! `prompt = "<message key>"` (+ `vars`) asks with the flow's own sentence instead of the
 //! slot's ("You have 3 recent orders. Which one do you mean?"); `silent = true` waits without
 //! asking (the question is still open: "and 2?" after one option was given). A second try
-//! uses the slot's re-prompt either way.
+//! uses the slot's re-prompt either way. `options = ["<message key>", ...]`: the answers a
+//! client may offer as buttons, each labelled with its message; pressing one answers with its
+//! number (1, 2, 3…), so the question's text asks for those numbers too, for channels without
+//! buttons.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +22,8 @@ pub struct Ask {
     pub prompt: Option<String>,
     pub vars: BTreeMap<String, Template>,
     pub silent: bool,
+    /// Message keys of the answers offered as quick replies.
+    pub options: Vec<String>,
 }
 
 impl Ask {
@@ -34,12 +39,14 @@ impl Ask {
             );
         }
         let vars = f.templates("vars");
+        let options = options(f);
         Some(Ask {
             slot: slot?,
             fresh,
             prompt,
             vars,
             silent,
+            options,
         })
     }
 
@@ -74,6 +81,26 @@ impl Ask {
         Next::Wait(Waiting::Slot {
             slot: self.slot.clone(),
         })
+    }
+}
+
+fn options(f: &mut Fields<'_>) -> Vec<String> {
+    match f.table.remove("options") {
+        None => Vec::new(),
+        Some(toml::Value::Array(keys)) => {
+            let keys: Option<Vec<String>> = keys
+                .into_iter()
+                .map(|k| k.as_str().map(str::to_string))
+                .collect();
+            keys.unwrap_or_else(|| {
+                f.error("options", "must be a list of message keys");
+                Vec::new()
+            })
+        }
+        Some(_) => {
+            f.error("options", "must be a list of message keys");
+            Vec::new()
+        }
     }
 }
 

@@ -200,6 +200,10 @@ fn seeded_message(key: &ConversationKey, seq: u64, now: time::OffsetDateTime) ->
         created_at: now,
         client_message_id: customer_turn.then(|| format!("seed-{}-{seq}", key.id)),
         reply_to: (!customer_turn).then_some(seq - 1),
+        quick_replies: Vec::new(),
+        links: Vec::new(),
+        agent_id: None,
+        internal: false,
     }
 }
 
