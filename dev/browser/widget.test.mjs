@@ -215,7 +215,8 @@ export const tests = {
     await page.setRequestInterception(true);
     page.on('request', async (req) => {
       if (req.isInterceptResolutionHandled()) return;
-      if (!req.url().startsWith(ctx.chatUrl) || mode === 'up') return req.continue();
+      // CORS preflights go through: the POST behind one is what must reach the API once.
+      if (!req.url().startsWith(ctx.chatUrl) || mode === 'up' || req.method() === 'OPTIONS') return req.continue();
       if (req.method() === 'POST' && delivered === 0) {
         delivered++;
         await fetch(req.url(), { method: 'POST', headers: req.headers(), body: req.postData() });
