@@ -56,11 +56,18 @@ try {
     page.on('request', (r) => {
       if (r.url().startsWith(ctx.chatUrl) && r.method() !== 'OPTIONS') requests.push({ t: Date.now(), m: r.method(), u: r.url() });
     });
+    page.on('console', (m) => m.type() === 'error' && console.error('console:', m.text()));
     await page.goto(`${ctx.webUrl}/demo/?customer=${id}`, { waitUntil: 'load' });
     await page.click('pierce/#launcher');
     await page.type('pierce/#input', 'hello');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('pierce/.msg[data-role=bot]');
+    await page.waitForSelector('pierce/#panel:not([hidden])');
+    // Polled: waitForSelector watches the document's mutations, which a shadow root's are not.
+    await page.waitForFunction(() => document.querySelector('switchboard-chat').shadowRoot.querySelector('.msg[data-role=bot]'),
+      { timeout: 60000, polling: 200 }).catch(async (e) => {
+      const log = await page.evaluate(() => document.querySelector('switchboard-chat').shadowRoot.querySelector('#panel').innerText);
+      throw new Error(`no answer to the first message; the widget shows: ${log}`, { cause: e });
+    });
     const t0 = Date.now();
     requests.length = 0;
     await new Promise((r) => setTimeout(r, seconds * 1000));

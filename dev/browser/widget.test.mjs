@@ -54,6 +54,13 @@ async function until(page, what, pred, timeout = 30000) {
   throw new Error(`timed out waiting for ${what}; the widget shows ${JSON.stringify(last.map(({ html, ...m }) => m), null, 1)}`);
 }
 
+// Waits for `selector` in the widget's shadow root, polling: waitForSelector re-checks on the
+// document's mutations, and a shadow root's are not among them.
+function inShadow(page, selector) {
+  return page.waitForFunction((sel) => document.querySelector('switchboard-chat')?.shadowRoot?.querySelector(sel),
+    { polling: 100, timeout: 10000 }, selector);
+}
+
 function shadowFocus(page) {
   return page.evaluate(() => {
     const host = document.querySelector('switchboard-chat');
@@ -63,12 +70,12 @@ function shadowFocus(page) {
 
 async function openShop(ctx, page, customer) {
   await page.goto(`${ctx.webUrl}/demo/?customer=${encodeURIComponent(customer)}`, { waitUntil: 'load' });
-  await page.waitForSelector('pierce/#launcher');
+  await inShadow(page, '#launcher');
 }
 
 async function openWidget(page) {
   await page.click('pierce/#launcher');
-  await page.waitForSelector('pierce/#panel:not([hidden])');
+  await inShadow(page, '#panel:not([hidden])');
   // Focus moves into the panel, to the message box.
   assert.equal(await shadowFocus(page), 'input', 'opening the panel focuses the message box');
 }
@@ -286,13 +293,13 @@ export const tests = {
     // Keyboard only: Tab to the launcher, Enter opens, Escape closes and gives focus back.
     await page.focus('pierce/#launcher');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('pierce/#panel:not([hidden])');
+    await inShadow(page, '#panel:not([hidden])');
     assert.equal(await shadowFocus(page), 'input');
     await page.keyboard.press('Escape');
-    await page.waitForSelector('pierce/#panel[hidden]');
+    await inShadow(page, '#panel[hidden]');
     assert.equal(await shadowFocus(page), 'launcher', 'Escape returns focus to the launcher');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('pierce/#panel:not([hidden])');
+    await inShadow(page, '#panel:not([hidden])');
     const label = await page.$eval('pierce/#input', (e) => e.labels[0]?.textContent);
     assert.ok(label, 'the message box has a label');
     const log = await page.$eval('pierce/#log', (e) => [e.getAttribute('role'), e.getAttribute('aria-live')]);
