@@ -325,6 +325,21 @@ export const tests = {
   },
 };
 
+// The handoff state the API reports is shown in the status line (a person is on the way).
+tests['handoff state in the status line'] = async (ctx) => {
+  const id = unique('cust_wh');
+  await demo(ctx, '/_admin/customers', { id, email: `${id}@example.com` });
+  const page = await ctx.newPage('widget-handoff');
+  await openShop(ctx, page, id);
+  await openWidget(page);
+  await say(page, 'can I talk to a person please?');
+  await until(page, 'the bot\'s answer', (ms) => ms.some((m) => m.role === 'bot'));
+  const waiting = 'Waiting for a person to join…';
+  await page.waitForFunction((want) => document.querySelector('switchboard-chat').shadowRoot.querySelector('#status').textContent === want,
+    { polling: 200, timeout: 20000 }, waiting);
+  assert.equal(await page.$eval('pierce/#status', (e) => e.getAttribute('role')), 'status');
+};
+
 // The runner's single-entry form: every test above in order.
 export async function run(ctx) {
   for (const fn of Object.values(tests)) await fn(ctx);
