@@ -4,19 +4,7 @@
 
 import assert from 'node:assert/strict';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function unique(prefix) {
-  return `${prefix}_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;
-}
-
-async function demo(ctx, path, body) {
-  assert.ok(ctx.demoUrl, 'DEMO_URL is not set (the stack ready file has it)');
-  const res = await fetch(ctx.demoUrl + path, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
-  });
-  assert.equal(res.status, 201, `${path}: ${await res.text()}`);
-}
+import { demo, sleep, unique } from './helpers.mjs';
 
 // A customer like Alice: one order on time and one late, so "where is my order?" asks which.
 async function customerWithOrders(ctx, prefix) {
