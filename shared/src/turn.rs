@@ -14,7 +14,7 @@ use crate::auth::{is_valid_id, Principal};
 use crate::config::ChatSettings;
 use crate::conversation::{
     derived_conversation_id, is_valid_conversation_id, new_conversation_id, Answering,
-    Conversation, ConversationKey, ConversationSummary, Message, Role, Slots,
+    Conversation, ConversationKey, ConversationSummary, Message, QuickReply, Role, Slots,
 };
 use crate::dialogue::{Dialogue, Ending, Outcome, TurnFacts};
 use crate::handoff::{self, HandoffState, QueuedHandoff};
@@ -51,21 +51,20 @@ pub struct PostMessage {
 /// The longest quick reply value a client may send back (a label or an order number).
 const MAX_QUICK_REPLY_CHARS: usize = 200;
 
-/// What a turn reads: the pressed quick reply's value when the bot's latest message offers it,
-/// else the text. A value is only ever read as words the customer could have typed, so one
-/// from an old message, another conversation or a forged request is just text.
-fn understood<'a>(text: &'a str, quick_reply: Option<&'a str>, recent: &[Message]) -> &'a str {
-    let Some(value) = quick_reply else {
-        return text;
-    };
-    let latest = recent
+/// The quick reply pressed, when the bot's latest message offers its value: the turn reads the
+/// value and stores the offered label as what the customer said (never a label the client
+/// made up: "No" sent with "Yes"'s value would read as yes and be kept as no). A value is only
+/// ever read as words the customer could have typed, so one from an old message, another
+/// conversation or a forged request is ignored and the text is read as typed.
+fn pressed<'m>(quick_reply: Option<&str>, recent: &'m [Message]) -> Option<&'m QuickReply> {
+    let value = quick_reply?;
+    recent
         .iter()
         .rev()
-        .find(|m| m.role == Role::Bot && !m.internal);
-    match latest {
-        Some(m) if m.quick_replies.iter().any(|q| q.value == value) => value,
-        _ => text,
-    }
+        .find(|m| m.role == Role::Bot && !m.internal)?
+        .quick_replies
+        .iter()
+        .find(|q| q.value == value)
 }
 
 /// An agent's message into a conversation they took over.
@@ -283,6 +282,11 @@ impl TurnService {
                 conversation.handoff = back;
                 conversation.handoff.sync_slots(&mut conversation.slots);
             }
+            let pressed = pressed(req.quick_reply.as_deref(), &recent);
+            let (text, input) = match pressed {
+                Some(q) => (q.label.as_str(), q.value.as_str()),
+                None => (text, text),
+            };
             let outcome: Outcome = if conversation.handoff.is_with_agent() {
                 // A person has the conversation: the message waits for them, the bot is silent.
                 Outcome {
@@ -304,7 +308,7 @@ impl TurnService {
                         who,
                         &conversation.state,
                         &conversation.slots,
-                        understood(text, req.quick_reply.as_deref(), &recent),
+                        input,
                         now,
                     )
                     .await
@@ -328,7 +332,7 @@ impl TurnService {
             if outcome.deferred {
                 kinds.push(JobKind::AnswerDeferred {
                     reply_to: message.seq,
-                    text: understood(text, req.quick_reply.as_deref(), &recent).to_string(),
+                    text: input.to_string(),
                     asked_at: Some(now),
                 });
             }
@@ -618,6 +622,18 @@ impl TurnService {
         let (updated, written) = self
             .update(&key, 0, |snapshot, now| {
                 let mut c = snapshot.conversation.clone();
+                // Another agent's conversation is theirs to hand back or resolve (or an
+                // admin's): a colleague's release would let them take it over behind their back.
+                if let (Some(holder), HandoffChange::Release | HandoffChange::Resolve) =
+                    (c.handoff.agent(), change)
+                {
+                    if holder != who.customer_id && who.role != crate::auth::Role::Admin {
+                        return Err(ApiError::Conflict(format!(
+                            "agent {holder} holds this conversation: only they or an admin may {} it",
+                            change.as_str()
+                        )));
+                    }
+                }
                 let (next, note) = match change {
                     HandoffChange::TakeOver => (
                         c.handoff.take_over(&who.customer_id, now),
@@ -634,6 +650,9 @@ impl TurnService {
                 };
                 c.handoff = next;
                 c.handoff.sync_slots(&mut c.slots);
+                // Whoever answers now starts from nothing pending: a question the bot asked before
+                // a takeover (or one only the agent saw) is not answered by a later "yes".
+                c.state = crate::conversation::DialogueState::Idle;
                 let text = self
                     .dialogue
                     .messages_in(c.slots.language.as_deref())
@@ -695,6 +714,18 @@ impl TurnService {
                         "the conversation is {}, not with an agent: take it over first",
                         snapshot.conversation.handoff.state().as_str()
                     )));
+                }
+                // The customer talks to one person: the agent holding the conversation (or an
+                // admin stepping in).
+                match snapshot.conversation.handoff.agent() {
+                    Some(holder)
+                        if holder != who.customer_id && who.role != crate::auth::Role::Admin =>
+                    {
+                        return Err(ApiError::Conflict(format!(
+                            "agent {holder} holds this conversation: take it over once they release it"
+                        )));
+                    }
+                    _ => {}
                 }
                 let retried = cmid.as_ref().and_then(|id| {
                     snapshot
@@ -1637,8 +1668,25 @@ mod tests {
         svc.take_over(&ann, &conv, true).await.unwrap();
         unchanged(n).await;
 
+        // Nor hand it back, resolve it or write in it behind her back; an admin may.
+        for change in [HandoffChange::Release, HandoffChange::Resolve] {
+            let e = svc.change_handoff(&bob, &conv, change).await.unwrap_err();
+            assert_eq!(e.status(), 409);
+            assert!(e.to_string().contains("agent_ann holds"), "{e}");
+        }
+        let e = svc
+            .agent_reply(&bob, &conv, agent_msg("let me", None))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), 409);
+        unchanged(n).await;
+        let ada = as_role("admin_ada", "t", R::Admin);
+        svc.agent_reply(&ada, &conv, agent_msg("stepping in", None))
+            .await
+            .unwrap();
+
         // Resolved: resolving again is a repeat, releasing does not apply.
-        svc.change_handoff(&bob, &conv, HandoffChange::Resolve)
+        svc.change_handoff(&ann, &conv, HandoffChange::Resolve)
             .await
             .unwrap();
         let n = store.message_count(&key);
@@ -1917,6 +1965,10 @@ mod tests {
             .await
             .unwrap();
         assert!(chosen.replies[0].text.contains("#1001"), "{chosen:?}");
+        assert_eq!(
+            chosen.message.text, "#1001 (Wireless Mouse)",
+            "kept as the button the bot offered, not the client's words"
+        );
         // No longer offered (nothing is): the text is read, as typed; the stale value is not.
         let stale = svc
             .post(
@@ -2010,5 +2062,34 @@ mod tests {
             assert_eq!(jobs.len(), 1, "{language}: the refund starts");
             assert_eq!(jobs[0].key, "refund:t:1002");
         }
+    }
+
+    #[tokio::test]
+    async fn an_offer_made_before_a_takeover_is_not_taken_by_a_yes_after_it() {
+        let store = Arc::new(MemoryStore::new());
+        let svc = TurnService::new(
+            store.clone(),
+            Dialogue::new(Arc::new(TwoOrders)),
+            ChatSettings::default(),
+        );
+        let offer = svc
+            .post(&alice(), msg("is order 1002 late?", None, None))
+            .await
+            .unwrap();
+        let conv = offer.conversation_id.clone();
+        assert!(!offer.replies.last().unwrap().quick_replies.is_empty());
+        let ann = Principal {
+            role: crate::auth::Role::Agent,
+            ..Principal::customer("t", "agent_ann")
+        };
+        svc.take_over(&ann, &conv, true).await.unwrap();
+        svc.take_over(&ann, &conv, false).await.unwrap();
+        svc.post(&alice(), msg("yes", Some(&conv), None))
+            .await
+            .unwrap();
+        assert!(
+            store.take_outbox().is_empty(),
+            "the yes answered no pending offer: the agent had the conversation in between"
+        );
     }
 }

@@ -595,11 +595,15 @@ impl Fulfillment {
                 updated_at: now,
                 ..c
             };
-            if let Some(state) = &a.state {
-                next.state = state.clone();
-            }
-            if let Some(update) = &a.update {
-                update(&mut next);
+            // What the customer was not told leaves nothing pending: a question (a refund offer)
+            // only the agent saw must not be answered by the customer's next "yes".
+            if !internal {
+                if let Some(state) = &a.state {
+                    next.state = state.clone();
+                }
+                if let Some(update) = &a.update {
+                    update(&mut next);
+                }
             }
             // A deferred answer (or its apology) is written: the bot no longer shows as typing.
             if let crate::jobs::JobKind::AnswerDeferred { reply_to, .. } = &s.job.kind {

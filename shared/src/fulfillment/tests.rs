@@ -716,6 +716,35 @@ async fn what_a_job_says_while_an_agent_holds_the_conversation_is_for_the_agent(
 }
 
 #[tokio::test]
+async fn a_question_only_the_agent_saw_leaves_nothing_pending() {
+    let x = fixture(&["c1"]).await;
+    held_by_agent(&x.store, "c1").await;
+    let deferred = job(
+        "c1",
+        JobKind::AnswerDeferred {
+            reply_to: 1,
+            text: "where is order 1002?".into(),
+            asked_at: None,
+        },
+    );
+    let r =
+        x.f.handle(event(vec![record("d", "g", &deferred)]), None)
+            .await;
+    assert!(r.batch_item_failures.is_empty());
+    let (c, messages) = x.store.history(&key("c1"), 0, 10).await.unwrap().unwrap();
+    assert!(
+        messages[0].internal && messages[0].text.contains("refund"),
+        "the answer, with its offer, went to the agent: {messages:?}"
+    );
+    assert!(messages[0].quick_replies.is_empty(), "no buttons in a note");
+    assert_eq!(
+        c.state,
+        DialogueState::Idle,
+        "the customer never saw the offer: their next yes must not take it"
+    );
+}
+
+#[tokio::test]
 async fn a_job_that_hands_off_queues_the_conversation() {
     let x = fixture(&["c1"]).await;
     let r =
