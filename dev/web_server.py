@@ -9,6 +9,11 @@ the company's own login.
 
 Also local only: `GET /dev/config.json` says where the chat API is (`{"chat_url": ...}`), so the
 demo shop and the console find the stack they were started with.
+
+Every request must name the server as `127.0.0.1:<port>` or `localhost:<port>` in its Host header,
+or it is refused (421): binding loopback keeps other machines out, but not a page on some other
+site whose DNS name is re-pointed at 127.0.0.1 (DNS rebinding), which would then be same-origin
+with this server and could read the agent and admin tokens /dev/token mints.
 """
 
 import argparse
@@ -86,10 +91,22 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail}).encode()
         self.reply(status, body, "application/problem+json", {"Cache-Control": "no-store"})
 
+    def host_ok(self):
+        """The Host header names this server by its loopback name, else 421 has been answered.
+        A DNS-rebinding page reaches the socket, but its requests carry its own host name."""
+        port = self.server.server_address[1]
+        host = (self.headers.get("Host") or "").strip().lower()
+        if host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            return True
+        self.problem(421, "Misdirected Request", f"use http://127.0.0.1:{port}/ or http://localhost:{port}/")
+        return False
+
     def do_HEAD(self):
         self.do_GET()
 
     def do_GET(self):
+        if not self.host_ok():
+            return
         url = urlparse(self.path)
         if url.path == "/dev/token":
             return self.token(parse_qs(url.query))
@@ -141,6 +158,8 @@ class Handler(BaseHTTPRequestHandler):
         self.reply(200, body, ctype, {"Cache-Control": "no-cache"})
 
     def do_POST(self):
+        if not self.host_ok():
+            return
         self.problem(405, "Method Not Allowed", "this server serves files")
 
     do_PUT = do_DELETE = do_PATCH = do_POST

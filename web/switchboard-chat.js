@@ -63,6 +63,13 @@ const POLL_FIRST = 1000, POLL_MAX = 30000, POLL_WORKING = 8000, POLL_HANDOFF = 5
 const RETRY_MAX = 30000; // an unsent message is retried at 1, 2, 4 … 30 s (and at once when back online)
 const TIMEOUT = 30000; // a hung request must not hold the outbox forever
 const CACHE_MAX = 200; // messages kept in localStorage; older ones are re-read only if needed
+const PAGE = 100; // messages asked for per history page
+// A token is replaced this long before its `exp`: in AWS an expired token's 401 comes from API
+// Gateway's JWT authorizer, possibly without CORS headers, so the browser shows the widget a
+// network error, never the 401 (docs/widget.md, "Tokens").
+const EXPIRY_MARGIN = 60000;
+const BLIND_REFRESH = 60000; // at most one refresh a minute after an unexplained network error
+const AHEAD_REFRESH = 10000; // at most one refresh-ahead per 10 s (a provider of short-lived tokens)
 
 const CSS = `
 :host{--sb-accent:#1f5fbf;--sb-accent-fg:#fff;--sb-bg:#fff;--sb-fg:#1a1a1a;--sb-muted:#555;
@@ -130,14 +137,23 @@ function h(tag, attrs = {}, ...kids) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// The JWT's subject, only to tell whose cached conversation this is (never trusted for anything
-// else: the API checks the token). An opaque token gives null and no check.
-function subjectOf(token) {
+// The JWT's claims, never trusted for anything (the API checks the token): `sub` tells whose
+// cached conversation this is, `exp` when to ask for a new token. An opaque token gives {}.
+function claimsOf(token) {
   try {
-    return JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sub ?? null;
+    const c = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+    return c && typeof c === 'object' ? c : {};
   } catch {
-    return null;
+    return {};
   }
+}
+
+const subjectOf = (token) => claimsOf(token).sub ?? null;
+
+// Whether the token expires within EXPIRY_MARGIN (false when it says nothing of when).
+function expiresSoon(token) {
+  const exp = claimsOf(token).exp;
+  return typeof exp === 'number' && exp * 1000 - Date.now() < EXPIRY_MARGIN;
 }
 
 class NoToken extends Error {}
@@ -258,7 +274,10 @@ export class SwitchboardChat extends HTMLElement {
   set tokenProvider(fn) {
     this._provider = fn;
     this.token = null;
-    if (this.isConnected) this.start();
+    if (!this.isConnected) return;
+    // Messages left unsent for want of a token go now (start() sends them at its end).
+    if (!this.started) this.start();
+    else if (this.loaded && this.outbox.length) this.flush();
   }
 
   get strings() {
@@ -327,6 +346,9 @@ export class SwitchboardChat extends HTMLElement {
     this.working = false;
     this.inflight = 0;
     this.token = null;
+    this.refreshNext = false; // the next request asks the provider for a fresh token first
+    this.blindRefreshAt = 0;
+    this.aheadRefreshAt = 0;
     this.owner = undefined;
     this.started = null;
     this.loaded = false; // nothing is written to localStorage before the stored state was read
@@ -395,9 +417,17 @@ export class SwitchboardChat extends HTMLElement {
     return this.started;
   }
 
-  // One token at a time: concurrent requests wait for the same provider call.
+  // One token at a time: concurrent requests wait for the same provider call. A token about to
+  // expire is replaced first ({refresh:true}: the provider's cached one is the one expiring), at
+  // most once per AHEAD_REFRESH so a provider of short-lived tokens is not called per request.
   getToken(refresh = false) {
+    if (this.refreshNext) refresh = true;
+    if (!refresh && this.token && expiresSoon(this.token) && Date.now() - this.aheadRefreshAt > AHEAD_REFRESH) {
+      this.aheadRefreshAt = Date.now();
+      refresh = true;
+    }
     if (!refresh && this.token) return Promise.resolve(this.token);
+    if (refresh) this.refreshNext = false;
     if (!this.tokenPromise) {
       const fn = this.tokenProvider;
       if (typeof fn !== 'function') return Promise.reject(new NoToken('no token provider'));
@@ -415,16 +445,28 @@ export class SwitchboardChat extends HTMLElement {
   }
 
   // A request with the site's JWT; after a 401 the provider is asked for a fresh one
-  // ({refresh:true}) and the request is made once more.
+  // ({refresh:true}) and the request is made once more. A network error while the browser says
+  // it is online may be a 401 without CORS headers (API Gateway's JWT authorizer): the request
+  // after it (the caller's retry) asks for a fresh token first, at most once per BLIND_REFRESH.
   async api(method, path, body) {
     for (let attempt = 0; ; attempt++) {
       const token = await this.getToken(attempt > 0);
       const headers = { authorization: `Bearer ${token}` };
       if (body) headers['content-type'] = 'application/json';
-      const res = await fetch(this.base + path, {
-        method, headers, body: body && JSON.stringify(body), credentials: 'omit', cache: 'no-store',
-        signal: AbortSignal.timeout(TIMEOUT),
-      });
+      let res;
+      try {
+        res = await fetch(this.base + path, {
+          method, headers, body: body && JSON.stringify(body), credentials: 'omit', cache: 'no-store',
+          signal: AbortSignal.timeout(TIMEOUT),
+        });
+      } catch (e) {
+        // fetch's network failures (CORS refusals included) are TypeErrors; a timeout is not.
+        if (e instanceof TypeError && navigator.onLine && Date.now() - this.blindRefreshAt > BLIND_REFRESH) {
+          this.blindRefreshAt = Date.now();
+          this.refreshNext = true;
+        }
+        throw e;
+      }
       if (res.status === 401 && attempt === 0) continue;
       if (res.status === 429) {
         const secs = Number(res.headers.get('retry-after'));
@@ -477,8 +519,10 @@ export class SwitchboardChat extends HTMLElement {
     this.save();
     this.renderPending(item);
     this.refreshReplies();
+    // Until start() has read the stored conversation, only queued: sent then, at its end, into
+    // that conversation (flushing now would fix this message's conversation while it is unknown).
     if (!this.started) this.start();
-    else this.flush();
+    else if (this.loaded) this.flush();
   }
 
   async flush() {
@@ -508,7 +552,10 @@ export class SwitchboardChat extends HTMLElement {
           if (res.ok) {
             const turn = await res.json();
             this.outbox.shift();
-            this.conv = turn.conversation_id;
+            // A new conversation (the first message, or the old one gone): its seqs start again
+            // at 1, so what was read of another one must not count (ingest would drop them as
+            // seen, polling would read from the old cursor).
+            if (turn.conversation_id !== this.conv) this.switchTo(turn.conversation_id);
             if (turn.language) this.language = turn.language;
             this.ingest([turn.message, ...(turn.replies || [])]);
             this.save();
@@ -519,7 +566,8 @@ export class SwitchboardChat extends HTMLElement {
           } else if (res.status >= 500 || res.status === 409 || res.status === 408) {
             wait = backoff; // the API's trouble or a concurrent write: the same request again
           } else if (res.status === 401) {
-            // The site's login refused even a fresh token: kept, and sent once a provider works.
+            // The site's login refused even a fresh token: kept, and sent once a provider works
+            // (a new tokenProvider, or the next successful poll: see sync()).
             this.token = null;
             this.started = null;
             this.setStatus('signin');
@@ -579,7 +627,8 @@ export class SwitchboardChat extends HTMLElement {
     let got = false;
     try {
       for (let pages = 0; pages < 50; pages++) {
-        const res = await this.api('GET', `/v1/conversations/${encodeURIComponent(this.conv)}/messages?after=${this.after}&limit=100`);
+        const asked = this.after;
+        const res = await this.api('GET', `/v1/conversations/${encodeURIComponent(this.conv)}/messages?after=${asked}&limit=${PAGE}`);
         if (gen !== this.generation) return false;
         if (res.status === 404 || res.status === 403) {
           // Not there (erased) or not this user's: forget it rather than poll it forever.
@@ -592,13 +641,20 @@ export class SwitchboardChat extends HTMLElement {
         if (page.handoff) this.handoff = page.handoff;
         if (page.language) this.language = page.language;
         if (this.ingest(page.messages || [])) got = true;
-        const more = (page.messages || []).length >= 100 && page.next_after > this.after;
-        this.after = Math.max(this.after, page.next_after || 0);
-        if (!more) break;
+        // More to read when the server's page was full. Not told by counting messages: a
+        // customer's page leaves out agents' internal notes, so a full page may hold fewer.
+        // `next_after` is the last seq the server read and seqs only grow, so a full page of
+        // PAGE spans at least PAGE seqs (a gap of expired ones costs at most one empty read).
+        const next = Number(page.next_after) || 0;
+        this.after = Math.max(this.after, next);
+        if (!(next > asked && next - asked >= PAGE)) break;
       }
       if (!this.outbox.length || this.statusKey !== 'retrying') this.setStatus(null);
       this.render();
       this.save();
+      // The API answered this token: messages left unsent after a refused one go now. Bounded by
+      // the polling's pace; a provider that keeps failing fails the poll too, and sends nothing.
+      if (this.outbox.length && this.loaded && !this.flushing) this.flush();
     } catch (e) {
       if (e instanceof RetryLater) this.slowUntil = Date.now() + e.ms;
       else if (!this.outbox.length) this.setStatus(navigator.onLine ? null : 'offline');
@@ -607,6 +663,16 @@ export class SwitchboardChat extends HTMLElement {
       this.showTyping();
     }
     return got;
+  }
+
+  // Another conversation from now on: nothing read of the old one counts or stays shown.
+  switchTo(id) {
+    this.conv = id;
+    this.after = 0;
+    this.messages = [];
+    this.handoff = 'bot';
+    this.working = false;
+    for (const n of [...this.$.log.children]) if (!n.hasAttribute('data-pending')) n.remove();
   }
 
   // Drops the conversation (not the unsent messages: they start a new one).

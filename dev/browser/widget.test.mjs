@@ -328,6 +328,191 @@ tests['handoff state in the status line'] = async (ctx) => {
   assert.equal(await page.$eval('pierce/#status', (e) => e.getAttribute('role')), 'status');
 };
 
+// What a status line shows, read from the widget's shadow root.
+function status(page) {
+  return page.$eval('pierce/#status', (e) => e.textContent);
+}
+
+// The chat API's requests (not preflights) the page makes, with their bearer tokens.
+function isApi(ctx, req) {
+  return req.url().startsWith(ctx.chatUrl) && req.method() !== 'OPTIONS';
+}
+
+const bearer = (req) => (req.headers().authorization || '').replace(/^Bearer /, '');
+
+function b64url(obj) {
+  return Buffer.from(JSON.stringify(obj)).toString('base64url');
+}
+
+// Tokens: one already expired is replaced before it is used (in AWS its 401 may come without CORS
+// headers, unreadable); and when the API's 401 really is unreadable (a network error to fetch),
+// the widget asks the provider for a fresh token before its retry instead of retrying forever.
+tests['expiring token refreshed ahead; a 401 without CORS headers recovered'] = async (ctx) => {
+  const id = unique('cust_wx');
+  await demo(ctx, '/_admin/customers', { id, email: `${id}@example.com` });
+  const page = await ctx.newPage('widget-expiry');
+  const stale = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url({ sub: id, exp: Math.floor(Date.now() / 1000) - 10 })}.sig`;
+  let tokenCalls = 0;
+  const refused = new Set([stale]); // tokens the API "no longer accepts"
+  const sent = [];
+  await page.setRequestInterception(true);
+  page.on('request', (req) => {
+    if (req.isInterceptResolutionHandled()) return;
+    if (req.url().includes('/dev/token') && tokenCalls++ === 0) {
+      return req.respond({ status: 200, contentType: 'application/json', body: JSON.stringify({ token: stale }) });
+    }
+    if (isApi(ctx, req)) {
+      sent.push(bearer(req));
+      // API Gateway's JWT authorizer: a 401 with no CORS headers, which fetch sees as a TypeError.
+      if (refused.has(bearer(req))) return req.respond({ status: 401, body: '' });
+    }
+    req.continue();
+  });
+  await openShop(ctx, page, id);
+  await openWidget(page);
+  await say(page, 'hello there');
+  await until(page, 'the first message delivered', (ms) => ms.some((m) => m.role === 'customer' && m.seq && !m.pending));
+  assert.ok(!sent.includes(stale), 'the expired token was replaced before any request used it');
+  assert.ok(tokenCalls >= 2, `the provider was asked again (${tokenCalls} calls)`);
+
+  // Now every token the widget holds is refused without CORS headers.
+  for (const t of sent) refused.add(t);
+  const calls = tokenCalls;
+  await sleep(1100); // a new token (a new iat) from the dev login
+  await say(page, 'and another thing');
+  await until(page, 'the second message delivered after a fresh token', (ms) => ms.some((m) => m.role === 'customer' && m.text === 'and another thing' && m.seq && !m.pending), 30000);
+  assert.ok(tokenCalls > calls, 'the provider was asked for a fresh token after the unreadable 401');
+  assert.ok(!/Retrying/.test(await status(page)), 'no longer retrying');
+};
+
+// A message sent while the widget is still reading its stored state (the login is slow) goes to
+// the stored conversation, after its messages, not into a new one.
+tests['message sent before loading finished joins the stored conversation'] = async (ctx) => {
+  const id = unique('cust_wl');
+  await demo(ctx, '/_admin/customers', { id, email: `${id}@example.com` });
+  const page = await ctx.newPage('widget-early');
+  await openShop(ctx, page, id);
+  await openWidget(page);
+  await say(page, 'hello');
+  await until(page, 'the bot\'s answer', (ms) => ms.some((m) => m.role === 'bot'));
+  const conv = await conversationId(page, ctx);
+  const before = (await messages(page)).length;
+
+  await page.setRequestInterception(true);
+  page.on('request', async (req) => {
+    if (req.isInterceptResolutionHandled()) return;
+    if (req.url().includes('/dev/token')) await sleep(3000); // a slow login
+    req.continue();
+  });
+  await page.reload({ waitUntil: 'load' });
+  await inShadow(page, '#launcher');
+  await page.click('pierce/#launcher');
+  const text = 'sent before the widget loaded';
+  await say(page, text);
+  assert.equal(await page.evaluate(() => document.querySelector('switchboard-chat').loaded), false, 'sent while still loading');
+  const ms = await until(page, 'the early message delivered with the conversation shown',
+    (ms) => ms.some((m) => m.text === text && m.seq && !m.pending) && ms.length > before + 1 && ms);
+  assert.equal(await conversationId(page, ctx), conv, 'the same conversation');
+  assert.ok((await stored(ctx, id, conv)).some((m) => m.role === 'customer' && m.text === text), 'stored in the stored conversation');
+  const seqs = ms.filter((m) => m.seq).map((m) => m.seq);
+  assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), 'each message once, in order');
+  assert.ok(ms.findIndex((m) => m.text === text) >= before, 'after the earlier messages');
+};
+
+// A message refused twice (the provider's fresh token refused too) waits, saying "please sign in",
+// and goes by itself once the API accepts a token again: here, at the next successful poll.
+tests['message refused with 401 sent after the next successful poll'] = async (ctx) => {
+  const id = unique('cust_wu');
+  await demo(ctx, '/_admin/customers', { id, email: `${id}@example.com` });
+  const page = await ctx.newPage('widget-401');
+  await openShop(ctx, page, id);
+  await openWidget(page);
+  await say(page, 'hello');
+  await until(page, 'the bot\'s answer', (ms) => ms.some((m) => m.role === 'bot'));
+
+  let refuse = true, refusedPosts = 0;
+  await page.setRequestInterception(true);
+  page.on('request', (req) => {
+    if (req.isInterceptResolutionHandled()) return;
+    if (refuse && isApi(ctx, req) && req.method() === 'POST') {
+      refusedPosts++;
+      return req.respond({
+        status: 401, contentType: 'application/problem+json', headers: { 'access-control-allow-origin': ctx.webUrl },
+        body: JSON.stringify({ type: 'about:blank', title: 'Unauthorized', status: 401 }),
+      });
+    }
+    req.continue();
+  });
+  const text = 'sent once the login works';
+  await say(page, text);
+  await page.waitForFunction(() => document.querySelector('switchboard-chat').shadowRoot.querySelector('#status').textContent === 'Please sign in to chat.',
+    { polling: 100, timeout: 10000 });
+  assert.ok(refusedPosts >= 2, 'refused, and refused again with a fresh token');
+  refuse = false;
+  // Nothing else happens on the page: the widget's own polling finds the API working again.
+  await until(page, 'the message delivered without another send', (ms) => ms.some((m) => m.text === text && m.seq && !m.pending), 45000);
+  assert.ok(refusedPosts < 20, `bounded retries while refused (${refusedPosts})`);
+};
+
+// The same with no conversation yet (so no polling): setting `tokenProvider` again sends it.
+tests['message refused with 401 sent when tokenProvider is set again'] = async (ctx) => {
+  const id = unique('cust_wv');
+  await demo(ctx, '/_admin/customers', { id, email: `${id}@example.com` });
+  const page = await ctx.newPage('widget-401-provider');
+  let refuse = true;
+  await page.setRequestInterception(true);
+  page.on('request', (req) => {
+    if (req.isInterceptResolutionHandled()) return;
+    if (refuse && isApi(ctx, req)) {
+      return req.respond({
+        status: 401, contentType: 'application/problem+json', headers: { 'access-control-allow-origin': ctx.webUrl },
+        body: JSON.stringify({ type: 'about:blank', title: 'Unauthorized', status: 401 }),
+      });
+    }
+    req.continue();
+  });
+  await openShop(ctx, page, id);
+  await openWidget(page);
+  const text = 'my first message';
+  await say(page, text);
+  await page.waitForFunction(() => document.querySelector('switchboard-chat').shadowRoot.querySelector('#status').textContent === 'Please sign in to chat.',
+    { polling: 100, timeout: 10000 });
+  refuse = false;
+  await page.evaluate(() => (document.querySelector('switchboard-chat').tokenProvider = window.demoChatToken));
+  await until(page, 'the message delivered', (ms) => ms.some((m) => m.text === text && m.seq && !m.pending), 15000);
+};
+
+// History paging: a customer's page leaves out the agents' internal notes, so a full server page
+// may hold fewer messages (even none); `next_after` says the server read on, and the widget reads
+// the next page at once rather than at its next poll.
+tests['history paging follows next_after, not the message count'] = async (ctx) => {
+  const id = unique('cust_wp');
+  await demo(ctx, '/_admin/customers', { id, email: `${id}@example.com` });
+  const page = await ctx.newPage('widget-paging');
+  await openShop(ctx, page, id);
+  const conv = `conv_${unique('p')}`;
+  await page.evaluate((base, c) => localStorage.setItem(`switchboard-chat:${base}:conversation`, c), ctx.chatUrl, conv);
+  const asked = [];
+  await page.setRequestInterception(true);
+  page.on('request', (req) => {
+    if (req.isInterceptResolutionHandled()) return;
+    if (isApi(ctx, req) && req.url().includes('/messages?')) {
+      const after = Number(new URL(req.url()).searchParams.get('after'));
+      asked.push({ after, at: Date.now() });
+      // The server read 100 (all internal notes, dropped), then one more the customer sees.
+      const body = after < 100 ? { messages: [], next_after: 100, handoff: 'bot', working: false }
+        : after < 101 ? { messages: [{ seq: 101, role: 'bot', text: 'past the notes', created_at: new Date().toISOString() }], next_after: 101, handoff: 'bot', working: false }
+          : { messages: [], next_after: after, handoff: 'bot', working: false };
+      return req.respond({ status: 200, contentType: 'application/json', headers: { 'access-control-allow-origin': ctx.webUrl }, body: JSON.stringify(body) });
+    }
+    req.continue();
+  });
+  await page.reload({ waitUntil: 'load' });
+  await until(page, 'the message past the notes', (ms) => ms.some((m) => m.seq === 101));
+  assert.deepEqual(asked.slice(0, 2).map((a) => a.after), [0, 100]);
+  assert.ok(asked[1].at - asked[0].at < 700, `the next page read at once (${asked[1].at - asked[0].at} ms), not at the next poll`);
+};
+
 // The runner's single-entry form: every test above in order.
 export async function run(ctx) {
   for (const fn of Object.values(tests)) await fn(ctx);
