@@ -333,7 +333,11 @@ async fn a_conversation_stored_before_the_handoff_state_reads_as_with_its_agent(
     assert_eq!(silent["replies"], json!([]), "still the agent's");
     let agent = stack.token_as("agent_new", Some("default"), Role::Agent);
     assert_eq!(page(&stack, &agent, &conv).await["handoff"], "with_agent");
+    // Held by agent_old: another agent may not hand it back, an admin may.
     let r = act(&stack, &agent, &conv, "release").await;
+    assert_problem(&r, 409, "releasing what another agent holds");
+    let admin = stack.token_as("admin_new", Some("default"), Role::Admin);
+    let r = act(&stack, &admin, &conv, "release").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["handoff"], "bot");
     let back = stack.say(&customer, Some(&conv), "hi again").await;
