@@ -364,18 +364,7 @@ async fn erasure_is_bounded_per_call_and_repeats_finish_it() {
         let mut c = Conversation::new(key, customer.clone(), now);
         c.version = 1;
         c.last_seq = 1;
-        let message = Message {
-            seq: 1,
-            role: MessageRole::Customer,
-            text: "hello".into(),
-            created_at: now,
-            client_message_id: None,
-            reply_to: None,
-            quick_replies: Vec::new(),
-            links: Vec::new(),
-            agent_id: None,
-            internal: false,
-        };
+        let message = Message::new(1, MessageRole::Customer, "hello", now);
         let commit = Commit {
             conversation: c,
             expected_version: 0,

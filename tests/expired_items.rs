@@ -39,18 +39,7 @@ async fn write(
     c.last_seq = *seqs.end();
     c.updated_at = at;
     let messages = seqs
-        .map(|seq| Message {
-            seq,
-            role: MessageRole::Customer,
-            text: format!("message {seq}"),
-            created_at: at,
-            client_message_id: None,
-            reply_to: None,
-            quick_replies: Vec::new(),
-            links: Vec::new(),
-            agent_id: None,
-            internal: false,
-        })
+        .map(|seq| Message::new(seq, MessageRole::Customer, format!("message {seq}"), at))
         .collect();
     store
         .commit(Commit {

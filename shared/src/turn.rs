@@ -1873,6 +1873,14 @@ mod tests {
         }
     }
 
+    fn two_orders(store: &Arc<MemoryStore>) -> TurnService {
+        TurnService::new(
+            store.clone(),
+            Dialogue::new(Arc::new(TwoOrders)),
+            ChatSettings::default(),
+        )
+    }
+
     fn pressed(conv: &str, q: &crate::conversation::QuickReply) -> PostMessage {
         PostMessage {
             quick_reply: Some(q.value.clone()),
@@ -1883,11 +1891,7 @@ mod tests {
     #[tokio::test]
     async fn buttons_offer_each_order_then_yes_and_no_and_are_stored_with_the_message() {
         let store = Arc::new(MemoryStore::new());
-        let svc = TurnService::new(
-            store.clone(),
-            Dialogue::new(Arc::new(TwoOrders)),
-            ChatSettings::default(),
-        );
+        let svc = two_orders(&store);
         let which = svc
             .post(&alice(), msg("where is my order?", None, None))
             .await
@@ -1943,11 +1947,7 @@ mod tests {
     #[tokio::test]
     async fn a_value_is_read_only_while_the_latest_message_offers_it() {
         let store = Arc::new(MemoryStore::new());
-        let svc = TurnService::new(
-            store.clone(),
-            Dialogue::new(Arc::new(TwoOrders)),
-            ChatSettings::default(),
-        );
+        let svc = two_orders(&store);
         let which = svc
             .post(&alice(), msg("where is my order?", None, None))
             .await
@@ -2038,11 +2038,7 @@ mod tests {
             ("de", "ist die Bestellung 1002 verspätet?", "Ja"),
         ] {
             let store = Arc::new(MemoryStore::new());
-            let svc = TurnService::new(
-                store.clone(),
-                Dialogue::new(Arc::new(TwoOrders)),
-                ChatSettings::default(),
-            );
+            let svc = two_orders(&store);
             let offer = svc
                 .post(
                     &alice(),
@@ -2067,11 +2063,7 @@ mod tests {
     #[tokio::test]
     async fn an_offer_made_before_a_takeover_is_not_taken_by_a_yes_after_it() {
         let store = Arc::new(MemoryStore::new());
-        let svc = TurnService::new(
-            store.clone(),
-            Dialogue::new(Arc::new(TwoOrders)),
-            ChatSettings::default(),
-        );
+        let svc = two_orders(&store);
         let offer = svc
             .post(&alice(), msg("is order 1002 late?", None, None))
             .await

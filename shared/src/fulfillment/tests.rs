@@ -1333,18 +1333,7 @@ async fn a_deferred_answer_that_gives_up_after_the_customer_moved_on_keeps_their
     let snap = x.store.load(&key("c1"), 0).await.unwrap().unwrap();
     let c = snap.conversation;
     let now = OffsetDateTime::now_utc();
-    let said = |seq, role, text: &str| Message {
-        seq,
-        role,
-        text: text.into(),
-        created_at: now,
-        client_message_id: None,
-        reply_to: None,
-        quick_replies: Vec::new(),
-        links: Vec::new(),
-        agent_id: None,
-        internal: false,
-    };
+    let said = |seq, role, text: &str| Message::new(seq, role, text, now);
     let asked = DialogueState::Clarifying {
         options: vec!["order_status".into(), "cancel_order".into()],
         order_refs: Vec::new(),

@@ -489,18 +489,7 @@ mod tests {
     }
 
     fn message(seq: u64, at: OffsetDateTime) -> Message {
-        Message {
-            seq,
-            role: Role::Customer,
-            text: format!("message {seq}"),
-            created_at: at,
-            client_message_id: None,
-            reply_to: None,
-            quick_replies: Vec::new(),
-            links: Vec::new(),
-            agent_id: None,
-            internal: false,
-        }
+        Message::new(seq, Role::Customer, format!("message {seq}"), at)
     }
 
     /// Writes messages `seqs` at `at` to conversation `id` of `customer`, as one commit that

@@ -185,25 +185,21 @@ fn header() {
 /// The `n`th message of a seeded conversation: the customer's and the bot's alternately.
 fn seeded_message(key: &ConversationKey, seq: u64, now: time::OffsetDateTime) -> Message {
     let customer_turn = seq % 2 == 1;
+    let (role, text) = if customer_turn {
+        (
+            Role::Customer,
+            format!("where is my order 1001? (message {seq})"),
+        )
+    } else {
+        (
+            Role::Bot,
+            "Order 1001 is in transit with UPS and should arrive in 2 days.".to_string(),
+        )
+    };
     Message {
-        seq,
-        role: if customer_turn {
-            Role::Customer
-        } else {
-            Role::Bot
-        },
-        text: if customer_turn {
-            format!("where is my order 1001? (message {seq})")
-        } else {
-            "Order 1001 is in transit with UPS and should arrive in 2 days.".into()
-        },
-        created_at: now,
         client_message_id: customer_turn.then(|| format!("seed-{}-{seq}", key.id)),
         reply_to: (!customer_turn).then_some(seq - 1),
-        quick_replies: Vec::new(),
-        links: Vec::new(),
-        agent_id: None,
-        internal: false,
+        ..Message::new(seq, role, text, now)
     }
 }
 
