@@ -84,6 +84,8 @@ pub enum Credential {
     None,
     Header(http::HeaderName, http::HeaderValue),
     Query(String, SecretValue),
+    /// The path segment that goes before the operation's path (prefix and secret).
+    PathSegment(SecretValue),
 }
 
 fn unavailable(system: &'static str, e: impl std::fmt::Display) -> ConnectorError {
@@ -162,6 +164,20 @@ impl Credentials {
                 sensitive(format!("Bearer {}", secret(r).await?.expose()))
                     .map_err(|e| unavailable(system, e))?,
             ),
+            Auth::PathToken { secret: r, prefix } => {
+                let v = secret(r).await?;
+                // It becomes part of a URL: anything but a plain token would change the path.
+                if !v.expose().bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.' | b'~')
+                }) || v.expose().is_empty()
+                {
+                    return Err(ConnectorError::Misconfigured {
+                        system,
+                        detail: "credentials: the path token has characters a URL path cannot hold as they are".into(),
+                    });
+                }
+                Credential::PathSegment(SecretValue::new(format!("{prefix}{}", v.expose())))
+            }
             Auth::Basic { username, password } => {
                 let pw = match password {
                     Some(r) => secret(r).await?.expose().to_string(),
@@ -214,6 +230,8 @@ impl Credential {
             Credential::None => req,
             Credential::Header(n, v) => req.header(n.clone(), v.clone()),
             Credential::Query(n, v) => req.query(&[(n.as_str(), v.expose())]),
+            // Put in the URL by the engine when it builds it.
+            Credential::PathSegment(_) => req,
         }
     }
 }

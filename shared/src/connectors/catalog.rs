@@ -12,9 +12,16 @@ pub enum Op {
     CrmGetCustomer,
     CrmFindCustomer,
     CrmFindByVendorId,
+    /// Customers by phone number (E.164): how a messaging channel's sender is linked to an
+    /// account, where the channel vouches for the number.
+    CrmFindByPhone,
     InventoryAvailability,
     PaymentsRefund,
     EmailSend,
+    /// A message out through a messaging channel (see `channels`).
+    WhatsappSendMessage,
+    TwilioSendMessage,
+    TelegramSendMessage,
     /// An operation a connector file declares for a system of the company's own (see
     /// [`Declared`]): what it takes and gives back is in the file, not here.
     Declared(&'static Declared),
@@ -213,25 +220,35 @@ const fn maybe(name: &'static str) -> Input {
 pub const IDEMPOTENCY_KEY: &str = "idempotency_key";
 
 impl Op {
-    pub const ALL: [Op; 8] = [
+    pub const ALL: [Op; 12] = [
         Op::OrdersGetStatus,
         Op::OrdersListByCustomer,
         Op::CrmGetCustomer,
         Op::CrmFindCustomer,
         Op::CrmFindByVendorId,
+        Op::CrmFindByPhone,
         Op::InventoryAvailability,
         Op::PaymentsRefund,
         Op::EmailSend,
+        Op::WhatsappSendMessage,
+        Op::TwilioSendMessage,
+        Op::TelegramSendMessage,
     ];
 
     /// The system the operation belongs to: the `[systems.NAME]` of a connector file.
     pub fn system(self) -> &'static str {
         match self {
             Op::OrdersGetStatus | Op::OrdersListByCustomer => "orders",
-            Op::CrmGetCustomer | Op::CrmFindCustomer | Op::CrmFindByVendorId => "crm",
+            Op::CrmGetCustomer
+            | Op::CrmFindCustomer
+            | Op::CrmFindByVendorId
+            | Op::CrmFindByPhone => "crm",
             Op::InventoryAvailability => "inventory",
             Op::PaymentsRefund => "payments",
             Op::EmailSend => "email",
+            Op::WhatsappSendMessage => "whatsapp",
+            Op::TwilioSendMessage => "twilio",
+            Op::TelegramSendMessage => "telegram",
             Op::Declared(d) => d.system,
         }
     }
@@ -244,9 +261,13 @@ impl Op {
             Op::CrmGetCustomer => "get_customer",
             Op::CrmFindCustomer => "find_customer",
             Op::CrmFindByVendorId => "find_by_vendor_id",
+            Op::CrmFindByPhone => "find_by_phone",
             Op::InventoryAvailability => "availability",
             Op::PaymentsRefund => "refund",
             Op::EmailSend => "send",
+            Op::WhatsappSendMessage | Op::TwilioSendMessage | Op::TelegramSendMessage => {
+                "send_message"
+            }
             Op::Declared(d) => d.operation,
         }
     }
@@ -258,9 +279,13 @@ impl Op {
             Op::CrmGetCustomer => "crm.get_customer",
             Op::CrmFindCustomer => "crm.find_customer",
             Op::CrmFindByVendorId => "crm.find_by_vendor_id",
+            Op::CrmFindByPhone => "crm.find_by_phone",
             Op::InventoryAvailability => "inventory.availability",
             Op::PaymentsRefund => "payments.refund",
             Op::EmailSend => "email.send",
+            Op::WhatsappSendMessage => "whatsapp.send_message",
+            Op::TwilioSendMessage => "twilio.send_message",
+            Op::TelegramSendMessage => "telegram.send_message",
             Op::Declared(d) => d.name,
         }
     }
@@ -269,6 +294,7 @@ impl Op {
         const ORDER: &[Input] = &[input("order_id")];
         const CUSTOMER: &[Input] = &[input("customer_id")];
         const EMAIL: &[Input] = &[input("email")];
+        const PHONE: &[Input] = &[input("phone")];
         const VENDOR: &[Input] = &[input("vendor"), input("vendor_customer_id")];
         const REFUND: &[Input] = &[
             input("order_id"),
@@ -285,14 +311,35 @@ impl Op {
             input("text"),
             input(IDEMPOTENCY_KEY),
         ];
+        // Channel sends: what `channels::*::render` fills in. None of the three providers takes
+        // an idempotency key on sends; the job's effect ledger sends each message once.
+        const WHATSAPP: &[Input] = &[
+            input("phone_number_id"),
+            input("to"),
+            input("type"),
+            maybe("text"),
+            maybe("interactive"),
+            maybe("template"),
+        ];
+        const TWILIO: &[Input] = &[
+            input("account_sid"),
+            input("to"),
+            input("from"),
+            input("body"),
+        ];
+        const TELEGRAM: &[Input] = &[input("chat_id"), input("text"), maybe("reply_markup")];
         match self {
             Op::OrdersGetStatus => ORDER,
             Op::OrdersListByCustomer | Op::CrmGetCustomer => CUSTOMER,
             Op::CrmFindCustomer => EMAIL,
             Op::CrmFindByVendorId => VENDOR,
+            Op::CrmFindByPhone => PHONE,
             Op::InventoryAvailability => &[],
             Op::PaymentsRefund => REFUND,
             Op::EmailSend => SEND,
+            Op::WhatsappSendMessage => WHATSAPP,
+            Op::TwilioSendMessage => TWILIO,
+            Op::TelegramSendMessage => TELEGRAM,
             Op::Declared(d) => d.inputs,
         }
     }
@@ -302,10 +349,15 @@ impl Op {
             Op::OrdersGetStatus => Returns::One(Shape::Order),
             Op::OrdersListByCustomer => Returns::Many(Shape::Order),
             Op::CrmGetCustomer => Returns::One(Shape::Customer),
-            Op::CrmFindCustomer | Op::CrmFindByVendorId => Returns::Many(Shape::Customer),
+            Op::CrmFindCustomer | Op::CrmFindByVendorId | Op::CrmFindByPhone => {
+                Returns::Many(Shape::Customer)
+            }
             Op::InventoryAvailability => Returns::Many(Shape::Product),
             Op::PaymentsRefund => Returns::One(Shape::Refund),
-            Op::EmailSend => Returns::Nothing,
+            Op::EmailSend
+            | Op::WhatsappSendMessage
+            | Op::TwilioSendMessage
+            | Op::TelegramSendMessage => Returns::Nothing,
             Op::Declared(d) => d.returns,
         }
     }
@@ -321,7 +373,17 @@ impl Op {
     /// The built-in systems; any other name in a connector file is a system of the company's
     /// own, whose operations the file declares.
     pub fn systems() -> impl Iterator<Item = &'static str> {
-        ["orders", "crm", "inventory", "payments", "email"].into_iter()
+        [
+            "orders",
+            "crm",
+            "inventory",
+            "payments",
+            "email",
+            "whatsapp",
+            "twilio",
+            "telegram",
+        ]
+        .into_iter()
     }
 
     pub fn of_system(system: &str) -> impl Iterator<Item = Op> + '_ {

@@ -125,6 +125,12 @@ enum RawAuth {
         username: String,
         password: Option<SecretRef>,
     },
+    /// The secret as a leading path segment (`/bot<token>/sendMessage`: Telegram's Bot API).
+    PathToken {
+        secret: SecretRef,
+        #[serde(default)]
+        prefix: String,
+    },
     Oauth2 {
         token_url: String,
         client_id: String,
@@ -190,6 +196,12 @@ pub enum Auth {
     Basic {
         username: String,
         password: Option<SecretRef>,
+    },
+    /// `/<prefix><secret>` before every operation's path. The URL then holds a secret, so the
+    /// engine never prints URLs (see `describe`).
+    PathToken {
+        secret: SecretRef,
+        prefix: String,
     },
     OAuth2(OAuth2Config),
 }
@@ -899,7 +911,27 @@ fn system(
             }
         }
         RawAuth::Bearer { secret } => Auth::Bearer { secret },
+        RawAuth::PathToken { secret, prefix } => {
+            if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                return Err(cx.err(
+                    here("auth.prefix"),
+                    "a path token's prefix is letters, digits, `_` or `-`",
+                ));
+            }
+            Auth::PathToken { secret, prefix }
+        }
         RawAuth::Basic { username, password } => {
+            // The account a deployment signs in as (Twilio's account SID) is its own, not the
+            // file's: `${NAME}` reads it from the environment, as in base URLs.
+            let username = interpolate(&username, env).map_err(|e| {
+                cx.err(
+                    here("auth.username"),
+                    match e {
+                        Ok(var) => format!("environment variable {var} is not set"),
+                        Err(m) => m,
+                    },
+                )
+            })?;
             if username.contains(':') {
                 return Err(cx.err(here("auth.username"), "a basic username cannot contain `:`"));
             }

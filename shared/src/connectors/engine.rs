@@ -440,6 +440,13 @@ impl Connectors {
         };
         let mut url = String::with_capacity(160);
         url.push_str(system.config.base_url.as_str());
+        if let Credential::PathSegment(segment) = credential {
+            while url.ends_with('/') {
+                url.pop();
+            }
+            url.push('/');
+            url.push_str(segment.expose());
+        }
         if let Some(path) = &operation.path {
             // URLs treat "%2E%2E" as "..", however escaped: such an input would climb out of
             // its place in the path, so it is refused. No real id is only dots.

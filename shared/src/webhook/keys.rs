@@ -1,6 +1,6 @@
-//! A vendor's signing keys: read from the secret store through its references, cached per
-//! container and re-read when due, so a rotation reaches warm containers and a revocation takes
-//! effect within the TTL.
+//! A vendor's (or a messaging channel's) signing keys: read from the secret store through its
+//! references, cached per container and re-read when due, so a rotation reaches warm containers
+//! and a revocation takes effect within the TTL.
 //!
 //! What a read finds decides what requests get until the next read is due:
 //!
@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::problem::ApiError;
-use crate::secrets::{SecretError, SecretSource};
+use crate::secrets::{SecretError, SecretRef, SecretSource};
 use crate::signatures::SigningKey;
 
 use super::config::VendorConfig;
@@ -35,8 +35,8 @@ use super::WebhookSettings;
 pub const UNAVAILABLE_RETRY: Duration = Duration::from_secs(30);
 
 /// What one read of a vendor's references found.
-enum Read {
-    Keys(Vec<SigningKey>),
+enum Read<K> {
+    Keys(Vec<K>),
     /// Every reference answered, and none with a usable key.
     NoUsableKey,
     /// No usable key, and at least one reference could not be read: its keys may be the ones
@@ -44,32 +44,41 @@ enum Read {
     Unavailable,
 }
 
-#[derive(Default)]
-struct State {
+struct State<K> {
     /// The keys of the last read that found any, and when it did.
-    good: Option<(Arc<Vec<SigningKey>>, Instant)>,
+    good: Option<(Arc<Vec<K>>, Instant)>,
     /// What requests get until `due`: keys (none when the vendor has no usable secret), or
     /// `None` while the store is unavailable and no keys may be used.
-    answer: Option<Arc<Vec<SigningKey>>>,
+    answer: Option<Arc<Vec<K>>>,
     due: Option<Instant>,
 }
 
-impl State {
-    fn cached(&self, now: Instant) -> Option<Result<Arc<Vec<SigningKey>>, ApiError>> {
+impl<K> Default for State<K> {
+    fn default() -> Self {
+        Self {
+            good: None,
+            answer: None,
+            due: None,
+        }
+    }
+}
+
+impl<K> State<K> {
+    fn cached(&self, now: Instant) -> Option<Result<Arc<Vec<K>>, ApiError>> {
         match self.due {
             Some(due) if now < due => Some(self.answer()),
             _ => None,
         }
     }
 
-    fn answer(&self) -> Result<Arc<Vec<SigningKey>>, ApiError> {
+    fn answer(&self) -> Result<Arc<Vec<K>>, ApiError> {
         self.answer.clone().ok_or_else(|| ApiError::Unavailable {
             detail: "the vendor's signing secret cannot be read right now".into(),
             retry_after_secs: UNAVAILABLE_RETRY.as_secs() as u32,
         })
     }
 
-    fn record(&mut self, vendor: &str, read: Read, now: Instant, settings: &WebhookSettings) {
+    fn record(&mut self, vendor: &str, read: Read<K>, now: Instant, settings: &WebhookSettings) {
         let ttl = settings.secrets_ttl;
         match read {
             Read::Keys(keys) => {
@@ -111,13 +120,24 @@ impl State {
     }
 }
 
-/// One vendor's keys.
-#[derive(Default)]
-pub struct VendorKeys {
-    state: Mutex<State>,
-    /// Held for the length of a read: one read at a time per vendor.
+/// One sender's keys, of whatever type its verification needs.
+pub struct KeyCache<K> {
+    state: Mutex<State<K>>,
+    /// Held for the length of a read: one read at a time per sender.
     reading: tokio::sync::Mutex<()>,
 }
+
+impl<K> Default for KeyCache<K> {
+    fn default() -> Self {
+        Self {
+            state: Mutex::default(),
+            reading: tokio::sync::Mutex::default(),
+        }
+    }
+}
+
+/// A vendor's keys: decoded as its signature scheme requires.
+pub type VendorKeys = KeyCache<SigningKey>;
 
 impl VendorKeys {
     /// The vendor's signing keys as of the last read, reading them again when due. An empty
@@ -128,6 +148,26 @@ impl VendorKeys {
         secrets: &dyn SecretSource,
         settings: &WebhookSettings,
     ) -> Result<Arc<Vec<SigningKey>>, ApiError> {
+        let scheme = c.scheme;
+        self.keys(&c.name, &c.secrets, secrets, settings, |v| {
+            SigningKey::new(scheme, v).map_err(|e| e.to_string())
+        })
+        .await
+    }
+}
+
+impl<K> KeyCache<K> {
+    /// The keys `refs` hold as of the last read, each made by `make` from a secret's value,
+    /// reading them again when due; `name` says whose they are in logs. An empty list means
+    /// no usable secret: nothing verifies.
+    pub async fn keys(
+        &self,
+        name: &str,
+        refs: &[SecretRef],
+        secrets: &dyn SecretSource,
+        settings: &WebhookSettings,
+        make: impl Fn(&str) -> Result<K, String>,
+    ) -> Result<Arc<Vec<K>>, ApiError> {
         if let Some(answer) = self.state.lock().unwrap().cached(Instant::now()) {
             return answer;
         }
@@ -136,30 +176,35 @@ impl VendorKeys {
         if let Some(answer) = self.state.lock().unwrap().cached(Instant::now()) {
             return answer;
         }
-        let read = read(c, secrets).await;
+        let read = read(name, refs, secrets, make).await;
         let mut state = self.state.lock().unwrap();
-        state.record(&c.name, read, Instant::now(), settings);
+        state.record(name, read, Instant::now(), settings);
         state.answer()
     }
 }
 
-async fn read(c: &VendorConfig, secrets: &dyn SecretSource) -> Read {
+async fn read<K>(
+    name: &str,
+    refs: &[SecretRef],
+    secrets: &dyn SecretSource,
+    make: impl Fn(&str) -> Result<K, String>,
+) -> Read<K> {
     let mut keys = Vec::new();
     let mut unavailable = false;
-    for reference in &c.secrets {
+    for reference in refs {
         match secrets.resolve(reference).await {
             Ok(values) => {
                 for v in values {
-                    match SigningKey::new(c.scheme, v.expose()) {
+                    match make(v.expose()) {
                         Ok(k) => keys.push(k),
                         Err(e) => {
-                            tracing::error!(vendor = %c.name, secret = %reference, error = %e, "unusable secret value")
+                            tracing::error!(vendor = %name, secret = %reference, error = %e, "unusable secret value")
                         }
                     }
                 }
             }
             Err(e) => {
-                tracing::warn!(vendor = %c.name, error = %e, "secret not read");
+                tracing::warn!(vendor = %name, error = %e, "secret not read");
                 unavailable |= matches!(e, SecretError::Unavailable { .. });
             }
         }
