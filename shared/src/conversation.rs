@@ -248,6 +248,9 @@ pub struct Conversation {
     /// Who answers the customer: the bot, the team's queue, an agent (`handoff`). The slots'
     /// `agent` and `handoff_requested` follow it ([`crate::handoff::Handoff::sync_slots`]).
     pub handoff: crate::handoff::Handoff,
+    /// The messaging channel the conversation is held in (WhatsApp, SMS, Telegram), if any:
+    /// every message the customer may see is also sent there.
+    pub channel: Option<crate::channels::party::ChannelParty>,
     /// Bumped by every write; a write names the version it read.
     pub version: u64,
     pub last_seq: u64,
@@ -263,6 +266,7 @@ impl Conversation {
             state: DialogueState::Idle,
             slots: Slots::default(),
             handoff: crate::handoff::Handoff::Bot,
+            channel: None,
             version: 0,
             last_seq: 0,
             created_at: now,

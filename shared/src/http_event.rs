@@ -158,6 +158,11 @@ impl HttpResponse {
         r
     }
 
+    /// A plain response of `content_type` (a webhook handshake's challenge, Twilio's TwiML).
+    pub fn text(status: u16, content_type: &str, body: String) -> Self {
+        Self::with_body(status, content_type, body)
+    }
+
     /// A response with no body (a CORS preflight's 204).
     pub fn empty(status: u16) -> Self {
         let mut r = Self::with_body(status, "text/plain", String::new());

@@ -163,8 +163,19 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
             orders: Arc::new(systems.clone()),
             email,
             operations: Arc::new(systems.clone()),
-            dialogue: dialogue(&env, &systems, dynamo.clone())?
-                .with_payment_update_url(payment_update_url),
+            dialogue: Arc::new(
+                dialogue(&env, &systems, dynamo.clone())?
+                    .with_payment_update_url(payment_update_url),
+            ),
+            channels: channels(&env)?,
+            channel_sender: [
+                Op::WhatsappSendMessage,
+                Op::TwilioSendMessage,
+                Op::TelegramSendMessage,
+            ]
+            .iter()
+            .any(|op| systems.0.has(*op))
+            .then(|| Arc::new(systems.clone()) as Arc<dyn crate::connectors::ChannelSendPort>),
             agent_inbox: env.optional("AGENT_EMAIL"),
             console_url: optional_url(&env, "CONSOLE_URL")?,
         },
@@ -275,6 +286,21 @@ pub async fn relay() -> Result<crate::relay::Relay, ConfigError> {
     ))
 }
 
+/// The messaging channels (bundled, or `SWITCHBOARD_CHANNELS_FILE`).
+fn channels<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<crate::channels::config::Channels, ConfigError> {
+    let channels = crate::channels::config::load(
+        env.optional("SWITCHBOARD_CHANNELS_FILE").as_deref(),
+        &|name: &str| std::env::var(name).ok(),
+    )
+    .map_err(|e| ConfigError::Invalid {
+        name: "SWITCHBOARD_CHANNELS_FILE",
+        reason: e.to_string(),
+    })?;
+    Ok(channels)
+}
+
 /// The webhook intake: vendor config (bundled, or `SWITCHBOARD_WEBHOOKS_FILE`), secrets from the
 /// environment, SSM or Secrets Manager, claims in the table, jobs to the queue.
 pub async fn webhook() -> Result<WebhookService, ConfigError> {
@@ -306,5 +332,7 @@ pub async fn webhook() -> Result<WebhookService, ConfigError> {
         Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
         settings,
     )
+    .await
+    .with_channels(channels(&env)?)
     .await)
 }

@@ -113,7 +113,7 @@ pub type Clock = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
 pub struct TurnService {
     store: Arc<dyn ConversationStore>,
-    dialogue: Dialogue,
+    dialogue: Arc<Dialogue>,
     settings: ChatSettings,
     clock: Clock,
 }
@@ -140,6 +140,37 @@ enum Origin {
     Derived,
     /// Generated for this turn: cannot exist yet.
     Generated,
+    /// A messaging channel's: opened by the customer's first message, and theirs by the
+    /// channel's address, not by a token's subject.
+    Channel,
+}
+
+/// How a channel's turn differs from the chat API's (see `fulfillment::channel`).
+#[derive(Default)]
+pub struct Prepared {
+    /// Applied to the conversation record before the turn decides, on every attempt (it may
+    /// have changed since the caller read it).
+    pub update: Option<Box<dyn Fn(&mut Conversation) + Send + Sync>>,
+    /// What the bot says instead of running the dialogue (the steps of proving who one is).
+    pub scripted: Option<Vec<String>>,
+    /// Jobs the turn starts besides the dialogue's, as they are (an emailed code goes to the
+    /// account being proven, not to the conversation's customer).
+    pub jobs: Vec<Job>,
+    /// Said before the dialogue's replies ("I found your account from your number").
+    pub preface: Vec<String>,
+    /// Offers are shown as numbered lines (no buttons): a typed number picks one.
+    pub numbered: bool,
+}
+
+/// The offered quick reply a typed number ("2", "2.") picks, from the bot's latest message.
+fn numbered<'m>(text: &str, recent: &'m [Message]) -> Option<&'m QuickReply> {
+    let n: usize = text.trim().trim_end_matches(['.', ')']).parse().ok()?;
+    recent
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::Bot && !m.internal)?
+        .quick_replies
+        .get(n.checked_sub(1)?)
 }
 
 fn is_valid_client_message_id(id: &str) -> bool {
@@ -155,6 +186,15 @@ impl TurnService {
     pub fn new(
         store: Arc<dyn ConversationStore>,
         dialogue: Dialogue,
+        settings: ChatSettings,
+    ) -> Self {
+        Self::with_shared(store, Arc::new(dialogue), settings)
+    }
+
+    /// With a dialogue another service runs too (fulfillment's jobs and channel turns).
+    pub fn with_shared(
+        store: Arc<dyn ConversationStore>,
+        dialogue: Arc<Dialogue>,
         settings: ChatSettings,
     ) -> Self {
         Self {
@@ -234,7 +274,34 @@ impl TurnService {
             tenant: who.tenant.clone(),
             id: conversation_id,
         };
+        self.run(who, key, origin, text, &req, &Prepared::default())
+            .await
+    }
 
+    /// A turn of a messaging channel's conversation (see `fulfillment::channel`): opened by the
+    /// customer's first message, held by the channel rather than by a token's subject (the
+    /// caller has established who writes), and shaped by `prepared`.
+    pub async fn post_channel(
+        &self,
+        who: &Principal,
+        key: ConversationKey,
+        req: PostMessage,
+        prepared: &Prepared,
+    ) -> Result<TurnReply, ApiError> {
+        let text = self.checked(&req.text, req.client_message_id.as_deref())?;
+        self.run(who, key, Origin::Channel, text, &req, prepared)
+            .await
+    }
+
+    async fn run(
+        &self,
+        who: &Principal,
+        key: ConversationKey,
+        origin: Origin,
+        text: &str,
+        req: &PostMessage,
+        prepared: &Prepared,
+    ) -> Result<TurnReply, ApiError> {
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             // A freshly generated id cannot exist yet: its first attempt needs no read.
             let snapshot = if origin == Origin::Generated && attempt == 0 {
@@ -248,13 +315,20 @@ impl TurnService {
             let now = (self.clock)();
             let (conversation, recent) = match snapshot {
                 Some(s) => {
-                    // Someone else's conversation is indistinguishable from a missing one.
-                    let owner = Action::ReadConversation {
-                        owner: &s.conversation.customer_id,
-                    };
-                    access::require(who, owner, NO_SUCH_CONVERSATION)?;
+                    // Someone else's conversation is indistinguishable from a missing one. A
+                    // channel's is the channel user's, whoever the CRM says they are.
+                    if origin != Origin::Channel {
+                        let owner = Action::ReadConversation {
+                            owner: &s.conversation.customer_id,
+                        };
+                        access::require(who, owner, NO_SUCH_CONVERSATION)?;
+                    }
                     (s.conversation, s.recent)
                 }
+                None if origin == Origin::Channel => (
+                    Conversation::new(key.clone(), who.customer_id.clone(), now),
+                    Vec::new(),
+                ),
                 None if origin != Origin::Named => {
                     let mut c = Conversation::new(key.clone(), who.customer_id.clone(), now);
                     c.slots = self.remembered(who, &key, now).await;
@@ -263,6 +337,9 @@ impl TurnService {
                 None => return Err(not_found()),
             };
             let mut conversation = conversation;
+            if let Some(update) = &prepared.update {
+                update(&mut conversation);
+            }
 
             if let Some(cmid) = &req.client_message_id {
                 // The customer's own messages only: agents' UIs number theirs too ("msg-0001"),
@@ -282,12 +359,24 @@ impl TurnService {
                 conversation.handoff = back;
                 conversation.handoff.sync_slots(&mut conversation.slots);
             }
-            let pressed = pressed(req.quick_reply.as_deref(), &recent);
+            let pressed = pressed(req.quick_reply.as_deref(), &recent)
+                .or_else(|| prepared.numbered.then(|| numbered(text, &recent)).flatten());
             let (text, input) = match pressed {
                 Some(q) => (q.label.as_str(), q.value.as_str()),
                 None => (text, text),
             };
-            let outcome: Outcome = if conversation.handoff.is_with_agent() {
+            let outcome: Outcome = if let Some(texts) = &prepared.scripted {
+                // Said instead of the dialogue (a channel's identity steps): the state stands.
+                Outcome {
+                    replies: texts.clone(),
+                    quick_replies: Vec::new(),
+                    state: conversation.state.clone(),
+                    slots: conversation.slots.clone(),
+                    jobs: Vec::new(),
+                    deferred: false,
+                    facts: TurnFacts::default(),
+                }
+            } else if conversation.handoff.is_with_agent() {
                 // A person has the conversation: the message waits for them, the bot is silent.
                 Outcome {
                     replies: Vec::new(),
@@ -319,9 +408,11 @@ impl TurnService {
                 client_message_id: req.client_message_id.clone(),
                 ..Message::new(conversation.last_seq + 1, Role::Customer, text, now)
             };
+            let mut said = prepared.preface.clone();
+            said.extend(outcome.replies);
             let replies = Message::from_bot(
                 message.seq + 1,
-                outcome.replies,
+                said,
                 outcome.quick_replies,
                 Some(message.seq),
                 now,
@@ -336,13 +427,14 @@ impl TurnService {
                     asked_at: Some(now),
                 });
             }
-            let jobs: Vec<Job> = kinds
+            let mut jobs: Vec<Job> = kinds
                 .into_iter()
                 .map(|kind| {
                     Job::new(&key, &who.customer_id, kind)
                         .in_language(outcome.slots.language.clone())
                 })
                 .collect();
+            jobs.extend(prepared.jobs.iter().cloned());
 
             // A turn that hands off queues the conversation in the same commit, so agents see
             // it at once, not when the notification job runs.

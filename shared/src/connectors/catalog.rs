@@ -321,12 +321,7 @@ impl Op {
             maybe("interactive"),
             maybe("template"),
         ];
-        const TWILIO: &[Input] = &[
-            input("account_sid"),
-            input("to"),
-            input("from"),
-            input("body"),
-        ];
+        const TWILIO: &[Input] = &[input("to"), input("from"), input("body")];
         const TELEGRAM: &[Input] = &[input("chat_id"), input("text"), maybe("reply_markup")];
         match self {
             Op::OrdersGetStatus => ORDER,

@@ -367,7 +367,7 @@ pub fn check_url(raw: &str) -> Result<Url, String> {
 }
 
 /// Replaces `${NAME}` with the variable's value; `Err(NAME)` for the first one unset.
-fn interpolate(
+pub(crate) fn interpolate(
     raw: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<String, Result<String, String>> {
@@ -912,7 +912,10 @@ fn system(
         }
         RawAuth::Bearer { secret } => Auth::Bearer { secret },
         RawAuth::PathToken { secret, prefix } => {
-            if !prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            if !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
                 return Err(cx.err(
                     here("auth.prefix"),
                     "a path token's prefix is letters, digits, `_` or `-`",

@@ -116,6 +116,31 @@ impl CustomersPort for Configured {
         self.one(Op::CrmGetCustomer, &[("customer_id", json!(customer_id))])
             .await
     }
+
+    async fn by_phone(&self, phone: &str) -> Result<Option<Customer>, ConnectorError> {
+        if !self.0.has(Op::CrmFindByPhone) {
+            return Ok(None);
+        }
+        self.only(Op::CrmFindByPhone, &[("phone", json!(phone))])
+            .await
+    }
+}
+
+#[async_trait]
+impl super::ChannelSendPort for Configured {
+    async fn send(
+        &self,
+        provider: crate::channels::message::Provider,
+        inputs: &[(&'static str, Value)],
+    ) -> Result<(), ConnectorError> {
+        use crate::channels::message::Provider;
+        let op = match provider {
+            Provider::Whatsapp => Op::WhatsappSendMessage,
+            Provider::Twilio => Op::TwilioSendMessage,
+            Provider::Telegram => Op::TelegramSendMessage,
+        };
+        self.0.call(op, inputs).await.map(|_| ())
+    }
 }
 
 #[async_trait]

@@ -211,6 +211,23 @@ pub trait CustomersPort: Send + Sync {
     async fn by_email(&self, email: &str) -> Result<Option<Customer>, ConnectorError>;
     /// A customer by our id (the JWT `sub`).
     async fn by_id(&self, customer_id: &str) -> Result<Option<Customer>, ConnectorError>;
+
+    /// The one customer with this phone number (E.164); `None` when none or several have it, or
+    /// the CRM has no phone lookup.
+    async fn by_phone(&self, _phone: &str) -> Result<Option<Customer>, ConnectorError> {
+        Ok(None)
+    }
+}
+
+/// Sends through a messaging channel's provider: the inputs its `*.send_message` operation takes
+/// (see `channels::*::render`).
+#[async_trait]
+pub trait ChannelSendPort: Send + Sync {
+    async fn send(
+        &self,
+        provider: crate::channels::message::Provider,
+        inputs: &[(&'static str, serde_json::Value)],
+    ) -> Result<(), ConnectorError>;
 }
 
 #[async_trait]

@@ -70,6 +70,14 @@ impl Fulfillment {
             JobKind::ConnectorWrite {
                 operation, inputs, ..
             } => self.connector_write(s, operation, inputs).await,
+            JobKind::ChannelInbound { channel, inbound } => {
+                self.channel_inbound(s, channel, inbound).await
+            }
+            JobKind::ChannelDeliver {
+                text,
+                quick_replies,
+                ..
+            } => self.channel_deliver(s, text, quick_replies).await,
             JobKind::EmailConfirmation { subject, text, .. } => {
                 let customer = self
                     .systems

@@ -16,6 +16,7 @@
 //!   Permanent failures (4xx, business rules) are recorded, the customer is told, and the job
 //!   is not retried; a message that is not a job goes to the dead-letter queue at once.
 
+mod channel;
 mod connector_write;
 pub mod dead_letter;
 mod handlers;
@@ -110,7 +111,11 @@ pub struct Systems {
     /// The company's own operations, for the writes flows start.
     pub operations: Arc<dyn OperationsPort>,
     /// Answers deferred questions with the same flows as a chat turn.
-    pub dialogue: Dialogue,
+    pub dialogue: Arc<Dialogue>,
+    /// The messaging channels (config/channels.toml) whose messages are turns here.
+    pub channels: crate::channels::config::Channels,
+    /// Sends through the channels' providers (the connectors' `*.send_message`).
+    pub channel_sender: Option<Arc<dyn crate::connectors::ChannelSendPort>>,
     /// Where handoffs are announced (the support team's inbox); without one, flagged
     /// conversations wait for agent tooling to list them.
     pub agent_inbox: Option<String>,
@@ -133,6 +138,8 @@ const INVOCATION_MARGIN_MS: i64 = 2_000;
 
 pub struct Fulfillment {
     store: Arc<dyn ConversationStore>,
+    /// Runs a channel message's turn exactly as the chat API runs one.
+    turns: crate::turn::TurnService,
     ledger: Arc<dyn EffectLedger>,
     systems: Systems,
     visibility: Arc<dyn VisibilityControl>,
@@ -157,6 +164,9 @@ pub(crate) struct Append<'a> {
     pub update: Option<RecordUpdate<'a>>,
     /// Jobs the append starts, as outbox items in its transaction.
     pub jobs: Vec<Job>,
+    /// A note for the agents only (what a channel could not deliver): never sent to the
+    /// customer, and it changes nothing the dialogue reads.
+    pub internal: bool,
 }
 
 impl<'a> Append<'a> {
@@ -170,6 +180,7 @@ impl<'a> Append<'a> {
             state: None,
             update: None,
             jobs: Vec::new(),
+            internal: false,
         }
     }
 }
@@ -205,8 +216,14 @@ impl Fulfillment {
         dead_letters: Arc<dyn DeadLetters>,
         policy: RetryPolicy,
     ) -> Self {
+        let turns = crate::turn::TurnService::with_shared(
+            store.clone(),
+            systems.dialogue.clone(),
+            crate::config::ChatSettings::default(),
+        );
         Self {
             store,
+            turns,
             ledger,
             systems,
             visibility,
@@ -567,8 +584,8 @@ impl Fulfillment {
             // While an agent holds the conversation the bot does not speak to the customer:
             // what a job says meanwhile (a deferred answer, a refund's confirmation) goes to
             // the agent, who decides what to tell them.
-            let internal = c.handoff.is_with_agent();
-            if internal && !a.texts.is_empty() {
+            let internal = a.internal || c.handoff.is_with_agent();
+            if internal && !a.internal && !a.texts.is_empty() {
                 tracing::info!(
                     conversation = %a.key.id,
                     job_key = %s.job.key,

@@ -62,6 +62,22 @@ pub enum JobKind {
         /// for twice has the same key.
         idempotency_key: String,
     },
+    /// A customer's message from a messaging channel, verified and deduplicated by `webhook`:
+    /// a turn of their channel conversation, as the chat API runs it.
+    #[serde(rename = "channel.inbound")]
+    ChannelInbound {
+        channel: String,
+        inbound: Box<crate::channels::message::Inbound>,
+    },
+    /// A message of a channel conversation (the bot's or an agent's), sent out through the
+    /// channel. Queued by the commit that wrote the message (see `channels::outbound`).
+    #[serde(rename = "channel.deliver")]
+    ChannelDeliver {
+        seq: u64,
+        text: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        quick_replies: Vec<crate::conversation::QuickReply>,
+    },
 }
 
 impl JobKind {
@@ -74,6 +90,8 @@ impl JobKind {
             JobKind::AnswerDeferred { .. } => "answer.deferred",
             JobKind::AgentHandoff { .. } => "agent.handoff",
             JobKind::ConnectorWrite { .. } => "connector.write",
+            JobKind::ChannelInbound { .. } => "channel.inbound",
+            JobKind::ChannelDeliver { .. } => "channel.deliver",
         }
     }
 
@@ -106,6 +124,15 @@ impl JobKind {
                 idempotency_key,
                 ..
             } => connector_write_key(tenant, operation, idempotency_key),
+            // A provider's message id is unique per channel: its redeliveries are one turn.
+            JobKind::ChannelInbound { channel, inbound } => key("inbound")
+                .part(channel)
+                .part(&inbound.message_id)
+                .finish(),
+            JobKind::ChannelDeliver { seq, .. } => key("deliver")
+                .optional(conversation_id)
+                .part(&seq.to_string())
+                .finish(),
         }
     }
 }
@@ -242,6 +269,9 @@ impl Job {
         let group = KeyParts::new(&self.tenant);
         match (&self.conversation_id, &self.kind) {
             (Some(c), JobKind::AnswerDeferred { .. }) => group.part(c).part("deferred").finish(),
+            // Sends in order, but in a group of their own: a provider that is down holds back
+            // the conversation's replies, not the turns of the customer's next messages.
+            (Some(c), JobKind::ChannelDeliver { .. }) => group.part(c).part("deliver").finish(),
             (Some(c), _) => group.part(c).finish(),
             (None, JobKind::VendorEvent(e)) => {
                 let who = e

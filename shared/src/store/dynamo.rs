@@ -314,6 +314,7 @@ fn conversation_from(item: &Item) -> Result<Conversation, StoreError> {
             None => Handoff::from_legacy(&slots, get_time(item, "updated_at")?),
         },
         slots,
+        channel: optional_json(item, "channel")?,
         version: get_n(item, "version")?,
         last_seq: get_n(item, "last_seq")?,
         created_at: get_time(item, "created_at")?,
@@ -402,6 +403,9 @@ impl DynamoStore {
         if let Some((pk, sk)) = c.handoff.queue_key(&c.key.tenant, &c.key.id) {
             item.insert("gsi2pk".into(), s(pk));
             item.insert("gsi2sk".into(), s(sk));
+        }
+        if let Some(channel) = &c.channel {
+            item.insert("channel".into(), s(to_json(channel)?));
         }
         // Its own attribute for the queue index to project (the slots are not projected).
         if let Some(language) = &c.slots.language {
@@ -566,7 +570,7 @@ impl ConversationStore for DynamoStore {
                 clock,
             ));
         }
-        writes.extend(self.outbox_puts(&c.jobs, now)?);
+        writes.extend(self.outbox_puts(&c.outbox(), now)?);
         if let Some(effect) = &c.effect {
             effect_index = Some(writes.len());
             writes.push(self.completion(&key.tenant, effect, now));

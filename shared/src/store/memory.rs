@@ -217,6 +217,7 @@ impl ConversationStore for MemoryStore {
         if c.messages.iter().any(taken) {
             return Err(StoreError::Conflict);
         }
+        let outbox = c.outbox();
         for m in c.messages {
             p.messages.insert(m.seq, m);
         }
@@ -233,7 +234,7 @@ impl ConversationStore for MemoryStore {
         self.outbox
             .lock()
             .unwrap()
-            .extend(super::distinct_jobs(&c.jobs).cloned());
+            .extend(super::distinct_jobs(&outbox).cloned());
         Ok(())
     }
 

@@ -52,6 +52,20 @@ pub struct Commit {
 }
 
 /// How an effect ended.
+impl Commit {
+    /// The jobs the commit starts: its own, and the sending of each message it writes to a
+    /// conversation held in a messaging channel (in the same transaction: see
+    /// `channels::outbound`).
+    pub fn outbox(&self) -> Vec<Job> {
+        let mut jobs = self.jobs.clone();
+        jobs.extend(crate::channels::outbound::deliveries(
+            &self.conversation,
+            &self.messages,
+        ));
+        jobs
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EffectOutcome {
     Done,

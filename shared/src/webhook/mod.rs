@@ -9,6 +9,7 @@
 //! `fulfillment` and the answer is 202. If queueing fails the claim is released and the answer
 //! is 503, so the vendor's retry gets through: nothing lost, nothing doubled.
 
+pub mod channels;
 pub mod claims;
 pub mod config;
 pub mod events;
@@ -60,10 +61,18 @@ struct Vendor {
 
 pub struct WebhookService {
     vendors: BTreeMap<String, Vendor>,
+    /// Messaging channels, at `/channels/{name}`.
+    channels: BTreeMap<String, channels::Channel>,
     secrets: Arc<dyn SecretSource>,
     claims: Arc<dyn ClaimStore>,
     queue: Arc<dyn JobQueue>,
     settings: WebhookSettings,
+}
+
+fn channel_of(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix("/channels/")?;
+    let name = rest.strip_suffix('/').unwrap_or(rest);
+    crate::channels::config::is_valid_channel_name(name).then_some(name)
 }
 
 fn vendor_of(path: &str) -> Option<&str> {
@@ -83,6 +92,7 @@ impl WebhookService {
         settings: WebhookSettings,
     ) -> Self {
         let service = Self {
+            channels: BTreeMap::new(),
             vendors: vendors
                 .into_iter()
                 .map(|(name, config)| {
@@ -116,6 +126,30 @@ impl WebhookService {
         service
     }
 
+    /// With these messaging channels; each one's secret is read now, so one that cannot verify
+    /// is named in the init log (and refuses every request: never open).
+    pub async fn with_channels(mut self, channels: crate::channels::config::Channels) -> Self {
+        for (name, why) in &channels.disabled {
+            tracing::error!(channel = %name, why = %why, "messaging channel disabled: its requests get 404");
+        }
+        for (name, config) in channels.channels {
+            let channel = channels::Channel::new(config);
+            match channel.secrets(self.secrets.as_ref(), &self.settings).await {
+                Ok(keys) if keys.is_empty() => {
+                    tracing::error!(channel = %name, "messaging channel disabled: no usable secret, its requests are refused (401)")
+                }
+                Ok(_) => {
+                    tracing::info!(channel = %name, provider = channel.config.provider.as_str(), "messaging channel ready")
+                }
+                Err(e) => {
+                    tracing::error!(channel = %name, error = %e, "messaging channel has no usable secret")
+                }
+            }
+            self.channels.insert(name, channel);
+        }
+        self
+    }
+
     async fn keys(&self, vendor: &Vendor) -> Result<Arc<Vec<SigningKey>>, ApiError> {
         vendor
             .keys
@@ -125,6 +159,9 @@ impl WebhookService {
 
     pub async fn handle(&self, event: &HttpEvent) -> HttpResponse {
         let now = OffsetDateTime::now_utc();
+        if let Some(rest) = event.path().strip_prefix("/channels/") {
+            return self.channel_message(event, rest, now).await;
+        }
         let vendor_name = vendor_of(event.path()).unwrap_or("-");
         match self.intake(event, now).await {
             Ok(response) => response,
@@ -139,6 +176,44 @@ impl WebhookService {
                 HttpResponse::error(&e, Some(event.path()))
             }
         }
+    }
+
+    async fn channel_message(
+        &self,
+        event: &HttpEvent,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> HttpResponse {
+        let channel = channel_of(event.path()).and_then(|n| self.channels.get(n));
+        let result = match channel {
+            None => Err(ApiError::NotFound(format!(
+                "no messaging channel at {}",
+                event.path()
+            ))),
+            Some(channel) => {
+                channels::intake(
+                    channel,
+                    event,
+                    self.secrets.as_ref(),
+                    &self.settings,
+                    self.claims.as_ref(),
+                    self.queue.as_ref(),
+                    now,
+                )
+                .await
+            }
+        };
+        result.unwrap_or_else(|e| {
+            let name = if channel.is_some() { name } else { "-" };
+            tracing::info!(channel = name, status = e.status(), reason = %e, request_id = %event.request_context.request_id, "channel message rejected");
+            if channel.is_some() {
+                metrics::count(
+                    "ChannelRejected",
+                    &[("Channel", name), ("Status", &e.status().to_string())],
+                );
+            }
+            HttpResponse::error(&e, Some(event.path()))
+        })
     }
 
     async fn intake(

@@ -1,0 +1,123 @@
+//! Who a channel conversation is with: the provider's address of the customer (a phone number,
+//! a Telegram chat), where we reply from, and whether that address is linked to a CRM customer.
+//! Kept on the conversation record, so every writer of the conversation knows where its
+//! messages go (see `outbound`).
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::identity::PendingCode;
+use super::message::{Inbound, Provider};
+
+/// How long WhatsApp lets a business write freely after the customer's last message (Meta's
+/// customer-service window); after it, only an approved template.
+pub const WHATSAPP_WINDOW: time::Duration = time::Duration::hours(24);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelParty {
+    /// The configured channel's name (`/channels/{name}`).
+    pub channel: String,
+    pub provider: Provider,
+    /// The customer's address at the provider (WhatsApp wa_id, Twilio `From`, Telegram chat id).
+    pub user: String,
+    /// Our address there (WhatsApp phone number id, Twilio number), as the latest message named
+    /// it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business: Option<String>,
+    /// The number the provider vouches for, E.164.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Whether the conversation's `customer_id` is a CRM customer's, proven by phone or by an
+    /// emailed code. Until then it is a pseudonym and the bot answers nothing account-bound.
+    #[serde(default)]
+    pub linked: bool,
+    /// A code emailed to an account's address, waiting to be typed here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingCode>,
+    /// When the customer last wrote (WhatsApp's window counts from it).
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_inbound_at: Option<OffsetDateTime>,
+}
+
+impl ChannelParty {
+    pub fn new(channel: &str, provider: Provider, inbound: &Inbound) -> Self {
+        Self {
+            channel: channel.to_string(),
+            provider,
+            user: inbound.user.clone(),
+            business: inbound.business.clone(),
+            phone: inbound.phone.clone(),
+            linked: false,
+            pending: None,
+            last_inbound_at: None,
+        }
+    }
+
+    /// What a new message from the customer tells us: where to answer from, and when they wrote.
+    pub fn heard(&mut self, inbound: &Inbound, now: OffsetDateTime) {
+        if inbound.business.is_some() {
+            self.business = inbound.business.clone();
+        }
+        if self.phone.is_none() {
+            self.phone = inbound.phone.clone();
+        }
+        self.last_inbound_at = Some(now);
+    }
+
+    /// Whether a free-form message may still be sent (WhatsApp's 24-hour window; other
+    /// providers have none).
+    pub fn window_open(&self, now: OffsetDateTime) -> bool {
+        match self.provider {
+            Provider::Whatsapp => self
+                .last_inbound_at
+                .is_some_and(|at| now - at < WHATSAPP_WINDOW),
+            _ => true,
+        }
+    }
+}
+
+/// The pseudonymous customer id of a channel user not linked to an account: stable per tenant,
+/// channel and address, and no phone number in keys or logs.
+pub fn guest_id(tenant: &str, channel: &str, user: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [tenant, channel, user] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let mut id = String::from("guest_");
+    for b in &digest[..12] {
+        id.push_str(&format!("{b:02x}"));
+    }
+    id
+}
+
+/// The one conversation a channel user has with a channel: derived, so every message of theirs
+/// (and every retry) finds it, and the job queue groups their messages in order.
+pub fn conversation_id(tenant: &str, channel: &str, user: &str) -> String {
+    crate::conversation::derived_conversation_id(tenant, &format!("channel:{channel}"), user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_stable_distinct_and_hold_no_number() {
+        let a = guest_id("default", "whatsapp", "15550001111");
+        assert_eq!(a, guest_id("default", "whatsapp", "15550001111"));
+        assert_ne!(a, guest_id("default", "twilio", "15550001111"));
+        assert!(
+            !a.contains("5550001111") && crate::auth::is_valid_id(&a),
+            "{a}"
+        );
+        let c = conversation_id("default", "whatsapp", "15550001111");
+        assert!(crate::conversation::is_valid_conversation_id(&c));
+        assert_ne!(c, conversation_id("other", "whatsapp", "15550001111"));
+    }
+}
