@@ -30,6 +30,7 @@ import devtoken  # noqa: E402
 import stream_bridge  # noqa: E402
 import template_resources  # noqa: E402
 import webhook  # noqa: E402
+import channel  # noqa: E402
 
 REGION = "us-east-1"
 STACK = "switchboard-local"
@@ -290,6 +291,21 @@ def up(args):
             "RATE_LIMIT_PER_MINUTE": os.environ.get("RATE_LIMIT_PER_MINUTE", "120"),
             "RATE_LIMIT_BURST": os.environ.get("RATE_LIMIT_BURST", "30"),
             **webhook.function_env(),
+            # Messaging channels: verified with the dev secrets, replies to the demo systems'
+            # stand-ins for the providers' send APIs (dev/channel.py sends signed messages).
+            "WHATSAPP_API_URL": f"{demo}/whatsapp",
+            "WHATSAPP_ACCESS_TOKEN": channel.DEV_CHANNEL_SECRETS["whatsapp_access_token"],
+            "WHATSAPP_APP_SECRET": channel.DEV_CHANNEL_SECRETS["whatsapp_app_secret"],
+            "WHATSAPP_VERIFY_TOKEN": channel.DEV_CHANNEL_SECRETS["whatsapp_verify_token"],
+            "TWILIO_API_URL": f"{demo}/twilio",
+            "TWILIO_ACCOUNT_SID": channel.DEV_CHANNEL_SECRETS["twilio_account_sid"],
+            "TWILIO_AUTH_TOKEN": channel.DEV_CHANNEL_SECRETS["twilio_auth_token"],
+            # What Twilio signs is the URL configured in its console, not the one the function
+            # sees: locally, the webhook function's own.
+            "TWILIO_PUBLIC_URL": f"{lam}/lambda-url/webhook/channels/twilio",
+            "TELEGRAM_API_URL": f"{demo}/telegram",
+            "TELEGRAM_BOT_TOKEN": channel.DEV_CHANNEL_SECRETS["telegram_bot_token"],
+            "TELEGRAM_SECRET_TOKEN": channel.DEV_CHANNEL_SECRETS["telegram_secret_token"],
             # The bundled vendors and the test vendors (dev/webhook.py).
             "SWITCHBOARD_WEBHOOKS_FILE": webhook.write_config(
                 os.path.join(ROOT, "config", "webhooks.toml"), os.path.join(stack.state, "webhooks.toml")),
@@ -365,6 +381,8 @@ def up(args):
             "WEBHOOK_URL": f"{lam}/lambda-url/webhook",
             # The literal secrets, for tests that sign as the vendors do.
             **{f"DEV_WEBHOOK_SECRET_{v.upper()}": s for v, s in webhook.DEV_WEBHOOK_SECRETS.items()},
+            **{f"DEV_CHANNEL_SECRET_{k.upper()}": v for k, v in channel.DEV_CHANNEL_SECRETS.items()},
+            **{f"DEV_CHANNEL_ID_{k.upper()}": v for k, v in channel.DEV_CHANNEL_IDS.items()},
         }
         write_ready(args, stack, stack_env)
 

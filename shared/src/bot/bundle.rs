@@ -1213,8 +1213,8 @@ mod tests {
         assert_eq!(
             all,
             [
-                "B/bot.toml:20: connectors.operations: no operation \"boxes.get_subscription\" (known: orders.get_status, orders.list_by_customer, crm.get_customer, crm.find_customer, crm.find_by_vendor_id, inventory.availability, payments.refund, email.send)",
-                "B/bot.toml:20: connectors.operations: no operation \"boxes.pause_box\" (known: orders.get_status, orders.list_by_customer, crm.get_customer, crm.find_customer, crm.find_by_vendor_id, inventory.availability, payments.refund, email.send)",
+                "B/bot.toml:20: connectors.operations: no operation \"boxes.get_subscription\" (known: orders.get_status, orders.list_by_customer, crm.get_customer, crm.find_customer, crm.find_by_vendor_id, crm.find_by_phone, inventory.availability, payments.refund, email.send, whatsapp.send_message, twilio.send_message, telegram.send_message)",
+                "B/bot.toml:20: connectors.operations: no operation \"boxes.pause_box\" (known: orders.get_status, orders.list_by_customer, crm.get_customer, crm.find_customer, crm.find_by_vendor_id, crm.find_by_phone, inventory.availability, payments.refund, email.send, whatsapp.send_message, twilio.send_message, telegram.send_message)",
                 "B/flows/pause_box.toml:9: boxes.get_subscription: no such operation (not built in, and no connector file declares it)",
                 "B/flows/pause_box.toml:35: boxes.pause_box: no such operation",
                 "B/flows/subscription_status.toml:10: boxes.get_subscription: no such operation (not built in, and no connector file declares it)",

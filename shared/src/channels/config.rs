@@ -141,9 +141,11 @@ pub fn parse(
                         bad(format!("public_url {url:?} is not an http(s) URL"));
                         None
                     }
+                    // Fulfillment still sends through the channel (it needs no public URL); the
+                    // intake refuses its messages until the URL is set.
                     Err(Ok(var)) => {
                         disabled.push((name.clone(), format!("{var} is not set")));
-                        continue;
+                        None
                     }
                     Err(Err(m)) => {
                         bad(m);
@@ -195,7 +197,8 @@ pub fn parse(
 #[derive(Debug, Clone, Default)]
 pub struct Channels {
     pub channels: BTreeMap<String, ChannelConfig>,
-    /// Channels left off because a variable they need is unset, with why.
+    /// Channels whose messages cannot be taken because a variable they need is unset, with why
+    /// (they are still in `channels`: replies can go out).
     pub disabled: Vec<(String, String)>,
 }
 
@@ -271,7 +274,7 @@ mod tests {
             Some("https://hooks.example.com/channels/sms")
         );
         let c = parse("f", text, &|_| None).unwrap();
-        assert!(c.get("sms").is_none());
+        assert!(c.get("sms").unwrap().public_url.is_none());
         assert_eq!(c.disabled, vec![("sms".into(), "PUBLIC is not set".into())]);
         let e = parse(
             "f",

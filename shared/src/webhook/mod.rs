@@ -133,6 +133,9 @@ impl WebhookService {
             tracing::error!(channel = %name, why = %why, "messaging channel disabled: its requests get 404");
         }
         for (name, config) in channels.channels {
+            if channels.disabled.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
             let channel = channels::Channel::new(config);
             match channel.secrets(self.secrets.as_ref(), &self.settings).await {
                 Ok(keys) if keys.is_empty() => {
