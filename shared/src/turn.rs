@@ -1202,6 +1202,7 @@ mod tests {
             customer_id: id.into(),
             role,
             locale: None,
+            verified: true,
         }
     }
 
