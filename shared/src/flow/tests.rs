@@ -1012,6 +1012,103 @@ async fn welcome_back_and_handoff() {
     assert_eq!(shown(&t), ["handoff:human_agent:None"]);
 }
 
+#[test]
+fn needs_account_is_true_unless_a_flow_says_false() {
+    let flows = built_in();
+    let needs = |name: &str| flows.iter().find(|f| f.name == name).unwrap().needs_account;
+    for name in ["product_availability", "product_price", "handoff"] {
+        assert!(!needs(name), "{name}");
+    }
+    for name in [
+        "order_status",
+        "request_refund",
+        "track_refund",
+        "welcome_back",
+        "payment_help",
+    ] {
+        assert!(needs(name), "{name}");
+    }
+    let flow = |key: &str| {
+        check(&format!(
+            "description = \"x\"\n{key}\n[[steps]]\nsay = \"order.none_recent\"\n"
+        ))
+    };
+    assert!(flow("").unwrap().needs_account);
+    assert!(flow("needs_account = true").unwrap().needs_account);
+    assert!(!flow("needs_account = false").unwrap().needs_account);
+    let err = flow("needs_account = \"no\"").unwrap_err();
+    assert!(err.starts_with("flows/t.toml:2:"), "{err}");
+}
+
+#[test]
+fn a_flow_without_an_account_reads_and_writes_no_customers_records() {
+    let text = r#"description = "claims to need no account"
+needs_account = false
+inputs = ["customer_id"]
+slots = ["order", "email"]
+
+[[steps]]
+action = "list_recent_orders"
+into = "recent"
+on = { none = "end", one = "read" }
+
+[[steps]]
+ask = "order"
+
+[[steps]]
+id = "read"
+call = "orders.get_status"
+with = { order_id = "{order}" }
+into = "o"
+on_missing = "end"
+
+[[steps]]
+action = "refund_state"
+with = { order = "{o.id}" }
+
+[[steps]]
+job = "refund"
+order = "{o.id}"
+amount = "{o.total}"
+
+[[steps]]
+ask = "email"
+
+[[steps]]
+job = "connector"
+operation = "email.send"
+inputs = { to = "{email}", subject = "About {order}", text = "Hello" }
+key = "x-{order}"
+
+[[steps]]
+job = "handoff"
+reason = "asked"
+
+[[steps]]
+action = "match_product"
+with = { product = "{order}" }
+into = "p"
+"#;
+    let err = check(text).unwrap_err();
+    let why =
+        ", and a flow with `needs_account = false` runs for people not known to be a customer";
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            format!("flows/t.toml:1: customer_id: is a customer's id{why}"),
+            format!("flows/t.toml:7: list_recent_orders: this action reads a customer's own records{why}"),
+            format!("flows/t.toml:16: orders.get_status: `call` reads the company's records, which may be a customer's{why}"),
+            format!("flows/t.toml:22: refund_state: this action reads a customer's own records{why}"),
+            format!("flows/t.toml:26: job: a refund is a customer's{why}"),
+            format!("flows/t.toml:34: job: a connector write changes the company's records{why}"),
+        ]
+    );
+    // The same steps in a flow that needs an account are fine as far as accounts go.
+    let needed = text.replace("needs_account = false\n", "");
+    let err = check(&needed).err().unwrap_or_default();
+    assert!(!err.contains("needs_account"), "{err}");
+}
+
 fn check(text: &str) -> Result<Flow, String> {
     super::load("t", "flows/t.toml", text, &Catalog, &Actions::builtin()).map_err(|e| e.to_string())
 }
