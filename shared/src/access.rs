@@ -174,13 +174,13 @@ mod tests {
 
     #[test]
     fn an_unverified_channel_user_sees_no_order_even_one_named_for_them() {
-        let stranger = Principal::unverified("acme", "+15550001111");
+        let stranger = Principal::unverified("acme", "whatsapp:15550001111");
         let see = |owner| check(&stranger, Action::SeeOrder { owner });
-        assert_eq!(see("+15550001111"), Err(Denial::Hidden));
+        assert_eq!(see("whatsapp:15550001111"), Err(Denial::Hidden));
         assert_eq!(see("alice"), Err(Denial::Hidden));
         // Their own conversation is theirs all the same: it is filed under the channel's id.
         let own = Action::ReadConversation {
-            owner: "+15550001111",
+            owner: "whatsapp:15550001111",
         };
         assert_eq!(check(&stranger, own), Ok(()));
     }
