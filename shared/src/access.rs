@@ -43,6 +43,10 @@ pub fn check(who: &Principal, action: Action<'_>) -> Result<(), Denial> {
     let own = |owner: &str| owner == who.customer_id;
     match (who.role, action) {
         (Role::Customer, Action::SendAsCustomer) => Ok(()),
+
+        // A channel user not linked to a customer yet has an id that is the channel's (a phone
+        // number), never a customer's: whatever an order's owner, it is not theirs to see.
+        (Role::Customer, Action::SeeOrder { .. }) if !who.verified => Err(Denial::Hidden),
         (Role::Agent | Role::Admin, Action::SendAsCustomer) => Err(Denial::Role),
 
         (Role::Customer, Action::ReadConversation { owner } | Action::SeeOrder { owner }) => {
@@ -116,6 +120,7 @@ mod tests {
             customer_id: "alice".into(),
             role,
             locale: None,
+            verified: true,
         }
     }
 
@@ -165,6 +170,19 @@ mod tests {
         for (r, action, want) in table {
             assert_eq!(check(&who(*r), *action), *want, "{r:?} {action:?}");
         }
+    }
+
+    #[test]
+    fn an_unverified_channel_user_sees_no_order_even_one_named_for_them() {
+        let stranger = Principal::unverified("acme", "whatsapp:15550001111");
+        let see = |owner| check(&stranger, Action::SeeOrder { owner });
+        assert_eq!(see("whatsapp:15550001111"), Err(Denial::Hidden));
+        assert_eq!(see("alice"), Err(Denial::Hidden));
+        // Their own conversation is theirs all the same: it is filed under the channel's id.
+        let own = Action::ReadConversation {
+            owner: "whatsapp:15550001111",
+        };
+        assert_eq!(check(&stranger, own), Ok(()));
     }
 
     #[test]

@@ -76,8 +76,10 @@ impl Role {
     }
 }
 
-/// A verified caller. `customer_id` is the token's subject: a customer's own id, or the id of
-/// the agent or admin acting (who then reaches customers' data only through `access`).
+/// An authenticated caller. `customer_id` is the token's subject: a customer's own id, or the
+/// id of the agent or admin acting (who then reaches customers' data only through `access`).
+/// For a messaging channel's user (a phone number, a Telegram chat) not yet linked to a
+/// customer of the company's CRM, it is the channel's id for them and `verified` is false.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     pub tenant: String,
@@ -86,6 +88,11 @@ pub struct Principal {
     /// The token's OpenID `locale` claim ("es-MX", "fr_FR"), when it has a well-formed one: the
     /// language the customer chose with their identity provider (`language::choose`).
     pub locale: Option<String>,
+    /// Whether `customer_id` is known to be a customer of the company: always for a token's
+    /// subject (the identity provider vouches for it); for a channel user only once linked (by
+    /// the CRM's phone lookup or a code emailed to the CRM's address). Until then the bot
+    /// answers only what needs no account (`Flow::needs_account`) and sees no orders.
+    pub verified: bool,
 }
 
 impl Principal {
@@ -95,6 +102,16 @@ impl Principal {
             customer_id: customer_id.into(),
             role: Role::Customer,
             locale: None,
+            verified: true,
+        }
+    }
+
+    /// A messaging channel's user not linked to a CRM customer yet: `id` is the channel's
+    /// name for them, never a customer id, so nothing of a customer's may be read for it.
+    pub fn unverified(tenant: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            verified: false,
+            ..Self::customer(tenant, id)
         }
     }
 }
@@ -174,6 +191,7 @@ fn principal(
             .and_then(Value::as_str)
             .filter(|t| crate::language::is_tag(t))
             .map(str::to_string),
+        verified: true,
     })
 }
 

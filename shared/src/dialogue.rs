@@ -585,6 +585,11 @@ impl Dialogue {
         if let Some(listed) = &turn.listed {
             return listed.clone();
         }
+        // A channel user not linked to a customer yet has no orders of their own, and their
+        // id is the channel's (a phone number): the order system is not asked about it.
+        if !turn.who.verified {
+            return Some(Vec::new());
+        }
         let read = host::within(
             turn.deadline,
             self.orders.recent_orders(&turn.who.customer_id),
@@ -796,6 +801,8 @@ struct Turn<'a> {
     listed: Option<Option<Vec<Order>>>,
     /// Nothing understood: "Sorry, I didn't catch that" and the like.
     fallback: bool,
+    /// `verify.needed` was said this turn (said once however many requests needed it).
+    asked_to_verify: bool,
     /// The sentences of the conversation's language, and how it is read.
     messages: Arc<Messages>,
     words: crate::bot::Words,
@@ -819,6 +826,7 @@ impl<'a> Turn<'a> {
             system_down: false,
             listed: None,
             fallback: false,
+            asked_to_verify: false,
             messages,
             words,
             out: Outcome {

@@ -1294,6 +1294,7 @@ mod tests {
             customer_id: id.into(),
             role,
             locale: None,
+            verified: true,
         }
     }
 

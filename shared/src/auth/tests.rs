@@ -623,6 +623,7 @@ async fn jwks_accepts_rs256_and_es256_and_refuses_confusion() {
             customer_id: "agent_1".into(),
             role: Role::Agent,
             locale: None,
+            verified: true,
         }
     );
     let p = check(

@@ -8,6 +8,8 @@
 //! tests:
 //!   - name: a late order is offered a refund
 //!     customer: alice            # default: the fixtures' first customer
+//!     verified: false            # optional: a messaging channel's user not linked to the
+//!                                # customer yet (default true: a signed-in customer)
 //!     language: en               # optional: every turn is answered in it
 //!     turns:
 //!       - say: where is order 1002
@@ -149,6 +151,12 @@ pub struct ConversationTest {
     pub name: String,
     #[serde(default)]
     pub customer: Option<String>,
+    /// False: the conversation is a messaging channel's user not linked to a CRM customer
+    /// (`Principal::unverified`). Their id is still `customer`'s, the worst case of a channel
+    /// id that happens to be a customer's: what needs an account must stay out of reach all
+    /// the same.
+    #[serde(default = "verified_by_default")]
+    pub verified: bool,
     /// Where the conversation stands before the first turn (default: a new conversation): a
     /// flow a vendor's event started (`{ flow: payment_help, with: { payment_url: … } }`), or
     /// a state (`{ kind: handoff_offered, reason: … }`).
@@ -170,6 +178,10 @@ pub struct ConversationTest {
     pub file: String,
     #[serde(skip)]
     pub line: usize,
+}
+
+fn verified_by_default() -> bool {
+    true
 }
 
 /// Where a test's conversation starts.
@@ -809,7 +821,11 @@ async fn run_one(bot: &Arc<Bot>, fixtures: &Fixtures, test: &ConversationTest) -
         .clone()
         .or_else(|| fixtures.customers.first().map(|c| c.id.clone()))
         .unwrap_or_else(|| "customer".into());
-    let who = Principal::customer(DEFAULT_TENANT, customer.clone());
+    let who = if test.verified {
+        Principal::customer(DEFAULT_TENANT, customer.clone())
+    } else {
+        Principal::unverified(DEFAULT_TENANT, customer.clone())
+    };
     let mut conversation_id = None;
     if let Some(start) = &test.state {
         let state = match start {

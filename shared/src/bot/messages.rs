@@ -78,6 +78,29 @@ pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
     ("refund.refused.amount_not_covered", &["order"]),
     ("email.refund.subject", &["order", "amount", "reference"]),
     ("email.refund.text", &["order", "amount", "reference"]),
+    // Linking a messaging channel's user to their account (`verify.needed` is the flow
+    // engine's): the code emailed to the CRM's address (`channels::identity`), the same answer
+    // whether or not the address has an account, and how the check went.
+    ("verify.code_sent", &[]),
+    ("verify.email.subject", &[]),
+    ("verify.email.text", &["code"]),
+    ("verify.done", &[]),
+    ("verify.wrong_code", &["left"]),
+    ("verify.expired", &[]),
+    ("verify.phone_linked", &[]),
+    // Messaging channels: a message that is not text, the label of WhatsApp's list button
+    // (`LIMITS`), and the agents' note when WhatsApp's 24-hour window has closed.
+    ("channel.text_only", &[]),
+    ("channel.list_button", &[]),
+    ("channel.window_closed", &["template"]),
+    ("channel.window_closed.no_template", &[]),
+];
+
+/// Engine keys a provider shows in a field of limited length (in characters): a longer label
+/// would have the provider refuse the whole message, so it is a load error instead.
+pub const LIMITS: &[(&str, usize)] = &[
+    // WhatsApp's interactive list: `action.button`, at most 20 characters.
+    ("channel.list_button", 20),
 ];
 
 /// Every key some Rust code says, with the variables it offers: a file must have them all.
@@ -229,6 +252,20 @@ impl Messages {
                 ));
                 continue;
             };
+            if let Some((_, max)) = LIMITS.iter().find(|(k, _)| *k == key) {
+                let len: usize = t
+                    .parts
+                    .iter()
+                    .map(|p| match p {
+                        Part::Text(s) => s.chars().count(),
+                        Part::Var(_) => 0,
+                    })
+                    .sum();
+                if len > *max {
+                    let message = format!("{len} characters: where it is shown, at most {max}");
+                    errors.push(BundleError::new(file, Some(t.line), key, message));
+                }
+            }
             for var in t.vars.iter().filter(|v| !offered.contains(&v.as_str())) {
                 let message = if offered.is_empty() {
                     format!("unknown variable {{{var}}}: this message has none")
@@ -414,13 +451,15 @@ mod tests {
     use super::*;
 
     /// `extra` (keys at the top level, dotted, so that they may share tables with the engine's)
-    /// then every engine key `extra` leaves out, without variables.
+    /// then every engine key `extra` leaves out, without variables. Those are quoted whole
+    /// (`"channel.window_closed" = …`): one key may start another, which as dotted keys would
+    /// make one name both a sentence and a table.
     fn with_engine_keys(extra: &str) -> String {
         let mut text = String::from(extra);
         text.push('\n');
         for (key, _) in engine_keys() {
             if !extra.contains(&format!("{key} =")) {
-                text.push_str(&format!("{key} = \"x\"\n"));
+                text.push_str(&format!("\"{key}\" = \"x\"\n"));
             }
         }
         text
@@ -539,6 +578,19 @@ mod tests {
         let e = errs.iter().find(|e| e.key == "agent.released").unwrap();
         assert_eq!(e.file, "en.toml");
         assert!(e.message.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn a_label_a_provider_limits_is_checked_at_load() {
+        let fits = with_engine_keys("channel.list_button = \"Elegir una opción\"");
+        assert!(Messages::parse("en.toml", &fits).is_ok());
+        let long = with_engine_keys("channel.list_button = \"Choose one of these options\"");
+        let errs = errors(&long);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            errs[0].to_string(),
+            "en.toml:1: channel.list_button: 27 characters: where it is shown, at most 20"
+        );
     }
 
     #[test]

@@ -241,6 +241,10 @@ impl FlowHost for PortsHost<'_> {
         &self.who.customer_id
     }
 
+    fn verified(&self) -> bool {
+        self.who.verified
+    }
+
     fn conversation_list(&self, name: &str) -> Vec<String> {
         self.lists.get(name).cloned().unwrap_or_default()
     }

@@ -8,7 +8,9 @@
 
 use crate::bot::messages::Value as MsgValue;
 use crate::conversation::DialogueState;
-use crate::flow::engine::{Effect, FlowJob, FlowState, HostError, Understood, Waiting};
+use crate::flow::engine::{
+    Effect, FlowJob, FlowState, HostError, Understood, Waiting, VERIFY_NEEDED,
+};
 use crate::flow::value::{Record, Value};
 use crate::flow::SlotType;
 use crate::jobs::JobKind;
@@ -126,19 +128,19 @@ impl Dialogue {
             .iter()
             .map(|o| (ORDER_SLOT.to_string(), Value::text(o)))
             .collect();
-        let about_orders = self.flow_has_order(flow);
-        if let (Some(intent), true) = (intent, about_orders) {
-            // "and the other one?" next asks the same.
-            turn.out.slots.topic = Some(intent.name().to_string());
-        }
         let engine = &self.bot.engine.0;
-        let (result, trouble) = {
+        let (result, trouble, refused) = {
             let host = self.host(turn);
             let r = engine
                 .start_in_context(flow, initial, &remembered, &understood, &host, turn.now)
                 .await;
-            (r, host.trouble())
+            (r, host.trouble(), engine.refuses(flow, &host))
         };
+        // "and the other one?" next asks the same; not a question the customer was refused
+        // (asked to verify instead): after verifying, a bare "1002" must not ask it unasked.
+        if let (Some(intent), true, false) = (intent, self.flow_has_order(flow), refused) {
+            turn.out.slots.topic = Some(intent.name().to_string());
+        }
         self.apply(turn, result, trouble, intent);
     }
 
@@ -228,7 +230,11 @@ impl Dialogue {
         let mut lines = Vec::new();
         for effect in ran.effects {
             match effect {
+                // Two requests of one message refused alike ("where's my order, and my
+                // refund?") are one request to verify.
+                Effect::Say { key, .. } if key == VERIFY_NEEDED && turn.asked_to_verify => {}
                 Effect::Say { key, vars } | Effect::Ask { key, vars, .. } => {
+                    turn.asked_to_verify |= key == VERIFY_NEEDED;
                     note_refund_told(turn, &key, &vars);
                     lines.push(turn.messages.render(&key, &message_vars(&vars)));
                 }

@@ -1028,3 +1028,88 @@ async fn did_you_mean_names_the_intents_in_the_conversations_language() {
         en.replies
     );
 }
+
+/// A messaging channel's user not linked to a customer; their id is alice's, the worst case of
+/// a channel id that happens to be a customer's.
+fn stranger() -> Principal {
+    Principal::unverified("t", "alice")
+}
+
+const VERIFY: &str = "To look at orders or refunds, I first need to check it's you.";
+
+#[tokio::test]
+async fn an_unverified_customer_is_asked_to_verify_however_an_order_question_comes() {
+    // The order system is down: had anything been read for them, the turn would be deferred.
+    let d = Dialogue::new(Arc::new(FakeOrders(catalogue(), true)));
+    let clarifying = DialogueState::Clarifying {
+        options: vec!["order_status".into(), "check_refund_policy".into()],
+        order_refs: vec!["1002".into()],
+    };
+    let asks = [
+        (DialogueState::Idle, "where is order 1002?"),
+        (DialogueState::Idle, "where is my order"),
+        (DialogueState::Idle, "1002"),
+        (DialogueState::Idle, "can I get a refund for order 1002?"),
+        (DialogueState::Idle, "where is my refund?"),
+        (DialogueState::Idle, "please cancel order 1001"),
+        (clarifying, "1"),
+    ];
+    for (state, text) in asks {
+        let o = d
+            .respond(&stranger(), &state, &Slots::default(), text, NOW)
+            .await;
+        assert!(said(&o).starts_with(VERIFY), "{text}: {:?}", o.replies);
+        assert_eq!(o.replies.len(), 1, "{text}: {:?}", o.replies);
+        assert_eq!(o.state, DialogueState::Idle, "{text}");
+        assert!(!o.deferred, "{text}");
+        assert!(o.jobs.is_empty(), "{text}: {:?}", o.jobs);
+        // Nothing about an order is remembered for after they verify.
+        assert_eq!(o.slots.topic, None, "{text}");
+        assert_eq!(o.slots.order_id, None, "{text}");
+        assert_eq!(o.facts.ending, Ending::Answered, "{text}");
+    }
+}
+
+#[tokio::test]
+async fn an_unverified_customer_gets_what_needs_no_account() {
+    let d = dialogue(catalogue());
+    let o = d
+        .respond(
+            &stranger(),
+            &DialogueState::Idle,
+            &Slots::default(),
+            "what is your refund policy?",
+            NOW,
+        )
+        .await;
+    assert!(said(&o).contains("within 30 days"), "{:?}", o.replies);
+    // Two requests: the one that needs an account is asked to verify, the other answered;
+    // two that need one ask once.
+    let o = d
+        .respond(
+            &stranger(),
+            &DialogueState::Idle,
+            &Slots::default(),
+            "where is my order? also I want to cancel my order",
+            NOW,
+        )
+        .await;
+    assert_eq!(said(&o).matches(VERIFY).count(), 1, "{:?}", o.replies);
+    assert_eq!(o.state, DialogueState::Idle);
+}
+
+#[tokio::test]
+async fn an_unverified_customer_hears_no_welcome_back() {
+    let ledger = Arc::new(crate::store::memory::MemoryStore::new());
+    let d = dialogue(catalogue()).with_ledger(ledger);
+    let slots = Slots {
+        welcome_back: vec!["1002".into()],
+        ..Slots::default()
+    };
+    let o = d
+        .respond(&stranger(), &DialogueState::Idle, &slots, "hi", NOW)
+        .await;
+    // Not a question they asked: neither the refund's news nor a request to verify.
+    assert_eq!(o.replies.len(), 1, "{:?}", o.replies);
+    assert!(o.replies[0].starts_with("Hi!"), "{:?}", o.replies);
+}

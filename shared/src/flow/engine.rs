@@ -4,6 +4,12 @@
 //! Interrupt and resume: while a flow waits on a slot or a confirm, a message that is clearly
 //! another intent (see [`Engine::interrupts`]) runs that intent (its flow, or its answer) and
 //! then the waiting question is asked again; the waiting flow is kept on a stack meanwhile.
+//!
+//! Accounts: a flow that needs one (`Flow::needs_account`) never runs for a host whose customer
+//! is not verified (a messaging channel's user not linked to a CRM customer yet), however it
+//! would start — by an intent, an interrupt, a caller. The engine says `verify.needed` instead
+//! and keeps no flow waiting. Checked here, where every flow starts, so no way of starting one
+//! can forget it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,8 +39,14 @@ const CONFIRM_ATTEMPTS: u32 = 2;
 /// Engine keys the bundle's messages must have (besides the steps' own).
 pub const HANDOFF_OFFER: &str = "flow.handoff.offer";
 pub const HANDOFF_DECLINED: &str = "flow.handoff.declined";
+/// Said instead of a flow that needs an account, to a customer not verified: how to verify.
+pub const VERIFY_NEEDED: &str = "verify.needed";
 /// The engine's own keys with the variables they get, for the messages catalogue's check.
-pub const ENGINE_KEYS: &[(&str, &[&str])] = &[(HANDOFF_OFFER, &[]), (HANDOFF_DECLINED, &[])];
+pub const ENGINE_KEYS: &[(&str, &[&str])] = &[
+    (HANDOFF_OFFER, &[]),
+    (HANDOFF_DECLINED, &[]),
+    (VERIFY_NEEDED, &[]),
+];
 
 /// What the customer said, as understood; `nlu::Understanding` and the entity extractor fill
 /// it.
@@ -228,6 +240,9 @@ pub trait FlowHost: Send + Sync {
     async fn refund_state(&self, order_id: &str) -> Result<Option<RefundState>, HostError>;
     /// The customer the turn is for.
     fn customer_id(&self) -> &str;
+    /// Whether that customer is known to the company (`auth::Principal::verified`); flows that
+    /// need an account run only when so. No default: every host must say.
+    fn verified(&self) -> bool;
     /// Lists the conversation keeps (`refunds_requested`, `welcome_back`).
     fn conversation_list(&self, name: &str) -> Vec<String>;
     /// A message of the bundle in the customer's language, for an action that composes a
@@ -474,6 +489,25 @@ impl Engine {
         self.flows.get(name)
     }
 
+    /// Whether `flow` may not run for `host`'s customer: it needs an account and they are not
+    /// verified. A flow the bundle does not have runs nothing either way.
+    pub fn refuses(&self, flow: &str, host: &dyn FlowHost) -> bool {
+        !host.verified() && self.flows.get(flow).is_some_and(|f| f.needs_account)
+    }
+
+    /// What a refused flow's turn is: how to verify, and no flow waiting (whatever waited is
+    /// dropped: the customer's next message is their email address, not its answer).
+    fn ask_to_verify() -> Turn {
+        Turn {
+            effects: vec![Effect::Say {
+                key: VERIFY_NEEDED.into(),
+                vars: Vec::new(),
+            }],
+            state: None,
+            passed: false,
+        }
+    }
+
     /// Starts `flow` for message `u`, with `initial` slots (a proactive offer's link). The
     /// flow's declared slots are filled from the message first: "where is order 1002?" has
     /// its order.
@@ -500,6 +534,9 @@ impl Engine {
         host: &dyn FlowHost,
         now: OffsetDateTime,
     ) -> Result<Turn, HostError> {
+        if self.refuses(flow, host) {
+            return Ok(Self::ask_to_verify());
+        }
         let mut effects = Vec::new();
         let mut frame = self.frame_for(flow, initial, u, host);
         if let Some(f) = self.flows.get(flow) {
@@ -606,6 +643,14 @@ impl Engine {
             mut frame,
             suspended,
         } = state;
+        // A conversation that waits in such a flow for a customer no longer verified (or one
+        // the bundle has since marked as needing an account) is not taken further.
+        if std::iter::once(&frame)
+            .chain(&suspended)
+            .any(|f| self.refuses(&f.flow, host))
+        {
+            return Ok(Self::ask_to_verify());
+        }
         let mut effects = Vec::new();
         let Some(flow) = self.flows.get(&frame.flow) else {
             // The bundle changed under a waiting conversation: the flow is gone.
@@ -761,6 +806,11 @@ impl Engine {
         host: &dyn FlowHost,
         now: OffsetDateTime,
     ) -> Result<Turn, HostError> {
+        if let Route::Flow(name) = &route {
+            if self.refuses(name, host) {
+                return Ok(Self::ask_to_verify());
+            }
+        }
         let mut effects = Vec::new();
         // A flow about the same thing (the same order, or the slot the waiting one asks for)
         // replaces the waiting one: the customer has moved on, and asking the old question

@@ -39,6 +39,12 @@ pub struct Flow {
     /// The file as errors name it.
     pub file: String,
     pub description: String,
+    /// Only a customer known to the company may run it (`needs_account`, true unless the file
+    /// says false): a messaging channel's user not yet linked to a CRM customer is asked to
+    /// verify instead (the engine's `verify.needed`). True by default so that a new flow that
+    /// reads a customer's data is never offered to a stranger by an oversight; `validate`
+    /// refuses a flow that says false and still reads or writes a customer's records.
+    pub needs_account: bool,
     /// The bundle slots the flow declares it uses (filled from the first message when it
     /// names them).
     pub slots: Vec<String>,

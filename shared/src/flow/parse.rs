@@ -3,6 +3,7 @@
 //!
 //! ```toml
 //! description = "where an order is"
+//! needs_account = true              # the default: see `Flow::needs_account`
 //! slots = ["order"]
 //! [[steps]]
 //! id = "read"                       # optional: what targets name
@@ -22,6 +23,9 @@ use super::{Flow, Step, END};
 #[serde(deny_unknown_fields)]
 struct RawFlow {
     description: Option<String>,
+    /// Absent is true: a flow is for known customers unless its file says it is not.
+    #[serde(default = "yes")]
+    needs_account: bool,
     #[serde(default)]
     slots: Vec<String>,
     #[serde(default)]
@@ -30,6 +34,10 @@ struct RawFlow {
     context: Vec<String>,
     #[serde(default)]
     steps: Vec<Spanned<toml::Table>>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Parses `text`, the flow `name` read from `file`.
@@ -144,6 +152,7 @@ pub fn parse(name: &str, file: &str, text: &str) -> Result<Flow, BundleErrors> {
         name: name.to_string(),
         file: file.to_string(),
         description,
+        needs_account: raw.needs_account,
         slots: raw.slots,
         inputs: raw.inputs,
         context: raw.context,

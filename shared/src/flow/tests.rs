@@ -244,6 +244,8 @@ struct Host {
     /// English unless a test says otherwise.
     format: crate::bot::format::Format,
     down: bool,
+    /// A channel user not linked to a customer yet (hosts are verified unless a test says).
+    unverified: bool,
     calls: Mutex<Vec<String>>,
 }
 
@@ -273,6 +275,9 @@ impl FlowHost for Host {
     }
     fn customer_id(&self) -> &str {
         "c1"
+    }
+    fn verified(&self) -> bool {
+        !self.unverified
     }
     fn conversation_list(&self, name: &str) -> Vec<String> {
         self.lists.get(name).cloned().unwrap_or_default()
@@ -1010,6 +1015,234 @@ async fn welcome_back_and_handoff() {
         .await
         .unwrap();
     assert_eq!(shown(&t), ["handoff:human_agent:None"]);
+}
+
+/// A channel user not linked to a customer: the shop's catalogue, and a late order of some
+/// customer's that they must not reach.
+fn stranger() -> Host {
+    Host {
+        unverified: true,
+        products: vec![Record::from([
+            ("name".into(), Value::text("desk lamp")),
+            ("available".into(), Value::Number(3)),
+        ])],
+        ..late_host()
+    }
+}
+
+#[tokio::test]
+async fn a_flow_that_needs_an_account_asks_an_unverified_customer_to_verify_instead() {
+    let (e, host) = (engine(), stranger());
+    for flow in [
+        "order_status",
+        "request_refund",
+        "track_refund",
+        "welcome_back",
+    ] {
+        let t = e
+            .start(
+                flow,
+                Record::new(),
+                &said(flow, "where is order 1002?"),
+                &host,
+                NOW,
+            )
+            .await
+            .unwrap();
+        assert_eq!(shown(&t), ["say:verify.needed"], "{flow}");
+        assert_eq!(t.state, None, "{flow}");
+    }
+    // Nothing was read for them: not even whether order 1002 exists.
+    assert!(host.calls.lock().unwrap().is_empty());
+
+    // What needs no account is answered as for anyone.
+    let t = e
+        .start(
+            "product_availability",
+            Record::new(),
+            &said("product_availability", "is the desk lamp in stock?"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["say:stock.in_stock"]);
+    let t = e
+        .start(
+            "handoff",
+            Record::new(),
+            &said("human_agent", "a person please"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["handoff:human_agent:None"]);
+}
+
+#[tokio::test]
+async fn an_unverified_customer_cannot_reach_an_account_by_interrupting_a_flow() {
+    let (e, host) = (engine(), stranger());
+    let t = e
+        .start(
+            "product_availability",
+            Record::new(),
+            &said("product_availability", "is it in stock?"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["ask:product:stock.which"]);
+    let waiting = stored(&t);
+    // Another flow-routed intent that needs an account: asked to verify, nothing left waiting
+    // (the next message is their email address, not the product).
+    let t = e
+        .reply(
+            waiting.clone(),
+            &said("order_status", "where is order 1002?"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown(&t), ["say:verify.needed"]);
+    assert_eq!(t.state, None);
+    assert!(!host
+        .calls
+        .lock()
+        .unwrap()
+        .contains(&"orders.get_status".to_string()));
+    // An answer-routed intent interrupts as for anyone, and the question comes back.
+    let t = e
+        .reply(
+            waiting,
+            &said("check_refund_policy", "what is your refund policy?"),
+            &host,
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shown(&t),
+        ["say:answer.check_refund_policy", "ask:product:stock.which"]
+    );
+}
+
+#[tokio::test]
+async fn a_flow_waiting_from_before_is_not_taken_further_once_unverified() {
+    let e = engine();
+    let t = e
+        .start(
+            "order_status",
+            Record::new(),
+            &said("order_status", "order 1002"),
+            &late_host(),
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored(&t).frame.flow, "order_status");
+    let t = e.reply(stored(&t), &yes(), &stranger(), NOW).await.unwrap();
+    assert_eq!(shown(&t), ["say:verify.needed"]);
+    assert_eq!(t.state, None);
+}
+
+#[test]
+fn needs_account_is_true_unless_a_flow_says_false() {
+    let flows = built_in();
+    let needs = |name: &str| flows.iter().find(|f| f.name == name).unwrap().needs_account;
+    for name in ["product_availability", "product_price", "handoff"] {
+        assert!(!needs(name), "{name}");
+    }
+    for name in [
+        "order_status",
+        "request_refund",
+        "track_refund",
+        "welcome_back",
+        "payment_help",
+    ] {
+        assert!(needs(name), "{name}");
+    }
+    let flow = |key: &str| {
+        check(&format!(
+            "description = \"x\"\n{key}\n[[steps]]\nsay = \"order.none_recent\"\n"
+        ))
+    };
+    assert!(flow("").unwrap().needs_account);
+    assert!(flow("needs_account = true").unwrap().needs_account);
+    assert!(!flow("needs_account = false").unwrap().needs_account);
+    let err = flow("needs_account = \"no\"").unwrap_err();
+    assert!(err.starts_with("flows/t.toml:2:"), "{err}");
+}
+
+#[test]
+fn a_flow_without_an_account_reads_and_writes_no_customers_records() {
+    let text = r#"description = "claims to need no account"
+needs_account = false
+inputs = ["customer_id"]
+slots = ["order", "email"]
+
+[[steps]]
+action = "list_recent_orders"
+into = "recent"
+on = { none = "end", one = "read" }
+
+[[steps]]
+ask = "order"
+
+[[steps]]
+id = "read"
+call = "orders.get_status"
+with = { order_id = "{order}" }
+into = "o"
+on_missing = "end"
+
+[[steps]]
+action = "refund_state"
+with = { order = "{o.id}" }
+
+[[steps]]
+job = "refund"
+order = "{o.id}"
+amount = "{o.total}"
+
+[[steps]]
+ask = "email"
+
+[[steps]]
+job = "connector"
+operation = "email.send"
+inputs = { to = "{email}", subject = "About {order}", text = "Hello" }
+key = "x-{order}"
+
+[[steps]]
+job = "handoff"
+reason = "asked"
+
+[[steps]]
+action = "match_product"
+with = { product = "{order}" }
+into = "p"
+"#;
+    let err = check(text).unwrap_err();
+    let why =
+        ", and a flow with `needs_account = false` runs for people not known to be a customer";
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            format!("flows/t.toml:1: customer_id: is a customer's id{why}"),
+            format!("flows/t.toml:7: list_recent_orders: this action reads a customer's own records{why}"),
+            format!("flows/t.toml:16: orders.get_status: `call` reads the company's records, which may be a customer's{why}"),
+            format!("flows/t.toml:22: refund_state: this action reads a customer's own records{why}"),
+            format!("flows/t.toml:26: job: a refund is a customer's{why}"),
+            format!("flows/t.toml:34: job: a connector write changes the company's records{why}"),
+        ]
+    );
+    // The same steps in a flow that needs an account are fine as far as accounts go.
+    let needed = text.replace("needs_account = false\n", "");
+    let err = check(&needed).err().unwrap_or_default();
+    assert!(!err.contains("needs_account"), "{err}");
 }
 
 fn check(text: &str) -> Result<Flow, String> {

@@ -11,7 +11,8 @@
 //! - no loop can run without a step that waits for the customer (an error: such a flow would
 //!   spin within one turn);
 //! - conditions name known paths and compare values of compatible types, and a status only
-//!   with words it can be.
+//!   with words it can be;
+//! - a flow that says `needs_account = false` reads and writes no customer's records.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -79,6 +80,9 @@ pub fn validate(
             c.error(1, s, "no such slot in the bundle (bot.toml [slots])");
         }
     }
+    if !flow.needs_account {
+        no_account(&mut c);
+    }
     let bindings = bindings(&mut c);
     let edges = edges(&mut c);
     reachability(&mut c, &edges);
@@ -91,6 +95,45 @@ pub fn validate(
         }
     }
     c.errors.into_result(())
+}
+
+/// A flow for people who may have no account (a channel user not linked to a customer yet)
+/// must not reach a customer's records: the engine would run it for them. Deliberately strict
+/// about `call`: an operation's inputs do not say whose record it reads (an `order_id` is
+/// someone's order), so reads go through actions that declare they need no account.
+fn no_account(c: &mut Check<'_>) {
+    const WHY: &str = "a flow with `needs_account = false` runs for people not known to be a \
+                       customer";
+    if c.flow.inputs.iter().any(|i| i == super::CUSTOMER_ID) {
+        c.error(
+            1,
+            super::CUSTOMER_ID,
+            format!("is a customer's id, and {WHY}"),
+        );
+    }
+    for step in &c.flow.steps {
+        let (key, what) = match &step.kind {
+            StepKind::Call(call) => (
+                call.operation.clone(),
+                "`call` reads the company's records, which may be a customer's",
+            ),
+            StepKind::Action(a) if c.actions.get(&a.name).is_some_and(|x| x.needs_account()) => {
+                (a.name.clone(), "this action reads a customer's own records")
+            }
+            StepKind::Job(job) => match &job.spec {
+                JobSpec::Handoff { .. } => continue,
+                JobSpec::Refund { .. } => ("job".into(), "a refund is a customer's"),
+                JobSpec::Email { .. } => ("job".into(), "the email goes to a customer's address"),
+                JobSpec::Connector { .. } => (
+                    "job".into(),
+                    "a connector write changes the company's records",
+                ),
+            },
+            _ => continue,
+        };
+        let line = step.line;
+        c.error(line, &key, format!("{what}, and {WHY}"));
+    }
 }
 
 /// Binding name -> its fields' types, from every `call` and `action` with `into`.

@@ -128,7 +128,7 @@ impl Fulfillment {
                 )
             }
             Proof::Guest => (
-                unverified_shim(key.tenant.clone(), customer_id),
+                Principal::unverified(key.tenant.clone(), customer_id),
                 None,
                 party.pending.clone(),
             ),
@@ -142,7 +142,7 @@ impl Fulfillment {
                 prepared.jobs = jobs;
                 let who = match &link {
                     Some(id) => Principal::customer(key.tenant.clone(), id.clone()),
-                    None => unverified_shim(key.tenant.clone(), customer_id),
+                    None => Principal::unverified(key.tenant.clone(), customer_id),
                 };
                 (who, link, pending)
             }
@@ -406,8 +406,3 @@ async fn send(
     })
 }
 
-// TEMPORARY until helper C's Principal::unverified is merged.
-#[allow(non_snake_case)]
-fn unverified_shim(tenant: String, id: String) -> Principal {
-    Principal::customer(tenant, id)
-}

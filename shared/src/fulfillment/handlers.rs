@@ -107,7 +107,13 @@ impl Fulfillment {
                     return self.finish(s, EffectOutcome::Done).await;
                 };
                 let c = snapshot.conversation;
-                let who = Principal::customer(key.tenant.clone(), c.customer_id.clone());
+                // A channel user not linked to an account is answered as one, here as in the turn.
+                let who = match &c.channel {
+                    Some(party) if !party.linked => {
+                        Principal::unverified(key.tenant.clone(), c.customer_id.clone())
+                    }
+                    _ => Principal::customer(key.tenant.clone(), c.customer_id.clone()),
+                };
                 // In the language the turn chose (asked for, or the token's): the message alone
                 // could choose another.
                 let outcome = self

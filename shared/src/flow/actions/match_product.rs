@@ -31,6 +31,10 @@ impl Action for MatchProduct {
     fn name(&self) -> &'static str {
         "match_product"
     }
+    /// The catalogue is the same for everyone: no account needed to read it.
+    fn needs_account(&self) -> bool {
+        false
+    }
     fn inputs(&self) -> &'static [&'static str] {
         &["product"]
     }

@@ -69,6 +69,12 @@ pub trait Action: Send + Sync {
     fn fills(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Whether it reads or decides on a customer's own records (orders, refunds): a flow that
+    /// uses it then needs an account (`Flow::needs_account`). True unless an action says
+    /// otherwise, for the same reason flows default to it: an oversight must not expose data.
+    fn needs_account(&self) -> bool {
+        true
+    }
     /// Message keys it says itself, with the variables it gives them.
     fn says(&self) -> &'static [(&'static str, &'static [&'static str])] {
         &[]

@@ -23,6 +23,10 @@ impl Action for PaymentChoice {
     fn name(&self) -> &'static str {
         "payment_choice"
     }
+    /// Reads only the words of the answer.
+    fn needs_account(&self) -> bool {
+        false
+    }
     fn inputs(&self) -> &'static [&'static str] {
         &["answer"]
     }
