@@ -13,3 +13,4 @@
 //! The adapters are free functions over bytes and values: no AWS, no HTTP client.
 
 pub mod message;
+pub mod whatsapp;
