@@ -13,4 +13,5 @@
 //! The adapters are free functions over bytes and values: no AWS, no HTTP client.
 
 pub mod message;
+pub mod twilio;
 pub mod whatsapp;
