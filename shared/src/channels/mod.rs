@@ -13,5 +13,6 @@
 //! The adapters are free functions over bytes and values: no AWS, no HTTP client.
 
 pub mod message;
+pub mod telegram;
 pub mod twilio;
 pub mod whatsapp;
