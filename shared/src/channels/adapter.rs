@@ -1,45 +1,104 @@
-//! PLACEHOLDER: the dispatch over providers, filled at merge.
-use serde_json::Value;
+//! One interface over the three providers: the intake and fulfillment ask for a provider's
+//! verify, normalise and send by `Provider`, never by name.
 
-use super::message::{Inbound, Outgoing, Provider};
+use super::message::{Inbound, Outgoing, Provider, SendInputs};
+use super::{telegram, twilio, whatsapp};
 use crate::signatures::{Headers, Rejection};
 
-pub type Call = Vec<(&'static str, Value)>;
-
-pub fn handshake(_p: Provider, _query: &str, _tokens: &[&str]) -> Result<String, Rejection> {
-    Err(Rejection::Mismatch)
+/// WhatsApp's GET subscription check; other providers have none (`Mismatch`).
+pub fn handshake(p: Provider, query: &str, tokens: &[&str]) -> Result<String, Rejection> {
+    match p {
+        Provider::Whatsapp => whatsapp::handshake(query, tokens),
+        _ => Err(Rejection::Mismatch),
+    }
 }
 
+/// Verifies a POST with the channel's secrets (several while one rotates). A secret that is not
+/// a usable key verifies nothing. Twilio signs the public URL, which the channel must have.
 pub fn verify<H: Headers + ?Sized>(
-    _p: Provider,
-    _secrets: &[&str],
-    _headers: &H,
-    _public_url: Option<&str>,
-    _body: &[u8],
+    p: Provider,
+    secrets: &[&str],
+    headers: &H,
+    public_url: Option<&str>,
+    body: &[u8],
 ) -> Result<(), Rejection> {
-    Err(Rejection::Mismatch)
+    match p {
+        Provider::Whatsapp => {
+            let keys: Vec<_> = secrets
+                .iter()
+                .filter_map(|s| whatsapp::key(s).ok())
+                .collect();
+            whatsapp::verify(&keys, headers, body)
+        }
+        Provider::Twilio => {
+            let tokens: Vec<_> = secrets
+                .iter()
+                .filter_map(|s| twilio::AuthToken::new(s).ok())
+                .collect();
+            let url = public_url.ok_or(Rejection::Mismatch)?;
+            twilio::verify(&tokens, headers, url, body)
+        }
+        Provider::Telegram => telegram::verify(secrets, headers),
+    }
 }
 
-pub fn normalise(_p: Provider, _body: &[u8]) -> Result<Vec<Inbound>, String> {
-    Ok(Vec::new())
+/// The customer messages in a verified body (none for a delivery receipt or an update that is
+/// not a customer's message). Errors name a field, never a customer's words.
+pub fn normalise(p: Provider, body: &[u8]) -> Result<Vec<Inbound>, String> {
+    match p {
+        Provider::Whatsapp => whatsapp::normalise(body),
+        Provider::Twilio => twilio::normalise(body),
+        Provider::Telegram => telegram::normalise(body),
+    }
+    .map_err(|e| e.to_string())
 }
 
+/// The calls of the channel's send operation that deliver `out` to `to` from `business`;
+/// `list_button` is the label of WhatsApp's list button, in the conversation's language.
 pub fn render(
-    _p: Provider,
-    _to: &str,
-    _business: Option<&str>,
-    _out: &Outgoing,
-    _list_button: &str,
-) -> Vec<Call> {
-    Vec::new()
+    p: Provider,
+    to: &str,
+    business: Option<&str>,
+    out: &Outgoing,
+    list_button: &str,
+) -> Vec<SendInputs> {
+    match p {
+        Provider::Whatsapp => whatsapp::render(to, business, out, list_button),
+        Provider::Twilio => twilio::render(to, business, out)
+            .into_iter()
+            .map(twilio_inputs)
+            .collect(),
+        Provider::Telegram => telegram::render(to, business, out),
+    }
 }
 
+/// The template message sent when WhatsApp's customer-service window has closed. Only WhatsApp
+/// has one; the others never get here (their window is always open).
 pub fn template(
-    _p: Provider,
-    _to: &str,
-    _business: Option<&str>,
-    _name: &str,
-    _language: &str,
-) -> Call {
-    Vec::new()
+    p: Provider,
+    to: &str,
+    business: Option<&str>,
+    name: &str,
+    language: &str,
+) -> SendInputs {
+    match p {
+        Provider::Whatsapp => whatsapp::template(to, business, name, language),
+        _ => Vec::new(),
+    }
+}
+
+/// Twilio's form fields (`To`, `From`, `Body`) are the operation's inputs `to`, `from`, `body`:
+/// inputs are lowercase, like every operation's.
+fn twilio_inputs(call: SendInputs) -> SendInputs {
+    call.into_iter()
+        .map(|(k, v)| {
+            let k = match k {
+                "To" => "to",
+                "From" => "from",
+                "Body" => "body",
+                other => other,
+            };
+            (k, v)
+        })
+        .collect()
 }
