@@ -275,6 +275,9 @@ impl Conversation {
     }
 }
 
+/// A change to a conversation record, applied to the record as read at each attempt of a write.
+pub type RecordUpdate<'a> = Box<dyn Fn(&mut Conversation) + Send + Sync + 'a>;
+
 /// A conversation as a caller lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ConversationSummary {

@@ -150,7 +150,7 @@ enum Origin {
 pub struct Prepared {
     /// Applied to the conversation record before the turn decides, on every attempt (it may
     /// have changed since the caller read it).
-    pub update: Option<Box<dyn Fn(&mut Conversation) + Send + Sync>>,
+    pub update: Option<crate::conversation::RecordUpdate<'static>>,
     /// What the bot says instead of running the dialogue (the steps of proving who one is).
     pub scripted: Option<Vec<String>>,
     /// Jobs the turn starts besides the dialogue's, as they are (an emailed code goes to the

@@ -149,7 +149,7 @@ pub struct Fulfillment {
 }
 
 /// A change to the conversation record made with the append (slots, flags).
-pub(crate) type RecordUpdate<'a> = Box<dyn Fn(&mut Conversation) + Send + Sync + 'a>;
+pub(crate) use crate::conversation::RecordUpdate;
 
 /// How a message changes the conversation it is appended to.
 pub(crate) struct Append<'a> {
