@@ -148,6 +148,36 @@ def relay(batch, own_ms):
     }
 
 
+def channel_message(own):
+    """A customer's message from a messaging channel, answered with one reply (docs/channels.md):
+    the webhook function verifies and claims it and queues a channel.inbound job; that job
+    (begin, read the conversation, the turn's own read and transaction with the reply and its
+    channel.deliver outbox item, complete) runs the turn; the relay sends the deliver job; the
+    deliver job (begin, read, the provider's send API, complete) sends the reply. Jobs in
+    batches of 1 (a conversation's jobs run in order; at low traffic each is alone)."""
+    intake = webhook(own["webhook"])
+    # The turn inside the inbound job: as a chat turn with one more outbox item, but no API
+    # Gateway and the job's own begin/complete around it (2 writes) and its conversation read.
+    turn = chat_turn(40, True, 0, own["turn"])
+    inbound = job(1, own["job"], company_calls=0)
+    inbound["dynamodb"] = turn["dynamodb"] + (wru(230) * 2) * PRICE["ddb_wru"] + rru_query(STATE_B) * PRICE["ddb_rru"]
+    inbound["lambda"] += turn["lambda"] - PRICE["lambda_request"]
+    deliver = job(1, own["job"], company_calls=0)
+    # Begin and complete, one read of the record; the provider's send is ~150 ms of waiting.
+    deliver["dynamodb"] = (wru(230) * 2) * PRICE["ddb_wru"] + rru_query(STATE_B) * PRICE["ddb_rru"]
+    deliver["lambda"] += 150 / 1000 * MEMORY_GB * PRICE["lambda_gb_s_arm64"]
+    relayed = relay(1, own["relay"])
+    parts = {}
+    for p in (intake, inbound, deliver, relayed):
+        for k, v in p.items():
+            if not k.startswith("_"):
+                parts[k] = parts.get(k, 0.0) + v
+    parts["_duration_ms"] = sum(p["_duration_ms"] for p in (intake, inbound, deliver, relayed))
+    parts["_wru"] = sum(p["_wru"] for p in (intake, turn, relayed)) + 4
+    parts["_rru"] = turn["_rru"] + 2 * rru_query(STATE_B)
+    return parts
+
+
 # Bytes a request writes to CloudWatch Logs. Measured in the local stack's functions.log for an
 # order-status turn: `understood` 306, `chat request` 495, the turn's EMF document 581, one
 # connector EMF document 274 (1,656 bytes); plus Lambda's START/END/REPORT lines (~400) and the
@@ -173,6 +203,7 @@ def render(own):
         ("job (batch of 1)", job(1, own["job"])),
         ("relaying a job from the outbox (100 an invocation)", relay(100, own["relay"])),
         ("relaying a job from the outbox (1 an invocation)", relay(1, own["relay"])),
+        ("channel message answered (WhatsApp, SMS, Telegram: inbound + one reply)", channel_message(own)),
     ]
     out = []
     out.append("| per million | API Gateway | Lambda | DynamoDB | SQS | Logs | **total** | billed ms (modelled) | WRU + RRU each |")
@@ -184,6 +215,13 @@ def render(own):
             f"| {name} | {fmt(m['apigw'])} | {fmt(m['lambda'])} | {fmt(m['dynamodb'])} | {fmt(m['sqs'])} "
             f"| {fmt(m['logs'])} | **{fmt(total)}** | {math.ceil(parts['_duration_ms'])} | {parts['_wru']} + {parts['_rru']} |"
         )
+    out.append("")
+    ch = per_million(channel_message(own))
+    out.append(
+        f"Per thousand channel messages answered: **{fmt(sum(ch.values()) / 1000)}** on AWS "
+        "(the provider's own fees — Meta's per-message pricing, Twilio's per-segment SMS price — "
+        "are billed by the provider and not modelled here)."
+    )
     out.append("")
     out.append("Turn cost against conversation length (order-status turn, per million):")
     out.append("")

@@ -49,6 +49,18 @@ struct MessagesPage {
     handoff: crate::handoff::HandoffState,
     /// An answer is on its way (the bot said "let me check"): clients show it typing.
     working: bool,
+    /// The messaging channel the conversation is held in: replies go out there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<ChannelInfo>,
+}
+
+/// What a history page says of a channel: which one, and whether the customer has proven an
+/// account. Never their address (a phone number): the transcript is enough to answer them.
+#[derive(Serialize)]
+struct ChannelInfo {
+    name: String,
+    provider: crate::channels::message::Provider,
+    verified: bool,
 }
 
 #[derive(Serialize)]
@@ -302,6 +314,11 @@ impl ChatApi {
                                 .conversation
                                 .slots
                                 .is_answering(time::OffsetDateTime::now_utc()),
+                        channel: page.conversation.channel.as_ref().map(|c| ChannelInfo {
+                            name: c.channel.clone(),
+                            provider: c.provider,
+                            verified: c.linked,
+                        }),
                     },
                 ))
             }

@@ -31,6 +31,7 @@ const STATE_LABELS = {
 const REASON_LABELS = { human_agent: "Asked for a person" };
 
 const $ = (id) => document.getElementById(id);
+const CHANNEL_NAMES = { whatsapp: "WhatsApp", twilio: "SMS (Twilio)", telegram: "Telegram" };
 const el = {
   whoami: $("whoami"),
   waiting: $("waiting"),
@@ -386,7 +387,7 @@ function openFromHash() {
 
 function openConversation(id) {
   transcriptPoller.stop();
-  open = { id, after: 0, handoff: null, seen: new Set(), first: true };
+  open = { id, after: 0, handoff: null, seen: new Set(), first: true, channel: null };
   pending = null;
   el.transcript.replaceChildren();
   el.reply.value = "";
@@ -408,6 +409,10 @@ function renderHeader() {
     if (h.state === "waiting") parts.push(`waiting ${duration(waitedSecs(h))}`);
     if (h.state === "with_agent" && h.agent_id) parts.push(h.agent_id === me.sub ? "held by you" : `held by ${h.agent_id}`);
   }
+  // A messaging channel's conversation: replies go out there, and until the customer proved
+  // their account the bot answered nothing account-bound.
+  const ch = open.channel;
+  if (ch) parts.push(`via ${CHANNEL_NAMES[ch.provider] ?? ch.provider}${ch.verified ? "" : " (account not verified)"}`);
   setText(el.meta, parts.join(" · "));
 }
 
@@ -425,6 +430,10 @@ async function refreshTranscript() {
       messages.forEach(addMessage);
       conv.after = Math.max(conv.after, data?.next_after ?? 0, ...messages.map((m) => m.seq));
       if (data && "handoff" in data) setHandoff(data.handoff);
+      if (data?.channel && JSON.stringify(data.channel) !== JSON.stringify(conv.channel)) {
+        conv.channel = data.channel;
+        renderHeader();
+      }
       el.transcript.dataset.working = data?.working ? "true" : "false";
       if (messages.length < PAGE) break;
     }

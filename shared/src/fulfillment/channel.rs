@@ -405,4 +405,3 @@ async fn send(
         JobError::Connector(e)
     })
 }
-
