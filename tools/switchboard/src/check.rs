@@ -15,9 +15,13 @@ const DEFAULT_BOT: &str = "config/bot";
 pub fn run(
     connector_files: &[PathBuf],
     webhooks_file: Option<&Path>,
+    channels_file: Option<&Path>,
     bot: Option<&Path>,
 ) -> ExitCode {
-    let everything = connector_files.is_empty() && webhooks_file.is_none() && bot.is_none();
+    let everything = connector_files.is_empty()
+        && webhooks_file.is_none()
+        && channels_file.is_none()
+        && bot.is_none();
     let mut ok = true;
     let mut declared = None;
     if everything || !connector_files.is_empty() {
@@ -34,6 +38,9 @@ pub fn run(
     }
     if everything || webhooks_file.is_some() {
         ok &= check_webhooks(webhooks_file);
+    }
+    if everything || channels_file.is_some() {
+        ok &= check_channels(channels_file);
     }
     if ok {
         ExitCode::SUCCESS
@@ -80,6 +87,7 @@ fn check_connectors(files: &[PathBuf]) -> Option<connectors::ConnectorsConfig> {
             Auth::ApiKey { secret, .. } => format!("api key {secret}"),
             Auth::Bearer { secret } => format!("bearer {secret}"),
             Auth::Basic { username, .. } => format!("basic as {username}"),
+            Auth::PathToken { secret, prefix } => format!("path token /{prefix}<{secret}>"),
             Auth::OAuth2(o) => format!("oauth2 client {} at {}", o.client_id, o.token_url),
         };
         println!("{}: {} ({auth})", s.name, s.base_url);
@@ -180,6 +188,42 @@ fn check_webhooks(file: Option<&Path>) -> bool {
         );
     }
     println!("ok: {} vendors", vendors.len());
+    true
+}
+
+/// Secrets are not resolved here, only their references checked; an unset `${NAME}` (Twilio's
+/// public URL) is reported as the channel the intake would refuse.
+fn check_channels(file: Option<&Path>) -> bool {
+    let path = file.map(|f| f.display().to_string());
+    let env = |name: &str| std::env::var(name).ok();
+    let channels = match switchboard::channels::config::load(path.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return false;
+        }
+    };
+    for c in channels.channels.values() {
+        let secrets: Vec<String> = c.secrets.iter().map(ToString::to_string).collect();
+        println!(
+            "{}: {}, tenant {}, ≤{} bytes, dedup {} days, secrets [{}], link by phone: {}{}",
+            c.name,
+            c.provider.as_str(),
+            c.tenant,
+            c.max_body_bytes,
+            c.dedup_for.as_secs() / 86_400,
+            secrets.join(", "),
+            if c.link_by_phone { "yes" } else { "no" },
+            c.template
+                .as_ref()
+                .map(|t| format!(", template {} ({})", t.name, t.language))
+                .unwrap_or_default(),
+        );
+    }
+    for (name, why) in &channels.disabled {
+        println!("{name}: its messages are refused here: {why}");
+    }
+    println!("ok: {} channels", channels.channels.len());
     true
 }
 

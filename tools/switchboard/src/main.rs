@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Validate a bot bundle, connector and webhook files before they are deployed. Every
     /// problem is named by file, line and field. With no option, config/bot, the bundled
-    /// config/connectors.toml and config/webhooks.toml are checked.
+    /// config/connectors.toml, config/webhooks.toml and config/channels.toml are checked.
     Check {
         /// Connector files, checked as one configuration (each system in one file only), as
         /// `SWITCHBOARD_CONNECTORS_FILE=a.toml,b.toml` would load them.
@@ -33,6 +33,9 @@ enum Command {
         /// A webhook vendor file.
         #[arg(long)]
         webhooks: Option<PathBuf>,
+        /// A messaging channels file (config/channels.toml's format).
+        #[arg(long)]
+        channels: Option<PathBuf>,
         /// A bot bundle directory (bot.toml, intents/, examples/, messages/, flows/, model.bin).
         #[arg(long)]
         bot: Option<PathBuf>,
@@ -92,8 +95,14 @@ fn main() -> ExitCode {
         Command::Check {
             connectors,
             webhooks,
+            channels,
             bot,
-        } => check::run(&connectors, webhooks.as_deref(), bot.as_deref()),
+        } => check::run(
+            &connectors,
+            webhooks.as_deref(),
+            channels.as_deref(),
+            bot.as_deref(),
+        ),
         Command::Test { bot } => test::run(&bot),
         Command::Train { bot, check } => train::run(&bot, check),
         Command::Import(Import::Rasa { nlu, domain, out }) => {
