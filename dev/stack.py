@@ -392,6 +392,9 @@ def up(args):
 Switchboard is running locally.
   chat API      {lam}/lambda-url/chat/v1/...
   webhooks      {lam}/lambda-url/webhook/webhooks/{{vendor}}
+  channels      {lam}/lambda-url/webhook/channels/{{whatsapp,twilio,telegram}}
+                (.venv/bin/python dev/channel.py send whatsapp --from +14155550123 --text "hi";
+                 replies: {demo}/_admin/channels/sent)
   invoke        cargo lambda invoke -A 127.0.0.1 -P {args.lambda_port} chat --data-file events/chat-post-message.json
   demo shop     {web}/demo/   (the chat widget; pick a customer)
   agent console {web}/console/
