@@ -5,6 +5,7 @@
 // queue holds a conversation of ours however often the stack has been used.
 
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 
 import { demo, sleep, unique } from './helpers.mjs';
 
@@ -119,6 +120,54 @@ function status(page) {
 
 function queueItem(page, conv) {
   return page.$(`#queue .handoff[data-conversation="${conv}"]`);
+}
+
+// ---- a messaging channel's customer (issue 23) ---------------------------------------------
+
+// The conversation id of a channel user, as the functions derive it
+// (`channels::party::conversation_id`: a SHA-256 over length-prefixed parts, its first 16 bytes
+// written as a ULID).
+function channelConversationId(tenant, channel, user) {
+  const h = createHash('sha256');
+  for (const part of [tenant, `channel:${channel}`, user]) {
+    const bytes = Buffer.from(part, 'utf8');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64BE(BigInt(bytes.length));
+    h.update(len);
+    h.update(bytes);
+  }
+  let n = BigInt('0x' + h.digest('hex').slice(0, 32));
+  const alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+  let out = '';
+  for (let i = 0; i < 26; i++) {
+    out = alphabet[Number(n & 31n)] + out;
+    n >>= 5n;
+  }
+  return out;
+}
+
+// A Telegram customer's message, as Telegram delivers it to the webhook function.
+async function telegramSays(chat, text) {
+  const url = process.env.WEBHOOK_URL, secret = process.env.DEV_CHANNEL_SECRET_TELEGRAM_SECRET_TOKEN;
+  assert.ok(url && secret, 'WEBHOOK_URL and the dev Telegram secret (the stack\'s ready file)');
+  const update = {
+    update_id: Math.floor(Math.random() * 2 ** 40),
+    message: {
+      message_id: Math.floor(Math.random() * 2 ** 30), date: Math.floor(Date.now() / 1000), text,
+      from: { id: chat, is_bot: false, first_name: 'Console', language_code: 'en' },
+      chat: { id: chat, first_name: 'Console', type: 'private' },
+    },
+  };
+  const res = await fetch(`${url}/channels/telegram`, {
+    method: 'POST', body: JSON.stringify(update),
+    headers: { 'content-type': 'application/json', 'x-telegram-bot-api-secret-token': secret },
+  });
+  assert.equal(res.status, 200, await res.text());
+}
+
+async function telegramSent(ctx, chat) {
+  const res = await fetch(`${ctx.demoUrl}/_admin/channels/sent?channel=telegram&to=${chat}`);
+  return (await res.json()).sent;
 }
 
 // The conversation as the API stores it, read with an agent's token (agents see internal ones).
@@ -384,6 +433,38 @@ export const tests = {
     await agent.bringToFront();
     const shownAt = Date.now();
     await until('a poll as soon as the console is shown again', () => polls.some((t) => t >= shownAt), 1500, 50);
+    clean();
+  },
+  // Issue 23: a Telegram customer asks for a person; the console shows the conversation as a
+  // channel's (and that the customer has not proven an account); the agent's reply, typed in
+  // the console, goes out through Telegram.
+  async 'a channel conversation: shown as Telegram, answered through Telegram'(ctx) {
+    const chat = 100000000 + Math.floor(Math.random() * 800000000);
+    const conv = channelConversationId('default', 'telegram', String(chat));
+    await telegramSays(chat, 'could a real person help me please');
+    const agentToken = await ctx.token('agent_tia', 'agent');
+    await until('the Telegram conversation in GET /v1/handoffs', async () => {
+      const { body } = await ctx.api('GET', '/v1/handoffs?state=waiting&limit=100', { token: agentToken });
+      return body.handoffs.some((h) => h.conversation_id === conv);
+    }, 30000);
+
+    const agent = await ctx.newPage('console-6-telegram');
+    const clean = guard(agent);
+    await agent.goto(`${ctx.webUrl}/console/#conversation=${encodeURIComponent(conv)}`, { waitUntil: 'load' });
+    await waitForState(agent, 'waiting');
+    const meta = await until('the header to say the channel', async () => {
+      const t = await agent.$eval('#conversation-meta', (e) => e.textContent);
+      return /via Telegram/.test(t) && t;
+    });
+    assert.match(meta, /account not verified/);
+
+    await agent.click('#take-over');
+    await waitForState(agent, 'with_agent');
+    const reply = `Hello from Tia (${Date.now().toString(36)}), I can help here.`;
+    await agent.type('#reply', reply);
+    await agent.click('#send-reply');
+    await until('the reply in the transcript', async () => (await transcript(agent)).find((m) => m.role === 'agent' && m.text === reply));
+    await until('the reply sent through Telegram', async () => (await telegramSent(ctx, chat)).find((m) => m.body.text === reply), 30000);
     clean();
   },
 };
