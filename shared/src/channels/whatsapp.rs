@@ -265,7 +265,7 @@ fn inbound(m: WaMessage, business: Option<String>) -> Result<Inbound, ChannelPar
             }
         }
         other => Content::Unsupported {
-            what: other.to_ascii_lowercase(),
+            what: type_name(other),
         },
     };
     Ok(Inbound {
@@ -279,6 +279,21 @@ fn inbound(m: WaMessage, business: Option<String>) -> Result<Inbound, ChannelPar
         sent_at,
         content,
     })
+}
+
+/// Meta's type names are short snake case ("image", "video_note"): one that is not (empty,
+/// long, odd characters) is reported as "unknown" rather than copied into logs and metrics.
+fn type_name(kind: &str) -> String {
+    let kind = kind.to_ascii_lowercase();
+    let plain = (1..=32).contains(&kind.len())
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if plain {
+        kind
+    } else {
+        "unknown".into()
+    }
 }
 
 /// Meta's limits (Cloud API, messages reference): reply buttons 1-3, titles of 20 characters,
@@ -692,6 +707,23 @@ mod tests {
             let m = one(json!({"from": "16505551234", "id": "wamid.x", "type": kind}));
             assert_eq!(m.content, Content::Unsupported { what: kind.into() });
         }
+        for odd in ["", "x".repeat(33).as_str(), "image/jpeg", "ünïcode"] {
+            let m = one(json!({"from": "16505551234", "id": "wamid.x", "type": odd}));
+            assert_eq!(
+                m.content,
+                Content::Unsupported {
+                    what: "unknown".into()
+                },
+                "{odd:?}"
+            );
+        }
+        let upper = one(json!({"from": "16505551234", "id": "wamid.x", "type": "Sticker"}));
+        assert_eq!(
+            upper.content,
+            Content::Unsupported {
+                what: "sticker".into()
+            }
+        );
         let flow = one(json!({
             "from": "16505551234", "id": "wamid.f", "type": "interactive",
             "interactive": {"type": "nfm_reply", "nfm_reply": {"response_json": "{}"}}
