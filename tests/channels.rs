@@ -29,6 +29,19 @@ fn fresh_message_id(prefix: &str) -> String {
     format!("{prefix}.{}", ulid::Ulid::new())
 }
 
+/// The status `post` gets.
+async fn status(
+    stack: &Stack,
+    channel: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+    content_type: &str,
+) -> u16 {
+    post(stack, channel, headers, body, content_type)
+        .await
+        .status
+}
+
 async fn post(
     stack: &Stack,
     channel: &str,
@@ -168,45 +181,33 @@ async fn whatsapp_signatures_are_checked_over_the_raw_body_and_refusals_queue_no
     assert_eq!(r.status, 401, "tampered: {}", r.body);
     let wrong = meta_signature("not-the-app-secret", &body);
     assert_eq!(
-        post(&stack, "whatsapp", &wrong, &body, "application/json")
-            .await
-            .status,
+        status(&stack, "whatsapp", &wrong, &body, "application/json").await,
         401
     );
     assert_eq!(
-        post(&stack, "whatsapp", &[], &body, "application/json")
-            .await
-            .status,
+        status(&stack, "whatsapp", &[], &body, "application/json").await,
         401
     );
     let malformed = vec![("x-hub-signature-256", "sha1=abc".to_string())];
     assert_eq!(
-        post(&stack, "whatsapp", &malformed, &body, "application/json")
-            .await
-            .status,
+        status(&stack, "whatsapp", &malformed, &body, "application/json").await,
         401
     );
     let huge = vec![b'x'; 70 * 1024];
     let h = meta_signature(&secret("whatsapp_app_secret"), &huge);
     assert_eq!(
-        post(&stack, "whatsapp", &h, &huge, "application/json")
-            .await
-            .status,
+        status(&stack, "whatsapp", &h, &huge, "application/json").await,
         413
     );
     assert_eq!(
-        post(&stack, "nosuchchannel", &good, &body, "application/json")
-            .await
-            .status,
+        status(&stack, "nosuchchannel", &good, &body, "application/json").await,
         404
     );
     // A signed body that is not the provider's shape is refused, not guessed at.
     let junk = b"{\"entry\": 7}".to_vec();
     let j = meta_signature(&secret("whatsapp_app_secret"), &junk);
     assert_eq!(
-        post(&stack, "whatsapp", &j, &junk, "application/json")
-            .await
-            .status,
+        status(&stack, "whatsapp", &j, &junk, "application/json").await,
         400
     );
 
@@ -471,9 +472,7 @@ async fn twilio_requests_are_verified_against_the_configured_url_with_twilios_ow
         twilio_signature("https://example.com/channels/twilio", &token, &form),
     )];
     assert_eq!(
-        post(&stack, "twilio", &other_url, form.as_bytes(), ct)
-            .await
-            .status,
+        status(&stack, "twilio", &other_url, form.as_bytes(), ct).await,
         401
     );
     let wrong_token = vec![(
@@ -481,22 +480,16 @@ async fn twilio_requests_are_verified_against_the_configured_url_with_twilios_ow
         twilio_signature(&url, "0".repeat(32).as_str(), &form),
     )];
     assert_eq!(
-        post(&stack, "twilio", &wrong_token, form.as_bytes(), ct)
-            .await
-            .status,
+        status(&stack, "twilio", &wrong_token, form.as_bytes(), ct).await,
         401
     );
     let tampered = form.replace("Canada", "Canadb");
     assert_eq!(
-        post(&stack, "twilio", &sig, tampered.as_bytes(), ct)
-            .await
-            .status,
+        status(&stack, "twilio", &sig, tampered.as_bytes(), ct).await,
         401
     );
     assert_eq!(
-        post(&stack, "twilio", &[], form.as_bytes(), ct)
-            .await
-            .status,
+        status(&stack, "twilio", &[], form.as_bytes(), ct).await,
         401
     );
 
@@ -552,15 +545,11 @@ async fn telegram_checks_its_secret_token_and_a_message_delivered_three_times_is
     );
     let wrong = vec![("x-telegram-bot-api-secret-token", "guess".to_string())];
     assert_eq!(
-        post(&stack, "telegram", &wrong, &body, "application/json")
-            .await
-            .status,
+        status(&stack, "telegram", &wrong, &body, "application/json").await,
         401
     );
     assert_eq!(
-        post(&stack, "telegram", &[], &body, "application/json")
-            .await
-            .status,
+        status(&stack, "telegram", &[], &body, "application/json").await,
         401
     );
 
