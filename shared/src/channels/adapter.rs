@@ -44,13 +44,38 @@ pub fn verify<H: Headers + ?Sized>(
 
 /// The customer messages in a verified body (none for a delivery receipt or an update that is
 /// not a customer's message). Errors name a field, never a customer's words.
+///
+/// Message ids are replaced by a digest: WhatsApp's `wamid` is base64 holding the sender's
+/// number, and ids end up in claim keys, job keys and logs. Still one per provider id, so
+/// redeliveries keep deduplicating; a body naming the same id twice yields it once.
 pub fn normalise(p: Provider, body: &[u8]) -> Result<Vec<Inbound>, String> {
-    match p {
+    let mut messages = match p {
         Provider::Whatsapp => whatsapp::normalise(body),
         Provider::Twilio => twilio::normalise(body),
         Provider::Telegram => telegram::normalise(body),
     }
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    let mut seen = std::collections::HashSet::new();
+    messages.retain_mut(|m| {
+        m.message_id = digest(p, &m.message_id);
+        seen.insert(m.message_id.clone())
+    });
+    Ok(messages)
+}
+
+fn digest(p: Provider, id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(p.as_str().as_bytes());
+    h.update([0]);
+    h.update(id.as_bytes());
+    let d = h.finalize();
+    let mut out = String::with_capacity(34);
+    out.push_str("m:");
+    for b in &d[..16] {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
 }
 
 /// The calls of the channel's send operation that deliver `out` to `to` from `business`;

@@ -124,6 +124,11 @@ pub fn parse(
             (_, false) => bad("`verify_tokens` is only for whatsapp".into()),
             (_, true) => {}
         }
+        // Only WhatsApp vouches for the sender's number: an SMS sender id can be spoofed and
+        // Telegram gives none.
+        if c.link_by_phone && c.provider != Provider::Whatsapp {
+            bad("`link_by_phone` is only for whatsapp (an SMS sender id can be spoofed)".into());
+        }
         if c.template.is_some() && c.provider != Provider::Whatsapp {
             bad("`template` is only for whatsapp (its 24-hour window)".into());
         }

@@ -23,10 +23,6 @@ use crate::metrics;
 use crate::store::EffectOutcome;
 use crate::turn::{PostMessage, Prepared};
 
-/// A code may be asked for again this soon after the last one: the customer's own retry gets
-/// through, a loop mailing a stranger's inbox does not.
-const CODE_RESEND_AFTER: time::Duration = time::Duration::seconds(60);
-
 /// Who the customer is, as far as this message goes.
 enum Proof {
     /// A CRM customer: linked before, or now by their phone number (`by_phone`).
@@ -38,8 +34,6 @@ enum Proof {
         say: String,
         /// Linked by the code just typed.
         link: Option<String>,
-        /// The pending code as it is after this message.
-        pending: Option<PendingCode>,
         jobs: Vec<Job>,
     },
 }
@@ -63,15 +57,22 @@ impl Fulfillment {
         let key = conversation_of(job)?;
         let config = self.channel(channel)?;
         let snapshot = self.store.load(&key, 0).await?;
-        let (party, customer_id, language) = match &snapshot {
+        let (party, customer_id, language, with_agent) = match &snapshot {
             Some(snap) => (
                 snap.conversation.channel.clone(),
                 snap.conversation.customer_id.clone(),
                 snap.conversation.slots.language.clone(),
+                snap.conversation.handoff.is_with_agent(),
             ),
-            None => (None, guest_id(&key.tenant, channel, &inbound.user), None),
+            None => (
+                None,
+                guest_id(&key.tenant, channel, &inbound.user),
+                None,
+                false,
+            ),
         };
-        let party = party.unwrap_or_else(|| ChannelParty::new(channel, config.provider, inbound));
+        let mut party =
+            party.unwrap_or_else(|| ChannelParty::new(channel, config.provider, inbound));
         let messages = self
             .systems
             .dialogue
@@ -83,8 +84,12 @@ impl Fulfillment {
                 customer_id: customer_id.clone(),
                 by_phone: false,
             }
+        } else if with_agent {
+            // A person has the conversation: the bot neither speaks nor mails codes (what the
+            // customer writes, an address included, is for the agent).
+            Proof::Guest
         } else {
-            self.prove(&key.id, config, &party, inbound, &messages, job, now)
+            self.prove(&key.id, config, &mut party, inbound, &messages, job, now)
                 .await?
         };
 
@@ -111,7 +116,7 @@ impl Fulfillment {
             numbered: true,
             ..Prepared::default()
         };
-        let (who, link, pending) = match proof {
+        let (who, link) = match proof {
             Proof::Known {
                 customer_id,
                 by_phone,
@@ -124,42 +129,36 @@ impl Fulfillment {
                 (
                     Principal::customer(key.tenant.clone(), customer_id.clone()),
                     Some(customer_id),
-                    party.pending.clone(),
                 )
             }
-            Proof::Guest => (
-                Principal::unverified(key.tenant.clone(), customer_id),
-                None,
-                party.pending.clone(),
-            ),
-            Proof::Step {
-                say,
-                link,
-                pending,
-                jobs,
-            } => {
+            Proof::Guest => (Principal::unverified(key.tenant.clone(), customer_id), None),
+            Proof::Step { say, link, jobs } => {
                 prepared.scripted = Some(vec![say]);
                 prepared.jobs = jobs;
                 let who = match &link {
                     Some(id) => Principal::customer(key.tenant.clone(), id.clone()),
                     None => Principal::unverified(key.tenant.clone(), customer_id),
                 };
-                (who, link, pending)
+                (who, link)
             }
         };
-        if let Content::Unsupported { what } = &inbound.content {
+        if let (Content::Unsupported { what }, false) = (&inbound.content, with_agent) {
             tracing::info!(channel, what = %what, "a message the bot cannot read; asked for text");
             metrics::count("ChannelUnsupported", &[("Channel", channel)]);
             prepared.scripted = Some(vec![messages.render("channel.text_only", &[])]);
             prepared.jobs.clear();
         }
 
-        let fresh = party;
+        let proven = party;
         let inbound_copy = inbound.clone();
         prepared.update = Some(Box::new(move |c: &mut Conversation| {
-            let mut party = c.channel.clone().unwrap_or_else(|| fresh.clone());
+            let mut party = c.channel.clone().unwrap_or_else(|| proven.clone());
             party.heard(&inbound_copy, now);
-            party.pending = pending.clone();
+            // What the identity steps changed (inbound messages of a conversation run one at a
+            // time, so nothing else changed these meanwhile).
+            party.pending = proven.pending.clone();
+            party.codes_issued = proven.codes_issued.clone();
+            party.code_failures = proven.code_failures;
             if let Some(id) = &link {
                 party.linked = true;
                 party.pending = None;
@@ -187,13 +186,14 @@ impl Fulfillment {
         self.finish(s, EffectOutcome::Done).await
     }
 
-    /// The identity steps for a channel user not yet linked to an account.
+    /// The identity steps for a channel user not yet linked to an account. What they change of
+    /// the party (a pending code, the codes mailed, wrong tries) is written to `party`.
     #[allow(clippy::too_many_arguments)]
     async fn prove(
         &self,
         conversation_id: &str,
         config: &ChannelConfig,
-        party: &ChannelParty,
+        party: &mut ChannelParty,
         inbound: &Inbound,
         messages: &Messages,
         job: &Job,
@@ -203,58 +203,77 @@ impl Fulfillment {
             Content::Text { text } => text.as_str(),
             _ => "",
         };
-        if let (Some(pending), Some(code)) = (&party.pending, identity::read_code(text)) {
-            let step = |key: &str, vars: &[(&str, Value)], link, pending| Proof::Step {
-                say: messages.render(key, vars),
-                link,
-                pending,
-                jobs: Vec::new(),
-            };
-            return Ok(
-                match identity::check(pending, conversation_id, &code, now) {
-                    CodeCheck::Match => {
-                        metrics::count(
-                            "ChannelLinked",
-                            &[("Channel", &config.name), ("By", "code")],
-                        );
-                        step("verify.done", &[], Some(pending.customer_id.clone()), None)
-                    }
-                    CodeCheck::Wrong { left } if left > 0 => {
-                        let mut p = pending.clone();
-                        p.attempts_left = left;
+        let step = |key: &str, vars: &[(&str, Value)], link: Option<String>| Proof::Step {
+            say: messages.render(key, vars),
+            link,
+            jobs: Vec::new(),
+        };
+        if let (Some(pending), Some(code)) = (party.pending.clone(), identity::read_code(text)) {
+            let checked = identity::check(&pending, conversation_id, &code, now);
+            return Ok(match checked {
+                // A decoy (no account had the address) matches nothing, whatever is typed.
+                CodeCheck::Match if !pending.customer_id.is_empty() => {
+                    metrics::count(
+                        "ChannelLinked",
+                        &[("Channel", &config.name), ("By", "code")],
+                    );
+                    party.pending = None;
+                    step("verify.done", &[], Some(pending.customer_id))
+                }
+                CodeCheck::Match | CodeCheck::Wrong { .. } => {
+                    party.code_failures += 1;
+                    let left = match checked {
+                        CodeCheck::Wrong { left } => left,
+                        _ => pending.attempts_left.saturating_sub(1),
+                    };
+                    if left == 0 {
+                        party.pending = None;
+                        step("verify.expired", &[], None)
+                    } else {
+                        party.pending = Some(PendingCode {
+                            attempts_left: left,
+                            ..pending
+                        });
                         step(
                             "verify.wrong_code",
                             &[("left", Value::Number(i64::from(left)))],
                             None,
-                            Some(p),
                         )
                     }
-                    _ => step("verify.expired", &[], None, None),
-                },
-            );
+                }
+                CodeCheck::Expired | CodeCheck::Exhausted => {
+                    if checked == CodeCheck::Exhausted {
+                        party.code_failures += 1;
+                    }
+                    party.pending = None;
+                    step("verify.expired", &[], None)
+                }
+            });
         }
         if let Some(email) = identity::read_email(text) {
+            // The same answer whether or not the address has an account, and whether or not a
+            // code may be mailed now: nobody learns here whose addresses are customers'.
             let say = messages.render("verify.code_sent", &[]);
-            let recent = party
-                .pending
-                .as_ref()
-                .is_some_and(|p| now < p.expires_at - identity::CODE_LIFETIME + CODE_RESEND_AFTER);
-            // The same answer whether or not the address has an account: nobody learns here
-            // whose addresses are customers'.
-            let account = if recent {
-                None
-            } else {
-                self.systems
-                    .customers
-                    .by_email(&email)
-                    .await?
-                    .filter(|c| c.email_verified)
-            };
-            let Some(account) = account else {
+            if !party.may_issue_code(now) {
+                tracing::info!(channel = %config.name, "a code was asked for too soon or too often; none mailed");
                 return Ok(Proof::Step {
                     say,
                     link: None,
-                    pending: party.pending.clone(),
+                    jobs: Vec::new(),
+                });
+            }
+            let account = match self.systems.customers.by_email(&email).await {
+                Ok(found) => found.filter(|c| c.email_verified),
+                Err(e) => lookup_failed(e)?,
+            };
+            party.code_issued(now);
+            let Some(account) = account else {
+                // A decoy: typing a code then behaves as for an account (tries counted, "wrong
+                // code"), so the next message does not tell either.
+                party.pending = Some(identity::issue(conversation_id, "", now).1);
+                return Ok(Proof::Step {
+                    say,
+                    link: None,
                     jobs: Vec::new(),
                 });
             };
@@ -265,28 +284,36 @@ impl Fulfillment {
                 id: conversation_id.to_string(),
             };
             // To the address the CRM has for the account (the job reads it there), never to
-            // the one typed; one email per code.
+            // the one typed; one email per code (its key names the conversation and the code's
+            // hash: two customers' codes of the same second are two emails).
             let email_job = Job::new(
                 &key,
                 &account.id,
                 JobKind::EmailConfirmation {
                     purpose: "verify".into(),
-                    order_id: format!("{}", pending.expires_at.unix_timestamp()),
+                    order_id: format!(
+                        "{conversation_id}:{}",
+                        &pending.code_hash[..pending.code_hash.len().min(16)]
+                    ),
                     subject: messages.render("verify.email.subject", &[]),
                     text: messages.render("verify.email.text", &vars),
                 },
             );
+            party.pending = Some(pending);
             metrics::count("ChannelCodeSent", &[("Channel", &config.name)]);
             return Ok(Proof::Step {
                 say,
                 link: None,
-                pending: Some(pending),
                 jobs: vec![email_job],
             });
         }
         if config.link_by_phone {
             if let Some(phone) = &inbound.phone {
-                if let Some(c) = self.systems.customers.by_phone(phone).await? {
+                let found = match self.systems.customers.by_phone(phone).await {
+                    Ok(found) => found,
+                    Err(e) => lookup_failed(e)?,
+                };
+                if let Some(c) = found {
                     metrics::count(
                         "ChannelLinked",
                         &[("Channel", &config.name), ("By", "phone")],
@@ -393,6 +420,18 @@ impl Fulfillment {
         };
         self.append(s, append, outcome).await
     }
+}
+
+/// A CRM lookup that failed: retried later when the CRM may answer then; otherwise (it refused
+/// the request, its answer did not map) the customer is answered as a guest rather than left
+/// without an answer.
+fn lookup_failed<T: Default>(e: ConnectorError) -> Result<T, JobError> {
+    let e = JobError::Connector(e);
+    if e.is_transient() {
+        return Err(e);
+    }
+    tracing::warn!(error = %e, "the CRM lookup failed for good; answering as a guest");
+    Ok(T::default())
 }
 
 async fn send(

@@ -272,6 +272,9 @@ impl Job {
             // Sends in order, but in a group of their own: a provider that is down holds back
             // the conversation's replies, not the turns of the customer's next messages.
             (Some(c), JobKind::ChannelDeliver { .. }) => group.part(c).part("deliver").finish(),
+            // A customer's messages in order, and not behind the conversation's other jobs (a
+            // refund retrying while the payments API is down).
+            (Some(c), JobKind::ChannelInbound { .. }) => group.part(c).part("inbound").finish(),
             (Some(c), _) => group.part(c).finish(),
             (None, JobKind::VendorEvent(e)) => {
                 let who = e
