@@ -632,3 +632,41 @@ async fn a_telegram_handoff_reaches_the_console_and_the_agents_reply_goes_out_th
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
+
+#[tokio::test]
+async fn an_address_without_an_account_behaves_as_one_with_and_codes_are_rationed() {
+    let stack = Stack::connect().await;
+    let from = fresh_phone();
+    let nobody = format!("{}@example.com", switchboard_it::unique("nobody"));
+    whatsapp(&stack, &from, text(&format!("my email is {nobody}"))).await;
+    let out = sent(&stack, "whatsapp", &from, 1).await;
+    assert_eq!(wa_text(&out[0]), bot_text("verify.code_sent"));
+    // A code typed now is checked like a real one: the answer does not say there was none.
+    whatsapp(&stack, &from, text("123456")).await;
+    let out = sent(&stack, "whatsapp", &from, 2).await;
+    let wrong = wa_text(&out[1]);
+    assert!(
+        wrong.contains('4') && wrong != bot_text("verify.needed"),
+        "{wrong}"
+    );
+
+    // A real account's code, asked for again at once: the same answer, and one email only.
+    let customer = stack.create_customer("cust_wa_ration").await;
+    let other = fresh_phone();
+    let email = format!("{customer}@example.com");
+    whatsapp(&stack, &other, text(&email)).await;
+    sent(&stack, "whatsapp", &other, 1).await;
+    whatsapp(&stack, &other, text(&email)).await;
+    let out = sent(&stack, "whatsapp", &other, 2).await;
+    assert_eq!(wa_text(&out[1]), bot_text("verify.code_sent"));
+    wait_for_code(&stack, &email).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let emails = stack.demo_admin("emails").await;
+    let to_them = emails["sent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["to"] == email.as_str())
+        .count();
+    assert_eq!(to_them, 1, "one code a minute: {emails}");
+}
