@@ -670,3 +670,133 @@ async fn an_address_without_an_account_behaves_as_one_with_and_codes_are_ratione
         .count();
     assert_eq!(to_them, 1, "one code a minute: {emails}");
 }
+
+#[tokio::test]
+async fn outside_whatsapps_window_the_template_goes_out_and_the_agents_are_told() {
+    use switchboard::channels::party::{conversation_id, guest_id};
+    use time::format_description::well_known::Rfc3339;
+    let stack = Stack::connect().await;
+    let from = fresh_phone();
+    whatsapp(&stack, &from, text("hello there")).await;
+    sent(&stack, "whatsapp", &from, 1).await;
+    let wa_id = from.trim_start_matches('+');
+    let conv = conversation_id("default", "whatsapp", wa_id);
+
+    // The customer last wrote 25 hours ago.
+    let pk = format!("T#default#C#{conv}");
+    let item = stack.item(&pk, "STATE").await.expect("the conversation");
+    let mut channel: Value = serde_json::from_str(item["channel"].as_s().unwrap()).unwrap();
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(25);
+    channel["last_inbound_at"] = json!(long_ago.format(&Rfc3339).unwrap());
+    stack
+        .ddb
+        .update_item()
+        .table_name(&stack.table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(pk))
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("STATE".into()),
+        )
+        .update_expression("SET channel = :c")
+        .expression_attribute_values(
+            ":c",
+            aws_sdk_dynamodb::types::AttributeValue::S(channel.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // Something the bot says on its own now (a vendor's event would): only the template goes.
+    let customer = guest_id("default", "whatsapp", wa_id);
+    let body = switchboard_it::proactive_body(
+        &customer,
+        &conv,
+        &switchboard_it::unique("late"),
+        "Your parcel has left the warehouse.",
+    );
+    stack.send_jobs(&[(&conv, &body)]).await;
+    let out = sent(&stack, "whatsapp", &from, 2).await;
+    assert_eq!(out[1]["body"]["type"], "template", "{out:?}");
+    assert_eq!(out[1]["body"]["template"]["name"], "support_follow_up");
+
+    // The agents are told, in the conversation, in a note the customer never receives.
+    let agent = stack.token_as(
+        &switchboard_it::unique("agent_wa"),
+        Some("default"),
+        Role::Agent,
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = stack
+            .get(
+                Some(&agent),
+                &format!("/v1/conversations/{conv}/messages?limit=100"),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["channel"]["provider"], "whatsapp", "{}", r.body);
+        let noted = r.body["messages"].as_array().unwrap().iter().any(|m| {
+            m["internal"] == true && m["text"].as_str().unwrap().contains("support_follow_up")
+        });
+        if noted {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no note for the agents: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sent(&stack, "whatsapp", &from, 2).await.len(),
+        2,
+        "nothing else went out"
+    );
+}
+
+#[tokio::test]
+async fn a_send_the_provider_refuses_for_a_while_is_retried_and_delivered_once() {
+    let stack = Stack::connect().await;
+    let chat = fresh_chat();
+    let to = chat.to_string();
+    let fault = stack
+        .arm_fault(json!({
+            "path": "/telegram", "match": { "chat_id": to }, "status": 500, "times": 2
+        }))
+        .await;
+    let body = telegram_update(
+        chat,
+        fastrand::i64(1..i64::MAX / 2),
+        1,
+        "hi, is anyone there?",
+    );
+    assert_eq!(telegram(&stack, &body).await.status, 200);
+    let out = sent(&stack, "telegram", &to, 1).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r: Value = stack
+        .http
+        .get(format!("{}/_admin/channels/sent", stack.demo_url))
+        .query(&[("channel", "telegram"), ("to", to.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let calls: Vec<u64> = r["calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        calls,
+        [500, 500, 200],
+        "two refusals, then the one send: {r}"
+    );
+    assert_eq!(r["sent"].as_array().unwrap().len(), out.len(), "{r}");
+    assert_eq!(out.len(), 1);
+    stack.clear_fault(&fault).await;
+}

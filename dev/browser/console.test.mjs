@@ -125,11 +125,11 @@ function queueItem(page, conv) {
 // ---- a messaging channel's customer (issue 23) ---------------------------------------------
 
 // The conversation id of a channel user, as the functions derive it
-// (`channels::party::conversation_id`: a SHA-256 over length-prefixed parts, its first 16 bytes
-// written as a ULID).
+// (`channels::party::conversation_id`: a SHA-256 over a domain tag and length-prefixed parts,
+// its first 16 bytes written as a ULID).
 function channelConversationId(tenant, channel, user) {
   const h = createHash('sha256');
-  for (const part of [tenant, `channel:${channel}`, user]) {
+  for (const part of ['switchboard/channel-conversation', tenant, channel, user]) {
     const bytes = Buffer.from(part, 'utf8');
     const len = Buffer.alloc(8);
     len.writeBigUInt64BE(BigInt(bytes.length));

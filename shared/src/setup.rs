@@ -183,7 +183,8 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
         Arc::new(SqsDeadLetters::new(sqs, dlq_url)),
         policy,
     )
-    .with_default_lease(default_lease))
+    .with_default_lease(default_lease)
+    .with_chat_settings(ChatSettings::from_env(&env)?))
 }
 
 /// The dialogue as configured: the bot bundle in `SWITCHBOARD_BOT` (or the compiled-in one), its

@@ -4,29 +4,37 @@
 //! whichever function wrote it (a turn, a job's answer, an agent's reply in the console).
 
 use crate::conversation::{Conversation, Message, Role};
-use crate::jobs::{Job, JobKind};
+use crate::jobs::{Delivery, Job, JobKind};
 
-/// The deliveries of `messages`, written to `conversation`.
+/// The delivery of `messages`, written to `conversation`: one job for all the customer may see
+/// of them, in order (none when there is nothing to send or no channel).
 pub fn deliveries(conversation: &Conversation, messages: &[Message]) -> Vec<Job> {
     if conversation.channel.is_none() {
         return Vec::new();
     }
-    messages
+    let visible: Vec<&Message> = messages
         .iter()
         .filter(|m| matches!(m.role, Role::Bot | Role::Agent) && !m.internal)
-        .map(|m| {
-            Job::new(
-                &conversation.key,
-                &conversation.customer_id,
-                JobKind::ChannelDeliver {
-                    seq: m.seq,
+        .collect();
+    let Some(first) = visible.first() else {
+        return Vec::new();
+    };
+    vec![Job::new(
+        &conversation.key,
+        &conversation.customer_id,
+        JobKind::ChannelDeliver {
+            epoch: (conversation.created_at.unix_timestamp_nanos() / 1_000_000) as i64,
+            seq: first.seq,
+            messages: visible
+                .iter()
+                .map(|m| Delivery {
                     text: m.text.clone(),
                     quick_replies: m.quick_replies.clone(),
-                },
-            )
-            .in_language(conversation.slots.language.clone())
-        })
-        .collect()
+                })
+                .collect(),
+        },
+    )
+    .in_language(conversation.slots.language.clone())]
 }
 
 #[cfg(test)]
@@ -65,13 +73,12 @@ mod tests {
             content: Content::Text { text: "hi".into() },
         };
         c.channel = Some(ChannelParty::new("whatsapp", Provider::Whatsapp, &inbound));
-        let seqs: Vec<u64> = deliveries(&c, &messages)
-            .iter()
-            .map(|j| match j.kind {
-                JobKind::ChannelDeliver { seq, .. } => seq,
-                _ => unreachable!(),
-            })
-            .collect();
-        assert_eq!(seqs, vec![2, 4]);
+        let jobs = deliveries(&c, &messages);
+        assert_eq!(jobs.len(), 1, "one job, the messages in order");
+        let JobKind::ChannelDeliver { seq, messages } = &jobs[0].kind else {
+            unreachable!()
+        };
+        let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!((*seq, texts), (2, vec!["hello", "Ann here"]));
     }
 }

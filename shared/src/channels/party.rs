@@ -145,9 +145,19 @@ pub fn guest_id(tenant: &str, channel: &str, user: &str) -> String {
 }
 
 /// The one conversation a channel user has with a channel: derived, so every message of theirs
-/// (and every retry) finds it, and the job queue groups their messages in order.
+/// (and every retry) finds it, and the job queue groups their messages in order. Hashed under a
+/// domain of its own, so no web conversation's derived id (tenant, token subject, message id)
+/// can ever be a channel's.
 pub fn conversation_id(tenant: &str, channel: &str, user: &str) -> String {
-    crate::conversation::derived_conversation_id(tenant, &format!("channel:{channel}"), user)
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in ["switchboard/channel-conversation", tenant, channel, user] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    let digest = h.finalize();
+    let bits = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"));
+    ulid::Ulid(bits).to_string()
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use crate::channels::identity::{self, CodeCheck, PendingCode};
 use crate::channels::message::{Content, Inbound, Outgoing};
 use crate::channels::party::{guest_id, ChannelParty};
 use crate::connectors::ConnectorError;
-use crate::conversation::{Conversation, QuickReply};
-use crate::jobs::{Job, JobKind};
+use crate::conversation::Conversation;
+use crate::jobs::{Delivery, Job, JobKind};
 use crate::metrics;
 use crate::store::EffectOutcome;
 use crate::turn::{PostMessage, Prepared};
@@ -331,8 +331,7 @@ impl Fulfillment {
     pub(super) async fn channel_deliver(
         &self,
         s: &Started<'_>,
-        text: &str,
-        quick_replies: &[QuickReply],
+        deliveries: &[Delivery],
     ) -> Result<Done, JobError> {
         let job = s.job;
         let key = conversation_of(job)?;
@@ -354,25 +353,28 @@ impl Fulfillment {
         })?;
         let messages = self.messages(job);
         let now = OffsetDateTime::now_utc();
-        let calls = if party.window_open(now) {
-            let list_button = messages.render("channel.list_button", &[]);
+        if !party.window_open(now) {
+            return self
+                .window_closed(s, config, &party, sender.as_ref(), &messages)
+                .await;
+        }
+        let list_button = messages.render("channel.list_button", &[]);
+        // In order; a retry after a part failed sends the parts before it again (no provider
+        // takes an idempotency key on sends).
+        let calls = deliveries.iter().flat_map(|d| {
             adapter::render(
                 config.provider,
                 &party.user,
                 party.business.as_deref(),
                 &Outgoing {
-                    text,
-                    quick_replies,
+                    text: &d.text,
+                    quick_replies: &d.quick_replies,
                 },
                 &list_button,
             )
-        } else {
-            return self
-                .window_closed(s, config, &party, sender.as_ref(), &messages)
-                .await;
-        };
-        for call in &calls {
-            send(sender.as_ref(), config, call).await?;
+        });
+        for call in calls {
+            send(sender.as_ref(), config, &call).await?;
         }
         metrics::count("ChannelDelivered", &[("Channel", &config.name)]);
         self.finish(s, EffectOutcome::Done).await

@@ -73,11 +73,7 @@ impl Fulfillment {
             JobKind::ChannelInbound { channel, inbound } => {
                 self.channel_inbound(s, channel, inbound).await
             }
-            JobKind::ChannelDeliver {
-                text,
-                quick_replies,
-                ..
-            } => self.channel_deliver(s, text, quick_replies).await,
+            JobKind::ChannelDeliver { messages, .. } => self.channel_deliver(s, messages).await,
             JobKind::EmailConfirmation { subject, text, .. } => {
                 let customer = self
                     .systems

@@ -238,6 +238,16 @@ impl Fulfillment {
         self.systems.dialogue.messages_in(job.language.as_deref())
     }
 
+    /// The chat API's limits (MAX_TEXT_CHARS, HISTORY_WINDOW) for the channel turns run here.
+    pub fn with_chat_settings(mut self, settings: crate::config::ChatSettings) -> Self {
+        self.turns = crate::turn::TurnService::with_shared(
+            self.store.clone(),
+            self.systems.dialogue.clone(),
+            settings,
+        );
+        self
+    }
+
     /// The lease a job gets when the runtime gives no usable deadline (Lambda always does; a
     /// local emulator may not): the function's timeout is the honest value.
     pub fn with_default_lease(mut self, lease: Duration) -> Self {

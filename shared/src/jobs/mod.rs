@@ -69,15 +69,28 @@ pub enum JobKind {
         channel: String,
         inbound: Box<crate::channels::message::Inbound>,
     },
-    /// A message of a channel conversation (the bot's or an agent's), sent out through the
-    /// channel. Queued by the commit that wrote the message (see `channels::outbound`).
+    /// The messages one commit wrote to a channel conversation (the bot's or an agent's), sent
+    /// out through the channel in order: one job, because the outbox items of a transaction
+    /// reach the queue in no set order. Queued by that commit (see `channels::outbound`).
     #[serde(rename = "channel.deliver")]
     ChannelDeliver {
+        /// When the conversation was created (Unix ms) and the first message's seq: the job's
+        /// key. A channel user's conversation id is the same again after an erasure, and its
+        /// seqs start over: the creation time keeps a new conversation's sends from reading
+        /// as done by the erased one's ledger entries.
+        #[serde(default)]
+        epoch: i64,
         seq: u64,
-        text: String,
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        quick_replies: Vec<crate::conversation::QuickReply>,
+        messages: Vec<Delivery>,
     },
+}
+
+/// One message of a `channel.deliver` job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<crate::conversation::QuickReply>,
 }
 
 impl JobKind {
@@ -129,8 +142,9 @@ impl JobKind {
                 .part(channel)
                 .part(&inbound.message_id)
                 .finish(),
-            JobKind::ChannelDeliver { seq, .. } => key("deliver")
+            JobKind::ChannelDeliver { epoch, seq, .. } => key("deliver")
                 .optional(conversation_id)
+                .part(&epoch.to_string())
                 .part(&seq.to_string())
                 .finish(),
         }
