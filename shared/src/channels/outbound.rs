@@ -75,7 +75,7 @@ mod tests {
         c.channel = Some(ChannelParty::new("whatsapp", Provider::Whatsapp, &inbound));
         let jobs = deliveries(&c, &messages);
         assert_eq!(jobs.len(), 1, "one job, the messages in order");
-        let JobKind::ChannelDeliver { seq, messages } = &jobs[0].kind else {
+        let JobKind::ChannelDeliver { seq, messages, .. } = &jobs[0].kind else {
             unreachable!()
         };
         let texts: Vec<&str> = messages.iter().map(|m| m.text.as_str()).collect();
