@@ -309,14 +309,20 @@ pub fn new_conversation_id() -> String {
 /// A conversation id that a retried first message maps to again, so a POST without
 /// `conversation_id` but with `client_message_id` is idempotent too.
 pub fn derived_conversation_id(tenant: &str, customer_id: &str, client_message_id: &str) -> String {
+    hashed_id(&[tenant, customer_id, client_message_id])
+}
+
+/// An id with the shape of generated ones, derived from `parts`: a SHA-256 over the parts,
+/// each length-prefixed (so no two lists of parts collide), its first 16 bytes as a ULID's 26
+/// characters.
+pub fn hashed_id(parts: &[&str]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for part in [tenant, customer_id, client_message_id] {
+    for part in parts {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
     let digest = h.finalize();
-    // 26 chars of Crockford-like base32 keeps the shape of generated ids.
     let bits = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"));
     ulid::Ulid(bits).to_string()
 }

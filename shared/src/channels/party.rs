@@ -149,15 +149,7 @@ pub fn guest_id(tenant: &str, channel: &str, user: &str) -> String {
 /// domain of its own, so no web conversation's derived id (tenant, token subject, message id)
 /// can ever be a channel's.
 pub fn conversation_id(tenant: &str, channel: &str, user: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for part in ["switchboard/channel-conversation", tenant, channel, user] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    let digest = h.finalize();
-    let bits = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"));
-    ulid::Ulid(bits).to_string()
+    crate::conversation::hashed_id(&["switchboard/channel-conversation", tenant, channel, user])
 }
 
 #[cfg(test)]
