@@ -8,8 +8,9 @@ again. When several messages of one FIFO group time out together (a crashed invo
 or a failed job and the ones held back behind it), the walk reaches the group's head while the
 later ones still count as pending, skips the head as "group in flight", then releases and
 delivers a later message first. SQS itself never does that. Here every timed-out message is
-released before the walk, and receives run one at a time (moto's bookkeeping is not
-thread-safe); the long-poll wait happens outside the lock.
+released before the walk, the walk reads one clock time throughout (else a message turning
+visible during it reopens the same race), and receives run one at a time (moto's bookkeeping is
+not thread-safe); the long-poll wait happens outside the lock.
 
 DynamoDB. DynamoDB evaluates a condition and applies the write as one step; moto checks, then
 writes, in Python threads, so two conditional writes arriving together can both pass (two
@@ -67,6 +68,20 @@ from moto.sqs import models
 
 _receive = models.SQSBackend.receive_message
 _lock = threading.Lock()
+_now = threading.local()
+_unix_time_millis = models.unix_time_millis
+
+
+def _frozen_unix_time_millis(dt=None):
+    # moto reads the clock afresh for each message it walks past: a message of the group that
+    # turns visible halfway through the walk (the ones of a crashed batch are a fraction of a
+    # millisecond apart) is delivered while the group's head, skipped a moment earlier as
+    # "group in flight", is not. A receive here happens at one instant, as SQS's does.
+    frozen = getattr(_now, "millis", None)
+    return frozen if frozen is not None and dt is None else _unix_time_millis(dt)
+
+
+models.unix_time_millis = _frozen_unix_time_millis
 
 
 def receive_message(self, queue_name, count, wait_seconds_timeout, visibility_timeout,
@@ -74,11 +89,15 @@ def receive_message(self, queue_name, count, wait_seconds_timeout, visibility_ti
     deadline = time.time() + (wait_seconds_timeout or 0)
     while True:
         with _lock:
-            queue = self.get_queue(queue_name)
-            for message in list(queue.pending_messages):
-                if message.visible:
-                    queue.pending_messages.remove(message)
-            got = _receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            _now.millis = _unix_time_millis()
+            try:
+                queue = self.get_queue(queue_name)
+                for message in list(queue.pending_messages):
+                    if message.visible:
+                        queue.pending_messages.remove(message)
+                got = _receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            finally:
+                _now.millis = None
         if got or time.time() >= deadline:
             return got
         time.sleep(0.05)
