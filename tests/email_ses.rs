@@ -6,7 +6,7 @@ use switchboard::connectors::ses::SesEmail;
 use switchboard::connectors::{ConnectorError, EmailPort};
 
 async fn sesv2(endpoint: Option<&str>) -> aws_sdk_sesv2::Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = switchboard::setup::aws_loader();
     if let Some(url) = endpoint {
         loader = loader.endpoint_url(url);
     }

@@ -27,15 +27,11 @@ fn secrets_ttl() -> Duration {
 }
 
 async fn ssm() -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::new(
-        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-    )
+    aws_sdk_ssm::Client::new(&switchboard::setup::aws().await)
 }
 
 async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(
-        &aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await,
-    )
+    aws_sdk_secretsmanager::Client::new(&switchboard::setup::aws().await)
 }
 
 /// A Stripe event the stack records and does not queue (its type is not one it handles), signed

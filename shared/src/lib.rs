@@ -9,6 +9,7 @@
 pub mod access;
 pub mod api;
 pub mod auth;
+pub mod aws_http;
 pub mod bot;
 pub mod channels;
 pub mod clock;

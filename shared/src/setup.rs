@@ -25,7 +25,15 @@ use crate::webhook::{config as webhook_config, WebhookService, WebhookSettings};
 /// Shared AWS configuration. `AWS_ENDPOINT_URL` (set by the local stack) points every SDK client
 /// at moto; in AWS it is unset and the regional endpoints are used.
 pub async fn aws() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_loader().load().await
+}
+
+/// The SDK's configuration loader with its HTTP client: the connectors' reqwest stack
+/// (`aws_http`), so the binaries hold one HTTP and TLS stack and no cold start parses the
+/// platform's certificate store.
+pub fn aws_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(crate::aws_http::ReqwestHttpClient::shared())
 }
 
 fn store(aws: &aws_config::SdkConfig, settings: StoreSettings) -> Arc<DynamoStore> {
@@ -92,11 +100,15 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let chat = ChatSettings::from_env(&env)?;
     let store_settings = StoreSettings::from_env(&env)?;
     let verifier = JwtVerifier::from_env(&env)?;
-    verifier.warm_up().await;
     let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
     let budget = std::time::Duration::from_millis(env.parsed("TURN_BUDGET_MS", 150)?);
     let aws = aws().await;
-    let systems = connectors(&env, &aws, "the chat function", &ORDERS).await?;
+    // The key set's fetch (JWKS mode) and the connectors' secrets: independent round trips.
+    let (systems, ()) = tokio::join!(
+        connectors(&env, &aws, "the chat function", &ORDERS),
+        verifier.warm_up()
+    );
+    let systems = systems?;
     let table = store(&aws, store_settings);
     let turns = TurnService::new(
         table.clone(),

@@ -46,7 +46,7 @@ pub struct Reply {
 
 impl Stack {
     pub async fn connect() -> Stack {
-        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let aws = switchboard::setup::aws().await;
         Stack {
             chat_url: var("CHAT_URL"),
             webhook_url: var("WEBHOOK_URL"),
