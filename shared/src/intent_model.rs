@@ -45,6 +45,58 @@ pub struct IntentModel {
     pub weights: Cow<'static, [u8]>,
     pub scale: f32,
     pub temperature: f32,
+    /// Where each of `ids` is, built from them on first use (`ids` do not change after).
+    pub rows: RowIndex,
+}
+
+/// Which row of a model holds a feature id, in constant time: a bit for every possible id
+/// (`features::BUCKETS` of them: 32 KiB) and the count of ids before each 64-bit word. A
+/// message's features each look one up, in each language's model: a binary search over tens of
+/// thousands of ids was a tenth of a chat turn's own time.
+#[derive(Debug, Default, Clone)]
+pub struct RowIndex(std::sync::OnceLock<Rows>);
+
+#[derive(Debug, Clone)]
+struct Rows {
+    bits: Vec<u64>,
+    before: Vec<u32>,
+}
+
+// A cache of `ids`: models are equal by what they hold.
+impl PartialEq for RowIndex {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Rows {
+    fn new(ids: &[u32]) -> Self {
+        let mut bits = vec![0u64; (features::BUCKETS as usize).div_ceil(64)];
+        for &id in ids {
+            // An id no feature can have (a model from elsewhere) is never looked up.
+            if let Some(word) = bits.get_mut((id / 64) as usize) {
+                *word |= 1 << (id % 64);
+            }
+        }
+        let mut seen = 0u32;
+        let before = bits
+            .iter()
+            .map(|w| {
+                let at = seen;
+                seen += w.count_ones();
+                at
+            })
+            .collect();
+        Self { bits, before }
+    }
+
+    fn row(&self, id: u32) -> Option<usize> {
+        let at = (id / 64) as usize;
+        let word = *self.bits.get(at)?;
+        let bit = 1u64 << (id % 64);
+        (word & bit != 0)
+            .then(|| self.before[at] as usize + (word & (bit - 1)).count_ones() as usize)
+    }
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -150,19 +202,24 @@ impl IntentModel {
             weights,
             scale,
             temperature,
+            rows: RowIndex::default(),
         })
+    }
+
+    /// The row of feature `id`, when the model saw it in training.
+    pub fn row(&self, id: u32) -> Option<usize> {
+        self.rows.0.get_or_init(|| Rows::new(&self.ids)).row(id)
     }
 
     /// Whether the feature `id` was seen in training (a word of the language it reads).
     pub fn knows(&self, id: u32) -> bool {
-        self.ids.binary_search(&id).is_ok()
+        self.row(id).is_some()
     }
 
     /// The log of the share of training examples that had feature `id`, when it was seen:
     /// the trainer's idf is `ln((n + 1) / (df + 1)) + 1`, so this is `1 - idf`.
     pub fn log_share(&self, id: u32) -> Option<f32> {
-        let i = self.ids.binary_search(&id).ok()?;
-        Some(1.0 - self.idf[i])
+        Some(1.0 - self.idf[self.row(id)?])
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -195,12 +252,7 @@ impl IntentModel {
     pub fn vectorize(&self, text: &str) -> Vec<(usize, f32)> {
         let mut x: Vec<(usize, f32)> = features::extract(text)
             .into_iter()
-            .filter_map(|(id, tf)| {
-                self.ids
-                    .binary_search(&id)
-                    .ok()
-                    .map(|row| (row, tf * self.idf[row]))
-            })
+            .filter_map(|(id, tf)| self.row(id).map(|row| (row, tf * self.idf[row])))
             .collect();
         let norm = x.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
         if norm > 0.0 {
@@ -268,6 +320,7 @@ mod tests {
             ids,
             scale: 0.05,
             temperature: 1.0,
+            rows: Default::default(),
         }
     }
 
@@ -294,6 +347,34 @@ mod tests {
         assert!(bytes.starts_with(b"SBIM2\0\x02es"));
         assert_eq!(IntentModel::from_bytes(&bytes).unwrap(), es);
         assert!(m.to_bytes().starts_with(MAGIC));
+    }
+
+    #[test]
+    fn the_row_index_finds_what_a_search_of_the_ids_finds() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut ids: Vec<u32> = (0..5000).map(|_| rng.u32(..features::BUCKETS)).collect();
+        // Both ends of the id space, and an id no feature has (kept last, as sorted).
+        ids.extend([0, 63, 64, features::BUCKETS - 1, u32::MAX]);
+        ids.sort_unstable();
+        ids.dedup();
+        let m = IntentModel {
+            idf: vec![1.0; ids.len()],
+            ids: ids.clone(),
+            ..tiny()
+        };
+        for probe in ids
+            .iter()
+            .copied()
+            .chain((0..20_000).map(|_| rng.u32(..features::BUCKETS)))
+        {
+            let expected = ids.binary_search(&probe).ok();
+            let found = m.row(probe);
+            if probe < features::BUCKETS {
+                assert_eq!(found, expected, "{probe}");
+            } else {
+                assert_eq!(found, None, "no feature has {probe}");
+            }
+        }
     }
 
     #[test]

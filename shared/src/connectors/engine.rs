@@ -195,12 +195,17 @@ impl Connectors {
     /// Reads every system's credentials now, so a missing secret shows in the init log rather
     /// than in a customer's first turn. Failures are logged, not fatal: the call retries.
     pub async fn warm_up(&self) {
-        for (name, s) in &self.systems {
-            if let Err(e) = s
+        // All systems at once: each may be a secret read or a token request, and one after
+        // another they added up in the cold start.
+        let ready = self.systems.iter().map(|(name, s)| async move {
+            let ready = s
                 .credentials
                 .credential(name, &self.secrets, &self.client, WARM_UP_TIMEOUT)
-                .await
-            {
+                .await;
+            (name, ready)
+        });
+        for (name, ready) in futures_util::future::join_all(ready).await {
+            if let Err(e) = ready {
                 tracing::error!(system = name, error = %e, "connector credentials not ready");
             }
         }

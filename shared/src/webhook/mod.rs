@@ -110,8 +110,17 @@ impl WebhookService {
             queue,
             settings,
         };
-        for (name, vendor) in &service.vendors {
-            match service.keys(vendor).await {
+        // Every vendor's secrets at once: each is a round trip to SSM or Secrets Manager, and
+        // one after another they were most of the function's cold start.
+        let this = &service;
+        let loaded = futures_util::future::join_all(
+            this.vendors
+                .iter()
+                .map(|(name, vendor)| async move { (name, this.keys(vendor).await) }),
+        )
+        .await;
+        for (name, loaded) in loaded {
+            match loaded {
                 Ok(keys) if keys.is_empty() => {
                     tracing::error!(vendor = %name, "webhook vendor disabled: no usable secret, its requests are refused (401)")
                 }
@@ -132,12 +141,21 @@ impl WebhookService {
         for (name, why) in &channels.disabled {
             tracing::error!(channel = %name, why = %why, "messaging channel disabled: its requests get 404");
         }
-        for (name, config) in channels.channels {
-            if channels.disabled.iter().any(|(n, _)| *n == name) {
-                continue;
-            }
-            let channel = channels::Channel::new(config);
-            match channel.secrets(self.secrets.as_ref(), &self.settings).await {
+        let enabled: Vec<(String, channels::Channel)> = channels
+            .channels
+            .into_iter()
+            .filter(|(name, _)| !channels.disabled.iter().any(|(n, _)| n == name))
+            .map(|(name, config)| (name, channels::Channel::new(config)))
+            .collect();
+        // Loaded together, as the vendors' are.
+        let loaded = futures_util::future::join_all(
+            enabled
+                .iter()
+                .map(|(_, channel)| channel.secrets(self.secrets.as_ref(), &self.settings)),
+        )
+        .await;
+        for ((name, channel), loaded) in enabled.into_iter().zip(loaded) {
+            match loaded {
                 Ok(keys) if keys.is_empty() => {
                     tracing::error!(channel = %name, "messaging channel disabled: no usable secret, its requests are refused (401)")
                 }

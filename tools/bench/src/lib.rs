@@ -269,6 +269,19 @@ pub fn machine() -> Value {
     })
 }
 
+/// A process's peak resident set so far (`VmHWM` in `/proc/<pid>/status`; `None` for "self"
+/// is this process), in bytes. Linux only, as the benchmarks are.
+pub fn peak_rss_bytes(pid: Option<u32>) -> Option<u64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/status"),
+        None => "/proc/self/status".to_string(),
+    };
+    let status = std::fs::read_to_string(path).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

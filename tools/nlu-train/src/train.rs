@@ -71,6 +71,7 @@ pub fn train(classes: &[Intent], examples: &[(Intent, String)], o: &Options) -> 
         weights: Default::default(),
         scale: 1.0,
         temperature: 1.0,
+        rows: Default::default(),
     };
     // Vectorized once, with the model's own code, so training sees what prediction sees.
     let data: Vec<(usize, Vec<(usize, f32)>)> = examples

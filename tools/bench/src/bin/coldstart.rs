@@ -142,6 +142,8 @@ struct Run {
     cold: Duration,
     first_invoke: Duration,
     outcome: String,
+    /// The function's peak resident set after its first invocation.
+    peak_rss: Option<u64>,
 }
 
 async fn run_once(
@@ -194,6 +196,8 @@ async fn run_once(
                             cold: ready - spawned,
                             first_invoke: at - ready,
                             outcome: outcome(function, &body),
+                            // Read before the kill below, while its /proc entry is there.
+                            peak_rss: pid.and_then(|p| switchboard_bench::peak_rss_bytes(Some(p))),
                         });
                     }
                     Some(Seen::Error { body }) => {
@@ -299,12 +303,14 @@ fn real_main() -> Result<(), String> {
             let mut cold = Vec::new();
             let mut first = Vec::new();
             let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
+            let mut peak_rss = 0u64;
             for _ in 0..runs {
                 let run = run_once(&api, &mut seen, function, &binary, port, &log)
                     .await
                     .map_err(|e| format!("{e}; its output is in {}", log_path.display()))?;
                 cold.push(run.cold);
                 first.push(run.first_invoke);
+                peak_rss = peak_rss.max(run.peak_rss.unwrap_or_default());
                 *outcomes.entry(run.outcome).or_default() += 1;
             }
             let (c, f) = (Stats::of(&cold), Stats::of(&first));
@@ -330,6 +336,7 @@ fn real_main() -> Result<(), String> {
                     "first_invoke": f,
                     "cold_start_samples_us": cold.iter().map(|d| d.as_micros() as u64).collect::<Vec<_>>(),
                     "first_answers": outcomes,
+                    "peak_rss_bytes": peak_rss,
                 }),
             );
         }

@@ -403,6 +403,8 @@ fn real_main() -> Result<(), String> {
         let token = &tokens[0];
         let ddb = aws_sdk_dynamodb::Client::new(&aws);
         let table = env("TABLE_NAME")?;
+        // The process's peak so far: the mix's turns, before seeding adds the benchmark's own.
+        let peak_rss = switchboard_bench::peak_rss_bytes(None);
         let seeding = Instant::now();
         let mut short = Vec::new();
         for _ in 0..length_turns {
@@ -452,6 +454,7 @@ fn real_main() -> Result<(), String> {
                 "mix": stats(&all),
                 "by_kind": by_kind.iter().map(|(k, v)| (k.to_string(), stats(v))).collect::<serde_json::Map<_, _>>(),
                 "errors": turns.errors,
+                "peak_rss_bytes": peak_rss,
                 "length": {
                     "question": LENGTH_QUESTION,
                     "short_messages": 10,
