@@ -224,7 +224,7 @@ async fn a_refused_write_fails_tells_the_customer_and_hands_off() {
 
 #[tokio::test]
 async fn a_write_whose_caller_crashed_mid_call_is_sent_again_with_the_same_key_and_made_once() {
-    let stack = Stack::connect().await;
+    let stack = Stack::connect_alone().await;
     let (customer, sub) = stack.create_subscription("ACTIVE").await;
     let (_, conv) = conversation(&stack, &customer).await;
     // Held within the operation's timeout, so the fulfillment instance is still waiting on it

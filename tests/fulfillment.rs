@@ -266,7 +266,7 @@ async fn a_conversations_jobs_keep_their_order_through_retries() {
 
 #[tokio::test]
 async fn killing_fulfillment_mid_batch_loses_nothing_and_repeats_nothing() {
-    let stack = Stack::connect().await;
+    let stack = Stack::connect_alone().await;
     let mut cases = Vec::new();
     for i in 0..3 {
         let (customer, token, conv) = conversation(&stack, &format!("cust_kill{i}")).await;

@@ -38,7 +38,7 @@ fn refund(customer: &str, conversation: &str, order_id: &str, cents: i64) -> Str
 
 #[tokio::test]
 async fn a_refund_killed_after_paying_and_redriven_after_its_key_expired_pays_once() {
-    let stack = Stack::connect().await;
+    let stack = Stack::connect_alone().await;
     let (customer, token, conv) = conversation(&stack, "cust_paid_kill").await;
     let order = stack.create_order(&customer, 2500).await;
     let key = format!("refund:default:{order}");

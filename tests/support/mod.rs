@@ -28,6 +28,18 @@ pub struct Stack {
     pub http: reqwest::Client,
     pub ddb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Held for the test's length: see `connect_alone`.
+    _turn: Turn,
+}
+
+/// A test binary's tests run side by side, and a fulfillment batch can hold jobs of several of
+/// them. A test that kills the instance running its job would make the others' jobs in that
+/// batch run again (a refused write called twice), so it runs alone in its binary.
+static TURNS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+enum Turn {
+    Shared(#[allow(dead_code)] tokio::sync::RwLockReadGuard<'static, ()>),
+    Alone(#[allow(dead_code)] tokio::sync::RwLockWriteGuard<'static, ()>),
 }
 
 fn var(name: &str) -> String {
@@ -46,8 +58,18 @@ pub struct Reply {
 
 impl Stack {
     pub async fn connect() -> Stack {
+        Self::with_turn(Turn::Shared(TURNS.read().await)).await
+    }
+
+    /// For a test that kills a function instance: no other test of its binary runs meanwhile.
+    pub async fn connect_alone() -> Stack {
+        Self::with_turn(Turn::Alone(TURNS.write().await)).await
+    }
+
+    async fn with_turn(turn: Turn) -> Stack {
         let aws = switchboard::setup::aws().await;
         Stack {
+            _turn: turn,
             chat_url: var("CHAT_URL"),
             webhook_url: var("WEBHOOK_URL"),
             lambda_url: var("LAMBDA_URL"),
