@@ -233,7 +233,8 @@ def coldstart_section(res, meta):
         return out + [missing("coldstart"), ""], []
     out += [provenance(meta), ""]
     out += [
-        f"Each function's release binary (`cargo build --release`, this host's x86_64: the",
+        f"Each function's release binary (`cargo build --release --no-default-features`, as",
+        "production builds it; this host's x86_64: the",
         f"arm64 build cannot run here) started {c['runs']} times as Lambda starts it: the local",
         "stack's function environment plus `AWS_LAMBDA_RUNTIME_API` and the function name,",
         "memory, version and log variables, against a minimal Runtime API served on loopback by",
@@ -283,7 +284,7 @@ def sizes_section(res, meta):
         return out + [missing("sizes"), ""], []
     out += [provenance(meta), ""]
     out += [
-        "`bootstrap` as `cargo lambda build --release --arm64` writes it (zig as the linker,",
+        "`bootstrap` as `cargo lambda build --release --arm64 --no-default-features` writes it (zig as the linker,",
         "`provided.al2023`), without the development feature set (`--no-default-features`, as the",
         "Makefile builds them for `sam build`), with the workspace's release profile (its choices",
         "are explained in the root Cargo.toml). Zipped is what the deployment package adds up to",
