@@ -1,11 +1,16 @@
 //! The intent classifier's model: a linear softmax over TF-IDF features (`features.rs`),
 //! trained by `tools/nlu-train` from a bot bundle's examples. Weights are stored as i8 with
-//! one scale, for the features seen in training only, so the model stays small.
+//! one scale, for the features seen in training only, and only where they are not zero (about
+//! seven in ten are), so the model stays small: four languages' models are compiled into the
+//! chat and fulfillment binaries.
 //!
-//! Format (little-endian): `SBIM2\0`, u8 length + the language it was trained for, then as
-//! `SBIM1\0` (still read: a model without its language): u32 classes, per class u8 length +
-//! name, u32 features, f32 temperature, f32 weight scale, features × u32 id (ascending),
-//! features × f32 idf, classes × f32 bias, features × classes × i8 weight.
+//! Format (little-endian): `SBIM3\0`, u8 length + the language it was trained for (0: none),
+//! u32 classes, per class u8 length + name, u32 features, f32 temperature, f32 weight scale,
+//! features × u32 id (ascending), features × f32 idf, classes × f32 bias, then per feature a
+//! bitmask of the classes whose weight is not zero (⌈classes / 8⌉ bytes, class `c` is bit
+//! `c % 8` of byte `c / 8`), then those weights as i8, feature by feature, classes ascending.
+//! Still read: `SBIM2\0` (u8 length + language, then as `SBIM1\0`) and `SBIM1\0`, whose
+//! weights after the biases are dense, features × classes.
 
 use std::borrow::Cow;
 
@@ -16,6 +21,8 @@ const MAGIC: &[u8; 6] = b"SBIM1\0";
 /// A model that names its language, so a bundle whose languages were reordered (the first
 /// one's model is `model.bin`) cannot read one language with another's model.
 const MAGIC_WITH_LANGUAGE: &[u8; 6] = b"SBIM2\0";
+/// Weights kept only where they are not zero.
+const MAGIC_SPARSE: &[u8; 6] = b"SBIM3\0";
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ModelError {
@@ -29,6 +36,8 @@ pub enum ModelError {
     Unsorted,
     #[error("the model's language is not a language code")]
     Language,
+    #[error("the model's weight masks name classes it does not have")]
+    Mask,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,13 +48,16 @@ pub struct IntentModel {
     pub ids: Vec<u32>,
     pub idf: Vec<f32>,
     pub bias: Vec<f32>,
-    /// Row-major: `weights[f * classes + c]`, each an i8 kept as its byte, so a compiled-in
-    /// model's weights are read where the binary has them: no copy of every language's model
-    /// (megabytes, most of them never touched by a turn) at cold start.
-    pub weights: Cow<'static, [u8]>,
+    /// Per feature, which classes have a weight that is not zero (`mask_len()` bytes a row),
+    /// and those weights (each an i8 kept as its byte), feature by feature. A compiled-in
+    /// model's are read where the binary has them: no copy of every language's model at cold
+    /// start. `set_weights` makes them from dense weights.
+    pub masks: Cow<'static, [u8]>,
+    pub values: Cow<'static, [u8]>,
     pub scale: f32,
     pub temperature: f32,
-    /// Where each of `ids` is, built from them on first use (`ids` do not change after).
+    /// Where each of `ids` is and where its weights start, built on first use (`ids` and the
+    /// weights do not change after).
     pub rows: RowIndex,
 }
 
@@ -60,6 +72,8 @@ pub struct RowIndex(std::sync::OnceLock<Rows>);
 struct Rows {
     bits: Vec<u64>,
     before: Vec<u32>,
+    /// Where each row's weights start in `values`.
+    offsets: Vec<u32>,
 }
 
 // A cache of `ids`: models are equal by what they hold.
@@ -70,7 +84,7 @@ impl PartialEq for RowIndex {
 }
 
 impl Rows {
-    fn new(ids: &[u32]) -> Self {
+    fn new(ids: &[u32], masks: &[u8], mask_len: usize) -> Self {
         let mut bits = vec![0u64; (features::BUCKETS as usize).div_ceil(64)];
         for &id in ids {
             // An id no feature can have (a model from elsewhere) is never looked up.
@@ -87,7 +101,20 @@ impl Rows {
                 at
             })
             .collect();
-        Self { bits, before }
+        let mut start = 0u32;
+        let offsets = masks
+            .chunks(mask_len.max(1))
+            .map(|mask| {
+                let at = start;
+                start += mask.iter().map(|b| b.count_ones()).sum::<u32>();
+                at
+            })
+            .collect();
+        Self {
+            bits,
+            before,
+            offsets,
+        }
     }
 
     fn row(&self, id: u32) -> Option<usize> {
@@ -159,17 +186,21 @@ impl IntentModel {
 
     fn read<'a>(
         bytes: &'a [u8],
-        weights: impl FnOnce(&'a [u8]) -> Cow<'static, [u8]>,
+        keep: impl Fn(&'a [u8]) -> Cow<'static, [u8]>,
     ) -> Result<Self, ModelError> {
         let mut r = Reader(bytes);
         let magic = r.take(MAGIC.len())?;
-        let language = if magic == MAGIC_WITH_LANGUAGE {
+        let sparse = magic == MAGIC_SPARSE;
+        let language = if sparse || magic == MAGIC_WITH_LANGUAGE {
             let len = r.take(1)?[0] as usize;
             let code = std::str::from_utf8(r.take(len)?).map_err(|_| ModelError::Language)?;
-            if !crate::language::is_bundle_code(code) {
+            if sparse && code.is_empty() {
+                None
+            } else if crate::language::is_bundle_code(code) {
+                Some(code.to_string())
+            } else {
                 return Err(ModelError::Language);
             }
-            Some(code.to_string())
         } else if magic == MAGIC {
             None
         } else {
@@ -192,23 +223,76 @@ impl IntentModel {
         }
         let idf = r.f32s(n)?;
         let bias = r.f32s(n_classes)?;
-        let weights = weights(r.take(n.checked_mul(n_classes).ok_or(ModelError::Truncated)?)?);
-        Ok(Self {
+        let mut model = Self {
             language,
             classes,
             ids,
             idf,
             bias,
-            weights,
+            masks: Cow::Borrowed(&[]),
+            values: Cow::Borrowed(&[]),
             scale,
             temperature,
             rows: RowIndex::default(),
-        })
+        };
+        let mask_len = model.mask_len();
+        if sparse {
+            let masks = r.take(n.checked_mul(mask_len).ok_or(ModelError::Truncated)?)?;
+            // Bits past the last class would count weights that belong to no class.
+            let spare = (mask_len * 8 - n_classes) as u32;
+            let last_byte = u8::MAX.checked_shl(8 - spare).unwrap_or(0);
+            if spare > 0
+                && masks
+                    .chunks(mask_len)
+                    .any(|m| m[mask_len - 1] & last_byte != 0)
+            {
+                return Err(ModelError::Mask);
+            }
+            let nonzero = masks.iter().map(|b| b.count_ones() as usize).sum();
+            model.masks = keep(masks);
+            model.values = keep(r.take(nonzero)?);
+        } else {
+            let dense = r.take(n.checked_mul(n_classes).ok_or(ModelError::Truncated)?)?;
+            model.set_weights(dense);
+        }
+        Ok(model)
+    }
+
+    /// Bytes of one feature's class mask.
+    pub fn mask_len(&self) -> usize {
+        self.classes.len().div_ceil(8)
+    }
+
+    /// Sets the weights from dense ones, row-major (`dense[f * classes + c]`, i8 as bytes),
+    /// keeping those that are not zero.
+    pub fn set_weights(&mut self, dense: &[u8]) {
+        let (k, m) = (self.classes.len(), self.mask_len());
+        let mut masks = Vec::with_capacity(self.ids.len() * m);
+        let mut values = Vec::new();
+        for row in dense.chunks(k.max(1)) {
+            let mut mask = vec![0u8; m];
+            for (c, &w) in row.iter().enumerate() {
+                if w != 0 {
+                    mask[c / 8] |= 1 << (c % 8);
+                    values.push(w);
+                }
+            }
+            masks.extend(mask);
+        }
+        self.masks = Cow::Owned(masks);
+        self.values = Cow::Owned(values);
+        self.rows = RowIndex::default();
+    }
+
+    fn index(&self) -> &Rows {
+        self.rows
+            .0
+            .get_or_init(|| Rows::new(&self.ids, &self.masks, self.mask_len()))
     }
 
     /// The row of feature `id`, when the model saw it in training.
     pub fn row(&self, id: u32) -> Option<usize> {
-        self.rows.0.get_or_init(|| Rows::new(&self.ids)).row(id)
+        self.index().row(id)
     }
 
     /// Whether the feature `id` was seen in training (a word of the language it reads).
@@ -223,15 +307,10 @@ impl IntentModel {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = match &self.language {
-            Some(code) => {
-                let mut out = MAGIC_WITH_LANGUAGE.to_vec();
-                out.push(code.len() as u8);
-                out.extend(code.as_bytes());
-                out
-            }
-            None => MAGIC.to_vec(),
-        };
+        let mut out = MAGIC_SPARSE.to_vec();
+        let code = self.language.as_deref().unwrap_or_default();
+        out.push(code.len() as u8);
+        out.extend(code.as_bytes());
         out.extend((self.classes.len() as u32).to_le_bytes());
         for c in &self.classes {
             out.push(c.name().len() as u8);
@@ -243,7 +322,8 @@ impl IntentModel {
         self.ids.iter().for_each(|i| out.extend(i.to_le_bytes()));
         self.idf.iter().for_each(|v| out.extend(v.to_le_bytes()));
         self.bias.iter().for_each(|v| out.extend(v.to_le_bytes()));
-        out.extend_from_slice(&self.weights);
+        out.extend_from_slice(&self.masks);
+        out.extend_from_slice(&self.values);
         out
     }
 
@@ -261,14 +341,25 @@ impl IntentModel {
         x
     }
 
-    /// Each class's score (logit) before the temperature, in `classes` order.
+    /// Each class's score (logit) before the temperature, in `classes` order. Only the weights
+    /// that are not zero are added: the same sums as over every class.
     pub fn scores(&self, text: &str) -> Vec<f32> {
-        let k = self.classes.len();
+        let m = self.mask_len();
         let mut scores = self.bias.clone();
+        if m == 0 {
+            return scores;
+        }
+        let index = self.index();
         for (row, v) in self.vectorize(text) {
-            let w = &self.weights[row * k..(row + 1) * k];
-            for (s, wi) in scores.iter_mut().zip(w) {
-                *s += v * f32::from(*wi as i8) * self.scale;
+            let mut at = index.offsets[row] as usize;
+            for (byte, &mask) in self.masks[row * m..(row + 1) * m].iter().enumerate() {
+                let mut bits = mask;
+                while bits != 0 {
+                    let c = byte * 8 + bits.trailing_zeros() as usize;
+                    scores[c] += v * f32::from(self.values[at] as i8) * self.scale;
+                    at += 1;
+                    bits &= bits - 1;
+                }
             }
         }
         scores
@@ -308,20 +399,48 @@ mod tests {
             .collect();
         ids.dedup();
         let n = ids.len();
-        IntentModel {
+        let mut m = IntentModel {
             language: None,
             classes: vec![Intent::new("cancel_order"), Intent::new("greet")],
             idf: vec![1.0; n],
             bias: vec![0.0, 0.5],
-            weights: ids
-                .iter()
-                .flat_map(|_| [100i8 as u8, -100i8 as u8])
-                .collect(),
+            masks: Default::default(),
+            values: Default::default(),
             ids,
             scale: 0.05,
             temperature: 1.0,
             rows: Default::default(),
+        };
+        m.set_weights(&[100i8 as u8, -100i8 as u8].repeat(n));
+        m
+    }
+
+    /// The model as the formats before SBIM3 wrote it: dense weights.
+    fn dense_bytes(m: &IntentModel, magic: &[u8; 6]) -> Vec<u8> {
+        let mut out = magic.to_vec();
+        if magic == MAGIC_WITH_LANGUAGE {
+            let code = m.language.as_deref().unwrap();
+            out.push(code.len() as u8);
+            out.extend(code.as_bytes());
         }
+        let sparse = m.to_bytes();
+        let header = sparse.len() - m.masks.len() - m.values.len();
+        let skip = MAGIC_SPARSE.len() + 1 + m.language.as_deref().map_or(0, str::len);
+        out.extend_from_slice(&sparse[skip..header]);
+        let k = m.classes.len();
+        let index = m.index();
+        for row in 0..m.ids.len() {
+            let mut at = index.offsets[row] as usize;
+            for c in 0..k {
+                if m.masks[row * m.mask_len() + c / 8] & (1 << (c % 8)) != 0 {
+                    out.push(m.values[at]);
+                    at += 1;
+                } else {
+                    out.push(0);
+                }
+            }
+        }
+        out
     }
 
     #[test]
@@ -344,9 +463,69 @@ mod tests {
             ..tiny()
         };
         let bytes = es.to_bytes();
-        assert!(bytes.starts_with(b"SBIM2\0\x02es"));
+        assert!(bytes.starts_with(b"SBIM3\0\x02es"));
         assert_eq!(IntentModel::from_bytes(&bytes).unwrap(), es);
-        assert!(m.to_bytes().starts_with(MAGIC));
+        assert!(m.to_bytes().starts_with(b"SBIM3\0\x00"));
+    }
+
+    #[test]
+    fn models_with_dense_weights_still_read_and_predict_alike() {
+        let es = IntentModel {
+            language: Some("es".into()),
+            ..tiny()
+        };
+        for (model, magic) in [(&tiny(), MAGIC), (&es, MAGIC_WITH_LANGUAGE)] {
+            let old = IntentModel::from_bytes(&dense_bytes(model, magic)).unwrap();
+            assert_eq!(&old, model);
+            for text in ["please cancel it", "hello", ""] {
+                assert_eq!(old.scores(text), model.scores(text), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_weights_that_are_not_zero_are_kept_and_scores_are_the_dense_sums() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut ids: Vec<u32> = features::extract("where is my order and can I cancel it")
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        ids.dedup();
+        let classes: Vec<Intent> = (0..13).map(|c| Intent::new(&format!("c{c}"))).collect();
+        let k = classes.len();
+        // Seven in ten zero, as in trained models.
+        let dense: Vec<u8> = (0..ids.len() * k)
+            .map(|_| {
+                if rng.u8(..10) < 7 {
+                    0
+                } else {
+                    rng.i8(..) as u8
+                }
+            })
+            .collect();
+        let mut m = IntentModel {
+            language: None,
+            classes,
+            idf: (0..ids.len()).map(|_| rng.f32() + 0.5).collect(),
+            bias: (0..k).map(|_| rng.f32()).collect(),
+            masks: Default::default(),
+            values: Default::default(),
+            ids,
+            scale: 0.01,
+            temperature: 1.0,
+            rows: Default::default(),
+        };
+        m.set_weights(&dense);
+        assert_eq!(m.values.len(), dense.iter().filter(|w| **w != 0).count());
+        let text = "can I cancel my order";
+        let mut expected = m.bias.clone();
+        for (row, v) in m.vectorize(text) {
+            for (c, s) in expected.iter_mut().enumerate() {
+                *s += v * f32::from(dense[row * k + c] as i8) * m.scale;
+            }
+        }
+        assert_eq!(m.scores(text), expected);
+        assert_eq!(IntentModel::from_bytes(&m.to_bytes()).unwrap(), m);
     }
 
     #[test]
@@ -392,7 +571,7 @@ mod tests {
             );
         }
         let mut renamed = bytes.clone();
-        let at = MAGIC.len() + 4 + 1;
+        let at = MAGIC.len() + 1 + 4 + 1;
         renamed[at] = 0xff;
         assert_eq!(IntentModel::from_bytes(&renamed), Err(ModelError::Name));
         let mut bad = IntentModel {
@@ -403,5 +582,11 @@ mod tests {
         assert_eq!(IntentModel::from_bytes(&bad), Err(ModelError::Language));
         bad[7] = 0xff;
         assert_eq!(IntentModel::from_bytes(&bad), Err(ModelError::Language));
+        // A mask bit for a third class of a two-class model.
+        let m = tiny();
+        let mut masked = m.to_bytes();
+        let first_mask = masked.len() - m.values.len() - m.masks.len();
+        masked[first_mask] |= 0b100;
+        assert_eq!(IntentModel::from_bytes(&masked), Err(ModelError::Mask));
     }
 }

@@ -38,7 +38,7 @@ const ENGLISH: &str = "en";
 /// What is measured: the bot's `understand`, or a candidate model with a confidence threshold.
 enum Classifier {
     Understand(Nlu),
-    Model(IntentModel, f32),
+    Model(Box<IntentModel>, f32),
 }
 
 impl Classifier {
@@ -177,7 +177,7 @@ fn run(
                 path.display(),
                 bytes.len()
             );
-            Classifier::Model(m, threshold)
+            Classifier::Model(Box::new(m), threshold)
         }
     };
     let init = start.elapsed();

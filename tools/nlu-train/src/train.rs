@@ -68,7 +68,8 @@ pub fn train(classes: &[Intent], examples: &[(Intent, String)], o: &Options) -> 
         ids,
         idf,
         bias: vec![0.0; k],
-        weights: Default::default(),
+        masks: Default::default(),
+        values: Default::default(),
         scale: 1.0,
         temperature: 1.0,
         rows: Default::default(),
@@ -122,10 +123,11 @@ pub fn train(classes: &[Intent], examples: &[(Intent, String)], o: &Options) -> 
 
     let max = w.iter().fold(0f32, |m, x| m.max(x.abs())).max(1e-6);
     model.scale = max / 127.0;
-    model.weights = w
+    let dense: Vec<u8> = w
         .iter()
         .map(|x| (x / model.scale).round().clamp(-127.0, 127.0) as i8 as u8)
         .collect();
+    model.set_weights(&dense);
     model.bias = b;
     model
 }
