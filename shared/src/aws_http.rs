@@ -113,13 +113,92 @@ async fn send(
     Ok(response)
 }
 
-/// The SDK's retry policy reads these: timeouts and I/O errors are retried, the rest not.
+/// The SDK's retry policy reads these: timeouts and I/O errors are retried, a request that
+/// could not be built is not. Everything else reqwest reports on the way (a connection refused
+/// or reset, an answer cut off: reading a body fails as a "decode" error) is the network's.
 fn classify(e: reqwest::Error) -> ConnectorError {
     if e.is_timeout() {
         ConnectorError::timeout(e.into())
-    } else if e.is_connect() || e.is_request() || e.is_body() {
-        ConnectorError::io(e.into())
+    } else if e.is_builder() {
+        ConnectorError::user(e.into())
     } else {
-        ConnectorError::other(e.into(), None)
+        ConnectorError::io(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// A loopback server that reads one request and answers with `answer` (then closes).
+    fn serve_once(answer: &'static [u8]) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf);
+            let _ = socket.write_all(answer);
+        });
+        url
+    }
+
+    fn connector(read_timeout: Option<Duration>) -> SharedHttpConnector {
+        SharedHttpConnector::new(Connector::new(Some(Duration::from_secs(2)), read_timeout))
+    }
+
+    fn request(url: &str) -> HttpRequest {
+        let mut r = HttpRequest::new(SdkBody::from("{}"));
+        r.set_uri(url).unwrap();
+        r.headers_mut()
+            .insert("x-amz-target", "DynamoDB_20120810.Query");
+        r
+    }
+
+    #[tokio::test]
+    async fn an_answer_comes_back_whole_with_its_status_and_headers() {
+        let url = serve_once(
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: r1\r\ncontent-length: 2\r\n\r\n{}",
+        );
+        let answer = connector(None).call(request(&url)).await.unwrap();
+        assert_eq!(answer.status().as_u16(), 400);
+        assert_eq!(answer.headers().get("x-amzn-requestid"), Some("r1"));
+        assert_eq!(answer.body().bytes(), Some(&b"{}"[..]));
+    }
+
+    #[tokio::test]
+    async fn an_answer_cut_off_is_an_io_error_the_sdk_retries() {
+        let url = serve_once(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{\"Items\":");
+        let e = connector(None).call(request(&url)).await.unwrap_err();
+        assert!(e.is_io(), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn nobody_listening_is_an_io_error() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}/");
+        let e = connector(None).call(request(&url)).await.unwrap_err();
+        assert!(e.is_io(), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn no_answer_within_the_read_timeout_is_a_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        // Accepts and holds the connection without answering until the test ends.
+        let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+        let e = connector(Some(Duration::from_millis(200)))
+            .call(request(&url))
+            .await
+            .unwrap_err();
+        assert!(e.is_timeout(), "{e:?}");
+        drop(held);
     }
 }

@@ -34,7 +34,9 @@ pub struct Stack {
 
 /// A test binary's tests run side by side, and a fulfillment batch can hold jobs of several of
 /// them. A test that kills the instance running its job would make the others' jobs in that
-/// batch run again (a refused write called twice), so it runs alone in its binary.
+/// batch run again (a refused write called twice), so it runs alone in its binary. (Jobs an
+/// earlier test left retrying can still be in the batch.) A test connects once: a second
+/// `connect` while a `connect_alone` waits would wait behind it for ever.
 static TURNS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
 
 enum Turn {
