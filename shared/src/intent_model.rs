@@ -92,24 +92,12 @@ impl Rows {
                 *word |= 1 << (id % 64);
             }
         }
-        let mut seen = 0u32;
-        let before = bits
-            .iter()
-            .map(|w| {
-                let at = seen;
-                seen += w.count_ones();
-                at
-            })
-            .collect();
-        let mut start = 0u32;
-        let offsets = masks
-            .chunks(mask_len.max(1))
-            .map(|mask| {
-                let at = start;
-                start += mask.iter().map(|b| b.count_ones()).sum::<u32>();
-                at
-            })
-            .collect();
+        let before = counts_before(bits.iter().map(|w| w.count_ones()));
+        let offsets = counts_before(
+            masks
+                .chunks(mask_len.max(1))
+                .map(|mask| mask.iter().map(|b| b.count_ones()).sum()),
+        );
         Self {
             bits,
             before,
@@ -124,6 +112,17 @@ impl Rows {
         (word & bit != 0)
             .then(|| self.before[at] as usize + (word & (bit - 1)).count_ones() as usize)
     }
+}
+
+/// For each count, the sum of the ones before it: ids before a bitmap word, weights before a row.
+fn counts_before(counts: impl Iterator<Item = u32>) -> Vec<u32> {
+    counts
+        .scan(0u32, |seen, n| {
+            let at = *seen;
+            *seen += n;
+            Some(at)
+        })
+        .collect()
 }
 
 struct Reader<'a>(&'a [u8]);
