@@ -14,6 +14,7 @@ use super::embedded;
 use super::error::{line_of, BundleError, BundleErrors};
 use super::flows::{self, FlowEngine};
 use super::intents::{self, Action, IntentDef};
+use super::language_files::LanguageFiles;
 use super::messages::Messages;
 use super::toml_file::{self, Schema, LEAF};
 use super::words::{self, Words};
@@ -133,7 +134,7 @@ struct RawConnectors {
 
 /// A bundle's files by their path inside it (`/`-separated): the compiled-in bundle's borrowed
 /// from the binary, a directory's read into memory.
-type Files = BTreeMap<String, Cow<'static, [u8]>>;
+pub(super) type Files = BTreeMap<String, Cow<'static, [u8]>>;
 
 impl Bot {
     /// The bundle in `dir`, its flows checked against the built-in operations and those its
@@ -299,6 +300,9 @@ impl Bot {
             .as_ref()
             .map(|(r, _)| r.languages.get_ref().clone())
             .unwrap_or_default();
+        // Each language's messages, words and model, parsed side by side; taken below in the
+        // order the files are checked.
+        let mut parsed = LanguageFiles::parse(root, files, &languages);
 
         // messages/<lang>.toml
         let mut messages = BTreeMap::new();
@@ -307,7 +311,9 @@ impl Bot {
             match text_of(&rel, &mut errs) {
                 // The engine's keys are checked by the parse.
                 Some(text) => {
-                    let (m, e) = Messages::parse_partial(&path(&rel), text);
+                    let (m, e) = parsed
+                        .messages(&rel)
+                        .unwrap_or_else(|| Messages::parse_partial(&path(&rel), text));
                     errs.0.extend(e.0);
                     messages.insert(lang.clone(), Arc::new(m));
                 }
@@ -331,7 +337,10 @@ impl Bot {
                 continue;
             };
             if let Some(text) = text_of(rel, &mut errs) {
-                match Words::parse(&path(rel), lang, text) {
+                let read = parsed
+                    .words(rel)
+                    .unwrap_or_else(|| Words::parse(&path(rel), lang, text));
+                match read {
                     Ok(w) => {
                         words.insert(lang.to_string(), w);
                     }
@@ -573,7 +582,10 @@ impl Bot {
                     ));
                     continue;
                 }
-                Some(bytes) => match IntentModel::from_file(bytes) {
+                Some(bytes) => match parsed
+                    .model(&name)
+                    .unwrap_or_else(|| IntentModel::from_file(bytes))
+                {
                     Ok(m) => m,
                     Err(e) => {
                         errs.push(BundleError::new(&model_path, None, "", e.to_string()));
@@ -1242,5 +1254,44 @@ mod tests {
             "{all}"
         );
         std::fs::remove_dir_all(&to).unwrap();
+    }
+
+    /// Each language's files are parsed on threads of their own (`language_files`): their
+    /// problems are still all named, in the order the files are checked, whichever thread
+    /// finished first.
+    #[test]
+    fn problems_in_several_languages_files_are_named_in_file_order() {
+        let dir = copy();
+        let append = |file: &str, bytes: &[u8]| {
+            let p = dir.join(file);
+            let mut all = std::fs::read(&p).unwrap();
+            all.extend_from_slice(bytes);
+            std::fs::write(&p, all).unwrap();
+        };
+        append("messages/es.toml", b"\n= no key\n");
+        append("messages/de.toml", b"\n# \xff\xfe\n");
+        append("words/fr.toml", b"\n[[[\n");
+        let model = dir.join("model.de.bin");
+        let bytes = std::fs::read(&model).unwrap();
+        std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+
+        let all = errors(&dir);
+        let at = |what: &str| {
+            all.iter()
+                .position(|e| e.starts_with(what))
+                .unwrap_or_else(|| panic!("no error for {what}: {all:#?}"))
+        };
+        let order = [
+            at("B/messages/es.toml"),
+            at("B/messages/de.toml"),
+            at("B/words/fr.toml"),
+            at("B/model.de.bin"),
+        ];
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{all:#?}");
+        assert!(all[order[1]].contains("not UTF-8"), "{all:#?}");
+        assert!(all[order[3]].contains("truncated"), "{all:#?}");
+        // The same bundle, loaded again: the same errors, in the same order.
+        assert_eq!(errors(&dir), all);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod flows;
 pub mod format;
 pub mod intents;
+mod language_files;
 pub mod messages;
 pub mod order_answer;
 mod toml_file;
