@@ -1,8 +1,10 @@
 //! Each language's files of a bundle, parsed side by side: its messages, the words it is read
 //! with and its intent model are most of a bundle's load (the TOML and the model's arrays), and
 //! none of them depends on another language's or on the rest of the bundle. A cold start waits
-//! for the bundle, so each language is parsed on a thread of its own: Lambda runs init with
-//! its vCPUs unthrottled, and the bundle is on the critical path of the first poll.
+//! for the bundle (it is on the path to the first poll), so each language is parsed on a thread
+//! of its own. That shortens init where there is more than one core to run them on — Lambda's
+//! init phase has been measured running on two unthrottled vCPUs whatever the memory setting
+//! (not documented by AWS) — and costs a thread start per language where there is not.
 //!
 //! Only the parsing is done here. `Bot::from_files` still walks the files in its own order and
 //! reports every problem where it did before; it takes a result from here when there is one and
