@@ -6,7 +6,7 @@
 //! Target (issue 23): inbound verify + enqueue under 1 ms p99 per message, for each provider.
 //!
 //! The service is built as the webhook function builds it (`WebhookService::new(..)
-//! .with_channels(..)` over the bundled config/channels.toml), with in-process stand-ins for
+//! .with_channels(..)` over the bundled config/channels.toml, then `read_secrets`), with in-process stand-ins for
 //! what is I/O in AWS: the secrets from a closure (the production resolver's `env:` path),
 //! `MemoryClaims` for DynamoDB's conditional writes, and a queue that builds each job's SQS
 //! envelope (the JSON body, group and deduplication ids, as `SqsJobQueue` does) and sends
@@ -326,16 +326,16 @@ async fn service(queue: Arc<Queue>) -> WebhookService {
     );
     // No vendors: a channel's request never looks at them (the path is routed first), and the
     // bundled ones would only log their missing secrets at start.
-    WebhookService::new(
+    let service = WebhookService::new(
         BTreeMap::new(),
         Arc::new(Secrets::new(secret_env, None)),
         Arc::new(MemoryClaims::default()),
         queue,
         WebhookSettings::default(),
     )
-    .await
-    .with_channels(channels)
-    .await
+    .with_channels(channels);
+    service.read_secrets().await;
+    service
 }
 
 fn json_path() -> Option<String> {

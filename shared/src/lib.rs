@@ -43,6 +43,7 @@ pub mod relay;
 pub mod secrets;
 pub mod setup;
 pub mod signatures;
+pub mod single_flight;
 pub mod store;
 pub mod telemetry;
 pub mod turn;

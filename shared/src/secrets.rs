@@ -11,8 +11,12 @@
 //! active. Values are wrapped in [`SecretValue`], whose `Debug` never prints them.
 
 use crate::io_clock::IoFutureExt;
+use crate::single_flight::SingleFlight;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
 
 use async_trait::async_trait;
 
@@ -175,6 +179,16 @@ pub struct Secrets<F: Fn(&str) -> Option<String> + Send + Sync> {
     env: F,
     ssm: Option<aws_sdk_ssm::Client>,
     secrets_manager: Option<aws_sdk_secretsmanager::Client>,
+    /// References to keys of one secret, resolved at once, read it once.
+    secret_reads: SingleFlight<String, Result<Arc<str>, SecretRead>>,
+}
+
+/// How a read of a whole Secrets Manager secret ended, before it is told as one reference's.
+#[derive(Clone)]
+enum SecretRead {
+    NotFound,
+    Binary,
+    Unavailable(String),
 }
 
 impl Secrets<fn(&str) -> Option<String>> {
@@ -189,7 +203,48 @@ impl<F: Fn(&str) -> Option<String> + Send + Sync> Secrets<F> {
             env,
             ssm: aws.map(aws_sdk_ssm::Client::new),
             secrets_manager: aws.map(aws_sdk_secretsmanager::Client::new),
+            secret_reads: SingleFlight::default(),
         }
+    }
+
+    /// The secret's string, read once for every reference that asks for it meanwhile.
+    async fn secret_string(
+        &self,
+        sm: &aws_sdk_secretsmanager::Client,
+        id: &str,
+    ) -> Result<Arc<str>, SecretRead> {
+        let (sm, owned) = (sm.clone(), id.to_string());
+        self.secret_reads
+            .run(id.to_string(), move || {
+                async move {
+                    let out = sm
+                        .get_secret_value()
+                        .secret_id(owned)
+                        .send()
+                        .io()
+                        .await
+                        .map_err(|e| {
+                            // A secret deleted with a recovery window (the default
+                            // `delete-secret`) answers InvalidRequestException ("marked for
+                            // deletion") until it is purged: revoked as surely as one that is
+                            // gone, not an outage.
+                            if e.as_service_error().is_some_and(|s| {
+                                s.is_resource_not_found_exception()
+                                    || s.is_invalid_request_exception()
+                            }) {
+                                SecretRead::NotFound
+                            } else {
+                                SecretRead::Unavailable(
+                                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                                        .to_string(),
+                                )
+                            }
+                        })?;
+                    out.secret_string().map(Arc::from).ok_or(SecretRead::Binary)
+                }
+                .boxed()
+            })
+            .await
     }
 
     async fn remote(&self, reference: &SecretRef) -> Result<Vec<SecretValue>, SecretError> {
@@ -225,30 +280,18 @@ impl<F: Fn(&str) -> Option<String> + Send + Sync> Secrets<F> {
                     .secrets_manager
                     .as_ref()
                     .ok_or_else(|| unavailable("no Secrets Manager client configured".into()))?;
-                let out = sm
-                    .get_secret_value()
-                    .secret_id(id)
-                    .send()
-                    .io()
+                let raw = self
+                    .secret_string(sm, id)
                     .await
-                    .map_err(|e| {
-                        // A secret deleted with a recovery window (the default `delete-secret`)
-                        // answers InvalidRequestException ("marked for deletion") until it is
-                        // purged: revoked as surely as one that is gone, not an outage.
-                        if e.as_service_error().is_some_and(|s| {
-                            s.is_resource_not_found_exception() || s.is_invalid_request_exception()
-                        }) {
-                            SecretError::NotFound(reference.to_string())
-                        } else {
-                            unavailable(
-                                aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
-                            )
-                        }
+                    .map_err(|read| match read {
+                        SecretRead::NotFound => SecretError::NotFound(reference.to_string()),
+                        SecretRead::Binary => SecretError::Malformed {
+                            reference: reference.to_string(),
+                            reason: "the secret holds binary data, not a string".into(),
+                        },
+                        SecretRead::Unavailable(reason) => unavailable(reason),
                     })?;
-                let raw = out.secret_string().ok_or_else(|| SecretError::Malformed {
-                    reference: reference.to_string(),
-                    reason: "the secret holds binary data, not a string".into(),
-                })?;
+                let raw = &*raw;
                 let Some(key) = key else {
                     return values_of(reference, raw);
                 };
@@ -351,5 +394,109 @@ mod tests {
         let s = Secrets::new(|_: &str| Some("ssm:/x".into()), None);
         let err = s.resolve(&"env:X".parse().unwrap()).await.unwrap_err();
         assert!(matches!(err, SecretError::Unavailable { .. }), "{err}");
+    }
+
+    /// A stand-in for Secrets Manager on loopback: answers every request, a while later, with
+    /// one secret whose keys are `a` and `b`, and counts the requests.
+    fn secrets_manager(requests: Arc<std::sync::atomic::AtomicUsize>) -> aws_config::SdkConfig {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let requests = requests.clone();
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    // One request per connection is enough here: headers, then the body.
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        let text = String::from_utf8_lossy(&seen);
+                        let Some(end) = text.find("\r\n\r\n") else {
+                            continue;
+                        };
+                        let length = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if seen.len() < end + 4 + length {
+                            continue;
+                        }
+                        requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                        let body = serde_json::json!({
+                            "Name": "switchboard/webhooks",
+                            "SecretString": r#"{"a": "first", "b": ["second", "old"]}"#,
+                        })
+                        .to_string();
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = stream.write_all(answer.as_bytes());
+                        seen.clear();
+                    }
+                });
+            }
+        });
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .endpoint_url(url)
+            .credentials_provider(
+                aws_sdk_secretsmanager::config::SharedCredentialsProvider::new(
+                    aws_sdk_secretsmanager::config::Credentials::new(
+                        "AKIDLOCAL",
+                        "local",
+                        None,
+                        None,
+                        "test",
+                    ),
+                ),
+            )
+            .http_client(crate::aws_http::ReqwestHttpClient::shared())
+            .build()
+    }
+
+    #[tokio::test]
+    async fn keys_of_one_secret_asked_for_at_once_are_one_read_of_it() {
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let aws = secrets_manager(requests.clone());
+        let s = Secrets::new(|_: &str| None, Some(&aws));
+        let refs: Vec<SecretRef> = [
+            "secretsmanager:switchboard/webhooks#a",
+            "secretsmanager:switchboard/webhooks#b",
+            "secretsmanager:switchboard/webhooks#c",
+            "secretsmanager:switchboard/webhooks#a",
+        ]
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect();
+        let all = futures_util::future::join_all(refs.iter().map(|r| s.resolve(r))).await;
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(all[0], Ok(vec![SecretValue::new("first")]));
+        assert_eq!(
+            all[1],
+            Ok(vec![SecretValue::new("second"), SecretValue::new("old")])
+        );
+        // Each reference's own outcome: the key that is not there is named as that reference.
+        assert_eq!(
+            all[2],
+            Err(SecretError::NotFound(
+                "secretsmanager:switchboard/webhooks#c".into()
+            ))
+        );
+        assert_eq!(all[3], all[0]);
+        // Once it is over, the next read is a read: a rotation is seen.
+        s.resolve(&refs[0]).await.unwrap();
+        assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

@@ -335,7 +335,7 @@ pub async fn webhook() -> Result<WebhookService, ConfigError> {
         secrets_max_stale: secs("WEBHOOK_SECRETS_MAX_STALE_SECS", defaults.secrets_max_stale)?,
     };
     let aws = aws().await;
-    Ok(WebhookService::new(
+    let service = WebhookService::new(
         vendors,
         Arc::new(Secrets::from_process(Some(&aws))),
         Arc::new(DynamoClaims::new(
@@ -345,7 +345,7 @@ pub async fn webhook() -> Result<WebhookService, ConfigError> {
         Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
         settings,
     )
-    .await
-    .with_channels(channels(&env)?)
-    .await)
+    .with_channels(channels(&env)?);
+    service.read_secrets().await;
+    Ok(service)
 }

@@ -82,16 +82,15 @@ fn vendor_of(path: &str) -> Option<&str> {
 }
 
 impl WebhookService {
-    /// Reads every vendor's secrets once, so a misconfigured vendor shows in the init log and
-    /// is refused from the first request without another read until the TTL.
-    pub async fn new(
+    /// The service for these vendors; `read_secrets` reads their secrets (and the channels').
+    pub fn new(
         vendors: BTreeMap<String, VendorConfig>,
         secrets: Arc<dyn SecretSource>,
         claims: Arc<dyn ClaimStore>,
         queue: Arc<dyn JobQueue>,
         settings: WebhookSettings,
     ) -> Self {
-        let service = Self {
+        Self {
             channels: BTreeMap::new(),
             vendors: vendors
                 .into_iter()
@@ -109,17 +108,42 @@ impl WebhookService {
             claims,
             queue,
             settings,
-        };
-        // Every vendor's secrets at once: each is a round trip to SSM or Secrets Manager, and
-        // one after another they were most of the function's cold start.
-        let this = &service;
-        let loaded = futures_util::future::join_all(
-            this.vendors
+        }
+    }
+
+    /// With these messaging channels (a channel its file disables is named in the log now and
+    /// answers 404).
+    pub fn with_channels(mut self, channels: crate::channels::config::Channels) -> Self {
+        for (name, why) in &channels.disabled {
+            tracing::error!(channel = %name, why = %why, "messaging channel disabled: its requests get 404");
+        }
+        self.channels = channels
+            .channels
+            .into_iter()
+            .filter(|(name, _)| !channels.disabled.iter().any(|(n, _)| n == name))
+            .map(|(name, config)| (name, channels::Channel::new(config)))
+            .collect();
+        self
+    }
+
+    /// Reads every vendor's and every channel's secrets once, all at once (each is a round
+    /// trip to SSM or Secrets Manager, and one after another they were most of the function's
+    /// cold start), so a misconfigured vendor or channel shows in the init log and is refused
+    /// from the first request (401: never open) without another read until the TTL.
+    pub async fn read_secrets(&self) {
+        let vendors = futures_util::future::join_all(
+            self.vendors
                 .iter()
-                .map(|(name, vendor)| async move { (name, this.keys(vendor).await) }),
-        )
-        .await;
-        for (name, loaded) in loaded {
+                .map(|(name, vendor)| async move { (name, self.keys(vendor).await) }),
+        );
+        let channels = futures_util::future::join_all(self.channels.iter().map(
+            |(name, channel)| async move {
+                let loaded = channel.secrets(self.secrets.as_ref(), &self.settings).await;
+                (name, channel, loaded)
+            },
+        ));
+        let (vendors, channels) = tokio::join!(vendors, channels);
+        for (name, loaded) in vendors {
             match loaded {
                 Ok(keys) if keys.is_empty() => {
                     tracing::error!(vendor = %name, "webhook vendor disabled: no usable secret, its requests are refused (401)")
@@ -132,29 +156,7 @@ impl WebhookService {
                 }
             }
         }
-        service
-    }
-
-    /// With these messaging channels; each one's secret is read now, so one that cannot verify
-    /// is named in the init log (and refuses every request: never open).
-    pub async fn with_channels(mut self, channels: crate::channels::config::Channels) -> Self {
-        for (name, why) in &channels.disabled {
-            tracing::error!(channel = %name, why = %why, "messaging channel disabled: its requests get 404");
-        }
-        let enabled: Vec<(String, channels::Channel)> = channels
-            .channels
-            .into_iter()
-            .filter(|(name, _)| !channels.disabled.iter().any(|(n, _)| n == name))
-            .map(|(name, config)| (name, channels::Channel::new(config)))
-            .collect();
-        // Loaded together, as the vendors' are.
-        let loaded = futures_util::future::join_all(
-            enabled
-                .iter()
-                .map(|(_, channel)| channel.secrets(self.secrets.as_ref(), &self.settings)),
-        )
-        .await;
-        for ((name, channel), loaded) in enabled.into_iter().zip(loaded) {
+        for (name, channel, loaded) in channels {
             match loaded {
                 Ok(keys) if keys.is_empty() => {
                     tracing::error!(channel = %name, "messaging channel disabled: no usable secret, its requests are refused (401)")
@@ -166,9 +168,7 @@ impl WebhookService {
                     tracing::error!(channel = %name, error = %e, "messaging channel has no usable secret")
                 }
             }
-            self.channels.insert(name, channel);
         }
-        self
     }
 
     async fn keys(&self, vendor: &Vendor) -> Result<Arc<Vec<SigningKey>>, ApiError> {

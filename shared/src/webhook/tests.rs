@@ -49,8 +49,8 @@ async fn fixture() -> Fixture {
         Arc::new(MemoryClaims::default()),
         queue.clone(),
         WebhookSettings::default(),
-    )
-    .await;
+    );
+    service.read_secrets().await;
     Fixture { service, queue }
 }
 
