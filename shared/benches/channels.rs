@@ -6,7 +6,8 @@
 //! Target (issue 23): inbound verify + enqueue under 1 ms p99 per message, for each provider.
 //!
 //! The service is built as the webhook function builds it (`WebhookService::new(..)
-//! .with_channels(..)` over the bundled config/channels.toml, then `read_secrets`), with in-process stand-ins for
+//! .with_channels(..)` over the bundled config/channels.toml, then `read_secrets`), with
+//! in-process stand-ins for
 //! what is I/O in AWS: the secrets from a closure (the production resolver's `env:` path),
 //! `MemoryClaims` for DynamoDB's conditional writes, and a queue that builds each job's SQS
 //! envelope (the JSON body, group and deduplication ids, as `SqsJobQueue` does) and sends

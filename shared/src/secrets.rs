@@ -221,7 +221,6 @@ impl<F: Fn(&str) -> Option<String> + Send + Sync> Secrets<F> {
                         .get_secret_value()
                         .secret_id(owned)
                         .send()
-                        .io()
                         .await
                         .map_err(|e| {
                             // A secret deleted with a recovery window (the default
@@ -244,6 +243,8 @@ impl<F: Fn(&str) -> Option<String> + Send + Sync> Secrets<F> {
                 }
                 .boxed()
             })
+            // Each caller's wait is its own I/O, whichever of them drives the read.
+            .io()
             .await
     }
 

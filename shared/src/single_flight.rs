@@ -32,20 +32,40 @@ impl<K: Eq + Hash + Clone, V: Clone + Send + Sync + 'static> SingleFlight<K, V> 
             .entry(key.clone())
             .or_insert_with(|| fetch().shared())
             .clone();
-        let out = shared.clone().await;
-        // No await since the fetch ended: the entry goes before any caller can join a fetch that
-        // is over. Only this fetch's entry: a newer one for the key is another caller's.
+        // However this call ends (an answer, its caller dropping it, a panic in the fetch), the
+        // entry goes: a fetch nobody waits for any more must not be joined minutes later, after
+        // a rotation, nor a panicked one forever.
+        let _leave = Leave {
+            flight: self,
+            key,
+            shared: shared.clone(),
+        };
+        shared.await
+    }
+}
+
+/// Removes its fetch's entry when dropped: only that fetch's (a newer one for the key is
+/// another caller's). Another thread may still clone the entry between the fetch's end and
+/// this: it then gets the value just read, which is as fresh as any.
+struct Leave<'a, K: Eq + Hash, V: Clone> {
+    flight: &'a SingleFlight<K, V>,
+    key: K,
+    shared: Shared<BoxFuture<'static, V>>,
+}
+
+impl<K: Eq + Hash, V: Clone> Drop for Leave<'_, K, V> {
+    fn drop(&mut self) {
         let mut in_flight = self
+            .flight
             .in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if in_flight
-            .get(&key)
-            .is_some_and(|current| Shared::ptr_eq(current, &shared))
+            .get(&self.key)
+            .is_some_and(|current| Shared::ptr_eq(current, &self.shared))
         {
-            in_flight.remove(&key);
+            in_flight.remove(&self.key);
         }
-        out
     }
 }
 
@@ -96,6 +116,23 @@ mod tests {
         assert_eq!(values, [1, 1, 1, 4]);
         assert_eq!(calls.load(Ordering::SeqCst), 2, "one fetch per key");
         assert!(flight.in_flight.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_fetch_its_callers_gave_up_on_is_not_joined_later() {
+        let flight = SingleFlight::<&str, u32>::default();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(tokio::sync::Notify::new());
+        // The only caller stops waiting (a timeout) before the fetch ends.
+        let waited = tokio::time::timeout(
+            std::time::Duration::from_millis(20),
+            flight.run("a", counted(&calls, &gate, 1)),
+        )
+        .await;
+        assert!(waited.is_err());
+        assert!(flight.in_flight.lock().unwrap().is_empty());
+        // The next caller fetches afresh.
+        assert_eq!(flight.run("a", || async { 2 }.boxed()).await, 2);
     }
 
     #[tokio::test]

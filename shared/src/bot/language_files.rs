@@ -43,7 +43,7 @@ impl LanguageFiles {
                 .enumerate()
                 .map(|(i, lang)| {
                     std::thread::Builder::new()
-                        .name(format!("bundle-{lang}"))
+                        .name(format!("bundle-{i}"))
                         .spawn_scoped(scope, move || Self::of_one(root, files, i == 0, lang))
                         .map_err(|_| (i, lang))
                 })

@@ -82,7 +82,9 @@ fn vendor_of(path: &str) -> Option<&str> {
 }
 
 impl WebhookService {
-    /// The service for these vendors; `read_secrets` reads their secrets (and the channels').
+    /// The service for these vendors. Call `read_secrets` before serving: it reads every
+    /// vendor's and channel's secrets and logs the ones that cannot verify (without it they are
+    /// read at their first request, still refused when missing, but not named at init).
     pub fn new(
         vendors: BTreeMap<String, VendorConfig>,
         secrets: Arc<dyn SecretSource>,

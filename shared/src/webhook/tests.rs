@@ -432,3 +432,80 @@ async fn a_signed_body_older_than_the_dedup_window_is_refused() {
     assert_eq!(r.status_code, 400, "{}", r.body);
     assert_eq!(f.queue.sent.lock().unwrap().len(), 1);
 }
+
+/// A secret source that answers from `Secrets` and counts: the references read, and how many
+/// reads were under way at once.
+struct Counting<S> {
+    inner: S,
+    reads: Mutex<Vec<String>>,
+    now: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl<S: SecretSource> SecretSource for Counting<S> {
+    async fn resolve(
+        &self,
+        reference: &crate::secrets::SecretRef,
+    ) -> Result<Vec<crate::secrets::SecretValue>, crate::secrets::SecretError> {
+        self.reads.lock().unwrap().push(reference.to_string());
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        // A round trip: every read started together is under way before any ends.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        self.inner.resolve(reference).await
+    }
+}
+
+#[tokio::test]
+async fn init_reads_every_vendors_and_channels_secret_once_all_in_one_round() {
+    let vendors = config::parse(config::BUNDLED_NAME, config::BUNDLED).unwrap();
+    let channels = crate::channels::config::parse(
+        crate::channels::config::BUNDLED_NAME,
+        crate::channels::config::BUNDLED,
+        &|name: &str| {
+            (name == "TWILIO_PUBLIC_URL").then(|| "https://hooks.example/channels/twilio".into())
+        },
+    )
+    .unwrap();
+    let env = |k: &str| match k {
+        "WEBHOOK_SECRET_STRIPE" => Some(STRIPE_SECRET.to_string()),
+        "WEBHOOK_SECRET_SHOPIFY" => Some(SHOPIFY_SECRET.to_string()),
+        "TELEGRAM_SECRET_TOKEN" => Some("telegram-secret-token".to_string()),
+        _ => None,
+    };
+    let secrets = Arc::new(Counting {
+        inner: Secrets::new(env, None),
+        reads: Mutex::new(Vec::new()),
+        now: Default::default(),
+        most: Default::default(),
+    });
+    let service = WebhookService::new(
+        vendors,
+        secrets.clone(),
+        Arc::new(MemoryClaims::default()),
+        Arc::new(Queue::default()),
+        WebhookSettings::default(),
+    )
+    .with_channels(channels);
+    service.read_secrets().await;
+    let read = secrets.reads.lock().unwrap().clone();
+    let vendor_reads = read.iter().filter(|r| r.contains("WEBHOOK_SECRET")).count();
+    assert!(vendor_reads >= 5, "{read:?}");
+    assert!(read.len() > vendor_reads, "the channels' too: {read:?}");
+    let mut once = read.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), read.len(), "each reference once: {read:?}");
+    assert_eq!(
+        secrets.most.load(Ordering::SeqCst),
+        read.len(),
+        "vendors' and channels' reads all under way at once"
+    );
+    // Read again within the TTL: nothing is asked for.
+    service.read_secrets().await;
+    assert_eq!(secrets.reads.lock().unwrap().len(), read.len());
+}
