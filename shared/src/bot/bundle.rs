@@ -1294,4 +1294,20 @@ mod tests {
         assert_eq!(errors(&dir), all);
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A language code is checked after the languages' files are parsed: whatever it holds,
+    /// the load reports it rather than failing to start a thread for it.
+    #[test]
+    fn a_language_code_with_a_nul_in_it_is_an_error_not_a_panic() {
+        let dir = copy();
+        edit(
+            &dir,
+            "bot.toml",
+            r#"languages = ["en", "es", "fr", "de"]"#,
+            r#"languages = ["en", "e\u0000s"]"#,
+        );
+        let all = errors(&dir).join("\n");
+        assert!(all.contains("B/bot.toml"), "{all}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
