@@ -10,12 +10,16 @@
 //! is id `i`), u16 distinct idf values + those values as f32, features × u16 index of the
 //! feature's idf in them (ids ascending), classes × f32 bias, then per feature a bitmask of the
 //! classes whose weight is not zero (⌈classes / 8⌉ bytes, class `c` is bit `c % 8` of byte
-//! `c / 8`), then those weights as i8, feature by feature, classes ascending.
+//! `c / 8`), then those weights, feature by feature, classes ascending, two to a byte (weight
+//! `k` in byte `k / 2`, the low four bits first) as 4-bit two's complement, where `-8` means
+//! "the next of the escapes", then the escapes: the weights outside -7..=7, as i8, in order.
 //!
-//! The bitmap and the idf table replaced SBIM3's u32 id and f32 idf per feature (a trained
-//! model has 20–34 thousand features and a few hundred to 1,600 distinct idf values, one per
-//! document count): 8 bytes a feature became 2 and a 32 KiB bitmap, 0.47 MB less over the four
-//! compiled-in models, and the ids are read from bits instead of checked for order.
+//! What SBIM4 changed from SBIM3, which had a u32 id and an f32 idf a feature and a byte a
+//! weight: a trained model has 20–34 thousand features, a few hundred to 1,600 distinct idf
+//! values (one per document count), and weights that are mostly small (about half of them -1,
+//! six in seven within -7..=7), so 8 bytes a feature became 2 and a 32 KiB bitmap, and a
+//! weight half a byte (and one for the seventh that is escaped): 0.88 MB less over the four
+//! compiled-in models. The ids are read from bits instead of checked for order.
 //! Still read: `SBIM3\0` (as above, but features × u32 id, ascending, then features × f32 idf
 //! instead of the bitmap and the table), `SBIM2\0` (u8 length + language, then as `SBIM1\0`)
 //! and `SBIM1\0`, whose weights after the biases are dense, features × classes.
@@ -65,11 +69,13 @@ pub struct IntentModel {
     pub idf: Vec<f32>,
     pub bias: Vec<f32>,
     /// Per feature, which classes have a weight that is not zero (`mask_len()` bytes a row),
-    /// and those weights (each an i8 kept as its byte), feature by feature. A compiled-in
-    /// model's are read where the binary has them: no copy of every language's model at cold
-    /// start. `set_weights` makes them from dense weights.
+    /// those weights as nibbles, two to a byte (`-8`: the next of `escapes`), feature by
+    /// feature, and the weights a nibble cannot hold (i8 as bytes). A compiled-in model's are
+    /// read where the binary has them: no copy of every language's model at cold start.
+    /// `set_weights` makes them from dense weights; `weights` gives them back.
     pub masks: Cow<'static, [u8]>,
     pub values: Cow<'static, [u8]>,
+    pub escapes: Cow<'static, [u8]>,
     pub scale: f32,
     pub temperature: f32,
     /// Where each of `ids` is and where its weights start, built on first use (`ids` and the
@@ -88,8 +94,43 @@ pub struct RowIndex(std::sync::OnceLock<Rows>);
 struct Rows {
     bits: Vec<u64>,
     before: Vec<u32>,
-    /// Where each row's weights start in `values`.
+    /// Where each row's weights start in `values` (in nibbles) and how many of the escapes
+    /// come before them.
     offsets: Vec<u32>,
+    escapes_before: Vec<u32>,
+}
+
+/// The nibble that stands for the next escaped weight.
+const ESCAPE: u8 = 0x8;
+
+/// Weights (i8 as bytes) packed two to a byte, and those a nibble cannot hold.
+fn pack(weights: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut nibbles = vec![0u8; weights.len().div_ceil(2)];
+    let mut escapes = Vec::new();
+    for (k, &w) in weights.iter().enumerate() {
+        let nibble = if (-7..=7).contains(&(w as i8)) {
+            w & 0xf
+        } else {
+            escapes.push(w);
+            ESCAPE
+        };
+        nibbles[k / 2] |= nibble << (4 * (k % 2));
+    }
+    (nibbles, escapes)
+}
+
+/// The `k`th packed nibble.
+fn nibble(values: &[u8], k: usize) -> u8 {
+    (values[k / 2] >> (4 * (k % 2))) & 0xf
+}
+
+/// How many of the first `n` packed nibbles are escapes.
+fn escapes_in(values: &[u8], n: usize) -> usize {
+    let whole = values[..n / 2]
+        .iter()
+        .map(|b| usize::from(b & 0xf == ESCAPE) + usize::from(b >> 4 == ESCAPE))
+        .sum::<usize>();
+    whole + usize::from(n % 2 == 1 && nibble(values, n - 1) == ESCAPE)
 }
 
 // A cache of `ids`: models are equal by what they hold.
@@ -100,7 +141,7 @@ impl PartialEq for RowIndex {
 }
 
 impl Rows {
-    fn new(ids: &[u32], masks: &[u8], mask_len: usize) -> Self {
+    fn new(ids: &[u32], masks: &[u8], mask_len: usize, values: &[u8]) -> Self {
         let mut bits = vec![0u64; (features::BUCKETS as usize).div_ceil(64)];
         for &id in ids {
             // An id no feature can have (a model from elsewhere) is never looked up.
@@ -109,15 +150,22 @@ impl Rows {
             }
         }
         let before = counts_before(bits.iter().map(|w| w.count_ones()));
-        let offsets = counts_before(
+        let counts = || {
             masks
                 .chunks(mask_len.max(1))
-                .map(|mask| mask.iter().map(|b| b.count_ones()).sum()),
-        );
+                .map(|mask| mask.iter().map(|b| b.count_ones()).sum::<u32>())
+        };
+        let offsets = counts_before(counts());
+        let escapes_before = counts_before(offsets.iter().zip(counts()).map(|(&at, n)| {
+            (at..at + n)
+                .filter(|&k| nibble(values, k as usize) == ESCAPE)
+                .count() as u32
+        }));
         Self {
             bits,
             before,
             offsets,
+            escapes_before,
         }
     }
 
@@ -283,6 +331,7 @@ impl IntentModel {
             bias,
             masks: Cow::Borrowed(&[]),
             values: Cow::Borrowed(&[]),
+            escapes: Cow::Borrowed(&[]),
             scale,
             temperature,
             rows: RowIndex::default(),
@@ -300,9 +349,17 @@ impl IntentModel {
             {
                 return Err(ModelError::Mask);
             }
-            let nonzero = masks.iter().map(|b| b.count_ones() as usize).sum();
+            let nonzero: usize = masks.iter().map(|b| b.count_ones() as usize).sum();
             model.masks = keep(masks);
-            model.values = keep(r.take(nonzero)?);
+            if compact {
+                let values = r.take(nonzero.div_ceil(2))?;
+                model.escapes = keep(r.take(escapes_in(values, nonzero))?);
+                model.values = keep(values);
+            } else {
+                let (values, escapes) = pack(r.take(nonzero)?);
+                model.values = Cow::Owned(values);
+                model.escapes = Cow::Owned(escapes);
+            }
         } else {
             let dense = r.take(n.checked_mul(n_classes).ok_or(ModelError::Truncated)?)?;
             model.set_weights(dense);
@@ -331,15 +388,29 @@ impl IntentModel {
             }
             masks.extend(mask);
         }
+        let (values, escapes) = pack(&values);
         self.masks = Cow::Owned(masks);
         self.values = Cow::Owned(values);
+        self.escapes = Cow::Owned(escapes);
         self.rows = RowIndex::default();
+    }
+
+    /// Every weight that is not zero (i8 as bytes), feature by feature, classes ascending.
+    pub fn weights(&self) -> Vec<u8> {
+        let n = self.masks.iter().map(|b| b.count_ones() as usize).sum();
+        let mut escapes = self.escapes.iter();
+        (0..n)
+            .map(|k| match nibble(&self.values, k) {
+                ESCAPE => *escapes.next().expect("an escape for each escaped weight"),
+                w => ((w << 4) as i8 >> 4) as u8,
+            })
+            .collect()
     }
 
     fn index(&self) -> &Rows {
         self.rows
             .0
-            .get_or_init(|| Rows::new(&self.ids, &self.masks, self.mask_len()))
+            .get_or_init(|| Rows::new(&self.ids, &self.masks, self.mask_len(), &self.values))
     }
 
     /// The row of feature `id`, when the model saw it in training.
@@ -399,6 +470,7 @@ impl IntentModel {
         self.bias.iter().for_each(|v| out.extend(v.to_le_bytes()));
         out.extend_from_slice(&self.masks);
         out.extend_from_slice(&self.values);
+        out.extend_from_slice(&self.escapes);
         out
     }
 
@@ -427,11 +499,20 @@ impl IntentModel {
         let index = self.index();
         for (row, v) in self.vectorize(text) {
             let mut at = index.offsets[row] as usize;
+            let mut escape = index.escapes_before[row] as usize;
             for (byte, &mask) in self.masks[row * m..(row + 1) * m].iter().enumerate() {
                 let mut bits = mask;
                 while bits != 0 {
                     let c = byte * 8 + bits.trailing_zeros() as usize;
-                    scores[c] += v * f32::from(self.values[at] as i8) * self.scale;
+                    let w = match nibble(&self.values, at) {
+                        ESCAPE => {
+                            escape += 1;
+                            self.escapes[escape - 1] as i8
+                        }
+                        // Sign-extended from four bits.
+                        w => (w << 4) as i8 >> 4,
+                    };
+                    scores[c] += v * f32::from(w) * self.scale;
                     at += 1;
                     bits &= bits - 1;
                 }
@@ -481,6 +562,7 @@ mod tests {
             bias: vec![0.0, 0.5],
             masks: Default::default(),
             values: Default::default(),
+            escapes: Default::default(),
             ids,
             scale: 0.05,
             temperature: 1.0,
@@ -515,7 +597,7 @@ mod tests {
         out.extend(code.as_bytes());
         out.extend(legacy_header(m));
         out.extend_from_slice(&m.masks);
-        out.extend_from_slice(&m.values);
+        out.extend(m.weights());
         out
     }
 
@@ -529,13 +611,11 @@ mod tests {
         }
         out.extend(legacy_header(m));
         let k = m.classes.len();
-        let index = m.index();
+        let mut weights = m.weights().into_iter();
         for row in 0..m.ids.len() {
-            let mut at = index.offsets[row] as usize;
             for c in 0..k {
                 if m.masks[row * m.mask_len() + c / 8] & (1 << (c % 8)) != 0 {
-                    out.push(m.values[at]);
-                    at += 1;
+                    out.push(weights.next().unwrap());
                 } else {
                     out.push(0);
                 }
@@ -658,13 +738,15 @@ mod tests {
             bias: (0..k).map(|_| rng.f32()).collect(),
             masks: Default::default(),
             values: Default::default(),
+            escapes: Default::default(),
             ids,
             scale: 0.01,
             temperature: 1.0,
             rows: Default::default(),
         };
         m.set_weights(&dense);
-        assert_eq!(m.values.len(), dense.iter().filter(|w| **w != 0).count());
+        let nonzero: Vec<u8> = dense.iter().copied().filter(|w| *w != 0).collect();
+        assert_eq!(m.weights(), nonzero);
         let text = "can I cancel my order";
         let mut expected = m.bias.clone();
         for (row, v) in m.vectorize(text) {
@@ -674,6 +756,45 @@ mod tests {
         }
         assert_eq!(m.scores(text), expected);
         assert_eq!(IntentModel::from_bytes(&m.to_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn every_weight_packs_and_scores_as_itself() {
+        // Every i8 but zero, in rows of three classes: nibbles, escapes (-128, -8, 8, 127 among
+        // them), and rows that start in the middle of a byte.
+        let all: Vec<u8> = (1..=255u8).collect();
+        let ids: Vec<u32> = (0..all.len() as u32 / 3).map(|i| i * 97).collect();
+        let mut m = IntentModel {
+            classes: vec![Intent::new("a"), Intent::new("b"), Intent::new("c")],
+            bias: vec![0.0; 3],
+            idf: vec![1.0; ids.len()],
+            ids,
+            ..tiny()
+        };
+        m.set_weights(&all);
+        assert_eq!(m.weights(), all);
+        assert_eq!(
+            m.escapes.len(),
+            all.iter()
+                .filter(|w| !(-7..=7).contains(&(**w as i8)))
+                .count()
+        );
+        let back = IntentModel::from_bytes(&m.to_bytes()).unwrap();
+        assert_eq!(back.weights(), all);
+        // Each row alone: its scores are its weights.
+        for (row, &id) in m.ids.iter().enumerate() {
+            let index = m.index();
+            let escape = index.escapes_before[row] as usize;
+            let expect: Vec<i8> = all[row * 3..row * 3 + 3].iter().map(|w| *w as i8).collect();
+            let mut escapes = m.escapes[escape..].iter();
+            let got: Vec<i8> = (0..3)
+                .map(|i| match nibble(&m.values, row * 3 + i) {
+                    ESCAPE => *escapes.next().unwrap() as i8,
+                    w => (w << 4) as i8 >> 4,
+                })
+                .collect();
+            assert_eq!(got, expect, "row {row} (id {id})");
+        }
     }
 
     #[test]
@@ -733,7 +854,7 @@ mod tests {
         // A mask bit for a third class of a two-class model.
         let m = tiny();
         let mut masked = m.to_bytes();
-        let first_mask = masked.len() - m.values.len() - m.masks.len();
+        let first_mask = masked.len() - m.escapes.len() - m.values.len() - m.masks.len();
         masked[first_mask] |= 0b100;
         assert_eq!(IntentModel::from_bytes(&masked), Err(ModelError::Mask));
         // The id bitmap with one id more than the model's features, and an idf index past the

@@ -70,6 +70,7 @@ pub fn train(classes: &[Intent], examples: &[(Intent, String)], o: &Options) -> 
         bias: vec![0.0; k],
         masks: Default::default(),
         values: Default::default(),
+        escapes: Default::default(),
         scale: 1.0,
         temperature: 1.0,
         rows: Default::default(),
