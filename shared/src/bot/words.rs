@@ -444,6 +444,15 @@ pub fn lower(text: &str) -> String {
     text.to_lowercase().replace('\u{2019}', "'")
 }
 
+/// Whether `lower` leaves `text` as it is (without making the copy when it is ASCII).
+fn is_lower(text: &str) -> bool {
+    if text.is_ascii() {
+        !text.bytes().any(|b| b.is_ascii_uppercase())
+    } else {
+        lower(text) == text
+    }
+}
+
 /// Words of a message as the lists are looked up with: lower-cased runs of letters, digits
 /// and apostrophes ("don't", "aujourd'hui", "für").
 pub fn message_words(text: &str) -> Vec<String> {
@@ -552,6 +561,15 @@ fn month_rest(months: &[Vec<String>]) -> &'static str {
 /// Every form a listed phrase may be typed in: as written, without accents, and with the
 /// language's other spellings (then without the accents left).
 fn forms(phrase: &str, spelled: &[(String, String)]) -> Vec<String> {
+    // Most phrases are ASCII that no respelling touches: the phrase is its only form (no
+    // typographic apostrophe, no accents, and a pair that matches nothing leaves it as it is).
+    if phrase.is_ascii()
+        && !spelled
+            .iter()
+            .any(|(from, _)| phrase.contains(from.as_str()))
+    {
+        return vec![phrase.to_string()];
+    }
     let phrase = phrase.replace('\u{2019}', "'");
     let mut out = vec![phrase.clone()];
     let mut respelled = phrase.clone();
@@ -590,7 +608,7 @@ impl Checker<'_> {
         for p in list {
             if p.trim().is_empty() {
                 self.err(key, "an empty phrase");
-            } else if lower(p) != *p {
+            } else if !is_lower(p) {
                 self.err(
                     key,
                     format!("{p:?}: write it in lower case (messages are read so)"),
