@@ -124,13 +124,34 @@ fn nibble(values: &[u8], k: usize) -> u8 {
     (values[k / 2] >> (4 * (k % 2))) & 0xf
 }
 
-/// How many of the first `n` packed nibbles are escapes.
-fn escapes_in(values: &[u8], n: usize) -> usize {
-    let whole = values[..n / 2]
-        .iter()
-        .map(|b| usize::from(b & 0xf == ESCAPE) + usize::from(b >> 4 == ESCAPE))
-        .sum::<usize>();
-    whole + usize::from(n % 2 == 1 && nibble(values, n - 1) == ESCAPE)
+/// How many of the packed nibbles `from..to` are escapes: a model's four-bit weights are
+/// counted at load (the escapes that follow them) and row by row when the row index is built.
+fn escapes_between(values: &[u8], mut from: usize, mut to: usize) -> usize {
+    let mut count = 0;
+    if from < to && from % 2 == 1 {
+        count += usize::from(nibble(values, from) == ESCAPE);
+        from += 1;
+    }
+    if from < to && to % 2 == 1 {
+        count += usize::from(nibble(values, to - 1) == ESCAPE);
+        to -= 1;
+    }
+    if from >= to {
+        return count;
+    }
+    let bytes = &values[from / 2..to / 2];
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        // A nibble that is ESCAPE is all ones in `y`: its lowest bit survives the shifts.
+        let y = !(u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ 0x8888_8888_8888_8888);
+        count += (y & (y >> 1) & (y >> 2) & (y >> 3) & 0x1111_1111_1111_1111).count_ones() as usize;
+    }
+    count
+        + words
+            .remainder()
+            .iter()
+            .map(|b| usize::from(b & 0xf == ESCAPE) + usize::from(b >> 4 == ESCAPE))
+            .sum::<usize>()
 }
 
 // A cache of `ids`: models are equal by what they hold.
@@ -156,11 +177,12 @@ impl Rows {
                 .map(|mask| mask.iter().map(|b| b.count_ones()).sum::<u32>())
         };
         let offsets = counts_before(counts());
-        let escapes_before = counts_before(offsets.iter().zip(counts()).map(|(&at, n)| {
-            (at..at + n)
-                .filter(|&k| nibble(values, k as usize) == ESCAPE)
-                .count() as u32
-        }));
+        let escapes_before = counts_before(
+            offsets
+                .iter()
+                .zip(counts())
+                .map(|(&at, n)| escapes_between(values, at as usize, (at + n) as usize) as u32),
+        );
         Self {
             bits,
             before,
@@ -353,7 +375,7 @@ impl IntentModel {
             model.masks = keep(masks);
             if compact {
                 let values = r.take(nonzero.div_ceil(2))?;
-                model.escapes = keep(r.take(escapes_in(values, nonzero))?);
+                model.escapes = keep(r.take(escapes_between(values, 0, nonzero))?);
                 model.values = keep(values);
             } else {
                 let (values, escapes) = pack(r.take(nonzero)?);
@@ -794,6 +816,20 @@ mod tests {
                 })
                 .collect();
             assert_eq!(got, expect, "row {row} (id {id})");
+        }
+    }
+
+    #[test]
+    fn escapes_are_counted_in_any_range() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let weights: Vec<u8> = (0..301).map(|_| rng.i8(-12..12) as u8).collect();
+        let (values, _) = pack(&weights);
+        let escaped = |w: &u8| !(-7..=7).contains(&(*w as i8));
+        for _ in 0..2000 {
+            let from = rng.usize(..=weights.len());
+            let to = rng.usize(from..=weights.len());
+            let expected = weights[from..to].iter().filter(|w| escaped(w)).count();
+            assert_eq!(escapes_between(&values, from, to), expected, "{from}..{to}");
         }
     }
 
