@@ -140,6 +140,10 @@ fn take_dates(
     dates: &mut Vec<Date>,
     parse: impl Fn(&regex::Captures) -> Option<Date>,
 ) {
+    // Most messages have no date: a plain search says so without a capture search's setup.
+    if !re.is_match(rest) {
+        return;
+    }
     let found: Vec<(Date, std::ops::Range<usize>)> = re
         .captures_iter(rest)
         .filter_map(|c| Some((parse(&c)?, c.get(0).expect("whole match").range())))
