@@ -501,8 +501,8 @@ impl Likeliest {
         let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let exp = |s: f32| ((s - max) / t).exp();
         let sum: f32 = scores.iter().map(|&s| exp(s)).sum();
-        let (mut top, mut second): (Option<(usize, f32)>, Option<(usize, f32)>) = (None, None);
-        let mut doubt: Option<(usize, f32)> = None;
+        // (class, probability) of the likeliest, the runner-up and out of scope so far.
+        let (mut top, mut second, mut doubt) = (None, None, None::<(usize, f32)>);
         for (c, (&s, class)) in scores.iter().zip(&model.classes).enumerate() {
             let p = exp(s) / sum;
             // Strictly more likely than what is held: a tie keeps the earlier class first.
