@@ -66,23 +66,48 @@ pub fn word_id(word: &str) -> u32 {
     fnv1a(b'w', &[word])
 }
 
+/// `fnv1a(kind, &[s])` of the string the characters make, without making it: a message's
+/// character n-grams are hashed in place, not each collected into a `String` first.
+fn fnv1a_chars(kind: u8, chars: &[char]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    let mut eat = |b: u8| {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    };
+    eat(kind);
+    let mut utf8 = [0u8; 4];
+    for c in chars {
+        c.encode_utf8(&mut utf8).bytes().for_each(&mut eat);
+    }
+    h % BUCKETS
+}
+
 /// Sparse features: (id, value) sorted by id, ids unique.
 pub fn extract(text: &str) -> Vec<(u32, f32)> {
     let w = words(text);
-    let mut ids: Vec<u32> = Vec::with_capacity(w.len() * 12);
+    let mut padded: Vec<char> = Vec::new();
+    // Per word: itself, the bigram it starts, and the 3-, 4- and 5-grams of its characters
+    // between the two marks (a padded length of `p` has `p + 1 - n` n-grams).
+    let mut ids: Vec<u32> = Vec::with_capacity(
+        w.iter()
+            .map(|word| {
+                let p = word.chars().count() + 2;
+                2 + (3..=5).map(|n| (p + 1).saturating_sub(n)).sum::<usize>()
+            })
+            .sum(),
+    );
     for (i, word) in w.iter().enumerate() {
         ids.push(word_id(word));
         if let Some(next) = w.get(i + 1) {
             ids.push(fnv1a(b'b', &[word, next]));
         }
-        let padded: Vec<char> = std::iter::once('<')
-            .chain(word.chars())
-            .chain(std::iter::once('>'))
-            .collect();
+        padded.clear();
+        padded.push('<');
+        padded.extend(word.chars());
+        padded.push('>');
         for n in 3..=5 {
             for gram in padded.windows(n) {
-                let s: String = gram.iter().collect();
-                ids.push(fnv1a(b'c', &[&s]));
+                ids.push(fnv1a_chars(b'c', gram));
             }
         }
     }
@@ -141,6 +166,20 @@ mod tests {
         // FNV-1a is fixed: the trainer and the functions must agree forever.
         assert_eq!(fnv1a(b'w', &["cancel"]), fnv1a(b'w', &["cancel"]));
         assert_ne!(fnv1a(b'w', &["cancel"]), fnv1a(b'c', &["cancel"]));
+    }
+
+    #[test]
+    fn character_grams_hash_as_the_strings_they_make() {
+        // The models were trained on ids of each n-gram collected into a string.
+        for word in ["<cancel>", "<dónde>", "<l'été>", "<日本語>", "<🙂0>"] {
+            let chars: Vec<char> = word.chars().collect();
+            for n in 3..=5 {
+                for gram in chars.windows(n) {
+                    let s: String = gram.iter().collect();
+                    assert_eq!(fnv1a_chars(b'c', gram), fnv1a(b'c', &[&s]), "{s}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -69,7 +69,11 @@ pub fn choose(bot: &Bot, asked: Option<&str>, current: Option<&str>, text: &str)
     if words.is_empty() {
         return keep();
     }
-    if let Some(script) = whatlang::detect_script(text) {
+    // ASCII is Latin script (or none): only other text is asked which script it is in.
+    if let Some(script) = (!text.is_ascii())
+        .then(|| whatlang::detect_script(text))
+        .flatten()
+    {
         if script != whatlang::Script::Latin && !bot.languages.iter().any(|l| writes(l, script)) {
             return Choice::Unsupported(script.name().to_lowercase());
         }
@@ -447,6 +451,24 @@ mod tests {
             assert!(
                 matches!(choose(&bot, None, None, text), Choice::Unsupported(_)),
                 "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn ascii_is_latin_or_no_script() {
+        // `choose` asks the script of non-ASCII text only.
+        let every: String = (0u8..=127).map(char::from).collect();
+        for text in [
+            every.as_str(),
+            "where is my order 1002?",
+            "1002 !!",
+            "\u{7f}",
+        ] {
+            let script = whatlang::detect_script(text);
+            assert!(
+                script.is_none_or(|s| s == whatlang::Script::Latin),
+                "{text:?}"
             );
         }
     }

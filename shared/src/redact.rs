@@ -54,12 +54,16 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     // What each pattern needs before it can match, from one pass over the bytes: most log
     // strings (paths, ids, messages) skip every pattern or all but one.
     let (mut digits, mut at, mut space, mut upper) = (0, false, false, false);
+    // Every shape `PHONE` knows has a `+`, a `(`, a `.` or a `-`: ids (ULIDs, request ids) have
+    // none and skip it.
+    let mut phone_marks = false;
     for b in text.bytes() {
         match b {
             b'0'..=b'9' => digits += 1,
             b'@' => at = true,
             b' ' => space = true,
             b'A'..=b'Z' => upper = true,
+            b'+' | b'(' | b'.' | b'-' => phone_marks = true,
             _ => {}
         }
     }
@@ -73,7 +77,9 @@ pub fn redact(text: &str) -> Cow<'_, str> {
         out = replace_spans(out, "[card]", card_spans);
     }
     if digits >= 7 {
-        out = replace_all(out, &PHONE, "[phone]", is_phone_length);
+        if phone_marks {
+            out = replace_all(out, &PHONE, "[phone]", is_phone_length);
+        }
         if space {
             out = replace_all(out, &SPACED_PHONE, "[phone]", |_| true);
         }
