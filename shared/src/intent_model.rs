@@ -545,23 +545,30 @@ impl IntentModel {
 
     /// Every class with its probability, most likely first.
     pub fn predict(&self, text: &str) -> Vec<(Intent, f32)> {
-        let scores = self.scores(text);
+        let mut out: Vec<(Intent, f32)> = self
+            .classes
+            .iter()
+            .cloned()
+            .zip(self.probabilities(text))
+            .collect();
+        out.sort_by(|a, b| b.1.total_cmp(&a.1));
+        out
+    }
+
+    /// Each class's probability (the softmax of its score at the model's temperature), in
+    /// `classes` order.
+    pub fn probabilities(&self, text: &str) -> Vec<f32> {
+        let mut p = self.scores(text);
         let t = if self.temperature > 0.0 {
             self.temperature
         } else {
             1.0
         };
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exp: Vec<f32> = scores.iter().map(|s| ((s - max) / t).exp()).collect();
-        let sum: f32 = exp.iter().sum();
-        let mut out: Vec<(Intent, f32)> = self
-            .classes
-            .iter()
-            .zip(exp)
-            .map(|(c, e)| (c.clone(), e / sum))
-            .collect();
-        out.sort_by(|a, b| b.1.total_cmp(&a.1));
-        out
+        let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        p.iter_mut().for_each(|s| *s = ((*s - max) / t).exp());
+        let sum: f32 = p.iter().sum();
+        p.iter_mut().for_each(|e| *e /= sum);
+        p
     }
 }
 

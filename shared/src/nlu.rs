@@ -492,19 +492,14 @@ struct Likeliest {
 
 impl Likeliest {
     fn of(model: &crate::intent_model::IntentModel, text: &str) -> Self {
-        let scores = model.scores(text);
-        let t = if model.temperature > 0.0 {
-            model.temperature
-        } else {
-            1.0
-        };
-        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let exp = |s: f32| ((s - max) / t).exp();
-        let sum: f32 = scores.iter().map(|&s| exp(s)).sum();
         // (class, probability) of the likeliest, the runner-up and out of scope so far.
         let (mut top, mut second, mut doubt) = (None, None, None::<(usize, f32)>);
-        for (c, (&s, class)) in scores.iter().zip(&model.classes).enumerate() {
-            let p = exp(s) / sum;
+        for (c, (p, class)) in model
+            .probabilities(text)
+            .into_iter()
+            .zip(&model.classes)
+            .enumerate()
+        {
             // Strictly more likely than what is held: a tie keeps the earlier class first.
             let beats = |held: Option<(usize, f32)>| {
                 held.is_none_or(|(_, q)| p.total_cmp(&q) == std::cmp::Ordering::Greater)
