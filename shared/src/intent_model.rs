@@ -58,6 +58,8 @@ pub enum ModelError {
     Idf,
     #[error("the model's id bitmap does not hold as many ids as it has features")]
     Ids,
+    #[error("the model has bytes after its weights")]
+    Trailing,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +74,8 @@ pub struct IntentModel {
     /// those weights as nibbles, two to a byte (`-8`: the next of `escapes`), feature by
     /// feature, and the weights a nibble cannot hold (i8 as bytes). A compiled-in model's are
     /// read where the binary has them: no copy of every language's model at cold start.
-    /// `set_weights` makes them from dense weights; `weights` gives them back.
+    /// `set_weights` makes them from dense weights; `weights` gives them back. Reading a file
+    /// checks that the three agree; code that sets them must keep them so (`set_weights` does).
     pub masks: Cow<'static, [u8]>,
     pub values: Cow<'static, [u8]>,
     pub escapes: Cow<'static, [u8]>,
@@ -375,8 +378,16 @@ impl IntentModel {
             model.masks = keep(masks);
             if compact {
                 let values = r.take(nonzero.div_ceil(2))?;
+                // One encoding a model: the padding nibble of an odd count is zero, and nothing
+                // follows the escapes (a writer that drifted is caught here, not by a wrong score).
+                if nonzero % 2 == 1 && values[nonzero / 2] >> 4 != 0 {
+                    return Err(ModelError::Trailing);
+                }
                 model.escapes = keep(r.take(escapes_between(values, 0, nonzero))?);
                 model.values = keep(values);
+                if !r.0.is_empty() {
+                    return Err(ModelError::Trailing);
+                }
             } else {
                 let (values, escapes) = pack(r.take(nonzero)?);
                 model.values = Cow::Owned(values);
@@ -467,6 +478,12 @@ impl IntentModel {
         out.extend((self.ids.len() as u32).to_le_bytes());
         out.extend(self.temperature.to_le_bytes());
         out.extend(self.scale.to_le_bytes());
+        // The bitmap holds ids in order, the idf index in the model's: they agree only if the
+        // ids ascend (as training and every reader make them).
+        assert!(
+            self.ids.windows(2).all(|w| w[0] < w[1]),
+            "feature ids ascend, each once"
+        );
         let mut bitmap = vec![0u8; ID_BITMAP_LEN];
         for &id in &self.ids {
             assert!(id < features::BUCKETS, "feature id {id} is not a feature's");
@@ -486,7 +503,8 @@ impl IntentModel {
                 })
             })
             .collect();
-        out.extend((distinct.len() as u16).to_le_bytes());
+        let count = u16::try_from(distinct.len()).expect("at most 65,535 distinct idf values");
+        out.extend(count.to_le_bytes());
         distinct.iter().for_each(|v| out.extend(v.to_le_bytes()));
         index.iter().for_each(|i| out.extend(i.to_le_bytes()));
         self.bias.iter().for_each(|v| out.extend(v.to_le_bytes()));
@@ -788,7 +806,7 @@ mod tests {
     }
 
     #[test]
-    fn every_weight_packs_and_scores_as_itself() {
+    fn every_weight_packs_and_decodes_as_itself() {
         // Every i8 but zero, in rows of three classes: nibbles, escapes (-128, -8, 8, 127 among
         // them), and rows that start in the middle of a byte.
         let all: Vec<u8> = (1..=255u8).collect();
@@ -914,6 +932,25 @@ mod tests {
         let mut past = bytes.clone();
         past[index] = 1;
         assert_eq!(IntentModel::from_bytes(&past), Err(ModelError::Idf));
+        // Bytes after the escapes, and a padding nibble that is not zero (tiny has one weight
+        // a feature in each of two classes, so an odd count needs a model of its own).
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(IntentModel::from_bytes(&longer), Err(ModelError::Trailing));
+        let mut odd = tiny();
+        odd.set_weights(
+            &[1, 0]
+                .repeat(odd.ids.len() - 1)
+                .into_iter()
+                .chain([1, 1])
+                .collect::<Vec<u8>>(),
+        );
+        assert_eq!(odd.weights().len() % 2, 1, "an odd count of weights");
+        let mut padded = odd.to_bytes();
+        assert_eq!(IntentModel::from_bytes(&padded).unwrap(), odd);
+        let last = padded.len() - odd.escapes.len() - 1;
+        padded[last] |= 0x10;
+        assert_eq!(IntentModel::from_bytes(&padded), Err(ModelError::Trailing));
         // Truncated inside the bitmap and inside the idf values.
         for cut in [bitmap + 100, index - 1] {
             assert_eq!(

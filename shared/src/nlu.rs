@@ -771,6 +771,18 @@ mod tests {
     }
 
     #[test]
+    fn tied_intents_are_taken_in_class_order_as_the_ranking_takes_them() {
+        let mut model = Bot::embedded().model("en").clone();
+        model.bias.iter_mut().for_each(|b| *b = 0.0);
+        model.set_weights(&vec![0; model.ids.len() * model.classes.len()]);
+        let read = Likeliest::of(&model, "where is my order?");
+        let ranked = model.predict("where is my order?");
+        assert_eq!(read.top, ranked.first().cloned());
+        assert_eq!(read.top.map(|(i, _)| i), Some(model.classes[0].clone()));
+        assert_eq!(read.second, Some(model.classes[1].clone()));
+    }
+
+    #[test]
     fn bare_numbers_and_odd_input_are_not_guessed_at() {
         for t in ["1002", "#1002", "2", "", "   ", "🙂🙂", "!!!"] {
             let u = understand(t);

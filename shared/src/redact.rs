@@ -320,6 +320,11 @@ mod tests {
         assert_eq!(r("+44 20 7946 0958"), "[phone]");
         assert_eq!(r("ring 415 555 0104 today"), "ring [phone] today");
         assert_eq!(r("mobile 07700 900123"), "mobile [phone]");
+        // Each of the marks the phone pattern is looked for by, alone.
+        assert_eq!(r("at 415.555.0103 now"), "at [phone] now");
+        assert_eq!(r("at (415) 555 0102 now"), "at [phone] now");
+        assert_eq!(r("at +14155550101 now"), "at [phone] now");
+        assert_eq!(r("at 415-555-0105 now"), "at [phone] now");
     }
 
     #[test]
