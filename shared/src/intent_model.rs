@@ -462,14 +462,9 @@ impl IntentModel {
         Some(1.0 - self.idf[self.row(id)?])
     }
 
-    /// The model in the current format (SBIM4). Its ids must be features' (below
-    /// `features::BUCKETS`, ascending: what training makes) and it can have at most 65,535
-    /// distinct idf values (training makes one per document count).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = MAGIC_COMPACT.to_vec();
-        let code = self.language.as_deref().unwrap_or_default();
-        out.push(code.len() as u8);
-        out.extend(code.as_bytes());
+    /// What every format has after the magic and language: the classes with their names, the
+    /// feature count, the temperature and the weight scale.
+    fn write_head(&self, out: &mut Vec<u8>) {
         out.extend((self.classes.len() as u32).to_le_bytes());
         for c in &self.classes {
             out.push(c.name().len() as u8);
@@ -478,6 +473,17 @@ impl IntentModel {
         out.extend((self.ids.len() as u32).to_le_bytes());
         out.extend(self.temperature.to_le_bytes());
         out.extend(self.scale.to_le_bytes());
+    }
+
+    /// The model in the current format (SBIM4). Its ids must be features' (below
+    /// `features::BUCKETS`, ascending: what training makes) and it can have at most 65,535
+    /// distinct idf values (training makes one per document count).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = MAGIC_COMPACT.to_vec();
+        let code = self.language.as_deref().unwrap_or_default();
+        out.push(code.len() as u8);
+        out.extend(code.as_bytes());
+        self.write_head(&mut out);
         // The bitmap holds ids in order, the idf index in the model's: they agree only if the
         // ids ascend (as training and every reader make them).
         assert!(
@@ -622,14 +628,8 @@ mod tests {
     /// What the formats before SBIM4 wrote after the magic and language: classes, feature
     /// count, temperature, scale, ids as u32 and idf as f32, biases.
     fn legacy_header(m: &IntentModel) -> Vec<u8> {
-        let mut out = (m.classes.len() as u32).to_le_bytes().to_vec();
-        for c in &m.classes {
-            out.push(c.name().len() as u8);
-            out.extend(c.name().as_bytes());
-        }
-        out.extend((m.ids.len() as u32).to_le_bytes());
-        out.extend(m.temperature.to_le_bytes());
-        out.extend(m.scale.to_le_bytes());
+        let mut out = Vec::new();
+        m.write_head(&mut out);
         m.ids.iter().for_each(|i| out.extend(i.to_le_bytes()));
         m.idf.iter().for_each(|v| out.extend(v.to_le_bytes()));
         m.bias.iter().for_each(|v| out.extend(v.to_le_bytes()));
