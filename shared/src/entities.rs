@@ -11,6 +11,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use time::{Date, Duration, Month, Weekday};
 
+use crate::bot::pattern::{Found, Pattern};
 use crate::bot::words::{DateKind, Words};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,10 @@ fn re(pattern: &str) -> Regex {
     Regex::new(&format!("(?-u){pattern}")).expect("static regex")
 }
 
+fn date(pattern: &str) -> Pattern {
+    Pattern::new(&format!("(?-u){pattern}")).expect("static regex")
+}
+
 // Shared with `redact`, which takes the same emails and phone numbers out of the logs.
 pub(crate) static EMAIL: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\b[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}\b"));
@@ -60,10 +65,11 @@ static MONEY: LazyLock<Regex> = LazyLock::new(|| {
         r"(?i)(?:(?P<sym>\$|(?u:€|£))\s?(?P<a1>\d{1,7}(?:[.,]\d{3})*(?:[.,]\d{1,2})?)|(?P<a2>\d{1,7}(?:[.,]\d{1,2})?)\s?(?P<code>usd|eur|gbp|dollars?|euros?|pounds?|bucks)\b|\b(?P<code2>usd|eur|gbp)\s?(?P<a3>\d{1,7}(?:[.,]\d{1,2})?))",
     )
 });
-static ISO_DATE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"));
-static US_DATE: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})(?:/(?P<y>\d{2,4}))?\b"));
+// Taken with the words' date patterns (`take_dates`), so compiled as they are.
+static ISO_DATE: LazyLock<Pattern> =
+    LazyLock::new(|| date(r"\b(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})\b"));
+static US_DATE: LazyLock<Pattern> =
+    LazyLock::new(|| date(r"\b(?P<m>\d{1,2})/(?P<d>\d{1,2})(?:/(?P<y>\d{2,4}))?\b"));
 static ORDER_REF: LazyLock<Regex> = LazyLock::new(|| {
     // "#1002", "order 1002", "A-10021", "SB1002", "551209874413377": letters are optional,
     // digits are not.
@@ -79,6 +85,15 @@ pub(crate) fn is_phone_length(matched: &str) -> bool {
 fn mask(text: &mut String, range: std::ops::Range<usize>) {
     let blank = " ".repeat(text[range.clone()].len());
     text.replace_range(range, &blank);
+}
+
+/// Each value found is taken: recorded in `into` and its text masked from `rest`. The matches
+/// are read before any is masked (masking keeps offsets), so no copy of the text is needed.
+fn take<T>(rest: &mut String, found: Vec<(T, std::ops::Range<usize>)>, into: &mut Vec<T>) {
+    for (value, range) in found {
+        into.push(value);
+        mask(rest, range);
+    }
 }
 
 /// A date without a year is the most recent such day: customers talk about orders placed or
@@ -132,34 +147,30 @@ fn currency(symbol_or_code: &str) -> Option<&'static str> {
     }
 }
 
-/// Every match of `re` that parses as a date is taken: recorded and masked. The matches are
-/// read before any is masked (masking keeps offsets), so no copy of the text is needed.
+/// Every match of `re` that parses as a date is taken (`take`).
 fn take_dates(
     rest: &mut String,
-    re: &Regex,
+    re: &Pattern,
     dates: &mut Vec<Date>,
-    parse: impl Fn(&regex::Captures) -> Option<Date>,
+    parse: impl Fn(&Found) -> Option<Date>,
 ) {
     // Most messages have no date: a plain search says so without a capture search's setup.
     if !re.is_match(rest) {
         return;
     }
-    let found: Vec<(Date, std::ops::Range<usize>)> = re
+    let found = re
         .captures_iter(rest)
-        .filter_map(|c| Some((parse(&c)?, c.get(0).expect("whole match").range())))
+        .filter_map(|c| Some((parse(&c)?, c.range())))
         .collect();
-    for (d, range) in found {
-        dates.push(d);
-        mask(rest, range);
-    }
+    take(rest, found, dates);
 }
 
 /// "yesterday", "3 days ago", "in two weeks", "last friday", "next week", "el martes", as the
 /// language's patterns say.
-fn relative(words: &Words, c: &regex::Captures, today: Date) -> Option<Date> {
+fn relative(words: &Words, c: &Found, today: Date) -> Option<Date> {
     let (_, alternatives) = words.relative.get();
-    let alt = alternatives.iter().find(|a| c.get(a.group).is_some())?;
-    let group = |g: Option<usize>| g.and_then(|g| c.get(g)).map(|m| m.as_str());
+    let alt = alternatives.iter().find(|a| c.group(a.group).is_some())?;
+    let group = |g: Option<usize>| g.and_then(|g| c.group(g));
     let count = || -> Option<i64> {
         let n = words.number(group(alt.n)?)?;
         let per = if group(alt.weeks).is_some() { 7 } else { 1 };
@@ -202,19 +213,17 @@ fn relative(words: &Words, c: &regex::Captures, today: Date) -> Option<Date> {
 /// The entities written with digits, in the order `extract` takes them: phone numbers, money
 /// amounts, then numeric and named dates, each masked from `rest` as it is taken.
 fn numbers(words: &Words, rest: &mut String, today: Date, e: &mut Entities) {
-    let found: Vec<std::ops::Range<usize>> = PHONE
+    let found = PHONE
         .find_iter(rest)
         .filter(|m| is_phone_length(m.as_str()))
-        .map(|m| m.range())
+        .map(|m| {
+            let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
+            let plus = if m.as_str().starts_with('+') { "+" } else { "" };
+            (format!("{plus}{digits}"), m.range())
+        })
         .collect();
-    for range in found {
-        let matched = &rest[range.clone()];
-        let digits: String = matched.chars().filter(char::is_ascii_digit).collect();
-        let plus = if matched.starts_with('+') { "+" } else { "" };
-        e.phones.push(format!("{plus}{digits}"));
-        mask(rest, range);
-    }
-    let found: Vec<(Amount, std::ops::Range<usize>)> = MONEY
+    take(rest, found, &mut e.phones);
+    let found = MONEY
         .captures_iter(rest)
         .filter_map(|c| {
             let (amount, unit) = if let (Some(sym), Some(a)) = (c.name("sym"), c.name("a1")) {
@@ -233,10 +242,7 @@ fn numbers(words: &Words, rest: &mut String, today: Date, e: &mut Entities) {
             Some((amount, c.get(0).expect("whole match").range()))
         })
         .collect();
-    for (amount, range) in found {
-        e.amounts.push(amount);
-        mask(rest, range);
-    }
+    take(rest, found, &mut e.amounts);
     take_dates(rest, &ISO_DATE, &mut e.dates, |c| {
         let m = Month::try_from(c["m"].parse::<u8>().ok()?).ok()?;
         day_of(today, year(Some(&c["y"])), m, c["d"].parse().ok()?)
@@ -249,25 +255,15 @@ fn numbers(words: &Words, rest: &mut String, today: Date, e: &mut Entities) {
             (&c["m"], &c["d"])
         };
         let m = Month::try_from(m.parse::<u8>().ok()?).ok()?;
-        day_of(
-            today,
-            year(c.name("y").map(|y| y.as_str())),
-            m,
-            d.parse().ok()?,
-        )
+        day_of(today, year(c.name("y")), m, d.parse().ok()?)
     });
     take_dates(rest, words.named_date.get(), &mut e.dates, |c| {
         let (m, d) = match (c.name("m1"), c.name("d1"), c.name("m2"), c.name("d2")) {
-            (Some(m), Some(d), _, _) | (_, _, Some(m), Some(d)) => (m.as_str(), d.as_str()),
+            (Some(m), Some(d), _, _) | (_, _, Some(m), Some(d)) => (m, d),
             _ => return None,
         };
         let m = Month::try_from(words.month(m)?).ok()?;
-        day_of(
-            today,
-            year(c.name("y").map(|y| y.as_str())),
-            m,
-            d.parse().ok()?,
-        )
+        day_of(today, year(c.name("y")), m, d.parse().ok()?)
     });
 }
 
@@ -281,10 +277,11 @@ pub fn extract(words: &Words, text: &str, today: Date, catalogue: &[&str]) -> En
     // neither and skip those searches, a tenth of a chat turn's own time when all ran.
     let digits = text.bytes().any(|b| b.is_ascii_digit());
     if text.contains('@') {
-        for m in EMAIL.find_iter(text) {
-            e.emails.push(m.as_str().to_lowercase());
-            mask(&mut rest, m.range());
-        }
+        let found = EMAIL
+            .find_iter(text)
+            .map(|m| (m.as_str().to_lowercase(), m.range()))
+            .collect();
+        take(&mut rest, found, &mut e.emails);
     }
     if digits {
         numbers(words, &mut rest, today, &mut e);

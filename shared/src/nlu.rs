@@ -281,9 +281,9 @@ impl Nlu {
         let mut spans: Vec<(usize, usize, bool)> = Vec::new();
         let (mut start, mut by_word) = (0, false);
         for m in lists.joins.get().find_iter(text) {
-            spans.push((start, m.start(), by_word));
-            start = m.end();
-            by_word = m.as_str().chars().any(char::is_alphabetic);
+            spans.push((start, m.start, by_word));
+            start = m.end;
+            by_word = text[m].chars().any(char::is_alphabetic);
         }
         spans.push((start, text.len(), by_word));
         // "I forgot my password and can't sign in": a clause joined by "and" that goes on

@@ -13,6 +13,7 @@ pub mod intents;
 mod language_files;
 pub mod messages;
 pub mod order_answer;
+pub mod pattern;
 mod toml_file;
 pub mod words;
 

@@ -10,11 +10,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, LazyLock, OnceLock};
 
-use regex::Regex;
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{line_of, line_of_key, BundleError, BundleErrors};
+use super::pattern::Pattern;
 use super::toml_file::{self, Schema, LEAF};
 use crate::nlu::{LAST, NEWEST};
 
@@ -70,7 +70,7 @@ pub struct Lists {
 /// warm-up builds the bundle's languages' in the background).
 pub struct LazyRegex {
     pattern: String,
-    regex: OnceLock<Regex>,
+    regex: OnceLock<Pattern>,
 }
 
 impl LazyRegex {
@@ -81,17 +81,17 @@ impl LazyRegex {
         }
     }
 
-    pub fn get(&self) -> &Regex {
+    pub fn get(&self) -> &Pattern {
         self.regex.get_or_init(|| compile_or_nothing(&self.pattern))
     }
 }
 
 /// The patterns are built from escaped words: only a list too long for the regex engine's
 /// limits fails, and that list then finds nothing (logged) rather than stopping the bot.
-fn compile_or_nothing(pattern: &str) -> Regex {
-    Regex::new(pattern).unwrap_or_else(|e| {
+fn compile_or_nothing(pattern: &str) -> Pattern {
+    Pattern::new(pattern).unwrap_or_else(|e| {
         tracing::error!(error = %e, "a words file's pattern does not compile; it finds nothing");
-        Regex::new("[^\\s\\S]").expect("static regex")
+        Pattern::new("[^\\s\\S]").expect("static regex")
     })
 }
 
@@ -101,14 +101,14 @@ pub struct Relative {
     pattern: String,
     metas: Vec<(usize, DateKind, (bool, bool, bool))>,
     weekdays: Arc<Vec<Vec<String>>>,
-    compiled: OnceLock<(Regex, Vec<Alternative>)>,
+    compiled: OnceLock<(Pattern, Vec<Alternative>)>,
 }
 
 impl Relative {
-    pub fn get(&self) -> (&Regex, &[Alternative]) {
+    pub fn get(&self) -> (&Pattern, &[Alternative]) {
         let (regex, alternatives) = self.compiled.get_or_init(|| {
             let regex = compile_or_nothing(&self.pattern);
-            let group = |name: String| regex.capture_names().position(|n| n == Some(&name));
+            let group = |name: String| regex.group_index(&name);
             let alternatives = self
                 .metas
                 .iter()
