@@ -12,19 +12,17 @@ pub const BUCKETS: u32 = 1 << 18;
 const MAX_WORDS: usize = 256;
 
 fn fnv1a(kind: u8, parts: &[&str]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut eat = |b: u8| {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    };
-    eat(kind);
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            eat(0x1f);
-        }
-        p.bytes().for_each(&mut eat);
-    }
-    h % BUCKETS
+    let joined = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| (i > 0).then_some(0x1f).into_iter().chain(p.bytes()));
+    fnv1a_bytes(kind, joined)
+}
+
+/// FNV-1a of `kind` and then `bytes`, folded into the feature space.
+fn fnv1a_bytes(kind: u8, bytes: impl Iterator<Item = u8>) -> u32 {
+    let eat = |h: u32, b: u8| (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    bytes.fold(eat(0x811c_9dc5, kind), eat) % BUCKETS
 }
 
 /// Lower-cased words of letters and digits; apostrophes kept inside words ("don't"), digits
@@ -69,17 +67,12 @@ pub fn word_id(word: &str) -> u32 {
 /// `fnv1a(kind, &[s])` of the string the characters make, without making it: a message's
 /// character n-grams are hashed in place, not each collected into a `String` first.
 fn fnv1a_chars(kind: u8, chars: &[char]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut eat = |b: u8| {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    };
-    eat(kind);
-    let mut utf8 = [0u8; 4];
-    for c in chars {
-        c.encode_utf8(&mut utf8).bytes().for_each(&mut eat);
-    }
-    h % BUCKETS
+    let utf8 = chars.iter().flat_map(|c| {
+        let mut buf = [0u8; 4];
+        let n = c.encode_utf8(&mut buf).len();
+        buf.into_iter().take(n)
+    });
+    fnv1a_bytes(kind, utf8)
 }
 
 /// Sparse features: (id, value) sorted by id, ids unique.

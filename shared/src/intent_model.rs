@@ -93,14 +93,31 @@ pub struct IntentModel {
 #[derive(Debug, Default, Clone)]
 pub struct RowIndex(std::sync::OnceLock<Rows>);
 
+/// What scoring reads of a feature besides its mask and weights, laid out so that a feature
+/// costs one cache line here (its id's word, then its row) instead of one per array: a turn
+/// scores its message with caches the I/O between turns has emptied, so the scoring loop waited
+/// on a miss for each of the id bitmap, the counts before it, the idf, the row's offset and its
+/// escapes (the profile's hottest instructions were the loads just after those).
 #[derive(Debug, Clone)]
 struct Rows {
-    bits: Vec<u64>,
-    before: Vec<u32>,
-    /// Where each row's weights start in `values` (in nibbles) and how many of the escapes
-    /// come before them.
-    offsets: Vec<u32>,
-    escapes_before: Vec<u32>,
+    words: Vec<IdWord>,
+    rows: Vec<Row>,
+}
+
+/// 64 possible ids: which of them the model has, and how many it has before them.
+#[derive(Debug, Clone, Copy)]
+struct IdWord {
+    bits: u64,
+    before: u32,
+}
+
+/// One feature's row: where its weights start in `values` (in nibbles), how many of the escapes
+/// come before them, and its idf (a copy of `IntentModel::idf`'s).
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    offset: u32,
+    escapes_before: u32,
+    idf: f32,
 }
 
 /// The nibble that stands for the next escaped weight.
@@ -127,34 +144,61 @@ fn nibble(values: &[u8], k: usize) -> u8 {
     (values[k / 2] >> (4 * (k % 2))) & 0xf
 }
 
-/// How many of the packed nibbles `from..to` are escapes: a model's four-bit weights are
-/// counted at load (the escapes that follow them) and row by row when the row index is built.
-fn escapes_between(values: &[u8], mut from: usize, mut to: usize) -> usize {
-    let mut count = 0;
-    if from < to && from % 2 == 1 {
-        count += usize::from(nibble(values, from) == ESCAPE);
-        from += 1;
+/// The ESCAPE nibbles among the 16 of `word` (little-endian bytes, low nibble first): bit
+/// `4k` is set where nibble `k` is ESCAPE. A nibble that is ESCAPE is all ones after the
+/// xor: its lowest bit survives the shifts.
+fn escape_marks(word: u64) -> u64 {
+    let y = !(word ^ 0x8888_8888_8888_8888);
+    y & (y >> 1) & (y >> 2) & (y >> 3) & 0x1111_1111_1111_1111
+}
+
+/// The `i`th eight bytes of `values`, the last padded with zero nibbles (never ESCAPE).
+fn word_at(values: &[u8], i: usize) -> u64 {
+    let bytes = values.get(i * 8..).unwrap_or_default();
+    let mut word = [0u8; 8];
+    let n = bytes.len().min(8);
+    word[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(word)
+}
+
+/// For each nibble position of `starts` (ascending or not), how many ESCAPE nibbles come
+/// before it: one pass over `values` eight bytes at a time, then a masked count per start.
+/// (Counting each row's own escapes with `escapes_between` cost ~0.7 ms a model at the first
+/// turn's warm-up: rows are a few nibbles, the fixed cost per call was most of it.)
+fn escapes_before_each(values: &[u8], starts: &[u32]) -> Vec<u32> {
+    let words = values.len().div_ceil(8);
+    let mut before_word = Vec::with_capacity(words);
+    let mut seen = 0u32;
+    for i in 0..words {
+        before_word.push(seen);
+        seen += escape_marks(word_at(values, i)).count_ones();
     }
-    if from < to && to % 2 == 1 {
-        count += usize::from(nibble(values, to - 1) == ESCAPE);
-        to -= 1;
-    }
-    if from >= to {
-        return count;
-    }
-    let bytes = &values[from / 2..to / 2];
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        // A nibble that is ESCAPE is all ones in `y`: its lowest bit survives the shifts.
-        let y = !(u64::from_le_bytes(word.try_into().expect("8 bytes")) ^ 0x8888_8888_8888_8888);
-        count += (y & (y >> 1) & (y >> 2) & (y >> 3) & 0x1111_1111_1111_1111).count_ones() as usize;
-    }
-    count
-        + words
-            .remainder()
-            .iter()
-            .map(|b| usize::from(b & 0xf == ESCAPE) + usize::from(b >> 4 == ESCAPE))
-            .sum::<usize>()
+    starts
+        .iter()
+        .map(|&at| {
+            before_word.get(at as usize / 16).map_or(seen, |&before| {
+                before + escapes_in_word_before(values, at as usize)
+            })
+        })
+        .collect()
+}
+
+/// How many of the packed nibbles `from..to` are escapes (`from <= to`): what a model's file
+/// has after its four-bit weights, counted at load.
+fn escapes_between(values: &[u8], from: usize, to: usize) -> usize {
+    let whole_words = |at: usize| -> usize {
+        (0..at / 16)
+            .map(|i| escape_marks(word_at(values, i)).count_ones() as usize)
+            .sum()
+    };
+    let before = |at: usize| whole_words(at) + escapes_in_word_before(values, at) as usize;
+    before(to) - before(from)
+}
+
+/// The ESCAPE nibbles of nibble `at`'s eight-byte word that come before it.
+fn escapes_in_word_before(values: &[u8], at: usize) -> u32 {
+    let below = (1u64 << (4 * (at % 16))) - 1;
+    (escape_marks(word_at(values, at / 16)) & below).count_ones()
 }
 
 // A cache of `ids`: models are equal by what they hold.
@@ -165,7 +209,7 @@ impl PartialEq for RowIndex {
 }
 
 impl Rows {
-    fn new(ids: &[u32], masks: &[u8], mask_len: usize, values: &[u8]) -> Self {
+    fn new(ids: &[u32], idf: &[f32], masks: &[u8], mask_len: usize, values: &[u8]) -> Self {
         let mut bits = vec![0u64; (features::BUCKETS as usize).div_ceil(64)];
         for &id in ids {
             // An id no feature can have (a model from elsewhere) is never looked up.
@@ -173,34 +217,54 @@ impl Rows {
                 *word |= 1 << (id % 64);
             }
         }
-        let before = counts_before(bits.iter().map(|w| w.count_ones()));
-        let counts = || {
+        let words = bits
+            .iter()
+            .zip(counts_before(bits.iter().map(|w| w.count_ones())))
+            .map(|(&bits, before)| IdWord { bits, before })
+            .collect();
+        let offsets = counts_before(
             masks
                 .chunks(mask_len.max(1))
-                .map(|mask| mask.iter().map(|b| b.count_ones()).sum::<u32>())
-        };
-        let offsets = counts_before(counts());
-        let escapes_before = counts_before(
-            offsets
-                .iter()
-                .zip(counts())
-                .map(|(&at, n)| escapes_between(values, at as usize, (at + n) as usize) as u32),
+                .map(|mask| mask.iter().map(|b| b.count_ones()).sum::<u32>()),
         );
-        Self {
-            bits,
-            before,
-            offsets,
-            escapes_before,
-        }
+        let escapes_before = escapes_before_each(values, &offsets);
+        // A model being trained has its ids and idf before any weights: rows without a mask
+        // have no weights to find.
+        let rows = idf
+            .iter()
+            .enumerate()
+            .map(|(i, &idf)| Row {
+                offset: offsets.get(i).copied().unwrap_or(0),
+                escapes_before: escapes_before.get(i).copied().unwrap_or(0),
+                idf,
+            })
+            .collect();
+        Self { words, rows }
+    }
+
+    /// The low bits of `id`'s word, for `touch`.
+    fn word_bits(&self, id: u32) -> u8 {
+        self.words
+            .get((id / 64) as usize)
+            .map_or(0, |w| w.bits as u8)
     }
 
     fn row(&self, id: u32) -> Option<usize> {
-        let at = (id / 64) as usize;
-        let word = *self.bits.get(at)?;
+        let word = self.words.get((id / 64) as usize)?;
         let bit = 1u64 << (id % 64);
-        (word & bit != 0)
-            .then(|| self.before[at] as usize + (word & (bit - 1)).count_ones() as usize)
+        (word.bits & bit != 0)
+            .then(|| word.before as usize + (word.bits & (bit - 1)).count_ones() as usize)
     }
+}
+
+/// Reads every byte `bytes` yields, for what they bring into the cache. A message's features
+/// are looked up in a model whose rows the I/O between turns has pushed out of the cache: one
+/// feature at a time, each read waits for the miss before it (a row's offset, then its weights;
+/// the inner loop's branches stop the processor from running ahead to the next feature's).
+/// Read up front with nothing depending on them, a step's reads for all the features miss
+/// together, so a message costs a few misses' wait per step instead of one per feature.
+fn touch(bytes: impl Iterator<Item = u8>) {
+    std::hint::black_box(bytes.fold(0u8, |all, b| all ^ b));
 }
 
 /// For each count, the sum of the ones before it: ids before a bitmap word, weights before a row.
@@ -441,9 +505,15 @@ impl IntentModel {
     }
 
     fn index(&self) -> &Rows {
-        self.rows
-            .0
-            .get_or_init(|| Rows::new(&self.ids, &self.masks, self.mask_len(), &self.values))
+        self.rows.0.get_or_init(|| {
+            Rows::new(
+                &self.ids,
+                &self.idf,
+                &self.masks,
+                self.mask_len(),
+                &self.values,
+            )
+        })
     }
 
     /// The row of feature `id`, when the model saw it in training.
@@ -456,10 +526,22 @@ impl IntentModel {
         self.row(id).is_some()
     }
 
-    /// The log of the share of training examples that had feature `id`, when it was seen:
-    /// the trainer's idf is `ln((n + 1) / (df + 1)) + 1`, so this is `1 - idf`.
-    pub fn log_share(&self, id: u32) -> Option<f32> {
-        Some(1.0 - self.idf[self.row(id)?])
+    /// For each of `ids`, in order, the log of the share of training examples that had the
+    /// feature, when it was seen: the trainer's idf is `ln((n + 1) / (df + 1)) + 1`, so this is
+    /// `1 - idf`. The ids' words and rows are read up front (see `touch`): a message's words
+    /// are looked up in every language's model.
+    pub fn log_shares(&self, ids: &[u32]) -> Vec<Option<f32>> {
+        let index = self.index();
+        touch(ids.iter().map(|&id| index.word_bits(id)));
+        let rows: Vec<Option<usize>> = ids.iter().map(|&id| index.row(id)).collect();
+        touch(
+            rows.iter()
+                .flatten()
+                .map(|&r| index.rows[r].idf.to_bits() as u8),
+        );
+        rows.iter()
+            .map(|r| r.map(|r| 1.0 - index.rows[r].idf))
+            .collect()
     }
 
     /// What every format has after the magic and language: the classes with their names, the
@@ -523,10 +605,24 @@ impl IntentModel {
     /// The model's input for a text: (row in the model, TF-IDF value), L2-normalised; features
     /// the model never saw are dropped.
     pub fn vectorize(&self, text: &str) -> Vec<(usize, f32)> {
-        let mut x: Vec<(usize, f32)> = features::extract(text)
-            .into_iter()
-            .filter_map(|(id, tf)| self.row(id).map(|row| (row, tf * self.idf[row])))
-            .collect();
+        let index = self.index();
+        let features = features::extract(text);
+        // Each step's reads first, for every feature at once (see `touch`): the ids' words,
+        // then the rows and masks of the features the model has.
+        touch(features.iter().map(|&(id, _)| index.word_bits(id)));
+        // Sized for every feature: a filtered collect grows by doubling, and a growth to a
+        // kilobyte or more makes glibc consolidate its free chunks.
+        let mut x: Vec<(usize, f32)> = Vec::with_capacity(features.len());
+        x.extend(
+            features
+                .into_iter()
+                .filter_map(|(id, tf)| index.row(id).map(|row| (row, tf))),
+        );
+        let m = self.mask_len();
+        touch(x.iter().map(|&(row, _)| {
+            index.rows[row].idf.to_bits() as u8 ^ self.masks.get(row * m).copied().unwrap_or(0)
+        }));
+        x.iter_mut().for_each(|(row, v)| *v *= index.rows[*row].idf);
         let norm = x.iter().map(|(_, v)| v * v).sum::<f32>().sqrt();
         if norm > 0.0 {
             x.iter_mut().for_each(|(_, v)| *v /= norm);
@@ -543,9 +639,25 @@ impl IntentModel {
             return scores;
         }
         let index = self.index();
-        for (row, v) in self.vectorize(text) {
-            let mut at = index.offsets[row] as usize;
-            let mut escape = index.escapes_before[row] as usize;
+        let x = self.vectorize(text);
+        // The first weight (and escape) of every row, before any is added up (see `touch`).
+        touch(x.iter().map(|&(row, _)| {
+            let r = index.rows[row];
+            let first = self.values.get(r.offset as usize / 2).copied().unwrap_or(0);
+            first
+                ^ self
+                    .escapes
+                    .get(r.escapes_before as usize)
+                    .copied()
+                    .unwrap_or(0)
+        }));
+        for (row, v) in x {
+            let Row {
+                offset,
+                escapes_before,
+                ..
+            } = index.rows[row];
+            let (mut at, mut escape) = (offset as usize, escapes_before as usize);
             for (byte, &mask) in self.masks[row * m..(row + 1) * m].iter().enumerate() {
                 let mut bits = mask;
                 while bits != 0 {
@@ -831,7 +943,7 @@ mod tests {
         // Each row alone: its scores are its weights.
         for (row, &id) in m.ids.iter().enumerate() {
             let index = m.index();
-            let escape = index.escapes_before[row] as usize;
+            let escape = index.rows[row].escapes_before as usize;
             let expect: Vec<i8> = all[row * 3..row * 3 + 3].iter().map(|w| *w as i8).collect();
             let mut escapes = m.escapes[escape..].iter();
             let got: Vec<i8> = (0..3)
@@ -855,6 +967,13 @@ mod tests {
             let to = rng.usize(from..=weights.len());
             let expected = weights[from..to].iter().filter(|w| escaped(w)).count();
             assert_eq!(escapes_between(&values, from, to), expected, "{from}..{to}");
+        }
+        // Before every position at once, the padded last word and the very end included.
+        let starts: Vec<u32> = (0..=weights.len() as u32).rev().collect();
+        let before = escapes_before_each(&values, &starts);
+        for (&at, &n) in starts.iter().zip(&before) {
+            let expected = weights[..at as usize].iter().filter(|w| escaped(w)).count();
+            assert_eq!(n as usize, expected, "before {at}");
         }
     }
 

@@ -188,8 +188,8 @@ fn vocabulary<'b>(bot: &'b Bot, words: &[String]) -> Vec<(&'b str, f32, f32)> {
         .map(|lang| {
             let model = bot.model(lang);
             let (mut known, mut sum) = (0usize, 0.0f32);
-            for id in &ids {
-                match model.log_share(*id) {
+            for share in model.log_shares(&ids) {
+                match share {
                     Some(l) => {
                         known += 1;
                         sum += l;

@@ -7,7 +7,7 @@
 //! given; a file must define them all and use no other variable in them. Other keys (flows',
 //! intents' answers) are the bundle's business: it checks them against `vars_of`.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use time::Date;
@@ -174,7 +174,10 @@ struct Template {
 /// One language's sentences, parsed and checked.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Messages {
-    templates: BTreeMap<String, Template>,
+    /// By key. Hashed, not ordered: a turn renders several, and a tree of ~200 keys compared
+    /// each lookup's key with a dozen others, each a read of its own heap allocation (misses,
+    /// between turns), where a hash reads the one it finds.
+    templates: HashMap<String, Template>,
     /// How this language writes money, dates and lists (`[format]`; English when absent).
     format: Format,
 }
@@ -211,7 +214,7 @@ impl Messages {
             let line = e.span().map(|s| line_of(text, s.start));
             errors.push(BundleError::new(file, line, "", e.message().trim()));
         }
-        let mut templates = BTreeMap::new();
+        let mut templates = HashMap::new();
         let lines = Lines::new(text);
         collect(
             file,
@@ -314,6 +317,7 @@ impl Messages {
         self.templates.get(key).map(|t| t.line)
     }
 
+    /// Every key, in no particular order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
         self.templates.keys().map(String::as_str)
     }
@@ -331,7 +335,7 @@ fn collect(
     lines: &Lines,
     prefix: &str,
     table: &DeTable<'_>,
-    templates: &mut BTreeMap<String, Template>,
+    templates: &mut HashMap<String, Template>,
     errors: &mut Vec<BundleError>,
 ) {
     for (k, v) in table {
