@@ -300,9 +300,11 @@ impl Bot {
             .as_ref()
             .map(|(r, _)| r.languages.get_ref().clone())
             .unwrap_or_default();
-        // Each language's messages, words and model, parsed side by side; taken below in the
-        // order the files are checked.
-        let mut parsed = LanguageFiles::parse(root, files, &languages);
+        // Each language's messages, words and model, parsed side by side, and meanwhile on this
+        // thread the flows (parsed only: validating one needs the messages); taken below in
+        // the order the files are checked.
+        let (mut parsed, parsed_flows) =
+            LanguageFiles::parse(root, files, &languages, || flows::parse_all(root, files));
 
         // messages/<lang>.toml
         let mut messages = BTreeMap::new();
@@ -398,12 +400,13 @@ impl Bot {
             ));
         }
         // flows/<name>.toml: parsed and validated once the settings are known (below).
-        let flow_sources: BTreeMap<String, (String, String)> = files
+        // (Parsed beside the languages: `parsed_flows`; a file that is not text is reported here.)
+        let flow_names: BTreeSet<String> = files
             .keys()
             .filter_map(|rel| {
                 let name = rel.strip_prefix("flows/")?.strip_suffix(".toml")?;
-                let text = text_of(rel, &mut errs)?;
-                Some((name.to_string(), (path(rel), text.to_string())))
+                text_of(rel, &mut errs)?;
+                Some(name.to_string())
             })
             .collect();
 
@@ -482,7 +485,7 @@ impl Bot {
                         );
                     }
                 }
-                Some(Action::Flow(flow)) if !flow_sources.contains_key(flow) => {
+                Some(Action::Flow(flow)) if !flow_names.contains(flow) => {
                     errs.push(BundleError::new(
                         &file,
                         parsed.action_line,
@@ -636,14 +639,15 @@ impl Bot {
             declared: &declared,
         };
         let actions = Actions::builtin();
-        let mut flows = flows::load(&flow_sources, &catalog, &actions, &mut errs);
+        let mut flows = flows::load(parsed_flows, &catalog, &actions, &mut errs);
         // A `needs_order` answer's flow is the bundle's own text: its problems are the
         // intent's, at its `answer` line (the flow needs the `order` slot and the orders'
         // operations, and `order.*` messages).
-        for (name, (source, line)) in order_answers {
-            let one = BTreeMap::from([(name, source)]);
+        for (name, ((file, source), line)) in order_answers {
+            let parsed = crate::flow::parse::parse(&name, &file, &source);
+            let one = BTreeMap::from([(name, parsed)]);
             let mut found = BundleErrors::default();
-            flows.extend(flows::load(&one, &catalog, &actions, &mut found));
+            flows.extend(flows::load(one, &catalog, &actions, &mut found));
             for e in found.0 {
                 errs.push(BundleError::new(
                     &e.file,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use super::bundle::Slot;
+use super::bundle::{Files, Slot};
 use super::error::BundleErrors;
 use super::intents::{Action, IntentDef};
 use super::messages::Messages;
@@ -57,19 +57,44 @@ impl FlowCatalog for BundleCatalog<'_> {
     }
 }
 
-/// Parses and validates every `flows/<name>.toml` (`sources`: name → (file, text)); the
-/// problems of all of them are collected in `errs`.
+/// Every `flows/<name>.toml` of `files` that is UTF-8 text, parsed (not validated: that needs
+/// the bundle's messages), by name: what `load` takes instead of parsing a flow again.
+pub(super) fn parse_all(root: &str, files: &Files) -> Parsed {
+    files
+        .range("flows/".to_string()..)
+        .take_while(|(rel, _)| rel.starts_with("flows/"))
+        .filter_map(|(rel, bytes)| {
+            let name = rel.strip_prefix("flows/")?.strip_suffix(".toml")?;
+            let text = std::str::from_utf8(bytes).ok()?;
+            let file = format!("{root}/{rel}");
+            Some((
+                name.to_string(),
+                crate::flow::parse::parse(name, &file, text),
+            ))
+        })
+        .collect()
+}
+
+/// Flows parsed ahead (`parse_all`), by name.
+pub type Parsed = BTreeMap<String, Result<Flow, BundleErrors>>;
+
+/// Validates every parsed flow (`parse_all`'s, or a generated one's); the problems of all of
+/// them, a flow's parse errors included, are collected in `errs`, flow by flow in name order.
 pub fn load(
-    sources: &BTreeMap<String, (String, String)>,
+    parsed: Parsed,
     catalog: &BundleCatalog<'_>,
     actions: &Actions,
     errs: &mut BundleErrors,
 ) -> BTreeMap<String, Flow> {
     let mut flows = BTreeMap::new();
-    for (name, (file, text)) in sources {
-        match crate::flow::load(name, file, text, catalog, actions) {
+    for (name, flow) in parsed {
+        let checked = flow.and_then(|flow| {
+            crate::flow::validate::validate(&flow, catalog, actions)?;
+            Ok(flow)
+        });
+        match checked {
             Ok(flow) => {
-                flows.insert(name.clone(), flow);
+                flows.insert(name, flow);
             }
             Err(e) => errs.0.extend(e.0),
         }

@@ -29,13 +29,20 @@ pub(super) struct LanguageFiles {
 
 impl LanguageFiles {
     /// `languages` as bot.toml lists them (the first is the default); `root` names the files
-    /// in errors, as `from_files` does.
-    pub(super) fn parse(root: &str, files: &Files, languages: &[String]) -> Self {
+    /// in errors, as `from_files` does. `alongside` runs on the calling thread meanwhile (the
+    /// bundle's files that are no language's), and its answer comes back with the languages'.
+    pub(super) fn parse<T>(
+        root: &str,
+        files: &Files,
+        languages: &[String],
+        alongside: impl FnOnce() -> T,
+    ) -> (Self, T) {
         if languages.len() < 2 {
-            return languages
+            let one = languages
                 .first()
                 .map(|lang| Self::of_one(root, files, true, lang))
                 .unwrap_or_default();
+            return (one, alongside());
         }
         std::thread::scope(|scope| {
             let started: Vec<_> = languages
@@ -48,6 +55,7 @@ impl LanguageFiles {
                         .map_err(|_| (i, lang))
                 })
                 .collect();
+            let theirs = alongside();
             let mut all = Self::default();
             for thread in started {
                 let one = match thread {
@@ -61,7 +69,7 @@ impl LanguageFiles {
                 all.words.extend(one.words);
                 all.models.extend(one.models);
             }
-            all
+            (all, theirs)
         })
     }
 

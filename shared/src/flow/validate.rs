@@ -87,7 +87,7 @@ pub fn validate(
     let edges = edges(&mut c);
     reachability(&mut c, &edges);
     loops(&mut c, &edges);
-    let avail = availability(flow, &bindings, &c.optional, &edges);
+    let avail = availability(flow, &bindings, &c.optional, &edges, actions);
     for (i, names) in avail.iter().enumerate() {
         // Unreachable steps are reported as such, not for what they lack.
         if let Some(names) = names {
@@ -384,14 +384,22 @@ fn availability(
     bindings: &BTreeMap<String, Vec<(String, Type)>>,
     optional: &Names,
     edges: &Edges,
+    actions: &Actions,
 ) -> Vec<Option<Names>> {
-    let actions = Actions::builtin();
     let n = flow.steps.len();
-    let mut avail: Vec<Option<Names>> = vec![None; n];
+    // What each step defines, once: the fixed point below visits every step several times.
+    let defined: Vec<Names> = flow
+        .steps
+        .iter()
+        .map(|s| defines(&s.kind, bindings, optional, actions))
+        .collect();
+    // The sets hold borrowed names while the fixed point makes, joins and compares them (a
+    // flow's validation was mostly copying strings), owned ones only in the answer.
+    let mut avail: Vec<Option<BTreeSet<&str>>> = vec![None; n];
     if n == 0 {
-        return avail;
+        return Vec::new();
     }
-    avail[0] = Some(flow.inputs.iter().cloned().collect());
+    avail[0] = Some(flow.inputs.iter().map(String::as_str).collect());
     let mut changed = true;
     while changed {
         changed = false;
@@ -399,17 +407,19 @@ fn availability(
             let Some(in_set) = avail[i].clone() else {
                 continue;
             };
-            let out_set: Names = in_set
-                .union(&defines(&flow.steps[i].kind, bindings, optional, &actions))
-                .cloned()
-                .collect();
+            let mut out_set = in_set.clone();
+            out_set.extend(defined[i].iter().map(String::as_str));
             for e in &edges[i] {
                 let Some(j) = e.to else { continue };
-                let base = if e.carries { &out_set } else { &in_set };
-                let given: Names = base.union(&e.adds).cloned().collect();
+                let mut given = if e.carries {
+                    out_set.clone()
+                } else {
+                    in_set.clone()
+                };
+                given.extend(e.adds.iter().map(String::as_str));
                 let next = match &avail[j] {
-                    None => given.clone(),
-                    Some(have) => have.intersection(&given).cloned().collect(),
+                    None => given,
+                    Some(have) => have.intersection(&given).copied().collect(),
                 };
                 if avail[j].as_ref() != Some(&next) {
                     avail[j] = Some(next);
@@ -419,6 +429,9 @@ fn availability(
         }
     }
     avail
+        .into_iter()
+        .map(|names| names.map(|names| names.into_iter().map(str::to_string).collect()))
+        .collect()
 }
 
 /// The message variables a step can give: slots, bound fields by their own name, `vars`.
