@@ -6,6 +6,8 @@ use crate::io_clock::IoFutureExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Deserialize;
@@ -13,6 +15,8 @@ use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, Env};
 use crate::problem::ApiError;
+
+pub mod ring_provider;
 
 /// Tenants and customers become parts of DynamoDB keys, so their ids are restricted to a charset
 /// that cannot smuggle a key separator.
@@ -318,7 +322,21 @@ fn signing_key(value: Value) -> Option<SigningKey> {
         return None;
     }
     let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
-        (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+        (AlgorithmParameters::RSA(rsa), None | Some(KeyAlgorithm::RS256)) => {
+            // Refused at every token otherwise, as a bad signature: said once, here.
+            let bits = URL_SAFE_NO_PAD
+                .decode(&rsa.n)
+                .map_or(0, |n| ring_provider::modulus_bits(&n));
+            if !ring_provider::RSA_BITS.contains(&bits) {
+                tracing::warn!(
+                    kid = jwk.common.key_id.as_deref().unwrap_or(""),
+                    bits,
+                    "JWKS: RSA key skipped, only keys of 2048 to 8192 bits are verified"
+                );
+                return None;
+            }
+            Algorithm::RS256
+        }
         (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
             if p.curve == EllipticCurve::P256 =>
         {
@@ -518,6 +536,7 @@ fn is_loopback(url: &url::Url) -> bool {
 impl JwtVerifier {
     /// HS256 with a shared key: local development. `issuer` and `audience` are checked when given.
     pub fn hs256(secret: &[u8], issuer: Option<&str>, audience: Option<&str>) -> Self {
+        ring_provider::install();
         Self {
             keys: Keys::Hs256(Arc::new(DecodingKey::from_secret(secret))),
             validations: vec![validation(Algorithm::HS256, issuer)],
@@ -535,6 +554,7 @@ impl JwtVerifier {
         http: reqwest::Client,
         options: JwksOptions,
     ) -> Self {
+        ring_provider::install();
         Self {
             keys: Keys::Jwks(Arc::new(JwksCache {
                 url,
@@ -785,8 +805,9 @@ impl DevClaims {
         .expect("HS256 signing of a JSON object cannot fail")
     }
 
-    /// Signs with any key jsonwebtoken has (RS256/ES256 for tests of the JWKS mode).
+    /// Signs with the algorithms `ring_provider` signs (RS256/ES256 for tests of the JWKS mode).
     pub fn sign(&self, header: &Header, key: &EncodingKey) -> jsonwebtoken::errors::Result<String> {
+        ring_provider::install();
         jsonwebtoken::encode(header, &self.to_json(), key)
     }
 }

@@ -44,6 +44,8 @@ fn rsa_public_der() -> Vec<u8> {
 
 /// The public JWK of a private key, as the identity provider publishes it.
 fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Value {
+    // The first JWT call of some tests: n, e, x and y come from the provider.
+    ring_provider::install();
     let mut jwk = Jwk::from_encoding_key(key, alg).unwrap();
     jwk.common.key_id = Some(kid.into());
     jwk.common.public_key_use = Some(PublicKeyUse::Signature);
@@ -1000,5 +1002,21 @@ async fn the_sample_events_carry_a_token_the_local_stack_accepts() {
         let header = event["headers"]["authorization"].as_str();
         let p = v.verify_header(header).await.unwrap();
         assert_eq!(p, Principal::customer("default", "cust_alice"));
+    }
+}
+
+#[test]
+fn rsa_keys_the_verifier_cannot_use_are_skipped_when_the_set_is_read() {
+    // Not real keys: the size is decided before the key is built. A modulus's top bit set.
+    let rsa = |bytes: usize, kid: &str| {
+        let mut n = vec![0xC5; bytes];
+        n.insert(0, 0); // a leading zero octet changes nothing about the number
+        json!({"kty": "RSA", "use": "sig", "kid": kid, "n": b64(&n), "e": "AQAB"})
+    };
+    assert!(signing_key(rsa(128, "1024-bit")).is_none());
+    assert!(signing_key(rsa(1025, "8200-bit")).is_none());
+    for (bytes, kid) in [(256, "2048-bit"), (512, "4096-bit"), (1024, "8192-bit")] {
+        let key = signing_key(rsa(bytes, kid)).unwrap_or_else(|| panic!("{kid}"));
+        assert_eq!(key.alg, Algorithm::RS256);
     }
 }
