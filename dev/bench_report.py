@@ -251,20 +251,42 @@ def coldstart_section(res, meta):
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     summary = []
-    for fn, r in sorted(c["functions"].items(), key=lambda kv: FUNCTIONS.index(kv[0]) if kv[0] in FUNCTIONS else 9):
+    # The webhook again with its secrets in its environment (dev/bench's second run), when it
+    # belongs to this run.
+    env = load(os.path.join(res, "coldstart-webhook-env.json")) or {}
+    env_row = env.get("functions", {}).get("webhook") if env.get("runs") == c.get("runs") else None
+    def starts(label, what, r):
+        """One function's table row and its cold-start summary line."""
         cs, fi = r["cold_start"], r["first_invoke"]
         answers = ", ".join(f"{k} ×{v}" for k, v in r["first_answers"].items())
-        out.append(f"| {fn} | {us(cs['p50_us'])} | {us(cs['p90_us'])} | {us(cs['p99_us'])} | {us(cs['max_us'])} | "
+        out.append(f"| {label} | {us(cs['p50_us'])} | {us(cs['p90_us'])} | {us(cs['p99_us'])} | {us(cs['max_us'])} | "
                    f"{us(fi['p50_us'])} | {us(fi['p99_us'])} | {us(fi['max_us'])} | {answers} | {mb(r['binary_bytes'])} |")
         ok = cs["p50_us"] < COLD_P50_US and cs["p99_us"] < COLD_P99_US
-        summary.append((f"Cold start, {fn} (x86_64, to first poll)",
+        summary.append((f"Cold start, {what} (x86_64, to first poll)",
                         f"p50 {us(cs['p50_us'])}, p99 {us(cs['p99_us'])}",
                         f"< {us(COLD_P50_US)} p50, < {us(COLD_P99_US)} p99: {verdict_of(ok)}"))
+
+    for fn, r in sorted(c["functions"].items(), key=lambda kv: FUNCTIONS.index(kv[0]) if kv[0] in FUNCTIONS else 9):
+        where = " with the local stack's secrets: five reads of moto at init" if fn == "webhook" and env_row else ""
+        starts(fn, fn + where, r)
+        fi = r["first_invoke"]
         if fn == "chat":
             summary.append(("First invocation after a cold start, chat", f"p50 {us(fi['p50_us'])}, p99 {us(fi['p99_us'])}",
                             f"< {us(FIRST_P99_US)} p99: {verdict_of(fi['p99_us'] < FIRST_P99_US)}"))
         if r.get("peak_rss_bytes"):
             summary.append((f"Peak RSS, {fn} (cold start and first invocation)", mb(r["peak_rss_bytes"]), "< 128 MB"))
+    if env_row:
+        starts("webhook, secrets in its environment", "webhook with its vendors' secrets in its environment", env_row)
+        out += [
+            "",
+            "The webhook function reads its vendors' secrets before it polls, so that no signed",
+            "request waits on a secret store: with the local stack's configuration that is five",
+            "reads of moto's SSM and Secrets Manager in one concurrent round (three of them the test",
+            "vendors'), a Python server's round trip each, and the first row is mostly that wait. The",
+            "second webhook row starts the same binary with the shipped `config/webhooks.toml` and",
+            "every secret in its environment: its own init. In AWS the template's secrets are one",
+            "round of `GetSecretValue` at init, the network's time on top of the second row.",
+        ]
     out += [
         "",
         "Not in these figures: what Lambda does before the process starts (fetching and",
@@ -284,14 +306,14 @@ def sizes_section(res, meta):
         return out + [missing("sizes"), ""], []
     out += [provenance(meta), ""]
     out += [
-        "`bootstrap` as `cargo lambda build --release --arm64 --no-default-features` writes it (zig as the linker,",
-        "`provided.al2023`), without the development feature set (`--no-default-features`, as the",
-        "Makefile builds them for `sam build`), with the workspace's release profile (its choices",
-        "are explained in the root Cargo.toml). Zipped is what the deployment package adds up to",
-        "(deflate).",
-        "",
-        "| function | bootstrap | zipped | machine |",
-        "|---|---|---|---|",
+            "`bootstrap` as `cargo lambda build --release --arm64 --no-default-features` writes it (zig as the linker,",
+            "`provided.al2023`), without the development feature set (`--no-default-features`, as the",
+            "Makefile builds them for `sam build`), with the workspace's release profile (its choices",
+            "are explained in the root Cargo.toml). Zipped is what the deployment package adds up to",
+            "(deflate).",
+            "",
+            "| function | bootstrap | zipped | machine |",
+            "|---|---|---|---|",
     ]
     summary = []
     for fn in FUNCTIONS:
@@ -329,16 +351,16 @@ def signatures_section(res, meta):
         return out + [missing("signatures"), ""], []
     out += [provenance(meta), ""]
     out += [
-        "`verify` is the whole per-request path for a scheme, over the request as the webhook",
-        "function sees it (an `HttpEvent` with the vendor's headers among eleven usual others):",
-        "find the headers, parse the timestamp and signatures, check the tolerance window, HMAC",
-        "over the signed content, constant-time compare, one configured key. The baseline is one",
-        "HMAC-SHA256 over the body from an already keyed state, which is how the verifier keeps",
-        "its keys; \"+ key setup\" is the same from the raw secret, what a verifier that keys per",
-        "request pays. Criterion's point estimate (the middle of its confidence interval).",
-        "",
-        "| body | raw HMAC | raw + key setup | " + " | ".join(label for _, label in SCHEMES) + " |",
-        "|---" * (3 + len(SCHEMES)) + "|",
+            "`verify` is the whole per-request path for a scheme, over the request as the webhook",
+            "function sees it (an `HttpEvent` with the vendor's headers among eleven usual others):",
+            "find the headers, parse the timestamp and signatures, check the tolerance window, HMAC",
+            "over the signed content, constant-time compare, one configured key. The baseline is one",
+            "HMAC-SHA256 over the body from an already keyed state, which is how the verifier keeps",
+            "its keys; \"+ key setup\" is the same from the raw secret, what a verifier that keys per",
+            "request pays. Criterion's point estimate (the middle of its confidence interval).",
+            "",
+            "| body | raw HMAC | raw + key setup | " + " | ".join(label for _, label in SCHEMES) + " |",
+            "|---" * (3 + len(SCHEMES)) + "|",
     ]
     sizes = sorted({g for g, _ in est}, key=lambda g: int(re.sub(r"\D", "", g) or 0))
     for g in sizes:
@@ -364,36 +386,36 @@ def signatures_section(res, meta):
     missed = [pretty(g) for g in sizes if (g, RAW) in worst and worst[(g, RAW)] < 0.9]
     keyed_1k = next((w for (g, b), w in worst.items() if b == RAW_KEYED), None)
     out += [
-        "",
-        "Target: every scheme at ≥ 90% of raw HMAC-SHA256 throughput. Against the pre-keyed",
+            "",
+            "Target: every scheme at ≥ 90% of raw HMAC-SHA256 throughput. Against the pre-keyed",
         f"baseline it holds at {', '.join(held) or 'no size'}"
         + (f" and misses at {', '.join(missed)}" if missed else "")
         + " in this run"
         + (f"; at 1 KiB against an HMAC computed from the key (what a verifier that keys per"
            f" request pays) the slowest scheme is at {keyed_1k:.0%}." if keyed_1k else "."),
-        "At small bodies a fixed 110–220 ns per request (header lookups, hex/base64 decoding",
-        "of the signature, Stripe's header walked twice) is a fifth of the work; typical vendor",
-        "events are 2–6 KiB. The ratios are of two noisy figures: under load (see the load",
-        "average above) they drop by several points, and the hand-measured ratios at load 2 on",
-        "an otherwise idle machine are in the history.",
-        "",
-        "What moved these figures (all in `shared/src/signatures.rs` and the root `Cargo.toml`;",
-        "the hand-measured figures before and after are in",
-        "[performance-history.md](performance-history.md)):",
-        "",
-        "- `sha2` compiled at `opt-level = \"s\"` (the workspace's size setting) hashed 64 KiB at",
-        "  348 MiB/s instead of 1713 MiB/s: a per-package `opt-level = 3` for `sha2` made every",
-        "  verification ~4× faster (1 KiB Stripe: 4.01 µs → 1.06 µs) at no measurable size cost.",
-        "- Each key keeps its keyed HMAC state, so a request skips two SHA-256 blocks of key setup.",
-        "- Signatures decode onto the stack and the delivery id is borrowed: verifying allocates",
-        "  nothing. At most 8 signatures per header (more is a malformed header).",
-        "- `HttpEvent::header` asks its map for the lower-cased name first (both AWS front doors",
-        "  lower-case header names) and scans case-insensitively only on a miss; scanning every",
-        "  header per lookup cost ~35 ns each (Standard Webhooks' three lookups at 1 KiB:",
-        "  977 → 867 ns).",
-        "- `subtle`'s byte-wise constant-time comparison of 32 bytes cost ~97 ns; comparing four",
-        "  `u64` words with `subtle` costs ~9 ns and stays constant-time.",
-        "",
+            "At small bodies a fixed 110–220 ns per request (header lookups, hex/base64 decoding",
+            "of the signature, Stripe's header walked twice) is a fifth of the work; typical vendor",
+            "events are 2–6 KiB. The ratios are of two noisy figures: under load (see the load",
+            "average above) they drop by several points, and the hand-measured ratios at load 2 on",
+            "an otherwise idle machine are in the history.",
+            "",
+            "What moved these figures (all in `shared/src/signatures.rs` and the root `Cargo.toml`;",
+            "the hand-measured figures before and after are in",
+            "[performance-history.md](performance-history.md)):",
+            "",
+            "- `sha2` compiled at `opt-level = \"s\"` (the workspace's size setting) hashed 64 KiB at",
+            "  348 MiB/s instead of 1713 MiB/s: a per-package `opt-level = 3` for `sha2` made every",
+            "  verification ~4× faster (1 KiB Stripe: 4.01 µs → 1.06 µs) at no measurable size cost.",
+            "- Each key keeps its keyed HMAC state, so a request skips two SHA-256 blocks of key setup.",
+            "- Signatures decode onto the stack and the delivery id is borrowed: verifying allocates",
+            "  nothing. At most 8 signatures per header (more is a malformed header).",
+            "- `HttpEvent::header` asks its map for the lower-cased name first (both AWS front doors",
+            "  lower-case header names) and scans case-insensitively only on a miss; scanning every",
+            "  header per lookup cost ~35 ns each (Standard Webhooks' three lookups at 1 KiB:",
+            "  977 → 867 ns).",
+            "- `subtle`'s byte-wise constant-time comparison of 32 bytes cost ~97 ns; comparing four",
+            "  `u64` words with `subtle` costs ~9 ns and stays constant-time.",
+            "",
     ]
     summary = []
     four = next((g for g in sizes if g.endswith("/4KiB")), None)
@@ -411,10 +433,10 @@ def fulfillment_section(res, meta):
     except OSError:
         return out + [missing("fulfillment"), ""], []
     m = {
-        "head": re.search(r"(\d+) batches of (\d+) refund jobs, payments latency (\d+) ms", text),
-        "conc": re.search(r"\(concurrent\):\s+([\d.]+) jobs/s", text),
-        "seq": re.search(r"\(one by one\):\s+([\d.]+) jobs/s", text),
-        "calls": re.search(r"store calls per job:\s+([\d.]+) \(one by one: ([\d.]+)\)", text),
+            "head": re.search(r"(\d+) batches of (\d+) refund jobs, payments latency (\d+) ms", text),
+            "conc": re.search(r"\(concurrent\):\s+([\d.]+) jobs/s", text),
+            "seq": re.search(r"\(one by one\):\s+([\d.]+) jobs/s", text),
+            "calls": re.search(r"store calls per job:\s+([\d.]+) \(one by one: ([\d.]+)\)", text),
     }
     if not all(m.values()):
         return out + ["_The fulfillment bench's output was not understood:_", "", "```", text.strip(), "```", ""], []
@@ -427,20 +449,20 @@ def fulfillment_section(res, meta):
         f"{batches} batches of {batch} `refund.request` jobs ({batch} conversations, one job each",
         f"per batch, so {batch} FIFO groups per batch) against a payments double with a fixed",
         f"{latency} ms latency; the effect ledger and conversation store are the in-memory",
-        "adapters, which count their calls. (The same against moto's SQS and DynamoDB is the",
-        "load test's job.)",
-        "",
-        "| mode | throughput | store calls per job |",
-        "|---|---|---|",
+            "adapters, which count their calls. (The same against moto's SQS and DynamoDB is the",
+            "load test's job.)",
+            "",
+            "| mode | throughput | store calls per job |",
+            "|---|---|---|",
         f"| groups run concurrently (as deployed) | {conc:.1f} jobs/s | {calls} |",
         f"| the same jobs one by one | {seq:.1f} jobs/s | {calls_seq} |",
-        "",
+            "",
         f"Concurrency gives {speedup:.1f}× (target ≥ 5×: {'pass' if speedup >= 5 else '**miss**'}).",
-        "Each job costs three DynamoDB calls: `UpdateItem` to begin the effect (conditional:",
-        "not done, lease free), one `Query` to load the conversation, and one",
-        "`TransactWriteItems` that appends the message, bumps the conversation version and",
-        "completes the effect together.",
-        "",
+            "Each job costs three DynamoDB calls: `UpdateItem` to begin the effect (conditional:",
+            "not done, lease free), one `Query` to load the conversation, and one",
+            "`TransactWriteItems` that appends the message, bumps the conversation version and",
+            "completes the effect together.",
+            "",
     ]
     return out, [("Fulfillment throughput, 10 groups vs one by one", f"{conc:.0f} vs {seq:.0f} jobs/s (×{speedup:.1f})",
                   f"≥ 5×: {'pass' if speedup >= 5 else '**miss**'}")]
@@ -455,47 +477,47 @@ def connectors_section(res, meta):
     table = [l for l in text.splitlines() if l.startswith("|")]
     out += [provenance(meta), ""]
     out += [
-        "A plain `main` (no Criterion): each iteration is timed on its own with `Instant`, 20 000",
-        "of them after 2 000 untimed, and the sorted samples give p50, p99 and max. A counting",
-        "allocator (off while timing) gives the heap allocations of one run.",
-        "",
-        "What is measured, per call, is the engine's own work around the network:",
-        "",
-        "- **build**: the inputs as the port makes them (`json!` values; for a refund, the seven",
-        "  the payments port passes) and `Connectors::prepare`: the URL from the base, the path",
-        "  and query templates, the system's and operation's headers, the JSON or GraphQL body",
-        "  rendered and serialised, a `reqwest::Request` built.",
-        "- **map**: `Connectors::read::<Order>`, as the port's `call_as` does: the answer's bytes",
-        "  parsed (borrowing their text), a GraphQL answer's `errors` checked, the response",
-        "  mapping applied and the record read into `Order` (for a list, also the port's",
-        "  newest-first sort).",
-        "- **open circuit**: the whole `Connectors::call`, awaited on a current-thread runtime,",
-        "  while the system's circuit is open (`circuit_failures = 1`, `retries = 0`; a first call",
-        "  to a loopback port where nothing listens opened it). Every call is checked to return",
-        "  the circuit-open error.",
-        "",
-        "Excluded: the network (nothing is sent; the HTTP client's pool, hyper's serialisation,",
-        "TLS and reading the body are not timed), credentials (`prepare` leaves them off; a warm",
-        "container has them cached, and fetching them is I/O), retries and backoff, and log",
-        "output (no subscriber is installed).",
-        "",
-        "Answers: the demo order system's `GET /orders/1002` (dev/demo_systems.py as Python's",
-        "`json.dumps` writes it: 402 bytes, 2 items) and `GET /orders?customer_id=cust_alice`",
-        "(3 orders, 1123 bytes), both through the bundled `config/connectors.toml`; and a",
-        "Shopify Admin GraphQL `orders` answer (702 bytes, `extensions.cost` included) through an",
-        "inline Shopify-like file: a GraphQL query with `variables` and `operation_name`,",
-        "`at = \"/data/orders/nodes/0\"`, a status `map` with a `default`, `as = \"cents\"` for the",
-        "amount, four-token pointers into `fulfillments`, items by `each`.",
-        "",
+            "A plain `main` (no Criterion): each iteration is timed on its own with `Instant`, 20 000",
+            "of them after 2 000 untimed, and the sorted samples give p50, p99 and max. A counting",
+            "allocator (off while timing) gives the heap allocations of one run.",
+            "",
+            "What is measured, per call, is the engine's own work around the network:",
+            "",
+            "- **build**: the inputs as the port makes them (`json!` values; for a refund, the seven",
+            "  the payments port passes) and `Connectors::prepare`: the URL from the base, the path",
+            "  and query templates, the system's and operation's headers, the JSON or GraphQL body",
+            "  rendered and serialised, a `reqwest::Request` built.",
+            "- **map**: `Connectors::read::<Order>`, as the port's `call_as` does: the answer's bytes",
+            "  parsed (borrowing their text), a GraphQL answer's `errors` checked, the response",
+            "  mapping applied and the record read into `Order` (for a list, also the port's",
+            "  newest-first sort).",
+            "- **open circuit**: the whole `Connectors::call`, awaited on a current-thread runtime,",
+            "  while the system's circuit is open (`circuit_failures = 1`, `retries = 0`; a first call",
+            "  to a loopback port where nothing listens opened it). Every call is checked to return",
+            "  the circuit-open error.",
+            "",
+            "Excluded: the network (nothing is sent; the HTTP client's pool, hyper's serialisation,",
+            "TLS and reading the body are not timed), credentials (`prepare` leaves them off; a warm",
+            "container has them cached, and fetching them is I/O), retries and backoff, and log",
+            "output (no subscriber is installed).",
+            "",
+            "Answers: the demo order system's `GET /orders/1002` (dev/demo_systems.py as Python's",
+            "`json.dumps` writes it: 402 bytes, 2 items) and `GET /orders?customer_id=cust_alice`",
+            "(3 orders, 1123 bytes), both through the bundled `config/connectors.toml`; and a",
+            "Shopify Admin GraphQL `orders` answer (702 bytes, `extensions.cost` included) through an",
+            "inline Shopify-like file: a GraphQL query with `variables` and `operation_name`,",
+            "`at = \"/data/orders/nodes/0\"`, a status `map` with a `default`, `as = \"cents\"` for the",
+            "amount, four-token pointers into `fulfillments`, items by `each`.",
+            "",
     ]
     out += table + [""]
     out += [
-        "These figures move between runs by up to 1.7× on this VM (p99 is 2–3.5× p50 in most",
-        "rows, with about 25 context switches per run under `perf stat`: the noise is the VM's,",
-        "not preemption). How each version of the engine moved them (pointers split once at",
-        "load; answers parsed into a borrowed tree and read straight into `Order`, a third of",
-        "the allocations) is in [performance-history.md](performance-history.md#connector-overhead-per-version).",
-        "",
+            "These figures move between runs by up to 1.7× on this VM (p99 is 2–3.5× p50 in most",
+            "rows, with about 25 context switches per run under `perf stat`: the noise is the VM's,",
+            "not preemption). How each version of the engine moved them (pointers split once at",
+            "load; answers parsed into a borrowed tree and read straight into `Order`, a third of",
+            "the allocations) is in [performance-history.md](performance-history.md#connector-overhead-per-version).",
+            "",
     ]
     summary = []
     misses = sum("miss" in l for l in table)
@@ -514,40 +536,40 @@ def understanding_section(res, meta):
         return out + [missing("understanding"), ""], []
     out += [provenance(meta), ""]
     out += [
-        "`shared/benches/understanding.rs`, a plain `main` like the connectors bench: the whole",
-        "reading of one customer message in the conversation it arrives in, in process, as",
-        "`Dialogue::respond` and the flow engine do it before a flow runs or anything is said.",
+            "`shared/benches/understanding.rs`, a plain `main` like the connectors bench: the whole",
+            "reading of one customer message in the conversation it arrives in, in process, as",
+            "`Dialogue::respond` and the flow engine do it before a flow runs or anything is said.",
         f"Bundle: `{u['bundle']}` ({u['bundle_source']}), loaded as the chat function loads it.",
-        "",
-        "- **classification**: `Nlu::understand`: the intent model, the fixed yes / no /",
-        "  acknowledgement lists, order numbers and ordinals, and for a message that opens with a",
-        "  greeting the request after it (`after_greeting`). Timed alone too (its own columns).",
-        "- **context resolution**: `Dialogue::steer` (an order number pulls the intent to the one",
-        "  about orders; a bare number asks what `[understanding] order_number` says); with",
-        "  nothing waiting, two requests in one message (`Nlu::requests`, each part steered); the",
-        "  engine's input (`entities::extract`, `Understood::from_nlu`); for a waiting flow,",
-        "  `Engine::interrupts` and the slot's value (`fill`: an order number, \"the second one\",",
-        "  an item of one of the orders listed; a product against the catalogue) or the yes / no",
-        "  the reading carries; for a flow the intent starts, which recent order the message names",
-        "  by its items (`matching::best_exact`, as `list_recent_orders`; `matching::covers` for",
-        "  a follow-up, as `Dialogue::item_order`) and which products it asks about",
-        "  (`product_words::asked`, as `match_product`).",
-        "",
+            "",
+            "- **classification**: `Nlu::understand`: the intent model, the fixed yes / no /",
+            "  acknowledgement lists, order numbers and ordinals, and for a message that opens with a",
+            "  greeting the request after it (`after_greeting`). Timed alone too (its own columns).",
+            "- **context resolution**: `Dialogue::steer` (an order number pulls the intent to the one",
+            "  about orders; a bare number asks what `[understanding] order_number` says); with",
+            "  nothing waiting, two requests in one message (`Nlu::requests`, each part steered); the",
+            "  engine's input (`entities::extract`, `Understood::from_nlu`); for a waiting flow,",
+            "  `Engine::interrupts` and the slot's value (`fill`: an order number, \"the second one\",",
+            "  an item of one of the orders listed; a product against the catalogue) or the yes / no",
+            "  the reading carries; for a flow the intent starts, which recent order the message names",
+            "  by its items (`matching::best_exact`, as `list_recent_orders`; `matching::covers` for",
+            "  a follow-up, as `Dialogue::item_order`) and which products it asks about",
+            "  (`product_words::asked`, as `match_product`).",
+            "",
         f"Not in it: the reads those decisions need (the customer's {u['recent_orders']} recent orders",
         f"and a catalogue of {u['catalogue_products']} products are given, as if fetched: they are I/O",
-        "within the turn's budget), running the flow's steps and rendering replies, the store,",
-        "logs. The reads are in the chat turn latency above; the rest is in its own overhead.",
-        "",
+            "within the turn's budget), running the flow's steps and rendering replies, the store,",
+            "logs. The reads are in the chat turn latency above; the rest is in its own overhead.",
+            "",
         f"The mix: {u['messages']} messages written for the bench in the kinds below, each in its",
-        "conversation (nothing waiting; \"which order?\" with three orders listed; a refund offer",
-        "waiting for a yes or no; \"which product?\"). Each is timed on its own with `Instant`,",
+            "conversation (nothing waiting; \"which order?\" with three orders listed; a refund offer",
+            "waiting for a yes or no; \"which product?\"). Each is timed on its own with `Instant`,",
         f"{u['rounds']} rounds over the whole mix after {u['warm_up_rounds']} untimed, so drift hits every",
-        "kind alike; percentiles are nearest-rank over all of a kind's samples. \"Read as meant\"",
-        "checks each message once, untimed, against what it was written to resolve to (a split",
-        "not made is another, shorter path). Allocations: one reading, counted.",
-        "",
-        "| kind | messages | read as meant | classification p50 | p99 | reading p50 | p99 | max | allocations (mean, max) |",
-        "|---|---|---|---|---|---|---|---|---|",
+            "kind alike; percentiles are nearest-rank over all of a kind's samples. \"Read as meant\"",
+            "checks each message once, untimed, against what it was written to resolve to (a split",
+            "not made is another, shorter path). Allocations: one reading, counted.",
+            "",
+            "| kind | messages | read as meant | classification p50 | p99 | reading p50 | p99 | max | allocations (mean, max) |",
+            "|---|---|---|---|---|---|---|---|---|",
     ]
     total = None
     for k in u["kinds"]:
@@ -566,16 +588,16 @@ def understanding_section(res, meta):
     p99 = total["reading"]["p99_us"]
     verdict = "pass" if p99 < target else "**miss**"
     out += [
-        "",
+            "",
         f"Target (issue 20): classification + context resolution under {target:g} µs p99 per",
         f"message: {verdict} ({us(p99)}).",
-        "",
-        "The max column is mostly the machine's: a reading the scheduler preempts (two shared",
-        "cores; see the load average above) lands there, and in p99 only when it happens often.",
-        "The kinds that do the most are the ones that read the message more than once: two",
-        "requests (the whole, then each part), a greeting (the opening, then the rest), product",
-        "questions (the catalogue matched word by word, with one-edit typos).",
-        "",
+            "",
+            "The max column is mostly the machine's: a reading the scheduler preempts (two shared",
+            "cores; see the load average above) lands there, and in p99 only when it happens often.",
+            "The kinds that do the most are the ones that read the message more than once: two",
+            "requests (the whole, then each part), a greeting (the opening, then the rest), product",
+            "questions (the catalogue matched word by word, with one-edit typos).",
+            "",
     ]
     summary = [("Understanding a message in context (classification + context resolution)",
                 f"p50 {us(total['reading']['p50_us'])}, p99 {us(p99)} (classification alone p99 "
@@ -591,31 +613,31 @@ def channels_section(res, meta):
         return out + [missing("channels"), ""], []
     out += [provenance(meta), ""]
     out += [
-        "`shared/benches/channels.rs`, a plain `main` like the connectors bench:",
-        "`WebhookService::handle` for `POST /channels/{name}`, all the webhook function does with",
-        "a provider's message: the channel looked up, the body read within its limit, the",
-        "signature checked over the raw bytes (WhatsApp: HMAC-SHA256 in `X-Hub-Signature-256`;",
-        "Twilio: HMAC-SHA1 over the public URL and the sorted form, `X-Twilio-Signature`;",
-        "Telegram: the secret token header, compared in constant time), the body normalised, the",
-        "provider's message id claimed, the `channel.inbound` job built and its SQS envelope",
-        "serialised, the claim completed, the function's log line (JSON, redacted) and metric",
-        "documents formatted. The service is built as the function builds it (`with_channels`",
-        "over the bundled config/channels.toml, then `read_secrets`), with in-process stand-ins for",
-        "the I/O: secrets from a",
-        "closure (the resolver's `env:` path, read once and cached as in the function),",
-        "`MemoryClaims` for the claims' conditional writes, and a queue that builds each",
-        "envelope and sends nothing.",
-        "",
-        "Each request is the provider's webhook for one short text message, as the provider",
-        "posts it (its JSON or form body and headers among the function URL's), with a message id",
+            "`shared/benches/channels.rs`, a plain `main` like the connectors bench:",
+            "`WebhookService::handle` for `POST /channels/{name}`, all the webhook function does with",
+            "a provider's message: the channel looked up, the body read within its limit, the",
+            "signature checked over the raw bytes (WhatsApp: HMAC-SHA256 in `X-Hub-Signature-256`;",
+            "Twilio: HMAC-SHA1 over the public URL and the sorted form, `X-Twilio-Signature`;",
+            "Telegram: the secret token header, compared in constant time), the body normalised, the",
+            "provider's message id claimed, the `channel.inbound` job built and its SQS envelope",
+            "serialised, the claim completed, the function's log line (JSON, redacted) and metric",
+            "documents formatted. The service is built as the function builds it (`with_channels`",
+            "over the bundled config/channels.toml, then `read_secrets`), with in-process stand-ins for",
+            "the I/O: secrets from a",
+            "closure (the resolver's `env:` path, read once and cached as in the function),",
+            "`MemoryClaims` for the claims' conditional writes, and a queue that builds each",
+            "envelope and sends nothing.",
+            "",
+            "Each request is the provider's webhook for one short text message, as the provider",
+            "posts it (its JSON or form body and headers among the function URL's), with a message id",
         f"never seen before, from one of {c['customers']} customers in turn: every call claims and",
         f"queues. {c['messages']:,} requests per provider after {c['warm_up']:,} untimed; the providers take",
-        "turns request by request, so drift hits each alike; each request is built and signed",
-        "before its timer starts. Percentiles are nearest-rank; allocations are one request's,",
-        "counted.",
-        "",
-        "| provider | body (mean) | p50 | p99 | max | allocations |",
-        "|---|---|---|---|---|---|",
+            "turns request by request, so drift hits each alike; each request is built and signed",
+            "before its timer starts. Percentiles are nearest-rank; allocations are one request's,",
+            "counted.",
+            "",
+            "| provider | body (mean) | p50 | p99 | max | allocations |",
+            "|---|---|---|---|---|---|",
     ]
     target = c["target_p99_us"]
     target_text = f"{target / 1000:g} ms" if target >= 1000 else f"{target:g} µs"
@@ -629,23 +651,23 @@ def channels_section(res, meta):
     p99 = worst["intake"]["p99_us"]
     verdict = "pass" if p99 < target else "**miss**"
     out += [
-        "",
+            "",
         f"Target (issue 23): inbound verify + enqueue under {target_text} p99 per message, for",
         f"every provider: {verdict} (slowest: {worst['channel']}, {us(p99)}).",
-        "",
-        "The max column is mostly the stand-ins', not the intake's: `MemoryClaims` is a `HashMap`,",
-        "which doubles when 7/8 full (at 3,584, 7,168 ... 57,344 claims across the providers) and",
-        "then rehashes every claim it holds, so the request that makes it grow, whichever",
-        "provider's turn it is, pays milliseconds for it (four of the timed requests; DynamoDB",
-        "does nothing of the kind in the function's process). The other slow requests are the",
-        "machine's (two shared cores; see the load average above).",
-        "",
-        "Not in it: the three network round trips the stand-ins replace (DynamoDB's conditional",
-        "write for the claim and the update that completes it, SQS's `SendMessageBatch`), the",
-        "Lambda runtime reading the event, and cold starts (see above). The time from a",
-        "provider's POST to the bot's reply, on a local stack, is in",
-        "[channels.md](channels.md#figures).",
-        "",
+            "",
+            "The max column is mostly the stand-ins', not the intake's: `MemoryClaims` is a `HashMap`,",
+            "which doubles when 7/8 full (at 3,584, 7,168 ... 57,344 claims across the providers) and",
+            "then rehashes every claim it holds, so the request that makes it grow, whichever",
+            "provider's turn it is, pays milliseconds for it (four of the timed requests; DynamoDB",
+            "does nothing of the kind in the function's process). The other slow requests are the",
+            "machine's (two shared cores; see the load average above).",
+            "",
+            "Not in it: the three network round trips the stand-ins replace (DynamoDB's conditional",
+            "write for the claim and the update that completes it, SQS's `SendMessageBatch`), the",
+            "Lambda runtime reading the event, and cold starts (see above). The time from a",
+            "provider's POST to the bot's reply, on a local stack, is in",
+            "[channels.md](channels.md#figures).",
+            "",
     ]
     summary = [("Channel intake per message, in process (verify + claim + enqueue)",
                 f"p50 {us(a['p50_us'])}, p99 {us(a['p99_us'])} (slowest provider p99 {us(p99)})",
@@ -662,25 +684,25 @@ def outbox_section(res, meta):
     ms = lambda v: us(v * 1000)
     out += [provenance(meta), ""]
     out += [
-        "A local stack of release builds (`dev/stack.py up --release`: the functions under",
-        "`cargo lambda watch`, moto, the demo systems, the SQS and DynamoDB stream stand-ins).",
+            "A local stack of release builds (`dev/stack.py up --release`: the functions under",
+            "`cargo lambda watch`, moto, the demo systems, the SQS and DynamoDB stream stand-ins).",
         f"{o['turns']} fresh customers, {o['rate_per_sec']:g} a second for {o['duration_secs']:g} s",
         f"(after {o['warmup']} unmeasured), each say \"{o['text']}\" through the chat function's",
-        "URL. Each turn's commit writes one `agent.handoff` outbox item; the stream stand-in",
-        "invokes the relay, which sends it to the FIFO jobs queue and deletes it; the SQS",
-        "stand-in invokes fulfillment, which begins the job's effect, reads the conversation,",
-        "emails the team through the demo email API and completes the effect with its",
-        "transaction. Per job (dev/bench_outbox.py):",
-        "",
-        "- **commit**: the customer message's `created_at`, the turn's clock just before its",
-        "  `TransactWriteItems` (the outbox item carries the same instant);",
-        "- **written** and **relayed**: the outbox item's INSERT and REMOVE records on the",
-        "  table's stream (moto's clock, milliseconds): the commit applied, and the relay's",
-        "  delete after its send to SQS;",
-        "- **started** and **done**: the effect item's `started_at` and `completed_at`.",
-        "",
-        "| from → to | n | p50 | p90 | p99 | max |",
-        "|---|---|---|---|---|---|",
+            "URL. Each turn's commit writes one `agent.handoff` outbox item; the stream stand-in",
+            "invokes the relay, which sends it to the FIFO jobs queue and deletes it; the SQS",
+            "stand-in invokes fulfillment, which begins the job's effect, reads the conversation,",
+            "emails the team through the demo email API and completes the effect with its",
+            "transaction. Per job (dev/bench_outbox.py):",
+            "",
+            "- **commit**: the customer message's `created_at`, the turn's clock just before its",
+            "  `TransactWriteItems` (the outbox item carries the same instant);",
+            "- **written** and **relayed**: the outbox item's INSERT and REMOVE records on the",
+            "  table's stream (moto's clock, milliseconds): the commit applied, and the relay's",
+            "  delete after its send to SQS;",
+            "- **started** and **done**: the effect item's `started_at` and `completed_at`.",
+            "",
+            "| from → to | n | p50 | p90 | p99 | max |",
+            "|---|---|---|---|---|---|",
     ]
     labels = [
         ("commit_to_start", "**commit → fulfillment starts the job**"),
@@ -697,7 +719,7 @@ def outbox_section(res, meta):
                        f"{ms(s['p99_ms'])} | {ms(s['max_ms'])} |")
     rt, lag = o["turn_round_trip"], o["relay_lag"]
     out += [
-        "",
+            "",
         f"Turns answered: {o['answered']} of {o['turns']}; jobs done {o['jobs_done']}, failed",
         f"{o['jobs_failed']}, unfinished {o['jobs_unfinished']}, started more than once {o['retried']}.",
         f"The turn itself, as the client saw it (HTTP to `cargo lambda watch`): p50 {ms(rt['p50_ms'])},",
@@ -710,7 +732,7 @@ def outbox_section(res, meta):
             f"{ms(lag['lag_ms']['p99_ms'])}, max {ms(lag['lag_ms']['max_ms'])}. It counts from the",
             "item's own `created_at` (to the millisecond; the stream record's creation time, whole",
             "seconds, only when that is missing), so it should agree with the written → relayed row.",
-        ]
+    ]
     out += [
         "",
         "What the local figure holds: the stream stand-in polls the shard every 250 ms, as",
