@@ -24,7 +24,6 @@ pub mod flow;
 pub mod fulfillment;
 pub mod handoff;
 pub mod http_event;
-pub mod idle_thread;
 pub mod intent_model;
 pub mod io_clock;
 pub mod jobs;

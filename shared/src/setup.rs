@@ -237,16 +237,12 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
             reason: "need 0 <= NLU_CLARIFY <= NLU_ACCEPT <= 1".into(),
         });
     }
-    // Compiles the entity and words patterns, builds the models' row indexes and reads a
-    // message in every language (~10 ms of CPU, release) ahead of the first turns — on a thread
-    // of its own at idle priority (`idle_thread`), so the rest of init and the first poll go
-    // first: a turn that arrives before it is done builds what it reads itself, and waits only
-    // for a pattern the warm-up is building at that moment (each is built once, by whichever
-    // thread gets there first).
+    // Compiles the entity patterns and runs the model once (~4 ms, release) during init, not
+    // in a turn — on a thread of its own, beside the rest of init: the function polls for its
+    // first event without waiting for it, and a turn that arrives first waits only for the
+    // patterns it uses (each is a `LazyLock`, built once whichever thread gets there first).
     let nlu = bot.nlu();
-    if let Err(e) = crate::idle_thread::spawn("warm-up", move || nlu.warm_up()) {
-        tracing::warn!(error = %e, "no warm-up thread: each turn builds what it reads first");
-    }
+    std::thread::spawn(move || nlu.warm_up());
     Ok(Dialogue::new(Arc::new(systems.clone()))
         .with_operations(Some(Arc::new(systems.clone())))
         .with_order_ids(systems.0.order_ids().cloned())
