@@ -340,6 +340,16 @@ fn signing_key(value: Value) -> Option<SigningKey> {
         (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
             if p.curve == EllipticCurve::P256 =>
         {
+            // A P-256 point's coordinates are 32 bytes each; with others the key would fail
+            // every token as a bad signature: said once, here.
+            let coordinate = |c: &str| URL_SAFE_NO_PAD.decode(c).is_ok_and(|b| b.len() == 32);
+            if !(coordinate(&p.x) && coordinate(&p.y)) {
+                tracing::warn!(
+                    kid = jwk.common.key_id.as_deref().unwrap_or(""),
+                    "JWKS: EC key skipped, its x and y are not 32 bytes each (P-256)"
+                );
+                return None;
+            }
             Algorithm::ES256
         }
         _ => return None,

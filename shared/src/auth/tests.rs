@@ -1006,6 +1006,18 @@ async fn the_sample_events_carry_a_token_the_local_stack_accepts() {
 }
 
 #[test]
+fn p256_keys_whose_coordinates_are_not_32_bytes_are_skipped_when_the_set_is_read() {
+    // Not real points: the lengths are decided before the key is built.
+    let ec = |x: &str, y: &str| json!({"kty": "EC", "use": "sig", "crv": "P-256", "x": x, "y": y});
+    let (short, right, long) = (b64(&[7; 31]), b64(&[7; 32]), b64(&[9; 33]));
+    assert!(signing_key(ec(&short, &right)).is_none());
+    assert!(signing_key(ec(&right, &long)).is_none());
+    assert!(signing_key(ec("***", &right)).is_none());
+    let key = signing_key(ec(&right, &right)).expect("kept");
+    assert_eq!(key.alg, Algorithm::ES256);
+}
+
+#[test]
 fn rsa_keys_the_verifier_cannot_use_are_skipped_when_the_set_is_read() {
     // Not real keys: the size is decided before the key is built. A modulus's top bit set.
     let rsa = |bytes: usize, kid: &str| {
