@@ -358,6 +358,13 @@ mod tests {
         );
         assert_eq!(r("London SW1A 1AA"), "London [address]");
         assert_eq!(r("Ottawa K1A 0B1"), "Ottawa [address]");
+        // Pasted with no-break spaces, and next to letters outside ASCII.
+        assert_eq!(r("ship to 12\u{a0}Main\u{a0}Street"), "ship to [address]");
+        assert_eq!(r("à 12 Main Street, é"), "à [address], é");
+        assert_eq!(r("appelez le 415 555 0101 é"), "appelez le [phone] é");
+        // A house number in another script's digits is one too (why these patterns keep
+        // Unicode classes: compiled ASCII-only they were cheaper and missed it).
+        assert_eq!(r("ship to ५ Privet Road, flat 2"), "ship to [address]");
     }
 
     #[test]
