@@ -48,6 +48,14 @@ static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
 static POSTCODE: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(?:[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|[A-Z]\d[A-Z] ?\d[A-Z]\d)\b"));
 
+/// Compiles the patterns only redaction reads (~2.4 ms; the entity patterns it shares are the
+/// understanding's), so that a turn's first log lines do not: part of the warm-up.
+pub fn warm_up() {
+    for pattern in [&DIGIT_RUN, &SPACED_PHONE, &ADDRESS, &POSTCODE] {
+        LazyLock::force(pattern);
+    }
+}
+
 /// Returns `text` with emails, card numbers, phone numbers, street addresses and postcodes
 /// replaced by `[email]`, `[card]`, `[phone]` and `[address]`. Borrowed when nothing changed.
 pub fn redact(text: &str) -> Cow<'_, str> {

@@ -237,12 +237,18 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
             reason: "need 0 <= NLU_CLARIFY <= NLU_ACCEPT <= 1".into(),
         });
     }
-    // Compiles the entity patterns and runs the model once (~4 ms, release) during init, not
-    // in a turn — on a thread of its own, beside the rest of init: the function polls for its
-    // first event without waiting for it, and a turn that arrives first waits only for the
-    // patterns it uses (each is a `LazyLock`, built once whichever thread gets there first).
+    // Compiles the entity and words patterns, builds the models' row indexes and reads a
+    // message in every language (~10 ms of CPU, release), then compiles the log redaction's
+    // patterns (~2.4 ms) that a turn's first log lines would otherwise: during init, not in a
+    // turn — on a thread of its own, beside the rest of init: the function polls for its first
+    // event without waiting for it, and a turn that arrives first waits only for the patterns
+    // it uses (each built once, by whichever thread gets there first). Measured in
+    // docs/performance-history.md (issue 24, fifth session).
     let nlu = bot.nlu();
-    std::thread::spawn(move || nlu.warm_up());
+    std::thread::spawn(move || {
+        nlu.warm_up();
+        crate::redact::warm_up();
+    });
     Ok(Dialogue::new(Arc::new(systems.clone()))
         .with_operations(Some(Arc::new(systems.clone())))
         .with_order_ids(systems.0.order_ids().cloned())
