@@ -346,7 +346,7 @@ fn signing_key(value: Value) -> Option<SigningKey> {
             if !(coordinate(&p.x) && coordinate(&p.y)) {
                 tracing::warn!(
                     kid = jwk.common.key_id.as_deref().unwrap_or(""),
-                    "JWKS: EC key skipped, its x and y are not 32 bytes each (P-256)"
+                    "JWKS: EC key skipped, its x and y are not base64url of 32 bytes each (P-256)"
                 );
                 return None;
             }

@@ -239,7 +239,7 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
     }
     // Compiles the entity and words patterns, builds the models' row indexes and reads a
     // message in every language (~10 ms of CPU, release), then compiles the log redaction's
-    // patterns (~2.4 ms) that a turn's first log lines would otherwise: during init, not in a
+    // patterns (~2.4 ms), some of which a turn's first log lines would: during init, not in a
     // turn — on a thread of its own, beside the rest of init: the function polls for its first
     // event without waiting for it, and a turn that arrives first waits only for the patterns
     // it uses (each built once, by whichever thread gets there first). Measured in

@@ -1013,6 +1013,8 @@ fn p256_keys_whose_coordinates_are_not_32_bytes_are_skipped_when_the_set_is_read
     assert!(signing_key(ec(&short, &right)).is_none());
     assert!(signing_key(ec(&right, &long)).is_none());
     assert!(signing_key(ec("***", &right)).is_none());
+    // Padded: JWKs are base64url without padding (RFC 7515, section 2).
+    assert!(signing_key(ec(&format!("{right}="), &right)).is_none());
     let key = signing_key(ec(&right, &right)).expect("kept");
     assert_eq!(key.alg, Algorithm::ES256);
 }
