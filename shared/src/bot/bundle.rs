@@ -399,16 +399,13 @@ impl Bot {
                 &mut errs,
             ));
         }
-        // flows/<name>.toml: parsed and validated once the settings are known (below).
-        // (Parsed beside the languages: `parsed_flows`; a file that is not text is reported here.)
-        let flow_names: BTreeSet<String> = files
-            .keys()
-            .filter_map(|rel| {
-                let name = rel.strip_prefix("flows/")?.strip_suffix(".toml")?;
-                text_of(rel, &mut errs)?;
-                Some(name.to_string())
-            })
-            .collect();
+        // flows/<name>.toml: parsed beside the languages (`parsed_flows`, the text ones),
+        // validated once the settings are known (below); a file that is not text is reported here.
+        for rel in files.keys() {
+            if rel.starts_with("flows/") && rel.ends_with(".toml") {
+                text_of(rel, &mut errs);
+            }
+        }
 
         // intents/<name>.toml; `needs_order` answers' flows (name → (file, text), the line of
         // the intent's `answer`)
@@ -485,7 +482,7 @@ impl Bot {
                         );
                     }
                 }
-                Some(Action::Flow(flow)) if !flow_names.contains(flow) => {
+                Some(Action::Flow(flow)) if !parsed_flows.contains_key(flow) => {
                     errs.push(BundleError::new(
                         &file,
                         parsed.action_line,
