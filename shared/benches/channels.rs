@@ -378,7 +378,7 @@ fn main() {
     {
         use tracing_subscriber::util::SubscriberInitExt;
         switchboard::telemetry::subscriber(
-            tracing_subscriber::EnvFilter::new("info"),
+            switchboard::telemetry::filter(None).expect("info is a level"),
             std::io::sink,
         )
         .try_init()

@@ -14,10 +14,9 @@ use switchboard::config::ChatSettings;
 use switchboard::connectors::{ConnectorError, Order, OrdersPort};
 use switchboard::dialogue::Dialogue;
 use switchboard::store::memory::MemoryStore;
-use switchboard::telemetry::subscriber;
+use switchboard::telemetry::{filter, subscriber};
 use switchboard::turn::{PostMessage, TurnService};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::EnvFilter;
 
 /// Collects what the subscriber writes.
 #[derive(Clone, Default)]
@@ -69,8 +68,10 @@ async fn a_conversation_with_personal_data_logs_none_of_it() {
     );
 
     let capture = Capture::default();
-    let _guard =
-        tracing::subscriber::set_default(subscriber(EnvFilter::new("debug"), capture.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber(
+        filter(Some("debug")).unwrap(),
+        capture.clone(),
+    ));
     let svc = TurnService::new(
         Arc::new(MemoryStore::new()),
         Dialogue::new(Arc::new(EchoingOrders(vendor_error))),

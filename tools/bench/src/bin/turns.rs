@@ -336,9 +336,10 @@ fn real_main() -> Result<(), String> {
     let log = Log::default();
     let writer = log.clone();
     use tracing_subscriber::util::SubscriberInitExt;
-    switchboard::telemetry::subscriber(tracing_subscriber::EnvFilter::new("info"), move || {
-        writer.clone()
-    })
+    switchboard::telemetry::subscriber(
+        switchboard::telemetry::filter(None).expect("info is a level"),
+        move || writer.clone(),
+    )
     .try_init()
     .map_err(|e| format!("installing the log subscriber: {e}"))?;
 
