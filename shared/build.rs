@@ -1,5 +1,7 @@
 //! Packs the default bot bundle (`config/bot/`) into the library: `$OUT_DIR/bundle.rs` lists
-//! every file with `include_bytes!`, so the functions start with no file to find at run time.
+//! every file with `include_bytes!`. With the `bundled-bot` feature off (the Lambda binaries:
+//! their bundle is a layer, `SWITCHBOARD_BOT=/opt/bot`) only the words files are packed: they
+//! are the engine's defaults for a language a bundle reads without words of its own.
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../config/bot");
     // A directory here means every file under it, added or changed.
     println!("cargo:rerun-if-changed={}", root.display());
+    let whole = std::env::var_os("CARGO_FEATURE_BUNDLED_BOT").is_some();
     let mut files = Vec::new();
     walk(&root, &root, &mut files);
     files.sort();
@@ -17,6 +20,9 @@ fn main() {
         // an intent has examples (training reads them from the directory): neither is worth
         // its bytes in every function.
         if rel.starts_with("tests/") || rel.ends_with(".md") {
+            continue;
+        }
+        if !whole && !rel.starts_with("words/") {
             continue;
         }
         if rel.starts_with("examples/") {

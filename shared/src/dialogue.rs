@@ -142,9 +142,14 @@ pub struct Dialogue {
 }
 
 impl Dialogue {
-    /// With the compiled-in bundle (`with_bot` for another).
+    /// With the compiled-in bundle (`with_bot` for another): development and tests.
+    #[cfg(feature = "bundled-bot")]
     pub fn new(orders: Arc<dyn OrdersPort>) -> Self {
-        let bot = Bot::embedded();
+        Self::of(Bot::embedded(), orders)
+    }
+
+    /// `bot`'s dialogue (`with_bot` replaces it, with its thresholds).
+    pub fn of(bot: Arc<Bot>, orders: Arc<dyn OrdersPort>) -> Self {
         Self {
             messages: bot.default_messages(),
             orders,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::api::ChatApi;
 use crate::auth::JwtVerifier;
+use crate::bot::bundle_load::BundleLoad;
 use crate::config::{ChatSettings, ConfigError, Env, StoreSettings};
 use crate::connectors::catalog::Op;
 use crate::connectors::configured::Configured;
@@ -81,22 +82,27 @@ async fn connectors<F: Fn(&str) -> Option<String>>(
 
 const ORDERS: [Op; 2] = [Op::OrdersGetStatus, Op::OrdersListByCustomer];
 
-/// The compiled-in bundle (the one a function uses unless `SWITCHBOARD_BOT` names another) is
-/// parsed and validated (~5.5 ms for four languages, release) on a thread of its own while the
-/// JWT verifier, the AWS SDK and the connectors are set up; `dialogue` then finds it ready, or
-/// waits for the rest of it (`Bot::try_embedded` is built once, whichever thread gets there
-/// first).
-fn prepare_bundle<F: Fn(&str) -> Option<String>>(env: &Env<F>) {
-    if env.optional(crate::bot::bundle::BOT_ENV).is_none() {
-        std::thread::spawn(|| {
-            let _ = crate::bot::Bot::try_embedded();
-        });
+/// The bot bundle is parsed (~5.5 ms of CPU for four languages, release) on a thread of its own
+/// while the JWT verifier, the AWS SDK and the connectors are set up, and `dialogue` then finds
+/// it ready or waits for the rest of it: `SWITCHBOARD_BOT`'s directory (as deployed: the
+/// BotLayer) read and parsed by a `BundleLoad`, its flows checked against the connectors once
+/// they are known; else the compiled-in bundle (`Bot::try_embedded` is built once, whichever
+/// thread gets there first).
+fn prepare_bundle<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Option<BundleLoad> {
+    match env.optional(crate::bot::bundle::BOT_ENV) {
+        Some(dir) => Some(BundleLoad::start(dir.trim())),
+        None => {
+            std::thread::spawn(|| {
+                let _ = crate::bot::Bot::try_embedded();
+            });
+            None
+        }
     }
 }
 
 pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let env = Env::process();
-    prepare_bundle(&env);
+    let bundle = prepare_bundle(&env);
     let chat = ChatSettings::from_env(&env)?;
     let store_settings = StoreSettings::from_env(&env)?;
     let verifier = JwtVerifier::from_env(&env)?;
@@ -112,7 +118,7 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let table = store(&aws, store_settings);
     let turns = TurnService::new(
         table.clone(),
-        dialogue(&env, &systems, table)?
+        dialogue(&env, &systems, table, bundle)?
             .with_payment_update_url(payment_update_url)
             .with_budget(Some(budget)),
         chat,
@@ -125,7 +131,7 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
 
 pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     let env = Env::process();
-    prepare_bundle(&env);
+    let bundle = prepare_bundle(&env);
     let store_settings = StoreSettings::from_env(&env)?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
     let dlq_url = env.required("JOBS_DLQ_URL")?;
@@ -176,7 +182,7 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
             email,
             operations: Arc::new(systems.clone()),
             dialogue: Arc::new(
-                dialogue(&env, &systems, dynamo.clone())?
+                dialogue(&env, &systems, dynamo.clone(), bundle)?
                     .with_payment_update_url(payment_update_url),
             ),
             channels: channels(&env)?,
@@ -199,13 +205,15 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     .with_chat_settings(ChatSettings::from_env(&env)?))
 }
 
-/// The dialogue as configured: the bot bundle in `SWITCHBOARD_BOT` (or the compiled-in one), its
-/// thresholds unless `NLU_ACCEPT` / `NLU_CLARIFY` override them, refund states from the ledger,
-/// stock from `inventory.availability` if the connectors have it.
+/// The dialogue as configured: the bot bundle in `SWITCHBOARD_BOT` (`bundle`, started by
+/// `prepare_bundle`; without it the compiled-in one), its thresholds unless `NLU_ACCEPT` /
+/// `NLU_CLARIFY` override them, refund states from the ledger, stock from
+/// `inventory.availability` if the connectors have it.
 fn dialogue<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
     systems: &Configured,
     ledger: Arc<DynamoStore>,
+    bundle: Option<BundleLoad>,
 ) -> Result<Dialogue, ConfigError> {
     let inventory: Option<Arc<dyn InventoryPort>> = systems
         .0
@@ -214,10 +222,11 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
     // A bundle that does not load stops init with every problem's file, line and key; its
     // flows may call the operations these connectors declare (SWITCHBOARD_CONNECTORS_FILE
     // names the bundle's own connectors.toml for that), not what the bundle's file says.
-    let bot = crate::bot::Bot::from_setting_with(
-        env.optional(crate::bot::bundle::BOT_ENV).as_deref(),
-        systems.0.declared(),
-    )
+    let bot = match bundle {
+        Some(load) => load.finish(systems.0.declared()),
+        // The shipped bundle calls built-in operations only.
+        None => crate::bot::Bot::try_embedded(),
+    }
     .map_err(|e| ConfigError::Invalid {
         name: crate::bot::bundle::BOT_ENV,
         reason: format!("the bot bundle does not load:\n{e}"),
@@ -249,10 +258,9 @@ fn dialogue<F: Fn(&str) -> Option<String>>(
         nlu.warm_up();
         crate::redact::warm_up();
     });
-    Ok(Dialogue::new(Arc::new(systems.clone()))
+    Ok(Dialogue::of(bot, Arc::new(systems.clone()))
         .with_operations(Some(Arc::new(systems.clone())))
         .with_order_ids(systems.0.order_ids().cloned())
-        .with_bot(bot)
         .with_thresholds(thresholds)
         .with_ledger(ledger)
         .with_inventory(inventory))

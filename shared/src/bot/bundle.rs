@@ -5,12 +5,11 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::embedded;
 use super::error::{line_of, BundleError, BundleErrors};
 use super::flows::{self, FlowEngine};
 use super::intents::{self, Action, IntentDef};
@@ -152,15 +151,14 @@ impl Bot {
 
     fn load_from(dir: &Path, declared: Option<&DeclaredOps>) -> Result<Bot, BundleErrors> {
         let root = dir.display().to_string();
-        let mut found = Vec::new();
-        read_dir(dir, dir, &mut found).map_err(|e| {
-            BundleError::new(&root, None, "", format!("cannot read the bundle: {e}"))
-        })?;
-        let files: Files = found.into_iter().map(|(p, b)| (p, Cow::Owned(b))).collect();
-        Self::from_files(&root, &files, declared)
+        let files = read_files(dir, Cow::Owned)?;
+        Self::from_files(&root, &files, declared, None)
     }
 
     /// The default bundle compiled into the binaries (a unit test loads it on every build).
+    /// Only with the `bundled-bot` feature: a Lambda binary (built without it) that asked for
+    /// it would not compile, rather than stop at init.
+    #[cfg(feature = "bundled-bot")]
     pub fn embedded() -> Arc<Bot> {
         match Self::try_embedded() {
             Ok(bot) => bot,
@@ -168,15 +166,33 @@ impl Bot {
         }
     }
 
+    #[cfg(feature = "bundled-bot")]
     pub fn try_embedded() -> Result<Arc<Bot>, BundleErrors> {
-        static BOT: LazyLock<Result<Arc<Bot>, BundleErrors>> = LazyLock::new(|| {
-            let files: Files = embedded::FILES
-                .iter()
-                .map(|(p, b)| (p.to_string(), Cow::Borrowed(*b)))
-                .collect();
-            Bot::from_files(embedded::ROOT, &files, None).map(Arc::new)
-        });
+        use super::embedded;
+        static BOT: std::sync::LazyLock<Result<Arc<Bot>, BundleErrors>> =
+            std::sync::LazyLock::new(|| {
+                let files: Files = embedded::FILES
+                    .iter()
+                    .map(|(p, b)| (p.to_string(), Cow::Borrowed(*b)))
+                    .collect();
+                Bot::from_files(embedded::ROOT, &files, None, None).map(Arc::new)
+            });
         BOT.clone()
+    }
+
+    /// A build without the `bundled-bot` feature (the Lambda binaries) has only the words files
+    /// compiled in: its bundle is a directory.
+    #[cfg(not(feature = "bundled-bot"))]
+    pub fn try_embedded() -> Result<Arc<Bot>, BundleErrors> {
+        Err(BundleError::new(
+            BOT_ENV,
+            None,
+            "",
+            "not set, and this build has no bundle compiled in (it was built without the \
+             `bundled-bot` feature): set it to the bundle's directory (deployed: /opt/bot, the \
+             template's BotLayer)",
+        )
+        .into())
     }
 
     /// `SWITCHBOARD_BOT`'s bundle, else the compiled-in one.
@@ -188,20 +204,6 @@ impl Bot {
     pub fn from_setting(dir: Option<&str>) -> Result<Arc<Bot>, BundleErrors> {
         match dir.map(str::trim).filter(|d| !d.is_empty()) {
             Some(d) => Self::load(Path::new(d)).map(Arc::new),
-            None => Self::try_embedded(),
-        }
-    }
-
-    /// As a function loads it: the bundle in `dir` (else the compiled-in one), its flows
-    /// checked against the function's connectors (`declared`), so a flow calling an operation
-    /// the function cannot reach stops init.
-    pub fn from_setting_with(
-        dir: Option<&str>,
-        declared: &DeclaredOps,
-    ) -> Result<Arc<Bot>, BundleErrors> {
-        match dir.map(str::trim).filter(|d| !d.is_empty()) {
-            Some(d) => Self::load_with(Path::new(d), declared).map(Arc::new),
-            // The shipped bundle calls built-in operations only.
             None => Self::try_embedded(),
         }
     }
@@ -261,10 +263,13 @@ impl Bot {
         self.words(self.languages.first().map_or("", String::as_str))
     }
 
-    fn from_files(
+    /// `ahead`: its languages' files and flows parsed already (`BundleLoad`), used when they
+    /// are `files`' languages as bot.toml lists them.
+    pub(super) fn from_files(
         root: &str,
         files: &Files,
         declared: Option<&DeclaredOps>,
+        ahead: Option<Ahead>,
     ) -> Result<Bot, BundleErrors> {
         let mut errs = BundleErrors::default();
         let path = |rel: &str| format!("{root}/{rel}");
@@ -282,8 +287,7 @@ impl Bot {
         // bot.toml
         let bot_file = path("bot.toml");
         let raw = match text_of("bot.toml", &mut errs) {
-            Some(text) => toml_file::parse::<RawBot>(&bot_file, text, &BOT_SCHEMA, &mut errs)
-                .map(|raw| (raw, text)),
+            Some(text) => settings_of(&bot_file, text, &mut errs).map(|raw| (raw, text)),
             None => {
                 if !files.contains_key("bot.toml") {
                     errs.push(BundleError::new(
@@ -303,8 +307,14 @@ impl Bot {
         // Each language's messages, words and model, parsed side by side, and meanwhile on this
         // thread the flows (parsed only: validating one needs the messages); taken below in
         // the order the files are checked.
-        let (mut parsed, parsed_flows) =
-            LanguageFiles::parse(root, files, &languages, || flows::parse_all(root, files));
+        let Ahead {
+            files: mut parsed,
+            flows: parsed_flows,
+            ..
+        } = match ahead {
+            Some(ahead) if ahead.languages == languages => ahead,
+            _ => Ahead::parse(root, files, &languages),
+        };
 
         // messages/<lang>.toml
         let mut messages = BTreeMap::new();
@@ -867,8 +877,108 @@ fn own_operations(file: &str, text: &str, errs: &mut BundleErrors) -> DeclaredOp
     }
 }
 
-/// Every file under `dir` but the conversation tests; examples only by name (training reads them).
-fn read_dir(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+/// bot.toml's settings (problems into `errs`).
+fn settings_of(file: &str, text: &str, errs: &mut BundleErrors) -> Option<RawBot> {
+    toml_file::parse::<RawBot>(file, text, &BOT_SCHEMA, errs)
+}
+
+/// The languages bot.toml lists, if it reads (its problems are `from_files`' to report).
+pub(super) fn languages_of(root: &str, files: &Files) -> Vec<String> {
+    let text = files
+        .get("bot.toml")
+        .and_then(|bytes| std::str::from_utf8(bytes).ok());
+    text.and_then(|text| {
+        settings_of(
+            &format!("{root}/bot.toml"),
+            text,
+            &mut BundleErrors::default(),
+        )
+    })
+    .map(|raw| raw.languages.into_inner())
+    .unwrap_or_default()
+}
+
+/// A bundle's languages' files and flows, parsed (`LanguageFiles`, `flows::parse_all`): the most
+/// of a load, and what a function's init starts before it knows its connectors (`BundleLoad`).
+pub(super) struct Ahead {
+    languages: Vec<String>,
+    files: LanguageFiles,
+    flows: flows::Parsed,
+}
+
+impl Ahead {
+    pub(super) fn parse(root: &str, files: &Files, languages: &[String]) -> Self {
+        let (parsed, flows) =
+            LanguageFiles::parse(root, files, languages, || flows::parse_all(root, files));
+        Self {
+            languages: languages.to_vec(),
+            files: parsed,
+            flows,
+        }
+    }
+}
+
+/// Every file of the bundle in `dir` (as `list_dir` finds them), its bytes kept as `keep` says.
+pub(super) fn read_files(
+    dir: &Path,
+    keep: impl Fn(Vec<u8>) -> Cow<'static, [u8]>,
+) -> Result<Files, BundleErrors> {
+    let cannot = |e: std::io::Error| {
+        BundleError::new(
+            dir.display().to_string(),
+            None,
+            "",
+            format!("cannot read the bundle: {e}"),
+        )
+    };
+    let mut found = Vec::new();
+    list_dir(dir, dir, &mut found).map_err(cannot)?;
+    let read = |rel: &str, path: &Path| {
+        std::fs::read(path).map_err(|e| std::io::Error::new(e.kind(), format!("{rel}: {e}")))
+    };
+    // The models are most of a bundle's bytes (1.6 of the shop bot's 1.7 MB): each is read on a
+    // thread of its own while this one reads the rest, so a function's init, which waits for
+    // them, waits for the longest read rather than for all of them one after another.
+    let read_all = std::thread::scope(|scope| -> std::io::Result<Vec<(String, Vec<u8>)>> {
+        let mut models = Vec::new();
+        let mut out = Vec::with_capacity(found.len());
+        for (rel, path) in &found {
+            let thread = path
+                .as_ref()
+                .filter(|_| rel.ends_with(".bin"))
+                .and_then(|p| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || read(rel, p))
+                        .ok()
+                });
+            match (thread, path) {
+                (Some(thread), _) => models.push((rel, thread)),
+                (None, Some(p)) => out.push((rel.clone(), read(rel, p)?)),
+                (None, None) => out.push((rel.clone(), Vec::new())),
+            }
+        }
+        for (rel, thread) in models {
+            let bytes = thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+            out.push((rel.clone(), bytes));
+        }
+        Ok(out)
+    });
+    Ok(read_all
+        .map_err(cannot)?
+        .into_iter()
+        .map(|(p, b)| (p, keep(b)))
+        .collect())
+}
+
+/// Every file under `dir` but the conversation tests, by its path inside the bundle, with where it
+/// is to be read from: none for the examples, which are only named (training reads them).
+fn list_dir(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, Option<std::path::PathBuf>)>,
+) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let p = entry?.path();
         let rel = p
@@ -880,14 +990,12 @@ fn read_dir(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) -> std::i
             .join("/");
         if p.is_dir() {
             if rel != "tests" {
-                read_dir(root, &p, out)?;
+                list_dir(root, &p, out)?;
             }
         } else if rel.starts_with("examples/") {
-            out.push((rel, Vec::new()));
+            out.push((rel, None));
         } else {
-            let bytes = std::fs::read(&p)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("{rel}: {e}")))?;
-            out.push((rel, bytes));
+            out.push((rel, Some(p)));
         }
     }
     Ok(())

@@ -730,8 +730,7 @@ async fn service_with(bot: Arc<Bot>, systems: FixtureSystems) -> (TurnService, A
     let payment_update_url = fixtures.payment_update_url.clone();
     let order_ids = fixtures.order_ids.clone();
     let systems = Arc::new(systems);
-    let dialogue = Dialogue::new(systems.clone())
-        .with_bot(bot)
+    let dialogue = Dialogue::of(bot, systems.clone())
         .with_order_ids(order_ids)
         .with_operations(Some(systems.clone()))
         .with_inventory(Some(systems))

@@ -4,6 +4,7 @@
 //! reaches it, naming the file, line and key.
 
 pub mod bundle;
+pub mod bundle_load;
 pub mod conversation_tests;
 pub mod embedded;
 pub mod error;

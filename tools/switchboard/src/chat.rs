@@ -100,10 +100,9 @@ async fn with_connectors(bundle: &Path, files: &[PathBuf]) -> Result<TurnService
         .has(Op::InventoryAvailability)
         .then(|| Arc::new(systems.clone()) as Arc<dyn InventoryPort>);
     let store = Arc::new(MemoryStore::new());
-    let dialogue = Dialogue::new(Arc::new(systems.clone()))
+    let dialogue = Dialogue::of(bot, Arc::new(systems.clone()))
         .with_operations(Some(Arc::new(systems)))
         .with_order_ids(order_ids)
-        .with_bot(bot)
         .with_inventory(inventory)
         .with_ledger(store.clone());
     Ok(TurnService::new(store, dialogue, ChatSettings::default()))

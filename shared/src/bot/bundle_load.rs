@@ -1,0 +1,114 @@
+//! A function's bot bundle when it is a directory (`SWITCHBOARD_BOT`; deployed, the template's
+//! BotLayer at `/opt/bot`): read, and its languages and flows parsed, on a thread of its own from
+//! the start of init while the AWS SDK and the connectors are set up — as the compiled-in bundle
+//! is (`setup::prepare_bundle`), so a bundle that is data costs the cold start no more than one
+//! compiled in. Checking its flows needs the connectors' operations, so that part waits for
+//! `finish`, which gives what `Bot::load_with` gives.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use super::bundle::{self, Ahead, Bot, Files};
+use super::error::BundleErrors;
+use crate::connectors::config::DeclaredOps;
+
+type Read = Result<(Files, Ahead), BundleErrors>;
+
+pub struct BundleLoad {
+    dir: PathBuf,
+    /// `None` when the system would not start a thread: `finish` then reads the bundle itself.
+    reading: Option<JoinHandle<Read>>,
+}
+
+impl BundleLoad {
+    pub fn start(dir: &str) -> Self {
+        let dir = PathBuf::from(dir);
+        let reading = std::thread::Builder::new()
+            .name("bundle".into())
+            .spawn({
+                let dir = dir.clone();
+                move || read(&dir)
+            })
+            .ok();
+        Self { dir, reading }
+    }
+
+    /// The bundle, its flows checked against `declared` (the function's connectors) as
+    /// `Bot::load_with` checks them.
+    pub fn finish(self, declared: &DeclaredOps) -> Result<Arc<Bot>, BundleErrors> {
+        let (files, ahead) = match self.reading.map(JoinHandle::join) {
+            Some(Ok(read)) => read?,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => read(&self.dir)?,
+        };
+        let root = self.dir.display().to_string();
+        Bot::from_files(&root, &files, Some(declared), Some(ahead)).map(Arc::new)
+    }
+}
+
+fn read(dir: &Path) -> Read {
+    // A model reads its weights where its file's bytes lie, as it does from the binary when the
+    // bundle is compiled in: a function keeps its bot for as long as it runs, so the bytes are
+    // kept for it (about 2 MB for the shop bot's four languages) rather than copied.
+    let files = bundle::read_files(dir, |bytes| Cow::Borrowed(Vec::leak(bytes)))?;
+    let root = dir.display().to_string();
+    let languages = bundle::languages_of(&root, &files);
+    let ahead = Ahead::parse(&root, &files, &languages);
+    Ok((files, ahead))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHOP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/bot");
+    const SUBSCRIPTIONS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/bots/subscriptions"
+    );
+
+    fn messages(bot: &Bot) -> Vec<String> {
+        bot.languages
+            .iter()
+            .map(|l| bot.messages(l).unwrap().render("order.which", &[]))
+            .collect()
+    }
+
+    #[test]
+    fn a_directory_loads_ahead_as_load_with_loads_it() {
+        // The shop bot calls built-in operations only.
+        let declared = DeclaredOps::new();
+        let ahead = BundleLoad::start(SHOP).finish(&declared).unwrap();
+        let plain = Bot::load_with(Path::new(SHOP), &declared).unwrap();
+        assert_eq!(ahead.source, SHOP);
+        assert_eq!(ahead.languages, plain.languages);
+        assert_eq!(ahead.intents, plain.intents);
+        assert_eq!(ahead.flows.len(), plain.flows.len());
+        assert_eq!(messages(&ahead), messages(&plain));
+        for lang in &plain.languages {
+            // The model read where the file's bytes lie is the same model.
+            assert_eq!(ahead.model(lang), plain.model(lang), "{lang}");
+        }
+    }
+
+    #[test]
+    fn a_bundle_that_does_not_load_ahead_gives_load_withs_errors() {
+        let none = DeclaredOps::new();
+        let ahead = BundleLoad::start(SUBSCRIPTIONS).finish(&none).unwrap_err();
+        let plain = Bot::load_with(Path::new(SUBSCRIPTIONS), &none).unwrap_err();
+        assert!(!plain.0.is_empty());
+        assert_eq!(ahead.to_string(), plain.to_string());
+
+        let missing = BundleLoad::start("/nonexistent/bot")
+            .finish(&none)
+            .unwrap_err();
+        assert!(
+            missing
+                .to_string()
+                .starts_with("/nonexistent/bot: cannot read the bundle"),
+            "{missing}"
+        );
+    }
+}
