@@ -98,8 +98,7 @@ fn compile_or_nothing(pattern: &str) -> Pattern {
 /// Relative dates: one regex of every pattern, and what each alternative means (built on
 /// first use, as `LazyRegex`).
 pub struct Relative {
-    pattern: String,
-    metas: Vec<(usize, DateKind, Slots)>,
+    source: RelativeSource,
     weekdays: Arc<Vec<Vec<String>>>,
     compiled: OnceLock<(Pattern, Vec<Alternative>)>,
 }
@@ -107,10 +106,10 @@ pub struct Relative {
 impl Relative {
     pub fn get(&self) -> (&Pattern, &[Alternative]) {
         let (regex, alternatives) = self.compiled.get_or_init(|| {
-            let regex = compile_or_nothing(&self.pattern);
+            let (pattern, metas) = self.source.pattern(&self.weekdays);
+            let regex = compile_or_nothing(&pattern);
             let group = |name: String| regex.group_index(&name);
-            let alternatives = self
-                .metas
+            let alternatives = metas
                 .iter()
                 .filter_map(|&(i, kind, slots)| {
                     Some(Alternative {
@@ -127,6 +126,42 @@ impl Relative {
             (regex, alternatives)
         });
         (regex, alternatives)
+    }
+}
+
+/// What the relative-date pattern is built from: the templates in the order they are tried and
+/// the placeholders' words. Its text is built on first use too, with compiling it: loading a
+/// bundle parses every language's words on the cold start's path, and building the text (the
+/// shared parts worked out, es ~50 µs) is work for the warm-up thread.
+struct RelativeSource {
+    templates: Vec<(String, DateKind)>,
+    spelled: Vec<(String, String)>,
+    numbers: Vec<List>,
+    days: List,
+    weeks: List,
+}
+
+impl RelativeSource {
+    fn pattern(&self, weekdays: &[Vec<String>]) -> (String, Vec<(usize, DateKind, Slots)>) {
+        let placeholders = Placeholders::new(
+            &self.numbers,
+            &self.days,
+            &self.weeks,
+            weekdays,
+            &self.spelled,
+        );
+        let mut items: Vec<Item> = Vec::new();
+        for (template, kind) in &self.templates {
+            let more = template_items(template, *kind, &self.spelled, items.len());
+            items.extend(more);
+        }
+        let (pattern, metas) = relative_pattern(&items, &placeholders);
+        // No pattern at all: a regex that finds nothing (an empty one would match everywhere).
+        if pattern.is_empty() {
+            ("[^\\s\\S]".to_string(), metas)
+        } else {
+            (format!(r"(?i)(?:{pattern})"), metas)
+        }
     }
 }
 
@@ -842,18 +877,12 @@ fn compile(
     // First: at the word where one starts, it wins over any date starting there too.
     let no_day = d.not_dates.iter().map(|p| (p.clone(), DateKind::NoDay));
     alternatives.splice(0..0, no_day);
-    let placeholders = Placeholders::new(&raw.numbers.words, d, &weekdays, &spelled);
-    let mut items: Vec<Item> = Vec::new();
-    for (template, kind) in &alternatives {
-        let more = template_items(template, *kind, &spelled, items.len());
-        items.extend(more);
-    }
-    let (pattern, metas) = relative_pattern(&items, &placeholders);
-    // No pattern at all: a regex that finds nothing (an empty one would match everywhere).
-    let relative_pattern = if pattern.is_empty() {
-        "[^\\s\\S]".to_string()
-    } else {
-        format!(r"(?i)(?:{pattern})")
+    let relative = RelativeSource {
+        templates: alternatives,
+        spelled: spelled.clone(),
+        numbers: raw.numbers.words.clone(),
+        days: d.days.clone(),
+        weeks: d.weeks.clone(),
     };
 
     let p = &raw.products;
@@ -909,8 +938,7 @@ fn compile(
         months,
         named_date: LazyRegex::new(named_date),
         relative: Relative {
-            pattern: relative_pattern,
-            metas,
+            source: relative,
             weekdays,
             compiled: OnceLock::new(),
         },
@@ -1005,7 +1033,8 @@ struct Placeholders {
 impl Placeholders {
     fn new(
         numbers: &[List],
-        d: &RawDates,
+        days: &[String],
+        weeks: &[String],
         weekdays: &[Vec<String>],
         spelled: &[(String, String)],
     ) -> Self {
@@ -1013,10 +1042,10 @@ impl Placeholders {
             list.iter().flat_map(|w| forms(w, spelled)).collect()
         };
         let number_forms = all_forms(&numbers.concat());
-        let (day_forms, week_forms) = (all_forms(&d.days), all_forms(&d.weeks));
+        let (day_forms, week_forms) = (all_forms(days), all_forms(weeks));
         let weekday_forms: Vec<String> = weekdays.iter().flatten().cloned().collect();
-        let days: HashSet<String> = day_forms.iter().map(|w| fold(w)).collect();
-        let units_apart = !week_forms.iter().any(|w| days.contains(&fold(w)));
+        let folded_days: HashSet<String> = day_forms.iter().map(|w| fold(w)).collect();
+        let units_apart = !week_forms.iter().any(|w| folded_days.contains(&fold(w)));
         let unit_forms = [day_forms, week_forms].concat();
         let one_way = [
             (no_spaces(&number_forms), false),
@@ -1028,8 +1057,8 @@ impl Placeholders {
         ];
         Self {
             numbers: alternation(numbers.iter().flatten(), spelled),
-            days: alternation(&d.days, spelled),
-            weeks: alternation(&d.weeks, spelled),
+            days: alternation(days, spelled),
+            weeks: alternation(weeks, spelled),
             weekdays: alternation(weekdays.iter().flatten(), &[]),
             number_forms,
             unit_forms,
