@@ -7,8 +7,8 @@
 # (`--no-default-features`: see shared/Cargo.toml's `dev-unify` and `bundled-bot`), but
 # only after `switchboard check` passed on the bot bundle and the configuration the binary
 # embeds (config/connectors.toml and config/webhooks.toml). The bot bundle itself is the
-# BotLayer: config/bot (or BOT=<directory>), without its conversation tests, copied to the
-# layer's bot/ (the functions' /opt/bot) after `switchboard check` passed on it. A bundle that
+# BotLayer: config/bot (or BOT_BUNDLE=<directory>) copied to the layer's bot/ (the functions'
+# /opt/bot) after `switchboard check` passed on it. A bundle that
 # `check` refuses never reaches a deployable artifact. The check runs the operator command from
 # the host's dev profile (`./dev/test` builds it; `./dev/up` its dependencies): about a second
 # per target once built.
@@ -27,15 +27,22 @@ build-WebhookFunction: BIN := webhook
 build-FulfillmentFunction: BIN := fulfillment
 build-RelayFunction: BIN := relay
 
-BOT ?= config/bot
+# The bundle the layer holds, and the connector files its flows are checked against (those the
+# functions load: SWITCHBOARD_CONNECTORS_FILE, by default the compiled-in config/connectors.toml).
+BOT_BUNDLE ?= config/bot
+BOT_CONNECTORS ?= config/connectors.toml
 
+# The files a function loads, and the examples by name only (loading checks that each intent has
+# some; the model was trained from them): no conversation tests, notes or dotfiles.
 build-BotLayer:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run sam build" >&2; exit 1; }
-	cargo run --quiet --package switchboard-cli -- check --bot "$(BOT)"
+	cargo run --quiet --package switchboard-cli -- check --bot "$(BOT_BUNDLE)" --connectors $(BOT_CONNECTORS)
 	rm -rf "$(ARTIFACTS_DIR)/bot"
 	mkdir -p "$(ARTIFACTS_DIR)/bot"
-	cp -R "$(BOT)/." "$(ARTIFACTS_DIR)/bot/"
-	rm -rf "$(ARTIFACTS_DIR)/bot/tests"
+	cd "$(BOT_BUNDLE)" && for f in bot.toml *.bin intents flows messages words examples; do \
+		if [ -e "$$f" ]; then cp -R "$$f" "$(ARTIFACTS_DIR)/bot/"; fi; done
+	find "$(ARTIFACTS_DIR)/bot" \( -name '.*' -o -name '*.md' \) -prune -exec rm -rf {} +
+	find "$(ARTIFACTS_DIR)/bot/examples" -type f -exec truncate -s 0 {} +
 
 $(FUNCTIONS): check
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run sam build" >&2; exit 1; }

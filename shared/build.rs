@@ -8,9 +8,15 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap()).join("../config/bot");
-    // A directory here means every file under it, added or changed.
-    println!("cargo:rerun-if-changed={}", root.display());
     let whole = std::env::var_os("CARGO_FEATURE_BUNDLED_BOT").is_some();
+    // A directory here means every file under it, added or changed: without the whole bundle,
+    // a bot change (a retrained model) compiles nothing again.
+    let watched = if whole {
+        root.clone()
+    } else {
+        root.join("words")
+    };
+    println!("cargo:rerun-if-changed={}", watched.display());
     let mut files = Vec::new();
     walk(&root, &root, &mut files);
     files.sort();

@@ -89,15 +89,14 @@ const ORDERS: [Op; 2] = [Op::OrdersGetStatus, Op::OrdersListByCustomer];
 /// they are known; else the compiled-in bundle (`Bot::try_embedded` is built once, whichever
 /// thread gets there first).
 fn prepare_bundle<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Option<BundleLoad> {
-    match env.optional(crate::bot::bundle::BOT_ENV) {
-        Some(dir) => Some(BundleLoad::start(dir.trim())),
-        None => {
-            std::thread::spawn(|| {
-                let _ = crate::bot::Bot::try_embedded();
-            });
-            None
-        }
+    let dir = env.optional(crate::bot::bundle::BOT_ENV);
+    #[cfg(feature = "bundled-bot")]
+    if dir.is_none() {
+        std::thread::spawn(|| {
+            let _ = crate::bot::Bot::try_embedded();
+        });
     }
+    dir.map(|dir| BundleLoad::start(dir.trim()))
 }
 
 pub async fn chat_api() -> Result<ChatApi, ConfigError> {

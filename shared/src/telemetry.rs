@@ -16,6 +16,8 @@ where
 {
     tracing_subscriber::fmt()
         .json()
+        // The builder's own cap is INFO: `filter` decides, up to debug and trace.
+        .with_max_level(tracing::level_filters::LevelFilter::TRACE)
         .with_current_span(false)
         .with_target(false)
         .without_time() // CloudWatch stamps every line already.
@@ -73,5 +75,45 @@ mod tests {
         assert!(!f.would_enable("hyper", &tracing::Level::INFO));
         let e = filter(Some("switchboard=loud")).unwrap_err();
         assert!(e.contains("RUST_LOG=\"switchboard=loud\""), "{e}");
+    }
+
+    /// What the pipeline writes at `setting`, for one line at each of debug, info and warn.
+    fn written(setting: &str) -> String {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = out.clone();
+        let writer = move || Sink(sink.clone());
+        let _guard =
+            tracing::subscriber::set_default(subscriber(filter(Some(setting)).unwrap(), writer));
+        tracing::debug!("a debug line");
+        tracing::info!("an info line");
+        tracing::warn!("a warn line");
+        let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_level_rust_log_names_is_the_level_written() {
+        let debug = written("debug");
+        assert!(
+            debug.contains("a debug line") && debug.contains("an info line"),
+            "{debug}"
+        );
+        let warn = written("warn");
+        assert!(
+            !warn.contains("an info line") && warn.contains("a warn line"),
+            "{warn}"
+        );
     }
 }

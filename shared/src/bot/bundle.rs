@@ -151,7 +151,7 @@ impl Bot {
 
     fn load_from(dir: &Path, declared: Option<&DeclaredOps>) -> Result<Bot, BundleErrors> {
         let root = dir.display().to_string();
-        let files = read_files(dir, Cow::Owned)?;
+        let files = read_files(dir, |_, bytes| Cow::Owned(bytes))?;
         Self::from_files(&root, &files, declared, None)
     }
 
@@ -921,7 +921,7 @@ impl Ahead {
 /// Every file of the bundle in `dir` (as `list_dir` finds them), its bytes kept as `keep` says.
 pub(super) fn read_files(
     dir: &Path,
-    keep: impl Fn(Vec<u8>) -> Cow<'static, [u8]>,
+    keep: impl Fn(&str, Vec<u8>) -> Cow<'static, [u8]>,
 ) -> Result<Files, BundleErrors> {
     let cannot = |e: std::io::Error| {
         BundleError::new(
@@ -968,7 +968,10 @@ pub(super) fn read_files(
     Ok(read_all
         .map_err(cannot)?
         .into_iter()
-        .map(|(p, b)| (p, keep(b)))
+        .map(|(p, b)| {
+            let kept = keep(&p, b);
+            (p, kept)
+        })
         .collect())
 }
 
@@ -1309,6 +1312,53 @@ mod tests {
         let shop = Bot::embedded();
         assert_eq!(shop.words("de").language(), "de");
         assert_eq!(shop.words("pt").language(), "en");
+    }
+
+    /// A function's load of a directory (`BundleLoad`, read and parsed ahead) reports a broken
+    /// bundle as the offline tools' `load_with` does, whatever is wrong with its files.
+    #[test]
+    fn a_bundle_read_ahead_reports_what_load_with_reports() {
+        let none = DeclaredOps::new();
+        let ahead = |dir: &Path| {
+            crate::bot::bundle_load::BundleLoad::start(&dir.display().to_string())
+                .finish(&none)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+        let plain = |dir: &Path| {
+            Bot::load_with(dir, &none)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string()
+        };
+
+        let no_settings = copy();
+        std::fs::remove_file(no_settings.join("bot.toml")).unwrap();
+        let bad_settings = copy();
+        std::fs::write(
+            bad_settings.join("bot.toml"),
+            b"name = \"shop\nlanguages = [",
+        )
+        .unwrap();
+        let not_text = copy();
+        std::fs::write(not_text.join("messages/es.toml"), b"greet = \"\xff\"\n").unwrap();
+        let no_model = copy();
+        std::fs::remove_file(no_model.join("model.fr.bin")).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(no_model.join("nowhere.bin"), no_model.join("model.fr.bin"))
+            .unwrap();
+
+        for (dir, expected) in [
+            (&no_settings, "bot.toml: missing"),
+            (&bad_settings, "bot.toml"),
+            (&not_text, "messages/es.toml: not UTF-8 text"),
+            (&no_model, "model.fr.bin"),
+        ] {
+            let (ahead, plain) = (ahead(dir), plain(dir));
+            assert_eq!(ahead, plain, "{}", dir.display());
+            assert!(ahead.contains(expected), "{ahead}");
+        }
     }
 
     const SUBSCRIPTIONS: &str = concat!(

@@ -16,6 +16,7 @@ use crate::connectors::config::DeclaredOps;
 
 type Read = Result<(Files, Ahead), BundleErrors>;
 
+/// Once per process: what it reads of the models is kept for the process's life.
 pub struct BundleLoad {
     dir: PathBuf,
     /// `None` when the system would not start a thread: `finish` then reads the bundle itself.
@@ -50,9 +51,15 @@ impl BundleLoad {
 
 fn read(dir: &Path) -> Read {
     // A model reads its weights where its file's bytes lie, as it does from the binary when the
-    // bundle is compiled in: a function keeps its bot for as long as it runs, so the bytes are
-    // kept for it (about 2 MB for the shop bot's four languages) rather than copied.
-    let files = bundle::read_files(dir, |bytes| Cow::Borrowed(Vec::leak(bytes)))?;
+    // bundle is compiled in: a function keeps its bot for as long as it runs, so a model file's
+    // bytes are kept for it (1.6 MB for the shop bot's four languages) rather than copied.
+    let files = bundle::read_files(dir, |rel, bytes| {
+        if rel.ends_with(".bin") {
+            Cow::Borrowed(Vec::leak(bytes))
+        } else {
+            Cow::Owned(bytes)
+        }
+    })?;
     let root = dir.display().to_string();
     let languages = bundle::languages_of(&root, &files);
     let ahead = Ahead::parse(&root, &files, &languages);
