@@ -15,6 +15,7 @@ mod language_files;
 pub mod messages;
 pub mod order_answer;
 pub mod pattern;
+pub mod relative_dates;
 mod toml_file;
 pub mod words;
 
