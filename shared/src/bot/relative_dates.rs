@@ -168,9 +168,18 @@ struct Placeholders {
     number_forms: Vec<String>,
     unit_forms: Vec<String>,
     weekday_forms: Vec<String>,
-    /// Whether the number, the unit and the weekday match at most one way where they start,
-    /// when a space must follow and when not (see `one_way`).
-    one_way: [(bool, bool); 3],
+    /// When the number, the unit and the weekday match at most one way where they start (see
+    /// `matches_one_way`).
+    one_way_when: [OneWayWhen; 3],
+}
+
+/// When a placeholder matches at most one way where it starts.
+#[derive(Clone, Copy)]
+struct OneWayWhen {
+    /// When a space must follow it: none of its words holds a space.
+    space_follows: bool,
+    /// Whatever follows: none of its words begins another either.
+    always: bool,
 }
 
 impl Placeholders {
@@ -190,13 +199,19 @@ impl Placeholders {
         let folded_days: HashSet<String> = day_forms.iter().map(|w| fold(w)).collect();
         let units_apart = !week_forms.iter().any(|w| folded_days.contains(&fold(w)));
         let unit_forms = [day_forms, week_forms].concat();
-        let one_way = [
-            (no_spaces(&number_forms), false),
-            (
-                units_apart && no_spaces(&unit_forms),
-                units_apart && prefix_free(&unit_forms),
-            ),
-            (no_spaces(&weekday_forms), prefix_free(&weekday_forms)),
+        let one_way_when = [
+            OneWayWhen {
+                space_follows: no_spaces(&number_forms),
+                always: false,
+            },
+            OneWayWhen {
+                space_follows: units_apart && no_spaces(&unit_forms),
+                always: units_apart && prefix_free(&unit_forms),
+            },
+            OneWayWhen {
+                space_follows: no_spaces(&weekday_forms),
+                always: prefix_free(&weekday_forms),
+            },
         ];
         Self {
             numbers: alternation(numbers.iter().flatten(), spelled),
@@ -206,7 +221,7 @@ impl Placeholders {
             number_forms,
             unit_forms,
             weekday_forms,
-            one_way,
+            one_way_when,
         }
     }
 
@@ -241,14 +256,14 @@ impl Placeholders {
     /// beginning with it can share it without changing which one wins. A number's digits and a
     /// unit's "day" beside "days" match more than one way unless a space must follow; a word
     /// listed as both a day and a week unit always does (its two groups).
-    fn one_way(&self, name: &str, space_follows: bool) -> bool {
-        let (spaced, alone) = match name {
-            "n" => self.one_way[0],
-            "unit" => self.one_way[1],
-            "weekday" => self.one_way[2],
+    fn matches_one_way(&self, name: &str, space_follows: bool) -> bool {
+        let when = match name {
+            "n" => self.one_way_when[0],
+            "unit" => self.one_way_when[1],
+            "weekday" => self.one_way_when[2],
             _ => return false,
         };
-        alone || (space_follows && spaced)
+        when.always || (space_follows && when.space_follows)
     }
 }
 
@@ -279,8 +294,8 @@ fn prefix_free(forms: &[String]) -> bool {
         .all(|a| !a.is_empty() && !folded.iter().any(|b| b != a && b.starts_with(a.as_str())))
 }
 
-/// The template as tokens, each word with `word_forms` of it.
-fn tokenize(template: &str, word_forms: impl Fn(&str) -> Vec<String>) -> Vec<Token> {
+/// The template as tokens, each word with the forms `forms_of` gives it.
+fn tokenize(template: &str, forms_of: impl Fn(&str) -> Vec<String>) -> Vec<Token> {
     let mut out = Vec::new();
     for piece in split_template(template) {
         match piece {
@@ -291,7 +306,7 @@ fn tokenize(template: &str, word_forms: impl Fn(&str) -> Vec<String>) -> Vec<Tok
                         out.push(Token::Space);
                     }
                     if !word.is_empty() {
-                        out.push(Token::Word(word_forms(word)));
+                        out.push(Token::Word(forms_of(word)));
                     }
                 }
             }
@@ -410,7 +425,7 @@ fn shared(run: &[Item], placeholders: &Placeholders) -> (usize, usize) {
         let space_follows = run
             .iter()
             .all(|i| i.tokens.get(p + 1) == Some(&Token::Space));
-        if !one_way(&first[p], placeholders, space_follows) {
+        if !token_matches_one_way(&first[p], placeholders, space_follows) {
             break;
         }
         p += 1;
@@ -434,13 +449,16 @@ fn shared(run: &[Item], placeholders: &Placeholders) -> (usize, usize) {
     (p, s)
 }
 
-fn one_way(token: &Token, placeholders: &Placeholders, space_follows: bool) -> bool {
+/// Whether a token matches at most one way where it starts (`Placeholders::matches_one_way`
+/// for a placeholder): a space does, and a word whose forms end where a following space
+/// starts, or of one form, or none of whose forms begins another.
+fn token_matches_one_way(token: &Token, placeholders: &Placeholders, space_follows: bool) -> bool {
     match token {
         Token::Space => true,
         Token::Word(forms) => {
             (space_follows && no_spaces(forms)) || forms.len() == 1 || prefix_free(forms)
         }
-        Token::Var(name) => placeholders.one_way(name, space_follows),
+        Token::Var(name) => placeholders.matches_one_way(name, space_follows),
     }
 }
 
