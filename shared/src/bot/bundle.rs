@@ -151,7 +151,7 @@ impl Bot {
 
     fn load_from(dir: &Path, declared: Option<&DeclaredOps>) -> Result<Bot, BundleErrors> {
         let root = dir.display().to_string();
-        let files = read_files(dir, |_, bytes| Cow::Owned(bytes))?;
+        let files = read_files(dir, |p| std::fs::read(p).map(Cow::Owned))?;
         Self::from_files(&root, &files, declared, None)
     }
 
@@ -918,10 +918,11 @@ impl Ahead {
     }
 }
 
-/// Every file of the bundle in `dir` (as `list_dir` finds them), its bytes kept as `keep` says.
+/// Every file of the bundle in `dir` (as `list_dir` finds them): the models (`*.bin`, most of
+/// a bundle's bytes) as `model` gives them, the rest read.
 pub(super) fn read_files(
     dir: &Path,
-    keep: impl Fn(&str, Vec<u8>) -> Cow<'static, [u8]>,
+    model: impl Fn(&Path) -> std::io::Result<Cow<'static, [u8]>>,
 ) -> Result<Files, BundleErrors> {
     let cannot = |e: std::io::Error| {
         BundleError::new(
@@ -933,46 +934,17 @@ pub(super) fn read_files(
     };
     let mut found = Vec::new();
     list_dir(dir, dir, &mut found).map_err(cannot)?;
-    let read = |rel: &str, path: &Path| {
-        std::fs::read(path).map_err(|e| std::io::Error::new(e.kind(), format!("{rel}: {e}")))
-    };
-    // The models are most of a bundle's bytes (1.6 of the shop bot's 1.7 MB): each is read on a
-    // thread of its own while this one reads the rest, so a function's init, which waits for
-    // them, waits for the longest read rather than for all of them one after another.
-    let read_all = std::thread::scope(|scope| -> std::io::Result<Vec<(String, Vec<u8>)>> {
-        let mut models = Vec::new();
-        let mut out = Vec::with_capacity(found.len());
-        for (rel, path) in &found {
-            let thread = path
-                .as_ref()
-                .filter(|_| rel.ends_with(".bin"))
-                .and_then(|p| {
-                    std::thread::Builder::new()
-                        .spawn_scoped(scope, move || read(rel, p))
-                        .ok()
-                });
-            match (thread, path) {
-                (Some(thread), _) => models.push((rel, thread)),
-                (None, Some(p)) => out.push((rel.clone(), read(rel, p)?)),
-                (None, None) => out.push((rel.clone(), Vec::new())),
-            }
+    let mut files = Files::new();
+    for (rel, path) in found {
+        let bytes = match path {
+            None => Ok(Cow::Borrowed(&[][..])),
+            Some(p) if rel.ends_with(".bin") => model(&p),
+            Some(p) => std::fs::read(&p).map(Cow::Owned),
         }
-        for (rel, thread) in models {
-            let bytes = thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            out.push((rel.clone(), bytes));
-        }
-        Ok(out)
-    });
-    Ok(read_all
-        .map_err(cannot)?
-        .into_iter()
-        .map(|(p, b)| {
-            let kept = keep(&p, b);
-            (p, kept)
-        })
-        .collect())
+        .map_err(|e| cannot(std::io::Error::new(e.kind(), format!("{rel}: {e}"))))?;
+        files.insert(rel, bytes);
+    }
+    Ok(files)
 }
 
 /// Every file under `dir` but the conversation tests, by its path inside the bundle, with where it
@@ -983,7 +955,12 @@ fn list_dir(
     out: &mut Vec<(String, Option<std::path::PathBuf>)>,
 ) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
+        let entry = entry?;
+        let p = entry.path();
+        // The listing's own file type, not a `stat` of every file (the shop bot's examples are
+        // 140 of them, on a cold start's path); a link is followed, as before.
+        let kind = entry.file_type()?;
+        let is_dir = kind.is_dir() || (kind.is_symlink() && p.is_dir());
         let rel = p
             .strip_prefix(root)
             .unwrap_or(&p)
@@ -991,7 +968,7 @@ fn list_dir(
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()
             .join("/");
-        if p.is_dir() {
+        if is_dir {
             if rel != "tests" {
                 list_dir(root, &p, out)?;
             }

@@ -16,7 +16,7 @@ use crate::connectors::config::DeclaredOps;
 
 type Read = Result<(Files, Ahead), BundleErrors>;
 
-/// Once per process: what it reads of the models is kept for the process's life.
+/// Once per process: the models it maps stay mapped for the process's life.
 pub struct BundleLoad {
     dir: PathBuf,
     /// `None` when the system would not start a thread: `finish` then reads the bundle itself.
@@ -50,20 +50,28 @@ impl BundleLoad {
 }
 
 fn read(dir: &Path) -> Read {
-    // A model reads its weights where its file's bytes lie, as it does from the binary when the
-    // bundle is compiled in: a function keeps its bot for as long as it runs, so a model file's
-    // bytes are kept for it (1.6 MB for the shop bot's four languages) rather than copied.
-    let files = bundle::read_files(dir, |rel, bytes| {
-        if rel.ends_with(".bin") {
-            Cow::Borrowed(Vec::leak(bytes))
-        } else {
-            Cow::Owned(bytes)
-        }
-    })?;
+    let files = bundle::read_files(dir, map)?;
     let root = dir.display().to_string();
     let languages = bundle::languages_of(&root, &files);
     let ahead = Ahead::parse(&root, &files, &languages);
     Ok((files, ahead))
+}
+
+/// A model file mapped into memory, read-only, for the rest of the process: its weights are read
+/// where they lie, as from the binary when the bundle is compiled in. Read into memory instead, the
+/// shop bot's 1.6 MB of models cost a cold start here 2–3 ms of page faults on fresh memory and
+/// the copy (docs/performance-history.md, issue 24, sixth session); mapped, only the pages a
+/// model's use touches are faulted in, from the page cache, several at a time.
+fn map(path: &Path) -> std::io::Result<Cow<'static, [u8]>> {
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the mapping is only ever read, and nothing may change the file while this
+    // process runs: deployed, it is in the function's layer, which Lambda mounts read-only;
+    // a bundle directory named locally (`./dev/up --bot`, dev/bench) is read by a function the
+    // same way, and `switchboard train` replaces a model by renaming a new file over it, which
+    // leaves a running function's mapping on the old file.
+    let mapped = unsafe { memmap2::Mmap::map(&file)? };
+    let kept: &'static memmap2::Mmap = Box::leak(Box::new(mapped));
+    Ok(Cow::Borrowed(&kept[..]))
 }
 
 #[cfg(test)]

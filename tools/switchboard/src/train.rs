@@ -43,7 +43,10 @@ pub fn run(bot: &Path, check: bool) -> ExitCode {
             }
             continue;
         }
-        match std::fs::write(&path, model) {
+        // A new file renamed over the old one: a function running from this bundle maps its
+        // model files (shared/src/bot/bundle_load.rs) and keeps reading the old one.
+        let fresh = path.with_extension("bin.new");
+        match std::fs::write(&fresh, model).and_then(|()| std::fs::rename(&fresh, &path)) {
             Ok(()) => println!(
                 "ok: wrote {} ({} bytes, {took:.1} s)",
                 path.display(),
