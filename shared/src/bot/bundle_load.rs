@@ -1,9 +1,10 @@
 //! A function's bot bundle when it is a directory (`SWITCHBOARD_BOT`; deployed, the template's
 //! BotLayer at `/opt/bot`): read, and its languages and flows parsed, on a thread of its own from
 //! the start of init while the AWS SDK and the connectors are set up — as the compiled-in bundle
-//! is (`setup::prepare_bundle`), so a bundle that is data costs the cold start no more than one
-//! compiled in. Checking its flows needs the connectors' operations, so that part waits for
-//! `finish`, which gives what `Bot::load_with` gives.
+//! is (`setup::prepare_bundle`), so that a bundle that is data costs the cold start little more
+//! than one compiled in (measured in docs/performance-history.md, issue 24, sixth session).
+//! Checking its flows needs the connectors' operations, so that part waits for `finish`, which
+//! gives what `Bot::load_with` gives.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
