@@ -169,7 +169,7 @@ fn take_dates(
 /// language's patterns say.
 fn relative(words: &Words, c: &Found, today: Date) -> Option<Date> {
     let (_, alternatives) = words.relative.get();
-    let alt = alternatives.iter().find(|a| c.group(a.group).is_some())?;
+    let alt = crate::bot::words::Alternative::of(alternatives, c)?;
     let group = |g: Option<usize>| g.and_then(|g| c.group(g));
     let count = || -> Option<i64> {
         let n = words.number(group(alt.n)?)?;

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 use std::sync::{Arc, OnceLock};
 
-use super::pattern::Pattern;
+use super::pattern::{Found, Pattern};
 use super::words::{
     alternation, boundary, compile_or_nothing, forms, literal, split_template, List, Piece,
 };
@@ -106,6 +106,13 @@ pub struct Alternative {
     pub weekday: Option<usize>,
     /// Each weekday's forms, to tell which one matched (Monday first).
     pub weekdays: Option<Arc<Vec<Vec<String>>>>,
+}
+
+impl Alternative {
+    /// Which of `alternatives` found `c` (a match of their pattern).
+    pub fn of<'a>(alternatives: &'a [Alternative], c: &Found) -> Option<&'a Alternative> {
+        alternatives.iter().find(|a| c.group(a.group).is_some())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -638,10 +645,7 @@ mod tests {
         pattern
             .captures_iter(text)
             .map(|c| {
-                let alt = alternatives
-                    .iter()
-                    .find(|a| c.group(a.group).is_some())
-                    .unwrap();
+                let alt = Alternative::of(alternatives, &c).unwrap();
                 let group = |g: Option<usize>| g.and_then(|g| c.group(g));
                 let weekday = group(alt.weekday).map(|w| {
                     let w = without_accents(&lower(w));
@@ -840,9 +844,7 @@ mod tests {
         pattern
             .captures_iter(text)
             .map(|c| {
-                let alt = alternatives
-                    .iter()
-                    .find(|a| c.group(a.group).is_some())
+                let alt = Alternative::of(alternatives, &c)
                     .unwrap_or_else(|| panic!("no alternative's group in {text:?}"));
                 let group = |g: Option<usize>| g.and_then(|g| c.group(g));
                 (
