@@ -882,20 +882,39 @@ fn settings_of(file: &str, text: &str, errs: &mut BundleErrors) -> Option<RawBot
     toml_file::parse::<RawBot>(file, text, &BOT_SCHEMA, errs)
 }
 
-/// The languages bot.toml lists, if it reads (its problems are `from_files`' to report).
-pub(super) fn languages_of(root: &str, files: &Files) -> Vec<String> {
+/// What a load ahead (`BundleLoad`) reads of bot.toml before the rest: its languages, and
+/// whether every operation it allows its flows is a built-in one.
+pub(super) struct Outline {
+    pub languages: Vec<String>,
+    /// Then the bundle checks the same against any function's connectors: what a company
+    /// declares for its own systems is named by those systems, never a built-in one's name.
+    pub built_in_operations: bool,
+}
+
+/// bot.toml's outline, if it reads (its problems are `from_files`' to report).
+pub(super) fn outline_of(root: &str, files: &Files) -> Outline {
     let text = files
         .get("bot.toml")
         .and_then(|bytes| std::str::from_utf8(bytes).ok());
-    text.and_then(|text| {
+    let raw = text.and_then(|text| {
         settings_of(
             &format!("{root}/bot.toml"),
             text,
             &mut BundleErrors::default(),
         )
-    })
-    .map(|raw| raw.languages.into_inner())
-    .unwrap_or_default()
+    });
+    let built_in_operations = raw.as_ref().is_some_and(|raw| {
+        raw.connectors
+            .operations
+            .iter()
+            .all(|op| find_op(op.get_ref(), &DeclaredOps::new()).is_some())
+    });
+    Outline {
+        languages: raw
+            .map(|raw| raw.languages.into_inner())
+            .unwrap_or_default(),
+        built_in_operations,
+    }
 }
 
 /// A bundle's languages' files and flows, parsed (`LanguageFiles`, `flows::parse_all`): the most
@@ -1292,19 +1311,20 @@ mod tests {
     }
 
     /// A function's load of a directory (`BundleLoad`, read and parsed ahead) reports a broken
-    /// bundle as the offline tools' `load_with` does, whatever is wrong with its files.
+    /// bundle as the offline tools' `load_with` does, whatever is wrong with its files, and
+    /// whatever its connectors declare (with none, the thread checks the bundle itself).
     #[test]
     fn a_bundle_read_ahead_reports_what_load_with_reports() {
-        let none = DeclaredOps::new();
-        let ahead = |dir: &Path| {
+        let own = Bot::load(Path::new(SUBSCRIPTIONS)).unwrap().declared;
+        let ahead = |dir: &Path, declared: &DeclaredOps| {
             crate::bot::bundle_load::BundleLoad::start(&dir.display().to_string())
-                .finish(&none)
+                .finish(declared)
                 .map(|_| ())
                 .unwrap_err()
                 .to_string()
         };
-        let plain = |dir: &Path| {
-            Bot::load_with(dir, &none)
+        let plain = |dir: &Path, declared: &DeclaredOps| {
+            Bot::load_with(dir, declared)
                 .map(|_| ())
                 .unwrap_err()
                 .to_string()
@@ -1325,17 +1345,59 @@ mod tests {
         #[cfg(unix)]
         std::os::unix::fs::symlink(no_model.join("nowhere.bin"), no_model.join("model.fr.bin"))
             .unwrap();
+        // Allowed built-in operations only, a flow calling a company's own: unknown without
+        // connectors that declare it, not allowed with them.
+        let own_call = copy();
+        edit(
+            &own_call,
+            "flows/order_status.toml",
+            "\"orders.get_status\"",
+            "\"boxes.pause_box\"",
+        );
 
-        for (dir, expected) in [
-            (&no_settings, "bot.toml: missing"),
-            (&bad_settings, "bot.toml"),
-            (&not_text, "messages/es.toml: not UTF-8 text"),
-            (&no_model, "model.fr.bin"),
+        for (dir, declared, expected) in [
+            (&no_settings, &DeclaredOps::new(), "bot.toml: missing"),
+            (&bad_settings, &DeclaredOps::new(), "bot.toml"),
+            (
+                &not_text,
+                &DeclaredOps::new(),
+                "messages/es.toml: not UTF-8 text",
+            ),
+            (&no_model, &DeclaredOps::new(), "model.fr.bin"),
+            (&no_model, &own, "model.fr.bin"),
+            (
+                &own_call,
+                &DeclaredOps::new(),
+                "boxes.pause_box: no such operation",
+            ),
+            (&own_call, &own, "boxes.pause_box: not allowed"),
         ] {
-            let (ahead, plain) = (ahead(dir), plain(dir));
+            let (ahead, plain) = (ahead(dir, declared), plain(dir, declared));
             assert_eq!(ahead, plain, "{}", dir.display());
             assert!(ahead.contains(expected), "{ahead}");
         }
+        for dir in [no_settings, bad_settings, not_text, no_model, own_call] {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+
+    /// Checked ahead against the built-in operations, a bundle that allows only those is the
+    /// bundle `load_with` gives for any connectors: the function's operations are its own.
+    #[test]
+    fn a_bundle_checked_ahead_takes_the_functions_operations() {
+        let own = Bot::load(Path::new(SUBSCRIPTIONS)).unwrap().declared;
+        let ahead = crate::bot::bundle_load::BundleLoad::start(DIR)
+            .finish(&own)
+            .unwrap();
+        let plain = Bot::load_with(Path::new(DIR), &own).unwrap();
+        assert_eq!(ahead.declared, own);
+        assert_eq!(ahead.declared, plain.declared);
+        assert_eq!(ahead.operations, plain.operations);
+        assert_eq!(ahead.intents, plain.intents);
+        assert_eq!(
+            ahead.flows.keys().collect::<Vec<_>>(),
+            plain.flows.keys().collect::<Vec<_>>()
+        );
     }
 
     const SUBSCRIPTIONS: &str = concat!(

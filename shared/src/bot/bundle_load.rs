@@ -3,8 +3,9 @@
 //! the start of init while the AWS SDK and the connectors are set up — as the compiled-in bundle
 //! is (`setup::prepare_bundle`), so that a bundle that is data costs the cold start little more
 //! than one compiled in (measured in docs/performance-history.md, issue 24, sixth session).
-//! Checking its flows needs the connectors' operations, so that part waits for `finish`, which
-//! gives what `Bot::load_with` gives.
+//! Checking its flows needs the connectors' operations, known later; a bundle whose flows may
+//! call built-in operations only checks the same against any connectors, so its thread checks it
+//! too and `finish` only waits for it. `finish` gives what `Bot::load_with` gives.
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -15,13 +16,20 @@ use super::bundle::{self, Ahead, Bot, Files};
 use super::error::BundleErrors;
 use crate::connectors::config::DeclaredOps;
 
-type Read = Result<(Files, Ahead), BundleErrors>;
+/// What the thread leaves for `finish`.
+enum Read {
+    /// Parsed; checked once the connectors are known.
+    Parsed(Files, Ahead),
+    /// Its operations all built in: checked against the built-in ones alone, with the files to
+    /// check again if that failed (so the errors name the function's operations too).
+    Checked(Files, Result<Bot, BundleErrors>),
+}
 
 /// Once per process: the models it maps stay mapped for the process's life.
 pub struct BundleLoad {
     dir: PathBuf,
     /// `None` when the system would not start a thread: `finish` then reads the bundle itself.
-    reading: Option<JoinHandle<Read>>,
+    reading: Option<JoinHandle<Result<Read, BundleErrors>>>,
 }
 
 impl BundleLoad {
@@ -40,22 +48,38 @@ impl BundleLoad {
     /// The bundle, its flows checked against `declared` (the function's connectors) as
     /// `Bot::load_with` checks them.
     pub fn finish(self, declared: &DeclaredOps) -> Result<Arc<Bot>, BundleErrors> {
-        let (files, ahead) = match self.reading.map(JoinHandle::join) {
+        let read = match self.reading.map(JoinHandle::join) {
             Some(Ok(read)) => read?,
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             None => read(&self.dir)?,
         };
         let root = self.dir.display().to_string();
-        Bot::from_files(&root, &files, Some(declared), Some(ahead)).map(Arc::new)
+        match read {
+            Read::Parsed(files, ahead) => {
+                Bot::from_files(&root, &files, Some(declared), Some(ahead))
+            }
+            // Checked as `declared` would check it: its flows name no operation of a company's
+            // own system (they would be unknown or not allowed).
+            Read::Checked(_, Ok(mut bot)) => {
+                bot.declared = declared.clone();
+                Ok(bot)
+            }
+            Read::Checked(files, Err(_)) => Bot::from_files(&root, &files, Some(declared), None),
+        }
+        .map(Arc::new)
     }
 }
 
-fn read(dir: &Path) -> Read {
+fn read(dir: &Path) -> Result<Read, BundleErrors> {
     let files = bundle::read_files(dir, map)?;
     let root = dir.display().to_string();
-    let languages = bundle::languages_of(&root, &files);
-    let ahead = Ahead::parse(&root, &files, &languages);
-    Ok((files, ahead))
+    let outline = bundle::outline_of(&root, &files);
+    let ahead = Ahead::parse(&root, &files, &outline.languages);
+    if !outline.built_in_operations {
+        return Ok(Read::Parsed(files, ahead));
+    }
+    let bot = Bot::from_files(&root, &files, Some(&DeclaredOps::new()), Some(ahead));
+    Ok(Read::Checked(files, bot))
 }
 
 /// A model file mapped into memory, read-only, for the rest of the process: its weights are read
