@@ -4,6 +4,8 @@
 //! everything `main` does before it can take work (config, AWS clients, connectors, the intent
 //! model). That first poll is answered with one real invocation, and the time to its response is
 //! the first-invoke latency (first connections to DynamoDB, SQS, the demo systems included).
+//! The chat function's own log line for that request gives the part of it that was not I/O
+//! (`elapsed_us - io_us`, the turns benchmark's own time): what init left for the first turn.
 //! Each process is killed by PID afterwards.
 //!
 //!     coldstart [--runs K] [--port P] [--bin-dir DIR] [--functions chat,webhook,fulfillment]
@@ -141,6 +143,8 @@ fn outcome(function: &str, body: &[u8]) -> String {
 struct Run {
     cold: Duration,
     first_invoke: Duration,
+    /// The first request's own time from the function's `chat request` log line (chat only).
+    first_own: Option<Duration>,
     outcome: String,
     /// The function's peak resident set after its first invocation.
     peak_rss: Option<u64>,
@@ -195,6 +199,7 @@ async fn run_once(
                         return Ok(Run {
                             cold: ready - spawned,
                             first_invoke: at - ready,
+                            first_own: None,
                             outcome: outcome(function, &body),
                             // Read before the kill below, while its /proc entry is there.
                             peak_rss: pid.and_then(|p| switchboard_bench::peak_rss_bytes(Some(p))),
@@ -224,6 +229,22 @@ async fn run_once(
     let _ = child.wait().await;
     api.released.notify_waiters();
     result.map_err(|e| format!("{e} (pid {pid:?})"))
+}
+
+/// The own time (`elapsed_us - io_us`) of the first `chat request` line the function wrote to
+/// `log` after byte `from`: this run's first request.
+fn own_time_logged(log: &std::path::Path, from: u64) -> Option<Duration> {
+    let text = std::fs::read(log).ok()?;
+    let text = String::from_utf8_lossy(text.get(from as usize..)?);
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "chat request")
+        .and_then(|line| {
+            let field = |name: &str| line["fields"][name].as_u64();
+            Some(Duration::from_micros(
+                field("elapsed_us")?.saturating_sub(field("io_us")?),
+            ))
+        })
 }
 
 fn main() {
@@ -304,12 +325,16 @@ fn real_main() -> Result<(), String> {
             let mut first = Vec::new();
             let mut outcomes: std::collections::BTreeMap<String, usize> = Default::default();
             let mut peak_rss = 0u64;
+            let mut first_own = Vec::new();
             for _ in 0..runs {
-                let run = run_once(&api, &mut seen, function, &binary, port, &log)
+                let logged = log.metadata().map(|m| m.len()).unwrap_or_default();
+                let mut run = run_once(&api, &mut seen, function, &binary, port, &log)
                     .await
                     .map_err(|e| format!("{e}; its output is in {}", log_path.display()))?;
+                run.first_own = own_time_logged(&log_path, logged);
                 cold.push(run.cold);
                 first.push(run.first_invoke);
+                first_own.extend(run.first_own);
                 peak_rss = peak_rss.max(run.peak_rss.unwrap_or_default());
                 *outcomes.entry(run.outcome).or_default() += 1;
             }
@@ -327,6 +352,16 @@ fn real_main() -> Result<(), String> {
                 size as f64 / 1e6,
                 outcomes
             );
+            if !first_own.is_empty() {
+                let o = Stats::of(&first_own);
+                println!(
+                    "{:<12} first invoke, own time (not I/O): p50 {}, p99 {}, max {}",
+                    "",
+                    Us(o.p50_us),
+                    Us(o.p99_us),
+                    Us(o.max_us)
+                );
+            }
             results.insert(
                 function.clone(),
                 json!({
@@ -334,6 +369,8 @@ fn real_main() -> Result<(), String> {
                     "binary_bytes": size,
                     "cold_start": c,
                     "first_invoke": f,
+                    // Absent for functions that log no `chat request` line.
+                    "first_invoke_own": (!first_own.is_empty()).then(|| Stats::of(&first_own)),
                     "cold_start_samples_us": cold.iter().map(|d| d.as_micros() as u64).collect::<Vec<_>>(),
                     "first_answers": outcomes,
                     "peak_rss_bytes": peak_rss,
@@ -355,4 +392,35 @@ fn real_main() -> Result<(), String> {
             }),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_requests_own_time_is_read_from_what_this_run_logged() {
+        let log = std::env::temp_dir().join(format!("coldstart-{}.log", ulid::Ulid::new()));
+        let line = |elapsed: u64, io: u64| {
+            format!(
+                "{{\"level\":\"INFO\",\"fields\":{{\"message\":\"chat request\",\"elapsed_us\":{elapsed},\"io_us\":{io}}}}}\n"
+            )
+        };
+        let earlier = line(9_000, 1_000);
+        let text = format!(
+            "{earlier}not JSON\n{{\"fields\":{{\"message\":\"chat function ready\"}}}}\n{}{}",
+            line(35_355, 34_336),
+            line(5_000, 1_000)
+        );
+        std::fs::write(&log, &text).unwrap();
+        // An earlier run's line is skipped; this run's first one counts.
+        assert_eq!(
+            own_time_logged(&log, earlier.len() as u64),
+            Some(Duration::from_micros(1_019))
+        );
+        assert_eq!(own_time_logged(&log, 0), Some(Duration::from_micros(8_000)));
+        assert_eq!(own_time_logged(&log, text.len() as u64), None);
+        assert_eq!(own_time_logged(&log, text.len() as u64 + 10), None);
+        std::fs::remove_file(&log).unwrap();
+    }
 }
