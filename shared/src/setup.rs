@@ -28,7 +28,7 @@ use crate::webhook::{config as webhook_config, WebhookService, WebhookSettings};
 ///
 /// The Lambda binaries (built without `aws-default-chain`) read it from the environment Lambda
 /// gives them (`lambda_aws`); development, the tests and the tools keep aws-config's default
-/// chains (profiles, SSO, IMDS, ...), which work anywhere.
+/// chains (profiles, IMDS, ...), which work anywhere.
 pub async fn aws() -> Result<aws_config::SdkConfig, ConfigError> {
     #[cfg(feature = "aws-default-chain")]
     {
@@ -61,8 +61,8 @@ const SDK_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_milli
 /// latest behavior version, tokio's sleep and the system clock; with the SDK's HTTP client
 /// (`aws_http`).
 ///
-/// Why not the loader: its default chains (profile files, SSO, IMDS, ECS, web identity with an
-/// STS client, `credential_process`) are ~0.2 MB of each binary that Lambda never needs, and
+/// Why not the loader: its default chains (profile files, IMDS, ECS, web identity with an STS
+/// client, `credential_process`) are ~0.5 MB of each binary that Lambda never needs, and
 /// the loader links them whatever it is given. Not read here, unlike the loader:
 /// `AWS_PROFILE` and the files it names, `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`,
 /// `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT`, service-specific
@@ -104,7 +104,7 @@ pub fn lambda_aws<F: Fn(&str) -> Option<String>>(
 /// Without them, a container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` or
 /// `_RELATIVE_URI`), as aws-config's default chain would try next: where Lambda serves the
 /// role's credentials from an endpoint instead (SnapStart does; its runtimes are not this one,
-/// but a variant that does so would otherwise lose its credentials). ~20 KB.
+/// but a variant that does so would otherwise lose its credentials). ~76 KB.
 fn lambda_credentials<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
 ) -> Result<aws_credential_types::provider::SharedCredentialsProvider, ConfigError> {
