@@ -27,11 +27,13 @@ fn secrets_ttl() -> Duration {
 }
 
 async fn ssm() -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::new(&switchboard::setup::aws().await)
+    aws_sdk_ssm::Client::new(&switchboard::setup::aws().await.expect("AWS configuration"))
 }
 
 async fn secrets_manager() -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(&switchboard::setup::aws().await)
+    aws_sdk_secretsmanager::Client::new(
+        &switchboard::setup::aws().await.expect("AWS configuration"),
+    )
 }
 
 /// A Stripe event the stack records and does not queue (its type is not one it handles), signed

@@ -25,16 +25,121 @@ use crate::webhook::{config as webhook_config, WebhookService, WebhookSettings};
 
 /// Shared AWS configuration. `AWS_ENDPOINT_URL` (set by the local stack) points every SDK client
 /// at moto; in AWS it is unset and the regional endpoints are used.
-pub async fn aws() -> aws_config::SdkConfig {
-    aws_loader().load().await
+///
+/// The Lambda binaries (built without `aws-default-chain`) read it from the environment Lambda
+/// gives them (`lambda_aws`); development, the tests and the tools keep aws-config's default
+/// chains (profiles, IMDS, ...), which work anywhere.
+pub async fn aws() -> Result<aws_config::SdkConfig, ConfigError> {
+    #[cfg(feature = "aws-default-chain")]
+    {
+        Ok(aws_loader().load().await)
+    }
+    #[cfg(not(feature = "aws-default-chain"))]
+    {
+        lambda_aws(&Env::process())
+    }
 }
 
 /// The SDK's configuration loader with its HTTP client: the connectors' reqwest stack
 /// (`aws_http`), so the binaries hold one HTTP and TLS stack and no cold start parses the
 /// platform's certificate store.
+#[cfg(feature = "aws-default-chain")]
 pub fn aws_loader() -> aws_config::ConfigLoader {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(crate::aws_http::ReqwestHttpClient::shared())
+}
+
+/// The SDK's connect timeout when nothing configures one: what `aws_config`'s loader sets
+/// (its `timeout_config` default provider).
+const SDK_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(3100);
+
+/// The AWS configuration of a function in Lambda, from the variables Lambda sets: the region
+/// (`AWS_REGION`, else `AWS_DEFAULT_REGION`) and the execution role's credentials
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), plus `AWS_ENDPOINT_URL`
+/// where set (the local stack). Everything else is what `aws_config`'s loader gives when
+/// nothing configures it: standard retries, its connect timeout, a lazy identity cache, the
+/// latest behavior version, tokio's sleep and the system clock; with the SDK's HTTP client
+/// (`aws_http`).
+///
+/// Why not the loader: its default chains (profile files, IMDS, ECS, web identity with an STS
+/// client, `credential_process`) are ~0.5 MB of each binary that Lambda never needs, and
+/// the loader links them whatever it is given. Not read here, unlike the loader:
+/// `AWS_PROFILE` and the files it names, `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`,
+/// `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT`, service-specific
+/// `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_SDK_UA_APP_ID` and the checksum and account-id endpoint
+/// settings; template.yaml sets none of them.
+pub fn lambda_aws<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<aws_config::SdkConfig, ConfigError> {
+    let region = env
+        .optional("AWS_REGION")
+        .or_else(|| env.optional("AWS_DEFAULT_REGION"))
+        .ok_or(ConfigError::Missing("AWS_REGION"))?;
+    let mut builder = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new(region))
+        .credentials_provider(lambda_credentials(env)?)
+        .identity_cache(aws_config::identity::IdentityCache::lazy().build())
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .http_client(crate::aws_http::ReqwestHttpClient::shared())
+        .retry_config(aws_config::retry::RetryConfig::standard())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(SDK_CONNECT_TIMEOUT)
+                .build(),
+        )
+        .time_source(aws_smithy_async::time::SharedTimeSource::default());
+    builder.set_sleep_impl(aws_smithy_async::rt::sleep::default_async_sleep());
+    // Checked to be a URL, set as written (as the loader does: no trailing slash added).
+    if let Some(endpoint) = env.optional("AWS_ENDPOINT_URL") {
+        env.url("AWS_ENDPOINT_URL")?;
+        builder.set_endpoint_url(Some(endpoint));
+    }
+    Ok(builder.build())
+}
+
+/// The execution role's credentials as Lambda gives them: in the environment, for the life of
+/// the execution environment. Read as aws-config's environment provider reads them (blank
+/// values are absent), once: they do not change while the process runs.
+///
+/// Without them, a container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` or
+/// `_RELATIVE_URI`), as aws-config's default chain would try next: where Lambda serves the
+/// role's credentials from an endpoint instead (SnapStart does; its runtimes are not this one,
+/// but a variant that does so would otherwise lose its credentials). ~76 KB.
+fn lambda_credentials<F: Fn(&str) -> Option<String>>(
+    env: &Env<F>,
+) -> Result<aws_credential_types::provider::SharedCredentialsProvider, ConfigError> {
+    use aws_credential_types::provider::SharedCredentialsProvider;
+    let Some(access_key) = env.optional("AWS_ACCESS_KEY_ID") else {
+        if env.optional("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+            || env
+                .optional("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+                .is_some()
+        {
+            let sleep = aws_smithy_async::rt::sleep::default_async_sleep()
+                .expect("aws-smithy-async's rt-tokio is enabled");
+            // The provider reads the process environment itself (the URI, its token or token
+            // file), as the default chain's does.
+            let provider = aws_config::provider_config::ProviderConfig::empty()
+                .with_http_client(crate::aws_http::ReqwestHttpClient::shared())
+                .with_sleep_impl(sleep);
+            return Ok(SharedCredentialsProvider::new(
+                aws_config::ecs::EcsCredentialsProvider::builder()
+                    .configure(&provider)
+                    .build(),
+            ));
+        }
+        return Err(ConfigError::Missing("AWS_ACCESS_KEY_ID"));
+    };
+    let secret_key = env
+        .optional("AWS_SECRET_ACCESS_KEY")
+        .ok_or(ConfigError::Missing("AWS_SECRET_ACCESS_KEY"))?;
+    let mut credentials = aws_credential_types::Credentials::builder()
+        .access_key_id(access_key)
+        .secret_access_key(secret_key)
+        .provider_name("Environment");
+    credentials.set_session_token(env.optional("AWS_SESSION_TOKEN"));
+    credentials.set_account_id(env.optional("AWS_ACCOUNT_ID").map(Into::into));
+    Ok(SharedCredentialsProvider::new(credentials.build()))
 }
 
 fn store(aws: &aws_config::SdkConfig, settings: StoreSettings) -> Arc<DynamoStore> {
@@ -107,7 +212,7 @@ pub async fn chat_api() -> Result<ChatApi, ConfigError> {
     let verifier = JwtVerifier::from_env(&env)?;
     let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
     let budget = std::time::Duration::from_millis(env.parsed("TURN_BUDGET_MS", 150)?);
-    let aws = aws().await;
+    let aws = aws().await?;
     // The key set's fetch (JWKS mode) and the connectors' secrets: independent round trips.
     let (systems, ()) = tokio::join!(
         connectors(&env, &aws, "the chat function", &ORDERS),
@@ -153,7 +258,7 @@ pub async fn fulfillment() -> Result<Fulfillment, ConfigError> {
     }
     let payment_update_url = optional_url(&env, "PAYMENT_UPDATE_URL")?;
     let default_lease = std::time::Duration::from_secs(env.parsed("JOB_LEASE_SECS", 60)?);
-    let aws = aws().await;
+    let aws = aws().await?;
     let sqs = aws_sdk_sqs::Client::new(&aws);
     let systems = connectors(
         &env,
@@ -305,7 +410,7 @@ pub async fn relay() -> Result<crate::relay::Relay, ConfigError> {
     let env = Env::process();
     let store_settings = StoreSettings::from_env(&env)?;
     let queue_url = env.required("JOBS_QUEUE_URL")?;
-    let aws = aws().await;
+    let aws = aws().await?;
     Ok(crate::relay::Relay::new(
         Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), queue_url)),
         store(&aws, store_settings),
@@ -347,7 +452,7 @@ pub async fn webhook() -> Result<WebhookService, ConfigError> {
         secrets_ttl: secs("SECRETS_TTL_SECS", defaults.secrets_ttl)?,
         secrets_max_stale: secs("WEBHOOK_SECRETS_MAX_STALE_SECS", defaults.secrets_max_stale)?,
     };
-    let aws = aws().await;
+    let aws = aws().await?;
     let service = WebhookService::new(
         vendors,
         Arc::new(Secrets::from_process(Some(&aws))),
@@ -361,4 +466,113 @@ pub async fn webhook() -> Result<WebhookService, ConfigError> {
     .with_channels(channels(&env)?);
     service.read_secrets().await;
     Ok(service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::ProvideCredentials;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
+        Env(move |k: &str| {
+            pairs
+                .iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    const LAMBDA: &[(&str, &str)] = &[
+        ("AWS_REGION", "eu-central-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ("AWS_SESSION_TOKEN", "token"),
+    ];
+
+    #[tokio::test]
+    async fn lambda_config_is_read_from_the_environment() {
+        let config = lambda_aws(&env(LAMBDA)).unwrap();
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-central-1"));
+        assert_eq!(config.endpoint_url(), None);
+        let credentials = config
+            .credentials_provider()
+            .unwrap()
+            .provide_credentials()
+            .await
+            .unwrap();
+        assert_eq!(credentials.access_key_id(), "ASIAEXAMPLE");
+        assert_eq!(credentials.secret_access_key(), "secret");
+        assert_eq!(credentials.session_token(), Some("token"));
+        assert_eq!(credentials.expiry(), None);
+        // What the loader gives when nothing configures them.
+        assert_eq!(
+            config.retry_config(),
+            Some(&aws_config::retry::RetryConfig::standard())
+        );
+        assert_eq!(
+            config.timeout_config().and_then(|t| t.connect_timeout()),
+            Some(SDK_CONNECT_TIMEOUT)
+        );
+        assert!(config.identity_cache().is_some());
+        assert!(config.sleep_impl().is_some());
+        assert!(config.time_source().is_some());
+        assert!(config.http_client().is_some());
+        assert!(config.behavior_version().is_some());
+    }
+
+    #[test]
+    fn the_default_region_and_an_endpoint_are_honoured() {
+        let config = lambda_aws(&env(&[
+            ("AWS_DEFAULT_REGION", "us-west-2"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:5000"),
+            ("AWS_ACCESS_KEY_ID", "local"),
+            ("AWS_SECRET_ACCESS_KEY", "local"),
+        ]))
+        .unwrap();
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("us-west-2"));
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:5000"));
+    }
+
+    #[test]
+    fn what_is_missing_or_malformed_is_named() {
+        let err = |pairs| lambda_aws(&env(pairs)).unwrap_err();
+        assert_eq!(
+            err(&[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "s")]),
+            ConfigError::Missing("AWS_REGION")
+        );
+        assert_eq!(
+            err(&[("AWS_REGION", " "), ("AWS_ACCESS_KEY_ID", "a")]),
+            ConfigError::Missing("AWS_REGION")
+        );
+        assert_eq!(
+            err(&[("AWS_REGION", "eu-west-1"), ("AWS_SECRET_ACCESS_KEY", "s")]),
+            ConfigError::Missing("AWS_ACCESS_KEY_ID")
+        );
+        assert_eq!(
+            err(&[("AWS_REGION", "eu-west-1"), ("AWS_ACCESS_KEY_ID", "a")]),
+            ConfigError::Missing("AWS_SECRET_ACCESS_KEY")
+        );
+        // A container credentials endpoint stands in for the keys.
+        assert!(lambda_aws(&env(&[
+            ("AWS_REGION", "eu-west-1"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1:9001/creds"
+            ),
+        ]))
+        .is_ok());
+        assert!(matches!(
+            err(&[
+                ("AWS_REGION", "eu-west-1"),
+                ("AWS_ACCESS_KEY_ID", "a"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+                ("AWS_ENDPOINT_URL", "localhost:5000"),
+            ]),
+            ConfigError::Invalid {
+                name: "AWS_ENDPOINT_URL",
+                ..
+            }
+        ));
+    }
 }

@@ -69,7 +69,9 @@ impl Stack {
     }
 
     async fn with_turn(turn: Turn) -> Stack {
-        let aws = switchboard::setup::aws().await;
+        let aws = switchboard::setup::aws()
+            .await
+            .expect("AWS configuration from the local stack's environment");
         Stack {
             _turn: turn,
             chat_url: var("CHAT_URL"),

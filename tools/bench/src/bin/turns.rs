@@ -394,7 +394,7 @@ fn real_main() -> Result<(), String> {
         }
 
         // Part 2: 10 vs 10,000 messages.
-        let aws = switchboard::setup::aws().await;
+        let aws = switchboard::setup::aws().await.map_err(|e| e.to_string())?;
         let store = DynamoStore::new(
             aws_sdk_dynamodb::Client::new(&aws),
             env("TABLE_NAME")?,
