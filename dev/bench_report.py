@@ -277,7 +277,8 @@ def coldstart_section(res, meta):
                             f"< {us(FIRST_P99_US)} p99: {verdict_of(fi['p99_us'] < FIRST_P99_US)}"))
             own = r.get("first_invoke_own")
             if own:
-                # What init left for the first turn; the rest of the figure above is moto's I/O.
+                # What init left for the first turn; the rest of the figure above is I/O (moto, the demo
+                # systems) and the Runtime API's round trip.
                 summary.append(("First invocation's own time (not I/O), chat",
                                 f"p50 {us(own['p50_us'])}, p99 {us(own['p99_us'])}", "reported"))
         if r.get("peak_rss_bytes"):

@@ -1,9 +1,11 @@
 //! The Lambda binaries' AWS configuration (`setup::lambda_aws`: the environment only, without
-//! aws-config's default chains) against moto: `AWS_ENDPOINT_URL` reaches it, requests are
-//! signed with the environment's credentials, and each service the functions call answers.
+//! aws-config's default chains) against moto: it is what the loader makes of the same
+//! environment, `AWS_ENDPOINT_URL` reaches moto, and each service the functions call answers
+//! (moto does not check signatures: the credentials are compared with the loader's instead).
 //! Development builds (the functions under `cargo lambda watch`) use the default chains, so
 //! this is where the production configuration meets the local stack.
 
+use aws_credential_types::provider::ProvideCredentials;
 use switchboard::config::Env;
 use switchboard::secrets::SecretError;
 
@@ -68,4 +70,37 @@ async fn the_functions_services_answer_through_the_lambda_configuration() {
         .send()
         .await
         .expect("Secrets Manager answers");
+}
+
+/// What the functions build by hand is what aws-config's loader (the tests' `setup::aws`, with
+/// its default chains) makes of the same environment: a loader upgrade that changes a default
+/// shows here.
+#[tokio::test]
+async fn the_lambda_configuration_is_the_loaders_for_the_same_environment() {
+    let lambda = lambda_aws();
+    let loader = switchboard::setup::aws().await.unwrap();
+    assert_eq!(lambda.region(), loader.region());
+    assert_eq!(lambda.endpoint_url(), loader.endpoint_url());
+    let debug = |v: &dyn std::fmt::Debug| format!("{v:?}");
+    assert_eq!(debug(&lambda.retry_config()), debug(&loader.retry_config()));
+    assert_eq!(
+        debug(&lambda.timeout_config()),
+        debug(&loader.timeout_config())
+    );
+    assert_eq!(lambda.use_fips(), loader.use_fips());
+    assert_eq!(lambda.use_dual_stack(), loader.use_dual_stack());
+    assert_eq!(lambda.app_name(), loader.app_name());
+    assert_eq!(
+        debug(&lambda.stalled_stream_protection()),
+        debug(&loader.stalled_stream_protection())
+    );
+    assert_eq!(lambda.behavior_version(), loader.behavior_version());
+    let credentials = |c: &aws_config::SdkConfig| {
+        let provider = c.credentials_provider().expect("credentials");
+        async move { provider.provide_credentials().await.expect("resolved") }
+    };
+    let (mine, theirs) = (credentials(&lambda).await, credentials(&loader).await);
+    assert_eq!(mine.access_key_id(), theirs.access_key_id());
+    assert_eq!(mine.secret_access_key(), theirs.secret_access_key());
+    assert_eq!(mine.session_token(), theirs.session_token());
 }

@@ -137,6 +137,16 @@ impl Default for ChatSettings {
     }
 }
 
+/// An environment of exactly these variables, for tests of what reads one.
+#[cfg(test)]
+pub(crate) fn test_env(vars: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Env(move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,14 +159,7 @@ mod tests {
         assert!(e.starts_with("cannot read"), "{e}");
     }
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        Env(move |k: &str| {
-            pairs
-                .iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| v.to_string())
-        })
-    }
+    use super::test_env as env;
 
     #[test]
     fn missing_table_is_named() {

@@ -27,8 +27,9 @@ use crate::webhook::{config as webhook_config, WebhookService, WebhookSettings};
 /// at moto; in AWS it is unset and the regional endpoints are used.
 ///
 /// The Lambda binaries (built without `aws-default-chain`) read it from the environment Lambda
-/// gives them (`lambda_aws`); development, the tests and the tools keep aws-config's default
-/// chains (profiles, IMDS, ...), which work anywhere.
+/// gives them (`lambda_aws`), as do the benchmark tools dev/bench builds the same way;
+/// development builds, the tests and the CLI keep aws-config's default chains (profiles,
+/// IMDS, ...), which work anywhere.
 pub async fn aws() -> Result<aws_config::SdkConfig, ConfigError> {
     #[cfg(feature = "aws-default-chain")]
     {
@@ -66,8 +67,8 @@ const SDK_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_milli
 /// the loader links them whatever it is given. Not read here, unlike the loader:
 /// `AWS_PROFILE` and the files it names, `AWS_MAX_ATTEMPTS` / `AWS_RETRY_MODE`,
 /// `AWS_USE_FIPS_ENDPOINT` / `AWS_USE_DUALSTACK_ENDPOINT`, service-specific
-/// `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_SDK_UA_APP_ID` and the checksum and account-id endpoint
-/// settings; template.yaml sets none of them.
+/// `AWS_ENDPOINT_URL_<SERVICE>`, `AWS_SDK_UA_APP_ID`, the checksum and account-id endpoint
+/// settings, and every other `AWS_*` setting the loader knows; template.yaml sets none of them.
 pub fn lambda_aws<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
 ) -> Result<aws_config::SdkConfig, ConfigError> {
@@ -98,8 +99,9 @@ pub fn lambda_aws<F: Fn(&str) -> Option<String>>(
 }
 
 /// The execution role's credentials as Lambda gives them: in the environment, for the life of
-/// the execution environment. Read as aws-config's environment provider reads them (blank
-/// values are absent), once: they do not change while the process runs.
+/// the execution environment. Read once (a blank value is absent): they do not change while the
+/// process runs. The SDK's own environment provider gives the same keys, under another provider
+/// name and with a user-agent note of where they came from, which these requests do not carry.
 ///
 /// Without them, a container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI` or
 /// `_RELATIVE_URI`), as aws-config's default chain would try next: where Lambda serves the
@@ -115,13 +117,11 @@ fn lambda_credentials<F: Fn(&str) -> Option<String>>(
                 .optional("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
                 .is_some()
         {
-            let sleep = aws_smithy_async::rt::sleep::default_async_sleep()
-                .expect("aws-smithy-async's rt-tokio is enabled");
             // The provider reads the process environment itself (the URI, its token or token
             // file), as the default chain's does.
             let provider = aws_config::provider_config::ProviderConfig::empty()
                 .with_http_client(crate::aws_http::ReqwestHttpClient::shared())
-                .with_sleep_impl(sleep);
+                .with_sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new());
             return Ok(SharedCredentialsProvider::new(
                 aws_config::ecs::EcsCredentialsProvider::builder()
                     .configure(&provider)
@@ -190,8 +190,8 @@ const ORDERS: [Op; 2] = [Op::OrdersGetStatus, Op::OrdersListByCustomer];
 /// The bot bundle is parsed (~5.5 ms of CPU for four languages, release) on a thread of its own
 /// while the JWT verifier, the AWS SDK and the connectors are set up, and `dialogue` then finds
 /// it ready or waits for the rest of it: `SWITCHBOARD_BOT`'s directory (as deployed: the
-/// BotLayer) read and parsed by a `BundleLoad`, its flows checked against the connectors once
-/// they are known; else the compiled-in bundle (`Bot::try_embedded` is built once, whichever
+/// BotLayer) read, parsed and (when it allows built-in operations only) checked by a
+/// `BundleLoad`, otherwise its flows checked against the connectors once they are known; else the compiled-in bundle (`Bot::try_embedded` is built once, whichever
 /// thread gets there first).
 fn prepare_bundle<F: Fn(&str) -> Option<String>>(env: &Env<F>) -> Option<BundleLoad> {
     let dir = env.optional(crate::bot::bundle::BOT_ENV);
@@ -473,14 +473,7 @@ mod tests {
     use super::*;
     use aws_credential_types::provider::ProvideCredentials;
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> Env<impl Fn(&str) -> Option<String>> {
-        Env(move |k: &str| {
-            pairs
-                .iter()
-                .find(|(name, _)| *name == k)
-                .map(|(_, v)| v.to_string())
-        })
-    }
+    use crate::config::test_env as env;
 
     const LAMBDA: &[(&str, &str)] = &[
         ("AWS_REGION", "eu-central-1"),

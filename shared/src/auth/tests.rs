@@ -454,13 +454,7 @@ async fn the_default_tenant_is_opt_in_by_configuration() {
     }
 }
 
-fn env(vars: &[(&str, &str)]) -> Env<impl Fn(&str) -> Option<String>> {
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Env(move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
-}
+use crate::config::test_env as env;
 
 #[tokio::test]
 async fn configuration_from_the_environment() {

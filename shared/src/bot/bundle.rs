@@ -1400,6 +1400,48 @@ mod tests {
         );
     }
 
+    /// A bundle whose flows call a company's own operations is checked once the function's
+    /// connectors are known (`finish`), as `load_with` checks it.
+    #[test]
+    fn a_bundle_calling_its_own_operations_is_checked_with_the_functions() {
+        let own = Bot::load(Path::new(SUBSCRIPTIONS)).unwrap().declared;
+        let ahead = crate::bot::bundle_load::BundleLoad::start(SUBSCRIPTIONS)
+            .finish(&own)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let plain = Bot::load_with(Path::new(SUBSCRIPTIONS), &own).unwrap();
+        assert_eq!(ahead.declared, own);
+        assert_eq!(ahead.operations, plain.operations);
+        assert_eq!(ahead.intents, plain.intents);
+        assert_eq!(
+            ahead.flows.keys().collect::<Vec<_>>(),
+            plain.flows.keys().collect::<Vec<_>>()
+        );
+        for lang in &plain.languages {
+            assert_eq!(ahead.model(lang), plain.model(lang), "{lang}");
+        }
+    }
+
+    #[test]
+    fn the_outline_says_whether_a_bundle_allows_only_built_in_operations() {
+        let outline = |dir: &str| {
+            let files = read_files(Path::new(dir), |p| std::fs::read(p).map(Cow::Owned)).unwrap();
+            outline_of(dir, &files)
+        };
+        let shop = outline(DIR);
+        assert_eq!(shop.languages, ["en", "es", "fr", "de"]);
+        assert!(shop.built_in_operations);
+        let subscriptions = outline(SUBSCRIPTIONS);
+        assert_eq!(subscriptions.languages, ["en"]);
+        assert!(!subscriptions.built_in_operations);
+
+        let broken = copy();
+        std::fs::write(broken.join("bot.toml"), b"languages = [").unwrap();
+        let outline = outline(&broken.display().to_string());
+        assert!(outline.languages.is_empty());
+        assert!(!outline.built_in_operations);
+        std::fs::remove_dir_all(broken).unwrap();
+    }
+
     const SUBSCRIPTIONS: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../examples/bots/subscriptions"

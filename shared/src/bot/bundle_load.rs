@@ -64,6 +64,8 @@ impl BundleLoad {
                 bot.declared = declared.clone();
                 Ok(bot)
             }
+            // Checked against no operations of a company's own: what `load_with` says then.
+            Read::Checked(_, Err(e)) if declared.is_empty() => Err(e),
             Read::Checked(files, Err(_)) => Bot::from_files(&root, &files, Some(declared), None),
         }
         .map(Arc::new)

@@ -282,6 +282,22 @@ pub fn peak_rss_bytes(pid: Option<u32>) -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// The own time (`elapsed_us - io_us`) of the first `chat request` line the function wrote to
+/// `log` after byte `from`: this run's first request.
+pub fn own_time_logged(log: &std::path::Path, from: u64) -> Option<Duration> {
+    let text = std::fs::read(log).ok()?;
+    let text = String::from_utf8_lossy(text.get(from as usize..)?);
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| line["fields"]["message"] == "chat request")
+        .and_then(|line| {
+            let field = |name: &str| line["fields"][name].as_u64();
+            Some(Duration::from_micros(
+                field("elapsed_us")?.saturating_sub(field("io_us")?),
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,5 +310,31 @@ mod tests {
         let one = Stats::of(&[Duration::from_micros(7)]);
         assert_eq!((one.p50_us, one.p99_us), (7.0, 7.0));
         assert!(Stats::of(&[]).p50_us.is_nan());
+    }
+
+    #[test]
+    fn the_first_requests_own_time_is_read_from_what_this_run_logged() {
+        let log = std::env::temp_dir().join(format!("coldstart-{}.log", ulid::Ulid::new()));
+        let line = |elapsed: u64, io: u64| {
+            format!(
+                "{{\"level\":\"INFO\",\"fields\":{{\"message\":\"chat request\",\"elapsed_us\":{elapsed},\"io_us\":{io}}}}}\n"
+            )
+        };
+        let earlier = line(9_000, 1_000);
+        let text = format!(
+            "{earlier}not JSON\n{{\"fields\":{{\"message\":\"chat function ready\"}}}}\n{}{}",
+            line(35_355, 34_336),
+            line(5_000, 1_000)
+        );
+        std::fs::write(&log, &text).unwrap();
+        // An earlier run's line is skipped; this run's first one counts.
+        assert_eq!(
+            own_time_logged(&log, earlier.len() as u64),
+            Some(Duration::from_micros(1_019))
+        );
+        assert_eq!(own_time_logged(&log, 0), Some(Duration::from_micros(8_000)));
+        assert_eq!(own_time_logged(&log, text.len() as u64), None);
+        assert_eq!(own_time_logged(&log, text.len() as u64 + 10), None);
+        std::fs::remove_file(&log).unwrap();
     }
 }

@@ -20,7 +20,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use switchboard_bench::{env, machine, write_json, Args, Stats, Us};
+use switchboard_bench::{env, machine, own_time_logged, write_json, Args, Stats, Us};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, Notify};
 
@@ -231,22 +231,6 @@ async fn run_once(
     result.map_err(|e| format!("{e} (pid {pid:?})"))
 }
 
-/// The own time (`elapsed_us - io_us`) of the first `chat request` line the function wrote to
-/// `log` after byte `from`: this run's first request.
-fn own_time_logged(log: &std::path::Path, from: u64) -> Option<Duration> {
-    let text = std::fs::read(log).ok()?;
-    let text = String::from_utf8_lossy(text.get(from as usize..)?);
-    text.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .find(|line| line["fields"]["message"] == "chat request")
-        .and_then(|line| {
-            let field = |name: &str| line["fields"][name].as_u64();
-            Some(Duration::from_micros(
-                field("elapsed_us")?.saturating_sub(field("io_us")?),
-            ))
-        })
-}
-
 fn main() {
     if let Err(e) = real_main() {
         eprintln!("coldstart: {e}");
@@ -392,35 +376,4 @@ fn real_main() -> Result<(), String> {
             }),
         )
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_first_requests_own_time_is_read_from_what_this_run_logged() {
-        let log = std::env::temp_dir().join(format!("coldstart-{}.log", ulid::Ulid::new()));
-        let line = |elapsed: u64, io: u64| {
-            format!(
-                "{{\"level\":\"INFO\",\"fields\":{{\"message\":\"chat request\",\"elapsed_us\":{elapsed},\"io_us\":{io}}}}}\n"
-            )
-        };
-        let earlier = line(9_000, 1_000);
-        let text = format!(
-            "{earlier}not JSON\n{{\"fields\":{{\"message\":\"chat function ready\"}}}}\n{}{}",
-            line(35_355, 34_336),
-            line(5_000, 1_000)
-        );
-        std::fs::write(&log, &text).unwrap();
-        // An earlier run's line is skipped; this run's first one counts.
-        assert_eq!(
-            own_time_logged(&log, earlier.len() as u64),
-            Some(Duration::from_micros(1_019))
-        );
-        assert_eq!(own_time_logged(&log, 0), Some(Duration::from_micros(8_000)));
-        assert_eq!(own_time_logged(&log, text.len() as u64), None);
-        assert_eq!(own_time_logged(&log, text.len() as u64 + 10), None);
-        std::fs::remove_file(&log).unwrap();
-    }
 }
