@@ -509,8 +509,13 @@ tests['history paging follows next_after, not the message count'] = async (ctx) 
   });
   await page.reload({ waitUntil: 'load' });
   await until(page, 'the message past the notes', (ms) => ms.some((m) => m.seq === 101));
-  assert.deepEqual(asked.slice(0, 2).map((a) => a.after), [0, 100]);
-  assert.ok(asked[1].at - asked[0].at < 700, `the next page read at once (${asked[1].at - asked[0].at} ms), not at the next poll`);
+  // The page read before the reload may still be polling from 0 as it goes (a busy machine):
+  // what counts is that a read from 0 is followed at once by one from next_after, never by
+  // another from the count of messages shown (0).
+  const next = asked.findIndex((a) => a.after === 100);
+  assert.ok(next > 0, `a read from next_after (asked: ${JSON.stringify(asked.map((a) => a.after))})`);
+  assert.equal(asked[next - 1].after, 0);
+  assert.ok(asked[next].at - asked[next - 1].at < 700, `the next page read at once (${asked[next].at - asked[next - 1].at} ms), not at the next poll`);
 };
 
 // The runner's single-entry form: every test above in order.
