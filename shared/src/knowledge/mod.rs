@@ -11,3 +11,4 @@
 
 pub mod chunk;
 pub mod source;
+pub mod tokens;
