@@ -1,0 +1,580 @@
+//! The search index: Okapi BM25 over a language's passages, and `knowledge.bin`, the file
+//! `switchboard train` will write it to (docs/design/ai-layer-plan.md §2.5).
+//!
+//! BM25 because it needs nothing a bundle does not have (no model, no vectors), is
+//! deterministic, and says how well a passage matches in a number two thresholds can judge
+//! (`supported`): a grounded answer needs a passage that is about the question, and "I don't
+//! know" is the answer when none is.
+//!
+//! The file is `SBKB1\0`, the body's length (u32, little-endian), then the body as JSON. JSON
+//! so it can be read with `jq`; maps are `BTreeMap`s and the build sorts its input, so the
+//! same sources give the same bytes on every machine (`train --check` compares them).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::chunk::Chunk;
+pub use super::tokens::TOKENIZER_VERSION;
+
+/// Okapi BM25's term-frequency saturation.
+pub const K1: f32 = 1.2;
+/// Okapi BM25's length normalisation.
+pub const B: f32 = 0.75;
+/// How many times a heading's tokens count: a passage under "Return shipping" is about
+/// return shipping more than one that mentions it once.
+pub const HEADING_WEIGHT: u16 = 2;
+
+/// The file's first bytes.
+pub const MAGIC: &[u8; 6] = b"SBKB1\0";
+const HEADER: usize = MAGIC.len() + 4;
+
+/// What `knowledge.bin` holds: every language's index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexFile {
+    /// The `TOKENIZER_VERSION` it was built with.
+    pub tokenizer: u32,
+    /// Over the sources it was built from, so `switchboard check` can tell it is stale.
+    pub sources_sha256: String,
+    pub languages: BTreeMap<String, Index>,
+}
+
+/// A document passages come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Doc {
+    /// The path under `knowledge/<lang>/` without extension ("returns", "help/shipping").
+    pub id: String,
+    pub title: String,
+    pub url: Option<String>,
+}
+
+/// A passage as the index keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passage {
+    /// `<doc id>#<ordinal>`.
+    pub id: String,
+    /// Index into `Index::docs`.
+    pub doc: u32,
+    pub heading: String,
+    pub text: String,
+    /// Its length in tokens, heading tokens counted `HEADING_WEIGHT` times.
+    pub len: u32,
+}
+
+/// One language's index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    pub docs: Vec<Doc>,
+    pub passages: Vec<Passage>,
+    /// The passages' mean `len`.
+    pub avg_len: f32,
+    /// Token → (passage index, term frequency), passages in ascending order.
+    pub terms: BTreeMap<String, Vec<(u32, u16)>>,
+}
+
+/// A passage with its heading's and its text's tokens (`tokens::tokenize` of each), as
+/// `Index::build` takes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tokenized {
+    pub chunk: Chunk,
+    pub heading: Vec<String>,
+    pub text: Vec<String>,
+}
+
+/// A passage that matched a query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit<'a> {
+    pub passage: &'a Passage,
+    /// BM25 score.
+    pub score: f32,
+    /// `score` over the best a passage could score for this query (Σ idf·(k1 + 1) over its
+    /// distinct tokens): comparable across queries, in [0, 1).
+    pub relevance: f32,
+    /// The share of the query's distinct tokens the passage holds.
+    pub coverage: f32,
+    /// How many distinct tokens the query had.
+    pub terms: usize,
+}
+
+/// Whether a hit is good enough to answer from: relevant enough, and holding enough of what
+/// was asked. A query of one or two tokens needs all of them (half of two is one word, and
+/// "return" alone matches "return a gift card" to "return shipping").
+pub fn supported(hit: &Hit<'_>, min_relevance: f32, min_coverage: f32) -> bool {
+    let min_coverage = if hit.terms <= 2 { 1.0 } else { min_coverage };
+    hit.relevance >= min_relevance && hit.coverage >= min_coverage
+}
+
+impl Index {
+    /// The index of a language's documents, each with its passages and their tokens.
+    /// Documents are taken in the
+    /// order given; the caller sorts them (by id) for bytes that do not depend on a
+    /// directory listing's order.
+    pub fn build(docs: Vec<(Doc, Vec<Tokenized>)>) -> Index {
+        let mut index = Index {
+            docs: Vec::with_capacity(docs.len()),
+            passages: Vec::new(),
+            avg_len: 0.0,
+            terms: BTreeMap::new(),
+        };
+        let mut total: u64 = 0;
+        for (doc, chunks) in docs {
+            let d = index.docs.len() as u32;
+            index.docs.push(doc);
+            for Tokenized {
+                chunk,
+                heading: heading_tokens,
+                text: text_tokens,
+            } in chunks
+            {
+                let p = index.passages.len() as u32;
+                let mut tf: BTreeMap<&str, u16> = BTreeMap::new();
+                for t in &heading_tokens {
+                    let n = tf.entry(t).or_insert(0);
+                    *n = n.saturating_add(HEADING_WEIGHT);
+                }
+                for t in &text_tokens {
+                    let n = tf.entry(t).or_insert(0);
+                    *n = n.saturating_add(1);
+                }
+                let len = heading_tokens.len() * usize::from(HEADING_WEIGHT) + text_tokens.len();
+                let len = u32::try_from(len).unwrap_or(u32::MAX);
+                total += u64::from(len);
+                for (t, n) in tf {
+                    index.terms.entry(t.to_string()).or_default().push((p, n));
+                }
+                index.passages.push(Passage {
+                    id: chunk.id,
+                    doc: d,
+                    heading: chunk.heading,
+                    text: chunk.text,
+                    len,
+                });
+            }
+        }
+        if !index.passages.is_empty() {
+            index.avg_len = (total as f64 / index.passages.len() as f64) as f32;
+        }
+        index
+    }
+
+    /// The document a passage is from.
+    pub fn doc(&self, passage: &Passage) -> Option<&Doc> {
+        self.docs.get(passage.doc as usize)
+    }
+
+    /// idf = ln(1 + (N − df + 0.5) / (df + 0.5)): positive even for a token in every
+    /// passage, largest for one in none (which counts against a query's relevance).
+    fn idf(&self, df: usize) -> f32 {
+        let n = self.passages.len() as f32;
+        let df = df as f32;
+        (1.0 + (n - df + 0.5) / (df + 0.5)).ln()
+    }
+
+    /// The best `top_k` passages for a query's tokens (`tokens::tokenize`), best first; a
+    /// passage that holds none of them is not a hit. Repeated tokens count once.
+    pub fn search(&self, query_tokens: &[String], top_k: usize) -> Vec<Hit<'_>> {
+        let distinct: BTreeSet<&str> = query_tokens.iter().map(String::as_str).collect();
+        if distinct.is_empty() || self.passages.is_empty() || top_k == 0 {
+            return Vec::new();
+        }
+        let avg_len = if self.avg_len > 0.0 {
+            self.avg_len
+        } else {
+            1.0
+        };
+        let mut best_possible = 0.0f32;
+        // Passage index → (score, tokens matched).
+        let mut scores: BTreeMap<u32, (f32, usize)> = BTreeMap::new();
+        for t in &distinct {
+            let postings = self.terms.get(*t).map(Vec::as_slice).unwrap_or(&[]);
+            let idf = self.idf(postings.len());
+            best_possible += idf * (K1 + 1.0);
+            for &(p, tf) in postings {
+                let Some(passage) = self.passages.get(p as usize) else {
+                    continue;
+                };
+                let tf = f32::from(tf);
+                let norm = 1.0 - B + B * passage.len as f32 / avg_len;
+                let s = idf * tf * (K1 + 1.0) / (tf + K1 * norm);
+                let e = scores.entry(p).or_insert((0.0, 0));
+                e.0 += s;
+                e.1 += 1;
+            }
+        }
+        let mut hits: Vec<(u32, f32, usize)> =
+            scores.into_iter().map(|(p, (s, m))| (p, s, m)).collect();
+        // Best first; equal scores in passage order, so results never depend on a hash.
+        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        hits.truncate(top_k);
+        hits.into_iter()
+            .filter_map(|(p, score, matched)| {
+                Some(Hit {
+                    passage: self.passages.get(p as usize)?,
+                    score,
+                    relevance: if best_possible > 0.0 {
+                        score / best_possible
+                    } else {
+                        0.0
+                    },
+                    coverage: matched as f32 / distinct.len() as f32,
+                    terms: distinct.len(),
+                })
+            })
+            .collect()
+    }
+
+    /// Whether every reference inside holds: a file that parses as JSON but points outside
+    /// its own lists is refused at load, so searching it cannot go wrong later.
+    fn check(&self, language: &str) -> Result<(), FormatError> {
+        let bad = |what: String| FormatError::Inconsistent(format!("{language}: {what}"));
+        for p in &self.passages {
+            if p.doc as usize >= self.docs.len() {
+                return Err(bad(format!("passage {} names document {}", p.id, p.doc)));
+            }
+        }
+        if !self.avg_len.is_finite() || self.avg_len < 0.0 {
+            return Err(bad("average length is not a length".to_string()));
+        }
+        for (t, postings) in &self.terms {
+            if let Some(&(p, _)) = postings
+                .iter()
+                .find(|(p, _)| *p as usize >= self.passages.len())
+            {
+                return Err(bad(format!("term {t:?} names passage {p}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why bytes are not a knowledge index.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FormatError {
+    #[error("not a knowledge index: {0} bytes, shorter than its 10-byte header")]
+    TooShort(usize),
+    #[error("not a knowledge index: it does not begin with SBKB1")]
+    Magic,
+    #[error("knowledge index: the header says {declared} bytes of body, the file has {actual}")]
+    Length { declared: u64, actual: u64 },
+    #[error("knowledge index: the body is not the index's JSON: {0}")]
+    Json(String),
+    #[error(
+        "knowledge index built by tokenizer {found}, this build reads {expected}: train again"
+    )]
+    Tokenizer { found: u32, expected: u32 },
+    #[error("knowledge index is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+impl IndexFile {
+    /// The file's bytes: header then JSON. The same index always gives the same bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let body = serde_json::to_vec(self)
+            .expect("an index serialises: strings, numbers and maps with string keys");
+        let len = u32::try_from(body.len()).expect("an index under 4 GiB");
+        let mut out = Vec::with_capacity(HEADER + body.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Reads a file's bytes, refusing anything that is not a whole, consistent index of this
+    /// tokenizer's version. Never panics, whatever the bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<IndexFile, FormatError> {
+        if bytes.len() < HEADER {
+            return Err(FormatError::TooShort(bytes.len()));
+        }
+        if &bytes[..MAGIC.len()] != MAGIC {
+            return Err(FormatError::Magic);
+        }
+        let mut len = [0u8; 4];
+        len.copy_from_slice(&bytes[MAGIC.len()..HEADER]);
+        let declared = u64::from(u32::from_le_bytes(len));
+        let body = &bytes[HEADER..];
+        if declared != body.len() as u64 {
+            return Err(FormatError::Length {
+                declared,
+                actual: body.len() as u64,
+            });
+        }
+        let file: IndexFile =
+            serde_json::from_slice(body).map_err(|e| FormatError::Json(e.to_string()))?;
+        if file.tokenizer != TOKENIZER_VERSION {
+            return Err(FormatError::Tokenizer {
+                found: file.tokenizer,
+                expected: TOKENIZER_VERSION,
+            });
+        }
+        for (language, index) in &file.languages {
+            index.check(language)?;
+        }
+        Ok(file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bot::words::{default_words, Words};
+    use crate::knowledge::{build_index, search};
+
+    fn en() -> Words {
+        default_words("en").unwrap().unwrap()
+    }
+
+    /// A made-up lamp shop's help pages.
+    fn corpus() -> Vec<(String, String)> {
+        [
+            (
+                "returns",
+                "+++\ntitle = \"Returns\"\nurl = \"https://lanterns.example/returns\"\n+++\n\
+                 # Returns\n\n\
+                 ## Returning a lamp\n\
+                 Unused lamps can be returned within 45 days of delivery for a refund to the card you paid with.\n\n\
+                 ## Return postage\n\
+                 We pay the postage when a lamp arrives broken; otherwise a label costs 6 euros.\n",
+            ),
+            (
+                "shipping",
+                "# Shipping\n\n\
+                 ## Delivery times\n\
+                 Orders leave the workshop in two working days and arrive within a week.\n\n\
+                 ## Abroad\n\
+                 We ship to most of Europe; customs fees are paid by the customer.\n",
+            ),
+            (
+                "care",
+                "# Looking after brass\n\n\
+                 Wipe brass with a dry cloth. Never polish lacquered shades.\n",
+            ),
+            (
+                "gift-cards",
+                "# Gift cards\n\nGift cards never expire and can be spent on anything in the shop.\n",
+            ),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+    }
+
+    fn file(index: Index) -> IndexFile {
+        IndexFile {
+            tokenizer: TOKENIZER_VERSION,
+            sources_sha256: "0".repeat(64),
+            languages: BTreeMap::from([("en".to_string(), index)]),
+        }
+    }
+
+    fn ids(hits: &[Hit<'_>]) -> Vec<String> {
+        hits.iter().map(|h| h.passage.id.clone()).collect()
+    }
+
+    #[test]
+    fn a_returns_question_finds_the_returns_passage() {
+        let words = en();
+        let index = build_index(&words, &corpus(), 60).unwrap();
+        let hits = search(
+            &index,
+            &words,
+            "How many days do I have to return a lamp?",
+            3,
+        );
+        assert_eq!(hits[0].passage.id, "returns#1", "{hits:#?}");
+        assert_eq!(hits[0].passage.heading, "Returns › Returning a lamp");
+        // "how" and "many" are in no passage and no stop list (a words file's own retrieval
+        // stop words are for later), so this one ranks but does not clear the gate.
+        let hits = search(&index, &words, "Can I return my lamp within 45 days?", 3);
+        assert_eq!(hits[0].passage.id, "returns#1", "{hits:#?}");
+        assert_eq!(hits[0].coverage, 1.0);
+        assert!(supported(&hits[0], 0.3, 0.5), "{hits:#?}");
+        assert_eq!(
+            index.doc(hits[0].passage).unwrap().url.as_deref(),
+            Some("https://lanterns.example/returns")
+        );
+        // Scores descend; relevance and coverage are shares.
+        for w in hits.windows(2) {
+            assert!(w[0].score >= w[1].score);
+        }
+        for h in &hits {
+            assert!(h.relevance > 0.0 && h.relevance < 1.0, "{h:?}");
+            assert!(h.coverage > 0.0 && h.coverage <= 1.0, "{h:?}");
+        }
+
+        let hits = search(&index, &words, "Do you ship to Europe?", 3);
+        assert_eq!(hits[0].passage.id, "shipping#2");
+        assert!(supported(&hits[0], 0.3, 0.5), "{hits:#?}");
+    }
+
+    #[test]
+    fn an_unrelated_question_is_not_supported() {
+        let words = en();
+        let index = build_index(&words, &corpus(), 60).unwrap();
+        for question in [
+            "Can I pay with crypto?",
+            "What is your phone number for the press office?",
+            "Is the workshop hiring carpenters?",
+        ] {
+            let hits = search(&index, &words, question, 3);
+            assert!(
+                hits.iter().all(|h| !supported(h, 0.3, 0.5)),
+                "{question}: {hits:#?}"
+            );
+        }
+        // Nothing but stop words: nothing to search for.
+        assert!(search(&index, &words, "what about it?", 3).is_empty());
+        assert!(search(&index, &words, "lamp", 0).is_empty());
+    }
+
+    #[test]
+    fn heading_tokens_count_twice() {
+        let words = en();
+        let index = build_index(&words, &corpus(), 60).unwrap();
+        let p = &index.passages[0];
+        assert_eq!(p.id, "care#1");
+        let brass = &index.terms["brass"];
+        // Once in the heading (twice over), once in the text.
+        assert_eq!(brass, &vec![(0, 3)]);
+    }
+
+    #[test]
+    fn a_short_query_needs_all_its_tokens() {
+        let passage = Passage {
+            id: "x#1".into(),
+            doc: 0,
+            heading: String::new(),
+            text: String::new(),
+            len: 1,
+        };
+        let hit = |terms, coverage| Hit {
+            passage: &passage,
+            score: 1.0,
+            relevance: 0.9,
+            coverage,
+            terms,
+        };
+        assert!(!supported(&hit(2, 0.5), 0.3, 0.5));
+        assert!(supported(&hit(2, 1.0), 0.3, 0.5));
+        assert!(supported(&hit(4, 0.5), 0.3, 0.5));
+        assert!(!supported(&hit(4, 0.25), 0.3, 0.5));
+    }
+
+    #[test]
+    fn the_same_sources_give_the_same_bytes() {
+        let words = en();
+        let a = file(build_index(&words, &corpus(), 60).unwrap()).to_bytes();
+        let mut shuffled = corpus();
+        shuffled.reverse();
+        let b = file(build_index(&words, &shuffled, 60).unwrap()).to_bytes();
+        assert_eq!(a, b);
+        assert_eq!(&a[..6], b"SBKB1\0");
+        assert_eq!(
+            u32::from_le_bytes(a[6..10].try_into().unwrap()) as usize,
+            a.len() - 10
+        );
+    }
+
+    #[test]
+    fn bytes_round_trip_to_the_same_results() {
+        let words = en();
+        let built = file(build_index(&words, &corpus(), 60).unwrap());
+        let bytes = built.to_bytes();
+        let read = IndexFile::from_bytes(&bytes).unwrap();
+        assert_eq!(read.to_bytes(), bytes);
+        let (before, after) = (&built.languages["en"], &read.languages["en"]);
+        for q in [
+            "return a lamp",
+            "customs fees abroad",
+            "brass cloth",
+            "crypto",
+        ] {
+            let a = search(before, &words, q, 5);
+            let b = search(after, &words, q, 5);
+            assert_eq!(ids(&a), ids(&b), "{q}");
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x.score - y.score).abs() < 1e-4, "{q}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_bytes_are_errors() {
+        let good = file(build_index(&en(), &corpus(), 60).unwrap()).to_bytes();
+        assert_eq!(IndexFile::from_bytes(b""), Err(FormatError::TooShort(0)));
+        assert_eq!(
+            IndexFile::from_bytes(b"SBKB2\0\0\0\0\0{}"),
+            Err(FormatError::Magic)
+        );
+        assert!(matches!(
+            IndexFile::from_bytes(&good[..good.len() - 1]),
+            Err(FormatError::Length { .. })
+        ));
+        let mut longer = good.clone();
+        longer.push(b' ');
+        assert!(matches!(
+            IndexFile::from_bytes(&longer),
+            Err(FormatError::Length { .. })
+        ));
+        let body = b"{not json";
+        let mut bad = MAGIC.to_vec();
+        bad.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        bad.extend_from_slice(body);
+        assert!(matches!(
+            IndexFile::from_bytes(&bad),
+            Err(FormatError::Json(_))
+        ));
+
+        // Well-formed JSON that points outside its own lists, or of another tokenizer.
+        let mut f = file(build_index(&en(), &corpus(), 60).unwrap());
+        f.languages
+            .get_mut("en")
+            .unwrap()
+            .terms
+            .insert("ghost".into(), vec![(999, 1)]);
+        assert!(matches!(
+            IndexFile::from_bytes(&f.to_bytes()),
+            Err(FormatError::Inconsistent(_))
+        ));
+        let mut f = file(build_index(&en(), &corpus(), 60).unwrap());
+        f.languages.get_mut("en").unwrap().passages[0].doc = 99;
+        assert!(matches!(
+            IndexFile::from_bytes(&f.to_bytes()),
+            Err(FormatError::Inconsistent(_))
+        ));
+        let mut f = file(build_index(&en(), &corpus(), 60).unwrap());
+        f.tokenizer = TOKENIZER_VERSION + 1;
+        assert!(matches!(
+            IndexFile::from_bytes(&f.to_bytes()),
+            Err(FormatError::Tokenizer { .. })
+        ));
+    }
+
+    #[test]
+    fn no_input_panics() {
+        let good = file(build_index(&en(), &corpus(), 60).unwrap()).to_bytes();
+        // Every truncation, and every prefix given a header that matches its length.
+        for n in 0..good.len() {
+            assert!(IndexFile::from_bytes(&good[..n]).is_err());
+            if n >= 10 {
+                let mut b = good[..n].to_vec();
+                b[6..10].copy_from_slice(&((n - 10) as u32).to_le_bytes());
+                let _ = IndexFile::from_bytes(&b);
+            }
+        }
+        // Single flipped bytes and random inputs, with and without a valid header.
+        let mut rng = fastrand::Rng::with_seed(25);
+        for _ in 0..2000 {
+            let mut b = good.clone();
+            let i = rng.usize(..b.len());
+            b[i] = rng.u8(..);
+            let _ = IndexFile::from_bytes(&b);
+            let len = rng.usize(..64);
+            let mut r: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            let _ = IndexFile::from_bytes(&r);
+            let mut framed = MAGIC.to_vec();
+            framed.extend_from_slice(&(r.len() as u32).to_le_bytes());
+            framed.append(&mut r);
+            assert!(IndexFile::from_bytes(&framed).is_err());
+        }
+    }
+}
