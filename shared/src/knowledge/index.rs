@@ -11,11 +11,14 @@
 //! same sources give the same bytes on every machine (`train --check` compares them).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::chunk::Chunk;
 pub use super::tokens::TOKENIZER_VERSION;
+use crate::bot::words::Words;
 
 /// Okapi BM25's term-frequency saturation.
 pub const K1: f32 = 1.2;
@@ -313,10 +316,119 @@ impl IndexFile {
     }
 }
 
+/// The passage length `switchboard train` cuts at unless `[knowledge] max_passage_words`
+/// says otherwise (the plan's default; the setting is not read yet).
+pub const DEFAULT_MAX_PASSAGE_WORDS: usize = 120;
+
+/// `knowledge.bin` for the bundle in `dir`: every `knowledge/<lang>/**.md|txt`, read with
+/// `words/<lang>.toml`. `None` when the bundle has no `knowledge/` directory. The bytes are a
+/// function of the sources, the words files and `TOKENIZER_VERSION` alone (files are taken in
+/// sorted order), so `train --check` can compare them. The error names the file.
+pub fn build_bundle_index(dir: &Path, max_words: usize) -> Result<Option<Vec<u8>>, String> {
+    let root = dir.join("knowledge");
+    if !root.is_dir() {
+        return Ok(None);
+    }
+    let mut hashed: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut languages = BTreeMap::new();
+    for entry in sorted_entries(&root)? {
+        let language = file_name(&entry)?;
+        if !entry.is_dir() {
+            return Err(format!(
+                "{}: not in a language's directory (knowledge/<lang>/)",
+                entry.display()
+            ));
+        }
+        let words_rel = format!("words/{language}.toml");
+        let words_path = dir.join(&words_rel);
+        let words_bytes = std::fs::read(&words_path).map_err(|e| {
+            format!(
+                "{}: {e} (knowledge/{language}/ needs it)",
+                words_path.display()
+            )
+        })?;
+        let words_text = std::str::from_utf8(&words_bytes)
+            .map_err(|_| format!("{}: not UTF-8 text", words_path.display()))?;
+        let words = Words::parse(&words_path.display().to_string(), &language, words_text)
+            .map_err(|e| e.to_string())?;
+        hashed.push((words_rel, words_bytes.clone()));
+
+        let mut files = Vec::new();
+        collect_documents(&entry, "", &mut files)?;
+        let mut documents = Vec::with_capacity(files.len());
+        for (id, path) in files {
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = String::from_utf8(bytes.clone())
+                .map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+            let rel = path.strip_prefix(dir).unwrap_or(&path);
+            hashed.push((rel.to_string_lossy().replace('\\', "/"), bytes));
+            documents.push((id, text));
+        }
+        let index = super::build_index(&words, &documents, max_words)?;
+        languages.insert(language, index);
+    }
+    hashed.sort();
+    let mut sha = Sha256::new();
+    for (path, bytes) in &hashed {
+        sha.update(path.as_bytes());
+        sha.update([0]);
+        sha.update((bytes.len() as u64).to_le_bytes());
+        sha.update(bytes);
+    }
+    let file = IndexFile {
+        tokenizer: TOKENIZER_VERSION,
+        sources_sha256: hex::encode(sha.finalize()),
+        languages,
+    };
+    Ok(Some(file.to_bytes()))
+}
+
+/// A directory's entries, sorted by name (a listing's order is the file system's).
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let read = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut out = Vec::new();
+    for entry in read {
+        out.push(entry.map_err(|e| format!("{}: {e}", dir.display()))?.path());
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn file_name(path: &Path) -> Result<String, String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| format!("{}: not a UTF-8 name", path.display()))
+}
+
+/// The `.md` and `.txt` files under `dir` as (doc id, path): the id is the path under the
+/// language's directory, without extension, with `/` between folders. Other files are not
+/// documents (an image a page links to) and are skipped.
+fn collect_documents(
+    dir: &Path,
+    prefix: &str,
+    out: &mut Vec<(String, PathBuf)>,
+) -> Result<(), String> {
+    for path in sorted_entries(dir)? {
+        let name = file_name(&path)?;
+        if path.is_dir() {
+            collect_documents(&path, &format!("{prefix}{name}/"), out)?;
+            continue;
+        }
+        let stem = name
+            .strip_suffix(".md")
+            .or_else(|| name.strip_suffix(".txt"));
+        if let Some(stem) = stem {
+            out.push((format!("{prefix}{stem}"), path));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bot::words::{default_words, Words};
+    use crate::bot::words::default_words;
     use crate::knowledge::{build_index, search};
 
     fn en() -> Words {
@@ -576,5 +688,42 @@ mod tests {
             framed.append(&mut r);
             assert!(IndexFile::from_bytes(&framed).is_err());
         }
+    }
+
+    #[test]
+    fn a_bundle_directory_builds_the_same_bytes_twice() {
+        let dir = std::env::temp_dir().join(format!("knowledge-{}", ulid::Ulid::new()));
+        assert_eq!(build_bundle_index(&dir, 60), Ok(None));
+        let en = dir.join("knowledge/en/help");
+        std::fs::create_dir_all(&en).unwrap();
+        std::fs::create_dir_all(dir.join("words")).unwrap();
+        let words = crate::bot::embedded::FILES
+            .iter()
+            .find(|(p, _)| *p == "words/en.toml")
+            .unwrap()
+            .1;
+        std::fs::write(dir.join("words/en.toml"), words).unwrap();
+        for (id, text) in corpus() {
+            std::fs::write(en.join(format!("{id}.md")), text).unwrap();
+        }
+        std::fs::write(en.join("lamp.png"), [0u8, 1, 2]).unwrap();
+
+        let a = build_bundle_index(&dir, 60).unwrap().unwrap();
+        let b = build_bundle_index(&dir, 60).unwrap().unwrap();
+        assert_eq!(a, b);
+        let file = IndexFile::from_bytes(&a).unwrap();
+        let index = &file.languages["en"];
+        assert_eq!(index.docs[0].id, "help/care");
+        assert_eq!(file.sources_sha256.len(), 64);
+        // The sources' hash follows the sources.
+        std::fs::write(en.join("care.md"), "# Care\nDust it.\n").unwrap();
+        let c = IndexFile::from_bytes(&build_bundle_index(&dir, 60).unwrap().unwrap()).unwrap();
+        assert_ne!(c.sources_sha256, file.sources_sha256);
+        // A language without its words file is an error that names it.
+        std::fs::create_dir_all(dir.join("knowledge/xx")).unwrap();
+        assert!(build_bundle_index(&dir, 60)
+            .unwrap_err()
+            .contains("xx.toml"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

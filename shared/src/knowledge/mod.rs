@@ -5,9 +5,10 @@
 //! a grounded answer is only ever written from the passages it returns.
 //!
 //! Pure code: reading a document (`source`), cutting it (`chunk`), the tokenizer shared by
-//! index and query (`tokens`), BM25 and the `knowledge.bin` format (`index`). Not wired in
-//! yet: `switchboard train` does not write `knowledge.bin`, the bundle loader does not read
-//! it, and the dialogue does not search it.
+//! index and query (`tokens`), BM25 and the `knowledge.bin` format (`index`); only
+//! `index::build_bundle_index`, given a bundle's directory, reads files. Not wired in yet:
+//! `switchboard train` does not call it, the bundle loader does not read `knowledge.bin`,
+//! and the dialogue does not search it.
 
 pub mod chunk;
 pub mod index;
