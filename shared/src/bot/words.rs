@@ -63,6 +63,8 @@ pub struct Lists {
     pub asking: Set,
     pub attributes: Set,
     pub articles: Set,
+    /// `[retrieval] stop`: question words the help-document search leaves out.
+    pub retrieval_stop: Set,
     pub plural_endings: Vec<(String, String, usize)>,
     pub singular_endings: Vec<String>,
     pub irregular: HashMap<String, String>,
@@ -218,6 +220,7 @@ static SCHEMA: Schema = Schema::Keys(&[
             ("articles", &LEAF),
         ]),
     ),
+    ("retrieval", &Schema::Keys(&[("stop", &LEAF)])),
     (
         "plurals",
         &Schema::Keys(&[
@@ -313,6 +316,14 @@ struct RawProducts {
     articles: List,
 }
 
+/// Optional: what the help-document search leaves out of a question besides articles and
+/// filler ("how", "do", "where"), so a question's own words do not count against a passage.
+#[derive(Deserialize, Default)]
+struct RawRetrieval {
+    #[serde(default)]
+    stop: List,
+}
+
 #[derive(Deserialize)]
 struct RawEnding {
     plural: String,
@@ -340,6 +351,8 @@ struct RawWords {
     numbers: RawNumbers,
     dates: RawDates,
     products: RawProducts,
+    #[serde(default)]
+    retrieval: RawRetrieval,
     plurals: RawPlurals,
 }
 
@@ -791,6 +804,7 @@ fn compile(
     let asking = set(&mut ck, "products.asking", &p.asking, false);
     let attributes = set(&mut ck, "products.attributes", &p.attributes, false);
     let articles = set(&mut ck, "products.articles", &p.articles, false);
+    let retrieval_stop = set(&mut ck, "retrieval.stop", &raw.retrieval.stop, false);
 
     let pl = &raw.plurals;
     let mut plural_endings = Vec::new();
@@ -843,6 +857,7 @@ fn compile(
         asking,
         attributes,
         articles,
+        retrieval_stop,
         plural_endings,
         singular_endings: pl.singular_endings.clone(),
         irregular,

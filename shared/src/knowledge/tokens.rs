@@ -4,15 +4,15 @@
 //! It reads words as the rest of the bot does (`message_words`: lower-cased letters, digits
 //! and apostrophes), leaves accents out (customers do: "devolucion"), reads a plural as its
 //! singular by the language's own endings (a light stemmer the bundle already keeps), and
-//! drops the words that tell one passage from no other: the language's articles and filler
-//! words, and single letters. Digits are kept as written: "30 days" must not match "14 days"
+//! drops the words that tell one passage from no other: the language's articles, filler and
+//! question words (`[retrieval] stop`), and single letters. Digits are kept as written: "30 days" must not match "14 days"
 //! (`features::words`, which folds every digit to 0, is for the intent model, not this).
 
 use crate::bot::words::{message_words, without_accents, Words};
 
 /// Bumped whenever `tokenize` reads text differently: an index built by another version
 /// holds tokens a query would no longer produce, so it is refused rather than searched.
-pub const TOKENIZER_VERSION: u32 = 1;
+pub const TOKENIZER_VERSION: u32 = 2;
 
 /// The tokens of `text` in the language of `words`, in order, repeats kept (term frequency).
 pub fn tokenize(words: &Words, text: &str) -> Vec<String> {
@@ -45,9 +45,11 @@ pub fn tokenize(words: &Words, text: &str) -> Vec<String> {
     out
 }
 
-/// Articles and filler words. The lists hold each word with and without its accents.
+/// Articles, filler words and the question words of `[retrieval] stop` ("how", "do",
+/// "where": kept, they would count against every passage a question is about). The lists hold
+/// each word with and without its accents.
 fn is_stop(words: &Words, w: &str) -> bool {
-    words.articles.contains(w) || words.filler.contains(w)
+    words.articles.contains(w) || words.filler.contains(w) || words.retrieval_stop.contains(w)
 }
 
 #[cfg(test)]
@@ -64,12 +66,32 @@ mod tests {
         let en = words("en");
         assert_eq!(
             tokenize(&en, "Can I return the lamps within 30 days?"),
-            ["can", "return", "lamp", "within", "30", "day"]
+            ["return", "lamp", "within", "30", "day"]
         );
         // Apostrophes split; the single letters go.
         assert_eq!(tokenize(&en, "The shop's policies"), ["shop", "policy"]);
         // A stop word is dropped in either form ("does" would be read as "doe").
         assert_eq!(tokenize(&en, "does it"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn question_words_are_dropped() {
+        let en = words("en");
+        assert_eq!(tokenize(&en, "How do I return a lamp?"), ["return", "lamp"]);
+        assert_eq!(tokenize(&en, "Where do you ship?"), ["ship"]);
+        assert_eq!(tokenize(&en, "How long does shipping take?"), ["shipping", "take"]);
+        assert_eq!(
+            tokenize(&words("es"), "¿Cómo puedo devolver una lámpara?"),
+            ["devolver", "lampara"]
+        );
+        assert_eq!(
+            tokenize(&words("fr"), "Comment puis-je retourner une lampe ?"),
+            ["retourner", "lampe"]
+        );
+        assert_eq!(
+            tokenize(&words("de"), "Wie kann ich eine Lampe zurückgeben?"),
+            ["lamp", "zuruckgeb"]
+        );
     }
 
     #[test]
@@ -84,7 +106,7 @@ mod tests {
         let es = words("es");
         assert_eq!(
             tokenize(&es, "¿Cuál es el plazo de devolución de las lámparas?"),
-            ["es", "plazo", "devolucion", "lampara"]
+            ["plazo", "devolucion", "lampara"]
         );
         assert_eq!(
             tokenize(&es, "devolucion lamparas"),
