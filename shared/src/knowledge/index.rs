@@ -119,7 +119,6 @@ impl Index {
             avg_len: 0.0,
             terms: BTreeMap::new(),
         };
-        let mut total: u64 = 0;
         for (doc, chunks) in docs {
             let d = index.docs.len() as u32;
             index.docs.push(doc);
@@ -141,7 +140,6 @@ impl Index {
                 }
                 let len = heading_tokens.len() * usize::from(HEADING_WEIGHT) + text_tokens.len();
                 let len = u32::try_from(len).unwrap_or(u32::MAX);
-                total += u64::from(len);
                 for (t, n) in tf {
                     index.terms.entry(t.to_string()).or_default().push((p, n));
                 }
@@ -154,9 +152,7 @@ impl Index {
                 });
             }
         }
-        if !index.passages.is_empty() {
-            index.avg_len = (total as f64 / index.passages.len() as f64) as f32;
-        }
+        index.avg_len = mean_len(&index.passages);
         index
     }
 
@@ -228,26 +224,58 @@ impl Index {
 
     /// Whether every reference inside holds: a file that parses as JSON but points outside
     /// its own lists is refused at load, so searching it cannot go wrong later.
-    fn check(&self, language: &str) -> Result<(), FormatError> {
+    ///
+    /// A postings list must name each passage once, in ascending order, with a term frequency
+    /// of at least 1 and no more than the passage's length: a passage named twice would count
+    /// a token twice (coverage over 1) and a list longer than the passages would make idf
+    /// negative. The average length is recomputed from the passages (a stored one that
+    /// disagrees is refused), so a length cannot be made up either.
+    fn check(&mut self, language: &str) -> Result<(), FormatError> {
         let bad = |what: String| FormatError::Inconsistent(format!("{language}: {what}"));
         for p in &self.passages {
             if p.doc as usize >= self.docs.len() {
                 return Err(bad(format!("passage {} names document {}", p.id, p.doc)));
             }
         }
-        if !self.avg_len.is_finite() || self.avg_len < 0.0 {
-            return Err(bad("average length is not a length".to_string()));
-        }
         for (t, postings) in &self.terms {
-            if let Some(&(p, _)) = postings
-                .iter()
-                .find(|(p, _)| *p as usize >= self.passages.len())
-            {
-                return Err(bad(format!("term {t:?} names passage {p}")));
+            let mut last: Option<u32> = None;
+            for &(p, tf) in postings {
+                let Some(passage) = self.passages.get(p as usize) else {
+                    return Err(bad(format!("term {t:?} names passage {p}")));
+                };
+                if last.is_some_and(|l| p <= l) {
+                    return Err(bad(format!(
+                        "term {t:?}: passages not in ascending order, or one named twice ({p})"
+                    )));
+                }
+                if tf == 0 || u32::from(tf) > passage.len {
+                    return Err(bad(format!(
+                        "term {t:?}: frequency {tf} in passage {p} of length {}",
+                        passage.len
+                    )));
+                }
+                last = Some(p);
             }
         }
+        let computed = mean_len(&self.passages);
+        if !self.avg_len.is_finite() || (self.avg_len - computed).abs() > 1e-3 * computed.max(1.0) {
+            return Err(bad(format!(
+                "average length {} is not the passages' ({computed})",
+                self.avg_len
+            )));
+        }
+        self.avg_len = computed;
         Ok(())
     }
+}
+
+/// The passages' mean length (0 for none), as `Index::build` stores it.
+fn mean_len(passages: &[Passage]) -> f32 {
+    if passages.is_empty() {
+        return 0.0;
+    }
+    let total: u64 = passages.iter().map(|p| u64::from(p.len)).sum();
+    (total as f64 / passages.len() as f64) as f32
 }
 
 /// Why bytes are not a knowledge index.
@@ -301,7 +329,7 @@ impl IndexFile {
                 actual: body.len() as u64,
             });
         }
-        let file: IndexFile =
+        let mut file: IndexFile =
             serde_json::from_slice(body).map_err(|e| FormatError::Json(e.to_string()))?;
         if file.tokenizer != TOKENIZER_VERSION {
             return Err(FormatError::Tokenizer {
@@ -309,7 +337,7 @@ impl IndexFile {
                 expected: TOKENIZER_VERSION,
             });
         }
-        for (language, index) in &file.languages {
+        for (language, index) in &mut file.languages {
             index.check(language)?;
         }
         Ok(file)
@@ -668,6 +696,60 @@ mod tests {
             IndexFile::from_bytes(&f.to_bytes()),
             Err(FormatError::Tokenizer { .. })
         ));
+    }
+
+    /// The good file's body as JSON, changed by `edit`, framed again.
+    fn corrupted(edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+        let good = file(build_index(&en(), &corpus(), 60).unwrap()).to_bytes();
+        let mut body: serde_json::Value = serde_json::from_slice(&good[HEADER..]).unwrap();
+        edit(&mut body["languages"]["en"]);
+        let body = serde_json::to_vec(&body).unwrap();
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn corrupt_postings_and_lengths_are_refused() {
+        // Unchanged, the round trip through JSON reads.
+        assert!(IndexFile::from_bytes(&corrupted(|_| {})).is_ok());
+        let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+            let r = IndexFile::from_bytes(&corrupted(edit));
+            assert!(matches!(r, Err(FormatError::Inconsistent(_))), "{r:?}");
+        };
+        // "lamp" naming its first passage again: counted twice, coverage would pass 1.
+        refused(&|en| {
+            let lamp = en["terms"]["lamp"].as_array_mut().unwrap();
+            let first = lamp[0].clone();
+            lamp.push(first);
+        });
+        // Passages out of order.
+        refused(&|en| {
+            en["terms"]["lamp"].as_array_mut().unwrap().reverse();
+        });
+        // A posting more often than the passages (df > N: a negative idf).
+        refused(&|en| {
+            let n = en["passages"].as_array().unwrap().len();
+            en["terms"]["ghost"] = (0..n)
+                .chain([0])
+                .map(|p| serde_json::json!([p, 1]))
+                .collect();
+        });
+        // A frequency of 0, or longer than its passage.
+        refused(&|en| en["terms"]["lamp"][0][1] = 0.into());
+        refused(&|en| en["terms"]["lamp"][0][1] = 60000.into());
+        // An average length that is not the passages'.
+        refused(&|en| en["avg_len"] = (-3.0).into());
+        refused(&|en| en["avg_len"] = 1000.0.into());
+
+        // What loads searches within its bounds.
+        let words = en();
+        let f = IndexFile::from_bytes(&corrupted(|_| {})).unwrap();
+        for h in search(&f.languages["en"], &words, "return lamp lamp brass", 5) {
+            assert!(h.relevance > 0.0 && h.relevance < 1.0, "{h:?}");
+            assert!(h.coverage > 0.0 && h.coverage <= 1.0, "{h:?}");
+        }
     }
 
     #[test]

@@ -79,7 +79,10 @@ mod tests {
         let en = words("en");
         assert_eq!(tokenize(&en, "How do I return a lamp?"), ["return", "lamp"]);
         assert_eq!(tokenize(&en, "Where do you ship?"), ["ship"]);
-        assert_eq!(tokenize(&en, "How long does shipping take?"), ["shipping", "take"]);
+        assert_eq!(
+            tokenize(&en, "How long does shipping take?"),
+            ["shipping", "take"]
+        );
         assert_eq!(
             tokenize(&words("es"), "¿Cómo puedo devolver una lámpara?"),
             ["devolver", "lampara"]
