@@ -140,10 +140,17 @@ impl Words {
     }
 }
 
+/// The default bundle's words file of `language`, as compiled in, if it ships one.
+pub fn default_words_bytes(language: &str) -> Option<&'static [u8]> {
+    let rel = format!("words/{language}.toml");
+    let (_, bytes) = super::embedded::FILES.iter().find(|(p, _)| *p == rel)?;
+    Some(bytes)
+}
+
 /// The default bundle's words file of `language`, parsed, if it ships one.
 pub fn default_words(language: &str) -> Option<Result<Words, BundleErrors>> {
     let rel = format!("words/{language}.toml");
-    let (_, bytes) = super::embedded::FILES.iter().find(|(p, _)| *p == rel)?;
+    let bytes = default_words_bytes(language)?;
     let file = format!("{}/{rel}", super::embedded::ROOT);
     Some(match std::str::from_utf8(bytes) {
         Ok(text) => Words::parse(&file, language, text),

@@ -367,19 +367,8 @@ pub fn build_bundle_index(dir: &Path, max_words: usize) -> Result<Option<Vec<u8>
                 entry.display()
             ));
         }
-        let words_rel = format!("words/{language}.toml");
-        let words_path = dir.join(&words_rel);
-        let words_bytes = std::fs::read(&words_path).map_err(|e| {
-            format!(
-                "{}: {e} (knowledge/{language}/ needs it)",
-                words_path.display()
-            )
-        })?;
-        let words_text = std::str::from_utf8(&words_bytes)
-            .map_err(|_| format!("{}: not UTF-8 text", words_path.display()))?;
-        let words = Words::parse(&words_path.display().to_string(), &language, words_text)
-            .map_err(|e| e.to_string())?;
-        hashed.push((words_rel, words_bytes.clone()));
+        let (words, words_hashed) = bundle_words(dir, &language)?;
+        hashed.push(words_hashed);
 
         let mut files = Vec::new();
         collect_documents(&entry, "", &mut files)?;
@@ -409,6 +398,41 @@ pub fn build_bundle_index(dir: &Path, max_words: usize) -> Result<Option<Vec<u8>
         languages,
     };
     Ok(Some(file.to_bytes()))
+}
+
+/// The words a language's documents are read with, as the bundle loader finds them: the
+/// bundle's `words/<lang>.toml`, else the default bundle's file of that language (compiled
+/// in). With them, what goes into the sources' hash: the bundle's file under its path, or the
+/// default one's bytes under `default:words/<lang>.toml` (so switching from one to the other
+/// changes the hash even when the bytes are equal).
+fn bundle_words(dir: &Path, language: &str) -> Result<(Words, (String, Vec<u8>)), String> {
+    let words_rel = format!("words/{language}.toml");
+    let words_path = dir.join(&words_rel);
+    let (file, hashed_as, bytes) = if words_path.exists() {
+        let bytes = std::fs::read(&words_path).map_err(|e| {
+            format!(
+                "{}: {e} (knowledge/{language}/ needs it)",
+                words_path.display()
+            )
+        })?;
+        (words_path.display().to_string(), words_rel, bytes)
+    } else {
+        let Some(bytes) = crate::bot::words::default_words_bytes(language) else {
+            return Err(format!(
+                "{}: missing, and the default bundle has no words for {language:?} \
+                 (knowledge/{language}/ needs them)",
+                words_path.display()
+            ));
+        };
+        (
+            format!("(default) {words_rel}"),
+            format!("default:{words_rel}"),
+            bytes.to_vec(),
+        )
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| format!("{file}: not UTF-8 text"))?;
+    let words = Words::parse(&file, language, text).map_err(|e| e.to_string())?;
+    Ok((words, (hashed_as, bytes)))
 }
 
 /// A directory's entries, sorted by name (a listing's order is the file system's).
@@ -815,6 +839,28 @@ mod tests {
         assert!(build_bundle_index(&dir, 60)
             .unwrap_err()
             .contains("xx.toml"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_language_without_its_words_file_reads_with_the_default_one() {
+        let dir = std::env::temp_dir().join(format!("knowledge-{}", ulid::Ulid::new()));
+        let en = dir.join("knowledge/en");
+        std::fs::create_dir_all(&en).unwrap();
+        for (id, text) in corpus() {
+            std::fs::write(en.join(format!("{id}.md")), text).unwrap();
+        }
+        // No words/ at all: the bundle loader reads English with the default file, and so
+        // does the index.
+        let default =
+            IndexFile::from_bytes(&build_bundle_index(&dir, 60).unwrap().unwrap()).unwrap();
+        std::fs::create_dir_all(dir.join("words")).unwrap();
+        let words = crate::bot::words::default_words_bytes("en").unwrap();
+        std::fs::write(dir.join("words/en.toml"), words).unwrap();
+        let own = IndexFile::from_bytes(&build_bundle_index(&dir, 60).unwrap().unwrap()).unwrap();
+        assert_eq!(default.languages, own.languages);
+        // The hash says which was used.
+        assert_ne!(default.sources_sha256, own.sources_sha256);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
