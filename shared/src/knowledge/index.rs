@@ -372,6 +372,7 @@ pub fn build_bundle_index(dir: &Path, max_words: usize) -> Result<Option<Vec<u8>
 
         let mut files = Vec::new();
         collect_documents(&entry, "", &mut files)?;
+        check_unique_ids(&mut files)?;
         let mut documents = Vec::with_capacity(files.len());
         for (id, path) in files {
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -433,6 +434,24 @@ fn bundle_words(dir: &Path, language: &str) -> Result<(Words, (String, Vec<u8>))
     let text = std::str::from_utf8(&bytes).map_err(|_| format!("{file}: not UTF-8 text"))?;
     let words = Words::parse(&file, language, text).map_err(|e| e.to_string())?;
     Ok((words, (hashed_as, bytes)))
+}
+
+/// Sorts the documents by id and refuses two files of one id ("returns.md" and
+/// "returns.txt"): a passage id would name either, and which one was indexed would depend on
+/// the listing.
+fn check_unique_ids(files: &mut [(String, PathBuf)]) -> Result<(), String> {
+    files.sort();
+    for pair in files.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            return Err(format!(
+                "{} and {}: two documents of the id {:?}; rename or remove one",
+                pair[0].1.display(),
+                pair[1].1.display(),
+                pair[0].0
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A directory's entries, sorted by name (a listing's order is the file system's).
@@ -840,6 +859,35 @@ mod tests {
             .unwrap_err()
             .contains("xx.toml"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn two_files_of_one_doc_id_are_an_error_naming_both() {
+        let dir = std::env::temp_dir().join(format!("knowledge-{}", ulid::Ulid::new()));
+        let lang = dir.join("knowledge/en");
+        std::fs::create_dir_all(lang.join("policies")).unwrap();
+        std::fs::write(lang.join("shipping.md"), "# Shipping\nWe ship to Europe.\n").unwrap();
+        std::fs::write(
+            lang.join("policies/returns.md"),
+            "# Returns\nWithin 45 days.\n",
+        )
+        .unwrap();
+        std::fs::write(
+            lang.join("policies/returns.txt"),
+            "Returns within 30 days.\n",
+        )
+        .unwrap();
+        let err = build_bundle_index(&dir, 60).unwrap_err();
+        assert!(err.contains("policies/returns.md"), "{err}");
+        assert!(err.contains("policies/returns.txt"), "{err}");
+        assert!(err.contains("\"policies/returns\""), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Handed documents directly, the same.
+        let docs = [
+            ("returns".to_string(), "Within 45 days.".to_string()),
+            ("returns".to_string(), "Within 30 days.".to_string()),
+        ];
+        assert!(build_index(&en(), &docs, 60).is_err());
     }
 
     #[test]

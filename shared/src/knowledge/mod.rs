@@ -29,6 +29,9 @@ pub fn build_index(
 ) -> Result<Index, String> {
     let mut sorted: Vec<&(String, String)> = documents.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(pair) = sorted.windows(2).find(|p| p[0].0 == p[1].0) {
+        return Err(format!("{}: two documents of this id", pair[0].0));
+    }
     let mut docs = Vec::with_capacity(sorted.len());
     for (id, text) in sorted {
         let stem = id.rsplit('/').next().unwrap_or(id);
