@@ -42,6 +42,30 @@ struct FrontMatter {
     url: Option<String>,
 }
 
+/// `text` without its HTML comments (`<!-- … -->`, on one line or across several): notes to
+/// the document's writers are never indexed, so never quoted to a customer. A comment's line
+/// breaks are kept, so the lines around it stay lines; one left open hides the rest, as it
+/// does in a browser.
+fn without_comments(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("<!--") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<!--") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 4..];
+        let (hidden, next) = match after.find("-->") {
+            Some(end) => (&after[..end], &after[end + 3..]),
+            None => (after, ""),
+        };
+        out.extend(hidden.chars().filter(|&c| c == '\n'));
+        rest = next;
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 /// Parses a document's text; `stem` (the file name without extension) is the title of last
 /// resort. The error says what is wrong with the front matter, the only part that can be.
 pub fn parse(stem: &str, text: &str) -> Result<Document, String> {
@@ -79,6 +103,7 @@ pub fn parse(stem: &str, text: &str) -> Result<Document, String> {
         }
     };
 
+    let body = without_comments(body);
     for raw in body.lines() {
         let line = raw.trim_end();
         let fence = line.trim_start();
@@ -321,6 +346,38 @@ Rugs cut to size are _final sale_.\n\
 \n\
 ## Postage\n\
 See [our postage table](https://lanterns.example/postage) for the rates.\n";
+
+    #[test]
+    fn html_comments_are_never_read() {
+        let doc = parse(
+            "returns",
+            "# Returns\n\
+             Lamps go back within 45 days.<!-- staff: we allow 60 --> Unused only.\n\
+             <!-- TODO ask Marta\n\
+             about the secret discount code LAMP50 -->\n\
+             ## Postage <!-- check -->\n\
+             A label costs 6 euros.\n\
+             <!-- left open: the rest is hidden\n\
+             internal phone 555-0100\n",
+        )
+        .unwrap();
+        let all: String = doc
+            .sections
+            .iter()
+            .map(|s| format!("{} | {}\n", s.heading(), s.paragraphs.join(" / ")))
+            .collect();
+        for hidden in ["staff", "60", "Marta", "LAMP50", "check", "open", "555"] {
+            assert!(!all.contains(hidden), "{hidden}: {all}");
+        }
+        assert!(all.contains("Lamps go back within 45 days."), "{all}");
+        assert!(all.contains("Unused only."), "{all}");
+        assert!(
+            all.contains("Returns › Postage | A label costs 6 euros."),
+            "{all}"
+        );
+        assert_eq!(without_comments("no comment"), "no comment");
+        assert_eq!(without_comments("a<!--x\ny-->b"), "a\nb");
+    }
 
     #[test]
     fn front_matter_gives_title_and_url() {
