@@ -454,12 +454,18 @@ fn check_unique_ids(files: &mut [(String, PathBuf)]) -> Result<(), String> {
     Ok(())
 }
 
-/// A directory's entries, sorted by name (a listing's order is the file system's).
+/// A directory's entries, sorted by name (a listing's order is the file system's), without
+/// the hidden ones: `.DS_Store`, an editor's `.#returns.md` lock or `.returns.md.swp`, a
+/// `.git` folder are no one's help pages.
 fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let read = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut out = Vec::new();
     for entry in read {
-        out.push(entry.map_err(|e| format!("{}: {e}", dir.display()))?.path());
+        let entry = entry.map_err(|e| format!("{}: {e}", dir.display()))?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
+        out.push(entry.path());
     }
     out.sort();
     Ok(out)
@@ -888,6 +894,32 @@ mod tests {
             ("returns".to_string(), "Within 30 days.".to_string()),
         ];
         assert!(build_index(&en(), &docs, 60).is_err());
+    }
+
+    #[test]
+    fn hidden_files_and_folders_are_skipped() {
+        let dir = std::env::temp_dir().join(format!("knowledge-{}", ulid::Ulid::new()));
+        let lang = dir.join("knowledge/en");
+        std::fs::create_dir_all(lang.join(".drafts")).unwrap();
+        std::fs::write(dir.join("knowledge/.DS_Store"), [0u8, 0xff]).unwrap();
+        std::fs::write(lang.join(".DS_Store"), [0u8, 0xff]).unwrap();
+        std::fs::write(lang.join("returns.md"), "# Returns\nWithin 45 days.\n").unwrap();
+        // An editor's lock file of the page would be indexed as a page of its own.
+        std::fs::write(lang.join(".#returns.md"), "# Returns\nWithin 30 days.\n").unwrap();
+        std::fs::write(
+            lang.join(".drafts/secret.md"),
+            "# Secret\nUnreleased lamps.\n",
+        )
+        .unwrap();
+        let file = IndexFile::from_bytes(&build_bundle_index(&dir, 60).unwrap().unwrap()).unwrap();
+        assert_eq!(file.languages.keys().collect::<Vec<_>>(), ["en"]);
+        let ids: Vec<&str> = file.languages["en"]
+            .docs
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(ids, ["returns"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
