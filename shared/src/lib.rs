@@ -27,6 +27,7 @@ pub mod http_event;
 pub mod intent_model;
 pub mod io_clock;
 pub mod jobs;
+pub mod knowledge;
 pub mod language;
 pub mod links;
 pub mod matching;

@@ -63,6 +63,8 @@ pub struct Lists {
     pub asking: Set,
     pub attributes: Set,
     pub articles: Set,
+    /// `[retrieval] stop`: question words the help-document search leaves out.
+    pub retrieval_stop: Set,
     pub plural_endings: Vec<(String, String, usize)>,
     pub singular_endings: Vec<String>,
     pub irregular: HashMap<String, String>,
@@ -138,10 +140,17 @@ impl Words {
     }
 }
 
+/// The default bundle's words file of `language`, as compiled in, if it ships one.
+pub fn default_words_bytes(language: &str) -> Option<&'static [u8]> {
+    let rel = format!("words/{language}.toml");
+    let (_, bytes) = super::embedded::FILES.iter().find(|(p, _)| *p == rel)?;
+    Some(bytes)
+}
+
 /// The default bundle's words file of `language`, parsed, if it ships one.
 pub fn default_words(language: &str) -> Option<Result<Words, BundleErrors>> {
     let rel = format!("words/{language}.toml");
-    let (_, bytes) = super::embedded::FILES.iter().find(|(p, _)| *p == rel)?;
+    let bytes = default_words_bytes(language)?;
     let file = format!("{}/{rel}", super::embedded::ROOT);
     Some(match std::str::from_utf8(bytes) {
         Ok(text) => Words::parse(&file, language, text),
@@ -218,6 +227,7 @@ static SCHEMA: Schema = Schema::Keys(&[
             ("articles", &LEAF),
         ]),
     ),
+    ("retrieval", &Schema::Keys(&[("stop", &LEAF)])),
     (
         "plurals",
         &Schema::Keys(&[
@@ -313,6 +323,14 @@ struct RawProducts {
     articles: List,
 }
 
+/// Optional: what the help-document search leaves out of a question besides articles and
+/// filler ("how", "do", "where"), so a question's own words do not count against a passage.
+#[derive(Deserialize, Default)]
+struct RawRetrieval {
+    #[serde(default)]
+    stop: List,
+}
+
 #[derive(Deserialize)]
 struct RawEnding {
     plural: String,
@@ -340,6 +358,8 @@ struct RawWords {
     numbers: RawNumbers,
     dates: RawDates,
     products: RawProducts,
+    #[serde(default)]
+    retrieval: RawRetrieval,
     plurals: RawPlurals,
 }
 
@@ -791,6 +811,7 @@ fn compile(
     let asking = set(&mut ck, "products.asking", &p.asking, false);
     let attributes = set(&mut ck, "products.attributes", &p.attributes, false);
     let articles = set(&mut ck, "products.articles", &p.articles, false);
+    let retrieval_stop = set(&mut ck, "retrieval.stop", &raw.retrieval.stop, false);
 
     let pl = &raw.plurals;
     let mut plural_endings = Vec::new();
@@ -843,6 +864,7 @@ fn compile(
         asking,
         attributes,
         articles,
+        retrieval_stop,
         plural_endings,
         singular_endings: pl.singular_endings.clone(),
         irregular,
