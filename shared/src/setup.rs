@@ -76,12 +76,15 @@ pub fn lambda_aws<F: Fn(&str) -> Option<String>>(
         .optional("AWS_REGION")
         .or_else(|| env.optional("AWS_DEFAULT_REGION"))
         .ok_or(ConfigError::Missing("AWS_REGION"))?;
+    // One client (one pool of connections) for the services and, where used, the container
+    // credentials endpoint.
+    let http = crate::aws_http::ReqwestHttpClient::shared();
     let mut builder = aws_config::SdkConfig::builder()
         .region(aws_config::Region::new(region))
-        .credentials_provider(lambda_credentials(env)?)
+        .credentials_provider(lambda_credentials(env, http.clone())?)
         .identity_cache(aws_config::identity::IdentityCache::lazy().build())
         .behavior_version(aws_config::BehaviorVersion::latest())
-        .http_client(crate::aws_http::ReqwestHttpClient::shared())
+        .http_client(http)
         .retry_config(aws_config::retry::RetryConfig::standard())
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
@@ -109,6 +112,7 @@ pub fn lambda_aws<F: Fn(&str) -> Option<String>>(
 /// but a variant that does so would otherwise lose its credentials). ~76 KB.
 fn lambda_credentials<F: Fn(&str) -> Option<String>>(
     env: &Env<F>,
+    http: aws_smithy_runtime_api::client::http::SharedHttpClient,
 ) -> Result<aws_credential_types::provider::SharedCredentialsProvider, ConfigError> {
     use aws_credential_types::provider::SharedCredentialsProvider;
     let Some(access_key) = env.optional("AWS_ACCESS_KEY_ID") else {
@@ -120,7 +124,7 @@ fn lambda_credentials<F: Fn(&str) -> Option<String>>(
             // The provider reads the process environment itself (the URI, its token or token
             // file), as the default chain's does.
             let provider = aws_config::provider_config::ProviderConfig::empty()
-                .with_http_client(crate::aws_http::ReqwestHttpClient::shared())
+                .with_http_client(http)
                 .with_sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new());
             return Ok(SharedCredentialsProvider::new(
                 aws_config::ecs::EcsCredentialsProvider::builder()

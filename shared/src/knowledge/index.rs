@@ -376,8 +376,9 @@ pub fn build_bundle_index(dir: &Path, max_words: usize) -> Result<Option<Vec<u8>
         let mut documents = Vec::with_capacity(files.len());
         for (id, path) in files {
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let text = String::from_utf8(bytes.clone())
-                .map_err(|_| format!("{}: not UTF-8 text", path.display()))?;
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|_| format!("{}: not UTF-8 text", path.display()))?
+                .to_owned();
             let rel = path.strip_prefix(dir).unwrap_or(&path);
             hashed.push((rel.to_string_lossy().replace('\\', "/"), bytes));
             documents.push((id, text));
